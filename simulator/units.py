@@ -17,7 +17,7 @@ _BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50}
 
 _NUMBER = r"(?P<num>[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
 _BYTES_RE = re.compile(_NUMBER + r"\s*(?P<prefix>Ki|Mi|Gi|Ti|Pi|[kKMGTPE]?)(?P<unit>B|b|bit|bits|byte|bytes)?$")
-_RATE_RE = re.compile(_NUMBER + r"\s*(?P<prefix>Ki|Mi|Gi|Ti|Pi|[kKMGTPE]?)(?P<unit>B|b|bit|bits|bps)(?:/s|ps)?$")
+_RATE_RE = re.compile(_NUMBER + r"\s*(?P<prefix>Ki|Mi|Gi|Ti|Pi|[kKMGTPE]?)(?P<unit>B/s|Bps|b/s|bps|bit/s|bits/s)$")
 _TIME_RE = re.compile(_NUMBER + r"\s*(?P<unit>ns|us|µs|ms|s|sec|min|h|hr|d|day|days)$")
 _FLOPS_RE = re.compile(_NUMBER + r"\s*(?P<prefix>[kKMGTPE]?)(?:FLOP/s|FLOPS|flop/s|flops)$")
 
@@ -62,7 +62,7 @@ def parse_bandwidth(value: str | int | float) -> float:
     if not m:
         raise UnitError(f"expected a bandwidth such as '400 Gb/s' or '450 GB/s', got {value!r}")
     rate = float(m["num"]) * _prefix_factor(m["prefix"])
-    if m["unit"] != "B":
+    if not m["unit"].startswith("B"):
         rate /= 8
     if rate <= 0:
         raise UnitError(f"expected a positive bandwidth, got {value!r}")

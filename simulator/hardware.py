@@ -1,0 +1,130 @@
+"""GPU catalog: memory capacity, dense peak FLOP/s per datatype, HBM bandwidth, with sources.
+
+Peak FLOP/s are dense (NVIDIA's "with sparsity" figures / 2). Memory capacity is what the
+CUDA driver reports as total device memory (nvidia-smi "Memory-Usage" total, MiB), since
+that is the pool the allocator can fill; the marketing "80GB" of an A100 is 81,920 MiB.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Mapping
+
+MiB = 2**20
+GiB = 2**30
+TFLOPS = 1e12
+GBps = 1e9
+
+# Datatypes a precision computes in, mapped to the catalog key of its peak FLOP/s.
+DTYPES = ("fp64", "fp32", "tf32", "fp16", "bf16", "fp8")
+
+# Framework overhead per GPU, default for every catalog GPU (overridable per scenario):
+# CUDA context + kernel images of cuBLAS/cuDNN/NCCL loaded by PyTorch (typically 0.5-1 GiB
+# on Ampere/Hopper as nvidia-smi shows for an idle `torch.cuda.init()` process) plus NCCL
+# communicator buffers (NCCL_BUFFSIZE = 4 MiB per channel per peer, NCCL env docs).
+DEFAULT_CUDA_CONTEXT_BYTES = 1 * GiB
+
+# PyTorch's caching allocator rounds and splits blocks; reserved memory typically exceeds
+# allocated memory by a few percent on training workloads (torch.cuda.memory_reserved vs
+# memory_allocated). Applied to the tensor bytes; overridable (`training.allocator_reserve`).
+DEFAULT_ALLOCATOR_RESERVE_FRACTION = 0.05
+
+
+@dataclass(frozen=True)
+class GPU:
+    """One GPU model. Rates in FLOP/s and bytes/s; capacity in bytes."""
+
+    name: str
+    memory_bytes: int
+    peak_flops: Mapping[str, float]
+    hbm_bw_bytes_per_s: float
+    source: str
+    cuda_context_bytes: int = DEFAULT_CUDA_CONTEXT_BYTES
+    # Host-device link (for offload): PCIe Gen4 x16 = 32 GB/s per direction (PCI-SIG spec,
+    # 16 GT/s x 16 lanes x 128/130 encoding ~ 31.5 GB/s); Gen5 x16 doubles it.
+    pcie_bw_bytes_per_s: float = 32 * GBps
+    description: str = ""
+    calibration: Mapping[str, float] = field(default_factory=dict)
+
+    def __post_init__(self):
+        object.__setattr__(self, "peak_flops", MappingProxyType(dict(self.peak_flops)))
+        object.__setattr__(self, "calibration", MappingProxyType(dict(self.calibration)))
+        if self.memory_bytes <= 0:
+            raise ValueError(f"GPU {self.name}: memory must be positive")
+        if self.hbm_bw_bytes_per_s <= 0:
+            raise ValueError(f"GPU {self.name}: HBM bandwidth must be positive")
+        for dtype, rate in self.peak_flops.items():
+            if dtype not in DTYPES:
+                raise ValueError(f"GPU {self.name}: unknown datatype {dtype!r} (expected one of {DTYPES})")
+            if rate <= 0:
+                raise ValueError(f"GPU {self.name}: peak FLOP/s for {dtype} must be positive")
+
+    def peak(self, dtype: str) -> float:
+        """Dense peak FLOP/s for a datatype; KeyError if the GPU has no such unit."""
+        return self.peak_flops[dtype]
+
+    def supports(self, dtype: str) -> bool:
+        return dtype in self.peak_flops
+
+
+def _tf(**rates: float) -> dict[str, float]:
+    return {k: v * TFLOPS for k, v in rates.items()}
+
+
+_V100_SRC = ("NVIDIA Tesla V100 datasheet (SXM2): 125 TFLOPS fp16 tensor, 15.7 fp32, 7.8 fp64, "
+             "900 GB/s HBM2; no bf16/tf32 units")
+_A100_SRC = ("NVIDIA A100 datasheet (nvidia-a100-datasheet-us-nvidia-1758950-r4-web.pdf), SXM4: "
+             "312 TFLOPS bf16/fp16 dense, 156 tf32, 19.5 fp32, 9.7 fp64 (19.5 fp64 tensor)")
+_H100_SRC = ("NVIDIA H100 datasheet: SXM5 989.4 TFLOPS bf16/fp16 dense, 1978.9 fp8, 494.7 tf32, "
+             "66.9 fp32, 33.5 fp64 (67 fp64 tensor); 3.35 TB/s HBM3")
+_H100_PCIE_SRC = ("NVIDIA H100 datasheet: PCIe 756 TFLOPS bf16/fp16 dense, 1513 fp8, 378 tf32, 51 fp32, "
+                  "26 fp64; 2.0 TB/s HBM2e")
+_H200_SRC = ("NVIDIA H200 datasheet: SXM 989.4 TFLOPS bf16/fp16 dense, 1978.9 fp8, 494.7 tf32, "
+             "66.9 fp32; 141 GB HBM3e at 4.8 TB/s")
+
+GPU_CATALOG: dict[str, GPU] = {
+    gpu.name: gpu
+    for gpu in [
+        # nvidia-smi reports 16,160 MiB on V100-SXM2-16GB and 32,510 MiB on V100-SXM2-32GB.
+        GPU("v100-16gb", 16160 * MiB, _tf(fp64=7.8, fp32=15.7, fp16=125.0), 900 * GBps, _V100_SRC,
+            pcie_bw_bytes_per_s=16 * GBps, description="Tesla V100 SXM2 16GB"),
+        GPU("v100-32gb", 32510 * MiB, _tf(fp64=7.8, fp32=15.7, fp16=125.0), 900 * GBps, _V100_SRC,
+            pcie_bw_bytes_per_s=16 * GBps, description="Tesla V100 SXM2 32GB"),
+        # nvidia-smi reports 40,960 MiB (A100-SXM4-40GB) and 81,920 MiB (A100-SXM4-80GB).
+        GPU("a100-40gb", 40960 * MiB, _tf(fp64=9.7, fp32=19.5, tf32=156.0, fp16=312.0, bf16=312.0),
+            1555 * GBps, _A100_SRC + "; 40 GB HBM2 at 1,555 GB/s", description="A100 SXM4 40GB"),
+        GPU("a100-80gb", 81920 * MiB, _tf(fp64=9.7, fp32=19.5, tf32=156.0, fp16=312.0, bf16=312.0),
+            2039 * GBps, _A100_SRC + "; 80 GB HBM2e at 2,039 GB/s", description="A100 SXM4 80GB"),
+        # nvidia-smi reports 81,559 MiB on H100 80GB HBM3 and 143,771 MiB on H200.
+        GPU("h100-sxm-80gb", 81559 * MiB,
+            _tf(fp64=33.5, fp32=66.9, tf32=494.7, fp16=989.4, bf16=989.4, fp8=1978.9),
+            3350 * GBps, _H100_SRC, pcie_bw_bytes_per_s=64 * GBps, description="H100 SXM5 80GB"),
+        GPU("h100-pcie-80gb", 81559 * MiB,
+            _tf(fp64=26.0, fp32=51.0, tf32=378.0, fp16=756.0, bf16=756.0, fp8=1513.0),
+            2000 * GBps, _H100_PCIE_SRC, pcie_bw_bytes_per_s=64 * GBps, description="H100 PCIe 80GB"),
+        GPU("h200-141gb", 143771 * MiB,
+            _tf(fp64=33.5, fp32=66.9, tf32=494.7, fp16=989.4, bf16=989.4, fp8=1978.9),
+            4800 * GBps, _H200_SRC, pcie_bw_bytes_per_s=64 * GBps, description="H200 SXM 141GB"),
+    ]
+}
+
+GPU_ALIASES = {
+    "v100": "v100-32gb", "v100-sxm2-16gb": "v100-16gb", "v100-sxm2-32gb": "v100-32gb",
+    "a100": "a100-80gb", "a100-sxm4-40gb": "a100-40gb", "a100-sxm4-80gb": "a100-80gb",
+    "a100_80gb": "a100-80gb", "a100_40gb": "a100-40gb",
+    "h100": "h100-sxm-80gb", "h100-80gb": "h100-sxm-80gb", "h100-sxm5-80gb": "h100-sxm-80gb",
+    "h100-sxm": "h100-sxm-80gb", "h100-pcie": "h100-pcie-80gb",
+    "h200": "h200-141gb", "h200-sxm-141gb": "h200-141gb",
+}
+
+
+def gpu_names() -> list[str]:
+    return sorted(GPU_CATALOG)
+
+
+def get_gpu(name: str) -> GPU:
+    """A catalog GPU by name or alias (case-insensitive); KeyError if unknown."""
+    key = name.strip().lower()
+    key = GPU_ALIASES.get(key, key)
+    return GPU_CATALOG[key]

@@ -1,0 +1,122 @@
+"""Results -> the JSON contract and a readable text report. No computation of model values here."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from simulator.memory import MemoryBreakdown, PRECISION_BYTES, fit_suggestions
+from simulator.scenario import Scenario
+from simulator.units import fmt_bytes
+
+CONVENTION = ("ZeRO paper accounting (Rajbhandari et al. 2020): mixed-precision Adam = 2 (weights) + 2 "
+              "(gradients) + 12 (fp32 master, momentum, variance) bytes per parameter; GB = 1e9 bytes")
+
+
+def memory_section(scenario: Scenario, mem: MemoryBreakdown) -> dict[str, Any]:
+    params = scenario.model.params
+    # The rule of thumb "1B parameters = 4 GB at 32-bit" and its training multiple.
+    weights_fp32 = 4 * params
+    weights_native = PRECISION_BYTES[scenario.training.precision][0] * params
+    whole_job = mem.total_bytes * scenario.cluster.num_gpus
+    return {
+        "per_gpu": {
+            "params_bytes": mem.params_bytes,
+            "grads_bytes": mem.grads_bytes,
+            "optimizer_bytes": mem.optimizer_bytes,
+            "activations_bytes": mem.activations_bytes,
+            "buffers_bytes": mem.buffers_bytes,
+            "overhead_bytes": mem.overhead_bytes,
+            "total_bytes": mem.total_bytes,
+        },
+        "model_states_bytes": mem.model_states_bytes,
+        "capacity_bytes": mem.capacity_bytes,
+        "fits": mem.fits,
+        "headroom_bytes": mem.headroom_bytes,
+        "dominant": mem.dominant,
+        "cpu_per_host_bytes": mem.cpu_per_host_bytes,
+        "shard_degree": mem.shard_degree,
+        "optimizer_bytes_per_param": mem.optimizer_bytes_per_param,
+        "weights_fp32_bytes": weights_fp32,
+        "weights_bytes": weights_native,
+        "training_bytes_per_param": whole_job / params,
+        "training_to_fp32_weights_ratio": whole_job / weights_fp32,
+        "suggestions": fit_suggestions(scenario) if not mem.fits else [],
+        "notes": list(mem.notes),
+        "convention": CONVENTION,
+    }
+
+
+def build_report(scenario: Scenario, mem: MemoryBreakdown, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    t, c = scenario.training, scenario.cluster
+    report: dict[str, Any] = {
+        "name": scenario.name,
+        "model": {"name": scenario.model.name, "params": scenario.model.params,
+                  "num_layers": scenario.model.num_layers, "hidden_size": scenario.model.hidden_size},
+        "training": {"strategy": t.strategy, "precision": t.precision, "optimizer": t.optimizer,
+                     "micro_batch_size": t.micro_batch_size, "seq_len": t.seq_len,
+                     "grad_accum_steps": scenario.grad_accum_steps,
+                     "global_batch_size": scenario.global_batch_size,
+                     "activation_checkpointing": t.activation_checkpointing,
+                     "flash_attention": t.flash_attention},
+        "cluster": {"topology": c.topology_name, "gpu": c.gpu.name, "num_hosts": c.num_hosts,
+                    "gpus_per_host": c.gpus_per_host, "num_gpus": c.num_gpus},
+        "memory": memory_section(scenario, mem),
+    }
+    for key, value in (extra or {}).items():
+        if isinstance(value, dict) and isinstance(report.get(key), dict):
+            report[key].update(value)
+        else:
+            report[key] = value
+    return report
+
+
+def to_json(report: dict[str, Any]) -> str:
+    """Deterministic JSON: sorted keys, so the same scenario gives the same bytes."""
+    return json.dumps(report, indent=2, sort_keys=True)
+
+
+def _gb(n: float) -> str:
+    return f"{n / 1e9:10.2f} GB"
+
+
+def render_text(report: dict[str, Any]) -> str:
+    mem, per = report["memory"], report["memory"]["per_gpu"]
+    t, c, m = report["training"], report["cluster"], report["model"]
+    lines = [
+        f"Scenario: {report['name']}",
+        f"  model     {m['name']}: {m['params']:,} parameters ({m['num_layers']} layers, hidden {m['hidden_size']})",
+        f"  training  {t['strategy']}, {t['precision']}, {t['optimizer']}, micro-batch {t['micro_batch_size']} x "
+        f"seq {t['seq_len']}, accum {t['grad_accum_steps']} (global batch {t['global_batch_size']} seqs), "
+        f"checkpointing {t['activation_checkpointing']}",
+        f"  cluster   {c['num_gpus']} x {c['gpu']} on {c['num_hosts']} host(s) of topology {c['topology']}",
+        "",
+        f"Memory per GPU (shard degree {mem['shard_degree']}):",
+    ]
+    total = per["total_bytes"] or 1
+    for key in ("params", "grads", "optimizer", "activations", "buffers", "overhead"):
+        value = per[f"{key}_bytes"]
+        lines.append(f"  {key:<12}{_gb(value)}  {100 * value / total:5.1f}%  ({fmt_bytes(value, binary=True)})")
+    lines += [
+        f"  {'-' * 40}",
+        f"  {'total':<12}{_gb(per['total_bytes'])}          ({fmt_bytes(per['total_bytes'], binary=True)})",
+        f"  {'capacity':<12}{_gb(mem['capacity_bytes'])}          ({fmt_bytes(mem['capacity_bytes'], binary=True)})",
+        f"  model states (params + grads + optimizer): {mem['model_states_bytes'] / 1e9:.2f} GB",
+    ]
+    if mem["fits"]:
+        lines.append(f"  verdict     FITS, headroom {mem['headroom_bytes'] / 1e9:.2f} GB; largest component: "
+                     f"{mem['dominant']}")
+    else:
+        lines.append(f"  verdict     OUT OF MEMORY, short by {-mem['headroom_bytes'] / 1e9:.2f} GB; "
+                     f"largest component: {mem['dominant']}")
+        lines += [f"    - {s}" for s in mem["suggestions"]]
+    if mem["cpu_per_host_bytes"]:
+        lines.append(f"  CPU memory per host (offload): {mem['cpu_per_host_bytes'] / 1e9:.2f} GB")
+    lines += [
+        f"  weights: {mem['weights_fp32_bytes'] / 1e9:.2f} GB at 32-bit (4 bytes/param), "
+        f"{mem['weights_bytes'] / 1e9:.2f} GB as trained; training uses {mem['training_bytes_per_param']:.1f} "
+        f"bytes/param over the job = {mem['training_to_fp32_weights_ratio']:.1f}x the 32-bit weights",
+    ]
+    lines += [f"  note: {n}" for n in mem["notes"]]
+    lines.append(f"  convention: {mem['convention']}")
+    return "\n".join(lines)

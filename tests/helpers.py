@@ -1,0 +1,32 @@
+"""Test helpers: build scenarios from dicts with round numbers."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from simulator.scenario import Scenario, scenario_from_dict
+
+# A multi-host A100 cluster (8 GPUs per host) big enough for 1,024-GPU cases.
+CLUSTER_TOPOLOGY = "a100-hdr-cluster"
+
+
+def make_scenario(model: dict[str, Any] | None = None, training: dict[str, Any] | None = None,
+                  cluster: dict[str, Any] | None = None, name: str = "test") -> Scenario:
+    data = {
+        "name": name,
+        "model": copy.deepcopy(model) if model else {"preset": "gpt2"},
+        "training": copy.deepcopy(training) or {},
+        "cluster": copy.deepcopy(cluster) or {"topology": "dgx-a100"},
+    }
+    return scenario_from_dict(data)
+
+
+def cluster_of(num_gpus: int, gpu: str | None = None) -> dict[str, Any]:
+    """A cluster section with exactly num_gpus GPUs (hosts of 8 A100s)."""
+    hosts = max(1, -(-num_gpus // 8))
+    c: dict[str, Any] = {"topology": "dgx-a100" if hosts == 1 else CLUSTER_TOPOLOGY,
+                         "num_hosts": hosts, "num_gpus": num_gpus}
+    if gpu:
+        c["gpu"] = gpu
+    return c
