@@ -68,7 +68,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     for name in presets.preset_names():
         arch = presets.get_preset(name)
         print(f"{name:<16} {arch.kind:<16} {param_count(arch):>18,} params  "
-              f"{arch.num_layers + (arch.num_decoder_layers or 0):>4} layers  hidden {arch.hidden_size}")
+              f"{arch.total_layers:>4} layers  hidden {arch.hidden_size}")
     return 0
 
 

@@ -1,4 +1,8 @@
-"""GPU catalog: memory capacity, dense peak FLOP/s per datatype, HBM bandwidth, with sources.
+"""GPU catalog: memory capacity, dense peak FLOP/s per datatype, HBM bandwidth, SM count and
+the achievable-efficiency factors of the compute model, each with its source.
+
+SM counts: NVIDIA architecture whitepapers (V100 80, A100 108, H100 SXM5 132, H100 PCIe 114;
+H200 shares the H100 SXM5 die).
 
 Peak FLOP/s are dense (NVIDIA's "with sparsity" figures / 2). Memory capacity is what the
 CUDA driver reports as total device memory (nvidia-smi "Memory-Usage" total, MiB), since
@@ -45,11 +49,11 @@ class GPU:
     # 16 GT/s x 16 lanes x 128/130 encoding ~ 31.5 GB/s); Gen5 x16 doubles it.
     pcie_bw_bytes_per_s: float = 32 * GBps
     description: str = ""
-    calibration: Mapping[str, float] = field(default_factory=dict)
+    sm_count: int = 108
+    efficiency: "Efficiency" = field(default_factory=lambda: A100_EFFICIENCY)
 
     def __post_init__(self):
         object.__setattr__(self, "peak_flops", MappingProxyType(dict(self.peak_flops)))
-        object.__setattr__(self, "calibration", MappingProxyType(dict(self.calibration)))
         if self.memory_bytes <= 0:
             raise ValueError(f"GPU {self.name}: memory must be positive")
         if self.hbm_bw_bytes_per_s <= 0:
@@ -66,6 +70,62 @@ class GPU:
 
     def supports(self, dtype: str) -> bool:
         return dtype in self.peak_flops
+
+
+@dataclass(frozen=True)
+class Efficiency:
+    """Achievable fractions of peak for the roofline compute model, with where they come from.
+
+    One set per GPU serves every case; nothing is tuned per model or message size.
+    """
+
+    gemm: float              # large, well-shaped GEMM: achieved / dense peak
+    memory: float            # streaming kernels: achieved / HBM peak (STREAM triad)
+    attention: float         # fused flash-attention kernel (forward and backward): achieved / peak
+    kernel_launch_s: float   # fixed cost per kernel
+    source: str
+
+
+# CUDA kernel launch + inter-kernel gap in PyTorch eager mode is a few microseconds
+# (CUDA C++ Best Practices Guide; PyTorch profiler traces show 3-6 us between small kernels).
+KERNEL_LAUNCH_S = 4e-6
+
+A100_EFFICIENCY = Efficiency(
+    # Azure AI-benchmarking-guide, ND A100 v4: fp16 GEMM 16384^3 = 256.5 TFLOP/s of 312 peak.
+    gemm=256.5 / 312.0,
+    # Same source: STREAM triad 1.7 TB/s on A100-80GB (2.039 TB/s peak).
+    memory=1.7 / 2.039,
+    # FlashAttention-2 (Dao 2023), Fig. 4-5: fwd+bwd at head dim 128, seq 2k, about 190 of
+    # 312 TFLOP/s on A100 (backward counted as 2.5x forward FLOPs, as in model.backward_ops).
+    attention=190.0 / 312.0,
+    kernel_launch_s=KERNEL_LAUNCH_S,
+    source="Azure AI-benchmarking-guide ND A100 v4 (GEMM, STREAM); FlashAttention-2 paper (attention)",
+)
+HOPPER_EFFICIENCY = Efficiency(
+    # Azure AI-benchmarking-guide, ND H100 v5: fp8 GEMM 32768^3 = 1382.2 of 1978.9 TFLOP/s; the
+    # only Hopper GEMM figure we hold, applied to every datatype.
+    gemm=1382.2 / 1978.9,
+    # Same source: STREAM triad 2.97 TB/s on H100 (3.35 TB/s peak).
+    memory=2.97 / 3.35,
+    # FlashAttention-2 paper, Fig. 7: up to 335 TFLOP/s fwd+bwd on H100 SXM5 (of 989).
+    attention=335.0 / 989.4,
+    kernel_launch_s=KERNEL_LAUNCH_S,
+    source="Azure AI-benchmarking-guide ND H100 v5 (GEMM, STREAM); FlashAttention-2 paper (attention)",
+)
+H200_EFFICIENCY = Efficiency(
+    gemm=HOPPER_EFFICIENCY.gemm,  # same GH100 compute die as H100 SXM
+    # Azure AI-benchmarking-guide, ND H200 v5: STREAM triad 4.15 TB/s (4.8 TB/s peak).
+    memory=4.15 / 4.8,
+    attention=HOPPER_EFFICIENCY.attention,
+    kernel_launch_s=KERNEL_LAUNCH_S,
+    source="Azure AI-benchmarking-guide ND H200 v5 (STREAM); H100 figures for GEMM and attention",
+)
+V100_EFFICIENCY = Efficiency(
+    # No V100 measurement in our reference data: A100's fractions are assumed (same cuBLAS
+    # tensor-core GEMM design); flash attention on Volta uses the same fraction.
+    gemm=A100_EFFICIENCY.gemm, memory=A100_EFFICIENCY.memory, attention=A100_EFFICIENCY.attention,
+    kernel_launch_s=KERNEL_LAUNCH_S, source="assumed equal to A100 (no V100 measurement held)",
+)
 
 
 def _tf(**rates: float) -> dict[str, float]:
@@ -88,9 +148,11 @@ GPU_CATALOG: dict[str, GPU] = {
     for gpu in [
         # nvidia-smi reports 16,160 MiB on V100-SXM2-16GB and 32,510 MiB on V100-SXM2-32GB.
         GPU("v100-16gb", 16160 * MiB, _tf(fp64=7.8, fp32=15.7, fp16=125.0), 900 * GBps, _V100_SRC,
-            pcie_bw_bytes_per_s=16 * GBps, description="Tesla V100 SXM2 16GB"),
+            pcie_bw_bytes_per_s=16 * GBps, description="Tesla V100 SXM2 16GB",
+            sm_count=80, efficiency=V100_EFFICIENCY),
         GPU("v100-32gb", 32510 * MiB, _tf(fp64=7.8, fp32=15.7, fp16=125.0), 900 * GBps, _V100_SRC,
-            pcie_bw_bytes_per_s=16 * GBps, description="Tesla V100 SXM2 32GB"),
+            pcie_bw_bytes_per_s=16 * GBps, description="Tesla V100 SXM2 32GB",
+            sm_count=80, efficiency=V100_EFFICIENCY),
         # nvidia-smi reports 40,960 MiB (A100-SXM4-40GB) and 81,920 MiB (A100-SXM4-80GB).
         GPU("a100-40gb", 40960 * MiB, _tf(fp64=9.7, fp32=19.5, tf32=156.0, fp16=312.0, bf16=312.0),
             1555 * GBps, _A100_SRC + "; 40 GB HBM2 at 1,555 GB/s", description="A100 SXM4 40GB"),
@@ -99,13 +161,16 @@ GPU_CATALOG: dict[str, GPU] = {
         # nvidia-smi reports 81,559 MiB on H100 80GB HBM3 and 143,771 MiB on H200.
         GPU("h100-sxm-80gb", 81559 * MiB,
             _tf(fp64=33.5, fp32=66.9, tf32=494.7, fp16=989.4, bf16=989.4, fp8=1978.9),
-            3350 * GBps, _H100_SRC, pcie_bw_bytes_per_s=64 * GBps, description="H100 SXM5 80GB"),
+            3350 * GBps, _H100_SRC, pcie_bw_bytes_per_s=64 * GBps, description="H100 SXM5 80GB",
+            sm_count=132, efficiency=HOPPER_EFFICIENCY),
         GPU("h100-pcie-80gb", 81559 * MiB,
             _tf(fp64=26.0, fp32=51.0, tf32=378.0, fp16=756.0, bf16=756.0, fp8=1513.0),
-            2000 * GBps, _H100_PCIE_SRC, pcie_bw_bytes_per_s=64 * GBps, description="H100 PCIe 80GB"),
+            2000 * GBps, _H100_PCIE_SRC, pcie_bw_bytes_per_s=64 * GBps, description="H100 PCIe 80GB",
+            sm_count=114, efficiency=HOPPER_EFFICIENCY),
         GPU("h200-141gb", 143771 * MiB,
             _tf(fp64=33.5, fp32=66.9, tf32=494.7, fp16=989.4, bf16=989.4, fp8=1978.9),
-            4800 * GBps, _H200_SRC, pcie_bw_bytes_per_s=64 * GBps, description="H200 SXM 141GB"),
+            4800 * GBps, _H200_SRC, pcie_bw_bytes_per_s=64 * GBps, description="H200 SXM 141GB",
+            sm_count=132, efficiency=H200_EFFICIENCY),
     ]
 }
 

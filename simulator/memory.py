@@ -200,7 +200,7 @@ def activation_bytes(m: ModelSpec, seq_len: int, micro_batch: int, checkpointing
     arch = shape_proxy(m)
     kw = dict(seq_len=seq_len, micro_batch=micro_batch, flash_attention=flash, dtype_bytes=dtype_bytes)
     total = 0
-    stacks = [("encoder", arch.num_layers), ("decoder", arch.num_decoder_layers or 0)] \
+    stacks = [("encoder", arch.num_layers), ("decoder", arch.decoder_layers)] \
         if arch.kind == "encoder-decoder" else [(_stack_of(arch), arch.num_layers)]
     for stack, layers in stacks:
         if layers:

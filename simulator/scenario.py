@@ -178,9 +178,8 @@ def _resolve_model(spec: ScenarioFile, problems: list[Problem]) -> ModelSpec | N
 
 
 def _arch_spec(arch: model_math.Architecture, name: str) -> ModelSpec:
-    layers = arch.num_layers + (arch.num_decoder_layers or 0)
     return ModelSpec(params=model_math.param_count(arch), arch=arch, name=name,
-                     num_layers=layers, hidden_size=arch.hidden_size)
+                     num_layers=arch.total_layers, hidden_size=arch.hidden_size)
 
 
 def _architecture(a: ArchitectureModel) -> model_math.Architecture:

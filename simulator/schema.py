@@ -63,6 +63,14 @@ class ArchitectureModel(Strict):
     max_position_embeddings: Annotated[int, Field(ge=0, strict=True)] = 0
     norm: Literal["layernorm", "layernorm-nobias", "rmsnorm"] = "layernorm"
     bias: bool = True
+    qkv_bias: bool | None = None
+    lm_head: bool = True
+    lm_head_bias: bool = False
+    embedding_norm: bool = False
+    final_norm: bool = True
+    token_type_vocab: Annotated[int, Field(ge=0, strict=True)] = 0
+    pooler: bool = False
+    relative_attention_num_buckets: PositiveInt = 32
 
 
 class ModelSection(Strict):
