@@ -20,6 +20,11 @@ Where frameworks differ:
 - PyTorch DDP (gradient_as_bucket_view=False, the default) holds a second copy of all
   gradients in its communication buckets; that copy is counted under `buffers`.
 Shards are ceil(P / N) elements per rank (the framework pads the flat buffer to N equal parts).
+
+Activations and buffers are taken at the step's peak, found analytically among the moments
+where it can occur (the start of backward, with every activation and the logits live, and
+the backward of each block, with its recompute working set and all-gathered units); the
+event timeline of the step engine reproduces the same peak from alloc/free events.
 """
 
 from __future__ import annotations
@@ -27,8 +32,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from simulator import model as model_math
-from simulator.scenario import ModelSpec, Scenario
+from simulator import layout
+from simulator.scenario import Scenario
 
 # Bytes per parameter: (weights, gradients, fp32 master copy), and the activation element size.
 # Mixed precision keeps an fp32 master copy (Micikevicius et al. 2018, "Mixed Precision
@@ -89,6 +94,7 @@ class MemoryBreakdown:
     cpu_per_host_bytes: int
     shard_degree: int
     optimizer_bytes_per_param: float
+    peak_op: str = ""
     notes: tuple[str, ...] = field(default=())
 
     @property
@@ -164,9 +170,8 @@ def memory_breakdown(scenario: Scenario) -> MemoryBreakdown:
         cpu_per_gpu += params_b
         params_b = 0
         notes.append("parameter shards offloaded to CPU")
-    acts = activation_bytes(m, t.seq_len, t.micro_batch_size, t.activation_checkpointing,
-                            t.flash_attention, act_b)
-    buffers = buffer_bytes(scenario, pb, gb)
+    peak = peak_moment(scenario, pb, gb, act_b)
+    acts, buffers = peak.activations_bytes, peak.buffers_bytes
     tensors = params_b + grads_b + opt_b + acts + buffers
     context = t.framework_overhead if t.framework_overhead is not None else scenario.cluster.gpu.cuda_context_bytes
     overhead = context + int(round(t.allocator_reserve * tensors))
@@ -178,60 +183,65 @@ def memory_breakdown(scenario: Scenario) -> MemoryBreakdown:
         params_bytes=params_b, grads_bytes=grads_b, optimizer_bytes=opt_b, activations_bytes=acts,
         buffers_bytes=buffers, overhead_bytes=overhead, capacity_bytes=scenario.cluster.gpu.memory_bytes,
         cpu_per_host_bytes=cpu_per_gpu * gpus_on_host, shard_degree=n, optimizer_bytes_per_param=k,
-        notes=tuple(notes),
+        peak_op=peak.label, notes=tuple(notes),
     )
 
 
-def shape_proxy(m: ModelSpec) -> model_math.Architecture:
-    """The architecture to use for activations: the real one, or a GPT-3-like stand-in."""
-    if m.arch is not None:
-        return m.arch
-    heads = max(1, m.hidden_size // 128)
-    while m.hidden_size % heads:
-        heads -= 1
-    # vocab_size=1: the vocabulary of a bare parameter count is unknown, so logits are not counted.
-    return model_math.Architecture(kind="decoder", num_layers=m.num_layers, hidden_size=m.hidden_size,
-                                   num_heads=heads, ffn_hidden_size=4 * m.hidden_size, vocab_size=1)
+@dataclass(frozen=True)
+class Moment:
+    """A candidate for the step's memory peak: live activations and buffers at one point."""
+
+    label: str
+    activations_bytes: int
+    buffers_bytes: int
+
+    @property
+    def bytes(self) -> int:
+        return self.activations_bytes + self.buffers_bytes
 
 
-def activation_bytes(m: ModelSpec, seq_len: int, micro_batch: int, checkpointing: str,
-                     flash: bool, dtype_bytes: int) -> int:
-    """Activations stored for backward over the whole model, per GPU (Korthikanti et al. 2022)."""
-    arch = shape_proxy(m)
-    kw = dict(seq_len=seq_len, micro_batch=micro_batch, flash_attention=flash, dtype_bytes=dtype_bytes)
-    total = 0
-    stacks = [("encoder", arch.num_layers), ("decoder", arch.decoder_layers)] \
-        if arch.kind == "encoder-decoder" else [(_stack_of(arch), arch.num_layers)]
-    for stack, layers in stacks:
-        if layers:
-            total += layers * model_math.activation_bytes_per_layer(arch, checkpointing=checkpointing,
-                                                                    stack=stack, **kw)
-    if checkpointing == "full":
-        # During backward one layer is recomputed and its full activations are live.
-        total += max(model_math.recompute_working_bytes(arch, stack=s, **kw) for s, n in stacks if n)
-    if m.arch is not None:
-        edge = dict(seq_len=seq_len, micro_batch=micro_batch, dtype_bytes=dtype_bytes)
-        total += model_math.embedding_activation_bytes(arch, **edge)
-        total += model_math.output_activation_bytes(arch, **edge)
-    return int(total)
+def peak_moment(scenario: Scenario, pb: int, gb: int, act_b: int) -> Moment:
+    """The largest of: the start of backward (all activations, the logits included) and the
+    backward of each block (activations of the blocks before it, its recompute working set,
+    its all-gathered parameters and unsharded gradient, the prefetched next unit)."""
+    t = scenario.training
+    lay = layout.model_layout(scenario.model)
+    acts = layout.activations(lay, t.seq_len, t.micro_batch_size, t.activation_checkpointing,
+                              t.flash_attention, act_b)
+    static = static_buffer_bytes(scenario, lay, pb, gb)
+    sharded = scenario.strategy in ("zero3", "hsdp") and shard_degree(scenario) > 1
+    keep_all = sharded and not t.zero3.reshard_after_forward
+    prefetch = 1 if (t.zero3.backward_prefetch and sharded) else 0
+    blocks = lay.blocks
+    # Start of backward (loss and head backward); FSDP prefetches the last block meanwhile.
+    if keep_all:
+        head = static + sum(b.params for b in blocks) * pb
+    else:
+        head = static + prefetch * blocks[-1].params * pb
+    best = Moment("backward head (start of backward)", acts.after_forward, head)
+    live = acts.embedding + sum(acts.blocks)
+    for i in range(len(blocks) - 1, -1, -1):
+        buf = static
+        if sharded:
+            if keep_all:  # blocks 0..i are still unsharded from forward
+                gathered = sum(b.params for b in blocks[:i + 1])
+            else:  # this block, and the previous one prefetched
+                gathered = blocks[i].params + (prefetch * blocks[i - 1].params if i else 0)
+            # This block's full gradient, and the next block's, whose reduce-scatter is in flight.
+            pending = blocks[i + 1].params if i + 1 < len(blocks) else 0
+            buf += gathered * pb + (blocks[i].params + pending) * gb
+        moment = Moment(f"backward {blocks[i].name}", live + acts.working[i], buf)
+        if moment.bytes > best.bytes:
+            best = moment
+        live -= acts.blocks[i]
+    return best
 
 
-def _stack_of(arch: model_math.Architecture) -> str:
-    return "encoder" if arch.kind == "encoder" else "decoder"
-
-
-def largest_unit_params(m: ModelSpec) -> int:
-    """Parameters of the largest FSDP wrap unit (a block, or the embedding)."""
-    if m.arch is not None:
-        return max(u.params for u in model_math.parameter_units(m.arch))
-    return math.ceil(m.params / m.num_layers)
-
-
-def buffer_bytes(scenario: Scenario, pb: int, gb: int) -> int:
-    """Transient communication buffers and live unsharded parameters at the step's peak."""
+def static_buffer_bytes(scenario: Scenario, lay: layout.Layout, pb: int, gb: int) -> int:
+    """Buffers held for the whole step."""
     t, p = scenario.training, scenario.model.params
     strategy = scenario.strategy
-    if scenario.cluster.num_gpus == 1 and strategy != "ddp":
+    if shard_degree(scenario) == 1 and strategy != "ddp":
         return 0
     if strategy == "ddp":
         # PyTorch DDP docs: with gradient_as_bucket_view=False the buckets hold a copy of every
@@ -241,16 +251,9 @@ def buffer_bytes(scenario: Scenario, pb: int, gb: int) -> int:
         # DeepSpeed: one reduce bucket (gradients) and one all-gather bucket (updated weights).
         elements = min(p, DEEPSPEED_BUCKET_ELEMENTS)
         return elements * gb + elements * pb
-    # ZeRO-3 / FSDP: the unit being computed plus the one prefetched (limit_all_gathers keeps at
-    # most two all-gathered units in flight; PyTorch FSDP docs), plus the unit's full gradient
-    # before its reduce-scatter.
-    unit = largest_unit_params(scenario.model)
-    if not t.zero3.reshard_after_forward:
-        # Parameters stay unsharded from forward to backward (FSDP SHARD_GRAD_OP behaviour).
-        return p * pb + unit * gb
-    prefetched = 1 if (t.zero3.forward_prefetch or t.zero3.backward_prefetch) else 0
-    return unit * pb * (1 + prefetched) + unit * gb
-
+    # ZeRO-3 / FSDP: the root unit stays unsharded through forward and backward, with its
+    # full gradient until the final reduce-scatter.
+    return lay.root_params * (pb + gb)
 
 MAX_SUGGESTED_GPUS = 65536
 
@@ -280,12 +283,16 @@ def fit_suggestions(scenario: Scenario, limit: int = 4) -> list[str]:
         if memory_breakdown(offloaded).fits:
             found.append("fits with offload: {optimizer: cpu} (ZeRO-Offload)")
     sharded = "hsdp" if scenario.strategy == "hsdp" else "zero3"
-    for ckpt in dict.fromkeys((scenario.training.activation_checkpointing, "full")):
-        n = minimum_gpus(scenario.with_training(strategy=sharded, activation_checkpointing=ckpt))
+    t = scenario.training
+    variants = [{}, {"activation_checkpointing": "full"}, {"activation_checkpointing": "full", "micro_batch_size": 1}]
+    for extra in variants:
+        changes = {k: v for k, v in extra.items() if getattr(t, k) != v}
+        if extra and not changes:
+            continue
+        n = minimum_gpus(scenario.with_training(strategy=sharded, **changes))
         if n is not None and n > scenario.cluster.num_gpus:
-            extra = "" if ckpt == scenario.training.activation_checkpointing else \
-                f" and activation_checkpointing: {ckpt}"
-            found.append(f"fits with {sharded}{extra} on >= {n} GPUs")
+            also = "".join(f" and {k}: {v}" for k, v in changes.items())
+            found.append(f"fits with {sharded}{also} on >= {n} GPUs")
             break
     if not found:
         found.append("does not fit with zero3, full checkpointing or offload at any scale up to "

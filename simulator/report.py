@@ -34,6 +34,7 @@ def memory_section(scenario: Scenario, mem: MemoryBreakdown) -> dict[str, Any]:
         "fits": mem.fits,
         "headroom_bytes": mem.headroom_bytes,
         "dominant": mem.dominant,
+        "peak_op": mem.peak_op,
         "cpu_per_host_bytes": mem.cpu_per_host_bytes,
         "shard_degree": mem.shard_degree,
         "optimizer_bytes_per_param": mem.optimizer_bytes_per_param,
@@ -102,6 +103,7 @@ def render_text(report: dict[str, Any]) -> str:
         f"  {'total':<12}{_gb(per['total_bytes'])}          ({fmt_bytes(per['total_bytes'], binary=True)})",
         f"  {'capacity':<12}{_gb(mem['capacity_bytes'])}          ({fmt_bytes(mem['capacity_bytes'], binary=True)})",
         f"  model states (params + grads + optimizer): {mem['model_states_bytes'] / 1e9:.2f} GB",
+        f"  peak during: {mem['peak_op']}",
     ]
     if mem["fits"]:
         lines.append(f"  verdict     FITS, headroom {mem['headroom_bytes'] / 1e9:.2f} GB; largest component: "

@@ -8,7 +8,7 @@ from typing import Any
 from simulator.scenario import Scenario, scenario_from_dict
 
 # A multi-host A100 cluster (8 GPUs per host) big enough for 1,024-GPU cases.
-CLUSTER_TOPOLOGY = "a100-hdr-cluster"
+CLUSTER_TOPOLOGY = "a100-hdr-superpod"
 
 
 def make_scenario(model: dict[str, Any] | None = None, training: dict[str, Any] | None = None,

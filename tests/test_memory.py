@@ -130,3 +130,51 @@ def test_offload_moves_optimizer_to_cpu():
     # ZeRO-Offload: 12 bytes/param of optimizer state + 2 bytes/param of gradients on CPU, per
     # GPU's shard (1e9 / 8), times the 8 GPUs of the host.
     assert mem.cpu_per_host_bytes == 8 * (12 + 2) * 125_000_000
+
+
+# PyTorch FSDP paper (Zhao et al. 2023, Sec 5.2): on 8x A100-80GB at sequence length 512, a T5
+# of about 2.3B parameters trains under DDP, T5-11B runs out of memory under DDP, and T5-11B
+# fits under FSDP (full shard). The shipped scenarios encode those three setups.
+@pytest.mark.parametrize("name, fits", [("t5-2.3b-ddp-8xa100", True), ("t5-11b-ddp-8xa100", False),
+                                        ("t5-11b-fsdp-8xa100", True)])
+def test_fsdp_paper_t5_verdicts(name, fits):
+    from simulator import SCENARIO_DIR
+    from simulator.scenario import load_scenario
+
+    s = load_scenario(SCENARIO_DIR / f"{name}.yaml")
+    assert s.cluster.gpu.name == "a100-80gb" and s.training.seq_len == 512 and s.cluster.num_gpus == 8
+    assert memory_breakdown(s).fits is fits
+
+
+def test_t5_2_3b_scenario_is_about_2_3b():
+    from simulator import SCENARIO_DIR
+    from simulator.scenario import load_scenario
+
+    assert load_scenario(SCENARIO_DIR / "t5-2.3b-ddp-8xa100.yaml").model.params == pytest.approx(2.3e9, rel=0.03)
+
+
+def test_suggestions_are_checked_with_the_model():
+    from simulator.memory import fit_suggestions
+
+    s = make_scenario(model={"preset": "llama2-70b"}, training={"strategy": "ddp", "seq_len": 4096})
+    hints = fit_suggestions(s)
+    assert hints and all(h.startswith("fits with") for h in hints)
+    # The last hint's GPU count really fits, and half of it does not (powers of two searched).
+    assert "zero3" in hints[-1] and "activation_checkpointing: full" in hints[-1]
+    n = int(hints[-1].rsplit(">= ", 1)[1].split()[0])
+    fixed = s.with_training(strategy="zero3", activation_checkpointing="full")
+    assert memory_breakdown(fixed.with_gpus(n)).fits
+    assert not memory_breakdown(fixed.with_gpus(n // 2)).fits
+
+
+def test_full_checkpointing_peak_by_hand():
+    # A bare 12-layer model of hidden 768 (so 12 heads of 64), s = 1024, b = 2, bf16, full
+    # checkpointing: each layer keeps its 2sbh-byte input (Korthikanti Sec 4.2); backward of the
+    # last layer recomputes it, adding one layer of sbh(34 + 5as/h) bytes (no flash attention).
+    s, b, h, a, layers = 1024, 2, 768, 6, 12
+    sc = make_scenario(model={"params": 12 * 12 * h * h, "num_layers": layers, "hidden_size": h},
+                       training={"activation_checkpointing": "full", "flash_attention": False,
+                                 "seq_len": s, "micro_batch_size": b})
+    a = h // 128  # the stand-in shape uses 128-wide heads
+    expected = layers * 2 * s * b * h + s * b * h * (34 + 5 * a * s / h)
+    assert memory_breakdown(sc).activations_bytes == expected
