@@ -25,17 +25,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     from simulator.simulate import simulate
 
     path = Path(args.scenario) if args.scenario else default_scenario_path()
+    for option, out in (("--json-out", args.json_out), ("--trace", args.trace)):
+        if out and Path(out).resolve() == path.resolve():
+            raise ScenarioError(Problem(option, "refusing to overwrite the scenario file itself",
+                                        "give another output path"))
     scenario = load_scenario(path)
-    report = simulate(scenario, trace_path=getattr(args, "trace", None))
+    report = simulate(scenario, trace_path=args.trace, backend=args.network)
     from simulator.report import render_text, to_json
 
     text = to_json(report)
     if args.json_out:
-        out = Path(args.json_out)
-        if out.resolve() == path.resolve():
-            raise ScenarioError(Problem("--json-out", "refusing to overwrite the scenario file itself",
-                                        "give another output path"))
-        out.write_text(text + "\n", encoding="utf-8")
+        Path(args.json_out).write_text(text + "\n", encoding="utf-8")
     print(text if args.json else render_text(report))
     return 0 if report["memory"]["fits"] or not args.fail_on_oom else 1
 
@@ -93,6 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true", help="print the report as one JSON object")
     run.add_argument("--json-out", metavar="FILE", help="also write the JSON report to FILE")
     run.add_argument("--fail-on-oom", action="store_true", help="exit 1 when the scenario does not fit")
+    run.add_argument("--trace", metavar="FILE", help="write the step's timeline as Chrome trace JSON")
+    run.add_argument("--network", choices=["fluid", "analytic"], default="fluid",
+                     help="network model: max-min fair sharing between concurrent collectives "
+                          "(fluid, default) or each collective at its standalone time (analytic)")
     run.set_defaults(func=cmd_run)
 
     val = sub.add_parser("validate", help="check scenario files without running them")

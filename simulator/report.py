@@ -34,7 +34,7 @@ def memory_section(scenario: Scenario, mem: MemoryBreakdown) -> dict[str, Any]:
         "fits": mem.fits,
         "headroom_bytes": mem.headroom_bytes,
         "dominant": mem.dominant,
-        "peak_op": mem.peak_op,
+        "analytic_peak_moment": mem.peak_op,
         "cpu_per_host_bytes": mem.cpu_per_host_bytes,
         "shard_degree": mem.shard_degree,
         "optimizer_bytes_per_param": mem.optimizer_bytes_per_param,
@@ -103,7 +103,7 @@ def render_text(report: dict[str, Any]) -> str:
         f"  {'total':<12}{_gb(per['total_bytes'])}          ({fmt_bytes(per['total_bytes'], binary=True)})",
         f"  {'capacity':<12}{_gb(mem['capacity_bytes'])}          ({fmt_bytes(mem['capacity_bytes'], binary=True)})",
         f"  model states (params + grads + optimizer): {mem['model_states_bytes'] / 1e9:.2f} GB",
-        f"  peak during: {mem['peak_op']}",
+        f"  peak during: {mem['analytic_peak_moment']}",
     ]
     if mem["fits"]:
         lines.append(f"  verdict     FITS, headroom {mem['headroom_bytes'] / 1e9:.2f} GB; largest component: "
@@ -119,6 +119,84 @@ def render_text(report: dict[str, Any]) -> str:
         f"{mem['weights_bytes'] / 1e9:.2f} GB as trained; training uses {mem['training_bytes_per_param']:.1f} "
         f"bytes/param over the job = {mem['training_to_fp32_weights_ratio']:.1f}x the 32-bit weights",
     ]
+    if "peak_op" in mem and "peak_time_s" in mem:
+        lines.append(f"  timeline peak at {mem['peak_time_s'] * 1e3:.1f} ms into the step, in: {mem['peak_op']}")
     lines += [f"  note: {n}" for n in mem["notes"]]
     lines.append(f"  convention: {mem['convention']}")
+    lines += _step_text(report)
     return "\n".join(lines)
+
+
+# 1 PF-day = 1e15 FLOP/s for a day (Brown et al. 2020, GPT-3 Table D.1 convention).
+PF_DAY_FLOPS = 1e15 * 86400
+# Chinchilla (Hoffmann et al. 2022): compute-optimal training uses about 20 tokens per parameter.
+TOKENS_PER_PARAM = 20
+
+
+def step_sections(scenario: Scenario, step) -> dict[str, Any]:
+    """The step, collectives and training sections from a simulated step."""
+    from simulator.step import model_flops_per_token
+
+    n = scenario.cluster.num_gpus
+    tokens_per_s = step.tokens_per_step / step.time_s
+    peak_bytes, peak_time, peak_op = step.timeline_peak
+    tokens = scenario.training.tokens or TOKENS_PER_PARAM * scenario.model.params
+    flops = model_flops_per_token(scenario) * tokens
+    days = tokens / tokens_per_s / 86400
+    training = {"tokens": tokens, "flops": flops, "pf_days": flops / PF_DAY_FLOPS, "days": days,
+                "gpu_hours": days * 24 * n}
+    if scenario.cluster.price_per_gpu_hour is not None:
+        training["cost_usd"] = training["gpu_hours"] * scenario.cluster.price_per_gpu_hour
+    return {
+        "step": {
+            "time_s": step.time_s,
+            "compute_s": step.compute_s,
+            "comm_s": step.comm_s,
+            "exposed_comm_s": step.exposed_comm_s,
+            "comm_overhead_pct": 100 * step.exposed_comm_s / step.time_s,
+            "mfu": step.model_flops_per_gpu / step.time_s / step.peak_flops,
+            "hfu": step.hardware_flops_per_gpu / step.time_s / step.peak_flops,
+            "tflops_per_gpu": step.model_flops_per_gpu / step.time_s / 1e12,
+            "hardware_tflops_per_gpu": step.hardware_flops_per_gpu / step.time_s / 1e12,
+            "tokens_per_step": step.tokens_per_step,
+            "tokens_per_s": tokens_per_s,
+            "tokens_per_s_per_gpu": tokens_per_s / n,
+            "rank_classes": [{"name": c.name, "ranks": c.ranks} for c in step.classes],
+            "flops_convention": "model FLOPs = 6N + 12 L h s per token (PaLM / Megatron, llm-foundry MFU); "
+                                "hardware FLOPs include recomputation and flash-attention backward",
+        },
+        "memory": {"timeline_peak_bytes": peak_bytes, "peak_time_s": peak_time, "peak_op": peak_op},
+        "collectives": list(step.collectives),
+        "training": training,
+    }
+
+
+def _step_text(report: dict[str, Any]) -> list[str]:
+    st, tr = report.get("step"), report.get("training")
+    if not st:
+        return []
+    lines = [
+        "",
+        "Step:",
+        f"  time        {st['time_s'] * 1e3:10.1f} ms   ({st['tokens_per_step']:,} tokens)",
+        f"  compute     {st['compute_s'] * 1e3:10.1f} ms",
+        f"  comm        {st['comm_s'] * 1e3:10.1f} ms   exposed {st['exposed_comm_s'] * 1e3:.1f} ms "
+        f"({st['comm_overhead_pct']:.1f}% of the step)",
+        f"  throughput  {st['tokens_per_s']:,.0f} tokens/s = {st['tokens_per_s_per_gpu']:,.0f} per GPU",
+        f"  MFU {100 * st['mfu']:.1f}%  ({st['tflops_per_gpu']:.1f} model TFLOP/s per GPU);  "
+        f"HFU {100 * st['hfu']:.1f}%  ({st['hardware_tflops_per_gpu']:.1f} hardware TFLOP/s)",
+    ]
+    if report.get("collectives"):
+        lines.append("  collectives per step:")
+        lines.append(f"    {'op':<15}{'group':<8}{'ranks':>6}{'size':>12}{'count':>7}{'each':>11}{'busbw':>12}  algorithm")
+        for c in report["collectives"]:
+            lines.append(f"    {c['op']:<15}{c['group']:<8}{c['group_size']:>6}{fmt_bytes(c['bytes']):>12}"
+                         f"{c['count']:>7}{c['time_s'] * 1e3:>9.2f}ms{c['busbw_GBps']:>8.1f} GB/s  {c['algorithm']}")
+    if tr:
+        lines += [
+            "",
+            f"Training on {tr['tokens']:.3g} tokens: {tr['flops']:.3g} FLOPs = {tr['pf_days']:,.1f} PF-days; "
+            f"{tr['days']:,.1f} days on these GPUs = {tr['gpu_hours']:,.0f} GPU-hours"
+            + (f", ${tr['cost_usd']:,.0f}" if "cost_usd" in tr else ""),
+        ]
+    return lines

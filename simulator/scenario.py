@@ -40,6 +40,7 @@ class ModelSpec:
 @dataclass(frozen=True)
 class ClusterSpec:
     topology_name: str
+    topology_ref: str  # what load_topology reads: a shipped name or a resolved path
     gpu: GPU
     num_hosts: int
     gpus_per_host: int
@@ -248,8 +249,9 @@ def _resolve_cluster(spec: ScenarioFile, problems: list[Problem], base_dir: Path
     from simulator import topology  # late import: topology files are only read when needed
 
     c = spec.cluster
+    ref = _topology_ref(c.topology, base_dir)
     try:
-        topo = topology.load_topology(_topology_ref(c.topology, base_dir), num_hosts=c.num_hosts)
+        topo = topology.load_topology(ref, num_hosts=c.num_hosts)
     except ScenarioError as exc:
         problems.extend(exc.at("cluster.topology").problems)
         return None
@@ -263,7 +265,7 @@ def _resolve_cluster(spec: ScenarioFile, problems: list[Problem], base_dir: Path
         return None
     if gpu is None:
         return None
-    return ClusterSpec(topology_name=c.topology, gpu=gpu, num_hosts=topo.num_hosts,
+    return ClusterSpec(topology_name=c.topology, topology_ref=ref, gpu=gpu, num_hosts=topo.num_hosts,
                        gpus_per_host=topo.gpus_per_host, num_gpus=num_gpus,
                        price_per_gpu_hour=c.price_per_gpu_hour)
 

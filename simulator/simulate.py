@@ -1,15 +1,22 @@
-"""One scenario end to end: specs -> memory model (-> step engine) -> report dict."""
+"""One scenario end to end: specs -> memory model -> step engine -> report dict."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from simulator.memory import memory_breakdown
-from simulator.report import build_report
+from simulator.report import build_report, step_sections
 from simulator.scenario import Scenario
+from simulator.step import simulate_step
 
 
-def simulate(scenario: Scenario, trace_path: str | None = None) -> dict[str, Any]:
+def simulate(scenario: Scenario, trace_path: str | None = None, backend: str = "fluid",
+             stragglers: dict[int, float] | None = None) -> dict[str, Any]:
     """The full report for a scenario, as the JSON contract's dict."""
     mem = memory_breakdown(scenario)
-    return build_report(scenario, mem)
+    step = simulate_step(scenario, mem, backend=backend, stragglers=stragglers)
+    if trace_path:
+        from simulator.trace import write_trace
+
+        write_trace(step, trace_path)
+    return build_report(scenario, mem, step_sections(scenario, step))

@@ -1,0 +1,205 @@
+"""One training step: scenario -> rank classes' schedules -> engine -> step metrics.
+
+Metrics (all per step):
+- compute_s: time the compute stream is busy (the slowest rank class);
+- comm_s: time at least one collective is in flight on the network;
+- exposed_comm_s: time collectives are in flight while the compute stream is idle;
+- model FLOPs: the PaLM / Megatron convention, 6N + 12 L h s per token (llm-foundry's MFU);
+  hardware FLOPs: every FLOP the kernels execute, recomputation and the flash-attention
+  backward's extra QK^T included (HFU).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+from simulator import model as model_math
+from simulator.collectives import collective_cost
+from simulator.compute import ComputeModel
+from simulator.engine import EngineResult, RankClass, run
+from simulator.errors import Problem, ScenarioError
+from simulator.memory import PRECISION_BYTES, MemoryBreakdown
+from simulator.network import BACKENDS
+from simulator.schedule import Collective
+from simulator.scenario import Scenario
+from simulator.strategies import STRATEGIES
+from simulator.strategies.common import Context, step_work
+from simulator.topology import Topology, load_topology
+
+# Concurrent groups of one collective (e.g. the 8 rail groups of HSDP's replica all-reduce) are
+# all put on the network up to this many; beyond it one representative group is simulated,
+# which is exact when the groups use disjoint links (groups inside a host, rail-optimized fabrics).
+MAX_CONCURRENT_GROUPS = 16
+
+
+@dataclass(frozen=True)
+class StepResult:
+    scenario: Scenario
+    engine: EngineResult
+    classes: tuple[RankClass, ...]
+    time_s: float
+    compute_s: float
+    comm_s: float
+    exposed_comm_s: float
+    model_flops_per_gpu: float
+    hardware_flops_per_gpu: float
+    peak_flops: float
+    tokens_per_step: int
+    collectives: tuple[dict, ...]
+    timeline_peak: tuple[int, float, str]
+
+
+def model_flops_per_token(scenario: Scenario) -> float:
+    m, s = scenario.model, scenario.training.seq_len
+    if m.arch is not None:
+        return model_math.model_flops_per_token(m.arch, s)
+    # PaLM (Chowdhery et al. 2022) App. B: 6N + 12 L h s per token for a bare parameter count.
+    return 6.0 * m.params + 12.0 * m.num_layers * m.hidden_size * s
+
+
+def compute_model(scenario: Scenario, slowdown: float = 1.0) -> ComputeModel:
+    cm = ComputeModel.for_precision(scenario.cluster.gpu, scenario.training.precision, slowdown)
+    gpu = scenario.cluster.gpu
+    for dtype in {cm.gemm_dtype, cm.attention_dtype}:
+        if not gpu.supports(dtype):
+            have = ", ".join(sorted(gpu.peak_flops))
+            raise ScenarioError(Problem("training.precision", f"{gpu.name} has no {dtype} units (it has {have})",
+                                        "pick a precision the GPU supports, e.g. fp16-mixed on V100"))
+    return cm
+
+
+def group_ranks(scenario: Scenario, group: str) -> list[tuple[int, ...]]:
+    """Every concurrent instance of a collective group, as GPU indices."""
+    n = scenario.cluster.num_gpus
+    if group == "dp":
+        return [tuple(range(n))]
+    g = scenario.training.shard_group_size
+    if group == "shard":
+        return [tuple(range(start, start + g)) for start in range(0, n, g)]
+    return [tuple(range(local, n, g)) for local in range(g)]  # replica: one rank per shard group
+
+
+class Comm:
+    """Collectives of the step on the topology's network model (fluid sharing or analytic)."""
+
+    def __init__(self, scenario: Scenario, topo: Topology, backend: str = "fluid"):
+        self.scenario, self.topo = scenario, topo
+        self.algorithm = scenario.training.collective_algorithm
+        self.backend_name = backend
+        self.networks = {}
+
+    def cost(self, coll: Collective, ranks: tuple[int, ...]):
+        return collective_cost(self.topo, coll.op, ranks, coll.size_bytes, self.algorithm)
+
+    def start(self, env, coll: Collective):
+        if env not in self.networks:
+            self.networks.clear()
+            self.networks[env] = BACKENDS[self.backend_name](env, self.topo)
+        net = self.networks[env]
+        instances = group_ranks(self.scenario, coll.group)
+        if len(instances) > MAX_CONCURRENT_GROUPS:
+            instances = instances[:1]
+        events = [net.start(self.cost(coll, ranks)) for ranks in instances]
+        return events[0] if len(events) == 1 else env.all_of(events)
+
+
+def rank_classes(ctx: Context, stragglers: dict[int, float]) -> list[RankClass]:
+    """One class for a homogeneous cluster; a slow GPU becomes a class of its own."""
+    build = STRATEGIES[ctx.scenario.strategy]
+    static = ctx.memory.total_bytes - ctx.memory.activations_bytes - ctx.memory.buffers_bytes + \
+        _static_buffers(ctx)
+    base = build(ctx).build(static)
+    n = ctx.scenario.cluster.num_gpus
+    classes = [RankClass("ranks", base, n - len(stragglers))] if len(stragglers) < n else []
+    for rank, factor in sorted(stragglers.items()):
+        slow_ctx = dataclasses.replace(ctx, cm=dataclasses.replace(ctx.cm, slowdown=factor),
+                                       work=step_work(ctx.scenario, dataclasses.replace(ctx.cm, slowdown=factor)))
+        classes.append(RankClass(f"rank {rank} (x{factor:g} slower)", build(slow_ctx).build(static), 1))
+    return classes
+
+
+def _static_buffers(ctx: Context) -> int:
+    from simulator import layout
+    from simulator.memory import static_buffer_bytes
+
+    return static_buffer_bytes(ctx.scenario, layout.model_layout(ctx.scenario.model), ctx.pb, ctx.gb)
+
+
+def simulate_step(scenario: Scenario, memory: MemoryBreakdown, backend: str = "fluid",
+                  stragglers: dict[int, float] | None = None) -> StepResult:
+    topo = load_topology(scenario.cluster.topology_ref, num_hosts=scenario.cluster.num_hosts)
+    cm = compute_model(scenario)
+    pb, gb, _, _ = PRECISION_BYTES[scenario.training.precision]
+    ctx = Context(scenario, memory, cm, step_work(scenario, cm), pb, gb)
+    classes = rank_classes(ctx, stragglers or {})
+    comm = Comm(scenario, topo, backend)
+    result = run(classes, comm.start)
+    return _metrics(scenario, ctx, classes, result, comm)
+
+
+def _union(intervals: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    out: list[list[float]] = []
+    for a, b in sorted(intervals):
+        if b <= a:
+            continue
+        if out and a <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], b)
+        else:
+            out.append([a, b])
+    return [(a, b) for a, b in out]
+
+
+def _measure(spans) -> float:
+    return sum(b - a for a, b in spans)
+
+
+def _minus(spans, holes) -> float:
+    """Length of `spans` not covered by `holes` (both unions of intervals)."""
+    total = 0.0
+    for a, b in spans:
+        covered = sum(max(0.0, min(b, d) - max(a, c)) for c, d in holes)
+        total += (b - a) - covered
+    return total
+
+
+def _metrics(scenario, ctx, classes, result: EngineResult, comm: Comm) -> StepResult:
+    comm_spans = _union(list(result.collective_times.values()))
+    compute_busy, exposed = [], []
+    for tl in result.timelines:
+        busy = _union([(iv.start_s, iv.end_s) for iv in tl.intervals if iv.stream == "compute"])
+        compute_busy.append(_measure(busy))
+        exposed.append(_minus(comm_spans, busy))
+    slowest = int(np.argmax(compute_busy))
+    tasks = classes[slowest].schedule.tasks
+    hw = sum(t.hardware_flops for t in tasks)
+    tokens = scenario.global_batch_size * scenario.training.seq_len
+    model_flops = model_flops_per_token(scenario) * tokens / scenario.cluster.num_gpus
+    peaks = [tl.peak(classes[i].schedule.tasks) for i, tl in enumerate(result.timelines)]
+    return StepResult(
+        scenario=scenario, engine=result, classes=tuple(classes), time_s=result.step_time_s,
+        compute_s=compute_busy[slowest], comm_s=_measure(comm_spans), exposed_comm_s=min(exposed),
+        model_flops_per_gpu=model_flops, hardware_flops_per_gpu=hw,
+        peak_flops=ctx.cm.gpu.peak(ctx.cm.gemm_dtype), tokens_per_step=tokens,
+        collectives=tuple(_collective_summary(tasks, comm)), timeline_peak=max(peaks),
+    )
+
+
+def _collective_summary(tasks, comm: Comm) -> list[dict]:
+    rows: dict[tuple, dict] = {}
+    for t in tasks:
+        c = t.collective
+        if c is None:
+            continue
+        key = (c.op, c.group, c.size_bytes)
+        if key not in rows:
+            ranks = group_ranks(comm.scenario, c.group)[0]
+            cost = comm.cost(c, ranks)
+            rows[key] = {"op": c.op, "group": c.group, "algorithm": cost.algorithm, "group_size": len(ranks),
+                         "bytes": c.size_bytes, "count": 0, "time_s": cost.time_s,
+                         "busbw_GBps": (cost.busbw_Bps / 1e9) if cost.time_s > 0 else 0.0,
+                         "bytes_sent_per_rank": cost.bytes_per_rank_sent}
+        rows[key]["count"] += 1
+    return sorted(rows.values(), key=lambda r: (r["op"], r["group"], -r["bytes"]))
