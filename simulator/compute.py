@@ -1,6 +1,7 @@
 """Roofline time of each kernel on a GPU, with the catalog's achievable-efficiency factors.
 
-time(op) = launch + max(flops / (peak(dtype) x efficiency), bytes / (HBM bandwidth x memory efficiency))
+time(op) = [launch + max(flops / (peak(dtype) x efficiency), bytes / (HBM bw x memory efficiency))]
+           / end_to_end
 
 GEMMs lose throughput to tile and wave quantization: cuBLAS splits C[m, n] into output
 tiles (128 x 128 here) and runs them in waves of one tile per SM; a partly filled last wave
@@ -51,7 +52,7 @@ class ComputeModel:
             flop_s = op.flops / (self.gpu.peak(self.attention_dtype) * eff.attention)
         else:
             flop_s = 0.0  # memory-bound kernels: their FLOPs are negligible beside their bytes
-        return self.slowdown * (eff.kernel_launch_s + max(flop_s, mem_s))
+        return self.slowdown * (eff.kernel_launch_s + max(flop_s, mem_s)) / eff.end_to_end
 
     def ops_time_s(self, ops: list[Op]) -> float:
         return sum(self.op_time_s(op) for op in ops)

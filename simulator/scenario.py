@@ -46,6 +46,8 @@ class ClusterSpec:
     gpus_per_host: int
     num_gpus: int
     price_per_gpu_hour: float | None
+    stragglers: tuple = ()        # schema.Straggler entries, ranks checked < num_gpus
+    degraded_links: tuple = ()    # schema.DegradedLink entries, checked against the topology
 
 
 @dataclass(frozen=True)
@@ -263,11 +265,24 @@ def _resolve_cluster(spec: ScenarioFile, problems: list[Problem], base_dir: Path
                                 f"{c.topology} have {total}", f"raise cluster.num_hosts to "
                                 f"{math.ceil(num_gpus / topo.gpus_per_host)}"))
         return None
+    for i, st in enumerate(c.stragglers):
+        if st.rank >= num_gpus:
+            problems.append(Problem(f"cluster.stragglers.{i}.rank", f"rank {st.rank} does not exist",
+                                    f"ranks are 0..{num_gpus - 1}"))
+    for i, link in enumerate(c.degraded_links):
+        for end in ("source", "target"):
+            name = getattr(link, end)
+            if name not in topo.graph:
+                problems.append(Problem(f"cluster.degraded_links.{i}.{end}", f"no vertex {name!r} in the topology",
+                                        did_you_mean(name, [str(v) for v in topo.graph.nodes])))
+        if link.source in topo.graph and link.target in topo.graph and not topo.graph.has_edge(link.source, link.target):
+            problems.append(Problem(f"cluster.degraded_links.{i}", f"no link {link.source} -> {link.target}"))
     if gpu is None:
         return None
     return ClusterSpec(topology_name=c.topology, topology_ref=ref, gpu=gpu, num_hosts=topo.num_hosts,
                        gpus_per_host=topo.gpus_per_host, num_gpus=num_gpus,
-                       price_per_gpu_hour=c.price_per_gpu_hour)
+                       price_per_gpu_hour=c.price_per_gpu_hour, stragglers=c.stragglers,
+                       degraded_links=c.degraded_links)
 
 
 def _topology_ref(name: str, base_dir: Path | None) -> str:

@@ -127,7 +127,8 @@ class TrainingSection(Strict):
     allocator_reserve: float = Field(0.05, ge=0, le=1, description="caching-allocator reserve, fraction")
     tokens: float | None = Field(None, gt=0, description="tokens to train on (default 20 x params)")
     collective_algorithm: Literal["auto", "ring", "tree", "hierarchical"] = "auto"
-    seed: Annotated[int, Field(ge=0, strict=True)] = 0
+    compute_jitter: float = Field(0.0, ge=0, lt=1, description="relative std-dev of each kernel's time")
+    seed: Annotated[int, Field(ge=0, strict=True)] = Field(0, description="seed of compute_jitter")
 
 
 class CustomGPU(Strict):
@@ -142,12 +143,30 @@ class CustomGPU(Strict):
     pcie_bandwidth: Bandwidth | None = None
 
 
+class Straggler(Strict):
+    """One slow GPU: every kernel on it takes `slowdown` times longer."""
+
+    rank: Annotated[int, Field(ge=0, strict=True)]
+    slowdown: float = Field(gt=0)
+
+
+class DegradedLink(Strict):
+    """A link running below its rated bandwidth (a flapping cable, a failed lane)."""
+
+    source: str = Field(description="vertex name at the link's start, e.g. a NIC or switch")
+    target: str = Field(description="vertex name at the link's end")
+    bandwidth_factor: float = Field(gt=0, le=1, description="fraction of the rated bandwidth left")
+    both_directions: bool = True
+
+
 class ClusterSection(Strict):
     topology: str = "dgx-a100"
     num_hosts: PositiveInt = 1
     num_gpus: PositiveInt | None = None
     gpu: str | CustomGPU | None = None
     price_per_gpu_hour: float | None = Field(None, ge=0, description="USD, for cost to train")
+    stragglers: tuple[Straggler, ...] = ()
+    degraded_links: tuple[DegradedLink, ...] = ()
 
 
 class ScenarioFile(Strict):

@@ -10,11 +10,10 @@ from simulator.scenario import Scenario
 from simulator.step import simulate_step
 
 
-def simulate(scenario: Scenario, trace_path: str | None = None, backend: str = "fluid",
-             stragglers: dict[int, float] | None = None) -> dict[str, Any]:
+def simulate(scenario: Scenario, trace_path: str | None = None, backend: str = "fluid") -> dict[str, Any]:
     """The full report for a scenario, as the JSON contract's dict."""
     mem = memory_breakdown(scenario)
-    step = simulate_step(scenario, mem, backend=backend, stragglers=stragglers)
+    step = simulate_step(scenario, mem, backend=backend)
     if trace_path:
         from simulator.trace import write_trace
 

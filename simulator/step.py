@@ -106,19 +106,45 @@ class Comm:
         return events[0] if len(events) == 1 else env.all_of(events)
 
 
-def rank_classes(ctx: Context, stragglers: dict[int, float]) -> list[RankClass]:
-    """One class for a homogeneous cluster; a slow GPU becomes a class of its own."""
-    build = STRATEGIES[ctx.scenario.strategy]
+# With compute jitter, this many jittered rank classes stand for the cluster. Each collective
+# then waits for the slowest of them; for larger clusters the true maximum over all ranks is
+# somewhat larger, so jitter's cost is underestimated there.
+JITTER_CLASSES = 16
+
+
+def rank_classes(ctx: Context) -> list[RankClass]:
+    """One class for a homogeneous cluster; each straggler is a class of its own, and compute
+    jitter splits the rest into JITTER_CLASSES seeded classes."""
+    s = ctx.scenario
+    build = STRATEGIES[s.strategy]
     static = ctx.memory.total_bytes - ctx.memory.activations_bytes - ctx.memory.buffers_bytes + \
         _static_buffers(ctx)
     base = build(ctx).build(static)
-    n = ctx.scenario.cluster.num_gpus
-    classes = [RankClass("ranks", base, n - len(stragglers))] if len(stragglers) < n else []
+    stragglers = {st.rank: st.slowdown for st in s.cluster.stragglers}
+    normal = s.cluster.num_gpus - len(stragglers)
+    classes = []
+    jitter = s.training.compute_jitter
+    if normal and jitter > 0:
+        rng = np.random.default_rng(s.training.seed)
+        k = min(normal, JITTER_CLASSES)
+        for j in range(k):
+            ranks = normal // k + (1 if j < normal % k else 0)
+            classes.append(RankClass(f"ranks (jitter sample {j})", _jittered(base, rng, jitter), ranks))
+    elif normal:
+        classes.append(RankClass("ranks", base, normal))
     for rank, factor in sorted(stragglers.items()):
-        slow_ctx = dataclasses.replace(ctx, cm=dataclasses.replace(ctx.cm, slowdown=factor),
-                                       work=step_work(ctx.scenario, dataclasses.replace(ctx.cm, slowdown=factor)))
+        slow_cm = dataclasses.replace(ctx.cm, slowdown=factor)
+        slow_ctx = dataclasses.replace(ctx, cm=slow_cm, work=step_work(s, slow_cm))
         classes.append(RankClass(f"rank {rank} (x{factor:g} slower)", build(slow_ctx).build(static), 1))
     return classes
+
+
+def _jittered(schedule, rng: np.random.Generator, sigma: float):
+    """Each compute/CPU task's time scaled by 1 + sigma z (z standard normal, floored at 0.1)."""
+    z = rng.standard_normal(len(schedule.tasks))
+    tasks = tuple(dataclasses.replace(t, duration_s=t.duration_s * max(0.1, 1.0 + sigma * zi))
+                  if t.stream in ("compute", "cpu") else t for t, zi in zip(schedule.tasks, z))
+    return dataclasses.replace(schedule, tasks=tasks)
 
 
 def _static_buffers(ctx: Context) -> int:
@@ -128,13 +154,12 @@ def _static_buffers(ctx: Context) -> int:
     return static_buffer_bytes(ctx.scenario, layout.model_layout(ctx.scenario.model), ctx.pb, ctx.gb)
 
 
-def simulate_step(scenario: Scenario, memory: MemoryBreakdown, backend: str = "fluid",
-                  stragglers: dict[int, float] | None = None) -> StepResult:
+def simulate_step(scenario: Scenario, memory: MemoryBreakdown, backend: str = "fluid") -> StepResult:
     topo = load_topology(scenario.cluster.topology_ref, num_hosts=scenario.cluster.num_hosts)
     cm = compute_model(scenario)
     pb, gb, _, _ = PRECISION_BYTES[scenario.training.precision]
     ctx = Context(scenario, memory, cm, step_work(scenario, cm), pb, gb)
-    classes = rank_classes(ctx, stragglers or {})
+    classes = rank_classes(ctx)
     comm = Comm(scenario, topo, backend)
     result = run(classes, comm.start)
     return _metrics(scenario, ctx, classes, result, comm)

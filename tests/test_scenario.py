@@ -126,7 +126,7 @@ def test_schema_is_json_schema_with_scenario_fields(capsys):
 
 
 def test_shipped_scenarios_validate(capsys):
-    files = sorted(str(p) for p in (ROOT / "scenarios").glob("*.yaml"))
+    files = sorted(str(p) for p in (ROOT / "scenarios").rglob("*.yaml"))
     assert files
     code, _, err = run_cli(capsys, "validate", *files)
     assert code == 0, err

@@ -153,11 +153,8 @@ def optimizer_step(b: ScheduleBuilder, ctx: Context, local_params: int, deps) ->
     k = optimizer_state_bytes_per_param(t.optimizer, t.precision, ctx.scenario.model.hidden_size)
     if t.offload.optimizer == "cpu":
         return offloaded_optimizer(b, ctx, local_params, k, deps)
-    moved = local_params * (ctx.gb + ctx.pb + 2 * k)
-    gpu = ctx.cm.gpu
-    duration = ctx.cm.slowdown * (gpu.efficiency.kernel_launch_s
-                                  + moved / (gpu.hbm_bw_bytes_per_s * gpu.efficiency.memory))
-    return b.add("optimizer step", "compute", "optimizer", deps=deps, duration_s=duration)
+    update = model_math.Op("optimizer step", "memory", 0.0, int(local_params * (ctx.gb + ctx.pb + 2 * k)))
+    return b.add("optimizer step", "compute", "optimizer", deps=deps, duration_s=ctx.cm.op_time_s(update))
 
 
 # Host memory bandwidth of a DGX A100 / H100 class server: 2 sockets x 8 DDR4-3200 (AMD EPYC

@@ -1,0 +1,55 @@
+"""Validation against published measurements and common observations; prints comparison tables."""
+
+from __future__ import annotations
+
+import pytest
+
+from simulator import SCENARIO_DIR
+from simulator.memory import memory_breakdown
+from simulator.scenario import load_scenario, scenario_from_dict
+from simulator.step import simulate_step
+from tests.reference.mpt import MPT_A100_8GPU, mpt_scenario
+
+
+def test_mpt_throughput_on_8_a100_within_20_percent(capsys):
+    # llm-foundry benchmark table (tests/reference/mpt.py); tolerance 20% as the issue asks.
+    # Note: the compute model's end_to_end factor is fitted to this same table (one number for
+    # all six rows, benchmarks/calibrate_compute.py); the spread of the residuals is the check.
+    rows = []
+    for preset, mb, accum, published, published_mfu in MPT_A100_8GPU:
+        s = scenario_from_dict(mpt_scenario(preset, mb, accum))
+        mem = memory_breakdown(s)
+        step = simulate_step(s, mem)
+        predicted = step.tokens_per_step / step.time_s / s.cluster.num_gpus
+        mfu = step.model_flops_per_gpu / step.time_s / step.peak_flops
+        rows.append((preset, published, predicted, published_mfu, 100 * mfu, mem.fits))
+    with capsys.disabled():
+        print("\nMPT on 8x A100-80GB, FSDP (llm-foundry table) vs clustersim")
+        print(f"{'model':<10}{'published':>11}{'predicted':>11}{'error':>8}{'pub MFU':>9}{'MFU':>7}")
+        for name, pub, pred, pub_mfu, mfu, _ in rows:
+            print(f"{name:<10}{pub:>11,}{pred:>11,.0f}{100 * (pred / pub - 1):>7.1f}%{pub_mfu:>8.1f}%{mfu:>6.1f}%")
+    for name, pub, pred, _, _, fits in rows:
+        assert fits, f"{name} ran on the real cluster, so it must fit"
+        assert pred == pytest.approx(pub, rel=0.20), name
+
+
+def _run(name: str):
+    s = load_scenario(SCENARIO_DIR / "ddp-vs-fsdp" / f"{name}.yaml")
+    mem = memory_breakdown(s)
+    return s, mem, simulate_step(s, mem)
+
+
+@pytest.mark.parametrize("preset", ["mpt-125m", "mpt-350m", "mpt-1b"])
+def test_ddp_and_fsdp_run_at_about_the_same_speed_up_to_2b(preset):
+    s, ddp_mem, ddp = _run(f"{preset}-ddp")
+    _, fsdp_mem, fsdp = _run(f"{preset}-zero3")
+    assert s.model.params < 2e9
+    assert ddp_mem.fits and fsdp_mem.fits
+    assert ddp.time_s == pytest.approx(fsdp.time_s, rel=0.10)
+
+
+def test_ddp_runs_out_of_memory_beyond_2b_where_fsdp_fits():
+    s, ddp_mem, _ = _run("mpt-3b-ddp")
+    _, fsdp_mem, _ = _run("mpt-3b-zero3")
+    assert s.model.params > 2e9
+    assert not ddp_mem.fits and fsdp_mem.fits
