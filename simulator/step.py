@@ -155,7 +155,8 @@ def _static_buffers(ctx: Context) -> int:
 
 
 def simulate_step(scenario: Scenario, memory: MemoryBreakdown, backend: str = "fluid") -> StepResult:
-    topo = load_topology(scenario.cluster.topology_ref, num_hosts=scenario.cluster.num_hosts)
+    topo = degrade(load_topology(scenario.cluster.topology_ref, num_hosts=scenario.cluster.num_hosts),
+                   scenario.cluster.degraded_links)
     cm = compute_model(scenario)
     pb, gb, _, _ = PRECISION_BYTES[scenario.training.precision]
     ctx = Context(scenario, memory, cm, step_work(scenario, cm), pb, gb)
@@ -163,6 +164,21 @@ def simulate_step(scenario: Scenario, memory: MemoryBreakdown, backend: str = "f
     comm = Comm(scenario, topo, backend)
     result = run(classes, comm.start)
     return _metrics(scenario, ctx, classes, result, comm)
+
+
+def degrade(topo: Topology, links) -> Topology:
+    """A copy of the topology with some links at a fraction of their bandwidth (a new object,
+    so the per-topology caches of plans and capacities are not shared with the healthy one)."""
+    if not links:
+        return topo
+    index = {edge: i for i, edge in enumerate(topo.edges)}
+    bw = topo.bw_bytes_per_s.copy()
+    for link in links:
+        pairs = [(link.source, link.target)] + ([(link.target, link.source)] if link.both_directions else [])
+        for pair in pairs:
+            if pair in index:
+                bw[index[pair]] *= link.bandwidth_factor
+    return dataclasses.replace(topo, bw_bytes_per_s=bw)
 
 
 def _union(intervals: list[tuple[float, float]]) -> list[tuple[float, float]]:

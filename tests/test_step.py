@@ -135,3 +135,25 @@ def test_report_has_the_step_contract():
     assert {"op", "algorithm", "group_size", "bytes", "count", "time_s", "busbw_GBps"} <= set(report["collectives"][0])
     # Chinchilla default: 20 tokens per parameter.
     assert report["training"]["tokens"] == 20 * report["model"]["params"]
+
+
+def test_degraded_nic_link_slows_inter_host_all_reduce():
+    # DDP over 2 hosts: the all-reduce crosses the NICs; halving one NIC's uplink can only slow
+    # the step, and a healthy copy of the scenario is unaffected (caches are per topology).
+    base = {"strategy": "ddp", "micro_batch_size": 1, "seq_len": 128}
+    healthy_cluster = cluster_of(16)
+    _, healthy = step_of(base, healthy_cluster)
+    degraded_cluster = {**healthy_cluster, "degraded_links": [
+        {"source": "h0.nic0", "target": "leaf0", "bandwidth_factor": 0.25}]}
+    _, degraded = step_of(base, degraded_cluster)
+    _, healthy_again = step_of(base, healthy_cluster)
+    assert degraded.comm_s > healthy.comm_s
+    assert healthy_again.time_s == healthy.time_s
+
+
+def test_unknown_degraded_link_vertex_is_a_clear_error():
+    from simulator.errors import ScenarioError
+
+    with pytest.raises(ScenarioError, match="cluster.degraded_links.0.source"):
+        step_of({}, {**cluster_of(16), "degraded_links": [{"source": "h0.nic99", "target": "h0.gpu0",
+                                                            "bandwidth_factor": 0.5}]})
