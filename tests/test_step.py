@@ -157,3 +157,58 @@ def test_unknown_degraded_link_vertex_is_a_clear_error():
     with pytest.raises(ScenarioError, match="cluster.degraded_links.0.source"):
         step_of({}, {**cluster_of(16), "degraded_links": [{"source": "h0.nic99", "target": "h0.gpu0",
                                                             "bandwidth_factor": 0.5}]})
+
+
+def test_trace_is_chrome_trace_json(tmp_path):
+    from simulator.cli import main
+
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text("model: {preset: gpt2}\ntraining: {strategy: zero3}\n"
+                        "cluster: {topology: dgx-a100, stragglers: [{rank: 1, slowdown: 1.2}]}\n")
+    trace = tmp_path / "trace.json"
+    assert main(["run", str(scenario), "--trace", str(trace)]) == 0
+    events = json.loads(trace.read_text())["traceEvents"]
+    processes = {e["args"]["name"] for e in events if e["name"] == "process_name"}
+    assert len(processes) == 2  # one per rank class: the straggler and the rest
+    tracks = {e["args"]["name"] for e in events if e["name"] == "thread_name"}
+    assert {"compute", "comm", "comm_rs"} <= tracks
+    spans = [e for e in events if e["ph"] == "X"]
+    assert spans and all(e["dur"] >= 0 for e in spans)
+    assert any(e["ph"] == "C" and e["name"] == "memory" for e in events)
+
+
+def test_trace_never_overwrites_the_scenario(tmp_path, capsys):
+    from simulator.cli import main
+
+    scenario = tmp_path / "s.yaml"
+    text = "model: {preset: gpt2}\n"
+    scenario.write_text(text)
+    assert main(["run", str(scenario), "--trace", str(scenario)]) == 2
+    assert scenario.read_text() == text
+
+
+def test_hsdp_all_reduces_gradient_shards_across_replicas():
+    s, step = step_of({"strategy": "hsdp", "shard_group_size": 8}, cluster_of(32))
+    ops = {(c["op"], c["group"]): c for c in step.collectives}
+    assert ("all_gather", "shard") in ops and ("reduce_scatter", "shard") in ops
+    replica = ops[("all_reduce", "replica")]
+    assert replica["group_size"] == 4            # 32 GPUs / shard groups of 8
+    # Each replica all-reduce carries one shard (1/8) of a block's gradient: 1.2e9 / 24 blocks.
+    assert replica["bytes"] == -(-50_000_000 // 8) * 2
+
+
+def test_optimizer_offload_adds_pcie_and_cpu_time():
+    base = {"strategy": "zero2", "micro_batch_size": 1, "seq_len": 256}
+    _, gpu = step_of(base, cluster_of(8))
+    _, cpu = step_of({**base, "offload": {"optimizer": "cpu"}}, cluster_of(8))
+    names = [iv.name for iv in cpu.engine.timelines[0].intervals]
+    assert "offload: CPU optimizer step" in names and "offload: gradients to CPU" in names
+    # ZeRO-Offload's CPU Adam is slower than the fused GPU Adam on HBM.
+    assert cpu.time_s > gpu.time_s
+
+
+def test_parameter_offload_moves_each_shard_over_pcie_before_its_all_gather():
+    _, step = step_of({"strategy": "zero3", "offload": {"optimizer": "cpu", "params": "cpu"}}, cluster_of(8))
+    tasks = step.classes[0].schedule.tasks
+    gathers = [t for t in tasks if t.collective and t.collective.op == "all_gather"]
+    assert gathers and all(tasks[t.deps[-1]].stream == "pcie" for t in gathers)

@@ -38,7 +38,12 @@ def build(ctx: Context, hybrid: bool):
     grad_comm: list[int] = []
 
     def gather(name: str, params: int, deps=(), alloc=True) -> int:
-        """All-gather a unit: the output buffer is n shards (padded) of weights."""
+        """All-gather a unit: the output buffer is n shards (padded) of weights. With parameter
+        offload (ZeRO-Infinity / FSDP CPUOffload) the shard first crosses PCIe to the GPU."""
+        if s.training.offload.params == "cpu":
+            h2d = b.add(name.replace("all_gather", "offload: shard to GPU for"), "pcie", "offload",
+                        deps=deps, duration_s=shard_of(params, n) * pb / ctx.cm.gpu.pcie_bw_bytes_per_s)
+            deps = (h2d,)
         return b.add(name, "comm", "comm", deps=deps, alloc_bytes=params * pb if alloc else 0,
                      collective=Collective("all_gather", "shard" if hybrid else "dp", shard_of(params, n) * n * pb))
 
