@@ -84,7 +84,8 @@ def cmd_gpus(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="clustersim", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="clustersim", description="Simulate LLM training on GPU clusters: "
+                                     "per-GPU memory and OOM verdicts, step time, communication, time to train.")
     parser.add_argument("--version", action="version", version=f"clustersim {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -106,17 +107,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("schema", help="print the JSON Schema of scenario files").set_defaults(func=cmd_schema)
     sub.add_parser("models", help="list model presets").set_defaults(func=cmd_models)
     sub.add_parser("gpus", help="list the GPU catalog").set_defaults(func=cmd_gpus)
-    _add_optional_commands(sub)
-    return parser
+    from simulator import commands, netcli
 
-
-def _add_optional_commands(sub) -> None:
-    """Subcommands contributed by other modules (topology, collectives)."""
-    try:
-        from simulator import netcli
-    except ImportError:
-        return
     netcli.add_subcommands(sub)
+    commands.register_all(sub)
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
