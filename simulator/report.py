@@ -163,7 +163,9 @@ def step_sections(scenario: Scenario, step) -> dict[str, Any]:
             "tokens_per_s_per_gpu": tokens_per_s / n,
             "rank_classes": [{"name": c.name, "ranks": c.ranks} for c in step.classes],
             "flops_convention": "model FLOPs = 6N + 12 L h s per token (PaLM / Megatron, llm-foundry MFU); "
-                                "hardware FLOPs include recomputation and flash-attention backward",
+                                "hardware FLOPs are those the kernels execute: recomputation and the "
+                                "flash-attention backward's extra QK^T included, the masked half of causal "
+                                "attention excluded (so HFU can be below MFU)",
         },
         "memory": {"timeline_peak_bytes": peak_bytes, "peak_time_s": peak_time, "peak_op": peak_op},
         "collectives": list(step.collectives),
