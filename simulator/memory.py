@@ -227,7 +227,9 @@ def peak_moment(scenario: Scenario, pb: int, gb: int, act_b: int) -> Moment:
                 gathered = sum(b.params for b in blocks[:i + 1])
             else:  # this block, and the previous one prefetched
                 gathered = blocks[i].params + (prefetch * blocks[i - 1].params if i else 0)
-            # This block's full gradient, and the next block's, whose reduce-scatter is in flight.
+            # This block's full gradient, and the next block's, whose reduce-scatter is in flight
+            # (with backward prefetch it surely is; without, it may have finished while this
+            # block's all-gather ran, so the analytic peak is then an upper bound).
             pending = blocks[i + 1].params if i + 1 < len(blocks) else 0
             buf += gathered * pb + (blocks[i].params + pending) * gb
         moment = Moment(f"backward {blocks[i].name}", live + acts.working[i], buf)

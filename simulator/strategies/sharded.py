@@ -36,6 +36,7 @@ def build(ctx: Context, hybrid: bool):
     pb, gb = ctx.pb, ctx.gb
     blocks = ctx.work.blocks
     grad_comm: list[int] = []
+    previous_backward = None
 
     def gather(name: str, params: int, deps=(), alloc=True) -> int:
         """All-gather a unit: the output buffer is n shards (padded) of weights. With parameter
@@ -69,8 +70,11 @@ def build(ctx: Context, hybrid: bool):
             root_gather = None
 
         def issue_forward(i: int) -> None:
-            # limit_all_gathers: unit i's all-gather waits until unit i-2's forward freed its memory.
-            limit = fwd_done.get(i - 2) if z.limit_all_gathers else None
+            # limit_all_gathers: unit i's all-gather waits until unit i-2's forward freed its
+            # memory; the first two of a later micro-batch wait for the previous backward.
+            limit = None
+            if z.limit_all_gathers:
+                limit = fwd_done.get(i - 2) if i >= 2 else previous_backward
             fwd_gather[i] = gather(f"{tag} all_gather {blocks[i].name} (forward)", blocks[i].params,
                                    deps=(limit,))
 
@@ -115,7 +119,7 @@ def build(ctx: Context, hybrid: bool):
             b.tasks[tid] = _with_alloc_free(b.tasks[tid], unit.params * gb, unit.params * pb)
             grad_comm.append(reduce(f"{tag} reduce_scatter {unit.name}", unit.params, (tid,), unit.params * gb))
 
-        last = micro_batch(b, ctx, m, before_fwd, after_fwd, before_bwd, after_bwd)
+        last = previous_backward = micro_batch(b, ctx, m, before_fwd, after_fwd, before_bwd, after_bwd)
         root = ctx.work.edge_params + ctx.work.head_params
         if root:
             grad_comm.append(reduce(f"{tag} reduce_scatter root", root, (last,), 0))
