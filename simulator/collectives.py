@@ -41,9 +41,9 @@ class Protocol:
     """An NCCL protocol: wire efficiency and its latencies."""
 
     name: str
-    efficiency: float          # data bytes per wire byte
-    base_latency_s: float      # once per collective call
-    step_latency_s: float      # software overhead per algorithm step
+    efficiency: float  # data bytes per wire byte
+    base_latency_s: float  # once per collective call
+    step_latency_s: float  # software overhead per algorithm step
     net_step_latency_s: float  # extra per step that crosses a NIC (proxy thread, RDMA)
 
 
@@ -116,16 +116,17 @@ def busbw_factor(op: str, n: int) -> float:
 
 # ---- plans: routed flows per byte of S -------------------------------------------------
 
+
 @dataclass(frozen=True, eq=False)
 class PhasePlan:
     """One phase of concurrent flows, normalized to S = 1 byte."""
 
     name: str
-    edge_ids: np.ndarray       # edges carrying traffic
-    unit_load: np.ndarray      # data bytes on each of those edges per byte of S
-    n_steps: float             # sequential algorithm steps (each pays the software overhead)
-    net_steps: float           # of which cross a NIC
-    path_latency_s: float      # link latencies summed along the critical path of steps
+    edge_ids: np.ndarray  # edges carrying traffic
+    unit_load: np.ndarray  # data bytes on each of those edges per byte of S
+    n_steps: float  # sequential algorithm steps (each pays the software overhead)
+    net_steps: float  # of which cross a NIC
+    path_latency_s: float  # link latencies summed along the critical path of steps
     sent_per_rank: np.ndarray  # data bytes each rank sends per byte of S
     recv_per_rank: np.ndarray
     unit_time: dict = field(default_factory=dict)  # Calibration -> bandwidth seconds per byte of S
@@ -142,7 +143,7 @@ class Plan:
 def _host_matrix(topo: Topology, group: Sequence[int]) -> tuple[list[np.ndarray], bool]:
     """The group's GPUs by host (hosts in order of first appearance); True if all hosts have equal counts."""
     g = np.asarray(group, np.int64)
-    hosts = _host_array(topo)[g]
+    hosts = topo.host_array()[g]
     uniq, first = np.unique(hosts, return_index=True)
     order = uniq[np.argsort(first)]
     rank_of_host = np.empty(uniq.max() + 1, np.int64)
@@ -153,27 +154,18 @@ def _host_matrix(topo: Topology, group: Sequence[int]) -> tuple[list[np.ndarray]
     return rows, bool((counts == counts[0]).all())
 
 
-def _flows(topo: Topology, rank_of: np.ndarray, src: np.ndarray, dst: np.ndarray, w: np.ndarray, p: int):
+def _flows(
+    topo: Topology, rank_of: np.ndarray, src: np.ndarray, dst: np.ndarray, w: np.ndarray, p: int
+):
     """Route flows; return per-edge loads, per-flow route latency and inter-host flags, per-rank bytes."""
     flow_i, edge_i = topo.routes(src, dst)
     load = np.bincount(edge_i, weights=w[flow_i], minlength=len(topo.edges))
     edge_ids = np.flatnonzero(load)
     lat = np.bincount(flow_i, weights=topo.latency_s[edge_i], minlength=len(src))
-    inter = _host_array(topo)[src] != _host_array(topo)[dst]
+    inter = topo.host_array()[src] != topo.host_array()[dst]
     sent = np.bincount(rank_of[src], weights=w, minlength=p)
     recv = np.bincount(rank_of[dst], weights=w, minlength=p)
     return edge_ids, load[edge_ids], lat, inter, sent, recv
-
-
-def _host_array(topo: Topology) -> np.ndarray:
-    """Host index of every GPU index (cached on the topology)."""
-    cache = topo.__dict__
-    if "_host_array" not in cache:
-        if topo.fabric is not None:  # fabric GPU indices are host-major: h * gpus_per_host + local
-            cache["_host_array"] = np.arange(topo.num_gpus, dtype=np.int64) // topo.gpus_per_host
-        else:
-            cache["_host_array"] = np.array([topo.host_of(g) for g in topo.gpu_ids], np.int64)
-    return cache["_host_array"]
 
 
 def _phase(topo, group, name, src, dst, w, steps, critical=None) -> PhasePlan:
@@ -286,16 +278,31 @@ def _plan_tree(topo: Topology, op: str, group: tuple[int, ...]) -> tuple[PhasePl
         return 2 * (chain_len * intra + depth * net), 2.0 * depth
 
     steps = 2 * (chain_len + depth)
-    return (_phase(topo, group, "tree", np.concatenate(src), np.concatenate(dst), 1.0 / (2 * len(chains)),
-                   steps, critical),)
+    return (
+        _phase(
+            topo,
+            group,
+            "tree",
+            np.concatenate(src),
+            np.concatenate(dst),
+            1.0 / (2 * len(chains)),
+            steps,
+            critical,
+        ),
+    )
 
 
 def _plan_hierarchical(topo: Topology, op: str, group: tuple[int, ...]) -> tuple[PhasePlan, ...]:
     """Intra-host reduce-scatter, inter-host all-reduce of each shard along its rail, intra-host all-gather."""
     rows, uniform = _host_matrix(topo, group)
     if not uniform or len(rows) < 2 or len(rows[0]) < 2:
-        raise ScenarioError(Problem("algorithm", "hierarchical needs >= 2 hosts with the same number (>= 2) of GPUs",
-                                    "use ring or tree for this group"))
+        raise ScenarioError(
+            Problem(
+                "algorithm",
+                "hierarchical needs >= 2 hosts with the same number (>= 2) of GPUs",
+                "use ring or tree for this group",
+            )
+        )
     mat = np.array(rows)
     h, k = mat.shape
     intra_src, intra_dst = mat.ravel(), np.roll(mat, -1, axis=1).ravel()
@@ -303,7 +310,9 @@ def _plan_hierarchical(topo: Topology, op: str, group: tuple[int, ...]) -> tuple
     rs = _phase(topo, group, "intra_reduce_scatter", intra_src, intra_dst, (k - 1) / k, k - 1)
     # k rings (one per rail) all-reduce S/k over h hosts: 2(h-1) steps of S/(k*h).
     inter_src, inter_dst = mat.T.ravel(), np.roll(mat, -1, axis=0).T.ravel()
-    ar = _phase(topo, group, "inter_all_reduce", inter_src, inter_dst, 2 * (h - 1) / (k * h), 2 * (h - 1))
+    ar = _phase(
+        topo, group, "inter_all_reduce", inter_src, inter_dst, 2 * (h - 1) / (k * h), 2 * (h - 1)
+    )
     ag = _phase(topo, group, "intra_all_gather", intra_src, intra_dst, (k - 1) / k, k - 1)
     return rs, ar, ag
 
@@ -312,7 +321,11 @@ def _plan_direct(topo: Topology, op: str, group: tuple[int, ...]) -> tuple[Phase
     """All-to-all as simultaneous point-to-point sends of S/p to every other rank."""
     p = len(group)
     if p > MAX_ALL_TO_ALL_RANKS:
-        raise ScenarioError(Problem("group", f"all_to_all over {p} GPUs is not modelled (limit {MAX_ALL_TO_ALL_RANKS})"))
+        raise ScenarioError(
+            Problem(
+                "group", f"all_to_all over {p} GPUs is not modelled (limit {MAX_ALL_TO_ALL_RANKS})"
+            )
+        )
     g = np.array(group)
     a, b = np.meshgrid(np.arange(p), np.arange(p), indexing="ij")
     keep = a != b
@@ -341,11 +354,20 @@ def plan(topo: Topology, op: str, algorithm: str, group: tuple[int, ...]) -> Pla
 def _candidates(topo: Topology, op: str, group: tuple[int, ...], algorithm: str) -> list[str]:
     if algorithm != "auto":
         if algorithm not in ALGORITHMS:
-            raise ScenarioError(Problem("algorithm", f"unknown algorithm {algorithm!r}",
-                                        did_you_mean(algorithm, list(ALGORITHMS) + ["auto"])))
+            raise ScenarioError(
+                Problem(
+                    "algorithm",
+                    f"unknown algorithm {algorithm!r}",
+                    did_you_mean(algorithm, list(ALGORITHMS) + ["auto"]),
+                )
+            )
         if op not in ALGORITHMS[algorithm][1]:
             ok = [a for a, (_, ops) in ALGORITHMS.items() if op in ops]
-            raise ScenarioError(Problem("algorithm", f"{algorithm} does not implement {op}", f"use one of {ok} or auto"))
+            raise ScenarioError(
+                Problem(
+                    "algorithm", f"{algorithm} does not implement {op}", f"use one of {ok} or auto"
+                )
+            )
         return [algorithm]
     names = [a for a, (_, ops) in ALGORITHMS.items() if op in ops]
     rows, uniform = _host_matrix(topo, group)
@@ -358,20 +380,27 @@ def _candidates(topo: Topology, op: str, group: tuple[int, ...], algorithm: str)
 
 # ---- cost ------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True, eq=False)
 class Phase:
     """One phase of a costed collective, in the form the network model consumes."""
 
     name: str
     latency_s: float
-    bandwidth_s: float            # standalone: max over links of wire_bytes / effective capacity
+    bandwidth_s: float  # standalone: max over links of wire_bytes / effective capacity
     edge_ids: np.ndarray
-    wire_bytes: np.ndarray        # bytes on each edge, protocol overhead included
-    per_rank_wire_bytes: float    # bytes the busiest rank sends (the fairness unit, see network.py)
+    wire_bytes: np.ndarray  # bytes on each edge, protocol overhead included
+    per_rank_wire_bytes: float  # bytes the busiest rank sends (the fairness unit, see network.py)
 
 
 @dataclass(frozen=True, eq=False)
 class CollectiveCost:
+    """A costed collective: the chosen (algorithm, protocol), its time and its phases.
+
+    time_s = latency_s + bandwidth_s = sum of the phases' latency_s + bandwidth_s. A no-op
+    (one rank or zero bytes) has time 0, algbw = busbw = 0 (as nccl-tests prints) and no phases.
+    """
+
     op: str
     algorithm: str
     protocol: str
@@ -382,7 +411,7 @@ class CollectiveCost:
     bandwidth_s: float
     algbw_Bps: float
     busbw_Bps: float
-    bytes_per_rank_sent: float    # data bytes the busiest rank sends (ring all-reduce: 2(p-1)/p S)
+    bytes_per_rank_sent: float  # data bytes the busiest rank sends (ring all-reduce: 2(p-1)/p S)
     phases: tuple[Phase, ...]
 
 
@@ -403,29 +432,59 @@ def _unit_time(topo: Topology, ph: PhasePlan, cal: Calibration) -> float:
     return ph.unit_time[cal]
 
 
-def _phase_cost(topo, ph: PhasePlan, proto: Protocol, cal: Calibration, size: int) -> tuple[float, float]:
-    latency = ph.path_latency_s + ph.n_steps * proto.step_latency_s + ph.net_steps * proto.net_step_latency_s
+def _phase_cost(
+    topo, ph: PhasePlan, proto: Protocol, cal: Calibration, size: int
+) -> tuple[float, float]:
+    latency = (
+        ph.path_latency_s
+        + ph.n_steps * proto.step_latency_s
+        + ph.net_steps * proto.net_step_latency_s
+    )
     return latency, size * _unit_time(topo, ph, cal) / proto.efficiency
 
 
-def collective_cost(topology: Topology, op: str, group: Any, size_bytes: int, algorithm: str = "auto",
-                    calibration: Calibration = NCCL_CALIBRATION) -> CollectiveCost:
-    """Time of one collective on `group` ('all', 'host', 'rail[:N]', or GPU names/indices) of S bytes."""
+def collective_cost(
+    topology: Topology,
+    op: str,
+    group: Any,
+    size_bytes: int,
+    algorithm: str = "auto",
+    calibration: Calibration = NCCL_CALIBRATION,
+) -> CollectiveCost:
+    """Time of one collective of S = `size_bytes` on `group`.
+
+    `group`: 'all', 'host[:N]', 'rail[:N]', or GPU vertex names / rank indices in rank order
+    (broadcast and reduce use the first as root). `algorithm`: 'auto' or a name in ALGORITHMS.
+    One protocol is chosen per collective (all phases of a hierarchical one share it).
+    """
     if op not in OPS:
         raise ScenarioError(Problem("op", f"unknown collective {op!r}", did_you_mean(op, OPS)))
-    if isinstance(size_bytes, bool) or not isinstance(size_bytes, (int, np.integer)) or size_bytes < 0:
+    if (
+        isinstance(size_bytes, bool)
+        or not isinstance(size_bytes, (int, np.integer))
+        or size_bytes < 0
+    ):
         raise ScenarioError(Problem("size", f"expected a byte count >= 0, got {size_bytes!r}"))
-    idx = group if isinstance(group, tuple) and all(isinstance(g, int) for g in group[:1]) else None
-    idx = resolve_group(topology, group) if idx is None else idx
+    if isinstance(group, tuple) and group and all(isinstance(g, int) for g in group[:1]):
+        idx = _checked(topology, group)
+    else:
+        idx = resolve_group(topology, group)
     return _cost(topology, op, idx, int(size_bytes), algorithm, calibration)
 
 
+@functools.lru_cache(maxsize=1024)
+def _checked(topo: Topology, group: tuple[int, ...]) -> tuple[int, ...]:
+    """A tuple of rank indices, validated once (the engine passes the same groups repeatedly)."""
+    return resolve_group(topo, group)
+
+
 @functools.lru_cache(maxsize=4096)
-def _cost(topo: Topology, op: str, group: tuple[int, ...], size: int, algorithm: str,
-          cal: Calibration) -> CollectiveCost:
+def _cost(
+    topo: Topology, op: str, group: tuple[int, ...], size: int, algorithm: str, cal: Calibration
+) -> CollectiveCost:
     p = len(group)
     if p == 1 or size == 0:
-        return CollectiveCost(op, "none", "none", p, size, 0.0, 0.0, 0.0, float("inf"), float("inf"), 0.0, ())
+        return CollectiveCost(op, "none", "none", p, size, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, ())
     best = None
     for name in _candidates(topo, op, group, algorithm):
         pl = plan(topo, op, name, group)
@@ -442,13 +501,29 @@ def _costed(topo, pl: Plan, proto: Protocol, parts, size: int, t: float) -> Coll
     phases = []
     for i, (ph, (lat, bw)) in enumerate(zip(pl.phases, parts)):
         scale = size / proto.efficiency
-        phases.append(Phase(ph.name, lat + (proto.base_latency_s if i == 0 else 0.0), bw, ph.edge_ids,
-                            ph.unit_load * scale, float(ph.sent_per_rank.max()) * scale))
+        phases.append(
+            Phase(
+                ph.name,
+                lat + (proto.base_latency_s if i == 0 else 0.0),
+                bw,
+                ph.edge_ids,
+                ph.unit_load * scale,
+                float(ph.sent_per_rank.max()) * scale,
+            )
+        )
     sent = sum(ph.sent_per_rank for ph in pl.phases)
     algbw = size / t
     return CollectiveCost(
-        op=pl.op, algorithm=pl.algorithm, protocol=proto.name, group_size=len(pl.group), size_bytes=size,
-        time_s=t, latency_s=proto.base_latency_s + sum(a for a, _ in parts),
-        bandwidth_s=sum(b for _, b in parts), algbw_Bps=algbw,
+        op=pl.op,
+        algorithm=pl.algorithm,
+        protocol=proto.name,
+        group_size=len(pl.group),
+        size_bytes=size,
+        time_s=t,
+        latency_s=proto.base_latency_s + sum(a for a, _ in parts),
+        bandwidth_s=sum(b for _, b in parts),
+        algbw_Bps=algbw,
         busbw_Bps=algbw * busbw_factor(pl.op, len(pl.group)),
-        bytes_per_rank_sent=float(sent.max()) * size, phases=tuple(phases))
+        bytes_per_rank_sent=float(sent.max()) * size,
+        phases=tuple(phases),
+    )

@@ -74,23 +74,27 @@ class _Active:
     transfer: Any
     done: simpy.Event
     phase: int = 0
-    remaining: float = 1.0       # fraction of the current bandwidth stage still to move
-    progress_rate: float = 0.0   # fraction per second
+    remaining: float = 1.0  # fraction of the current bandwidth stage still to move
+    progress_rate: float = 0.0  # fraction per second
     edges: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     coef: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    unit_bytes: float = 1.0      # per-rank wire bytes of the current stage
+    unit_bytes: float = 1.0  # per-rank wire bytes of the current stage
 
 
 class FluidNetwork:
     """Max-min fair sharing of directed links among concurrent collectives (see module doc)."""
 
-    def __init__(self, env: simpy.Environment, topology: Topology,
-                 calibration: Calibration = NCCL_CALIBRATION):
+    def __init__(
+        self,
+        env: simpy.Environment,
+        topology: Topology,
+        calibration: Calibration = NCCL_CALIBRATION,
+    ):
         self.env = env
         self.topology = topology
         self.capacity = effective_capacity(topology, calibration)
         self.active: list[_Active] = []
-        self.rate_updates = 0        # how many times rates were recomputed (tests, profiling)
+        self.rate_updates = 0  # how many times rates were recomputed (tests, profiling)
         self._last_update = env.now
         self._timer_generation = 0
 
@@ -164,8 +168,12 @@ class FluidNetwork:
 class AnalyticNetwork:
     """No sharing: each transfer takes its standalone time (a lower bound under contention)."""
 
-    def __init__(self, env: simpy.Environment, topology: Topology,
-                 calibration: Calibration = NCCL_CALIBRATION):
+    def __init__(
+        self,
+        env: simpy.Environment,
+        topology: Topology,
+        calibration: Calibration = NCCL_CALIBRATION,
+    ):
         self.env = env
         self.topology = topology
 
@@ -176,9 +184,15 @@ class AnalyticNetwork:
 BACKENDS = {"fluid": FluidNetwork, "analytic": AnalyticNetwork}
 
 
-def make_network(name: str, env: simpy.Environment, topology: Topology,
-                 calibration: Calibration = NCCL_CALIBRATION) -> FluidNetwork | AnalyticNetwork:
+def make_network(
+    name: str,
+    env: simpy.Environment,
+    topology: Topology,
+    calibration: Calibration = NCCL_CALIBRATION,
+) -> FluidNetwork | AnalyticNetwork:
     """A network backend by name ('fluid' or 'analytic')."""
     if name not in BACKENDS:
-        raise ScenarioError(Problem("network.backend", f"unknown backend {name!r}", did_you_mean(name, BACKENDS)))
+        raise ScenarioError(
+            Problem("network.backend", f"unknown backend {name!r}", did_you_mean(name, BACKENDS))
+        )
     return BACKENDS[name](env, topology, calibration)

@@ -75,6 +75,13 @@ class Topology:
         name = self.gpu_ids[gpu] if isinstance(gpu, (int, np.integer)) else gpu
         return self._host[name]
 
+    def host_array(self) -> np.ndarray:
+        """Host index of every GPU, by rank index (cached)."""
+        if "_host_array" not in self.__dict__:
+            hosts = np.array([self._host[g] for g in self.gpu_ids], np.int64)
+            self.__dict__["_host_array"] = hosts
+        return self.__dict__["_host_array"]
+
     def gpu_index(self, gpu: str) -> int:
         return self._index[gpu]
 
@@ -102,10 +109,13 @@ def _order_path(edges: list[tuple[str, str]], src: str) -> list[tuple[str, str]]
 
 # ---- routers ---------------------------------------------------------------------------
 
+
 class GraphRouter:
     """Hop-count shortest paths with per-flow ECMP over equal-cost next hops; paths are cached."""
 
-    def __init__(self, vertices: list[str], edges: Sequence[tuple[str, str]], gpu_vertex: Sequence[int]):
+    def __init__(
+        self, vertices: list[str], edges: Sequence[tuple[str, str]], gpu_vertex: Sequence[int]
+    ):
         self.vid = {v: i for i, v in enumerate(vertices)}
         self.succ: list[list[tuple[int, int]]] = [[] for _ in vertices]
         self.pred: list[list[int]] = [[] for _ in vertices]
@@ -144,7 +154,9 @@ class GraphRouter:
                 if a not in dist:
                     raise ScenarioError(Problem("", f"no route between vertices {a} and {b}"))
                 while at != b:
-                    options = sorted((v, e) for v, e in self.succ[at] if dist.get(v, -1) == dist[at] - 1)
+                    options = sorted(
+                        (v, e) for v, e in self.succ[at] if dist.get(v, -1) == dist[at] - 1
+                    )
                     v, e = options[ecmp_hash(a, b, hop) % len(options)]
                     path.append(e)
                     at, hop = v, hop + 1
@@ -167,7 +179,9 @@ class FabricRouter:
         self.f = fab
         t = fab.template
         names = [n for n, _, _ in t.vertices]
-        self.local = GraphRouter(names, [(u, v) for u, v, *_ in t.edges], [names.index(g) for g in t.gpu_ids])
+        self.local = GraphRouter(
+            names, [(u, v) for u, v, *_ in t.edges], [names.index(g) for g in t.gpu_ids]
+        )
         self.gpu_v = [names.index(g) for g in t.gpu_ids]
         self.nic_v = [names.index(f"nic{r}") for r in range(fab.nic_up.shape[1])]
         self.g = t.gpus_per_host
@@ -183,8 +197,12 @@ class FabricRouter:
             path = np.asarray(self.local.vertex_path(a, b), np.int64)
             if len(path):
                 f = flows[sel]
-                out.append((np.repeat(f, len(path)),
-                            (path[None, :] + (hosts[sel] * self.f.host_edge_count)[:, None]).ravel()))
+                out.append(
+                    (
+                        np.repeat(f, len(path)),
+                        (path[None, :] + (hosts[sel] * self.f.host_edge_count)[:, None]).ravel(),
+                    )
+                )
 
     def routes(self, src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         f, out = self.f, []
@@ -222,13 +240,16 @@ class FabricRouter:
         cross = up & (pod_a != pod_b)
         if cross.any():
             n_core = f.spine_core.shape[2]
-            c = ecmp_hash(src.astype(np.uint64), dst.astype(np.uint64), np.uint64(2)) % np.uint64(n_core)
+            c = ecmp_hash(src.astype(np.uint64), dst.astype(np.uint64), np.uint64(2)) % np.uint64(
+                n_core
+            )
             c = c.astype(np.int64)[cross]
             out.append((fl[cross], f.spine_core[pod_a[cross], s[cross], c]))
             out.append((fl[cross], f.core_spine[pod_b[cross], s[cross], c]))
 
 
 # ---- building and loading --------------------------------------------------------------
+
 
 def topology_names() -> list[str]:
     """Names of the shipped topology files (topologies/*.yaml)."""
@@ -242,8 +263,14 @@ def load_topology(name_or_path: str | Path, num_hosts: int | None = None) -> Top
     if not (text.endswith((".yaml", ".yml")) or "/" in text):
         path = Path(TOPOLOGY_DIR) / f"{text}.yaml"
         if not path.is_file():
-            raise ScenarioError(Problem("topology", f"unknown topology {text!r}", did_you_mean(text, topology_names())))
-    if num_hosts is not None and (isinstance(num_hosts, bool) or not isinstance(num_hosts, int) or num_hosts < 1):
+            raise ScenarioError(
+                Problem(
+                    "topology", f"unknown topology {text!r}", did_you_mean(text, topology_names())
+                )
+            )
+    if num_hosts is not None and (
+        isinstance(num_hosts, bool) or not isinstance(num_hosts, int) or num_hosts < 1
+    ):
         raise ScenarioError(Problem("num_hosts", f"expected an integer >= 1, got {num_hosts!r}"))
     resolved = path.resolve() if path.exists() else path
     mtime = resolved.stat().st_mtime_ns if resolved.exists() else 0
@@ -255,7 +282,9 @@ def _load_cached(path: str, mtime_ns: int, num_hosts: int | None) -> Topology:
     return topology_from_dict(read_yaml(path), source=path, num_hosts=num_hosts)
 
 
-def topology_from_dict(data: dict, source: str = "<dict>", num_hosts: int | None = None) -> Topology:
+def topology_from_dict(
+    data: dict, source: str = "<dict>", num_hosts: int | None = None
+) -> Topology:
     """Validate a topology mapping (the YAML schema) and build it; all problems are reported at once."""
     problems: list[Problem] = []
     p = Params(data, "", problems)
@@ -269,27 +298,41 @@ def topology_from_dict(data: dict, source: str = "<dict>", num_hosts: int | None
     if isinstance(data, dict) and data.get("builder") == builder:
         built = TOPOLOGY_BUILDERS[builder](p, num_hosts)
         p.finish()
-    if built is not None and not problems:
-        problems.extend(_check_graph(built))
+        if num_hosts not in (None, built.num_hosts):
+            problems.append(
+                Problem(
+                    "num_hosts",
+                    f"{builder} topologies do not scale by host count",
+                    "num_hosts applies to host builders with nic: and fabric: sections",
+                )
+            )
+    if built is not None:
+        problems.extend(_check_graph(built, reachability=not problems))
     if problems:
         raise ScenarioError(problems, source)
     return _assemble(built, builder, {k: str(v) for k, v in meta.items()})
 
 
-def _check_graph(b: Built) -> list[Problem]:
+def _check_graph(b: Built, reachability: bool = True) -> list[Problem]:
     """Duplicate names, bad bandwidths and GPUs that cannot reach every other GPU."""
     problems, names = [], set()
     for name, _, _ in b.vertices:
         if name in names:
             problems.append(Problem("vertices", f"duplicate vertex name {name!r}"))
         names.add(name)
+    pairs = set()
     for u, v, bw, lat, _ in b.edges:
+        if (u, v) in pairs:
+            problems.append(Problem("edges", f"duplicate edge {u}->{v}", "list each cable once"))
+        pairs.add((u, v))
         if not bw > 0 or lat < 0:
-            problems.append(Problem("edges", f"edge {u}->{v}: bandwidth must be > 0 and latency >= 0"))
+            problems.append(
+                Problem("edges", f"edge {u}->{v}: bandwidth must be > 0 and latency >= 0")
+            )
     if not b.gpu_ids:
         problems.append(Problem("", "the topology has no GPU vertices"))
         return problems
-    if b.fabric is not None:
+    if b.fabric is not None or not reachability:
         return problems  # the fat-tree builder connects every GPU by construction
     g = nx.DiGraph()
     g.add_nodes_from(names)
@@ -299,16 +342,23 @@ def _check_graph(b: Built) -> list[Problem]:
     stranded = [x for x in b.gpu_ids if x not in down or x not in up]
     if stranded:
         shown = ", ".join(stranded[:8]) + (" ..." if len(stranded) > 8 else "")
-        problems.append(Problem("edges", f"GPUs without a route to and from {root}: {shown}",
-                                "connect every GPU (directed edges need both directions)"))
+        problems.append(
+            Problem(
+                "edges",
+                f"GPUs without a route to and from {root}: {shown}",
+                "connect every GPU (directed edges need both directions)",
+            )
+        )
     return problems
 
 
 def _assemble(b: Built, builder: str, meta: dict) -> Topology:
     g = nx.DiGraph()
     g.add_nodes_from((n, {"kind": k, "host": h}) for n, k, h in b.vertices)
-    g.add_edges_from((u, v, {"bw_bytes_per_s": bw, "latency_s": lat, "kind": kind, "index": i})
-                     for i, (u, v, bw, lat, kind) in enumerate(b.edges))
+    g.add_edges_from(
+        (u, v, {"bw_bytes_per_s": bw, "latency_s": lat, "kind": kind, "index": i})
+        for i, (u, v, bw, lat, kind) in enumerate(b.edges)
+    )
     edges = tuple((u, v) for u, v, *_ in b.edges)
     hosts = {n: h for n, _, h in b.vertices}
     index = {gid: i for i, gid in enumerate(b.gpu_ids)}
@@ -319,28 +369,47 @@ def _assemble(b: Built, builder: str, meta: dict) -> Topology:
         vid = {n: i for i, n in enumerate(names)}
         router = GraphRouter(names, edges, [vid[x] for x in b.gpu_ids])
     return Topology(
-        name=meta["name"], description=meta["description"], source=meta["source"], gpu=meta["gpu"],
-        builder=builder, graph=g, gpu_ids=tuple(b.gpu_ids), gpus_per_host=b.gpus_per_host,
-        num_hosts=b.num_hosts, edges=edges,
+        name=meta["name"],
+        description=meta["description"],
+        source=meta["source"],
+        gpu=meta["gpu"],
+        builder=builder,
+        graph=g,
+        gpu_ids=tuple(b.gpu_ids),
+        gpus_per_host=b.gpus_per_host,
+        num_hosts=b.num_hosts,
+        edges=edges,
         bw_bytes_per_s=np.array([e[2] for e in b.edges], float),
         latency_s=np.array([e[3] for e in b.edges], float),
         link_kind=np.array([e[4] for e in b.edges], dtype=object),
-        fabric=b.fabric, _host=hosts, _index=index, _router=router)
+        fabric=b.fabric,
+        _host=hosts,
+        _index=index,
+        _router=router,
+    )
 
 
 # ---- groups ----------------------------------------------------------------------------
+
 
 def resolve_group(topo: Topology, group: Any) -> tuple[int, ...]:
     """GPU indices (rank order) for 'all', 'host[:N]', 'rail[:N]', or a list of GPU names/indices."""
     if isinstance(group, str):
         kind, _, num = group.partition(":")
         if kind not in ("all", "host", "rail") or (num and not num.isdigit()):
-            raise ScenarioError(Problem("group", f"unknown group {group!r}",
-                                        "use all, host, host:N, rail, rail:N or a list of GPUs"))
+            raise ScenarioError(
+                Problem(
+                    "group",
+                    f"unknown group {group!r}",
+                    "use all, host, host:N, rail, rail:N or a list of GPUs",
+                )
+            )
         options = groups(topo, kind)
         i = int(num or 0)
         if i >= len(options):
-            raise ScenarioError(Problem("group", f"{group!r}: there are only {len(options)} {kind} groups"))
+            raise ScenarioError(
+                Problem("group", f"{group!r}: there are only {len(options)} {kind} groups")
+            )
         return options[i]
     out, problems = [], []
     for item in group:
@@ -349,7 +418,11 @@ def resolve_group(topo: Topology, group: Any) -> tuple[int, ...]:
         elif isinstance(item, str) and item in topo._index:
             out.append(topo._index[item])
         else:
-            problems.append(Problem("group", f"unknown GPU {item!r}", did_you_mean(str(item), topo.gpu_ids[:64])))
+            problems.append(
+                Problem(
+                    "group", f"unknown GPU {item!r}", did_you_mean(str(item), topo.gpu_ids[:64])
+                )
+            )
     if len(set(out)) != len(out):
         problems.append(Problem("group", "a GPU appears twice in the group"))
     if problems or not out:
@@ -359,19 +432,26 @@ def resolve_group(topo: Topology, group: Any) -> tuple[int, ...]:
 
 def groups(topo: Topology, kind: str) -> list[tuple[int, ...]]:
     """Every group of a kind: 'all' (one), 'host' (one per host), 'rail' (one per local GPU index)."""
-    hosts = np.array([topo.host_of(g) for g in topo.gpu_ids])
     if kind == "all":
         return [tuple(range(topo.num_gpus))]
-    per_host = [tuple(np.flatnonzero(hosts == h).tolist()) for h in sorted(set(hosts.tolist()))]
+    hosts = topo.host_array()
+    order = np.argsort(hosts, kind="stable")
+    bounds = np.flatnonzero(np.diff(hosts[order])) + 1
+    per_host = [tuple(chunk.tolist()) for chunk in np.split(order, bounds)]
     if kind == "host":
         return per_host
     if kind == "rail":
         width = max(len(h) for h in per_host)
         return [tuple(h[i] for h in per_host if i < len(h)) for i in range(width)]
-    raise ScenarioError(Problem("group", f"unknown group kind {kind!r}", did_you_mean(kind, ["all", "host", "rail"])))
+    raise ScenarioError(
+        Problem(
+            "group", f"unknown group kind {kind!r}", did_you_mean(kind, ["all", "host", "rail"])
+        )
+    )
 
 
 # ---- summary ---------------------------------------------------------------------------
+
 
 def summary(topo: Topology) -> dict:
     """GPUs, hosts, vertices and links by kind, and bisection bandwidth per GPU (bytes/s)."""
@@ -380,13 +460,23 @@ def summary(topo: Topology) -> dict:
         vertex_kinds[kind] = vertex_kinds.get(kind, 0) + 1
     links: dict[str, dict] = {}
     for kind, bw in zip(topo.link_kind, topo.bw_bytes_per_s):
-        row = links.setdefault(kind, {"edges": 0, "min_bw_bytes_per_s": bw, "max_bw_bytes_per_s": bw})
+        row = links.setdefault(
+            kind, {"edges": 0, "min_bw_bytes_per_s": bw, "max_bw_bytes_per_s": bw}
+        )
         row["edges"] += 1
         row["min_bw_bytes_per_s"] = min(row["min_bw_bytes_per_s"], bw)
         row["max_bw_bytes_per_s"] = max(row["max_bw_bytes_per_s"], bw)
-    return {"name": topo.name, "gpu": topo.gpu, "gpus": topo.num_gpus, "hosts": topo.num_hosts,
-            "gpus_per_host": topo.gpus_per_host, "vertices": vertex_kinds, "links": links,
-            "bisection_bw_per_gpu_bytes_per_s": bisection_bw_per_gpu(topo), "source": topo.source}
+    return {
+        "name": topo.name,
+        "gpu": topo.gpu,
+        "gpus": topo.num_gpus,
+        "hosts": topo.num_hosts,
+        "gpus_per_host": topo.gpus_per_host,
+        "vertices": vertex_kinds,
+        "links": links,
+        "bisection_bw_per_gpu_bytes_per_s": bisection_bw_per_gpu(topo),
+        "source": topo.source,
+    }
 
 
 def bisection_bw_per_gpu(topo: Topology) -> float | None:
@@ -408,7 +498,7 @@ def bisection_bw_per_gpu(topo: Topology) -> float | None:
         g.add_edge(u, v, capacity=float(bw))
     for x in topo.gpu_ids[: n // 2]:
         g.add_edge("__src", x)
-    for x in topo.gpu_ids[n // 2:]:
+    for x in topo.gpu_ids[n // 2 :]:
         g.add_edge(x, "__dst")
     return nx.maximum_flow_value(g, "__src", "__dst") / (n // 2)
 

@@ -12,8 +12,9 @@ nvlink, pcie, cpu_link, ib, ethernet, ideal.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -51,7 +52,9 @@ class Params:
         if value is default:
             return 1 if value is _MISSING else value
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            self.problems.append(Problem(self._where(key), f"expected an integer >= {minimum}, got {value!r}"))
+            self.problems.append(
+                Problem(self._where(key), f"expected an integer >= {minimum}, got {value!r}")
+            )
             return max(minimum, 1)
         return value
 
@@ -60,7 +63,9 @@ class Params:
         if value is default:
             return 1.0 if value is _MISSING else value
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < minimum:
-            self.problems.append(Problem(self._where(key), f"expected a number >= {minimum}, got {value!r}"))
+            self.problems.append(
+                Problem(self._where(key), f"expected a number >= {minimum}, got {value!r}")
+            )
             return 1.0
         return float(value)
 
@@ -84,7 +89,9 @@ class Params:
     def bool(self, key: str, default: Any = _MISSING) -> bool:
         value = self._get(key, default)
         if not isinstance(value, bool):
-            self.problems.append(Problem(self._where(key), f"expected true or false, got {value!r}"))
+            self.problems.append(
+                Problem(self._where(key), f"expected true or false, got {value!r}")
+            )
             return bool(default) if default is not _MISSING else False
         return value
 
@@ -92,12 +99,17 @@ class Params:
         value = self._get(key, default)
         if value not in choices:
             if value is not _MISSING:
-                self.problems.append(Problem(self._where(key), f"unknown value {value!r}",
-                                             did_you_mean(str(value), [str(c) for c in choices])))
+                self.problems.append(
+                    Problem(
+                        self._where(key),
+                        f"unknown value {value!r}",
+                        did_you_mean(str(value), [str(c) for c in choices]),
+                    )
+                )
             return choices[0]
         return value
 
-    def sub(self, key: str, required: bool = True) -> "Params | None":
+    def sub(self, key: str, required: bool = True) -> Params | None:
         value = self._get(key, _MISSING if required else None)
         if value is None or value is _MISSING:
             return None
@@ -111,8 +123,13 @@ class Params:
         known = set(self.used) | set(extra_allowed)
         for key in self.data:
             if key not in known:
-                self.problems.append(Problem(self._where(str(key)), "unknown field",
-                                             did_you_mean(str(key), sorted(known))))
+                self.problems.append(
+                    Problem(
+                        self._where(str(key)),
+                        "unknown field",
+                        did_you_mean(str(key), sorted(known)),
+                    )
+                )
 
 
 @dataclass
@@ -120,11 +137,13 @@ class Built:
     """A builder's output: vertices (name, kind, host), directed edges and rank order."""
 
     vertices: list[tuple[str, str, int]] = field(default_factory=list)
-    edges: list[tuple[str, str, float, float, str]] = field(default_factory=list)  # u, v, bw, lat, kind
+    edges: list[tuple[str, str, float, float, str]] = field(
+        default_factory=list
+    )  # u, v, bw, lat, kind
     gpu_ids: list[str] = field(default_factory=list)
     gpus_per_host: int = 1
     num_hosts: int = 1
-    fabric: "FabricIndex | None" = None
+    fabric: FabricIndex | None = None
 
     def vertex(self, name: str, kind: str, host: int = -1) -> str:
         self.vertices.append((name, kind, host))
@@ -140,18 +159,18 @@ class Built:
 class FabricIndex:
     """Edge indices of a (rail-optimized) fat tree, for the closed-form router in topology.py."""
 
-    host_edge_count: int          # edges per host; host h's k-th edge has index h*count + k
-    template: Built               # one host's vertices/edges with local names (gpu0, nic0, ...)
-    rail_of_gpu: np.ndarray       # local GPU -> NIC (rail) index
-    pxn: bool                     # inter-host traffic enters the destination's rail over NVLink
+    host_edge_count: int  # edges per host; host h's k-th edge has index h*count + k
+    template: Built  # one host's vertices/edges with local names (gpu0, nic0, ...)
+    rail_of_gpu: np.ndarray  # local GPU -> NIC (rail) index
+    pxn: bool  # inter-host traffic enters the destination's rail over NVLink
     hosts_per_leaf: int
     hosts_per_pod: int
     rail_optimized: bool
-    nic_up: np.ndarray            # [host, rail] nic -> leaf
-    nic_down: np.ndarray          # [host, rail] leaf -> nic
-    leaf_spine: np.ndarray        # [leaf, spine-in-pod]
+    nic_up: np.ndarray  # [host, rail] nic -> leaf
+    nic_down: np.ndarray  # [host, rail] leaf -> nic
+    leaf_spine: np.ndarray  # [leaf, spine-in-pod]
     spine_leaf: np.ndarray
-    spine_core: np.ndarray        # [pod, spine-in-pod, core-in-group]; empty for two levels
+    spine_core: np.ndarray  # [pod, spine-in-pod, core-in-group]; empty for two levels
     core_spine: np.ndarray
 
     def leaf_of(self, host: np.ndarray, rail: np.ndarray) -> np.ndarray:
@@ -161,6 +180,7 @@ class FabricIndex:
 
 
 # ---- single-host builders -------------------------------------------------------------
+
 
 def _nvswitch_host(p: Params, nics: int, nic_pcie_bw: float) -> tuple[Built, bool]:
     """GPUs all-to-all through NVSwitch; the switch chips are one crossbar vertex because NCCL
@@ -182,7 +202,9 @@ def _nvswitch_host(p: Params, nics: int, nic_pcie_bw: float) -> tuple[Built, boo
     return b, True
 
 
-def _pcie_host(p: Params, nics: int, nic_pcie_bw: float, bridges: bool = False) -> tuple[Built, bool]:
+def _pcie_host(
+    p: Params, nics: int, nic_pcie_bw: float, bridges: bool = False
+) -> tuple[Built, bool]:
     """GPUs behind PCIe switches under CPU sockets; optional NVLink bridges between GPU pairs."""
     b = Built()
     g = p.int("gpus_per_host", 8)
@@ -226,6 +248,7 @@ HOST_BUILDERS = {
 
 # ---- multi-host: hosts + rails + fat tree ---------------------------------------------
 
+
 def build_hosts(p: Params, builder: str, num_hosts: int | None) -> Built:
     """A host builder's parameters plus optional `nic:` and `fabric:` sections (a fat tree)."""
     hosts = num_hosts if num_hosts is not None else p.int("num_hosts", 1)
@@ -236,8 +259,13 @@ def build_hosts(p: Params, builder: str, num_hosts: int | None) -> Built:
     nic_pcie_bw = nic.bw("pcie_bw") if nic else 1.0
     template, pxn = HOST_BUILDERS[builder](p, nics, nic_pcie_bw)
     if hosts > 1 and (nic is None or fabric is None):
-        p.problems.append(Problem(p._where("num_hosts"), f"{hosts} hosts need `nic:` and `fabric:` sections",
-                                  "this file describes a single host; use a multi-host topology"))
+        p.problems.append(
+            Problem(
+                p._where("num_hosts"),
+                f"{hosts} hosts need `nic:` and `fabric:` sections",
+                "this file describes a single host; use a multi-host topology",
+            )
+        )
     if hosts == 1 or nic is None or fabric is None:
         out = _replicate(template, 1)
         if nic:
@@ -280,7 +308,9 @@ def _fabric_params(f: Params, hosts: int) -> dict:
     out["cores_per_spine"] = f.int("cores_per_spine", 8) if levels == 3 else 0
     f.finish()
     if out["hosts_per_pod"] % out["hosts_per_leaf"] and levels == 3:
-        f.problems.append(Problem(f._where("hosts_per_pod"), "must be a multiple of hosts_per_leaf"))
+        f.problems.append(
+            Problem(f._where("hosts_per_pod"), "must be a multiple of hosts_per_leaf")
+        )
     return out
 
 
@@ -291,58 +321,75 @@ def _fat_tree(template: Built, pxn: bool, hosts: int, nic: Params, f: Params) ->
     fp = _fabric_params(f, hosts)
     b = _replicate(template, hosts)
     rails = sum(1 for _, k, _ in template.vertices if k == "nic")
-    hpl, hpp, n_sp = fp["hosts_per_leaf"], min(fp["hosts_per_pod"], hosts), fp["spines"]
-    hpp = -(-hpp // hpl) * hpl
-    blocks = -(-hosts // hpl)
-    leaves = blocks * (rails if fp["rail_optimized"] else 1)
-    pods = -(-hosts // hpp)
-    lat, kind, e = fp["link_latency_s"], fp["link_kind"], len(b.edges)
-    idx = FabricIndex(len(template.edges), template,
-                      np.arange(template.gpus_per_host) * rails // template.gpus_per_host,
-                      pxn, hpl, hpp, fp["rail_optimized"],
-                      np.zeros((hosts, rails), np.int64), np.zeros((hosts, rails), np.int64),
-                      np.zeros((leaves, n_sp), np.int64), np.zeros((leaves, n_sp), np.int64),
-                      np.zeros((pods, n_sp, fp["cores_per_spine"]), np.int64),
-                      np.zeros((pods, n_sp, fp["cores_per_spine"]), np.int64))
-    for leaf in range(leaves):
+    hpl, n_sp, n_core = fp["hosts_per_leaf"], fp["spines"], fp["cores_per_spine"]
+    hpp = -(-min(fp["hosts_per_pod"], hosts) // hpl) * hpl
+    blocks, pods = -(-hosts // hpl), -(-hosts // hpp)
+    leaves_per_block = rails if fp["rail_optimized"] else 1
+    idx = FabricIndex(
+        len(template.edges),
+        template,
+        np.arange(template.gpus_per_host) * rails // template.gpus_per_host,
+        pxn,
+        hpl,
+        hpp,
+        fp["rail_optimized"],
+        *(np.zeros((hosts, rails), np.int64) for _ in range(2)),
+        *(np.zeros((blocks * leaves_per_block, n_sp), np.int64) for _ in range(2)),
+        *(np.zeros((pods, n_sp, n_core), np.int64) for _ in range(2)),
+    )
+    lat, kind = fp["link_latency_s"], fp["link_kind"]
+    for leaf in range(blocks * leaves_per_block):
         b.vertex(f"leaf{leaf}", "leaf")
     for h in range(hosts):
         for r in range(rails):
             leaf = int(idx.leaf_of(np.int64(h), np.int64(r)))
+            idx.nic_up[h, r], idx.nic_down[h, r] = len(b.edges), len(b.edges) + 1
             b.cable(f"h{h}.nic{r}", f"leaf{leaf}", nic_bw, nic_lat + lat, kind)
-            idx.nic_up[h, r], idx.nic_down[h, r] = e, e + 1
-            e += 2
-    # Leaf down capacity = ports x NIC rate; up capacity = down / oversubscription, spread on all spines.
-    ports = hpl if fp["rail_optimized"] else hpl * rails
-    leaf_up_bw = ports * nic_bw / fp["over_leaf"] / n_sp
     # Traffic never leaves its rail (see FabricRouter), so one leaf block needs no spines and
     # one pod no cores: those levels are only built when something can cross them.
     if blocks == 1:
         b.fabric = _trim(idx, spines=0, cores=0)
         return b
+    # Leaf down capacity = ports x NIC rate; up = down / oversubscription, spread over the spines.
+    leaf_up_bw = hpl * (rails // leaves_per_block) * nic_bw / fp["over_leaf"] / n_sp
+    _add_spines(b, idx, pods, leaves_per_block, leaf_up_bw, lat, kind)
+    if pods == 1 or fp["levels"] == 2:
+        b.fabric = _trim(idx, spines=n_sp, cores=0)
+        return b
+    # Spine down capacity = its leaf links; up = down / oversubscription, spread over its cores.
+    spine_up_bw = (hpp // hpl) * leaves_per_block * leaf_up_bw / fp["over_spine"] / n_core
+    _add_cores(b, idx, spine_up_bw, lat, kind)
+    b.fabric = idx
+    return b
+
+
+def _add_spines(
+    b: Built, idx: FabricIndex, pods: int, leaves_per_block: int, bw: float, lat: float, kind: str
+):
+    """`spines` spines per pod, each cabled to every leaf of its pod."""
+    n_sp = idx.leaf_spine.shape[1]
+    for s in range(pods * n_sp):
+        b.vertex(f"spine{s}", "spine")
+    for leaf in range(idx.leaf_spine.shape[0]):
+        pod = (leaf // leaves_per_block) * idx.hosts_per_leaf // idx.hosts_per_pod
+        for s in range(n_sp):
+            idx.leaf_spine[leaf, s], idx.spine_leaf[leaf, s] = len(b.edges), len(b.edges) + 1
+            b.cable(f"leaf{leaf}", f"spine{pod * n_sp + s}", bw, lat, kind)
+
+
+def _add_cores(b: Built, idx: FabricIndex, bw: float, lat: float, kind: str):
+    """Core group s (cores_per_spine cores) joins spine s of every pod, as in a k-ary fat tree."""
+    pods, n_sp, n_core = idx.spine_core.shape
+    for c in range(n_sp * n_core):
+        b.vertex(f"core{c}", "core")
     for pod in range(pods):
         for s in range(n_sp):
-            b.vertex(f"spine{pod * n_sp + s}", "spine")
-    for leaf in range(leaves):
-        pod = (leaf // (rails if fp["rail_optimized"] else 1)) * hpl // hpp
-        for s in range(n_sp):
-            b.cable(f"leaf{leaf}", f"spine{pod * n_sp + s}", leaf_up_bw, lat, kind)
-            idx.leaf_spine[leaf, s], idx.spine_leaf[leaf, s] = e, e + 1
-            e += 2
-    if fp["levels"] == 3 and pods > 1:
-        leaves_per_pod = -(-hpp // hpl) * (rails if fp["rail_optimized"] else 1)
-        core_bw = leaves_per_pod * leaf_up_bw / fp["over_spine"] / fp["cores_per_spine"]
-        for s in range(n_sp):
-            for c in range(fp["cores_per_spine"]):
-                b.vertex(f"core{s * fp['cores_per_spine'] + c}", "core")
-        for pod in range(pods):
-            for s in range(n_sp):
-                for c in range(fp["cores_per_spine"]):
-                    b.cable(f"spine{pod * n_sp + s}", f"core{s * fp['cores_per_spine'] + c}", core_bw, lat, kind)
-                    idx.spine_core[pod, s, c], idx.core_spine[pod, s, c] = e, e + 1
-                    e += 2
-    b.fabric = idx if fp["levels"] == 3 and pods > 1 else _trim(idx, spines=n_sp, cores=0)
-    return b
+            for c in range(n_core):
+                idx.spine_core[pod, s, c], idx.core_spine[pod, s, c] = (
+                    len(b.edges),
+                    len(b.edges) + 1,
+                )
+                b.cable(f"spine{pod * n_sp + s}", f"core{s * n_core + c}", bw, lat, kind)
 
 
 def _trim(idx: FabricIndex, spines: int, cores: int) -> FabricIndex:
@@ -353,6 +400,7 @@ def _trim(idx: FabricIndex, spines: int, cores: int) -> FabricIndex:
 
 
 # ---- research shapes -------------------------------------------------------------------
+
 
 def _shape(p: Params, n: int, pairs: list[tuple[int, int]]) -> Built:
     """n GPUs joined by duplex cables `pairs`; `gpus_per_host` groups consecutive GPUs into hosts."""
@@ -374,8 +422,16 @@ def _ring(p: Params, num_hosts: int | None) -> Built:
 
 def _torus(p: Params, num_hosts: int | None) -> Built:
     dims = p.raw("dims")
-    if not (isinstance(dims, list) and len(dims) in (2, 3) and all(isinstance(d, int) and d >= 2 for d in dims)):
-        p.problems.append(Problem(p._where("dims"), f"expected 2 or 3 integers >= 2, got {dims!r}", "e.g. [4, 4, 4]"))
+    if not (
+        isinstance(dims, list)
+        and len(dims) in (2, 3)
+        and all(isinstance(d, int) and d >= 2 for d in dims)
+    ):
+        p.problems.append(
+            Problem(
+                p._where("dims"), f"expected 2 or 3 integers >= 2, got {dims!r}", "e.g. [4, 4, 4]"
+            )
+        )
         dims = [2, 2]
     shape = tuple(dims)
     coords = list(np.ndindex(*shape))
@@ -421,8 +477,13 @@ def _explicit(p: Params, num_hosts: int | None) -> Built:
         ep.finish()
         bad = [n for n in ends if n not in seen]
         for n in bad:
-            p.problems.append(Problem(ep._where("src" if n == ends[0] else "dst"), f"unknown vertex {n!r}",
-                                      did_you_mean(n, seen)))
+            p.problems.append(
+                Problem(
+                    ep._where("src" if n == ends[0] else "dst"),
+                    f"unknown vertex {n!r}",
+                    did_you_mean(n, seen),
+                )
+            )
         if not bad:
             (b.cable if duplex else lambda *a: b.edges.append(a))(ends[0], ends[1], bw, lat, kind)
     hosts = [h for _, k, h in b.vertices if k == "gpu"]

@@ -10,7 +10,12 @@ import pytest
 
 from simulator.errors import ScenarioError
 from simulator.topology import (
-    bisection_bw_per_gpu, groups, load_topology, resolve_group, summary, topology_from_dict,
+    bisection_bw_per_gpu,
+    groups,
+    load_topology,
+    resolve_group,
+    summary,
+    topology_from_dict,
     topology_names,
 )
 
@@ -71,10 +76,17 @@ def test_unknown_topology_suggests_a_name():
 
 def test_intra_host_route_crosses_nvswitch_and_inter_host_route_uses_destination_rail():
     topo = load_topology("dgx-a100", num_hosts=2)
-    assert topo.route("h0.gpu1", "h0.gpu2") == [("h0.gpu1", "h0.nvswitch"), ("h0.nvswitch", "h0.gpu2")]
+    assert topo.route("h0.gpu1", "h0.gpu2") == [
+        ("h0.gpu1", "h0.nvswitch"),
+        ("h0.nvswitch", "h0.gpu2"),
+    ]
     path = topo.route("h0.gpu1", "h1.gpu2")
     # PXN: NVLink to the local GPU on rail 2, then NIC 2 -> rail-2 leaf -> NIC 2 of host 1.
-    assert ("h0.gpu2", "h0.nic2") in path and ("h0.nic2", "leaf2") in path and path[-1] == ("h1.nic2", "h1.gpu2")
+    assert (
+        ("h0.gpu2", "h0.nic2") in path
+        and ("h0.nic2", "leaf2") in path
+        and path[-1] == ("h1.nic2", "h1.gpu2")
+    )
 
 
 def test_ecmp_is_deterministic_and_spreads_flows_over_spines():
@@ -89,17 +101,21 @@ def test_ecmp_is_deterministic_and_spreads_flows_over_spines():
 
 
 def test_equal_cost_paths_on_a_ring_use_both_directions():
-    ring = topology_from_dict({"name": "r", "gpu": "a100-80gb", "builder": "ring", "num_gpus": 8,
-                               "link_bw": "100 GB/s"})
-    clockwise = [ring.route(f"gpu{i}", f"gpu{(i + 4) % 8}")[0][1] == f"gpu{(i + 1) % 8}" for i in range(8)]
+    ring = topology_from_dict(
+        {"name": "r", "gpu": "a100-80gb", "builder": "ring", "num_gpus": 8, "link_bw": "100 GB/s"}
+    )
+    clockwise = [
+        ring.route(f"gpu{i}", f"gpu{(i + 4) % 8}")[0][1] == f"gpu{(i + 1) % 8}" for i in range(8)
+    ]
     assert len(ring.route("gpu0", "gpu4")) == 4
     assert 0 < sum(clockwise) < 8
 
 
 def test_bisection_bandwidth_by_hand():
     # A ring of 8 cut in half crosses 2 cables: 2 x 100 GB/s shared by 4 GPUs = 50 GB/s each.
-    ring = topology_from_dict({"name": "r", "gpu": "a100-80gb", "builder": "ring", "num_gpus": 8,
-                               "link_bw": "100 GB/s"})
+    ring = topology_from_dict(
+        {"name": "r", "gpu": "a100-80gb", "builder": "ring", "num_gpus": 8, "link_bw": "100 GB/s"}
+    )
     assert bisection_bw_per_gpu(ring) == pytest.approx(50e9)
     assert bisection_bw_per_gpu(load_topology("dgx-a100")) == pytest.approx(300e9)
     # Non-blocking fat tree: the NIC rate per GPU (HDR 25 GB/s, NDR 50 GB/s).
@@ -108,9 +124,15 @@ def test_bisection_bandwidth_by_hand():
 
 
 def test_oversubscription_reduces_bisection():
-    data = {"name": "o", "gpu": "a100-80gb", "builder": "nvswitch", "nvlink_bw": "300 GB/s", "num_hosts": 8,
-            "nic": {"bw": "200 Gb/s", "pcie_bw": "32 GB/s"},
-            "fabric": {"hosts_per_leaf": 4, "spines": 2, "oversubscription": {"leaf": 2}}}
+    data = {
+        "name": "o",
+        "gpu": "a100-80gb",
+        "builder": "nvswitch",
+        "nvlink_bw": "300 GB/s",
+        "num_hosts": 8,
+        "nic": {"bw": "200 Gb/s", "pcie_bw": "32 GB/s"},
+        "fabric": {"hosts_per_leaf": 4, "spines": 2, "oversubscription": {"leaf": 2}},
+    }
     assert bisection_bw_per_gpu(topology_from_dict(data)) == pytest.approx(12.5e9)
 
 
@@ -127,21 +149,44 @@ def test_groups_and_descriptors():
 
 
 def _explicit(vertices, edges):
-    return {"name": "x", "gpu": "a100-80gb", "builder": "explicit", "vertices": vertices, "edges": edges}
+    return {
+        "name": "x",
+        "gpu": "a100-80gb",
+        "builder": "explicit",
+        "vertices": vertices,
+        "edges": edges,
+    }
 
 
 def test_explicit_graph_builds_and_routes():
-    topo = topology_from_dict(_explicit(
-        [{"name": "a", "kind": "gpu"}, {"name": "b", "kind": "gpu"}, {"name": "s", "kind": "nvswitch"}],
-        [{"src": "a", "dst": "s", "bw": "10 GB/s"}, {"src": "b", "dst": "s", "bw": "10 GB/s"}]))
+    topo = topology_from_dict(
+        _explicit(
+            [
+                {"name": "a", "kind": "gpu"},
+                {"name": "b", "kind": "gpu"},
+                {"name": "s", "kind": "nvswitch"},
+            ],
+            [{"src": "a", "dst": "s", "bw": "10 GB/s"}, {"src": "b", "dst": "s", "bw": "10 GB/s"}],
+        )
+    )
     assert topo.route("a", "b") == [("a", "s"), ("s", "b")]
 
 
 def test_bad_topology_reports_every_problem_with_its_path():
     data = _explicit(
-        [{"name": "a", "kind": "gpu"}, {"name": "a", "kind": "gpu"}, {"name": "s", "kind": "switch"},
-         {"name": "lonely", "kind": "gpu"}],
-        [{"src": "a", "dst": "s", "bw": "0 GB/s"}, {"src": "a", "dst": "t", "bw": "1 GB/s"}])
+        [
+            {"name": "a", "kind": "gpu"},
+            {"name": "a", "kind": "gpu"},
+            {"name": "s", "kind": "switch"},
+            {"name": "lonely", "kind": "gpu"},
+        ],
+        [
+            {"src": "a", "dst": "s", "bw": "0 GB/s"},
+            {"src": "a", "dst": "t", "bw": "1 GB/s"},
+            {"src": "lonely", "dst": "a", "bw": "1 GB/s"},
+            {"src": "a", "dst": "lonely", "bw": "1 GB/s"},
+        ],
+    )
     with pytest.raises(ScenarioError) as err:
         topology_from_dict(data)
     text = str(err.value)
@@ -149,21 +194,61 @@ def test_bad_topology_reports_every_problem_with_its_path():
     assert "vertices[2].kind: unknown value 'switch'" in text and "nvswitch" in text
     assert "edges[0].bw" in text and "positive" in text
     assert "edges[1].dst: unknown vertex 't'" in text
+    assert "duplicate edge lonely->a" in text
 
 
 def test_disconnected_gpu_is_reported():
-    data = _explicit([{"name": "a", "kind": "gpu"}, {"name": "b", "kind": "gpu"}, {"name": "c", "kind": "gpu"}],
-                     [{"src": "a", "dst": "b", "bw": "1 GB/s"}, {"src": "b", "dst": "c", "bw": "1 GB/s",
-                                                                   "duplex": False}])
+    data = _explicit(
+        [{"name": "a", "kind": "gpu"}, {"name": "b", "kind": "gpu"}, {"name": "c", "kind": "gpu"}],
+        [
+            {"src": "a", "dst": "b", "bw": "1 GB/s"},
+            {"src": "b", "dst": "c", "bw": "1 GB/s", "duplex": False},
+        ],
+    )
     with pytest.raises(ScenarioError, match="without a route to and from a: c"):
         topology_from_dict(data)
 
 
 def test_misspelt_parameter_and_bad_unit():
-    data = {"name": "d", "gpu": "a100-80gb", "builder": "nvswitch", "nvlink_bw": "300 GB", "gpus_per_hots": 8}
+    data = {
+        "name": "d",
+        "gpu": "a100-80gb",
+        "builder": "nvswitch",
+        "nvlink_bw": "300 GB",
+        "gpus_per_hots": 8,
+    }
     with pytest.raises(ScenarioError) as err:
         topology_from_dict(data)
     assert "gpus_per_hots: unknown field (did you mean 'gpus_per_host'" in str(err.value)
     assert "nvlink_bw" in str(err.value)
     with pytest.raises(ScenarioError, match="builder: unknown value 'nvswich'"):
         topology_from_dict({"name": "d", "gpu": "x", "builder": "nvswich"})
+
+
+def _run_cli(argv):
+    import argparse
+
+    from simulator import netcli
+
+    parser = argparse.ArgumentParser(prog="clustersim")
+    netcli.add_subcommands(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+def test_topology_show_prints_a_summary(capsys):
+    assert _run_cli(["topology", "show", "dgx-a100", "--num-hosts", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "16  on 2 host(s)" in out and "bisection  25.0 GB/s per GPU" in out and "nvlink" in out
+
+
+def test_topology_picture_refuses_large_graphs(tmp_path):
+    with pytest.raises(ScenarioError, match="vertices"):
+        _run_cli(["topology", "show", "h100-ndr-cluster", "--picture", str(tmp_path / "x.png")])
+
+
+def test_topology_picture_small(tmp_path):
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "dgx.svg"
+    assert _run_cli(["topology", "show", "dgx-a100", "--picture", str(out)]) == 0
+    assert out.read_text().lstrip().startswith("<?xml")

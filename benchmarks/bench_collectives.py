@@ -1,0 +1,131 @@
+"""Wall time to cost an all-reduce at 8, 512 and 16,384 GPUs, plus the fluid network's cost.
+
+Run: .venv/bin/python benchmarks/bench_collectives.py [--repeats 5]
+Prints medians over repeats. "cold" clears every plan/cost cache first (routing all flows
+of every candidate algorithm); "warm" costs a new size on an already planned group.
+Not a test: figures depend on the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import simpy
+
+from simulator import collectives, topology
+from simulator.collectives import collective_cost
+from simulator.network import FluidNetwork
+from simulator.topology import load_topology
+
+# Azure/AI-benchmarking-guide Azure_Results/ND_A100_v4_results.md: all_reduce busbw (GB/s) on
+# 8x A100-SXM4-80GB NVSwitch, NCCL 2.18.5 (shared/validation/published.yaml az-a100-allreduce-8gpu-*).
+PUBLISHED_A100_BUSBW_GBPS = {
+    1024: 0.04,
+    65536: 2.7,
+    1048576: 36.22,
+    8388608: 89.99,
+    67108864: 166.63,
+    268435456: 213.87,
+    1073741824: 228.1,
+    8589934592: 231.58,
+}
+CASES = [(8, "dgx-a100", None), (512, "h100-ndr-cluster", 64), (16384, "h100-ndr-cluster", 2048)]
+SIZE = 1 << 30
+
+
+def _median_s(fn, repeats: int) -> float:
+    times = []
+    for i in range(repeats):
+        start = time.perf_counter()
+        fn(i)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _clear_costs() -> None:
+    collectives.plan.cache_clear()
+    collectives._cost.cache_clear()
+
+
+def bench_case(gpus: int, name: str, hosts: int | None, repeats: int) -> dict:
+    """Median wall times for one cluster size."""
+
+    def load(_i):
+        topology._load_cached.cache_clear()
+        return load_topology(name, hosts)
+
+    load_s = _median_s(load, repeats)
+    topo = load_topology(name, hosts)
+    assert topo.num_gpus == gpus
+
+    def cold(_i):
+        _clear_costs()
+        for key in ("_capacity_cache", "_host_array"):
+            topo.__dict__.pop(key, None)
+        collective_cost(topo, "all_reduce", "all", SIZE)
+
+    cold_s = _median_s(cold, repeats)
+    warm_s = _median_s(
+        lambda i: collective_cost(topo, "all_reduce", "all", SIZE + 4 * (i + 1)), repeats
+    )
+    cost = collective_cost(topo, "all_reduce", "all", SIZE)
+    gather = collective_cost(topo, "all_gather", "all", SIZE)
+
+    def fluid(_i):
+        env = simpy.Environment()
+        net = FluidNetwork(env, topo)
+        net.start(cost)
+        net.start(gather)
+        env.run()
+
+    fluid_s = _median_s(fluid, repeats)
+    return {
+        "gpus": gpus,
+        "topology": f"{name} x{topo.num_hosts}",
+        "load_s": load_s,
+        "cold_s": cold_s,
+        "warm_s": warm_s,
+        "fluid_s": fluid_s,
+        "algorithm": f"{cost.algorithm}/{cost.protocol}",
+        "busbw_GBps": cost.busbw_Bps / 1e9,
+    }
+
+
+def print_calibration() -> None:
+    """Predicted vs published all-reduce busbw on 8x A100 NVSwitch."""
+    topo = load_topology("dgx-a100")
+    print("8x A100 NVSwitch all_reduce: predicted vs Azure ND A100 v4 nccl-tests busbw")
+    print(
+        f"{'size (B)':>12s} {'time (us)':>10s} {'predicted':>10s} {'published':>10s} {'error':>8s}  algorithm"
+    )
+    for size, published in PUBLISHED_A100_BUSBW_GBPS.items():
+        c = collective_cost(topo, "all_reduce", "all", size)
+        pred = c.busbw_Bps / 1e9
+        print(
+            f"{size:12d} {c.time_s * 1e6:10.1f} {pred:10.2f} {published:10.2f} {pred / published - 1:+8.1%}  "
+            f"{c.algorithm}/{c.protocol}"
+        )
+    print()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    print_calibration()
+    print(f"all_reduce of {SIZE} B over every GPU; medians of {args.repeats} runs (seconds)")
+    print(
+        f"{'GPUs':>6s}  {'topology':24s} {'load':>8s} {'cold cost':>10s} {'warm cost':>10s} "
+        f"{'fluid AR+AG':>12s}  {'algorithm':14s} {'busbw GB/s':>10s}"
+    )
+    for r in (bench_case(*case, args.repeats) for case in CASES):
+        print(
+            f"{r['gpus']:6d}  {r['topology']:24s} {r['load_s']:8.4f} {r['cold_s']:10.4f} {r['warm_s']:10.6f} "
+            f"{r['fluid_s']:12.4f}  {r['algorithm']:14s} {r['busbw_GBps']:10.1f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
