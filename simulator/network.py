@@ -95,6 +95,10 @@ class FluidNetwork:
         self.capacity = effective_capacity(topology, calibration)
         self.active: list[_Active] = []
         self.rate_updates = 0  # how many times rates were recomputed (tests, profiling)
+        # Rates depend only on which stages share the network, and a step repeats the same few
+        # combinations (collective plans are cached, so equal collectives share Phase objects):
+        # memoized by the active phases' identities (the values keep those phases alive).
+        self._rates_memo: dict[tuple[int, ...], tuple[tuple, np.ndarray]] = {}
         self._last_update = env.now
         self._timer_generation = 0
 
@@ -136,9 +140,20 @@ class FluidNetwork:
                 st.remaining -= st.progress_rate * dt
         self._last_update = self.env.now
 
+    def _rates(self) -> np.ndarray:
+        phases = tuple(st.transfer.phases[st.phase] for st in self.active)
+        key = tuple(id(ph) for ph in phases)
+        if key not in self._rates_memo:
+            if len(phases) == 1:  # alone: its standalone rate, no filling needed
+                rates = np.array([self.active[0].unit_bytes / phases[0].bandwidth_s])
+            else:
+                rates = max_min_rates(self.capacity, [(st.edges, st.coef) for st in self.active])
+            self._rates_memo[key] = (phases, rates)
+        return self._rates_memo[key][1]
+
     def _reschedule(self) -> None:
         self.rate_updates += 1
-        rates = max_min_rates(self.capacity, [(st.edges, st.coef) for st in self.active])
+        rates = self._rates()
         for st, f in zip(self.active, rates):
             ph = st.transfer.phases[st.phase]
             alone = 1.0 / ph.bandwidth_s

@@ -90,19 +90,29 @@ class Comm:
         self.algorithm = scenario.training.collective_algorithm
         self.backend_name = backend
         self.networks = {}
+        self._groups: dict[str, list[tuple[int, ...]]] = {}
+        self._costs: dict[tuple[Collective, int], object] = {}
 
-    def cost(self, coll: Collective, ranks: tuple[int, ...]):
-        return collective_cost(self.topo, coll.op, ranks, coll.size_bytes, self.algorithm)
+    def groups(self, group: str) -> list[tuple[int, ...]]:
+        """The concurrent instances of a group that go on the network (see MAX_CONCURRENT_GROUPS)."""
+        if group not in self._groups:
+            instances = group_ranks(self.scenario, group)
+            self._groups[group] = instances if len(instances) <= MAX_CONCURRENT_GROUPS else instances[:1]
+        return self._groups[group]
+
+    def cost(self, coll: Collective, instance: int = 0):
+        key = (coll, instance)
+        if key not in self._costs:  # a dict hit avoids re-hashing 16k-rank group tuples
+            ranks = self.groups(coll.group)[instance]
+            self._costs[key] = collective_cost(self.topo, coll.op, ranks, coll.size_bytes, self.algorithm)
+        return self._costs[key]
 
     def start(self, env, coll: Collective):
         if env not in self.networks:
             self.networks.clear()
             self.networks[env] = BACKENDS[self.backend_name](env, self.topo)
         net = self.networks[env]
-        instances = group_ranks(self.scenario, coll.group)
-        if len(instances) > MAX_CONCURRENT_GROUPS:
-            instances = instances[:1]
-        events = [net.start(self.cost(coll, ranks)) for ranks in instances]
+        events = [net.start(self.cost(coll, i)) for i in range(len(self.groups(coll.group)))]
         return events[0] if len(events) == 1 else env.all_of(events)
 
 
@@ -236,9 +246,8 @@ def _collective_summary(tasks, comm: Comm) -> list[dict]:
             continue
         key = (c.op, c.group, c.size_bytes)
         if key not in rows:
-            ranks = group_ranks(comm.scenario, c.group)[0]
-            cost = comm.cost(c, ranks)
-            rows[key] = {"op": c.op, "group": c.group, "algorithm": cost.algorithm, "group_size": len(ranks),
+            cost = comm.cost(c)
+            rows[key] = {"op": c.op, "group": c.group, "algorithm": cost.algorithm, "group_size": cost.group_size,
                          "bytes": c.size_bytes, "count": 0, "time_s": cost.time_s,
                          "busbw_GBps": (cost.busbw_Bps / 1e9) if cost.time_s > 0 else 0.0,
                          "bytes_sent_per_rank": cost.bytes_per_rank_sent}

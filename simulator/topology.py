@@ -53,7 +53,7 @@ class Topology:
     source: str
     gpu: str
     builder: str
-    graph: nx.DiGraph
+    vertices: tuple[tuple[str, str, Any], ...]  # (name, kind, host index or None)
     gpu_ids: tuple[str, ...]
     gpus_per_host: int
     num_hosts: int
@@ -65,6 +65,18 @@ class Topology:
     _host: dict = field(default_factory=dict, repr=False)
     _index: dict = field(default_factory=dict, repr=False)
     _router: Any = field(default=None, repr=False)
+
+    @functools.cached_property
+    def graph(self) -> nx.DiGraph:
+        """The networkx graph (vertex kind and host; edge bandwidth, latency, kind, index),
+        built on first use: costing collectives only needs the per-edge arrays."""
+        g = nx.DiGraph()
+        g.add_nodes_from((n, {"kind": k, "host": h}) for n, k, h in self.vertices)
+        g.add_edges_from(
+            (u, v, {"bw_bytes_per_s": float(bw), "latency_s": float(lat), "kind": kind, "index": i})
+            for i, ((u, v), bw, lat, kind) in enumerate(
+                zip(self.edges, self.bw_bytes_per_s, self.latency_s, self.link_kind)))
+        return g
 
     @property
     def num_gpus(self) -> int:
@@ -353,12 +365,6 @@ def _check_graph(b: Built, reachability: bool = True) -> list[Problem]:
 
 
 def _assemble(b: Built, builder: str, meta: dict) -> Topology:
-    g = nx.DiGraph()
-    g.add_nodes_from((n, {"kind": k, "host": h}) for n, k, h in b.vertices)
-    g.add_edges_from(
-        (u, v, {"bw_bytes_per_s": bw, "latency_s": lat, "kind": kind, "index": i})
-        for i, (u, v, bw, lat, kind) in enumerate(b.edges)
-    )
     edges = tuple((u, v) for u, v, *_ in b.edges)
     hosts = {n: h for n, _, h in b.vertices}
     index = {gid: i for i, gid in enumerate(b.gpu_ids)}
@@ -374,7 +380,7 @@ def _assemble(b: Built, builder: str, meta: dict) -> Topology:
         source=meta["source"],
         gpu=meta["gpu"],
         builder=builder,
-        graph=g,
+        vertices=tuple(b.vertices),
         gpu_ids=tuple(b.gpu_ids),
         gpus_per_host=b.gpus_per_host,
         num_hosts=b.num_hosts,
