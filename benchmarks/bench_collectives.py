@@ -10,27 +10,20 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import simpy
 
-from simulator import collectives, topology
-from simulator.collectives import collective_cost
-from simulator.network import FluidNetwork
-from simulator.topology import load_topology
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-# Azure/AI-benchmarking-guide Azure_Results/ND_A100_v4_results.md: all_reduce busbw (GB/s) on
-# 8x A100-SXM4-80GB NVSwitch, NCCL 2.18.5 (shared/validation/published.yaml az-a100-allreduce-8gpu-*).
-PUBLISHED_A100_BUSBW_GBPS = {
-    1024: 0.04,
-    65536: 2.7,
-    1048576: 36.22,
-    8388608: 89.99,
-    67108864: 166.63,
-    268435456: 213.87,
-    1073741824: 228.1,
-    8589934592: 231.58,
-}
+from simulator import collectives, topology  # noqa: E402
+from simulator.collectives import collective_cost  # noqa: E402
+from simulator.network import FluidNetwork  # noqa: E402
+from simulator.topology import load_topology  # noqa: E402
+from tests.reference.nccl import AZURE_A100_ALLREDUCE_BUSBW_GBPS as PUBLISHED_A100_BUSBW_GBPS  # noqa: E402
+
 CASES = [(8, "dgx-a100", None), (512, "h100-ndr-cluster", 64), (16384, "h100-ndr-cluster", 2048)]
 SIZE = 1 << 30
 
