@@ -22,6 +22,7 @@ Analytic backend: no sharing; each transfer takes its standalone `time_s`.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -171,8 +172,12 @@ class FluidNetwork:
         if generation != self._timer_generation:
             return  # superseded by a later start or end
         self._advance()
-        finished = [st for st in self.active if st.remaining <= _DONE_FRACTION]
-        self.active = [st for st in self.active if st.remaining > _DONE_FRACTION]
+        # A stage is done when the residue is tiny, or when what is left would take less than
+        # the clock can resolve at this time (else the timer re-fires at the same instant).
+        tick = 4 * math.ulp(self.env.now)
+        done = [st.remaining <= _DONE_FRACTION or st.remaining <= st.progress_rate * tick for st in self.active]
+        finished = [st for st, d in zip(self.active, done) if d]
+        self.active = [st for st, d in zip(self.active, done) if not d]
         for st in finished:
             st.phase += 1
         self._reschedule()

@@ -254,3 +254,15 @@ def test_every_strategy_keeps_the_timeline_and_analytic_peak_equal(
     assert step.exposed_comm_s <= step.comm_s + 1e-12
     if gpus == 1:
         assert step.comm_s == 0.0
+
+
+def test_long_step_with_many_micro_batches_terminates():
+    # Regression: 128 micro-batches of Llama-2-70B under DDP end ~600 s into the step, where a
+    # bandwidth stage's last 2e-9 of work took less than the clock's resolution, and its timer
+    # re-fired at the same instant forever.
+    s = make_scenario(model={"preset": "llama2-70b"},
+                      training={"strategy": "ddp", "seq_len": 4096, "global_batch_size": 1024,
+                                "activation_checkpointing": "full"},
+                      cluster={"topology": "h100-ndr-cluster", "num_hosts": 1})
+    step = simulate_step(s, memory_breakdown(s))
+    assert step.time_s > 300
