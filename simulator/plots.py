@@ -83,105 +83,134 @@ def read_results(csv_path: str | Path) -> tuple[list[dict[str, Any]], list[str]]
     return rows, swept
 
 
-def series(rows: list[dict[str, Any]], swept: list[str]) -> dict[str, list[dict[str, Any]]]:
-    """Rows grouped into lines over GPU count: one per combination of the fields that vary
-    (model, strategy, GPU and swept columns other than the GPU/host count), sorted by GPUs."""
-    keys = [k for k in (*SERIES_FIELDS, *swept)
-            if "num_gpus" not in k and "num_hosts" not in k and len({r[k] for r in rows}) > 1]
-    keys = list(dict.fromkeys(k for k in keys if not (k.endswith(".strategy") and "strategy" in keys)))
-    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+def panels(rows: list[dict[str, Any]], swept: list[str]) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """Rows as {panel: {strategy: rows sorted by GPU count}}: one panel per combination of what
+    varies besides the strategy and the GPU/host count (model, GPU, other swept columns)."""
+    varying = [k for k in (*SERIES_FIELDS, *swept) if len({r[k] for r in rows}) > 1]
+    # The strategy has its own series; GPU count is the x axis; a swept model.preset or
+    # cluster.topology repeats what the model and gpu columns already say.
+    keys = [k for k in varying if k != "strategy" and not k.endswith((".strategy", "num_gpus", "num_hosts"))]
+    if "model" in keys:
+        keys = [k for k in keys if k != "model.preset"]
+    out: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
     for r in rows:
-        label = ", ".join(str(r[k]) for k in keys) or r["strategy"]
-        groups[label].append(r)
-    return {k: sorted(v, key=lambda r: r["num_gpus"]) for k, v in groups.items()}
+        out[", ".join(str(r[k]) for k in keys) or "all points"][r["strategy"]].append(r)
+    return {p: {s: sorted(v, key=lambda r: r["num_gpus"]) for s, v in sorted(by.items())}
+            for p, by in out.items()}
 
 
-def plot_step_time(groups: dict[str, list[dict]], path: Path) -> Path:
-    """Per series: stacked bars of compute, exposed communication and other time per GPU count."""
-    Figure = _figure_class()
-    n = len(groups)
-    cols = 2 if n == 4 else min(n, 3)
-    nrows = -(-n // cols)
-    fig = Figure(figsize=(4.2 * cols, 3.4 * nrows), layout="constrained")
-    axes = fig.subplots(nrows, cols, sharey=True, squeeze=False).ravel()
-    for ax, (label, rows) in zip(axes, groups.items()):
-        x = range(len(rows))
-        comp = [r["compute_s"] * 1e3 for r in rows]
-        exp = [r["exposed_comm_s"] * 1e3 for r in rows]
-        other = [max(0.0, r["step_time_s"] * 1e3 - c - e) for r, c, e in zip(rows, comp, exp)]
-        ax.bar(x, comp, color="#1f77b4", label="compute")
-        ax.bar(x, exp, bottom=comp, color="#ff7f0e", label="exposed comm")
-        ax.bar(x, other, bottom=[c + e for c, e in zip(comp, exp)], color="#bbbbbb", label="other")
-        for i, r in enumerate(rows):
-            if not r["fits"]:
-                ax.text(i, r["step_time_s"] * 1e3, "OOM", ha="center", va="bottom", color=OOM_COLOR,
-                        fontweight="bold", fontsize=8)
-        ax.set_xticks(list(x), [str(r["num_gpus"]) for r in rows])
-        ax.set_title(label, fontsize=10)
-        ax.set_xlabel("GPUs")
-    for ax in axes[::cols]:
-        ax.set_ylabel("step time (ms)")
+def _grid(Figure, n: int, width: float, height: float):
+    cols = min(n, 2)
+    rows = -(-n // cols)
+    fig = Figure(figsize=(width * cols, height * rows), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
     for ax in axes[n:]:
         ax.set_visible(False)
-    top = max(r["step_time_s"] for rs in groups.values() for r in rs) * 1e3
-    axes[0].set_ylim(0, top * 1.12)  # room for the OOM labels
+    return fig, axes
+
+
+def _strategy_colors(groups) -> dict[str, Any]:
+    import matplotlib
+
+    names = sorted({s for by in groups.values() for s in by})
+    cmap = matplotlib.colormaps["tab10"]
+    return {s: cmap(i % 10) for i, s in enumerate(names)}
+
+
+def plot_step_time(groups: dict[str, dict[str, list[dict]]], path: Path) -> Path:
+    """Per panel, step time vs GPU count with one group of bars per strategy: compute (solid)
+    and exposed communication (hatched) stacked; OOM points pale and labelled."""
+    Figure = _figure_class()
+    fig, axes = _grid(Figure, len(groups), 6.0, 3.8)
+    colors = _strategy_colors(groups)
+    for ax, (label, by) in zip(axes, groups.items()):
+        gpus = sorted({r["num_gpus"] for rs in by.values() for r in rs})
+        width = 0.8 / len(by)
+        for j, (strategy, rows) in enumerate(by.items()):
+            xs = [gpus.index(r["num_gpus"]) - 0.4 + width * (j + 0.5) for r in rows]
+            alpha = [1.0 if r["fits"] else 0.3 for r in rows]
+            comp = [r["compute_s"] for r in rows]
+            exposed = [max(0.0, r["step_time_s"] - r["compute_s"]) for r in rows]
+            for x, c, e, a, r in zip(xs, comp, exposed, alpha, rows):
+                ax.bar(x, c, width, color=colors[strategy], alpha=a)
+                ax.bar(x, e, width, bottom=c, color=colors[strategy], alpha=a * 0.6, hatch="///",
+                       edgecolor="white")
+                if not r["fits"]:
+                    ax.text(x, c + e, "OOM", ha="center", va="bottom", color=OOM_COLOR, fontsize=6, rotation=90)
+        ax.set_xticks(range(len(gpus)), [str(g) for g in gpus])
+        ax.set_yscale("log")
+        low = min(r["compute_s"] for rs in by.values() for r in rs if r["compute_s"] > 0)
+        high = max(r["step_time_s"] for rs in by.values() for r in rs)
+        ax.set_ylim(low / 2, high * 3)  # log bars need a floor; headroom for the OOM labels
+        ax.set_xlabel("GPUs")
+        ax.set_ylabel("step time (s, log)")
+        ax.set_title(label, fontsize=10)
+        ax.grid(axis="y", alpha=0.3)
+    _legend(fig, colors, extra=[("exposed communication", {"hatch": "///", "facecolor": "#999999"})])
+    fig.suptitle("Step time by strategy: compute (solid) + exposed communication (hatched); pale = OOM")
+    return _save(fig, path)
+
+
+def _legend(fig, colors: dict[str, Any], extra=()) -> None:
+    from matplotlib.patches import Patch
+
+    handles = [Patch(color=c, label=s) for s, c in colors.items()]
+    handles += [Patch(label=label, edgecolor="white", **kw) for label, kw in extra]
+    fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 6), fontsize=8)
+
+
+def plot_memory(groups: dict[str, dict[str, list[dict]]], path: Path) -> Path:
+    """Per panel, stacked per-GPU memory by component for each (GPU count, strategy), with the
+    capacity line; OOM bars outlined in red."""
+    Figure = _figure_class()
+    n_bars = max(sum(len(rs) for rs in by.values()) for by in groups.values())
+    fig, axes = _grid(Figure, len(groups), max(6.0, 0.32 * n_bars + 2), 4.2)
+    for ax, (label, by) in zip(axes, groups.items()):
+        ordered = sorted(((r["num_gpus"], s, r) for s, rs in by.items() for r in rs), key=lambda t: (t[0], t[1]))
+        x = list(range(len(ordered)))
+        bottom = [0.0] * len(ordered)
+        for comp, color in zip(MEMORY_COMPONENTS, COMPONENT_COLORS):
+            vals = [r[f"mem_{comp}_bytes"] / 1e9 for _, _, r in ordered]
+            ax.bar(x, vals, bottom=bottom, color=color, label=comp, width=0.8)
+            bottom = [b + v for b, v in zip(bottom, vals)]
+        cap = max(r["capacity_bytes"] for _, _, r in ordered) / 1e9
+        ax.axhline(cap, color="black", linestyle="--", label="capacity")
+        for i, (_, _, r) in enumerate(ordered):
+            if not r["fits"]:
+                ax.bar(i, min(bottom[i], cap * 1.6), fill=False, edgecolor=OOM_COLOR, linewidth=1.5, width=0.8)
+        ax.set_xticks(x, [f"{s} {g}" for g, s, _ in ordered], fontsize=7, rotation=90)
+        ax.set_ylim(0, cap * 1.6)  # OOM bars beyond are clipped; their totals are in the CSV
+        ax.set_ylabel("per-GPU memory (GB)")
+        ax.set_title(label, fontsize=10)
     handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncols=3, fontsize=8)
-    fig.suptitle("Step time: compute vs exposed communication (OOM: would not fit)")
+    fig.legend(handles, labels, loc="outside lower center", ncols=7, fontsize=8)
+    fig.suptitle("Peak per-GPU memory by component (strategy, GPUs); dashed: capacity; red outline: OOM")
     return _save(fig, path)
 
 
-def plot_memory(groups: dict[str, list[dict]], path: Path) -> Path:
-    """Stacked per-GPU memory by component for every point, capacity line, OOM bars marked."""
+def plot_mfu(groups: dict[str, dict[str, list[dict]]], path: Path) -> Path:
+    """Per panel, MFU vs GPU count, one line per strategy; OOM points as red rings."""
     Figure = _figure_class()
-    ordered = [(label, r) for label, rs in groups.items() for r in rs]
-    fig = Figure(figsize=(max(6.0, 0.55 * len(ordered) + 2), 4.5), layout="constrained")
-    ax = fig.subplots()
-    x = list(range(len(ordered)))
-    bottom = [0.0] * len(ordered)
-    for comp, color in zip(MEMORY_COMPONENTS, COMPONENT_COLORS):
-        vals = [r[f"mem_{comp}_bytes"] / 1e9 for _, r in ordered]
-        ax.bar(x, vals, bottom=bottom, color=color, label=comp, width=0.8)
-        bottom = [b + v for b, v in zip(bottom, vals)]
-    caps = [r["capacity_bytes"] / 1e9 for _, r in ordered]
-    ax.hlines(caps, [i - 0.45 for i in x], [i + 0.45 for i in x], colors="black", linestyles="--",
-              label="capacity")
-    for i, (_, r) in enumerate(ordered):
-        if not r["fits"]:
-            ax.bar(i, bottom[i], fill=False, edgecolor=OOM_COLOR, linewidth=2, width=0.8)
-            ax.text(i, bottom[i], "OOM", ha="center", va="bottom", color=OOM_COLOR, fontweight="bold", fontsize=8)
-    ax.set_xticks(x, [f"{label}\n{r['num_gpus']} GPUs" for label, r in ordered], fontsize=7,
-                  rotation=90 if len(ordered) > 12 else 0)
-    ax.set_ylabel("per-GPU memory (GB = 1e9 bytes)")
-    ax.set_title("Peak per-GPU memory by component (dashed: GPU capacity; red: out of memory)")
-    ax.legend(fontsize=8, ncols=4, loc="upper left")
-    ax.set_ylim(0, max(max(bottom), max(caps)) * 1.18)
-    return _save(fig, path)
-
-
-def plot_mfu(groups: dict[str, list[dict]], path: Path) -> Path:
-    """MFU and tokens/s per GPU vs GPU count, one line per series; OOM points hollow, red."""
-    Figure = _figure_class()
-    fig = Figure(figsize=(10, 4), layout="constrained")
-    ax_mfu, ax_tok = fig.subplots(1, 2)
-    all_n = sorted({r["num_gpus"] for rs in groups.values() for r in rs})
-    for label, rows in groups.items():
-        n = [r["num_gpus"] for r in rows]
-        for ax, key, scale in ((ax_mfu, "mfu", 100), (ax_tok, "tokens_per_s_per_gpu", 1)):
-            ax.plot(n, [r[key] * scale for r in rows], marker="o", label=label)
-            oom = [(r["num_gpus"], r[key] * scale) for r in rows if not r["fits"]]
+    fig, axes = _grid(Figure, len(groups), 5.5, 3.6)
+    colors = _strategy_colors(groups)
+    for ax, (label, by) in zip(axes, groups.items()):
+        all_n = sorted({r["num_gpus"] for rs in by.values() for r in rs})
+        for strategy, rows in by.items():
+            n = [r["num_gpus"] for r in rows]
+            ax.plot(n, [100 * r["mfu"] for r in rows], marker="o", color=colors[strategy], label=strategy)
+            oom = [(r["num_gpus"], 100 * r["mfu"]) for r in rows if not r["fits"]]
             if oom:
-                ax.scatter(*zip(*oom), s=90, facecolors="none", edgecolors=OOM_COLOR, linewidths=2, zorder=3)
-    for ax, ylabel in ((ax_mfu, "MFU (%)"), (ax_tok, "tokens/s per GPU")):
+                ax.scatter(*zip(*oom), s=90, facecolors="none", edgecolors=OOM_COLOR, linewidths=1.5, zorder=3)
         if all_n[-1] / all_n[0] >= 4:
             ax.set_xscale("log", base=2)
         ax.set_xticks(all_n, [str(v) for v in all_n])
         ax.set_xlabel("GPUs")
-        ax.set_ylabel(ylabel)
+        ax.set_ylabel("MFU (%)")
         ax.set_ylim(bottom=0)
+        ax.set_title(label, fontsize=10)
         ax.grid(alpha=0.3)
-    ax_mfu.legend(fontsize=8)
-    fig.suptitle("Scaling: MFU and per-GPU throughput vs GPU count (red rings: OOM points)")
+    _legend(fig, colors)
+    fig.suptitle("MFU vs scale by strategy (red rings: OOM points)")
     return _save(fig, path)
 
 
@@ -190,7 +219,7 @@ def plot_results(csv_path: str | Path, out_dir: str | Path, fmt: str = "png") ->
     if fmt not in FORMATS:
         raise ScenarioError(Problem("--format", f"unknown format {fmt!r}", f"one of {', '.join(FORMATS)}"))
     rows, swept = read_results(csv_path)
-    groups = series(rows, swept)
+    groups = panels(rows, swept)
     out = Path(out_dir)
     return [plot_step_time(groups, out / f"step_time.{fmt}"),
             plot_memory(groups, out / f"memory.{fmt}"),

@@ -78,12 +78,14 @@ def test_plot_results_svg(results_csv, tmp_path):
         assert p.suffix == ".svg" and "<svg" in text and len(text) > MIN_BYTES
 
 
-def test_series_group_by_what_varies(results_csv):
+def test_panels_group_by_what_varies(results_csv):
     rows, swept = plots.read_results(results_csv)
     assert len(rows) == 9  # the invalid row is skipped
-    groups = plots.series(rows, swept)
-    assert sorted(groups) == ["ddp", "ddp-big", "zero3"]
-    assert [r["num_gpus"] for r in groups["zero3"]] == [8, 16, 32]
+    groups = plots.panels(rows, swept)
+    # Only the strategy and the host count vary: one panel, a series per strategy over GPUs.
+    assert list(groups) == ["all points"]
+    assert sorted(groups["all points"]) == ["ddp", "ddp-big", "zero3"]
+    assert [r["num_gpus"] for r in groups["all points"]["zero3"]] == [8, 16, 32]
 
 
 def test_memory_timeline_from_a_trace(tmp_path):
@@ -114,3 +116,12 @@ def test_bad_inputs_are_user_errors(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if not installed
     with pytest.raises(ScenarioError, match="matplotlib is not installed"):
         plots._figure_class()
+
+
+def test_one_panel_per_model_when_the_model_varies():
+    rows = [{**_row(i, s, h, 2, 2, 12, True), "model": m, "model.preset": m}
+            for i, (m, s, h) in enumerate((m, s, h) for m in ("mpt-1b", "mpt-3b") for s in ("ddp", "zero3")
+                                          for h in (1, 2))]
+    groups = plots.panels(rows, ["model.preset", "training.strategy", "cluster.num_hosts"])
+    assert sorted(groups) == ["mpt-1b", "mpt-3b"]
+    assert all(sorted(by) == ["ddp", "zero3"] for by in groups.values())

@@ -424,3 +424,13 @@ def test_shipped_capacity_sweep_is_valid(capsys):
 
 def test_output_columns_are_the_documented_ones():
     assert list(OUTPUT_COLUMNS) == REQUIRED_COLUMNS
+
+
+def test_sweep_plot_writes_the_figures_beside_the_results(tmp_path):
+    pytest.importorskip("matplotlib")
+    sweep = write_sweep(tmp_path, {"training.strategy": ["ddp", "zero3"], "cluster.num_gpus": [2, 4]})
+    out = tmp_path / "results.csv"
+    assert main(["sweep", str(sweep), "--out", str(out), "--jobs", "1", "--quiet", "--plot"]) == 0
+    figures = sorted(p.name for p in (tmp_path / "results-plots").iterdir())
+    assert figures == ["memory.png", "mfu.png", "step_time.png"]
+    assert main(["sweep", str(sweep), "--out", str(tmp_path / "r.jsonl"), "--quiet", "--plot"]) == 2

@@ -37,6 +37,9 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--retry-errors", action="store_true", help="recompute points whose status is error")
     p.add_argument("--dry-run", action="store_true", help="validate and list the points without running them")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no summary")
+    p.add_argument("--plot", nargs="?", const="", default=None, metavar="DIR",
+                   help="also draw the figures of `clustersim plot` (CSV results only) into DIR "
+                        "(default: RESULTS-plots beside the results file)")
     p.set_defaults(func=cmd_sweep)
 
 
@@ -51,6 +54,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         raise ScenarioError(Problem("--out", "required", "e.g. --out results.csv"))
     if args.jobs is not None and args.jobs < 1:
         raise ScenarioError(Problem("--jobs", f"expected a positive number of workers, got {args.jobs}"))
+    if args.plot is not None and not args.out.lower().endswith(".csv"):
+        raise ScenarioError(Problem("--plot", "figures are drawn from CSV results", "use --out results.csv"))
     bar = ProgressBar(enabled=not args.quiet and sys.stderr.isatty())
     start = time.perf_counter()
     try:
@@ -68,6 +73,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         resumed = f", {summary.resumed} read back from a previous run" if summary.resumed else ""
         print(f"{summary.total} points ({counts}{resumed}) -> {summary.path} "
               f"in {time.perf_counter() - start:.1f} s", file=sys.stderr)
+    if args.plot is not None:
+        from pathlib import Path
+
+        from simulator.plots import plot_results
+
+        out = Path(args.out)
+        for path in plot_results(out, args.plot or out.with_name(out.stem + "-plots")):
+            print(f"wrote {path}", file=sys.stderr)
     return 1 if summary.status_counts.get("error") else 0
 
 
