@@ -53,3 +53,21 @@ def test_ddp_runs_out_of_memory_beyond_2b_where_fsdp_fits():
     _, fsdp_mem, _ = _run("mpt-3b-zero3")
     assert s.model.params > 2e9
     assert not ddp_mem.fits and fsdp_mem.fits
+
+
+@pytest.mark.slow
+def test_gpt3_175b_zero3_on_16384_h100_three_level_fat_tree():
+    # The scale case: 96-layer GPT-3 175B (Brown et al. 2020 Table 2.1) under ZeRO-3 on
+    # 2,048 DGX H100 hosts in a three-level rail-optimized NDR fat tree. One rank class stands
+    # for all 16,384 ranks; the ZeRO paper's 3 Psi communication volume holds at this scale.
+    s = scenario_from_dict({"model": {"preset": "gpt3-175b"},
+                            "training": {"strategy": "zero3", "micro_batch_size": 1, "seq_len": 2048,
+                                         "activation_checkpointing": "full"},
+                            "cluster": {"topology": "h100-ndr-cluster", "num_hosts": 2048}})
+    mem = memory_breakdown(s)
+    step = simulate_step(s, mem)
+    assert s.cluster.num_gpus == 16384 and len(step.classes) == 1 and step.classes[0].ranks == 16384
+    assert mem.fits and step.timeline_peak[0] == mem.total_bytes
+    n = s.cluster.num_gpus
+    sent = sum(c["bytes_sent_per_rank"] * c["count"] for c in step.collectives if c["op"] != "all_reduce")
+    assert sent / 2 / (s.model.params * (n - 1) / n) == pytest.approx(3, rel=0.01)
