@@ -63,10 +63,6 @@ class Scenario:
         return self.training.strategy
 
     @property
-    def dp_size(self) -> int:
-        return self.cluster.num_gpus
-
-    @property
     def grad_accum_steps(self) -> int:
         return self.training.grad_accum_steps or 1  # resolved at load time
 

@@ -45,21 +45,12 @@ class ScheduleBuilder:
         self.tasks.append(Task(name, stream, phase, deps=deps, **kw))
         return len(self.tasks) - 1
 
-    def last_on(self, stream: str) -> int | None:
-        for i in range(len(self.tasks) - 1, -1, -1):
-            if self.tasks[i].stream == stream:
-                return i
-        return None
-
-    def build(self, static_bytes: int, static_label: str = "model states") -> "Schedule":
-        return Schedule(tuple(self.tasks), static_bytes, static_label)
+    def build(self, static_bytes: int) -> "Schedule":
+        return Schedule(tuple(self.tasks), static_bytes)
 
 
 @dataclass(frozen=True)
 class Schedule:
     tasks: tuple[Task, ...]
     static_bytes: int          # allocated for the whole step (model states, fixed buffers, overhead)
-    static_label: str = "model states"
 
-    def collectives(self) -> list[Task]:
-        return [t for t in self.tasks if t.collective is not None]

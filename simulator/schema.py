@@ -10,7 +10,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from simulator.units import UnitError, parse_bandwidth, parse_bytes, parse_duration, parse_flops_rate
+from simulator.hardware import DEFAULT_ALLOCATOR_RESERVE_FRACTION
+from simulator.units import UnitError, parse_bandwidth, parse_bytes, parse_flops_rate
 
 STRATEGY_ALIASES = {"fsdp": "zero3", "fsdp-full-shard": "zero3", "fsdp-shard-grad-op": "zero2",
                     "fsdp-hybrid-shard": "hsdp", "zero0": "ddp"}
@@ -36,7 +37,6 @@ def _unit(parser, what: str):
 Bytes = Annotated[int, _unit(parse_bytes, "bytes"), Field(json_schema_extra={"examples": ["80 GiB", "25 MB"]})]
 Bandwidth = Annotated[float, _unit(parse_bandwidth, "bandwidth"),
                       Field(json_schema_extra={"examples": ["400 Gb/s", "450 GB/s"]})]
-Duration = Annotated[float, _unit(parse_duration, "duration"), Field(json_schema_extra={"examples": ["2 us"]})]
 FlopRate = Annotated[float, _unit(parse_flops_rate, "flops"), Field(json_schema_extra={"examples": ["312 TFLOP/s"]})]
 PositiveInt = Annotated[int, Field(gt=0, strict=True)]
 
@@ -99,9 +99,9 @@ class OffloadSection(Strict):
 
 
 class Zero3Section(Strict):
-    """FSDP / ZeRO-3 behaviour (PyTorch FSDP names)."""
+    """FSDP / ZeRO-3 behaviour (PyTorch FSDP names). FSDP's forward_prefetch only matters when
+    the host cannot run ahead of the GPU; the engine's host always can, so it is not offered."""
 
-    forward_prefetch: bool = True
     backward_prefetch: bool = True
     limit_all_gathers: bool = True
     reshard_after_forward: bool = True
@@ -124,7 +124,8 @@ class TrainingSection(Strict):
     gradient_as_bucket_view: bool = Field(
         False, description="PyTorch DDP option; False (default) keeps a second copy of gradients in buckets")
     framework_overhead: Bytes | None = Field(None, description="CUDA context etc. per GPU (default per GPU)")
-    allocator_reserve: float = Field(0.05, ge=0, le=1, description="caching-allocator reserve, fraction")
+    allocator_reserve: float = Field(DEFAULT_ALLOCATOR_RESERVE_FRACTION, ge=0, le=1,
+                                     description="caching-allocator reserve, fraction of tensor bytes")
     tokens: float | None = Field(None, gt=0, description="tokens to train on (default 20 x params)")
     collective_algorithm: Literal["auto", "ring", "tree", "hierarchical"] = "auto"
     compute_jitter: float = Field(0.0, ge=0, lt=1, description="relative std-dev of each kernel's time")

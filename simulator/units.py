@@ -136,19 +136,5 @@ def fmt_bytes(n: float, binary: bool = False) -> str:
     return f"{sign}{n:.0f} {units[i]}" if i == 0 else f"{sign}{n:.2f} {units[i]}"
 
 
-def fmt_duration(seconds: float) -> str:
-    """Seconds in the most readable unit: '12.3 us', '4.56 ms', '1.23 s', '3.4 days'."""
-    s = float(seconds)
-    if s < 1e-3:
-        return f"{s * 1e6:.1f} us"
-    if s < 1.0:
-        return f"{s * 1e3:.2f} ms"
-    if s < 3600.0:
-        return f"{s:.3f} s"
-    if s < 86400.0 * 2:
-        return f"{s / 3600.0:.2f} h"
-    return f"{s / 86400.0:.1f} days"
-
-
 def fmt_bandwidth(bw_bytes_per_s: float) -> str:
     return f"{bw_bytes_per_s / 1e9:.1f} GB/s"

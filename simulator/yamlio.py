@@ -35,17 +35,3 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         )
     return data
 
-
-def parse_yaml_text(text: str, source: str = "<string>") -> dict[str, Any]:
-    """As read_yaml, for YAML held in a string (tests, inline scenarios)."""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ScenarioError(Problem("", f"invalid YAML: {exc}"), source) from None
-    if not isinstance(data, dict):
-        raise ScenarioError(Problem("", "expected a mapping at the top"), source)
-    return data
-
-
-def dump_yaml(data: Any) -> str:
-    return yaml.safe_dump(data, sort_keys=False)
