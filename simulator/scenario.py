@@ -95,7 +95,10 @@ def scenario_from_dict(data: dict[str, Any], base_dir: Path | None = None) -> Sc
     try:
         spec = ScenarioFile.model_validate(data)
     except ValidationError as exc:
-        raise ScenarioError(_pydantic_problems(exc, data)) from None
+        problems = _pydantic_problems(exc, data)
+        reported = {p.path for p in problems}
+        problems += [p for p in _name_problems(data) if p.path not in reported]
+        raise ScenarioError(problems) from None
     problems: list[Problem] = []
     model = _resolve_model(spec, problems)
     training = _resolve_training(spec.training, problems)
@@ -135,6 +138,31 @@ def _pydantic_problems(exc: ValidationError, data: dict[str, Any]) -> list[Probl
     # A union of str | CustomGPU reports one error per branch; keep each message once.
     unique = list(dict.fromkeys(problems))
     return unique
+
+
+def _name_problems(data: dict[str, Any]) -> list[Problem]:
+    """Unknown preset, strategy, GPU or topology names, checked from the raw mapping when the
+    shape check failed, so that every problem in the file is reported at once."""
+    from simulator import topology
+
+    def text(section: str, key: str):
+        value = data.get(section, {}) if isinstance(data, dict) else {}
+        value = value.get(key) if isinstance(value, dict) else None
+        return value if isinstance(value, str) else None
+
+    problems = []
+    checks = [
+        ("model.preset", text("model", "preset"), presets.preset_names(), "unknown model preset"),
+        ("training.strategy", text("training", "strategy"), [*STRATEGIES, *STRATEGY_ALIASES], "unknown strategy"),
+        ("cluster.gpu", text("cluster", "gpu"), [*hardware.gpu_names(), *hardware.GPU_ALIASES], "unknown GPU"),
+    ]
+    name = text("cluster", "topology")
+    if name is not None and not name.endswith((".yaml", ".yml")) and "/" not in name:
+        checks.append(("cluster.topology", name, topology.topology_names(), "unknown topology"))
+    for path, value, valid, message in checks:
+        if value is not None and value.lower() not in {v.lower() for v in valid}:
+            problems.append(Problem(path, f"{message} {value!r}", did_you_mean(value, valid)))
+    return problems
 
 
 def _model_at(loc: list[str]):

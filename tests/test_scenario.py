@@ -85,7 +85,8 @@ def test_all_problems_reported_at_once(tmp_path):
     with pytest.raises(ScenarioError) as info:
         load_scenario(write(tmp_path, text))
     paths = {p.path for p in info.value.problems}
-    assert {"training.micro_batch_size"} <= paths
+    # A shape error and a misspelt name in the same file are both reported.
+    assert {"training.micro_batch_size", "training.strategy"} <= paths
     # The strategy is checked after the shape; both appear when the shape is valid.
     text2 = GOOD.replace("strategy: zero3", "strategy: zer3").replace("llama2-7b", "llama2-7")
     with pytest.raises(ScenarioError) as info2:
