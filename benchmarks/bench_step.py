@@ -30,12 +30,13 @@ def scenario(hosts: int) -> dict:
 
 
 def clear_caches() -> None:
-    from simulator import collectives, layout, topology
+    from simulator import collectives, layout, network, topology
 
     for mod in (topology, collectives, layout):
         for obj in vars(mod).values():
             if hasattr(obj, "cache_clear"):
                 obj.cache_clear()
+    network._RATES_MEMO.clear()
 
 
 def time_once(hosts: int, cold: bool = True) -> tuple[float, float, dict]:

@@ -23,7 +23,7 @@ Analytic backend: no sharing; each transfer takes its standalone `time_s`.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -77,9 +77,20 @@ class _Active:
     phase: int = 0
     remaining: float = 1.0  # fraction of the current bandwidth stage still to move
     progress_rate: float = 0.0  # fraction per second
-    edges: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-    coef: np.ndarray = field(default_factory=lambda: np.zeros(0))
     unit_bytes: float = 1.0  # per-rank wire bytes of the current stage
+
+
+def _demand(ph: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(edge indices, k_je) of a phase: bytes on each edge per byte its busiest rank sends."""
+    return np.asarray(ph.edge_ids, np.int64), np.asarray(ph.wire_bytes, float) / ph.per_rank_wire_bytes
+
+
+# Rates depend only on which stages share the network (and the link capacities), and steps
+# repeat the same few combinations: collective plans are cached, so equal collectives share
+# Phase objects. Memoized by (capacity array, phases) identities; each value keeps those
+# objects alive so the ids stay theirs. Bounded: cleared when it reaches _MEMO_MAX entries.
+_RATES_MEMO: dict[tuple[int, ...], tuple[tuple, np.ndarray]] = {}
+_MEMO_MAX = 4096
 
 
 class FluidNetwork:
@@ -96,10 +107,6 @@ class FluidNetwork:
         self.capacity = effective_capacity(topology, calibration)
         self.active: list[_Active] = []
         self.rate_updates = 0  # how many times rates were recomputed (tests, profiling)
-        # Rates depend only on which stages share the network, and a step repeats the same few
-        # combinations (collective plans are cached, so equal collectives share Phase objects):
-        # memoized by the active phases' identities (the values keep those phases alive).
-        self._rates_memo: dict[tuple[int, ...], tuple[tuple, np.ndarray]] = {}
         self._last_update = env.now
         self._timer_generation = 0
 
@@ -127,9 +134,7 @@ class FluidNetwork:
             self._begin_phase(st)
             return
         self._advance()
-        st.remaining, st.edges = 1.0, np.asarray(ph.edge_ids, np.int64)
-        st.unit_bytes = ph.per_rank_wire_bytes
-        st.coef = np.asarray(ph.wire_bytes, float) / st.unit_bytes
+        st.remaining, st.unit_bytes = 1.0, ph.per_rank_wire_bytes
         self.active.append(st)
         self._reschedule()
 
@@ -143,14 +148,15 @@ class FluidNetwork:
 
     def _rates(self) -> np.ndarray:
         phases = tuple(st.transfer.phases[st.phase] for st in self.active)
-        key = tuple(id(ph) for ph in phases)
-        if key not in self._rates_memo:
-            if len(phases) == 1:  # alone: its standalone rate, no filling needed
-                rates = np.array([self.active[0].unit_bytes / phases[0].bandwidth_s])
-            else:
-                rates = max_min_rates(self.capacity, [(st.edges, st.coef) for st in self.active])
-            self._rates_memo[key] = (phases, rates)
-        return self._rates_memo[key][1]
+        if len(phases) == 1:  # alone: its standalone rate, no filling needed
+            return np.array([phases[0].per_rank_wire_bytes / phases[0].bandwidth_s])
+        key = (id(self.capacity), *(id(ph) for ph in phases))
+        if key not in _RATES_MEMO:
+            if len(_RATES_MEMO) >= _MEMO_MAX:
+                _RATES_MEMO.clear()
+            rates = max_min_rates(self.capacity, [_demand(ph) for ph in phases])
+            _RATES_MEMO[key] = ((self.capacity, phases), rates)
+        return _RATES_MEMO[key][1]
 
     def _reschedule(self) -> None:
         self.rate_updates += 1
