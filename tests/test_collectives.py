@@ -7,7 +7,6 @@ with round numbers: ring all-reduce 2(p-1)(a + S/(pB)); all-gather / reduce-scat
 
 from __future__ import annotations
 
-import time
 
 import numpy as np
 import pytest
@@ -226,11 +225,10 @@ def test_unknown_or_unsupported_algorithm_is_a_clear_error():
         collective_cost(topo, "allreduce", "all", 1024)
 
 
-def test_sixteen_thousand_gpus_cost_well_under_a_second():
+def test_sixteen_thousand_gpu_all_reduce_is_bounded_by_the_rails():
+    # Its wall time is measured by benchmarks/bench_collectives.py, not asserted here.
     topo = load_topology("h100-ndr-cluster", num_hosts=2048)
-    start = time.perf_counter()
     cost = collective_cost(topo, "all_reduce", "all", (1 << 30) + 12345)
-    assert time.perf_counter() - start < 1.0
     # Tree across 2,048 hosts, 8 NDR rails: bounded by 8 x 48 GB/s per host.
     assert 250e9 < cost.busbw_Bps < 8 * 48e9
 
