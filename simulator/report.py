@@ -165,7 +165,8 @@ def step_sections(scenario: Scenario, step) -> dict[str, Any]:
             "flops_convention": "model FLOPs = 6N + 12 L h s per token (PaLM / Megatron, llm-foundry MFU); "
                                 "hardware FLOPs are those the kernels execute: recomputation and the "
                                 "flash-attention backward's extra QK^T included, the masked half of causal "
-                                "attention excluded (so HFU can be below MFU)",
+                                "attention excluded (so HFU can be below MFU); MFU and HFU are against the GPU's dense peak "
+                                "for the GEMM datatype of the precision (bf16, fp16, fp8 or fp32)",
         },
         "memory": {"timeline_peak_bytes": peak_bytes, "peak_time_s": peak_time, "peak_op": peak_op},
         "collectives": list(step.collectives),
