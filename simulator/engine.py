@@ -49,14 +49,20 @@ class ClassTimeline:
     memory_events: tuple[MemoryEvent, ...]
     static_bytes: int
 
-    def peak(self, tasks) -> tuple[int, float, str]:
-        """(peak bytes, time, name of the task whose allocation reached it). At equal times
-        frees are applied before allocations, as the allocator reuses freed blocks."""
-        level, best = self.static_bytes, (self.static_bytes, 0.0, "start of step")
+    def levels(self):
+        """(time, bytes allocated after the event, event) in time order. At equal times frees
+        are applied before allocations, as the allocator reuses freed blocks."""
+        level = self.static_bytes
         for ev in sorted(self.memory_events, key=lambda e: (e.time_s, e.delta_bytes)):
             level += ev.delta_bytes
+            yield ev.time_s, level, ev
+
+    def peak(self, tasks) -> tuple[int, float, str]:
+        """(peak bytes, time, name of the task whose allocation reached it)."""
+        best = (self.static_bytes, 0.0, "start of step")
+        for time_s, level, ev in self.levels():
             if level > best[0]:
-                best = (level, ev.time_s, tasks[ev.task].name)
+                best = (level, time_s, tasks[ev.task].name)
         return best
 
 

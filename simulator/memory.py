@@ -94,6 +94,7 @@ class MemoryBreakdown:
     cpu_per_host_bytes: int
     shard_degree: int
     optimizer_bytes_per_param: float
+    static_buffers_bytes: int = 0  # the part of buffers_bytes held for the whole step
     peak_op: str = ""
     notes: tuple[str, ...] = field(default=())
 
@@ -118,6 +119,11 @@ class MemoryBreakdown:
         return {"params": self.params_bytes, "grads": self.grads_bytes, "optimizer": self.optimizer_bytes,
                 "activations": self.activations_bytes, "buffers": self.buffers_bytes,
                 "overhead": self.overhead_bytes}
+
+    @property
+    def static_bytes(self) -> int:
+        """Held from the start to the end of the step: model states, fixed buffers, overhead."""
+        return self.model_states_bytes + self.static_buffers_bytes + self.overhead_bytes
 
     @property
     def dominant(self) -> str:
@@ -183,7 +189,7 @@ def memory_breakdown(scenario: Scenario) -> MemoryBreakdown:
         params_bytes=params_b, grads_bytes=grads_b, optimizer_bytes=opt_b, activations_bytes=acts,
         buffers_bytes=buffers, overhead_bytes=overhead, capacity_bytes=scenario.cluster.gpu.memory_bytes,
         cpu_per_host_bytes=cpu_per_gpu * gpus_on_host, shard_degree=n, optimizer_bytes_per_param=k,
-        peak_op=peak.label, notes=tuple(notes),
+        static_buffers_bytes=peak.static_buffers_bytes, peak_op=peak.label, notes=tuple(notes),
     )
 
 
@@ -193,7 +199,8 @@ class Moment:
 
     label: str
     activations_bytes: int
-    buffers_bytes: int
+    buffers_bytes: int      # static buffers included
+    static_buffers_bytes: int
 
     @property
     def bytes(self) -> int:
@@ -218,7 +225,7 @@ def peak_moment(scenario: Scenario, pb: int, gb: int, act_b: int) -> Moment:
         head = static + sum(b.params for b in blocks) * pb
     else:
         head = static + prefetch * blocks[-1].params * pb
-    best = Moment("backward head (start of backward)", acts.after_forward, head)
+    best = Moment("backward head (start of backward)", acts.after_forward, head, static)
     live = acts.embedding + sum(acts.blocks)
     for i in range(len(blocks) - 1, -1, -1):
         buf = static
@@ -232,7 +239,7 @@ def peak_moment(scenario: Scenario, pb: int, gb: int, act_b: int) -> Moment:
             # block's all-gather ran, so the analytic peak is then an upper bound).
             pending = blocks[i + 1].params if i + 1 < len(blocks) else 0
             buf += gathered * pb + (blocks[i].params + pending) * gb
-        moment = Moment(f"backward {blocks[i].name}", live + acts.working[i], buf)
+        moment = Moment(f"backward {blocks[i].name}", live + acts.working[i], buf, static)
         if moment.bytes > best.bytes:
             best = moment
         live -= acts.blocks[i]

@@ -95,7 +95,7 @@ def scenario_from_dict(data: dict[str, Any], base_dir: Path | None = None) -> Sc
     try:
         spec = ScenarioFile.model_validate(data)
     except ValidationError as exc:
-        problems = _pydantic_problems(exc, data)
+        problems = _pydantic_problems(exc)
         reported = {p.path for p in problems}
         problems += [p for p in _name_problems(data) if p.path not in reported]
         raise ScenarioError(problems) from None
@@ -111,7 +111,7 @@ def scenario_from_dict(data: dict[str, Any], base_dir: Path | None = None) -> Sc
     return Scenario(name=spec.name, model=model, training=training, cluster=cluster)
 
 
-def _pydantic_problems(exc: ValidationError, data: dict[str, Any]) -> list[Problem]:
+def _pydantic_problems(exc: ValidationError) -> list[Problem]:
     problems = []
     for err in exc.errors():
         loc = [str(part) for part in err["loc"] if not str(part).startswith(("function-", "literal["))]

@@ -89,7 +89,7 @@ class Comm:
         self.scenario, self.topo = scenario, topo
         self.algorithm = scenario.training.collective_algorithm
         self.backend_name = backend
-        self.networks = {}
+        self.network = None  # made on the first collective, for the engine's environment
         self._groups: dict[str, list[tuple[int, ...]]] = {}
         self._costs: dict[tuple[Collective, int], object] = {}
 
@@ -108,10 +108,9 @@ class Comm:
         return self._costs[key]
 
     def start(self, env, coll: Collective):
-        if env not in self.networks:
-            self.networks.clear()
-            self.networks[env] = BACKENDS[self.backend_name](env, self.topo)
-        net = self.networks[env]
+        if self.network is None or self.network.env is not env:
+            self.network = BACKENDS[self.backend_name](env, self.topo)
+        net = self.network
         events = [net.start(self.cost(coll, i)) for i in range(len(self.groups(coll.group)))]
         return events[0] if len(events) == 1 else env.all_of(events)
 
@@ -127,8 +126,7 @@ def rank_classes(ctx: Context) -> list[RankClass]:
     jitter splits the rest into JITTER_CLASSES seeded classes."""
     s = ctx.scenario
     build = STRATEGIES[s.strategy]
-    static = ctx.memory.total_bytes - ctx.memory.activations_bytes - ctx.memory.buffers_bytes + \
-        _static_buffers(ctx)
+    static = ctx.memory.static_bytes
     base = build(ctx).build(static)
     stragglers = {st.rank: st.slowdown for st in s.cluster.stragglers}
     normal = s.cluster.num_gpus - len(stragglers)
@@ -155,13 +153,6 @@ def _jittered(schedule, rng: np.random.Generator, sigma: float):
     tasks = tuple(dataclasses.replace(t, duration_s=t.duration_s * max(0.1, 1.0 + sigma * zi))
                   if t.stream in ("compute", "cpu") else t for t, zi in zip(schedule.tasks, z))
     return dataclasses.replace(schedule, tasks=tasks)
-
-
-def _static_buffers(ctx: Context) -> int:
-    from simulator import layout
-    from simulator.memory import static_buffer_bytes
-
-    return static_buffer_bytes(ctx.scenario, layout.model_layout(ctx.scenario.model), ctx.pb, ctx.gb)
 
 
 def simulate_step(scenario: Scenario, memory: MemoryBreakdown, backend: str = "fluid") -> StepResult:

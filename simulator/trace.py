@@ -26,11 +26,10 @@ def chrome_trace(step) -> dict:
                 args.update(op=task.collective.op, group=task.collective.group, bytes=task.collective.size_bytes)
             events.append({"ph": "X", "pid": pid, "tid": STREAMS.index(iv.stream), "name": iv.name,
                            "ts": iv.start_s * 1e6, "dur": (iv.end_s - iv.start_s) * 1e6, "args": args})
-        level = tl.static_bytes
-        events.append({"ph": "C", "pid": pid, "name": "memory", "ts": 0.0, "args": {"GB": level / 1e9}})
-        for ev in sorted(tl.memory_events, key=lambda e: (e.time_s, e.delta_bytes)):
-            level += ev.delta_bytes
-            events.append({"ph": "C", "pid": pid, "name": "memory", "ts": ev.time_s * 1e6,
+        events.append({"ph": "C", "pid": pid, "name": "memory", "ts": 0.0,
+                       "args": {"GB": tl.static_bytes / 1e9}})
+        for time_s, level, _ in tl.levels():
+            events.append({"ph": "C", "pid": pid, "name": "memory", "ts": time_s * 1e6,
                            "args": {"GB": level / 1e9}})
     return {"traceEvents": events, "displayTimeUnit": "ms"}
 
