@@ -18,10 +18,12 @@ import simpy
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from simulator import collectives, topology  # noqa: E402
-from simulator.collectives import collective_cost  # noqa: E402
-from simulator.network import FluidNetwork  # noqa: E402
-from simulator.topology import load_topology  # noqa: E402
+from simulator.system.topology import graph as topology  # noqa: E402
+
+from simulator.system.comm import collectives
+from simulator.system.comm.collectives import collective_cost  # noqa: E402
+from simulator.system.comm.network import FluidNetwork  # noqa: E402
+from simulator.system.topology.graph import load_topology  # noqa: E402
 from tests.reference.nccl import AZURE_A100_ALLREDUCE_BUSBW_GBPS as PUBLISHED_A100_BUSBW_GBPS  # noqa: E402
 
 CASES = [(8, "dgx-a100", None), (512, "h100-ndr-cluster", 64), (16384, "h100-ndr-cluster", 2048)]

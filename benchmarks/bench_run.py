@@ -19,10 +19,10 @@ sys.path.insert(0, str(ROOT))
 
 
 def main() -> None:
-    from simulator.cli import default_scenario_path
-    from simulator.report import render_text
-    from simulator.scenario import load_scenario
-    from simulator.simulate import simulate
+    from simulator.cli.main import default_scenario_path
+    from simulator.report.report import render_text
+    from simulator.scenario.load import load_scenario
+    from simulator.studies.simulate import simulate
 
     path = default_scenario_path()
     inproc = []

@@ -30,7 +30,10 @@ def scenario(hosts: int) -> dict:
 
 
 def clear_caches() -> None:
-    from simulator import collectives, layout, network, topology
+    from simulator.system.comm import collectives
+    from simulator.execution import layout
+    from simulator.system.comm import network
+    from simulator.system.topology import graph as topology
 
     for mod in (topology, collectives, layout):
         for obj in vars(mod).values():
@@ -40,8 +43,8 @@ def clear_caches() -> None:
 
 
 def time_once(hosts: int, cold: bool = True) -> tuple[float, float, dict]:
-    from simulator.scenario import scenario_from_dict
-    from simulator.simulate import simulate
+    from simulator.scenario.load import scenario_from_dict
+    from simulator.studies.simulate import simulate
 
     if cold:
         clear_caches()

@@ -19,10 +19,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from simulator import hardware  # noqa: E402
-from simulator.memory import memory_breakdown  # noqa: E402
-from simulator.scenario import scenario_from_dict  # noqa: E402
-from simulator.step import simulate_step  # noqa: E402
+from simulator.system import hardware  # noqa: E402
+from simulator.execution.memory import memory_breakdown  # noqa: E402
+from simulator.scenario.load import scenario_from_dict  # noqa: E402
+from simulator.execution.step import simulate_step  # noqa: E402
 from tests.reference.mpt import MPT_A100_8GPU, mpt_scenario  # noqa: E402
 
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
-from simulator.scenario import Scenario, scenario_from_dict
+from simulator.scenario.load import Scenario, scenario_from_dict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 # A multi-host A100 cluster (8 GPUs per host) big enough for 1,024-GPU cases.
 CLUSTER_TOPOLOGY = "a100-hdr-superpod"

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from simulator.collectives import (
+from simulator.system.comm.collectives import (
     IDEAL_CALIBRATION,
     NCCL_CALIBRATION,
     OPS,
@@ -21,8 +21,8 @@ from simulator.collectives import (
     double_binary_tree,
     plan,
 )
-from simulator.errors import ScenarioError
-from simulator.topology import load_topology, topology_from_dict
+from simulator.core.errors import ScenarioError
+from simulator.system.topology.graph import load_topology, topology_from_dict
 
 from tests.reference.nccl import AZURE_A100_1KIB_TIME_S, AZURE_A100_ALLREDUCE_BUSBW_GBPS  # noqa: E402
 # NVIDIA/nccl#583 (user log): 2x A100-SXM4-40GB NVLink, all_reduce of 32 B: 10.14 us.
@@ -285,7 +285,7 @@ def test_calibration_is_one_set_of_factors():
 
 
 def _run_cli(argv):
-    from simulator.cli import main
+    from simulator.cli.main import main
 
     return main(argv)
 

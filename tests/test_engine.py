@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from simulator.engine import RankClass, run
-from simulator.schedule import Collective, ScheduleBuilder
+from simulator.execution.engine import RankClass, run
+from simulator.execution.schedule import Collective, ScheduleBuilder
 
 
 def fixed_network(seconds_per_byte: float):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from simulator.memory import (
+from simulator.execution.memory import (
     memory_breakdown, model_state_bytes, optimizer_state_bytes_per_param,
 )
 from tests.helpers import cluster_of, make_scenario
@@ -138,8 +138,9 @@ def test_offload_moves_optimizer_to_cpu():
 @pytest.mark.parametrize("name, fits", [("t5-2.3b-ddp-8xa100", True), ("t5-11b-ddp-8xa100", False),
                                         ("t5-11b-fsdp-8xa100", True)])
 def test_fsdp_paper_t5_verdicts(name, fits):
-    from simulator import SCENARIO_DIR
-    from simulator.scenario import load_scenario
+    from simulator.core.resources import scenario_dir
+    SCENARIO_DIR = scenario_dir()
+    from simulator.scenario.load import load_scenario
 
     s = load_scenario(SCENARIO_DIR / f"{name}.yaml")
     assert s.cluster.gpu.name == "a100-80gb" and s.training.seq_len == 512 and s.cluster.num_gpus == 8
@@ -147,14 +148,15 @@ def test_fsdp_paper_t5_verdicts(name, fits):
 
 
 def test_t5_2_3b_scenario_is_about_2_3b():
-    from simulator import SCENARIO_DIR
-    from simulator.scenario import load_scenario
+    from simulator.core.resources import scenario_dir
+    SCENARIO_DIR = scenario_dir()
+    from simulator.scenario.load import load_scenario
 
     assert load_scenario(SCENARIO_DIR / "t5-2.3b-ddp-8xa100.yaml").model.params == pytest.approx(2.3e9, rel=0.03)
 
 
 def test_suggestions_are_checked_with_the_model():
-    from simulator.memory import fit_suggestions
+    from simulator.execution.memory import fit_suggestions
 
     s = make_scenario(model={"preset": "llama2-70b"}, training={"strategy": "ddp", "seq_len": 4096})
     hints = fit_suggestions(s)

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from simulator.model import (
+from simulator.model.transformer import (
     Architecture,
     activation_bytes_per_layer,
     backward_ops,
@@ -25,7 +25,7 @@ from simulator.model import (
     recompute_working_bytes,
     six_n_d_flops,
 )
-from simulator.presets import get_preset
+from simulator.model.presets import get_preset
 
 # Round numbers: h=1024, a=16, s=2048, b=1, GPT-style block (4h GELU MLP, MHA).
 H, A, S, B, V = 1024, 16, 2048, 1, 50000

@@ -8,10 +8,10 @@ import simpy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from simulator.collectives import IDEAL_CALIBRATION, collective_cost
-from simulator.errors import ScenarioError
-from simulator.network import BACKENDS, AnalyticNetwork, FluidNetwork, make_network, max_min_rates
-from simulator.topology import load_topology, topology_from_dict
+from simulator.system.comm.collectives import IDEAL_CALIBRATION, collective_cost
+from simulator.core.errors import ScenarioError
+from simulator.system.comm.network import BACKENDS, AnalyticNetwork, FluidNetwork, make_network, max_min_rates
+from simulator.system.topology.graph import load_topology, topology_from_dict
 
 
 def test_max_min_textbook_example():

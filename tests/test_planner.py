@@ -6,11 +6,14 @@ import math
 
 import pytest
 
-from simulator import SCENARIO_DIR, planner
-from simulator.cli import main
-from simulator.memory import memory_breakdown, minimum_gpus
-from simulator.presets import get_preset
-from simulator.scenario import load_scenario
+from simulator.core.resources import scenario_dir
+SCENARIO_DIR = scenario_dir()
+
+from simulator.studies import planner
+from simulator.cli.main import main
+from simulator.execution.memory import memory_breakdown, minimum_gpus
+from simulator.model.presets import get_preset
+from simulator.scenario.load import load_scenario
 from tests.helpers import make_scenario
 
 # Brown et al. 2020, "Language Models are Few-Shot Learners", Appendix D, Table D.1:
@@ -168,7 +171,7 @@ def test_budget_from_gpu_days_with_given_mfu(llama7b):
 
 
 def test_budget_needs_exactly_one_budget():
-    from simulator.errors import ScenarioError
+    from simulator.core.errors import ScenarioError
 
     with pytest.raises(ScenarioError):
         planner.budget_plan()

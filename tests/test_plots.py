@@ -7,10 +7,10 @@ import sys
 
 import pytest
 
-from simulator import plots
-from simulator.cli import main
-from simulator.errors import ScenarioError
-from simulator.simulate import simulate
+from simulator.report import plots
+from simulator.cli.main import main
+from simulator.core.errors import ScenarioError
+from simulator.studies.simulate import simulate
 from tests.helpers import make_scenario
 
 pytest.importorskip("matplotlib")

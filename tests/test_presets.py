@@ -4,8 +4,8 @@ from dataclasses import replace
 
 import pytest
 
-from simulator.model import param_count, parameter_units
-from simulator.presets import PRESETS, get_preset, preset_names
+from simulator.model.transformer import param_count, parameter_units
+from simulator.model.presets import PRESETS, get_preset, preset_names
 
 # Expected counts and where each number comes from. None of these were read off this
 # program: HF numbers are `model.num_parameters()` of the reference model (tied weights

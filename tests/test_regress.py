@@ -10,9 +10,12 @@ import sys
 
 import pytest
 
-from simulator import PROJECT_ROOT, SCENARIO_DIR, __version__
-from simulator.cli import main
-from simulator.regress import assert_prediction, compare, run_regression
+from simulator import __version__
+from simulator.core.resources import scenario_dir
+from tests.helpers import PROJECT_ROOT
+SCENARIO_DIR = scenario_dir()
+from simulator.cli.main import main
+from simulator.studies.regress import assert_prediction, compare, run_regression
 
 GOLDEN_DIR = PROJECT_ROOT / "golden"
 SMALL = SCENARIO_DIR / "ddp-vs-fsdp" / "mpt-125m-zero3.yaml"
@@ -111,7 +114,7 @@ def test_pytest_plugin_fixture(tmp_path):
     (tmp_path / "test_user.py").write_text(
         "def test_x(clustersim_prediction):\n"
         "    clustersim_prediction('x.yaml', 'golden/x.json')\n")
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "simulator.pytest_plugin", "-p", "no:cacheprovider",
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "simulator.studies.pytest_plugin", "-p", "no:cacheprovider",
            str(tmp_path / "test_user.py")]
     run = lambda *extra: subprocess.run([*cmd, *extra], check=False, cwd=tmp_path, capture_output=True, text=True)
     assert run().returncode == 1  # no golden file yet

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from simulator.cli import main
-from simulator.errors import ScenarioError
-from simulator.scenario import load_scenario, scenario_from_dict
-from simulator.schema import json_schema
+from simulator.core.resources import scenario_dir
+from simulator.cli.main import main
+from simulator.core.errors import ScenarioError
+from simulator.scenario.load import load_scenario, scenario_from_dict
+from simulator.scenario.schema import json_schema
 
 ROOT = Path(__file__).resolve().parent.parent
 GOOD = """
@@ -127,9 +128,9 @@ def test_schema_is_json_schema_with_scenario_fields(capsys):
 
 
 def test_shipped_scenarios_validate(capsys):
-    from simulator.regress import find_scenarios
+    from simulator.studies.regress import find_scenarios
 
-    scenarios, _sweeps = find_scenarios(ROOT / "scenarios")
+    scenarios, _sweeps = find_scenarios(scenario_dir())
     files = [str(p) for p in scenarios]
     assert files
     code, _, err = run_cli(capsys, "validate", *files)

@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from simulator.memory import memory_breakdown
-from simulator.report import to_json
-from simulator.simulate import simulate
-from simulator.step import simulate_step
+from simulator.execution.memory import memory_breakdown
+from simulator.report.report import to_json
+from simulator.studies.simulate import simulate
+from simulator.execution.step import simulate_step
 from tests.helpers import cluster_of, make_scenario
 
 # A bare 1.2B-parameter, 24-layer model (hidden 2048) with round numbers.
@@ -152,7 +152,7 @@ def test_degraded_nic_link_slows_inter_host_all_reduce():
 
 
 def test_unknown_degraded_link_vertex_is_a_clear_error():
-    from simulator.errors import ScenarioError
+    from simulator.core.errors import ScenarioError
 
     with pytest.raises(ScenarioError, match="cluster.degraded_links.0.source"):
         step_of({}, {**cluster_of(16), "degraded_links": [{"source": "h0.nic99", "target": "h0.gpu0",
@@ -160,7 +160,7 @@ def test_unknown_degraded_link_vertex_is_a_clear_error():
 
 
 def test_trace_is_chrome_trace_json(tmp_path):
-    from simulator.cli import main
+    from simulator.cli.main import main
 
     scenario = tmp_path / "s.yaml"
     scenario.write_text("model: {preset: gpt2}\ntraining: {strategy: zero3}\n"
@@ -178,7 +178,7 @@ def test_trace_is_chrome_trace_json(tmp_path):
 
 
 def test_trace_never_overwrites_the_scenario(tmp_path, capsys):
-    from simulator.cli import main
+    from simulator.cli.main import main
 
     scenario = tmp_path / "s.yaml"
     text = "model: {preset: gpt2}\n"
@@ -216,11 +216,11 @@ def test_parameter_offload_moves_each_shard_over_pcie_before_its_all_gather():
 
 from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
 
-from simulator.strategies import STRATEGIES  # noqa: E402
+from simulator.execution.strategies import STRATEGIES  # noqa: E402
 
 
 def max_block_params(scenario) -> int:
-    from simulator.layout import model_layout
+    from simulator.execution.layout import model_layout
 
     return max(b.params for b in model_layout(scenario.model).blocks)
 

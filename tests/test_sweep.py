@@ -13,12 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from simulator import PROJECT_ROOT, SCENARIO_DIR
-from simulator.cli import main
-from simulator.commands.sweep import ProgressBar
-from simulator.errors import ScenarioError
-from simulator.sweep import axis_values, load_sweep, run_sweep, sweep_from_dict
-from simulator.sweep_results import OUTPUT_COLUMNS
+from simulator.core.resources import scenario_dir
+from tests.helpers import PROJECT_ROOT
+SCENARIO_DIR = scenario_dir()
+from simulator.cli.main import main
+from simulator.cli.commands.sweep import ProgressBar
+from simulator.core.errors import ScenarioError
+from simulator.studies.sweep.spec import axis_values, load_sweep, run_sweep, sweep_from_dict
+from simulator.studies.sweep.results import OUTPUT_COLUMNS
 
 # Column names the plot tool reads (simulator/plots.py); written out, not imported, on purpose.
 REQUIRED_COLUMNS = [
@@ -231,22 +233,22 @@ def test_jsonl_rows_match_csv_rows(reference, tmp_path):
 
 
 def test_errors_and_timeouts_are_rows_and_can_be_retried(tmp_path, monkeypatch):
-    import simulator.simulate
+    import simulator.studies.simulate
 
     sweep = sweep_from_dict({"base": BASE, "axes": {"cluster.num_gpus": [1, 2]}})
     out = tmp_path / "r.csv"
-    real = simulator.simulate.simulate
+    real = simulator.studies.simulate.simulate
 
     def flaky(scenario, **kw):
         if scenario.cluster.num_gpus == 1:
             time.sleep(5)
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(simulator.simulate, "simulate", flaky)
+    monkeypatch.setattr(simulator.studies.simulate, "simulate", flaky)
     summary = run_sweep(sweep, out, jobs=1, timeout_s=0.2)
     assert summary.status_counts == {"ok": 0, "invalid": 0, "error": 2}
     assert [r["message"] for r in read_csv(out)] == ["timed out after 0.2 s", "RuntimeError: boom"]
-    monkeypatch.setattr(simulator.simulate, "simulate", real)
+    monkeypatch.setattr(simulator.studies.simulate, "simulate", real)
     assert run_sweep(sweep, out, jobs=1).computed == 0  # finished rows, errors included, are kept
     summary = run_sweep(sweep, out, jobs=1, retry_errors=True)
     assert summary.computed == 2 and summary.status_counts["ok"] == 2
@@ -298,9 +300,9 @@ def test_killed_cli_process_resumes_to_the_same_file(reference, tmp_path):
     sweep_path, data = reference
     out = tmp_path / "results.csv"
     # Each point made 0.15 s slower, so the process is surely killed halfway through.
-    code = ("import sys, time, simulator.simulate as s; f = s.simulate; "
+    code = ("import sys, time, simulator.studies.simulate as s; f = s.simulate; "
             "s.simulate = lambda *a, **k: (time.sleep(0.15), f(*a, **k))[1]; "
-            "from simulator.cli import main; sys.exit(main(sys.argv[1:]))")
+            "from simulator.cli.main import main; sys.exit(main(sys.argv[1:]))")
     proc = subprocess.Popen([sys.executable, "-c", code, "sweep", str(sweep_path), "--out", str(out), "-j", "1"],
                             cwd=PROJECT_ROOT, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 30

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from simulator.errors import ScenarioError
-from simulator.topology import (
+from simulator.core.errors import ScenarioError
+from simulator.system.topology.graph import (
     bisection_bw_per_gpu,
     groups,
     load_topology,
@@ -226,7 +226,7 @@ def test_misspelt_parameter_and_bad_unit():
 
 
 def _run_cli(argv):
-    from simulator.cli import main
+    from simulator.cli.main import main
 
     return main(argv)
 

@@ -3,7 +3,7 @@
 import pytest
 from hypothesis import given, strategies as st
 
-from simulator.units import (
+from simulator.core.units import (
     UnitError, fmt_bytes, parse_bandwidth, parse_bytes, parse_duration, parse_flops_rate, parse_size_range,
 )
 

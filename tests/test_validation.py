@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from simulator import SCENARIO_DIR
-from simulator.memory import memory_breakdown
-from simulator.scenario import load_scenario, scenario_from_dict
-from simulator.step import simulate_step
+from simulator.core.resources import scenario_dir
+SCENARIO_DIR = scenario_dir()
+from simulator.execution.memory import memory_breakdown
+from simulator.scenario.load import load_scenario, scenario_from_dict
+from simulator.execution.step import simulate_step
 from tests.reference.mpt import MPT_A100_8GPU, mpt_scenario
 
 

@@ -1,0 +1,36 @@
+"""`clustersim plot [results.csv] [--trace trace.json] [--out DIR] [--format png|svg]`."""
+
+from __future__ import annotations
+
+import argparse
+
+from simulator.core.errors import Problem, ScenarioError
+
+
+def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "plot", help="figures from sweep results (CSV) or a step's trace (needs matplotlib)",
+        description="From a `clustersim sweep` CSV: step time split into compute and exposed "
+                    "communication vs GPU count per strategy, per-GPU memory by component with the "
+                    "capacity line and OOM marked, MFU and tokens/s per GPU vs scale. With --trace "
+                    "(from `clustersim run --trace`): the memory timeline of one step.")
+    p.add_argument("results", nargs="?", help="sweep results CSV")
+    p.add_argument("--trace", metavar="FILE", help="Chrome trace JSON from `clustersim run --trace`")
+    p.add_argument("--out", default="plots", metavar="DIR", help="output directory (default: %(default)s)")
+    p.add_argument("--format", default="png", choices=["png", "svg"])
+    p.set_defaults(func=cmd_plot)
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from simulator.report import plots
+
+    if not args.results and not args.trace:
+        raise ScenarioError(Problem("plot", "nothing to plot", "give a results CSV and/or --trace FILE"))
+    written = []
+    if args.results:
+        written += plots.plot_results(args.results, args.out, args.format)
+    if args.trace:
+        written.append(plots.plot_trace(args.trace, args.out, args.format))
+    for path in written:
+        print(f"wrote {path}")
+    return 0

@@ -1,0 +1,224 @@
+"""Network backends the discrete-event engine drives: a fluid max-min model and an analytic bound.
+
+A transfer is a costed collective (`collectives.CollectiveCost`): phases in sequence, each
+a latency followed by a bandwidth stage that puts `wire_bytes[e]` on each directed edge e.
+`start(transfer)` returns a simpy event that fires when it completes.
+
+Fluid backend (flow-level, as in flow-level network simulators): while several transfers
+are in their bandwidth stage they share every directed link. Fairness definition: each
+transfer j moves at a per-rank rate f_j (bytes/s sent by its busiest rank), and puts
+k_je = wire_bytes_je / per_rank_wire_bytes_j bytes on link e per byte a rank sends (k = 1
+for a single-channel ring whose flow crosses e once, 2 if it crosses twice). Rates are
+max-min fair subject to sum_j k_je f_j <= capacity_e (progressive filling: raise all
+unfrozen f_j together, freeze the transfers on each link that fills). Two rings that share
+one link, each crossing it once, therefore get capacity/2 each on it, exactly like two TCP
+flows; a transfer alone gets min_e capacity_e / k_je, i.e. exactly its standalone time.
+Rates are recomputed only when a bandwidth stage starts or ends, so the number of events
+grows with the number of collectives, not with GPUs x chunks. Per-link arrays are numpy,
+indexed by the topology's edge index.
+
+Analytic backend: no sharing; each transfer takes its standalone `time_s`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import simpy
+
+from simulator.system.comm.collectives import NCCL_CALIBRATION, Calibration, effective_capacity
+from simulator.core.errors import Problem, ScenarioError, did_you_mean
+from simulator.system.topology.graph import Topology
+
+# A bandwidth stage counts as finished when less than this fraction of it is left
+# (floating-point residue of rate x time; 1e-9 of a 65 ms stage is 65 ps).
+_DONE_FRACTION = 1e-9
+
+
+def max_min_rates(capacity: np.ndarray, demands: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """Max-min fair rates f_j subject to sum_j k_je f_j <= capacity_e, by progressive filling.
+
+    `demands[j]` = (edge indices, k_je > 0 on those edges). Returns f (one per demand).
+    """
+    n = len(demands)
+    rates = np.zeros(n)
+    if n == 0:
+        return rates
+    edges = np.concatenate([d[0] for d in demands])
+    union, local = np.unique(edges, return_inverse=True)
+    owner = np.repeat(np.arange(n), [len(d[0]) for d in demands])
+    coef = np.concatenate([d[1] for d in demands])
+    cap = capacity[union].astype(float)
+    residual = cap.copy()
+    frozen = np.zeros(n, bool)
+    while not frozen.all():
+        live = ~frozen[owner]
+        load = np.bincount(local[live], weights=coef[live], minlength=len(union))
+        used = load > 0
+        if not used.any():
+            break
+        delta = float((residual[used] / load[used]).min())
+        rates[~frozen] += delta
+        residual -= delta * load
+        full = used & (residual <= 1e-12 * cap)
+        hit = np.zeros(n, bool)
+        hit[owner[live & full[local]]] = True
+        frozen |= hit
+    return rates
+
+
+@dataclass(eq=False)
+class _Active:
+    transfer: Any
+    done: simpy.Event
+    phase: int = 0
+    remaining: float = 1.0  # fraction of the current bandwidth stage still to move
+    progress_rate: float = 0.0  # fraction per second
+    unit_bytes: float = 1.0  # per-rank wire bytes of the current stage
+
+
+def _demand(ph: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(edge indices, k_je) of a phase: bytes on each edge per byte its busiest rank sends."""
+    return np.asarray(ph.edge_ids, np.int64), np.asarray(ph.wire_bytes, float) / ph.per_rank_wire_bytes
+
+
+# Rates depend only on which stages share the network (and the link capacities), and steps
+# repeat the same few combinations: collective plans are cached, so equal collectives share
+# Phase objects. Memoized by (capacity array, phases) identities; each value keeps those
+# objects alive so the ids stay theirs. Bounded: cleared when it reaches _MEMO_MAX entries.
+_RATES_MEMO: dict[tuple[int, ...], tuple[tuple, np.ndarray]] = {}
+_MEMO_MAX = 4096
+
+
+class FluidNetwork:
+    """Max-min fair sharing of directed links among concurrent collectives (see module doc)."""
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        topology: Topology,
+        calibration: Calibration = NCCL_CALIBRATION,
+    ):
+        self.env = env
+        self.topology = topology
+        self.capacity = effective_capacity(topology, calibration)
+        self.active: list[_Active] = []
+        self.rate_updates = 0  # how many times rates were recomputed (tests, profiling)
+        self._last_update = env.now
+        self._timer_generation = 0
+
+    def start(self, transfer: Any) -> simpy.Event:
+        """Begin a transfer now; the returned event fires when its last phase ends."""
+        state = _Active(transfer, self.env.event())
+        self._begin_phase(state)
+        return state.done
+
+    def _begin_phase(self, st: _Active) -> None:
+        phases = st.transfer.phases
+        if st.phase >= len(phases):
+            st.done.succeed(st.transfer)
+            return
+        latency = phases[st.phase].latency_s
+        if latency > 0:
+            self.env.timeout(latency).callbacks.append(lambda _ev: self._enter_bandwidth(st))
+        else:
+            self._enter_bandwidth(st)
+
+    def _enter_bandwidth(self, st: _Active) -> None:
+        ph = st.transfer.phases[st.phase]
+        if ph.bandwidth_s <= 0 or len(ph.edge_ids) == 0:
+            st.phase += 1
+            self._begin_phase(st)
+            return
+        self._advance()
+        st.remaining, st.unit_bytes = 1.0, ph.per_rank_wire_bytes
+        self.active.append(st)
+        self._reschedule()
+
+    def _advance(self) -> None:
+        """Move every active stage forward at its current rate up to now."""
+        dt = self.env.now - self._last_update
+        if dt > 0:
+            for st in self.active:
+                st.remaining -= st.progress_rate * dt
+        self._last_update = self.env.now
+
+    def _rates(self) -> np.ndarray:
+        phases = tuple(st.transfer.phases[st.phase] for st in self.active)
+        if len(phases) == 1:  # alone: its standalone rate, no filling needed
+            return np.array([phases[0].per_rank_wire_bytes / phases[0].bandwidth_s])
+        key = (id(self.capacity), *(id(ph) for ph in phases))
+        if key not in _RATES_MEMO:
+            if len(_RATES_MEMO) >= _MEMO_MAX:
+                _RATES_MEMO.clear()
+            rates = max_min_rates(self.capacity, [_demand(ph) for ph in phases])
+            _RATES_MEMO[key] = ((self.capacity, phases), rates)
+        return _RATES_MEMO[key][1]
+
+    def _reschedule(self) -> None:
+        self.rate_updates += 1
+        rates = self._rates()
+        for st, f in zip(self.active, rates):
+            ph = st.transfer.phases[st.phase]
+            alone = 1.0 / ph.bandwidth_s
+            rate = f / st.unit_bytes
+            # Snap to the standalone rate when unshared, so a lone transfer takes exactly time_s.
+            st.progress_rate = alone if abs(rate - alone) <= 1e-9 * alone else rate
+        if not self.active:
+            return
+        wait = min(max(st.remaining, 0.0) / st.progress_rate for st in self.active)
+        self._timer_generation += 1
+        generation = self._timer_generation
+        self.env.timeout(wait).callbacks.append(lambda _ev: self._on_timer(generation))
+
+    def _on_timer(self, generation: int) -> None:
+        if generation != self._timer_generation:
+            return  # superseded by a later start or end
+        self._advance()
+        # A stage is done when the residue is tiny, or when what is left would take less than
+        # the clock can resolve at this time (else the timer re-fires at the same instant).
+        tick = 4 * math.ulp(self.env.now)
+        done = [st.remaining <= _DONE_FRACTION or st.remaining <= st.progress_rate * tick for st in self.active]
+        finished = [st for st, d in zip(self.active, done) if d]
+        self.active = [st for st, d in zip(self.active, done) if not d]
+        for st in finished:
+            st.phase += 1
+        self._reschedule()
+        for st in finished:
+            self._begin_phase(st)
+
+
+class AnalyticNetwork:
+    """No sharing: each transfer takes its standalone time (a lower bound under contention)."""
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        topology: Topology,
+        calibration: Calibration = NCCL_CALIBRATION,
+    ):
+        self.env = env
+        self.topology = topology
+
+    def start(self, transfer: Any) -> simpy.Event:
+        return self.env.timeout(transfer.time_s, value=transfer)
+
+
+BACKENDS = {"fluid": FluidNetwork, "analytic": AnalyticNetwork}
+
+
+def make_network(
+    name: str,
+    env: simpy.Environment,
+    topology: Topology,
+    calibration: Calibration = NCCL_CALIBRATION,
+) -> FluidNetwork | AnalyticNetwork:
+    """A network backend by name ('fluid' or 'analytic')."""
+    if name not in BACKENDS:
+        raise ScenarioError(
+            Problem("network.backend", f"unknown backend {name!r}", did_you_mean(name, BACKENDS))
+        )
+    return BACKENDS[name](env, topology, calibration)

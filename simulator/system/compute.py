@@ -1,0 +1,69 @@
+"""Roofline time of each kernel on a GPU, with the catalog's achievable-efficiency factors.
+
+time(op) = [launch + max(flops / (peak(dtype) x efficiency), bytes / (HBM bw x memory efficiency))]
+           / end_to_end
+
+GEMMs lose throughput to tile and wave quantization: cuBLAS splits C[m, n] into output
+tiles (128 x 128 here) and runs them in waves of one tile per SM; a partly filled last wave
+or partly filled tiles do no useful work (NVIDIA Deep Learning Performance Guide, "Matrix
+Multiplication Background", sections on tile and wave quantization).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from simulator.system.hardware import GPU
+from simulator.model.transformer import Op
+
+# cuBLAS / CUTLASS's common large-GEMM output tile (NVIDIA "Matrix Multiplication
+# Background" guide, Sec. "Tile quantization": 256x128 and 128x128 tiles are typical).
+TILE_M = 128
+TILE_N = 128
+
+# The datatype GEMMs run in for each training precision. fp32 runs true fp32: PyTorch
+# disables TF32 for matmuls by default since 1.12 (torch.backends.cuda.matmul.allow_tf32).
+# fp8-mixed runs GEMMs in fp8 (Transformer Engine) and attention in bf16.
+GEMM_DTYPE = {"fp32": "fp32", "fp16-mixed": "fp16", "bf16-mixed": "bf16", "bf16": "bf16", "fp8-mixed": "fp8"}
+ATTENTION_DTYPE = {"fp32": "fp32", "fp16-mixed": "fp16", "bf16-mixed": "bf16", "bf16": "bf16",
+                   "fp8-mixed": "bf16"}
+
+
+@dataclass(frozen=True)
+class ComputeModel:
+    """A GPU and the datatypes one precision computes in."""
+
+    gpu: GPU
+    gemm_dtype: str
+    attention_dtype: str
+    slowdown: float = 1.0  # straggler factor: every kernel takes this many times longer
+
+    @classmethod
+    def for_precision(cls, gpu: GPU, precision: str, slowdown: float = 1.0) -> "ComputeModel":
+        return cls(gpu, GEMM_DTYPE[precision], ATTENTION_DTYPE[precision], slowdown)
+
+    def op_time_s(self, op: Op) -> float:
+        eff = self.gpu.efficiency
+        mem_s = op.bytes_moved / (self.gpu.hbm_bw_bytes_per_s * eff.memory)
+        if op.kind == "matmul":
+            flop_s = op.flops / (self.gpu.peak(self.gemm_dtype) * eff.gemm * gemm_quantization(op, self.gpu))
+        elif op.kind == "attention":
+            flop_s = op.flops / (self.gpu.peak(self.attention_dtype) * eff.attention)
+        else:
+            flop_s = 0.0  # memory-bound kernels: their FLOPs are negligible beside their bytes
+        return self.slowdown * (eff.kernel_launch_s + max(flop_s, mem_s)) / eff.end_to_end
+
+    def ops_time_s(self, ops: list[Op]) -> float:
+        return sum(self.op_time_s(op) for op in ops)
+
+
+def gemm_quantization(op: Op, gpu: GPU) -> float:
+    """Useful fraction of the GEMM's tile-waves: tile quantization x wave quantization."""
+    m, n, _ = op.gemm
+    tiles_m, tiles_n = math.ceil(m / TILE_M), math.ceil(n / TILE_N)
+    tile_eff = (m * n) / (tiles_m * TILE_M * tiles_n * TILE_N)
+    tiles = tiles_m * tiles_n * op.batch
+    waves = math.ceil(tiles / gpu.sm_count)
+    wave_eff = tiles / (waves * gpu.sm_count)
+    return tile_eff * wave_eff
