@@ -45,7 +45,8 @@ def main() -> None:
     parser.add_argument("--dask", default=None, help="'local' or a scheduler address")
     args = parser.parse_args()
 
-    from simulator.studies.sweep.spec import run_sweep, sweep_from_dict
+    from simulator.studies.sweep.runner import run_sweep
+    from simulator.studies.sweep.spec import sweep_from_dict
 
     sweep = sweep_from_dict(SWEEP)
     n = len(sweep.points())

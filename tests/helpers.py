@@ -18,7 +18,7 @@ def make_scenario(model: dict[str, Any] | None = None, training: dict[str, Any] 
                   cluster: dict[str, Any] | None = None, name: str = "test") -> Scenario:
     data = {
         "name": name,
-        "model": copy.deepcopy(model) if model else {"preset": "gpt2"},
+        "model": copy.deepcopy(model) if model else {"preset": "gpt3-125m"},
         "training": copy.deepcopy(training) or {},
         "cluster": copy.deepcopy(cluster) or {"topology": "dgx-a100"},
     }

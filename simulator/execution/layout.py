@@ -15,22 +15,22 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import lru_cache
 
-from simulator.model import transformer as model_math
-from simulator.scenario.load import ModelSpec
+from simulator.model import activations as act_math
+from simulator.model.architecture import Architecture, parameter_units
+from simulator.model.spec import ModelSpec
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Block:
     name: str
     stack: str  # "encoder" | "decoder"
     params: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Layout:
-    arch: model_math.Architecture  # the real architecture, or a GPT-3-shaped stand-in
+    arch: Architecture  # the real architecture, or a GPT-3-shaped stand-in
     root_params: int   # embeddings, final norms and head together
     head_params: int   # the part of the root whose gradients are ready right after the loss
     blocks: tuple[Block, ...]
@@ -40,8 +40,13 @@ class Layout:
     def params(self) -> int:
         return self.root_params + sum(b.params for b in self.blocks)
 
+    @property
+    def edge_params(self) -> int:
+        """Root parameters whose gradients are ready at the end of backward (embeddings)."""
+        return self.root_params - self.head_params
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, kw_only=True)
 class Activations:
     """Bytes of activations kept for backward, per unit, for one micro-batch."""
 
@@ -55,58 +60,47 @@ class Activations:
         return self.embedding + sum(self.blocks) + self.output
 
 
-def shape_proxy(m: ModelSpec) -> model_math.Architecture:
-    """The architecture for per-layer math: the real one, or a GPT-3-like stand-in."""
-    if m.arch is not None:
-        return m.arch
-    heads = max(1, m.hidden_size // 128)
-    while m.hidden_size % heads:
-        heads -= 1
-    # vocab_size=1: the vocabulary of a bare parameter count is unknown; edges are not modelled.
-    return model_math.Architecture(kind="decoder", num_layers=m.num_layers, hidden_size=m.hidden_size,
-                                   num_heads=heads, ffn_hidden_size=4 * m.hidden_size, vocab_size=1)
-
-
-@lru_cache(maxsize=256)
 def model_layout(m: ModelSpec) -> Layout:
     if m.arch is None:
         per_block = math.ceil(m.params / m.num_layers)
-        blocks = tuple(Block(f"layers.{i}", "decoder", per_block) for i in range(m.num_layers - 1))
-        last = Block(f"layers.{m.num_layers - 1}", "decoder", m.params - per_block * (m.num_layers - 1))
-        return Layout(shape_proxy(m), 0, 0, blocks + (last,), has_edges=False)
-    units = model_math.parameter_units(m.arch)
-    blocks = tuple(Block(u.name, _stack(m.arch, u.name), u.params) for u in units if u.kind == "block")
+        blocks = tuple(Block(name=f"layers.{i}", stack="decoder", params=per_block)
+                       for i in range(m.num_layers - 1))
+        last = Block(name=f"layers.{m.num_layers - 1}", stack="decoder",
+                     params=m.params - per_block * (m.num_layers - 1))
+        return Layout(arch=m.shape, root_params=0, head_params=0, blocks=blocks + (last,), has_edges=False)
+    units = parameter_units(m.arch)
+    blocks = tuple(Block(name=u.name, stack=_stack(m.arch, u.name), params=u.params)
+                   for u in units if u.kind == "block")
     root = sum(u.params for u in units if u.kind != "block")
     head = sum(u.params for u in units if u.kind == "head")
-    return Layout(m.arch, root, head, blocks, has_edges=True)
+    return Layout(arch=m.arch, root_params=root, head_params=head, blocks=blocks, has_edges=True)
 
 
-def _stack(arch: model_math.Architecture, name: str) -> str:
+def _stack(arch: Architecture, name: str) -> str:
     if name.startswith("encoder.") or arch.kind == "encoder":
         return "encoder"
     return "decoder"
 
 
-@lru_cache(maxsize=1024)
 def activations(layout: Layout, seq_len: int, micro_batch: int, checkpointing: str, flash: bool,
                 dtype_bytes: int) -> Activations:
-    """Korthikanti et al. 2022 per-block activations, and the recompute working set in backward."""
+    """Korthikanti et al. 2022 per-block activations, and the recompute working set in backward.
+    Blocks of one stack are alike, so each stack's figures are computed once."""
     arch = layout.arch
     kw = dict(seq_len=seq_len, micro_batch=micro_batch, flash_attention=flash, dtype_bytes=dtype_bytes)
-    kept, working = [], []
-    for block in layout.blocks:
-        stored = model_math.activation_bytes_per_layer(arch, checkpointing=checkpointing, stack=block.stack, **kw)
-        kept.append(stored)
+    per_stack: dict[str, tuple[int, int]] = {}
+    for stack in {b.stack for b in layout.blocks}:
+        stored = act_math.activation_bytes_per_layer(arch, checkpointing=checkpointing, stack=stack, **kw)
+        full = act_math.activation_bytes_per_layer(arch, checkpointing="none", stack=stack, **kw)
         if checkpointing == "full":
-            # The block is recomputed in backward: its full activations are live again.
-            working.append(model_math.recompute_working_bytes(arch, stack=block.stack, **kw))
+            working = full  # the block is recomputed in backward: its full activations are live again
         elif checkpointing == "selective":
-            # Only the attention scores/softmax/dropout (the a*s^2 terms) are recomputed.
-            full = model_math.activation_bytes_per_layer(arch, checkpointing="none", stack=block.stack, **kw)
-            working.append(full - stored)
+            working = full - stored  # only the attention core (the a*s^2 terms) is recomputed
         else:
-            working.append(0)
+            working = 0
+        per_stack[stack] = (stored, working)
     edge = dict(seq_len=seq_len, micro_batch=micro_batch, dtype_bytes=dtype_bytes)
-    emb = model_math.embedding_activation_bytes(arch, **edge) if layout.has_edges else 0
-    out = model_math.output_activation_bytes(arch, **edge) if layout.has_edges else 0
-    return Activations(emb, tuple(kept), tuple(working), out)
+    emb = act_math.embedding_activation_bytes(arch, **edge) if layout.has_edges else 0
+    out = act_math.output_activation_bytes(arch, **edge) if layout.has_edges else 0
+    return Activations(embedding=emb, blocks=tuple(per_stack[b.stack][0] for b in layout.blocks),
+                       working=tuple(per_stack[b.stack][1] for b in layout.blocks), output=out)

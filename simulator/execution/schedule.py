@@ -7,22 +7,24 @@ events). Memory is allocated when a task starts and freed when it ends.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+
+from simulator.spec.mesh import Group
 
 STREAMS = ("compute", "comm", "comm_rs", "pcie", "cpu")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Collective:
-    """One collective call. size_bytes follows nccl-tests: the full buffer (all-gather's
-    output, reduce-scatter's input)."""
+    """One collective call on one instance of a process group (the instance this rank is in).
+    size_bytes follows nccl-tests: the full buffer (all-gather's output, reduce-scatter's input)."""
 
     op: str      # all_reduce | all_gather | reduce_scatter
-    group: str   # dp (all ranks) | shard (an HSDP shard group) | replica (across shard groups)
+    group: Group
     size_bytes: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Task:
     name: str
     stream: str
@@ -32,7 +34,6 @@ class Task:
     deps: tuple[int, ...] = ()
     alloc_bytes: int = 0             # allocated when the task starts
     free_bytes: int = 0              # freed when the task ends
-    hardware_flops: float = 0.0
 
 
 @dataclass
@@ -42,15 +43,19 @@ class ScheduleBuilder:
     def add(self, name: str, stream: str, phase: str, deps=(), **kw) -> int:
         assert stream in STREAMS, stream
         deps = tuple(sorted({d for d in deps if d is not None}))
-        self.tasks.append(Task(name, stream, phase, deps=deps, **kw))
+        self.tasks.append(Task(name=name, stream=stream, phase=phase, deps=deps, **kw))
         return len(self.tasks) - 1
 
-    def build(self, static_bytes: int) -> "Schedule":
-        return Schedule(tuple(self.tasks), static_bytes)
+    def adjust(self, task_id: int, alloc: int = 0, free: int = 0) -> None:
+        """Add memory to a task already issued (a strategy's buffers around a compute task)."""
+        t = self.tasks[task_id]
+        self.tasks[task_id] = replace(t, alloc_bytes=t.alloc_bytes + alloc, free_bytes=t.free_bytes + free)
+
+    def build(self, static_bytes: int) -> Schedule:
+        return Schedule(tasks=tuple(self.tasks), static_bytes=static_bytes)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Schedule:
     tasks: tuple[Task, ...]
     static_bytes: int          # allocated for the whole step (model states, fixed buffers, overhead)
-

@@ -1,153 +1,118 @@
-"""One training step: scenario -> rank classes' schedules -> engine -> step metrics.
+"""One training step: scenario -> rank classes' schedules -> engine -> the step's raw timeline.
 
-Metrics (all per step):
-- compute_s: time the compute stream is busy (the slowest rank class);
-- comm_s: time at least one collective is in flight on the network;
-- exposed_comm_s: time collectives are in flight while the compute stream is idle;
-- model FLOPs: the PaLM / Megatron convention, 6N + 12 L h s per token (llm-foundry's MFU);
-  hardware FLOPs: every FLOP the kernels execute, recomputation and the flash-attention
-  backward's extra QK^T included (HFU).
+Rank classes keep the cost independent of the GPU count: a homogeneous cluster is one class;
+stragglers with the same slowdown share a class; compute jitter splits the others into at
+most JITTER_CLASSES seeded classes. Metrics (MFU, tokens/s, days) come from metrics.py.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
 
-from simulator.model import transformer as model_math
-from simulator.system.comm.collectives import collective_cost
-from simulator.system.compute import ComputeModel
+from simulator.execution.context import SimContext
 from simulator.execution.engine import EngineResult, RankClass, run
-from simulator.core.errors import Problem, ScenarioError
-from simulator.execution.memory import PRECISION_BYTES, MemoryBreakdown
-from simulator.system.comm.network import BACKENDS
-from simulator.execution.schedule import Collective
-from simulator.scenario.load import Scenario
-from simulator.execution.strategies import STRATEGIES
+from simulator.execution.memory import MemoryBreakdown
+from simulator.execution.schedule import Collective, Schedule
+from simulator.execution.strategies import get_strategy
 from simulator.execution.strategies.common import Context, step_work
-from simulator.system.topology.graph import Topology, load_topology
+from simulator.spec.specs import Scenario
+from simulator.system.comm.cost import CommContext
+from simulator.system.comm.network import make_network
+from simulator.system.compute import ComputeModel
 
 # Concurrent groups of one collective (e.g. the 8 rail groups of HSDP's replica all-reduce) are
 # all put on the network up to this many; beyond it one representative group is simulated,
 # which is exact when the groups use disjoint links (groups inside a host, rail-optimized fabrics).
 MAX_CONCURRENT_GROUPS = 16
-
-
-@dataclass(frozen=True)
-class StepResult:
-    scenario: Scenario
-    engine: EngineResult
-    classes: tuple[RankClass, ...]
-    time_s: float
-    compute_s: float
-    comm_s: float
-    exposed_comm_s: float
-    model_flops_per_gpu: float
-    hardware_flops_per_gpu: float
-    peak_flops: float
-    tokens_per_step: int
-    collectives: tuple[dict, ...]
-    timeline_peak: tuple[int, float, str]
-
-
-def model_flops_per_token(scenario: Scenario) -> float:
-    m, s = scenario.model, scenario.training.seq_len
-    if m.arch is not None:
-        return model_math.model_flops_per_token(m.arch, s)
-    # PaLM (Chowdhery et al. 2022) App. B: 6N + 12 L h s per token for a bare parameter count.
-    return 6.0 * m.params + 12.0 * m.num_layers * m.hidden_size * s
-
-
-def compute_model(scenario: Scenario, slowdown: float = 1.0) -> ComputeModel:
-    cm = ComputeModel.for_precision(scenario.cluster.gpu, scenario.training.precision, slowdown)
-    gpu = scenario.cluster.gpu
-    for dtype in {cm.gemm_dtype, cm.attention_dtype}:
-        if not gpu.supports(dtype):
-            have = ", ".join(sorted(gpu.peak_flops))
-            raise ScenarioError(Problem("training.precision", f"{gpu.name} has no {dtype} units (it has {have})",
-                                        "pick a precision the GPU supports, e.g. fp16-mixed on V100"))
-    return cm
-
-
-def group_ranks(scenario: Scenario, group: str) -> list[tuple[int, ...]]:
-    """Every concurrent instance of a collective group, as GPU indices."""
-    n = scenario.cluster.num_gpus
-    if group == "dp":
-        return [tuple(range(n))]
-    g = scenario.training.shard_group_size
-    if group == "shard":
-        return [tuple(range(start, start + g)) for start in range(0, n, g)]
-    return [tuple(range(local, n, g)) for local in range(g)]  # replica: one rank per shard group
-
-
-class Comm:
-    """Collectives of the step on the topology's network model (fluid sharing or analytic)."""
-
-    def __init__(self, scenario: Scenario, topo: Topology, backend: str = "fluid"):
-        self.scenario, self.topo = scenario, topo
-        self.algorithm = scenario.training.collective_algorithm
-        self.backend_name = backend
-        self.network = None  # made on the first collective, for the engine's environment
-        self._groups: dict[str, list[tuple[int, ...]]] = {}
-        self._costs: dict[tuple[Collective, int], object] = {}
-
-    def groups(self, group: str) -> list[tuple[int, ...]]:
-        """The concurrent instances of a group that go on the network (see MAX_CONCURRENT_GROUPS)."""
-        if group not in self._groups:
-            instances = group_ranks(self.scenario, group)
-            self._groups[group] = instances if len(instances) <= MAX_CONCURRENT_GROUPS else instances[:1]
-        return self._groups[group]
-
-    def cost(self, coll: Collective, instance: int = 0):
-        key = (coll, instance)
-        if key not in self._costs:  # a dict hit avoids re-hashing 16k-rank group tuples
-            ranks = self.groups(coll.group)[instance]
-            self._costs[key] = collective_cost(self.topo, coll.op, ranks, coll.size_bytes, self.algorithm)
-        return self._costs[key]
-
-    def start(self, env, coll: Collective):
-        if self.network is None or self.network.env is not env:
-            self.network = BACKENDS[self.backend_name](env, self.topo)
-        net = self.network
-        events = [net.start(self.cost(coll, i)) for i in range(len(self.groups(coll.group)))]
-        return events[0] if len(events) == 1 else env.all_of(events)
-
-
 # With compute jitter, this many jittered rank classes stand for the cluster. Each collective
 # then waits for the slowest of them; for larger clusters the true maximum over all ranks is
 # somewhat larger, so jitter's cost is underestimated there.
 JITTER_CLASSES = 16
 
 
-def rank_classes(ctx: Context) -> list[RankClass]:
-    """One class for a homogeneous cluster; each straggler is a class of its own, and compute
-    jitter splits the rest into JITTER_CLASSES seeded classes."""
-    s = ctx.scenario
-    build = STRATEGIES[s.strategy]
-    static = ctx.memory.static_bytes
-    base = build(ctx).build(static)
-    stragglers = {st.rank: st.slowdown for st in s.cluster.stragglers}
-    normal = s.cluster.num_gpus - len(stragglers)
+@dataclass(frozen=True, kw_only=True)
+class StepResult:
+    """The simulated step: its timeline, busy times and the collectives it ran."""
+
+    engine: EngineResult
+    classes: tuple[RankClass, ...]
+    time_s: float
+    compute_s: float          # compute stream busy time of the slowest rank class
+    comm_s: float             # time at least one collective is in flight
+    exposed_comm_s: float     # collectives in flight while the compute stream is idle
+    collectives: tuple[dict, ...]
+    timeline_peak: tuple[int, float, str]   # (bytes, time, task) of the highest class
+    peak_flops: float          # dense peak of the GEMM datatype (MFU's denominator)
+
+
+class Comm:
+    """The step's collectives on the topology's network model (fluid sharing or analytic)."""
+
+    def __init__(self, comm: CommContext, algorithm: str, backend: str):
+        self.ctx, self.algorithm, self.backend = comm, algorithm, backend
+        self.network = None  # made on the first collective, for the engine's environment
+        self._costs: dict[tuple[Collective, int], object] = {}
+
+    def instances(self, coll: Collective) -> int:
+        """How many instances of the group go on the network (see MAX_CONCURRENT_GROUPS)."""
+        return coll.group.count if coll.group.count <= MAX_CONCURRENT_GROUPS else 1
+
+    def cost(self, coll: Collective, instance: int = 0):
+        key = (coll, instance)
+        if key not in self._costs:  # a dict hit avoids re-hashing 16k-rank group tuples
+            ranks = coll.group.ranks(instance)
+            self._costs[key] = self.ctx.cost(coll.op, ranks, coll.size_bytes, self.algorithm)
+        return self._costs[key]
+
+    def start(self, env, coll: Collective):
+        if self.network is None or self.network.env is not env:
+            self.network = make_network(self.backend, env, self.ctx)
+        events = [self.network.start(self.cost(coll, i)) for i in range(self.instances(coll))]
+        return events[0] if len(events) == 1 else env.all_of(events)
+
+
+def compute_model(scenario: Scenario, slowdown: float = 1.0) -> ComputeModel:
+    p = scenario.training.precision
+    return ComputeModel(gpu=scenario.cluster.gpu, gemm_dtype=p.gemm_dtype, attention_dtype=p.attention_dtype,
+                        slowdown=slowdown)
+
+
+def rank_classes(scenario: Scenario, memory: MemoryBreakdown, base: Context) -> list[RankClass]:
+    """One class for a homogeneous cluster, one per distinct straggler slowdown, and up to
+    JITTER_CLASSES seeded classes for compute jitter."""
+    strategy = get_strategy(scenario.strategy)
+    schedule = strategy.schedule(base).build(memory.static_bytes)
+    slow = Counter(st.slowdown for st in scenario.cluster.stragglers)
+    normal = scenario.cluster.num_gpus - sum(slow.values())
     classes = []
-    jitter = s.training.compute_jitter
+    jitter = scenario.training.compute_jitter
     if normal and jitter > 0:
-        rng = np.random.default_rng(s.training.seed)
+        rng = np.random.default_rng(scenario.training.seed)
         k = min(normal, JITTER_CLASSES)
         for j in range(k):
             ranks = normal // k + (1 if j < normal % k else 0)
-            classes.append(RankClass(f"ranks (jitter sample {j})", _jittered(base, rng, jitter), ranks))
+            classes.append(RankClass(f"ranks (jitter sample {j})", _jittered(schedule, rng, jitter), ranks))
     elif normal:
-        classes.append(RankClass("ranks", base, normal))
-    for rank, factor in sorted(stragglers.items()):
-        slow_cm = dataclasses.replace(ctx.cm, slowdown=factor)
-        slow_ctx = dataclasses.replace(ctx, cm=slow_cm, work=step_work(s, slow_cm))
-        classes.append(RankClass(f"rank {rank} (x{factor:g} slower)", build(slow_ctx).build(static), 1))
+        classes.append(RankClass("ranks", schedule, normal))
+    for factor, count in sorted(slow.items()):
+        cm = dataclasses.replace(base.cm, slowdown=factor)
+        ctx = dataclasses.replace(base, cm=cm, work=step_work(scenario, cm))
+        ranks = sorted(st.rank for st in scenario.cluster.stragglers if st.slowdown == factor)
+        label = f"rank {ranks[0]}" if count == 1 else f"{count} ranks ({_ranks_text(ranks)})"
+        classes.append(RankClass(f"{label} (x{factor:g} slower)", strategy.schedule(ctx).build(memory.static_bytes),
+                                 count))
     return classes
 
 
-def _jittered(schedule, rng: np.random.Generator, sigma: float):
+def _ranks_text(ranks: list[int]) -> str:
+    return ", ".join(map(str, ranks[:4])) + (", ..." if len(ranks) > 4 else "")
+
+
+def _jittered(schedule: Schedule, rng: np.random.Generator, sigma: float) -> Schedule:
     """Each compute/CPU task's time scaled by 1 + sigma z (z standard normal, floored at 0.1)."""
     z = rng.standard_normal(len(schedule.tasks))
     tasks = tuple(dataclasses.replace(t, duration_s=t.duration_s * max(0.1, 1.0 + sigma * zi))
@@ -155,34 +120,21 @@ def _jittered(schedule, rng: np.random.Generator, sigma: float):
     return dataclasses.replace(schedule, tasks=tasks)
 
 
-def simulate_step(scenario: Scenario, memory: MemoryBreakdown, backend: str = "fluid") -> StepResult:
-    topo = degrade(load_topology(scenario.cluster.topology_ref, num_hosts=scenario.cluster.num_hosts),
-                   scenario.cluster.degraded_links)
+def simulate_step(scenario: Scenario, memory: MemoryBreakdown, backend: str = "fluid",
+                  ctx: SimContext | None = None) -> StepResult:
+    ctx = ctx or SimContext()
     cm = compute_model(scenario)
-    pb, gb, _, _ = PRECISION_BYTES[scenario.training.precision]
-    ctx = Context(scenario, memory, cm, step_work(scenario, cm), pb, gb)
-    classes = rank_classes(ctx)
-    comm = Comm(scenario, topo, backend)
+    strategy = get_strategy(scenario.strategy)
+    base = Context(scenario=scenario, static_bytes=memory.static_bytes, cm=cm, work=step_work(scenario, cm),
+                   mesh=strategy.mesh(scenario))
+    classes = rank_classes(scenario, memory, base)
+    comm = Comm(ctx.comm(scenario.cluster), scenario.training.collective_algorithm, backend)
     result = run(classes, comm.start)
-    return _metrics(scenario, ctx, classes, result, comm)
+    return _result(classes, result, comm, cm.gpu.peak(cm.gemm_dtype))
 
 
-def degrade(topo: Topology, links) -> Topology:
-    """A copy of the topology with some links at a fraction of their bandwidth (a new object,
-    so the per-topology caches of plans and capacities are not shared with the healthy one)."""
-    if not links:
-        return topo
-    index = {edge: i for i, edge in enumerate(topo.edges)}
-    bw = topo.bw_bytes_per_s.copy()
-    for link in links:
-        pairs = [(link.source, link.target)] + ([(link.target, link.source)] if link.both_directions else [])
-        for pair in pairs:
-            if pair in index:
-                bw[index[pair]] *= link.bandwidth_factor
-    return dataclasses.replace(topo, bw_bytes_per_s=bw)
-
-
-def _union(intervals: list[tuple[float, float]]) -> list[tuple[float, float]]:
+def union(intervals: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Disjoint sorted spans covering the intervals."""
     out: list[list[float]] = []
     for a, b in sorted(intervals):
         if b <= a:
@@ -194,38 +146,39 @@ def _union(intervals: list[tuple[float, float]]) -> list[tuple[float, float]]:
     return [(a, b) for a, b in out]
 
 
-def _measure(spans) -> float:
+def measure(spans) -> float:
     return sum(b - a for a, b in spans)
 
 
-def _minus(spans, holes) -> float:
-    """Length of `spans` not covered by `holes` (both unions of intervals)."""
-    total = 0.0
+def uncovered(spans, holes) -> float:
+    """Length of `spans` not covered by `holes`, both disjoint and sorted: one merge pass."""
+    total, j = 0.0, 0
     for a, b in spans:
-        covered = sum(max(0.0, min(b, d) - max(a, c)) for c, d in holes)
+        covered = 0.0
+        while j < len(holes) and holes[j][1] <= a:
+            j += 1
+        k = j
+        while k < len(holes) and holes[k][0] < b:
+            covered += min(b, holes[k][1]) - max(a, holes[k][0])
+            k += 1
         total += (b - a) - covered
     return total
 
 
-def _metrics(scenario, ctx, classes, result: EngineResult, comm: Comm) -> StepResult:
-    comm_spans = _union(list(result.collective_times.values()))
+def _result(classes, result: EngineResult, comm: Comm, peak_flops: float) -> StepResult:
+    comm_spans = union(list(result.collective_times.values()))
     compute_busy, exposed = [], []
     for tl in result.timelines:
-        busy = _union([(iv.start_s, iv.end_s) for iv in tl.intervals if iv.stream == "compute"])
-        compute_busy.append(_measure(busy))
-        exposed.append(_minus(comm_spans, busy))
+        busy = union([(iv.start_s, iv.end_s) for iv in tl.intervals if iv.stream == "compute"])
+        compute_busy.append(measure(busy))
+        exposed.append(uncovered(comm_spans, busy))
     slowest = int(np.argmax(compute_busy))
-    tasks = classes[slowest].schedule.tasks
-    hw = sum(t.hardware_flops for t in tasks)
-    tokens = scenario.global_batch_size * scenario.training.seq_len
-    model_flops = model_flops_per_token(scenario) * tokens / scenario.cluster.num_gpus
     peaks = [tl.peak(classes[i].schedule.tasks) for i, tl in enumerate(result.timelines)]
     return StepResult(
-        scenario=scenario, engine=result, classes=tuple(classes), time_s=result.step_time_s,
-        compute_s=compute_busy[slowest], comm_s=_measure(comm_spans), exposed_comm_s=min(exposed),
-        model_flops_per_gpu=model_flops, hardware_flops_per_gpu=hw,
-        peak_flops=ctx.cm.gpu.peak(ctx.cm.gemm_dtype), tokens_per_step=tokens,
-        collectives=tuple(_collective_summary(tasks, comm)), timeline_peak=max(peaks),
+        engine=result, classes=tuple(classes), time_s=result.step_time_s, compute_s=compute_busy[slowest],
+        comm_s=measure(comm_spans), exposed_comm_s=min(exposed),
+        collectives=tuple(_collective_summary(classes[slowest].schedule.tasks, comm)),
+        timeline_peak=max(peaks), peak_flops=peak_flops,
     )
 
 
@@ -235,10 +188,10 @@ def _collective_summary(tasks, comm: Comm) -> list[dict]:
         c = t.collective
         if c is None:
             continue
-        key = (c.op, c.group, c.size_bytes)
+        key = (c.op, c.group.name, c.size_bytes)
         if key not in rows:
             cost = comm.cost(c)
-            rows[key] = {"op": c.op, "group": c.group, "algorithm": cost.algorithm, "group_size": cost.group_size,
+            rows[key] = {"op": c.op, "group": c.group.name, "algorithm": cost.algorithm, "group_size": cost.group_size,
                          "bytes": c.size_bytes, "count": 0, "time_s": cost.time_s,
                          "busbw_GBps": (cost.busbw_Bps / 1e9) if cost.time_s > 0 else 0.0,
                          "bytes_sent_per_rank": cost.bytes_per_rank_sent}

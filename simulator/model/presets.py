@@ -7,7 +7,7 @@ learned position table (`max_position_embeddings`), which tracks the training se
 
 from __future__ import annotations
 
-from simulator.model.transformer import Architecture
+from simulator.model.architecture import Architecture
 
 # HF GPT2LMHeadModel (openai-community/gpt2* config.json): vocab 50257, n_positions 1024,
 # n_inner = 4*n_embd, GELU, LayerNorm with bias, biased Conv1D layers, tied lm_head.
@@ -60,30 +60,36 @@ _MPT = {"mpt-125m": (768, 12, 12), "mpt-350m": (1024, 24, 16), "mpt-760m": (1536
 def _build() -> dict[str, Architecture]:
     presets: dict[str, Architecture] = {}
     for name, (layers, h, heads) in _GPT2.items():
-        presets[name] = Architecture("decoder", layers, h, heads, 4 * h, 50257,
-                                     max_position_embeddings=1024)
+        presets[name] = Architecture(kind="decoder", num_layers=layers, hidden_size=h, num_heads=heads,
+                                     ffn_hidden_size=4 * h, vocab_size=50257, max_position_embeddings=1024)
     for name, (layers, h, heads, dh) in _GPT3.items():
-        presets[name] = Architecture("decoder", layers, h, heads, 4 * h, 50257, head_dim=dh,
+        presets[name] = Architecture(kind="decoder", num_layers=layers, hidden_size=h, num_heads=heads,
+                                     ffn_hidden_size=4 * h, vocab_size=50257, head_dim=dh,
                                      max_position_embeddings=2048)
     for name, (layers, h, heads, kv, f, vocab) in _LLAMA.items():
-        presets[name] = Architecture("decoder", layers, h, heads, f, vocab, num_kv_heads=kv,
+        presets[name] = Architecture(kind="decoder", num_layers=layers, hidden_size=h, num_heads=heads,
+                                     ffn_hidden_size=f, vocab_size=vocab, num_kv_heads=kv,
                                      ffn="swiglu", tied_embeddings=False,
                                      position_embedding="rotary", norm="rmsnorm", bias=False)
     # HF BloomForCausalLM (bigscience/bloom config.json): n_layer 70, hidden 14336, n_head 112,
     # vocab 250880, ALiBi, word_embeddings_layernorm, biased layers, 4h GELU MLP, tied head.
-    presets["bloom-176b"] = Architecture("decoder", 70, 14336, 112, 4 * 14336, 250880,
+    presets["bloom-176b"] = Architecture(kind="decoder", num_layers=70, hidden_size=14336, num_heads=112,
+                                         ffn_hidden_size=4 * 14336, vocab_size=250880,
                                          position_embedding="alibi", embedding_norm=True)
     for name, (layers, h, heads, f) in _BERT.items():
-        presets[name] = Architecture("encoder", layers, h, heads, f, 30522,
+        presets[name] = Architecture(kind="encoder", num_layers=layers, hidden_size=h, num_heads=heads,
+                                     ffn_hidden_size=f, vocab_size=30522,
                                      max_position_embeddings=512, token_type_vocab=2,
                                      embedding_norm=True, final_norm=False, pooler=True,
                                      lm_head=False)
     for name, (layers, h, heads, dkv, f) in _T5.items():
-        presets[name] = Architecture("encoder-decoder", layers, h, heads, f, 32128,
+        presets[name] = Architecture(kind="encoder-decoder", num_layers=layers, hidden_size=h, num_heads=heads,
+                                     ffn_hidden_size=f, vocab_size=32128,
                                      head_dim=dkv, ffn="relu", num_decoder_layers=layers,
                                      position_embedding="relative", norm="rmsnorm", bias=False)
     for name, (h, layers, heads) in _MPT.items():
-        presets[name] = Architecture("decoder", layers, h, heads, 4 * h, 50368,
+        presets[name] = Architecture(kind="decoder", num_layers=layers, hidden_size=h, num_heads=heads,
+                                     ffn_hidden_size=4 * h, vocab_size=50368,
                                      max_position_embeddings=2048)
     return presets
 

@@ -13,7 +13,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from simulator.core.errors import Problem, ScenarioError
+from simulator.core.errors import Problem, UserError
 
 FORMATS = ("png", "svg")
 MEMORY_COMPONENTS = ("params", "grads", "optimizer", "activations", "buffers", "overhead")
@@ -31,7 +31,7 @@ def _figure_class():
     try:
         import matplotlib
     except ImportError:
-        raise ScenarioError(Problem("plot", "matplotlib is not installed",
+        raise UserError(Problem("plot", "matplotlib is not installed",
                                     "pip install 'clustersim[plot]' (or pip install matplotlib)")) from None
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
@@ -62,10 +62,10 @@ def read_results(csv_path: str | Path) -> tuple[list[dict[str, Any]], list[str]]
             header = reader.fieldnames or []
             raw = list(reader)
     except OSError as exc:
-        raise ScenarioError(Problem(str(path), f"cannot read: {exc.strerror}")) from None
+        raise UserError(Problem(str(path), f"cannot read: {exc.strerror}")) from None
     missing = [c for c in REQUIRED if c not in header]
     if missing:
-        raise ScenarioError(Problem(str(path), f"not a clustersim sweep CSV: missing columns {', '.join(missing)}",
+        raise UserError(Problem(str(path), f"not a clustersim sweep CSV: missing columns {', '.join(missing)}",
                                     "write one with `clustersim sweep FILE --out results.csv`"))
     swept = header[header.index("point") + 1:header.index("status")]
     rows = []
@@ -75,11 +75,11 @@ def read_results(csv_path: str | Path) -> tuple[list[dict[str, Any]], list[str]]
         try:
             row = {**r, **{k: float(r[k]) for k in NUMERIC}, "fits": _truthy(r["fits"])}
         except ValueError as exc:
-            raise ScenarioError(Problem(f"{path}: point {r['point']}", f"bad number: {exc}")) from None
+            raise UserError(Problem(f"{path}: point {r['point']}", f"bad number: {exc}")) from None
         row["num_gpus"] = int(row["num_gpus"])
         rows.append(row)
     if not rows:
-        raise ScenarioError(Problem(str(path), "no rows with status ok to plot"))
+        raise UserError(Problem(str(path), "no rows with status ok to plot"))
     return rows, swept
 
 
@@ -217,7 +217,7 @@ def plot_mfu(groups: dict[str, dict[str, list[dict]]], path: Path) -> Path:
 def plot_results(csv_path: str | Path, out_dir: str | Path, fmt: str = "png") -> list[Path]:
     """The sweep figures (step time split, memory by component, MFU vs scale) in out_dir."""
     if fmt not in FORMATS:
-        raise ScenarioError(Problem("--format", f"unknown format {fmt!r}", f"one of {', '.join(FORMATS)}"))
+        raise UserError(Problem("--format", f"unknown format {fmt!r}", f"one of {', '.join(FORMATS)}"))
     rows, swept = read_results(csv_path)
     groups = panels(rows, swept)
     out = Path(out_dir)
@@ -232,7 +232,7 @@ def read_trace(trace_path: str | Path) -> tuple[dict[int, str], dict[int, list],
     try:
         events = json.loads(path.read_text(encoding="utf-8"))["traceEvents"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ScenarioError(Problem(str(path), f"not a Chrome trace with traceEvents: {exc}",
+        raise UserError(Problem(str(path), f"not a Chrome trace with traceEvents: {exc}",
                                     "write one with `clustersim run SCENARIO --trace trace.json`")) from None
     names, threads, memory, busy = {}, {}, defaultdict(list), defaultdict(list)
     for e in events:
@@ -246,7 +246,7 @@ def read_trace(trace_path: str | Path) -> tuple[dict[int, str], dict[int, list],
         elif e.get("ph") == "X":
             busy[pid].append((e.get("tid"), e["ts"] / 1e3, e.get("dur", 0) / 1e3))
     if not memory:
-        raise ScenarioError(Problem(str(path), "the trace has no memory counter events"))
+        raise UserError(Problem(str(path), "the trace has no memory counter events"))
     tracks = {pid: [(threads.get((pid, tid), str(tid)), ts, d) for tid, ts, d in iv] for pid, iv in busy.items()}
     return names, dict(memory), tracks
 
@@ -254,7 +254,7 @@ def read_trace(trace_path: str | Path) -> tuple[dict[int, str], dict[int, list],
 def plot_trace(trace_path: str | Path, out_dir: str | Path, fmt: str = "png") -> Path:
     """Memory timeline of one step (per rank class) with the streams' busy intervals below."""
     if fmt not in FORMATS:
-        raise ScenarioError(Problem("--format", f"unknown format {fmt!r}", f"one of {', '.join(FORMATS)}"))
+        raise UserError(Problem("--format", f"unknown format {fmt!r}", f"one of {', '.join(FORMATS)}"))
     names, memory, tracks = read_trace(trace_path)
     Figure = _figure_class()
     fig = Figure(figsize=(10, 5.5), layout="constrained")

@@ -23,7 +23,7 @@ def chrome_trace(step) -> dict:
             task = rc.schedule.tasks[iv.task]
             args = {"phase": iv.phase}
             if task.collective is not None:
-                args.update(op=task.collective.op, group=task.collective.group, bytes=task.collective.size_bytes)
+                args.update(op=task.collective.op, group=task.collective.group.name, bytes=task.collective.size_bytes)
             events.append({"ph": "X", "pid": pid, "tid": STREAMS.index(iv.stream), "name": iv.name,
                            "ts": iv.start_s * 1e6, "dur": (iv.end_s - iv.start_s) * 1e6, "args": args})
         events.append({"ph": "C", "pid": pid, "name": "memory", "ts": 0.0,

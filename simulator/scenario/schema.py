@@ -1,44 +1,90 @@
-"""The scenario file format as pydantic models: validation at the YAML edge and `clustersim schema`.
+"""The scenario file format as pydantic models: shape, units and bounds at the YAML edge, and
+the JSON Schema of `clustersim schema`.
 
-These models only check shape and units; `scenario.py` resolves names (presets, GPUs,
-topologies) into frozen specs. Quantities with units are strings ("80 GiB", "25 MB").
+Names with a registry (strategies, precisions, optimizers, checkpointing modes, collective
+algorithms, datatypes) take their choices from it, case-insensitively; load.py resolves the
+rest (model presets, GPUs, topologies) and turns the validated file into frozen specs.
+Quantities are strings with units ("80 GiB", "400 Gb/s"): a bare number is refused, since
+"25" could mean bytes or PyTorch's bucket_cap_mb.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, model_validator
 
+from simulator.core.units import UnitError, parse_bandwidth, parse_bytes, parse_duration, parse_flops_rate
+from simulator.execution.strategies import ALIASES, STRATEGIES
+from simulator.model.architecture import FFNS, KINDS, NORMS, POSITIONS
+from simulator.model.precision import CHECKPOINTING, DTYPES, OPTIMIZERS, PRECISIONS
+from simulator.system.comm.algorithms import ALGORITHMS
 from simulator.system.hardware import DEFAULT_ALLOCATOR_RESERVE_FRACTION
-from simulator.core.units import UnitError, parse_bandwidth, parse_bytes, parse_flops_rate
+from simulator.system.topology.loader import MAX_GPUS
 
-STRATEGY_ALIASES = {"fsdp": "zero3", "fsdp-full-shard": "zero3", "fsdp-shard-grad-op": "zero2",
-                    "fsdp-hybrid-shard": "hsdp", "zero0": "ddp"}
-STRATEGIES = ("ddp", "zero1", "zero2", "zero3", "hsdp")
-PRECISIONS = ("fp32", "fp16-mixed", "bf16-mixed", "bf16", "fp8-mixed")
-OPTIMIZERS = ("adam", "adamw", "sgd", "sgd-momentum", "adam-8bit", "adafactor")
-CHECKPOINTING = ("none", "full", "selective")
+# Documented maxima (clustersim refuses larger inputs at once rather than run for hours):
+MAX_PARAMS = 1e15               # a quadrillion parameters
+MAX_LAYERS = 10_000
+MAX_WIDTH = 2**20               # hidden / FFN sizes
+MAX_VOCAB = 2**24
+MAX_SEQ_LEN = 2**22             # 4M tokens per sequence
+MAX_MICRO_BATCH = 2**16
+MAX_ACCUM = 4096                # micro-batches per step simulated one by one
+MAX_STRAGGLERS = 4096
+MIN_BUCKET_BYTES = 2**20        # a DDP/ZeRO bucket below 1 MiB is a unit mistake (bucket_cap_mb=25 is 25 MiB)
+MAX_BUCKET_BYTES = 2**36
 
 
-def _unit(parser, what: str):
-    """A pydantic BeforeValidator that turns a unit string into the internal unit."""
+def _lower(value: Any) -> Any:
+    return value.strip().lower() if isinstance(value, str) else value
+
+
+def _unit(parser, example: str, minimum: float | None = None, maximum: float | None = None):
+    """A BeforeValidator: a unit string -> the internal unit; bare numbers are refused."""
 
     def check(value):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            raise ValueError(f"give a unit, e.g. {example!r} (a bare number is ambiguous)")
         try:
-            return parser(value)
+            parsed = parser(value)
         except UnitError as exc:
             raise ValueError(str(exc)) from None
+        if minimum is not None and parsed < minimum:
+            raise ValueError(f"{value!r} is below the minimum {minimum:g}")
+        if maximum is not None and parsed > maximum:
+            raise ValueError(f"{value!r} is above the maximum {maximum:g}")
+        return parsed
 
-    check.__name__ = f"parse_{what}"
     return BeforeValidator(check)
 
 
-Bytes = Annotated[int, _unit(parse_bytes, "bytes"), Field(json_schema_extra={"examples": ["80 GiB", "25 MB"]})]
-Bandwidth = Annotated[float, _unit(parse_bandwidth, "bandwidth"),
-                      Field(json_schema_extra={"examples": ["400 Gb/s", "450 GB/s"]})]
-FlopRate = Annotated[float, _unit(parse_flops_rate, "flops"), Field(json_schema_extra={"examples": ["312 TFLOP/s"]})]
-PositiveInt = Annotated[int, Field(gt=0, strict=True)]
+def _unit_schema(example: str, pattern: str) -> Any:
+    return Field(json_schema_extra={"type": "string", "pattern": pattern, "examples": [example]})
+
+
+_B = r"^[0-9.]+(e[-+]?[0-9]+)?\s*(Ki|Mi|Gi|Ti|Pi|[kKMGTPE])?(B|b|bit|bits|byte|bytes)$"
+_BW = r"^[0-9.]+(e[-+]?[0-9]+)?\s*(Ki|Mi|Gi|Ti|Pi|[kKMGTPE])?(B/s|Bps|b/s|bps|bit/s|bits/s)$"
+Bytes = Annotated[int, _unit(parse_bytes, "80 GiB"), _unit_schema("80 GiB", _B)]
+PositiveBytes = Annotated[int, _unit(parse_bytes, "80 GiB", minimum=1), _unit_schema("80 GiB", _B)]
+BucketBytes = Annotated[int, _unit(parse_bytes, "25 MiB", MIN_BUCKET_BYTES, MAX_BUCKET_BYTES), _unit_schema("25 MiB", _B)]
+Bandwidth = Annotated[float, _unit(parse_bandwidth, "400 Gb/s"), _unit_schema("400 Gb/s", _BW)]
+FlopRate = Annotated[float, _unit(parse_flops_rate, "312 TFLOP/s"),
+                     _unit_schema("312 TFLOP/s", r"^[0-9.]+(e[-+]?[0-9]+)?\s*[kKMGTPE]?(FLOP/s|FLOPS|flop/s|flops)$")]
+Duration = Annotated[float, _unit(parse_duration, "4 us"),
+                     _unit_schema("4 us", r"^[0-9.]+(e[-+]?[0-9]+)?\s*(ns|us|µs|ms|s|sec|min|h|hr|d|day|days)$")]
+Count = Annotated[int, Field(ge=1, strict=True)]
+
+
+def _bounded(maximum: int):
+    return Annotated[int, Field(ge=1, le=maximum, strict=True)]
+
+
+def _choice(names):
+    """A case-insensitive choice among registry names."""
+    return Annotated[Literal[tuple(names)], BeforeValidator(_lower)]  # type: ignore[misc]
+
+
+Fraction = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
 
 
 class Strict(BaseModel):
@@ -46,42 +92,43 @@ class Strict(BaseModel):
 
 
 class ArchitectureModel(Strict):
-    """A transformer described by its shape (see simulator/model.py Architecture)."""
+    """A transformer described by its shape (see simulator/model/architecture.py)."""
 
-    kind: Literal["decoder", "encoder", "encoder-decoder"] = "decoder"
-    num_layers: PositiveInt
-    hidden_size: PositiveInt
-    num_heads: PositiveInt
-    num_kv_heads: PositiveInt | None = None
-    head_dim: PositiveInt | None = None
-    ffn_hidden_size: PositiveInt | None = Field(None, description="default 4 x hidden_size")
-    ffn: Literal["gelu", "relu", "swiglu", "geglu"] = "gelu"
-    vocab_size: PositiveInt
-    num_decoder_layers: PositiveInt | None = None
+    kind: _choice(KINDS) = "decoder"
+    num_layers: _bounded(MAX_LAYERS)
+    hidden_size: _bounded(MAX_WIDTH)
+    num_heads: _bounded(MAX_WIDTH)
+    num_kv_heads: _bounded(MAX_WIDTH) | None = None
+    head_dim: _bounded(MAX_WIDTH) | None = None
+    ffn_hidden_size: _bounded(MAX_WIDTH) | None = Field(None, description="default 4 x hidden_size")
+    ffn: _choice(FFNS) = "gelu"
+    vocab_size: _bounded(MAX_VOCAB)
+    num_decoder_layers: _bounded(MAX_LAYERS) | None = None
     tied_embeddings: bool = True
-    position_embedding: Literal["learned", "rotary", "alibi", "relative"] = "learned"
-    max_position_embeddings: Annotated[int, Field(ge=0, strict=True)] = 0
-    norm: Literal["layernorm", "layernorm-nobias", "rmsnorm"] = "layernorm"
+    position_embedding: _choice(POSITIONS) = "learned"
+    max_position_embeddings: Annotated[int, Field(ge=0, le=MAX_SEQ_LEN, strict=True)] = 0
+    norm: _choice(NORMS) = "layernorm"
     bias: bool = True
     qkv_bias: bool | None = None
     lm_head: bool = True
     lm_head_bias: bool = False
     embedding_norm: bool = False
     final_norm: bool = True
-    token_type_vocab: Annotated[int, Field(ge=0, strict=True)] = 0
+    token_type_vocab: Annotated[int, Field(ge=0, le=MAX_VOCAB, strict=True)] = 0
     pooler: bool = False
-    relative_attention_num_buckets: PositiveInt = 32
+    relative_attention_num_buckets: _bounded(2**16) = 32
 
 
 class ModelSection(Strict):
     """Exactly one of preset, params or architecture."""
 
     preset: str | None = Field(None, description="a name from the preset catalog, e.g. llama2-7b")
-    params: float | None = Field(None, gt=0, description="bare parameter count, e.g. 7.5e9")
+    params: float | None = Field(None, gt=0, le=MAX_PARAMS, allow_inf_nan=False,
+                                 description="bare parameter count, e.g. 7.5e9")
     architecture: ArchitectureModel | None = None
-    num_layers: PositiveInt | None = Field(
+    num_layers: _bounded(MAX_LAYERS) | None = Field(
         None, description="with params: layer count used for activation memory (default from params)")
-    hidden_size: PositiveInt | None = Field(
+    hidden_size: _bounded(MAX_WIDTH) | None = Field(
         None, description="with params: hidden size used for activation memory (default from params)")
 
     @model_validator(mode="after")
@@ -94,8 +141,8 @@ class ModelSection(Strict):
 
 
 class OffloadSection(Strict):
-    optimizer: Literal["none", "cpu"] = "none"
-    params: Literal["none", "cpu"] = "none"
+    optimizer: _choice(("none", "cpu")) = "none"
+    params: _choice(("none", "cpu")) = "none"
 
 
 class Zero3Section(Strict):
@@ -107,66 +154,93 @@ class Zero3Section(Strict):
     reshard_after_forward: bool = True
 
 
+# Algorithms that implement an operation a training step issues.
+_STEP_ALGORITHMS = ("auto", *(a.name for a in ALGORITHMS.values()
+                              if {"all_reduce", "all_gather", "reduce_scatter"} & set(a.ops)))
+
+
 class TrainingSection(Strict):
-    precision: Literal[PRECISIONS] = "bf16-mixed"  # type: ignore[valid-type]
-    optimizer: Literal[OPTIMIZERS] = "adamw"  # type: ignore[valid-type]
-    strategy: str = "ddp"
-    shard_group_size: PositiveInt | None = None
-    micro_batch_size: PositiveInt = 1
-    seq_len: PositiveInt = 2048
-    grad_accum_steps: PositiveInt | None = None
-    global_batch_size: PositiveInt | None = Field(None, description="sequences per optimizer step")
-    activation_checkpointing: Literal[CHECKPOINTING] = "none"  # type: ignore[valid-type]
+    precision: _choice(PRECISIONS) = "bf16-mixed"
+    optimizer: _choice(OPTIMIZERS) = "adamw"
+    strategy: _choice((*STRATEGIES, *ALIASES)) = "ddp"
+    shard_group_size: _bounded(MAX_GPUS) | None = Field(None, description="hsdp: GPUs per shard group")
+    micro_batch_size: _bounded(MAX_MICRO_BATCH) = 1
+    seq_len: _bounded(MAX_SEQ_LEN) = 2048
+    grad_accum_steps: _bounded(MAX_ACCUM) | None = None
+    global_batch_size: _bounded(MAX_GPUS * MAX_ACCUM) | None = Field(None, description="sequences per optimizer step")
+    activation_checkpointing: _choice(CHECKPOINTING) = "none"
     flash_attention: bool = True
     offload: OffloadSection = OffloadSection()
     zero3: Zero3Section = Zero3Section()
-    bucket_size: Bytes = Field(25_000_000, description="DDP bucket_cap_mb (PyTorch default 25 MB)")
+    bucket_size: BucketBytes = Field(25_000_000, json_schema_extra={"default": "25 MB"}, description="DDP bucket cap with its unit (PyTorch bucket_cap_mb=25 "
+                                     "is '25 MiB'); at least 1 MiB")
     gradient_as_bucket_view: bool = Field(
         False, description="PyTorch DDP option; False (default) keeps a second copy of gradients in buckets")
     framework_overhead: Bytes | None = Field(None, description="CUDA context etc. per GPU (default per GPU)")
-    allocator_reserve: float = Field(DEFAULT_ALLOCATOR_RESERVE_FRACTION, ge=0, le=1,
+    allocator_reserve: float = Field(DEFAULT_ALLOCATOR_RESERVE_FRACTION, ge=0, le=1, allow_inf_nan=False,
                                      description="caching-allocator reserve, fraction of tensor bytes")
-    tokens: float | None = Field(None, gt=0, description="tokens to train on (default 20 x params)")
-    collective_algorithm: Literal["auto", "ring", "tree", "hierarchical"] = "auto"
-    compute_jitter: float = Field(0.0, ge=0, lt=1, description="relative std-dev of each kernel's time")
-    seed: Annotated[int, Field(ge=0, strict=True)] = Field(0, description="seed of compute_jitter")
+    tokens: float | None = Field(None, gt=0, le=1e18, allow_inf_nan=False,
+                                 description="tokens to train on (default 20 x params)")
+    collective_algorithm: _choice(_STEP_ALGORITHMS) = "auto"
+    compute_jitter: float = Field(0.0, ge=0, lt=1, allow_inf_nan=False,
+                                  description="relative std-dev of each kernel's time")
+    seed: Annotated[int, Field(ge=0, le=2**63 - 1, strict=True)] = Field(0, description="seed of compute_jitter")
+
+
+class EfficiencySection(Strict):
+    """Achievable fractions of peak for a custom GPU's roofline (defaults: A100's, said in the report)."""
+
+    gemm: Fraction | None = None
+    memory: Fraction | None = None
+    attention: Fraction | None = None
+    end_to_end: Fraction | None = None
+    kernel_launch: Duration | None = None
 
 
 class CustomGPU(Strict):
     """A user-defined GPU."""
 
-    name: str
-    memory: Bytes
+    name: str = Field(min_length=1)
+    memory: PositiveBytes
     hbm_bandwidth: Bandwidth
-    peak_flops: dict[Literal["fp64", "fp32", "tf32", "fp16", "bf16", "fp8"], FlopRate]
+    peak_flops: dict[_choice(DTYPES), FlopRate] = Field(min_length=1)
     source: str = "user-defined"
-    cuda_context: Bytes | None = None
+    sm_count: _bounded(4096) | None = None
     pcie_bandwidth: Bandwidth | None = None
+    cuda_context: Bytes | None = None
+    efficiency: EfficiencySection = EfficiencySection()
 
 
 class Straggler(Strict):
     """One slow GPU: every kernel on it takes `slowdown` times longer."""
 
     rank: Annotated[int, Field(ge=0, strict=True)]
-    slowdown: float = Field(gt=0)
+    slowdown: float = Field(gt=0, le=1000, allow_inf_nan=False)
 
 
 class DegradedLink(Strict):
     """A link running below its rated bandwidth (a flapping cable, a failed lane)."""
 
-    source: str = Field(description="vertex name at the link's start, e.g. a NIC or switch")
+    source: str = Field(description="vertex name at the link's start (clustersim topology show --vertices)")
     target: str = Field(description="vertex name at the link's end")
     bandwidth_factor: float = Field(gt=0, le=1, description="fraction of the rated bandwidth left")
     both_directions: bool = True
 
 
+def _gpu_kind(value: Any) -> str:
+    return "custom" if isinstance(value, dict) else "name"
+
+
+GpuField = Annotated[Annotated[str, Tag("name")] | Annotated[CustomGPU, Tag("custom")], Discriminator(_gpu_kind)]
+
+
 class ClusterSection(Strict):
-    topology: str = "dgx-a100"
-    num_hosts: PositiveInt = 1
-    num_gpus: PositiveInt | None = None
-    gpu: str | CustomGPU | None = None
-    price_per_gpu_hour: float | None = Field(None, ge=0, description="USD, for cost to train")
-    stragglers: tuple[Straggler, ...] = ()
+    topology: str = Field("dgx-a100", description="a shipped topology name or a YAML path")
+    num_hosts: _bounded(MAX_GPUS) = 1
+    num_gpus: _bounded(MAX_GPUS) | None = None
+    gpu: GpuField | None = Field(None, description="a catalog name, or a mapping describing your own GPU")
+    price_per_gpu_hour: float | None = Field(None, ge=0, allow_inf_nan=False, description="USD, for cost to train")
+    stragglers: tuple[Straggler, ...] = Field((), max_length=MAX_STRAGGLERS)
     degraded_links: tuple[DegradedLink, ...] = ()
 
 
@@ -183,6 +257,6 @@ class ScenarioFile(Strict):
 
 
 def json_schema() -> dict:
-    schema = ScenarioFile.model_json_schema()
+    schema = ScenarioFile.model_json_schema(mode="validation")
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     return schema

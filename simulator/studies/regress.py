@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from simulator import __version__
-from simulator.core.errors import Problem, ScenarioError
+from simulator.core.provenance import version_string
+from simulator.core.errors import Problem, UserError
 
 DEFAULT_RTOL = 1e-6
 FORMAT = "clustersim-regression-snapshot/1"
@@ -59,7 +59,7 @@ def predictions(scenario_path: str | Path) -> dict[str, Any]:
 
 def snapshot(values: dict[str, Any], scenario: str) -> dict[str, Any]:
     """The golden file's content: header, compared fields and values."""
-    return {"about": ABOUT, "format": FORMAT, "clustersim_version": __version__, "scenario": scenario,
+    return {"about": ABOUT, "format": FORMAT, "clustersim_version": version_string(), "scenario": scenario,
             "fields": {"exact": list(EXACT_FIELDS), "relative": list(RELATIVE_FIELDS)},
             "values": values}
 
@@ -124,7 +124,7 @@ def find_scenarios(scenario_dir: Path) -> tuple[list[Path], list[Path]]:
     for path in sorted([*scenario_dir.rglob("*.yaml"), *scenario_dir.rglob("*.yml")]):
         try:
             data = read_yaml(path)
-        except ScenarioError:
+        except UserError:
             data = {"model": None}  # unreadable YAML is a broken scenario, reported as an error
         (found if is_scenario(data) else skipped).append(path)
     return found, skipped
@@ -138,17 +138,17 @@ def read_golden(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise ScenarioError(Problem(str(path), f"not a readable golden file: {exc}")) from None
+        raise UserError(Problem(str(path), f"not a readable golden file: {exc}")) from None
     if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("values"), dict):
-        raise ScenarioError(Problem(str(path), f"not a clustersim golden file (format {FORMAT!r})"))
+        raise UserError(Problem(str(path), f"not a clustersim golden file (format {FORMAT!r})"))
     return data
 
 
 def check_dirs(scenario_dir: Path, golden_dir: Path) -> None:
     if not scenario_dir.is_dir():
-        raise ScenarioError(Problem("SCENARIO_DIR", f"{scenario_dir} is not a directory"))
+        raise UserError(Problem("SCENARIO_DIR", f"{scenario_dir} is not a directory"))
     if golden_dir.exists() and not golden_dir.is_dir():
-        raise ScenarioError(Problem("--golden", f"{golden_dir} is not a directory"))
+        raise UserError(Problem("--golden", f"{golden_dir} is not a directory"))
 
 
 def run_regression(scenario_dir: str | Path, golden_dir: str | Path, rtol: float = DEFAULT_RTOL,
@@ -161,7 +161,7 @@ def run_regression(scenario_dir: str | Path, golden_dir: str | Path, rtol: float
     for s in scenarios:
         target = golden_path(golden_dir, scenario_dir, s)
         if target in targets:
-            raise ScenarioError(Problem(str(s), f"same golden file as {targets[target]}", "rename one"))
+            raise UserError(Problem(str(s), f"same golden file as {targets[target]}", "rename one"))
         targets[target] = s
     checks = [_check_one(s, target, scenario_dir, rtol, update) for target, s in targets.items()]
     stale = sorted(p for p in golden_dir.rglob("*.json") if p not in targets) if golden_dir.is_dir() else []
@@ -177,7 +177,7 @@ def run_regression(scenario_dir: str | Path, golden_dir: str | Path, rtol: float
 def _is_snapshot(path: Path) -> bool:
     try:
         read_golden(path)
-    except ScenarioError:
+    except UserError:
         return False
     return True
 
@@ -186,7 +186,7 @@ def _check_one(scenario: Path, target: Path, scenario_dir: Path, rtol: float, up
     rel = scenario.relative_to(scenario_dir).as_posix()
     try:
         now = predictions(scenario)
-    except ScenarioError as exc:
+    except UserError as exc:
         return ScenarioCheck(rel, "error", message=exc.render().replace("\n", "; "))
     old = read_golden(target)["values"] if target.exists() else None
     diffs = compare(old, now, rtol) if old is not None else []

@@ -1,21 +1,28 @@
-"""One scenario end to end: specs -> memory model -> step engine -> report dict."""
+"""One scenario end to end: specs -> memory model -> step engine -> metrics -> report dict."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from simulator.execution.context import SimContext
 from simulator.execution.memory import memory_breakdown
-from simulator.report.report import build_report, step_sections
-from simulator.scenario.load import Scenario
+from simulator.execution.metrics import step_metrics, training_metrics
 from simulator.execution.step import simulate_step
+from simulator.report.document import build_report
+from simulator.spec.specs import Scenario
+from simulator.studies.suggest import fit_suggestions
 
 
-def simulate(scenario: Scenario, trace_path: str | None = None, backend: str = "fluid") -> dict[str, Any]:
-    """The full report for a scenario, as the JSON contract's dict."""
+def simulate(scenario: Scenario, trace_path: str | None = None, backend: str = "fluid",
+             ctx: SimContext | None = None) -> dict[str, Any]:
+    """The full report for a scenario, as the JSON contract's dict. Pass one `ctx` to reuse
+    built topologies and collective plans across scenarios (sweeps, the planner)."""
     mem = memory_breakdown(scenario)
-    step = simulate_step(scenario, mem, backend=backend)
+    step = simulate_step(scenario, mem, backend=backend, ctx=ctx)
+    metrics = step_metrics(scenario, step)
     if trace_path:
         from simulator.report.trace import write_trace
 
         write_trace(step, trace_path)
-    return build_report(scenario, mem, step_sections(scenario, step))
+    suggestions = [] if mem.fits else fit_suggestions(scenario)
+    return build_report(scenario, mem, suggestions, step, metrics, training_metrics(scenario, metrics))

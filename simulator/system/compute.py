@@ -15,33 +15,22 @@ import math
 from dataclasses import dataclass
 
 from simulator.system.hardware import GPU
-from simulator.model.transformer import Op
+from simulator.model.ops import Op
 
 # cuBLAS / CUTLASS's common large-GEMM output tile (NVIDIA "Matrix Multiplication
 # Background" guide, Sec. "Tile quantization": 256x128 and 128x128 tiles are typical).
 TILE_M = 128
 TILE_N = 128
 
-# The datatype GEMMs run in for each training precision. fp32 runs true fp32: PyTorch
-# disables TF32 for matmuls by default since 1.12 (torch.backends.cuda.matmul.allow_tf32).
-# fp8-mixed runs GEMMs in fp8 (Transformer Engine) and attention in bf16.
-GEMM_DTYPE = {"fp32": "fp32", "fp16-mixed": "fp16", "bf16-mixed": "bf16", "bf16": "bf16", "fp8-mixed": "fp8"}
-ATTENTION_DTYPE = {"fp32": "fp32", "fp16-mixed": "fp16", "bf16-mixed": "bf16", "bf16": "bf16",
-                   "fp8-mixed": "bf16"}
 
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ComputeModel:
-    """A GPU and the datatypes one precision computes in."""
+    """A GPU and the datatypes one precision computes in (model/precision.py)."""
 
     gpu: GPU
     gemm_dtype: str
     attention_dtype: str
     slowdown: float = 1.0  # straggler factor: every kernel takes this many times longer
-
-    @classmethod
-    def for_precision(cls, gpu: GPU, precision: str, slowdown: float = 1.0) -> "ComputeModel":
-        return cls(gpu, GEMM_DTYPE[precision], ATTENTION_DTYPE[precision], slowdown)
 
     def op_time_s(self, op: Op) -> float:
         eff = self.gpu.efficiency

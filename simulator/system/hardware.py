@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Mapping
 
+from simulator.model.precision import DTYPES
+
 MiB = 2**20
 GiB = 2**30
 TFLOPS = 1e12
 GBps = 1e9
 
-# Datatypes a precision computes in, mapped to the catalog key of its peak FLOP/s.
-DTYPES = ("fp64", "fp32", "tf32", "fp16", "bf16", "fp8")
 
 # Framework overhead per GPU, default for every catalog GPU (overridable per scenario):
 # CUDA context + kernel images of cuBLAS/cuDNN/NCCL loaded by PyTorch (typically 0.5-1 GiB
@@ -35,7 +35,7 @@ DEFAULT_CUDA_CONTEXT_BYTES = 1 * GiB
 DEFAULT_ALLOCATOR_RESERVE_FRACTION = 0.05
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class GPU:
     """One GPU model. Rates in FLOP/s and bytes/s; capacity in bytes."""
 
@@ -72,7 +72,7 @@ class GPU:
         return dtype in self.peak_flops
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Efficiency:
     """Achievable fractions of peak for the roofline compute model, with where they come from.
 
@@ -164,29 +164,31 @@ GPU_CATALOG: dict[str, GPU] = {
     gpu.name: gpu
     for gpu in [
         # nvidia-smi reports 16,160 MiB on V100-SXM2-16GB and 32,510 MiB on V100-SXM2-32GB.
-        GPU("v100-16gb", 16160 * MiB, _tf(fp64=7.8, fp32=15.7, fp16=125.0), 900 * GBps, _V100_SRC,
+        GPU(name="v100-16gb", memory_bytes=16160 * MiB, peak_flops=_tf(fp64=7.8, fp32=15.7, fp16=125.0),
+            hbm_bw_bytes_per_s=900 * GBps, source=_V100_SRC,
             pcie_bw_bytes_per_s=16 * GBps, description="Tesla V100 SXM2 16GB",
             sm_count=80, efficiency=V100_EFFICIENCY),
-        GPU("v100-32gb", 32510 * MiB, _tf(fp64=7.8, fp32=15.7, fp16=125.0), 900 * GBps, _V100_SRC,
+        GPU(name="v100-32gb", memory_bytes=32510 * MiB, peak_flops=_tf(fp64=7.8, fp32=15.7, fp16=125.0),
+            hbm_bw_bytes_per_s=900 * GBps, source=_V100_SRC,
             pcie_bw_bytes_per_s=16 * GBps, description="Tesla V100 SXM2 32GB",
             sm_count=80, efficiency=V100_EFFICIENCY),
         # nvidia-smi reports 40,960 MiB (A100-SXM4-40GB) and 81,920 MiB (A100-SXM4-80GB).
-        GPU("a100-40gb", 40960 * MiB, _tf(fp64=9.7, fp32=19.5, tf32=156.0, fp16=312.0, bf16=312.0),
-            1555 * GBps, _A100_SRC + "; 40 GB HBM2 at 1,555 GB/s", description="A100 SXM4 40GB"),
-        GPU("a100-80gb", 81920 * MiB, _tf(fp64=9.7, fp32=19.5, tf32=156.0, fp16=312.0, bf16=312.0),
-            2039 * GBps, _A100_SRC + "; 80 GB HBM2e at 2,039 GB/s", description="A100 SXM4 80GB"),
+        GPU(name="a100-40gb", memory_bytes=40960 * MiB, peak_flops=_tf(fp64=9.7, fp32=19.5, tf32=156.0, fp16=312.0, bf16=312.0),
+            hbm_bw_bytes_per_s=1555 * GBps, source=_A100_SRC + "; 40 GB HBM2 at 1,555 GB/s", description="A100 SXM4 40GB"),
+        GPU(name="a100-80gb", memory_bytes=81920 * MiB, peak_flops=_tf(fp64=9.7, fp32=19.5, tf32=156.0, fp16=312.0, bf16=312.0),
+            hbm_bw_bytes_per_s=2039 * GBps, source=_A100_SRC + "; 80 GB HBM2e at 2,039 GB/s", description="A100 SXM4 80GB"),
         # nvidia-smi reports 81,559 MiB on H100 80GB HBM3 and 143,771 MiB on H200.
-        GPU("h100-sxm-80gb", 81559 * MiB,
-            _tf(fp64=33.5, fp32=66.9, tf32=494.7, fp16=989.4, bf16=989.4, fp8=1978.9),
-            3350 * GBps, _H100_SRC, pcie_bw_bytes_per_s=64 * GBps, description="H100 SXM5 80GB",
+        GPU(name="h100-sxm-80gb", memory_bytes=81559 * MiB,
+            peak_flops=_tf(fp64=33.5, fp32=66.9, tf32=494.7, fp16=989.4, bf16=989.4, fp8=1978.9),
+            hbm_bw_bytes_per_s=3350 * GBps, source=_H100_SRC, pcie_bw_bytes_per_s=64 * GBps, description="H100 SXM5 80GB",
             sm_count=132, efficiency=HOPPER_EFFICIENCY),
-        GPU("h100-pcie-80gb", 81559 * MiB,
-            _tf(fp64=26.0, fp32=51.0, tf32=378.0, fp16=756.0, bf16=756.0, fp8=1513.0),
-            2000 * GBps, _H100_PCIE_SRC, pcie_bw_bytes_per_s=64 * GBps, description="H100 PCIe 80GB",
+        GPU(name="h100-pcie-80gb", memory_bytes=81559 * MiB,
+            peak_flops=_tf(fp64=26.0, fp32=51.0, tf32=378.0, fp16=756.0, bf16=756.0, fp8=1513.0),
+            hbm_bw_bytes_per_s=2000 * GBps, source=_H100_PCIE_SRC, pcie_bw_bytes_per_s=64 * GBps, description="H100 PCIe 80GB",
             sm_count=114, efficiency=HOPPER_EFFICIENCY),
-        GPU("h200-141gb", 143771 * MiB,
-            _tf(fp64=33.5, fp32=66.9, tf32=494.7, fp16=989.4, bf16=989.4, fp8=1978.9),
-            4800 * GBps, _H200_SRC, pcie_bw_bytes_per_s=64 * GBps, description="H200 SXM 141GB",
+        GPU(name="h200-141gb", memory_bytes=143771 * MiB,
+            peak_flops=_tf(fp64=33.5, fp32=66.9, tf32=494.7, fp16=989.4, bf16=989.4, fp8=1978.9),
+            hbm_bw_bytes_per_s=4800 * GBps, source=_H200_SRC, pcie_bw_bytes_per_s=64 * GBps, description="H200 SXM 141GB",
             sm_count=132, efficiency=H200_EFFICIENCY),
     ]
 }

@@ -1,12 +1,13 @@
-"""Subcommands contributed by feature modules: every module here defines
-`add_subcommands(subparsers)`, and cli.py registers them all (sorted by module name)."""
+"""The command registry: each module here defines `add_subcommands(subparsers)`; a new command
+is a module plus its name in COMMANDS (the order of `clustersim --help`)."""
 
 from __future__ import annotations
 
 import importlib
-import pkgutil
+
+COMMANDS = ("run", "validate", "plan", "sweep", "plot", "regress", "topology", "collective", "catalog")
 
 
 def register_all(subparsers) -> None:
-    for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
-        importlib.import_module(f"{__name__}.{info.name}").add_subcommands(subparsers)
+    for name in COMMANDS:
+        importlib.import_module(f"{__name__}.{name}").add_subcommands(subparsers)

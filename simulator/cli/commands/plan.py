@@ -1,17 +1,20 @@
 """`clustersim plan min-gpus|max-model|budget|train`: capacity-planning answers as small tables,
-each with the assumptions it rests on (the computation is in simulator/planner.py)."""
+each with the assumptions it rests on (the computation is in simulator/studies/planner.py)."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import json
+import math
 
-from simulator.studies import planner
-from simulator.core.errors import Problem, ScenarioError
-from simulator.report.report import PF_DAY_FLOPS, TOKENS_PER_PARAM
-from simulator.scenario.load import Scenario, load_scenario
-from simulator.scenario.schema import STRATEGIES, STRATEGY_ALIASES
+from simulator.core.errors import Problem, UserError
+from simulator.execution.metrics import PF_DAY_FLOPS, TOKENS_PER_PARAM
+from simulator.execution.strategies import get_strategy
+from simulator.scenario.load import derive, load_scenario
+from simulator.spec.specs import Scenario
+from simulator.studies import planner, scaling
+from simulator.studies.suggest import fit_suggestions
 
 MEMORY_NOTE = ("memory: ZeRO-paper accounting (clustersim run's model), peak of one step; "
                "micro_batch_size and grad_accum_steps are kept per GPU (weak scaling)")
@@ -65,23 +68,15 @@ def _strategies_option(p: argparse.ArgumentParser) -> None:
 
 
 def _strategies(text: str) -> tuple[str, ...]:
-    out = []
-    for name in (t.strip().lower() for t in text.split(",") if t.strip()):
-        name = STRATEGY_ALIASES.get(name, name)
-        if name not in STRATEGIES:
-            from simulator.core.errors import did_you_mean
-
-            raise ScenarioError(Problem("--strategies", f"unknown strategy {name!r}",
-                                        did_you_mean(name, STRATEGIES)))
-        out.append(name)
+    out = [get_strategy(name, "--strategies").name for name in text.split(",") if name.strip()]
     if not out:
-        raise ScenarioError(Problem("--strategies", "no strategy given", "e.g. ddp,zero3"))
+        raise UserError(Problem("--strategies", "no strategy given", "e.g. ddp,zero3"))
     return tuple(out)
 
 
 def _positive(value: float | None, option: str) -> None:
-    if value is not None and not value > 0:
-        raise ScenarioError(Problem(option, f"expected a positive number, got {value:g}"))
+    if value is not None and not (value > 0 and math.isfinite(value)):
+        raise UserError(Problem(option, f"expected a positive finite number, got {value:g}"))
 
 
 def table(headers: list[str], rows: list[list[str]]) -> str:
@@ -113,7 +108,7 @@ def _dump(obj) -> int:
 def _header(s: Scenario) -> str:
     t = s.training
     return (f"# {s.name}: {s.model.name} ({s.model.params / 1e9:.3g}B params) on {s.cluster.gpu.name} "
-            f"({s.cluster.topology_name}, {s.cluster.gpus_per_host} per host); {t.precision}, {t.optimizer}, "
+            f"({s.cluster.topology_name}, {s.cluster.gpus_per_host} per host); {t.precision.name}, {t.optimizer}, "
             f"micro-batch {t.micro_batch_size} x seq {t.seq_len}, checkpointing {t.activation_checkpointing}")
 
 
@@ -125,15 +120,16 @@ def cmd_min_gpus(args: argparse.Namespace) -> int:
         return _dump(plan)
     print(_header(s))
     print(f"GPU counts searched: 1, 2, 4 ... within a host, then whole hosts of {s.cluster.gpus_per_host}, "
-          f"up to {planner.MAX_GPUS}")
+          f"up to {planner.MAX_GPUS:,}")
     print(table(["strategy", "min GPUs", "mem/GPU", "capacity", "step ms", "tokens/s/GPU", "MFU"],
-                [[r.strategy, r.num_gpus or f"> {planner.MAX_GPUS}", _gb(r.mem_total_bytes),
+                [[r.strategy, r.num_gpus or f"> {planner.MAX_GPUS:,}", _gb(r.mem_total_bytes),
                   _gb(r.capacity_bytes), _ms(r.step_time_s),
                   f"{r.tokens_per_s_per_gpu:,.0f}" if r.tokens_per_s_per_gpu else "-", _pct(r.mfu)]
                  for r in plan.at_minimum]))
+    for strategy, found in plan.minimum.items():
+        if found.invalid_note:
+            print(f"  {strategy}: smaller counts are not valid for this scenario ({found.invalid_note})")
     if plan.compare_at is None:
-        from simulator.execution.memory import fit_suggestions
-
         print("\nNo strategy fits at any size as configured; changes checked with the same memory model:")
         for hint in fit_suggestions(planner.with_strategy(s, "zero3")):
             print(f"  - {hint}")
@@ -182,7 +178,7 @@ def cmd_budget(args: argparse.Namespace) -> int:
     plan = planner.budget_plan(flops, args.gpu_days, s, args.mfu, _strategies(args.strategies))
     if args.json:
         return _dump(plan)
-    print(f"budget: C = {plan.flops:.4g} FLOPs = {planner.pf_days(plan.flops):,.4g} PF-days ({plan.source})")
+    print(f"budget: C = {plan.flops:.4g} FLOPs = {scaling.pf_days(plan.flops):,.4g} PF-days ({plan.source})")
     if args.gpu_days:
         how = "given with --mfu" if args.mfu else (f"simulated for the optimal model on this cluster, "
                                                    f"fixed point after {plan.iterations} iteration(s)")
@@ -190,7 +186,7 @@ def cmd_budget(args: argparse.Namespace) -> int:
     print(f"compute-optimal (Chinchilla, Hoffmann et al. 2022 Table 3: ~{TOKENS_PER_PARAM} tokens per "
           f"parameter, C = 6 N D):\n  N = sqrt(C / 120) = {plan.params / 1e9:.3g}B params, "
           f"D = 20 N = {plan.tokens / 1e9:,.4g}B tokens")
-    fit = planner.CHINCHILLA_FIT
+    fit = scaling.CHINCHILLA_FIT
     print(f"\npredicted loss at fixed C: L(N, D) = {fit.E} + {fit.A} / N^{fit.alpha} + {fit.B} / D^{fit.beta} "
           f"({fit.source}):")
     print(table(["params", "tokens", "tokens/param", "loss", ""],
@@ -200,7 +196,7 @@ def cmd_budget(args: argparse.Namespace) -> int:
           "exponent a = 0.46 vs 0.50); the loss differs by < 1% near either")
     if plan.train:
         print(f"\ntraining the {plan.params / 1e9:.3g}B model on {plan.tokens / 1e9:,.4g}B tokens on "
-              f"{s.cluster.num_gpus} x {s.cluster.gpu.name} ({s.training.precision}, micro-batch "
+              f"{s.cluster.num_gpus} x {s.cluster.gpu.name} ({s.training.precision.name}, micro-batch "
               f"{s.training.micro_batch_size}, checkpointing {s.training.activation_checkpointing}):")
         _train_table(plan.train, by="strategy")
         print("  days use the simulator's model FLOPs (6N + 12 L h s per token, attention included), "
@@ -221,31 +217,31 @@ def _gpu_counts(text: str | None) -> tuple[int, ...]:
     try:
         counts = tuple(int(t) for t in text.split(",") if t.strip())
     except ValueError:
-        raise ScenarioError(Problem("--gpus", f"expected comma-separated integers, got {text!r}",
+        raise UserError(Problem("--gpus", f"expected comma-separated integers, got {text!r}",
                                     "e.g. 64,256,1024")) from None
     if not counts or min(counts) < 1:
-        raise ScenarioError(Problem("--gpus", "GPU counts must be >= 1", "e.g. 64,256,1024"))
+        raise UserError(Problem("--gpus", "GPU counts must be >= 1", "e.g. 64,256,1024"))
     return counts
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     _positive(args.tokens, "--tokens")
-    if args.price is not None and args.price < 0:
-        raise ScenarioError(Problem("--price", f"expected >= 0 USD per GPU-hour, got {args.price:g}"))
+    if args.price is not None and not (args.price >= 0 and math.isfinite(args.price)):
+        raise UserError(Problem("--price", f"expected >= 0 USD per GPU-hour, got {args.price:g}"))
     s = load_scenario(args.scenario)
     if args.price is not None:
-        s = dataclasses.replace(s, cluster=dataclasses.replace(s.cluster, price_per_gpu_hour=args.price))
+        s = derive(s, {"cluster.price_per_gpu_hour": args.price})
     plan = planner.train_plan(s, args.tokens, _gpu_counts(args.gpus))
     if args.json:
         return _dump(plan)
     print(_header(s))
-    kind = s.model.arch.kind if s.model.arch is not None else "decoder"
-    k = planner.flops_per_param_per_token(kind)
+    kind = s.model.kind
+    k = scaling.flops_per_param_per_token(kind)
     print(f"training on {plan.tokens:.4g} tokens ({plan.tokens / plan.params:.1f} per parameter):")
-    print(f"  C = {k} N D = {plan.flops_6nd:.4g} FLOPs = {planner.pf_days(plan.flops_6nd):,.1f} PF-days "
+    print(f"  C = {k} N D = {plan.flops_6nd:.4g} FLOPs = {scaling.pf_days(plan.flops_6nd):,.1f} PF-days "
           f"(GPT-3 Table D.1 convention{', encoder-decoder: 3ND' if k == 3 else ''})")
     print(f"  the simulator's model FLOPs (attention included) = {plan.model_flops:.4g} = "
-          f"{planner.pf_days(plan.model_flops):,.1f} PF-days (what the days below are based on)")
+          f"{scaling.pf_days(plan.model_flops):,.1f} PF-days (what the days below are based on)")
     _train_table(plan.rows, by="num_gpus")
     if s.cluster.price_per_gpu_hour is None:
         print("  cost: give cluster.price_per_gpu_hour in the scenario or --price USD")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from simulator.core.errors import Problem, ScenarioError
+from simulator.core.errors import Problem, UserError
 
 
 def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
@@ -25,7 +25,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
     from simulator.report import plots
 
     if not args.results and not args.trace:
-        raise ScenarioError(Problem("plot", "nothing to plot", "give a results CSV and/or --trace FILE"))
+        raise UserError(Problem("plot", "nothing to plot", "give a results CSV and/or --trace FILE"))
     written = []
     if args.results:
         written += plots.plot_results(args.results, args.out, args.format)

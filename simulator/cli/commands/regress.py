@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from simulator.core.errors import Problem, ScenarioError
+from simulator.core.errors import Problem, UserError
 from simulator.studies.regress import DEFAULT_RTOL, render, run_regression
 
 
@@ -28,10 +28,10 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
 
 def cmd_regress(args: argparse.Namespace) -> int:
     if not args.rtol >= 0:
-        raise ScenarioError(Problem("--rtol", f"expected a tolerance >= 0, got {args.rtol:g}"))
+        raise UserError(Problem("--rtol", f"expected a tolerance >= 0, got {args.rtol:g}"))
     golden, scenarios = Path(args.golden).resolve(), Path(args.scenario_dir).resolve()
     if golden == scenarios:
-        raise ScenarioError(Problem("--golden", "the golden directory must not be the scenario directory",
+        raise UserError(Problem("--golden", "the golden directory must not be the scenario directory",
                                     "e.g. --golden golden"))
     result = run_regression(args.scenario_dir, args.golden, args.rtol, args.update)
     print(render(result, args.rtol))

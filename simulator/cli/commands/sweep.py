@@ -44,18 +44,19 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from simulator.core.errors import Problem, ScenarioError
-    from simulator.studies.sweep.spec import load_sweep, run_sweep
+    from simulator.core.errors import Problem, UserError
+    from simulator.studies.sweep.runner import run_sweep
+    from simulator.studies.sweep.spec import load_sweep
 
     sweep = load_sweep(args.sweep)
     if args.dry_run:
         return _list_points(sweep)
     if not args.out:
-        raise ScenarioError(Problem("--out", "required", "e.g. --out results.csv"))
+        raise UserError(Problem("--out", "required", "e.g. --out results.csv"))
     if args.jobs is not None and args.jobs < 1:
-        raise ScenarioError(Problem("--jobs", f"expected a positive number of workers, got {args.jobs}"))
+        raise UserError(Problem("--jobs", f"expected a positive number of workers, got {args.jobs}"))
     if args.plot is not None and not args.out.lower().endswith(".csv"):
-        raise ScenarioError(Problem("--plot", "figures are drawn from CSV results", "use --out results.csv"))
+        raise UserError(Problem("--plot", "figures are drawn from CSV results", "use --out results.csv"))
     bar = ProgressBar(enabled=not args.quiet and sys.stderr.isatty())
     start = time.perf_counter()
     try:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from simulator.core.errors import Problem, ScenarioError
+from simulator.core.errors import Problem, UserError
 
 # Bump when a row's meaning changes: results files of another version are then refused.
 RESULTS_VERSION = 1
@@ -39,13 +39,13 @@ def is_number(v: Any) -> bool:
 def output_format(path: Path) -> str:
     fmt = FORMATS.get(path.suffix.lower())
     if fmt is None:
-        raise ScenarioError(Problem("--out", f"unknown results format {path.suffix or '(no extension)'!r}",
+        raise UserError(Problem("--out", f"unknown results format {path.suffix or '(no extension)'!r}",
                                     "name the file .csv, .jsonl or .parquet"))
     if fmt == "parquet":
         try:
             import pyarrow  # noqa: F401
         except ImportError:
-            raise ScenarioError(Problem("--out", "writing .parquet needs pyarrow, which is not installed",
+            raise UserError(Problem("--out", "writing .parquet needs pyarrow, which is not installed",
                                         "pip install pyarrow, or write .csv or .jsonl")) from None
     return fmt
 
@@ -171,7 +171,7 @@ class ResultsStore:
                          f"{record.get('fingerprint')}, this sweep's is {self.fingerprint})")
 
     def _refuse(self, message: str) -> None:
-        raise ScenarioError(Problem("--out", message + "; nothing was overwritten",
+        raise UserError(Problem("--out", message + "; nothing was overwritten",
                                     "give another --out, or add --force to replace it"))
 
     def _read_back(self) -> None:

@@ -1,38 +1,26 @@
-"""Sweeps: one base scenario varied along dotted-path axes (grid or zip), one result row per point.
+"""Sweep files: one base scenario varied along dotted-path axes (grid or zip), one result row per point.
 
-    sweep = load_sweep("scenarios/sweeps/llama2-capacity.yaml")
-    summary = run_sweep(sweep, "results.csv", jobs=2)
-
-Points run in parallel (a ProcessPoolExecutor, or a Dask cluster through its concurrent.futures
-executor); rows are appended to the output as they finish, so an interrupted sweep keeps its
-rows and a rerun computes only the missing points. The finished file is rewritten in point
-order, atomically, so it is byte-identical whether or not the sweep was interrupted.
-This module prints nothing: progress goes to a callback (the CLI draws the bar).
+A sweep file names a base scenario (a path or an inline mapping), fixed overrides (`set`)
+and axes; every path is checked to name a field before any point runs. runner.py runs them.
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import dataclasses
 import hashlib
 import itertools
 import json
 import math
-import numbers
-import os
-import signal
-import threading
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from simulator import __version__
-from simulator.core.errors import Problem, ScenarioError, did_you_mean
-from simulator.studies.sweep.results import OUTPUT_COLUMNS, RESULTS_VERSION, ResultsStore, is_number, output_format
+from simulator.core.errors import Problem, UserError, did_you_mean
 from simulator.core.yamlio import read_yaml
+from simulator.studies.sweep.results import OUTPUT_COLUMNS, RESULTS_VERSION, is_number
 
 SWEEP_KEYS = ("name", "description", "base", "set", "mode", "axes")
 MODES = ("grid", "zip")
@@ -95,12 +83,15 @@ class SweepSummary:
 
 
 def load_sweep(path: str | Path) -> Sweep:
-    """Read and validate a sweep file; ScenarioError names the file and every problem."""
+    """Read and validate a sweep file; UserError names the file and every problem."""
     path = Path(path)
     data = read_yaml(path)
+    if "model" in data and "axes" not in data:
+        raise UserError(Problem("", "this is a scenario file (it has a model section and no axes), not a sweep",
+                                f"run it with: clustersim run {path}"), str(path))
     try:
         sweep = sweep_from_dict(data, path.parent, default_name=path.stem)
-    except ScenarioError as exc:
+    except UserError as exc:
         raise exc.with_source(str(path)) from None
     return dataclasses.replace(sweep, source=str(path), protected=(str(path.resolve()), *sweep.protected))
 
@@ -124,7 +115,7 @@ def sweep_from_dict(data: dict[str, Any], sweep_dir: Path | None = None, default
     if not problems and mode == "grid" and math.prod(len(v) for _, v in axes) > MAX_POINTS:
         problems.append(Problem("axes", f"the grid has more than {MAX_POINTS:,} points", "split the sweep"))
     if problems:
-        raise ScenarioError(problems)
+        raise UserError(problems)
     sweep = Sweep(name=str(data.get("name", default_name)), base=base, base_dir=base_dir, mode=mode,
                   axes=tuple(axes), fixed=tuple(fixed), protected=protected)
     _check_paths(sweep)
@@ -144,7 +135,7 @@ def _base(value: Any, sweep_dir: Path | None, problems: list[Problem]):
     path = (sweep_dir / value) if sweep_dir is not None else Path(value)
     try:
         return read_yaml(path), path.parent, (str(path.resolve()),)
-    except ScenarioError as exc:
+    except UserError as exc:
         problems.extend(Problem("base", f"{value}: {p.message}", p.hint) for p in exc.problems)
         return {}, sweep_dir, ()
 
@@ -239,13 +230,13 @@ def set_path(data: dict[str, Any], path: str, value: Any) -> list[str]:
         here = ".".join(parts[:depth]) or "(top level)"
         if isinstance(node, list):
             if not part.isdigit() or int(part) >= len(node):
-                raise ScenarioError(Problem(path, f"{here} is a list of {len(node)}; {part!r} is not an index in it"))
+                raise UserError(Problem(path, f"{here} is a list of {len(node)}; {part!r} is not an index in it"))
             key: Any = int(part)
         elif isinstance(node, dict):
             key = part
         else:
             kind = {str: "string", bool: "boolean", int: "number", float: "number"}.get(type(node), "value")
-            raise ScenarioError(Problem(path, f"{here} is a {kind}, not a mapping",
+            raise UserError(Problem(path, f"{here} is a {kind}, not a mapping",
                                         f"sweep {here} itself, or make it a mapping in the base"))
         if depth == len(parts) - 1:
             node[key] = value
@@ -270,11 +261,11 @@ def _check_paths(sweep: Sweep) -> None:
     for path, value in [*sweep.fixed, *zip(sweep.paths, first)]:
         try:
             created |= dict.fromkeys(set_path(data, path, copy.deepcopy(value)), where[path])
-        except ScenarioError as exc:
+        except UserError as exc:
             problems.append(Problem(where[path], exc.problems[0].message, exc.problems[0].hint))
     try:
         scenario_from_dict(data, base_dir=sweep.base_dir)
-    except ScenarioError as exc:
+    except UserError as exc:
         for p in exc.problems:
             if p.path in created:  # e.g. training.strategy.x made training.strategy a mapping
                 problems.append(Problem(created[p.path], f"names no field ({p.path} is not a section: "
@@ -287,178 +278,4 @@ def _check_paths(sweep: Sweep) -> None:
     except Exception:  # noqa: BLE001, S110  (a simulator failure is reported per point, as status error)
         pass
     if problems:
-        raise ScenarioError(problems)
-
-
-# ---------------------------------------------------------------------------------- one point
-
-
-class PointTimeout(BaseException):
-    """A point ran past its time limit (a BaseException, so no `except Exception` swallows it)."""
-
-
-def run_point(task: tuple[int, dict[str, Any], str | None, str, float | None]) -> dict[str, Any]:
-    """One point's row (the worker function): status ok | invalid | error, never an exception."""
-    point, data, base_dir, backend, timeout_s = task
-    from simulator.scenario.load import scenario_from_dict
-    from simulator.studies.simulate import simulate
-
-    row: dict[str, Any] = {"point": point}
-    try:
-        with _TimeLimit(timeout_s):
-            scenario = scenario_from_dict(data, base_dir=Path(base_dir) if base_dir else None)
-            report = simulate(scenario, backend=backend)
-    except ScenarioError as exc:
-        return {**row, "status": "invalid", "message": "; ".join(p.render() for p in exc.problems)}
-    except PointTimeout:
-        return {**row, "status": "error", "message": f"timed out after {timeout_s:g} s"}
-    except Exception as exc:  # noqa: BLE001  (a simulator bug in one point must not end the sweep)
-        return {**row, "status": "error", "message": f"{type(exc).__name__}: {exc}"}
-    return {**row, "status": "ok", "message": "", **outputs(report)}
-
-
-class _TimeLimit:
-    """SIGALRM-based wall-clock limit; only where signals work (a process' main thread)."""
-
-    def __init__(self, seconds: float | None):
-        self.seconds = seconds if seconds and threading.current_thread() is threading.main_thread() \
-            and hasattr(signal, "setitimer") else None
-
-    def __enter__(self):
-        if self.seconds:
-            self.old = signal.signal(signal.SIGALRM, self._expire)
-            signal.setitimer(signal.ITIMER_REAL, self.seconds)
-
-    def __exit__(self, *exc):
-        if self.seconds:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, self.old)
-
-    @staticmethod
-    def _expire(signum, frame):
-        raise PointTimeout()
-
-
-def outputs(report: dict[str, Any]) -> dict[str, Any]:
-    """The key outputs of a report, by result column (cost_usd None when no price was given)."""
-    mem, per, step, tr = report["memory"], report["memory"]["per_gpu"], report["step"], report["training"]
-    values = {
-        "name": report["name"], "model": report["model"]["name"], "params": report["model"]["params"],
-        "strategy": tr["strategy"], "gpu": report["cluster"]["gpu"], "num_gpus": report["cluster"]["num_gpus"],
-        "fits": mem["fits"], "mem_total_bytes": per["total_bytes"],
-        **{f"mem_{k}_bytes": per[f"{k}_bytes"]
-           for k in ("params", "grads", "optimizer", "activations", "buffers", "overhead")},
-        "capacity_bytes": mem["capacity_bytes"], "step_time_s": step["time_s"], "compute_s": step["compute_s"],
-        "comm_s": step["comm_s"], "exposed_comm_s": step["exposed_comm_s"], "mfu": step["mfu"],
-        "tokens_per_s": step["tokens_per_s"], "tokens_per_s_per_gpu": step["tokens_per_s_per_gpu"],
-        "days": tr.get("days"), "gpu_hours": tr.get("gpu_hours"), "cost_usd": tr.get("cost_usd"),
-    }
-    return {key: _plain(value) for key, value in values.items()}
-
-
-def _plain(value: Any) -> Any:
-    """numpy scalars -> Python ones, so every format writes them the same way."""
-    if hasattr(value, "item") and not isinstance(value, (int, float, str)):
-        value = value.item()  # numpy bool_, integer, floating
-    if isinstance(value, (bool, str)) or value is None:
-        return value
-    if isinstance(value, numbers.Integral):
-        return int(value)
-    if isinstance(value, numbers.Real):
-        return float(value)
-    return value
-
-
-# ---------------------------------------------------------------------------------- running
-
-
-def run_sweep(sweep: Sweep, out: str | Path, *, jobs: int | None = None, dask: str | None = None,
-              dask_processes: bool = True, backend: str = "fluid", timeout_s: float | None = None,
-              force: bool = False, retry_errors: bool = False,
-              on_progress: Callable[[int, int], None] | None = None) -> SweepSummary:
-    """Run the points not already in `out`, appending rows as they finish, then rewrite `out`
-    in point order. A KeyboardInterrupt leaves the appended rows for the next run to resume."""
-    out = Path(out)
-    if str(out.resolve()) in sweep.protected or out.is_dir():
-        what = "a directory" if out.is_dir() else "an input of this sweep"
-        raise ScenarioError(Problem("--out", f"{out} is {what}", "give another output file"))
-    points, fmt = sweep.points(), output_format(out)
-    jobs = max(1, jobs or os.cpu_count() or 1)
-    # Connect to Dask first: a wrong address must not leave an empty results file behind.
-    with _dask_client(dask, jobs, dask_processes) if dask else contextlib.nullcontext() as client:
-        store = ResultsStore(out, fmt, sweep.columns, sweep.fingerprint(backend), sweep.source)
-        done = store.open(force=force, retry_errors=retry_errors, num_points=len(points))
-        base_dir = str(sweep.base_dir) if sweep.base_dir is not None else None
-        tasks = [(i, sweep.scenario_dict(values), base_dir, backend, timeout_s)
-                 for i, values in enumerate(points) if i not in done]
-        axis_cells = {i: dict(zip(sweep.paths, values)) for i, values in enumerate(points)}
-        progress = on_progress or (lambda done_, total: None)
-        progress(len(done), len(points))
-        try:
-            for row in _execute(tasks, jobs, client):
-                store.append({**row, **axis_cells[row["point"]]})
-                progress(store.count, len(points))
-        finally:
-            store.close()
-    counts = store.finish()
-    return SweepSummary(total=len(points), resumed=len(done), computed=len(tasks), status_counts=counts,
-                        path=out)
-
-
-def _execute(tasks: list, jobs: int, client: Any) -> Iterator[dict]:
-    """Rows as points finish: on Dask (its concurrent.futures executor), a process pool, or inline."""
-    if client is not None:
-        yield from _drain(client.get_executor(), tasks)
-    elif jobs == 1 or len(tasks) <= 1:
-        for task in tasks:
-            yield run_point(task)
-    else:
-        import simulator.studies.simulate  # noqa: F401  (forked workers inherit the imports)
-
-        pool = ProcessPoolExecutor(max_workers=min(jobs, len(tasks)))
-        try:
-            yield from _drain(pool, tasks)
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _drain(executor: Executor, tasks: list) -> Iterator[dict]:
-    futures = [executor.submit(run_point, task) for task in tasks]
-    try:
-        for future in as_completed(futures):
-            yield future.result()
-    finally:
-        for future in futures:
-            future.cancel()
-
-
-def _dask_client(address: str, jobs: int, processes: bool):
-    try:
-        from dask.distributed import Client, LocalCluster
-    except ImportError:
-        raise ScenarioError(Problem("--dask", "dask.distributed is not installed",
-                                    "pip install 'dask[distributed]', or run without --dask")) from None
-    if address == "local":
-        cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=processes,
-                               dashboard_address=None)
-        return _Closing(Client(cluster), cluster)
-    try:
-        return _Closing(Client(address, timeout="10s"))
-    except OSError as exc:
-        raise ScenarioError(Problem("--dask", f"cannot reach the scheduler at {address}: {exc}",
-                                    "give tcp://HOST:PORT of a running dask scheduler, or 'local'")) from None
-
-
-class _Closing:
-    """Close a dask client (and its local cluster) on exit."""
-
-    def __init__(self, client, cluster=None):
-        self.client, self.cluster = client, cluster
-
-    def __enter__(self):
-        return self.client
-
-    def __exit__(self, *exc):
-        self.client.close()
-        if self.cluster is not None:
-            self.cluster.close()
+        raise UserError(problems)

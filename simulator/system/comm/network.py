@@ -1,7 +1,7 @@
 """Network backends the discrete-event engine drives: a fluid max-min model and an analytic bound.
 
-A transfer is a costed collective (`collectives.CollectiveCost`): phases in sequence, each
-a latency followed by a bandwidth stage that puts `wire_bytes[e]` on each directed edge e.
+A transfer is a costed collective (`cost.CollectiveCost`): phases in sequence, each a
+latency followed by a bandwidth stage that puts `wire_bytes[e]` on each directed edge e.
 `start(transfer)` returns a simpy event that fires when it completes.
 
 Fluid backend (flow-level, as in flow-level network simulators): while several transfers
@@ -15,7 +15,8 @@ one link, each crossing it once, therefore get capacity/2 each on it, exactly li
 flows; a transfer alone gets min_e capacity_e / k_je, i.e. exactly its standalone time.
 Rates are recomputed only when a bandwidth stage starts or ends, so the number of events
 grows with the number of collectives, not with GPUs x chunks. Per-link arrays are numpy,
-indexed by the topology's edge index.
+indexed by the topology's edge index; rates of a set of concurrent phases are memoized in
+the CommContext (steps repeat the same few combinations).
 
 Analytic backend: no sharing; each transfer takes its standalone `time_s`.
 """
@@ -29,9 +30,8 @@ from typing import Any
 import numpy as np
 import simpy
 
-from simulator.system.comm.collectives import NCCL_CALIBRATION, Calibration, effective_capacity
-from simulator.core.errors import Problem, ScenarioError, did_you_mean
-from simulator.system.topology.graph import Topology
+from simulator.core.errors import Problem, UserError, did_you_mean
+from simulator.system.comm.cost import CommContext
 
 # A bandwidth stage counts as finished when less than this fraction of it is left
 # (floating-point residue of rate x time; 1e-9 of a 65 ms stage is 65 ps).
@@ -85,26 +85,12 @@ def _demand(ph: Any) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(ph.edge_ids, np.int64), np.asarray(ph.wire_bytes, float) / ph.per_rank_wire_bytes
 
 
-# Rates depend only on which stages share the network (and the link capacities), and steps
-# repeat the same few combinations: collective plans are cached, so equal collectives share
-# Phase objects. Memoized by (capacity array, phases) identities; each value keeps those
-# objects alive so the ids stay theirs. Bounded: cleared when it reaches _MEMO_MAX entries.
-_RATES_MEMO: dict[tuple[int, ...], tuple[tuple, np.ndarray]] = {}
-_MEMO_MAX = 4096
-
-
 class FluidNetwork:
     """Max-min fair sharing of directed links among concurrent collectives (see module doc)."""
 
-    def __init__(
-        self,
-        env: simpy.Environment,
-        topology: Topology,
-        calibration: Calibration = NCCL_CALIBRATION,
-    ):
-        self.env = env
-        self.topology = topology
-        self.capacity = effective_capacity(topology, calibration)
+    def __init__(self, env: simpy.Environment, comm: CommContext):
+        self.env, self.comm = env, comm
+        self.capacity = comm.capacity
         self.active: list[_Active] = []
         self.rate_updates = 0  # how many times rates were recomputed (tests, profiling)
         self._last_update = env.now
@@ -150,13 +136,8 @@ class FluidNetwork:
         phases = tuple(st.transfer.phases[st.phase] for st in self.active)
         if len(phases) == 1:  # alone: its standalone rate, no filling needed
             return np.array([phases[0].per_rank_wire_bytes / phases[0].bandwidth_s])
-        key = (id(self.capacity), *(id(ph) for ph in phases))
-        if key not in _RATES_MEMO:
-            if len(_RATES_MEMO) >= _MEMO_MAX:
-                _RATES_MEMO.clear()
-            rates = max_min_rates(self.capacity, [_demand(ph) for ph in phases])
-            _RATES_MEMO[key] = ((self.capacity, phases), rates)
-        return _RATES_MEMO[key][1]
+        key = tuple(ph.serial for ph in phases)
+        return self.comm.rates.get(key, lambda: max_min_rates(self.capacity, [_demand(ph) for ph in phases]))
 
     def _reschedule(self) -> None:
         self.rate_updates += 1
@@ -194,14 +175,8 @@ class FluidNetwork:
 class AnalyticNetwork:
     """No sharing: each transfer takes its standalone time (a lower bound under contention)."""
 
-    def __init__(
-        self,
-        env: simpy.Environment,
-        topology: Topology,
-        calibration: Calibration = NCCL_CALIBRATION,
-    ):
-        self.env = env
-        self.topology = topology
+    def __init__(self, env: simpy.Environment, comm: CommContext):
+        self.env, self.comm = env, comm
 
     def start(self, transfer: Any) -> simpy.Event:
         return self.env.timeout(transfer.time_s, value=transfer)
@@ -210,15 +185,8 @@ class AnalyticNetwork:
 BACKENDS = {"fluid": FluidNetwork, "analytic": AnalyticNetwork}
 
 
-def make_network(
-    name: str,
-    env: simpy.Environment,
-    topology: Topology,
-    calibration: Calibration = NCCL_CALIBRATION,
-) -> FluidNetwork | AnalyticNetwork:
+def make_network(name: str, env: simpy.Environment, comm: CommContext) -> FluidNetwork | AnalyticNetwork:
     """A network backend by name ('fluid' or 'analytic')."""
     if name not in BACKENDS:
-        raise ScenarioError(
-            Problem("network.backend", f"unknown backend {name!r}", did_you_mean(name, BACKENDS))
-        )
-    return BACKENDS[name](env, topology, calibration)
+        raise UserError(Problem("--network", f"unknown backend {name!r}", did_you_mean(name, BACKENDS)))
+    return BACKENDS[name](env, comm)

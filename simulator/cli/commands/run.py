@@ -1,0 +1,40 @@
+"""`clustersim run [SCENARIO]`: simulate a scenario and print its report."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from simulator.cli.output import check_output
+from simulator.scenario.load import DEFAULT_SCENARIO, load_scenario, scenario_path
+
+
+def add_subcommands(sub: argparse._SubParsersAction) -> None:
+    run = sub.add_parser("run", help="simulate a scenario and print its report")
+    run.add_argument("scenario", nargs="?", default=DEFAULT_SCENARIO,
+                     help=f"scenario YAML, or a shipped scenario's name (default: {DEFAULT_SCENARIO}; "
+                          "see `clustersim scenarios`)")
+    run.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    run.add_argument("--json-out", metavar="FILE", help="also write the JSON report to FILE")
+    run.add_argument("--fail-on-oom", action="store_true", help="exit 1 when the scenario does not fit")
+    run.add_argument("--trace", metavar="FILE", help="write the step's timeline as Chrome trace JSON")
+    run.add_argument("--network", choices=["fluid", "analytic"], default="fluid",
+                     help="network model: max-min fair sharing between concurrent collectives "
+                          "(fluid, default) or each collective at its standalone time (analytic)")
+    run.set_defaults(func=cmd_run)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from simulator.report.document import to_json
+    from simulator.report.text import render_text
+    from simulator.studies.simulate import simulate
+
+    path = scenario_path(args.scenario)
+    check_output("--json-out", args.json_out, (path,))
+    check_output("--trace", args.trace, (path,))
+    report = simulate(load_scenario(path), trace_path=args.trace, backend=args.network)
+    text = to_json(report)
+    if args.json_out:
+        Path(args.json_out).write_text(text + "\n", encoding="utf-8")
+    print(text if args.json else render_text(report))
+    return 0 if report["memory"]["fits"] or not args.fail_on_oom else 1

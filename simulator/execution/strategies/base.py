@@ -1,0 +1,104 @@
+"""What a data-parallel strategy is: one object that owns, side by side, the validation of its
+settings, its process groups, its memory accounting and its schedule.
+
+Adding a strategy is a module with a `Strategy` subclass plus one line in the registry
+(`strategies/__init__.py`); the schema's choices, the memory model, the step engine and the
+planner all go through the registry.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
+
+from simulator.core.errors import Problem
+from simulator.spec.mesh import Group, Mesh
+from simulator.spec.specs import Scenario, TrainingSpec
+
+if TYPE_CHECKING:
+    from simulator.execution.layout import Layout
+    from simulator.execution.schedule import ScheduleBuilder
+    from simulator.execution.strategies.common import Context
+
+
+@dataclass(frozen=True, kw_only=True)
+class StateBytes:
+    """Per-rank model states: (params, grads, optimizer) bytes."""
+
+    params: int
+    grads: int
+    optimizer: int
+
+
+class Strategy(ABC):
+    name: ClassVar[str]
+    aliases: ClassVar[tuple[str, ...]] = ()
+    description: ClassVar[str]
+    # ZeRO stage: 0 replicates everything, 1 shards optimizer states, 2 also gradients, 3 also
+    # parameters (Rajbhandari et al. 2020, Sec 5); orders strategies by memory for suggestions.
+    zero_stage: ClassVar[int]
+    offload_optimizer: ClassVar[bool] = True   # ZeRO-Offload supported
+    offload_params: ClassVar[bool] = False     # ZeRO-Infinity / FSDP CPUOffload supported
+
+    # ---- validation and groups
+
+    def validate(self, t: TrainingSpec, num_gpus: int) -> list[Problem]:
+        """Problems with this strategy's settings, at their field paths."""
+        problems = []
+        if t.offload.params and not self.offload_params:
+            problems.append(Problem("training.offload.params", f"parameter offload needs sharded parameters "
+                                    f"(ZeRO-Infinity / FSDP CPUOffload), not {self.name}",
+                                    "use strategy: zero3 or hsdp"))
+        if t.offload.optimizer and not self.offload_optimizer:
+            problems.append(Problem("training.offload.optimizer", "optimizer offload needs a ZeRO stage "
+                                    "(ZeRO-Offload)", "use strategy: zero1, zero2 or zero3"))
+        return problems
+
+    def dp_dims(self, s: Scenario) -> tuple[tuple[str, int], ...]:
+        """This strategy's mesh dimensions (innermost first); one `dp` dimension by default."""
+        return (("dp", s.cluster.num_gpus),)
+
+    def mesh(self, s: Scenario) -> Mesh:
+        return Mesh(dims=self.dp_dims(s))
+
+    def grad_group(self, s: Scenario) -> Group:
+        """The group gradients are reduced (or reduce-scattered) over first."""
+        return self.mesh(s).group("dp")
+
+    def collectives(self, s: Scenario) -> list[tuple[str, Group]]:
+        """The (operation, group) pairs this strategy's step issues (for validating a forced algorithm)."""
+        return []
+
+    def shard_degree(self, s: Scenario) -> int:
+        """How many ranks share one copy of the sharded states (1: nothing sharded)."""
+        return s.cluster.num_gpus if self.zero_stage > 0 else 1
+
+    # ---- memory (the ZeRO paper's accounting; see execution/memory.py)
+
+    def state_bytes(self, params: int, n: int, pb: int, gb: int, k: float) -> StateBytes:
+        """Rajbhandari et al. 2020, Table 1: each stage shards one more state over n ranks.
+        Shards are ceil(P / n) elements (frameworks pad the flat buffer to n equal parts)."""
+        shard = math.ceil(params / n)
+        return StateBytes(params=(shard if self.zero_stage >= 3 else params) * pb,
+                          grads=(shard if self.zero_stage >= 2 else params) * gb,
+                          optimizer=int(math.ceil((shard if self.zero_stage >= 1 else params) * k)))
+
+    @abstractmethod
+    def static_buffer_bytes(self, s: Scenario, lay: Layout, pb: int, gb: int) -> int:
+        """Buffers held for the whole step."""
+
+    def buffers_at_backward_start(self, s: Scenario, lay: Layout, pb: int, gb: int) -> int:
+        """Transient buffers (beyond the static ones) live when backward starts."""
+        return 0
+
+    def buffers_at_block_backward(self, s: Scenario, lay: Layout, i: int, pb: int, gb: int) -> int:
+        """Transient buffers (beyond the static ones) live during block i's backward."""
+        return 0
+
+    # ---- schedule
+
+    @abstractmethod
+    def schedule(self, ctx: Context) -> ScheduleBuilder:
+        """One rank's tasks for one optimizer step."""

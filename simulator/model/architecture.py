@@ -1,0 +1,220 @@
+"""Transformer architecture: shape, validation and exact parameter counts.
+
+Parameter counts follow the reference implementation named by each preset (HF transformers
+`model.num_parameters()`, which counts a tied weight once; llm-foundry MPT).
+Encoder-decoder: `num_layers` is the encoder, `num_decoder_layers` the decoder.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+KINDS = ("decoder", "encoder", "encoder-decoder")
+FFNS = ("gelu", "relu", "swiglu", "geglu")
+GATED_FFNS = ("swiglu", "geglu")
+POSITIONS = ("learned", "rotary", "alibi", "relative")
+NORMS = ("layernorm", "layernorm-nobias", "rmsnorm")
+STACKS = ("encoder", "decoder")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Architecture:
+    kind: str  # "decoder" | "encoder" | "encoder-decoder"
+    num_layers: int  # the stack; for encoder-decoder the ENCODER layers
+    hidden_size: int
+    num_heads: int
+    ffn_hidden_size: int
+    vocab_size: int
+    num_kv_heads: int | None = None  # None = num_heads (MHA); fewer = GQA / MQA
+    head_dim: int | None = None  # None = hidden_size // num_heads (T5 d_kv, GPT-3 d_head)
+    ffn: str = "gelu"  # "gelu" | "relu" (2 matrices) | "swiglu" | "geglu" (3 matrices)
+    num_decoder_layers: int | None = None  # encoder-decoder only; None = num_layers
+    tied_embeddings: bool = True  # output projection shares the input embedding
+    position_embedding: str = "learned"  # "learned" | "rotary" | "alibi" | "relative"
+    max_position_embeddings: int = 0  # rows of a learned position table (0: none counted)
+    norm: str = "layernorm"  # "layernorm" (w+b) | "layernorm-nobias" | "rmsnorm" (w)
+    bias: bool = True  # biases on all linear layers of the blocks
+    qkv_bias: bool | None = None  # None = follows `bias`; True alone = Qwen-style QKV bias
+    lm_head: bool = True  # False: no output projection (HF BertModel)
+    lm_head_bias: bool = False
+    embedding_norm: bool = False  # norm after the embeddings (BLOOM, BERT)
+    final_norm: bool = True  # norm after each stack (pre-LN); False for post-LN BERT
+    token_type_vocab: int = 0  # BERT segment embeddings (2)
+    pooler: bool = False  # BERT pooler dense h x h + bias
+    relative_attention_num_buckets: int = 32  # T5 bias table, first block of each stack
+
+    def __post_init__(self) -> None:
+        for name in ("num_layers", "hidden_size", "num_heads", "ffn_hidden_size", "vocab_size",
+                     "relative_attention_num_buckets"):
+            _check_int(name, getattr(self, name), minimum=1)
+        for name in ("num_kv_heads", "head_dim", "num_decoder_layers"):
+            if getattr(self, name) is not None:
+                _check_int(name, getattr(self, name), minimum=1)
+        for name in ("max_position_embeddings", "token_type_vocab"):
+            _check_int(name, getattr(self, name), minimum=0)
+        for name, allowed in (("kind", KINDS), ("ffn", FFNS),
+                              ("position_embedding", POSITIONS), ("norm", NORMS)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name}: {getattr(self, name)!r} is not one of {allowed}")
+        for name in ("tied_embeddings", "bias", "lm_head", "lm_head_bias", "embedding_norm",
+                     "final_norm", "pooler"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name}: expected true or false, got {getattr(self, name)!r}")
+        if self.qkv_bias is not None and not isinstance(self.qkv_bias, bool):
+            raise ValueError(f"qkv_bias: expected true, false or null, got {self.qkv_bias!r}")
+        if self.head_dim is None and self.hidden_size % self.num_heads:
+            raise ValueError(f"hidden_size: {self.hidden_size} is not divisible by num_heads "
+                             f"{self.num_heads} (set head_dim to decouple them)")
+        if self.num_heads % self.kv_heads:
+            raise ValueError(f"num_kv_heads: num_heads {self.num_heads} is not a multiple of "
+                             f"num_kv_heads {self.kv_heads}")
+        if self.num_decoder_layers is not None and self.kind != "encoder-decoder":
+            raise ValueError("num_decoder_layers: only an encoder-decoder has a second stack")
+
+    @property
+    def kv_heads(self) -> int:
+        return self.num_heads if self.num_kv_heads is None else self.num_kv_heads
+
+    @property
+    def head_size(self) -> int:
+        return self.hidden_size // self.num_heads if self.head_dim is None else self.head_dim
+
+    @property
+    def q_dim(self) -> int:
+        """Width of Q (and of the attention output): num_heads * head_dim."""
+        return self.num_heads * self.head_size
+
+    @property
+    def kv_dim(self) -> int:
+        """Width of K (and of V): num_kv_heads * head_dim."""
+        return self.kv_heads * self.head_size
+
+    @property
+    def gated(self) -> bool:
+        return self.ffn in GATED_FFNS
+
+    @property
+    def decoder_layers(self) -> int:
+        """Layers of the decoder stack (0 for an encoder-only or decoder-only model)."""
+        if self.kind != "encoder-decoder":
+            return 0
+        return self.num_layers if self.num_decoder_layers is None else self.num_decoder_layers
+
+    @property
+    def total_layers(self) -> int:
+        return self.num_layers + self.decoder_layers
+
+
+def _check_int(name: str, value: object, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name}: expected an integer >= {minimum}, got {value!r}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Unit:
+    """One FSDP wrap unit / DDP bucket source, in forward execution order."""
+
+    name: str
+    params: int
+    kind: str  # "embedding" | "block" | "norm" | "head"
+
+
+# ---------------------------------------------------------------- parameters
+
+def norm_params(arch: Architecture) -> int:
+    """One norm's parameters: LayerNorm has weight and bias, RMSNorm only a weight."""
+    return 2 * arch.hidden_size if arch.norm == "layernorm" else arch.hidden_size
+
+
+def _attention_params(arch: Architecture) -> int:
+    h = arch.hidden_size
+    # Q: h x q_dim, K and V: h x kv_dim, output: q_dim x h (HF LlamaAttention / GPT2 c_attn).
+    weights = h * arch.q_dim + 2 * h * arch.kv_dim + arch.q_dim * h
+    qkv_bias = arch.bias if arch.qkv_bias is None else arch.qkv_bias
+    biases = (arch.q_dim + 2 * arch.kv_dim if qkv_bias else 0) + (h if arch.bias else 0)
+    return weights + biases
+
+
+def _ffn_params(arch: Architecture) -> int:
+    h, f = arch.hidden_size, arch.ffn_hidden_size
+    # Gated FFNs (Shazeer 2020, "GLU Variants"; HF LlamaMLP) have gate, up and down matrices.
+    mats = 3 if arch.gated else 2
+    biases = ((mats - 1) * f + h) if arch.bias else 0
+    return mats * h * f + biases
+
+
+def block_params(arch: Architecture, stack: str = "decoder", index: int = 1) -> int:
+    """Parameters of block `index` of `stack` (cross-attention only in an enc-dec decoder)."""
+    cross = arch.kind == "encoder-decoder" and stack == "decoder"
+    total = _attention_params(arch) * (2 if cross else 1) + _ffn_params(arch)
+    total += norm_params(arch) * (3 if cross else 2)
+    if arch.position_embedding == "relative" and index == 0:
+        # HF T5Stack: relative_attention_bias Embedding(num_buckets, n_heads) in block 0 only.
+        total += arch.relative_attention_num_buckets * arch.num_heads
+    return total
+
+
+def _stack_embedding_params(arch: Architecture) -> int:
+    """Per-stack embedding extras: learned positions and the embedding norm (BART-style)."""
+    pos = arch.max_position_embeddings * arch.hidden_size
+    pos = pos if arch.position_embedding == "learned" else 0
+    return pos + (norm_params(arch) if arch.embedding_norm else 0)
+
+
+def parameter_units(arch: Architecture) -> list[Unit]:
+    """Units in forward order; sum(u.params) == param_count(arch).
+
+    Single-stack blocks are `layers.i`; an encoder-decoder has `encoder.i`,
+    `encoder.final_norm`, `decoder.embedding` (only if it has parameters), `decoder.i`.
+    `head` holds the final norm, an untied output projection (+ bias) and a BERT pooler; it
+    is omitted when it has no parameters. A tied output projection lives in `embedding`.
+    """
+    h = arch.hidden_size
+    embedding = arch.vocab_size * h + arch.token_type_vocab * h + _stack_embedding_params(arch)
+    units = [Unit(name="embedding", params=embedding, kind="embedding")]
+    if arch.kind == "encoder-decoder":
+        units += [Unit(name=f"encoder.{i}", params=block_params(arch, "encoder", i), kind="block")
+                  for i in range(arch.num_layers)]
+        if arch.final_norm:
+            units.append(Unit(name="encoder.final_norm", params=norm_params(arch), kind="norm"))
+        if _stack_embedding_params(arch):
+            units.append(Unit(name="decoder.embedding", params=_stack_embedding_params(arch), kind="embedding"))
+        units += [Unit(name=f"decoder.{i}", params=block_params(arch, "decoder", i), kind="block")
+                  for i in range(arch.decoder_layers)]
+    else:
+        stack = "encoder" if arch.kind == "encoder" else "decoder"
+        units += [Unit(name=f"layers.{i}", params=block_params(arch, stack, i), kind="block")
+                  for i in range(arch.num_layers)]
+    head = norm_params(arch) if arch.final_norm else 0
+    if arch.lm_head:
+        head += (0 if arch.tied_embeddings else arch.vocab_size * h)
+        head += arch.vocab_size if arch.lm_head_bias else 0
+    # HF BertPooler: Linear(h, h) with bias.
+    head += (h * h + h) if arch.pooler else 0
+    if head:
+        units.append(Unit(name="head", params=head, kind="head"))
+    return units
+
+
+def param_count(arch: Architecture) -> int:
+    """Exact parameter count, each shared (tied) tensor counted once."""
+    return sum(u.params for u in parameter_units(arch))
+
+
+def largest_unit_params(arch: Architecture) -> int:
+    """Largest FSDP unit: bounds the all-gathered (unsharded) parameters held at once."""
+    return max(u.params for u in parameter_units(arch))
+
+
+def embedding_table_params(arch: Architecture) -> int:
+    """Token + position + token-type lookup tables (Kaplan et al. 2020 'embedding' params)."""
+    h = arch.hidden_size
+    pos = arch.max_position_embeddings * h if arch.position_embedding == "learned" else 0
+    stacks = 2 if arch.kind == "encoder-decoder" else 1
+    return arch.vocab_size * h + arch.token_type_vocab * h + pos * stacks
+
+
+def non_embedding_params(arch: Architecture) -> int:
+    """Kaplan et al. 2020 (Sec 2.1) N: all parameters except the embedding tables."""
+    return param_count(arch) - embedding_table_params(arch)
+

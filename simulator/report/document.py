@@ -1,0 +1,108 @@
+"""Results -> the JSON contract (`clustersim run --json`). Formatting only: every value comes
+from the memory model, the step and execution/metrics."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from typing import Any
+
+from simulator.execution.memory import MemoryBreakdown
+from simulator.execution.metrics import FLOPS_CONVENTION, StepMetrics, TrainingMetrics
+from simulator.execution.step import StepResult
+from simulator.spec.specs import Scenario
+
+CONVENTION = ("ZeRO paper accounting (Rajbhandari et al. 2020): mixed-precision Adam = 2 (weights) + 2 "
+              "(gradients) + 12 (fp32 master, momentum, variance) bytes per parameter; GB = 1e9 bytes")
+
+
+def memory_section(scenario: Scenario, mem: MemoryBreakdown, suggestions: list[str]) -> dict[str, Any]:
+    params = scenario.model.params
+    # The rule of thumb "1B parameters = 4 GB at 32-bit" and its training multiple.
+    weights_fp32 = 4 * params
+    whole_job = mem.total_bytes * scenario.num_gpus
+    return {
+        "per_gpu": {f"{k}_bytes": v for k, v in mem.components.items()} | {"total_bytes": mem.total_bytes},
+        "model_states_bytes": mem.model_states_bytes,
+        "capacity_bytes": mem.capacity_bytes,
+        "fits": mem.fits,
+        "headroom_bytes": mem.headroom_bytes,
+        "dominant": mem.dominant,
+        "analytic_peak_moment": mem.peak_op,
+        "cpu_per_host_bytes": mem.cpu_per_host_bytes,
+        "shard_degree": mem.shard_degree,
+        "optimizer_bytes_per_param": mem.optimizer_bytes_per_param,
+        "weights_fp32_bytes": weights_fp32,
+        "weights_bytes": scenario.training.precision.weight_bytes * params,
+        "training_bytes_per_param": whole_job / params,
+        "training_to_fp32_weights_ratio": whole_job / weights_fp32,
+        "suggestions": list(suggestions),
+        "notes": list(mem.notes),
+        "convention": CONVENTION,
+    }
+
+
+def build_report(scenario: Scenario, mem: MemoryBreakdown, suggestions: list[str] = (),
+                 step: StepResult | None = None, metrics: StepMetrics | None = None,
+                 training: TrainingMetrics | None = None) -> dict[str, Any]:
+    t, c = scenario.training, scenario.cluster
+    report: dict[str, Any] = {
+        "name": scenario.name,
+        "model": {"name": scenario.model.name, "params": scenario.model.params,
+                  "num_layers": scenario.model.num_layers, "hidden_size": scenario.model.hidden_size,
+                  "shape_estimated": scenario.model.shape_estimated},
+        "training": {"strategy": t.strategy, "precision": t.precision.name, "optimizer": t.optimizer,
+                     "micro_batch_size": t.micro_batch_size, "seq_len": t.seq_len,
+                     "grad_accum_steps": t.grad_accum_steps, "global_batch_size": scenario.global_batch_size,
+                     "activation_checkpointing": t.activation_checkpointing,
+                     "flash_attention": t.flash_attention},
+        "cluster": {"topology": c.topology_name, "gpu": c.gpu.name, "num_hosts": c.num_hosts,
+                    "gpus_per_host": c.gpus_per_host, "num_gpus": c.num_gpus,
+                    "gpu_assumed_defaults": list(c.gpu_defaults),
+                    "stragglers": [{"rank": s.rank, "slowdown": s.slowdown} for s in c.stragglers],
+                    "degraded_links": [asdict(d) for d in c.degraded_links]},
+        "memory": memory_section(scenario, mem, suggestions),
+        "warnings": list(scenario.warnings),
+    }
+    if step is not None and metrics is not None:
+        merge(report, step_sections(step, metrics, training))
+        peak_bytes, peak_time, peak_op = step.timeline_peak
+        report["memory"] |= {"timeline_peak_bytes": peak_bytes, "peak_time_s": peak_time, "peak_op": peak_op}
+    return report
+
+
+def step_sections(step: StepResult, m: StepMetrics, tr: TrainingMetrics | None) -> dict[str, Any]:
+    """The step, collectives and training sections."""
+    out: dict[str, Any] = {
+        "step": {
+            "time_s": m.time_s, "compute_s": m.compute_s, "comm_s": m.comm_s, "exposed_comm_s": m.exposed_comm_s,
+            "comm_overhead_pct": m.comm_overhead_pct, "mfu": m.mfu, "hfu": m.hfu,
+            "tflops_per_gpu": m.model_tflops_per_gpu, "hardware_tflops_per_gpu": m.hardware_tflops_per_gpu,
+            "tokens_per_step": m.tokens_per_step, "tokens_per_s": m.tokens_per_s,
+            "tokens_per_s_per_gpu": m.tokens_per_s_per_gpu,
+            "rank_classes": [{"name": c.name, "ranks": c.ranks} for c in step.classes],
+            "flops_convention": FLOPS_CONVENTION,
+        },
+        "collectives": list(step.collectives),
+    }
+    if tr is not None:
+        out["training"] = {"tokens": tr.tokens, "flops": tr.flops, "pf_days": tr.pf_days, "days": tr.days,
+                           "gpu_hours": tr.gpu_hours}
+        if tr.cost_usd is not None:
+            out["training"]["cost_usd"] = tr.cost_usd
+    return out
+
+
+def merge(report: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """Sections of `extra` merged into the report (nested mappings updated, not replaced)."""
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(report.get(key), dict):
+            report[key].update(value)
+        else:
+            report[key] = value
+    return report
+
+
+def to_json(report: dict[str, Any]) -> str:
+    """Deterministic JSON: sorted keys, so the same scenario gives the same bytes."""
+    return json.dumps(report, indent=2, sort_keys=True)

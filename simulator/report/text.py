@@ -1,0 +1,114 @@
+"""The readable text report of `clustersim run`: formatting of the JSON report, nothing computed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from simulator.core.units import fmt_bytes
+
+
+def _gb(n: float) -> str:
+    return f"{n / 1e9:10.2f} GB"
+
+
+def render_text(report: dict[str, Any]) -> str:
+    lines = _header(report) + _memory(report) + _step(report) + _training(report)
+    return "\n".join(lines)
+
+
+def _header(report: dict[str, Any]) -> list[str]:
+    t, c, m = report["training"], report["cluster"], report["model"]
+    shape = f"{m['num_layers']} layers, hidden {m['hidden_size']}" + (" (estimated)" if m.get("shape_estimated") else "")
+    lines = [
+        f"Scenario: {report['name']}",
+        f"  model     {m['name']}: {m['params']:,} parameters ({shape})",
+        f"  training  {t['strategy']}, {t['precision']}, {t['optimizer']}, micro-batch {t['micro_batch_size']} x "
+        f"seq {t['seq_len']}, accum {t['grad_accum_steps']} (global batch {t['global_batch_size']} seqs), "
+        f"checkpointing {t['activation_checkpointing']}",
+        f"  cluster   {c['num_gpus']} x {c['gpu']} on {c['num_hosts']} host(s) of topology {c['topology']}",
+    ]
+    if c.get("gpu_assumed_defaults"):
+        lines.append(f"            custom GPU: assumed defaults for {', '.join(c['gpu_assumed_defaults'])}")
+    for st in c.get("stragglers", []):
+        lines.append(f"  straggler rank {st['rank']}: every kernel x{st['slowdown']:g} slower")
+    for d in c.get("degraded_links", []):
+        both = " (both directions)" if d["both_directions"] else ""
+        lines.append(f"  degraded link {d['source']} -> {d['target']}{both}: "
+                     f"{100 * d['bandwidth_factor']:g}% of its bandwidth")
+    lines += [f"  warning: {w}" for w in report.get("warnings", [])]
+    return lines
+
+
+def _memory(report: dict[str, Any]) -> list[str]:
+    mem, per = report["memory"], report["memory"]["per_gpu"]
+    lines = ["", f"Memory per GPU at the analytic peak (shard degree {mem['shard_degree']}):"]
+    total = per["total_bytes"] or 1
+    for key in ("params", "grads", "optimizer", "activations", "buffers", "overhead"):
+        value = per[f"{key}_bytes"]
+        lines.append(f"  {key:<12}{_gb(value)}  {100 * value / total:5.1f}%  ({fmt_bytes(value, binary=True)})")
+    lines += [
+        f"  {'-' * 40}",
+        f"  {'total':<12}{_gb(per['total_bytes'])}          ({fmt_bytes(per['total_bytes'], binary=True)})",
+        f"  {'capacity':<12}{_gb(mem['capacity_bytes'])}          ({fmt_bytes(mem['capacity_bytes'], binary=True)})",
+        f"  model states (params + grads + optimizer): {mem['model_states_bytes'] / 1e9:.2f} GB",
+        f"  analytic peak (the verdict's): {mem['analytic_peak_moment']}",
+    ]
+    if mem["fits"]:
+        lines.append(f"  verdict     FITS, headroom {mem['headroom_bytes'] / 1e9:.2f} GB; largest component: "
+                     f"{mem['dominant']}")
+    else:
+        lines.append(f"  verdict     OUT OF MEMORY, short by {-mem['headroom_bytes'] / 1e9:.2f} GB; "
+                     f"largest component: {mem['dominant']}")
+        lines += [f"    - {s}" for s in mem["suggestions"]]
+    if mem["cpu_per_host_bytes"]:
+        lines.append(f"  CPU memory per host (offload): {mem['cpu_per_host_bytes'] / 1e9:.2f} GB")
+    lines.append(
+        f"  weights: {mem['weights_fp32_bytes'] / 1e9:.2f} GB at 32-bit (4 bytes/param), "
+        f"{mem['weights_bytes'] / 1e9:.2f} GB as trained; training uses {mem['training_bytes_per_param']:.1f} "
+        f"bytes/param over the job = {mem['training_to_fp32_weights_ratio']:.1f}x the 32-bit weights")
+    if "peak_time_s" in mem:
+        lines.append(f"  timeline check: the simulated step's allocations peak at {mem['timeline_peak_bytes'] / 1e9:.2f} "
+                     f"GB, {mem['peak_time_s'] * 1e3:.1f} ms into the step, in: {mem['peak_op']}")
+    lines += [f"  note: {n}" for n in mem["notes"]]
+    lines.append(f"  convention: {mem['convention']}")
+    return lines
+
+
+def _step(report: dict[str, Any]) -> list[str]:
+    st = report.get("step")
+    if not st:
+        return []
+    lines = [
+        "",
+        "Step:",
+        f"  time        {st['time_s'] * 1e3:10.1f} ms   ({st['tokens_per_step']:,} tokens)",
+        f"  compute     {st['compute_s'] * 1e3:10.1f} ms",
+        f"  comm        {st['comm_s'] * 1e3:10.1f} ms   exposed {st['exposed_comm_s'] * 1e3:.1f} ms "
+        f"({st['comm_overhead_pct']:.1f}% of the step)",
+        f"  throughput  {st['tokens_per_s']:,.0f} tokens/s = {st['tokens_per_s_per_gpu']:,.0f} per GPU",
+        f"  MFU {100 * st['mfu']:.1f}%  ({st['tflops_per_gpu']:.1f} model TFLOP/s per GPU);  "
+        f"HFU {100 * st['hfu']:.1f}%  ({st['hardware_tflops_per_gpu']:.1f} hardware TFLOP/s)",
+        f"  FLOPs: {st['flops_convention']}",
+    ]
+    if len(st.get("rank_classes", [])) > 1:
+        lines.append("  rank classes: " + "; ".join(f"{c['name']} x{c['ranks']}" for c in st["rank_classes"]))
+    if report.get("collectives"):
+        lines.append("  collectives per step:")
+        lines.append(f"    {'op':<15}{'group':<14}{'ranks':>6}{'size':>12}{'count':>7}{'each':>11}{'busbw':>12}  "
+                     "algorithm")
+        for c in report["collectives"]:
+            lines.append(f"    {c['op']:<15}{c['group']:<14}{c['group_size']:>6}{fmt_bytes(c['bytes']):>12}"
+                         f"{c['count']:>7}{c['time_s'] * 1e3:>9.2f}ms{c['busbw_GBps']:>8.1f} GB/s  {c['algorithm']}")
+    return lines
+
+
+def _training(report: dict[str, Any]) -> list[str]:
+    tr = report.get("training", {})
+    if "days" not in tr:
+        return []
+    return [
+        "",
+        f"Training on {tr['tokens']:.3g} tokens: {tr['flops']:.3g} FLOPs = {tr['pf_days']:,.1f} PF-days; "
+        f"{tr['days']:,.1f} days on these GPUs = {tr['gpu_hours']:,.0f} GPU-hours"
+        + (f", ${tr['cost_usd']:,.0f}" if "cost_usd" in tr else ""),
+    ]

@@ -1,0 +1,197 @@
+"""Resolving a shape-checked scenario: the cluster (topology, GPU, stragglers, degraded links),
+a custom architecture, batch arithmetic, and the checks that need several sections at once
+(datatypes the GPU has, algorithms that apply to the step's groups, position limits)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from simulator.core.errors import Problem, UserError, did_you_mean
+from simulator.execution.strategies import get_strategy
+from simulator.model.architecture import Architecture
+from simulator.model.spec import ModelSpec
+from simulator.scenario.schema import ArchitectureModel, ClusterSection, CustomGPU, TrainingSection
+from simulator.spec.specs import ClusterSpec, DegradedLink, Scenario, Straggler, TrainingSpec
+from simulator.system import hardware
+from simulator.system.comm.algorithms import ALGORITHMS
+from simulator.system.topology.loader import load_topology, topology_info, topology_path
+
+# A custom GPU's fields that fall back to assumed values, and what is assumed (said in the report).
+GPU_DEFAULTS = {
+    "sm_count": "108 SMs (A100's)",
+    "pcie_bandwidth": "32 GB/s (PCIe Gen4 x16)",
+    "cuda_context": "1 GiB",
+    "efficiency.gemm": "A100's GEMM efficiency",
+    "efficiency.memory": "A100's STREAM efficiency",
+    "efficiency.attention": "A100's FlashAttention-2 efficiency",
+    "efficiency.end_to_end": "A100's fitted end-to-end factor",
+    "efficiency.kernel_launch": "4 us per kernel",
+}
+
+
+def architecture(a: ArchitectureModel) -> Architecture:
+    fields = a.model_dump()
+    if fields["ffn_hidden_size"] is None:
+        fields["ffn_hidden_size"] = 4 * fields["hidden_size"]
+    return Architecture(**fields)
+
+
+def custom_gpu(g: CustomGPU, problems: list[Problem]) -> tuple[hardware.GPU | None, tuple[str, ...]]:
+    """A user's GPU, and which of its fields took assumed defaults."""
+    key = g.name.strip().lower()
+    if key in hardware.GPU_CATALOG or key in hardware.GPU_ALIASES:
+        problems.append(Problem("cluster.gpu.name", f"{g.name!r} is the name of a catalog GPU",
+                                "give your GPU another name, or use the catalog's by name"))
+        return None, ()
+    base, e = hardware.A100_EFFICIENCY, g.efficiency
+    eff = hardware.Efficiency(
+        gemm=e.gemm or base.gemm, memory=e.memory or base.memory, attention=e.attention or base.attention,
+        kernel_launch_s=e.kernel_launch if e.kernel_launch is not None else base.kernel_launch_s,
+        end_to_end=e.end_to_end or base.end_to_end,
+        source=f"user-defined ({g.source})" + ("; A100 figures where not given" if None in e.model_dump().values()
+                                              else ""))
+    given = {"sm_count": g.sm_count, "pcie_bandwidth": g.pcie_bandwidth, "cuda_context": g.cuda_context,
+             **{f"efficiency.{k}": v for k, v in e.model_dump().items()}}
+    assumed = tuple(f"{k}: {GPU_DEFAULTS[k]}" for k, v in given.items() if v is None)
+    gpu = hardware.GPU(name=g.name, memory_bytes=g.memory, peak_flops=dict(g.peak_flops),
+                       hbm_bw_bytes_per_s=g.hbm_bandwidth, source=g.source,
+                       cuda_context_bytes=g.cuda_context if g.cuda_context is not None
+                       else hardware.DEFAULT_CUDA_CONTEXT_BYTES,
+                       pcie_bw_bytes_per_s=g.pcie_bandwidth or 32 * hardware.GBps, sm_count=g.sm_count or 108,
+                       efficiency=eff, description="user-defined")
+    return gpu, assumed
+
+
+def _gpu(value, default: str, problems: list[Problem]) -> tuple[hardware.GPU | None, tuple[str, ...]]:
+    if isinstance(value, CustomGPU):
+        return custom_gpu(value, problems)
+    name = value or default
+    try:
+        return hardware.get_gpu(name), ()
+    except KeyError:
+        problems.append(Problem("cluster.gpu", f"unknown GPU {name!r}",
+                                did_you_mean(name, [*hardware.gpu_names(), *hardware.GPU_ALIASES])))
+        return None, ()
+
+
+def cluster(c: ClusterSection, problems: list[Problem], base_dir: str | Path | None) -> ClusterSpec | None:
+    try:
+        path = topology_path(c.topology, base_dir)
+        info = topology_info(path, c.num_hosts)
+    except UserError as exc:
+        # A problem inside the topology file names that file; a bad name is this field's.
+        problems.extend(p if p.source or exc.source else Problem("cluster.topology", p.message, p.hint)
+                        for p in exc.sourced())
+        return None
+    gpu, assumed = _gpu(c.gpu, info.gpu, problems)
+    num_gpus = c.num_gpus or info.num_gpus
+    if num_gpus > info.num_gpus:
+        problems.append(Problem("cluster.num_gpus", f"{num_gpus} GPUs requested but {info.num_hosts} host(s) of "
+                                f"{c.topology} have {info.num_gpus}",
+                                f"raise cluster.num_hosts to {math.ceil(num_gpus / info.gpus_per_host)}"))
+        return None
+    stragglers = _stragglers(c, num_gpus, problems)
+    links = _degraded_links(c, str(path), info.num_hosts, problems)
+    if gpu is None:
+        return None
+    return ClusterSpec(topology_name=c.topology, topology_ref=str(path), gpu=gpu, gpu_defaults=assumed,
+                       num_hosts=info.num_hosts, gpus_per_host=info.gpus_per_host, num_gpus=num_gpus,
+                       price_per_gpu_hour=c.price_per_gpu_hour, stragglers=stragglers, degraded_links=links)
+
+
+def _stragglers(c: ClusterSection, num_gpus: int, problems: list[Problem]) -> tuple[Straggler, ...]:
+    seen: set[int] = set()
+    for i, st in enumerate(c.stragglers):
+        if st.rank >= num_gpus:
+            problems.append(Problem(f"cluster.stragglers.{i}.rank", f"rank {st.rank} does not exist",
+                                    f"ranks are 0..{num_gpus - 1}"))
+        elif st.rank in seen:
+            problems.append(Problem(f"cluster.stragglers.{i}.rank", f"rank {st.rank} is listed twice"))
+        seen.add(st.rank)
+    return tuple(Straggler(rank=st.rank, slowdown=st.slowdown) for st in c.stragglers)
+
+
+def _degraded_links(c: ClusterSection, path: str, num_hosts: int, problems: list[Problem]
+                    ) -> tuple[DegradedLink, ...]:
+    if not c.degraded_links:
+        return ()
+    topo = load_topology(path, num_hosts=num_hosts)  # vertex names are only known once built
+    vertices, edges = {v for v, _, _ in topo.vertices}, set(topo.edges)
+    for i, link in enumerate(c.degraded_links):
+        for end in ("source", "target"):
+            name = getattr(link, end)
+            if name not in vertices:
+                problems.append(Problem(f"cluster.degraded_links.{i}.{end}", f"no vertex {name!r} in the topology",
+                                        did_you_mean(name, sorted(vertices)) + "; `clustersim topology show "
+                                        f"{c.topology} --vertices` lists them"))
+        if link.source in vertices and link.target in vertices and (link.source, link.target) not in edges:
+            problems.append(Problem(f"cluster.degraded_links.{i}", f"no link {link.source} -> {link.target}"))
+    return tuple(DegradedLink(source=d.source, target=d.target, bandwidth_factor=d.bandwidth_factor,
+                              both_directions=d.both_directions) for d in c.degraded_links)
+
+
+def accumulation(t: TrainingSection, num_gpus: int, problems: list[Problem]) -> int:
+    """Gradient-accumulation steps from grad_accum_steps or global_batch_size."""
+    per_step = t.micro_batch_size * num_gpus
+    if t.global_batch_size is None:
+        return t.grad_accum_steps or 1
+    if t.grad_accum_steps is not None and t.grad_accum_steps * per_step != t.global_batch_size:
+        problems.append(Problem("training.global_batch_size", f"{t.global_batch_size} sequences != "
+                                f"micro_batch_size x grad_accum_steps x GPUs = {t.grad_accum_steps * per_step}",
+                                "give either grad_accum_steps or global_batch_size"))
+    elif t.global_batch_size % per_step:
+        problems.append(Problem("training.global_batch_size", f"{t.global_batch_size} sequences is not a "
+                                f"multiple of micro_batch_size x GPUs = {per_step}", f"use a multiple of {per_step}"))
+    return max(1, t.global_batch_size // per_step)
+
+
+def check_compat(model: ModelSpec, t: TrainingSpec, c: ClusterSpec, problems: list[Problem],
+                 warnings: list[str]) -> None:
+    """Checks across sections: the GPU's datatypes, the forced algorithm, position limits."""
+    gpu = c.gpu
+    for dtype in dict.fromkeys((t.precision.gemm_dtype, t.precision.attention_dtype)):
+        if not gpu.supports(dtype):
+            have = ", ".join(sorted(gpu.peak_flops))
+            problems.append(Problem("training.precision", f"{gpu.name} has no {dtype} units (it has {have})",
+                                    "pick a precision the GPU supports, e.g. fp16-mixed on V100"))
+    _check_algorithm(t, c, problems)
+    _check_positions(model, t, problems, warnings)
+
+
+def _check_algorithm(t: TrainingSpec, c: ClusterSpec, problems: list[Problem]) -> None:
+    """A forced collective algorithm must apply to every collective the step issues."""
+    if t.collective_algorithm == "auto":
+        return
+    algo = ALGORITHMS[t.collective_algorithm]
+    stub = Scenario(name="", model=None, training=t, cluster=c)  # type: ignore[arg-type]
+    for op, group in get_strategy(t.strategy).collectives(stub):
+        if group.size < 2:
+            continue
+        hosts = np.asarray(group.ranks(0)) // c.gpus_per_host
+        counts = np.unique(hosts, return_counts=True)[1]
+        shape = (len(counts), bool((counts == counts[0]).all()), int(counts[0]))
+        if not algo.applies(op, *shape):
+            ok = [a.name for a in ALGORITHMS.values() if a.applies(op, *shape)]
+            problems.append(Problem("training.collective_algorithm",
+                                    f"{algo.why_not(op, *shape)}; {t.strategy} runs {op} on the {group.name} "
+                                    f"group ({group.size} GPUs on {shape[0]} host(s))",
+                                    f"use auto or one of {ok}"))
+            return
+
+
+def _check_positions(model: ModelSpec, t: TrainingSpec, problems: list[Problem], warnings: list[str]) -> None:
+    arch = model.arch
+    if arch is None or not arch.max_position_embeddings or t.seq_len <= arch.max_position_embeddings:
+        return
+    limit = arch.max_position_embeddings
+    if arch.position_embedding == "learned":
+        problems.append(Problem("training.seq_len", f"{t.seq_len} tokens exceed the {limit} rows of "
+                                f"{model.name}'s learned position table",
+                                f"train at <= {limit}, or give model.architecture with a larger "
+                                "max_position_embeddings (the table grows with it)"))
+    else:
+        warnings.append(f"seq_len {t.seq_len} is beyond the {limit} tokens {model.name} was trained at "
+                        f"({arch.position_embedding} positions extrapolate, but quality is not modelled)")

@@ -1,0 +1,121 @@
+"""The frozen, keyword-only specs a validated scenario resolves into.
+
+Everything below the YAML edge reads these, never a pydantic model. Quantities are in
+internal units (int bytes, float seconds); names are canonical (a strategy's registry
+name, a Precision object, a GPU from the catalog or the user's file).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from simulator.model.precision import Precision
+from simulator.model.spec import ModelSpec
+from simulator.system.hardware import GPU
+
+
+@dataclass(frozen=True, kw_only=True)
+class OffloadSpec:
+    """ZeRO-Offload / ZeRO-Infinity: what lives in CPU memory."""
+
+    optimizer: bool = False
+    params: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class ShardingSpec:
+    """FSDP / ZeRO-3 behaviour (PyTorch FSDP names)."""
+
+    backward_prefetch: bool = True
+    limit_all_gathers: bool = True
+    reshard_after_forward: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainingSpec:
+    precision: Precision
+    optimizer: str
+    strategy: str                     # canonical registry name (execution.strategies)
+    shard_group_size: int | None      # HSDP only
+    micro_batch_size: int
+    seq_len: int
+    grad_accum_steps: int             # resolved from grad_accum_steps or global_batch_size
+    activation_checkpointing: str
+    flash_attention: bool
+    offload: OffloadSpec
+    sharding: ShardingSpec
+    bucket_size_bytes: int            # DDP bucket cap
+    gradient_as_bucket_view: bool
+    framework_overhead_bytes: int | None
+    allocator_reserve: float
+    tokens: float | None
+    collective_algorithm: str
+    compute_jitter: float
+    seed: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Straggler:
+    rank: int
+    slowdown: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class DegradedLink:
+    source: str
+    target: str
+    bandwidth_factor: float
+    both_directions: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClusterSpec:
+    topology_name: str
+    topology_ref: str                 # what the topology loader reads: a shipped name or a path
+    gpu: GPU
+    gpu_defaults: tuple[str, ...] = ()  # fields of a custom GPU left at assumed defaults
+    num_hosts: int
+    gpus_per_host: int
+    num_gpus: int
+    price_per_gpu_hour: float | None = None
+    stragglers: tuple[Straggler, ...] = ()
+    degraded_links: tuple[DegradedLink, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Scenario:
+    """A validated scenario. `document` is the mapping it was validated from (canonical JSON),
+    so a derived scenario (the planner's, a sweep's) is made by editing it and validating again."""
+
+    name: str
+    model: ModelSpec
+    training: TrainingSpec
+    cluster: ClusterSpec
+    source: str = ""
+    base_dir: str | None = None       # where relative topology paths resolve
+    document: str = field(default="{}", repr=False)
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def strategy(self) -> str:
+        return self.training.strategy
+
+    @property
+    def num_gpus(self) -> int:
+        return self.cluster.num_gpus
+
+    @property
+    def global_batch_size(self) -> int:
+        """Sequences per optimizer step."""
+        t = self.training
+        return t.micro_batch_size * t.grad_accum_steps * self.cluster.num_gpus
+
+    @property
+    def tokens_per_step(self) -> int:
+        return self.global_batch_size * self.training.seq_len
+
+    def data(self) -> dict[str, Any]:
+        """A fresh copy of the validated mapping."""
+        return json.loads(self.document)

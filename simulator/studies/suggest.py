@@ -1,0 +1,69 @@
+"""What would make an OOM scenario fit: each suggestion checked with the same memory model,
+on scenarios derived and validated like any other, cheapest first. The smallest GPU count
+comes from the planner's one minimum-GPU search, so `run` and `plan min-gpus` agree."""
+
+from __future__ import annotations
+
+from simulator.core.errors import UserError
+from simulator.execution.memory import memory_breakdown
+from simulator.execution.strategies import by_memory
+from simulator.scenario.load import derive
+from simulator.spec.specs import Scenario
+from simulator.studies.search import MAX_GPUS, min_gpus
+
+
+def _fits(scenario: Scenario, changes: dict) -> bool:
+    try:
+        return memory_breakdown(derive(scenario, changes)).fits
+    except UserError:
+        return False  # the change is not valid for this scenario
+
+
+def fit_suggestions(scenario: Scenario, limit: int = 4) -> list[str]:
+    """Changes that make an OOM scenario fit, each checked, cheapest first."""
+    if memory_breakdown(scenario).fits:
+        return []
+    t, n = scenario.training, scenario.num_gpus
+    found: list[str] = []
+    stronger = [s.name for s in by_memory() if s.zero_stage > next(
+        (x.zero_stage for x in by_memory() if x.name == t.strategy), 3)]
+    for name in stronger:
+        if _fits(scenario, {"training.strategy": name}):
+            found.append(f"fits with strategy: {name} on the same {n} GPU(s)")
+            break
+    for ckpt in ("selective", "full"):
+        if t.activation_checkpointing not in (ckpt, "full") and _fits(scenario, {"training.activation_checkpointing": ckpt}):
+            found.append(f"fits with activation_checkpointing: {ckpt}")
+            break
+    if t.micro_batch_size > 1 and _fits(scenario, {"training.micro_batch_size": 1}):
+        found.append("fits with micro_batch_size: 1 (raise grad_accum_steps to keep the batch)")
+    if t.strategy != "ddp" and not t.offload.optimizer and _fits(scenario, {"training.offload.optimizer": "cpu"}):
+        found.append("fits with offload: {optimizer: cpu} (ZeRO-Offload)")
+    found += _more_gpus(scenario)
+    if not found:
+        found.append("does not fit with zero3, full checkpointing or offload at any scale up to "
+                     f"{MAX_GPUS:,} GPUs: pick a GPU with more memory or a smaller model")
+    return found[:limit]
+
+
+def _more_gpus(scenario: Scenario) -> list[str]:
+    """The smallest GPU count on which a sharded variant fits (the planner's search)."""
+    t = scenario.training
+    sharded = "hsdp" if t.strategy == "hsdp" else "zero3"
+    variants = [{}, {"training.activation_checkpointing": "full"},
+                {"training.activation_checkpointing": "full", "training.micro_batch_size": 1}]
+    current = {"training.activation_checkpointing": t.activation_checkpointing,
+               "training.micro_batch_size": t.micro_batch_size}
+    for extra in variants:
+        changes = {k: v for k, v in extra.items() if current[k] != v}
+        if extra and not changes:
+            continue
+        try:
+            variant = derive(scenario, {"training.strategy": sharded, **changes})
+        except UserError:
+            continue
+        found = min_gpus(variant)
+        if found.count is not None and found.count > scenario.num_gpus:
+            also = "".join(f" and {k.split('.')[-1]}: {v}" for k, v in changes.items())
+            return [f"fits with {sharded}{also} on >= {found.count} GPUs"]
+    return []

@@ -1,0 +1,200 @@
+"""Loading topologies: shipped names or YAML paths -> validated, built `Topology` objects."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+import numpy as np
+
+from simulator.core.errors import Problem, UserError, did_you_mean
+from simulator.core.resources import topology_dir
+from simulator.core.yamlio import read_yaml
+from simulator.system.topology.builders import TOPOLOGY_BUILDERS, Built, Params
+from simulator.system.topology.graph import Topology
+from simulator.system.topology.routing import FabricRouter, GraphRouter
+
+
+# The largest cluster clustersim builds: 2^18 GPUs (e.g. 32,768 hosts of 8). Larger inputs are
+# refused before anything is built (a typo such as num_hosts: 1000000000 would otherwise take
+# minutes and tens of GB).
+MAX_GPUS = 262_144
+HOST_BUILDERS = ("nvswitch", "pcie", "nvlink-pairs")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TopologyInfo:
+    """What validating a scenario needs of its topology, found without building the graph."""
+
+    path: str
+    name: str
+    description: str
+    gpu: str
+    builder: str
+    num_hosts: int
+    gpus_per_host: int
+
+    @property
+    def num_gpus(self) -> int:
+        return self.num_hosts * self.gpus_per_host
+
+
+def topology_names() -> list[str]:
+    """Names of the shipped topology files."""
+    return sorted(p.stem for p in topology_dir().glob("*.yaml"))
+
+
+def topology_path(name_or_path: str | Path, base_dir: str | Path | None = None) -> Path:
+    """A shipped topology by name, or a YAML file by path (relative paths from `base_dir`)."""
+    text = str(name_or_path)
+    if text.endswith((".yaml", ".yml")) or "/" in text:
+        path = Path(text)
+        if not path.is_absolute() and base_dir is not None and (Path(base_dir) / path).exists():
+            path = Path(base_dir) / path
+        if not path.is_file():
+            what = "is a directory" if path.is_dir() else "file not found"
+            raise UserError(Problem("", f"{text}: {what}", "give a topology YAML file or a shipped name"))
+        return path.resolve()
+    path = topology_dir() / f"{text}.yaml"
+    if not path.is_file():
+        raise UserError(Problem("", f"unknown topology {text!r}", did_you_mean(text, topology_names())))
+    return path
+
+
+def _check_hosts(num_hosts: int | None) -> None:
+    if num_hosts is not None and (isinstance(num_hosts, bool) or not isinstance(num_hosts, int) or num_hosts < 1):
+        raise UserError(Problem("num_hosts", f"expected an integer >= 1, got {num_hosts!r}"))
+
+
+def topology_info(path: str | Path, num_hosts: int | None = None) -> TopologyInfo:
+    """Validate a topology file (its parameters, and the host count it is scaled to) and size
+    it, building at most one host of a multi-host cluster."""
+    _check_hosts(num_hosts)
+    data = read_yaml(path)
+    builder = data.get("builder")
+    scalable = builder in HOST_BUILDERS and isinstance(data.get("nic"), dict) and isinstance(data.get("fabric"), dict)
+    one = topology_from_dict(data, source=str(path), num_hosts=1 if scalable else num_hosts)
+    hosts = (num_hosts or data.get("num_hosts") or 1) if scalable else one.num_hosts
+    if not isinstance(hosts, int) or isinstance(hosts, bool) or hosts < 1:
+        raise UserError(Problem("num_hosts", f"expected an integer >= 1, got {hosts!r}"), str(path))
+    info = TopologyInfo(path=str(path), name=one.name, description=one.description, gpu=one.gpu, builder=str(builder), num_hosts=hosts,
+                        gpus_per_host=one.gpus_per_host)
+    if info.num_gpus > MAX_GPUS:
+        raise UserError(Problem("num_hosts", f"{hosts:,} hosts x {one.gpus_per_host} GPUs = {info.num_gpus:,} "
+                                f"GPUs; clustersim builds clusters of up to {MAX_GPUS:,} GPUs",
+                                f"use at most {MAX_GPUS // one.gpus_per_host:,} hosts"))
+    return info
+
+
+def load_topology(name_or_path: str | Path, num_hosts: int | None = None, base_dir: str | Path | None = None
+                  ) -> Topology:
+    """Build a shipped topology (by name) or a YAML file (by path); `num_hosts` scales a multi-host one."""
+    path = topology_path(name_or_path, base_dir)
+    topology_info(path, num_hosts)  # validates and enforces MAX_GPUS before building
+    return topology_from_dict(read_yaml(path), source=str(path), num_hosts=num_hosts)
+
+
+def topology_from_dict(
+    data: dict, source: str = "<dict>", num_hosts: int | None = None
+) -> Topology:
+    """Validate a topology mapping (the YAML schema) and build it; all problems are reported at once."""
+    problems: list[Problem] = []
+    p = Params(data, "", problems)
+    meta = {k: p.raw(k, "") for k in ("name", "description", "source")}
+    meta["gpu"] = p.raw("gpu")
+    for key in ("name", "gpu", "source"):
+        if key in data and not isinstance(data[key], str):
+            problems.append(Problem(key, f"expected a string, got {data[key]!r}"))
+    builder = p.choice("builder", tuple(TOPOLOGY_BUILDERS))
+    built = None
+    if isinstance(data, dict) and data.get("builder") == builder:
+        built = TOPOLOGY_BUILDERS[builder](p, num_hosts)
+        p.finish()
+        if num_hosts not in (None, built.num_hosts):
+            problems.append(
+                Problem(
+                    "num_hosts",
+                    f"{builder} topologies do not scale by host count",
+                    "num_hosts applies to host builders with nic: and fabric: sections",
+                )
+            )
+    if built is not None:
+        problems.extend(_check_graph(built, reachability=not problems))
+    if problems:
+        raise UserError(problems, source)
+    return _assemble(built, builder, {k: str(v) for k, v in meta.items()})
+
+
+def _check_graph(b: Built, reachability: bool = True) -> list[Problem]:
+    """Duplicate names, bad bandwidths and GPUs that cannot reach every other GPU."""
+    problems, names = [], set()
+    for name, _, _ in b.vertices:
+        if name in names:
+            problems.append(Problem("vertices", f"duplicate vertex name {name!r}"))
+        names.add(name)
+    pairs = set()
+    for u, v, bw, lat, _ in b.edges:
+        if (u, v) in pairs:
+            problems.append(Problem("edges", f"duplicate edge {u}->{v}", "list each cable once"))
+        pairs.add((u, v))
+        if not bw > 0 or lat < 0:
+            problems.append(
+                Problem("edges", f"edge {u}->{v}: bandwidth must be > 0 and latency >= 0")
+            )
+    if not b.gpu_ids:
+        problems.append(Problem("", "the topology has no GPU vertices"))
+        return problems
+    if b.fabric is not None or not reachability:
+        return problems  # the fat-tree builder connects every GPU by construction
+    g = nx.DiGraph()
+    g.add_nodes_from(names)
+    g.add_edges_from((u, v) for u, v, *_ in b.edges)
+    root = b.gpu_ids[0]
+    down, up = nx.descendants(g, root) | {root}, nx.ancestors(g, root) | {root}
+    stranded = [x for x in b.gpu_ids if x not in down or x not in up]
+    if stranded:
+        shown = ", ".join(stranded[:8]) + (" ..." if len(stranded) > 8 else "")
+        problems.append(
+            Problem(
+                "edges",
+                f"GPUs without a route to and from {root}: {shown}",
+                "connect every GPU (directed edges need both directions)",
+            )
+        )
+    return problems
+
+
+def _assemble(b: Built, builder: str, meta: dict) -> Topology:
+    edges = tuple((u, v) for u, v, *_ in b.edges)
+    hosts = {n: h for n, _, h in b.vertices}
+    host_array = np.array([hosts[g] for g in b.gpu_ids], np.int64)
+    index = {gid: i for i, gid in enumerate(b.gpu_ids)}
+    if b.fabric is not None:
+        router: Any = FabricRouter(b.fabric)
+    else:
+        names = [n for n, _, _ in b.vertices]
+        vid = {n: i for i, n in enumerate(names)}
+        router = GraphRouter(names, edges, [vid[x] for x in b.gpu_ids])
+    return Topology(
+        name=meta["name"],
+        description=meta["description"],
+        source=meta["source"],
+        gpu=meta["gpu"],
+        builder=builder,
+        vertices=tuple(b.vertices),
+        gpu_ids=tuple(b.gpu_ids),
+        gpus_per_host=b.gpus_per_host,
+        num_hosts=b.num_hosts,
+        edges=edges,
+        bw_bytes_per_s=np.array([e[2] for e in b.edges], float),
+        latency_s=np.array([e[3] for e in b.edges], float),
+        link_kind=np.array([e[4] for e in b.edges], dtype=object),
+        hosts=host_array,
+        router=router,
+        fabric=b.fabric,
+        _host=hosts,
+        _index=index,
+    )
+

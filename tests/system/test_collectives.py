@@ -1,0 +1,321 @@
+"""Collective cost model: hand formulas, conservation, properties, and published nccl-tests figures.
+
+Hand formulas use IDEAL_CALIBRATION (line rate, link latency only) on research shapes
+with round numbers: ring all-reduce 2(p-1)(a + S/(pB)); all-gather / reduce-scatter
+(p-1)(a + S/(pB)).
+"""
+
+from __future__ import annotations
+
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from simulator.core.errors import UserError
+from simulator.system.comm.algorithms.tree import double_binary_tree
+from simulator.system.comm.calibration import IDEAL_CALIBRATION, NCCL_CALIBRATION, OPS
+from simulator.system.comm.cost import CommContext, collective_cost
+from simulator.system.topology.loader import load_topology, topology_from_dict
+
+from tests.reference.nccl import AZURE_A100_1KIB_TIME_S, AZURE_A100_ALLREDUCE_BUSBW_GBPS  # noqa: E402
+# NVIDIA/nccl#583 (user log): 2x A100-SXM4-40GB NVLink, all_reduce of 32 B: 10.14 us.
+NCCL583_2GPU_32B_TIME_S = 1.014e-05
+# NVIDIA/nccl#412 (maintainer): ~24 GB/s busbw per HDR 200 Gb/s NIC inter-node.
+NCCL412_HDR_NIC_BUSBW_GBPS = 24.0
+# NVIDIA/nccl-tests#149 (maintainer): 8x A100 NVSwitch all-reduce ~230 GB/s at >= 8 GB.
+NCCL_TESTS149_PEAK_GBPS = 230.0
+
+
+def _shape(builder: str, bw="100 GB/s", lat="1 us", **extra):
+    return topology_from_dict(
+        {
+            "name": builder,
+            "gpu": "a100-80gb",
+            "builder": builder,
+            "link_bw": bw,
+            "link_latency": lat,
+            **extra,
+        }
+    )
+
+
+# ---- hand formulas ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("p", [2, 4, 8])
+@pytest.mark.parametrize("builder", ["ring", "fully-connected"])
+def test_ring_all_reduce_hand_formula(p, builder):
+    topo, b, a, s = _shape(builder, num_gpus=p), 100e9, 1e-6, 8_000_000_000
+    cost = collective_cost(topo, "all_reduce", "all", s, "ring", IDEAL_CALIBRATION)
+    assert cost.time_s == pytest.approx(2 * (p - 1) * (a + s / (p * b)), rel=1e-12)
+    assert cost.bytes_per_rank_sent == pytest.approx(2 * (p - 1) / p * s)
+
+
+@pytest.mark.parametrize("op", ["all_gather", "reduce_scatter"])
+def test_all_gather_and_reduce_scatter_hand_formula(op):
+    p, b, a, s = 4, 100e9, 1e-6, 4_000_000_000
+    cost = collective_cost(_shape("ring", num_gpus=p), op, "all", s, "ring", IDEAL_CALIBRATION)
+    assert cost.time_s == pytest.approx((p - 1) * (a + s / (p * b)), rel=1e-12)
+    assert cost.busbw_Bps == pytest.approx(cost.algbw_Bps * (p - 1) / p)
+
+
+def test_one_rank_or_no_bytes_costs_nothing():
+    topo = load_topology("dgx-a100")
+    for op in OPS:
+        assert collective_cost(topo, op, ["h0.gpu3"], 1 << 30).time_s == 0.0
+        assert collective_cost(topo, op, "all", 0).time_s == 0.0
+
+
+def test_ring_crossing_one_link_twice_pays_for_it():
+    # Two switches joined by one 10 GB/s cable, two GPUs on each (100 GB/s access links).
+    v = [{"name": n, "kind": "gpu"} for n in ("a0", "a1", "b0", "b1")] + [
+        {"name": "L", "kind": "nvswitch"},
+        {"name": "R", "kind": "nvswitch"},
+    ]
+    e = [
+        {"src": g, "dst": "L" if g[0] == "a" else "R", "bw": "100 GB/s"}
+        for g in ("a0", "a1", "b0", "b1")
+    ]
+    e.append({"src": "L", "dst": "R", "bw": "10 GB/s"})
+    topo = topology_from_dict(
+        {"name": "x", "gpu": "a100-80gb", "builder": "explicit", "vertices": v, "edges": e}
+    )
+    s = 1_000_000_000
+    once = collective_cost(
+        topo, "all_reduce", ["a0", "a1", "b0", "b1"], s, "ring", IDEAL_CALIBRATION
+    )
+    twice = collective_cost(
+        topo, "all_reduce", ["a0", "b0", "a1", "b1"], s, "ring", IDEAL_CALIBRATION
+    )
+    # Per direction the cable carries 6 steps x S/4 per crossing: 1.5 GB -> 0.15 s, twice -> 0.3 s.
+    assert once.bandwidth_s == pytest.approx(0.15) and twice.bandwidth_s == pytest.approx(0.30)
+
+
+def test_group_spread_over_hosts_pays_for_the_network():
+    topo = load_topology("dgx-a100", num_hosts=2)
+    inside = collective_cost(topo, "all_reduce", ["h0.gpu0", "h0.gpu1"], 1 << 28)
+    across = collective_cost(topo, "all_reduce", ["h0.gpu0", "h1.gpu0"], 1 << 28)
+    assert across.time_s > 5 * inside.time_s
+
+
+# ---- conservation ----------------------------------------------------------------------
+
+CASES = [
+    ("all_reduce", "ring"),
+    ("all_reduce", "tree"),
+    ("all_reduce", "hierarchical"),
+    ("all_gather", "ring"),
+    ("reduce_scatter", "ring"),
+    ("broadcast", "ring"),
+    ("reduce", "ring"),
+    ("all_to_all", "direct"),
+]
+
+
+@pytest.mark.parametrize("op,algorithm", CASES)
+def test_bytes_are_conserved(op, algorithm):
+    topo = load_topology("dgx-a100", num_hosts=3)
+    group = tuple(range(topo.num_gpus))
+    pl, _ = CommContext(topo).plan(op, algorithm, group)
+    p = len(group)
+    for ph in pl.phases:
+        assert ph.sent_per_rank.sum() == pytest.approx(ph.recv_per_rank.sum())
+        assert (ph.unit_load > 0).all()
+    sent = sum(ph.sent_per_rank for ph in pl.phases)
+    recv = sum(ph.recv_per_rank for ph in pl.phases)
+    # Textbook volumes per rank, in units of S.
+    if (op, algorithm) == ("all_reduce", "ring"):
+        assert sent == pytest.approx(np.full(p, 2 * (p - 1) / p))
+    if op in ("all_gather", "reduce_scatter", "all_to_all"):
+        assert recv == pytest.approx(np.full(p, (p - 1) / p))
+    if op == "broadcast":
+        assert recv[1:] == pytest.approx(np.ones(p - 1)) and recv[0] == 0
+
+
+def test_hierarchical_volume_matches_its_three_phases():
+    topo = load_topology("dgx-a100", num_hosts=4)
+    h, k = 4, 8
+    c = collective_cost(topo, "all_reduce", "all", 1 << 30, "hierarchical")
+    # RS (k-1)/k S + inter all-reduce of S/k over h hosts 2(h-1)/h S/k + AG (k-1)/k S.
+    expected = (2 * (k - 1) / k + 2 * (h - 1) / (h * k)) * (1 << 30)
+    assert c.bytes_per_rank_sent == pytest.approx(expected)
+    assert [ph.name for ph in c.phases] == [
+        "intra_reduce_scatter",
+        "inter_all_reduce",
+        "intra_all_gather",
+    ]
+
+
+def test_double_binary_tree_matches_nccl_shape():
+    t0, t1 = double_binary_tree(8)
+    assert t0.count(-1) == 1 and t1.count(-1) == 1
+    # NCCL trees.cc: in tree 0 rank 0 is the root; tree 1 mirrors it for even n.
+    assert t0[0] == -1 and t1[7] == -1 and t0[1] == 2 and t1[6] == 5
+
+
+# ---- properties ------------------------------------------------------------------------
+
+SMALL = [
+    load_topology("dgx-a100"),
+    load_topology("dgx-a100", num_hosts=2),
+    load_topology("pcie-8gpu"),
+]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.sampled_from(range(len(SMALL))),
+    st.sampled_from(OPS),
+    st.integers(1, 1 << 34),
+    st.integers(1, 1 << 20),
+)
+def test_bigger_message_never_faster(ti, op, size, extra):
+    topo = SMALL[ti]
+    assert (
+        collective_cost(topo, op, "all", size + extra).time_s
+        >= collective_cost(topo, op, "all", size).time_s
+    )
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.sampled_from(["ring", "fully-connected"]),
+    st.integers(2, 9),
+    st.floats(1e9, 1e12),
+    st.floats(1.0, 10.0),
+    st.integers(1, 1 << 33),
+    st.sampled_from(["all_reduce", "all_gather", "broadcast"]),
+)
+def test_more_bandwidth_never_slower(builder, p, bw, factor, size, op):
+    slow = _shape(builder, bw=bw, num_gpus=p)
+    fast = _shape(builder, bw=bw * factor, num_gpus=p)
+    assert (
+        collective_cost(fast, op, "all", size).time_s
+        <= collective_cost(slow, op, "all", size).time_s
+    )
+
+
+# ---- algorithm selection and errors ----------------------------------------------------
+
+
+def test_auto_selection_follows_group_shape():
+    assert (
+        collective_cost(load_topology("dgx-a100"), "all_reduce", "all", 1 << 30).algorithm == "ring"
+    )
+    big = load_topology("h100-ndr-cluster", num_hosts=64)
+    # A 512-GPU ring has 1,022 steps; the tree's log-depth latency wins at small sizes.
+    assert collective_cost(big, "all_reduce", "all", 1 << 20).algorithm == "tree"
+    assert collective_cost(big, "all_reduce", "all", 1 << 20, algorithm="ring").algorithm == "ring"
+
+
+def test_unknown_or_unsupported_algorithm_is_a_clear_error():
+    topo = load_topology("dgx-a100", num_hosts=2)
+    with pytest.raises(UserError, match="did you mean 'ring'"):
+        collective_cost(topo, "all_reduce", "all", 1024, "rign")
+    with pytest.raises(UserError, match="tree does not implement all_gather"):
+        collective_cost(topo, "all_gather", "all", 1024, "tree")
+    with pytest.raises(UserError, match="did you mean 'all_reduce'"):
+        collective_cost(topo, "allreduce", "all", 1024)
+
+
+def test_sixteen_thousand_gpu_all_reduce_is_bounded_by_the_rails():
+    # Its wall time is measured by benchmarks/bench_collectives.py, not asserted here.
+    topo = load_topology("h100-ndr-cluster", num_hosts=2048)
+    cost = collective_cost(topo, "all_reduce", "all", (1 << 30) + 12345)
+    # Tree across 2,048 hosts, 8 NDR rails: bounded by 8 x 48 GB/s per host.
+    assert 250e9 < cost.busbw_Bps < 8 * 48e9
+
+
+# ---- published measurements -------------------------------------------------------------
+
+
+def _a100_table():
+    topo = load_topology("dgx-a100")
+    rows = []
+    for size, published in AZURE_A100_ALLREDUCE_BUSBW_GBPS.items():
+        c = collective_cost(topo, "all_reduce", "all", size)
+        rows.append((size, c.time_s, c.busbw_Bps / 1e9, published, f"{c.algorithm}/{c.protocol}"))
+    return rows
+
+
+def test_a100_nvswitch_all_reduce_matches_nccl_tests_table():
+    print("\n8x A100 NVSwitch all_reduce busbw vs Azure ND A100 v4 nccl-tests (GB/s)")
+    print(
+        f"{'size (B)':>12s} {'time (us)':>10s} {'predicted':>10s} {'published':>10s} {'error':>8s}  algorithm"
+    )
+    for size, t, pred, pub, algo in _a100_table():
+        print(f"{size:12d} {t * 1e6:10.1f} {pred:10.2f} {pub:10.2f} {pred / pub - 1:+8.1%}  {algo}")
+        if size >= 1 << 20:
+            assert pred == pytest.approx(pub, rel=0.15)
+    small = collective_cost(load_topology("dgx-a100"), "all_reduce", "all", 1024).time_s
+    assert 1 / 1.5 <= small / AZURE_A100_1KIB_TIME_S <= 1.5
+
+
+def test_two_gpu_small_message_latency():
+    c = collective_cost(load_topology("dgx-a100"), "all_reduce", ["h0.gpu0", "h0.gpu1"], 32)
+    assert c.time_s == pytest.approx(NCCL583_2GPU_32B_TIME_S, rel=0.3)
+
+
+def test_peak_nvlink_bus_bandwidth():
+    c = collective_cost(load_topology("dgx-a100"), "all_reduce", "all", 8 << 30)
+    assert c.busbw_Bps / 1e9 == pytest.approx(NCCL_TESTS149_PEAK_GBPS, rel=0.1)
+
+
+def test_one_hdr_nic_per_host_gives_24_gbps():
+    # One GPU per host (a rail): every byte crosses that GPU's HDR NIC.
+    topo = load_topology("dgx-a100", num_hosts=8)
+    c = collective_cost(topo, "all_reduce", "rail:0", 1 << 30)
+    assert c.busbw_Bps / 1e9 == pytest.approx(NCCL412_HDR_NIC_BUSBW_GBPS, rel=0.1)
+
+
+def test_calibration_is_one_set_of_factors():
+    eff = dict(NCCL_CALIBRATION.link_efficiency)
+    assert set(eff) >= {"nvlink", "pcie", "ib"}
+    assert [p.name for p in NCCL_CALIBRATION.protocols] == ["LL", "LL128", "Simple"]
+
+
+# ---- the `collective` command ----------------------------------------------------------
+
+
+def _run_cli(argv):
+    from simulator.cli.main import main
+
+    return main(argv)
+
+
+def test_collective_command_prints_an_nccl_tests_table(capsys):
+    assert _run_cli(["collective", "--topology", "dgx-a100", "--sizes", "1K..8K"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    rows = [line.split() for line in lines if not line.startswith("#")]
+    assert [int(r[0]) for r in rows] == [1024, 2048, 4096, 8192]
+    assert rows[0][-1] == "ring/LL" and "busbw" in lines[1]
+
+
+def test_collective_command_json_rows(capsys):
+    import json
+
+    argv = [
+        "collective",
+        "--topology",
+        "dgx-a100",
+        "--num-hosts",
+        "2",
+        "--group",
+        "rail",
+        "--sizes",
+        "1024,1048576",
+        "--json",
+    ]
+    assert _run_cli(argv) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["size_bytes"] for r in rows] == [1024, 1048576]
+    assert {"size_bytes", "time_s", "algbw_GBps", "busbw_GBps", "algorithm"} <= set(rows[0])
+    # busbw = algbw x 2(n-1)/n with n = 2 ranks (one GPU per host).
+    assert rows[1]["busbw_GBps"] == pytest.approx(rows[1]["algbw_GBps"])
+
+
+def test_collective_command_rejects_bad_sizes(capsys):
+    assert _run_cli(["collective", "--topology", "dgx-a100", "--sizes", "8G..1K"]) == 2
+    assert "--sizes" in capsys.readouterr().err
