@@ -172,7 +172,9 @@ class TrainingSection(Strict):
     flash_attention: bool = True
     offload: OffloadSection = OffloadSection()
     zero3: Zero3Section = Zero3Section()
-    bucket_size: BucketBytes = Field(25_000_000, json_schema_extra={"default": "25 MB"}, description="DDP bucket cap with its unit (PyTorch bucket_cap_mb=25 "
+    # torch/nn/parallel/distributed.py: bucket_bytes_cap = int(bucket_cap_mb * 1024 * 1024), default 25.
+    bucket_size: BucketBytes = Field(25 * 2**20, json_schema_extra={"default": "25 MiB"},
+                                     description="DDP bucket cap with its unit (PyTorch's default bucket_cap_mb=25 "
                                      "is '25 MiB'); at least 1 MiB")
     gradient_as_bucket_view: bool = Field(
         False, description="PyTorch DDP option; False (default) keeps a second copy of gradients in buckets")

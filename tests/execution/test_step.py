@@ -41,8 +41,9 @@ def test_ddp_bucket_all_reduces_overlap_backward_and_optimizer_waits():
     ars = intervals(step, op="all_reduce")
     opt = intervals(step, phase="optimizer")[0]
     end_of_backward = max(iv.end_s for iv in backward)
-    # 1.2e9 params x 2 bytes in 25 MB buckets (the first 1 MiB): 1 + ceil((2.4e9 - 2^20) / 25e6).
-    assert len(ars) == 1 + -(-(2_400_000_000 - 2**20) // 25_000_000)
+    # 1.2e9 params x 2 bytes in PyTorch's 25 MiB buckets (the first 1 MiB):
+    # 1 + ceil((2.4e9 - 2^20) / (25 x 2^20)).
+    assert len(ars) == 1 + -(-(2_400_000_000 - 2**20) // (25 * 2**20))
     assert sum(1 for iv in ars if iv.start_s < end_of_backward) > len(ars) // 2
     assert opt.start_s >= max(iv.end_s for iv in ars)
 
