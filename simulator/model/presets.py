@@ -27,12 +27,15 @@ _GPT3 = {"gpt3-125m": (12, 768, 12, 64), "gpt3-350m": (24, 1024, 16, 64),
 # HF LlamaForCausalLM (meta-llama/Llama-2-*-hf, Meta-Llama-3(.1)-* config.json):
 # (num_hidden_layers, hidden_size, num_attention_heads, num_key_value_heads,
 #  intermediate_size, vocab_size). RMSNorm, SwiGLU, RoPE, no biases, untied lm_head.
-_LLAMA = {"llama2-7b": (32, 4096, 32, 32, 11008, 32000),
-          "llama2-13b": (40, 5120, 40, 40, 13824, 32000),
-          "llama2-70b": (80, 8192, 64, 8, 28672, 32000),
-          "llama3-8b": (32, 4096, 32, 8, 14336, 128256),
-          "llama3-70b": (80, 8192, 64, 8, 28672, 128256),
-          "llama3-405b": (126, 16384, 128, 8, 53248, 128256)}
+# The last field is max_position_embeddings, the context the model was trained for (rotary
+# positions have no table, so it only warns): 4096 for Llama 2, 8192 for Llama 3 8B/70B, and
+# 131072 for 405B, which exists only as Llama 3.1 (Dubey et al. 2024, Sec 3.4.2).
+_LLAMA = {"llama2-7b": (32, 4096, 32, 32, 11008, 32000, 4096),
+          "llama2-13b": (40, 5120, 40, 40, 13824, 32000, 4096),
+          "llama2-70b": (80, 8192, 64, 8, 28672, 32000, 4096),
+          "llama3-8b": (32, 4096, 32, 8, 14336, 128256, 8192),
+          "llama3-70b": (80, 8192, 64, 8, 28672, 128256, 8192),
+          "llama3-405b": (126, 16384, 128, 8, 53248, 128256, 131072)}
 
 # HF BertModel (google-bert/bert-*-uncased config.json): vocab 30522, 512 positions,
 # 2 token types, post-LN (embedding LayerNorm, no final norm), pooler, no LM head.
@@ -41,7 +44,8 @@ _BERT = {"bert-base": (12, 768, 12, 3072), "bert-large": (24, 1024, 16, 4096)}
 # HF T5ForConditionalGeneration (google-t5/t5-* config.json): (num_layers, d_model, num_heads,
 # d_kv, d_ff). vocab 32128, ReLU, T5LayerNorm (RMS, weight only), no linear biases, 32
 # relative-attention buckets in block 0 of each stack, lm_head tied to `shared`.
-# Note: t5-3b and t5-11b have d_kv = 128 (not 64), so num_heads*d_kv != d_model.
+# Note: t5-3b and t5-11b have d_kv = 128 (not 64), so num_heads*d_kv != d_model. Pre-trained
+# at 512 tokens (Raffel et al. 2020, Sec 3.1.2); relative positions extrapolate (a warning).
 _T5 = {"t5-small": (6, 512, 8, 64, 2048), "t5-base": (12, 768, 12, 64, 3072),
        "t5-large": (24, 1024, 16, 64, 4096), "t5-3b": (24, 1024, 32, 128, 16384),
        "t5-11b": (24, 1024, 128, 128, 65536)}
@@ -66,15 +70,17 @@ def _build() -> dict[str, Architecture]:
         presets[name] = Architecture(kind="decoder", num_layers=layers, hidden_size=h, num_heads=heads,
                                      ffn_hidden_size=4 * h, vocab_size=50257, head_dim=dh,
                                      max_position_embeddings=2048)
-    for name, (layers, h, heads, kv, f, vocab) in _LLAMA.items():
+    for name, (layers, h, heads, kv, f, vocab, context) in _LLAMA.items():
         presets[name] = Architecture(kind="decoder", num_layers=layers, hidden_size=h, num_heads=heads,
                                      ffn_hidden_size=f, vocab_size=vocab, num_kv_heads=kv,
+                                     max_position_embeddings=context,
                                      ffn="swiglu", tied_embeddings=False,
                                      position_embedding="rotary", norm="rmsnorm", bias=False)
     # HF BloomForCausalLM (bigscience/bloom config.json): n_layer 70, hidden 14336, n_head 112,
-    # vocab 250880, ALiBi, word_embeddings_layernorm, biased layers, 4h GELU MLP, tied head.
+    # vocab 250880, ALiBi, word_embeddings_layernorm, biased layers, 4h GELU MLP, tied head;
+    # trained at sequence length 2048 (BigScience, arXiv 2211.05100, Sec 3.4).
     presets["bloom-176b"] = Architecture(kind="decoder", num_layers=70, hidden_size=14336, num_heads=112,
-                                         ffn_hidden_size=4 * 14336, vocab_size=250880,
+                                         ffn_hidden_size=4 * 14336, vocab_size=250880, max_position_embeddings=2048,
                                          position_embedding="alibi", embedding_norm=True)
     for name, (layers, h, heads, f) in _BERT.items():
         presets[name] = Architecture(kind="encoder", num_layers=layers, hidden_size=h, num_heads=heads,
@@ -85,7 +91,7 @@ def _build() -> dict[str, Architecture]:
     for name, (layers, h, heads, dkv, f) in _T5.items():
         presets[name] = Architecture(kind="encoder-decoder", num_layers=layers, hidden_size=h, num_heads=heads,
                                      ffn_hidden_size=f, vocab_size=32128,
-                                     head_dim=dkv, ffn="relu", num_decoder_layers=layers,
+                                     head_dim=dkv, ffn="relu", num_decoder_layers=layers, max_position_embeddings=512,
                                      position_embedding="relative", norm="rmsnorm", bias=False)
     for name, (h, layers, heads) in _MPT.items():
         presets[name] = Architecture(kind="decoder", num_layers=layers, hidden_size=h, num_heads=heads,

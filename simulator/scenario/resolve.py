@@ -83,8 +83,12 @@ def cluster(c: ClusterSection, problems: list[Problem], base_dir: str | Path | N
         info = topology_info(path, c.num_hosts)
     except UserError as exc:
         # A problem inside the topology file names that file; a bad name is this field's.
-        problems.extend(p if p.source or exc.source else Problem("cluster.topology", p.message, p.hint)
-                        for p in exc.sourced())
+        for p in exc.sourced():
+            if p.source:
+                problems.append(p)
+            else:
+                field = "cluster.num_hosts" if p.path == "num_hosts" else "cluster.topology"
+                problems.append(Problem(field, p.message, p.hint))
         return None
     gpu, assumed = _gpu(c.gpu, info.gpu, problems)
     num_gpus = c.num_gpus or info.num_gpus
