@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import sys
 
 import pytest
@@ -111,18 +110,17 @@ def test_assert_prediction(tmp_path):
         assert_prediction(SMALL, golden)
 
 
-def test_pytest_plugin_fixture(tmp_path):
-    shutil.copy(SMALL, tmp_path / "x.yaml")
-    (tmp_path / "test_user.py").write_text(
-        "def test_x(clustersim_prediction):\n"
-        "    clustersim_prediction('x.yaml', 'golden/x.json')\n")
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "simulator.studies.pytest_plugin", "-p", "no:cacheprovider",
-           str(tmp_path / "test_user.py")]
-    run = lambda *extra: subprocess.run([*cmd, *extra], check=False, cwd=tmp_path, capture_output=True, text=True)
-    assert run().returncode == 1  # no golden file yet
-    assert run("--clustersim-update").returncode == 0
-    assert (tmp_path / "golden" / "x.json").exists()
-    assert run().returncode == 0
-    _edit(tmp_path / "golden" / "x.json", "step.mfu", lambda m: m * 1.1)
-    failed = run()
-    assert failed.returncode == 1 and "step.mfu" in failed.stdout
+def test_pytest_plugin_fixture(pytester):
+    """The plugin in a user's suite, run in-process by pytester (no subprocess)."""
+    shutil.copy(SMALL, pytester.path / "x.yaml")
+    pytester.makepyfile(test_user="def test_x(clustersim_prediction):\n"
+                                  "    clustersim_prediction('x.yaml', 'golden/x.json')\n")
+    args = ("-p", "simulator.studies.pytest_plugin", "-p", "no:cacheprovider")
+    pytester.runpytest_inprocess(*args).assert_outcomes(failed=1)  # no golden file yet
+    pytester.runpytest_inprocess(*args, "--clustersim-update").assert_outcomes(passed=1)
+    assert (pytester.path / "golden" / "x.json").exists()
+    pytester.runpytest_inprocess(*args).assert_outcomes(passed=1)
+    _edit(pytester.path / "golden" / "x.json", "step.mfu", lambda m: m * 1.1)
+    failed = pytester.runpytest_inprocess(*args)
+    failed.assert_outcomes(failed=1)
+    assert "step.mfu" in failed.stdout.str()

@@ -1,0 +1,3 @@
+"""pytester (for the clustersim pytest plugin test)."""
+
+pytest_plugins = ["pytester"]
