@@ -165,66 +165,78 @@ class _FsdpSchedule:
         return self.b
 
     def micro_batch(self, m: int) -> int:
-        ctx, z, blocks, tag = self.ctx, self.z, self.ctx.work.blocks, f"mb{m}"
-        fwd_gather: dict[int, int] = {}
-        fwd_done: dict[int, int] = {}
-        bwd_gather: dict[int, int] = {}
-        bwd_done: dict[int, int] = {}
-        root_gather = None
-        if ctx.work.embedding or ctx.work.head:  # the root is held in static memory
-            root_gather = self.gather(f"{tag} all_gather root", ctx.work.edge_params + ctx.work.head_params,
-                                      alloc=False)
+        return _MicroBatch(self, m).run()
 
-        def issue_forward(i: int) -> None:
-            # limit_all_gathers: unit i's all-gather waits until unit i-2's forward freed its
-            # memory; the first two of a later micro-batch wait for the previous backward.
-            limit = None
-            if z.limit_all_gathers:
-                limit = fwd_done.get(i - 2) if i >= 2 else self.previous_backward
-            fwd_gather[i] = self.gather(f"{tag} all_gather {blocks[i].name} (forward)", blocks[i].params,
-                                        deps=(limit,))
 
-        def before_fwd(i, unit):
-            if i == 0:
-                issue_forward(0)
-            if i + 1 < len(blocks):
-                issue_forward(i + 1)
-            return (fwd_gather[i], root_gather)
+class _MicroBatch:
+    """One micro-batch of an FSDP step: the hooks around each block's forward and backward."""
 
-        def after_fwd(i, unit, tid):
-            fwd_done[i] = tid
-            if z.reshard_after_forward:
-                self.b.adjust(tid, free=unit.params * ctx.pb)
+    def __init__(self, fsdp: _FsdpSchedule, m: int):
+        self.f, self.ctx, self.z, self.tag = fsdp, fsdp.ctx, fsdp.z, f"mb{m}"
+        self.blocks = fsdp.ctx.work.blocks
+        self.fwd_gather: dict[int, int] = {}
+        self.fwd_done: dict[int, int] = {}
+        self.bwd_gather: dict[int, int] = {}
+        self.bwd_done: dict[int, int] = {}
+        self.root_gather = None
 
-        def issue_backward(i: int, deps) -> None:
-            if 0 <= i and i not in bwd_gather and z.reshard_after_forward:
-                bwd_gather[i] = self.gather(f"{tag} all_gather {blocks[i].name} (backward)", blocks[i].params,
-                                            deps=deps)
+    def run(self) -> int:
+        w = self.ctx.work
+        if w.embedding or w.head:  # the root is held in static memory
+            self.root_gather = self.f.gather(f"{self.tag} all_gather root", w.edge_params + w.head_params,
+                                             alloc=False)
+        hooks = Hooks(before_fwd=self.before_fwd, after_fwd=self.after_fwd, before_bwd=self.before_bwd,
+                      after_bwd=self.after_bwd)
+        return micro_batch(self.f.b, self.ctx, int(self.tag[2:]), hooks)
 
-        def before_bwd(i, unit):
-            last_block = len(blocks) - 1
-            if i == len(blocks):  # the head: prefetch the last block once its forward freed it
-                if z.backward_prefetch:
-                    issue_backward(last_block, (fwd_done[last_block],) if z.limit_all_gathers else ())
-                return ()
-            # Without prefetch the all-gather is issued when this block's backward is reached,
-            # i.e. after the previous backward op (the head's, or block i+1's).
-            issue_backward(i, (bwd_done.get(i + 1),))
+    def issue_forward(self, i: int) -> None:
+        # limit_all_gathers: unit i's all-gather waits until unit i-2's forward freed its
+        # memory; the first two of a later micro-batch wait for the previous backward.
+        limit = None
+        if self.z.limit_all_gathers:
+            limit = self.fwd_done.get(i - 2) if i >= 2 else self.f.previous_backward
+        self.fwd_gather[i] = self.f.gather(f"{self.tag} all_gather {self.blocks[i].name} (forward)",
+                                           self.blocks[i].params, deps=(limit,))
+
+    def before_fwd(self, i, unit):
+        if i == 0:
+            self.issue_forward(0)
+        if i + 1 < len(self.blocks):
+            self.issue_forward(i + 1)
+        return (self.fwd_gather[i], self.root_gather)
+
+    def after_fwd(self, i, unit, tid):
+        self.fwd_done[i] = tid
+        if self.z.reshard_after_forward:
+            self.f.b.adjust(tid, free=unit.params * self.ctx.pb)
+
+    def issue_backward(self, i: int, deps) -> None:
+        if 0 <= i and i not in self.bwd_gather and self.z.reshard_after_forward:
+            self.bwd_gather[i] = self.f.gather(f"{self.tag} all_gather {self.blocks[i].name} (backward)",
+                                               self.blocks[i].params, deps=deps)
+
+    def before_bwd(self, i, unit):
+        z, last_block = self.z, len(self.blocks) - 1
+        if i == len(self.blocks):  # the head: prefetch the last block once its forward freed it
             if z.backward_prefetch:
-                # BACKWARD_PRE: the previous block is gathered before this one computes; the rate
-                # limiter holds it until block i+1's parameters are freed.
-                issue_backward(i - 1, (bwd_done.get(i + 1),) if z.limit_all_gathers else ())
-            return (bwd_gather.get(i), fwd_done.get(i))
+                self.issue_backward(last_block, (self.fwd_done[last_block],) if z.limit_all_gathers else ())
+            return ()
+        # Without prefetch the all-gather is issued when this block's backward is reached,
+        # i.e. after the previous backward op (the head's, or block i+1's).
+        self.issue_backward(i, (self.bwd_done.get(i + 1),))
+        if z.backward_prefetch:
+            # BACKWARD_PRE: the previous block is gathered before this one computes; the rate
+            # limiter holds it until block i+1's parameters are freed.
+            self.issue_backward(i - 1, (self.bwd_done.get(i + 1),) if z.limit_all_gathers else ())
+        return (self.bwd_gather.get(i), self.fwd_done.get(i))
 
-        def after_bwd(i, unit, tid):
-            bwd_done[i] = tid
-            if i == len(blocks):
-                return
-            # The block's full gradient exists from its backward until its reduce-scatter ends;
-            # its parameters are freed when its backward ends.
-            self.b.adjust(tid, alloc=unit.params * ctx.gb, free=unit.params * ctx.pb)
-            self.grad_comm.append(self.reduce(f"{tag} reduce_scatter {unit.name}", unit.params, (tid,),
-                                              unit.params * ctx.gb))
-
-        return micro_batch(self.b, ctx, m, Hooks(before_fwd=before_fwd, after_fwd=after_fwd,
-                                                  before_bwd=before_bwd, after_bwd=after_bwd))
+    def after_bwd(self, i, unit, tid):
+        self.bwd_done[i] = tid
+        if i == len(self.blocks):
+            return
+        # The block's full gradient exists from its backward until its reduce-scatter ends;
+        # its parameters are freed when its backward ends.
+        gb, pb = self.ctx.gb, self.ctx.pb
+        self.f.b.adjust(tid, alloc=unit.params * gb, free=unit.params * pb)
+        self.f.grad_comm.append(self.f.reduce(f"{self.tag} reduce_scatter {unit.name}", unit.params, (tid,),
+                                              unit.params * gb))
