@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import json
+import re
 import sys
 
 import pytest
@@ -10,6 +12,7 @@ import pytest
 from simulator.report import plots
 from simulator.cli.main import main
 from simulator.core.errors import UserError
+from simulator.execution.schedule import STREAMS
 from simulator.studies.simulate import simulate
 from tests.helpers import make_scenario
 
@@ -115,7 +118,7 @@ def test_bad_inputs_are_user_errors(tmp_path, monkeypatch):
         plots.plot_trace(bad, tmp_path)
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if not installed
     with pytest.raises(UserError, match="matplotlib is not installed"):
-        plots._figure_class()
+        plots.figure_class()
 
 
 def test_one_panel_per_model_when_the_model_varies():
@@ -125,3 +128,97 @@ def test_one_panel_per_model_when_the_model_varies():
     groups = plots.panels(rows, ["model.preset", "training.strategy", "cluster.num_hosts"])
     assert sorted(groups) == ["mpt-1b", "mpt-3b"]
     assert all(sorted(by) == ["ddp", "zero3"] for by in groups.values())
+
+
+@pytest.fixture(scope="module")
+def straggler_trace(tmp_path_factory):
+    """Two rank classes (rank 1 20% slower, the other 7) whose memory peaks nearly coincide;
+    the optimizer on the CPU, so the pcie and cpu streams are busy too."""
+    trace = tmp_path_factory.mktemp("trace") / "trace.json"
+    cluster = {"topology": "dgx-a100", "stragglers": [{"rank": 1, "slowdown": 1.2}]}
+    training = {"strategy": "zero2", "offload": {"optimizer": "cpu"}}
+    simulate(make_scenario({"preset": "gpt3-125m"}, training, cluster), trace_path=str(trace))
+    return trace
+
+
+def test_peak_labels_of_two_rank_classes_do_not_overlap(straggler_trace):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.text import Text
+
+    fig = plots.trace_figure(straggler_trace)
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()  # lays the text out: extents are known only after a draw
+    renderer = canvas.get_renderer()
+    labels = [t for t in fig.findobj(Text) if re.search(r"peak \d", t.get_text())]
+    assert len(labels) == 2  # one per rank class
+    first, second = (t.get_window_extent(renderer) for t in labels)
+    assert not first.overlaps(second)
+    # Each label states its class's highest memory counter sample, read from the trace itself.
+    events = json.loads(straggler_trace.read_text())["traceEvents"]
+    for pid, label in enumerate(labels):
+        peak = max(e["args"]["GB"] for e in events if e["ph"] == "C" and e["pid"] == pid)
+        assert f"peak {peak:.2f} GB" in label.get_text()
+
+
+def test_lane_colours_are_the_stream_mapping(straggler_trace):
+    from matplotlib.colors import to_rgba
+
+    assert list(plots.STREAM_COLORS) == list(STREAMS)  # one colour per stream, nothing else
+    lanes = plots.trace_figure(straggler_trace).axes[1].collections
+    assert sorted(c.get_label() for c in lanes) == ["comm", "compute", "cpu", "pcie"]
+    for lane in lanes:
+        assert tuple(lane.get_facecolor()[0]) == to_rgba(plots.STREAM_COLORS[lane.get_label()])
+
+
+def test_step_time_exposed_communication_has_the_comm_stream_colour(results_csv):
+    from matplotlib.colors import to_rgb
+
+    fig = plots.step_time_figure(plots.panels(*plots.read_results(results_csv)))
+    colors = {to_rgb(p.get_facecolor()) for p in fig.axes[0].patches}
+    assert to_rgb(plots.STREAM_COLORS["comm"]) in colors
+
+
+def test_memory_bars_over_the_clip_show_their_true_total(results_csv):
+    fig = plots.memory_figure(plots.panels(*plots.read_results(results_csv)))
+    ax = fig.axes[0]
+    # The axes stop at 1.6 x the 80 GB capacity = 128 GB. ddp-big needs 20 + 20 + 120 + 20 + 1 + 4
+    # = 185 GB at every scale: cut there, its total written above; ddp (41 GB) and zero3 fit below.
+    texts = [t.get_text() for t in ax.texts]
+    assert texts == ["185 GB"] * 3
+    assert max(p.get_y() + p.get_height() for p in ax.patches) == pytest.approx(128)
+    assert ax.get_ylim()[1] > 128  # room above the cut for the totals
+
+
+def _equal_mfu_rows():
+    """zero1 and zero2 with identical numbers at 8 and 16 GPUs."""
+    return [_row(i, s, h, 2, 2, 12, True) for i, (s, h) in enumerate(
+        (s, h) for s in ("zero1", "zero2") for h in (1, 2))]
+
+
+def test_series_with_equal_mfu_stay_distinguishable():
+    groups = plots.panels(_equal_mfu_rows(), ["training.strategy", "cluster.num_hosts"])
+    lines = {line.get_label(): line for line in plots.mfu_figure(groups).axes[0].get_lines()}
+    zero1, zero2 = lines["zero1"], lines["zero2"]
+    assert list(zero1.get_ydata()) == list(zero2.get_ydata())  # drawn on top of each other
+    assert zero1.get_marker() != zero2.get_marker()
+    assert zero1.get_linestyle() != zero2.get_linestyle()
+    assert zero1.get_color() != zero2.get_color()
+    # Hollow markers: the one drawn first shows through the other.
+    assert zero1.get_markerfacecolor() == zero2.get_markerfacecolor() == "none"
+
+
+def test_a_strategy_has_one_colour_in_every_figure(results_csv):
+    from matplotlib.colors import to_rgb
+
+    groups = plots.panels(*plots.read_results(results_csv))
+    styles = plots.strategy_styles({"ddp", "ddp-big", "zero3"})
+    # The registry's strategies keep their colour whatever else is in the data.
+    assert styles["zero3"] == plots.strategy_styles({"zero3"})["zero3"]
+    assert styles["ddp"] == plots.strategy_styles({"ddp", "zero1"})["ddp"]
+    for line in plots.mfu_figure(groups).axes[0].get_lines():
+        if line.get_label() in styles:
+            assert line.get_color() == styles[line.get_label()].color
+    for tick in plots.memory_figure(groups).axes[0].get_xticklabels():  # "zero3 8", ...
+        assert tick.get_color() == styles[tick.get_text().split()[0]].color
+    step_colors = {to_rgb(p.get_facecolor()) for p in plots.step_time_figure(groups).axes[0].patches}
+    assert {to_rgb(st.color) for st in styles.values()} <= step_colors

@@ -12,8 +12,10 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
         "plot", help="figures from sweep results (CSV) or a step's trace (needs matplotlib)",
         description="From a `clustersim sweep` CSV: step time split into compute and exposed "
                     "communication vs GPU count per strategy, per-GPU memory by component with the "
-                    "capacity line and OOM marked, MFU and tokens/s per GPU vs scale. With --trace "
-                    "(from `clustersim run --trace`): the memory timeline of one step.")
+                    "capacity line and OOM marked (bars beyond 1.6x the capacity cut, their total "
+                    "written above), MFU vs scale. With --trace (from `clustersim run --trace`): the "
+                    "memory timeline of one step per rank class, with each class's peak, over the "
+                    "streams' activity. A strategy, and a stream, has one colour in every figure.")
     p.add_argument("results", nargs="?", help="sweep results CSV")
     p.add_argument("--trace", metavar="FILE", help="Chrome trace JSON from `clustersim run --trace`")
     p.add_argument("--out", default="plots", metavar="DIR", help="output directory (default: %(default)s)")
