@@ -1,14 +1,19 @@
-"""The discrete-event engine: runs rank classes' schedules on simpy.
+"""The discrete-event engine (MPMD): runs every rank class's own schedule on simpy.
 
-Each rank class (ranks that behave identically) runs its schedule once: one simpy process
-per stream executes that stream's tasks in issue order, each task first waiting for the
-tasks it depends on. A collective is a rendezvous: it starts on the network when every
-rank class has reached it, and all of them wait for it to finish, so a slow class delays
-the others there. Memory is allocated at a task's start and freed at its end.
+Each rank class (ranks that behave identically: one pipeline stage of a homogeneous cluster,
+or its stragglers) runs its schedule once: one simpy process per stream executes that
+stream's tasks in issue order, each task first waiting for the tasks it depends on; a p2p
+task (a pipeline send) runs as soon as its dependencies allow. Collectives rendezvous by
+identity: the classes whose stage takes part (their own stage, or the two stages of a send or
+of the tied-embedding all-reduce), the group, and the sequence number of that group's
+collectives on the class (or a send's tag). A collective starts on the network when every
+participating class has reached it, and all of them wait for it to finish, so a slow class
+delays the others there. Memory is allocated at a task's start and freed at its end.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -21,7 +26,8 @@ from simulator.execution.schedule import STREAMS, Collective, Schedule
 class RankClass:
     name: str
     schedule: Schedule
-    ranks: int  # how many ranks this class stands for
+    ranks: int      # how many ranks this class stands for
+    stage: int = 0  # the pipeline stage of its ranks
 
 
 @dataclass(frozen=True)
@@ -33,6 +39,7 @@ class Interval:
     phase: str
     start_s: float
     end_s: float
+    collective: bool = False
 
 
 @dataclass(frozen=True)
@@ -70,36 +77,50 @@ class ClassTimeline:
 class EngineResult:
     step_time_s: float
     timelines: tuple[ClassTimeline, ...]
-    collective_times: dict[int, tuple[float, float]]  # task index -> (start, end)
+    collective_times: dict[tuple, tuple[float, float]]  # rendezvous key -> (start, end)
 
 
 StartTransfer = Callable[[simpy.Environment, Collective], simpy.Event]
 
 
+class _Rendezvous:
+    """Collectives matched across rank classes by identity."""
+
+    def __init__(self, env: simpy.Environment, classes: list[RankClass], start_transfer: StartTransfer):
+        self.env, self.start_transfer = env, start_transfer
+        self.per_stage = Counter(c.stage for c in classes)
+        self.arrivals: dict[tuple, int] = {}
+        self.done: dict[tuple, simpy.Event] = {}
+        self.times: dict[tuple, tuple[float, float]] = {}
+
+    def key(self, rc: RankClass, coll: Collective, seq: Counter) -> tuple:
+        scope = coll.peers if coll.peers is not None else (rc.stage,)
+        if coll.tag is not None:
+            return (scope, coll.group.name, coll.op, coll.tag)
+        base = (scope, coll.group.name, coll.op)
+        seq[base] += 1
+        return (*base, seq[base])
+
+    def arrive(self, key: tuple, scope: tuple, coll: Collective) -> simpy.Event:
+        if key not in self.done:
+            self.done[key] = self.env.event()
+        self.arrivals[key] = self.arrivals.get(key, 0) + 1
+        if self.arrivals[key] == sum(self.per_stage[s] for s in set(scope)):
+            start = self.env.now
+            transfer = self.start_transfer(self.env, coll)
+
+            def finish(_event, key=key, start=start):
+                self.times[key] = (start, self.env.now)
+                self.done[key].succeed()
+
+            transfer.callbacks.append(finish)
+        return self.done[key]
+
+
 def run(classes: list[RankClass], start_transfer: StartTransfer) -> EngineResult:
     """Simulate one step of every rank class; the step ends when every stream is idle."""
     env = simpy.Environment()
-    n_tasks = len(classes[0].schedule.tasks)
-    assert all(len(c.schedule.tasks) == n_tasks for c in classes), "rank classes must share structure"
-    arrivals: dict[int, int] = {}
-    shared_done: dict[int, simpy.Event] = {}
-    coll_times: dict[int, tuple[float, float]] = {}
-
-    def rendezvous(k: int, coll: Collective):
-        if k not in shared_done:
-            shared_done[k] = env.event()
-        arrivals[k] = arrivals.get(k, 0) + 1
-        if arrivals[k] == len(classes):
-            start = env.now
-            transfer = start_transfer(env, coll)
-
-            def finish(_event, k=k, start=start):
-                coll_times[k] = (start, env.now)
-                shared_done[k].succeed()
-
-            transfer.callbacks.append(finish)
-        return shared_done[k]
-
+    rdv = _Rendezvous(env, classes, start_transfer)
     records = []
     for rc in classes:
         tasks = rc.schedule.tasks
@@ -107,17 +128,25 @@ def run(classes: list[RankClass], start_transfer: StartTransfer) -> EngineResult
         intervals: list[Interval] = []
         mem: list[MemoryEvent] = []
         records.append((rc, intervals, mem))
+        keys = _keys(rdv, rc)
         for stream in STREAMS:
             order = [i for i, t in enumerate(tasks) if t.stream == stream]
-            if order:
-                env.process(_stream(env, rc, order, done, intervals, mem, rendezvous))
+            groups = [[i] for i in order] if stream == "p2p" else ([order] if order else [])
+            for group in groups:
+                env.process(_stream(env, rc, group, done, intervals, mem, rdv, keys))
     env.run()
     timelines = tuple(ClassTimeline(rc.name, tuple(sorted(iv, key=lambda x: (x.start_s, x.task))),
                                     tuple(mem), rc.schedule.static_bytes) for rc, iv, mem in records)
-    return EngineResult(env.now, timelines, coll_times)
+    return EngineResult(env.now, timelines, rdv.times)
 
 
-def _stream(env, rc: RankClass, order, done, intervals, mem, rendezvous):
+def _keys(rdv: _Rendezvous, rc: RankClass) -> dict[int, tuple]:
+    """Each collective task's rendezvous key, numbered in issue order (as the host issues them)."""
+    seq: Counter = Counter()
+    return {i: rdv.key(rc, t.collective, seq) for i, t in enumerate(rc.schedule.tasks) if t.collective is not None}
+
+
+def _stream(env, rc: RankClass, order, done, intervals, mem, rdv: _Rendezvous, keys):
     tasks = rc.schedule.tasks
     for i in order:
         task = tasks[i]
@@ -127,11 +156,14 @@ def _stream(env, rc: RankClass, order, done, intervals, mem, rendezvous):
         start = env.now
         if task.alloc_bytes:
             mem.append(MemoryEvent(start, task.alloc_bytes, i))
-        if task.collective is not None:
-            yield rendezvous(i, task.collective)
+        coll = task.collective
+        if coll is not None:
+            scope = coll.peers if coll.peers is not None else (rc.stage,)
+            yield rdv.arrive(keys[i], scope, coll)
         elif task.duration_s > 0:
             yield env.timeout(task.duration_s)
         if task.free_bytes:
             mem.append(MemoryEvent(env.now, -task.free_bytes, i))
-        intervals.append(Interval(rc.name, i, task.name, task.stream, task.phase, start, env.now))
+        intervals.append(Interval(rc.name, i, task.name, task.stream, task.phase, start, env.now,
+                                  coll is not None))
         done[i].succeed()

@@ -1,14 +1,19 @@
-"""The model as the units a data-parallel framework wraps and one GPU runs.
+"""The model as one pipeline stage holds it on one tensor-parallel rank, in the units a
+data-parallel framework wraps.
 
 Blocks are the FSDP wrap units (PyTorch FSDP `transformer_auto_wrap_policy`; DeepSpeed
 ZeRO-3 fetches per submodule, which for a transformer is per block). Everything else -
 embeddings, final norms, the (possibly tied) output head, a BERT pooler - belongs to the
-root unit, which FSDP keeps unsharded from the start of forward to the end of backward
-(FSDP does not reshard the root module after forward; the tied output projection needs
-the embedding weights at both ends of the step).
+root unit, which FSDP keeps unsharded from the start of forward to the end of backward.
 
-Both the analytic memory model (memory.py) and the strategies' schedules read these
-sizes, so the timeline's peak and the analytic peak are computed from the same numbers.
+Pipeline parallelism splits the blocks into pp x v model chunks (Megatron: chunk g on stage
+g % pp); the embedding lives on the first chunk's stage and the head on the last one's. A
+tied output projection needs the word table on the last stage too: Megatron keeps a copy
+there and all-reduces its gradient with the first stage (the "embedding group").
+Tensor parallelism splits each unit's GEMM weights and vocabulary tables over tp ranks.
+
+Both the analytic memory model (memory.py) and the strategies' schedules read these sizes,
+so the timeline's peak and the analytic peak are computed from the same numbers.
 """
 
 from __future__ import annotations
@@ -17,24 +22,44 @@ import math
 from dataclasses import dataclass
 
 from simulator.model import activations as act_math
-from simulator.model.architecture import Architecture, parameter_units
+from simulator.model.architecture import Architecture, parameter_units, word_embedding_params
 from simulator.model.spec import ModelSpec
+from simulator.spec.specs import ParallelSpec
 
 
 @dataclass(frozen=True, kw_only=True)
 class Block:
     name: str
     stack: str  # "encoder" | "decoder"
-    params: int
+    params: int  # on one tensor-parallel rank
+
+
+@dataclass(frozen=True, kw_only=True)
+class Chunk:
+    index: int                 # global model chunk g
+    blocks: tuple[Block, ...]
+    embedding: bool            # holds the embedding (g == 0)
+    head: bool                 # holds the head (g == last)
 
 
 @dataclass(frozen=True, kw_only=True)
 class Layout:
+    """One pipeline stage on one tensor-parallel rank."""
+
     arch: Architecture  # the real architecture, or a GPT-3-shaped stand-in
-    root_params: int   # embeddings, final norms and head together
-    head_params: int   # the part of the root whose gradients are ready right after the loss
-    blocks: tuple[Block, ...]
-    has_edges: bool  # embeddings and head are modelled (False for a bare parameter count)
+    stage: int
+    chunks: tuple[Chunk, ...]  # this stage's chunks in virtual order
+    embedding_params: int      # embeddings (on the first stage)
+    head_params: int           # final norm, output projection (+ a tied copy when pp > 1), pooler
+    has_edges: bool            # embeddings and head are modelled (False for a bare parameter count)
+
+    @property
+    def blocks(self) -> tuple[Block, ...]:
+        return tuple(b for c in self.chunks for b in c.blocks)
+
+    @property
+    def root_params(self) -> int:
+        return self.embedding_params + self.head_params
 
     @property
     def params(self) -> int:
@@ -43,7 +68,7 @@ class Layout:
     @property
     def edge_params(self) -> int:
         """Root parameters whose gradients are ready at the end of backward (embeddings)."""
-        return self.root_params - self.head_params
+        return self.embedding_params
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -60,20 +85,36 @@ class Activations:
         return self.embedding + sum(self.blocks) + self.output
 
 
-def model_layout(m: ModelSpec) -> Layout:
+def _all_blocks(m: ModelSpec, tp: int) -> list[Block]:
     if m.arch is None:
         per_block = math.ceil(m.params / m.num_layers)
-        blocks = tuple(Block(name=f"layers.{i}", stack="decoder", params=per_block)
-                       for i in range(m.num_layers - 1))
-        last = Block(name=f"layers.{m.num_layers - 1}", stack="decoder",
-                     params=m.params - per_block * (m.num_layers - 1))
-        return Layout(arch=m.shape, root_params=0, head_params=0, blocks=blocks + (last,), has_edges=False)
-    units = parameter_units(m.arch)
-    blocks = tuple(Block(name=u.name, stack=_stack(m.arch, u.name), params=u.params)
-                   for u in units if u.kind == "block")
-    root = sum(u.params for u in units if u.kind != "block")
-    head = sum(u.params for u in units if u.kind == "head")
-    return Layout(arch=m.arch, root_params=root, head_params=head, blocks=blocks, has_edges=True)
+        sizes = [per_block] * (m.num_layers - 1) + [m.params - per_block * (m.num_layers - 1)]
+        return [Block(name=f"layers.{i}", stack="decoder", params=math.ceil(p / tp)) for i, p in enumerate(sizes)]
+    return [Block(name=u.name, stack=_stack(m.arch, u.name), params=u.params)
+            for u in parameter_units(m.arch, tp) if u.kind == "block"]
+
+
+def _chunk_sizes(layers: int, par: ParallelSpec) -> list[int]:
+    n = par.pp * par.pipeline.virtual_stages
+    return list(par.pipeline.layers_per_stage) or [layers // n] * n
+
+
+def model_layout(m: ModelSpec, par: ParallelSpec = ParallelSpec(), stage: int = 0) -> Layout:
+    tp, pp, v = par.tp, par.pp, par.pipeline.virtual_stages
+    blocks = _all_blocks(m, tp)
+    sizes = _chunk_sizes(len(blocks), par)
+    starts = [sum(sizes[:g]) for g in range(len(sizes))]
+    last = len(sizes) - 1
+    chunks = tuple(Chunk(index=g, blocks=tuple(blocks[starts[g]:starts[g] + sizes[g]]), embedding=g == 0,
+                         head=g == last) for g in (k * pp + stage for k in range(v)))
+    if m.arch is None:
+        return Layout(arch=m.shape, stage=stage, chunks=chunks, embedding_params=0, head_params=0, has_edges=False)
+    units = parameter_units(m.arch, tp)
+    emb = sum(u.params for u in units if u.kind in ("embedding", "norm")) if stage == 0 else 0
+    head = sum(u.params for u in units if u.kind == "head") if stage == last % pp else 0
+    if stage == last % pp and pp > 1 and m.arch.lm_head and m.arch.tied_embeddings:
+        head += word_embedding_params(m.arch, tp)  # Megatron's copy of the tied word table
+    return Layout(arch=m.arch, stage=stage, chunks=chunks, embedding_params=emb, head_params=head, has_edges=True)
 
 
 def _stack(arch: Architecture, name: str) -> str:
@@ -83,11 +124,12 @@ def _stack(arch: Architecture, name: str) -> str:
 
 
 def activations(layout: Layout, seq_len: int, micro_batch: int, checkpointing: str, flash: bool,
-                dtype_bytes: int) -> Activations:
-    """Korthikanti et al. 2022 per-block activations, and the recompute working set in backward.
-    Blocks of one stack are alike, so each stack's figures are computed once."""
+                dtype_bytes: int, tp: int = 1, sp: bool = False) -> Activations:
+    """Korthikanti et al. 2022 per-block activations on one rank, and the recompute working set
+    in backward. Blocks of one stack are alike, so each stack's figures are computed once."""
     arch = layout.arch
-    kw = dict(seq_len=seq_len, micro_batch=micro_batch, flash_attention=flash, dtype_bytes=dtype_bytes)
+    kw = dict(seq_len=seq_len, micro_batch=micro_batch, flash_attention=flash, dtype_bytes=dtype_bytes,
+              tp=tp, sp=sp)
     per_stack: dict[str, tuple[int, int]] = {}
     for stack in {b.stack for b in layout.blocks}:
         stored = act_math.activation_bytes_per_layer(arch, checkpointing=checkpointing, stack=stack, **kw)
@@ -99,8 +141,10 @@ def activations(layout: Layout, seq_len: int, micro_batch: int, checkpointing: s
         else:
             working = 0
         per_stack[stack] = (stored, working)
-    edge = dict(seq_len=seq_len, micro_batch=micro_batch, dtype_bytes=dtype_bytes)
-    emb = act_math.embedding_activation_bytes(arch, **edge) if layout.has_edges else 0
-    out = act_math.output_activation_bytes(arch, **edge) if layout.has_edges else 0
+    edge = dict(seq_len=seq_len, micro_batch=micro_batch, dtype_bytes=dtype_bytes, tp=tp, sp=sp)
+    first = any(c.embedding for c in layout.chunks)
+    last = any(c.head for c in layout.chunks)
+    emb = act_math.embedding_activation_bytes(arch, **edge) if layout.has_edges and first else 0
+    out = act_math.output_activation_bytes(arch, **edge) if layout.has_edges and last else 0
     return Activations(embedding=emb, blocks=tuple(per_stack[b.stack][0] for b in layout.blocks),
                        working=tuple(per_stack[b.stack][1] for b in layout.blocks), output=out)

@@ -29,10 +29,12 @@ event timeline of the step engine reproduces the same peak from alloc/free event
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
 from simulator.execution import layout
+from simulator.execution.pipeline import passes
 from simulator.execution.strategies import get_strategy
 from simulator.model.precision import optimizer_state_bytes_per_param
 from simulator.spec.specs import Scenario
@@ -55,6 +57,8 @@ class MemoryBreakdown:
     static_buffers_bytes: int = 0  # the part of buffers_bytes held for the whole step
     peak_op: str = ""
     notes: tuple[str, ...] = field(default=())
+    stage: int = 0           # the pipeline stage this breakdown is of
+    stages: int = 1
 
     @property
     def model_states_bytes(self) -> int:
@@ -90,20 +94,31 @@ class MemoryBreakdown:
 
 
 def memory_breakdown(scenario: Scenario) -> MemoryBreakdown:
-    """Peak per-GPU memory of one training step, by component (analytic)."""
+    """Peak per-GPU memory of one training step, by component (analytic): the pipeline stage
+    that needs the most (every stage's are in `stage_memory`)."""
+    return max(stage_memory(scenario), key=lambda m: (m.total_bytes, -m.stage))
+
+
+def stage_memory(scenario: Scenario) -> list[MemoryBreakdown]:
+    """Each pipeline stage's peak per-GPU memory."""
+    return [_stage_breakdown(scenario, stage) for stage in range(scenario.training.parallel.pp)]
+
+
+def _stage_breakdown(scenario: Scenario, stage: int) -> MemoryBreakdown:
     t, m = scenario.training, scenario.model
     strategy = get_strategy(t.strategy)
     pb, gb = t.precision.weight_bytes, t.precision.grad_bytes
     k = optimizer_state_bytes_per_param(t.optimizer, t.precision, m.hidden_size)
     n = strategy.shard_degree(scenario)
-    states = strategy.state_bytes(m.params, n, pb, gb, k)
+    lay = layout.model_layout(m, t.parallel, stage)
+    states = strategy.state_bytes(lay.params, n, pb, gb, k)
     params_b, grads_b, opt_b = states.params, states.grads, states.optimizer
     notes = []
     cpu_per_gpu = 0
     if t.offload.optimizer:
         # ZeRO-Offload (Ren et al. 2021, Sec 4.1): fp32 master weights and optimizer states
         # live in CPU memory, and 16-bit gradients are copied there for the CPU Adam step.
-        cpu_per_gpu += opt_b + math.ceil(m.params / n) * gb
+        cpu_per_gpu += opt_b + math.ceil(lay.params / n) * gb
         opt_b = 0
         notes.append("optimizer states offloaded to CPU (ZeRO-Offload)")
     if t.offload.params:
@@ -111,7 +126,7 @@ def memory_breakdown(scenario: Scenario) -> MemoryBreakdown:
         cpu_per_gpu += params_b
         params_b = 0
         notes.append("parameter shards offloaded to CPU")
-    peak = peak_moment(scenario)
+    peak = peak_moment(scenario, stage)
     tensors = params_b + grads_b + opt_b + peak.activations_bytes + peak.buffers_bytes
     context = t.framework_overhead_bytes
     if context is None:
@@ -126,7 +141,7 @@ def memory_breakdown(scenario: Scenario) -> MemoryBreakdown:
         activations_bytes=peak.activations_bytes, buffers_bytes=peak.buffers_bytes, overhead_bytes=overhead,
         capacity_bytes=scenario.cluster.gpu.memory_bytes, cpu_per_host_bytes=cpu_per_gpu * gpus_on_host,
         shard_degree=n, optimizer_bytes_per_param=k, static_buffers_bytes=peak.static_buffers_bytes,
-        peak_op=peak.label, notes=tuple(notes),
+        peak_op=peak.label, notes=tuple(notes), stage=stage, stages=t.parallel.pp,
     )
 
 
@@ -144,26 +159,58 @@ class Moment:
         return self.activations_bytes + self.buffers_bytes
 
 
-def peak_moment(scenario: Scenario) -> Moment:
-    """The largest of: the start of backward (all activations, the logits included) and the
-    backward of each block (activations of the blocks before it, its recompute working set,
-    and the strategy's transient buffers there)."""
-    t = scenario.training
+def peak_moment(scenario: Scenario, stage: int = 0) -> Moment:
+    """The largest moment of a stage's step. Walking its pipeline passes in order, the
+    candidates are the backward passes: at each, the activations of every other micro-batch
+    in flight are live, and within the pass the largest of its head's backward (all of the
+    chunk's activations, the logits included) and each block's backward (activations of the
+    blocks before it, its recompute working set and the strategy's transient buffers)."""
+    t, par = scenario.training, scenario.training.parallel
     strategy = get_strategy(t.strategy)
     pb, gb = t.precision.weight_bytes, t.precision.grad_bytes
-    lay = layout.model_layout(scenario.model)
+    lay = layout.model_layout(scenario.model, par, stage)
     acts = layout.activations(lay, t.seq_len, t.micro_batch_size, t.activation_checkpointing,
-                              t.flash_attention, t.precision.activation_bytes)
+                              t.flash_attention, t.precision.activation_bytes, par.tp, par.sequence_parallel)
     static = strategy.static_buffer_bytes(scenario, lay, pb, gb)
-    best = Moment(label="backward head (start of backward)", activations_bytes=acts.after_forward,
-                  buffers_bytes=static + strategy.buffers_at_backward_start(scenario, lay, pb, gb),
-                  static_buffers_bytes=static)
-    live = acts.embedding + sum(acts.blocks)
-    for i in range(len(lay.blocks) - 1, -1, -1):
-        moment = Moment(label=f"backward {lay.blocks[i].name}", activations_bytes=live + acts.working[i],
-                        buffers_bytes=static + strategy.buffers_at_block_backward(scenario, lay, i, pb, gb),
-                        static_buffers_bytes=static)
-        if moment.bytes > best.bytes:
-            best = moment
-        live -= acts.blocks[i]
+    within = _chunk_moments(scenario, strategy, lay, acts, static, pb, gb)
+    order = passes(par.pipeline.schedule, stage, par.pp, t.grad_accum_steps, par.pipeline.virtual_stages)
+    live: dict[tuple[int, int], int] = {}
+    best = None
+    for p in order:
+        key = (p.micro_batch, p.chunk)
+        full, moment = within[p.chunk]
+        if p.forward:
+            live[key] = full
+            continue
+        others = sum(live.values()) - live.pop(key)
+        if best is None or others + moment.bytes > best.bytes:
+            best = dataclasses.replace(moment, activations_bytes=moment.activations_bytes + others)
     return best
+
+
+def _chunk_moments(scenario, strategy, lay, acts, static, pb, gb) -> dict[int, tuple[int, Moment]]:
+    """Per chunk of the stage: its activations after forward, and the peak moment of one of its
+    backward passes (with no other micro-batch in flight)."""
+    out, offset = {}, 0
+    for chunk in lay.chunks:
+        n = len(chunk.blocks)
+        blocks, kept, working = chunk.blocks, acts.blocks[offset:offset + n], acts.working[offset:offset + n]
+        offset += n
+        emb = acts.embedding if chunk.embedding else 0
+        output = acts.output if chunk.head else 0
+        full = emb + sum(kept) + output
+        label = "forward head / start of backward (all activations and the logits live)" if chunk.head \
+            else f"start of backward of model chunk {chunk.index}"
+        best = Moment(label=label, activations_bytes=full, static_buffers_bytes=static,
+                      buffers_bytes=static + (strategy.buffers_at_backward_start(scenario, blocks, pb, gb)
+                                              if chunk.head else 0))
+        live = emb + sum(kept)
+        for i in range(n - 1, -1, -1):
+            moment = Moment(label=f"backward {blocks[i].name}", activations_bytes=live + working[i],
+                            buffers_bytes=static + strategy.buffers_at_block_backward(scenario, blocks, i, pb, gb),
+                            static_buffers_bytes=static)
+            if moment.bytes > best.bytes:
+                best = moment
+            live -= kept[i]
+        out[chunk.index] = (full, best)
+    return out

@@ -11,7 +11,9 @@ from dataclasses import dataclass, field, replace
 
 from simulator.spec.mesh import Group
 
-STREAMS = ("compute", "comm", "comm_rs", "pcie", "cpu")
+# p2p tasks (pipeline sends) run asynchronously, each on its own (Megatron's batched isend);
+# every other stream runs its tasks in issue order, as a CUDA stream does.
+STREAMS = ("compute", "comm", "comm_rs", "p2p", "pcie", "cpu")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -19,9 +21,13 @@ class Collective:
     """One collective call on one instance of a process group (the instance this rank is in).
     size_bytes follows nccl-tests: the full buffer (all-gather's output, reduce-scatter's input)."""
 
-    op: str      # all_reduce | all_gather | reduce_scatter
+    op: str      # all_reduce | all_gather | reduce_scatter | send
     group: Group
     size_bytes: int
+    # Between two pipeline stages only: the stages (their positions in each instance of the pp
+    # group) of a send (from, to) or of the tied-embedding all-reduce (first, last).
+    peers: tuple[int, int] | None = None
+    tag: tuple | None = None   # what a send is (its two ends rendezvous on it)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -15,10 +15,11 @@ import numpy as np
 
 from simulator.execution.context import SimContext
 from simulator.execution.engine import EngineResult, RankClass, run
-from simulator.execution.memory import MemoryBreakdown
+from simulator.execution.memory import MemoryBreakdown, stage_memory
+from simulator.execution.pipeline import passes
 from simulator.execution.schedule import Collective, Schedule
 from simulator.execution.strategies import get_strategy
-from simulator.execution.strategies.common import Context, step_work
+from simulator.execution.strategies.common import Context, stage_work
 from simulator.spec.specs import Scenario
 from simulator.system.comm.cost import CommContext
 from simulator.system.comm.network import make_network
@@ -47,6 +48,7 @@ class StepResult:
     collectives: tuple[dict, ...]
     timeline_peak: tuple[int, float, str]   # (bytes, time, task) of the highest class
     peak_flops: float          # dense peak of the GEMM datatype (MFU's denominator)
+    compute_busy_s: tuple[float, ...] = ()  # each class's compute-stream busy time
 
 
 class Comm:
@@ -65,7 +67,10 @@ class Comm:
         key = (coll, instance)
         if key not in self._costs:  # a dict hit avoids re-hashing 16k-rank group tuples
             ranks = coll.group.ranks(instance)
-            self._costs[key] = self.ctx.cost(coll.op, ranks, coll.size_bytes, self.algorithm)
+            if coll.peers is not None:  # two stages of one pipeline: their ranks in this instance
+                ranks = (ranks[coll.peers[0]], ranks[coll.peers[1]])
+            algorithm = "p2p" if coll.op == "send" else self.algorithm
+            self._costs[key] = self.ctx.cost(coll.op, ranks, coll.size_bytes, algorithm)
         return self._costs[key]
 
     def start(self, env, coll: Collective):
@@ -81,31 +86,54 @@ def compute_model(scenario: Scenario, slowdown: float = 1.0) -> ComputeModel:
                         slowdown=slowdown)
 
 
-def rank_classes(scenario: Scenario, memory: MemoryBreakdown, base: Context) -> list[RankClass]:
-    """One class for a homogeneous cluster, one per distinct straggler slowdown, and up to
-    JITTER_CLASSES seeded classes for compute jitter."""
-    strategy = get_strategy(scenario.strategy)
-    schedule = strategy.schedule(base).build(memory.static_bytes)
-    slow = Counter(st.slowdown for st in scenario.cluster.stragglers)
-    normal = scenario.cluster.num_gpus - sum(slow.values())
+def stage_context(scenario: Scenario, stage: int, static_bytes: int, cm: ComputeModel) -> Context:
+    par, t = scenario.training.parallel, scenario.training
+    e = t.precision.activation_bytes
+    return Context(scenario=scenario, static_bytes=static_bytes, cm=cm, stage=stage,
+                   chunks=stage_work(scenario, cm, stage),
+                   order=tuple(passes(par.pipeline.schedule, stage, par.pp, t.grad_accum_steps,
+                                      par.pipeline.virtual_stages)),
+                   mesh=get_strategy(scenario.strategy).mesh(scenario),
+                   tp_bytes=t.micro_batch_size * t.seq_len * scenario.model.hidden_size * e)
+
+
+def rank_classes(scenario: Scenario, memory: list[MemoryBreakdown], cm: ComputeModel) -> list[RankClass]:
+    """Per pipeline stage: one class for its homogeneous ranks, one per distinct straggler
+    slowdown among its ranks, and up to JITTER_CLASSES seeded classes for compute jitter."""
+    strategy, par = get_strategy(scenario.strategy), scenario.training.parallel
+    mesh = strategy.mesh(scenario)
+    stride = mesh.stride("pp")
     classes = []
-    jitter = scenario.training.compute_jitter
-    if normal and jitter > 0:
-        rng = np.random.default_rng(scenario.training.seed)
-        k = min(normal, JITTER_CLASSES)
-        for j in range(k):
-            ranks = normal // k + (1 if j < normal % k else 0)
-            classes.append(RankClass(f"ranks (jitter sample {j})", _jittered(schedule, rng, jitter), ranks))
-    elif normal:
-        classes.append(RankClass("ranks", schedule, normal))
-    for factor, count in sorted(slow.items()):
-        cm = dataclasses.replace(base.cm, slowdown=factor)
-        ctx = dataclasses.replace(base, cm=cm, work=step_work(scenario, cm))
-        ranks = sorted(st.rank for st in scenario.cluster.stragglers if st.slowdown == factor)
-        label = f"rank {ranks[0]}" if count == 1 else f"{count} ranks ({_ranks_text(ranks)})"
-        classes.append(RankClass(f"{label} (x{factor:g} slower)", strategy.schedule(ctx).build(memory.static_bytes),
-                                 count))
+    for stage in range(par.pp):
+        static = memory[stage].static_bytes
+        base = stage_context(scenario, stage, static, cm)
+        schedule = strategy.schedule(base).build(static)
+        mine = [st for st in scenario.cluster.stragglers if (st.rank // stride) % par.pp == stage]
+        slow = Counter(st.slowdown for st in mine)
+        normal = scenario.num_gpus // par.pp - len(mine)
+        where = f"stage {stage} " if par.pp > 1 else ""
+        classes += _normal_classes(scenario, schedule, normal, stage, where)
+        for factor, count in sorted(slow.items()):
+            slow_cm = dataclasses.replace(cm, slowdown=factor)
+            ctx = stage_context(scenario, stage, static, slow_cm)
+            ranks = sorted(st.rank for st in mine if st.slowdown == factor)
+            label = f"rank {ranks[0]}" if count == 1 else f"{count} ranks ({_ranks_text(ranks)})"
+            classes.append(RankClass(f"{where}{label} (x{factor:g} slower)",
+                                     strategy.schedule(ctx).build(static), count, stage))
     return classes
+
+
+def _normal_classes(scenario: Scenario, schedule: Schedule, normal: int, stage: int, where: str) -> list[RankClass]:
+    jitter = scenario.training.compute_jitter
+    if not normal:
+        return []
+    if jitter <= 0:
+        return [RankClass(f"{where}ranks".strip() if where else "ranks", schedule, normal, stage)]
+    seed = scenario.training.seed
+    rng = np.random.default_rng(seed if stage == 0 else [seed, stage])
+    k = min(normal, JITTER_CLASSES)
+    return [RankClass(f"{where}ranks (jitter sample {j})", _jittered(schedule, rng, jitter),
+                      normal // k + (1 if j < normal % k else 0), stage) for j in range(k)]
 
 
 def _ranks_text(ranks: list[int]) -> str:
@@ -116,18 +144,19 @@ def _jittered(schedule: Schedule, rng: np.random.Generator, sigma: float) -> Sch
     """Each compute/CPU task's time scaled by 1 + sigma z (z standard normal, floored at 0.1)."""
     z = rng.standard_normal(len(schedule.tasks))
     tasks = tuple(dataclasses.replace(t, duration_s=t.duration_s * max(0.1, 1.0 + sigma * zi))
-                  if t.stream in ("compute", "cpu") else t for t, zi in zip(schedule.tasks, z))
+                  if t.stream in ("compute", "cpu") and t.collective is None else t
+                  for t, zi in zip(schedule.tasks, z))
     return dataclasses.replace(schedule, tasks=tasks)
 
 
-def simulate_step(scenario: Scenario, memory: MemoryBreakdown, backend: str = "fluid",
-                  ctx: SimContext | None = None) -> StepResult:
+def simulate_step(scenario: Scenario, memory: MemoryBreakdown | list[MemoryBreakdown] | None = None,
+                  backend: str = "fluid", ctx: SimContext | None = None) -> StepResult:
+    """Simulate one step. `memory`: every stage's breakdown (stage_memory), computed if not given."""
     ctx = ctx or SimContext()
+    if not isinstance(memory, list):
+        memory = stage_memory(scenario)
     cm = compute_model(scenario)
-    strategy = get_strategy(scenario.strategy)
-    base = Context(scenario=scenario, static_bytes=memory.static_bytes, cm=cm, work=step_work(scenario, cm),
-                   mesh=strategy.mesh(scenario))
-    classes = rank_classes(scenario, memory, base)
+    classes = rank_classes(scenario, memory, cm)
     comm = Comm(ctx.comm(scenario.cluster), scenario.training.collective_algorithm, backend)
     result = run(classes, comm.start)
     return _result(classes, result, comm, cm.gpu.peak(cm.gemm_dtype))
@@ -169,31 +198,37 @@ def _result(classes, result: EngineResult, comm: Comm, peak_flops: float) -> Ste
     comm_spans = union(list(result.collective_times.values()))
     compute_busy, exposed = [], []
     for tl in result.timelines:
-        busy = union([(iv.start_s, iv.end_s) for iv in tl.intervals if iv.stream == "compute"])
+        busy = union([(iv.start_s, iv.end_s) for iv in tl.intervals if iv.stream == "compute" and not iv.collective])
         compute_busy.append(measure(busy))
         exposed.append(uncovered(comm_spans, busy))
     slowest = int(np.argmax(compute_busy))
     peaks = [tl.peak(classes[i].schedule.tasks) for i, tl in enumerate(result.timelines)]
     return StepResult(
         engine=result, classes=tuple(classes), time_s=result.step_time_s, compute_s=compute_busy[slowest],
-        comm_s=measure(comm_spans), exposed_comm_s=min(exposed),
-        collectives=tuple(_collective_summary(classes[slowest].schedule.tasks, comm)),
-        timeline_peak=max(peaks), peak_flops=peak_flops,
+        comm_s=measure(comm_spans), exposed_comm_s=min(exposed), collectives=tuple(_collective_summary(classes, comm)),
+        timeline_peak=max(peaks), peak_flops=peak_flops, compute_busy_s=tuple(compute_busy),
     )
 
 
-def _collective_summary(tasks, comm: Comm) -> list[dict]:
+def _collective_summary(classes: list[RankClass], comm: Comm) -> list[dict]:
+    """Collectives of one rank per pipeline stage (the first class of each), counted together."""
     rows: dict[tuple, dict] = {}
-    for t in tasks:
-        c = t.collective
-        if c is None:
+    seen: set[int] = set()
+    for rc in classes:
+        if rc.stage in seen:
             continue
-        key = (c.op, c.group.name, c.size_bytes)
-        if key not in rows:
-            cost = comm.cost(c)
-            rows[key] = {"op": c.op, "group": c.group.name, "algorithm": cost.algorithm, "group_size": cost.group_size,
-                         "bytes": c.size_bytes, "count": 0, "time_s": cost.time_s,
-                         "busbw_GBps": (cost.busbw_Bps / 1e9) if cost.time_s > 0 else 0.0,
-                         "bytes_sent_per_rank": cost.bytes_per_rank_sent}
-        rows[key]["count"] += 1
+        seen.add(rc.stage)
+        for t in rc.schedule.tasks:
+            c = t.collective
+            if c is None:
+                continue
+            key = (c.op, c.group.name, c.size_bytes)
+            if key not in rows:
+                cost = comm.cost(c)
+                rows[key] = {"op": c.op, "group": "pp" if c.op == "send" else c.group.name,
+                             "algorithm": cost.algorithm, "group_size": cost.group_size, "bytes": c.size_bytes,
+                             "count": 0, "time_s": cost.time_s,
+                             "busbw_GBps": (cost.busbw_Bps / 1e9) if cost.time_s > 0 else 0.0,
+                             "bytes_sent_per_rank": cost.bytes_per_rank_sent}
+            rows[key]["count"] += 1
     return sorted(rows.values(), key=lambda r: (r["op"], r["group"], -r["bytes"]))

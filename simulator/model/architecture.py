@@ -126,32 +126,41 @@ def norm_params(arch: Architecture) -> int:
     return 2 * arch.hidden_size if arch.norm == "layernorm" else arch.hidden_size
 
 
-def _attention_params(arch: Architecture) -> int:
+def _attention_params(arch: Architecture, tp: int = 1) -> int:
+    """One attention sub-layer on one of tp ranks: the QKV and output weights and the QKV bias
+    are split (Megatron ColumnParallelLinear / RowParallelLinear), the output bias is not."""
     h = arch.hidden_size
     # Q: h x q_dim, K and V: h x kv_dim, output: q_dim x h (HF LlamaAttention / GPT2 c_attn).
     weights = h * arch.q_dim + 2 * h * arch.kv_dim + arch.q_dim * h
     qkv_bias = arch.bias if arch.qkv_bias is None else arch.qkv_bias
-    biases = (arch.q_dim + 2 * arch.kv_dim if qkv_bias else 0) + (h if arch.bias else 0)
-    return weights + biases
+    split_bias = arch.q_dim + 2 * arch.kv_dim if qkv_bias else 0
+    return (weights + split_bias) // tp + (h if arch.bias else 0)
 
 
-def _ffn_params(arch: Architecture) -> int:
+def _ffn_params(arch: Architecture, tp: int = 1) -> int:
+    """One MLP on one of tp ranks: the weights and the first layers' biases are split, the
+    down projection's bias is not."""
     h, f = arch.hidden_size, arch.ffn_hidden_size
     # Gated FFNs (Shazeer 2020, "GLU Variants"; HF LlamaMLP) have gate, up and down matrices.
     mats = 3 if arch.gated else 2
-    biases = ((mats - 1) * f + h) if arch.bias else 0
-    return mats * h * f + biases
+    return (mats * h * f + ((mats - 1) * f if arch.bias else 0)) // tp + (h if arch.bias else 0)
 
 
-def block_params(arch: Architecture, stack: str = "decoder", index: int = 1) -> int:
-    """Parameters of block `index` of `stack` (cross-attention only in an enc-dec decoder)."""
+def block_params(arch: Architecture, stack: str = "decoder", index: int = 1, tp: int = 1) -> int:
+    """Parameters of block `index` of `stack` on one of tp tensor-parallel ranks (norms are
+    replicated); cross-attention only in an enc-dec decoder."""
     cross = arch.kind == "encoder-decoder" and stack == "decoder"
-    total = _attention_params(arch) * (2 if cross else 1) + _ffn_params(arch)
+    total = _attention_params(arch, tp) * (2 if cross else 1) + _ffn_params(arch, tp)
     total += norm_params(arch) * (3 if cross else 2)
     if arch.position_embedding == "relative" and index == 0:
         # HF T5Stack: relative_attention_bias Embedding(num_buckets, n_heads) in block 0 only.
         total += arch.relative_attention_num_buckets * arch.num_heads
     return total
+
+
+def word_embedding_params(arch: Architecture, tp: int = 1) -> int:
+    """The token table on one of tp ranks (Megatron VocabParallelEmbedding splits the vocabulary)."""
+    return arch.vocab_size * arch.hidden_size // tp
 
 
 def _stack_embedding_params(arch: Architecture) -> int:
@@ -161,34 +170,36 @@ def _stack_embedding_params(arch: Architecture) -> int:
     return pos + (norm_params(arch) if arch.embedding_norm else 0)
 
 
-def parameter_units(arch: Architecture) -> list[Unit]:
+def parameter_units(arch: Architecture, tp: int = 1) -> list[Unit]:
     """Units in forward order; sum(u.params) == param_count(arch).
 
     Single-stack blocks are `layers.i`; an encoder-decoder has `encoder.i`,
     `encoder.final_norm`, `decoder.embedding` (only if it has parameters), `decoder.i`.
     `head` holds the final norm, an untied output projection (+ bias) and a BERT pooler; it
     is omitted when it has no parameters. A tied output projection lives in `embedding`.
+    With tp > 1, the parameters of one tensor-parallel rank: vocabulary-parallel tables and
+    output projection and the blocks' GEMMs split, norms, position tables and a pooler whole.
     """
     h = arch.hidden_size
-    embedding = arch.vocab_size * h + arch.token_type_vocab * h + _stack_embedding_params(arch)
+    embedding = word_embedding_params(arch, tp) + arch.token_type_vocab * h + _stack_embedding_params(arch)
     units = [Unit(name="embedding", params=embedding, kind="embedding")]
     if arch.kind == "encoder-decoder":
-        units += [Unit(name=f"encoder.{i}", params=block_params(arch, "encoder", i), kind="block")
+        units += [Unit(name=f"encoder.{i}", params=block_params(arch, "encoder", i, tp), kind="block")
                   for i in range(arch.num_layers)]
         if arch.final_norm:
             units.append(Unit(name="encoder.final_norm", params=norm_params(arch), kind="norm"))
         if _stack_embedding_params(arch):
             units.append(Unit(name="decoder.embedding", params=_stack_embedding_params(arch), kind="embedding"))
-        units += [Unit(name=f"decoder.{i}", params=block_params(arch, "decoder", i), kind="block")
+        units += [Unit(name=f"decoder.{i}", params=block_params(arch, "decoder", i, tp), kind="block")
                   for i in range(arch.decoder_layers)]
     else:
         stack = "encoder" if arch.kind == "encoder" else "decoder"
-        units += [Unit(name=f"layers.{i}", params=block_params(arch, stack, i), kind="block")
+        units += [Unit(name=f"layers.{i}", params=block_params(arch, stack, i, tp), kind="block")
                   for i in range(arch.num_layers)]
     head = norm_params(arch) if arch.final_norm else 0
     if arch.lm_head:
-        head += (0 if arch.tied_embeddings else arch.vocab_size * h)
-        head += arch.vocab_size if arch.lm_head_bias else 0
+        head += (0 if arch.tied_embeddings else word_embedding_params(arch, tp))
+        head += arch.vocab_size // tp if arch.lm_head_bias else 0
     # HF BertPooler: Linear(h, h) with bias.
     head += (h * h + h) if arch.pooler else 0
     if head:

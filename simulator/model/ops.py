@@ -54,13 +54,15 @@ def _residual(name: str, t: int, h: int, e: int, dropout: bool) -> Op:
 
 
 def _attention_ops(arch: Architecture, prefix: str, b: int, s: int, s_kv: int, e: int,
-                   flash: bool, dropout: bool, causal: bool) -> list[Op]:
-    heads, d = arch.num_heads, arch.head_size
+                   flash: bool, dropout: bool, causal: bool, tp: int = 1) -> list[Op]:
+    """The attention core on this rank's num_heads / tp heads (Megatron splits heads over tp)."""
+    heads, d = arch.num_heads // tp, arch.head_size
+    q_dim, kv_dim = arch.q_dim // tp, arch.kv_dim // tp
     if flash:
         # Dao et al. 2022 FlashAttention: QK^T and PV in one kernel, 4*b*s*s_kv*h_q*d forward;
         # a causal kernel skips the masked half (flash-attention benchmark divides by 2).
         flops = 4.0 * b * s * s_kv * heads * d / (2.0 if causal else 1.0)
-        io = (2 * b * s * arch.q_dim + 2 * b * s_kv * arch.kv_dim) * e  # Q, O; K, V
+        io = (2 * b * s * q_dim + 2 * b * s_kv * kv_dim) * e  # Q, O; K, V
         return [Op(f"{prefix}flash_attention", "attention", flops, io, None, b * heads)]
     scores = b * heads * s * s_kv
     ops = [_matmul(f"{prefix}attn_scores", s, s_kv, d, e, b * heads),
@@ -71,65 +73,91 @@ def _attention_ops(arch: Architecture, prefix: str, b: int, s: int, s_kv: int, e
     return ops
 
 
-def layer_ops(arch: Architecture, seq_len: int, micro_batch: int, flash_attention: bool,
-              stack: str = "decoder", dtype_bytes: int = 2, dropout: bool = True,
-              causal: bool = False, encoder_seq_len: int | None = None) -> list[Op]:
-    """Forward ops of ONE block, in order (pre-norm order; post-norm BERT moves the norms).
+@dataclass(frozen=True, kw_only=True)
+class Segment:
+    """Part of a block between two tensor-parallel communication points: the attention (or
+    cross-attention) sub-layer, or the MLP. Megatron's f/g operators sit at its two ends."""
 
-    Matmul FLOPs of a GPT block: 24*b*s*h^2 + 4*b*s^2*h (Narayanan et al. 2021, Sec 5.1).
-    Cross-attention (enc-dec decoder): Q from the decoder, K/V from the encoder output
-    (`encoder_seq_len`, default seq_len). GQA shrinks the K/V GEMM widths to kv_dim.
+    name: str
+    ops: tuple[Op, ...]
+
+
+def layer_segments(arch: Architecture, seq_len: int, micro_batch: int, flash_attention: bool,
+                   stack: str = "decoder", dtype_bytes: int = 2, dropout: bool = True, causal: bool = False,
+                   encoder_seq_len: int | None = None, tp: int = 1, sp: bool = False) -> list[Segment]:
+    """Forward ops of ONE block on one tensor-parallel rank, by sub-layer (pre-norm order).
+
+    Matmul FLOPs of a GPT block: 24*b*s*h^2 + 4*b*s^2*h (Narayanan et al. 2021, Sec 5.1), split
+    over tp ranks: column-parallel QKV and MLP-up GEMMs and row-parallel output projections
+    (Shoeybi et al. 2019, Sec 3). Norms, dropout and residuals run on the full sequence on
+    every tensor-parallel rank, or on s / tp tokens with sequence parallelism (Korthikanti et
+    al. 2022, Sec 4.2.2). Cross-attention (enc-dec decoder): Q from the decoder, K/V from the
+    encoder output (`encoder_seq_len`, default seq_len). GQA shrinks the K/V widths.
     """
     _check_ops_args(seq_len, micro_batch, stack, dtype_bytes)
-    b, s, e, h, f = micro_batch, seq_len, dtype_bytes, arch.hidden_size, arch.ffn_hidden_size
+    b, s, e, h = micro_batch, seq_len, dtype_bytes, arch.hidden_size
+    f, q, kv = arch.ffn_hidden_size // tp, arch.q_dim // tp, arch.kv_dim // tp
     t = b * s
+    tr = -(-t // tp) if sp else t  # tokens each rank's element-wise ops see
     s_enc = seq_len if encoder_seq_len is None else encoder_seq_len
-    ops = [_mem("attn_norm", "norm", t * h, 2 * t * h * e),
-           _matmul("qkv_proj", t, arch.q_dim + 2 * arch.kv_dim, h, e)]
-    ops += _attention_ops(arch, "", b, s, s, e, flash_attention, dropout, causal)
-    ops += [_matmul("attn_out_proj", t, h, arch.q_dim, e),
-            _residual("attn_residual", t, h, e, dropout)]
+    attn = [_mem("attn_norm", "norm", tr * h, 2 * tr * h * e), _matmul("qkv_proj", t, q + 2 * kv, h, e)]
+    attn += _attention_ops(arch, "", b, s, s, e, flash_attention, dropout, causal, tp)
+    attn += [_matmul("attn_out_proj", t, h, q, e), _residual("attn_residual", tr, h, e, dropout)]
+    segments = [Segment(name="attention", ops=tuple(attn))]
     if arch.kind == "encoder-decoder" and stack == "decoder":
-        ops += [_mem("cross_norm", "norm", t * h, 2 * t * h * e),
-                _matmul("cross_q_proj", t, arch.q_dim, h, e),
-                _matmul("cross_kv_proj", b * s_enc, 2 * arch.kv_dim, h, e)]
-        ops += _attention_ops(arch, "cross_", b, s, s_enc, e, flash_attention, dropout, False)
-        ops += [_matmul("cross_out_proj", t, h, arch.q_dim, e),
-                _residual("cross_residual", t, h, e, dropout)]
-    ops.append(_mem("mlp_norm", "norm", t * h, 2 * t * h * e))
+        cross = [_mem("cross_norm", "norm", tr * h, 2 * tr * h * e), _matmul("cross_q_proj", t, q, h, e),
+                 _matmul("cross_kv_proj", b * s_enc, 2 * kv, h, e)]
+        cross += _attention_ops(arch, "cross_", b, s, s_enc, e, flash_attention, dropout, False, tp)
+        cross += [_matmul("cross_out_proj", t, h, q, e), _residual("cross_residual", tr, h, e, dropout)]
+        segments.append(Segment(name="cross_attention", ops=tuple(cross)))
+    mlp = [_mem("mlp_norm", "norm", tr * h, 2 * tr * h * e)]
     if arch.gated:
-        ops += [_matmul("mlp_gate", t, f, h, e), _matmul("mlp_up", t, f, h, e),
+        mlp += [_matmul("mlp_gate", t, f, h, e), _matmul("mlp_up", t, f, h, e),
                 _mem("mlp_act", "act", t * f, 3 * t * f * e)]  # read gate, up; write product
     else:
-        ops += [_matmul("mlp_up", t, f, h, e), _mem("mlp_act", "act", t * f, 2 * t * f * e)]
-    ops += [_matmul("mlp_down", t, h, f, e), _residual("mlp_residual", t, h, e, dropout)]
-    return ops
+        mlp += [_matmul("mlp_up", t, f, h, e), _mem("mlp_act", "act", t * f, 2 * t * f * e)]
+    mlp += [_matmul("mlp_down", t, h, f, e), _residual("mlp_residual", tr, h, e, dropout)]
+    segments.append(Segment(name="mlp", ops=tuple(mlp)))
+    return segments
+
+
+def layer_ops(arch: Architecture, seq_len: int, micro_batch: int, flash_attention: bool,
+              stack: str = "decoder", dtype_bytes: int = 2, dropout: bool = True,
+              causal: bool = False, encoder_seq_len: int | None = None, tp: int = 1, sp: bool = False) -> list[Op]:
+    """Forward ops of ONE block, in order (the segments of `layer_segments` concatenated)."""
+    return [op for seg in layer_segments(arch, seq_len, micro_batch, flash_attention, stack, dtype_bytes,
+                                         dropout, causal, encoder_seq_len, tp, sp) for op in seg.ops]
 
 
 def embedding_ops(arch: Architecture, seq_len: int, micro_batch: int, dtype_bytes: int = 2,
-                  dropout: bool = True) -> list[Op]:
-    """Token (+ position, token-type) lookup and sum, dropout, optional embedding norm."""
+                  dropout: bool = True, tp: int = 1, sp: bool = False) -> list[Op]:
+    """Token (+ position, token-type) lookup and sum, dropout, optional embedding norm (the
+    vocabulary-parallel lookup of each rank is summed by a tensor-parallel collective)."""
     _check_ops_args(seq_len, micro_batch, "decoder", dtype_bytes)
     t, h, e = micro_batch * seq_len, arch.hidden_size, dtype_bytes
+    tr = -(-t // tp) if sp else t
     tables = 1 + (arch.position_embedding == "learned") + (arch.token_type_vocab > 0)
-    io = (tables + 1) * t * h * e + (t * h if dropout else 0)  # read the rows, write the sum
-    ops = [_mem("embedding", "residual", t * h, io)]
+    io = (tables + 1) * tr * h * e + (tr * h if dropout else 0)  # read the rows, write the sum
+    ops = [_mem("embedding", "residual", tr * h, io)]
     if arch.embedding_norm:
-        ops.append(_mem("embedding_norm", "norm", t * h, 2 * t * h * e))
+        ops.append(_mem("embedding_norm", "norm", tr * h, 2 * tr * h * e))
     return ops
 
 
-def head_ops(arch: Architecture, seq_len: int, micro_batch: int, dtype_bytes: int = 2) -> list[Op]:
-    """Final norm, logits GEMM (b*s x V x h), and softmax cross-entropy in fp32.
+def head_ops(arch: Architecture, seq_len: int, micro_batch: int, dtype_bytes: int = 2, tp: int = 1,
+             sp: bool = False) -> list[Op]:
+    """Final norm, logits GEMM (b*s x V/tp x h, vocabulary-parallel), and softmax cross-entropy
+    in fp32.
 
     The loss reads the logits at dtype_bytes and writes fp32 probabilities (Megatron
     vocab_parallel_cross_entropy upcasts to float). An encoder without an LM head runs only
     the BERT pooler (GEMM on the b [CLS] tokens).
     """
     _check_ops_args(seq_len, micro_batch, "decoder", dtype_bytes)
-    b, h, e, v = micro_batch, arch.hidden_size, dtype_bytes, arch.vocab_size
+    b, h, e, v = micro_batch, arch.hidden_size, dtype_bytes, arch.vocab_size // tp
     t = b * seq_len
-    ops = [_mem("final_norm", "norm", t * h, 2 * t * h * e)] if arch.final_norm else []
+    tr = -(-t // tp) if sp else t
+    ops = [_mem("final_norm", "norm", tr * h, 2 * tr * h * e)] if arch.final_norm else []
     if arch.lm_head:
         ops += [_matmul("logits", t, v, h, e), _mem("cross_entropy", "ce", t * v, t * v * (e + 4))]
     if arch.pooler:

@@ -26,6 +26,7 @@ from simulator.model import presets
 from simulator.model.precision import PRECISIONS
 from simulator.model.spec import ModelSpec, from_architecture, from_params
 from simulator.scenario import resolve
+from simulator.scenario.parallel import microbatches, parallel_spec
 from simulator.scenario.problems import pydantic_problems, text_at
 from simulator.scenario.schema import ScenarioFile
 from simulator.spec.specs import OffloadSpec, Scenario, ShardingSpec, TrainingSpec
@@ -167,8 +168,13 @@ def _training(spec: ScenarioFile, num_gpus: int | None, problems: list[Problem])
         collective_algorithm=t.collective_algorithm, compute_jitter=t.compute_jitter, seed=t.seed)
     if num_gpus is None:
         return None
-    found = strategy.validate(training, num_gpus)
-    accum = resolve.accumulation(t, num_gpus, found)
+    found: list[Problem] = []
+    parallel = parallel_spec(t.parallelism, num_gpus, found)
+    accum = microbatches(t.parallelism, t.grad_accum_steps, found)
+    if parallel is not None:
+        training = dataclasses.replace(training, parallel=parallel)
+        found += strategy.validate(training, parallel.dp)
+        accum = resolve.accumulation(t, accum, parallel.dp, found)
     problems.extend(found)
     if found:
         return None

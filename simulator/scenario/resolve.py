@@ -13,6 +13,7 @@ from simulator.core.errors import Problem, UserError, did_you_mean
 from simulator.execution.strategies import get_strategy
 from simulator.model.architecture import Architecture
 from simulator.model.spec import ModelSpec
+from simulator.scenario.parallel import check_model, check_placement
 from simulator.scenario.schema import ArchitectureModel, ClusterSection, CustomGPU, TrainingSection
 from simulator.spec.specs import ClusterSpec, DegradedLink, Scenario, Straggler, TrainingSpec
 from simulator.system import hardware
@@ -137,18 +138,20 @@ def _degraded_links(c: ClusterSection, path: str, num_hosts: int, problems: list
                               both_directions=d.both_directions) for d in c.degraded_links)
 
 
-def accumulation(t: TrainingSection, num_gpus: int, problems: list[Problem]) -> int:
-    """Gradient-accumulation steps from grad_accum_steps or global_batch_size."""
-    per_step = t.micro_batch_size * num_gpus
+def accumulation(t: TrainingSection, accum: int | None, dp: int, problems: list[Problem]) -> int:
+    """Micro-batches per step from grad_accum_steps (or pipeline.microbatches) or global_batch_size;
+    the global batch is micro_batch_size x micro-batches x the data-parallel degree."""
+    per_step = t.micro_batch_size * dp
     if t.global_batch_size is None:
-        return t.grad_accum_steps or 1
-    if t.grad_accum_steps is not None and t.grad_accum_steps * per_step != t.global_batch_size:
+        return accum or 1
+    if accum is not None and accum * per_step != t.global_batch_size:
         problems.append(Problem("training.global_batch_size", f"{t.global_batch_size} sequences != "
-                                f"micro_batch_size x grad_accum_steps x GPUs = {t.grad_accum_steps * per_step}",
+                                f"micro_batch_size x micro-batches x data-parallel degree = {accum * per_step}",
                                 "give either grad_accum_steps or global_batch_size"))
     elif t.global_batch_size % per_step:
         problems.append(Problem("training.global_batch_size", f"{t.global_batch_size} sequences is not a "
-                                f"multiple of micro_batch_size x GPUs = {per_step}", f"use a multiple of {per_step}"))
+                                f"multiple of micro_batch_size x data-parallel degree = {per_step}",
+                                f"use a multiple of {per_step}"))
     return max(1, t.global_batch_size // per_step)
 
 
@@ -161,6 +164,8 @@ def check_compat(model: ModelSpec, t: TrainingSpec, c: ClusterSpec, problems: li
             have = ", ".join(sorted(gpu.peak_flops))
             problems.append(Problem("training.precision", f"{gpu.name} has no {dtype} units (it has {have})",
                                     "pick a precision the GPU supports, e.g. fp16-mixed on V100"))
+    check_model(model, t, problems)
+    check_placement(t.parallel, c, problems)
     _check_algorithm(t, c, problems)
     _check_positions(model, t, problems, warnings)
 

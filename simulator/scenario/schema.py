@@ -18,6 +18,7 @@ from simulator.core.units import UnitError, parse_bandwidth, parse_bytes, parse_
 from simulator.execution.strategies import ALIASES, STRATEGIES
 from simulator.model.architecture import FFNS, KINDS, NORMS, POSITIONS
 from simulator.model.precision import CHECKPOINTING, DTYPES, OPTIMIZERS, PRECISIONS
+from simulator.spec.specs import PIPELINE_SCHEDULES
 from simulator.system.comm.algorithms import ALGORITHMS
 from simulator.system.hardware import DEFAULT_ALLOCATOR_RESERVE_FRACTION
 from simulator.system.topology.loader import MAX_GPUS
@@ -159,6 +160,30 @@ _STEP_ALGORITHMS = ("auto", *(a.name for a in ALGORITHMS.values()
                               if {"all_reduce", "all_gather", "reduce_scatter"} & set(a.ops)))
 
 
+class PipelineSection(Strict):
+    """Pipeline parallelism (Narayanan et al. 2021): the schedule and how layers are split."""
+
+    schedule: _choice(PIPELINE_SCHEDULES) = "1f1b"
+    virtual_stages: _bounded(MAX_LAYERS) = Field(1, description="model chunks per stage (interleaved-1f1b)")
+    microbatches: _bounded(MAX_ACCUM) | None = Field(None, description="micro-batches per step (default: "
+                                                     "grad_accum_steps)")
+    layers_per_stage: tuple[Annotated[int, Field(ge=0, le=MAX_LAYERS, strict=True)], ...] | None = Field(
+        None, description="transformer layers of each of the pp x virtual_stages model chunks, in order "
+                          "(an uneven split, e.g. Llama 3's one layer fewer on the first and last stage)")
+
+
+class ParallelismSection(Strict):
+    """Tensor, sequence and pipeline parallelism; data parallelism is what remains of the GPUs."""
+
+    tp: _bounded(MAX_GPUS) = 1
+    pp: _bounded(MAX_LAYERS) = 1
+    sequence_parallel: bool = Field(False, description="Megatron sequence parallelism (needs tp > 1)")
+    pipeline: PipelineSection = PipelineSection()
+    order: tuple[_choice(("tp", "dp", "pp")), ...] | None = Field(
+        None, description="mesh dimensions from innermost (consecutive ranks) to outermost; default [tp, dp, pp]")
+    tp_across_nvlink_domains: bool = Field(False, description="allow a tensor-parallel group to span hosts")
+
+
 class TrainingSection(Strict):
     precision: _choice(PRECISIONS) = "bf16-mixed"
     optimizer: _choice(OPTIMIZERS) = "adamw"
@@ -187,6 +212,7 @@ class TrainingSection(Strict):
     compute_jitter: float = Field(0.0, ge=0, lt=1, allow_inf_nan=False,
                                   description="relative std-dev of each kernel's time")
     seed: Annotated[int, Field(ge=0, le=2**63 - 1, strict=True)] = Field(0, description="seed of compute_jitter")
+    parallelism: ParallelismSection = ParallelismSection()
 
 
 class EfficiencySection(Strict):

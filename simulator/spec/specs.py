@@ -33,6 +33,36 @@ class ShardingSpec:
     reshard_after_forward: bool = True
 
 
+PIPELINE_SCHEDULES = ("gpipe", "1f1b", "interleaved-1f1b")
+# The default placement of the mesh: tensor parallelism innermost (inside one NVLink domain),
+# then data parallelism, then pipeline stages outermost (Megatron-LM's and torchtitan's order).
+DEFAULT_ORDER = ("tp", "dp", "pp")
+
+
+@dataclass(frozen=True, kw_only=True)
+class PipelineSpec:
+    schedule: str = "1f1b"            # gpipe | 1f1b | interleaved-1f1b (Narayanan et al. 2021)
+    virtual_stages: int = 1           # model chunks per stage (interleaved-1f1b)
+    layers_per_stage: tuple[int, ...] = ()  # explicit (possibly uneven) split over pp x virtual_stages chunks
+
+
+@dataclass(frozen=True, kw_only=True)
+class ParallelSpec:
+    """The model-parallel layout; the data-parallel degree is what remains of the GPUs."""
+
+    tp: int = 1
+    pp: int = 1
+    dp: int = 1
+    sequence_parallel: bool = False
+    pipeline: PipelineSpec = PipelineSpec()
+    order: tuple[str, ...] = DEFAULT_ORDER
+    tp_across_nvlink_domains: bool = False
+
+    @property
+    def model_parallel(self) -> int:
+        return self.tp * self.pp
+
+
 @dataclass(frozen=True, kw_only=True)
 class TrainingSpec:
     precision: Precision
@@ -41,7 +71,7 @@ class TrainingSpec:
     shard_group_size: int | None      # HSDP only
     micro_batch_size: int
     seq_len: int
-    grad_accum_steps: int             # resolved from grad_accum_steps or global_batch_size
+    grad_accum_steps: int             # micro-batches per step (= pipeline micro-batches), resolved
     activation_checkpointing: str
     flash_attention: bool
     offload: OffloadSpec
@@ -54,6 +84,7 @@ class TrainingSpec:
     collective_algorithm: str
     compute_jitter: float
     seed: int
+    parallel: ParallelSpec = ParallelSpec()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -110,7 +141,7 @@ class Scenario:
     def global_batch_size(self) -> int:
         """Sequences per optimizer step."""
         t = self.training
-        return t.micro_batch_size * t.grad_accum_steps * self.cluster.num_gpus
+        return t.micro_batch_size * t.grad_accum_steps * t.parallel.dp
 
     @property
     def tokens_per_step(self) -> int:

@@ -33,7 +33,7 @@ def test_hsdp_at_a_count_its_shard_group_does_not_divide_is_reported_not_run():
                       cluster={"topology": "a100-hdr-superpod", "num_hosts": 4})
     plan = planner.min_gpus_plan(s, ("hsdp", "zero3"), compare_at=24)
     hsdp, zero3 = plan.compared
-    assert not hsdp.fits and "do not split into groups of 16" in hsdp.note
+    assert not hsdp.fits and "does not split into groups of 16" in hsdp.note
     assert zero3.fits and zero3.step_time_s > 0 and plan.fastest == "zero3"
 
 

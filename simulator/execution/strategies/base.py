@@ -14,13 +14,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 from simulator.core.errors import Problem
+from simulator.execution.schedule import ScheduleBuilder
+from simulator.execution.strategies.passes import StageSchedule
 from simulator.spec.mesh import Group, Mesh
 from simulator.spec.specs import Scenario, TrainingSpec
 
 if TYPE_CHECKING:
-    from simulator.execution.layout import Layout
-    from simulator.execution.schedule import ScheduleBuilder
+    from simulator.execution.layout import Block, Layout
     from simulator.execution.strategies.common import Context
+    from simulator.execution.strategies.passes import Session
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -44,7 +46,7 @@ class Strategy(ABC):
 
     # ---- validation and groups
 
-    def validate(self, t: TrainingSpec, num_gpus: int) -> list[Problem]:
+    def validate(self, t: TrainingSpec, dp: int) -> list[Problem]:
         """Problems with this strategy's settings, at their field paths."""
         problems = []
         if t.offload.params and not self.offload_params:
@@ -58,10 +60,15 @@ class Strategy(ABC):
 
     def dp_dims(self, s: Scenario) -> tuple[tuple[str, int], ...]:
         """This strategy's mesh dimensions (innermost first); one `dp` dimension by default."""
-        return (("dp", s.cluster.num_gpus),)
+        return (("dp", s.training.parallel.dp),)
 
     def mesh(self, s: Scenario) -> Mesh:
-        return Mesh(dims=self.dp_dims(s))
+        """The device mesh: tensor, data-parallel (these dimensions) and pipeline, in the
+        layout's order (innermost first)."""
+        par, dims = s.training.parallel, []
+        for name in par.order:
+            dims.extend({"tp": (("tp", par.tp),), "pp": (("pp", par.pp),)}.get(name) or self.dp_dims(s))
+        return Mesh(dims=tuple(dims))
 
     def grad_group(self, s: Scenario) -> Group:
         """The group gradients are reduced (or reduce-scattered) over first."""
@@ -73,7 +80,7 @@ class Strategy(ABC):
 
     def shard_degree(self, s: Scenario) -> int:
         """How many ranks share one copy of the sharded states (1: nothing sharded)."""
-        return s.cluster.num_gpus if self.zero_stage > 0 else 1
+        return s.training.parallel.dp if self.zero_stage > 0 else 1
 
     # ---- memory (the ZeRO paper's accounting; see execution/memory.py)
 
@@ -89,16 +96,23 @@ class Strategy(ABC):
     def static_buffer_bytes(self, s: Scenario, lay: Layout, pb: int, gb: int) -> int:
         """Buffers held for the whole step."""
 
-    def buffers_at_backward_start(self, s: Scenario, lay: Layout, pb: int, gb: int) -> int:
-        """Transient buffers (beyond the static ones) live when backward starts."""
+    def buffers_at_backward_start(self, s: Scenario, blocks: tuple[Block, ...], pb: int, gb: int) -> int:
+        """Transient buffers (beyond the static ones) live when a chunk's backward starts at its head."""
         return 0
 
-    def buffers_at_block_backward(self, s: Scenario, lay: Layout, i: int, pb: int, gb: int) -> int:
-        """Transient buffers (beyond the static ones) live during block i's backward."""
+    def buffers_at_block_backward(self, s: Scenario, blocks: tuple[Block, ...], i: int, pb: int, gb: int) -> int:
+        """Transient buffers (beyond the static ones) live during block i's backward (of a chunk)."""
         return 0
 
     # ---- schedule
 
     @abstractmethod
+    def session(self, ctx: Context, b: ScheduleBuilder) -> Session:
+        """This strategy's hooks while one stage's schedule is built."""
+
     def schedule(self, ctx: Context) -> ScheduleBuilder:
-        """One rank's tasks for one optimizer step."""
+        """One rank's tasks for one optimizer step: the stage's pipeline passes with this
+        strategy's communication."""
+        b = ScheduleBuilder()
+        StageSchedule(ctx, b).run(self.session(ctx, b))
+        return b

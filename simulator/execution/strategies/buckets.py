@@ -1,11 +1,12 @@
 """Gradient bucketing shared by the replicated-parameter strategies (DDP, ZeRO-1, ZeRO-2):
 gradients fill buckets in readiness order (reverse layer order) and each full bucket becomes
-one collective, overlapping the rest of backward."""
+one collective, overlapping the rest of backward; then the optimizer step."""
 
 from __future__ import annotations
 
+from simulator.execution.pipeline import Pass, last_backward
 from simulator.execution.schedule import Collective, ScheduleBuilder
-from simulator.execution.strategies.common import Context, Hooks, micro_batch
+from simulator.execution.strategies.common import ChunkWork, Context, UnitWork, optimizer_step, shard_of
 from simulator.spec.mesh import Group
 
 
@@ -36,23 +37,55 @@ class Bucketer:
         self.fill, self.cap = 0, self.next_cap
 
 
-def bucketed_backward(b: ScheduleBuilder, ctx: Context, op: str, group: Group, cap: int, first: int,
-                      every_micro_batch: bool) -> tuple[int, list[int]]:
-    """Every micro-batch's forward and backward; gradients bucketed into `op` collectives on the
-    last micro-batch (or on every one). Returns (last backward task, collective task ids)."""
-    comm_ids: list[int] = []
-    last = None
-    for m in range(ctx.accum):
-        communicate = group.size > 1 and (m == ctx.accum - 1 or every_micro_batch)
-        bucketer = Bucketer(b, op, group, cap, first, f"mb{m}") if communicate else None
+class BucketSession:
+    """DDP / ZeRO-1 / ZeRO-2 on one stage: gradients of the last micro-batch of each chunk (of
+    every micro-batch with `every_micro_batch`) are bucketed into `op` collectives as its
+    backward produces them; then the optimizer; then (sharded optimizer) the weight all-gather."""
 
-        def ready(i, unit, task_id, bucketer=bucketer):
-            if bucketer is not None and unit.params:
-                bucketer.add(unit.params * ctx.gb, task_id)
+    def __init__(self, ctx: Context, b: ScheduleBuilder, op: str, cap: int, first: int, every_micro_batch: bool,
+                 sharded_optimizer: bool, allgather_bucket_bytes: int = 0):
+        self.ctx, self.b, self.op, self.cap, self.first = ctx, b, op, cap, first
+        self.group = ctx.mesh.group(*[d for d, _ in ctx.mesh.dims if d.startswith("dp")])
+        self.every, self.sharded, self.ag_bytes = every_micro_batch, sharded_optimizer, allgather_bucket_bytes
+        self.last = last_backward(list(ctx.order))
+        self.index, self.bucketer, self.comm_ids = -1, None, []
 
-        last = micro_batch(b, ctx, m, Hooks(after_bwd=ready))
-        if bucketer is not None:
-            bucketer.add(ctx.work.edge_params * ctx.gb, last)
-            bucketer.flush()
-            comm_ids += bucketer.ids
-    return last, comm_ids
+    def start_pass(self, p: Pass, chunk: ChunkWork) -> tuple:
+        self.index += 1
+        if not p.forward and self.group.size > 1 and (self.every or self.index == self.last[p.chunk]):
+            self.bucketer = Bucketer(self.b, self.op, self.group, self.cap, self.first, f"mb{p.micro_batch}")
+        return ()
+
+    def before_fwd(self, p: Pass, i: int, unit: UnitWork) -> tuple:
+        return ()
+
+    def after_fwd(self, p: Pass, i: int, unit: UnitWork, tid: int) -> None:
+        pass
+
+    def before_bwd(self, p: Pass, i: int, unit: UnitWork) -> tuple:
+        return ()
+
+    def after_bwd(self, p: Pass, i: int, unit: UnitWork, tid: int) -> None:
+        if self.bucketer is not None and unit.params:
+            self.bucketer.add(unit.params * self.ctx.gb, tid)
+
+    def end_pass(self, p: Pass, chunk: ChunkWork, last: int) -> None:
+        if self.bucketer is not None:
+            self.bucketer.add(chunk.edge_params * self.ctx.gb, last)
+            self.bucketer.flush()
+            self.comm_ids += self.bucketer.ids
+            self.bucketer = None
+
+    def finish(self, last: int) -> None:
+        n, params = self.group.size, self.ctx.stage_params
+        opt = optimizer_step(self.b, self.ctx, shard_of(params, n) if self.sharded else params,
+                             deps=(last, *self.comm_ids))
+        if self.sharded and n > 1:
+            # All-gather the updated weights: the full buffer is every rank's shard of weights.
+            remaining, bucket = shard_of(params, n) * n * self.ctx.pb, 0
+            while remaining > 0:
+                size = min(remaining, self.ag_bytes)
+                self.b.add(f"all_gather weights bucket {bucket}", "comm", "comm", deps=(opt,),
+                           collective=Collective(op="all_gather", group=self.group, size_bytes=size))
+                remaining -= size
+                bucket += 1

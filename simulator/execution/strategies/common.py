@@ -1,12 +1,13 @@
-"""What every strategy shares: per-unit compute work, the micro-batch walk, the optimizer step."""
+"""What every strategy shares: the compute work of one pipeline stage on one tensor-parallel rank,
+the context a strategy builds its schedule in, and the optimizer step."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from simulator.execution import layout as layout_mod
+from simulator.execution.pipeline import Pass
 from simulator.execution.schedule import ScheduleBuilder
 from simulator.model import ops as op_math
 from simulator.model.precision import optimizer_state_bytes_per_param
@@ -19,40 +20,61 @@ SELECTIVE_OPS = ("attn_scores", "softmax", "attn_dropout", "attn_over_values")
 
 
 @dataclass(frozen=True, kw_only=True)
-class UnitWork:
-    """One unit's compute for one micro-batch: times and activation bytes."""
+class SegmentWork:
+    """A sub-layer between two tensor-parallel communication points (attention or MLP)."""
 
     name: str
-    params: int
     fwd_s: float
     bwd_s: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class UnitWork:
+    """One unit's compute for one micro-batch on one rank: times and activation bytes."""
+
+    name: str
+    params: int                         # on this tensor-parallel rank
+    segments: tuple[SegmentWork, ...]   # in forward order
     recompute_s: float
     act_bytes: int
     working_bytes: int
 
+    @property
+    def fwd_s(self) -> float:
+        return sum(g.fwd_s for g in self.segments)
+
+    @property
+    def bwd_s(self) -> float:
+        return sum(g.bwd_s for g in self.segments)
+
 
 @dataclass(frozen=True, kw_only=True)
-class StepWork:
+class ChunkWork:
+    """One model chunk on its stage: the embedding (first chunk), blocks, the head (last chunk)."""
+
+    index: int
     embedding: UnitWork | None
     blocks: tuple[UnitWork, ...]
     head: UnitWork | None
-    edge_params: int     # root parameters whose gradients are ready at the end of backward
-    head_params: int     # root parameters whose gradients are ready right after the loss
+
+    @property
+    def edge_params(self) -> int:
+        """Parameters whose gradients are ready at the end of the chunk's backward (embedding)."""
+        return self.embedding.params if self.embedding else 0
 
 
 @dataclass(frozen=True, kw_only=True)
 class Context:
-    """Everything a strategy needs to build one rank's schedule."""
+    """Everything a strategy needs to build one stage's schedule."""
 
     scenario: Scenario
     static_bytes: int
     cm: ComputeModel
-    work: StepWork
+    stage: int
+    chunks: dict[int, ChunkWork]
+    order: tuple[Pass, ...]
     mesh: Mesh
-
-    @property
-    def accum(self) -> int:
-        return self.scenario.training.grad_accum_steps
+    tp_bytes: int                       # b x s x h x activation bytes: the tensor-parallel buffer
 
     @property
     def pb(self) -> int:
@@ -62,98 +84,60 @@ class Context:
     def gb(self) -> int:
         return self.scenario.training.precision.grad_bytes
 
+    @property
+    def stage_params(self) -> int:
+        return sum(u.params for c in self.chunks.values() for u in _units(c))
 
-def _times(cm: ComputeModel, fwd: list[op_math.Op], again: list[op_math.Op]) -> tuple[float, float, float]:
-    return cm.ops_time_s(fwd), cm.ops_time_s(op_math.backward_ops(fwd)), cm.ops_time_s(again)
+
+def _units(c: ChunkWork) -> list[UnitWork]:
+    return [u for u in (c.embedding, *c.blocks, c.head) if u is not None]
 
 
-def step_work(scenario: Scenario, cm: ComputeModel) -> StepWork:
-    """Every unit's forward, backward and recompute time; blocks of one stack are alike, so
-    their kernels are timed once per stack."""
-    t = scenario.training
-    lay = layout_mod.model_layout(scenario.model)
-    act_b = t.precision.activation_bytes
+def _segment_works(cm: ComputeModel, segments: list[op_math.Segment]) -> tuple[SegmentWork, ...]:
+    return tuple(SegmentWork(name=g.name, fwd_s=cm.ops_time_s(list(g.ops)),
+                             bwd_s=cm.ops_time_s(op_math.backward_ops(list(g.ops)))) for g in segments)
+
+
+def stage_work(scenario: Scenario, cm: ComputeModel, stage: int) -> dict[int, ChunkWork]:
+    """The chunks of one stage with every unit's forward, backward and recompute time on one
+    tensor-parallel rank; blocks of one stack are alike, so their kernels are timed once."""
+    t, par = scenario.training, scenario.training.parallel
+    lay = layout_mod.model_layout(scenario.model, par, stage)
+    act_b, tp, sp = t.precision.activation_bytes, par.tp, par.sequence_parallel
     acts = layout_mod.activations(lay, t.seq_len, t.micro_batch_size, t.activation_checkpointing,
-                                  t.flash_attention, act_b)
+                                  t.flash_attention, act_b, tp, sp)
     arch, s, b = lay.arch, t.seq_len, t.micro_batch_size
-    timed: dict[str, tuple[float, float, float]] = {}
+    timed: dict[str, tuple[tuple[SegmentWork, ...], float]] = {}
     for stack in {blk.stack for blk in lay.blocks}:
-        ops = op_math.layer_ops(arch, s, b, t.flash_attention, stack=stack, dtype_bytes=act_b,
-                                causal=stack == "decoder")
+        segments = op_math.layer_segments(arch, s, b, t.flash_attention, stack=stack, dtype_bytes=act_b,
+                                          causal=stack == "decoder", tp=tp, sp=sp)
+        ops = [op for g in segments for op in g.ops]
         if t.activation_checkpointing == "full":
             again = ops
         elif t.activation_checkpointing == "selective":
             again = [o for o in ops if o.name.removeprefix("cross_") in SELECTIVE_OPS]
         else:
             again = []
-        timed[stack] = _times(cm, ops, again)
-    blocks = tuple(UnitWork(name=blk.name, params=blk.params, fwd_s=timed[blk.stack][0], bwd_s=timed[blk.stack][1],
-                            recompute_s=timed[blk.stack][2], act_bytes=acts.blocks[i], working_bytes=acts.working[i])
-                   for i, blk in enumerate(lay.blocks))
-    embedding = head = None
-    if lay.has_edges:
-        f, bw, _ = _times(cm, op_math.embedding_ops(arch, s, b, act_b), [])
-        embedding = UnitWork(name="embedding", params=lay.edge_params, fwd_s=f, bwd_s=bw, recompute_s=0.0,
-                             act_bytes=acts.embedding, working_bytes=0)
-        f, bw, _ = _times(cm, op_math.head_ops(arch, s, b, act_b), [])
-        head = UnitWork(name="head", params=lay.head_params, fwd_s=f, bwd_s=bw, recompute_s=0.0,
-                        act_bytes=acts.output, working_bytes=0)
-    return StepWork(embedding=embedding, blocks=blocks, head=head, edge_params=lay.edge_params,
-                    head_params=lay.head_params)
-
-
-Before = Callable[[int, UnitWork], tuple]      # (block index, unit) -> deps of its compute
-After = Callable[[int, UnitWork, int], None]    # (block index, unit, compute task id)
-
-
-@dataclass(frozen=True, kw_only=True)
-class Hooks:
-    """A strategy's communication around each block (the head is index len(blocks) in backward)."""
-
-    before_fwd: Before | None = None
-    after_fwd: After | None = None
-    before_bwd: Before | None = None
-    after_bwd: After | None = None
-
-
-def micro_batch(b: ScheduleBuilder, ctx: Context, m: int, hooks: Hooks = Hooks()) -> int:
-    """Forward then backward of micro-batch m on the compute stream, with the strategy's hooks.
-    Returns the id of the last backward task."""
-    w, tag = ctx.work, f"mb{m}"
-    if w.embedding:
-        _compute(b, f"{tag} forward embedding", "forward", w.embedding.fwd_s, alloc=w.embedding.act_bytes)
-    for i, unit in enumerate(w.blocks):
-        deps = hooks.before_fwd(i, unit) if hooks.before_fwd else ()
-        tid = _compute(b, f"{tag} forward {unit.name}", "forward", unit.fwd_s, alloc=unit.act_bytes, deps=deps)
-        if hooks.after_fwd:
-            hooks.after_fwd(i, unit, tid)
-    last = None
-    if w.head:
-        _compute(b, f"{tag} forward head", "forward", w.head.fwd_s, alloc=w.head.act_bytes)
-        if hooks.before_bwd:
-            hooks.before_bwd(len(w.blocks), w.head)
-        last = _compute(b, f"{tag} backward head", "backward", w.head.bwd_s, free=w.head.act_bytes)
-        if hooks.after_bwd:
-            hooks.after_bwd(len(w.blocks), w.head, last)
-    for i in range(len(w.blocks) - 1, -1, -1):
-        unit = w.blocks[i]
-        deps = hooks.before_bwd(i, unit) if hooks.before_bwd else ()
-        if unit.recompute_s:
-            _compute(b, f"{tag} recompute {unit.name}", "recompute", unit.recompute_s,
-                     alloc=unit.working_bytes, deps=deps)
-            deps = ()
-        last = _compute(b, f"{tag} backward {unit.name}", "backward", unit.bwd_s,
-                        free=unit.act_bytes + unit.working_bytes, deps=deps)
-        if hooks.after_bwd:
-            hooks.after_bwd(i, unit, last)
-    if w.embedding:
-        last = _compute(b, f"{tag} backward embedding", "backward", w.embedding.bwd_s, free=w.embedding.act_bytes)
-    return last
-
-
-def _compute(b: ScheduleBuilder, name: str, phase: str, duration_s: float, alloc: int = 0, free: int = 0,
-             deps=()) -> int:
-    return b.add(name, "compute", phase, deps=deps, duration_s=duration_s, alloc_bytes=alloc, free_bytes=free)
+        timed[stack] = (_segment_works(cm, segments), cm.ops_time_s(again))
+    blocks = {blk.name: UnitWork(name=blk.name, params=blk.params, segments=timed[blk.stack][0],
+                                 recompute_s=timed[blk.stack][1], act_bytes=acts.blocks[i],
+                                 working_bytes=acts.working[i]) for i, blk in enumerate(lay.blocks)}
+    chunks = {}
+    for chunk in lay.chunks:
+        embedding = head = None
+        if chunk.embedding and lay.has_edges:
+            ops = op_math.embedding_ops(arch, s, b, act_b, tp=tp, sp=sp)
+            embedding = UnitWork(name="embedding", params=lay.embedding_params,
+                                 segments=_segment_works(cm, [op_math.Segment(name="embedding", ops=tuple(ops))]),
+                                 recompute_s=0.0, act_bytes=acts.embedding, working_bytes=0)
+        if chunk.head and lay.has_edges:
+            ops = op_math.head_ops(arch, s, b, act_b, tp=tp, sp=sp)
+            head = UnitWork(name="head", params=lay.head_params,
+                            segments=_segment_works(cm, [op_math.Segment(name="head", ops=tuple(ops))]),
+                            recompute_s=0.0, act_bytes=acts.output, working_bytes=0)
+        chunks[chunk.index] = ChunkWork(index=chunk.index, embedding=embedding, head=head,
+                                        blocks=tuple(blocks[blk.name] for blk in chunk.blocks))
+    return chunks
 
 
 # PyTorch's fused/foreach Adam and DeepSpeed's FusedAdam are memory-bound: per parameter they

@@ -10,10 +10,8 @@ and communicate nothing.
 
 from __future__ import annotations
 
-from simulator.execution.schedule import ScheduleBuilder
 from simulator.execution.strategies.base import Strategy
-from simulator.execution.strategies.buckets import bucketed_backward
-from simulator.execution.strategies.common import Context, optimizer_step
+from simulator.execution.strategies.buckets import BucketSession
 
 # torch/distributed/distributed_c10d.py: _DEFAULT_FIRST_BUCKET_BYTES = 1024 * 1024
 DDP_FIRST_BUCKET_BYTES = 1024 * 1024
@@ -29,17 +27,13 @@ class DDP(Strategy):
     def static_buffer_bytes(self, s, lay, pb, gb) -> int:
         # PyTorch DDP docs: with gradient_as_bucket_view=False the buckets hold a copy of every
         # gradient ("the saved memory size will be equal to the total gradients size").
-        if s.training.gradient_as_bucket_view or s.cluster.num_gpus == 1:
+        if s.training.gradient_as_bucket_view or s.training.parallel.dp == 1:
             return 0
-        return s.model.params * gb
+        return lay.params * gb
 
     def collectives(self, s):
-        return [("all_reduce", self.mesh(s).group("dp"))]
+        return [("all_reduce", self.grad_group(s))]
 
-    def schedule(self, ctx: Context) -> ScheduleBuilder:
-        b = ScheduleBuilder()
-        group = ctx.mesh.group("dp")
-        last, comm = bucketed_backward(b, ctx, "all_reduce", group, ctx.scenario.training.bucket_size_bytes,
-                                       DDP_FIRST_BUCKET_BYTES, every_micro_batch=False)
-        optimizer_step(b, ctx, ctx.scenario.model.params, deps=(last, *comm))
-        return b
+    def session(self, ctx, b):
+        return BucketSession(ctx, b, "all_reduce", ctx.scenario.training.bucket_size_bytes, DDP_FIRST_BUCKET_BYTES,
+                             every_micro_batch=False, sharded_optimizer=False)

@@ -17,14 +17,14 @@ Follows PyTorch FSDP (Zhao et al. 2023, Sec 3-4) with the transformer block as t
 
 from __future__ import annotations
 
-import dataclasses
-
 from simulator.core.errors import Problem
+from simulator.execution.pipeline import Pass
 from simulator.execution.schedule import Collective, ScheduleBuilder
 from simulator.execution.strategies.base import Strategy
-from simulator.execution.strategies.common import Context, Hooks, micro_batch, optimizer_step, shard_of
-from simulator.execution.strategies.ddp import DDP
-from simulator.spec.mesh import Mesh
+from simulator.execution.strategies.buckets import BucketSession
+from simulator.execution.strategies.common import ChunkWork, Context, optimizer_step, shard_of
+from simulator.execution.strategies.ddp import DDP_FIRST_BUCKET_BYTES
+from simulator.spec.mesh import Group
 
 
 class Zero3(Strategy):
@@ -46,19 +46,19 @@ class Zero3(Strategy):
         # until the final reduce-scatter.
         return lay.root_params * (pb + gb)
 
-    def buffers_at_backward_start(self, s, lay, pb, gb) -> int:
-        if not self._sharded(s):
+    def buffers_at_backward_start(self, s, blocks, pb, gb) -> int:
+        if not self._sharded(s) or not blocks:
             return 0
         z = s.training.sharding
         if not z.reshard_after_forward:  # every block is still unsharded from forward
-            return sum(b.params for b in lay.blocks) * pb
+            return sum(b.params for b in blocks) * pb
         # FSDP prefetches the last block while the loss and head run backward.
-        return (lay.blocks[-1].params * pb) if z.backward_prefetch else 0
+        return (blocks[-1].params * pb) if z.backward_prefetch else 0
 
-    def buffers_at_block_backward(self, s, lay, i, pb, gb) -> int:
+    def buffers_at_block_backward(self, s, blocks, i, pb, gb) -> int:
         if not self._sharded(s):
             return 0
-        z, blocks = s.training.sharding, lay.blocks
+        z = s.training.sharding
         if not z.reshard_after_forward:  # blocks 0..i are still unsharded from forward
             gathered = sum(b.params for b in blocks[:i + 1])
         else:  # this block, and the previous one prefetched
@@ -69,23 +69,26 @@ class Zero3(Strategy):
         pending = blocks[i + 1].params if i + 1 < len(blocks) else 0
         return gathered * pb + (blocks[i].params + pending) * gb
 
-    # ---- schedule
+    # ---- groups and schedule
+
+    def replica_group(self, s):
+        """HSDP's replica group (None for plain ZeRO-3 or one replica)."""
+        return None
 
     def collectives(self, s):
-        mesh, shard = self.mesh(s), self.grad_group(s)
+        shard, replica = self.grad_group(s), self.replica_group(s)
         if shard.size == 1:
-            return [("all_reduce", Mesh(dims=(("dp", mesh.world),)).group("dp"))]
-        rest = [d for d, _ in mesh.dims if d not in shard.dims]
-        replica = [("all_reduce", mesh.group(*rest))] if rest and mesh.world > shard.size else []
-        return [("all_gather", shard), ("reduce_scatter", shard), *replica]
+            return [("all_reduce", replica or shard)]
+        return [("all_gather", shard), ("reduce_scatter", shard), *([("all_reduce", replica)] if replica else [])]
 
-    def schedule(self, ctx: Context) -> ScheduleBuilder:
-        shard = self.grad_group(ctx.scenario)
+    def session(self, ctx, b):
+        s = ctx.scenario
+        shard = self.grad_group(s)
         if shard.size == 1:
-            # One rank per shard group: nothing is sharded, FSDP runs as DDP over all ranks.
-            flat = Mesh(dims=(("dp", ctx.mesh.world),))
-            return DDP().schedule(dataclasses.replace(ctx, mesh=flat))
-        return _FsdpSchedule(ctx, self).build()
+            # One rank per shard group: nothing is sharded, FSDP runs as DDP over the replicas.
+            return BucketSession(ctx, b, "all_reduce", s.training.bucket_size_bytes, DDP_FIRST_BUCKET_BYTES,
+                                 every_micro_batch=False, sharded_optimizer=False)
+        return FsdpSession(ctx, b, shard, self.replica_group(s))
 
 
 class HSDP(Zero3):
@@ -93,42 +96,44 @@ class HSDP(Zero3):
     aliases = ("fsdp-hybrid-shard",)
     description = "FSDP HYBRID_SHARD / MiCS: ZeRO-3 within shard groups, gradients all-reduced across them"
 
-    def validate(self, t, num_gpus: int) -> list[Problem]:
-        problems = super().validate(t, num_gpus)
+    def validate(self, t, dp: int) -> list[Problem]:
+        problems = super().validate(t, dp)
         if t.shard_group_size is None:
             problems.append(Problem("training.shard_group_size", "required when strategy is hsdp",
                                     "e.g. shard_group_size: 8 to shard within each host"))
-        elif num_gpus % min(t.shard_group_size, num_gpus):
-            problems.append(Problem("training.shard_group_size", f"{num_gpus} GPUs do not split into groups "
-                                    f"of {t.shard_group_size}", "use a divisor of the GPU count"))
+        elif dp % min(t.shard_group_size, dp):
+            problems.append(Problem("training.shard_group_size", f"the data-parallel degree {dp} does not split "
+                                    f"into groups of {t.shard_group_size}", "use a divisor of the GPU count"))
         return problems
 
     def dp_dims(self, s):
-        n = s.cluster.num_gpus
-        g = min(s.training.shard_group_size, n)
-        return (("dp_shard", g), ("dp_replicate", n // g))
+        dp = s.training.parallel.dp
+        g = min(s.training.shard_group_size, dp)
+        return (("dp_shard", g), ("dp_replicate", dp // g))
 
     def grad_group(self, s):
         return self.mesh(s).group("dp_shard")
 
+    def replica_group(self, s):
+        group = self.mesh(s).group("dp_replicate")
+        return group if group.size > 1 else None
+
     def shard_degree(self, s) -> int:
-        return min(s.training.shard_group_size, s.cluster.num_gpus)
+        return min(s.training.shard_group_size, s.training.parallel.dp)
 
 
-class _FsdpSchedule:
-    """One rank's FSDP step: per-block all-gathers with prefetch and rate limiting, per-block
-    reduce-scatters (and HSDP's replica all-reduces)."""
+class FsdpSession:
+    """One stage's FSDP step: per-block all-gathers with prefetch and rate limiting, per-block
+    reduce-scatters (and HSDP's replica all-reduces), for every pass of the pipeline."""
 
-    def __init__(self, ctx: Context, strategy: Zero3):
-        self.ctx, self.b = ctx, ScheduleBuilder()
+    def __init__(self, ctx: Context, b: ScheduleBuilder, shard: Group, replica: Group | None):
+        self.ctx, self.b, self.shard, self.replica = ctx, b, shard, replica
         s = ctx.scenario
-        self.z, self.offload = s.training.sharding, s.training.offload.params
-        self.shard = strategy.grad_group(s)
-        self.n = self.shard.size
-        dims = [d for d, _ in ctx.mesh.dims if d not in self.shard.dims]
-        self.replica = ctx.mesh.group(*dims) if dims and ctx.mesh.world > self.n else None
+        self.z, self.offload, self.n = s.training.sharding, s.training.offload.params, shard.size
         self.grad_comm: list[int] = []
         self.previous_backward = None
+        self.passes: dict[tuple[int, int], _PassState] = {}
+        self.current: _PassState | None = None
 
     def gather(self, name: str, params: int, deps=(), alloc=True) -> int:
         """All-gather a unit: the output buffer is n shards (padded) of weights. With parameter
@@ -146,59 +151,72 @@ class _FsdpSchedule:
         gb = self.ctx.gb
         rs = self.b.add(name, "comm_rs", "comm", deps=deps, free_bytes=free,
                         collective=Collective(op="reduce_scatter", group=self.shard,
-                                             size_bytes=shard_of(params, self.n) * self.n * gb))
+                                              size_bytes=shard_of(params, self.n) * self.n * gb))
         if self.replica is not None:
             rs = self.b.add(name.replace("reduce_scatter", "all_reduce"), "comm_rs", "comm", deps=(rs,),
                             collective=Collective(op="all_reduce", group=self.replica,
                                                   size_bytes=shard_of(params, self.n) * gb))
         return rs
 
-    def build(self) -> ScheduleBuilder:
-        ctx = self.ctx
-        last = None
-        for m in range(ctx.accum):
-            last = self.previous_backward = self.micro_batch(m)
-            root = ctx.work.edge_params + ctx.work.head_params
-            if root:
-                self.grad_comm.append(self.reduce(f"mb{m} reduce_scatter root", root, (last,), 0))
-        optimizer_step(self.b, ctx, shard_of(ctx.scenario.model.params, self.n), deps=(last, *self.grad_comm))
-        return self.b
+    @staticmethod
+    def _root(chunk: ChunkWork) -> int:
+        return sum(u.params for u in (chunk.embedding, chunk.head) if u is not None)
 
-    def micro_batch(self, m: int) -> int:
-        return _MicroBatch(self, m).run()
+    def start_pass(self, p: Pass, chunk: ChunkWork) -> tuple:
+        key = (p.micro_batch, p.chunk)
+        if p.forward:
+            self.passes[key] = self.current = _PassState(self, p, chunk)
+            if self._root(chunk):  # the root is held in static memory
+                self.current.root_gather = self.gather(f"mb{p.micro_batch} all_gather root", self._root(chunk),
+                                                       alloc=False)
+        else:
+            self.current = self.passes.pop(key)
+        return ()
+
+    def before_fwd(self, p, i, unit):
+        return self.current.before_fwd(i)
+
+    def after_fwd(self, p, i, unit, tid):
+        self.current.after_fwd(i, unit, tid)
+
+    def before_bwd(self, p, i, unit):
+        return self.current.before_bwd(i)
+
+    def after_bwd(self, p, i, unit, tid):
+        self.current.after_bwd(i, unit, tid)
+
+    def end_pass(self, p: Pass, chunk: ChunkWork, last: int) -> None:
+        if not p.forward:
+            self.previous_backward = last
+            if self._root(chunk):
+                self.grad_comm.append(self.reduce(f"mb{p.micro_batch} reduce_scatter root", self._root(chunk),
+                                                  (last,), 0))
+
+    def finish(self, last: int) -> None:
+        optimizer_step(self.b, self.ctx, shard_of(self.ctx.stage_params, self.n), deps=(last, *self.grad_comm))
 
 
-class _MicroBatch:
-    """One micro-batch of an FSDP step: the hooks around each block's forward and backward."""
+class _PassState:
+    """One (micro-batch, chunk): the gathers and reduce-scatters around its blocks' passes."""
 
-    def __init__(self, fsdp: _FsdpSchedule, m: int):
-        self.f, self.ctx, self.z, self.tag = fsdp, fsdp.ctx, fsdp.z, f"mb{m}"
-        self.blocks = fsdp.ctx.work.blocks
+    def __init__(self, f: FsdpSession, p: Pass, chunk: ChunkWork):
+        self.f, self.z, self.tag, self.blocks = f, f.z, f"mb{p.micro_batch}", chunk.blocks
         self.fwd_gather: dict[int, int] = {}
         self.fwd_done: dict[int, int] = {}
         self.bwd_gather: dict[int, int] = {}
         self.bwd_done: dict[int, int] = {}
         self.root_gather = None
 
-    def run(self) -> int:
-        w = self.ctx.work
-        if w.embedding or w.head:  # the root is held in static memory
-            self.root_gather = self.f.gather(f"{self.tag} all_gather root", w.edge_params + w.head_params,
-                                             alloc=False)
-        hooks = Hooks(before_fwd=self.before_fwd, after_fwd=self.after_fwd, before_bwd=self.before_bwd,
-                      after_bwd=self.after_bwd)
-        return micro_batch(self.f.b, self.ctx, int(self.tag[2:]), hooks)
-
     def issue_forward(self, i: int) -> None:
         # limit_all_gathers: unit i's all-gather waits until unit i-2's forward freed its
-        # memory; the first two of a later micro-batch wait for the previous backward.
+        # memory; the first two of a later pass wait for the previous backward.
         limit = None
         if self.z.limit_all_gathers:
             limit = self.fwd_done.get(i - 2) if i >= 2 else self.f.previous_backward
         self.fwd_gather[i] = self.f.gather(f"{self.tag} all_gather {self.blocks[i].name} (forward)",
                                            self.blocks[i].params, deps=(limit,))
 
-    def before_fwd(self, i, unit):
+    def before_fwd(self, i):
         if i == 0:
             self.issue_forward(0)
         if i + 1 < len(self.blocks):
@@ -208,17 +226,17 @@ class _MicroBatch:
     def after_fwd(self, i, unit, tid):
         self.fwd_done[i] = tid
         if self.z.reshard_after_forward:
-            self.f.b.adjust(tid, free=unit.params * self.ctx.pb)
+            self.f.b.adjust(tid, free=unit.params * self.f.ctx.pb)
 
     def issue_backward(self, i: int, deps) -> None:
         if 0 <= i and i not in self.bwd_gather and self.z.reshard_after_forward:
             self.bwd_gather[i] = self.f.gather(f"{self.tag} all_gather {self.blocks[i].name} (backward)",
                                                self.blocks[i].params, deps=deps)
 
-    def before_bwd(self, i, unit):
+    def before_bwd(self, i):
         z, last_block = self.z, len(self.blocks) - 1
         if i == len(self.blocks):  # the head: prefetch the last block once its forward freed it
-            if z.backward_prefetch:
+            if z.backward_prefetch and self.blocks:
                 self.issue_backward(last_block, (self.fwd_done[last_block],) if z.limit_all_gathers else ())
             return ()
         # Without prefetch the all-gather is issued when this block's backward is reached,
@@ -236,7 +254,7 @@ class _MicroBatch:
             return
         # The block's full gradient exists from its backward until its reduce-scatter ends;
         # its parameters are freed when its backward ends.
-        gb, pb = self.ctx.gb, self.ctx.pb
+        gb, pb = self.f.ctx.gb, self.f.ctx.pb
         self.f.b.adjust(tid, alloc=unit.params * gb, free=unit.params * pb)
         self.f.grad_comm.append(self.f.reduce(f"{self.tag} reduce_scatter {unit.name}", unit.params, (tid,),
                                               unit.params * gb))

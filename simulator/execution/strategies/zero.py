@@ -11,10 +11,8 @@
 
 from __future__ import annotations
 
-from simulator.execution.schedule import Collective, ScheduleBuilder
 from simulator.execution.strategies.base import Strategy
-from simulator.execution.strategies.buckets import bucketed_backward
-from simulator.execution.strategies.common import Context, optimizer_step, shard_of
+from simulator.execution.strategies.buckets import BucketSession
 
 # DeepSpeed ZeRO-1/2 defaults: reduce_bucket_size = allgather_bucket_size = 5e8 elements
 # (DeepSpeed config docs, "zero_optimization").
@@ -26,31 +24,17 @@ class _Zero12(Strategy):
         if self.shard_degree(s) == 1:
             return 0
         # DeepSpeed: one reduce bucket (gradients) and one all-gather bucket (updated weights).
-        elements = min(s.model.params, DEEPSPEED_BUCKET_ELEMENTS)
+        elements = min(lay.params, DEEPSPEED_BUCKET_ELEMENTS)
         return elements * gb + elements * pb
 
     def collectives(self, s):
-        group = self.mesh(s).group("dp")
+        group = self.grad_group(s)
         return [("reduce_scatter", group), ("all_gather", group)]
 
-    def schedule(self, ctx: Context) -> ScheduleBuilder:
-        b = ScheduleBuilder()
-        group = ctx.mesh.group("dp")
+    def session(self, ctx, b):
         cap = DEEPSPEED_BUCKET_ELEMENTS * ctx.gb
-        last, comm = bucketed_backward(b, ctx, "reduce_scatter", group, cap, cap,
-                                       every_micro_batch=self.zero_stage == 2)
-        n, params = group.size, ctx.scenario.model.params
-        opt = optimizer_step(b, ctx, shard_of(params, n), deps=(last, *comm))
-        if n > 1:
-            # All-gather the updated weights: the full buffer is every rank's shard of weights.
-            remaining, bucket = shard_of(params, n) * n, 0
-            while remaining > 0:
-                elements = min(remaining, DEEPSPEED_BUCKET_ELEMENTS)
-                b.add(f"all_gather weights bucket {bucket}", "comm", "comm", deps=(opt,),
-                      collective=Collective(op="all_gather", group=group, size_bytes=elements * ctx.pb))
-                remaining -= elements
-                bucket += 1
-        return b
+        return BucketSession(ctx, b, "reduce_scatter", cap, cap, every_micro_batch=self.zero_stage == 2,
+                             sharded_optimizer=True, allgather_bucket_bytes=DEEPSPEED_BUCKET_ELEMENTS * ctx.pb)
 
 
 class Zero1(_Zero12):

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from simulator.system.comm.algorithms.base import PhasePlan
 from simulator.system.comm.algorithms.direct import plan_direct
 from simulator.system.comm.algorithms.hierarchical import plan_hierarchical
+from simulator.system.comm.algorithms.p2p import plan_p2p
 from simulator.system.comm.algorithms.ring import plan_ring
 from simulator.system.comm.algorithms.tree import plan_tree
 
@@ -46,5 +47,6 @@ ALGORITHMS: dict[str, Algorithm] = {
         Algorithm(name="hierarchical", plan=plan_hierarchical, ops=("all_reduce",), min_hosts=2,
                   needs_uniform_hosts=True),
         Algorithm(name="direct", plan=plan_direct, ops=("all_to_all",)),
+        Algorithm(name="p2p", plan=plan_p2p, ops=("send",)),
     )
 }

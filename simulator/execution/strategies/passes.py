@@ -1,0 +1,151 @@
+"""One stage's schedule: its pipeline passes in order, each pass a walk over the units of a model
+chunk on the compute stream, with the point-to-point transfers between stages, the
+tensor-parallel collectives of every sub-layer, and the data-parallel strategy's hooks.
+
+Tensor parallelism (Shoeybi et al. 2019; Korthikanti et al. 2022, Sec 4.2.2): each sub-layer
+(attention, MLP) ends with an all-reduce of the b x s x h activations in forward (Megatron's
+g operator) and its input gradient is all-reduced in backward (the f operator); with
+sequence parallelism a sub-layer starts with an all-gather and ends with a reduce-scatter, in
+both directions. They block the compute stream, as in Megatron without comm overlap. Full
+recomputation re-runs the forward collectives.
+
+Pipeline transfers (Narayanan et al. 2021, Sec 3.2): after a chunk's forward its output
+(b x s x h, or b x s x h / tp with the scatter/gather optimization, Sec 4.1) is sent to the
+next chunk's stage; after its backward the input gradient goes back. A send runs
+asynchronously (Megatron's batched isend); the receiver's compute waits for its receive.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from simulator.execution.pipeline import Pass, stage_of_chunk
+from simulator.execution.schedule import Collective, ScheduleBuilder
+from simulator.execution.strategies.common import ChunkWork, Context, UnitWork
+
+
+class Session(Protocol):
+    """A data-parallel strategy's state while one stage's schedule is built."""
+
+    def start_pass(self, p: Pass, chunk: ChunkWork) -> tuple: ...
+    def before_fwd(self, p: Pass, i: int, unit: UnitWork) -> tuple: ...
+    def after_fwd(self, p: Pass, i: int, unit: UnitWork, tid: int) -> None: ...
+    def before_bwd(self, p: Pass, i: int, unit: UnitWork) -> tuple: ...
+    def after_bwd(self, p: Pass, i: int, unit: UnitWork, tid: int) -> None: ...
+    def end_pass(self, p: Pass, chunk: ChunkWork, last: int) -> None: ...
+    def finish(self, last: int) -> None: ...
+
+
+class StageSchedule:
+    """Builds one stage's tasks from its pass order and a data-parallel session."""
+
+    def __init__(self, ctx: Context, b: ScheduleBuilder):
+        self.ctx, self.b = ctx, b
+        par = ctx.scenario.training.parallel
+        self.tp, self.sp, self.pp = par.tp, par.sequence_parallel, par.pp
+        self.chunks_total = par.pp * par.pipeline.virtual_stages
+        self.tp_group = ctx.mesh.group("tp")
+        self.pp_group = ctx.mesh.group("pp")
+
+    def run(self, session: Session) -> int:
+        last = None
+        for p in self.ctx.order:
+            chunk = self.ctx.chunks[p.chunk]
+            deps = session.start_pass(p, chunk)
+            last = self.forward(p, chunk, session, deps) if p.forward else self.backward(p, chunk, session, deps)
+            session.end_pass(p, chunk, last)
+        session.finish(last)
+        return last
+
+    # ---- tensor-parallel collectives and compute
+
+    def _tp(self, name: str, op: str, deps=()) -> int:
+        coll = Collective(op=op, group=self.tp_group, size_bytes=self.ctx.tp_bytes)
+        return self.b.add(name, "compute", "tp", deps=deps, collective=coll)
+
+    def _segments(self, tag: str, unit: UnitWork, forward: bool, deps, alloc: int, free: int,
+                  recompute: bool = False) -> int:
+        """The unit's sub-layers in one direction; one task when tp = 1 (no collectives)."""
+        phase = "recompute" if recompute else ("forward" if forward else "backward")
+        edge = unit.name in ("embedding", "head")
+        if self.tp == 1 or unit.name == "embedding" and not forward:
+            dur = unit.recompute_s if recompute else (unit.fwd_s if forward else unit.bwd_s)
+            return self.b.add(f"{tag} {phase} {unit.name}", "compute", phase, deps=deps, duration_s=dur,
+                              alloc_bytes=alloc, free_bytes=free)
+        segments = unit.segments if forward else tuple(reversed(unit.segments))
+        # Collectives around a sub-layer; at the edges: the embedding's lookup is summed after
+        # it, the head gathers its input before the logits and reduces the input gradient after.
+        gather_before = self.sp and not (unit.name == "embedding" or unit.name == "head" and not forward)
+        reduce_after = not (unit.name == "head" and forward)
+        last = None
+        for k, seg in enumerate(segments):
+            if gather_before:
+                deps = (self._tp(f"{tag} {phase} {unit.name} {seg.name} all_gather", "all_gather", deps),)
+            last = self.b.add(f"{tag} {phase} {unit.name}" + ("" if edge else f" {seg.name}"), "compute", phase,
+                              deps=deps, duration_s=seg.fwd_s if forward else seg.bwd_s,
+                              alloc_bytes=alloc if k == 0 else 0, free_bytes=free if k == len(segments) - 1 else 0)
+            if reduce_after:
+                op = "reduce_scatter" if self.sp else "all_reduce"
+                last = self._tp(f"{tag} {phase} {unit.name} {seg.name} {op}", op)
+            deps = ()
+        return last
+
+    # ---- point-to-point transfers between stages
+
+    def _p2p(self, p: Pass, chunk: int, to_chunk: int, receive: bool, deps=()) -> int:
+        a, b = stage_of_chunk(chunk, self.pp), stage_of_chunk(to_chunk, self.pp)
+        size = self.ctx.tp_bytes // self.tp if self.tp > 1 else self.ctx.tp_bytes  # scatter/gather
+        coll = Collective(op="send", group=self.pp_group, size_bytes=size, peers=(a, b),
+                          tag=(p.kind, p.micro_batch, chunk, to_chunk))
+        name = f"mb{p.micro_batch} {'recv' if receive else 'send'} {p.kind} chunk {chunk}->{to_chunk}"
+        return self.b.add(name, "compute" if receive else "p2p", "p2p", deps=deps, collective=coll)
+
+    # ---- passes
+
+    def forward(self, p: Pass, c: ChunkWork, s: Session, deps) -> int:
+        tag = f"mb{p.micro_batch}"
+        if p.chunk > 0:
+            deps = (self._p2p(p, p.chunk - 1, p.chunk, receive=True, deps=deps),)
+        last = None
+        if c.embedding:
+            last = self._segments(tag, c.embedding, True, deps, c.embedding.act_bytes, 0)
+            deps = ()
+        for i, unit in enumerate(c.blocks):
+            last = self._segments(tag, unit, True, (*deps, *s.before_fwd(p, i, unit)), unit.act_bytes, 0)
+            s.after_fwd(p, i, unit, last)
+            deps = ()
+        if c.head:
+            last = self._segments(tag, c.head, True, deps, c.head.act_bytes, 0)
+        if p.chunk < self.chunks_total - 1:
+            self._p2p(p, p.chunk, p.chunk + 1, receive=False, deps=(last,))
+        return last
+
+    def backward(self, p: Pass, c: ChunkWork, s: Session, deps) -> int:
+        tag = f"mb{p.micro_batch}"
+        last = None
+        if p.chunk < self.chunks_total - 1:
+            deps = (self._p2p(p, p.chunk + 1, p.chunk, receive=True, deps=deps),)
+        if c.head:
+            deps = (*deps, *s.before_bwd(p, len(c.blocks), c.head))
+            last = self._segments(tag, c.head, False, deps, 0, c.head.act_bytes)
+            s.after_bwd(p, len(c.blocks), c.head, last)
+            deps = ()
+        for i in range(len(c.blocks) - 1, -1, -1):
+            unit = c.blocks[i]
+            deps = (*deps, *s.before_bwd(p, i, unit))
+            if unit.recompute_s:
+                full = self.ctx.scenario.training.activation_checkpointing == "full"
+                if full and self.tp > 1:
+                    self._segments(tag, unit, True, deps, unit.working_bytes, 0, recompute=True)
+                else:
+                    self.b.add(f"{tag} recompute {unit.name}", "compute", "recompute", deps=deps,
+                               duration_s=unit.recompute_s, alloc_bytes=unit.working_bytes)
+                deps = ()
+            last = self._segments(tag, unit, False, deps, 0, unit.act_bytes + unit.working_bytes)
+            s.after_bwd(p, i, unit, last)
+            deps = ()
+        if c.embedding:
+            last = self._segments(tag, c.embedding, False, deps, 0, c.embedding.act_bytes)
+        if p.chunk > 0:
+            self._p2p(p, p.chunk, p.chunk - 1, receive=False, deps=(last,))
+        return last
