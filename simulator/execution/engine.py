@@ -80,7 +80,7 @@ class EngineResult:
     collective_times: dict[tuple, tuple[float, float]]  # rendezvous key -> (start, end)
 
 
-StartTransfer = Callable[[simpy.Environment, Collective], simpy.Event]
+StartTransfer = Callable[[simpy.Environment, Collective, tuple], simpy.Event]
 
 
 class _Rendezvous:
@@ -107,7 +107,7 @@ class _Rendezvous:
         self.arrivals[key] = self.arrivals.get(key, 0) + 1
         if self.arrivals[key] == sum(self.per_stage[s] for s in set(scope)):
             start = self.env.now
-            transfer = self.start_transfer(self.env, coll)
+            transfer = self.start_transfer(self.env, coll, scope)
 
             def finish(_event, key=key, start=start):
                 self.times[key] = (start, self.env.now)

@@ -40,6 +40,10 @@ class Task:
     deps: tuple[int, ...] = ()
     alloc_bytes: int = 0             # allocated when the task starts
     free_bytes: int = 0              # freed when the task ends
+    # Tensor-parallel collectives folded into a compute task: they run on the compute stream
+    # between its kernels, inside one NVLink domain, at their standalone time (part of duration_s).
+    inline: tuple[Collective, ...] = ()
+    inline_comm_s: float = 0.0
 
 
 @dataclass

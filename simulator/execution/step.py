@@ -25,10 +25,10 @@ from simulator.system.comm.cost import CommContext
 from simulator.system.comm.network import make_network
 from simulator.system.compute import ComputeModel
 
-# Concurrent groups of one collective (e.g. the 8 rail groups of HSDP's replica all-reduce) are
-# all put on the network up to this many; beyond it one representative group is simulated,
-# which is exact when the groups use disjoint links (groups inside a host, rail-optimized fabrics).
-MAX_CONCURRENT_GROUPS = 16
+# Concurrent instances of one collective (e.g. the 8 rail groups of HSDP's replica all-reduce,
+# or every pipeline's send at a stage boundary) go on the network together as one transfer, up
+# to this many (routing them all is one vectorized plan); beyond it the first ones stand for all.
+MAX_INSTANCES = 4096
 # With compute jitter, this many jittered rank classes stand for the cluster. Each collective
 # then waits for the slowest of them; for larger clusters the true maximum over all ranks is
 # somewhat larger, so jitter's cost is underestimated there.
@@ -58,26 +58,47 @@ class Comm:
         self.ctx, self.algorithm, self.backend = comm, algorithm, backend
         self.network = None  # made on the first collective, for the engine's environment
         self._costs: dict[tuple[Collective, int], object] = {}
+        self._instances: dict[tuple, list[int]] = {}
+        self._one_host: dict = {}
 
-    def instances(self, coll: Collective) -> int:
-        """How many instances of the group go on the network (see MAX_CONCURRENT_GROUPS)."""
-        return coll.group.count if coll.group.count <= MAX_CONCURRENT_GROUPS else 1
+    def instances(self, coll: Collective, scope: tuple) -> list[int]:
+        """The instances of the group that run the collective together: those in its pipeline
+        stage (unless it spans stages), at most MAX_INSTANCES of them."""
+        key = (coll.group, scope)
+        if key not in self._instances:
+            mesh_dims = dict(coll.group.mesh.dims)
+            fixed = {"pp": scope[0]} if "pp" in mesh_dims and "pp" not in coll.group.dims else {}
+            self._instances[key] = coll.group.instances_at(fixed)[:MAX_INSTANCES]
+        return self._instances[key]
 
-    def cost(self, coll: Collective, instance: int = 0):
-        key = (coll, instance)
-        if key not in self._costs:  # a dict hit avoids re-hashing 16k-rank group tuples
-            ranks = coll.group.ranks(instance)
-            if coll.peers is not None:  # two stages of one pipeline: their ranks in this instance
-                ranks = (ranks[coll.peers[0]], ranks[coll.peers[1]])
+    def cost(self, coll: Collective, scope: tuple = (0,), together: bool = True):
+        """The collective on its group instances in the scope, as one transfer (or on the first only)."""
+        key = (coll.op, coll.group, coll.size_bytes, coll.peers, scope, together)  # a send's tag does not matter
+        if key not in self._costs:  # a dict hit avoids re-hashing big group tuples
+            chosen = self.instances(coll, scope) if together else self.instances(coll, scope)[:1]
+            ranks = coll.group.ranks_of(chosen)
+            if coll.peers is not None:  # two stages of one pipeline: their ranks in each instance
+                ranks = ranks[:, list(coll.peers)]
             algorithm = "p2p" if coll.op == "send" else self.algorithm
-            self._costs[key] = self.ctx.cost(coll.op, ranks, coll.size_bytes, algorithm)
+            groups = tuple(map(tuple, ranks.tolist()))
+            self._costs[key] = self.ctx.cost_together(coll.op, groups, coll.size_bytes, algorithm)
         return self._costs[key]
 
-    def start(self, env, coll: Collective):
+    def start(self, env, coll: Collective, scope: tuple = (0,)):
         if self.network is None or self.network.env is not env:
             self.network = make_network(self.backend, env, self.ctx)
-        events = [self.network.start(self.cost(coll, i)) for i in range(self.instances(coll))]
-        return events[0] if len(events) == 1 else env.all_of(events)
+        if coll.group.dims == ("tp",) and self._in_one_host(coll):
+            # A tensor-parallel group inside one NVLink domain shares no link with the other
+            # stages' or the data-parallel traffic (which leaves through the NICs), so its
+            # standalone time is its time.
+            return env.timeout(self.cost(coll, scope, together=False).time_s)
+        return self.network.start(self.cost(coll, scope))
+
+    def _in_one_host(self, coll: Collective) -> bool:
+        if coll.group not in self._one_host:
+            hosts = self.ctx.topology.hosts[list(coll.group.ranks(0))]
+            self._one_host[coll.group] = bool((hosts == hosts[0]).all())
+        return self._one_host[coll.group]
 
 
 def compute_model(scenario: Scenario, slowdown: float = 1.0) -> ComputeModel:
@@ -86,18 +107,23 @@ def compute_model(scenario: Scenario, slowdown: float = 1.0) -> ComputeModel:
                         slowdown=slowdown)
 
 
-def stage_context(scenario: Scenario, stage: int, static_bytes: int, cm: ComputeModel) -> Context:
+def stage_context(scenario: Scenario, stage: int, static_bytes: int, cm: ComputeModel, comm: Comm) -> Context:
     par, t = scenario.training.parallel, scenario.training
-    e = t.precision.activation_bytes
+    mesh = get_strategy(scenario.strategy).mesh(scenario)
+    tp_bytes = t.micro_batch_size * t.seq_len * scenario.model.hidden_size * t.precision.activation_bytes
+    tp_time = {}
+    if par.tp > 1:
+        group = mesh.group("tp")
+        tp_time = {op: comm.cost(Collective(op=op, group=group, size_bytes=tp_bytes), (stage,), together=False).time_s
+                   for op in ("all_reduce", "all_gather", "reduce_scatter")}
     return Context(scenario=scenario, static_bytes=static_bytes, cm=cm, stage=stage,
                    chunks=stage_work(scenario, cm, stage),
                    order=tuple(passes(par.pipeline.schedule, stage, par.pp, t.grad_accum_steps,
                                       par.pipeline.virtual_stages)),
-                   mesh=get_strategy(scenario.strategy).mesh(scenario),
-                   tp_bytes=t.micro_batch_size * t.seq_len * scenario.model.hidden_size * e)
+                   mesh=mesh, tp_bytes=tp_bytes, tp_time_s=tp_time)
 
 
-def rank_classes(scenario: Scenario, memory: list[MemoryBreakdown], cm: ComputeModel) -> list[RankClass]:
+def rank_classes(scenario: Scenario, memory: list[MemoryBreakdown], cm: ComputeModel, comm: Comm) -> list[RankClass]:
     """Per pipeline stage: one class for its homogeneous ranks, one per distinct straggler
     slowdown among its ranks, and up to JITTER_CLASSES seeded classes for compute jitter."""
     strategy, par = get_strategy(scenario.strategy), scenario.training.parallel
@@ -106,7 +132,7 @@ def rank_classes(scenario: Scenario, memory: list[MemoryBreakdown], cm: ComputeM
     classes = []
     for stage in range(par.pp):
         static = memory[stage].static_bytes
-        base = stage_context(scenario, stage, static, cm)
+        base = stage_context(scenario, stage, static, cm, comm)
         schedule = strategy.schedule(base).build(static)
         mine = [st for st in scenario.cluster.stragglers if (st.rank // stride) % par.pp == stage]
         slow = Counter(st.slowdown for st in mine)
@@ -115,7 +141,7 @@ def rank_classes(scenario: Scenario, memory: list[MemoryBreakdown], cm: ComputeM
         classes += _normal_classes(scenario, schedule, normal, stage, where)
         for factor, count in sorted(slow.items()):
             slow_cm = dataclasses.replace(cm, slowdown=factor)
-            ctx = stage_context(scenario, stage, static, slow_cm)
+            ctx = stage_context(scenario, stage, static, slow_cm, comm)
             ranks = sorted(st.rank for st in mine if st.slowdown == factor)
             label = f"rank {ranks[0]}" if count == 1 else f"{count} ranks ({_ranks_text(ranks)})"
             classes.append(RankClass(f"{where}{label} (x{factor:g} slower)",
@@ -156,8 +182,8 @@ def simulate_step(scenario: Scenario, memory: MemoryBreakdown | list[MemoryBreak
     if not isinstance(memory, list):
         memory = stage_memory(scenario)
     cm = compute_model(scenario)
-    classes = rank_classes(scenario, memory, cm)
     comm = Comm(ctx.comm(scenario.cluster), scenario.training.collective_algorithm, backend)
+    classes = rank_classes(scenario, memory, cm, comm)
     result = run(classes, comm.start)
     return _result(classes, result, comm, cm.gpu.peak(cm.gemm_dtype))
 
@@ -195,18 +221,24 @@ def uncovered(spans, holes) -> float:
 
 
 def _result(classes, result: EngineResult, comm: Comm, peak_flops: float) -> StepResult:
-    comm_spans = union(list(result.collective_times.values()))
-    compute_busy, exposed = [], []
-    for tl in result.timelines:
+    spans = list(result.collective_times.values())
+    compute_busy, exposed, inline_spans = [], [], []
+    for rc, tl in zip(classes, result.timelines):
+        tasks = rc.schedule.tasks
         busy = union([(iv.start_s, iv.end_s) for iv in tl.intervals if iv.stream == "compute" and not iv.collective])
-        compute_busy.append(measure(busy))
-        exposed.append(uncovered(comm_spans, busy))
+        # Tensor-parallel collectives folded into compute tasks block the compute stream: exposed.
+        inline = [(iv.start_s, iv.start_s + tasks[iv.task].inline_comm_s) for iv in tl.intervals
+                  if tasks[iv.task].inline_comm_s > 0]
+        inline_spans += inline
+        compute_busy.append(measure(busy) - measure(inline))
+        exposed.append(uncovered(union(spans), busy) + measure(inline))
     slowest = int(np.argmax(compute_busy))
     peaks = [tl.peak(classes[i].schedule.tasks) for i, tl in enumerate(result.timelines)]
     return StepResult(
         engine=result, classes=tuple(classes), time_s=result.step_time_s, compute_s=compute_busy[slowest],
-        comm_s=measure(comm_spans), exposed_comm_s=min(exposed), collectives=tuple(_collective_summary(classes, comm)),
-        timeline_peak=max(peaks), peak_flops=peak_flops, compute_busy_s=tuple(compute_busy),
+        comm_s=measure(union(spans + inline_spans)), exposed_comm_s=min(exposed),
+        collectives=tuple(_collective_summary(classes, comm)), timeline_peak=max(peaks), peak_flops=peak_flops,
+        compute_busy_s=tuple(compute_busy),
     )
 
 
@@ -218,13 +250,10 @@ def _collective_summary(classes: list[RankClass], comm: Comm) -> list[dict]:
         if rc.stage in seen:
             continue
         seen.add(rc.stage)
-        for t in rc.schedule.tasks:
-            c = t.collective
-            if c is None:
-                continue
+        for c in (c for t in rc.schedule.tasks for c in (t.collective, *t.inline) if c is not None):
             key = (c.op, c.group.name, c.size_bytes)
             if key not in rows:
-                cost = comm.cost(c)
+                cost = comm.cost(c, c.peers or (rc.stage,), together=False)
                 rows[key] = {"op": c.op, "group": "pp" if c.op == "send" else c.group.name,
                              "algorithm": cost.algorithm, "group_size": cost.group_size, "bytes": c.size_bytes,
                              "count": 0, "time_s": cost.time_s,

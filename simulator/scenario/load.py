@@ -137,11 +137,15 @@ def _model(spec: ScenarioFile, problems: list[Problem]) -> ModelSpec | None:
     m = spec.model
     if m.preset is not None:
         try:
-            return from_architecture(presets.get_preset(m.preset), m.preset.strip().lower())
+            arch = presets.get_preset(m.preset)
         except KeyError:
             problems.append(Problem("model.preset", f"unknown model preset {m.preset!r}",
                                     did_you_mean(m.preset, presets.preset_names())))
             return None
+        name = m.preset.strip().lower()
+        if m.vocab_size is not None and m.vocab_size != arch.vocab_size:
+            arch, name = dataclasses.replace(arch, vocab_size=m.vocab_size), f"{name} (vocabulary {m.vocab_size})"
+        return from_architecture(arch, name)
     if m.architecture is not None:
         try:
             return from_architecture(resolve.architecture(m.architecture), "custom")

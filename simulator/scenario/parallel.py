@@ -69,8 +69,7 @@ def check_model(model: ModelSpec, t: TrainingSpec, problems: list[Problem]) -> N
         if model.arch is not None and arch.vocab_size % tp:
             padded = -(-arch.vocab_size // (128 * tp)) * 128 * tp
             problems.append(Problem(f"{P}.tp", f"tp {tp} does not divide the vocabulary of {arch.vocab_size}",
-                                    f"Megatron pads it to a multiple of 128 x tp: give model.architecture with "
-                                    f"vocab_size: {padded}"))
+                                    f"Megatron pads it to a multiple of 128 x tp: set model.vocab_size: {padded}"))
     _check_layers(model, par, problems)
     pipe, m = par.pipeline, t.grad_accum_steps
     if pipe.schedule == "interleaved-1f1b" and par.pp > 1 and m % par.pp:

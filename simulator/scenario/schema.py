@@ -131,6 +131,9 @@ class ModelSection(Strict):
         None, description="with params: layer count used for activation memory (default from params)")
     hidden_size: _bounded(MAX_WIDTH) | None = Field(
         None, description="with params: hidden size used for activation memory (default from params)")
+    vocab_size: _bounded(MAX_VOCAB) | None = Field(
+        None, description="with preset: the vocabulary as trained, e.g. padded by Megatron to a multiple of "
+                          "128 x tp (--make-vocab-size-divisible-by)")
 
     @model_validator(mode="after")
     def _one_source(self):
@@ -138,6 +141,8 @@ class ModelSection(Strict):
         if len(given) != 1:
             raise ValueError("give exactly one of 'preset', 'params' or 'architecture'"
                              + (f" (got {', '.join(given)})" if given else ""))
+        if self.vocab_size is not None and self.preset is None:
+            raise ValueError("vocab_size overrides a preset's vocabulary; with architecture, set it there")
         return self
 
 

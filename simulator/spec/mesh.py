@@ -66,6 +66,33 @@ class Group:
         """How many disjoint instances of the group the mesh holds."""
         return self.mesh.world // self.size
 
+    def instances_at(self, fixed: dict[str, int]) -> list[int]:
+        """The instances whose coordinates on the dimensions in `fixed` (outside the group) have
+        those values, e.g. a tensor-parallel group's instances in one pipeline stage."""
+        out = [0]
+        radix = 1
+        for name, size in self.mesh.dims:
+            if name in self.dims:
+                continue
+            values = [fixed[name]] if name in fixed else range(size)
+            out = [base + v * radix for v in values for base in out]
+            radix *= size
+        return sorted(out)
+
+    def ranks_of(self, instances: list[int]) -> np.ndarray:
+        """The ranks of several instances at once: one row per instance, in group-rank order."""
+        rest = np.asarray(instances, np.int64)
+        base = np.zeros(len(rest), np.int64)
+        for name, size in self.mesh.dims:
+            if name not in self.dims:
+                base += (rest % size) * self.mesh.stride(name)
+                rest //= size
+        offsets = np.zeros(1, np.int64)
+        for name in self.dims:
+            steps = np.arange(self.mesh.size(name), dtype=np.int64) * self.mesh.stride(name)
+            offsets = (offsets[None, :] + steps[:, None]).ravel()
+        return base[:, None] + offsets[None, :]
+
     def ranks(self, instance: int = 0) -> tuple[int, ...]:
         """The ranks of one instance, in group-rank order (innermost dimension fastest)."""
         assert 0 <= instance < self.count, (instance, self.count)

@@ -11,7 +11,7 @@ DP = Mesh(dims=(("dp", 8),)).group("dp")
 
 def fixed_network(seconds_per_byte: float):
     """Every collective takes size x seconds_per_byte (no sharing)."""
-    def start(env, coll):
+    def start(env, coll, scope):
         return env.timeout(coll.size_bytes * seconds_per_byte)
     return start
 

@@ -118,7 +118,7 @@ CASES = [
 def test_bytes_are_conserved(op, algorithm):
     topo = load_topology("dgx-a100", num_hosts=3)
     group = tuple(range(topo.num_gpus))
-    pl, _ = CommContext(topo).plan(op, algorithm, group)
+    pl, _, _ = CommContext(topo).plan(op, algorithm, group)
     p = len(group)
     for ph in pl.phases:
         assert ph.sent_per_rank.sum() == pytest.approx(ph.recv_per_rank.sum())

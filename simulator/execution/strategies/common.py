@@ -75,6 +75,7 @@ class Context:
     order: tuple[Pass, ...]
     mesh: Mesh
     tp_bytes: int                       # b x s x h x activation bytes: the tensor-parallel buffer
+    tp_time_s: dict[str, float]         # standalone time of each tensor-parallel collective
 
     @property
     def pb(self) -> int:

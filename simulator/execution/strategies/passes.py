@@ -6,8 +6,10 @@ Tensor parallelism (Shoeybi et al. 2019; Korthikanti et al. 2022, Sec 4.2.2): ea
 (attention, MLP) ends with an all-reduce of the b x s x h activations in forward (Megatron's
 g operator) and its input gradient is all-reduced in backward (the f operator); with
 sequence parallelism a sub-layer starts with an all-gather and ends with a reduce-scatter, in
-both directions. They block the compute stream, as in Megatron without comm overlap. Full
-recomputation re-runs the forward collectives.
+both directions. They block the compute stream, as in Megatron without comm overlap, so they
+are folded into the unit's compute task at their standalone time inside the NVLink domain
+(Task.inline), which keeps a 3D step at a few tasks per layer. Full recomputation re-runs the
+forward collectives.
 
 Pipeline transfers (Narayanan et al. 2021, Sec 3.2): after a chunk's forward its output
 (b x s x h, or b x s x h / tp with the scatter/gather optimization, Sec 4.1) is sent to the
@@ -59,36 +61,29 @@ class StageSchedule:
 
     # ---- tensor-parallel collectives and compute
 
-    def _tp(self, name: str, op: str, deps=()) -> int:
-        coll = Collective(op=op, group=self.tp_group, size_bytes=self.ctx.tp_bytes)
-        return self.b.add(name, "compute", "tp", deps=deps, collective=coll)
-
-    def _segments(self, tag: str, unit: UnitWork, forward: bool, deps, alloc: int, free: int,
+    def _unit_task(self, tag: str, unit: UnitWork, forward: bool, deps, alloc: int, free: int,
                   recompute: bool = False) -> int:
-        """The unit's sub-layers in one direction; one task when tp = 1 (no collectives)."""
+        """One task for the unit in one direction; with tensor parallelism its collectives are
+        folded in at their standalone time (see Task.inline)."""
         phase = "recompute" if recompute else ("forward" if forward else "backward")
-        edge = unit.name in ("embedding", "head")
-        if self.tp == 1 or unit.name == "embedding" and not forward:
-            dur = unit.recompute_s if recompute else (unit.fwd_s if forward else unit.bwd_s)
-            return self.b.add(f"{tag} {phase} {unit.name}", "compute", phase, deps=deps, duration_s=dur,
-                              alloc_bytes=alloc, free_bytes=free)
-        segments = unit.segments if forward else tuple(reversed(unit.segments))
-        # Collectives around a sub-layer; at the edges: the embedding's lookup is summed after
-        # it, the head gathers its input before the logits and reduces the input gradient after.
-        gather_before = self.sp and not (unit.name == "embedding" or unit.name == "head" and not forward)
-        reduce_after = not (unit.name == "head" and forward)
-        last = None
-        for k, seg in enumerate(segments):
-            if gather_before:
-                deps = (self._tp(f"{tag} {phase} {unit.name} {seg.name} all_gather", "all_gather", deps),)
-            last = self.b.add(f"{tag} {phase} {unit.name}" + ("" if edge else f" {seg.name}"), "compute", phase,
-                              deps=deps, duration_s=seg.fwd_s if forward else seg.bwd_s,
-                              alloc_bytes=alloc if k == 0 else 0, free_bytes=free if k == len(segments) - 1 else 0)
-            if reduce_after:
-                op = "reduce_scatter" if self.sp else "all_reduce"
-                last = self._tp(f"{tag} {phase} {unit.name} {seg.name} {op}", op)
-            deps = ()
-        return last
+        dur = unit.fwd_s if forward or recompute else unit.bwd_s  # full recompute re-runs the forward
+        inline = self._tp_collectives(unit, forward or recompute) if self.tp > 1 else ()
+        comm_s = sum(self.ctx.tp_time_s[c.op] for c in inline)
+        return self.b.add(f"{tag} {phase} {unit.name}", "compute", phase, deps=deps, duration_s=dur + comm_s,
+                          alloc_bytes=alloc, free_bytes=free, inline=inline, inline_comm_s=comm_s)
+
+    def _tp_collectives(self, unit: UnitWork, forward: bool) -> tuple[Collective, ...]:
+        """A unit's tensor-parallel collectives in one direction: per sub-layer an all-reduce
+        after it (no sequence parallelism), or an all-gather before and a reduce-scatter after;
+        at the edges: the embedding lookup is summed after it (forward only), the head gathers
+        its input before the logits and reduces the input gradient after its backward."""
+        if unit.name == "embedding" and not forward:
+            return ()
+        gather = self.sp and not (unit.name == "embedding" or unit.name == "head" and not forward)
+        reduce = not (unit.name == "head" and forward)
+        ops = (["all_gather"] if gather else []) + (["reduce_scatter" if self.sp else "all_reduce"] if reduce else [])
+        return tuple(Collective(op=op, group=self.tp_group, size_bytes=self.ctx.tp_bytes)
+                     for _ in unit.segments for op in ops)
 
     # ---- point-to-point transfers between stages
 
@@ -108,14 +103,14 @@ class StageSchedule:
             deps = (self._p2p(p, p.chunk - 1, p.chunk, receive=True, deps=deps),)
         last = None
         if c.embedding:
-            last = self._segments(tag, c.embedding, True, deps, c.embedding.act_bytes, 0)
+            last = self._unit_task(tag, c.embedding, True, deps, c.embedding.act_bytes, 0)
             deps = ()
         for i, unit in enumerate(c.blocks):
-            last = self._segments(tag, unit, True, (*deps, *s.before_fwd(p, i, unit)), unit.act_bytes, 0)
+            last = self._unit_task(tag, unit, True, (*deps, *s.before_fwd(p, i, unit)), unit.act_bytes, 0)
             s.after_fwd(p, i, unit, last)
             deps = ()
         if c.head:
-            last = self._segments(tag, c.head, True, deps, c.head.act_bytes, 0)
+            last = self._unit_task(tag, c.head, True, deps, c.head.act_bytes, 0)
         if p.chunk < self.chunks_total - 1:
             self._p2p(p, p.chunk, p.chunk + 1, receive=False, deps=(last,))
         return last
@@ -127,25 +122,25 @@ class StageSchedule:
             deps = (self._p2p(p, p.chunk + 1, p.chunk, receive=True, deps=deps),)
         if c.head:
             deps = (*deps, *s.before_bwd(p, len(c.blocks), c.head))
-            last = self._segments(tag, c.head, False, deps, 0, c.head.act_bytes)
+            last = self._unit_task(tag, c.head, False, deps, 0, c.head.act_bytes)
             s.after_bwd(p, len(c.blocks), c.head, last)
             deps = ()
         for i in range(len(c.blocks) - 1, -1, -1):
             unit = c.blocks[i]
             deps = (*deps, *s.before_bwd(p, i, unit))
             if unit.recompute_s:
-                full = self.ctx.scenario.training.activation_checkpointing == "full"
-                if full and self.tp > 1:
-                    self._segments(tag, unit, True, deps, unit.working_bytes, 0, recompute=True)
+                # Full recomputation re-runs the forward with its tensor-parallel collectives.
+                if self.ctx.scenario.training.activation_checkpointing == "full":
+                    self._unit_task(tag, unit, False, deps, unit.working_bytes, 0, recompute=True)
                 else:
                     self.b.add(f"{tag} recompute {unit.name}", "compute", "recompute", deps=deps,
                                duration_s=unit.recompute_s, alloc_bytes=unit.working_bytes)
                 deps = ()
-            last = self._segments(tag, unit, False, deps, 0, unit.act_bytes + unit.working_bytes)
+            last = self._unit_task(tag, unit, False, deps, 0, unit.act_bytes + unit.working_bytes)
             s.after_bwd(p, i, unit, last)
             deps = ()
         if c.embedding:
-            last = self._segments(tag, c.embedding, False, deps, 0, c.embedding.act_bytes)
+            last = self._unit_task(tag, c.embedding, False, deps, 0, c.embedding.act_bytes)
         if p.chunk > 0:
             self._p2p(p, p.chunk, p.chunk - 1, receive=False, deps=(last,))
         return last

@@ -31,7 +31,7 @@ import numpy as np
 from simulator.core.cache import Memo
 from simulator.core.errors import Problem, UserError, did_you_mean
 from simulator.system.comm.algorithms import ALGORITHMS, Algorithm
-from simulator.system.comm.algorithms.base import Plan, host_matrix
+from simulator.system.comm.algorithms.base import Plan, host_matrix, merge_phases
 from simulator.system.comm.calibration import NCCL_CALIBRATION, OPS, Calibration, Protocol, busbw_factor
 from simulator.system.topology.graph import Topology
 from simulator.system.topology.groups import resolve_group
@@ -41,7 +41,9 @@ from simulator.system.topology.groups import resolve_group
 class Phase:
     """One phase of a costed collective, in the form the network model consumes."""
 
-    serial: int  # unique within its CommContext: the key of the fluid network's rate memo
+    # What the fluid network's rates depend on: the plan's phase (its links and the bytes on each
+    # per byte a rank sends), not the size or the protocol, which scale all of them alike.
+    shape: tuple[int, int]
     name: str
     latency_s: float
     bandwidth_s: float  # standalone: max over links of wire_bytes / effective capacity
@@ -72,7 +74,8 @@ class CollectiveCost:
     phases: tuple[Phase, ...]
 
 
-# Unique across every CommContext, so a phase is never mistaken for another one in a rate memo.
+# Plan serial numbers, unique across every CommContext, so a plan is never mistaken for another
+# one in a rate memo (not even one evicted and routed again).
 _SERIALS = itertools.count()
 
 
@@ -87,44 +90,58 @@ class CommContext:
         self._plans: Memo[tuple[Plan, tuple[float, ...]]] = Memo(256)
         self._costs: Memo[CollectiveCost] = Memo(4096)
         self.rates: Memo[np.ndarray] = Memo(4096)
+        self.overlaps: Memo[bool] = Memo(65536)  # do two phases (by shape) share a link?
+        self.edge_sets: Memo[frozenset] = Memo(1024)
 
-    def plan(self, op: str, algorithm: str, group: tuple[int, ...]) -> tuple[Plan, tuple[float, ...]]:
-        """Routed flows of one algorithm on one group per byte of S, and each phase's bandwidth
-        seconds per byte of S on this calibration's capacities."""
+    def plan(self, op: str, algorithm: str, groups: tuple[tuple[int, ...], ...]) -> tuple[Plan, tuple[float, ...], int]:
+        """Routed flows of one algorithm on some disjoint groups running it together, per byte of
+        S (merged phase by phase), each phase's bandwidth seconds per byte of S on this
+        calibration's capacities, and the plan's serial number."""
 
         def make():
-            pl = Plan(op, algorithm, group, ALGORITHMS[algorithm].plan(self.topology, op, group))
+            algo = ALGORITHMS[algorithm]
+            if algo.plan_together is not None:
+                phases = algo.plan_together(self.topology, op, groups)
+            else:
+                phases = tuple(merge_phases(same) for same in zip(*(algo.plan(self.topology, op, g) for g in groups)))
+            pl = Plan(op, algorithm, groups[0], phases)
             unit = tuple(float((ph.unit_load / self.capacity[ph.edge_ids]).max()) if len(ph.edge_ids) else 0.0
                          for ph in pl.phases)
-            return pl, unit
+            return pl, unit, next(_SERIALS)
 
-        return self._plans.get((op, algorithm, group), make)
+        return self._plans.get((op, algorithm, groups), make)
 
     def cost(self, op: str, group: tuple[int, ...], size: int, algorithm: str = "auto") -> CollectiveCost:
         """Time of one collective of S = `size` bytes on `group` (validated rank indices)."""
-        return self._costs.get((op, group, size, algorithm), lambda: self._cost(op, group, size, algorithm))
+        return self.cost_together(op, (group,), size, algorithm)
 
-    def _cost(self, op: str, group: tuple[int, ...], size: int, algorithm: str) -> CollectiveCost:
-        p = len(group)
+    def cost_together(self, op: str, groups: tuple[tuple[int, ...], ...], size: int,
+                      algorithm: str = "auto") -> CollectiveCost:
+        """One collective run at once by disjoint groups of equal shape (e.g. one per rail), as
+        one transfer whose links carry all of them; its time is what each group sees."""
+        return self._costs.get((op, groups, size, algorithm), lambda: self._cost(op, groups, size, algorithm))
+
+    def _cost(self, op: str, groups: tuple[tuple[int, ...], ...], size: int, algorithm: str) -> CollectiveCost:
+        p = len(groups[0])
         if p == 1 or size == 0:
             return CollectiveCost(op=op, algorithm="none", protocol="none", group_size=p, size_bytes=size,
                                   time_s=0.0, latency_s=0.0, bandwidth_s=0.0, algbw_Bps=0.0, busbw_Bps=0.0,
                                   bytes_per_rank_sent=0.0, phases=())
         best = None
-        for name in candidates(self.topology, op, group, algorithm):
-            pl, unit = self.plan(op, name, group)
+        for name in candidates(self.topology, op, groups[0], algorithm):
+            pl, unit, serial = self.plan(op, name, groups)
             for proto in self.calibration.protocols:
                 parts = [_phase_cost(ph, u, proto, size) for ph, u in zip(pl.phases, unit)]
                 t = proto.base_latency_s + sum(a + b for a, b in parts)
                 if best is None or t < best[0]:
-                    best = (t, pl, proto, parts)
-        t, pl, proto, parts = best
-        return self._costed(pl, proto, parts, size, t)
+                    best = (t, pl, proto, parts, serial)
+        t, pl, proto, parts, serial = best
+        return self._costed(pl, proto, parts, size, t, serial)
 
-    def _costed(self, pl: Plan, proto: Protocol, parts, size: int, t: float) -> CollectiveCost:
+    def _costed(self, pl: Plan, proto: Protocol, parts, size: int, t: float, serial: int) -> CollectiveCost:
         scale = size / proto.efficiency
         phases = tuple(
-            Phase(serial=next(_SERIALS), name=ph.name,
+            Phase(shape=(serial, i), name=ph.name,
                   latency_s=lat + (proto.base_latency_s if i == 0 else 0.0), bandwidth_s=bw,
                   edge_ids=ph.edge_ids, wire_bytes=ph.unit_load * scale,
                   per_rank_wire_bytes=float(ph.sent_per_rank.max()) * scale)

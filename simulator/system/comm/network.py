@@ -133,11 +133,48 @@ class FluidNetwork:
         self._last_update = self.env.now
 
     def _rates(self) -> np.ndarray:
-        phases = tuple(st.transfer.phases[st.phase] for st in self.active)
-        if len(phases) == 1:  # alone: its standalone rate, no filling needed
-            return np.array([phases[0].per_rank_wire_bytes / phases[0].bandwidth_s])
-        key = tuple(ph.serial for ph in phases)
-        return self.comm.rates.get(key, lambda: max_min_rates(self.capacity, [_demand(ph) for ph in phases]))
+        """Max-min fair rates of the active stages. Stages that share no link with any other get
+        their standalone rate; the others are filled per group of stages linked by shared links,
+        and each group's rates are memoized by the stages' shapes (steps repeat them)."""
+        phases = [st.transfer.phases[st.phase] for st in self.active]
+        rates = np.array([ph.per_rank_wire_bytes / ph.bandwidth_s for ph in phases])
+        for component in self._components(phases):
+            if len(component) == 1:
+                continue
+            component.sort(key=lambda i: phases[i].shape)
+            key = tuple(phases[i].shape for i in component)
+            found = self.comm.rates.get(key, lambda: max_min_rates(self.capacity, [_demand(phases[i])
+                                                                                  for i in component]))
+            rates[component] = found
+        return rates
+
+    def _components(self, phases) -> list[list[int]]:
+        """Indices of the active stages grouped by shared links (union-find over pairs)."""
+        parent = list(range(len(phases)))
+
+        def root(i: int) -> int:
+            while parent[i] != i:
+                parent[i] = parent[parent[i]]
+                i = parent[i]
+            return i
+
+        for a in range(len(phases)):
+            for b in range(a + 1, len(phases)):
+                if self._overlap(phases[a], phases[b]):
+                    parent[root(a)] = root(b)
+        groups: dict[int, list[int]] = {}
+        for i in range(len(phases)):
+            groups.setdefault(root(i), []).append(i)
+        return list(groups.values())
+
+    def _overlap(self, x, y) -> bool:
+        if x.shape == y.shape:
+            return True
+        key = (x.shape, y.shape) if x.shape < y.shape else (y.shape, x.shape)
+        return self.comm.overlaps.get(key, lambda: not self._edges(x).isdisjoint(self._edges(y)))
+
+    def _edges(self, phase) -> frozenset:
+        return self.comm.edge_sets.get(phase.shape, lambda: frozenset(phase.edge_ids.tolist()))
 
     def _reschedule(self) -> None:
         self.rate_updates += 1

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from simulator.system.comm.algorithms.base import PhasePlan
 from simulator.system.comm.algorithms.direct import plan_direct
 from simulator.system.comm.algorithms.hierarchical import plan_hierarchical
-from simulator.system.comm.algorithms.p2p import plan_p2p
+from simulator.system.comm.algorithms.p2p import plan_p2p, plan_p2p_together
 from simulator.system.comm.algorithms.ring import plan_ring
 from simulator.system.comm.algorithms.tree import plan_tree
 
@@ -22,6 +22,8 @@ class Algorithm:
     name: str
     plan: Callable[..., tuple[PhasePlan, ...]]
     ops: tuple[str, ...]
+    # All instances at once (the same plan as merging each group's, routed in one pass).
+    plan_together: Callable[..., tuple[PhasePlan, ...]] | None = None
     min_hosts: int = 1             # hosts the group must span
     needs_uniform_hosts: bool = False  # every host holds the same number (>= 2) of the group's GPUs
 
@@ -47,6 +49,6 @@ ALGORITHMS: dict[str, Algorithm] = {
         Algorithm(name="hierarchical", plan=plan_hierarchical, ops=("all_reduce",), min_hosts=2,
                   needs_uniform_hosts=True),
         Algorithm(name="direct", plan=plan_direct, ops=("all_to_all",)),
-        Algorithm(name="p2p", plan=plan_p2p, ops=("send",)),
+        Algorithm(name="p2p", plan=plan_p2p, ops=("send",), plan_together=plan_p2p_together),
     )
 }
