@@ -11,6 +11,11 @@ import numpy as np
 from simulator.system.topology.graph import Topology
 
 
+# Plans with fewer flows route them in one call (a call per block would cost more than the
+# repeated blocks it saves); larger ones route each distinct block once.
+BLOCKWISE_FLOWS = 1 << 16
+
+
 @dataclass(frozen=True, eq=False)
 class PhasePlan:
     """One phase of concurrent flows, normalized to S = 1 byte."""
@@ -51,9 +56,11 @@ def host_matrix(topo: Topology, group: Sequence[int]) -> tuple[Sequence[np.ndarr
 
 
 def _routes(topo: Topology, blocks: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
-    """Routes of flow blocks, numbered in block order; a block listed again (the same arrays)
-    is routed once: a tree's chains repeat in both trees, and routing is most of a plan's time.
-    Each flow keeps its edges in path order, so per-flow latency sums are unchanged."""
+    """Routes of flow blocks, flows numbered in block order. Above BLOCKWISE_FLOWS flows, a
+    block listed again (the same arrays: a tree's chains in both trees) is routed once and its
+    routes copied. Each flow keeps its edges in path order, so per-flow sums are unchanged."""
+    if sum(len(src) for src, _ in blocks) < BLOCKWISE_FLOWS:
+        return topo.routes(np.concatenate([b[0] for b in blocks]), np.concatenate([b[1] for b in blocks]))
     routed: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
     flows, edges, start = [], [], 0
     for src, dst in blocks:
