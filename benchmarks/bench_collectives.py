@@ -1,8 +1,8 @@
 """Wall time to cost an all-reduce at 8, 512 and 16,384 GPUs, plus the fluid network's cost.
 
 Run: .venv/bin/python benchmarks/bench_collectives.py [--repeats 5]
-Prints medians over repeats. "cold" clears every plan/cost cache first (routing all flows
-of every candidate algorithm); "warm" costs a new size on an already planned group.
+Prints medians over repeats. "cold" costs on a fresh CommContext (routing all flows of every
+candidate algorithm); "warm" costs a new size on an already planned group.
 Not a test: figures depend on the machine.
 """
 
@@ -18,12 +18,9 @@ import simpy
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from simulator.system.topology import graph as topology  # noqa: E402
-
-from simulator.system.comm import collectives
-from simulator.system.comm.collectives import collective_cost  # noqa: E402
+from simulator.system.comm.cost import CommContext, collective_cost  # noqa: E402
 from simulator.system.comm.network import FluidNetwork  # noqa: E402
-from simulator.system.topology.graph import load_topology  # noqa: E402
+from simulator.system.topology.loader import load_topology  # noqa: E402
 from tests.reference.nccl import AZURE_A100_ALLREDUCE_BUSBW_GBPS as PUBLISHED_A100_BUSBW_GBPS  # noqa: E402
 
 CASES = [(8, "dgx-a100", None), (512, "h100-ndr-cluster", 64), (16384, "h100-ndr-cluster", 2048)]
@@ -39,38 +36,23 @@ def _median_s(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
-def _clear_costs() -> None:
-    collectives.plan.cache_clear()
-    collectives._cost.cache_clear()
-
-
 def bench_case(gpus: int, name: str, hosts: int | None, repeats: int) -> dict:
     """Median wall times for one cluster size."""
 
-    def load(_i):
-        topology._load_cached.cache_clear()
-        return load_topology(name, hosts)
-
-    load_s = _median_s(load, repeats)
+    load_s = _median_s(lambda _i: load_topology(name, hosts), repeats)
     topo = load_topology(name, hosts)
     assert topo.num_gpus == gpus
-
-    def cold(_i):
-        _clear_costs()
-        for key in ("_capacity_cache", "_host_array"):
-            topo.__dict__.pop(key, None)
-        collective_cost(topo, "all_reduce", "all", SIZE)
-
-    cold_s = _median_s(cold, repeats)
+    cold_s = _median_s(lambda _i: collective_cost(topo, "all_reduce", "all", SIZE, ctx=CommContext(topo)), repeats)
+    ctx = CommContext(topo)
     warm_s = _median_s(
-        lambda i: collective_cost(topo, "all_reduce", "all", SIZE + 4 * (i + 1)), repeats
+        lambda i: collective_cost(topo, "all_reduce", "all", SIZE + 4 * (i + 1), ctx=ctx), repeats
     )
-    cost = collective_cost(topo, "all_reduce", "all", SIZE)
-    gather = collective_cost(topo, "all_gather", "all", SIZE)
+    cost = collective_cost(topo, "all_reduce", "all", SIZE, ctx=ctx)
+    gather = collective_cost(topo, "all_gather", "all", SIZE, ctx=ctx)
 
     def fluid(_i):
         env = simpy.Environment()
-        net = FluidNetwork(env, topo)
+        net = FluidNetwork(env, CommContext(topo))
         net.start(cost)
         net.start(gather)
         env.run()

@@ -19,12 +19,11 @@ sys.path.insert(0, str(ROOT))
 
 
 def main() -> None:
-    from simulator.cli.main import default_scenario_path
-    from simulator.report.report import render_text
-    from simulator.scenario.load import load_scenario
+    from simulator.report.text import render_text
+    from simulator.scenario.load import DEFAULT_SCENARIO, load_scenario, scenario_path
     from simulator.studies.simulate import simulate
 
-    path = default_scenario_path()
+    path = scenario_path(DEFAULT_SCENARIO)
     inproc = []
     for _ in range(5):
         t0 = time.perf_counter()

@@ -118,7 +118,7 @@ CASES = [
 def test_bytes_are_conserved(op, algorithm):
     topo = load_topology("dgx-a100", num_hosts=3)
     group = tuple(range(topo.num_gpus))
-    pl, _, _ = CommContext(topo).plan(op, algorithm, group)
+    pl, _, _ = CommContext(topo).plan(op, algorithm, (group,))
     p = len(group)
     for ph in pl.phases:
         assert ph.sent_per_rank.sum() == pytest.approx(ph.recv_per_rank.sum())
@@ -319,3 +319,38 @@ def test_collective_command_json_rows(capsys):
 def test_collective_command_rejects_bad_sizes(capsys):
     assert _run_cli(["collective", "--topology", "dgx-a100", "--sizes", "8G..1K"]) == 2
     assert "--sizes" in capsys.readouterr().err
+
+
+# ---- planning shortcuts change nothing --------------------------------------------------------
+
+
+def _plan_arrays(plan):
+    return [(ph.name, ph.edge_ids.tolist(), ph.unit_load.tolist(), ph.n_steps, ph.path_latency_s,
+             ph.net_steps, ph.sent_per_rank.tolist(), ph.recv_per_rank.tolist()) for ph in plan.phases]
+
+
+def test_routing_repeated_blocks_once_gives_the_same_plan_bit_for_bit(monkeypatch):
+    # A tree's chains appear in both trees; above BLOCKWISE_FLOWS flows they are routed once.
+    from simulator.system.comm.algorithms import base
+
+    topo = load_topology("a100-hdr-superpod", num_hosts=41)  # 41 hosts: two pods, odd tree
+    group = tuple(range(3, topo.num_gpus - 5))  # hosts with unequal GPU counts at both ends
+    plans = {}
+    for threshold in (0, 1 << 40):
+        monkeypatch.setattr(base, "BLOCKWISE_FLOWS", threshold)
+        plans[threshold] = _plan_arrays(CommContext(topo).plan("all_reduce", "tree", (group,))[0])
+    assert plans[0] == plans[1 << 40]
+
+
+def test_ring_reduce_scatter_reuses_the_all_gather_plan_unchanged():
+    from simulator.system.comm.algorithms import ALGORITHMS
+    from simulator.system.comm.algorithms.base import Plan
+
+    topo = load_topology("dgx-a100", num_hosts=4)
+    ctx, group = CommContext(topo), tuple(range(topo.num_gpus))
+    ag, _, _ = ctx.plan("all_gather", "ring", (group,))
+    rs, _, _ = ctx.plan("reduce_scatter", "ring", (group,))
+    assert rs.phases[0].name == "reduce_scatter" and rs.phases[0].edge_ids is ag.phases[0].edge_ids
+    # What planning reduce-scatter on its own gives, bit for bit.
+    alone = Plan("reduce_scatter", "ring", group, ALGORITHMS["ring"].plan(topo, "reduce_scatter", group))
+    assert _plan_arrays(rs) == _plan_arrays(alone)

@@ -6,6 +6,7 @@ Expected figures come from the data sheets each topology file cites (e.g. DGX A1
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from simulator.core.errors import UserError
@@ -241,3 +242,46 @@ def test_topology_picture_small(tmp_path):
     out = tmp_path / "dgx.svg"
     assert _run_cli(["topology", "show", "dgx-a100", "--picture", str(out)]) == 0
     assert out.read_text().lstrip().startswith("<?xml")
+
+
+# ---- lazily named, array-built clusters ------------------------------------------------------
+
+
+def test_replicated_names_round_trip_and_refuse_lookalikes():
+    topo = load_topology("a100-hdr-superpod", num_hosts=50)
+    names = topo.names.all()
+    assert len(names) == len(set(names)) == len(topo.vertex_kind)
+    assert all(topo.names.index(n) == i for i, n in enumerate(names))
+    assert names[:2] == ["h0.nvswitch", "h0.gpu0"] and names[-1].startswith("core")
+    for bogus in ("h01.gpu0", "h50.gpu0", "h0.gpu8", "leaf999", "spine", "gpu0", "h0.", "core-1"):
+        assert topo.names.index(bogus) is None
+    assert topo.host_of("h49.gpu7") == 49 and topo.find_gpu("h0.nic0") is None
+
+
+def test_fat_tree_index_arrays_name_the_cables_they_stand_for():
+    topo = load_topology("a100-hdr-superpod", num_hosts=50)  # 3 blocks of 20 per pod of 40: cores
+    f, name = topo.fabric, topo.names.name
+    pairs = [(name(u), name(v)) for u, v in zip(topo.edge_src.tolist(), topo.edge_dst.tolist())]
+    assert pairs[f.nic_up[7, 3]] == ("h7.nic3", "leaf3") and pairs[f.nic_down[7, 3]] == ("leaf3", "h7.nic3")
+    assert pairs[f.nic_up[45, 1]] == ("h45.nic1", "leaf17")  # block 2 of 20 hosts, rail 1: 2 * 8 + 1
+    assert f.leaf_spine.shape == (24, 20) and f.spine_core.shape == (2, 20, 10)
+    u, v = pairs[f.leaf_spine[17, 4]]  # leaf 17: host block 2 (hosts 40-59), so pod 1
+    assert (u, v) == ("leaf17", "spine24") and pairs[f.spine_leaf[17, 4]] == (v, u)
+    assert pairs[f.spine_core[1, 2, 3]] == ("spine22", "core23")  # pod 1's spine 2, core group 2
+    assert pairs[f.core_spine[1, 2, 3]] == ("core23", "spine22")
+    # Every fabric cable is two directed edges, up then down, with the same figures.
+    first = 50 * f.host_edge_count
+    up, down = np.arange(first, topo.num_edges, 2), np.arange(first + 1, topo.num_edges, 2)
+    assert (topo.edge_src[up] == topo.edge_dst[down]).all()
+    assert (topo.bw_bytes_per_s[up] == topo.bw_bytes_per_s[down]).all()
+    assert len(set(pairs)) == len(pairs)
+
+
+def test_largest_clusters_build_and_route_by_name():
+    topo = load_topology("h100-ndr-cluster", num_hosts=16384)
+    assert topo.num_gpus == 131072 and topo.hosts[-1] == 16383
+    path = topo.route("h0.gpu0", "h16383.gpu7")
+    assert path[0] == ("h0.gpu0", "h0.nvswitch") and path[-1] == ("h16383.nic7", "h16383.gpu7")
+    assert any(v.startswith("core") for _, v in path)
+    with pytest.raises(UserError, match="262,144 GPUs"):
+        load_topology("h100-ndr-cluster", num_hosts=32769)

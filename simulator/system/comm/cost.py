@@ -22,6 +22,7 @@ max-min rates by the set of concurrent phases.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +34,7 @@ from simulator.core.errors import Problem, UserError, did_you_mean
 from simulator.system.comm.algorithms import ALGORITHMS, Algorithm
 from simulator.system.comm.algorithms.base import Plan, host_matrix, merge_phases
 from simulator.system.comm.calibration import NCCL_CALIBRATION, OPS, Calibration, Protocol, busbw_factor
+from simulator.system.topology.builders import LINK_KINDS
 from simulator.system.topology.graph import Topology
 from simulator.system.topology.groups import resolve_group
 
@@ -84,9 +86,11 @@ class CommContext:
 
     def __init__(self, topology: Topology, calibration: Calibration = NCCL_CALIBRATION):
         self.topology, self.calibration = topology, calibration
-        kinds, inv = np.unique(topology.link_kind.astype(str), return_inverse=True)
-        eff = np.array([calibration.efficiency(k) for k in kinds], float)[inv]
-        self.capacity = topology.bw_bytes_per_s * eff  # per-edge bytes/s after link efficiency
+        # Link kinds are small codes: look the efficiency up once per kind present, not per edge.
+        present = np.flatnonzero(np.bincount(topology.link_code, minlength=len(LINK_KINDS)))
+        eff = np.zeros(len(LINK_KINDS))
+        eff[present] = [calibration.efficiency(LINK_KINDS[k]) for k in present]
+        self.capacity = topology.bw_bytes_per_s * eff[topology.link_code]  # bytes/s after link efficiency
         self._plans: Memo[tuple[Plan, tuple[float, ...]]] = Memo(256)
         self._costs: Memo[CollectiveCost] = Memo(4096)
         self.rates: Memo[np.ndarray] = Memo(4096)
@@ -100,6 +104,11 @@ class CommContext:
 
         def make():
             algo = ALGORITHMS[algorithm]
+            twin = dict(algo.same_flows).get(op)
+            if twin is not None:  # the same routed flows under another name: route them once
+                pl, unit, serial = self.plan(twin, algorithm, groups)
+                phases = tuple(dataclasses.replace(ph, name=op) if ph.name == twin else ph for ph in pl.phases)
+                return Plan(op, algorithm, groups[0], phases), unit, serial
             if algo.plan_together is not None:
                 phases = algo.plan_together(self.topology, op, groups)
             else:

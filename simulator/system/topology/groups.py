@@ -31,14 +31,15 @@ def resolve_group(topo: Topology, group: Any) -> tuple[int, ...]:
         return options[i]
     out, problems = [], []
     for item in group:
+        rank = topo.find_gpu(item) if isinstance(item, str) else None
         if isinstance(item, (int, np.integer)) and 0 <= item < topo.num_gpus:
             out.append(int(item))
-        elif isinstance(item, str) and item in topo._index:
-            out.append(topo._index[item])
+        elif rank is not None:
+            out.append(rank)
         else:
             problems.append(
                 Problem(
-                    "group", f"unknown GPU {item!r}", did_you_mean(str(item), topo.gpu_ids[:64])
+                    "group", f"unknown GPU {item!r}", did_you_mean(str(item), [topo.names.name(v) for v in topo.gpu_vertex[:64]])
                 )
             )
     if len(set(out)) != len(out):

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import networkx as nx
 import numpy as np
 
 from simulator.core.errors import Problem, UserError, did_you_mean
@@ -14,6 +13,7 @@ from simulator.core.resources import topology_dir
 from simulator.core.yamlio import read_yaml
 from simulator.system.topology.builders import TOPOLOGY_BUILDERS, Built, Params
 from simulator.system.topology.graph import Topology
+from simulator.system.topology.names import ListedNames
 from simulator.system.topology.routing import FabricRouter, GraphRouter
 
 
@@ -71,8 +71,13 @@ def _check_hosts(num_hosts: int | None) -> None:
 def topology_info(path: str | Path, num_hosts: int | None = None) -> TopologyInfo:
     """Validate a topology file (its parameters, and the host count it is scaled to) and size
     it, building at most one host of a multi-host cluster."""
+    return _sized(read_yaml(path), path, num_hosts)[0]
+
+
+def _sized(data: dict, path: str | Path, num_hosts: int | None) -> tuple[TopologyInfo, Topology | None]:
+    """The file's info, and the topology itself when sizing it meant building all of it (files
+    that do not scale by host count)."""
     _check_hosts(num_hosts)
-    data = read_yaml(path)
     builder = data.get("builder")
     scalable = builder in HOST_BUILDERS and isinstance(data.get("nic"), dict) and isinstance(data.get("fabric"), dict)
     one = topology_from_dict(data, source=str(path), num_hosts=1 if scalable else num_hosts)
@@ -85,15 +90,16 @@ def topology_info(path: str | Path, num_hosts: int | None = None) -> TopologyInf
         raise UserError(Problem("num_hosts", f"{hosts:,} hosts x {one.gpus_per_host} GPUs = {info.num_gpus:,} "
                                 f"GPUs; clustersim builds clusters of up to {MAX_GPUS:,} GPUs",
                                 f"use at most {MAX_GPUS // one.gpus_per_host:,} hosts"))
-    return info
+    return info, None if scalable else one
 
 
 def load_topology(name_or_path: str | Path, num_hosts: int | None = None, base_dir: str | Path | None = None
                   ) -> Topology:
     """Build a shipped topology (by name) or a YAML file (by path); `num_hosts` scales a multi-host one."""
     path = topology_path(name_or_path, base_dir)
-    topology_info(path, num_hosts)  # validates and enforces MAX_GPUS before building
-    return topology_from_dict(read_yaml(path), source=str(path), num_hosts=num_hosts)
+    data = read_yaml(path)
+    _, whole = _sized(data, path, num_hosts)  # validates and enforces MAX_GPUS before building
+    return whole or topology_from_dict(data, source=str(path), num_hosts=num_hosts)
 
 
 def topology_from_dict(
@@ -128,73 +134,91 @@ def topology_from_dict(
 
 
 def _check_graph(b: Built, reachability: bool = True) -> list[Problem]:
-    """Duplicate names, bad bandwidths and GPUs that cannot reach every other GPU."""
-    problems, names = [], set()
-    for name, _, _ in b.vertices:
-        if name in names:
-            problems.append(Problem("vertices", f"duplicate vertex name {name!r}"))
-        names.add(name)
-    pairs = set()
-    for u, v, bw, lat, _ in b.edges:
-        if (u, v) in pairs:
+    """Duplicate names and edges, bad bandwidths and GPUs that cannot reach every other GPU."""
+    problems = [Problem("vertices", f"duplicate vertex name {name!r}") for name in _repeated(b.names.all())
+                ] if isinstance(b.names, ListedNames) else []  # replicated names are unique by construction
+    # Fat trees: host 0's edges stand for every host's; the fabric's cables are distinct by construction.
+    checked = b.fabric.host_edge_count if b.fabric is not None else len(b.src)
+    first = np.ones(len(b.src), bool)
+    first[:checked] = False
+    first[np.unique(b.src[:checked] * b.num_vertices + b.dst[:checked], return_index=True)[1]] = True
+    bad_figures = ~(b.bw > 0) | (b.latency < 0)
+    name = b.names.name
+    for e in np.flatnonzero(~first | bad_figures).tolist():
+        u, v = name(b.src[e]), name(b.dst[e])
+        if not first[e]:
             problems.append(Problem("edges", f"duplicate edge {u}->{v}", "list each cable once"))
-        pairs.add((u, v))
-        if not bw > 0 or lat < 0:
-            problems.append(
-                Problem("edges", f"edge {u}->{v}: bandwidth must be > 0 and latency >= 0")
-            )
-    if not b.gpu_ids:
+        if bad_figures[e]:
+            problems.append(Problem("edges", f"edge {u}->{v}: bandwidth must be > 0 and latency >= 0"))
+    if not len(b.gpu_vertex):
         problems.append(Problem("", "the topology has no GPU vertices"))
         return problems
     if b.fabric is not None or not reachability:
         return problems  # the fat-tree builder connects every GPU by construction
-    g = nx.DiGraph()
-    g.add_nodes_from(names)
-    g.add_edges_from((u, v) for u, v, *_ in b.edges)
-    root = b.gpu_ids[0]
-    down, up = nx.descendants(g, root) | {root}, nx.ancestors(g, root) | {root}
-    stranded = [x for x in b.gpu_ids if x not in down or x not in up]
+    root = int(b.gpu_vertex[0])
+    down, up = _reach(b.num_vertices, b.src, b.dst, root), _reach(b.num_vertices, b.dst, b.src, root)
+    stranded = [name(x) for x in b.gpu_vertex.tolist() if not (down[x] and up[x])]
     if stranded:
         shown = ", ".join(stranded[:8]) + (" ..." if len(stranded) > 8 else "")
         problems.append(
             Problem(
                 "edges",
-                f"GPUs without a route to and from {root}: {shown}",
+                f"GPUs without a route to and from {name(root)}: {shown}",
                 "connect every GPU (directed edges need both directions)",
             )
         )
     return problems
 
 
+def _repeated(names: list[str]) -> list[str]:
+    seen: set[str] = set()
+    out = []
+    for n in names:
+        if n in seen:
+            out.append(n)
+        seen.add(n)
+    return out
+
+
+def _reach(num_vertices: int, src: np.ndarray, dst: np.ndarray, root: int) -> list[bool]:
+    """Which vertices a walk along edges src -> dst from `root` reaches (root included); graphs
+    checked here are drawn vertex by vertex, so a plain depth-first walk is quick enough."""
+    succ: list[list[int]] = [[] for _ in range(num_vertices)]
+    for a, b in zip(src.tolist(), dst.tolist()):
+        succ[a].append(b)
+    seen, stack = [False] * num_vertices, [root]
+    seen[root] = True
+    while stack:
+        for w in succ[stack.pop()]:
+            if not seen[w]:
+                seen[w] = True
+                stack.append(w)
+    return seen
+
+
 def _assemble(b: Built, builder: str, meta: dict) -> Topology:
-    edges = tuple((u, v) for u, v, *_ in b.edges)
-    hosts = {n: h for n, _, h in b.vertices}
-    host_array = np.array([hosts[g] for g in b.gpu_ids], np.int64)
-    index = {gid: i for i, gid in enumerate(b.gpu_ids)}
     if b.fabric is not None:
         router: Any = FabricRouter(b.fabric)
     else:
-        names = [n for n, _, _ in b.vertices]
-        vid = {n: i for i, n in enumerate(names)}
-        router = GraphRouter(names, edges, [vid[x] for x in b.gpu_ids])
+        router = GraphRouter(b.num_vertices, b.src, b.dst, b.gpu_vertex)
     return Topology(
         name=meta["name"],
         description=meta["description"],
         source=meta["source"],
         gpu=meta["gpu"],
         builder=builder,
-        vertices=tuple(b.vertices),
-        gpu_ids=tuple(b.gpu_ids),
+        names=b.names,
+        vertex_kind=b.vertex_kind,
+        vertex_host=b.vertex_host,
+        edge_src=b.src,
+        edge_dst=b.dst,
+        bw_bytes_per_s=b.bw,
+        latency_s=b.latency,
+        link_code=b.link,
+        gpu_vertex=b.gpu_vertex,
         gpus_per_host=b.gpus_per_host,
         num_hosts=b.num_hosts,
-        edges=edges,
-        bw_bytes_per_s=np.array([e[2] for e in b.edges], float),
-        latency_s=np.array([e[3] for e in b.edges], float),
-        link_kind=np.array([e[4] for e in b.edges], dtype=object),
-        hosts=host_array,
+        hosts=b.vertex_host[b.gpu_vertex],
         router=router,
         fabric=b.fabric,
-        _host=hosts,
-        _index=index,
     )
-

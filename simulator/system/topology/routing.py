@@ -38,18 +38,16 @@ class GraphRouter:
     """Hop-count shortest paths with per-flow ECMP over equal-cost next hops; paths are cached."""
 
     def __init__(
-        self, vertices: list[str], edges: Sequence[tuple[str, str]], gpu_vertex: Sequence[int]
+        self, num_vertices: int, src: Sequence[int], dst: Sequence[int], gpu_vertex: Sequence[int]
     ):
-        self.vid = {v: i for i, v in enumerate(vertices)}
-        self.succ: list[list[tuple[int, int]]] = [[] for _ in vertices]
-        self.pred: list[list[int]] = [[] for _ in vertices]
+        self.succ: list[list[tuple[int, int]]] = [[] for _ in range(num_vertices)]
+        self.pred: list[list[int]] = [[] for _ in range(num_vertices)]
         self.direct: dict[tuple[int, int], int] = {}
-        for e, (u, v) in enumerate(edges):
-            a, b = self.vid[u], self.vid[v]
+        for e, (a, b) in enumerate(zip(np.asarray(src).tolist(), np.asarray(dst).tolist())):
             self.succ[a].append((b, e))
             self.pred[b].append(a)
             self.direct.setdefault((a, b), e)
-        self.gpu_vertex = list(gpu_vertex)
+        self.gpu_vertex = np.asarray(gpu_vertex).tolist()
         self._dist: dict[int, dict[int, int]] = {}
         self._paths: dict[tuple[int, int], tuple[int, ...]] = {}
 
@@ -102,31 +100,33 @@ class FabricRouter:
     def __init__(self, fab: FabricIndex):
         self.f = fab
         t = fab.template
-        names = [n for n, _, _ in t.vertices]
-        self.local = GraphRouter(
-            names, [(u, v) for u, v, *_ in t.edges], [names.index(g) for g in t.gpu_ids]
-        )
+        names = t.names()
+        src, dst, *_ = t.edge_arrays()
         self.gpu_v = [names.index(g) for g in t.gpu_ids]
         self.nic_v = [names.index(f"nic{r}") for r in range(fab.nic_up.shape[1])]
+        self.local = GraphRouter(len(names), src, dst, self.gpu_v)
+        self.n_local = len(names)
         self.g = t.gpus_per_host
 
     def _segment(self, flows, hosts, a_vertices, b_vertices, out) -> None:
-        """Append host-local segments a -> b (template routes shifted to each flow's host)."""
+        """Append host-local segments a -> b: each flow's template route shifted to its host.
+        Flows are grouped by (a, b) in ascending order, each flow's edges in path order."""
         if len(flows) == 0:
             return
-        keys = a_vertices * 1_000_003 + b_vertices
-        for key in np.unique(keys):
-            sel = keys == key
-            a, b = divmod(int(key), 1_000_003)
-            path = np.asarray(self.local.vertex_path(a, b), np.int64)
+        n = self.n_local
+        keys = a_vertices * n + b_vertices
+        # A stable sort on a small key is a radix sort; each (a, b) group is then one slice.
+        order = np.argsort(keys.astype(np.int16) if n * n < 2**15 else keys, kind="stable")
+        sizes = np.bincount(keys, minlength=n * n)
+        offset = hosts[order] * self.f.host_edge_count
+        flows, start = flows[order], 0
+        for key in np.flatnonzero(sizes).tolist():
+            stop = start + int(sizes[key])
+            path = np.asarray(self.local.vertex_path(*divmod(key, n)), np.int64)
             if len(path):
-                f = flows[sel]
-                out.append(
-                    (
-                        np.repeat(f, len(path)),
-                        (path[None, :] + (hosts[sel] * self.f.host_edge_count)[:, None]).ravel(),
-                    )
-                )
+                out.append((np.repeat(flows[start:stop], len(path)),
+                            (offset[start:stop, None] + path).ravel()))
+            start = stop
 
     def routes(self, src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         f, out = self.f, []

@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-import networkx as nx
+import numpy as np
 
+from simulator.system.topology.builders import LINK_KINDS, VERTEX_KINDS
 from simulator.system.topology.graph import Topology
 
 
 def summary(topo: Topology) -> dict:
     """GPUs, hosts, vertices and links by kind, and bisection bandwidth per GPU (bytes/s)."""
-    vertex_kinds: dict[str, int] = {}
-    for _, kind in topo.graph.nodes(data="kind"):
-        vertex_kinds[kind] = vertex_kinds.get(kind, 0) + 1
+    vertex_kinds = {VERTEX_KINDS[k]: int(n) for k, n in _by_first_seen(topo.vertex_kind)}
     links: dict[str, dict] = {}
-    for kind, bw in zip(topo.link_kind, topo.bw_bytes_per_s):
-        row = links.setdefault(
-            kind, {"edges": 0, "min_bw_bytes_per_s": bw, "max_bw_bytes_per_s": bw}
-        )
-        row["edges"] += 1
-        row["min_bw_bytes_per_s"] = min(row["min_bw_bytes_per_s"], bw)
-        row["max_bw_bytes_per_s"] = max(row["max_bw_bytes_per_s"], bw)
+    for code, n in _by_first_seen(topo.link_code):
+        bw = topo.bw_bytes_per_s[topo.link_code == code]
+        links[LINK_KINDS[code]] = {"edges": int(n), "min_bw_bytes_per_s": bw.min(), "max_bw_bytes_per_s": bw.max()}
     return {
         "name": topo.name,
         "gpu": topo.gpu,
@@ -31,6 +26,12 @@ def summary(topo: Topology) -> dict:
         "bisection_bw_per_gpu_bytes_per_s": bisection_bw_per_gpu(topo),
         "source": topo.source,
     }
+
+
+def _by_first_seen(codes: np.ndarray) -> list[tuple[int, int]]:
+    """(code, count) of each code present, in order of first appearance."""
+    values, first, counts = np.unique(codes, return_index=True, return_counts=True)
+    return [(int(values[i]), int(counts[i])) for i in np.argsort(first)]
 
 
 def bisection_bw_per_gpu(topo: Topology) -> float | None:
@@ -45,14 +46,17 @@ def bisection_bw_per_gpu(topo: Topology) -> float | None:
         return None
     if topo.fabric is not None and topo.num_hosts > 1:
         return _fabric_bisection(topo) / (n // 2)
-    if len(topo.edges) > 20000:
+    if topo.num_edges > 20000:
         return None
+    import networkx as nx  # inspection only; keeps it out of every run's import time
+
     g = nx.DiGraph()
     for (u, v), bw in zip(topo.edges, topo.bw_bytes_per_s):
         g.add_edge(u, v, capacity=float(bw))
-    for x in topo.gpu_ids[: n // 2]:
+    gpus = topo.gpu_ids
+    for x in gpus[: n // 2]:
         g.add_edge("__src", x)
-    for x in topo.gpu_ids[n // 2 :]:
+    for x in gpus[n // 2 :]:
         g.add_edge(x, "__dst")
     return nx.maximum_flow_value(g, "__src", "__dst") / (n // 2)
 

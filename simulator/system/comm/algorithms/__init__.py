@@ -26,6 +26,9 @@ class Algorithm:
     plan_together: Callable[..., tuple[PhasePlan, ...]] | None = None
     min_hosts: int = 1             # hosts the group must span
     needs_uniform_hosts: bool = False  # every host holds the same number (>= 2) of the group's GPUs
+    # (op, twin): op's plan is twin's, phases renamed (same flows, steps and bytes), so a
+    # context routes them once; a 131k-GPU ring takes longer to route than to simulate.
+    same_flows: tuple[tuple[str, str], ...] = ()
 
     def applies(self, op: str, hosts: int, uniform: bool, per_host: int) -> bool:
         if op not in self.ops or hosts < self.min_hosts:
@@ -43,8 +46,9 @@ class Algorithm:
 ALGORITHMS: dict[str, Algorithm] = {
     a.name: a
     for a in (
+        # Ring reduce-scatter and all-gather: p-1 steps of S/p from every rank to its successor.
         Algorithm(name="ring", plan=plan_ring, ops=("all_reduce", "all_gather", "reduce_scatter", "broadcast",
-                                                    "reduce")),
+                                                    "reduce"), same_flows=(("reduce_scatter", "all_gather"),)),
         Algorithm(name="tree", plan=plan_tree, ops=("all_reduce",), min_hosts=2),
         Algorithm(name="hierarchical", plan=plan_hierarchical, ops=("all_reduce",), min_hosts=2,
                   needs_uniform_hosts=True),

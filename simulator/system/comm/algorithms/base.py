@@ -11,6 +11,11 @@ import numpy as np
 from simulator.system.topology.graph import Topology
 
 
+# Plans with fewer flows route them in one call (a call per block would cost more than the
+# repeated blocks it saves); larger ones route each distinct block once.
+BLOCKWISE_FLOWS = 1 << 16
+
+
 @dataclass(frozen=True, eq=False)
 class PhasePlan:
     """One phase of concurrent flows, normalized to S = 1 byte."""
@@ -48,8 +53,10 @@ def merge_phases(phases: Sequence[PhasePlan]) -> PhasePlan:
                      max(ph.path_latency_s for ph in phases), first.sent_per_rank, first.recv_per_rank)
 
 
-def host_matrix(topo: Topology, group: Sequence[int]) -> tuple[list[np.ndarray], bool]:
-    """The group's GPUs by host (hosts in order of first appearance); True if all hosts have equal counts."""
+def host_matrix(topo: Topology, group: Sequence[int]) -> tuple[Sequence[np.ndarray], bool]:
+    """The group's GPUs by host (hosts in order of first appearance); True if all hosts have equal
+    counts, and then the rows are one 2-D array (splitting 16k hosts into arrays costs more than
+    the plan they feed)."""
     g = np.asarray(group, np.int64)
     hosts = topo.hosts[g]
     uniq, first = np.unique(hosts, return_index=True)
@@ -58,38 +65,65 @@ def host_matrix(topo: Topology, group: Sequence[int]) -> tuple[list[np.ndarray],
     rank_of_host[order] = np.arange(len(order))
     sorted_g = g[np.argsort(rank_of_host[hosts], kind="stable")]
     counts = np.bincount(rank_of_host[hosts], minlength=len(order))
-    rows = np.split(sorted_g, np.cumsum(counts)[:-1])
-    return rows, bool((counts == counts[0]).all())
+    if (counts == counts[0]).all():
+        return sorted_g.reshape(len(order), counts[0]), True
+    return np.split(sorted_g, np.cumsum(counts)[:-1]), False
 
 
-def _flows(
-    topo: Topology, rank_of: np.ndarray, src: np.ndarray, dst: np.ndarray, w: np.ndarray, p: int
-):
+def _routes(topo: Topology, blocks: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """Routes of flow blocks, flows numbered in block order. Above BLOCKWISE_FLOWS flows, a
+    block listed again (the same arrays: a tree's chains in both trees) is routed once and its
+    routes copied. Each flow keeps its edges in path order, so per-flow sums are unchanged."""
+    if sum(len(src) for src, _ in blocks) < BLOCKWISE_FLOWS:
+        return topo.routes(np.concatenate([b[0] for b in blocks]), np.concatenate([b[1] for b in blocks]))
+    routed: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+    flows, edges, start = [], [], 0
+    for src, dst in blocks:
+        key = (id(src), id(dst))
+        if key not in routed:
+            routed[key] = topo.routes(src, dst)
+        flow_i, edge_i = routed[key]
+        flows.append(flow_i + start)
+        edges.append(edge_i)
+        start += len(src)
+    return np.concatenate(flows), np.concatenate(edges)
+
+
+def _flows(topo: Topology, rank_of: np.ndarray, blocks, w: np.ndarray, p: int):
     """Route flows; return per-edge loads, per-flow route latency and inter-host flags, per-rank bytes."""
-    flow_i, edge_i = topo.routes(src, dst)
+    src = np.concatenate([b[0] for b in blocks])
+    dst = np.concatenate([b[1] for b in blocks])
+    flow_i, edge_i = _routes(topo, blocks)
     # Loads over the edges the flows use (not an array over every edge of a 100k-edge fabric).
     edge_ids, inverse = np.unique(edge_i, return_inverse=True)
     load = np.bincount(inverse, weights=w[flow_i], minlength=len(edge_ids))
+    used = load > 0
+    edge_ids, load = edge_ids[used], load[used]
     lat = np.bincount(flow_i, weights=topo.latency_s[edge_i], minlength=len(src))
     inter = topo.hosts[src] != topo.hosts[dst]
     sent = np.bincount(rank_of[src], weights=w, minlength=p)
     recv = np.bincount(rank_of[dst], weights=w, minlength=p)
-    used = load > 0
-    return edge_ids[used], load[used], lat, inter, sent, recv
+    return edge_ids, load, lat, inter, sent, recv
 
 
 def phase_plan(topo, group, name, src, dst, w, steps, critical=None, members=None) -> PhasePlan:
     """A phase whose steps each take the mean flow's route (rings), unless `critical` is given.
     `members`: every rank that sends or receives, when the flows span several groups."""
+    return phase_plan_blocks(topo, group, name, [(src, dst)], w, steps, critical, members)
+
+
+def phase_plan_blocks(topo, group, name, blocks, w, steps, critical=None, members=None) -> PhasePlan:
+    """`phase_plan` of flows given as blocks [(src, dst), ...] in order; repeated blocks (the
+    same array objects) are routed once. `w` is one weight for every flow."""
     members = np.asarray(group if members is None else members, np.int64)
     rank_of = np.full(topo.num_gpus, -1, np.int64)
     rank_of[members] = np.arange(len(members))
-    src, dst = np.asarray(src, np.int64), np.asarray(dst, np.int64)
-    w = np.broadcast_to(np.asarray(w, float), src.shape).astype(float)
-    edge_ids, load, lat, inter, sent, recv = _flows(topo, rank_of, src, dst, w, len(members))
+    blocks = [(np.asarray(s, np.int64), np.asarray(d, np.int64)) for s, d in blocks]
+    n = sum(len(s) for s, _ in blocks)
+    w = np.full(n, float(w))
+    edge_ids, load, lat, inter, sent, recv = _flows(topo, rank_of, blocks, w, len(members))
     if critical is None:
         path, net = steps * float(lat.mean()), steps * float(inter.mean())
     else:
         path, net = critical(lat, inter)
     return PhasePlan(name, edge_ids, load, float(steps), net, path, sent, recv)
-

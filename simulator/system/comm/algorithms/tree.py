@@ -4,39 +4,39 @@ from __future__ import annotations
 
 import numpy as np
 
-from simulator.system.comm.algorithms.base import PhasePlan, host_matrix, phase_plan
+from simulator.system.comm.algorithms.base import PhasePlan, host_matrix, phase_plan_blocks
 from simulator.system.topology.graph import Topology
 
 
-def _btree_parent(n: int, rank: int) -> int:
-    """NCCL src/graph/trees.cc ncclGetBtree: parent of `rank` in the in-order binary tree."""
-    if rank == 0:
-        return -1
-    bit = 1
-    while bit < n and not bit & rank:
-        bit <<= 1
-    up = (rank ^ bit) | (bit << 1)
-    return rank ^ bit if up >= n else up
+def _btree_parents(n: int, ranks: np.ndarray) -> np.ndarray:
+    """NCCL src/graph/trees.cc ncclGetBtree: parent of each rank in the in-order binary tree
+    (-1 for rank 0), for all ranks at once. NCCL's loop finds the lowest set bit of the rank."""
+    bit = ranks & -ranks
+    up = (ranks ^ bit) | (bit << 1)
+    return np.where(ranks == 0, -1, np.where(up >= n, ranks ^ bit, up))
 
 
 def double_binary_tree(n: int) -> tuple[list[int], list[int]]:
     """NCCL ncclGetDtree: the second tree mirrors the first (n even) or shifts it by one (n odd)."""
-    t0 = [_btree_parent(n, r) for r in range(n)]
+    r = np.arange(n, dtype=np.int64)
+    t0 = _btree_parents(n, r)
     if n % 2:
-        t1 = [-1 if (u := _btree_parent(n, (r - 1) % n)) == -1 else (u + 1) % n for r in range(n)]
+        u = _btree_parents(n, (r - 1) % n)
+        t1 = np.where(u == -1, -1, (u + 1) % n)
     else:
-        t1 = [-1 if (u := _btree_parent(n, n - 1 - r)) == -1 else n - 1 - u for r in range(n)]
-    return t0, t1
+        u = _btree_parents(n, n - 1 - r)
+        t1 = np.where(u == -1, -1, n - 1 - u)
+    return t0.tolist(), t1.tolist()
 
 
-def _depth(parent: list[int]) -> int:
-    best = 0
-    for r in range(len(parent)):
-        d, at = 0, r
-        while parent[at] != -1:
-            at, d = parent[at], d + 1
-        best = max(best, d)
-    return best
+def _depth(parent: np.ndarray) -> int:
+    """The deepest rank's number of hops to the root, walking every rank up at once."""
+    at, depth = np.arange(len(parent)), 0
+    while True:
+        live = parent[at] != -1
+        if not live.any():
+            return depth
+        at, depth = np.where(live, parent[at], at), depth + 1
 
 
 def plan_tree(topo: Topology, op: str, group: tuple[int, ...]) -> tuple[PhasePlan, ...]:
@@ -50,19 +50,16 @@ def plan_tree(topo: Topology, op: str, group: tuple[int, ...]) -> tuple[PhasePla
     else:
         width = max(len(r) for r in rows)
         chains = [np.array([np.pad(r, (0, width - len(r)), constant_values=-1) for r in rows])]
-    src, dst = [], []
+    # Each chain's flows (the same arrays in both trees) are routed once: see phase_plan_blocks.
+    links = [_chain_links(chain) for chain in chains]
+    blocks = []
     for par in trees:
         child = np.flatnonzero(par >= 0)
-        for chain in chains:
+        for chain, (down, up) in zip(chains, links):
             heads = chain[:, 0]
-            src += [heads[child], heads[par[child]]]
-            dst += [heads[par[child]], heads[child]]
-            a, b = chain[:, 1:].ravel(), chain[:, :-1].ravel()
-            real = (a >= 0) & (b >= 0)
-            src += [a[real], b[real]]
-            dst += [b[real], a[real]]
-    depth = max(_depth(list(t)) for t in trees)
-    chain_len = max(len(r) for r in rows) - 1
+            blocks += [(heads[child], heads[par[child]]), (heads[par[child]], heads[child]), down, up]
+    depth = max(_depth(t) for t in trees)
+    chain_len = (len(rows[0]) if uniform else max(len(r) for r in rows)) - 1
 
     def critical(lat, inter):
         intra = float(lat[~inter].mean()) if (~inter).any() else 0.0
@@ -70,16 +67,12 @@ def plan_tree(topo: Topology, op: str, group: tuple[int, ...]) -> tuple[PhasePla
         return 2 * (chain_len * intra + depth * net), 2.0 * depth
 
     steps = 2 * (chain_len + depth)
-    return (
-        phase_plan(
-            topo,
-            group,
-            "tree",
-            np.concatenate(src),
-            np.concatenate(dst),
-            1.0 / (2 * len(chains)),
-            steps,
-            critical,
-        ),
-    )
+    return (phase_plan_blocks(topo, group, "tree", blocks, 1.0 / (2 * len(chains)), steps, critical),)
 
+
+def _chain_links(chain: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
+    """Flows along every host's chain (rows of `chain`, -1 padding skipped): towards the
+    head (reduce) and away from it (broadcast)."""
+    a, b = chain[:, 1:].ravel(), chain[:, :-1].ravel()
+    real = (a >= 0) & (b >= 0)
+    return (a[real], b[real]), (b[real], a[real])
