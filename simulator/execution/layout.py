@@ -124,12 +124,12 @@ def _stack(arch: Architecture, name: str) -> str:
 
 
 def activations(layout: Layout, seq_len: int, micro_batch: int, checkpointing: str, flash: bool,
-                dtype_bytes: int, tp: int = 1, sp: bool = False) -> Activations:
+                dtype_bytes: int, tp: int = 1, sp: bool = False, dropout: bool = True) -> Activations:
     """Korthikanti et al. 2022 per-block activations on one rank, and the recompute working set
     in backward. Blocks of one stack are alike, so each stack's figures are computed once."""
     arch = layout.arch
     kw = dict(seq_len=seq_len, micro_batch=micro_batch, flash_attention=flash, dtype_bytes=dtype_bytes,
-              tp=tp, sp=sp)
+              tp=tp, sp=sp, dropout=dropout)
     per_stack: dict[str, tuple[int, int]] = {}
     for stack in {b.stack for b in layout.blocks}:
         stored = act_math.activation_bytes_per_layer(arch, checkpointing=checkpointing, stack=stack, **kw)
@@ -144,7 +144,7 @@ def activations(layout: Layout, seq_len: int, micro_batch: int, checkpointing: s
     edge = dict(seq_len=seq_len, micro_batch=micro_batch, dtype_bytes=dtype_bytes, tp=tp, sp=sp)
     first = any(c.embedding for c in layout.chunks)
     last = any(c.head for c in layout.chunks)
-    emb = act_math.embedding_activation_bytes(arch, **edge) if layout.has_edges and first else 0
+    emb = act_math.embedding_activation_bytes(arch, **edge, dropout=dropout) if layout.has_edges and first else 0
     out = act_math.output_activation_bytes(arch, **edge) if layout.has_edges and last else 0
     return Activations(embedding=emb, blocks=tuple(per_stack[b.stack][0] for b in layout.blocks),
                        working=tuple(per_stack[b.stack][1] for b in layout.blocks), output=out)

@@ -170,7 +170,8 @@ def peak_moment(scenario: Scenario, stage: int = 0) -> Moment:
     pb, gb = t.precision.weight_bytes, t.precision.grad_bytes
     lay = layout.model_layout(scenario.model, par, stage)
     acts = layout.activations(lay, t.seq_len, t.micro_batch_size, t.activation_checkpointing,
-                              t.flash_attention, t.precision.activation_bytes, par.tp, par.sequence_parallel)
+                              t.flash_attention, t.precision.activation_bytes, par.tp, par.sequence_parallel,
+                              t.dropout)
     static = strategy.static_buffer_bytes(scenario, lay, pb, gb)
     within = _chunk_moments(scenario, strategy, lay, acts, static, pb, gb)
     order = passes(par.pipeline.schedule, stage, par.pp, t.grad_accum_steps, par.pipeline.virtual_stages)

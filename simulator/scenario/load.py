@@ -163,7 +163,7 @@ def _training(spec: ScenarioFile, num_gpus: int | None, problems: list[Problem])
         precision=PRECISIONS[t.precision], optimizer=t.optimizer, strategy=strategy.name,
         shard_group_size=t.shard_group_size, micro_batch_size=t.micro_batch_size, seq_len=t.seq_len,
         grad_accum_steps=t.grad_accum_steps or 1, activation_checkpointing=t.activation_checkpointing,
-        flash_attention=t.flash_attention,
+        flash_attention=t.flash_attention, dropout=t.dropout,
         offload=OffloadSpec(optimizer=t.offload.optimizer == "cpu", params=t.offload.params == "cpu"),
         sharding=ShardingSpec(backward_prefetch=z.backward_prefetch, limit_all_gathers=z.limit_all_gathers,
                               reshard_after_forward=z.reshard_after_forward),

@@ -74,6 +74,7 @@ class TrainingSpec:
     grad_accum_steps: int             # micro-batches per step (= pipeline micro-batches), resolved
     activation_checkpointing: str
     flash_attention: bool
+    dropout: bool                     # dropout layers (masks kept for backward); Llama and MPT train without
     offload: OffloadSpec
     sharding: ShardingSpec
     bucket_size_bytes: int            # DDP bucket cap

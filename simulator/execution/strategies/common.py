@@ -106,12 +106,12 @@ def stage_work(scenario: Scenario, cm: ComputeModel, stage: int) -> dict[int, Ch
     lay = layout_mod.model_layout(scenario.model, par, stage)
     act_b, tp, sp = t.precision.activation_bytes, par.tp, par.sequence_parallel
     acts = layout_mod.activations(lay, t.seq_len, t.micro_batch_size, t.activation_checkpointing,
-                                  t.flash_attention, act_b, tp, sp)
+                                  t.flash_attention, act_b, tp, sp, t.dropout)
     arch, s, b = lay.arch, t.seq_len, t.micro_batch_size
     timed: dict[str, tuple[tuple[SegmentWork, ...], float]] = {}
     for stack in {blk.stack for blk in lay.blocks}:
         segments = op_math.layer_segments(arch, s, b, t.flash_attention, stack=stack, dtype_bytes=act_b,
-                                          causal=stack == "decoder", tp=tp, sp=sp)
+                                          dropout=t.dropout, causal=stack == "decoder", tp=tp, sp=sp)
         ops = [op for g in segments for op in g.ops]
         if t.activation_checkpointing == "full":
             again = ops
@@ -127,7 +127,7 @@ def stage_work(scenario: Scenario, cm: ComputeModel, stage: int) -> dict[int, Ch
     for chunk in lay.chunks:
         embedding = head = None
         if chunk.embedding and lay.has_edges:
-            ops = op_math.embedding_ops(arch, s, b, act_b, tp=tp, sp=sp)
+            ops = op_math.embedding_ops(arch, s, b, act_b, dropout=t.dropout, tp=tp, sp=sp)
             embedding = UnitWork(name="embedding", params=lay.embedding_params,
                                  segments=_segment_works(cm, [op_math.Segment(name="embedding", ops=tuple(ops))]),
                                  recompute_s=0.0, act_bytes=acts.embedding, working_bytes=0)
