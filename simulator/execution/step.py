@@ -253,7 +253,9 @@ def _collective_summary(classes: list[RankClass], comm: Comm) -> list[dict]:
         if rc.stage in seen:
             continue
         seen.add(rc.stage)
-        for c in (c for t in rc.schedule.tasks for c in (t.collective, *t.inline) if c is not None):
+        # A send appears at both ends; its receive (on the compute stream) is not counted again.
+        for c in (c for t in rc.schedule.tasks for c in (t.collective, *t.inline)
+                  if c is not None and not (c.op == "send" and t.stream != "p2p")):
             key = (c.op, c.group.name, c.size_bytes)
             if key not in rows:
                 cost = comm.cost(c, c.peers or (rc.stage,), together=False)

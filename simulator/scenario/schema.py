@@ -271,7 +271,7 @@ GpuField = Annotated[Annotated[str, Tag("name")] | Annotated[CustomGPU, Tag("cus
 
 class ClusterSection(Strict):
     topology: str = Field("dgx-a100", description="a shipped topology name or a YAML path")
-    num_hosts: _bounded(MAX_GPUS) = 1
+    num_hosts: _bounded(MAX_GPUS) | None = Field(None, description="hosts of a multi-host topology (default: the file's num_hosts)")
     num_gpus: _bounded(MAX_GPUS) | None = None
     gpu: GpuField | None = Field(None, description="a catalog name, or a mapping describing your own GPU")
     price_per_gpu_hour: float | None = Field(None, ge=0, allow_inf_nan=False, description="USD, for cost to train")

@@ -1,0 +1,119 @@
+"""Pipeline and tensor parallelism, checked against closed forms.
+
+- Bubbles come out of the schedule (no formula in the simulator): with equal stages and
+  negligible communication, each stage idles (p - 1) / (m + p - 1) of the step under GPipe and
+  1F1B, and ((p - 1) / v) / (m + (p - 1) / v) under interleaved 1F1B (Narayanan et al. 2021,
+  Sec 2.2).
+- Tensor-parallel traffic per layer and micro-batch: 4 all-reduces of s x b x h elements, or 4
+  all-gathers and 4 reduce-scatters with sequence parallelism (Korthikanti et al. 2022, Sec
+  4.2.2); pipeline traffic: s x b x h each way per micro-batch and stage boundary (Narayanan
+  et al. 2021, Sec 3.2), divided by t with the scatter/gather optimization (Sec 4.1).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from simulator.execution.memory import stage_memory
+from simulator.execution.pipeline import interleaved, one_f_one_b, passes
+from simulator.execution.step import simulate_step
+from tests.helpers import make_scenario
+
+# An explicit chain of 4 "hosts" with a link so fast that sends take nanoseconds.
+FAST_CHAIN = {"topology": "chain.yaml"}
+
+
+def chain_topology(tmp_path, n: int) -> str:
+    vertices = [{"name": f"g{i}", "kind": "gpu", "host": i} for i in range(n)]
+    edges = [{"src": f"g{i}", "dst": f"g{i + 1}", "bw": "1 PB/s", "kind": "ideal"} for i in range(n - 1)]
+    path = tmp_path / "chain.yaml"
+    import json
+
+    path.write_text(json.dumps({"name": "chain", "gpu": "a100-80gb", "builder": "explicit",
+                                "vertices": vertices, "edges": edges}))
+    return str(path)
+
+
+def bubble_scenario(tmp_path, pp: int, m: int, schedule: str, v: int = 1):
+    # A bare 32-layer model (no embedding or head), so every stage holds the same work.
+    return make_scenario(model={"params": 32 * 12 * 1024**2, "num_layers": 32, "hidden_size": 1024},
+                         training={"strategy": "ddp", "optimizer": "sgd", "micro_batch_size": 8,
+                                   "seq_len": 2048, "grad_accum_steps": m,
+                                   "parallelism": {"pp": pp, "pipeline": {"schedule": schedule,
+                                                                          "virtual_stages": v}}},
+                         cluster={"topology": chain_topology(tmp_path, pp)})
+
+
+@pytest.mark.parametrize("schedule, pp, m, v", [
+    ("gpipe", 4, 8, 1), ("1f1b", 4, 8, 1), ("1f1b", 4, 16, 1), ("1f1b", 2, 3, 1),
+    ("interleaved-1f1b", 4, 8, 2), ("interleaved-1f1b", 4, 8, 4),
+])
+def test_bubble_fraction_comes_out_of_the_schedule(tmp_path, schedule, pp, m, v):
+    s = bubble_scenario(tmp_path, pp, m, schedule, v)
+    step = simulate_step(s)
+    expected = ((pp - 1) / v) / (m + (pp - 1) / v)
+    for busy in step.compute_busy_s:
+        idle = 1 - busy / step.time_s
+        # The optimizer step (SGD, a few ms) is busy time that no bubble formula counts.
+        assert idle == pytest.approx(expected, abs=0.01), (schedule, idle, expected)
+
+
+def test_one_f_one_b_keeps_at_most_p_minus_stage_micro_batches_in_flight():
+    for stage in range(4):
+        live, most = 0, 0
+        for p in one_f_one_b(stage, 4, 10):
+            live += 1 if p.forward else -1
+            most = max(most, live)
+        assert most == 4 - stage  # Narayanan et al. 2021, Sec 2.2.1
+
+
+def test_interleaved_schedule_runs_every_pass_once_in_megatron_order():
+    order = interleaved(0, 4, 8, 2)
+    assert len(order) == 2 * 8 * 2 and len({(p.forward, p.micro_batch, p.chunk) for p in order}) == 32
+    # Megatron: (p - 1) x 2 + (v - 1) x p = 10 warm-up forwards on the first stage.
+    assert [p.forward for p in order[:10]] == [True] * 10 and not order[11].forward
+    # Virtual micro-batches run in groups of p per chunk: 0..3 on chunk 0, then 0..3 on chunk 1.
+    assert [(p.micro_batch, p.chunk) for p in order[:8]] == [(j, 0) for j in range(4)] + [(j, 4) for j in range(4)]
+
+
+def test_gpipe_holds_every_micro_batch():
+    assert sum(1 for p in passes("gpipe", 1, 4, 6) if p.forward) == 6
+
+
+def _collective_counts(step):
+    return {(c["op"], c["group"], c["bytes"]): c["count"] for c in step.collectives}
+
+
+@pytest.mark.parametrize("sp", [False, True])
+def test_tensor_parallel_traffic_per_layer_and_micro_batch(sp):
+    layers, h, s, b, m = 4, 1024, 512, 2, 3
+    sc = make_scenario(model={"architecture": {"num_layers": layers, "hidden_size": h, "num_heads": 16,
+                                               "vocab_size": 4096, "max_position_embeddings": s}},
+                       training={"strategy": "ddp", "micro_batch_size": b, "seq_len": s, "grad_accum_steps": m,
+                                 "parallelism": {"tp": 4, "sequence_parallel": sp}},
+                       cluster={"topology": "dgx-a100", "num_gpus": 8})
+    counts = _collective_counts(simulate_step(sc))
+    sbh_bytes = s * b * h * 2  # bf16 activations
+    # Per layer and micro-batch: 4 all-reduces (2 forward, 2 backward), or 4 all-gathers and 4
+    # reduce-scatters; plus the embedding's forward sum and the head's input gradient.
+    if sp:
+        assert counts[("all_gather", "tp", sbh_bytes)] == m * (4 * layers + 1)  # + the head's gather
+        assert counts[("reduce_scatter", "tp", sbh_bytes)] == m * (4 * layers + 2)
+    else:
+        assert counts[("all_reduce", "tp", sbh_bytes)] == m * (4 * layers + 2)
+
+
+def test_pipeline_traffic_per_boundary_and_micro_batch(tmp_path):
+    pp, m = 4, 5
+    s = bubble_scenario(tmp_path, pp, m, "1f1b")
+    counts = _collective_counts(simulate_step(s))
+    sbh_bytes = 2048 * 8 * 1024 * 2
+    # Every boundary carries one activation forward and one gradient back per micro-batch; the
+    # summary counts one rank per stage, so each transfer appears at its sender.
+    assert counts[("send", "pp", sbh_bytes)] == 2 * (pp - 1) * m
+
+
+def test_stage_memory_holds_more_micro_batches_on_earlier_stages(tmp_path):
+    s = bubble_scenario(tmp_path, 4, 8, "1f1b")
+    acts = [m.activations_bytes for m in stage_memory(s)]
+    assert acts == sorted(acts, reverse=True) and acts[0] > acts[-1]
