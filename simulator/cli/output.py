@@ -27,3 +27,11 @@ def check_output_dir(option: str, path: str | Path) -> None:
     out = Path(path)
     if out.exists() and not out.is_dir():
         raise UserError(Problem(option, f"{out} is a file, not a folder", "give a folder name"))
+
+
+def check_runs(runs: int | None, seed: int | None) -> None:
+    """--runs and --seed of the whole-run Monte Carlo (the bounds of reliability.runs and .seed)."""
+    if runs is not None and not 1 <= runs <= 100_000:
+        raise UserError(Problem("--runs", f"expected 1 to 100,000 runs, got {runs}"))
+    if seed is not None and not 0 <= seed < 2**63:
+        raise UserError(Problem("--seed", f"expected a seed from 0 to 2^63 - 1, got {seed}"))

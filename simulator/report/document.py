@@ -10,6 +10,7 @@ from typing import Any
 from simulator.execution.memory import MemoryBreakdown
 from simulator.execution.metrics import FLOPS_CONVENTION, StepMetrics, TrainingMetrics
 from simulator.execution.step import StepResult
+from simulator.report.goodput import goodput_section
 from simulator.spec.specs import Scenario
 
 CONVENTION = ("ZeRO paper accounting (Rajbhandari et al. 2020): mixed-precision Adam = 2 (weights) + 2 "
@@ -44,7 +45,7 @@ def memory_section(scenario: Scenario, mem: MemoryBreakdown, suggestions: list[s
 
 def build_report(scenario: Scenario, mem: MemoryBreakdown, suggestions: list[str] = (),
                  step: StepResult | None = None, metrics: StepMetrics | None = None,
-                 training: TrainingMetrics | None = None) -> dict[str, Any]:
+                 training: TrainingMetrics | None = None, goodput: Any = None) -> dict[str, Any]:
     t, c = scenario.training, scenario.cluster
     report: dict[str, Any] = {
         "name": scenario.name,
@@ -68,6 +69,8 @@ def build_report(scenario: Scenario, mem: MemoryBreakdown, suggestions: list[str
         merge(report, step_sections(step, metrics, training))
         peak_bytes, peak_time, peak_op = step.timeline_peak
         report["memory"] |= {"timeline_peak_bytes": peak_bytes, "peak_time_s": peak_time, "peak_op": peak_op}
+    if goodput is not None:  # studies.goodput.GoodputResult
+        report["training"]["goodput"] = goodput_section(goodput)
     return report
 
 

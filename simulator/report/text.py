@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from simulator.core.units import fmt_bytes
+from simulator.report.goodput import goodput_lines
 
 
 def _gb(n: float) -> str:
@@ -12,7 +13,7 @@ def _gb(n: float) -> str:
 
 
 def render_text(report: dict[str, Any]) -> str:
-    lines = _header(report) + _memory(report) + _step(report) + _training(report)
+    lines = _header(report) + _memory(report) + _step(report) + _training(report) + goodput_lines(report)
     return "\n".join(lines)
 
 

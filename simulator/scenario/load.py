@@ -28,6 +28,7 @@ from simulator.model.spec import ModelSpec, from_architecture, from_params
 from simulator.scenario import resolve
 from simulator.scenario.parallel import microbatches, parallel_spec
 from simulator.scenario.problems import pydantic_problems, text_at
+from simulator.scenario.reliability import resolve_reliability
 from simulator.scenario.schema import ScenarioFile
 from simulator.spec.specs import OffloadSpec, Scenario, ShardingSpec, TrainingSpec
 from simulator.system import hardware
@@ -84,11 +85,13 @@ def scenario_from_dict(data: dict[str, Any], base_dir: str | Path | None = None,
     warnings: list[str] = []
     if model and training and cluster:
         resolve.check_compat(model, training, cluster, problems, warnings)
+    reliability = resolve_reliability(spec.reliability, problems)
     if problems:
         raise UserError(problems)
     return Scenario(name=spec.name, model=model, training=training, cluster=cluster, source=source,
                     base_dir=str(base_dir) if base_dir is not None else None,
-                    document=json.dumps(data, sort_keys=True, default=str), warnings=tuple(warnings))
+                    document=json.dumps(data, sort_keys=True, default=str), warnings=tuple(warnings),
+                    reliability=reliability)
 
 
 def derive(scenario: Scenario, changes: dict[str, Any]) -> Scenario:

@@ -18,6 +18,7 @@ from simulator.core.units import UnitError, parse_bandwidth, parse_bytes, parse_
 from simulator.execution.strategies import ALIASES, STRATEGIES
 from simulator.model.architecture import FFNS, KINDS, NORMS, POSITIONS
 from simulator.model.precision import CHECKPOINTING, DTYPES, OPTIMIZERS, PRECISIONS
+from simulator.scenario.schema_reliability import ReliabilitySection
 from simulator.spec.specs import PIPELINE_SCHEDULES
 from simulator.system.comm.algorithms import ALGORITHMS
 from simulator.system.hardware import DEFAULT_ALLOCATOR_RESERVE_FRACTION
@@ -289,6 +290,7 @@ class ScenarioFile(Strict):
     model: ModelSection
     training: TrainingSection = TrainingSection()
     cluster: ClusterSection = ClusterSection()
+    reliability: ReliabilitySection = ReliabilitySection()
 
 
 def json_schema() -> dict:

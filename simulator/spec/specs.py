@@ -13,6 +13,7 @@ from typing import Any
 
 from simulator.model.precision import Precision
 from simulator.model.spec import ModelSpec
+from simulator.spec.reliability import ReliabilitySpec
 from simulator.system.hardware import GPU
 
 
@@ -129,6 +130,7 @@ class Scenario:
     base_dir: str | None = None       # where relative topology paths resolve
     document: str = field(default="{}", repr=False)
     warnings: tuple[str, ...] = ()
+    reliability: ReliabilitySpec | None = None  # None: the defaults (spec/reliability.py)
 
     @property
     def strategy(self) -> str:

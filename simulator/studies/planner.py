@@ -29,6 +29,7 @@ from simulator.model import presets
 from simulator.model.architecture import param_count
 from simulator.scenario.load import derive, with_gpus
 from simulator.spec.specs import Scenario
+from simulator.studies.goodput import simulate_goodput
 from simulator.studies.scaling import compute_optimal, loss_table, LossRow, training_flops
 from simulator.studies.search import MinGpus, min_gpus
 from simulator.system.topology.loader import MAX_GPUS
@@ -196,16 +197,25 @@ class TrainRow:
     days: float
     gpu_hours: float
     cost_usd: float | None
+    # Wall-clock with failures, checkpoints and restarts (studies/goodput; None when disabled).
+    wall_days_p50: float | None = None
+    wall_days_p90: float | None = None
+    effective_training_time_ratio: float | None = None
 
 
-def train_row(scenario: Scenario, tokens: float, ctx: SimContext) -> TrainRow:
+def train_row(scenario: Scenario, tokens: float, ctx: SimContext, goodput: bool = True,
+              runs: int | None = None, seed: int | None = None, jobs: int = 1) -> TrainRow:
     s = derive(scenario, {"training.tokens": float(tokens)})
     mem = memory_breakdown(s)
     m = step_metrics(s, simulate_step(s, mem, ctx=ctx))
     tr = training_metrics(s, m)
+    g = simulate_goodput(s, m.time_s, tr.days * SECONDS_PER_DAY, runs, seed, jobs) if goodput else None
+    wall = {} if g is None else {"wall_days_p50": g.percentile(g.wall_days, 50),
+                                 "wall_days_p90": g.percentile(g.wall_days, 90),
+                                 "effective_training_time_ratio": float(g.ettr.mean())}
     return TrainRow(num_gpus=s.num_gpus, strategy=s.strategy, fits=mem.fits, mem_total_bytes=mem.total_bytes,
                     step_time_s=m.time_s, mfu=m.mfu, tokens_per_s=m.tokens_per_s, days=tr.days,
-                    gpu_hours=tr.gpu_hours, cost_usd=tr.cost_usd)
+                    gpu_hours=tr.gpu_hours, cost_usd=tr.cost_usd, **wall)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -217,12 +227,15 @@ class TrainPlan:
     rows: list[TrainRow]
 
 
-def train_plan(scenario: Scenario, tokens: float | None = None, gpu_counts: tuple[int, ...] = ()) -> TrainPlan:
+def train_plan(scenario: Scenario, tokens: float | None = None, gpu_counts: tuple[int, ...] = (),
+               runs: int | None = None, seed: int | None = None, jobs: int = 1) -> TrainPlan:
     """Time and cost to train the scenario's model on `tokens` (default: its training.tokens,
-    else 20 per parameter) at its own GPU count or each of gpu_counts."""
+    else 20 per parameter) at its own GPU count or each of gpu_counts; wall-clock days with
+    failures from `runs` Monte Carlo runs of the whole run (studies/goodput)."""
     ctx, m = SimContext(), scenario.model
     tokens = float(tokens or scenario.training.tokens or TOKENS_PER_PARAM * m.params)
-    rows = [train_row(with_gpus(scenario, n) if n else scenario, tokens, ctx) for n in (gpu_counts or (0,))]
+    rows = [train_row(with_gpus(scenario, n) if n else scenario, tokens, ctx, runs=runs, seed=seed, jobs=jobs)
+            for n in (gpu_counts or (0,))]
     return TrainPlan(params=m.params, tokens=tokens, flops_6nd=training_flops(m.params, tokens, m.kind),
                      model_flops=model_flops_per_token(scenario) * tokens, rows=rows)
 
@@ -258,7 +271,7 @@ def budget_plan(flops: float | None = None, gpu_days: float | None = None, scena
             n, d = compute_optimal(flops)
             if mfu is not None or n > MAX_SIMULATED_PARAMS:
                 break
-            new = train_row(with_model(scenario, {"params": n}), d, ctx).mfu
+            new = train_row(with_model(scenario, {"params": n}), d, ctx, goodput=False).mfu
             converged, m = abs(new - m) <= 1e-3 * m, new
             if converged:
                 break

@@ -6,17 +6,21 @@ from typing import Any
 
 from simulator.execution.context import SimContext
 from simulator.execution.memory import memory_breakdown
-from simulator.execution.metrics import step_metrics, training_metrics
+from simulator.execution.metrics import SECONDS_PER_DAY, step_metrics, training_metrics
 from simulator.execution.step import simulate_step
 from simulator.report.document import build_report
 from simulator.spec.specs import Scenario
+from simulator.studies.goodput import simulate_goodput
 from simulator.studies.suggest import fit_suggestions
 
 
 def simulate(scenario: Scenario, trace_path: str | None = None, backend: str = "fluid",
-             ctx: SimContext | None = None) -> dict[str, Any]:
+             ctx: SimContext | None = None, runs: int | None = None, seed: int | None = None,
+             jobs: int = 1) -> dict[str, Any]:
     """The full report for a scenario, as the JSON contract's dict. Pass one `ctx` to reuse
-    built topologies and collective plans across scenarios (sweeps, the planner)."""
+    built topologies and collective plans across scenarios (sweeps, the planner). `runs` and
+    `seed` override the reliability section's Monte Carlo of the whole run, which may use `jobs`
+    processes."""
     mem = memory_breakdown(scenario)
     step = simulate_step(scenario, mem, backend=backend, ctx=ctx)
     metrics = step_metrics(scenario, step)
@@ -25,4 +29,6 @@ def simulate(scenario: Scenario, trace_path: str | None = None, backend: str = "
 
         write_trace(step, trace_path)
     suggestions = [] if mem.fits else fit_suggestions(scenario)
-    return build_report(scenario, mem, suggestions, step, metrics, training_metrics(scenario, metrics))
+    training = training_metrics(scenario, metrics)
+    goodput = simulate_goodput(scenario, metrics.time_s, training.days * SECONDS_PER_DAY, runs, seed, jobs)
+    return build_report(scenario, mem, suggestions, step, metrics, training, goodput)

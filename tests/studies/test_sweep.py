@@ -29,6 +29,7 @@ REQUIRED_COLUMNS = [
     "mem_params_bytes", "mem_grads_bytes", "mem_optimizer_bytes", "mem_activations_bytes", "mem_buffers_bytes",
     "mem_overhead_bytes", "capacity_bytes", "step_time_s", "compute_s", "comm_s", "exposed_comm_s", "mfu",
     "tokens_per_s", "tokens_per_s_per_gpu", "days", "gpu_hours", "cost_usd",
+    "wall_days_p50", "wall_days_p90", "effective_training_time_ratio", "interruptions", "checkpoint_interval_s",
 ]
 MEMORY = ("params", "grads", "optimizer", "activations", "buffers", "overhead")
 # GPT-2 small as published by Hugging Face (`gpt2`, tied embeddings): 124,439,808 parameters.

@@ -7,7 +7,9 @@ import argparse
 import dataclasses
 import json
 import math
+import os
 
+from simulator.cli.output import check_runs
 from simulator.core.errors import Problem, UserError
 from simulator.execution.metrics import PF_DAY_FLOPS, TOKENS_PER_PARAM
 from simulator.execution.strategies import get_strategy
@@ -16,6 +18,8 @@ from simulator.spec.specs import Scenario
 from simulator.studies import planner, scaling
 from simulator.studies.suggest import fit_suggestions
 
+GOODPUT_NOTE = ("Monte Carlo of the scenario's reliability section: Llama 3 failure rates per GPU and host, "
+                "checkpoints to 2 TB/s storage, 10-min restarts by default; `clustersim run` details them")
 MEMORY_NOTE = ("memory: ZeRO-paper accounting (clustersim run's model), peak of one step; "
                "micro_batch_size and grad_accum_steps are kept per GPU (weak scaling)")
 
@@ -58,6 +62,9 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--tokens", type=float, help="default: training.tokens, else 20 per parameter")
     p.add_argument("--gpus", help="GPU counts to compare, e.g. 64,256,1024 (default: the scenario's)")
     p.add_argument("--price", type=float, help="USD per GPU-hour (default: cluster.price_per_gpu_hour)")
+    p.add_argument("--runs", type=int, metavar="N", help="Monte Carlo runs of the wall-clock days with "
+                   "failures, checkpoints and restarts (default: reliability.runs, 100)")
+    p.add_argument("--seed", type=int, metavar="S", help="their seed (default: reliability.seed, else training.seed)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_train)
 
@@ -204,11 +211,20 @@ def cmd_budget(args: argparse.Namespace) -> int:
     return 0
 
 
+def _days(d: float | None) -> str:
+    return f"{d:,.1f}" if d is not None else "-"
+
+
 def _train_table(rows: list[planner.TrainRow], by: str) -> None:
-    print(table([by, "fits", "mem/GPU", "step ms", "MFU", "tokens/s", "days", "GPU-hours", "cost USD"],
+    print(table([by, "fits", "mem/GPU", "step ms", "MFU", "tokens/s", "days", "wall p50", "wall p90", "ETTR",
+                 "GPU-hours", "cost USD"],
                 [[str(getattr(r, by)), "yes" if r.fits else "OOM", _gb(r.mem_total_bytes), _ms(r.step_time_s),
-                  _pct(r.mfu), f"{r.tokens_per_s:,.0f}", f"{r.days:,.1f}", f"{r.gpu_hours:,.0f}",
+                  _pct(r.mfu), f"{r.tokens_per_s:,.0f}", f"{r.days:,.1f}", _days(r.wall_days_p50),
+                  _days(r.wall_days_p90), _pct(r.effective_training_time_ratio), f"{r.gpu_hours:,.0f}",
                   f"{r.cost_usd:,.0f}" if r.cost_usd is not None else "-"] for r in rows]))
+    if any(r.wall_days_p50 is not None for r in rows):
+        print(f"  days: failure-free step time x steps; wall p50/p90: wall-clock days with failures, checkpoints "
+              f"and restarts ({GOODPUT_NOTE}); ETTR: effective training time ratio (useful / elapsed)")
 
 
 def _gpu_counts(text: str | None) -> tuple[int, ...]:
@@ -228,10 +244,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     _positive(args.tokens, "--tokens")
     if args.price is not None and not (args.price >= 0 and math.isfinite(args.price)):
         raise UserError(Problem("--price", f"expected >= 0 USD per GPU-hour, got {args.price:g}"))
+    check_runs(args.runs, args.seed)
     s = load_scenario(args.scenario)
     if args.price is not None:
         s = derive(s, {"cluster.price_per_gpu_hour": args.price})
-    plan = planner.train_plan(s, args.tokens, _gpu_counts(args.gpus))
+    plan = planner.train_plan(s, args.tokens, _gpu_counts(args.gpus), args.runs, args.seed, os.cpu_count() or 1)
     if args.json:
         return _dump(plan)
     print(_header(s))

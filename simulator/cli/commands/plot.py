@@ -18,6 +18,9 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
                     "streams' activity. A strategy, and a stream, has one colour in every figure.")
     p.add_argument("results", nargs="?", help="sweep results CSV")
     p.add_argument("--trace", metavar="FILE", help="Chrome trace JSON from `clustersim run --trace`")
+    p.add_argument("--goodput", metavar="FILE", help="goodput figures: from a report JSON (`clustersim run "
+                   "--json-out`), the completion-time distribution and the time lost by cause; from a sweep CSV, "
+                   "the effective training time and wall-clock days against what the sweep varies")
     p.add_argument("--out", default="plots", metavar="DIR", help="output directory (default: %(default)s)")
     p.add_argument("--format", default="png", choices=["png", "svg"])
     p.set_defaults(func=cmd_plot)
@@ -26,13 +29,17 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
 def cmd_plot(args: argparse.Namespace) -> int:
     from simulator.report import plots
 
-    if not args.results and not args.trace:
-        raise UserError(Problem("plot", "nothing to plot", "give a results CSV and/or --trace FILE"))
+    if not args.results and not args.trace and not args.goodput:
+        raise UserError(Problem("plot", "nothing to plot", "give a results CSV, --trace FILE and/or --goodput FILE"))
     written = []
     if args.results:
         written += plots.plot_results(args.results, args.out, args.format)
     if args.trace:
         written.append(plots.plot_trace(args.trace, args.out, args.format))
+    if args.goodput:
+        from simulator.report.figures.goodput import plot_goodput
+
+        written += plot_goodput(args.goodput, args.out, args.format)
     for path in written:
         print(f"wrote {path}")
     return 0

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
-from simulator.cli.output import check_output
+from simulator.cli.output import check_output, check_runs
 from simulator.scenario.load import DEFAULT_SCENARIO, load_scenario, scenario_path
 
 
@@ -21,6 +22,10 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--network", choices=["fluid", "analytic"], default="fluid",
                      help="network model: max-min fair sharing between concurrent collectives "
                           "(fluid, default) or each collective at its standalone time (analytic)")
+    run.add_argument("--runs", type=int, metavar="N", help="Monte Carlo runs of the whole training run with "
+                     "failures, checkpoints and restarts (default: reliability.runs, 100)")
+    run.add_argument("--seed", type=int, metavar="S", help="seed of those runs (default: reliability.seed, "
+                     "else training.seed)")
     run.set_defaults(func=cmd_run)
 
 
@@ -32,7 +37,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     path = scenario_path(args.scenario)
     check_output("--json-out", args.json_out, (path,))
     check_output("--trace", args.trace, (path,))
-    report = simulate(load_scenario(path), trace_path=args.trace, backend=args.network)
+    check_runs(args.runs, args.seed)
+    report = simulate(load_scenario(path), trace_path=args.trace, backend=args.network, runs=args.runs,
+                      seed=args.seed, jobs=os.cpu_count() or 1)
     text = to_json(report)
     if args.json_out:
         Path(args.json_out).write_text(text + "\n", encoding="utf-8")

@@ -27,6 +27,7 @@ OUTPUT_COLUMNS = (
     "mem_activations_bytes", "mem_buffers_bytes", "mem_overhead_bytes", "capacity_bytes",
     "step_time_s", "compute_s", "comm_s", "exposed_comm_s", "mfu", "tokens_per_s",
     "tokens_per_s_per_gpu", "days", "gpu_hours", "cost_usd",
+    "wall_days_p50", "wall_days_p90", "effective_training_time_ratio", "interruptions", "checkpoint_interval_s",
 )
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".parquet": "parquet"}
 STATUSES = ("ok", "invalid", "error")

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from simulator.core.errors import Problem, UserError
+from simulator.report.goodput import goodput_columns
 from simulator.studies.sweep.results import ResultsStore, output_format
 from simulator.studies.sweep.spec import Sweep, SweepSummary
 
@@ -100,6 +101,7 @@ def outputs(report: dict[str, Any]) -> dict[str, Any]:
         "comm_s": step["comm_s"], "exposed_comm_s": step["exposed_comm_s"], "mfu": step["mfu"],
         "tokens_per_s": step["tokens_per_s"], "tokens_per_s_per_gpu": step["tokens_per_s_per_gpu"],
         "days": tr.get("days"), "gpu_hours": tr.get("gpu_hours"), "cost_usd": tr.get("cost_usd"),
+        **goodput_columns(report),
     }
     return {key: _plain(value) for key, value in values.items()}
 

@@ -1,0 +1,117 @@
+"""Monte Carlo over seeds: the run simulated `runs` times (one seed sequence each, spawned from
+the scenario's seed, so the answer is the same for the same seed), summarized as the report's
+goodput section: wall-clock days (p10/p50/p90), effective training time ratio, interruptions by
+cause, GPU-hours lost by cause, beside the closed forms."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from simulator.spec.specs import Scenario
+from simulator.studies.goodput.closed_forms import first_order_waste
+from simulator.studies.goodput.model import RunModel, run_model
+from simulator.studies.goodput.process import LOSSES, STRAGGLER, RunResult, simulate_run
+
+SECONDS_PER_DAY = 86400.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class GoodputResult:
+    model: RunModel
+    runs: tuple[RunResult, ...]
+
+    def _array(self, values) -> np.ndarray:
+        return np.asarray(list(values), dtype=float)
+
+    @property
+    def wall_days(self) -> np.ndarray:
+        return self._array(r.wall_s / SECONDS_PER_DAY for r in self.runs)
+
+    @property
+    def ettr(self) -> np.ndarray:
+        """Effective training time ratio of each run: useful training / elapsed (Llama 3's)."""
+        return self._array(r.useful_s / r.wall_s if r.wall_s > 0 else 1.0 for r in self.runs)
+
+    def percentile(self, values: np.ndarray, q: float) -> float:
+        return float(np.percentile(values, q))
+
+    @property
+    def interruptions(self) -> dict[str, float]:
+        """Mean count per run by cause (slow-node removals under 'straggler')."""
+        names = [c.name for c in self.model.classes] + ([STRAGGLER] if self.model.straggler else [])
+        return {n: float(np.mean([r.interruptions[n] for r in self.runs])) for n in names}
+
+    @property
+    def lost_s(self) -> dict[str, float]:
+        return {k: float(np.mean([r.lost_s[k] for r in self.runs])) for k in LOSSES}
+
+    @property
+    def lost_gpu_hours(self) -> dict[str, float]:
+        return {k: v * self.model.num_gpus / 3600.0 for k, v in self.lost_s.items()}
+
+    @property
+    def lost_by_cause_gpu_hours(self) -> dict[str, float]:
+        """The lost time again, by cause (failure class, 'checkpoint', 'degraded', 'straggler')."""
+        keys = self.runs[0].lost_by_cause_s
+        return {k: float(np.mean([r.lost_by_cause_s[k] for r in self.runs])) * self.model.num_gpus / 3600.0
+                for k in keys}
+
+    @property
+    def lost_fraction(self) -> dict[str, float]:
+        return {k: float(np.mean([r.lost_s[k] / r.wall_s for r in self.runs])) for k in LOSSES}
+
+    @property
+    def expected_unplanned(self) -> float:
+        """Poisson expectation of the unplanned interruptions over the mean wall time."""
+        return self.model.unplanned_rate_s * float(np.mean([r.wall_s for r in self.runs]))
+
+    @property
+    def first_order_waste(self) -> float | None:
+        """The closed form's lost fraction (periodic checkpoints and unplanned failures only)."""
+        m = self.model
+        if math.isinf(m.mtbf_s) or math.isinf(m.interval_s):
+            return None
+        return first_order_waste(m.interval_s, m.pause_s, m.restart_s, m.mtbf_s, m.commit_lag_s)
+
+
+def simulate_goodput(scenario: Scenario, step_s: float, work_s: float, runs: int | None = None,
+                     seed: int | None = None, jobs: int = 1) -> GoodputResult | None:
+    """The Monte Carlo of the scenario's whole run; None when reliability.enabled is false.
+    `jobs` > 1 lets a large Monte Carlo use that many processes (never inside a sweep's workers)."""
+    if scenario.reliability is not None and not scenario.reliability.enabled:
+        return None
+    model = run_model(scenario, step_s, work_s, runs, seed)
+    return run_monte_carlo(model, jobs)
+
+
+# Below this many expected events (interruptions over all runs) one process is faster than a pool.
+PARALLEL_EVENTS = 40_000
+
+
+def expected_events(model: RunModel) -> float:
+    span = model.window_s if model.window_s is not None else model.work_s
+    return model.runs * span * (sum(c.rate_s for c in model.classes) + model.straggler_rate_s)
+
+
+def _runs(model: RunModel, seqs: list[np.random.SeedSequence]) -> list[RunResult]:
+    return [simulate_run(model, s) for s in seqs]
+
+
+def run_monte_carlo(model: RunModel, jobs: int = 1) -> GoodputResult:
+    """The runs, one seed sequence each (the same results whatever `jobs` is)."""
+    seqs = np.random.SeedSequence(model.seed).spawn(model.runs)
+    jobs = min(jobs, model.runs)
+    if jobs <= 1 or expected_events(model) < PARALLEL_EVENTS:
+        return GoodputResult(model=model, runs=tuple(_runs(model, seqs)))
+    from concurrent.futures import ProcessPoolExecutor
+
+    chunks = [seqs[i::jobs] for i in range(jobs)]
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        parts = list(pool.map(_runs, [model] * jobs, chunks))
+    ordered = [None] * model.runs
+    for i, part in enumerate(parts):
+        ordered[i::jobs] = part
+    return GoodputResult(model=model, runs=tuple(ordered))
