@@ -132,6 +132,7 @@ class FsdpSession:
         self.z, self.offload, self.n = s.training.sharding, s.training.offload.params, shard.size
         self.grad_comm: list[int] = []
         self.previous_backward = None
+        self.previous_pass_end = None
         self.passes: dict[tuple[int, int], _PassState] = {}
         self.current: _PassState | None = None
 
@@ -186,6 +187,7 @@ class FsdpSession:
         self.current.after_bwd(i, unit, tid)
 
     def end_pass(self, p: Pass, chunk: ChunkWork, last: int) -> None:
+        self.previous_pass_end = last
         if not p.forward:
             self.previous_backward = last
             if self._root(chunk):
@@ -240,12 +242,14 @@ class _PassState:
                 self.issue_backward(last_block, (self.fwd_done[last_block],) if z.limit_all_gathers else ())
             return ()
         # Without prefetch the all-gather is issued when this block's backward is reached,
-        # i.e. after the previous backward op (the head's, or block i+1's).
-        self.issue_backward(i, (self.bwd_done.get(i + 1),))
+        # i.e. after the previous backward op (the head's, block i+1's, or the end of the
+        # previous pass when the pass starts here).
+        reached = self.bwd_done.get(i + 1, self.f.previous_pass_end)
+        self.issue_backward(i, (reached,))
         if z.backward_prefetch:
             # BACKWARD_PRE: the previous block is gathered before this one computes; the rate
             # limiter holds it until block i+1's parameters are freed.
-            self.issue_backward(i - 1, (self.bwd_done.get(i + 1),) if z.limit_all_gathers else ())
+            self.issue_backward(i - 1, (reached,) if z.limit_all_gathers else ())
         return (self.bwd_gather.get(i), self.fwd_done.get(i))
 
     def after_bwd(self, i, unit, tid):
