@@ -17,7 +17,15 @@ CONVENTION = ("ZeRO paper accounting (Rajbhandari et al. 2020): mixed-precision 
               "(gradients) + 12 (fp32 master, momentum, variance) bytes per parameter; GB = 1e9 bytes")
 
 
-def memory_section(scenario: Scenario, mem: MemoryBreakdown, suggestions: list[str]) -> dict[str, Any]:
+def _parallelism(s: Scenario) -> dict[str, Any]:
+    par = s.training.parallel
+    return {"tp": par.tp, "pp": par.pp, "dp": par.dp, "sequence_parallel": par.sequence_parallel,
+            "schedule": par.pipeline.schedule, "virtual_stages": par.pipeline.virtual_stages,
+            "microbatches": s.training.grad_accum_steps, "order": list(par.order)}
+
+
+def memory_section(scenario: Scenario, mem: MemoryBreakdown, suggestions: list[str],
+                   stages: list[MemoryBreakdown]) -> dict[str, Any]:
     params = scenario.model.params
     # The rule of thumb "1B parameters = 4 GB at 32-bit" and its training multiple.
     weights_fp32 = 4 * params
@@ -32,6 +40,9 @@ def memory_section(scenario: Scenario, mem: MemoryBreakdown, suggestions: list[s
         "analytic_peak_moment": mem.peak_op,
         "cpu_per_host_bytes": mem.cpu_per_host_bytes,
         "shard_degree": mem.shard_degree,
+        "stage": mem.stage,
+        "stages": mem.stages,
+        "stage_total_bytes": [m.total_bytes for m in stages],
         "optimizer_bytes_per_param": mem.optimizer_bytes_per_param,
         "weights_fp32_bytes": weights_fp32,
         "weights_bytes": scenario.training.precision.weight_bytes * params,
@@ -45,7 +56,8 @@ def memory_section(scenario: Scenario, mem: MemoryBreakdown, suggestions: list[s
 
 def build_report(scenario: Scenario, mem: MemoryBreakdown, suggestions: list[str] = (),
                  step: StepResult | None = None, metrics: StepMetrics | None = None,
-                 training: TrainingMetrics | None = None, goodput: Any = None) -> dict[str, Any]:
+                 training: TrainingMetrics | None = None, goodput: Any = None,
+                 stages: list[MemoryBreakdown] | None = None) -> dict[str, Any]:
     t, c = scenario.training, scenario.cluster
     report: dict[str, Any] = {
         "name": scenario.name,
@@ -56,13 +68,14 @@ def build_report(scenario: Scenario, mem: MemoryBreakdown, suggestions: list[str
                      "micro_batch_size": t.micro_batch_size, "seq_len": t.seq_len,
                      "grad_accum_steps": t.grad_accum_steps, "global_batch_size": scenario.global_batch_size,
                      "activation_checkpointing": t.activation_checkpointing,
+                     "parallelism": _parallelism(scenario),
                      "flash_attention": t.flash_attention},
         "cluster": {"topology": c.topology_name, "gpu": c.gpu.name, "num_hosts": c.num_hosts,
                     "gpus_per_host": c.gpus_per_host, "num_gpus": c.num_gpus,
                     "gpu_assumed_defaults": list(c.gpu_defaults),
                     "stragglers": [{"rank": s.rank, "slowdown": s.slowdown} for s in c.stragglers],
                     "degraded_links": [asdict(d) for d in c.degraded_links]},
-        "memory": memory_section(scenario, mem, suggestions),
+        "memory": memory_section(scenario, mem, suggestions, stages or [mem]),
         "warnings": list(scenario.warnings),
     }
     if step is not None and metrics is not None:

@@ -28,6 +28,13 @@ def _header(report: dict[str, Any]) -> list[str]:
         f"checkpointing {t['activation_checkpointing']}",
         f"  cluster   {c['num_gpus']} x {c['gpu']} on {c['num_hosts']} host(s) of topology {c['topology']}",
     ]
+    par = t.get("parallelism")
+    if par and par["tp"] * par["pp"] > 1:
+        pipe = (f", {par['schedule']}" + (f" with {par['virtual_stages']} virtual stages" if par["virtual_stages"] > 1
+                                          else "") + f", {par['microbatches']} micro-batches") if par["pp"] > 1 else ""
+        sp = " with sequence parallelism" if par["sequence_parallel"] else ""
+        lines.append(f"  parallel  tp {par['tp']}{sp} x pp {par['pp']}{pipe} x dp {par['dp']} "
+                     f"(mesh {' < '.join(par['order'])}, innermost first)")
     if c.get("gpu_assumed_defaults"):
         lines.append(f"            custom GPU: assumed defaults for {', '.join(c['gpu_assumed_defaults'])}")
     for st in c.get("stragglers", []):
@@ -42,7 +49,8 @@ def _header(report: dict[str, Any]) -> list[str]:
 
 def _memory(report: dict[str, Any]) -> list[str]:
     mem, per = report["memory"], report["memory"]["per_gpu"]
-    lines = ["", f"Memory per GPU at the analytic peak (shard degree {mem['shard_degree']}):"]
+    where = f"worst pipeline stage: {mem['stage']} of 0..{mem['stages'] - 1}; " if mem.get("stages", 1) > 1 else ""
+    lines = ["", f"Memory per GPU at the analytic peak ({where}shard degree {mem['shard_degree']}):"]
     total = per["total_bytes"] or 1
     for key in ("params", "grads", "optimizer", "activations", "buffers", "overhead"):
         value = per[f"{key}_bytes"]
@@ -61,6 +69,8 @@ def _memory(report: dict[str, Any]) -> list[str]:
         lines.append(f"  verdict     OUT OF MEMORY, short by {-mem['headroom_bytes'] / 1e9:.2f} GB; "
                      f"largest component: {mem['dominant']}")
         lines += [f"    - {s}" for s in mem["suggestions"]]
+    if mem.get("stages", 1) > 1:
+        lines.append("  per stage:  " + ", ".join(f"{b / 1e9:.1f}" for b in mem["stage_total_bytes"]) + " GB")
     if mem["cpu_per_host_bytes"]:
         lines.append(f"  CPU memory per host (offload): {mem['cpu_per_host_bytes'] / 1e9:.2f} GB")
     lines.append(

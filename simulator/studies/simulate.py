@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from simulator.execution.context import SimContext
-from simulator.execution.memory import memory_breakdown
+from simulator.execution.memory import stage_memory
 from simulator.execution.metrics import SECONDS_PER_DAY, step_metrics, training_metrics
 from simulator.execution.step import simulate_step
 from simulator.report.document import build_report
@@ -21,8 +21,9 @@ def simulate(scenario: Scenario, trace_path: str | None = None, backend: str = "
     built topologies and collective plans across scenarios (sweeps, the planner). `runs` and
     `seed` override the reliability section's Monte Carlo of the whole run, which may use `jobs`
     processes."""
-    mem = memory_breakdown(scenario)
-    step = simulate_step(scenario, mem, backend=backend, ctx=ctx)
+    stages = stage_memory(scenario)
+    mem = max(stages, key=lambda m: (m.total_bytes, -m.stage))
+    step = simulate_step(scenario, stages, backend=backend, ctx=ctx)
     metrics = step_metrics(scenario, step)
     if trace_path:
         from simulator.report.trace import write_trace
@@ -31,4 +32,4 @@ def simulate(scenario: Scenario, trace_path: str | None = None, backend: str = "
     suggestions = [] if mem.fits else fit_suggestions(scenario)
     training = training_metrics(scenario, metrics)
     goodput = simulate_goodput(scenario, metrics.time_s, training.days * SECONDS_PER_DAY, runs, seed, jobs)
-    return build_report(scenario, mem, suggestions, step, metrics, training, goodput)
+    return build_report(scenario, mem, suggestions, step, metrics, training, goodput, stages)
