@@ -122,7 +122,7 @@ def test_stage_memory_holds_more_micro_batches_on_earlier_stages(tmp_path):
 from hypothesis import HealthCheck, assume, given, settings, strategies as st  # noqa: E402
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(strategy=st.sampled_from(["ddp", "zero1", "zero2", "zero3"]), tp=st.sampled_from([1, 2, 4]),
        pp=st.sampled_from([1, 2, 4]), sp=st.booleans(), schedule=st.sampled_from(["gpipe", "1f1b", "interleaved"]),
        m=st.sampled_from([1, 2, 4, 8]), ckpt=st.sampled_from(["none", "selective", "full"]),

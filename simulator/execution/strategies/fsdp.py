@@ -131,7 +131,6 @@ class FsdpSession:
         s = ctx.scenario
         self.z, self.offload, self.n = s.training.sharding, s.training.offload.params, shard.size
         self.grad_comm: list[int] = []
-        self.previous_backward = None
         self.previous_pass_end = None
         self.passes: dict[tuple[int, int], _PassState] = {}
         self.current: _PassState | None = None
@@ -188,11 +187,9 @@ class FsdpSession:
 
     def end_pass(self, p: Pass, chunk: ChunkWork, last: int) -> None:
         self.previous_pass_end = last
-        if not p.forward:
-            self.previous_backward = last
-            if self._root(chunk):
-                self.grad_comm.append(self.reduce(f"mb{p.micro_batch} reduce_scatter root", self._root(chunk),
-                                                  (last,), 0))
+        if not p.forward and self._root(chunk):
+            self.grad_comm.append(self.reduce(f"mb{p.micro_batch} reduce_scatter root", self._root(chunk),
+                                              (last,), 0))
 
     def finish(self, last: int) -> None:
         optimizer_step(self.b, self.ctx, shard_of(self.ctx.stage_params, self.n), deps=(last, *self.grad_comm))
@@ -211,10 +208,10 @@ class _PassState:
 
     def issue_forward(self, i: int) -> None:
         # limit_all_gathers: unit i's all-gather waits until unit i-2's forward freed its
-        # memory; the first two of a later pass wait for the previous backward.
+        # memory; the first two of a pass wait for the previous pass (whose last units they follow).
         limit = None
         if self.z.limit_all_gathers:
-            limit = self.fwd_done.get(i - 2) if i >= 2 else self.f.previous_backward
+            limit = self.fwd_done.get(i - 2) if i >= 2 else self.f.previous_pass_end
         self.fwd_gather[i] = self.f.gather(f"{self.tag} all_gather {self.blocks[i].name} (forward)",
                                            self.blocks[i].params, deps=(limit,))
 
