@@ -131,7 +131,8 @@ class FsdpSession:
         s = ctx.scenario
         self.z, self.offload, self.n = s.training.sharding, s.training.offload.params, shard.size
         self.grad_comm: list[int] = []
-        self.previous_pass_end = None
+        self.previous_pass_end, self.previous_pass = None, None
+        self.previous_pass_is_own_forward = False
         self.passes: dict[tuple[int, int], _PassState] = {}
         self.current: _PassState | None = None
 
@@ -164,6 +165,7 @@ class FsdpSession:
 
     def start_pass(self, p: Pass, chunk: ChunkWork) -> tuple:
         key = (p.micro_batch, p.chunk)
+        self.previous_pass_is_own_forward = self.previous_pass == (True, *key)
         if p.forward:
             self.passes[key] = self.current = _PassState(self, p, chunk)
             if self._root(chunk):  # the root is held in static memory
@@ -186,7 +188,7 @@ class FsdpSession:
         self.current.after_bwd(i, unit, tid)
 
     def end_pass(self, p: Pass, chunk: ChunkWork, last: int) -> None:
-        self.previous_pass_end = last
+        self.previous_pass_end, self.previous_pass = last, (p.forward, p.micro_batch, p.chunk)
         if not p.forward and self._root(chunk):
             self.grad_comm.append(self.reduce(f"mb{p.micro_batch} reduce_scatter root", self._root(chunk),
                                               (last,), 0))
@@ -236,7 +238,10 @@ class _PassState:
         z, last_block = self.z, len(self.blocks) - 1
         if i == len(self.blocks):  # the head: prefetch the last block once its forward freed it
             if z.backward_prefetch and self.blocks:
-                self.issue_backward(last_block, (self.fwd_done[last_block],) if z.limit_all_gathers else ())
+                # ... and once this backward pass has begun, when other passes ran in between.
+                started = () if self.f.previous_pass_is_own_forward else (self.f.previous_pass_end,)
+                self.issue_backward(last_block, (self.fwd_done[last_block], *started) if z.limit_all_gathers
+                                    else started)
             return ()
         # Without prefetch the all-gather is issued when this block's backward is reached,
         # i.e. after the previous backward op (the head's, block i+1's, or the end of the
