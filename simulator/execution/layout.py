@@ -85,13 +85,12 @@ class Activations:
         return self.embedding + sum(self.blocks) + self.output
 
 
-def _all_blocks(m: ModelSpec, tp: int) -> list[Block]:
+def _all_blocks(m: ModelSpec, units, tp: int) -> list[Block]:
     if m.arch is None:
         per_block = math.ceil(m.params / m.num_layers)
         sizes = [per_block] * (m.num_layers - 1) + [m.params - per_block * (m.num_layers - 1)]
         return [Block(name=f"layers.{i}", stack="decoder", params=math.ceil(p / tp)) for i, p in enumerate(sizes)]
-    return [Block(name=u.name, stack=_stack(m.arch, u.name), params=u.params)
-            for u in parameter_units(m.arch, tp) if u.kind == "block"]
+    return [Block(name=u.name, stack=_stack(m.arch, u.name), params=u.params) for u in units if u.kind == "block"]
 
 
 def _chunk_sizes(layers: int, par: ParallelSpec) -> list[int]:
@@ -100,8 +99,23 @@ def _chunk_sizes(layers: int, par: ParallelSpec) -> list[int]:
 
 
 def model_layout(m: ModelSpec, par: ParallelSpec = ParallelSpec(), stage: int = 0) -> Layout:
+    """What pipeline stage `stage` holds of the model, on one tensor-parallel rank."""
+    return _stage_layout(m, par, stage, *_units_and_blocks(m, par.tp))
+
+
+def model_layouts(m: ModelSpec, par: ParallelSpec = ParallelSpec()) -> list[Layout]:
+    """Every pipeline stage's layout (the model's units counted once)."""
+    parts = _units_and_blocks(m, par.tp)
+    return [_stage_layout(m, par, stage, *parts) for stage in range(par.pp)]
+
+
+def _units_and_blocks(m: ModelSpec, tp: int) -> tuple[list, list[Block]]:
+    units = parameter_units(m.arch, tp) if m.arch is not None else []
+    return units, _all_blocks(m, units, tp)
+
+
+def _stage_layout(m: ModelSpec, par: ParallelSpec, stage: int, units: list, blocks: list[Block]) -> Layout:
     tp, pp, v = par.tp, par.pp, par.pipeline.virtual_stages
-    blocks = _all_blocks(m, tp)
     sizes = _chunk_sizes(len(blocks), par)
     starts = [sum(sizes[:g]) for g in range(len(sizes))]
     last = len(sizes) - 1
@@ -109,7 +123,6 @@ def model_layout(m: ModelSpec, par: ParallelSpec = ParallelSpec(), stage: int = 
                          head=g == last) for g in (k * pp + stage for k in range(v)))
     if m.arch is None:
         return Layout(arch=m.shape, stage=stage, chunks=chunks, embedding_params=0, head_params=0, has_edges=False)
-    units = parameter_units(m.arch, tp)
     emb = sum(u.params for u in units if u.kind in ("embedding", "norm")) if stage == 0 else 0
     head = sum(u.params for u in units if u.kind == "head") if stage == last % pp else 0
     if stage == last % pp and pp > 1 and m.arch.lm_head and m.arch.tied_embeddings:

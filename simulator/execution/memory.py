@@ -101,16 +101,17 @@ def memory_breakdown(scenario: Scenario) -> MemoryBreakdown:
 
 def stage_memory(scenario: Scenario) -> list[MemoryBreakdown]:
     """Each pipeline stage's peak per-GPU memory."""
-    return [_stage_breakdown(scenario, stage) for stage in range(scenario.training.parallel.pp)]
+    return [_stage_breakdown(scenario, lay)
+            for lay in layout.model_layouts(scenario.model, scenario.training.parallel)]
 
 
-def _stage_breakdown(scenario: Scenario, stage: int) -> MemoryBreakdown:
+def _stage_breakdown(scenario: Scenario, lay: layout.Layout) -> MemoryBreakdown:
     t, m = scenario.training, scenario.model
     strategy = get_strategy(t.strategy)
     pb, gb = t.precision.weight_bytes, t.precision.grad_bytes
     k = optimizer_state_bytes_per_param(t.optimizer, t.precision, m.hidden_size)
     n = strategy.shard_degree(scenario)
-    lay = layout.model_layout(m, t.parallel, stage)
+    stage = lay.stage
     states = strategy.state_bytes(lay.params, n, pb, gb, k)
     params_b, grads_b, opt_b = states.params, states.grads, states.optimizer
     notes = []
@@ -126,7 +127,7 @@ def _stage_breakdown(scenario: Scenario, stage: int) -> MemoryBreakdown:
         cpu_per_gpu += params_b
         params_b = 0
         notes.append("parameter shards offloaded to CPU")
-    peak = peak_moment(scenario, stage)
+    peak = peak_moment(scenario, stage, lay)
     tensors = params_b + grads_b + opt_b + peak.activations_bytes + peak.buffers_bytes
     context = t.framework_overhead_bytes
     if context is None:
@@ -159,7 +160,7 @@ class Moment:
         return self.activations_bytes + self.buffers_bytes
 
 
-def peak_moment(scenario: Scenario, stage: int = 0) -> Moment:
+def peak_moment(scenario: Scenario, stage: int = 0, lay: layout.Layout | None = None) -> Moment:
     """The largest moment of a stage's step. Walking its pipeline passes in order, the
     candidates are the backward passes: at each, the activations of every other micro-batch
     in flight are live, and within the pass the largest of its head's backward (all of the
@@ -168,7 +169,7 @@ def peak_moment(scenario: Scenario, stage: int = 0) -> Moment:
     t, par = scenario.training, scenario.training.parallel
     strategy = get_strategy(t.strategy)
     pb, gb = t.precision.weight_bytes, t.precision.grad_bytes
-    lay = layout.model_layout(scenario.model, par, stage)
+    lay = lay or layout.model_layout(scenario.model, par, stage)
     acts = layout.activations(lay, t.seq_len, t.micro_batch_size, t.activation_checkpointing,
                               t.flash_attention, t.precision.activation_bytes, par.tp, par.sequence_parallel,
                               t.dropout)
@@ -176,17 +177,19 @@ def peak_moment(scenario: Scenario, stage: int = 0) -> Moment:
     within = _chunk_moments(scenario, strategy, lay, acts, static, pb, gb)
     order = passes(par.pipeline.schedule, stage, par.pp, t.grad_accum_steps, par.pipeline.virtual_stages)
     live: dict[tuple[int, int], int] = {}
-    best = None
+    total, best, best_bytes = 0, None, -1  # total: the sum of live's values
     for p in order:
         key = (p.micro_batch, p.chunk)
         full, moment = within[p.chunk]
         if p.forward:
             live[key] = full
+            total += full
             continue
-        others = sum(live.values()) - live.pop(key)
-        if best is None or others + moment.bytes > best.bytes:
-            best = dataclasses.replace(moment, activations_bytes=moment.activations_bytes + others)
-    return best
+        total -= live.pop(key)
+        if total + moment.bytes > best_bytes:
+            best, best_bytes = (moment, total), total + moment.bytes
+    moment, others = best
+    return dataclasses.replace(moment, activations_bytes=moment.activations_bytes + others)
 
 
 def _chunk_moments(scenario, strategy, lay, acts, static, pb, gb) -> dict[int, tuple[int, Moment]]:

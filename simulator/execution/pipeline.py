@@ -9,11 +9,12 @@ with the point-to-point dependencies between stages.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True, kw_only=True)
-class Pass:
+class Pass(NamedTuple):
+    """One pass of a schedule (a named tuple: a step of 100k GPUs' stages makes millions)."""
+
     forward: bool
     micro_batch: int
     chunk: int          # global model chunk g (0 .. pp*v - 1)

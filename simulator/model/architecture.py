@@ -183,19 +183,22 @@ def parameter_units(arch: Architecture, tp: int = 1) -> list[Unit]:
     h = arch.hidden_size
     embedding = word_embedding_params(arch, tp) + arch.token_type_vocab * h + _stack_embedding_params(arch)
     units = [Unit(name="embedding", params=embedding, kind="embedding")]
+
+    def stack_units(prefix: str, stack: str, n: int) -> list[Unit]:
+        # Blocks after the first are alike (only block 0 may hold a relative-position table).
+        rest = block_params(arch, stack, 1, tp)
+        return [Unit(name=f"{prefix}.{i}", params=block_params(arch, stack, 0, tp) if i == 0 else rest,
+                     kind="block") for i in range(n)]
+
     if arch.kind == "encoder-decoder":
-        units += [Unit(name=f"encoder.{i}", params=block_params(arch, "encoder", i, tp), kind="block")
-                  for i in range(arch.num_layers)]
+        units += stack_units("encoder", "encoder", arch.num_layers)
         if arch.final_norm:
             units.append(Unit(name="encoder.final_norm", params=norm_params(arch), kind="norm"))
         if _stack_embedding_params(arch):
             units.append(Unit(name="decoder.embedding", params=_stack_embedding_params(arch), kind="embedding"))
-        units += [Unit(name=f"decoder.{i}", params=block_params(arch, "decoder", i, tp), kind="block")
-                  for i in range(arch.decoder_layers)]
+        units += stack_units("decoder", "decoder", arch.decoder_layers)
     else:
-        stack = "encoder" if arch.kind == "encoder" else "decoder"
-        units += [Unit(name=f"layers.{i}", params=block_params(arch, stack, i, tp), kind="block")
-                  for i in range(arch.num_layers)]
+        units += stack_units("layers", "encoder" if arch.kind == "encoder" else "decoder", arch.num_layers)
     head = norm_params(arch) if arch.final_norm else 0
     if arch.lm_head:
         head += (0 if arch.tied_embeddings else word_embedding_params(arch, tp))

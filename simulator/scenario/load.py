@@ -10,6 +10,7 @@ same path: `derive` edits the validated mapping and validates it again.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
@@ -30,7 +31,7 @@ from simulator.scenario.parallel import microbatches, parallel_spec
 from simulator.scenario.problems import pydantic_problems, text_at
 from simulator.scenario.reliability import resolve_reliability
 from simulator.scenario.schema import ScenarioFile
-from simulator.spec.specs import OffloadSpec, Scenario, ShardingSpec, TrainingSpec
+from simulator.spec.specs import ClusterSpec, OffloadSpec, Scenario, ShardingSpec, TrainingSpec
 from simulator.system import hardware
 from simulator.system.topology.loader import topology_names
 
@@ -70,7 +71,10 @@ def load_scenario(path: str | Path) -> Scenario:
         raise exc.with_source(str(path)) from None
 
 
-def scenario_from_dict(data: dict[str, Any], base_dir: str | Path | None = None, source: str = "") -> Scenario:
+def scenario_from_dict(data: dict[str, Any], base_dir: str | Path | None = None, source: str = "",
+                       *, resolved: tuple[Any, ClusterSpec] | None = None) -> Scenario:
+    """`resolved` is (a cluster section, its ClusterSpec): reused when data's section is the same,
+    as when derive changes only the training (the topology file is not read again)."""
     try:
         spec = ScenarioFile.model_validate(data)
     except ValidationError as exc:
@@ -80,7 +84,10 @@ def scenario_from_dict(data: dict[str, Any], base_dir: str | Path | None = None,
         raise UserError(problems) from None
     problems: list[Problem] = []
     model = _model(spec, problems)
-    cluster = resolve.cluster(spec.cluster, problems, base_dir)
+    if resolved is not None and resolved[0] == data.get("cluster"):
+        cluster = resolved[1]
+    else:
+        cluster = resolve.cluster(spec.cluster, problems, base_dir)
     training = _training(spec, cluster.num_gpus if cluster else None, problems)
     warnings: list[str] = []
     if model and training and cluster:
@@ -97,6 +104,7 @@ def scenario_from_dict(data: dict[str, Any], base_dir: str | Path | None = None,
 def derive(scenario: Scenario, changes: dict[str, Any]) -> Scenario:
     """The scenario with fields changed (dotted paths; None removes a field), validated again."""
     data = scenario.data()
+    resolved = (copy.deepcopy(data.get("cluster")), scenario.cluster)
     for path, value in changes.items():
         parts = path.split(".")
         node = data
@@ -109,7 +117,7 @@ def derive(scenario: Scenario, changes: dict[str, Any]) -> Scenario:
         else:
             node[parts[-1]] = value
     try:
-        return scenario_from_dict(data, scenario.base_dir, scenario.source)
+        return scenario_from_dict(data, scenario.base_dir, scenario.source, resolved=resolved)
     except UserError as exc:
         raise exc.with_source(scenario.source) from None
 

@@ -39,11 +39,41 @@ def fit_suggestions(scenario: Scenario, limit: int = 4) -> list[str]:
         found.append("fits with micro_batch_size: 1 (raise grad_accum_steps to keep the batch)")
     if t.strategy != "ddp" and not t.offload.optimizer and _fits(scenario, {"training.offload.optimizer": "cpu"}):
         found.append("fits with offload: {optimizer: cpu} (ZeRO-Offload)")
+    found += _parallel_layouts(scenario)
     found += _more_gpus(scenario)
     if not found:
         found.append("does not fit with zero3, full checkpointing or offload at any scale up to "
                      f"{MAX_GPUS:,} GPUs: pick a GPU with more memory or a smaller model")
     return found[:limit]
+
+
+def _layout_changes(scenario: Scenario) -> list[tuple[str, dict]]:
+    """Tensor (with sequence) parallelism inside a host, then pipeline stages, as Megatron users
+    would reach for them: (description, changes) from the least invasive."""
+    par, arch = scenario.training.parallel, scenario.model.shape
+    out, tp = [], par.tp
+    for t in (2, 4, 8):
+        if t > par.tp and t <= scenario.cluster.gpus_per_host and arch.num_heads % t == 0 \
+                and arch.kv_heads % t == 0 and scenario.num_gpus % (t * par.pp) == 0:
+            out.append((f"tp {t} and sequence_parallel",
+                        {"training.parallelism.tp": t, "training.parallelism.sequence_parallel": True}))
+            tp = t
+    for pp in (2, 4, 8, 16):
+        if pp > par.pp and scenario.model.num_layers % pp == 0 and scenario.num_gpus % (tp * pp) == 0:
+            out.append((f"tp {tp}, sequence_parallel and pp {pp}",
+                        {"training.parallelism.tp": tp, "training.parallelism.sequence_parallel": tp > 1,
+                         "training.parallelism.pp": pp}))
+    return out
+
+
+def _parallel_layouts(scenario: Scenario) -> list[str]:
+    """The first model-parallel layout that fits on the same GPUs."""
+    if scenario.model.kind == "encoder-decoder":
+        return []
+    for description, changes in _layout_changes(scenario):
+        if _fits(scenario, changes):
+            return [f"fits with {description} on the same {scenario.num_gpus} GPUs"]
+    return []
 
 
 def _more_gpus(scenario: Scenario) -> list[str]:
