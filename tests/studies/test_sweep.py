@@ -1,10 +1,11 @@
-"""Sweeps (simulator/sweep.py, `clustersim sweep`): expansion order, per-point validity, sweep-file
+"""Sweeps (simulator/studies/sweep/, `clustersim sweep`): expansion order, per-point validity, sweep-file
 errors, resumable and byte-identical results, refusal to overwrite foreign files, Dask = local."""
 
 from __future__ import annotations
 
 import csv
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -170,6 +171,37 @@ def test_unknown_output_format_is_an_error(tmp_path, capsys):
     assert ".csv, .jsonl or .parquet" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("flag", ["--timeout=-1", "--timeout=nan", "--timeout=inf", "--timeout=-inf", "--jobs=0"])
+def test_bad_timeouts_and_job_counts_exit_2(tmp_path, capsys, flag):
+    sweep = write_sweep(tmp_path, {"training.strategy": ["ddp"]})
+    out = tmp_path / "r.csv"
+    assert main(["sweep", str(sweep), "--out", str(out), flag]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(flag.split("=")[0] + ":") and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_timeout_0_is_no_limit(tmp_path):
+    sweep = write_sweep(tmp_path, {"training.strategy": ["ddp"]})
+    assert main(["sweep", str(sweep), "--out", str(tmp_path / "r.csv"), "--timeout", "0", "-q"]) == 0
+    assert read_csv(tmp_path / "r.csv")[0]["status"] == "ok"
+
+
+def test_a_scenario_file_given_to_sweep_says_to_run_it(tmp_path, capsys):
+    scenario = SCENARIO_DIR / "llama2-7b-zero3-8xa100.yaml"
+    assert main(["sweep", str(scenario), "--out", str(tmp_path / "r.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "this is a scenario file" in err and f"run it with: clustersim run {scenario}" in err
+    assert "Traceback" not in err and not (tmp_path / "r.csv").exists()
+
+
+def test_a_sweep_file_given_to_run_says_to_sweep_it(capsys):
+    sweep = SCENARIO_DIR / "sweeps" / "llama2-capacity.yaml"
+    assert main(["run", str(sweep)]) == 2
+    err = capsys.readouterr().err
+    assert "this is a sweep file" in err and f"clustersim sweep {sweep} --out" in err and "Traceback" not in err
+
+
 # ------------------------------------------------------------------------------ rows
 
 
@@ -282,43 +314,121 @@ def test_resume_after_truncation_with_torn_last_line(reference, tmp_path, keep):
 
 
 @pytest.mark.parametrize("jobs", [1, 2])
-def test_interrupt_keeps_rows_and_rerun_completes(reference, tmp_path, jobs):
+@pytest.mark.parametrize("after", [1, 3, 9])
+def test_interrupt_keeps_exactly_the_finished_rows_and_rerun_completes(reference, tmp_path, jobs, after):
     sweep_path, data = reference
     out = tmp_path / "results.csv"
 
-    def interrupt(done, total):
-        if done >= 3:
+    def interrupt(done, total):  # called right after each row is appended
+        if done == after:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
         run_sweep(load_sweep(sweep_path), out, jobs=jobs, on_progress=interrupt)
-    rows = out.read_text().splitlines()[1:]
-    assert len(rows) >= 3 and len({r.split(",")[0] for r in rows}) == len(rows)
+    lines = out.read_text().splitlines()
+    assert lines[0] == data.decode().splitlines()[0] and len(lines) == 1 + after
+    rows = lines[1:]
+    assert len(set(rows)) == len(rows) and set(rows) <= set(data.decode().splitlines()[1:])
     summary = run_sweep(load_sweep(sweep_path), out, jobs=jobs)
-    assert summary.resumed == len(rows) and summary.computed == 10 - len(rows)
+    assert summary.resumed == after and summary.computed == 10 - after
     assert out.read_bytes() == data
 
 
-def test_killed_cli_process_resumes_to_the_same_file(reference, tmp_path):
+def test_sigterm_stops_the_workers_keeps_rows_and_exits_143(reference, tmp_path, monkeypatch, capsys):
     sweep_path, data = reference
     out = tmp_path / "results.csv"
-    # Each point made 0.15 s slower, so the process is surely killed halfway through.
-    code = ("import sys, time, simulator.studies.simulate as s; f = s.simulate; "
-            "s.simulate = lambda *a, **k: (time.sleep(0.15), f(*a, **k))[1]; "
+
+    def terminate(self, done, total):  # the CLI's progress callback: SIGTERM after two rows
+        if done == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    import simulator.studies.simulate
+
+    real = simulator.studies.simulate.simulate
+
+    def stuck(scenario, **kw):  # ZeRO-3 points (5-9) hang: stopping must not wait for them
+        if scenario.training.strategy == "zero3":
+            time.sleep(60)
+        return real(scenario, **kw)
+
+    monkeypatch.setattr(ProgressBar, "update", terminate)
+    monkeypatch.setattr(simulator.studies.simulate, "simulate", stuck)  # forked workers inherit it
+    handler, children = signal.getsignal(signal.SIGTERM), child_processes(os.getpid())
+    assert main(["sweep", str(sweep_path), "--out", str(out), "-j", "2"]) == 143
+    assert "interrupted: finished rows are kept" in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGTERM) == handler  # restored
+    assert child_processes(os.getpid()) == children  # the pool's workers were stopped and joined
+    assert len(out.read_text().splitlines()) == 1 + 2
+    monkeypatch.undo()
+    assert main(["sweep", str(sweep_path), "--out", str(out), "-j", "2", "-q"]) == 0
+    assert out.read_bytes() == data
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="forks a pool with a patched simulator")
+def test_killed_sweep_leaves_no_workers_and_resumes_to_the_same_file(reference, tmp_path):
+    sweep_path, data = reference
+    out = tmp_path / "results.csv"
+    # ZeRO-3 points (5-9) never finish, so the sweep is surely mid-way when it is killed, however
+    # fast this machine: rows 0-3 (the first chunk) are written, then it waits.
+    code = ("import multiprocessing, sys, time, simulator.studies.simulate as s; "
+            "multiprocessing.set_start_method('fork'); f = s.simulate; "
+            "s.simulate = lambda sc, **k: time.sleep(3600) if sc.training.strategy == 'zero3' "
+            "else f(sc, **k); "
             "from simulator.cli.main import main; sys.exit(main(sys.argv[1:]))")
-    proc = subprocess.Popen([sys.executable, "-c", code, "sweep", str(sweep_path), "--out", str(out), "-j", "1"],
-                            cwd=PROJECT_ROOT, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if out.exists() and out.read_text().count("\n") >= 4:  # header + 3 rows
-            break
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
+    proc = subprocess.Popen([sys.executable, "-c", code, "sweep", str(sweep_path), "--out", str(out),
+                             "-j", "2"], cwd=PROJECT_ROOT, stderr=subprocess.DEVNULL)
+    try:
+        assert wait_for(lambda: out.exists() and out.read_text().count("\n") >= 1 + 4, timeout_s=120)
+        workers = child_processes(proc.pid)
+        assert workers, "the sweep runs a pool of workers"
+    finally:
+        proc.kill()
     assert proc.wait() == -signal.SIGKILL
-    done = out.read_text().count("\n") - 1
-    assert 3 <= done < 10
+    # The workers notice that their parent is gone (they poll every 0.5 s) and exit.
+    assert wait_for(lambda: not workers & live_processes(), timeout_s=30), "orphaned workers still run"
+    assert len(out.read_text().splitlines()) == 1 + 4
     assert main(["sweep", str(sweep_path), "--out", str(out), "--jobs", "2", "-q"]) == 0
     assert out.read_bytes() == data
+
+
+def wait_for(condition, timeout_s: float) -> bool:
+    """Poll `condition` until it holds or the (generous) time is up: synchronization, not timing."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def _process_table() -> dict[int, int]:
+    """pid -> parent pid of every live (not zombie) process: psutil, else /proc (Linux)."""
+    try:
+        import psutil
+    except ImportError:
+        psutil = None
+    if psutil is not None:
+        return {p.info["pid"]: p.info["ppid"] for p in psutil.process_iter(["pid", "ppid", "status"])
+                if p.info["status"] != psutil.STATUS_ZOMBIE}
+    if not Path("/proc").is_dir():
+        pytest.skip("needs psutil or /proc to list processes")
+    table = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            state, ppid = stat.read_text().rsplit(")", 1)[1].split()[:2]
+        except (OSError, ValueError):  # exited meanwhile
+            continue
+        if state != "Z":
+            table[int(stat.parent.name)] = int(ppid)
+    return table
+
+
+def child_processes(pid: int) -> set[int]:
+    return {child for child, parent in _process_table().items() if parent == pid}
+
+
+def live_processes() -> set[int]:
+    return set(_process_table())
 
 
 # ------------------------------------------------------------------------------ never overwrite
@@ -382,6 +492,35 @@ def test_dask_scheduler_address_gives_the_same_rows(reference, tmp_path):
                                   dashboard_address=None) as cluster:
         run_sweep(load_sweep(sweep_path), out, dask=cluster.scheduler_address)
     assert out.read_bytes() == data
+
+
+@pytest.mark.parametrize("processes", [False, True])
+def test_interrupted_dask_sweep_closes_quietly(reference, tmp_path, monkeypatch, capfd, processes):
+    """Ctrl-C during --dask local: rows kept, exit 130, no Dask tracebacks or shutdown warnings."""
+    pytest.importorskip("distributed")
+    import logging
+
+    import simulator.studies.sweep.runner as runner
+
+    sweep_path, data = reference
+    out = tmp_path / "results.csv"
+    levels = {name: logging.getLogger(name).level for name in ("distributed", "distributed.scheduler")}
+
+    def interrupt(self, done, total):
+        if done == 3:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(ProgressBar, "update", interrupt)
+    real = runner.dask_session  # the CLI always starts worker processes; threads too, here
+    monkeypatch.setattr(runner, "dask_session", lambda address, jobs, _: real(address, jobs, processes))
+    assert main(["sweep", str(sweep_path), "--out", str(out), "-j", "1", "--dask", "local"]) == 130
+    err = capfd.readouterr().err
+    assert "interrupted: finished rows are kept" in err
+    assert "Traceback" not in err and "WARNING" not in err and "ERROR" not in err, err
+    assert len(out.read_text().splitlines()) == 1 + 3
+    assert {name: logging.getLogger(name).level for name in levels} == levels  # restored
+    monkeypatch.undo()
+    assert run_sweep(load_sweep(sweep_path), out, jobs=1).computed == 7 and out.read_bytes() == data
 
 
 def test_parquet_rows_match_jsonl_and_resume(reference, tmp_path):

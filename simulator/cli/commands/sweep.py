@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
+import threading
 import time
 
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = 130  # 128 + SIGINT
+EXIT_TERMINATED = 143   # 128 + SIGTERM
 
 
 def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
@@ -19,7 +23,8 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
                     "resumes, computing only the missing points, and gives the same file as an "
                     "uninterrupted run. A file that is not this sweep's results is never overwritten. "
                     "Exit status: 0; 1 if a point ended with status error (a simulator failure "
-                    "or a timeout); 2 for a bad sweep file or a refused --out; 130 when interrupted.")
+                    "or a timeout); 2 for a bad sweep file or a refused --out; 130 when interrupted "
+                    "(Ctrl-C), 143 when terminated (SIGTERM); finished rows are kept either way.")
     p.add_argument("sweep", metavar="FILE", help="sweep YAML (base, mode, axes)")
     p.add_argument("--out", metavar="FILE", help="results file: .csv, .jsonl or .parquet (needs pyarrow)")
     p.add_argument("--jobs", "-j", type=int, default=None, metavar="N",
@@ -60,14 +65,15 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     bar = ProgressBar(enabled=not args.quiet and sys.stderr.isatty())
     start = time.perf_counter()
     try:
-        summary = run_sweep(sweep, args.out, jobs=args.jobs, dask=args.dask, backend=args.network,
-                            timeout_s=args.timeout or None, force=args.force,
-                            retry_errors=args.retry_errors, on_progress=bar.update)
-    except KeyboardInterrupt:
+        with _sigterm_as_interrupt():
+            summary = run_sweep(sweep, args.out, jobs=args.jobs, dask=args.dask, backend=args.network,
+                                timeout_s=args.timeout, force=args.force,
+                                retry_errors=args.retry_errors, on_progress=bar.update)
+    except KeyboardInterrupt as exc:
         bar.close()
         print(f"interrupted: finished rows are kept in {args.out}; run the same command again to resume",
               file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
     bar.close()
     if not args.quiet:
         counts = ", ".join(f"{n} {s}" for s, n in summary.status_counts.items())
@@ -83,6 +89,28 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         for path in plot_results(out, args.plot or out.with_name(out.stem + "-plots")):
             print(f"wrote {path}", file=sys.stderr)
     return 1 if summary.status_counts.get("error") else 0
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, stopping a sweep as Ctrl-C does: the pool is stopped, finished rows are kept."""
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """Turn SIGTERM into Terminated while the sweep runs (only the main thread can set handlers)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: stopping the pool is not interrupted
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _list_points(sweep) -> int:

@@ -1,8 +1,9 @@
 """A sweep's results file: CSV, JSON Lines or Parquet rows, appended as points finish, read
 back on resume, and rewritten in point order atomically at the end.
 
-A record beside the file (`FILE.sweep.json`) holds the sweep's fingerprint, so a file that is
-not this sweep's results is never overwritten.
+A record beside the file (`FILE.sweep.json`) holds what the rows were computed from (code,
+definition, network model, input file digests: provenance.py), so a file that is not this
+sweep's results is never overwritten, and stale rows are never reused.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import os
 import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from simulator.core.errors import Problem, UserError
 
@@ -31,6 +32,14 @@ OUTPUT_COLUMNS = (
 )
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".parquet": "parquet"}
 STATUSES = ("ok", "invalid", "error")
+
+
+class Provenance(Protocol):
+    """What the rows are computed from (provenance.Provenance)."""
+
+    def record(self) -> dict[str, Any]: ...
+
+    def changes(self, old: Any) -> list[str]: ...
 
 
 def is_number(v: Any) -> bool:
@@ -117,13 +126,13 @@ class _JsonLines:
 
 
 class ResultsStore:
-    """A sweep's results file: a record beside it (`FILE.sweep.json`, the sweep's fingerprint)
-    proves whose it is; rows are appended and flushed one by one, and `finish` rewrites the
-    file in point order via a temporary file and os.replace. Parquet cannot be appended to,
-    so its rows go to `FILE.partial.jsonl` until the end."""
+    """A sweep's results file: a record beside it (`FILE.sweep.json`, the sweep's provenance)
+    proves whose it is and that its rows are current; rows are appended and flushed one by
+    one, and `finish` rewrites the file in point order via a temporary file and os.replace.
+    Parquet cannot be appended to, so its rows go to `FILE.partial.jsonl` until the end."""
 
-    def __init__(self, path: Path, fmt: str, columns: list[str], fingerprint: str, source: str = ""):
-        self.path, self.fmt, self.columns, self.fingerprint = path, fmt, columns, fingerprint
+    def __init__(self, path: Path, fmt: str, columns: list[str], provenance: Provenance, source: str = ""):
+        self.path, self.fmt, self.columns, self.provenance = path, fmt, columns, provenance
         self.source = source
         self.record = path.with_name(path.name + ".sweep.json")
         self.log = path.with_name(path.name + ".partial.jsonl") if fmt == "parquet" else path
@@ -146,8 +155,8 @@ class ResultsStore:
             for point in [p for p, s in self.status.items() if s == "error"]:
                 del self.lines[point], self.status[point]
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        record = {"clustersim_sweep": RESULTS_VERSION, "fingerprint": self.fingerprint, "sweep": self.source,
-                  "format": self.fmt, "columns": self.columns}
+        record = {"clustersim_sweep": RESULTS_VERSION, "provenance": self.provenance.record(),
+                  "sweep": self.source, "format": self.fmt, "columns": self.columns}
         _atomic_write(self.record, json.dumps(record, indent=2, sort_keys=True) + "\n")
         _atomic_write(self.log, self._text(self.codec))
         self._fh = self.log.open("a", encoding="utf-8", newline="")
@@ -166,14 +175,20 @@ class ResultsStore:
         if has_results and record is None:
             self._refuse(f"{self.path} exists and is not a results file of this sweep "
                          f"(there is no {self.record.name} beside it)")
-        if has_results and record.get("fingerprint") != self.fingerprint:
-            self._refuse(f"{self.path} holds the results of another sweep, or of this sweep before its "
-                         f"definition, base scenario or --network changed (fingerprint "
-                         f"{record.get('fingerprint')}, this sweep's is {self.fingerprint})")
+        if not has_results:
+            return
+        if record.get("clustersim_sweep") != RESULTS_VERSION:
+            self._refuse(f"{self.path} holds results of format {record.get('clustersim_sweep')}, this "
+                         f"clustersim writes format {RESULTS_VERSION}", start_over=True)
+        changes = self.provenance.changes(record.get("provenance"))
+        if changes:
+            self._refuse(f"{self.path} holds results of another sweep, or of this one before a change: "
+                         + ", ".join(changes), start_over=True)
 
-    def _refuse(self, message: str) -> None:
-        raise UserError(Problem("--out", message + "; nothing was overwritten",
-                                    "give another --out, or add --force to replace it"))
+    def _refuse(self, message: str, start_over: bool = False) -> None:
+        hint = ("add --force to start over, computing every point again, or give another --out"
+                if start_over else "give another --out, or add --force to replace it")
+        raise UserError(Problem("--out", message + "; nothing was overwritten", hint))
 
     def _read_back(self) -> None:
         """Rows already finished: from the file (a torn last line and malformed rows are dropped)."""

@@ -11,10 +11,12 @@ goes to a callback (the CLI draws the bar).
 from __future__ import annotations
 
 import contextlib
+import math
 import numbers
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -22,6 +24,8 @@ from typing import Any
 
 from simulator.core.errors import Problem, UserError
 from simulator.report.goodput import goodput_columns
+from simulator.studies.sweep.dask_session import dask_session
+from simulator.studies.sweep.provenance import sweep_provenance
 from simulator.studies.sweep.results import ResultsStore, output_format
 from simulator.studies.sweep.spec import Sweep, SweepSummary
 
@@ -129,25 +133,30 @@ def run_sweep(sweep: Sweep, out: str | Path, *, jobs: int | None = None, dask: s
     """Run the points not already in `out`, appending rows as they finish, then rewrite `out`
     in point order. A KeyboardInterrupt leaves the appended rows for the next run to resume."""
     out = Path(out)
+    if timeout_s is not None and not (math.isfinite(timeout_s) and timeout_s >= 0):
+        raise UserError(Problem("--timeout", f"expected seconds >= 0 (0: no limit), got {timeout_s:g}"))
     if str(out.resolve()) in sweep.protected or out.is_dir():
         what = "a directory" if out.is_dir() else "an input of this sweep"
         raise UserError(Problem("--out", f"{out} is {what}", "give another output file"))
     points, fmt = sweep.points(), output_format(out)
     jobs = max(1, jobs or os.cpu_count() or 1)
     # Connect to Dask first: a wrong address must not leave an empty results file behind.
-    with _dask_client(dask, jobs, dask_processes) if dask else contextlib.nullcontext() as client:
-        store = ResultsStore(out, fmt, sweep.columns, sweep.fingerprint(backend), sweep.source)
+    with dask_session(dask, jobs, dask_processes) if dask else contextlib.nullcontext() as session:
+        store = ResultsStore(out, fmt, sweep.columns, sweep_provenance(sweep, backend), sweep.source)
         done = store.open(force=force, retry_errors=retry_errors, num_points=len(points))
         base_dir = str(sweep.base_dir) if sweep.base_dir is not None else None
-        tasks = [(i, sweep.scenario_dict(values), base_dir, backend, timeout_s)
+        tasks = [(i, sweep.scenario_dict(values), base_dir, backend, timeout_s or None)
                  for i, values in enumerate(points) if i not in done]
         axis_cells = {i: dict(zip(sweep.paths, values)) for i, values in enumerate(points)}
         progress = on_progress or (lambda done_, total: None)
         progress(len(done), len(points))
+        # closing(): an interrupt stops the workers before it leaves run_sweep, not whenever the
+        # generator is collected.
         try:
-            for row in _execute(tasks, jobs, client):
-                store.append({**row, **axis_cells[row["point"]]})
-                progress(store.count, len(points))
+            with contextlib.closing(_execute(tasks, jobs, session)) as rows:
+                for row in rows:
+                    store.append({**row, **axis_cells[row["point"]]})
+                    progress(store.count, len(points))
         finally:
             store.close()
     counts = store.finish()
@@ -155,61 +164,71 @@ def run_sweep(sweep: Sweep, out: str | Path, *, jobs: int | None = None, dask: s
                         path=out)
 
 
-def _execute(tasks: list, jobs: int, client: Any) -> Iterator[dict]:
+def _execute(tasks: list, jobs: int, session: Any) -> Iterator[dict]:
     """Rows as points finish: on Dask (its concurrent.futures executor), a process pool, or inline."""
     chunks = [tasks[i:i + CHUNK_POINTS] for i in range(0, len(tasks), CHUNK_POINTS)]
-    if client is not None:
-        yield from _drain(client.get_executor(), chunks)
+    if session is not None:
+        yield from _drain(session.executor(), chunks, on_interrupt=session.interrupted)
     elif jobs == 1 or len(chunks) <= 1:
         for chunk in chunks:
             yield from run_chunk(chunk)
     else:
         import simulator.studies.simulate  # noqa: F401  (forked workers inherit the imports)
 
-        pool = ProcessPoolExecutor(max_workers=min(jobs, len(chunks)))
+        pool = ProcessPoolExecutor(max_workers=min(jobs, len(chunks)), initializer=_worker_init,
+                                   initargs=(PARENT_POLL_S,))
         try:
             yield from _drain(pool, chunks)
+        except BaseException:  # interrupted (or closed early): running chunks are not waited for
+            _terminate_workers(pool)
+            raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _drain(executor: Executor, chunks: list) -> Iterator[dict]:
+# How often a pool worker checks that the sweep's process is still alive.
+PARENT_POLL_S = 0.5
+
+
+def _worker_init(poll_s: float) -> None:
+    """In each pool worker: leave Ctrl-C to the main process (it stops the pool, without a
+    traceback from every worker), die of SIGTERM (a forked worker inherits the CLI's handler,
+    but the pool is stopped by terminate()), and exit once the main process is gone - killed,
+    it cannot stop the pool, and orphaned workers would compute on for nothing."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    # The parent now: the main process, or the fork server that is (and exits with it).
+    parent = os.getppid()
+    threading.Thread(target=_exit_with_parent, args=(parent, poll_s), name="sweep-parent-watch",
+                     daemon=True).start()
+
+
+def _exit_with_parent(parent: int, poll_s: float) -> None:
+    while os.getppid() == parent:  # an orphan is adopted by init or a subreaper: the ppid changes
+        time.sleep(poll_s)
+    os._exit(1)
+
+
+def _terminate_workers(pool: ProcessPoolExecutor) -> None:
+    """Stop the workers now (Python >= 3.14 has terminate_workers; before, the process table)."""
+    terminate = getattr(pool, "terminate_workers", None)
+    if terminate is not None:
+        terminate()
+        return
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        with contextlib.suppress(OSError, ValueError):  # already gone
+            process.terminate()
+
+
+def _drain(executor: Executor, chunks: list,
+           on_interrupt: Callable[[], None] = lambda: None) -> Iterator[dict]:
     futures = [executor.submit(run_chunk, chunk) for chunk in chunks]
     try:
         for future in as_completed(futures):
             yield from future.result()
+    except BaseException:
+        on_interrupt()
+        raise
     finally:
         for future in futures:
             future.cancel()
-
-
-def _dask_client(address: str, jobs: int, processes: bool):
-    try:
-        from dask.distributed import Client, LocalCluster
-    except ImportError:
-        raise UserError(Problem("--dask", "dask.distributed is not installed",
-                                    "pip install 'dask[distributed]', or run without --dask")) from None
-    if address == "local":
-        cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=processes,
-                               dashboard_address=None)
-        return _Closing(Client(cluster), cluster)
-    try:
-        return _Closing(Client(address, timeout="10s"))
-    except OSError as exc:
-        raise UserError(Problem("--dask", f"cannot reach the scheduler at {address}: {exc}",
-                                    "give tcp://HOST:PORT of a running dask scheduler, or 'local'")) from None
-
-
-class _Closing:
-    """Close a dask client (and its local cluster) on exit."""
-
-    def __init__(self, client, cluster=None):
-        self.client, self.cluster = client, cluster
-
-    def __enter__(self):
-        return self.client
-
-    def __exit__(self, *exc):
-        self.client.close()
-        if self.cluster is not None:
-            self.cluster.close()

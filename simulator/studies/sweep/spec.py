@@ -8,19 +8,16 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import hashlib
 import itertools
-import json
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from simulator import __version__
 from simulator.core.errors import Problem, UserError, did_you_mean
 from simulator.core.yamlio import read_yaml
-from simulator.studies.sweep.results import OUTPUT_COLUMNS, RESULTS_VERSION, is_number
+from simulator.studies.sweep.results import OUTPUT_COLUMNS, is_number
 
 SWEEP_KEYS = ("name", "description", "base", "set", "mode", "axes")
 MODES = ("grid", "zip")
@@ -40,6 +37,7 @@ class Sweep:
     fixed: tuple[tuple[str, Any], ...] = ()
     source: str = ""
     protected: tuple[str, ...] = ()  # input files (resolved paths) an output must never replace
+    base_file: str | None = None     # the base scenario file (resolved), when base is a path
 
     @property
     def paths(self) -> list[str]:
@@ -59,15 +57,6 @@ class Sweep:
         for path, value in [*self.fixed, *zip(self.paths, values)]:
             set_path(data, path, copy.deepcopy(value))
         return data
-
-    def fingerprint(self, backend: str) -> str:
-        """A hash of everything that decides the rows: a results file of another sweep differs."""
-        definition = {"version": RESULTS_VERSION, "clustersim": __version__, "base": self.base,
-                      "set": [list(f) for f in self.fixed], "mode": self.mode,
-                      "axes": [[p, list(v)] for p, v in self.axes], "network": backend,
-                      "columns": self.columns}
-        text = json.dumps(definition, sort_keys=True, separators=(",", ":"), default=str)
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 @dataclass
@@ -117,7 +106,8 @@ def sweep_from_dict(data: dict[str, Any], sweep_dir: Path | None = None, default
     if problems:
         raise UserError(problems)
     sweep = Sweep(name=str(data.get("name", default_name)), base=base, base_dir=base_dir, mode=mode,
-                  axes=tuple(axes), fixed=tuple(fixed), protected=protected)
+                  axes=tuple(axes), fixed=tuple(fixed), protected=protected,
+                  base_file=protected[0] if protected else None)
     _check_paths(sweep)
     return sweep
 
