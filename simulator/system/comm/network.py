@@ -149,8 +149,13 @@ class FluidNetwork:
         return rates
 
     def _components(self, phases) -> list[list[int]]:
-        """Indices of the active stages grouped by shared links (union-find over pairs)."""
-        parent = list(range(len(phases)))
+        """Indices of the active stages grouped by shared links: stages of one shape share all
+        their links; shapes are joined pairwise (union-find), each pair's overlap memoized."""
+        by_shape: dict[Any, list[int]] = {}
+        for i, ph in enumerate(phases):
+            by_shape.setdefault(ph.shape, []).append(i)
+        shapes = list(by_shape)
+        parent = list(range(len(shapes)))
 
         def root(i: int) -> int:
             while parent[i] != i:
@@ -158,13 +163,13 @@ class FluidNetwork:
                 i = parent[i]
             return i
 
-        for a in range(len(phases)):
-            for b in range(a + 1, len(phases)):
-                if self._overlap(phases[a], phases[b]):
+        for a in range(len(shapes)):
+            for b in range(a + 1, len(shapes)):
+                if root(a) != root(b) and self._overlap(phases[by_shape[shapes[a]][0]], phases[by_shape[shapes[b]][0]]):
                     parent[root(a)] = root(b)
         groups: dict[int, list[int]] = {}
-        for i in range(len(phases)):
-            groups.setdefault(root(i), []).append(i)
+        for k, shape in enumerate(shapes):
+            groups.setdefault(root(k), []).extend(by_shape[shape])
         return list(groups.values())
 
     def _overlap(self, x, y) -> bool:

@@ -1,0 +1,60 @@
+"""Model parallelism at scale: wall time to simulate the Llama 3 405B step (tp 8 x pp 16
+interleaved x dp 128 on 16,384 H100s) and to search its parallel layout (`plan parallel`).
+
+Targets (the model-parallelism issue): the step simulates in under 2 s; the planner searches
+Llama 3 405B on 16,384 H100s in under 60 s on 2 cores. The step figures are medians of REPEATS
+runs in one process, imports excluded: "cold" loads the scenario and simulates it with a fresh
+SimContext (topology built, collectives routed), "warm" reuses one. The planner runs once (it
+is the slow one) on the shipped Table 4 scenario, whose global batch (2,048 sequences) fixes
+the layouts it may try:
+
+    .venv/bin/python benchmarks/bench_parallel.py
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+REPEATS = 3
+SCENARIO = "llama3-405b-tp8-pp16-16k-h100"
+
+
+def main() -> None:
+    from simulator.execution.context import SimContext
+    from simulator.execution.metrics import step_metrics
+    from simulator.execution.step import simulate_step
+    from simulator.scenario.load import load_scenario
+    from simulator.studies.parallel_plan import parallel_plan
+
+    def once(ctx: SimContext) -> tuple[float, object]:
+        t0 = time.perf_counter()
+        s = load_scenario(SCENARIO)
+        m = step_metrics(s, simulate_step(s, ctx=ctx))
+        return time.perf_counter() - t0, m
+
+    once(SimContext())  # imports and first-call costs
+    cold = [once(SimContext()) for _ in range(REPEATS)]
+    shared = SimContext()
+    once(shared)
+    warm = [once(shared)[0] for _ in range(REPEATS)]
+    m = cold[0][1]
+    print(f"{SCENARIO}: step {m.time_s:.2f} s, {m.model_tflops_per_gpu:.0f} model TFLOP/s per GPU, MFU {m.mfu:.1%}")
+    print(f"  simulate (load + step) cold median {statistics.median(t for t, _ in cold):.2f} s, "
+          f"warm median {statistics.median(warm):.2f} s  (target < 2 s)")
+
+    s = load_scenario(SCENARIO)
+    plan = parallel_plan(s, top=3, simulate=8)
+    print(f"plan parallel: {plan.layouts} layouts, {plan.fitting} fit, {plan.memory_checks} memory checks, "
+          f"8 simulated, {plan.elapsed_s:.1f} s  (target < 60 s)")
+    for i, r in enumerate(plan.rows, 1):
+        print(f"  {i}. {r.layout}, {r.strategy}, recompute {r.checkpointing}: {r.tokens_per_s:,.0f} tokens/s, "
+              f"MFU {r.mfu:.1%}, {r.mem_bytes / 1e9:.1f} GB")
+
+
+if __name__ == "__main__":
+    main()
