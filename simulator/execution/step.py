@@ -182,7 +182,7 @@ def simulate_step(scenario: Scenario, memory: MemoryBreakdown | list[MemoryBreak
     if not isinstance(memory, list):
         memory = stage_memory(scenario)
     cm = compute_model(scenario)
-    comm = Comm(ctx.comm(scenario.cluster), scenario.training.collective_algorithm, backend)
+    comm = Comm(ctx.comm(scenario.cluster, nvls=scenario.training.nvls), scenario.training.collective_algorithm, backend)
     classes = rank_classes(scenario, memory, cm, comm)
     result = run(classes, comm.start)
     return _result(classes, result, comm, cm.gpu.peak(cm.gemm_dtype))

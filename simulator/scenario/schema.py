@@ -214,6 +214,8 @@ class TrainingSection(Strict):
     tokens: float | None = Field(None, gt=0, le=1e18, allow_inf_nan=False,
                                  description="tokens to train on (default 20 x params)")
     collective_algorithm: _choice(_STEP_ALGORITHMS) = "auto"
+    nvls: bool = Field(True, description="NCCL_NVLS_ENABLE: NVLink SHARP (NVLS) where the topology has it "
+                                        "(`nvls: true`, Hopper or later); false turns it off")
     compute_jitter: float = Field(0.0, ge=0, lt=1, allow_inf_nan=False,
                                   description="relative std-dev of each kernel's time")
     seed: Annotated[int, Field(ge=0, le=2**63 - 1, strict=True)] = Field(0, description="seed of compute_jitter")
