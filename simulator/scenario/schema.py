@@ -20,7 +20,7 @@ from simulator.model.architecture import FFNS, KINDS, NORMS, POSITIONS
 from simulator.model.precision import CHECKPOINTING, DTYPES, OPTIMIZERS, PRECISIONS
 from simulator.spec.specs import PIPELINE_SCHEDULES
 from simulator.system.comm.algorithms import ALGORITHMS
-from simulator.system.hardware import DEFAULT_ALLOCATOR_RESERVE_FRACTION
+from simulator.system.hardware import ARCHS, DEFAULT_ALLOCATOR_RESERVE_FRACTION
 from simulator.system.topology.loader import MAX_GPUS
 
 # Documented maxima (clustersim refuses larger inputs at once rather than run for hours):
@@ -241,6 +241,8 @@ class CustomGPU(Strict):
     peak_flops: dict[_choice(DTYPES), FlopRate] = Field(min_length=1)
     source: str = "user-defined"
     sm_count: _bounded(4096) | None = None
+    arch: _choice(ARCHS) | None = Field(None, description="volta | ampere | hopper | blackwell | cdna3: "
+                                        "selects NCCL's per-architecture tables (default ampere)")
     pcie_bandwidth: Bandwidth | None = None
     cuda_context: Bytes | None = None
     efficiency: EfficiencySection = EfficiencySection()
