@@ -189,3 +189,27 @@ def test_mi300x_ring_uses_all_seven_xgmi_links():
     # 7 rings x 64 GB/s per link per direction: busbw -> 448 GB/s at line rate.
     c = collective_cost(load_topology("mi300x-8gpu"), "all_reduce", "all", 64 * GiB, "ring", IDEAL_CALIBRATION)
     assert c.busbw_Bps / 1e9 == pytest.approx(448, rel=1e-3)
+
+
+# ---- concurrent instances (the step engine's cost_together) ----------------------------------------
+
+
+def test_concurrent_nvls_groups_on_their_own_links_take_the_standalone_time():
+    # Two tensor-parallel groups of 4 in one H100 box: each GPU's NVLink is its own.
+    ctx = CommContext(load_topology("dgx-h100"))
+    alone = ctx.cost("all_reduce", (0, 1, 2, 3), 64 << 20, "nvls")
+    both = ctx.cost_together("all_reduce", ((0, 1, 2, 3), (4, 5, 6, 7)), 64 << 20, "nvls")
+    assert both.algorithm == "nvls" and both.time_s == pytest.approx(alone.time_s)
+
+
+def test_concurrent_pat_rails_share_the_fabric():
+    # The 8 rails' all-gathers of a 64-host cluster run together; each rail has its own leaves
+    # and NICs (spines are shared, and the slowest rail's route sets the latency), so merging
+    # them costs at most a little more than one rail alone; the merged plan carries every rail.
+    topo = load_topology("h100-ndr-cluster", num_hosts=64)
+    ctx = CommContext(topo)
+    rails = tuple(tuple(range(r, topo.num_gpus, 8)) for r in range(8))
+    one = ctx.cost("all_gather", rails[0], 1 << 16, "pat")
+    all8 = ctx.cost_together("all_gather", rails, 1 << 16, "pat")
+    assert one.time_s <= all8.time_s <= 1.05 * one.time_s
+    assert sum(len(ph.edge_ids) for ph in all8.phases) > 7 * sum(len(ph.edge_ids) for ph in one.phases)
