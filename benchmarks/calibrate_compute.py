@@ -35,7 +35,7 @@ def predictions(end_to_end: float) -> list[tuple[str, float, float]]:
         for preset, mb, accum, published, _ in MPT_A100_8GPU:
             s = scenario_from_dict(mpt_scenario(preset, mb, accum))
             step = simulate_step(s, memory_breakdown(s))
-            rows.append((preset, step.tokens_per_step / step.time_s / s.cluster.num_gpus, published))
+            rows.append((preset, s.tokens_per_step / step.time_s / s.cluster.num_gpus, published))
         return rows
     finally:
         hardware.GPU_CATALOG["a100-80gb"] = gpu

@@ -36,10 +36,12 @@ class SimContext:
         return self._topologies.get(self._key(cluster), lambda: degrade(
             load_topology(cluster.topology_ref, num_hosts=cluster.num_hosts), cluster.degraded_links))
 
-    def comm(self, cluster: ClusterSpec, calibration: Calibration = NCCL_CALIBRATION) -> CommContext:
-        """The collective-cost caches of the cluster's topology under a calibration."""
-        return self._comms.get((self._key(cluster), calibration),
-                               lambda: CommContext(self.topology(cluster), calibration))
+    def comm(self, cluster: ClusterSpec, calibration: Calibration = NCCL_CALIBRATION, nvls: bool = True) -> CommContext:
+        """The collective-cost caches of the cluster's topology under a calibration, for its GPUs'
+        architecture, with NVLink SHARP on or off (NCCL_NVLS_ENABLE)."""
+        arch = cluster.gpu.arch
+        return self._comms.get((self._key(cluster), calibration, arch, nvls),
+                               lambda: CommContext(self.topology(cluster), calibration, arch=arch, nvls=nvls))
 
 
 def degrade(topo: Topology, links: tuple[DegradedLink, ...]) -> Topology:

@@ -185,7 +185,7 @@ def simulate_step(scenario: Scenario, memory: MemoryBreakdown | list[MemoryBreak
     if not isinstance(memory, list):
         memory = stage_memory(scenario)
     cm = compute_model(scenario)
-    comm = Comm(ctx.comm(scenario.cluster), scenario.training.collective_algorithm, backend)
+    comm = Comm(ctx.comm(scenario.cluster, nvls=scenario.training.nvls), scenario.training.collective_algorithm, backend)
     classes = rank_classes(scenario, memory, cm, comm)
     result = run(classes, comm.start)
     return _result(classes, result, comm, cm.gpu.peak(cm.gemm_dtype))
@@ -260,7 +260,8 @@ def _collective_summary(classes: list[RankClass], comm: Comm) -> list[dict]:
             if key not in rows:
                 cost = comm.cost(c, c.peers or (rc.stage,), together=False)
                 rows[key] = {"op": c.op, "group": "pp" if c.op == "send" else c.group.name,
-                             "algorithm": cost.algorithm, "group_size": cost.group_size, "bytes": c.size_bytes,
+                             "algorithm": cost.algorithm, "protocol": cost.protocol,
+                             "group_size": cost.group_size, "bytes": c.size_bytes,
                              "count": 0, "time_s": cost.time_s,
                              "busbw_GBps": (cost.busbw_Bps / 1e9) if cost.time_s > 0 else 0.0,
                              "bytes_sent_per_rank": cost.bytes_per_rank_sent}

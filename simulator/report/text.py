@@ -108,8 +108,9 @@ def _step(report: dict[str, Any]) -> list[str]:
         lines.append(f"    {'op':<15}{'group':<14}{'ranks':>6}{'size':>12}{'count':>7}{'each':>11}{'busbw':>12}  "
                      "algorithm")
         for c in report["collectives"]:
+            algorithm = "/".join(filter(None, (c["algorithm"], c.get("protocol"))))
             lines.append(f"    {c['op']:<15}{c['group']:<14}{c['group_size']:>6}{fmt_bytes(c['bytes']):>12}"
-                         f"{c['count']:>7}{c['time_s'] * 1e3:>9.2f}ms{c['busbw_GBps']:>8.1f} GB/s  {c['algorithm']}")
+                         f"{c['count']:>7}{c['time_s'] * 1e3:>9.2f}ms{c['busbw_GBps']:>8.1f} GB/s  {algorithm}")
     return lines
 
 

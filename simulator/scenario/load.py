@@ -180,7 +180,7 @@ def _training(spec: ScenarioFile, num_gpus: int | None, problems: list[Problem])
                               reshard_after_forward=z.reshard_after_forward),
         bucket_size_bytes=t.bucket_size, gradient_as_bucket_view=t.gradient_as_bucket_view,
         framework_overhead_bytes=t.framework_overhead, allocator_reserve=t.allocator_reserve, tokens=t.tokens,
-        collective_algorithm=t.collective_algorithm, compute_jitter=t.compute_jitter, seed=t.seed)
+        collective_algorithm=t.collective_algorithm, nvls=t.nvls, compute_jitter=t.compute_jitter, seed=t.seed)
     if num_gpus is None:
         return None
     found: list[Problem] = []

@@ -23,6 +23,7 @@ from simulator.system.topology.loader import load_topology, topology_info, topol
 # A custom GPU's fields that fall back to assumed values, and what is assumed (said in the report).
 GPU_DEFAULTS = {
     "sm_count": "108 SMs (A100's)",
+    "arch": "ampere (NCCL's A100 tables)",
     "pcie_bandwidth": "32 GB/s (PCIe Gen4 x16)",
     "cuda_context": "1 GiB",
     "efficiency.gemm": "A100's GEMM efficiency",
@@ -54,7 +55,7 @@ def custom_gpu(g: CustomGPU, problems: list[Problem]) -> tuple[hardware.GPU | No
         end_to_end=e.end_to_end or base.end_to_end,
         source=f"user-defined ({g.source})" + ("; A100 figures where not given" if None in e.model_dump().values()
                                               else ""))
-    given = {"sm_count": g.sm_count, "pcie_bandwidth": g.pcie_bandwidth, "cuda_context": g.cuda_context,
+    given = {"sm_count": g.sm_count, "arch": g.arch, "pcie_bandwidth": g.pcie_bandwidth, "cuda_context": g.cuda_context,
              **{f"efficiency.{k}": v for k, v in e.model_dump().items()}}
     assumed = tuple(f"{k}: {GPU_DEFAULTS[k]}" for k, v in given.items() if v is None)
     gpu = hardware.GPU(name=g.name, memory_bytes=g.memory, peak_flops=dict(g.peak_flops),
@@ -62,7 +63,7 @@ def custom_gpu(g: CustomGPU, problems: list[Problem]) -> tuple[hardware.GPU | No
                        cuda_context_bytes=g.cuda_context if g.cuda_context is not None
                        else hardware.DEFAULT_CUDA_CONTEXT_BYTES,
                        pcie_bw_bytes_per_s=g.pcie_bandwidth or 32 * hardware.GBps, sm_count=g.sm_count or 108,
-                       efficiency=eff, description="user-defined")
+                       arch=g.arch or "ampere", efficiency=eff, description="user-defined")
     return gpu, assumed
 
 

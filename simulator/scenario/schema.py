@@ -21,7 +21,7 @@ from simulator.model.precision import CHECKPOINTING, DTYPES, OPTIMIZERS, PRECISI
 from simulator.scenario.schema_reliability import ReliabilitySection
 from simulator.spec.specs import PIPELINE_SCHEDULES
 from simulator.system.comm.algorithms import ALGORITHMS
-from simulator.system.hardware import DEFAULT_ALLOCATOR_RESERVE_FRACTION
+from simulator.system.hardware import ARCHS, DEFAULT_ALLOCATOR_RESERVE_FRACTION
 from simulator.system.topology.loader import MAX_GPUS
 
 # Documented maxima (clustersim refuses larger inputs at once rather than run for hours):
@@ -217,6 +217,8 @@ class TrainingSection(Strict):
     tokens: float | None = Field(None, gt=0, le=1e18, allow_inf_nan=False,
                                  description="tokens to train on (default 20 x params)")
     collective_algorithm: _choice(_STEP_ALGORITHMS) = "auto"
+    nvls: bool = Field(True, description="NCCL_NVLS_ENABLE: NVLink SHARP (NVLS) where the topology has it "
+                                        "(`nvls: true`, Hopper or later); false turns it off")
     compute_jitter: float = Field(0.0, ge=0, lt=1, allow_inf_nan=False,
                                   description="relative std-dev of each kernel's time")
     seed: Annotated[int, Field(ge=0, le=2**63 - 1, strict=True)] = Field(0, description="seed of compute_jitter")
@@ -242,6 +244,8 @@ class CustomGPU(Strict):
     peak_flops: dict[_choice(DTYPES), FlopRate] = Field(min_length=1)
     source: str = "user-defined"
     sm_count: _bounded(4096) | None = None
+    arch: _choice(ARCHS) | None = Field(None, description="volta | ampere | hopper | blackwell | cdna3: "
+                                        "selects NCCL's per-architecture tables (default ampere)")
     pcie_bandwidth: Bandwidth | None = None
     cuda_context: Bytes | None = None
     efficiency: EfficiencySection = EfficiencySection()

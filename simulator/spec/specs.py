@@ -84,6 +84,7 @@ class TrainingSpec:
     allocator_reserve: float
     tokens: float | None
     collective_algorithm: str
+    nvls: bool = True                 # NCCL_NVLS_ENABLE: NVLink SHARP where the topology has it
     compute_jitter: float
     seed: int
     parallel: ParallelSpec = ParallelSpec()

@@ -36,7 +36,8 @@ class ComputeModel:
         eff = self.gpu.efficiency
         mem_s = op.bytes_moved / (self.gpu.hbm_bw_bytes_per_s * eff.memory)
         if op.kind == "matmul":
-            flop_s = op.flops / (self.gpu.peak(self.gemm_dtype) * eff.gemm * gemm_quantization(op, self.gpu))
+            flop_s = op.flops / (self.gpu.peak(self.gemm_dtype) * eff.gemm_for(self.gemm_dtype)
+                                 * gemm_quantization(op, self.gpu))
         elif op.kind == "attention":
             flop_s = op.flops / (self.gpu.peak(self.attention_dtype) * eff.attention)
         else:

@@ -38,10 +38,16 @@ def cmd_gpus(args: argparse.Namespace) -> int:
 
     for gpu in GPU_CATALOG.values():
         peaks = ", ".join(f"{k} {v / 1e12:g}" for k, v in gpu.peak_flops.items())
+        eff = gpu.efficiency
         print(f"{gpu.name:<16} {gpu.memory_bytes / 2**30:7.2f} GiB  HBM {gpu.hbm_bw_bytes_per_s / 1e9:6.0f} GB/s  "
+              f"{gpu.arch}, {gpu.sm_count} SMs/CUs, scale-up {gpu.scaleup_bw_bytes_per_s / 1e9:g} GB/s per direction  "
               f"TFLOP/s: {peaks}")
         print(f"{'':<16} source: {gpu.source}")
-        print(f"{'':<16} efficiency: {gpu.efficiency.source}")
+        print(f"{'':<16} efficiency: gemm {eff.gemm:.3f}"
+              + "".join(f", {d} {f:.3f}" for d, f in eff.gemm_by_dtype)
+              + f", memory {eff.memory:.3f}, attention {eff.attention:.3f}, end-to-end {eff.end_to_end:.3f}: {eff.source}")
+        if eff.assumed:
+            print(f"{'':<16} no public figure, assumed: {eff.assumed}")
     return 0
 
 

@@ -32,6 +32,8 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
         help="nccl-style range LOW..HIGH (doubling) or a list: 1024,4096",
     )
     coll.add_argument("--algorithm", default="auto", help=f"auto or one of {', '.join(ALGORITHMS)}")
+    coll.add_argument("--no-nvls", dest="nvls", action="store_false",
+                      help="NCCL_NVLS_ENABLE=0: no NVLink SHARP even where the topology has it")
     coll.add_argument("--json", action="store_true", help="print a JSON list of rows")
     coll.set_defaults(func=cmd_collective)
 
@@ -41,7 +43,7 @@ def _parse_group(text: str) -> Any:
 
 
 def collective_rows(
-    topo: Topology, op: str, group: Any, sizes: list[int], algorithm: str
+    topo: Topology, op: str, group: Any, sizes: list[int], algorithm: str, nvls: bool = True
 ) -> list[dict]:
     """One nccl-tests-style row per size."""
     if op not in OPS:
@@ -49,7 +51,7 @@ def collective_rows(
 
         raise UserError(Problem("--op", f"unknown collective {op!r}", did_you_mean(op, OPS)))
     idx = resolve_group(topo, group)
-    ctx = CommContext(topo)
+    ctx = CommContext(topo, nvls=nvls)
     rows = []
     for size in sizes:
         c = ctx.cost(op, idx, size, algorithm)
@@ -77,16 +79,17 @@ def cmd_collective(args: argparse.Namespace) -> int:
     if not sizes:
         raise UserError(Problem("--sizes", "no sizes given", "e.g. 1K..8G"))
     topo = load_topology(args.topology, args.num_hosts)
-    rows = collective_rows(topo, args.op, _parse_group(args.group), sizes, args.algorithm)
+    rows = collective_rows(topo, args.op, _parse_group(args.group), sizes, args.algorithm, args.nvls)
     if args.json:
         print(json.dumps(rows, indent=1))
         return 0
     print(
         f"# {topo.name}: {topo.num_gpus} GPUs on {topo.num_hosts} host(s); {args.op} over group "
         f"{args.group!r} ({rows[0]['ranks']} ranks); algorithm {args.algorithm}"
+        + ("" if args.nvls else "; NVLS off")
     )
     print(
-        f"#{'size':>12s} {'count':>12s} {'type':>6s} {'time':>11s} {'algbw':>8s} {'busbw':>8s}  algorithm"
+        f"#{'size':>12s} {'count':>12s} {'type':>6s} {'time':>11s} {'algbw':>8s} {'busbw':>8s}  algorithm/protocol"
     )
     print(f"#{'(B)':>12s} {'(elements)':>12s} {'':>6s} {'(us)':>11s} {'(GB/s)':>8s} {'(GB/s)':>8s}")
     for r in rows:

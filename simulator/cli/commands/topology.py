@@ -89,6 +89,9 @@ def format_summary(info: dict) -> list[str]:
         lo, hi = fmt_bandwidth(row["min_bw_bytes_per_s"]), fmt_bandwidth(row["max_bw_bytes_per_s"])
         lines.append(f"  {kind:9s} {row['edges']:7d}   {lo if lo == hi else lo + ' .. ' + hi}")
     lines.append("bisection  " + ("n/a" if bis is None else f"{fmt_bandwidth(bis)} per GPU"))
+    reduce = [name for name, on in (("NVLink SHARP (NVLS)", info.get("nvls")), ("IB SHARP (CollNet)", info.get("sharp")))
+              if on]
+    lines.append("in-network " + (", ".join(reduce) if reduce else "none"))
     lines.append(f"source     {info['source']}")
     if "vertex_names" in info:
         lines += ["vertex names:", *(f"  {v}" for v in info["vertex_names"])]

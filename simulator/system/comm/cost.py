@@ -1,13 +1,19 @@
 """Collective-communication cost: algorithms -> routed flows -> alpha-beta time on the graph.
 
 Each algorithm (system/comm/algorithms) turns a group of GPUs into phases of concurrent
-flows, routed on the topology and summed per directed link. A phase costs
-    latency   = sum of link latencies along its critical path of steps
-                + steps x per-step software overhead (+ more for steps crossing a NIC)
+flows, routed on the topology and summed per directed link. With the figures of the
+algorithm's family and protocol (calibration.py, NCCL's tuning tables as its skeleton) a
+phase costs
+    latency   = link latencies along its critical path of steps
+                + steps inside a node x per-step latency (+ an architecture's extra)
+                + steps across the network x per-network-step latency
+                + pipeline fill: fill_steps x one pipeline unit at the phase's rate
+                  (+ a synchronization per chunk round for NVLS)
     bandwidth = max over links (bytes on the link / (link bw x link-kind efficiency))
-                / protocol efficiency
-and a collective is a base launch latency plus its phases in sequence. As NCCL does
-(src/graph/tuning.cc, ncclTopoGetAlgoTime), "auto" predicts every applicable
+                / (protocol efficiency x NCCL's algorithm factor x NVLS efficiency),
+                and for LL at least the per-rank bytes / NCCL's LL bandwidth cap
+and a collective is a base latency (+ a per-rank one for PAT) plus its phases in sequence.
+As NCCL does (src/graph/tuning.cc, ncclTopoGetAlgoTime), "auto" predicts every applicable
 (algorithm, protocol) pair and takes the fastest; that is how size, group shape and
 topology select the algorithm.
 
@@ -15,9 +21,9 @@ Sizes follow nccl-tests: S is the full buffer (all-gather: output; reduce-scatte
 all-to-all: each rank's send buffer); busbw = algbw x 2(n-1)/n for all-reduce, x (n-1)/n
 for all-gather, reduce-scatter and all-to-all, x 1 for broadcast and reduce.
 
-A `CommContext` (one topology, one calibration) owns every cache: effective link
-capacities, routed plans, costs by (op, group, size, algorithm), and the fluid network's
-max-min rates by the set of concurrent phases.
+A `CommContext` (one topology, one calibration, one GPU architecture, NVLS on or off) owns
+every cache: effective link capacities, routed plans, costs by (op, group, size, algorithm),
+and the fluid network's max-min rates by the set of concurrent phases.
 """
 
 from __future__ import annotations
@@ -31,9 +37,11 @@ import numpy as np
 
 from simulator.core.cache import Memo
 from simulator.core.errors import Problem, UserError, did_you_mean
-from simulator.system.comm.algorithms import ALGORITHMS, Algorithm
-from simulator.system.comm.algorithms.base import Plan, host_matrix, merge_phases
-from simulator.system.comm.calibration import NCCL_CALIBRATION, OPS, Calibration, Protocol, busbw_factor
+from simulator.system.comm import nccl_tables
+from simulator.system.comm.algorithms import ALGORITHMS, Algorithm, Features
+from simulator.system.comm.algorithms.base import Plan, PhasePlan, host_matrix, merge_phases
+from simulator.system.comm.calibration import NCCL_CALIBRATION, OPS, Calibration, Protocol, Step, busbw_factor
+from simulator.system.hardware import GPU_ALIASES, GPU_CATALOG
 from simulator.system.topology.builders import LINK_KINDS
 from simulator.system.topology.graph import Topology
 from simulator.system.topology.groups import resolve_group
@@ -82,15 +90,26 @@ _SERIALS = itertools.count()
 
 
 class CommContext:
-    """The caches of collective costs on one topology under one calibration."""
+    """The caches of collective costs on one topology under one calibration.
 
-    def __init__(self, topology: Topology, calibration: Calibration = NCCL_CALIBRATION):
+    `arch`: the GPUs' architecture (NCCL's per-architecture tables; default: the topology's
+    catalog GPU's). `nvls`: NCCL_NVLS_ENABLE; NVLink SHARP runs where the topology has it
+    (`nvls: true`) and the architecture supports it (Hopper and later)."""
+
+    def __init__(self, topology: Topology, calibration: Calibration = NCCL_CALIBRATION, arch: str | None = None,
+                 nvls: bool = True):
         self.topology, self.calibration = topology, calibration
+        self.arch = arch or _catalog_arch(topology.gpu)
+        self.figures = calibration.arch(self.arch)
+        self.features = Features(nvls=nvls and topology.nvls and self.figures.nvls_efficiency > 0,
+                                 sharp=topology.sharp and not topology.mesh)
         # Link kinds are small codes: look the efficiency up once per kind present, not per edge.
         present = np.flatnonzero(np.bincount(topology.link_code, minlength=len(LINK_KINDS)))
         eff = np.zeros(len(LINK_KINDS))
-        eff[present] = [calibration.efficiency(LINK_KINDS[k]) for k in present]
+        eff[present] = [calibration.efficiency(LINK_KINDS[k], self.arch) for k in present]
         self.capacity = topology.bw_bytes_per_s * eff[topology.link_code]  # bytes/s after link efficiency
+        # NCCL's intra-node latencies are NVLink's unless the GPUs only meet over PCIe (hwLat PCI row).
+        self.over_pcie = not bool(np.isin(topology.link_code, [LINK_KINDS.index(k) for k in ("nvlink", "xgmi")]).any())
         self._plans: Memo[tuple[Plan, tuple[float, ...]]] = Memo(256)
         self._costs: Memo[CollectiveCost] = Memo(4096)
         self.rates: Memo[np.ndarray] = Memo(4096)
@@ -113,6 +132,8 @@ class CommContext:
                 phases = algo.plan_together(self.topology, op, groups)
             else:
                 phases = tuple(merge_phases(same) for same in zip(*(algo.plan(self.topology, op, g) for g in groups)))
+            if algo.family in NVLS_FAMILIES:
+                phases = tuple(self._nvls_wire(ph) for ph in phases)
             pl = Plan(op, algorithm, groups[0], phases)
             unit = tuple(float((ph.unit_load / self.capacity[ph.edge_ids]).max()) if len(ph.edge_ids) else 0.0
                          for ph in pl.phases)
@@ -136,67 +157,131 @@ class CommContext:
             return CollectiveCost(op=op, algorithm="none", protocol="none", group_size=p, size_bytes=size,
                                   time_s=0.0, latency_s=0.0, bandwidth_s=0.0, algbw_Bps=0.0, busbw_Bps=0.0,
                                   bytes_per_rank_sent=0.0, phases=())
+        shape = group_shape(self.topology, groups[0])
         best = None
-        for name in candidates(self.topology, op, groups[0], algorithm):
+        for name in candidates(self.topology, op, groups[0], algorithm, self.features):
+            algo = ALGORITHMS[name]
             pl, unit, serial = self.plan(op, name, groups)
             for proto in self.calibration.protocols:
-                parts = [_phase_cost(ph, u, proto, size) for ph, u in zip(pl.phases, unit)]
-                t = proto.base_latency_s + sum(a + b for a, b in parts)
+                step = self.calibration.step(algo.family, proto.name)
+                if step is None or proto.name not in algo.protocols:
+                    continue
+                factor = self._bw_factor(algo, step)
+                parts = [self._phase_cost(ph, u, proto, step, factor, size, shape) for ph, u in zip(pl.phases, unit)]
+                t = step.base_s + step.per_rank_s * p + sum(a + b for a, b in parts)
                 if best is None or t < best[0]:
-                    best = (t, pl, proto, parts, serial)
-        t, pl, proto, parts, serial = best
-        return self._costed(pl, proto, parts, size, t, serial)
+                    best = (t, pl, proto, step, factor, parts, serial)
+        if best is None:
+            raise UserError(Problem("algorithm", f"no protocol of this calibration runs {algorithm} for {op}",
+                                    "use auto"))
+        return self._costed(*best, size)
 
-    def _costed(self, pl: Plan, proto: Protocol, parts, size: int, t: float, serial: int) -> CollectiveCost:
-        scale = size / proto.efficiency
+    def _bw_factor(self, algo: Algorithm, step: Step) -> float:
+        """NCCL's algorithm bandwidth factor (tuning.cc)."""
+        return step.bw_factor
+
+    def _nvls_wire(self, ph: PhasePlan) -> PhasePlan:
+        """NVLS moves multimem traffic at the architecture's NVLS efficiency of the NVLink rate
+        (NCCL tuning.cc: intraBw = bwIntra x nvlsEfficiency; the network part is not scaled):
+        its NVLink edges carry load / efficiency."""
+        nvlink = self.topology.link_code[ph.edge_ids] == LINK_KINDS.index("nvlink")
+        load = np.where(nvlink, ph.unit_load / self.figures.nvls_efficiency, ph.unit_load)
+        return dataclasses.replace(ph, unit_load=load)
+
+    def _phase_cost(self, ph: PhasePlan, unit_time: float, proto: Protocol, step: Step, factor: float, size: int,
+                    shape: tuple[int, bool, int]) -> tuple[float, float]:
+        """(latency, bandwidth seconds) of one phase at S = size bytes."""
+        intra = (step.pci_step_s if self.over_pcie else step.step_s) + self.figures.step_extra_s
+        latency = ph.path_latency_s + (ph.n_steps - ph.net_steps) * intra + ph.net_steps * step.net_step_s
+        bandwidth = size * unit_time / (proto.efficiency * factor)
+        sent = float(ph.sent_per_rank.max()) * size
+        if proto.name == "LL":  # NCCL's llMaxBw: a cap on the LL protocol's bus bandwidth
+            bandwidth = max(bandwidth, sent / self.calibration.ll_cap(self.arch, shape[0]))
+        if bandwidth > 0 and sent > 0:
+            latency += self._fill_s(ph, step, size, sent, sent / bandwidth, shape)
+        return max(latency, 0.0), bandwidth
+
+    def _fill_s(self, ph: PhasePlan, step: Step, size: int, sent: float, rate: float,
+                shape: tuple[int, bool, int]) -> float:
+        """Pipeline fill and drain: `fill_steps` units at the phase's per-rank rate. A ring's unit
+        is what a rank sends per step, up to `fill_unit_bytes`; NVLS's is one round of NCCL's
+        chunks over all channels and heads (src/enqueue.cc), which also pays `round_s` per round."""
+        if step.fill_unit_bytes > 0:
+            return step.fill_steps * min(step.fill_unit_bytes, sent / max(ph.n_steps, 1.0)) / rate
+        if not (step.fill_steps or step.round_s):
+            return 0.0
+        hosts, _, per_host = shape
+        channels = self.figures.nvls_channels[0 if hosts == 1 else 1]
+        ops = channels * min(per_host, nccl_tables.NVLS_MAX_ARITY)
+        chunk = nccl_tables.nvls_chunk(size, ops) if hosts == 1 else nccl_tables.nvls_tree_chunk(size, ops, hosts)
+        round_bytes = ops * chunk
+        return step.fill_steps * min(size, round_bytes) * (sent / size) / rate + max(1.0, size / round_bytes) * step.round_s
+
+    def _costed(self, t: float, pl: Plan, proto: Protocol, step: Step, factor: float, parts, serial: int,
+                size: int) -> CollectiveCost:
+        scale = size / (proto.efficiency * factor)  # wire bytes per byte of load, as the bandwidth term
+        base = step.base_s + step.per_rank_s * len(pl.group)
         phases = tuple(
             Phase(shape=(serial, i), name=ph.name,
-                  latency_s=lat + (proto.base_latency_s if i == 0 else 0.0), bandwidth_s=bw,
+                  latency_s=lat + (base if i == 0 else 0.0), bandwidth_s=bw,
                   edge_ids=ph.edge_ids, wire_bytes=ph.unit_load * scale,
                   per_rank_wire_bytes=float(ph.sent_per_rank.max()) * scale)
             for i, (ph, (lat, bw)) in enumerate(zip(pl.phases, parts)))
         sent = sum(ph.sent_per_rank for ph in pl.phases)
         algbw = size / t
         return CollectiveCost(op=pl.op, algorithm=pl.algorithm, protocol=proto.name, group_size=len(pl.group),
-                              size_bytes=size, time_s=t, latency_s=proto.base_latency_s + sum(a for a, _ in parts),
+                              size_bytes=size, time_s=t, latency_s=base + sum(a for a, _ in parts),
                               bandwidth_s=sum(b for _, b in parts), algbw_Bps=algbw,
                               busbw_Bps=algbw * busbw_factor(pl.op, len(pl.group)),
                               bytes_per_rank_sent=float(sent.max()) * size, phases=phases)
 
 
-def _phase_cost(ph, unit_time: float, proto: Protocol, size: int) -> tuple[float, float]:
-    latency = ph.path_latency_s + ph.n_steps * proto.step_latency_s + ph.net_steps * proto.net_step_latency_s
-    return latency, size * unit_time / proto.efficiency
+NVLS_FAMILIES = ("nvls", "nvls_tree")
 
 
-def candidates(topo: Topology, op: str, group: tuple[int, ...], algorithm: str) -> list[str]:
-    """The algorithms `auto` tries for this op and group (or the one asked for, if it applies)."""
+def _catalog_arch(gpu: str) -> str:
+    """The architecture of a topology's catalog GPU (Ampere's tables for a name not in it)."""
+    key = gpu.strip().lower()
+    entry = GPU_CATALOG.get(GPU_ALIASES.get(key, key))
+    return entry.arch if entry is not None else "ampere"
+
+
+def group_shape(topo: Topology, group: tuple[int, ...]) -> tuple[int, bool, int]:
+    """(hosts the group spans, equal GPUs on each, GPUs on the first host)."""
     rows, uniform = host_matrix(topo, group)
-    shape = (len(rows), uniform, len(rows[0]))
+    return len(rows), uniform, len(rows[0])
+
+
+def candidates(topo: Topology, op: str, group: tuple[int, ...], algorithm: str,
+               features: Features | None = None) -> list[str]:
+    """The algorithms `auto` tries for this op and group (or the one asked for, if it applies)."""
+    shape = group_shape(topo, group)
     if algorithm == "auto":
-        return [a.name for a in ALGORITHMS.values() if a.applies(op, *shape)]
+        return [a.name for a in ALGORITHMS.values() if a.auto and a.applies(op, *shape, features)]
     algo: Algorithm | None = ALGORITHMS.get(algorithm)
     if algo is None:
         raise UserError(Problem("algorithm", f"unknown algorithm {algorithm!r}",
                                 did_you_mean(algorithm, [*ALGORITHMS, "auto"])))
-    if not algo.applies(op, *shape):
-        ok = [a.name for a in ALGORITHMS.values() if a.applies(op, *shape)]
-        raise UserError(Problem("algorithm", algo.why_not(op, *shape), f"use one of {ok} or auto"))
+    why = algo.why_not(op, *shape, features)
+    if why:
+        ok = [a.name for a in ALGORITHMS.values() if a.applies(op, *shape, features)]
+        raise UserError(Problem("algorithm", why, f"use one of {ok} or auto"))
     return [algorithm]
 
 
 def collective_cost(topology: Topology, op: str, group: Any, size_bytes: int, algorithm: str = "auto",
-                    calibration: Calibration = NCCL_CALIBRATION, ctx: CommContext | None = None) -> CollectiveCost:
+                    calibration: Calibration = NCCL_CALIBRATION, ctx: CommContext | None = None,
+                    nvls: bool = True) -> CollectiveCost:
     """Time of one collective of S = `size_bytes` on `group`.
 
     `group`: 'all', 'host[:N]', 'rail[:N]', or GPU vertex names / rank indices in rank order
     (broadcast and reduce use the first as root). `algorithm`: 'auto' or a name in ALGORITHMS.
     One protocol is chosen per collective (all phases of a hierarchical one share it). Pass a
-    `ctx` to reuse its caches across calls.
+    `ctx` to reuse its caches across calls; `nvls=False` is NCCL_NVLS_ENABLE=0.
     """
     if op not in OPS:
         raise UserError(Problem("op", f"unknown collective {op!r}", did_you_mean(op, OPS)))
     if isinstance(size_bytes, bool) or not isinstance(size_bytes, (int, np.integer)) or size_bytes < 0:
         raise UserError(Problem("size", f"expected a byte count >= 0, got {size_bytes!r}"))
-    ctx = ctx or CommContext(topology, calibration)
+    ctx = ctx or CommContext(topology, calibration, nvls=nvls)
     return ctx.cost(op, resolve_group(topology, group), int(size_bytes), algorithm)

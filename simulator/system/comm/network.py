@@ -145,7 +145,8 @@ class FluidNetwork:
             key = tuple(phases[i].shape for i in component)
             found = self.comm.rates.get(key, lambda: max_min_rates(self.capacity, [_demand(phases[i])
                                                                                   for i in component]))
-            rates[component] = found
+            # A transfer slower than its links alone allow (NCCL's LL bandwidth cap) keeps its cap.
+            rates[component] = np.minimum(found, rates[component])
         return rates
 
     def _components(self, phases) -> list[list[int]]:

@@ -46,6 +46,13 @@ class Topology:
     hosts: np.ndarray = field(repr=False)  # host index of every GPU, by rank index
     router: Any = field(repr=False)
     fabric: FabricIndex | None = field(default=None, repr=False)
+    nvls: bool = False  # each host's NVSwitch does NVLink SHARP (builders: nvswitch `nvls`)
+    mesh: bool = False  # each host's GPUs are joined pairwise by direct links (builder xgmi)
+
+    @property
+    def sharp(self) -> bool:
+        """The fabric's switches reduce in the network (InfiniBand SHARP)."""
+        return self.fabric is not None and self.fabric.sharp
 
     @property
     def num_gpus(self) -> int:

@@ -21,7 +21,7 @@ from simulator.system.topology.routing import FabricRouter, GraphRouter
 # refused before anything is built (a typo such as num_hosts: 1000000000 would otherwise take
 # minutes and tens of GB).
 MAX_GPUS = 262_144
-HOST_BUILDERS = ("nvswitch", "pcie", "nvlink-pairs")
+HOST_BUILDERS = ("nvswitch", "pcie", "nvlink-pairs", "xgmi")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -221,4 +221,6 @@ def _assemble(b: Built, builder: str, meta: dict) -> Topology:
         hosts=b.vertex_host[b.gpu_vertex],
         router=router,
         fabric=b.fabric,
+        nvls=b.nvls,
+        mesh=b.mesh,
     )

@@ -24,6 +24,9 @@ def summary(topo: Topology) -> dict:
         "vertices": vertex_kinds,
         "links": links,
         "bisection_bw_per_gpu_bytes_per_s": bisection_bw_per_gpu(topo),
+        # In-network reduction: NVLink SHARP in the hosts' NVSwitches, IB SHARP in the fabric.
+        "nvls": topo.nvls,
+        "sharp": topo.sharp,
         "source": topo.source,
     }
 

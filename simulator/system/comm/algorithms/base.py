@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from simulator.system.topology.builders import VERTEX_KINDS
 from simulator.system.topology.graph import Topology
 
 
@@ -127,3 +128,30 @@ def phase_plan_blocks(topo, group, name, blocks, w, steps, critical=None, member
     else:
         path, net = critical(lat, inter)
     return PhasePlan(name, edge_ids, load, float(steps), net, path, sent, recv)
+
+
+def switch_links(topo: Topology, ranks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each GPU's cable to its host's NVSwitch: (GPU -> switch edge, switch -> GPU edge) per rank."""
+    kind = topo.vertex_kind
+    gpu, switch = VERTEX_KINDS.index("gpu"), VERTEX_KINDS.index("nvswitch")
+    up = np.flatnonzero((kind[topo.edge_src] == gpu) & (kind[topo.edge_dst] == switch))
+    down = np.flatnonzero((kind[topo.edge_src] == switch) & (kind[topo.edge_dst] == gpu))
+    up_of = np.full(len(kind), -1, np.int64)
+    down_of = np.full(len(kind), -1, np.int64)
+    up_of[topo.edge_src[up]] = up
+    down_of[topo.edge_dst[down]] = down
+    v = topo.gpu_vertex[np.asarray(ranks, np.int64)]
+    return up_of[v], down_of[v]
+
+
+def loads_plan(name: str, group, edges: list[np.ndarray], loads: list[float | np.ndarray], steps: float,
+               net_steps: float, path_latency_s: float, sent: np.ndarray, recv: np.ndarray) -> PhasePlan:
+    """A phase given directly as loads on edges (flows that end in a switch, which reduces or
+    multicasts them, are not GPU-to-GPU routes), summed per edge."""
+    e = np.concatenate([np.asarray(x, np.int64) for x in edges])
+    w = np.concatenate([np.broadcast_to(np.asarray(x, float), (len(y),)) for x, y in zip(loads, edges)])
+    ids, inv = np.unique(e, return_inverse=True)
+    load = np.bincount(inv, weights=w, minlength=len(ids))
+    used = load > 0
+    return PhasePlan(name, ids[used], load[used], float(steps), float(net_steps), float(path_latency_s),
+                     np.asarray(sent, float), np.asarray(recv, float))

@@ -11,15 +11,19 @@ units ("300 GB/s", "400 Gb/s"; per direction), latencies too ("0.35 us").
 
 Host builders (hosts.py), one host, or `num_hosts` copies of it in a fat tree (fabric.py):
   nvswitch       GPUs all-to-all through one NVSwitch crossbar. gpus_per_host (8),
-                 nvlink_bw, nvlink_latency (0.35 us), pcie_latency (0.5 us).
+                 nvlink_bw, nvlink_latency (0.35 us), pcie_latency (0.5 us), nvls (false:
+                 NVLink SHARP, Hopper+ with third-generation NVSwitch).
+  xgmi           GPUs joined pairwise by direct links (AMD Infinity Fabric). gpus_per_host (8),
+                 link_bw (per peer), link_latency (0.35 us), link_kind (xgmi), pcie_latency.
   pcie           GPUs under PCIe switches under CPU sockets. gpus_per_host (8),
                  gpus_per_switch (2), cpus (2), pcie_bw, switch_uplink_bw (pcie_bw),
                  pcie_latency (0.5 us), cpu_link_bw and cpu_link_latency (0.5 us) if cpus > 1.
   nvlink-pairs   pcie plus NVLink bridges joining GPUs 0-1, 2-3, ...: nvlink_bw, nvlink_latency.
-  All three take num_hosts (1) and, for more than one host, both sections:
+  All four take num_hosts (1) and, for more than one host, both sections:
     nic:     per_host (8), bw (the NIC rate), pcie_bw (GPU <-> NIC), latency (0)
     fabric:  levels (2 or 3), rail_optimized (true), hosts_per_leaf (32), spines (= hosts_per_leaf),
-             link_latency (0.6 us), link_kind (ib or ethernet), oversubscription {leaf, spine} (1),
+             link_latency (0.6 us), link_kind (ib, ethernet or efa), sharp (false: in-network
+             reduction, NCCL's CollNet), oversubscription {leaf, spine} (1),
              and for levels 3: hosts_per_pod (all hosts), cores_per_spine (8).
   Vertex names: h{i}.gpu{j}, h{i}.nvswitch, h{i}.pcie{s}, h{i}.cpu{c}, h{i}.nic{r}; leaf{k},
   spine{k}, core{k}.
@@ -49,7 +53,7 @@ Explicit graphs (builder: explicit), every vertex and edge listed:
 
 Vertex kinds: gpu, nvswitch, pcie_switch, cpu, nic, leaf, spine, core.
 Link kinds (they select a protocol-efficiency factor in comm.calibration.Calibration):
-nvlink, pcie, cpu_link, ib, ethernet, ideal. docs/topologies.md has an example of each builder.
+nvlink, pcie, cpu_link, ib, ethernet, ideal, efa, xgmi. docs/topologies.md has an example of each builder.
 """
 
 from __future__ import annotations
@@ -68,6 +72,7 @@ TOPOLOGY_BUILDERS: dict[str, Callable[[Params, int | None], Built]] = {
     "nvswitch": lambda p, n: build_hosts(p, "nvswitch", n),
     "pcie": lambda p, n: build_hosts(p, "pcie", n),
     "nvlink-pairs": lambda p, n: build_hosts(p, "nvlink-pairs", n),
+    "xgmi": lambda p, n: build_hosts(p, "xgmi", n),
     "ring": ring,
     "torus": torus,
     "fully-connected": fully_connected,

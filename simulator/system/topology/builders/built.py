@@ -10,7 +10,9 @@ import numpy as np
 from simulator.system.topology.names import ListedNames, VertexNames
 
 VERTEX_KINDS = ("gpu", "nvswitch", "pcie_switch", "cpu", "nic", "leaf", "spine", "core")
-LINK_KINDS = ("nvlink", "pcie", "cpu_link", "ib", "ethernet", "ideal")
+# New kinds are appended (codes are positions). efa: AWS Elastic Fabric Adapter; xgmi: AMD
+# Infinity Fabric between GPUs.
+LINK_KINDS = ("nvlink", "pcie", "cpu_link", "ib", "ethernet", "ideal", "efa", "xgmi")
 VERTEX_CODE = {k: i for i, k in enumerate(VERTEX_KINDS)}
 LINK_CODE = {k: i for i, k in enumerate(LINK_KINDS)}
 
@@ -24,6 +26,8 @@ class Sketch:
     gpu_ids: list[str] = field(default_factory=list)
     gpus_per_host: int = 1
     num_hosts: int = 1
+    nvls: bool = False  # the host's NVSwitch does NVLink SHARP (multicast and in-switch reduction)
+    mesh: bool = False  # the host's GPUs are joined pairwise by direct links (no switch)
 
     def vertex(self, name: str, kind: str, host: int = -1) -> str:
         self.vertices.append((name, kind, host))
@@ -67,7 +71,7 @@ class Sketch:
         kinds, hosts = self.vertex_arrays()
         return Built(names=ListedNames(listed=tuple(self.names())), vertex_kind=kinds, vertex_host=hosts,
                      src=src, dst=dst, bw=bw, latency=lat, link=link, gpu_vertex=self.gpu_vertices(),
-                     gpus_per_host=self.gpus_per_host, num_hosts=self.num_hosts)
+                     gpus_per_host=self.gpus_per_host, num_hosts=self.num_hosts, nvls=self.nvls, mesh=self.mesh)
 
 
 @dataclass(frozen=True, eq=False, kw_only=True)
@@ -87,6 +91,8 @@ class Built:
     gpus_per_host: int
     num_hosts: int
     fabric: FabricIndex | None = None
+    nvls: bool = False
+    mesh: bool = False
 
     @property
     def num_vertices(self) -> int:
@@ -110,6 +116,7 @@ class FabricIndex:
     spine_leaf: np.ndarray
     spine_core: np.ndarray  # [pod, spine-in-pod, core-in-group]; empty below three levels
     core_spine: np.ndarray
+    sharp: bool = False  # the switches reduce in the network (InfiniBand SHARP: NCCL's CollNet)
 
     def leaf_of(self, host: np.ndarray, rail: np.ndarray) -> np.ndarray:
         block = host // self.hosts_per_leaf

@@ -59,7 +59,7 @@ class _Tiled:
         names = ReplicatedNames(local=tuple(local_names), hosts=self.hosts, levels=tuple(self.levels))
         return Built(names=names, vertex_kind=kinds, vertex_host=hosts, src=src, dst=dst, bw=bw,
                      latency=lat, link=link, gpu_vertex=gpu_vertex, gpus_per_host=t.gpus_per_host,
-                     num_hosts=self.hosts, fabric=fabric)
+                     num_hosts=self.hosts, fabric=fabric, nvls=t.nvls, mesh=t.mesh)
 
 
 def replicate(template: Sketch, hosts: int) -> _Tiled:
@@ -83,7 +83,9 @@ def fabric_params(f: Params, hosts: int) -> dict:
         "rail_optimized": f.bool("rail_optimized", True),
         "hosts_per_leaf": f.int("hosts_per_leaf", 32),
         "link_latency_s": f.duration("link_latency", 0.6e-6),
-        "link_kind": f.choice("link_kind", ("ib", "ethernet"), "ib"),
+        "link_kind": f.choice("link_kind", ("ib", "ethernet", "efa"), "ib"),
+        # InfiniBand SHARP: the switches aggregate reductions (NCCL's CollNet algorithms).
+        "sharp": f.bool("sharp", False),
     }
     out["spines"] = f.int("spines", out["hosts_per_leaf"])
     over = f.sub("oversubscription", required=False)
@@ -143,6 +145,7 @@ def fat_tree(template: Sketch, pxn: bool, hosts: int, nic: Params, f: Params) ->
                lat=fp["link_latency_s"], kind=fp["link_kind"])
     nic_up, leaf0 = _add_leaves(g, s, nic_bw, nic_lat)
     index = dict(host_edge_count=len(template.edges), template=template, pxn=pxn, hosts_per_leaf=hpl,
+                 sharp=fp["sharp"],
                  hosts_per_pod=s.hosts_per_pod, rail_optimized=s.rail_optimized, nic_up=nic_up,
                  nic_down=nic_up + 1,
                  rail_of_gpu=np.arange(template.gpus_per_host) * rails // template.gpus_per_host)

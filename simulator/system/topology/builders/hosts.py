@@ -17,6 +17,9 @@ def _nvswitch_host(p: Params, nics: int, nic_pcie_bw: float) -> tuple[Sketch, bo
     nvlink_bw = p.bw("nvlink_bw")
     nvlink_lat = p.duration("nvlink_latency", 0.35e-6)
     pcie_lat = p.duration("pcie_latency", 0.5e-6)
+    # NVLink SHARP: third-generation NVSwitch (NVLink4) and later with Hopper+ GPUs (NCCL
+    # docs, NCCL_NVLS_ENABLE); said per file because the same builder draws A100 boxes.
+    b.nvls = p.bool("nvls", False)
     b.vertex("nvswitch", "nvswitch")
     for i in range(g):
         b.gpu_ids.append(b.vertex(f"gpu{i}", "gpu"))
@@ -66,8 +69,30 @@ def _pcie_host(
     return b, False
 
 
+def _xgmi_host(p: Params, nics: int, nic_pcie_bw: float) -> tuple[Sketch, bool]:
+    """GPUs joined pairwise by direct links (AMD Infinity Fabric: 7 xGMI links per MI300X, one
+    to each peer, ROCm docs mi300.md); each NIC hangs off one GPU's PCIe switch."""
+    b = Sketch(mesh=True)
+    g = p.int("gpus_per_host", 8)
+    link_bw = p.bw("link_bw")
+    link_lat = p.duration("link_latency", 0.35e-6)
+    kind = p.choice("link_kind", ("xgmi", "nvlink", "ideal"), "xgmi")
+    pcie_lat = p.duration("pcie_latency", 0.5e-6)
+    for i in range(g):
+        b.gpu_ids.append(b.vertex(f"gpu{i}", "gpu"))
+    for i in range(g):
+        for j in range(i + 1, g):
+            b.cable(f"gpu{i}", f"gpu{j}", link_bw, link_lat, kind)
+    for r in range(nics):
+        b.vertex(f"nic{r}", "nic")
+        b.cable(f"gpu{r * g // nics}", f"nic{r}", nic_pcie_bw, pcie_lat, "pcie")
+    b.gpus_per_host = g
+    return b, True
+
+
 HOST_BUILDERS = {
     "nvswitch": _nvswitch_host,
+    "xgmi": _xgmi_host,
     "pcie": _pcie_host,
     "nvlink-pairs": lambda p, n, bw: _pcie_host(p, n, bw, bridges=True),
 }
