@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 from simulator.execution import layout as layout_mod
 from simulator.execution.pipeline import Pass
@@ -39,11 +40,11 @@ class UnitWork:
     act_bytes: int
     working_bytes: int
 
-    @property
+    @cached_property
     def fwd_s(self) -> float:
         return sum(g.fwd_s for g in self.segments)
 
-    @property
+    @cached_property
     def bwd_s(self) -> float:
         return sum(g.bwd_s for g in self.segments)
 

@@ -40,6 +40,7 @@ from simulator.core.errors import Problem, UserError, did_you_mean
 from simulator.system.comm import nccl_tables
 from simulator.system.comm.algorithms import ALGORITHMS, Algorithm, Features
 from simulator.system.comm.algorithms.base import Plan, PhasePlan, host_matrix, merge_phases
+from simulator.system.comm.sharing import ShapeGraph
 from simulator.system.comm.calibration import NCCL_CALIBRATION, OPS, Calibration, Protocol, Step, busbw_factor
 from simulator.system.hardware import GPU_ALIASES, GPU_CATALOG
 from simulator.system.topology.builders import LINK_KINDS
@@ -113,8 +114,7 @@ class CommContext:
         self._plans: Memo[tuple[Plan, tuple[float, ...]]] = Memo(256)
         self._costs: Memo[CollectiveCost] = Memo(4096)
         self.rates: Memo[np.ndarray] = Memo(4096)
-        self.overlaps: Memo[bool] = Memo(65536)  # do two phases (by shape) share a link?
-        self.edge_sets: Memo[frozenset] = Memo(1024)
+        self.sharing = ShapeGraph()  # which phases (by shape) share a link
 
     def plan(self, op: str, algorithm: str, groups: tuple[tuple[int, ...], ...]) -> tuple[Plan, tuple[float, ...], int]:
         """Routed flows of one algorithm on some disjoint groups running it together, per byte of

@@ -132,13 +132,13 @@ class FluidNetwork:
                 st.remaining -= st.progress_rate * dt
         self._last_update = self.env.now
 
-    def _rates(self) -> np.ndarray:
+    def _rates(self) -> list[float]:
         """Max-min fair rates of the active stages. Stages that share no link with any other get
         their standalone rate; the others are filled per group of stages linked by shared links,
         and each group's rates are memoized by the stages' shapes (steps repeat them)."""
         phases = [st.transfer.phases[st.phase] for st in self.active]
-        rates = np.array([ph.per_rank_wire_bytes / ph.bandwidth_s for ph in phases])
-        for component in self._components(phases):
+        rates = [ph.per_rank_wire_bytes / ph.bandwidth_s for ph in phases]
+        for component in self.comm.sharing.groups(phases):
             if len(component) == 1:
                 continue
             component.sort(key=lambda i: phases[i].shape)
@@ -146,41 +146,9 @@ class FluidNetwork:
             found = self.comm.rates.get(key, lambda: max_min_rates(self.capacity, [_demand(phases[i])
                                                                                   for i in component]))
             # A transfer slower than its links alone allow (NCCL's LL bandwidth cap) keeps its cap.
-            rates[component] = np.minimum(found, rates[component])
+            for i, f in zip(component, found.tolist()):
+                rates[i] = min(f, rates[i])
         return rates
-
-    def _components(self, phases) -> list[list[int]]:
-        """Indices of the active stages grouped by shared links: stages of one shape share all
-        their links; shapes are joined pairwise (union-find), each pair's overlap memoized."""
-        by_shape: dict[Any, list[int]] = {}
-        for i, ph in enumerate(phases):
-            by_shape.setdefault(ph.shape, []).append(i)
-        shapes = list(by_shape)
-        parent = list(range(len(shapes)))
-
-        def root(i: int) -> int:
-            while parent[i] != i:
-                parent[i] = parent[parent[i]]
-                i = parent[i]
-            return i
-
-        for a in range(len(shapes)):
-            for b in range(a + 1, len(shapes)):
-                if root(a) != root(b) and self._overlap(phases[by_shape[shapes[a]][0]], phases[by_shape[shapes[b]][0]]):
-                    parent[root(a)] = root(b)
-        groups: dict[int, list[int]] = {}
-        for k, shape in enumerate(shapes):
-            groups.setdefault(root(k), []).extend(by_shape[shape])
-        return list(groups.values())
-
-    def _overlap(self, x, y) -> bool:
-        if x.shape == y.shape:
-            return True
-        key = (x.shape, y.shape) if x.shape < y.shape else (y.shape, x.shape)
-        return self.comm.overlaps.get(key, lambda: not self._edges(x).isdisjoint(self._edges(y)))
-
-    def _edges(self, phase) -> frozenset:
-        return self.comm.edge_sets.get(phase.shape, lambda: frozenset(phase.edge_ids.tolist()))
 
     def _reschedule(self) -> None:
         self.rate_updates += 1

@@ -95,6 +95,10 @@ def _flows(topo: Topology, rank_of: np.ndarray, blocks, w: np.ndarray, p: int):
     src = np.concatenate([b[0] for b in blocks])
     dst = np.concatenate([b[1] for b in blocks])
     flow_i, edge_i = _routes(topo, blocks)
+    return _loads(topo, rank_of, src, dst, flow_i, edge_i, w, p)
+
+
+def _loads(topo: Topology, rank_of: np.ndarray, src, dst, flow_i, edge_i, w: np.ndarray, p: int):
     # Loads over the edges the flows use (not an array over every edge of a 100k-edge fabric).
     edge_ids, inverse = np.unique(edge_i, return_inverse=True)
     load = np.bincount(inverse, weights=w[flow_i], minlength=len(edge_ids))
@@ -128,6 +132,26 @@ def phase_plan_blocks(topo, group, name, blocks, w, steps, critical=None, member
     else:
         path, net = critical(lat, inter)
     return PhasePlan(name, edge_ids, load, float(steps), net, path, sent, recv)
+
+
+def phase_plans_routed_once(topo, group, name, phases) -> tuple[PhasePlan, ...]:
+    """Several phases of one group's flows, [(src, dst, w, steps, critical), ...], routed in one
+    call (log-step algorithms have log2(n) small phases: routing is their cost)."""
+    members = np.asarray(group, np.int64)
+    rank_of = np.full(topo.num_gpus, -1, np.int64)
+    rank_of[members] = np.arange(len(members))
+    srcs = [np.asarray(ph[0], np.int64) for ph in phases]
+    dsts = [np.asarray(ph[1], np.int64) for ph in phases]
+    flow_i, edge_i = topo.routes(np.concatenate(srcs), np.concatenate(dsts))
+    out, start = [], 0
+    for (_, _, w, steps, critical), src, dst in zip(phases, srcs, dsts):
+        sel = (flow_i >= start) & (flow_i < start + len(src))
+        edge_ids, load, lat, inter, sent, recv = _loads(topo, rank_of, src, dst, flow_i[sel] - start, edge_i[sel],
+                                                        np.full(len(src), float(w)), len(members))
+        path, net = critical(lat, inter)
+        out.append(PhasePlan(name, edge_ids, load, float(steps), net, path, sent, recv))
+        start += len(src)
+    return tuple(out)
 
 
 def switch_links(topo: Topology, ranks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from simulator.system.comm.algorithms.base import PhasePlan, phase_plan
+from simulator.system.comm.algorithms.base import PhasePlan
+from simulator.system.comm.algorithms.base import phase_plans_routed_once as phases_routed
 from simulator.system.topology.graph import Topology
 
 
@@ -17,14 +18,13 @@ def plan_pat(topo: Topology, op: str, group: tuple[int, ...]) -> tuple[PhasePlan
     g = np.asarray(group, np.int64)
     n = len(g)
     ranks = np.arange(n)
+
+    def critical(lat, inter):
+        return float(lat.mean()), float(inter.mean())
+
     phases, span = [], 1
     while span < n:
         peer = (ranks - span) % n if op == "all_gather" else (ranks + span) % n
-        blocks = min(span, n - span)
-
-        def critical(lat, inter):
-            return float(lat.mean()), float(inter.mean())
-
-        phases.append(phase_plan(topo, group, op, g, g[peer], blocks / n, 1, critical))
+        phases.append((g, g[peer], min(span, n - span) / n, 1, critical))
         span *= 2
-    return tuple(phases)
+    return phases_routed(topo, group, op, phases)
