@@ -54,7 +54,7 @@ def scenario_path(name_or_path: str | Path) -> Path:
     shipped = scenario_dir() / f"{text}.yaml"
     if shipped.is_file():
         return shipped
-    raise UserError(Problem("", f"no scenario file or shipped scenario {text!r}",
+    raise UserError(Problem("SCENARIO", f"no scenario file or shipped scenario {text!r}",
                             did_you_mean(text, scenario_names())))
 
 

@@ -578,3 +578,16 @@ def test_sweep_plot_writes_the_figures_beside_the_results(tmp_path):
     figures = sorted(p.name for p in (tmp_path / "results-plots").iterdir())
     assert figures == ["memory.png", "mfu.png", "step_time.png"]
     assert main(["sweep", str(sweep), "--out", str(tmp_path / "r.jsonl"), "--quiet", "--plot"]) == 2
+
+
+def test_shipped_sweeps_by_name():
+    import pytest as _pytest
+
+    from simulator.core.errors import UserError
+    from simulator.studies.sweep.spec import load_sweep, sweep_names, sweep_path
+
+    assert {"llama2-capacity", "goodput-cluster-size", "goodput-checkpoint-interval"} <= set(sweep_names())
+    assert sweep_path("llama2-capacity").name == "llama2-capacity.yaml"
+    assert load_sweep("llama2-capacity").points()
+    with _pytest.raises(UserError, match="did you mean 'llama2-capacity'"):
+        sweep_path("llama2-capasity")

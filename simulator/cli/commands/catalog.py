@@ -57,6 +57,10 @@ def cmd_scenarios(args: argparse.Namespace) -> int:
     if args.name:
         print(scenario_path(args.name).read_text(encoding="utf-8"), end="")
         return 0
+    from simulator.studies.sweep.spec import sweep_names
+
     for name in scenario_names():
         print(name)
+    for name in sweep_names():
+        print(f"{name}  (sweep: clustersim sweep {name} --out results.csv)")
     return 0

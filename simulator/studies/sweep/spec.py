@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from simulator.core.errors import Problem, UserError, did_you_mean
+from simulator.core.resources import scenario_dir
 from simulator.core.yamlio import read_yaml
 from simulator.studies.sweep.results import OUTPUT_COLUMNS, is_number
 
@@ -71,9 +72,26 @@ class SweepSummary:
 # ---------------------------------------------------------------------------------- the file
 
 
+def sweep_names() -> list[str]:
+    """Shipped sweeps (simulator/data/scenarios/sweeps), by name."""
+    return sorted(p.stem for p in (scenario_dir() / "sweeps").glob("*.yaml"))
+
+
+def sweep_path(name_or_path: str | Path) -> Path:
+    """A sweep file by path, or a shipped sweep by name (`clustersim scenarios` lists them)."""
+    text = str(name_or_path)
+    path = Path(text)
+    if path.exists() or text.endswith((".yaml", ".yml")):
+        return path
+    shipped = scenario_dir() / "sweeps" / f"{text}.yaml"
+    if shipped.is_file():
+        return shipped
+    raise UserError(Problem("SWEEP", f"no sweep file or shipped sweep {text!r}", did_you_mean(text, sweep_names())))
+
+
 def load_sweep(path: str | Path) -> Sweep:
     """Read and validate a sweep file; UserError names the file and every problem."""
-    path = Path(path)
+    path = sweep_path(path)
     data = read_yaml(path)
     if "model" in data and "axes" not in data:
         raise UserError(Problem("", "this is a scenario file (it has a model section and no axes), not a sweep",
