@@ -41,6 +41,7 @@ def fit_suggestions(scenario: Scenario, limit: int = 4) -> list[str]:
         found.append("fits with offload: {optimizer: cpu} (ZeRO-Offload)")
     found += _parallel_layouts(scenario)
     found += _more_gpus(scenario)
+    found += _more_gpus_model_parallel(scenario)
     if not found:
         found.append("does not fit with zero3, full checkpointing or offload at any scale up to "
                      f"{MAX_GPUS:,} GPUs: pick a GPU with more memory or a smaller model")
@@ -97,3 +98,28 @@ def _more_gpus(scenario: Scenario) -> list[str]:
             also = "".join(f" and {k.split('.')[-1]}: {v}" for k, v in changes.items())
             return [f"fits with {sharded}{also} on >= {found.count} GPUs"]
     return []
+
+
+def _more_gpus_model_parallel(scenario: Scenario) -> list[str]:
+    """The smallest GPU count with tensor and sequence parallelism across a host (the largest tp
+    the heads allow), activations kept as configured: how Megatron users fit long sequences."""
+    par, arch = scenario.training.parallel, scenario.model.shape
+    if scenario.model.kind == "encoder-decoder" or par.tp > 1:
+        return []
+    tps = [t for t in (8, 4, 2) if t <= scenario.cluster.gpus_per_host and arch.num_heads % t == 0
+           and arch.kv_heads % t == 0]
+    if not tps:
+        return []
+    best = None
+    for strategy in ("zero1", "zero3"):  # Megatron's distributed optimizer, then full sharding
+        try:
+            variant = derive(scenario, {"training.strategy": strategy, "training.parallelism.tp": tps[0],
+                                        "training.parallelism.sequence_parallel": True})
+        except UserError:
+            continue
+        found = min_gpus(variant)
+        if found.count is not None and (best is None or found.count < best[1]):
+            best = (strategy, found.count)
+    if best is None or best[1] <= scenario.num_gpus:
+        return []
+    return [f"fits with tp {tps[0]}, sequence_parallel and {best[0]} on >= {best[1]} GPUs"]
