@@ -26,7 +26,7 @@ MEMORY_NOTE = ("memory: ZeRO-paper accounting (clustersim run's model), peak of 
 
 def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
     plan = subparsers.add_parser("plan", help="capacity planning: min GPUs, max model, compute budget, "
-                                 "time and cost to train")
+                                 "parallel layout, time and cost to train")
     sub = plan.add_subparsers(dest="plan_command", required=True, metavar="QUESTION")
 
     p = sub.add_parser("min-gpus", help="smallest GPU count that fits, per strategy, and the fastest")
@@ -57,16 +57,7 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_budget)
 
-    p = sub.add_parser("parallel", help="the fastest tensor x pipeline x data layout that fits",
-                       description="Searches tp (with sequence parallelism) x pp (1F1B or interleaved) x "
-                                   "micro-batch x data-parallel strategy x recomputation at the scenario's "
-                                   "GPU count and global batch; prunes with the memory model and a cheap "
-                                   "time estimate, simulates the best candidates, ranks them by tokens/s.")
-    p.add_argument("scenario")
-    p.add_argument("--top", type=int, default=5, help="rows to print (default %(default)s)")
-    p.add_argument("--simulate", type=int, default=8, help="candidates simulated on the engine (default %(default)s)")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_parallel)
+    _add_parallel(sub)
 
     p = sub.add_parser("train", help="time and cost to train the scenario's model on some tokens")
     p.add_argument("scenario")
@@ -78,6 +69,19 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, metavar="S", help="their seed (default: reliability.seed, else training.seed)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_train)
+
+
+def _add_parallel(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("parallel", help="the fastest tensor x pipeline x data layout that fits",
+                       description="Searches tp (with sequence parallelism) x pp (1F1B or interleaved) x "
+                                   "micro-batch x data-parallel strategy x recomputation at the scenario's "
+                                   "GPU count and global batch; prunes with the memory model and a cheap "
+                                   "time estimate, simulates the best candidates, ranks them by tokens/s.")
+    p.add_argument("scenario")
+    p.add_argument("--top", type=int, default=5, help="rows to print (default %(default)s)")
+    p.add_argument("--simulate", type=int, default=8, help="candidates simulated on the engine (default %(default)s)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_parallel)
 
 
 def _strategies_option(p: argparse.ArgumentParser) -> None:

@@ -99,32 +99,27 @@ def format_summary(info: dict) -> list[str]:
     return lines
 
 
-def draw_topology(topo: Topology, path: str) -> None:
-    """Draw a small topology, layered by vertex kind (GPUs at the bottom), to PNG or SVG."""
+def _check_picture(topo: Topology, path: str) -> None:
     n = topo.graph.number_of_nodes()
     if n > MAX_DRAWN_VERTICES:
-        raise UserError(
-            Problem(
-                "--picture",
-                f"{topo.name} has {n} vertices; pictures are drawn up to {MAX_DRAWN_VERTICES}",
-                "use a smaller --num-hosts",
-            )
-        )
+        raise UserError(Problem("--picture", f"{topo.name} has {n} vertices; pictures are drawn up to "
+                                f"{MAX_DRAWN_VERTICES}", "use a smaller --num-hosts"))
     if not str(path).lower().endswith((".png", ".svg")):
         raise UserError(Problem("--picture", f"{path!r}: expected a .png or .svg file name"))
+
+
+def draw_topology(topo: Topology, path: str) -> None:
+    """Draw a small topology, layered by vertex kind (GPUs at the bottom), to PNG or SVG."""
+    _check_picture(topo, path)
+    n = topo.graph.number_of_nodes()
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise UserError(
-            Problem(
-                "--picture",
-                "matplotlib is not installed",
-                "install it with: pip install matplotlib",
-            )
-        ) from None
+        raise UserError(Problem("--picture", "matplotlib is not installed",
+                                "install it with: pip install matplotlib")) from None
     import networkx as nx
 
     g = topo.graph.to_undirected(as_view=False)
