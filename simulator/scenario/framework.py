@@ -13,7 +13,8 @@ import dataclasses
 from simulator.core.errors import Problem
 from simulator.scenario.schema import TrainingSection
 from simulator.scenario.schema_framework import FRAMEWORK_SECTIONS
-from simulator.spec.specs import DeepSpeedSpec, FrameworkSpec, Fsdp2Spec, MegatronSpec
+from simulator.execution.frameworks import FRAMEWORKS
+from simulator.spec.specs import DEFAULT_FRAMEWORK, DeepSpeedSpec, FrameworkSpec, Fsdp2Spec, MegatronSpec
 
 # PyTorch FSDP's training.zero3 knobs under FSDP2: what FSDP2 does instead.
 _FSDP2_INSTEAD = {
@@ -22,6 +23,7 @@ _FSDP2_INSTEAD = {
     "limit_all_gathers": "FSDP2 removed limit_all_gathers: its all-gathers wait for the previous copy-out instead",
 }
 _SPECS = {"deepspeed": DeepSpeedSpec, "pytorch-fsdp2": Fsdp2Spec, "megatron": MegatronSpec}
+_FIELDS = {field for field, _ in FRAMEWORK_SECTIONS.values()}
 _DS_STAGE3 = ("stage3_prefetch_bucket_size", "stage3_max_live_parameters", "stage3_max_reuse_distance",
               "stage3_param_persistence_threshold", "sub_group_size")
 _DS_STAGE12 = ("allgather_bucket_size", "use_multi_rank_bucket_allreduce")
@@ -30,11 +32,8 @@ _DS_STAGE12 = ("allgather_bucket_size", "use_multi_rank_bucket_allreduce")
 def framework_spec(t: TrainingSection, strategy: str, problems: list[Problem], warnings: list[str]) -> FrameworkSpec:
     """The framework profile with its options (the framework's defaults where not given)."""
     name = t.framework
-    for fw, (field, _) in FRAMEWORK_SECTIONS.items():
-        if getattr(t, field) is not None and fw != name:
-            problems.append(Problem(f"training.{field}", f"{fw} options, but training.framework is {name}",
-                                    f"set training.framework: {fw}, or remove training.{field}"))
-    _foreign_pytorch_knobs(t, name, problems)
+    present = {field for field, _ in FRAMEWORK_SECTIONS.values() if getattr(t, field) is not None}
+    problems += section_problems(name, present, set(t.zero3.model_fields_set), set(t.model_fields_set))
     spec = FrameworkSpec(name=name)
     if name in FRAMEWORK_SECTIONS:
         field = FRAMEWORK_SECTIONS[name][0]
@@ -48,9 +47,28 @@ def framework_spec(t: TrainingSection, strategy: str, problems: list[Problem], w
     return spec
 
 
-def _foreign_pytorch_knobs(t: TrainingSection, name: str, problems: list[Problem]) -> None:
+def raw_problems(data) -> list[Problem]:
+    """The same section checks on the raw mapping, when the shape check failed elsewhere."""
+    t = data.get("training") if isinstance(data, dict) else None
+    if not isinstance(t, dict):
+        return []
+    name = t.get("framework", DEFAULT_FRAMEWORK)
+    if not isinstance(name, str) or name.strip().lower() not in FRAMEWORKS:
+        return []
+    zero3 = t.get("zero3")
+    return section_problems(name.strip().lower(), {k for k in t if k in _FIELDS},
+                            set(zero3) if isinstance(zero3, dict) else set(), set(t))
+
+
+def section_problems(name: str, present: set[str], zero3_keys: set[str], training_keys: set[str]) -> list[Problem]:
+    """Options given for another framework than training.framework."""
+    problems = []
+    for fw, (field, _) in FRAMEWORK_SECTIONS.items():
+        if field in present and fw != name:
+            problems.append(Problem(f"training.{field}", f"{fw} options, but training.framework is {name}",
+                                    f"set training.framework: {fw}, or remove training.{field}"))
     if name != "pytorch-fsdp":
-        for key in sorted(t.zero3.model_fields_set):
+        for key in sorted(zero3_keys & set(_FSDP2_INSTEAD)):
             hint = (_FSDP2_INSTEAD[key] if name == "pytorch-fsdp2" else
                     f"training.zero3 holds PyTorch FSDP's options; {name}'s are under "
                     f"training.{FRAMEWORK_SECTIONS[name][0]}")
@@ -58,10 +76,10 @@ def _foreign_pytorch_knobs(t: TrainingSection, name: str, problems: list[Problem
                                     f"is {name}", hint))
     if name in ("deepspeed", "megatron"):
         own = {"deepspeed": "training.deepspeed.reduce_bucket_size", "megatron": "training.megatron.bucket_size"}
-        for key in ("bucket_size", "gradient_as_bucket_view"):
-            if key in t.model_fields_set:
-                problems.append(Problem(f"training.{key}", f"a PyTorch DDP option, but training.framework is "
-                                        f"{name}", f"{name}'s gradient buckets are {own[name]}"))
+        for key in sorted(training_keys & {"bucket_size", "gradient_as_bucket_view"}):
+            problems.append(Problem(f"training.{key}", f"a PyTorch DDP option, but training.framework is "
+                                    f"{name}", f"{name}'s gradient buckets are {own[name]}"))
+    return problems
 
 
 def _deepspeed(given: dict, strategy: str, problems: list[Problem], warnings: list[str]) -> None:

@@ -28,7 +28,7 @@ from simulator.model import presets
 from simulator.model.precision import PRECISIONS
 from simulator.model.spec import ModelSpec, from_architecture, from_params
 from simulator.scenario import resolve
-from simulator.scenario.framework import framework_spec
+from simulator.scenario.framework import framework_spec, raw_problems
 from simulator.scenario.parallel import microbatches, parallel_spec
 from simulator.scenario.problems import pydantic_problems, text_at
 from simulator.scenario.reliability import resolve_reliability
@@ -82,7 +82,7 @@ def scenario_from_dict(data: dict[str, Any], base_dir: str | Path | None = None,
     except ValidationError as exc:
         problems = pydantic_problems(exc)
         reported = {p.path for p in problems}
-        problems += [p for p in _name_problems(data) if p.path not in reported]
+        problems += [p for p in _name_problems(data) + raw_problems(data) if p.path not in reported]
         raise UserError(problems) from None
     problems: list[Problem] = []
     model = _model(spec, problems)

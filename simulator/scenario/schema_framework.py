@@ -107,3 +107,11 @@ FRAMEWORK_SECTIONS: dict[str, tuple[str, type[_Section]]] = {
     "pytorch-fsdp2": ("fsdp2", Fsdp2Section),
     "megatron": ("megatron", MegatronSection),
 }
+
+
+def knob_home(key: str) -> str | None:
+    """Where a framework knob belongs ("training.deepspeed"), for a knob given elsewhere."""
+    for fw, (field, section) in FRAMEWORK_SECTIONS.items():
+        if key in section.model_fields:
+            return f"training.{field} (framework {fw})"
+    return None

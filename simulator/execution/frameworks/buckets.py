@@ -138,7 +138,7 @@ class GradBucketSession:
         local = shard_of(params, n) if self.plan.sharded_optimizer else params
         opt = optimizer_step(self.b, self.ctx, local, deps=(last, *self.comm_ids))
         extra = self.plan.step_transient_bytes_per_param * local
-        if extra and not self.ctx.scenario.training.offload.optimizer:
+        if extra and n > 1 and self.plan.sharded_optimizer and not self.ctx.scenario.training.offload.optimizer:
             self.b.adjust(opt, alloc=extra, free=extra)
         if self.plan.sharded_optimizer and n > 1 and not self.plan.gather_before_forward:
             self._gather_all(deps=(opt,))
