@@ -3,7 +3,8 @@ file of the same shape) and what clustersim predicts for each.
 
 A case: id, category, role (calibration: a constant was fitted to it; validation: nothing
 was), source, metric, published value, tolerance, scenario (inline), and for metrics that
-need it the published FLOP count. Metrics:
+need it the published FLOP count; `known_miss` says why a case misses its tolerance (kept as
+evidence, not tuned to). Metrics:
 - a `step` field of the report (tokens_per_s_per_gpu, tflops_per_gpu, mfu, time_s);
 - tflops_per_gpu_from_flops: the case's flops_per_step / (GPUs x step time), for papers that
   count FLOPs their own way (Megatron's Eq. 3 includes recomputation).
@@ -39,6 +40,7 @@ class Case:
     base_dir: str
     flops_per_step: float | None = None
     slow: bool = False
+    known_miss: str = ""
 
 
 def load_cases(path: str | Path) -> list[Case]:
