@@ -34,8 +34,8 @@ import math
 from dataclasses import dataclass, field
 
 from simulator.execution import layout
-from simulator.execution.pipeline import passes
 from simulator.execution.frameworks import strategy_for
+from simulator.execution.pipeline import passes
 from simulator.model.precision import optimizer_state_bytes_per_param
 from simulator.spec.specs import Scenario
 
@@ -108,7 +108,7 @@ def stage_memory(scenario: Scenario) -> list[MemoryBreakdown]:
 def _stage_breakdown(scenario: Scenario, lay: layout.Layout) -> MemoryBreakdown:
     t, m = scenario.training, scenario.model
     strategy = strategy_for(t)
-    pb, gb = t.precision.weight_bytes, t.precision.grad_bytes
+    gb = t.precision.grad_bytes
     k = optimizer_state_bytes_per_param(t.optimizer, t.precision, m.hidden_size)
     n = strategy.shard_degree(scenario)
     stage = lay.stage

@@ -15,10 +15,10 @@ import numpy as np
 
 from simulator.execution.context import SimContext
 from simulator.execution.engine import EngineResult, RankClass, run
+from simulator.execution.frameworks import strategy_for
 from simulator.execution.memory import MemoryBreakdown, stage_memory
 from simulator.execution.pipeline import passes
 from simulator.execution.schedule import Collective, Schedule
-from simulator.execution.frameworks import strategy_for
 from simulator.execution.strategies.common import Context, stage_work
 from simulator.spec.specs import Scenario
 from simulator.system.comm.cost import CommContext

@@ -11,10 +11,16 @@ from __future__ import annotations
 import dataclasses
 
 from simulator.core.errors import Problem
+from simulator.execution.frameworks import FRAMEWORKS
 from simulator.scenario.schema import TrainingSection
 from simulator.scenario.schema_framework import FRAMEWORK_SECTIONS
-from simulator.execution.frameworks import FRAMEWORKS
-from simulator.spec.specs import DEFAULT_FRAMEWORK, DeepSpeedSpec, FrameworkSpec, Fsdp2Spec, MegatronSpec
+from simulator.spec.specs import (
+    DEFAULT_FRAMEWORK,
+    DeepSpeedSpec,
+    FrameworkSpec,
+    Fsdp2Spec,
+    MegatronSpec,
+)
 
 # PyTorch FSDP's training.zero3 knobs under FSDP2: what FSDP2 does instead.
 _FSDP2_INSTEAD = {

@@ -12,13 +12,27 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    model_validator,
+)
 
-from simulator.core.units import UnitError, parse_bandwidth, parse_bytes, parse_duration, parse_flops_rate
+from simulator.core.units import (
+    UnitError,
+    parse_bandwidth,
+    parse_bytes,
+    parse_duration,
+    parse_flops_rate,
+)
+from simulator.execution.frameworks import FRAMEWORKS
 from simulator.execution.strategies import ALIASES, STRATEGIES
 from simulator.model.architecture import FFNS, KINDS, NORMS, POSITIONS
 from simulator.model.precision import CHECKPOINTING, DTYPES, OPTIMIZERS, PRECISIONS
-from simulator.execution.frameworks import FRAMEWORKS
 from simulator.scenario.schema_framework import DeepSpeedSection, Fsdp2Section, MegatronSection
 from simulator.scenario.schema_reliability import ReliabilitySection
 from simulator.spec.specs import DEFAULT_FRAMEWORK, PIPELINE_SCHEDULES

@@ -24,11 +24,11 @@ from typing import Any
 
 from simulator.core.errors import UserError
 from simulator.execution.context import SimContext
+from simulator.execution.frameworks import strategy_for
 from simulator.execution.memory import MemoryBreakdown, memory_breakdown
 from simulator.execution.metrics import step_metrics
 from simulator.execution.schedule import Collective
 from simulator.execution.step import Comm, compute_model, simulate_step
-from simulator.execution.frameworks import strategy_for
 from simulator.execution.strategies.common import stage_work
 from simulator.scenario.load import derive
 from simulator.spec.specs import Scenario

@@ -19,7 +19,13 @@ from dataclasses import dataclass
 from simulator.execution.frameworks.units import own_tensors, padded, stage_modules
 from simulator.execution.pipeline import Pass, last_backward
 from simulator.execution.schedule import Collective, ScheduleBuilder
-from simulator.execution.strategies.common import ChunkWork, Context, UnitWork, optimizer_step, shard_of
+from simulator.execution.strategies.common import (
+    ChunkWork,
+    Context,
+    UnitWork,
+    optimizer_step,
+    shard_of,
+)
 
 
 @dataclass(frozen=True, kw_only=True)

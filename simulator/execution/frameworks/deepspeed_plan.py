@@ -49,8 +49,9 @@ def _unique(tensors) -> list[Tensor]:
     return list({t.name: t for t in tensors}.values())
 
 
-def plan(hooks: list[Hook], steps: int, k: Knobs) -> list[StepPlan]:
-    """Per compute step: the all-gathers issued by its hooks and the parameters they release."""
+def plan(hooks: list[Hook], steps: int, k: Knobs, trace: list | None = None) -> list[StepPlan]:
+    """Per compute step: the all-gathers issued by its hooks and the parameters they release.
+    `trace`, if given, gets (hook, available elements before the prefetch, after it) per hook."""
     out = [StepPlan() for _ in range(steps)]
     persistent = {t.name for h in hooks for t in h.tensors if t.numel <= k.persistence_threshold}
     queue = deque((t, i) for i, h in enumerate(hooks) for t in sorted(_unique(h.tensors), key=lambda t: t.name))
@@ -72,6 +73,7 @@ def plan(hooks: list[Hook], steps: int, k: Knobs) -> list[StepPlan]:
         while queue and queue[0][1] <= i:
             t, use = queue.popleft()
             latest[t.name] = max(latest.get(t.name, -1), use)
+        before = live
         if k.prefetch_bucket_size > 0:
             budget = min(k.max_live_parameters - live, k.prefetch_bucket_size)
             chosen: dict[str, Tensor] = {}
@@ -84,6 +86,8 @@ def plan(hooks: list[Hook], steps: int, k: Knobs) -> list[StepPlan]:
                     numel += t.numel
             if chosen:
                 gather(h.step, list(chosen.values()))
+        if trace is not None:
+            trace.append((i, before, live))
         for t in _unique(h.tensors):
             if t.name in persistent or latest.get(t.name, -1) > i or (i, t.name) in reuse:
                 continue

@@ -64,7 +64,8 @@ def coordinator(steps: list[Step], knobs: Knobs) -> list[StepPlan]:
 def grad_tensors(step: Step, shared: set[str]) -> list[int]:
     """Element counts of the gradients a backward step produces, in readiness order (a tied
     output projection's gradient is counted with the embedding)."""
-    return [t.numel for m in step.modules for t in reversed(m.tensors) if t.name not in shared]
+    keep = set() if step.unit == "embedding" else shared
+    return [t.numel for m in step.modules for t in reversed(m.tensors) if t.name not in keep]
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,12 @@ from simulator.core.errors import Problem
 from simulator.execution.frameworks.buckets import BucketPlan, Buckets
 from simulator.execution.frameworks.deepspeed import fp32_grad_bytes
 from simulator.execution.frameworks.deepspeed_plan import Knobs
-from simulator.execution.frameworks.deepspeed_steps import coordinator, grad_tensors, micro_batch_steps, walk
+from simulator.execution.frameworks.deepspeed_steps import (
+    coordinator,
+    grad_tensors,
+    micro_batch_steps,
+    walk,
+)
 from simulator.execution.frameworks.units import padded, stage_modules
 from simulator.execution.schedule import Collective, ScheduleBuilder
 from simulator.execution.strategies.base import StateBytes
@@ -82,7 +87,7 @@ class DeepSpeedZero3(Zero3):
     def states(self, s, lay, k: float) -> StateBytes:
         n, p = self.shard_degree(s), s.training.precision
         local = sum(math.ceil(v / n) for v in _tensors(stage_modules(s, lay.stage, lay)).values())
-        return StateBytes(params=local * p.weight_bytes, grads=local * p.grad_bytes, optimizer=int(math.ceil(local * k)))
+        return StateBytes(params=local * p.weight_bytes, grads=local * p.grad_bytes, optimizer=math.ceil(local * k))
 
     def static_buffer_bytes(self, s, lay, pb, gb) -> int:
         ds = s.training.framework.deepspeed

@@ -27,10 +27,10 @@ from __future__ import annotations
 import math
 
 from simulator.execution.frameworks.units import stage_modules
-from simulator.execution.strategies.fsdp import HSDP, FsdpSession, Zero3, _PassState
 from simulator.execution.strategies.base import StateBytes
 from simulator.execution.strategies.buckets import BucketSession
 from simulator.execution.strategies.ddp import DDP_FIRST_BUCKET_BYTES
+from simulator.execution.strategies.fsdp import HSDP, FsdpSession, Zero3, _PassState
 from simulator.model.ops import Op
 from simulator.spec.specs import ShardingSpec
 
@@ -60,9 +60,10 @@ class _Fsdp2:
         """Each rank stores ceil(dim0 / n) rows of every parameter, and their gradients and
         optimizer states."""
         n = self.shard_degree(s)
-        local = sum(padded_numel(mods, n) for mods in stage_modules(s, lay.stage, lay).values()) // n
+        every = [m for mods in stage_modules(s, lay.stage, lay).values() for m in mods]
+        local = padded_numel(every, n) // n   # a tied table once
         p = s.training.precision
-        return StateBytes(params=local * p.weight_bytes, grads=local * p.grad_bytes, optimizer=int(math.ceil(local * k)))
+        return StateBytes(params=local * p.weight_bytes, grads=local * p.grad_bytes, optimizer=math.ceil(local * k))
 
     def chunk_moments(self, s, lay, chunk, acts, pb, gb):
         if self.shard_degree(s) == 1:

@@ -56,7 +56,7 @@ class _Megatron(Strategy):
         # A 16-bit buffer under mixed precision: the optimizer keeps fp32 main gradients too.
         main_grads = FP32 if grad < FP32 and t.precision.master_bytes else 0
         opt = math.ceil(params / n) * (k + main_grads) if self.zero_stage else params * (k + main_grads)
-        return StateBytes(params=params * t.precision.weight_bytes, grads=params * grad, optimizer=int(math.ceil(opt)))
+        return StateBytes(params=params * t.precision.weight_bytes, grads=params * grad, optimizer=math.ceil(opt))
 
     def static_buffer_bytes(self, s, lay, pb, gb) -> int:
         return 0
