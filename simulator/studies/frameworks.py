@@ -12,6 +12,7 @@ from simulator.execution.memory import memory_breakdown
 from simulator.execution.metrics import step_metrics
 from simulator.execution.step import simulate_step
 from simulator.scenario.load import derive
+from simulator.scenario.schema_framework import FRAMEWORK_SECTIONS
 from simulator.spec.specs import Scenario
 from simulator.studies.cases import predict, shipped_cases
 
@@ -45,13 +46,23 @@ def _collectives(step) -> dict[str, dict]:
     return out
 
 
+def _foreign_options(scenario: Scenario, name: str) -> dict[str, None]:
+    """The option fields of the scenario that the framework `name` does not have (removed)."""
+    own = FRAMEWORK_SECTIONS.get(name, ("",))[0]
+    training = scenario.data().get("training", {})
+    drop = [f for f, _ in FRAMEWORK_SECTIONS.values() if f != own]
+    drop += ["zero3"] if name != "pytorch-fsdp" else []
+    drop += ["bucket_size", "gradient_as_bucket_view"] if name in ("deepspeed", "megatron") else []
+    return {f"training.{f}": None for f in drop if f in training}
+
+
 def compare(scenario: Scenario, ctx: SimContext | None = None) -> list[FrameworkRow]:
     """The scenario under each framework profile (those that reject it say why)."""
     ctx = ctx or SimContext()
     rows = []
     for name in FRAMEWORKS:
         try:
-            s = derive(scenario, {"training.framework": name})
+            s = derive(scenario, {"training.framework": name, **_foreign_options(scenario, name)})
         except UserError as exc:
             rows.append(FrameworkRow(framework=name, error="; ".join(p.message for p in exc.problems)))
             continue

@@ -47,7 +47,7 @@ def _compare_lines(scenario, rows) -> list[str]:
                  f"{'comm':>10}{'exposed':>10}{'tok/s/GPU':>11}")
     for r in rows:
         if r.error:
-            lines.append(f"{r.framework:<15}  not offered: {r.error}")
+            lines.append(f"{r.framework:<15}  cannot run it: {r.error}")
             continue
         c = r.components
         states = c["params"] + c["grads"] + c["optimizer"]
