@@ -48,6 +48,9 @@ def framework_spec(t: TrainingSection, strategy: str, problems: list[Problem], w
         spec = dataclasses.replace(spec, **{field: _SPECS[name](**given)})
         if name == "deepspeed":
             _deepspeed(given, strategy, problems, warnings)
+        elif name == "pytorch-fsdp2" and given and strategy == "ddp":
+            problems.append(Problem(f"training.fsdp2.{sorted(given)[0]}", "applies to fully_shard (zero3, hsdp), "
+                                    "not ddp (PyTorch DDP)", "remove training.fsdp2, or change training.strategy"))
         elif name == "megatron":
             _megatron(spec.megatron, strategy, problems)
     return spec

@@ -18,6 +18,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from simulator.spec.specs import DeepSpeedSpec, MegatronSpec
 
 MAX_ELEMENTS = 10**15
+_NUMBER = r"^[0-9.]+([eE][-+]?[0-9]+)?$"
 
 
 def _elements(value: Any) -> int:
@@ -41,9 +42,13 @@ def _count(default: int, what: str, minimum: int = 0) -> Any:
             raise ValueError(f"{what} must be at least {minimum:,}")
         return n
 
+    def schema(js: dict) -> None:  # a number, or the string YAML makes of 5e8
+        js.pop("type", None)
+        js["anyOf"] = [{"type": "number", "minimum": minimum}, {"type": "string", "pattern": _NUMBER}, {"type": "null"}]
+        js["examples"] = [default]
+
     return Annotated[int | None, BeforeValidator(lambda v: None if v is None else check(v)),
-                     Field(description=f"{what} (default {default:.0e})",
-                           json_schema_extra={"type": ["number", "string"], "examples": [default]})]
+                     Field(description=f"{what} (default {default:.0e})", json_schema_extra=schema)]
 
 
 class _Section(BaseModel):

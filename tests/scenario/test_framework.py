@@ -96,6 +96,8 @@ def test_megatron_bucket_default():
      ["training.deepspeed.stage3_max_live_parameters: applies to ZeRO-3 (strategy zero3) only"]),
     ({"framework": "deepspeed", "deepspeed": {"use_multi_rank_bucket_allreduce": False}},
      ["training.deepspeed.use_multi_rank_bucket_allreduce: applies to ZeRO-1/2"]),
+    ({"framework": "pytorch-fsdp2", "strategy": "ddp", "fsdp2": {"reshard_after_forward": False}},
+     ["training.fsdp2.reshard_after_forward: applies to fully_shard"]),
     ({"framework": "megatron", "strategy": "ddp", "megatron": {"overlap_param_gather": True}},
      ["training.megatron.overlap_param_gather: needs the distributed optimizer"]),
     ({"framework": "megatron", "strategy": "zero1", "megatron": {"overlap_param_gather": True}},
