@@ -11,7 +11,7 @@ is None until given. scenario/framework.py checks that a section matches trainin
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
@@ -88,6 +88,9 @@ class Fsdp2Section(_Section):
 
     reshard_after_forward: bool | None = Field(None, description="free each block's gathered parameters "
                                                "after its forward (default true; the root never)")
+    reduce_dtype: Literal["fp32", "bf16", "fp16"] | None = Field(
+        None, description="MixedPrecisionPolicy reduce_dtype: the gradient reduction's datatype (default: the "
+                          "gradients', bf16 under bf16-mixed)")
 
 
 _MG = MegatronSpec()

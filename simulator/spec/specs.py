@@ -68,6 +68,9 @@ class Fsdp2Spec:
 
     # _fully_shard.py: reshard_after_forward=None means True for non-root modules, False for the root.
     reshard_after_forward: bool = True
+    # _fsdp_api.py MixedPrecisionPolicy(reduce_dtype=None): None reduces in the gradients' dtype
+    # (bf16 under bf16-mixed); torchtitan and others set float32.
+    reduce_dtype: str | None = None
 
 
 # Megatron-LM: the DDP bucket default, max(40M, 1M x dp) parameters, when overlapping the

@@ -11,7 +11,8 @@ _fsdp_collectives.py and _fsdp_param_group.py:
   foreach_all_gather_copy_out splits the flat output into per-parameter tensors on the
   compute stream (wait_for_unshard): the output buffer and the parameters coexist until the
   copy-out ends, then the output is freed. foreach_reduce copies the gradients into the
-  reduce-scatter input first (time only here: the two coexist briefly, not counted).
+  reduce-scatter input first, cast to MixedPrecisionPolicy's reduce_dtype (time only here: the two
+  coexist briefly, not counted).
 - No rate limiter (limit_all_gathers and backward_prefetch were removed): in forward the
   next all-gather waits for the current copy-out (the all-gather streams wait on its event);
   in backward each block's pre-backward copies out its parameters and then prefetches the
@@ -117,6 +118,8 @@ class Fsdp2Session(FsdpSession):
         self.padded = {name: padded_numel(m, self.n) for name, m in mods.items()}
         self.padded["root"] = padded_numel(root, self.n)
         self.reduces: list[int] = []
+        dtype = s.training.framework.fsdp2.reduce_dtype
+        self.reduce_bytes = {"fp32": 4, "bf16": 2, "fp16": 2}.get(dtype, ctx.gb)
 
     def gathered(self, unit: str, params: int) -> int:
         return self.padded[unit]
@@ -132,7 +135,7 @@ class Fsdp2Session(FsdpSession):
 
     def reduce(self, name: str, params: int, deps, free: int, unit: str = "") -> int:
         copy_in = self.b.add(name.replace("reduce_scatter", "reduce_scatter copy-in"), "comm_rs", "copy",
-                             deps=deps, duration_s=_copy_s(self.ctx, 2 * self.padded[unit] * self.ctx.gb))
+                             deps=deps, duration_s=_copy_s(self.ctx, self.padded[unit] * (self.ctx.gb + self.reduce_bytes)))
         done = super().reduce(name, params, (copy_in,), free, unit)
         self.reduces.append(self.last_reduce_scatter)
         return done

@@ -130,6 +130,7 @@ class FsdpSession:
         self.ctx, self.b, self.shard, self.replica = ctx, b, shard, replica
         s = ctx.scenario
         self.z, self.offload, self.n = s.training.sharding, s.training.offload.params, shard.size
+        self.reduce_bytes = ctx.gb   # bytes per gradient element on the wire
         self.grad_comm: list[int] = []
         self.previous_pass_end, self.previous_pass = None, None
         self.previous_pass_is_own_forward = False
@@ -157,7 +158,7 @@ class FsdpSession:
                                            size_bytes=self.gathered(unit, params) * ctx.pb))
 
     def reduce(self, name: str, params: int, deps, free: int, unit: str = "") -> int:
-        gb = self.ctx.gb
+        gb = self.reduce_bytes
         rs = self.b.add(name, "comm_rs", "comm", deps=deps, free_bytes=free,
                         collective=Collective(op="reduce_scatter", group=self.shard,
                                               size_bytes=self.gathered(unit, params) * gb))
@@ -165,7 +166,7 @@ class FsdpSession:
         if self.replica is not None:
             rs = self.b.add(name.replace("reduce_scatter", "all_reduce"), "comm_rs", "comm", deps=(rs,),
                             collective=Collective(op="all_reduce", group=self.replica,
-                                                  size_bytes=shard_of(params, self.n) * gb))
+                                                  size_bytes=self.gathered(unit, params) // self.n * gb))
         return rs
 
     @staticmethod

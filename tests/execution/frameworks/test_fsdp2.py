@@ -76,3 +76,10 @@ def test_fsdp2_next_gather_waits_for_the_copy_out_not_a_rate_limiter():
 def test_fsdp2_without_reshard_after_forward_gathers_each_block_once():
     step = simulate_step(scenario("pytorch-fsdp2", fsdp2={"reshard_after_forward": False}))
     assert sum(gathers(step).values()) == 2 + 1
+
+
+def test_fsdp2_reduce_dtype_fp32_doubles_the_reduce_scatter():
+    # MixedPrecisionPolicy(reduce_dtype=torch.float32): gradients go on the wire in fp32.
+    step = simulate_step(scenario("pytorch-fsdp2", fsdp2={"reduce_dtype": "fp32"}))
+    rs = {c["bytes"] for c in step.collectives if c["op"] == "reduce_scatter"}
+    assert rs == {BLOCK_FSDP2 * 4, ROOT_FSDP2 * 4}
