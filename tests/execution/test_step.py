@@ -295,7 +295,7 @@ def test_every_framework_keeps_the_timeline_and_analytic_peak_equal(
     elif framework == "megatron":
         training["megatron"] = {"overlap_grad_reduce": overlap, "bucket_size": bucket,
                                 "overlap_param_gather": overlap and strategy == "zero1"}
-    else:
+    elif strategy != "ddp":   # FSDP2's options are fully_shard's
         training["fsdp2"] = {"reshard_after_forward": reshard}
     if strategy == "hsdp":
         training["shard_group_size"] = min(2, gpus)

@@ -114,6 +114,8 @@ def test_megatron_bucket_default():
      ["pipeline engine supports ZeRO stage 1 only"]),
     ({"framework": "deepspeed", "strategy": "zero3", "offload": {"params": "cpu"}},
      ["training.offload.params", "not modelled for the deepspeed profile"]),
+    ({"framework": "megatron", "strategy": "zero1", "offload": {"optimizer": "cpu"}},
+     ["training.offload.optimizer: optimizer offload is not modelled for the megatron profile"]),
 ])
 def test_bad_framework_input_exits_2_at_its_field(tmp_path, capsys, training, fragments):
     err = refused(tmp_path, capsys, data(**training))

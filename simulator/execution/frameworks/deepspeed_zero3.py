@@ -71,11 +71,11 @@ class DeepSpeedZero3(Zero3):
     offload_params = False
 
     def validate(self, t, dp: int) -> list[Problem]:
-        problems = super().validate(t, dp)
+        problems = [p for p in super().validate(t, dp) if p.path != "training.offload.params"]
         if t.offload.params:
-            problems[-1:] = [Problem("training.offload.params", "parameter offload (ZeRO-Infinity) is not "
-                                     "modelled for the deepspeed profile", "use framework pytorch-fsdp "
-                                     "(FSDP CPUOffload) or offload the optimizer only")]
+            problems.append(Problem("training.offload.params", "parameter offload (ZeRO-Infinity) is not "
+                                    "modelled for the deepspeed profile", "use framework pytorch-fsdp "
+                                    "(FSDP CPUOffload) or offload the optimizer only"))
         if t.parallel.pp > 1:
             problems.append(Problem("training.strategy", "DeepSpeed's pipeline engine supports ZeRO stage 1 "
                                     "only (deepspeed/runtime/pipe/engine.py)", "use zero1 with pipeline parallelism"))

@@ -43,10 +43,10 @@ class _Megatron(Strategy):
     offload_optimizer = False
 
     def validate(self, t, dp: int) -> list[Problem]:
-        problems = super().validate(t, dp)
+        problems = [p for p in super().validate(t, dp) if p.path != "training.offload.optimizer"]
         if t.offload.optimizer:
-            problems[-1:] = [Problem("training.offload.optimizer", "optimizer offload is not modelled for the "
-                                     "megatron profile", "use framework deepspeed (ZeRO-Offload)")]
+            problems.append(Problem("training.offload.optimizer", "optimizer offload is not modelled for the "
+                                    "megatron profile", "use framework deepspeed (ZeRO-Offload)"))
         return problems
 
     def states(self, s, lay, k: float) -> StateBytes:
