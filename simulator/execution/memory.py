@@ -34,8 +34,8 @@ import math
 from dataclasses import dataclass, field
 
 from simulator.execution import layout
+from simulator.execution.frameworks import strategy_for
 from simulator.execution.pipeline import passes
-from simulator.execution.strategies import get_strategy
 from simulator.model.precision import optimizer_state_bytes_per_param
 from simulator.spec.specs import Scenario
 
@@ -107,12 +107,12 @@ def stage_memory(scenario: Scenario) -> list[MemoryBreakdown]:
 
 def _stage_breakdown(scenario: Scenario, lay: layout.Layout) -> MemoryBreakdown:
     t, m = scenario.training, scenario.model
-    strategy = get_strategy(t.strategy)
-    pb, gb = t.precision.weight_bytes, t.precision.grad_bytes
+    strategy = strategy_for(t)
+    gb = t.precision.grad_bytes
     k = optimizer_state_bytes_per_param(t.optimizer, t.precision, m.hidden_size)
     n = strategy.shard_degree(scenario)
     stage = lay.stage
-    states = strategy.state_bytes(lay.params, n, pb, gb, k)
+    states = strategy.states(scenario, lay, k)
     params_b, grads_b, opt_b = states.params, states.grads, states.optimizer
     notes = []
     cpu_per_gpu = 0
@@ -167,7 +167,7 @@ def peak_moment(scenario: Scenario, stage: int = 0, lay: layout.Layout | None = 
     chunk's activations, the logits included) and each block's backward (activations of the
     blocks before it, its recompute working set and the strategy's transient buffers)."""
     t, par = scenario.training, scenario.training.parallel
-    strategy = get_strategy(t.strategy)
+    strategy = strategy_for(t)
     pb, gb = t.precision.weight_bytes, t.precision.grad_bytes
     lay = lay or layout.model_layout(scenario.model, par, stage)
     acts = layout.activations(lay, t.seq_len, t.micro_batch_size, t.activation_checkpointing,
@@ -189,7 +189,13 @@ def peak_moment(scenario: Scenario, stage: int = 0, lay: layout.Layout | None = 
         if total + moment.bytes > best_bytes:
             best, best_bytes = (moment, total), total + moment.bytes
     moment, others = best
-    return dataclasses.replace(moment, activations_bytes=moment.activations_bytes + others)
+    moment = dataclasses.replace(moment, activations_bytes=moment.activations_bytes + others)
+    step = strategy.step_transient_bytes(scenario, lay, pb, gb)
+    if step and static + step > moment.bytes:
+        # After every backward: no activations, the optimizer's own buffers.
+        return Moment(label="optimizer step", activations_bytes=0, buffers_bytes=static + step,
+                      static_buffers_bytes=static)
+    return moment
 
 
 def _chunk_moments(scenario, strategy, lay, acts, static, pb, gb) -> dict[int, tuple[int, Moment]]:
@@ -203,6 +209,12 @@ def _chunk_moments(scenario, strategy, lay, acts, static, pb, gb) -> dict[int, t
         emb = acts.embedding if chunk.embedding else 0
         output = acts.output if chunk.head else 0
         full = emb + sum(kept) + output
+        custom = strategy.chunk_moments(scenario, lay, chunk, (emb, kept, working, output), pb, gb)
+        if custom is not None:
+            label, act, buf = max(custom, key=lambda m: m[1] + m[2])
+            out[chunk.index] = (full, Moment(label=label, activations_bytes=act, buffers_bytes=static + buf,
+                                             static_buffers_bytes=static))
+            continue
         label = "forward head / start of backward (all activations and the logits live)" if chunk.head \
             else f"start of backward of model chunk {chunk.index}"
         best = Moment(label=label, activations_bytes=full, static_buffers_bytes=static,

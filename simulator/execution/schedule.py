@@ -12,8 +12,10 @@ from dataclasses import dataclass, field, replace
 from simulator.spec.mesh import Group
 
 # p2p tasks (pipeline sends) run asynchronously, each on its own (Megatron's batched isend);
-# every other stream runs its tasks in issue order, as a CUDA stream does.
-STREAMS = ("compute", "comm", "comm_rs", "p2p", "pcie", "cpu")
+# every other stream runs its tasks in issue order, as a CUDA stream does. "host" holds
+# zero-time bookkeeping of the host thread (DeepSpeed ZeRO-3 allocating a fetch's buffers when
+# its hook runs).
+STREAMS = ("compute", "comm", "comm_rs", "p2p", "pcie", "cpu", "host")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -15,10 +15,10 @@ import numpy as np
 
 from simulator.execution.context import SimContext
 from simulator.execution.engine import EngineResult, RankClass, run
+from simulator.execution.frameworks import strategy_for
 from simulator.execution.memory import MemoryBreakdown, stage_memory
 from simulator.execution.pipeline import passes
 from simulator.execution.schedule import Collective, Schedule
-from simulator.execution.strategies import get_strategy
 from simulator.execution.strategies.common import Context, stage_work
 from simulator.spec.specs import Scenario
 from simulator.system.comm.cost import CommContext
@@ -112,7 +112,7 @@ def compute_model(scenario: Scenario, slowdown: float = 1.0) -> ComputeModel:
 
 def stage_context(scenario: Scenario, stage: int, static_bytes: int, cm: ComputeModel, comm: Comm) -> Context:
     par, t = scenario.training.parallel, scenario.training
-    mesh = get_strategy(scenario.strategy).mesh(scenario)
+    mesh = strategy_for(scenario.training).mesh(scenario)
     tp_bytes = t.micro_batch_size * t.seq_len * scenario.model.hidden_size * t.precision.activation_bytes
     tp_time = {}
     if par.tp > 1:
@@ -129,7 +129,7 @@ def stage_context(scenario: Scenario, stage: int, static_bytes: int, cm: Compute
 def rank_classes(scenario: Scenario, memory: list[MemoryBreakdown], cm: ComputeModel, comm: Comm) -> list[RankClass]:
     """Per pipeline stage: one class for its homogeneous ranks, one per distinct straggler
     slowdown among its ranks, and up to JITTER_CLASSES seeded classes for compute jitter."""
-    strategy, par = get_strategy(scenario.strategy), scenario.training.parallel
+    strategy, par = strategy_for(scenario.training), scenario.training.parallel
     mesh = strategy.mesh(scenario)
     stride = mesh.stride("pp")
     classes = []

@@ -7,6 +7,7 @@ import json
 from dataclasses import asdict
 from typing import Any
 
+from simulator.execution.frameworks.megatron import grad_buffer_bytes
 from simulator.execution.memory import MemoryBreakdown
 from simulator.execution.metrics import FLOPS_CONVENTION, StepMetrics, TrainingMetrics
 from simulator.execution.step import StepResult
@@ -54,6 +55,22 @@ def memory_section(scenario: Scenario, mem: MemoryBreakdown, suggestions: list[s
     }
 
 
+def _framework_options(t) -> dict[str, Any]:
+    """The chosen framework's options as simulated (its defaults filled in)."""
+    fw = t.framework
+    section = {"deepspeed": fw.deepspeed, "pytorch-fsdp2": fw.fsdp2, "megatron": fw.megatron}.get(fw.name)
+    if section is None:  # PyTorch FSDP / DDP
+        return {**asdict(t.sharding), "bucket_size_bytes": t.bucket_size_bytes,
+                "gradient_as_bucket_view": t.gradient_as_bucket_view}
+    out = asdict(section)
+    if fw.name == "deepspeed":  # the per-stage default resolved
+        out["overlap_comm"] = fw.deepspeed.overlap(int(t.strategy[-1]) if t.strategy[-1].isdigit() else 0)
+    elif fw.name == "megatron":
+        out["bucket_size"] = fw.megatron.bucket_params(t.parallel.dp)   # None: one bucket
+        out["grad_reduce_in_fp32"] = grad_buffer_bytes(t) == 4
+    return out
+
+
 def build_report(scenario: Scenario, mem: MemoryBreakdown, suggestions: list[str] = (),
                  step: StepResult | None = None, metrics: StepMetrics | None = None,
                  training: TrainingMetrics | None = None, goodput: Any = None,
@@ -64,7 +81,9 @@ def build_report(scenario: Scenario, mem: MemoryBreakdown, suggestions: list[str
         "model": {"name": scenario.model.name, "params": scenario.model.params,
                   "num_layers": scenario.model.num_layers, "hidden_size": scenario.model.hidden_size,
                   "shape_estimated": scenario.model.shape_estimated},
-        "training": {"strategy": t.strategy, "precision": t.precision.name, "optimizer": t.optimizer,
+        "training": {"strategy": t.strategy, "framework": t.framework.name,
+                     "framework_options": _framework_options(t), "precision": t.precision.name,
+                     "optimizer": t.optimizer,
                      "micro_batch_size": t.micro_batch_size, "seq_len": t.seq_len,
                      "grad_accum_steps": t.grad_accum_steps, "global_batch_size": scenario.global_batch_size,
                      "activation_checkpointing": t.activation_checkpointing,

@@ -17,13 +17,18 @@ def render_text(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _framework(t: dict[str, Any]) -> str:
+    fw = t.get("framework", "pytorch-fsdp")
+    return "" if fw == "pytorch-fsdp" else f" ({fw})"
+
+
 def _header(report: dict[str, Any]) -> list[str]:
     t, c, m = report["training"], report["cluster"], report["model"]
     shape = f"{m['num_layers']} layers, hidden {m['hidden_size']}" + (" (estimated)" if m.get("shape_estimated") else "")
     lines = [
         f"Scenario: {report['name']}",
         f"  model     {m['name']}: {m['params']:,} parameters ({shape})",
-        f"  training  {t['strategy']}, {t['precision']}, {t['optimizer']}, micro-batch {t['micro_batch_size']} x "
+        f"  training  {t['strategy']}{_framework(t)}, {t['precision']}, {t['optimizer']}, micro-batch {t['micro_batch_size']} x "
         f"seq {t['seq_len']}, accum {t['grad_accum_steps']} (global batch {t['global_batch_size']} seqs), "
         f"checkpointing {t['activation_checkpointing']}",
         f"  cluster   {c['num_gpus']} x {c['gpu']} on {c['num_hosts']} host(s) of topology {c['topology']}",

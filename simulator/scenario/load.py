@@ -22,11 +22,13 @@ from pydantic import ValidationError
 from simulator.core.errors import Problem, UserError, did_you_mean
 from simulator.core.resources import scenario_dir
 from simulator.core.yamlio import read_yaml
+from simulator.execution.frameworks import framework_problems, strategy_for
 from simulator.execution.strategies import get_strategy
 from simulator.model import presets
 from simulator.model.precision import PRECISIONS
 from simulator.model.spec import ModelSpec, from_architecture, from_params
 from simulator.scenario import resolve
+from simulator.scenario.framework import framework_spec, raw_problems
 from simulator.scenario.parallel import microbatches, parallel_spec
 from simulator.scenario.problems import pydantic_problems, text_at
 from simulator.scenario.reliability import resolve_reliability
@@ -80,7 +82,7 @@ def scenario_from_dict(data: dict[str, Any], base_dir: str | Path | None = None,
     except ValidationError as exc:
         problems = pydantic_problems(exc)
         reported = {p.path for p in problems}
-        problems += [p for p in _name_problems(data) if p.path not in reported]
+        problems += [p for p in _name_problems(data) + raw_problems(data) if p.path not in reported]
         raise UserError(problems) from None
     problems: list[Problem] = []
     model = _model(spec, problems)
@@ -88,8 +90,8 @@ def scenario_from_dict(data: dict[str, Any], base_dir: str | Path | None = None,
         cluster = resolved[1]
     else:
         cluster = resolve.cluster(spec.cluster, problems, base_dir)
-    training = _training(spec, cluster.num_gpus if cluster else None, problems)
     warnings: list[str] = []
+    training = _training(spec, cluster.num_gpus if cluster else None, problems, warnings)
     if model and training and cluster:
         resolve.check_compat(model, training, cluster, problems, warnings)
     reliability = resolve_reliability(spec.reliability, problems)
@@ -166,9 +168,12 @@ def _model(spec: ScenarioFile, problems: list[Problem]) -> ModelSpec | None:
     return from_params(int(m.params), m.num_layers, m.hidden_size)
 
 
-def _training(spec: ScenarioFile, num_gpus: int | None, problems: list[Problem]) -> TrainingSpec | None:
+def _training(spec: ScenarioFile, num_gpus: int | None, problems: list[Problem],
+              warnings: list[str]) -> TrainingSpec | None:
     t = spec.training
     strategy = get_strategy(t.strategy)
+    found: list[Problem] = []
+    framework = framework_spec(t, strategy.name, found, warnings)
     z = t.zero3
     training = TrainingSpec(
         precision=PRECISIONS[t.precision], optimizer=t.optimizer, strategy=strategy.name,
@@ -180,15 +185,17 @@ def _training(spec: ScenarioFile, num_gpus: int | None, problems: list[Problem])
                               reshard_after_forward=z.reshard_after_forward),
         bucket_size_bytes=t.bucket_size, gradient_as_bucket_view=t.gradient_as_bucket_view,
         framework_overhead_bytes=t.framework_overhead, allocator_reserve=t.allocator_reserve, tokens=t.tokens,
-        collective_algorithm=t.collective_algorithm, nvls=t.nvls, compute_jitter=t.compute_jitter, seed=t.seed)
+        collective_algorithm=t.collective_algorithm, nvls=t.nvls, compute_jitter=t.compute_jitter, seed=t.seed,
+        framework=framework)
+    found += framework_problems(training)
     if num_gpus is None:
+        problems.extend(found)
         return None
-    found: list[Problem] = []
     parallel = parallel_spec(t.parallelism, num_gpus, found)
     accum = microbatches(t.parallelism, t.grad_accum_steps, found)
-    if parallel is not None:
+    if parallel is not None and not framework_problems(training):
         training = dataclasses.replace(training, parallel=parallel)
-        found += strategy.validate(training, parallel.dp)
+        found += strategy_for(training).validate(training, parallel.dp)
         accum = resolve.accumulation(t, accum, parallel.dp, found)
     problems.extend(found)
     if found:

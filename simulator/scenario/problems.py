@@ -8,6 +8,7 @@ from pydantic import ValidationError
 
 from simulator.core.errors import Problem, did_you_mean
 from simulator.scenario.schema import ScenarioFile
+from simulator.scenario.schema_framework import knob_home
 
 # Labels pydantic puts into an error's location that are not field names: union branches
 # and the tags of the GPU field's discriminated union.
@@ -25,6 +26,9 @@ def pydantic_problems(exc: ValidationError) -> list[Problem]:
             msg = "unknown key"
             if parent is not None:
                 hint = did_you_mean(loc[-1], parent.model_fields)
+            home = knob_home(loc[-1]) if loc[:1] == ["training"] else None
+            if home:
+                hint = f"{loc[-1]} is an option of {home}" + (f"; {hint}" if hint.startswith("did you") else "")
         elif etype == "literal_error":
             expected = err.get("ctx", {}).get("expected", "")
             msg = f"expected one of {expected}, got {err.get('input')!r}"

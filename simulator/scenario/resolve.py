@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from simulator.core.errors import Problem, UserError, did_you_mean
-from simulator.execution.strategies import get_strategy
+from simulator.execution.frameworks import strategy_for
 from simulator.model.architecture import Architecture
 from simulator.model.spec import ModelSpec
 from simulator.scenario.parallel import check_model, check_placement
@@ -177,7 +177,7 @@ def _check_algorithm(t: TrainingSpec, c: ClusterSpec, problems: list[Problem]) -
         return
     algo = ALGORITHMS[t.collective_algorithm]
     stub = Scenario(name="", model=None, training=t, cluster=c)  # type: ignore[arg-type]
-    for op, group in get_strategy(t.strategy).collectives(stub):
+    for op, group in strategy_for(t).collectives(stub):
         if group.size < 2:
             continue
         hosts = np.asarray(group.ranks(0)) // c.gpus_per_host

@@ -12,14 +12,30 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    model_validator,
+)
 
-from simulator.core.units import UnitError, parse_bandwidth, parse_bytes, parse_duration, parse_flops_rate
+from simulator.core.units import (
+    UnitError,
+    parse_bandwidth,
+    parse_bytes,
+    parse_duration,
+    parse_flops_rate,
+)
+from simulator.execution.frameworks import FRAMEWORKS
 from simulator.execution.strategies import ALIASES, STRATEGIES
 from simulator.model.architecture import FFNS, KINDS, NORMS, POSITIONS
 from simulator.model.precision import CHECKPOINTING, DTYPES, OPTIMIZERS, PRECISIONS
+from simulator.scenario.schema_framework import DeepSpeedSection, Fsdp2Section, MegatronSection
 from simulator.scenario.schema_reliability import ReliabilitySection
-from simulator.spec.specs import PIPELINE_SCHEDULES
+from simulator.spec.specs import DEFAULT_FRAMEWORK, PIPELINE_SCHEDULES
 from simulator.system.comm.algorithms import ALGORITHMS
 from simulator.system.hardware import ARCHS, DEFAULT_ALLOCATOR_RESERVE_FRACTION
 from simulator.system.topology.loader import MAX_GPUS
@@ -153,8 +169,9 @@ class OffloadSection(Strict):
 
 
 class Zero3Section(Strict):
-    """FSDP / ZeRO-3 behaviour (PyTorch FSDP names). FSDP's forward_prefetch only matters when
-    the host cannot run ahead of the GPU; the engine's host always can, so it is not offered."""
+    """PyTorch FSDP (framework pytorch-fsdp) ZeRO-3 behaviour, in FSDP's names. FSDP's
+    forward_prefetch only matters when the host cannot run ahead of the GPU; the engine's host
+    always can, so it is not offered."""
 
     backward_prefetch: bool = True
     limit_all_gathers: bool = True
@@ -194,6 +211,12 @@ class TrainingSection(Strict):
     precision: _choice(PRECISIONS) = "bf16-mixed"
     optimizer: _choice(OPTIMIZERS) = "adamw"
     strategy: _choice((*STRATEGIES, *ALIASES)) = "ddp"
+    framework: _choice(FRAMEWORKS) = Field(DEFAULT_FRAMEWORK, description="whose scheduling of memory and "
+                                           "communication to model: " + ", ".join(FRAMEWORKS))
+    deepspeed: DeepSpeedSection | None = Field(None, description="framework deepspeed: ZeRO options")
+    fsdp2: Fsdp2Section | None = Field(None, description="framework pytorch-fsdp2: fully_shard options")
+    megatron: MegatronSection | None = Field(None, description="framework megatron: DDP / distributed "
+                                             "optimizer options")
     shard_group_size: _bounded(MAX_GPUS) | None = Field(None, description="hsdp: GPUs per shard group")
     micro_batch_size: _bounded(MAX_MICRO_BATCH) = 1
     seq_len: _bounded(MAX_SEQ_LEN) = 2048

@@ -34,6 +34,80 @@ class ShardingSpec:
     reshard_after_forward: bool = True
 
 
+# ---- framework profiles: how a framework schedules memory and communication (execution/frameworks).
+# Element counts are numel, as DeepSpeed and Megatron count them; the defaults are the
+# frameworks' own, each with the file it is read from.
+
+DEFAULT_FRAMEWORK = "pytorch-fsdp"
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeepSpeedSpec:
+    """DeepSpeed ZeRO (`zero_optimization` config keys). Defaults: deepspeed/runtime/zero/config.py
+    (DeepSpeedZeroConfig, microsoft/DeepSpeed at 38327e0)."""
+
+    reduce_bucket_size: int = 500_000_000          # config.py: reduce_bucket_size = 5e8 elements
+    allgather_bucket_size: int = 500_000_000       # config.py: 5e8; unused when torch has all_gather_into_tensor
+    overlap_comm: bool | None = None               # config.py overlap_comm_valid: None -> True iff stage 3
+    contiguous_gradients: bool = True              # config.py: contiguous_gradients = True
+    reduce_scatter: bool = True                    # config.py: reduce_scatter = True
+    use_multi_rank_bucket_allreduce: bool = True   # config.py: True (stage 1/2 all-reduce the bucket)
+    stage3_prefetch_bucket_size: int = 50_000_000  # config.py: 5e7 (docs/_pages/config-json.md says 5e8)
+    stage3_max_live_parameters: int = 1_000_000_000    # config.py: 1e9
+    stage3_max_reuse_distance: int = 1_000_000_000     # config.py: 1e9
+    stage3_param_persistence_threshold: int = 100_000  # config.py: 1e5
+    sub_group_size: int = 1_000_000_000            # config.py: 1e9 (ZeRO-3 optimizer step tile)
+
+    def overlap(self, stage: int) -> bool:
+        return self.overlap_comm if self.overlap_comm is not None else stage == 3
+
+
+@dataclass(frozen=True, kw_only=True)
+class Fsdp2Spec:
+    """PyTorch FSDP2 (`fully_shard`). Defaults: torch/distributed/fsdp/_fully_shard/_fully_shard.py."""
+
+    # _fully_shard.py: reshard_after_forward=None means True for non-root modules, False for the root.
+    reshard_after_forward: bool = True
+    # _fsdp_api.py MixedPrecisionPolicy(reduce_dtype=None): None reduces in the gradients' dtype
+    # (bf16 under bf16-mixed); torchtitan and others set float32.
+    reduce_dtype: str | None = None
+
+
+# Megatron-LM: the DDP bucket default, max(40M, 1M x dp) parameters, when overlapping the
+# gradient reduce (megatron/training/training.py, distributed_data_parallel.py); else one bucket.
+MEGATRON_MIN_BUCKET_PARAMS = 40_000_000
+MEGATRON_BUCKET_PARAMS_PER_DP_RANK = 1_000_000
+
+
+@dataclass(frozen=True, kw_only=True)
+class MegatronSpec:
+    """Megatron-Core DDP and distributed optimizer. Defaults:
+    megatron/core/distributed/distributed_data_parallel_config.py and megatron/training/arguments.py."""
+
+    overlap_grad_reduce: bool = False     # distributed_data_parallel_config.py: False
+    overlap_param_gather: bool = False    # distributed_data_parallel_config.py: False (needs overlap_grad_reduce)
+    bucket_size: int | None = None        # parameters; None -> the default above (one bucket without overlap)
+    grad_reduce_in_fp32: bool | None = None   # None -> True for bf16 (arguments.py forces fp32 main grads)
+
+    def bucket_params(self, dp: int) -> int | None:
+        """Parameters per gradient bucket (None: one bucket holds every parameter)."""
+        if self.bucket_size is not None:
+            return self.bucket_size
+        if not self.overlap_grad_reduce:
+            return None
+        return max(MEGATRON_MIN_BUCKET_PARAMS, MEGATRON_BUCKET_PARAMS_PER_DP_RANK * dp)
+
+
+@dataclass(frozen=True, kw_only=True)
+class FrameworkSpec:
+    """The framework profile and its options (only the chosen framework's section is read)."""
+
+    name: str = DEFAULT_FRAMEWORK
+    deepspeed: DeepSpeedSpec = DeepSpeedSpec()
+    fsdp2: Fsdp2Spec = Fsdp2Spec()
+    megatron: MegatronSpec = MegatronSpec()
+
+
 PIPELINE_SCHEDULES = ("gpipe", "1f1b", "interleaved-1f1b")
 # The default placement of the mesh: tensor parallelism innermost (inside one NVLink domain),
 # then data parallelism, then pipeline stages outermost (Megatron-LM's and torchtitan's order).
@@ -88,6 +162,7 @@ class TrainingSpec:
     compute_jitter: float
     seed: int
     parallel: ParallelSpec = ParallelSpec()
+    framework: FrameworkSpec = FrameworkSpec()
 
 
 @dataclass(frozen=True, kw_only=True)

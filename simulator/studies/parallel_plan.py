@@ -24,11 +24,11 @@ from typing import Any
 
 from simulator.core.errors import UserError
 from simulator.execution.context import SimContext
+from simulator.execution.frameworks import strategy_for
 from simulator.execution.memory import MemoryBreakdown, memory_breakdown
 from simulator.execution.metrics import step_metrics
 from simulator.execution.schedule import Collective
 from simulator.execution.step import Comm, compute_model, simulate_step
-from simulator.execution.strategies import get_strategy
 from simulator.execution.strategies.common import stage_work
 from simulator.scenario.load import derive
 from simulator.spec.specs import Scenario
@@ -154,7 +154,7 @@ def estimate_step_s(s: Scenario, comm: Comm) -> float:
     per_mb = sum(u.fwd_s + u.bwd_s + u.recompute_s for c in chunks.values()
                  for u in (c.embedding, *c.blocks, c.head) if u is not None)
     if par.tp > 1:
-        group = get_strategy(s.strategy).mesh(s).group("tp")
+        group = strategy_for(s.training).mesh(s).group("tp")
         size = t.micro_batch_size * t.seq_len * s.model.hidden_size * t.precision.activation_bytes
         op = "reduce_scatter" if par.sequence_parallel else "all_reduce"
         per_op = comm.cost(Collective(op=op, group=group, size_bytes=size), (0,), together=False).time_s

@@ -5,6 +5,7 @@ comes from the planner's one minimum-GPU search, so `run` and `plan min-gpus` ag
 from __future__ import annotations
 
 from simulator.core.errors import UserError
+from simulator.execution.frameworks import FRAMEWORKS
 from simulator.execution.memory import memory_breakdown
 from simulator.execution.strategies import by_memory
 from simulator.scenario.load import derive
@@ -43,7 +44,7 @@ def fit_suggestions(scenario: Scenario, limit: int = 4) -> list[str]:
     found += _more_gpus(scenario)
     found += _more_gpus_model_parallel(scenario)
     if not found:
-        found.append("does not fit with zero3, full checkpointing or offload at any scale up to "
+        found.append(f"does not fit with {most_sharded(scenario)}, full checkpointing or offload at any scale up to "
                      f"{MAX_GPUS:,} GPUs: pick a GPU with more memory or a smaller model")
     return found[:limit]
 
@@ -77,10 +78,18 @@ def _parallel_layouts(scenario: Scenario) -> list[str]:
     return []
 
 
+def most_sharded(scenario: Scenario) -> str:
+    """The strategy of the scenario's framework that shards the most (zero3 where offered)."""
+    if scenario.strategy == "hsdp":
+        return "hsdp"
+    offered = FRAMEWORKS[scenario.training.framework.name].strategies
+    return max(offered, key=lambda name: offered[name].zero_stage)
+
+
 def _more_gpus(scenario: Scenario) -> list[str]:
     """The smallest GPU count on which a sharded variant fits (the planner's search)."""
     t = scenario.training
-    sharded = "hsdp" if t.strategy == "hsdp" else "zero3"
+    sharded = most_sharded(scenario)
     variants = [{}, {"training.activation_checkpointing": "full"},
                 {"training.activation_checkpointing": "full", "training.micro_batch_size": 1}]
     current = {"training.activation_checkpointing": t.activation_checkpointing,

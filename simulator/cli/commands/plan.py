@@ -11,12 +11,13 @@ import os
 
 from simulator.cli.output import check_runs
 from simulator.core.errors import Problem, UserError
+from simulator.execution.frameworks import FRAMEWORKS
 from simulator.execution.metrics import PF_DAY_FLOPS, TOKENS_PER_PARAM
 from simulator.execution.strategies import get_strategy
 from simulator.scenario.load import derive, load_scenario
 from simulator.spec.specs import Scenario
 from simulator.studies import planner, scaling
-from simulator.studies.suggest import fit_suggestions
+from simulator.studies.suggest import fit_suggestions, most_sharded
 
 GOODPUT_NOTE = ("Monte Carlo of the scenario's reliability section: Llama 3 failure rates per GPU and host, "
                 "checkpoints to 2 TB/s storage, 10-min restarts by default; `clustersim run` details them")
@@ -85,15 +86,25 @@ def _add_parallel(sub: argparse._SubParsersAction) -> None:
 
 
 def _strategies_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--strategies", default=",".join(planner.STRATEGY_ORDER),
-                   help="comma-separated (default: %(default)s)")
+    p.add_argument("--strategies", default=None,
+                   help="comma-separated (default: those of the scenario's framework among "
+                        f"{','.join(planner.STRATEGY_ORDER)})")
 
 
-def _strategies(text: str) -> tuple[str, ...]:
+def _strategies(text: str | None, s: Scenario | None = None) -> tuple[str, ...]:
+    offered = FRAMEWORKS[s.training.framework.name] if s is not None else None
+    if text is None:
+        return tuple(n for n in planner.STRATEGY_ORDER if offered is None or n in offered.strategies)
     out = [get_strategy(name, "--strategies").name for name in text.split(",") if name.strip()]
     if not out:
         raise UserError(Problem("--strategies", "no strategy given", "e.g. ddp,zero3"))
+    missing = [n for n in out if offered is not None and n not in offered.strategies]
+    if missing:
+        raise UserError(Problem("--strategies", f"framework {offered.name} does not offer {', '.join(missing)}",
+                                f"use some of {', '.join(offered.strategies)}"))
     return tuple(out)
+
+
 
 
 def _positive(value: float | None, option: str) -> None:
@@ -137,7 +148,7 @@ def _header(s: Scenario) -> str:
 def cmd_min_gpus(args: argparse.Namespace) -> int:
     s = load_scenario(args.scenario)
     _positive(args.at, "--at")
-    plan = planner.min_gpus_plan(s, _strategies(args.strategies), compare_at=args.at)
+    plan = planner.min_gpus_plan(s, _strategies(args.strategies, s), compare_at=args.at)
     if args.json:
         return _dump(plan)
     print(_header(s))
@@ -153,7 +164,7 @@ def cmd_min_gpus(args: argparse.Namespace) -> int:
             print(f"  {strategy}: smaller counts are not valid for this scenario ({found.invalid_note})")
     if plan.compare_at is None:
         print("\nNo strategy fits at any size as configured; changes checked with the same memory model:")
-        for hint in fit_suggestions(planner.with_strategy(s, "zero3")):
+        for hint in fit_suggestions(planner.with_strategy(s, most_sharded(s))):
             print(f"  - {hint}")
         return 0
     why = "given with --at" if args.at else "the smallest count on which any strategy fits"
@@ -172,7 +183,7 @@ def cmd_min_gpus(args: argparse.Namespace) -> int:
 
 def cmd_max_model(args: argparse.Namespace) -> int:
     s = load_scenario(args.scenario)
-    rows = planner.max_model_plan(s, _strategies(args.strategies), args.family)
+    rows = planner.max_model_plan(s, _strategies(args.strategies, s), args.family)
     if args.json:
         return _dump([dataclasses.asdict(r) for r in rows])
     print(_header(s))
@@ -197,7 +208,7 @@ def cmd_budget(args: argparse.Namespace) -> int:
         _positive(getattr(args, opt), "--" + opt.replace("_", "-"))
     s = load_scenario(args.scenario) if args.scenario else None
     flops = args.flops or (args.pf_days * PF_DAY_FLOPS if args.pf_days else None)
-    plan = planner.budget_plan(flops, args.gpu_days, s, args.mfu, _strategies(args.strategies))
+    plan = planner.budget_plan(flops, args.gpu_days, s, args.mfu, _strategies(args.strategies, s))
     if args.json:
         return _dump(plan)
     print(f"budget: C = {plan.flops:.4g} FLOPs = {scaling.pf_days(plan.flops):,.4g} PF-days ({plan.source})")

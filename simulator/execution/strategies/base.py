@@ -92,6 +92,11 @@ class Strategy(ABC):
                           grads=(shard if self.zero_stage >= 2 else params) * gb,
                           optimizer=int(math.ceil((shard if self.zero_stage >= 1 else params) * k)))
 
+    def states(self, s: Scenario, lay: Layout, k: float) -> StateBytes:
+        """This rank's model states for a stage's parameters (a framework may count its own)."""
+        p = s.training.precision
+        return self.state_bytes(lay.params, self.shard_degree(s), p.weight_bytes, p.grad_bytes, k)
+
     @abstractmethod
     def static_buffer_bytes(self, s: Scenario, lay: Layout, pb: int, gb: int) -> int:
         """Buffers held for the whole step."""
@@ -103,6 +108,17 @@ class Strategy(ABC):
     def buffers_at_block_backward(self, s: Scenario, blocks: tuple[Block, ...], i: int, pb: int, gb: int) -> int:
         """Transient buffers (beyond the static ones) live during block i's backward (of a chunk)."""
         return 0
+
+    def step_transient_bytes(self, s: Scenario, lay: Layout, pb: int, gb: int) -> int:
+        """Buffers held during the optimizer step only (after every backward, no activations)."""
+        return 0
+
+    def chunk_moments(self, s: Scenario, lay: Layout, chunk, acts, pb: int, gb: int) -> list[tuple[str, int, int]] | None:
+        """A framework's own peak candidates within one backward pass of a chunk, as (label,
+        activations, transient buffers); None: the walk of execution/memory.py with the
+        buffers_at_* methods above. `acts` are the chunk's (embedding, kept per block, working
+        per block, output) activation bytes."""
+        return None
 
     # ---- schedule
 

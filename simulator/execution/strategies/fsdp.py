@@ -130,13 +130,22 @@ class FsdpSession:
         self.ctx, self.b, self.shard, self.replica = ctx, b, shard, replica
         s = ctx.scenario
         self.z, self.offload, self.n = s.training.sharding, s.training.offload.params, shard.size
+        self.reduce_bytes = ctx.gb   # bytes per gradient element on the wire
         self.grad_comm: list[int] = []
         self.previous_pass_end, self.previous_pass = None, None
         self.previous_pass_is_own_forward = False
         self.passes: dict[tuple[int, int], _PassState] = {}
         self.current: _PassState | None = None
 
-    def gather(self, name: str, params: int, deps=(), alloc=True) -> int:
+    def gathered(self, unit: str, params: int) -> int:
+        """Elements of a unit's all-gather output: one FlatParameter padded to n equal shards."""
+        return shard_of(params, self.n) * self.n
+
+    def held(self, unit: str, params: int) -> int:
+        """Elements the all-gather's output holds in memory (the model counts the unpadded unit)."""
+        return params
+
+    def gather(self, name: str, params: int, deps=(), alloc=True, unit: str = "") -> int:
         """All-gather a unit: the output buffer is n shards (padded) of weights. With parameter
         offload (ZeRO-Infinity / FSDP CPUOffload) the shard first crosses PCIe to the GPU."""
         ctx, b = self.ctx, self.b
@@ -144,19 +153,20 @@ class FsdpSession:
             h2d = b.add(name.replace("all_gather", "offload: shard to GPU for"), "pcie", "offload", deps=deps,
                         duration_s=shard_of(params, self.n) * ctx.pb / ctx.cm.gpu.pcie_bw_bytes_per_s)
             deps = (h2d,)
-        return b.add(name, "comm", "comm", deps=deps, alloc_bytes=params * ctx.pb if alloc else 0,
+        return b.add(name, "comm", "comm", deps=deps, alloc_bytes=self.held(unit, params) * ctx.pb if alloc else 0,
                      collective=Collective(op="all_gather", group=self.shard,
-                                           size_bytes=shard_of(params, self.n) * self.n * ctx.pb))
+                                           size_bytes=self.gathered(unit, params) * ctx.pb))
 
-    def reduce(self, name: str, params: int, deps, free: int) -> int:
-        gb = self.ctx.gb
+    def reduce(self, name: str, params: int, deps, free: int, unit: str = "") -> int:
+        gb = self.reduce_bytes
         rs = self.b.add(name, "comm_rs", "comm", deps=deps, free_bytes=free,
                         collective=Collective(op="reduce_scatter", group=self.shard,
-                                              size_bytes=shard_of(params, self.n) * self.n * gb))
+                                              size_bytes=self.gathered(unit, params) * gb))
+        self.last_reduce_scatter = rs
         if self.replica is not None:
             rs = self.b.add(name.replace("reduce_scatter", "all_reduce"), "comm_rs", "comm", deps=(rs,),
                             collective=Collective(op="all_reduce", group=self.replica,
-                                                  size_bytes=shard_of(params, self.n) * gb))
+                                                  size_bytes=self.gathered(unit, params) // self.n * gb))
         return rs
 
     @staticmethod
@@ -167,10 +177,10 @@ class FsdpSession:
         key = (p.micro_batch, p.chunk)
         self.previous_pass_is_own_forward = self.previous_pass == (True, *key)
         if p.forward:
-            self.passes[key] = self.current = _PassState(self, p, chunk)
+            self.passes[key] = self.current = self.pass_state(p, chunk)
             if self._root(chunk):  # the root is held in static memory
                 self.current.root_gather = self.gather(f"mb{p.micro_batch} all_gather root", self._root(chunk),
-                                                       alloc=False)
+                                                       alloc=False, unit="root")
         else:
             self.current = self.passes.pop(key)
         return ()
@@ -191,7 +201,10 @@ class FsdpSession:
         self.previous_pass_end, self.previous_pass = last, (p.forward, p.micro_batch, p.chunk)
         if not p.forward and self._root(chunk):
             self.grad_comm.append(self.reduce(f"mb{p.micro_batch} reduce_scatter root", self._root(chunk),
-                                              (last,), 0))
+                                              (last,), 0, unit="root"))
+
+    def pass_state(self, p: Pass, chunk: ChunkWork) -> _PassState:
+        return _PassState(self, p, chunk)
 
     def finish(self, last: int) -> None:
         optimizer_step(self.b, self.ctx, shard_of(self.ctx.stage_params, self.n), deps=(last, *self.grad_comm))
@@ -215,7 +228,7 @@ class _PassState:
         if self.z.limit_all_gathers:
             limit = self.fwd_done.get(i - 2) if i >= 2 else self.f.previous_pass_end
         self.fwd_gather[i] = self.f.gather(f"{self.tag} all_gather {self.blocks[i].name} (forward)",
-                                           self.blocks[i].params, deps=(limit,))
+                                           self.blocks[i].params, deps=(limit,), unit=self.blocks[i].name)
 
     def before_fwd(self, i):
         if i == 0:
@@ -232,7 +245,7 @@ class _PassState:
     def issue_backward(self, i: int, deps) -> None:
         if 0 <= i and i not in self.bwd_gather and self.z.reshard_after_forward:
             self.bwd_gather[i] = self.f.gather(f"{self.tag} all_gather {self.blocks[i].name} (backward)",
-                                               self.blocks[i].params, deps=deps)
+                                               self.blocks[i].params, deps=deps, unit=self.blocks[i].name)
 
     def before_bwd(self, i):
         z, last_block = self.z, len(self.blocks) - 1
@@ -263,4 +276,4 @@ class _PassState:
         gb, pb = self.f.ctx.gb, self.f.ctx.pb
         self.f.b.adjust(tid, alloc=unit.params * gb, free=unit.params * pb)
         self.f.grad_comm.append(self.f.reduce(f"{self.tag} reduce_scatter {unit.name}", unit.params, (tid,),
-                                              unit.params * gb))
+                                              unit.params * gb, unit=unit.name))

@@ -17,7 +17,7 @@ OOM_COLOR = "#d62728"  # red: reserved for out-of-memory marks, so no series bel
 # Streams (execution/schedule.STREAMS): the timeline's activity lanes and the communication
 # part of the step-time bars. Dark2 hues, chosen apart from the strategy palette below.
 STREAM_COLORS = {"compute": "#1b9e77", "comm": "#5e3c99", "comm_rs": "#e7298a", "p2p": "#66a61e", "pcie": "#e6ab02",
-                 "cpu": "#666666"}
+                 "cpu": "#666666", "host": "#a6761d"}
 assert tuple(STREAM_COLORS) == STREAMS, "one colour per stream, in the schedule's order"
 
 COMPONENT_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#7f7f7f")
