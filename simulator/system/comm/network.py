@@ -138,6 +138,8 @@ class FluidNetwork:
         and each group's rates are memoized by the stages' shapes (steps repeat them)."""
         phases = [st.transfer.phases[st.phase] for st in self.active]
         rates = [ph.per_rank_wire_bytes / ph.bandwidth_s for ph in phases]
+        if len(phases) < 2:
+            return rates
         for component in self.comm.sharing.groups(phases):
             if len(component) == 1:
                 continue
