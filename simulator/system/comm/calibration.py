@@ -62,6 +62,7 @@ class ArchFigures:
 
     link_efficiency: tuple[tuple[str, float], ...] = ()  # overrides by link kind
     step_extra_s: float = 0.0    # per intra-node step, on top of NCCL's hwLat
+    net_step_extra_s: float = 0.0  # per network step, on top of NCCL's hwLat (a calibration profile's)
     ll_cap_Bps: float = math.inf  # LL bus-bandwidth cap on one node (llMaxBws)
     nvls_efficiency: float = 0.0  # 0: no NVLink SHARP
     nvls_channels: tuple[int, int] = (16, 16)  # (one node, several nodes)

@@ -1,0 +1,156 @@
+"""Fitting named constants (system/knobs.py) to measurements: which ones the data identifies,
+a bounded robust least-squares fit on log-error, and leave-one-out predictions.
+
+- Identifiability: each candidate's sensitivity column d log(prediction) / d constant is taken
+  at the defaults by a finite step. Candidates are taken in a fixed priority order (bandwidths
+  before latencies, end-to-end before the kernel fractions it scales); one is fitted only if
+  its column moves some prediction by >= 0.1% and is not (within 10% of its norm) a combination
+  of the columns already chosen. The others stay at their defaults, with the reason.
+- Fit: scipy.optimize.least_squares (trust-region reflective, bounds = the knobs' physical
+  bounds) on r_i = log(predicted_i / measured_i), soft-L1 loss with a 5% scale, so one noisy row
+  cannot pull a constant far. Constants are scaled to O(1) (fractions, steps, microseconds).
+- Leave-one-out: refit from the defaults without each group of measurements (a row of a table:
+  its out-of-place and in-place timings; a run) and predict the left-out group. Beyond
+  MAX_LOO_GROUPS groups, neighbouring groups are left out together in MAX_LOO_GROUPS folds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import least_squares
+
+from simulator.system.knobs import knob
+
+MIN_EFFECT = 1e-3          # a constant the data does not feel: no prediction moves by 0.1%
+MIN_INDEPENDENT = 0.10     # share of a column's norm not explained by the chosen ones
+LOSS, F_SCALE = "soft_l1", 0.05
+MAX_LOO_GROUPS = 40
+_SCALE = {"fraction": 1.0, "steps": 1.0, "s": 1e-6}
+_PROBE = {"fraction": 0.02, "steps": 1.0, "s": 1.0}   # finite step, in scaled units
+
+
+@dataclass(frozen=True, kw_only=True)
+class Dataset:
+    """Measurements and the model's prediction of them as a function of constants."""
+
+    ids: tuple[str, ...]
+    groups: tuple[str, ...]                 # leave-one-out groups
+    measured: np.ndarray
+    predict: Callable[[dict[str, float]], np.ndarray]
+
+    def subset(self, mask: np.ndarray) -> Dataset:
+        keep = np.flatnonzero(mask)
+        return Dataset(ids=tuple(self.ids[i] for i in keep), groups=tuple(self.groups[i] for i in keep),
+                       measured=self.measured[keep], predict=lambda v: self.predict(v)[keep])
+
+
+@dataclass(frozen=True, kw_only=True)
+class Selection:
+    chosen: tuple[str, ...]
+    held: tuple[tuple[str, str], ...]       # (name, why it stayed at its default)
+
+
+def _scale(name: str) -> float:
+    return _SCALE[knob(name).unit]
+
+
+def _log_error(pred: np.ndarray, measured: np.ndarray) -> np.ndarray:
+    return np.log(np.maximum(pred, 1e-30) / measured)
+
+
+def sensitivities(data: Dataset, names: list[str], defaults: dict[str, float]) -> dict[str, np.ndarray]:
+    """d log(prediction) per scaled unit of each constant, by a finite step from the defaults."""
+    base = np.log(np.maximum(data.predict(defaults), 1e-30))
+    out = {}
+    for name in names:
+        k, x = knob(name), defaults[name] / _scale(name)
+        step = _PROBE[k.unit]
+        if (x + step) * _scale(name) > k.upper:
+            step = -step
+        moved = dict(defaults, **{name: (x + step) * _scale(name)})
+        out[name] = (np.log(np.maximum(data.predict(moved), 1e-30)) - base) / step
+    return out
+
+
+def select(data: Dataset, candidates: list[str], defaults: dict[str, float]) -> Selection:
+    """The candidates the data identifies, in priority order (see the module's docstring)."""
+    cols = sensitivities(data, candidates, defaults)
+    chosen: list[str] = []
+    basis: list[np.ndarray] = []
+    held = []
+    limit = max(0, len(set(data.groups)) - 1)  # leave-one-out must still have more groups than constants
+    for name in candidates:
+        col = cols[name]
+        effect = float(np.max(np.abs(col))) * abs(_PROBE[knob(name).unit])
+        if effect < MIN_EFFECT:
+            held.append((name, "no measurement depends on it (a 2%/1 us/1-step change moves none by 0.1%)"))
+            continue
+        residual = col.copy()
+        for q in basis:
+            residual -= (q @ residual) * q
+        share = float(np.linalg.norm(residual) / np.linalg.norm(col))
+        if share < MIN_INDEPENDENT:
+            held.append((name, f"not separable from {', '.join(_partners(col, cols, chosen))}: the measurements "
+                               "only constrain their combination"))
+            continue
+        if len(chosen) >= limit:
+            held.append((name, f"too few measurements ({len(set(data.groups))} groups) for another constant"))
+            continue
+        chosen.append(name)
+        basis.append(residual / np.linalg.norm(residual))
+    return Selection(chosen=tuple(chosen), held=tuple(held))
+
+
+def _partners(col: np.ndarray, cols: dict[str, np.ndarray], chosen: list[str]) -> list[str]:
+    """The chosen constants that explain most of a column (by least-squares weight)."""
+    if not chosen:
+        return ["nothing"]
+    a = np.stack([cols[c] for c in chosen], axis=1)
+    coef, *_ = np.linalg.lstsq(a, col, rcond=None)
+    weight = np.abs(coef) * np.linalg.norm(a, axis=0)
+    order = np.argsort(-weight)
+    return [chosen[i] for i in order if weight[i] >= 0.2 * weight[order[0]]]
+
+
+def fit(data: Dataset, names: tuple[str, ...], defaults: dict[str, float],
+        start: dict[str, float] | None = None) -> dict[str, float]:
+    """The fitted values of `names` (the others at their defaults)."""
+    if not names:
+        return dict(defaults)
+    start = {**defaults, **(start or {})}
+    scale = np.array([_scale(n) for n in names])
+    lower = np.array([knob(n).lower for n in names]) / scale
+    upper = np.array([knob(n).upper for n in names]) / scale
+    x0 = np.clip(np.array([start[n] for n in names]) / scale, lower, upper)
+
+    def residuals(x: np.ndarray) -> np.ndarray:
+        return _log_error(data.predict(dict(defaults, **dict(zip(names, x * scale)))), data.measured)
+
+    result = least_squares(residuals, x0, bounds=(lower, upper), loss=LOSS, f_scale=F_SCALE, diff_step=1e-4,
+                           x_scale=1.0, max_nfev=100 * (len(names) + 1))
+    return dict(defaults, **{n: float(v) for n, v in zip(names, result.x * scale)})
+
+
+def loo_groups(groups: tuple[str, ...]) -> list[list[str]]:
+    """The groups left out together: each alone, or neighbours in MAX_LOO_GROUPS folds."""
+    unique = list(dict.fromkeys(groups))
+    if len(unique) <= MAX_LOO_GROUPS:
+        return [[g] for g in unique]
+    folds = np.array_split(np.arange(len(unique)), MAX_LOO_GROUPS)
+    return [[unique[i] for i in fold] for fold in folds]
+
+
+def leave_one_out(data: Dataset, names: tuple[str, ...], defaults: dict[str, float]) -> np.ndarray:
+    """Each measurement predicted by a fit (from the defaults) that did not see its group."""
+    out = np.full(len(data.measured), np.nan)
+    groups = np.array(data.groups)
+    for left_out in loo_groups(data.groups):
+        mask = ~np.isin(groups, left_out)
+        if not mask.any():
+            continue
+        values = fit(data.subset(mask), names, defaults)
+        out[~mask] = data.predict(values)[~mask]
+    return out
