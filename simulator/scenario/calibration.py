@@ -142,8 +142,12 @@ def _constant_problems(profile: ProfileFile) -> list[Problem]:
     return problems
 
 
-def load_profile(path: str | Path) -> CalibrationSpec:
-    """A profile file -> the CalibrationSpec the simulation uses (its fitted constants applied)."""
+def load_profile(path: str | Path, flag: str = "") -> CalibrationSpec:
+    """A profile file -> the CalibrationSpec the simulation uses (its fitted constants applied).
+    `flag`: the command-line option that named it (a missing file is that option's mistake)."""
+    if flag and not Path(path).is_file():
+        raise UserError(Problem(flag, f"no calibration profile {str(path)!r}",
+                                "give a file written by `clustersim calibrate --out`"))
     profile = read_profile(path)
     values = tuple((c.name, c.value) for c in profile.constants if c.status == "fitted")
     digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()

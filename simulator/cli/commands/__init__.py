@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import importlib
 
-COMMANDS = ("run", "validate", "plan", "sweep", "plot", "regress", "topology", "collective", "catalog")
+COMMANDS = ("run", "validate", "plan", "sweep", "plot", "regress", "topology", "collective", "calibrate", "accuracy", "catalog")
 
 
 def register_all(subparsers) -> None:

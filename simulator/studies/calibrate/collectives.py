@@ -176,7 +176,7 @@ class CollectiveData:
             ranks = _ranks(op, group, row.root)
             for block in row.blocks:
                 self.timed.append(Timed(
-                    id=f"{name}:{row.line} {op} {len(group)} ranks {row.size} B {block.name}", input=inp.path,
+                    id=f"{name}:{row.line} {op} {_size(row.size)} {block.name}", input=inp.path,
                     line=row.line, group=f"{name}:{row.line}", op="send" if op == "sendrecv" else op,
                     size=row.size, ranks=ranks, algorithm="p2p" if op == "sendrecv" else inp.algorithm,
                     context=(index,), measured_s=block.time_us * 1e-6))
@@ -225,6 +225,14 @@ class CollectiveData:
         for t in self.timed:
             used[t.input] += 1
         return {inp.path: (used[inp.path], len(f.skipped)) for inp, f in zip(self.inputs, self.files)}
+
+
+def _size(n: int) -> str:
+    """nccl-tests' power-of-two sizes as it names them on the command line: 1K, 64M, 8G."""
+    for unit, factor in (("G", 2**30), ("M", 2**20), ("K", 2**10)):
+        if n >= factor and n % factor == 0:
+            return f"{n // factor}{unit}"
+    return f"{n}B"
 
 
 def _group(topo: Topology, section: Section, path: str) -> tuple[int, ...]:

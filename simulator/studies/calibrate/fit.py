@@ -51,6 +51,9 @@ class Dataset:
 class Selection:
     chosen: tuple[str, ...]
     held: tuple[tuple[str, str], ...]       # (name, why it stayed at its default)
+    # Where a chosen constant is seen: the probe that moved the predictions, when only one side
+    # of the default did (the fit also starts there, off the flat side of a kink).
+    seen_at: tuple[tuple[str, float], ...] = ()
 
 
 def _scale(name: str) -> float:
@@ -62,22 +65,33 @@ def _log_error(pred: np.ndarray, measured: np.ndarray) -> np.ndarray:
 
 
 def sensitivities(data: Dataset, names: list[str], defaults: dict[str, float]) -> dict[str, np.ndarray]:
-    """d log(prediction) per scaled unit of each constant, by a finite step from the defaults."""
+    """d log(prediction) per scaled unit of each constant, by a finite step up and one down from
+    the defaults (within bounds), keeping the larger: a constant at a kink (a link that becomes
+    the bottleneck only once it is slower) still shows its effect on one side."""
+    return {name: col for name, (col, _) in _probe(data, names, defaults).items()}
+
+
+def _probe(data: Dataset, names: list[str], defaults: dict[str, float]) -> dict[str, tuple[np.ndarray, float]]:
+    """Each constant's sensitivity column and the probed value it came from."""
     base = np.log(np.maximum(data.predict(defaults), 1e-30))
     out = {}
     for name in names:
-        k, x = knob(name), defaults[name] / _scale(name)
-        step = _PROBE[k.unit]
-        if (x + step) * _scale(name) > k.upper:
-            step = -step
-        moved = dict(defaults, **{name: (x + step) * _scale(name)})
-        out[name] = (np.log(np.maximum(data.predict(moved), 1e-30)) - base) / step
+        k, x, scale = knob(name), defaults[name] / _scale(name), _scale(name)
+        cols = []
+        for step in (_PROBE[k.unit], -_PROBE[k.unit]):
+            value = (x + step) * scale
+            if k.lower <= value <= k.upper:
+                moved = dict(defaults, **{name: value})
+                cols.append(((np.log(np.maximum(data.predict(moved), 1e-30)) - base) / step, value))
+        out[name] = max(cols, key=lambda c: float(np.max(np.abs(c[0])))) if cols else (np.zeros_like(base),
+                                                                                       defaults[name])
     return out
 
 
 def select(data: Dataset, candidates: list[str], defaults: dict[str, float]) -> Selection:
     """The candidates the data identifies, in priority order (see the module's docstring)."""
-    cols = sensitivities(data, candidates, defaults)
+    probes = _probe(data, candidates, defaults)
+    cols = {name: col for name, (col, _) in probes.items()}
     chosen: list[str] = []
     basis: list[np.ndarray] = []
     held = []
@@ -101,7 +115,18 @@ def select(data: Dataset, candidates: list[str], defaults: dict[str, float]) -> 
             continue
         chosen.append(name)
         basis.append(residual / np.linalg.norm(residual))
-    return Selection(chosen=tuple(chosen), held=tuple(held))
+    seen_at = tuple((n, probes[n][1]) for n in chosen if _one_sided(data, n, defaults, probes[n][1]))
+    return Selection(chosen=tuple(chosen), held=tuple(held), seen_at=seen_at)
+
+
+def _one_sided(data: Dataset, name: str, defaults: dict[str, float], probed: float) -> bool:
+    """Whether the other side of the default moves nothing (the default sits on a kink)."""
+    k = knob(name)
+    other = 2 * defaults[name] - probed
+    if not k.lower <= other <= k.upper:
+        return False
+    moved = data.predict(dict(defaults, **{name: other}))
+    return float(np.max(np.abs(np.log(np.maximum(moved, 1e-30) / data.predict(defaults))))) < MIN_EFFECT
 
 
 def _partners(col: np.ndarray, cols: dict[str, np.ndarray], chosen: list[str]) -> list[str]:
@@ -116,22 +141,28 @@ def _partners(col: np.ndarray, cols: dict[str, np.ndarray], chosen: list[str]) -
 
 
 def fit(data: Dataset, names: tuple[str, ...], defaults: dict[str, float],
-        start: dict[str, float] | None = None) -> dict[str, float]:
-    """The fitted values of `names` (the others at their defaults)."""
+        start: dict[str, float] | None = None, seen_at: dict[str, float] | None = None) -> dict[str, float]:
+    """The fitted values of `names` (the others at their defaults), from the defaults (moved to
+    `seen_at` for constants at a kink, where a bottleneck changes) and from `start`, whichever
+    ends lower: a start on the flat side of a kink would not move."""
     if not names:
         return dict(defaults)
-    start = {**defaults, **(start or {})}
     scale = np.array([_scale(n) for n in names])
     lower = np.array([knob(n).lower for n in names]) / scale
     upper = np.array([knob(n).upper for n in names]) / scale
-    x0 = np.clip(np.array([start[n] for n in names]) / scale, lower, upper)
 
     def residuals(x: np.ndarray) -> np.ndarray:
         return _log_error(data.predict(dict(defaults, **dict(zip(names, x * scale)))), data.measured)
 
-    result = least_squares(residuals, x0, bounds=(lower, upper), loss=LOSS, f_scale=F_SCALE, diff_step=1e-4,
-                           x_scale=1.0, max_nfev=100 * (len(names) + 1))
-    return dict(defaults, **{n: float(v) for n, v in zip(names, result.x * scale)})
+    starts = [{**defaults, **(seen_at or {})}] + ([{**defaults, **start}] if start else [])
+    best = None
+    for s in starts:
+        x0 = np.clip(np.array([s[n] for n in names]) / scale, lower, upper)
+        result = least_squares(residuals, x0, bounds=(lower, upper), loss=LOSS, f_scale=F_SCALE, diff_step=1e-4,
+                               x_scale=1.0, max_nfev=100 * (len(names) + 1))
+        if best is None or result.cost < best.cost:
+            best = result
+    return dict(defaults, **{n: float(v) for n, v in zip(names, best.x * scale)})
 
 
 def loo_groups(groups: tuple[str, ...]) -> list[list[str]]:
@@ -143,7 +174,8 @@ def loo_groups(groups: tuple[str, ...]) -> list[list[str]]:
     return [[unique[i] for i in fold] for fold in folds]
 
 
-def leave_one_out(data: Dataset, names: tuple[str, ...], defaults: dict[str, float]) -> np.ndarray:
+def leave_one_out(data: Dataset, names: tuple[str, ...], defaults: dict[str, float],
+                  seen_at: dict[str, float] | None = None) -> np.ndarray:
     """Each measurement predicted by a fit (from the defaults) that did not see its group."""
     out = np.full(len(data.measured), np.nan)
     groups = np.array(data.groups)
@@ -151,6 +183,6 @@ def leave_one_out(data: Dataset, names: tuple[str, ...], defaults: dict[str, flo
         mask = ~np.isin(groups, left_out)
         if not mask.any():
             continue
-        values = fit(data.subset(mask), names, defaults)
+        values = fit(data.subset(mask), names, defaults, seen_at=seen_at)
         out[~mask] = data.predict(values)[~mask]
     return out

@@ -98,14 +98,23 @@ def profile_document(result: Result, command: str = "") -> dict[str, Any]:
     return doc
 
 
-def write_profile(result: Result, out: str | Path, force: bool = False, command: str = "") -> Path:
-    """Write the profile; an existing file is kept unless `force` (nothing the user wrote is overwritten)."""
+def check_out(out: str | Path, force: bool = False) -> Path:
+    """Where the profile goes: a .yaml path in an existing folder, not an existing file unless `force`
+    (nothing the user wrote is overwritten)."""
     out = Path(out)
+    if out.is_dir():
+        raise UserError(Problem("--out", f"{out} is a directory", "give a file name, e.g. PROFILE.yaml"))
     if out.exists() and not force:
         raise UserError(Problem("--out", f"{out} exists", "choose another path, or pass --force to replace it"))
     if out.suffix not in (".yaml", ".yml"):
         raise UserError(Problem("--out", f"{out}: a profile is a YAML file", "name it PROFILE.yaml"))
     if not out.parent.is_dir():
-        raise UserError(Problem("--out", f"no folder {out.parent}", "create it first"))
+        raise UserError(Problem("--out", f"the folder {out.parent} does not exist", "create it first"))
+    return out
+
+
+def write_profile(result: Result, out: str | Path, force: bool = False, command: str = "") -> Path:
+    """Write the profile (see check_out)."""
+    out = check_out(out, force)
     out.write_text(dump_yaml(profile_document(result, command)), encoding="utf-8")
     return out

@@ -136,12 +136,13 @@ def _fit_collectives(data: CollectiveData, loo: bool, start: dict[str, float]) -
     ds = _dataset([t.id for t in data.timed], [t.group for t in data.timed], [t.measured_s for t in data.timed],
                   lambda v: data.predict(with_comm(NCCL_CALIBRATION, v)))
     selection = select(ds, names, defaults)
-    values = fit(ds, selection.chosen, defaults, {n: v for n, v in start.items() if n in defaults})
+    values = fit(ds, selection.chosen, defaults, {n: v for n, v in start.items() if n in defaults},
+                 dict(selection.seen_at))
     after = ds.predict(values)
     detail = data.describe(with_comm(NCCL_CALIBRATION, values))
     return _part("collectives", ds, [t.input for t in data.timed], [t.line for t in data.timed],
                  ["time_s"] * len(data.timed), selection, defaults, values, after,
-                 leave_one_out(ds, selection.chosen, defaults) if loo else None,
+                 leave_one_out(ds, selection.chosen, defaults, dict(selection.seen_at)) if loo else None,
                  tuple(detail[t.id] for t in data.timed))
 
 
@@ -162,11 +163,12 @@ def _fit_runs(runs: RunData, path: str, comm: Calibration, loo: bool, start: dic
     selection = select(ds, names, defaults)
     held = tuple((n, COMPUTE_NOTES.get(n.rsplit(".", 1)[1], why) if "not separable" in why else why)
                  for n, why in selection.held)
-    selection = Selection(chosen=selection.chosen, held=held)
-    values = fit(ds, selection.chosen, defaults, {n: v for n, v in start.items() if n in defaults})
+    selection = Selection(chosen=selection.chosen, held=held, seen_at=selection.seen_at)
+    values = fit(ds, selection.chosen, defaults, {n: v for n, v in start.items() if n in defaults},
+                 dict(selection.seen_at))
     return _part("runs", ds, [path] * len(runs.timed), [r.line for r in runs.timed], [r.metric for r in runs.timed],
                  selection, defaults, values, ds.predict(values),
-                 leave_one_out(ds, selection.chosen, defaults) if loo else None)
+                 leave_one_out(ds, selection.chosen, defaults, dict(selection.seen_at)) if loo else None)
 
 
 def _part(kind, ds: Dataset, inputs, lines, metric, selection, defaults, values, after, loo, detail=()) -> Part:
