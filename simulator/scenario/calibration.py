@@ -113,6 +113,10 @@ def read_profile(path: str | Path) -> ProfileFile:
     if not isinstance(data, dict) or "clustersim_calibration" not in data:
         raise UserError(Problem("clustersim_calibration", "not a calibration profile (no version key)",
                                 "write one with: clustersim calibrate ... --out PROFILE.yaml"), source)
+    if data["clustersim_calibration"] != PROFILE_VERSION:
+        raise UserError(Problem("clustersim_calibration", f"profile format {data['clustersim_calibration']!r} is not "
+                                f"one this clustersim reads (it reads {PROFILE_VERSION})",
+                                "write the profile again with this clustersim's `calibrate`"), source)
     try:
         profile = ProfileFile.model_validate(data)
     except ValidationError as exc:

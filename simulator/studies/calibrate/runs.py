@@ -140,7 +140,7 @@ def _speed(row: dict, key: str, problems: list[Problem]) -> tuple[str | None, fl
         return key, _positive(float(value))
     except (UnitError, ValueError, TypeError) as exc:
         hint = "a duration such as '5.5 s'" if key == "step_time" else "a positive number"
-        problems.append(Problem(key, f"{value!r}: {exc}" if str(exc) else f"not a measurement: {value!r}", hint))
+        problems.append(Problem(key, str(exc) or f"not a measurement: {value!r}", hint))
         return None, None
 
 
