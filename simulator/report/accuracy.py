@@ -82,10 +82,11 @@ def fit_text(doc: dict[str, Any], path: str = "") -> str:
     out = ["Calibration inputs"]
     out += [f"  {i['path']} ({i['kind']}{', ' + i['topology'] if i.get('topology') else ''}): "
             f"{i['measurements']} measurements, {i['skipped']} rows or blocks skipped" for i in doc["inputs"]]
-    out += ["", "Constants", f"  {'name':<40}{'default':>12}{'value':>12}  {'status':<8} why"]
+    out += ["", "Constants", f"  {'name':<40}{'default':>12}{'value':>12}{'+-':>11}  {'status':<8} why"]
     for c in doc["constants"]:
-        out.append(f"  {c['name']:<40}{_const(c['default'], c['unit']):>12}{_const(c['value'], c['unit']):>12}  "
-                   f"{c['status']:<8} {c['note']}")
+        se = _const(c["stderr"], c["unit"]) if c.get("stderr") is not None else ""
+        out.append(f"  {c['name']:<40}{_const(c['default'], c['unit']):>12}{_const(c['value'], c['unit']):>12}"
+                   f"{se:>11}  {c['status']:<8} {c['note']}")
     out += ["", "Errors (predicted / measured - 1); left out = refit without the row's group",
             f"  {'measurement':<58}{'measured':>12}{'before':>9}{'after':>9}{'left out':>10}"]
     for r in doc["residuals"]:

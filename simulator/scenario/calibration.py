@@ -48,6 +48,7 @@ class ProfileConstant(_Strict):
     unit: Literal["fraction", "s", "steps"]
     status: Literal["fitted", "default"]
     note: str = ""
+    stderr: float | None = Field(None, ge=0)   # standard error of a fitted value (null: infinite)
 
 
 class ProfileResidual(_Strict):

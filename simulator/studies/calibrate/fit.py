@@ -9,6 +9,9 @@ a bounded robust least-squares fit on log-error, and leave-one-out predictions.
 - Fit: scipy.optimize.least_squares (trust-region reflective, bounds = the knobs' physical
   bounds) on r_i = log(predicted_i / measured_i), soft-L1 loss with a 5% scale, so one noisy row
   cannot pull a constant far. Constants are scaled to O(1) (fractions, steps, microseconds).
+- Determination: after the fit, each constant's standard error (from the Jacobian and the
+  residuals' variance); while the worst exceeds 25% of its value (or of one probe step), it goes
+  back to its default and the rest is fitted again.
 - Leave-one-out: refit from the defaults without each group of measurements (a row of a table:
   its out-of-place and in-place timings; a run) and predict the left-out group. Beyond
   MAX_LOO_GROUPS groups, neighbouring groups are left out together in MAX_LOO_GROUPS folds.
@@ -28,6 +31,7 @@ MIN_EFFECT = 1e-3          # a constant the data does not feel: no prediction mo
 MIN_INDEPENDENT = 0.10     # share of a column's norm not explained by the chosen ones
 LOSS, F_SCALE = "soft_l1", 0.05
 MAX_LOO_GROUPS = 40
+MAX_RELATIVE_ERROR = 0.25  # a fitted constant's standard error beyond this share of it: not determined
 _SCALE = {"fraction": 1.0, "steps": 1.0, "s": 1e-6}
 _PROBE = {"fraction": 0.02, "steps": 1.0, "s": 1.0}   # finite step, in scaled units
 
@@ -163,6 +167,48 @@ def fit(data: Dataset, names: tuple[str, ...], defaults: dict[str, float],
         if best is None or result.cost < best.cost:
             best = result
     return dict(defaults, **{n: float(v) for n, v in zip(names, best.x * scale)})
+
+
+def standard_errors(data: Dataset, names: tuple[str, ...], values: dict[str, float]) -> dict[str, float]:
+    """Each fitted constant's standard error from the Jacobian at the fit: s^2 (J^T J)^-1, s^2 the
+    residuals' variance (n - k degrees of freedom); 0 where the residuals are 0."""
+    if not names or len(data.measured) <= len(names):
+        return {n: float("inf") for n in names}
+    base = _log_error(data.predict(values), data.measured)
+    cols = []
+    for n in names:
+        k, scale = knob(n), _scale(n)
+        step = 1e-3 * max(abs(values[n]) / scale, _PROBE[k.unit]) * scale
+        step = -step if values[n] + step > k.upper else step
+        cols.append((_log_error(data.predict(dict(values, **{n: values[n] + step})), data.measured) - base) / step)
+    jac = np.stack(cols, axis=1)
+    s2 = float(base @ base) / (len(base) - len(names))
+    cov = s2 * np.linalg.pinv(jac.T @ jac)
+    return {n: float(np.sqrt(max(cov[i, i], 0.0))) for i, n in enumerate(names)}
+
+
+def relative_error(name: str, value: float, stderr: float) -> float:
+    """A standard error against the constant's size (at least one probe step: 2%, 1 us, 1 step)."""
+    k = knob(name)
+    return stderr / max(abs(value), _PROBE[k.unit] * _scale(name))
+
+
+def fit_determined(data: Dataset, selection: Selection, defaults: dict[str, float], start: dict[str, float] | None,
+                   max_relative_error: float = MAX_RELATIVE_ERROR) -> tuple[Selection, dict[str, float],
+                                                                             dict[str, float]]:
+    """Fit, then drop the worst-determined constant while its standard error exceeds
+    `max_relative_error` of its value, and fit again: (selection, values, standard errors)."""
+    chosen, held, seen_at = list(selection.chosen), list(selection.held), dict(selection.seen_at)
+    while True:
+        values = fit(data, tuple(chosen), defaults, start, seen_at)
+        errors = standard_errors(data, tuple(chosen), values)
+        worst = max(chosen, key=lambda n: relative_error(n, values[n], errors[n]), default=None)
+        if worst is None or relative_error(worst, values[worst], errors[worst]) <= max_relative_error:
+            return Selection(chosen=tuple(chosen), held=tuple(held), seen_at=tuple(seen_at.items())), values, errors
+        rel = relative_error(worst, values[worst], errors[worst])
+        held.append((worst, f"poorly determined: the fit put it at {values[worst]:.4g} +- {100 * rel:.0f}%"))
+        chosen.remove(worst)
+        seen_at.pop(worst, None)
 
 
 def loo_groups(groups: tuple[str, ...]) -> list[list[str]]:

@@ -44,10 +44,13 @@ def _error(log_ratio: float | None) -> float | None:
 
 def _constants(result: Result) -> list[dict[str, Any]]:
     out = []
-    for name, value, default, status, note in result.constants():
+    for name, value, default, status, note, stderr in result.constants():
         k = knob(name)
-        out.append({"name": name, "value": float(value), "default": float(default), "lower": k.lower,
-                    "upper": k.upper, "unit": k.unit, "status": status, "note": note})
+        row = {"name": name, "value": float(value), "default": float(default), "lower": k.lower, "upper": k.upper,
+               "unit": k.unit, "status": status, "note": note}
+        if stderr is not None:
+            row["stderr"] = _round(stderr, 3)
+        out.append(row)
     return out
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from simulator.studies.calibrate.collectives import CollectiveData, NcclInput
-from simulator.studies.calibrate.fit import Dataset, Selection, fit, leave_one_out, select
+from simulator.studies.calibrate.fit import Dataset, Selection, fit_determined, leave_one_out, select
 from simulator.studies.calibrate.runs import MemoryCheck, RunData, read_runs
 from simulator.system.comm.calibration import FAMILIES, NCCL_CALIBRATION, Calibration
 from simulator.system.knobs import NVLS_ARCHS, comm_value, gpu_value, knob, with_comm
@@ -41,6 +41,7 @@ class Part:
     selection: Selection
     defaults: dict[str, float]
     values: dict[str, float]
+    stderr: dict[str, float] = field(default_factory=dict)  # standard error of each fitted constant
     detail: tuple[str, ...] = ()    # e.g. the algorithm/protocol the model runs after the fit
 
 
@@ -64,13 +65,14 @@ class Result:
     notes: tuple[str, ...] = ()
     comm: Calibration = field(default=NCCL_CALIBRATION, repr=False)
 
-    def constants(self) -> list[tuple[str, float, float, str, str]]:
-        """(name, value, default, status, note) of every candidate constant, fitted ones first."""
+    def constants(self) -> list[tuple[str, float, float, str, str, float | None]]:
+        """(name, value, default, status, note, standard error) of every candidate constant, fitted first."""
         rows = []
         for part in self.parts:
-            rows += [(n, part.values[n], part.defaults[n], "fitted", _source(part)) for n in part.selection.chosen]
+            rows += [(n, part.values[n], part.defaults[n], "fitted", _source(part), part.stderr.get(n))
+                     for n in part.selection.chosen]
         for part in self.parts:
-            rows += [(n, part.defaults[n], part.defaults[n], "default", why) for n, why in part.selection.held]
+            rows += [(n, part.defaults[n], part.defaults[n], "default", why, None) for n, why in part.selection.held]
         return rows
 
 
@@ -135,15 +137,14 @@ def _fit_collectives(data: CollectiveData, loo: bool, start: dict[str, float]) -
     defaults = {n: comm_value(NCCL_CALIBRATION, n) for n in names}
     ds = _dataset([t.id for t in data.timed], [t.group for t in data.timed], [t.measured_s for t in data.timed],
                   lambda v: data.predict(with_comm(NCCL_CALIBRATION, v)))
-    selection = select(ds, names, defaults)
-    values = fit(ds, selection.chosen, defaults, {n: v for n, v in start.items() if n in defaults},
-                 dict(selection.seen_at))
+    selection, values, errors = fit_determined(ds, select(ds, names, defaults), defaults,
+                                               {n: v for n, v in start.items() if n in defaults})
     after = ds.predict(values)
     detail = data.describe(with_comm(NCCL_CALIBRATION, values))
     return _part("collectives", ds, [t.input for t in data.timed], [t.line for t in data.timed],
                  ["time_s"] * len(data.timed), selection, defaults, values, after,
                  leave_one_out(ds, selection.chosen, defaults, dict(selection.seen_at)) if loo else None,
-                 tuple(detail[t.id] for t in data.timed))
+                 errors, tuple(detail[t.id] for t in data.timed))
 
 
 def compute_candidates(runs: RunData) -> tuple[list[str], dict[str, float]]:
@@ -163,18 +164,19 @@ def _fit_runs(runs: RunData, path: str, comm: Calibration, loo: bool, start: dic
     selection = select(ds, names, defaults)
     held = tuple((n, COMPUTE_NOTES.get(n.rsplit(".", 1)[1], why) if "not separable" in why else why)
                  for n, why in selection.held)
-    selection = Selection(chosen=selection.chosen, held=held, seen_at=selection.seen_at)
-    values = fit(ds, selection.chosen, defaults, {n: v for n, v in start.items() if n in defaults},
-                 dict(selection.seen_at))
+    selection, values, errors = fit_determined(ds, Selection(chosen=selection.chosen, held=held,
+                                                             seen_at=selection.seen_at), defaults,
+                                               {n: v for n, v in start.items() if n in defaults})
     return _part("runs", ds, [path] * len(runs.timed), [r.line for r in runs.timed], [r.metric for r in runs.timed],
                  selection, defaults, values, ds.predict(values),
-                 leave_one_out(ds, selection.chosen, defaults, dict(selection.seen_at)) if loo else None)
+                 leave_one_out(ds, selection.chosen, defaults, dict(selection.seen_at)) if loo else None, errors)
 
 
-def _part(kind, ds: Dataset, inputs, lines, metric, selection, defaults, values, after, loo, detail=()) -> Part:
+def _part(kind, ds: Dataset, inputs, lines, metric, selection, defaults, values, after, loo, errors,
+          detail=()) -> Part:
     def err(pred):
         return None if pred is None else np.log(pred / ds.measured)
 
     return Part(kind=kind, ids=ds.ids, inputs=tuple(inputs), lines=tuple(lines), groups=ds.groups,
                 metric=tuple(metric), measured=ds.measured, before=err(ds.predict(defaults)), after=err(after),
-                loo=err(loo), selection=selection, defaults=defaults, values=values, detail=detail)
+                loo=err(loo), selection=selection, defaults=defaults, values=values, stderr=errors, detail=detail)
