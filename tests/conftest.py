@@ -1,13 +1,14 @@
-"""pytester (for the clustersim pytest plugin test)."""
+"""pytester (for the clustersim pytest plugin test), and a calibration profile for the tests that
+need one."""
+
+import pytest
+
+from simulator.core.resources import data_dir
+from simulator.studies.calibrate.collectives import NcclInput
+from simulator.studies.calibrate.profile import write_profile
+from simulator.studies.calibrate.study import calibrate
 
 pytest_plugins = ["pytester"]
-
-import pytest  # noqa: E402
-
-from simulator.core.resources import data_dir  # noqa: E402
-from simulator.studies.calibrate.collectives import NcclInput  # noqa: E402
-from simulator.studies.calibrate.profile import write_profile  # noqa: E402
-from simulator.studies.calibrate.study import calibrate  # noqa: E402
 
 # A profile fitted to the shipped Azure ND A100 v4 table (without leave-one-out), for tests that need one.
 AZURE_A100 = data_dir("calibration") / "azure-nd-a100-v4-all_reduce_perf.txt"

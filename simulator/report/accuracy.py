@@ -27,8 +27,9 @@ def summary_markdown(doc: dict[str, Any]) -> str:
         rule += "---:|---:|"
     lines = [head, rule]
     for r in doc["summary"]:
+        known = f" ({r['known_deviations']} known deviations)" if r["known_deviations"] else ""
         line = (f"| {r['category']} | {r['role']} | {r['cases']} | {pct(r['median_abs_error'], False)} | "
-                f"{pct(r['max_abs_error'], False)} | {r['within_tolerance']} of {r['cases']} |")
+                f"{pct(r['max_abs_error'], False)} | {r['within_tolerance']} of {r['cases']}{known} |")
         if builtin:
             line += f" {pct(r.get('median_abs_error_builtin'), False)} | {pct(r.get('max_abs_error_builtin'), False)} |"
         lines.append(line)

@@ -23,8 +23,8 @@ NCCL table or trace shows for one step (tens of microseconds).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from simulator.system.comm.calibration import ARCHS, FAMILIES, ArchFigures, Calibration
 from simulator.system.comm.nccl_tables import PROTOCOLS, US

@@ -102,3 +102,31 @@ def test_a_missing_or_broken_profile_is_a_scenario_problem(a100_profile, tmp_pat
     with pytest.raises(UserError) as err:
         scenario_from_dict({**SCENARIO, "calibration": str(broken)})
     assert f"{broken}: constants.0.value: -1 is outside" in err.value.render()
+
+
+def test_the_report_names_the_profile(a100_profile, capsys):
+    from simulator.report.text import render_text
+    from simulator.studies.simulate import simulate
+
+    report = simulate(scenario_from_dict({**SCENARIO, "calibration": str(a100_profile)}), runs=1)
+    assert report["calibration"]["profile"] == str(a100_profile)
+    assert set(report["calibration"]["constants"]) == {n for n, _ in load_profile(a100_profile).values}
+    assert f"calibration {a100_profile}: 3 fitted constants" in render_text(report)
+    assert "calibration" not in simulate(scenario_from_dict(SCENARIO), runs=1)
+
+
+def test_a_sweep_varies_the_profile_and_notices_when_one_changes(a100_profile, tmp_path, capsys):
+    from simulator.cli.main import main
+
+    (tmp_path / "a.yaml").write_bytes(a100_profile.read_bytes())
+    (tmp_path / "sweep.yaml").write_text(dump_yaml({"base": SCENARIO, "axes": {"calibration": ["a.yaml", None]}}))
+    out = tmp_path / "r.csv"
+    assert main(["sweep", str(tmp_path / "sweep.yaml"), "--out", str(out), "-q", "--jobs", "1"]) == 0
+    import csv
+
+    rows = list(csv.DictReader(out.open()))
+    assert [r["status"] for r in rows] == ["ok", "ok"] and rows[0]["step_time_s"] != rows[1]["step_time_s"]
+    with (tmp_path / "a.yaml").open("a") as fh:
+        fh.write("# edited\n")
+    assert main(["sweep", str(tmp_path / "sweep.yaml"), "--out", str(out), "-q", "--jobs", "1"]) == 2
+    assert "calibration profile" in capsys.readouterr().err

@@ -8,8 +8,8 @@ from typing import Any
 
 from simulator.core.errors import Problem, UserError
 from simulator.core.units import UnitError, parse_size_range
-from simulator.system.comm.algorithms import ALGORITHMS
 from simulator.scenario.calibration import load_profile
+from simulator.system.comm.algorithms import ALGORITHMS
 from simulator.system.comm.calibration import NCCL_CALIBRATION, OPS, Calibration
 from simulator.system.comm.cost import CommContext
 from simulator.system.topology.graph import Topology

@@ -19,7 +19,13 @@ import numpy as np
 
 from simulator.core.errors import Problem, UserError, did_you_mean
 from simulator.core.yamlio import read_yaml
-from simulator.studies.calibrate.nccl_tests import BINARIES, NcclFile, Section, binary_of, read_nccl_tests
+from simulator.studies.calibrate.nccl_tests import (
+    BINARIES,
+    NcclFile,
+    Section,
+    binary_of,
+    read_nccl_tests,
+)
 from simulator.system.comm.algorithms import ALGORITHMS
 from simulator.system.comm.calibration import OPS, Calibration
 from simulator.system.comm.cost import CommContext

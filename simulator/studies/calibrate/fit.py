@@ -111,8 +111,8 @@ def select(data: Dataset, candidates: list[str], defaults: dict[str, float]) -> 
             residual -= (q @ residual) * q
         share = float(np.linalg.norm(residual) / np.linalg.norm(col))
         if share < MIN_INDEPENDENT:
-            held.append((name, f"not separable from {', '.join(_partners(col, cols, chosen))}: the measurements "
-                               "only constrain their combination"))
+            held.append((name, (f"not separable from {', '.join(_partners(col, cols, chosen))}: the measurements "
+                               "only constrain their combination")))
             continue
         if len(chosen) >= limit:
             held.append((name, f"too few measurements ({len(set(data.groups))} groups) for another constant"))

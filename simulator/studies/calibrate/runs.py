@@ -220,4 +220,4 @@ def predicted_memory(scenario: Scenario, mem: MemoryBreakdown, metric: str) -> i
     tensors = mem.model_states_bytes + mem.activations_bytes + mem.buffers_bytes
     if metric == "max_memory_allocated":
         return tensors
-    return tensors + int(round(scenario.training.allocator_reserve * tensors))
+    return tensors + round(scenario.training.allocator_reserve * tensors)

@@ -15,7 +15,13 @@ from pathlib import Path
 import numpy as np
 
 from simulator.studies.calibrate.collectives import CollectiveData, NcclInput
-from simulator.studies.calibrate.fit import Dataset, Selection, fit_determined, leave_one_out, select
+from simulator.studies.calibrate.fit import (
+    Dataset,
+    Selection,
+    fit_determined,
+    leave_one_out,
+    select,
+)
 from simulator.studies.calibrate.runs import MemoryCheck, RunData, read_runs
 from simulator.system.comm.calibration import FAMILIES, NCCL_CALIBRATION, Calibration
 from simulator.system.knobs import NVLS_ARCHS, comm_value, gpu_value, knob, with_comm

@@ -37,17 +37,17 @@ def row(size: int, count: int, dtype: str, redop: str, root: int, oop: Timing | 
 
 def header(ngpus: int, min_bytes: int, max_bytes: int, ranks: list[tuple[str, int, str]], iters: int = 20,
            nthread: int = 1) -> list[str]:
-    lines = [f"# nThread {nthread} nGpus {ngpus} minBytes {min_bytes} maxBytes {max_bytes} step: 2(factor) "
-             f"warmup iters: 5 iters: {iters} agg iters: 1 validation: 1 graph: 0", "#", "# Using devices"]
+    lines = [(f"# nThread {nthread} nGpus {ngpus} minBytes {min_bytes} maxBytes {max_bytes} step: 2(factor) "
+             f"warmup iters: 5 iters: {iters} agg iters: 1 validation: 1 graph: 0"), "#", "# Using devices"]
     lines += [f"#  Rank {r:2d} Group  0 Pid {1000 + r:6d} on {host:>10s} device {dev:2d} [0x{0x07 + 16 * dev:02x}] {gpu}"
               for r, (host, dev, gpu) in enumerate(ranks)]
     lines += ["#",
-              "#                                                              out-of-place                       "
-              "in-place          ",
-              f"# {'size':>10s}  {'count':>12s}  {'type':>8s}  {'redop':>6s}  {'root':>6s}  {'time':>7s}  "
-              f"{'algbw':>6s}  {'busbw':>6s} {'#wrong':>6s}  {'time':>7s}  {'algbw':>6s}  {'busbw':>6s} {'#wrong':>6s}",
-              f"# {'(B)':>10s}  {'(elements)':>12s}  {'':>8s}  {'':>6s}  {'':>6s}  {'(us)':>7s}  {'(GB/s)':>6s}  "
-              f"{'(GB/s)':>6s}  {'':>5s}  {'(us)':>7s}  {'(GB/s)':>6s}  {'(GB/s)':>6s}  {'':>5s}"]
+              ("#                                                              out-of-place                       "
+              "in-place          "),
+              (f"# {'size':>10s}  {'count':>12s}  {'type':>8s}  {'redop':>6s}  {'root':>6s}  {'time':>7s}  "
+              f"{'algbw':>6s}  {'busbw':>6s} {'#wrong':>6s}  {'time':>7s}  {'algbw':>6s}  {'busbw':>6s} {'#wrong':>6s}"),
+              (f"# {'(B)':>10s}  {'(elements)':>12s}  {'':>8s}  {'':>6s}  {'':>6s}  {'(us)':>7s}  {'(GB/s)':>6s}  "
+              f"{'(GB/s)':>6s}  {'':>5s}  {'(us)':>7s}  {'(GB/s)':>6s}  {'(GB/s)':>6s}  {'':>5s}")]
     return lines
 
 
