@@ -3,7 +3,7 @@ compute constants per GPU, resolved once at load from a scenario's `calibration:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from simulator.system.comm.calibration import NCCL_CALIBRATION, Calibration
 from simulator.system.hardware.gpu import GPU
@@ -18,7 +18,7 @@ class CalibrationSpec:
     source: str = ""                  # the profile file ("" = built-in defaults)
     sha256: str = ""
     values: tuple[tuple[str, float], ...] = ()
-    comm: Calibration = NCCL_CALIBRATION
+    comm: Calibration = field(default=NCCL_CALIBRATION, repr=False)
 
     @property
     def is_default(self) -> bool:

@@ -60,11 +60,12 @@ def plot_accuracy(doc: dict[str, Any], out: str | Path) -> Path:
 
 
 def plot_fit(doc: dict[str, Any], out: str | Path) -> Path:
+    """Per fitted part: predicted against measured (top) and the error against measured (bottom)."""
     path = _check_out(out)
     kinds = list(doc["summary"])
-    fig = figure_class()(figsize=(4.6 * max(1, len(kinds)), 4.4), layout="constrained")
-    axes = np.atleast_1d(fig.subplots(1, max(1, len(kinds))))
-    for ax, kind in zip(axes, kinds):
+    fig = figure_class()(figsize=(4.6 * max(1, len(kinds)), 7.6), layout="constrained")
+    axes = np.array(fig.subplots(2, max(1, len(kinds)), squeeze=False))
+    for col, kind in enumerate(kinds):
         rows = [r for r in doc["residuals"] if _kind(r) == kind]
         measured = np.array([r["measured"] for r in rows])
         series = [(label, measured, np.array([r[key] for r in rows]))
@@ -72,8 +73,24 @@ def plot_fit(doc: dict[str, Any], out: str | Path) -> Path:
         loo = [r for r in rows if r.get("loo") is not None]
         if loo:
             series.append(("left out", np.array([r["measured"] for r in loo]), np.array([r["loo"] for r in loo])))
-        _panel(ax, series, kind, "measured (" + ", ".join(sorted({r["metric"] for r in rows})) + ")")
+        xlabel = "measured (" + ", ".join(sorted({r["metric"] for r in rows})) + ")"
+        _panel(axes[0, col], series, kind, xlabel)
+        _errors(axes[1, col], series, xlabel)
     return save(fig, path)
+
+
+def _errors(ax, series: list[tuple[str, np.ndarray, np.ndarray]], xlabel: str) -> None:
+    ax.axhline(0, color="black", linewidth=0.8)
+    for band, style in ((10, "--"), (20, ":")):
+        for sign in (1, -1):
+            ax.axhline(sign * band, color="grey", linewidth=0.6, linestyle=style)
+    for i, (label, x, y) in enumerate(series):
+        ax.scatter(x, 100 * (y / x - 1), s=18, marker=MARKERS[i % len(MARKERS)], facecolors="none",
+                   edgecolors=STRATEGY_PALETTE[i % len(STRATEGY_PALETTE)], label=label)
+    ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("error (predicted / measured - 1, %)")
+    ax.legend(fontsize=7)
 
 
 def _kind(row: dict[str, Any]) -> str:

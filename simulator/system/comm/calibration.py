@@ -13,7 +13,8 @@ constants are calibrated on public nccl-tests tables, each named below with its 
 - xGMI efficiency: fitted to one RCCL 8x MI300X figure.
 
 Everything else comes from data sheets or NCCL's source. `NCCL_CALIBRATION` is the default; a
-user's calibration profile replaces it, `IDEAL_CALIBRATION` is the hand-checkable one.
+user's calibration profile (`clustersim calibrate`, constants named in system/knobs.py) sets some
+of its figures, `IDEAL_CALIBRATION` is the hand-checkable one.
 """
 
 from __future__ import annotations
