@@ -15,7 +15,7 @@ from tests.helpers import PROJECT_ROOT
 def readme_commands() -> list[str]:
     text = (PROJECT_ROOT / "README.md").read_text()
     section = text.split("### Calibrate to your cluster", 1)[1].split("\n### ", 1)[0]
-    block = re.search(r"```bash\n(.*?)```", section, re.S)[1]
+    block = re.search(r"```bash\n(.*?)```", section, re.DOTALL)[1]
     return [line.split("#", 1)[0].strip() for line in block.splitlines() if line.startswith(".venv/bin/clustersim")]
 
 

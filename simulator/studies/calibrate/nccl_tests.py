@@ -7,7 +7,9 @@ The layout (src/common.cu up to v2.13, src/util.cu from v2.14; `PRINT` calls cit
   %2d [0x%02x] %s" (newer: "[%04x:%02x:%02x]"): its host name and CUDA device (writeDeviceReport);
 - the column header (writeResultHeader): "size count type redop root" then, for the out-of-place
   and then the in-place run, "time algbw busbw #wrong" (more columns with -R per-iteration
-  timing, a trailing timestamp with -T; "cputime" with -C);
+  timing, a trailing timestamp with -T; "cputime" with -C). Before v2.13 (2022) each test printed
+  its own: "size count type redop" (broadcast: "type root") and "time algbw busbw error", the
+  error being the largest deviation, and rank lines without "Group"; columns are read by name;
 - one row per size (writeBenchmarkLinePreamble "%12li  %12li  %8s  %6s  %6s": bytes, elements,
   datatype, reduction op ("none" for all-gather / all-to-all), root (-1 when there is none);
   writeBenchmarkLineBody "  %7s  %6s  %6s  %6g": time in us, algbw and busbw in GB/s, wrong
@@ -39,7 +41,7 @@ STANDARD_COLUMNS = ("size", "count", "type", "redop", "root", "time", "algbw", "
                     "time", "algbw", "busbw", "#wrong")
 PREAMBLE = 5
 _TAG = re.compile(r"^\[\d+,\d+\]<(?:stdout|stderr)>:\s?")  # mpirun --tag-output
-_RANK = re.compile(r"#\s*Rank\s+(\d+)\s+Group\s+(\d+)\s+Pid\s+(\d+)\s+on\s+(\S+)\s+device\s+(\d+)\s+\[[^\]]*\]\s*(.*)")
+_RANK = re.compile(r"#\s*Rank\s+(\d+)\s+(?:Group\s+\d+\s+)?Pid\s+\d+\s+on\s+(\S+)\s+device\s+(\d+)\s+\[[^\]]*\]\s*(.*)")
 _NTHREAD = re.compile(r"#\s*nThread\s+(\d+)\s+nGpus\s+(\d+)")
 _START = re.compile(r"#\s*Collective test starting:\s*(\S+)")
 _WRONG_TOTAL = re.compile(r"#\s*Out of bounds values\s*:\s*(\d+)")
@@ -169,7 +171,7 @@ def _comment(sections: list[Section], number: int, line: str) -> None:
             section.binary = start[1]
         return
     if (m := _RANK.match(body)) is not None:
-        section.ranks.append(Rank(rank=int(m[1]), host=m[4], device=int(m[5]), gpu=m[6].strip()))
+        section.ranks.append(Rank(rank=int(m[1]), host=m[2], device=int(m[3]), gpu=m[4].strip()))
     elif body[1:].split()[:1] == ["size"]:
         section.columns = tuple(body[1:].split())
         section.header_ends = tuple(match.end() for match in re.finditer(r"\S+", line))[1:]
@@ -198,14 +200,15 @@ def _row(section: Section, number: int, line: str) -> None:
                                     f"{start + 2 * width} ({' '.join(section.columns[:start + 2 * width])}): a "
                                     "truncated line"))
         return
+    head = dict(zip(section.columns[:start], tokens[:start]))
     try:
-        size, count, root = int(tokens[0]), int(tokens[1]), int(tokens[4])
+        size, count, root = int(tokens[0]), int(tokens[1]), int(head.get("root", -1))
     except ValueError:
         section.skipped.append(Skip(line=number, text=text, reason="size, count and root must be integers"))
         return
     names = section.columns[start:start + width]
     blocks, reasons = [], []
-    for which, values in _blocks(section, line, tokens[start:], width):
+    for which, values in _blocks(section, line, tokens[start:], start, width):
         block, why = _block(which, names, values, size)
         if block is not None:
             blocks.append(block)
@@ -216,11 +219,11 @@ def _row(section: Section, number: int, line: str) -> None:
     for why in reasons:
         section.skipped.append(Skip(line=number, text=text, reason=why))
     if blocks:
-        section.rows.append(Row(line=number, size=size, count=count, dtype=tokens[2], redop=tokens[3], root=root,
-                                blocks=tuple(blocks)))
+        section.rows.append(Row(line=number, size=size, count=count, dtype=head.get("type", ""),
+                                redop=head.get("redop", "none"), root=root, blocks=tuple(blocks)))
 
 
-def _blocks(section: Section, line: str, rest: list[str], width: int) -> list[tuple[str, list[str]]]:
+def _blocks(section: Section, line: str, rest: list[str], start: int, width: int) -> list[tuple[str, list[str]]]:
     """The row's timed blocks by name. One block alone is in-place when it sits under the in-place
     columns (trace replay leaves the out-of-place block blank); otherwise the line was cut."""
     if len(rest) >= 2 * width:
@@ -228,9 +231,9 @@ def _blocks(section: Section, line: str, rest: list[str], width: int) -> list[tu
     first = rest[0]
     ends = section.header_ends
     where = BLOCKS[0]
-    if len(ends) >= PREAMBLE + 2 * width:
-        end = next(m.end() for m in re.finditer(re.escape(first), line) if m.start() > _preamble_end(line))
-        out_end, in_end = ends[PREAMBLE], ends[PREAMBLE + width]
+    if len(ends) >= start + 2 * width:
+        end = next(m.end() for m in re.finditer(re.escape(first), line) if m.start() > _preamble_end(line, start))
+        out_end, in_end = ends[start], ends[start + width]
         where = BLOCKS[1] if abs(end - in_end) < abs(end - out_end) else BLOCKS[0]
     blocks = [(where, rest[:width])]
     if where == BLOCKS[0]:
@@ -240,8 +243,8 @@ def _blocks(section: Section, line: str, rest: list[str], width: int) -> list[tu
     return blocks
 
 
-def _preamble_end(line: str) -> int:
-    return [m.end() for m in re.finditer(r"\S+", line)][PREAMBLE - 1]
+def _preamble_end(line: str, start: int) -> int:
+    return [m.end() for m in re.finditer(r"\S+", line)][start - 1]
 
 
 def _number(text: str) -> float | None:
@@ -257,17 +260,28 @@ def _block(which: str, names: tuple[str, ...], values: list[str], size: int) -> 
     got = dict(zip(names, values))
     if "cputime" in got:
         return None, "cputime columns (-C 1) time the host, not the collective; rerun without -C"
-    time_us, algbw, busbw = (_number(got.get(k, "")) for k in ("time", "algbw", "busbw"))
+    if "time" not in got:
+        return None, f"no time column (the header names {', '.join(names)})"
+    time_us, algbw, busbw = (_number(got.get(k, "0")) for k in ("time", "algbw", "busbw"))
     if time_us is None or algbw is None or busbw is None:
         return None, f"time/algbw/busbw not numbers ({got.get('time')} {got.get('algbw')} {got.get('busbw')})"
     if time_us <= 0:
         return None, f"time {got['time']} us is not positive"
+    # "#wrong" (nccl-tests >= 2.13) counts wrong elements; before it, "error" printed the largest
+    # deviation from the expected result (%5.0le), judged only by the footer's out-of-bounds count.
+    if "#wrong" not in got and "error" in got:
+        return _timed(which, time_us, algbw, busbw, None if got["error"] == "N/A" else 0.0, size)
     wrong_text = got.get("#wrong", "N/A")
     wrong = None if wrong_text == "N/A" else _number(wrong_text)
     if wrong_text != "N/A" and wrong is None:
         return None, f"#wrong is {wrong_text!r}, not a count"
     if wrong:
         return None, f"nccl-tests counted {wrong:g} wrong values (its data check failed)"
+    return _timed(which, time_us, algbw, busbw, wrong, size)
+
+
+def _timed(which: str, time_us: float, algbw: float, busbw: float, wrong: float | None,
+           size: int) -> tuple[Block | None, str]:
     implied = size / (time_us * 1e3)
     if algbw >= MIN_CHECKED_ALGBW and abs(implied / algbw - 1) > 0.1:
         return None, f"time and algbw disagree (size / time = {implied:.2f} GB/s, algbw {algbw:.2f}): a garbled row"

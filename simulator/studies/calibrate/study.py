@@ -23,6 +23,7 @@ from simulator.studies.calibrate.fit import (
     select,
 )
 from simulator.studies.calibrate.runs import MemoryCheck, RunData, read_runs
+from simulator.system.comm.algorithms import ALGORITHMS
 from simulator.system.comm.calibration import FAMILIES, NCCL_CALIBRATION, Calibration
 from simulator.system.knobs import NVLS_ARCHS, comm_value, gpu_value, knob, with_comm
 
@@ -129,8 +130,9 @@ def comm_candidates(data: CollectiveData) -> list[str]:
     names += [f"nccl.{a}.step_latency" for a in archs]
     names += [f"nccl.{a}.net_step_latency" for a in archs if data.multi_host()]
     names += ["nccl.ring_fill_steps", "nccl.nvls_round_latency"]
-    used = sorted(set(data.describe(NCCL_CALIBRATION).values()))
-    names += [f"nccl.{a}.{p}.base_latency" for a, p in (u.split("/") for u in used) if a in FAMILIES]
+    used = sorted({(ALGORITHMS[a].family, p) for a, p in (u.split("/") for u in data.describe(NCCL_CALIBRATION).values())
+                   if a in ALGORITHMS})  # direct all-to-all and p2p sends use the ring's row
+    names += [f"nccl.{family}.{p}.base_latency" for family, p in used if family in FAMILIES]
     return list(dict.fromkeys(names))
 
 

@@ -157,3 +157,28 @@ def test_manifest(tmp_path):
     text = err.value.render()
     assert "nccl_tests.0.topolgy: unknown key (did you mean 'topology'?)" in text
     assert "nccl_tests.0.topology: required key is missing" in text and "unknown collective 'allreduce'" in text
+
+
+def test_layout_before_nccl_tests_2_13():
+    # Four preamble columns (no root), an "error" column (largest deviation, not a count) and rank
+    # lines without "Group" (nccl-tests before v2.13, e.g. 2021 outputs).
+    f = read_nccl_tests(FIXTURES / "all_reduce_perf_nccl_tests_2.10.txt")
+    (section,) = f.sections
+    assert section.columns[:5] == ("size", "count", "type", "redop", "time")
+    assert [r.host for r in section.ranks] == ["gpu-node-3"] * 8 and section.ranks[7].device == 7
+    assert [r.size for r in f.rows] == [8, 1024, 65536, 1048576, 16777216, 134217728]
+    row = f.rows[4]
+    assert (row.redop, row.root, len(row.blocks), row.blocks[1].time_us) == ("sum", -1, 2, 283.9)
+    assert not f.skipped and section.complete and not f.notes()  # checked: the footer says 0 out of bounds
+    data = CollectiveData([NcclInput(path=str(FIXTURES / "all_reduce_perf_nccl_tests_2.10.txt"),
+                                     topology="dgx-a100")])
+    assert len(data.timed) == 12 and data.timed[0].op == "all_reduce"
+
+
+def test_columns_are_read_by_the_header_names():
+    # A table cut down to the times (no algbw / busbw columns) still times its rows.
+    text = ("#       size         count      type   redop    root     time #wrong     time #wrong\n"
+            "     1048576        262144     float     sum      -1    51.20      0    50.66      0\n")
+    f = parse_nccl_tests(text, "all_reduce_perf.txt")
+    (row,) = f.rows
+    assert [(b.name, b.time_us) for b in row.blocks] == [("out-of-place", 51.2), ("in-place", 50.66)]
