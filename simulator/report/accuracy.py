@@ -115,4 +115,4 @@ def _measured(r: dict[str, Any]) -> str:
     if r["metric"] in ("time_s", "step_time_s"):
         t = r["measured"]
         return f"{t * 1e6:,.1f} us" if t < 0.01 else f"{t:.4g} s"
-    return f"{r['measured']:,.4g}"
+    return f"{r['measured']:,.0f}" if r["measured"] >= 100 else f"{r['measured']:.4g}"
