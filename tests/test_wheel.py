@@ -46,3 +46,10 @@ def test_wheel_installed_outside_the_checkout(tmp_path):
     _run([cli, "sweep", sweep, "--out", elsewhere / "out.csv", "--jobs", "1", "-q"], cwd=elsewhere)
     rows = (elsewhere / "out.csv").read_text().splitlines()
     assert len(rows) == 3 and all(",ok," in r for r in rows[1:])
+    accuracy = json.loads(_run([cli, "accuracy", "--category", "memory", "--json"], cwd=elsewhere).stdout)
+    assert accuracy["summary"][0]["cases"] == 16
+    script = "from simulator.core.resources import data_dir; print(data_dir('calibration'))"
+    azure = Path(_run([bin_dir / "python", "-c", script], cwd=elsewhere).stdout.strip()) / \
+        "azure-nd-a100-v4-all_reduce_perf.txt"
+    _run([cli, "calibrate", "--nccl-tests", f"{azure}:dgx-a100", "--out", elsewhere / "a100.yaml", "--no-loo"],
+         cwd=elsewhere)

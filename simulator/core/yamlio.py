@@ -103,3 +103,8 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
             source,
         )
     return data
+
+
+def dump_yaml(data: Any) -> str:
+    """YAML text of plain data (mappings keep their order; block style; unicode as is)."""
+    return yaml.safe_dump(data, sort_keys=False, default_flow_style=False, allow_unicode=True, width=110)

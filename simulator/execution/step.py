@@ -106,7 +106,7 @@ class Comm:
 
 def compute_model(scenario: Scenario, slowdown: float = 1.0) -> ComputeModel:
     p = scenario.training.precision
-    return ComputeModel(gpu=scenario.cluster.gpu, gemm_dtype=p.gemm_dtype, attention_dtype=p.attention_dtype,
+    return ComputeModel(gpu=scenario.calibration.gpu(scenario.cluster.gpu), gemm_dtype=p.gemm_dtype, attention_dtype=p.attention_dtype,
                         slowdown=slowdown)
 
 
@@ -185,7 +185,8 @@ def simulate_step(scenario: Scenario, memory: MemoryBreakdown | list[MemoryBreak
     if not isinstance(memory, list):
         memory = stage_memory(scenario)
     cm = compute_model(scenario)
-    comm = Comm(ctx.comm(scenario.cluster, nvls=scenario.training.nvls), scenario.training.collective_algorithm, backend)
+    comm = Comm(ctx.comm(scenario.cluster, scenario.calibration.comm, nvls=scenario.training.nvls),
+                scenario.training.collective_algorithm, backend)
     classes = rank_classes(scenario, memory, cm, comm)
     result = run(classes, comm.start)
     return _result(classes, result, comm, cm.gpu.peak(cm.gemm_dtype))

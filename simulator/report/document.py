@@ -97,6 +97,9 @@ def build_report(scenario: Scenario, mem: MemoryBreakdown, suggestions: list[str
         "memory": memory_section(scenario, mem, suggestions, stages or [mem]),
         "warnings": list(scenario.warnings),
     }
+    if not scenario.calibration.is_default:  # absent with the built-in constants (reports stay as they were)
+        cal = scenario.calibration
+        report["calibration"] = {"profile": cal.source, "sha256": cal.sha256, "constants": dict(cal.values)}
     if step is not None and metrics is not None:
         merge(report, step_sections(step, metrics, training))
         peak_bytes, peak_time, peak_op = step.timeline_peak

@@ -48,6 +48,10 @@ def _header(report: dict[str, Any]) -> list[str]:
         both = " (both directions)" if d["both_directions"] else ""
         lines.append(f"  degraded link {d['source']} -> {d['target']}{both}: "
                      f"{100 * d['bandwidth_factor']:g}% of its bandwidth")
+    cal = report.get("calibration")
+    if cal:
+        lines.append(f"  calibration {cal['profile']}: {len(cal['constants'])} fitted constants "
+                     f"({', '.join(cal['constants'])})")
     lines += [f"  warning: {w}" for w in report.get("warnings", [])]
     return lines
 

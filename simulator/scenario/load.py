@@ -29,6 +29,7 @@ from simulator.model.precision import PRECISIONS
 from simulator.model.spec import ModelSpec, from_architecture, from_params
 from simulator.scenario import resolve
 from simulator.scenario.framework import framework_spec, raw_problems
+from simulator.scenario.calibration import resolve_calibration
 from simulator.scenario.parallel import microbatches, parallel_spec
 from simulator.scenario.problems import pydantic_problems, text_at
 from simulator.scenario.reliability import resolve_reliability
@@ -95,12 +96,13 @@ def scenario_from_dict(data: dict[str, Any], base_dir: str | Path | None = None,
     if model and training and cluster:
         resolve.check_compat(model, training, cluster, problems, warnings)
     reliability = resolve_reliability(spec.reliability, problems)
+    calibration = resolve_calibration(spec.calibration, base_dir, problems)
     if problems:
         raise UserError(problems)
     return Scenario(name=spec.name, model=model, training=training, cluster=cluster, source=source,
                     base_dir=str(base_dir) if base_dir is not None else None,
                     document=json.dumps(data, sort_keys=True, default=str), warnings=tuple(warnings),
-                    reliability=reliability)
+                    reliability=reliability, calibration=calibration)
 
 
 def derive(scenario: Scenario, changes: dict[str, Any]) -> Scenario:

@@ -15,14 +15,14 @@ from simulator.scenario.schema_framework import knob_home
 _NOT_FIELDS = {"str", "int", "float", "name", "custom", "CustomGPU"}
 
 
-def pydantic_problems(exc: ValidationError) -> list[Problem]:
+def pydantic_problems(exc: ValidationError, root: Any = ScenarioFile) -> list[Problem]:
     problems = []
     for err in exc.errors():
         loc = [str(part) for part in err["loc"]
                if not str(part).startswith(("function-", "literal[", "tagged-union")) and str(part) not in _NOT_FIELDS]
         path, etype, hint = ".".join(loc), err["type"], ""
         if etype == "extra_forbidden":
-            parent = model_at(loc[:-1])
+            parent = model_at(loc[:-1], root)
             msg = "unknown key"
             if parent is not None:
                 hint = did_you_mean(loc[-1], parent.model_fields)
@@ -42,10 +42,12 @@ def pydantic_problems(exc: ValidationError) -> list[Problem]:
     return list(dict.fromkeys(problems))
 
 
-def model_at(loc: list[str]):
-    """The pydantic model class at a dotted location of ScenarioFile, for key suggestions."""
-    cls = ScenarioFile
+def model_at(loc: list[str], root: Any = ScenarioFile):
+    """The pydantic model class at a dotted location of `root`, for key suggestions."""
+    cls = root
     for part in loc:
+        if part.isdigit():  # an item of a list: its model is the list's, already unwrapped
+            continue
         field = cls.model_fields.get(part)
         if field is None:
             return None

@@ -318,6 +318,8 @@ class ScenarioFile(Strict):
     training: TrainingSection = TrainingSection()
     cluster: ClusterSection = ClusterSection()
     reliability: ReliabilitySection = ReliabilitySection()
+    calibration: str | None = Field(None, min_length=1, description="a calibration profile (`clustersim calibrate "
+                                    "--out PROFILE.yaml`), relative to this file; default: the built-in constants")
 
 
 def json_schema() -> dict:

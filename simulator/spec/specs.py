@@ -13,6 +13,7 @@ from typing import Any
 
 from simulator.model.precision import Precision
 from simulator.model.spec import ModelSpec
+from simulator.spec.calibration import DEFAULT_CALIBRATION, CalibrationSpec
 from simulator.spec.reliability import ReliabilitySpec
 from simulator.system.hardware import GPU
 
@@ -207,6 +208,7 @@ class Scenario:
     document: str = field(default="{}", repr=False)
     warnings: tuple[str, ...] = ()
     reliability: ReliabilitySpec | None = None  # None: the defaults (spec/reliability.py)
+    calibration: CalibrationSpec = DEFAULT_CALIBRATION  # a profile (`calibration: FILE`) or the built-in one
 
     @property
     def strategy(self) -> str:

@@ -2,29 +2,46 @@
 file of the same shape) and what clustersim predicts for each.
 
 A case: id, category, role (calibration: a constant was fitted to it; validation: nothing
-was), source, metric, published value, tolerance, scenario (inline), and for metrics that
-need it the published FLOP count; optionally slow, and known_deviation (why it is expected to
-miss its tolerance). Metrics:
-- a `step` field of the report (tokens_per_s_per_gpu, tflops_per_gpu, mfu, time_s);
+was), source, metric, published value, tolerance, and its setup: a `scenario` (inline, paths
+relative to the file) or, for collectives, a `collective` block (topology, num_hosts, op, group,
+algorithm, nvls, size, as `clustersim collective` takes them). Optionally: flops_per_step (for
+the metric that needs it), slow (run with --all / pytest -m slow), known_deviation (why it is
+expected to miss its tolerance). Metrics:
+- a `step` field of the report (tokens_per_s_per_gpu, tflops_per_gpu, mfu, time_s, tokens_per_s);
 - tflops_per_gpu_from_flops: the case's flops_per_step / (GPUs x step time), for papers that
-  count FLOPs their own way (Megatron's Eq. 3 includes recomputation).
+  count FLOPs their own way (Megatron's Eq. 3 includes recomputation);
+- busbw_GBps: nccl-tests bus bandwidth of the collective block (GB/s);
+- model_states_gb (parameters, gradients and optimizer states per GPU, 1e9 bytes);
+  max_memory_allocated_gib / max_memory_reserved_gib (PyTorch's peak figures, 2^30 bytes).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from simulator.core.errors import Problem, UserError
+from simulator.core.errors import Problem, UserError, did_you_mean
 from simulator.core.resources import data_dir
 from simulator.core.yamlio import read_yaml
 from simulator.execution.context import SimContext
+from simulator.execution.memory import stage_memory
 from simulator.scenario.load import scenario_from_dict
+from simulator.spec.calibration import CalibrationSpec
+from simulator.studies.calibrate.runs import predicted_memory
 from simulator.studies.simulate import simulate
+from simulator.system.comm.cost import CommContext
+from simulator.system.topology.groups import resolve_group
+from simulator.system.topology.loader import load_topology
 
 STEP_METRICS = ("tokens_per_s_per_gpu", "tflops_per_gpu", "mfu", "time_s", "tokens_per_s")
-METRICS = (*STEP_METRICS, "tflops_per_gpu_from_flops")
+MEMORY_METRICS = ("model_states_gb", "max_memory_allocated_gib", "max_memory_reserved_gib")
+METRICS = (*STEP_METRICS, "tflops_per_gpu_from_flops", "busbw_GBps", *MEMORY_METRICS)
+ROLES = ("calibration", "validation")
+REQUIRED = ("id", "category", "role", "source", "metric", "published", "tolerance")
+OPTIONAL = ("scenario", "collective", "flops_per_step", "slow", "known_deviation")
+COLLECTIVE_KEYS = ("topology", "num_hosts", "op", "group", "algorithm", "nvls", "size")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -36,8 +53,10 @@ class Case:
     metric: str
     published: float
     tolerance: float
-    scenario: dict[str, Any]
     base_dir: str
+    file: str = ""
+    scenario: dict[str, Any] | None = None
+    collective: dict[str, Any] | None = None
     flops_per_step: float | None = None
     slow: bool = False
     known_deviation: str | None = None   # why the case is expected to miss (tests: strict xfail)
@@ -47,34 +66,88 @@ def load_cases(path: str | Path) -> list[Case]:
     path = Path(path)
     data = read_yaml(path)
     cases = data.get("cases")
+    problems = [Problem(k, "unknown key", did_you_mean(k, ["about", "cases"])) for k in data
+                if k not in ("about", "cases")]
     if not isinstance(cases, list):
-        raise UserError(Problem("cases", "expected a list of cases"), str(path))
-    out, problems = [], []
+        raise UserError(problems + [Problem("cases", "expected a list of cases")], str(path))
+    out, seen = [], set()
     for i, c in enumerate(cases):
-        missing = [k for k in ("id", "category", "role", "source", "metric", "published", "tolerance", "scenario")
-                   if not isinstance(c, dict) or k not in c]
-        if missing:
-            problems.append(Problem(f"cases.{i}", f"missing {', '.join(missing)}"))
+        found = _case_problems(f"cases.{i}", c)
+        if not found and c["id"] in seen:
+            found.append(Problem(f"cases.{i}.id", f"{c['id']!r} is used twice"))
+        problems += found
+        if found:
             continue
-        if c["metric"] not in METRICS:
-            problems.append(Problem(f"cases.{i}.metric", f"unknown metric {c['metric']!r}",
-                                    f"one of {', '.join(METRICS)}"))
-            continue
-        out.append(Case(**{k: c[k] for k in Case.__dataclass_fields__ if k in c and k != "base_dir"},
-                        base_dir=str(path.parent)))
+        seen.add(c["id"])
+        fields = {k: c[k] for k in (*REQUIRED, *OPTIONAL) if k in c}
+        out.append(Case(**fields, base_dir=str(path.parent), file=str(path)))
     if problems:
         raise UserError(problems, str(path))
     return out
+
+
+def _case_problems(where: str, c: Any) -> list[Problem]:
+    if not isinstance(c, dict):
+        return [Problem(where, "expected a mapping")]
+    found = [Problem(f"{where}.{k}", "unknown key", did_you_mean(k, (*REQUIRED, *OPTIONAL))) for k in c
+             if k not in (*REQUIRED, *OPTIONAL)]
+    missing = [k for k in REQUIRED if k not in c]
+    if missing:
+        found.append(Problem(where, f"missing {', '.join(missing)}"))
+    if c.get("metric") is not None and c.get("metric") not in METRICS:
+        found.append(Problem(f"{where}.metric", f"unknown metric {c['metric']!r}", did_you_mean(str(c["metric"]),
+                                                                                               METRICS)))
+    if "role" in c and c["role"] not in ROLES:
+        found.append(Problem(f"{where}.role", f"expected one of {', '.join(ROLES)}, got {c['role']!r}"))
+    for key in ("published", "tolerance"):
+        if key in c and (isinstance(c[key], bool) or not isinstance(c[key], (int, float)) or c[key] <= 0):
+            found.append(Problem(f"{where}.{key}", f"expected a positive number, got {c[key]!r}"))
+    metric = c.get("metric")
+    setup = "collective" if metric == "busbw_GBps" else "scenario"
+    if metric in METRICS and not isinstance(c.get(setup), dict):
+        found.append(Problem(f"{where}.{setup}", f"a {metric} case needs a {setup} mapping"))
+    if setup == "collective" and isinstance(c.get("collective"), dict):
+        found += [Problem(f"{where}.collective.{k}", "unknown key", did_you_mean(k, COLLECTIVE_KEYS))
+                  for k in c["collective"] if k not in COLLECTIVE_KEYS]
+        found += [Problem(f"{where}.collective.{k}", "required key is missing") for k in ("topology", "op", "size")
+                  if k not in c["collective"]]
+    if metric == "tflops_per_gpu_from_flops" and not isinstance(c.get("flops_per_step"), (int, float)):
+        found.append(Problem(f"{where}.flops_per_step", "the metric needs the published FLOPs per step"))
+    return found
+
+
+def shipped_files() -> list[Path]:
+    """The validation set shipped with the package (every case file, whatever it holds)."""
+    return sorted(data_dir("validation").glob("*.yaml"))
 
 
 def shipped_cases(name: str) -> list[Case]:
     return load_cases(data_dir("validation") / f"{name}.yaml")
 
 
-def predict(case: Case, ctx: SimContext | None = None) -> float:
-    """What clustersim predicts for the case's metric."""
+def predict(case: Case, ctx: SimContext | None = None, calibration: CalibrationSpec | None = None) -> float:
+    """What clustersim predicts for the case's metric (under a profile's constants if given)."""
+    if case.metric == "busbw_GBps":
+        return _busbw_GBps(case.collective, case.base_dir, calibration)
     scenario = scenario_from_dict(case.scenario, base_dir=case.base_dir)
-    step = simulate(scenario, ctx=ctx)["step"]
+    if calibration is not None and scenario.calibration.is_default:
+        scenario = dataclasses.replace(scenario, calibration=calibration)
+    if case.metric in MEMORY_METRICS:
+        mem = max(stage_memory(scenario), key=lambda m: (m.total_bytes, -m.stage))
+        if case.metric == "model_states_gb":
+            return mem.model_states_bytes / 1e9
+        return predicted_memory(scenario, mem, case.metric.removesuffix("_gib")) / 2**30
+    step = simulate(scenario, ctx=ctx, runs=1)["step"]
     if case.metric == "tflops_per_gpu_from_flops":
         return case.flops_per_step / (scenario.num_gpus * step["time_s"]) / 1e12
     return step[case.metric]
+
+
+def _busbw_GBps(c: dict[str, Any], base_dir: str, calibration: CalibrationSpec | None) -> float:
+    topo = load_topology(c["topology"], c.get("num_hosts"), base_dir=base_dir)
+    comm = calibration.comm if calibration is not None else CalibrationSpec().comm
+    ctx = CommContext(topo, comm, nvls=c.get("nvls", True))
+    group = c.get("group", "all")
+    group = group.split(",") if isinstance(group, str) and "," in group else group
+    cost = ctx.cost(c["op"], resolve_group(topo, group), int(c["size"]), c.get("algorithm", "auto"))
+    return cost.busbw_Bps / 1e9

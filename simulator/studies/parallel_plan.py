@@ -168,7 +168,7 @@ def estimate_step_s(s: Scenario, comm: Comm) -> float:
 def parallel_plan(s: Scenario, top: int = 5, simulate: int = 8, ctx: SimContext | None = None) -> ParallelPlan:
     """The fastest layouts that fit, simulated, best first."""
     start, ctx, checks = time.perf_counter(), ctx or SimContext(), [0]
-    comm = Comm(ctx.comm(s.cluster), s.training.collective_algorithm, "fluid")
+    comm = Comm(ctx.comm(s.cluster, s.calibration.comm, nvls=s.training.nvls), s.training.collective_algorithm, "fluid")
     found: list[tuple[float, Layout, Scenario, MemoryBreakdown]] = []
     candidates = layouts(s)
     for lay in candidates:

@@ -10,7 +10,7 @@ import pytest
 
 from simulator.studies.cases import Case, predict, shipped_cases
 
-FILES = ("throughput", "model_parallel", "frameworks")
+FILES = ("throughput", "model_parallel", "frameworks", "memory")
 CASES = [c for name in FILES for c in shipped_cases(name) if c.role == "validation"]
 CALIBRATION = [c for name in FILES for c in shipped_cases(name) if c.role == "calibration"]
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import importlib
 
-COMMANDS = ("run", "validate", "plan", "sweep", "plot", "regress", "topology", "collective", "frameworks", "catalog")
+COMMANDS = ("run", "validate", "plan", "sweep", "plot", "regress", "topology", "collective", "frameworks",
+            "calibrate", "accuracy", "catalog")
 
 
 def register_all(subparsers) -> None:

@@ -8,8 +8,9 @@ from typing import Any
 
 from simulator.core.errors import Problem, UserError
 from simulator.core.units import UnitError, parse_size_range
+from simulator.scenario.calibration import load_profile
 from simulator.system.comm.algorithms import ALGORITHMS
-from simulator.system.comm.calibration import OPS
+from simulator.system.comm.calibration import NCCL_CALIBRATION, OPS, Calibration
 from simulator.system.comm.cost import CommContext
 from simulator.system.topology.graph import Topology
 from simulator.system.topology.groups import resolve_group
@@ -34,6 +35,8 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
     coll.add_argument("--algorithm", default="auto", help=f"auto or one of {', '.join(ALGORITHMS)}")
     coll.add_argument("--no-nvls", dest="nvls", action="store_false",
                       help="NCCL_NVLS_ENABLE=0: no NVLink SHARP even where the topology has it")
+    coll.add_argument("--calibration", metavar="PROFILE",
+                      help="a calibration profile (clustersim calibrate --out); default: the built-in constants")
     coll.add_argument("--json", action="store_true", help="print a JSON list of rows")
     coll.set_defaults(func=cmd_collective)
 
@@ -43,7 +46,8 @@ def _parse_group(text: str) -> Any:
 
 
 def collective_rows(
-    topo: Topology, op: str, group: Any, sizes: list[int], algorithm: str, nvls: bool = True
+    topo: Topology, op: str, group: Any, sizes: list[int], algorithm: str, nvls: bool = True,
+    calibration: Calibration = NCCL_CALIBRATION,
 ) -> list[dict]:
     """One nccl-tests-style row per size."""
     if op not in OPS:
@@ -51,7 +55,7 @@ def collective_rows(
 
         raise UserError(Problem("--op", f"unknown collective {op!r}", did_you_mean(op, OPS)))
     idx = resolve_group(topo, group)
-    ctx = CommContext(topo, nvls=nvls)
+    ctx = CommContext(topo, calibration, nvls=nvls)
     rows = []
     for size in sizes:
         c = ctx.cost(op, idx, size, algorithm)
@@ -78,8 +82,9 @@ def cmd_collective(args: argparse.Namespace) -> int:
         raise UserError(Problem("--sizes", str(exc), "e.g. 1K..8G or 1024,1048576")) from None
     if not sizes:
         raise UserError(Problem("--sizes", "no sizes given", "e.g. 1K..8G"))
+    calibration = load_profile(args.calibration, "--calibration").comm if args.calibration else NCCL_CALIBRATION
     topo = load_topology(args.topology, args.num_hosts)
-    rows = collective_rows(topo, args.op, _parse_group(args.group), sizes, args.algorithm, args.nvls)
+    rows = collective_rows(topo, args.op, _parse_group(args.group), sizes, args.algorithm, args.nvls, calibration)
     if args.json:
         print(json.dumps(rows, indent=1))
         return 0
@@ -87,6 +92,7 @@ def cmd_collective(args: argparse.Namespace) -> int:
         f"# {topo.name}: {topo.num_gpus} GPUs on {topo.num_hosts} host(s); {args.op} over group "
         f"{args.group!r} ({rows[0]['ranks']} ranks); algorithm {args.algorithm}"
         + ("" if args.nvls else "; NVLS off")
+        + (f"; calibration {args.calibration}" if args.calibration else "")
     )
     print(
         f"#{'size':>12s} {'count':>12s} {'type':>6s} {'time':>11s} {'algbw':>8s} {'busbw':>8s}  algorithm/protocol"

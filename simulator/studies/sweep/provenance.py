@@ -7,7 +7,7 @@ resumes only rows of the same code, definition, network model and input files.
 The parts are kept apart (not one hash) so a refusal can say what changed: the code
 (version + code hash, which also covers shipped topologies named without a path), a part of
 the sweep definition, --network, or one input file (the sweep file, the base scenario file,
-a topology YAML named by path in any point).
+a topology YAML named by path in any point, a calibration profile a point names).
 """
 
 from __future__ import annotations
@@ -25,8 +25,9 @@ from simulator.studies.sweep.spec import Sweep
 from simulator.system.topology.loader import topology_path
 
 DEFINITION_PARTS = ("base", "set", "mode", "axes", "columns")
-# Dotted paths whose values can name a point's topology.
+# Dotted paths whose values can name a point's topology, or its calibration profile.
 TOPOLOGY_PATHS = ("cluster", "cluster.topology")
+CALIBRATION_PATHS = ("calibration",)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -39,6 +40,7 @@ class Provenance:
     sweep_file: str | None = None
     base_file: str | None = None
     inputs: dict[str, str] = field(default_factory=dict)
+    profiles: frozenset[str] = frozenset()  # which inputs are calibration profiles (for messages)
 
     def record(self) -> dict[str, Any]:
         return {"clustersim": self.clustersim, "network": self.network, "definition": self.definition,
@@ -65,7 +67,7 @@ class Provenance:
             found.append(f"the sweep definition changed ({', '.join(parts)})")
         if old.get("network") != self.network:
             found.append(f"--network changed: {old.get('network')} -> {self.network}")
-        found += _topology_changes(self._topologies(self.record()), self._topologies(old))
+        found += _topology_changes(self._topologies(self.record()), self._topologies(old), self.profiles)
         return found
 
     @staticmethod
@@ -75,17 +77,19 @@ class Provenance:
         return {path: digest for path, digest in inputs.items() if path not in roles}
 
 
-def _topology_changes(mine: dict[str, str], theirs: dict[str, str]) -> list[str]:
+def _topology_changes(mine: dict[str, str], theirs: dict[str, str], profiles: frozenset[str] = frozenset()
+                      ) -> list[str]:
     found = []
     for path in sorted(mine.keys() | theirs.keys()):
+        kind = "calibration profile" if path in profiles else "topology file" if path in mine else "input file"
         if path not in theirs:
-            found.append(f"topology file {_show(path)} was not an input before")
+            found.append(f"{kind} {_show(path)} was not an input before")
         elif path not in mine:
-            found.append(f"topology file {_show(path)} is no longer an input")
+            found.append(f"{kind} {_show(path)} is no longer an input")
         elif mine[path] != theirs[path]:
             state = (" (now missing)" if mine[path] == "missing" else
                      " (it was missing)" if theirs[path] == "missing" else "")
-            found.append(f"topology file {_show(path)} changed{state}")
+            found.append(f"{kind} {_show(path)} changed{state}")
     return found
 
 
@@ -105,10 +109,12 @@ def sweep_provenance(sweep: Sweep, backend: str) -> Provenance:
                   "axes": [[p, list(v)] for p, v in sweep.axes], "columns": sweep.columns}
     sweep_file = str(Path(sweep.source).resolve()) if sweep.source else None
     inputs = {path: code_provenance.file_digest(path) for path in (sweep_file, sweep.base_file) if path}
-    inputs |= topology_files(sweep)
+    profiles = calibration_files(sweep)
+    inputs |= topology_files(sweep) | profiles
     return Provenance(clustersim=code_provenance.version_string(), network=backend,
                       definition={part: _hash(value) for part, value in definition.items()},
-                      sweep_file=sweep_file, base_file=sweep.base_file, inputs=inputs)
+                      sweep_file=sweep_file, base_file=sweep.base_file, inputs=inputs,
+                      profiles=frozenset(profiles))
 
 
 def _hash(value: Any) -> str:
@@ -132,10 +138,30 @@ def topology_files(sweep: Sweep) -> dict[str, str]:
     return found
 
 
+def calibration_files(sweep: Sweep) -> dict[str, str]:
+    """Digests of the calibration profiles the points name (paths relative to the base scenario's
+    folder, as scenario loading resolves them)."""
+    found = {}
+    for value in _path_values(sweep, CALIBRATION_PATHS, lambda d: d.get("calibration")):
+        if isinstance(value, str) and value:
+            path = (Path(sweep.base_dir or ".") / Path(value).expanduser()).resolve()
+            found[str(path)] = code_provenance.file_digest(path)
+    return found
+
+
 def _topology_values(sweep: Sweep) -> list[Any]:
     """cluster.topology of one point per distinct combination of the axes that can set it."""
+    def topology(data: dict[str, Any]) -> Any:
+        cluster = data.get("cluster")
+        return cluster.get("topology") if isinstance(cluster, dict) else None
+
+    return _path_values(sweep, TOPOLOGY_PATHS, topology)
+
+
+def _path_values(sweep: Sweep, paths: tuple[str, ...], pick) -> list[Any]:
+    """`pick(scenario dict)` of one point per distinct combination of the axes on `paths`."""
     first = [values[0] for _, values in sweep.axes]
-    axes = [i for i, path in enumerate(sweep.paths) if path in TOPOLOGY_PATHS]
+    axes = [i for i, path in enumerate(sweep.paths) if path in paths]
     if not axes:
         combos: Any = [()]
     elif sweep.mode == "grid":
@@ -149,8 +175,7 @@ def _topology_values(sweep: Sweep) -> list[Any]:
         for i, value in zip(axes, combo):
             values[i] = value
         try:
-            cluster = sweep.scenario_dict(values).get("cluster")
+            found.append(pick(sweep.scenario_dict(values)))
         except UserError:  # such a point fails when it runs, at its path
             continue
-        found.append(cluster.get("topology") if isinstance(cluster, dict) else None)
     return found

@@ -13,7 +13,8 @@ constants are calibrated on public nccl-tests tables, each named below with its 
 - xGMI efficiency: fitted to one RCCL 8x MI300X figure.
 
 Everything else comes from data sheets or NCCL's source. `NCCL_CALIBRATION` is the default; a
-user's calibration profile replaces it, `IDEAL_CALIBRATION` is the hand-checkable one.
+user's calibration profile (`clustersim calibrate`, constants named in system/knobs.py) sets some
+of its figures, `IDEAL_CALIBRATION` is the hand-checkable one.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ class ArchFigures:
 
     link_efficiency: tuple[tuple[str, float], ...] = ()  # overrides by link kind
     step_extra_s: float = 0.0    # per intra-node step, on top of NCCL's hwLat
+    net_step_extra_s: float = 0.0  # per network step, on top of NCCL's hwLat (a calibration profile's)
     ll_cap_Bps: float = math.inf  # LL bus-bandwidth cap on one node (llMaxBws)
     nvls_efficiency: float = 0.0  # 0: no NVLink SHARP
     nvls_channels: tuple[int, int] = (16, 16)  # (one node, several nodes)

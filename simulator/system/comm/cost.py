@@ -98,8 +98,13 @@ class CommContext:
     (`nvls: true`) and the architecture supports it (Hopper and later)."""
 
     def __init__(self, topology: Topology, calibration: Calibration = NCCL_CALIBRATION, arch: str | None = None,
-                 nvls: bool = True):
+                 nvls: bool = True, shared: dict | None = None):
         self.topology, self.calibration = topology, calibration
+        # Group shapes, the algorithms `auto` tries and routed flows depend on the topology alone:
+        # contexts of one topology under many calibrations (a calibration fit) may share them in
+        # `shared` (routes are kept only there: a context's own plans are in its bounded memo).
+        self._shapes = shared if shared is not None else {}
+        self._routes = shared
         self.arch = arch or _catalog_arch(topology.gpu)
         self.figures = calibration.arch(self.arch)
         self.features = Features(nvls=nvls and topology.nvls and self.figures.nvls_efficiency > 0,
@@ -128,10 +133,15 @@ class CommContext:
                 pl, unit, serial = self.plan(twin, algorithm, groups)
                 phases = tuple(dataclasses.replace(ph, name=op) if ph.name == twin else ph for ph in pl.phases)
                 return Plan(op, algorithm, groups[0], phases), unit, serial
-            if algo.plan_together is not None:
-                phases = algo.plan_together(self.topology, op, groups)
-            else:
-                phases = tuple(merge_phases(same) for same in zip(*(algo.plan(self.topology, op, g) for g in groups)))
+            route = ("route", op, algorithm, groups)
+            phases = self._routes.get(route) if self._routes is not None else None
+            if phases is None:
+                if algo.plan_together is not None:
+                    phases = algo.plan_together(self.topology, op, groups)
+                else:
+                    phases = tuple(merge_phases(same) for same in zip(*(algo.plan(self.topology, op, g) for g in groups)))
+                if self._routes is not None:
+                    self._routes[route] = phases
             if algo.family in NVLS_FAMILIES:
                 phases = tuple(self._nvls_wire(ph) for ph in phases)
             pl = Plan(op, algorithm, groups[0], phases)
@@ -157,9 +167,13 @@ class CommContext:
             return CollectiveCost(op=op, algorithm="none", protocol="none", group_size=p, size_bytes=size,
                                   time_s=0.0, latency_s=0.0, bandwidth_s=0.0, algbw_Bps=0.0, busbw_Bps=0.0,
                                   bytes_per_rank_sent=0.0, phases=())
-        shape = group_shape(self.topology, groups[0])
+        key = (op, groups[0], algorithm, self.features)
+        if key not in self._shapes:
+            self._shapes[key] = (group_shape(self.topology, groups[0]),
+                                 candidates(self.topology, op, groups[0], algorithm, self.features))
+        shape, names = self._shapes[key]
         best = None
-        for name in candidates(self.topology, op, groups[0], algorithm, self.features):
+        for name in names:
             algo = ALGORITHMS[name]
             pl, unit, serial = self.plan(op, name, groups)
             for proto in self.calibration.protocols:
@@ -192,7 +206,8 @@ class CommContext:
                     shape: tuple[int, bool, int]) -> tuple[float, float]:
         """(latency, bandwidth seconds) of one phase at S = size bytes."""
         intra = (step.pci_step_s if self.over_pcie else step.step_s) + self.figures.step_extra_s
-        latency = ph.path_latency_s + (ph.n_steps - ph.net_steps) * intra + ph.net_steps * step.net_step_s
+        net = step.net_step_s + self.figures.net_step_extra_s
+        latency = ph.path_latency_s + (ph.n_steps - ph.net_steps) * intra + ph.net_steps * net
         bandwidth = size * unit_time / (proto.efficiency * factor)
         sent = float(ph.sent_per_rank.max()) * size
         if proto.name == "LL":  # NCCL's llMaxBw: a cap on the LL protocol's bus bandwidth

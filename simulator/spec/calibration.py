@@ -1,0 +1,32 @@
+"""A calibration profile as the simulation uses it: the collective model's constants and the
+compute constants per GPU, resolved once at load from a scenario's `calibration: FILE`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from simulator.system.comm.calibration import NCCL_CALIBRATION, Calibration
+from simulator.system.hardware.gpu import GPU
+from simulator.system.knobs import with_gpu
+
+
+@dataclass(frozen=True, kw_only=True)
+class CalibrationSpec:
+    """`values`: the profile's fitted constants by knob name (system/knobs.py); `comm`: the
+    built-in calibration with them applied. The default is the built-in one, no profile."""
+
+    source: str = ""                  # the profile file ("" = built-in defaults)
+    sha256: str = ""
+    values: tuple[tuple[str, float], ...] = ()
+    comm: Calibration = field(default=NCCL_CALIBRATION, repr=False)
+
+    @property
+    def is_default(self) -> bool:
+        return not self.source
+
+    def gpu(self, gpu: GPU) -> GPU:
+        """The GPU with the profile's compute constants for it (unchanged if it has none)."""
+        return with_gpu(gpu, dict(self.values)) if self.values else gpu
+
+
+DEFAULT_CALIBRATION = CalibrationSpec()
