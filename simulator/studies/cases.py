@@ -26,7 +26,7 @@ from simulator.core.errors import Problem, UserError, did_you_mean
 from simulator.core.resources import data_dir
 from simulator.core.yamlio import read_yaml
 from simulator.execution.context import SimContext
-from simulator.execution.memory import stage_memory
+from simulator.execution.memory import memory_breakdown
 from simulator.scenario.load import scenario_from_dict
 from simulator.spec.calibration import CalibrationSpec
 from simulator.studies.calibrate.runs import predicted_memory
@@ -133,7 +133,7 @@ def predict(case: Case, ctx: SimContext | None = None, calibration: CalibrationS
     if calibration is not None and scenario.calibration.is_default:
         scenario = dataclasses.replace(scenario, calibration=calibration)
     if case.metric in MEMORY_METRICS:
-        mem = max(stage_memory(scenario), key=lambda m: (m.total_bytes, -m.stage))
+        mem = memory_breakdown(scenario)
         if case.metric == "model_states_gb":
             return mem.model_states_bytes / 1e9
         return predicted_memory(scenario, mem, case.metric.removesuffix("_gib")) / 2**30

@@ -39,12 +39,12 @@ class _Zero12(Strategy):
 
 class Zero1(_Zero12):
     name = "zero1"
-    description = "DeepSpeed ZeRO stage 1: optimizer states sharded"
+    description = "ZeRO stage 1 (Rajbhandari et al. 2020): optimizer states sharded"
     zero_stage = 1
 
 
 class Zero2(_Zero12):
     name = "zero2"
     aliases = ("fsdp-shard-grad-op",)
-    description = "DeepSpeed ZeRO stage 2: optimizer states and gradients sharded"
+    description = "ZeRO stage 2 (Rajbhandari et al. 2020): optimizer states and gradients sharded"
     zero_stage = 2
