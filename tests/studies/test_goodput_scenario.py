@@ -147,6 +147,10 @@ def test_run_reports_goodput_in_json_and_text(capsys):
     text = capsys.readouterr().out
     assert "Goodput over the run (5 Monte Carlo runs" in text and "effective training time" in text
     assert main(["run", "llama2-7b-zero3-8xa100", "--runs", "0"]) == 2
+    assert main(["run", "llama2-7b-zero3-8xa100", "--no-goodput", "--json"]) == 0
+    skipped = json.loads(capsys.readouterr().out)
+    assert "goodput" not in skipped["training"]
+    assert skipped["training"]["days"] == report["training"]["days"]
 
 
 def test_plan_train_reports_wall_clock_days(capsys):

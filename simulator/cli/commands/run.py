@@ -26,6 +26,8 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
                      "failures, checkpoints and restarts (default: reliability.runs, 100)")
     run.add_argument("--seed", type=int, metavar="S", help="seed of those runs (default: reliability.seed, "
                      "else training.seed)")
+    run.add_argument("--no-goodput", dest="goodput", action="store_false",
+                     help="skip that Monte Carlo (as reliability: {enabled: false}): the step and days only")
     run.set_defaults(func=cmd_run)
 
 
@@ -39,7 +41,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     check_output("--trace", args.trace, (path,))
     check_runs(args.runs, args.seed)
     report = simulate(load_scenario(path), trace_path=args.trace, backend=args.network, runs=args.runs,
-                      seed=args.seed, jobs=os.cpu_count() or 1)
+                      seed=args.seed, jobs=os.cpu_count() or 1, goodput=args.goodput)
     text = to_json(report)
     if args.json_out:
         Path(args.json_out).write_text(text + "\n", encoding="utf-8")

@@ -23,7 +23,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import least_squares
 
 from simulator.system.knobs import knob
 
@@ -149,6 +148,8 @@ def fit(data: Dataset, names: tuple[str, ...], defaults: dict[str, float],
     """The fitted values of `names` (the others at their defaults), from the defaults (moved to
     `seen_at` for constants at a kink, where a bottleneck changes) and from `start`, whichever
     ends lower: a start on the flat side of a kink would not move."""
+    from scipy.optimize import least_squares  # here: scipy takes ~0.7 s to import, every command paid it
+
     if not names:
         return dict(defaults)
     scale = np.array([_scale(n) for n in names])
