@@ -354,3 +354,20 @@ def test_ring_reduce_scatter_reuses_the_all_gather_plan_unchanged():
     # What planning reduce-scatter on its own gives, bit for bit.
     alone = Plan("reduce_scatter", "ring", group, ALGORITHMS["ring"].plan(topo, "reduce_scatter", group))
     assert _plan_arrays(rs) == _plan_arrays(alone)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(1, 200), st.lists(st.integers(0, 199), min_size=1, max_size=400), st.integers(0, 2**31))
+def test_edge_loads_same_whether_counted_sparse_or_dense(num_edges, edges, seed):
+    """Per-edge loads are one sum per edge, in flow order, whichever way they are gathered (sorting
+    the used edges for few flows, one count over every edge for many)."""
+    from simulator.system.comm.algorithms.base import _edge_loads
+
+    edge_i = np.array([e % num_edges for e in edges], np.int64)
+    weights = np.random.default_rng(seed).uniform(0.0, 2.0, len(edge_i))
+    sparse_ids, sparse = _edge_loads(10**9, edge_i, weights)  # 4 x flows < edges: sorted path
+    dense_ids, dense = _edge_loads(num_edges, edge_i, weights)  # counted over every edge when 4 x flows >= edges
+    expected = {e: sum(w for i, w in zip(edge_i, weights) if i == e) for e in set(edge_i.tolist())}
+    assert sparse_ids.tolist() == sorted(e for e, v in expected.items() if v > 0)
+    assert np.array_equal(sparse_ids, dense_ids) and np.array_equal(sparse, dense)
+    assert np.allclose(sparse, [expected[e] for e in sparse_ids.tolist()])

@@ -98,12 +98,22 @@ def _flows(topo: Topology, rank_of: np.ndarray, blocks, w: np.ndarray, p: int):
     return _loads(topo, rank_of, src, dst, flow_i, edge_i, w, p)
 
 
+def _edge_loads(num_edges: int, edge_i: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(edge ids, load) of the edges with load, ascending. Few flows on a large fabric: over the
+    edges they use (not an array over every edge of a 100k-edge fabric); many flows: one count
+    over every edge (sorting millions of edge entries costs more). Same sums either way."""
+    if 4 * len(edge_i) < num_edges:
+        edge_ids, inverse = np.unique(edge_i, return_inverse=True)
+        load = np.bincount(inverse, weights=weights, minlength=len(edge_ids))
+        used = load > 0
+        return edge_ids[used], load[used]
+    load = np.bincount(edge_i, weights=weights, minlength=num_edges)
+    edge_ids = np.flatnonzero(load > 0)
+    return edge_ids, load[edge_ids]
+
+
 def _loads(topo: Topology, rank_of: np.ndarray, src, dst, flow_i, edge_i, w: np.ndarray, p: int):
-    # Loads over the edges the flows use (not an array over every edge of a 100k-edge fabric).
-    edge_ids, inverse = np.unique(edge_i, return_inverse=True)
-    load = np.bincount(inverse, weights=w[flow_i], minlength=len(edge_ids))
-    used = load > 0
-    edge_ids, load = edge_ids[used], load[used]
+    edge_ids, load = _edge_loads(len(topo.latency_s), edge_i, w[flow_i])
     lat = np.bincount(flow_i, weights=topo.latency_s[edge_i], minlength=len(src))
     inter = topo.hosts[src] != topo.hosts[dst]
     sent = np.bincount(rank_of[src], weights=w, minlength=p)
