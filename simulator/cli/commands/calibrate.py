@@ -9,10 +9,6 @@ import shlex
 
 from simulator.cli.output import check_output
 from simulator.core.errors import Problem, UserError
-from simulator.report.accuracy import fit_text
-from simulator.studies.calibrate.collectives import parse_inputs
-from simulator.studies.calibrate.profile import check_out, profile_document, write_profile
-from simulator.studies.calibrate.study import calibrate
 
 
 def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
@@ -47,6 +43,12 @@ def _command(args: argparse.Namespace) -> str:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
+    # Imported here, not at the top: every command's module is imported to build the parser.
+    from simulator.report.accuracy import fit_text
+    from simulator.studies.calibrate.collectives import parse_inputs
+    from simulator.studies.calibrate.profile import check_out, profile_document, write_profile
+    from simulator.studies.calibrate.study import calibrate
+
     if not args.nccl_tests and not args.runs:
         raise UserError(Problem("--nccl-tests", "nothing to calibrate on", "give --nccl-tests FILE[:TOPOLOGY] "
                                 "and/or --runs FILE"))
