@@ -226,6 +226,7 @@ def uncovered(spans, holes) -> float:
 
 def _result(classes, result: EngineResult, comm: Comm, peak_flops: float) -> StepResult:
     spans = list(result.collective_times.values())
+    comm_spans = union(spans)
     compute_busy, exposed, inline_spans = [], [], []
     for rc, tl in zip(classes, result.timelines):
         tasks = rc.schedule.tasks
@@ -235,7 +236,7 @@ def _result(classes, result: EngineResult, comm: Comm, peak_flops: float) -> Ste
                   if tasks[iv.task].inline_comm_s > 0]
         inline_spans += inline
         compute_busy.append(measure(busy) - measure(inline))
-        exposed.append(uncovered(union(spans), busy) + measure(inline))
+        exposed.append(uncovered(comm_spans, busy) + measure(inline))
     slowest = int(np.argmax(compute_busy))
     peaks = [tl.peak(classes[i].schedule.tasks) for i, tl in enumerate(result.timelines)]
     return StepResult(
