@@ -33,7 +33,7 @@ def _prefix_factor(prefix: str) -> int:
     return _BINARY[prefix] if prefix in _BINARY else _DECIMAL[prefix]
 
 
-def parse_bytes(value: str | int | float) -> int:
+def parse_bytes(value: str | float) -> int:
     """'80 GiB' -> 85899345920; '25 MB' -> 25000000; a bare number is a count of bytes."""
     if isinstance(value, bool):
         raise UnitError("expected a size such as '80 GiB' or '25 MB'")
@@ -50,7 +50,7 @@ def parse_bytes(value: str | int | float) -> int:
     return int(round(amount))
 
 
-def parse_bandwidth(value: str | int | float) -> float:
+def parse_bandwidth(value: str | float) -> float:
     """'400 Gb/s' -> 5e10 bytes/s; '450 GB/s' -> 4.5e11; a bare number is bytes/s."""
     if isinstance(value, bool):
         raise UnitError("expected a bandwidth such as '400 Gb/s' or '450 GB/s'")
@@ -69,7 +69,7 @@ def parse_bandwidth(value: str | int | float) -> float:
     return rate
 
 
-def parse_duration(value: str | int | float) -> float:
+def parse_duration(value: str | float) -> float:
     """'2 us' -> 2e-6 s; a bare number is seconds."""
     if isinstance(value, bool):
         raise UnitError("expected a duration such as '2 us' or '30 days'")
@@ -83,7 +83,7 @@ def parse_duration(value: str | int | float) -> float:
     return float(m["num"]) * _TIME_S[m["unit"]]
 
 
-def parse_flops_rate(value: str | int | float) -> float:
+def parse_flops_rate(value: str | float) -> float:
     """'312 TFLOP/s' -> 3.12e14 FLOP/s; a bare number is FLOP/s."""
     if isinstance(value, bool):
         raise UnitError("expected a rate such as '312 TFLOP/s'")

@@ -165,7 +165,9 @@ def peak_moment(scenario: Scenario, stage: int = 0, lay: layout.Layout | None = 
     candidates are the backward passes: at each, the activations of every other micro-batch
     in flight are live, and within the pass the largest of its head's backward (all of the
     chunk's activations, the logits included) and each block's backward (activations of the
-    blocks before it, its recompute working set and the strategy's transient buffers)."""
+    blocks before it, its recompute working set and the strategy's transient buffers). Where a
+    strategy states them (PassEdges), the first moment of each pass is a candidate too, with
+    the gradients the previous pass, a backward, may leave in its last reduce-scatters."""
     t, par = scenario.training, scenario.training.parallel
     strategy = strategy_for(t)
     pb, gb = t.precision.weight_bytes, t.precision.grad_bytes
@@ -178,16 +180,27 @@ def peak_moment(scenario: Scenario, stage: int = 0, lay: layout.Layout | None = 
     order = passes(par.pipeline.schedule, stage, par.pp, t.grad_accum_steps, par.pipeline.virtual_stages)
     live: dict[tuple[int, int], int] = {}
     total, best, best_bytes = 0, None, -1  # total: the sum of live's values
+    carry = 0  # gradient bytes the previous pass, a backward, may leave in a reduce-scatter
+
+    def consider(moment: Moment | None, extra: int) -> None:
+        nonlocal best, best_bytes
+        if moment is not None and total + moment.bytes + extra > best_bytes:
+            best = (dataclasses.replace(moment, buffers_bytes=moment.buffers_bytes + extra), total)
+            best_bytes = total + moment.bytes + extra
+
     for p in order:
         key = (p.micro_batch, p.chunk)
-        full, moment = within[p.chunk]
+        full, moment, edges = within[p.chunk]
         if p.forward:
+            consider(edges[0], carry)
             live[key] = full
             total += full
+            carry = 0
             continue
         total -= live.pop(key)
-        if total + moment.bytes > best_bytes:
-            best, best_bytes = (moment, total), total + moment.bytes
+        consider(moment, 0)
+        consider(edges[1], carry)
+        carry = edges[2]
     moment, others = best
     moment = dataclasses.replace(moment, activations_bytes=moment.activations_bytes + others)
     step = strategy.step_transient_bytes(scenario, lay, pb, gb)
@@ -198,9 +211,10 @@ def peak_moment(scenario: Scenario, stage: int = 0, lay: layout.Layout | None = 
     return moment
 
 
-def _chunk_moments(scenario, strategy, lay, acts, static, pb, gb) -> dict[int, tuple[int, Moment]]:
-    """Per chunk of the stage: its activations after forward, and the peak moment of one of its
-    backward passes (with no other micro-batch in flight)."""
+def _chunk_moments(scenario, strategy, lay, acts, static, pb, gb) -> dict[int, tuple[int, Moment, tuple]]:
+    """Per chunk of the stage: its activations after forward, the peak moment of one of its
+    backward passes (with no other micro-batch in flight), and the strategy's pass edges
+    (forward and backward first moments, gradient bytes left in flight; see PassEdges)."""
     out, offset = {}, 0
     for chunk in lay.chunks:
         n = len(chunk.blocks)
@@ -210,10 +224,10 @@ def _chunk_moments(scenario, strategy, lay, acts, static, pb, gb) -> dict[int, t
         output = acts.output if chunk.head else 0
         full = emb + sum(kept) + output
         custom = strategy.chunk_moments(scenario, lay, chunk, (emb, kept, working, output), pb, gb)
+        fwd, bwd, pending = strategy.pass_edges(scenario, lay, chunk, (emb, kept, working, output), pb, gb)
+        edges = (_moment(fwd, static), _moment(bwd, static), pending)
         if custom is not None:
-            label, act, buf = max(custom, key=lambda m: m[1] + m[2])
-            out[chunk.index] = (full, Moment(label=label, activations_bytes=act, buffers_bytes=static + buf,
-                                             static_buffers_bytes=static))
+            out[chunk.index] = (full, _moment(max(custom, key=lambda m: m[1] + m[2]), static), edges)
             continue
         label = "forward head / start of backward (all activations and the logits live)" if chunk.head \
             else f"start of backward of model chunk {chunk.index}"
@@ -228,5 +242,13 @@ def _chunk_moments(scenario, strategy, lay, acts, static, pb, gb) -> dict[int, t
             if moment.bytes > best.bytes:
                 best = moment
             live -= kept[i]
-        out[chunk.index] = (full, best)
+        out[chunk.index] = (full, best, edges)
     return out
+
+
+def _moment(candidate: tuple[str, int, int] | None, static: int) -> Moment | None:
+    """A strategy's (label, activations, transient buffers) candidate as a Moment."""
+    if candidate is None:
+        return None
+    label, act, buf = candidate
+    return Moment(label=label, activations_bytes=act, buffers_bytes=static + buf, static_buffers_bytes=static)

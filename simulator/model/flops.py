@@ -42,7 +42,7 @@ def forward_flops_per_token(arch: Architecture, seq_len: int) -> float:
     return model_flops_per_token(arch, seq_len, training=False)
 
 
-def six_n_d_flops(params: int | float, tokens: int | float) -> float:
+def six_n_d_flops(params: float, tokens: float) -> float:
     """Training compute C = 6*N*D (Kaplan et al. 2020 Sec 2.1; GPT-3 Table D.1)."""
     return 6.0 * float(params) * float(tokens)
 

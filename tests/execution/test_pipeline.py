@@ -155,6 +155,10 @@ def test_every_stage_keeps_the_timeline_and_analytic_peak_equal(strategy, tp, pp
             assert peak == analytic, (rc.name, peak, analytic)
 
 
+# One 512-wide block's bf16 gradient: 12 h^2 weights and 13 h biases and norm weights.
+BLOCK_GRAD_BYTES = 2 * (12 * 512 * 512 + 13 * 512)
+
+
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(combo=st.sampled_from([("megatron", "ddp"), ("megatron", "zero1"), ("pytorch-fsdp2", "zero3"),
                               ("pytorch-fsdp2", "ddp"), ("deepspeed", "zero1")]),
@@ -189,5 +193,10 @@ def test_every_framework_keeps_each_stages_timeline_and_analytic_peak_equal(comb
         analytic = mem[rc.stage].total_bytes
         if strategy == "zero3" and dp > 1 and ckpt != "none":
             assert analytic - 2 * 512 * 512 * 12 <= peak <= analytic   # as FSDP above
+        elif framework == "pytorch-fsdp2" and strategy == "zero3" and dp > 1:
+            # The analytic walk counts, where a pass begins, the gradients of the two reduce-scatters
+            # a backward pass may leave in flight (PassEdges); the timeline has them only while
+            # they run, so it may peak lower by up to those two blocks.
+            assert analytic - 2 * BLOCK_GRAD_BYTES <= peak <= analytic, (rc.name, peak, analytic)
         else:
             assert peak == analytic, (rc.name, peak, analytic)

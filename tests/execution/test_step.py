@@ -304,10 +304,12 @@ def test_every_framework_keeps_the_timeline_and_analytic_peak_equal(
     s = make_scenario(model=model, training=training, cluster=cluster_of(gpus))
     mem = memory_breakdown(s)
     step = simulate_step(s, mem)
-    if framework == "pytorch-fsdp2" and strategy != "ddp" and gpus > 1 and ckpt != "none":
+    if framework == "pytorch-fsdp2" and strategy != "ddp" and gpus > 1:
         # As FSDP: a block's reduce-scatter may end during the next block's recompute, before the
-        # moment the analytic walk holds its gradient: an upper bound by one block's gradient.
-        assert mem.total_bytes - 2 * max_block_params(s) <= step.timeline_peak[0] <= mem.total_bytes
+        # moment the analytic walk holds its gradient; and where a pass begins the walk holds the
+        # two reduce-scatters a backward pass may leave in flight (PassEdges), which may have
+        # ended on the timeline: an upper bound by at most two blocks' gradients.
+        assert mem.total_bytes - 2 * 2 * max_block_params(s) <= step.timeline_peak[0] <= mem.total_bytes
     else:
         assert step.timeline_peak[0] == mem.total_bytes
     assert step.exposed_comm_s <= step.comm_s + 1e-12

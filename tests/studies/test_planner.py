@@ -10,7 +10,7 @@ from simulator.cli.main import main
 from simulator.core.resources import scenario_dir
 from simulator.execution.memory import memory_breakdown
 from simulator.model.presets import get_preset
-from simulator.scenario.load import derive, load_scenario, with_gpus
+from simulator.scenario.load import load_scenario, with_gpus
 from simulator.studies import planner, scaling
 from simulator.studies.search import gpu_count_candidates
 from tests.helpers import make_scenario

@@ -500,7 +500,7 @@ def test_interrupted_dask_sweep_closes_quietly(reference, tmp_path, monkeypatch,
     pytest.importorskip("distributed")
     import logging
 
-    import simulator.studies.sweep.runner as runner
+    from simulator.studies.sweep import runner
 
     sweep_path, data = reference
     out = tmp_path / "results.csv"

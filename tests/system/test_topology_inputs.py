@@ -83,7 +83,7 @@ def test_every_example_in_the_topology_docs_builds():
     from tests.helpers import PROJECT_ROOT
 
     text = (PROJECT_ROOT / "docs" / "topologies.md").read_text(encoding="utf-8")
-    examples = [yaml.safe_load(block) for block in re.findall(r"```yaml\n(.*?)```", text, re.S)]
+    examples = [yaml.safe_load(block) for block in re.findall(r"```yaml\n(.*?)```", text, re.DOTALL)]
     builders = {e["builder"] for e in examples}
     from simulator.system.topology.builders import TOPOLOGY_BUILDERS
 

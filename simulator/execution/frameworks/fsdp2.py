@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 
 from simulator.execution.frameworks.units import stage_modules
-from simulator.execution.strategies.base import StateBytes
+from simulator.execution.strategies.base import PassEdges, StateBytes
 from simulator.execution.strategies.buckets import BucketSession
 from simulator.execution.strategies.ddp import DDP_FIRST_BUCKET_BYTES
 from simulator.execution.strategies.fsdp import HSDP, FsdpSession, Zero3, _PassState
@@ -88,6 +88,24 @@ class _Fsdp2:
             out.append((f"backward {blocks[i].name}", live + working[i], gathered * pb + unp[i] * gb + pending))
             live -= kept[i]
         return out
+
+    def pass_edges(self, s, lay, chunk, acts, pb, gb):
+        """A backward pass ends with the reduce-scatters of its first blocks in flight: block 0's
+        and block 1's (block 0's backward waited only for block 2's), each holding its block's
+        unsharded gradient. They may still run when the next pass copies out its first block: a
+        forward's block 0 (the embedding's activations live), or a backward's last block (all
+        the chunk's activations live; a head chunk's logits while that block is prefetched)."""
+        if self.shard_degree(s) == 1 or not self._reshard(s) or not chunk.blocks:
+            return PassEdges()
+        n, blocks, mods = self.shard_degree(s), chunk.blocks, stage_modules(s, lay.stage, lay)
+        emb, kept, _, output = acts
+        first, last = blocks[0], blocks[-1]
+        pad_first, pad_last = padded_numel(mods[first.name], n), padded_numel(mods[last.name], n)
+        forward = (f"all-gather copy-out {first.name} (forward)", emb, (first.params + pad_first) * pb)
+        backward = max((f"all-gather copy-out {last.name} (backward)", emb + sum(kept), (last.params + pad_last) * pb),
+                       ("forward head / start of backward (all activations and the logits live)",
+                        emb + sum(kept) + output, pad_last * pb if chunk.head else 0), key=lambda m: m[1] + m[2])
+        return PassEdges(forward, backward, sum(b.params for b in blocks[:2]) * gb)
 
     def session(self, ctx, b):
         s = ctx.scenario

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, NamedTuple
 
 from simulator.core.errors import Problem
 from simulator.execution.schedule import ScheduleBuilder
@@ -32,6 +32,17 @@ class StateBytes:
     params: int
     grads: int
     optimizer: int
+
+
+class PassEdges(NamedTuple):
+    """Where a pass begins, while the previous backward pass's last reduce-scatter may still
+    hold its unsharded gradient: the first moment of a forward and of a backward pass of the
+    chunk, as (label, activations, transient buffers), and the gradient bytes a backward pass
+    of the chunk leaves in flight when it ends."""
+
+    forward: tuple[str, int, int] | None = None
+    backward: tuple[str, int, int] | None = None
+    pending_bytes: int = 0
 
 
 class Strategy(ABC):
@@ -119,6 +130,11 @@ class Strategy(ABC):
         buffers_at_* methods above. `acts` are the chunk's (embedding, kept per block, working
         per block, output) activation bytes."""
         return None
+
+    def pass_edges(self, s: Scenario, lay: Layout, chunk, acts, pb: int, gb: int) -> PassEdges:
+        """A framework's candidates where a pass of the chunk begins, for the walk of
+        execution/memory.py to add what the previous pass may leave in flight; none by default."""
+        return PassEdges()
 
     # ---- schedule
 
