@@ -226,6 +226,18 @@ def max_block_params(scenario) -> int:
     return max(b.params for b in model_layout(scenario.model).blocks)
 
 
+def queued_gradient_bytes(step) -> int:
+    """Gradient bytes at the first class's timeline peak held by reduce-scatters beyond the one
+    the analytic walk allows: each reduce-scatter frees its block's gradient when it ends."""
+    rc, tl = step.classes[0], step.engine.timelines[0]
+    _, at, _ = tl.peak(rc.schedule.tasks)
+    ended = {iv.task: iv.end_s for iv in tl.intervals}
+    pending = [t.free_bytes for i, t in enumerate(rc.schedule.tasks)
+               if t.collective is not None and t.collective.op == "reduce_scatter" and t.free_bytes
+               and ended.get(i, float("inf")) > at and any(ended.get(d, float("inf")) <= at for d in t.deps)]
+    return sum(sorted(pending)[:-1])
+
+
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(strategy=st.sampled_from(sorted(STRATEGIES)), gpus=st.sampled_from([1, 2, 8, 16]),
        layers=st.integers(2, 6), hidden=st.sampled_from([256, 512, 1024]),
@@ -245,13 +257,17 @@ def test_every_strategy_keeps_the_timeline_and_analytic_peak_equal(
     mem = memory_breakdown(s)
     step = simulate_step(s, mem)
     sharded = strategy in ("zero3", "hsdp") and gpus > 1
+    # The analytic walk holds one reduce-scatter in flight; when communication is slower than
+    # compute (rare draws: tiny blocks, HSDP's extra all-reduce on the same stream) FSDP's
+    # reduce-scatters queue, as they do in FSDP1, and the timeline holds more: that excess only.
+    queued = queued_gradient_bytes(step) if sharded else 0
     if sharded and (ckpt != "none" or (reshard and not prefetch)):
         # The analytic model keeps the previous block's gradient live during this block's
         # backward; on the timeline its reduce-scatter may finish first (during a recompute,
         # or while this block's all-gather runs): an upper bound, by at most one block's gradient.
-        assert mem.total_bytes - 2 * max_block_params(s) <= step.timeline_peak[0] <= mem.total_bytes
+        assert mem.total_bytes - 2 * max_block_params(s) <= step.timeline_peak[0] <= mem.total_bytes + queued
     else:
-        assert step.timeline_peak[0] == mem.total_bytes
+        assert mem.total_bytes <= step.timeline_peak[0] <= mem.total_bytes + queued
     assert step.exposed_comm_s <= step.comm_s + 1e-12
     if gpus == 1:
         assert step.comm_s == 0.0
