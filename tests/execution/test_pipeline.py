@@ -113,6 +113,32 @@ def test_pipeline_traffic_per_boundary_and_micro_batch(tmp_path):
     assert counts[("send", "pp", sbh_bytes)] == 2 * (pp - 1) * m
 
 
+@pytest.mark.parametrize("tied, pp", [(True, 4), (False, 4), (True, 1)])
+def test_tied_embedding_gradients_cross_between_first_and_last_stage(tied, pp):
+    # Megatron-LM's _allreduce_word_embedding_grads (and DeepSpeed's ReduceTiedGrads): the tied
+    # table's gradient, V x h / tp elements, is summed between the first and the last stage.
+    vocab, h, tp = 4096, 1024, 2
+    sc = make_scenario(model={"architecture": {"num_layers": 8, "hidden_size": h, "num_heads": 16, "vocab_size": vocab,
+                                               "max_position_embeddings": 512, "tied_embeddings": tied}},
+                       training={"strategy": "ddp", "micro_batch_size": 1, "seq_len": 512, "grad_accum_steps": 4,
+                                 "parallelism": {"tp": tp, "pp": pp}},
+                       cluster={"topology": "dgx-a100", "num_gpus": 8})
+    step = simulate_step(sc)
+    size = vocab * h // tp * 2   # bf16 gradients
+    for rc in step.classes:
+        tasks = rc.schedule.tasks
+        tied_ids = [i for i, t in enumerate(tasks) if t.collective is not None and t.collective.tag == ("embedding grads",)]
+        if not (tied and pp > 1 and rc.stage in (0, pp - 1)):
+            assert tied_ids == []
+            continue
+        other = pp - 1 - rc.stage
+        assert sorted((tasks[i].stream, tasks[i].collective.peers, tasks[i].collective.size_bytes) for i in tied_ids) \
+            == sorted([("p2p", (rc.stage, other), size), ("compute", (other, rc.stage), size)])
+        recv = next(i for i in tied_ids if tasks[i].stream == "compute")
+        optimizer = next(i for i, t in enumerate(tasks) if t.name == "optimizer step")
+        assert recv in tasks[optimizer].deps
+
+
 def test_stage_memory_holds_more_micro_batches_on_earlier_stages(tmp_path):
     s = bubble_scenario(tmp_path, 4, 8, "1f1b")
     acts = [m.activations_bytes for m in stage_memory(s)]

@@ -15,6 +15,13 @@ Pipeline transfers (Narayanan et al. 2021, Sec 3.2): after a chunk's forward its
 (b x s x h, or b x s x h / tp with the scatter/gather optimization, Sec 4.1) is sent to the
 next chunk's stage; after its backward the input gradient goes back. A send runs
 asynchronously (Megatron's batched isend); the receiver's compute waits for its receive.
+
+A word embedding tied to the output layer lives on the first and the last stage (the memory
+model counts both copies); after the last backward their gradients are all-reduced between
+the two (Megatron-LM finalize_model_grads.py _allreduce_word_embedding_grads over the
+embedding group; DeepSpeed's pipeline engine ReduceTiedGrads, before its data-parallel
+reduction), here as the two stages exchanging the gradient (a 2-rank all-reduce sends S each
+way), which the data-parallel reduction and the optimizer step then wait for.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from typing import Protocol
 from simulator.execution.pipeline import Pass, stage_of_chunk
 from simulator.execution.schedule import Collective, ScheduleBuilder
 from simulator.execution.strategies.common import ChunkWork, Context, UnitWork
+from simulator.model.architecture import word_embedding_params
 
 
 class Session(Protocol):
@@ -56,8 +64,24 @@ class StageSchedule:
             deps = session.start_pass(p, chunk)
             last = self.forward(p, chunk, session, deps) if p.forward else self.backward(p, chunk, session, deps)
             session.end_pass(p, chunk, last)
+        last = self._tied_embedding_exchange(last)
         session.finish(last)
         return last
+
+    def _tied_embedding_exchange(self, last: int) -> int:
+        """The tied word embedding's gradient, sent to the other end and received from it (first
+        and last stage only); returns the receive, or `last` where there is nothing to do."""
+        s, stage = self.ctx.scenario, self.ctx.stage
+        arch = s.model.arch
+        if self.pp == 1 or arch is None or not (arch.lm_head and arch.tied_embeddings) or stage not in (0, self.pp - 1):
+            return last
+        size = word_embedding_params(arch, self.tp) * s.training.precision.grad_bytes
+        other = self.pp - 1 - stage
+        for peers, stream in (((stage, other), "p2p"), ((other, stage), "compute")):
+            coll = Collective(op="send", group=self.pp_group, size_bytes=size, peers=peers, tag=("embedding grads",))
+            task = self.b.add(f"{'send' if stream == 'p2p' else 'recv'} tied embedding grads "
+                              f"{peers[0]}->{peers[1]}", stream, "p2p", deps=(last,), collective=coll)
+        return task
 
     # ---- tensor-parallel collectives and compute
 
