@@ -146,21 +146,32 @@ def phase_plan_blocks(topo, group, name, blocks, w, steps, critical=None, member
 
 def phase_plans_routed_once(topo, group, name, phases) -> tuple[PhasePlan, ...]:
     """Several phases of one group's flows, [(src, dst, w, steps, critical), ...], routed in one
-    call (log-step algorithms have log2(n) small phases: routing is their cost)."""
+    call and their link loads summed in one pass, keyed by (phase, edge) (log-step algorithms
+    have log2(n) small phases: routing and summing are their cost)."""
     members = np.asarray(group, np.int64)
     rank_of = np.full(topo.num_gpus, -1, np.int64)
     rank_of[members] = np.arange(len(members))
-    srcs = [np.asarray(ph[0], np.int64) for ph in phases]
-    dsts = [np.asarray(ph[1], np.int64) for ph in phases]
-    flow_i, edge_i = topo.routes(np.concatenate(srcs), np.concatenate(dsts))
-    out, start = [], 0
-    for (_, _, w, steps, critical), src, dst in zip(phases, srcs, dsts):
-        sel = (flow_i >= start) & (flow_i < start + len(src))
-        edge_ids, load, lat, inter, sent, recv = _loads(topo, rank_of, src, dst, flow_i[sel] - start, edge_i[sel],
-                                                        np.full(len(src), float(w)), len(members))
-        path, net = critical(lat, inter)
-        out.append(PhasePlan(name, edge_ids, load, float(steps), net, path, sent, recv))
-        start += len(src)
+    sizes = [len(ph[0]) for ph in phases]
+    starts = np.cumsum([0, *sizes])
+    src = np.concatenate([np.asarray(ph[0], np.int64) for ph in phases])
+    dst = np.concatenate([np.asarray(ph[1], np.int64) for ph in phases])
+    flow_i, edge_i = topo.routes(src, dst)
+    w = np.repeat([float(ph[2]) for ph in phases], sizes)
+    n_edges = len(topo.latency_s)
+    phase_of = np.repeat(np.arange(len(phases)), sizes)
+    keys, load = _edge_loads(len(phases) * n_edges, phase_of[flow_i] * n_edges + edge_i, w[flow_i])
+    key_phase, key_edge = np.divmod(keys, n_edges)
+    cut = np.searchsorted(key_phase, np.arange(len(phases) + 1))
+    lat = np.bincount(flow_i, weights=topo.latency_s[edge_i], minlength=len(src))
+    inter = topo.hosts[src] != topo.hosts[dst]
+    out = []
+    for k, (_, _, _, steps, critical) in enumerate(phases):
+        a, b = starts[k], starts[k + 1]
+        sent = np.bincount(rank_of[src[a:b]], weights=w[a:b], minlength=len(members))
+        recv = np.bincount(rank_of[dst[a:b]], weights=w[a:b], minlength=len(members))
+        path, net = critical(lat[a:b], inter[a:b])
+        out.append(PhasePlan(name, key_edge[cut[k]:cut[k + 1]], load[cut[k]:cut[k + 1]], float(steps), net, path,
+                             sent, recv))
     return tuple(out)
 
 
