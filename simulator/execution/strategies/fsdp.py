@@ -73,7 +73,7 @@ class Zero3(Strategy):
 
     def replica_group(self, s):
         """HSDP's replica group (None for plain ZeRO-3 or one replica)."""
-        return
+        return None
 
     def collectives(self, s):
         shard, replica = self.grad_group(s), self.replica_group(s)
