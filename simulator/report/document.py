@@ -104,9 +104,22 @@ def build_report(scenario: Scenario, mem: MemoryBreakdown, suggestions: list[str
         merge(report, step_sections(step, metrics, training))
         peak_bytes, peak_time, peak_op = step.timeline_peak
         report["memory"] |= {"timeline_peak_bytes": peak_bytes, "peak_time_s": peak_time, "peak_op": peak_op}
+        report["warnings"] += _timeline_warnings(peak_bytes, mem)
     if goodput is not None:  # studies.goodput.GoodputResult
         report["training"]["goodput"] = goodput_section(goodput)
     return report
+
+
+def _timeline_warnings(peak_bytes: int, mem: MemoryBreakdown) -> list[str]:
+    """The verdict is the analytic peak, which holds one reduce-scatter in flight per pass; when
+    communication is slower than compute, a simulated step can queue more (as FSDP does)."""
+    if peak_bytes <= mem.total_bytes:
+        return []
+    over = f" and above the {mem.capacity_bytes / 1e9:.1f} GB capacity: the run may not fit" \
+        if peak_bytes > mem.capacity_bytes >= mem.total_bytes else ""
+    return [f"the simulated step's allocations peak at {peak_bytes / 1e9:.2f} GB, above the analytic verdict's "
+            f"{mem.total_bytes / 1e9:.2f} GB{over}: gradients wait in reduce-scatters queued behind slower "
+            "communication longer than the analytic walk assumes"]
 
 
 def step_sections(step: StepResult, m: StepMetrics, tr: TrainingMetrics | None) -> dict[str, Any]:
