@@ -113,18 +113,21 @@ def test_pipeline_traffic_per_boundary_and_micro_batch(tmp_path):
     assert counts[("send", "pp", sbh_bytes)] == 2 * (pp - 1) * m
 
 
-@pytest.mark.parametrize("tied, pp", [(True, 4), (False, 4), (True, 1)])
-def test_tied_embedding_gradients_cross_between_first_and_last_stage(tied, pp):
+@pytest.mark.parametrize("tied, pp, framework, grad_bytes", [
+    (True, 4, "pytorch-fsdp", 2), (False, 4, "pytorch-fsdp", 2), (True, 1, "pytorch-fsdp", 2),
+    (True, 4, "megatron", 4),   # Megatron reduces bf16 training's gradients in its fp32 main-grad buffer
+])
+def test_tied_embedding_gradients_cross_between_first_and_last_stage(tied, pp, framework, grad_bytes):
     # Megatron-LM's _allreduce_word_embedding_grads (and DeepSpeed's ReduceTiedGrads): the tied
     # table's gradient, V x h / tp elements, is summed between the first and the last stage.
     vocab, h, tp = 4096, 1024, 2
     sc = make_scenario(model={"architecture": {"num_layers": 8, "hidden_size": h, "num_heads": 16, "vocab_size": vocab,
                                                "max_position_embeddings": 512, "tied_embeddings": tied}},
-                       training={"strategy": "ddp", "micro_batch_size": 1, "seq_len": 512, "grad_accum_steps": 4,
-                                 "parallelism": {"tp": tp, "pp": pp}},
+                       training={"framework": framework, "strategy": "ddp", "micro_batch_size": 1, "seq_len": 512,
+                                 "grad_accum_steps": 4, "parallelism": {"tp": tp, "pp": pp}},
                        cluster={"topology": "dgx-a100", "num_gpus": 8})
     step = simulate_step(sc)
-    size = vocab * h // tp * 2   # bf16 gradients
+    size = vocab * h // tp * grad_bytes   # bf16-mixed training
     for rc in step.classes:
         tasks = rc.schedule.tasks
         tied_ids = [i for i, t in enumerate(tasks) if t.collective is not None and t.collective.tag == ("embedding grads",)]

@@ -61,6 +61,9 @@ class _Megatron(Strategy):
     def static_buffer_bytes(self, s, lay, pb, gb) -> int:
         return 0
 
+    def grad_elem_bytes(self, s) -> int:
+        return grad_buffer_bytes(s.training)
+
     def collectives(self, s):
         group = self.grad_group(s)
         return [(self.op, group)] + ([("all_gather", group)] if self.zero_stage else [])

@@ -131,6 +131,10 @@ class Strategy(ABC):
         per block, output) activation bytes."""
         return None
 
+    def grad_elem_bytes(self, s: Scenario) -> int:
+        """Bytes per gradient element as this strategy reduces them (the precision's by default)."""
+        return s.training.precision.grad_bytes
+
     def pass_edges(self, s: Scenario, lay: Layout, chunk, acts, pb: int, gb: int) -> PassEdges:
         """A framework's candidates where a pass of the chunk begins, for the walk of
         execution/memory.py to add what the previous pass may leave in flight; none by default."""
@@ -146,5 +150,5 @@ class Strategy(ABC):
         """One rank's tasks for one optimizer step: the stage's pipeline passes with this
         strategy's communication."""
         b = ScheduleBuilder()
-        StageSchedule(ctx, b).run(self.session(ctx, b))
+        StageSchedule(ctx, b, self.grad_elem_bytes(ctx.scenario)).run(self.session(ctx, b))
         return b

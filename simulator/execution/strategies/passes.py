@@ -22,8 +22,7 @@ the two (Megatron-LM finalize_model_grads.py _allreduce_word_embedding_grads ove
 embedding group; DeepSpeed's pipeline engine ReduceTiedGrads, before its data-parallel
 reduction), here as the two stages exchanging the gradient (a 2-rank all-reduce sends S each
 way), which the data-parallel reduction and the optimizer step then wait for. S is in the
-precision's gradient bytes (Megatron's fp32 main-grad buffer under bf16 moves twice that: not
-modelled, a few milliseconds on a large model's step).
+strategy's reduced gradient datatype (Megatron's fp32 main-grad buffer under bf16).
 """
 
 from __future__ import annotations
@@ -51,8 +50,9 @@ class Session(Protocol):
 class StageSchedule:
     """Builds one stage's tasks from its pass order and a data-parallel session."""
 
-    def __init__(self, ctx: Context, b: ScheduleBuilder):
+    def __init__(self, ctx: Context, b: ScheduleBuilder, grad_bytes: int | None = None):
         self.ctx, self.b = ctx, b
+        self.grad_bytes = ctx.gb if grad_bytes is None else grad_bytes  # per gradient element reduced
         par = ctx.scenario.training.parallel
         self.tp, self.sp, self.pp = par.tp, par.sequence_parallel, par.pp
         self.chunks_total = par.pp * par.pipeline.virtual_stages
@@ -77,7 +77,7 @@ class StageSchedule:
         arch = s.model.arch
         if self.pp == 1 or arch is None or not (arch.lm_head and arch.tied_embeddings) or stage not in (0, self.pp - 1):
             return last
-        size = word_embedding_params(arch, self.tp) * s.training.precision.grad_bytes
+        size = word_embedding_params(arch, self.tp) * self.grad_bytes
         other = self.pp - 1 - stage
         for peers, stream in (((stage, other), "p2p"), ((other, stage), "compute")):
             coll = Collective(op="send", group=self.pp_group, size_bytes=size, peers=peers, tag=("embedding grads",))
