@@ -23,7 +23,7 @@ class ShapeGraph:
         self._ids: dict[Hashable, int] = {}
         self._edges: list[frozenset] = []
         self._adjacent: list[int] = []
-        self._partitions: dict[int, list[int]] = {}  # active shapes (a bitmask) -> components
+        self._partitions: dict[int, tuple[int, dict[int, int]]] = {}  # active shapes (a bitmask) -> components
 
     def __len__(self) -> int:
         return len(self._ids)
@@ -49,27 +49,23 @@ class ShapeGraph:
         if len(self._ids) + len(phases) > self.max_shapes:
             self.__init__(self.max_shapes)
         ids = [self._id(ph) for ph in phases]
-        members: dict[int, list[int]] = {}
-        for i, k in enumerate(ids):
-            members.setdefault(k, []).append(i)
         active = 0
-        for k in members:
+        for k in ids:
             active |= 1 << k
-        out: list[list[int]] = []
-        for component in self._partition(active):
-            group: list[int] = []
-            for k, idx in members.items():
-                if component >> k & 1:
-                    group.extend(idx)
-            out.append(group)
+        count, component_of = self._partition(active)
+        out: list[list[int]] = [[] for _ in range(count)]
+        for i, k in enumerate(ids):
+            out[component_of[k]].append(i)
         return out
 
-    def _partition(self, active: int) -> list[int]:
-        """The connected components (bitmasks) of the shapes in `active`, memoized by it."""
+    def _partition(self, active: int) -> tuple[int, dict[int, int]]:
+        """The connected components of the shapes in `active`: how many, and each shape's
+        component; memoized by `active`."""
         found = self._partitions.get(active)
         if found is not None:
             return found
-        out, left = [], active
+        component_of: dict[int, int] = {}
+        count, left = 0, active
         while left:
             component = frontier = left & -left
             while frontier:
@@ -78,9 +74,13 @@ class ShapeGraph:
                 new = self._adjacent[low.bit_length() - 1] & active & ~component
                 component |= new
                 frontier |= new
-            out.append(component)
             left &= ~component
+            while component:
+                low = component & -component
+                component ^= low
+                component_of[low.bit_length() - 1] = count
+            count += 1
         if len(self._partitions) >= self.max_shapes * 4:
             self._partitions.clear()
-        self._partitions[active] = out
-        return out
+        self._partitions[active] = found = (count, component_of)
+        return found
