@@ -151,6 +151,8 @@ def test_run_reports_goodput_in_json_and_text(capsys):
     skipped = json.loads(capsys.readouterr().out)
     assert "goodput" not in skipped["training"]
     assert skipped["training"]["days"] == report["training"]["days"]
+    assert main(["run", "llama2-7b-zero3-8xa100", "--no-goodput", "--runs", "5"]) == 2
+    assert "--no-goodput" in capsys.readouterr().err
 
 
 def test_plan_train_reports_wall_clock_days(capsys):

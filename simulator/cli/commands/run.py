@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from simulator.cli.output import check_output, check_runs
+from simulator.core.errors import Problem, UserError
 from simulator.scenario.load import DEFAULT_SCENARIO, load_scenario, scenario_path
 
 
@@ -40,6 +41,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     check_output("--json-out", args.json_out, (path,))
     check_output("--trace", args.trace, (path,))
     check_runs(args.runs, args.seed)
+    if not args.goodput and (args.runs is not None or args.seed is not None):
+        raise UserError(Problem("--no-goodput", "--runs and --seed set the Monte Carlo that --no-goodput skips",
+                                "give one or the other"))
     report = simulate(load_scenario(path), trace_path=args.trace, backend=args.network, runs=args.runs,
                       seed=args.seed, jobs=os.cpu_count() or 1, goodput=args.goodput)
     text = to_json(report)
