@@ -9,9 +9,6 @@ import sys
 
 from simulator.cli.output import check_output
 from simulator.core.errors import Problem, UserError
-from simulator.report.accuracy import accuracy_text, readme_block
-from simulator.scenario.calibration import load_profile
-from simulator.studies.accuracy import default_files, document, run_cases, select_cases
 
 
 def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
@@ -34,6 +31,11 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_accuracy(args: argparse.Namespace) -> int:
+    # Imported here, not at the top: every command's module is imported to build the parser.
+    from simulator.report.accuracy import accuracy_text, readme_block
+    from simulator.scenario.calibration import load_profile
+    from simulator.studies.accuracy import default_files, document, run_cases, select_cases
+
     if not args.shipped and not args.cases:
         raise UserError(Problem("--no-shipped", "no cases left to run", "give --cases FILE"))
     if args.plot:
