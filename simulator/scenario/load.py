@@ -24,6 +24,7 @@ from simulator.core.resources import scenario_dir
 from simulator.core.yamlio import read_yaml
 from simulator.execution.frameworks import framework_problems, strategy_for
 from simulator.execution.strategies import get_strategy
+from simulator.execution.strategies.fsdp import SHARD_GRAD_OP
 from simulator.model import presets
 from simulator.model.precision import PRECISIONS
 from simulator.model.spec import ModelSpec, from_architecture, from_params
@@ -170,6 +171,21 @@ def _model(spec: ScenarioFile, problems: list[Problem]) -> ModelSpec | None:
     return from_params(int(m.params), m.num_layers, m.hidden_size)
 
 
+def _shard_grad_op(t, problems: list[Problem]) -> bool:
+    """PyTorch FSDP's SHARD_GRAD_OP: ZeRO-3's per-block gathers with the parameters kept
+    unsharded from a block's forward to its backward (FSDP1 ShardingStrategy.SHARD_GRAD_OP),
+    so reshard_after_forward is false; other frameworks name it otherwise or lack it."""
+    instead = {"pytorch-fsdp2": "use zero3 with training.fsdp2.reshard_after_forward: false (FSDP2's form of it)",
+               "deepspeed": "use zero2 (DeepSpeed's gradient and optimizer sharding)"}
+    if t.framework in instead:
+        problems.append(Problem("training.strategy", f"{SHARD_GRAD_OP} is PyTorch FSDP1's sharding strategy, "
+                                f"not framework {t.framework}'s", instead[t.framework]))
+    if t.zero3.model_fields_set & {"reshard_after_forward"} and t.zero3.reshard_after_forward:
+        problems.append(Problem("training.zero3.reshard_after_forward", f"{SHARD_GRAD_OP} keeps parameters "
+                                "unsharded between forward and backward", "remove it, or use strategy zero3"))
+    return False
+
+
 def _training(spec: ScenarioFile, num_gpus: int | None, problems: list[Problem],
               warnings: list[str]) -> TrainingSpec | None:
     t = spec.training
@@ -177,6 +193,7 @@ def _training(spec: ScenarioFile, num_gpus: int | None, problems: list[Problem],
     found: list[Problem] = []
     framework = framework_spec(t, strategy.name, found, warnings)
     z = t.zero3
+    reshard = _shard_grad_op(t, found) if t.strategy == SHARD_GRAD_OP else z.reshard_after_forward
     training = TrainingSpec(
         precision=PRECISIONS[t.precision], optimizer=t.optimizer, strategy=strategy.name,
         shard_group_size=t.shard_group_size, micro_batch_size=t.micro_batch_size, seq_len=t.seq_len,
@@ -184,7 +201,7 @@ def _training(spec: ScenarioFile, num_gpus: int | None, problems: list[Problem],
         flash_attention=t.flash_attention, dropout=t.dropout,
         offload=OffloadSpec(optimizer=t.offload.optimizer == "cpu", params=t.offload.params == "cpu"),
         sharding=ShardingSpec(backward_prefetch=z.backward_prefetch, limit_all_gathers=z.limit_all_gathers,
-                              reshard_after_forward=z.reshard_after_forward),
+                              reshard_after_forward=reshard),
         bucket_size_bytes=t.bucket_size, gradient_as_bucket_view=t.gradient_as_bucket_view,
         framework_overhead_bytes=t.framework_overhead, allocator_reserve=t.allocator_reserve, tokens=t.tokens,
         collective_algorithm=t.collective_algorithm, nvls=t.nvls, compute_jitter=t.compute_jitter, seed=t.seed,

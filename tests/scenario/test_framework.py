@@ -109,7 +109,11 @@ def test_megatron_bucket_default():
      ["framework deepspeed does not support strategy hsdp", "MiCS"]),
     ({"framework": "deepspeed", "strategy": "ddp"}, ["does not support strategy ddp"]),
     ({"framework": "pytorch-fsdp2", "strategy": "zero1"}, ["does not support strategy zero1"]),
-    ({"framework": "pytorch-fsdp2", "strategy": "fsdp-shard-grad-op"}, ["reshard_after_forward: false"]),
+    ({"framework": "pytorch-fsdp2", "strategy": "fsdp-shard-grad-op"},
+     ["training.strategy: fsdp-shard-grad-op is PyTorch FSDP1's", "training.fsdp2.reshard_after_forward: false"]),
+    ({"framework": "deepspeed", "strategy": "fsdp-shard-grad-op"}, ["training.strategy", "use zero2"]),
+    ({"strategy": "fsdp-shard-grad-op", "zero3": {"reshard_after_forward": True}},
+     ["training.zero3.reshard_after_forward: fsdp-shard-grad-op keeps parameters unsharded"]),
     ({"framework": "deepspeed", "strategy": "zero3", "parallelism": {"pp": 2}},
      ["pipeline engine supports ZeRO stage 1 only"]),
     ({"framework": "deepspeed", "strategy": "zero3", "offload": {"params": "cpu"}},
@@ -142,3 +146,13 @@ def test_the_cli_process_exits_2_without_a_traceback(tmp_path):
         done = subprocess.run([sys.executable, "-m", "simulator", command, str(path)], capture_output=True, text=True, check=False)
         assert done.returncode == 2 and "Traceback" not in done.stderr
         assert "training.strategy: framework megatron does not support strategy zero3" in done.stderr
+
+
+def test_shard_grad_op_is_zero3_without_resharding_after_forward():
+    # torch FSDP1 ShardingStrategy.SHARD_GRAD_OP: parameters gathered per block in forward and kept
+    # unsharded until that block's backward; gradients reduce-scattered; everything sharded at rest.
+    sgo = scenario_from_dict(data(strategy="FSDP-Shard-Grad-Op"))
+    explicit = scenario_from_dict(data(strategy="zero3", zero3={"reshard_after_forward": False}))
+    assert sgo.training.strategy == "zero3"
+    assert sgo.training.sharding == explicit.training.sharding
+    assert not sgo.training.sharding.reshard_after_forward

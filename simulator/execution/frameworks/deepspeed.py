@@ -85,6 +85,5 @@ class DeepSpeedZero1(_DeepSpeedZero12):
 
 class DeepSpeedZero2(_DeepSpeedZero12):
     name = "zero2"
-    aliases = ("fsdp-shard-grad-op",)
     description = "DeepSpeed ZeRO stage 2: optimizer states and gradients sharded"
     zero_stage = 2

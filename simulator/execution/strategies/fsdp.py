@@ -27,9 +27,14 @@ from simulator.execution.strategies.ddp import DDP_FIRST_BUCKET_BYTES
 from simulator.spec.mesh import Group
 
 
+SHARD_GRAD_OP = "fsdp-shard-grad-op"
+
+
 class Zero3(Strategy):
     name = "zero3"
-    aliases = ("fsdp", "fsdp-full-shard")
+    # SHARD_GRAD_OP is this schedule with the parameters kept unsharded from a block's forward
+    # to its backward (torch FSDP: reshard_after_forward False); scenario/load.py sets that.
+    aliases = ("fsdp", "fsdp-full-shard", SHARD_GRAD_OP)
     description = "ZeRO stage 3 / PyTorch FSDP FULL_SHARD: all states sharded, parameters gathered per block"
     zero_stage = 3
     offload_params = True

@@ -45,6 +45,5 @@ class Zero1(_Zero12):
 
 class Zero2(_Zero12):
     name = "zero2"
-    aliases = ("fsdp-shard-grad-op",)
     description = "ZeRO stage 2 (Rajbhandari et al. 2020): optimizer states and gradients sharded"
     zero_stage = 2
