@@ -166,6 +166,22 @@ def test_events_grow_with_collectives_not_gpus():
     assert env.now > max(c.time_s for c in costs)
 
 
+def test_stages_entering_at_one_instant_share_one_rate_update():
+    # Eight identical single-host all-reduces started together: their first bandwidth stages enter
+    # at the same instant (after the same latency), and one max-min update covers them all.
+    topo = load_topology("dgx-a100")
+    cost = collective_cost(topo, "all_reduce", "all", 1 << 26)
+    env = simpy.Environment()
+    net = FluidNetwork(env, CommContext(topo))
+    done = [net.start(cost) for _ in range(8)]
+    env.run(until=cost.phases[0].latency_s * (1 + 1e-9))
+    assert net.rate_updates == 1 and len(net.active) == 8
+    env.run()
+    assert all(d.triggered for d in done)
+    # Equal shares of the same links: all eight end together, 8x a lone one's bandwidth time.
+    assert env.now == pytest.approx(sum(ph.latency_s + 8 * ph.bandwidth_s for ph in cost.phases), rel=1e-9)
+
+
 def test_backends_registry():
     assert set(BACKENDS) == {"fluid", "analytic"}
     env = simpy.Environment()

@@ -95,6 +95,7 @@ class FluidNetwork:
         self.rate_updates = 0  # how many times rates were recomputed (tests, profiling)
         self._last_update = env.now
         self._timer_generation = 0
+        self._deferred = False  # a rate update is scheduled for this instant
 
     def start(self, transfer: Any) -> simpy.Event:
         """Begin a transfer now; the returned event fires when its last phase ends."""
@@ -122,6 +123,18 @@ class FluidNetwork:
         self._advance()
         st.remaining, st.unit_bytes = 1.0, ph.per_rank_wire_bytes
         self.active.append(st)
+        self._reschedule_at_end_of_instant()
+
+    def _reschedule_at_end_of_instant(self) -> None:
+        """One rate update for every stage that enters at this instant (many start together:
+        pipeline stages' sends, a step's first collectives): no time passes before it, so the
+        rates are those an update per entry would end with."""
+        if not self._deferred:
+            self._deferred = True
+            self.env.timeout(0).callbacks.append(self._deferred_reschedule)
+
+    def _deferred_reschedule(self, _event) -> None:
+        self._deferred = False
         self._reschedule()
 
     def _advance(self) -> None:
