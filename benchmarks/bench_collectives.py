@@ -24,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from simulator.core.resources import data_dir  # noqa: E402
 from simulator.core.yamlio import read_yaml  # noqa: E402
 from simulator.system.comm.cost import CommContext, collective_cost  # noqa: E402
+from simulator.studies.cases import collective_case_cost  # noqa: E402
 from simulator.system.comm.network import FluidNetwork  # noqa: E402
-from simulator.system.topology.groups import resolve_group  # noqa: E402
 from simulator.system.topology.loader import load_topology  # noqa: E402
 
 CASES = [(8, "dgx-a100", None), (512, "h100-ndr-cluster", 64), (16384, "h100-ndr-cluster", 2048)]
@@ -87,12 +87,7 @@ def print_published() -> None:
     current = None
     for case in read_yaml(data_dir("validation") / "collectives.yaml")["cases"]:
         c = case["collective"]
-        key = (c["topology"], c.get("num_hosts"), c["nvls"])
-        if key not in contexts:
-            contexts[key] = CommContext(load_topology(c["topology"], c.get("num_hosts")), nvls=c["nvls"])
-        ctx = contexts[key]
-        group = c["group"].split(",") if "," in c["group"] else c["group"]
-        cost = ctx.cost(c["op"], resolve_group(ctx.topology, group), c["size"], c["algorithm"])
+        cost = collective_case_cost(c, contexts=contexts)
         if _table(case["id"]) != current:
             current = _table(case["id"])
             print(f"\n{current} ({case['role']}; {c['topology']}, algorithm {c['algorithm']}, "

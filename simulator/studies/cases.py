@@ -31,7 +31,7 @@ from simulator.scenario.load import scenario_from_dict
 from simulator.spec.calibration import CalibrationSpec
 from simulator.studies.calibrate.runs import predicted_memory
 from simulator.studies.simulate import simulate
-from simulator.system.comm.cost import CommContext
+from simulator.system.comm.cost import CollectiveCost, CommContext
 from simulator.system.topology.groups import resolve_group
 from simulator.system.topology.loader import load_topology
 
@@ -144,10 +144,22 @@ def predict(case: Case, ctx: SimContext | None = None, calibration: CalibrationS
 
 
 def _busbw_GBps(c: dict[str, Any], base_dir: str, calibration: CalibrationSpec | None) -> float:
-    topo = load_topology(c["topology"], c.get("num_hosts"), base_dir=base_dir)
+    return collective_case_cost(c, base_dir, calibration).busbw_Bps / 1e9
+
+
+def collective_case_cost(c: dict[str, Any], base_dir: str | None = None, calibration: CalibrationSpec | None = None,
+                         contexts: dict | None = None) -> CollectiveCost:
+    """The predicted cost of a collective case's `collective` section (topology, num_hosts, nvls,
+    op, group, size, algorithm). `contexts` keeps one CommContext per topology and NVLS setting
+    across calls (tables of many sizes)."""
     comm = calibration.comm if calibration is not None else CalibrationSpec().comm
-    ctx = CommContext(topo, comm, nvls=c.get("nvls", True))
+    key = (c["topology"], c.get("num_hosts"), c.get("nvls", True), base_dir, id(comm))
+    ctx = contexts.get(key) if contexts is not None else None
+    if ctx is None:
+        topo = load_topology(c["topology"], c.get("num_hosts"), base_dir=base_dir)
+        ctx = CommContext(topo, comm, nvls=c.get("nvls", True))
+        if contexts is not None:
+            contexts[key] = ctx
     group = c.get("group", "all")
     group = group.split(",") if isinstance(group, str) and "," in group else group
-    cost = ctx.cost(c["op"], resolve_group(topo, group), int(c["size"]), c.get("algorithm", "auto"))
-    return cost.busbw_Bps / 1e9
+    return ctx.cost(c["op"], resolve_group(ctx.topology, group), int(c["size"]), c.get("algorithm", "auto"))

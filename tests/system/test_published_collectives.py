@@ -8,9 +8,7 @@ import pytest
 
 from simulator.core.resources import data_dir
 from simulator.core.yamlio import read_yaml
-from simulator.system.comm.cost import CommContext
-from simulator.system.topology.groups import resolve_group
-from simulator.system.topology.loader import load_topology
+from simulator.studies.cases import collective_case_cost
 
 CASES_FILE = data_dir("validation") / "collectives.yaml"
 CASES = read_yaml(CASES_FILE)["cases"]
@@ -25,13 +23,7 @@ def contexts():
 
 
 def _busbw_GBps(case: dict, contexts: dict) -> tuple[float, str]:
-    c = case["collective"]
-    key = (c["topology"], c.get("num_hosts"), c["nvls"])
-    if key not in contexts:
-        contexts[key] = CommContext(load_topology(c["topology"], c.get("num_hosts")), nvls=c["nvls"])
-    ctx = contexts[key]
-    group = c["group"].split(",") if "," in c["group"] else c["group"]
-    cost = ctx.cost(c["op"], resolve_group(ctx.topology, group), c["size"], c["algorithm"])
+    cost = collective_case_cost(case["collective"], contexts=contexts)
     return cost.busbw_Bps / 1e9, f"{cost.algorithm}/{cost.protocol}"
 
 
