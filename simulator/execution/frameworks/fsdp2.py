@@ -29,8 +29,6 @@ import math
 
 from simulator.execution.frameworks.units import stage_modules
 from simulator.execution.strategies.base import PassEdges, StateBytes
-from simulator.execution.strategies.buckets import BucketSession
-from simulator.execution.strategies.ddp import DDP_FIRST_BUCKET_BYTES
 from simulator.execution.strategies.fsdp import HSDP, FsdpSession, Zero3, _PassState
 from simulator.model.ops import Op
 from simulator.spec.specs import ShardingSpec
@@ -107,13 +105,8 @@ class _Fsdp2:
                         emb + sum(kept) + output, pad_last * pb if chunk.head else 0), key=lambda m: m[1] + m[2])
         return PassEdges(forward, backward, sum(b.params for b in blocks[:2]) * gb)
 
-    def session(self, ctx, b):
-        s = ctx.scenario
-        shard = self.grad_group(s)
-        if shard.size == 1:
-            return BucketSession(ctx, b, "all_reduce", s.training.bucket_size_bytes, DDP_FIRST_BUCKET_BYTES,
-                                 every_micro_batch=False, sharded_optimizer=False)
-        return Fsdp2Session(ctx, b, shard, self.replica_group(s))
+    def sharded_session(self, ctx, b, shard, replica):
+        return Fsdp2Session(ctx, b, shard, replica)
 
 
 class Fsdp2Zero3(_Fsdp2, Zero3):

@@ -93,7 +93,11 @@ class Zero3(Strategy):
             # One rank per shard group: nothing is sharded, FSDP runs as DDP over the replicas.
             return BucketSession(ctx, b, "all_reduce", s.training.bucket_size_bytes, DDP_FIRST_BUCKET_BYTES,
                                  every_micro_batch=False, sharded_optimizer=False)
-        return FsdpSession(ctx, b, shard, self.replica_group(s))
+        return self.sharded_session(ctx, b, shard, self.replica_group(s))
+
+    def sharded_session(self, ctx, b, shard, replica):
+        """The schedule hooks of a sharded run (a framework's own gathers and reduce-scatters)."""
+        return FsdpSession(ctx, b, shard, replica)
 
 
 class HSDP(Zero3):
