@@ -151,21 +151,16 @@ def test_stage_memory_holds_more_micro_batches_on_earlier_stages(tmp_path):
 from hypothesis import HealthCheck, assume, given, settings, strategies as st  # noqa: E402
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(strategy=st.sampled_from(["ddp", "zero1", "zero2", "zero3"]), tp=st.sampled_from([1, 2, 4]),
-       pp=st.sampled_from([1, 2, 4]), sp=st.booleans(), schedule=st.sampled_from(["gpipe", "1f1b", "interleaved"]),
-       m=st.sampled_from([1, 2, 4, 8]), ckpt=st.sampled_from(["none", "selective", "full"]),
-       micro_batch=st.integers(1, 2))
-def test_every_stage_keeps_the_timeline_and_analytic_peak_equal(strategy, tp, pp, sp, schedule, m, ckpt, micro_batch):
-    assume(tp * pp <= 8)  # one DGX
+def _stage_peaks(training: dict, tp: int, pp: int, sp: bool, schedule: str, m: int):
+    """Data-parallel degree and each rank class's (name, timeline peak, its stage's analytic peak)
+    for an 8-layer, 512-wide model on one DGX A100 laid out as drawn ("interleaved": 2 virtual
+    stages when pp > 1, micro-batches rounded to a multiple of pp)."""
     v = 2 if schedule == "interleaved" and pp > 1 else 1
     schedule = "interleaved-1f1b" if v > 1 else ("1f1b" if schedule == "interleaved" else schedule)
     if v > 1 and m % pp:
         m = pp
     dp = max(1, 8 // (tp * pp))
-    training = {"strategy": strategy, "micro_batch_size": micro_batch, "seq_len": 256, "flash_attention": False,
-                "activation_checkpointing": ckpt, "grad_accum_steps": m, "dropout": False,
-                "zero3": {"backward_prefetch": True, "reshard_after_forward": True},
+    training = {**training, "grad_accum_steps": m,
                 "parallelism": {"tp": tp, "pp": pp, "sequence_parallel": sp and tp > 1,
                                 "pipeline": {"schedule": schedule, "virtual_stages": v}}}
     model = {"architecture": {"num_layers": 8, "hidden_size": 512, "num_heads": 8, "vocab_size": 1024,
@@ -173,15 +168,28 @@ def test_every_stage_keeps_the_timeline_and_analytic_peak_equal(strategy, tp, pp
     s = make_scenario(model=model, training=training, cluster={"topology": "dgx-a100", "num_gpus": tp * pp * dp})
     mem = stage_memory(s)
     step = simulate_step(s, mem)
-    for rc, tl in zip(step.classes, step.engine.timelines):
-        peak = tl.peak(rc.schedule.tasks)[0]
-        analytic = mem[rc.stage].total_bytes
+    return dp, [(rc.name, tl.peak(rc.schedule.tasks)[0], mem[rc.stage].total_bytes)
+                for rc, tl in zip(step.classes, step.engine.timelines)]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(strategy=st.sampled_from(["ddp", "zero1", "zero2", "zero3"]), tp=st.sampled_from([1, 2, 4]),
+       pp=st.sampled_from([1, 2, 4]), sp=st.booleans(), schedule=st.sampled_from(["gpipe", "1f1b", "interleaved"]),
+       m=st.sampled_from([1, 2, 4, 8]), ckpt=st.sampled_from(["none", "selective", "full"]),
+       micro_batch=st.integers(1, 2))
+def test_every_stage_keeps_the_timeline_and_analytic_peak_equal(strategy, tp, pp, sp, schedule, m, ckpt, micro_batch):
+    assume(tp * pp <= 8)  # one DGX
+    training = {"strategy": strategy, "micro_batch_size": micro_batch, "seq_len": 256, "flash_attention": False,
+                "activation_checkpointing": ckpt, "dropout": False,
+                "zero3": {"backward_prefetch": True, "reshard_after_forward": True}}
+    dp, peaks = _stage_peaks(training, tp, pp, sp, schedule, m)
+    for name, peak, analytic in peaks:
         if strategy == "zero3" and dp > 1 and ckpt != "none":
             # As in tests/execution/test_step.py: an upper bound by at most one block's gradient,
             # when a reduce-scatter finishes during a recompute.
             assert analytic - 2 * 512 * 512 * 12 <= peak <= analytic
         else:
-            assert peak == analytic, (rc.name, peak, analytic)
+            assert peak == analytic, (name, peak, analytic)
 
 
 # One 512-wide block's bf16 gradient: 12 h^2 weights and 13 h biases and norm weights.
@@ -198,34 +206,21 @@ def test_every_framework_keeps_each_stages_timeline_and_analytic_peak_equal(comb
                                                                             overlap):
     framework, strategy = combo
     assume(tp * pp <= 8)
-    v = 2 if schedule == "interleaved" and pp > 1 else 1
-    schedule = "interleaved-1f1b" if v > 1 else ("1f1b" if schedule == "interleaved" else schedule)
-    if v > 1 and m % pp:
-        m = pp
-    dp = max(1, 8 // (tp * pp))
     training = {"framework": framework, "strategy": strategy, "micro_batch_size": 1, "seq_len": 256,
-                "flash_attention": False, "activation_checkpointing": ckpt, "grad_accum_steps": m, "dropout": False,
-                "parallelism": {"tp": tp, "pp": pp, "sequence_parallel": sp and tp > 1,
-                                "pipeline": {"schedule": schedule, "virtual_stages": v}}}
+                "flash_attention": False, "activation_checkpointing": ckpt, "dropout": False}
     if framework == "megatron":
         training["megatron"] = {"overlap_grad_reduce": overlap, "bucket_size": 10**6,
                                 "overlap_param_gather": overlap and strategy == "zero1"}
     elif framework == "deepspeed":
         training["deepspeed"] = {"overlap_comm": overlap}
-    model = {"architecture": {"num_layers": 8, "hidden_size": 512, "num_heads": 8, "vocab_size": 1024,
-                              "max_position_embeddings": 256}}
-    s = make_scenario(model=model, training=training, cluster={"topology": "dgx-a100", "num_gpus": tp * pp * dp})
-    mem = stage_memory(s)
-    step = simulate_step(s, mem)
-    for rc, tl in zip(step.classes, step.engine.timelines):
-        peak = tl.peak(rc.schedule.tasks)[0]
-        analytic = mem[rc.stage].total_bytes
+    dp, peaks = _stage_peaks(training, tp, pp, sp, schedule, m)
+    for name, peak, analytic in peaks:
         if strategy == "zero3" and dp > 1 and ckpt != "none":
             assert analytic - 2 * 512 * 512 * 12 <= peak <= analytic   # as FSDP above
         elif framework == "pytorch-fsdp2" and strategy == "zero3" and dp > 1:
             # The analytic walk counts, where a pass begins, the gradients of the two reduce-scatters
             # a backward pass may leave in flight (PassEdges); the timeline has them only while
             # they run, so it may peak lower by up to those two blocks.
-            assert analytic - 2 * BLOCK_GRAD_BYTES <= peak <= analytic, (rc.name, peak, analytic)
+            assert analytic - 2 * BLOCK_GRAD_BYTES <= peak <= analytic, (name, peak, analytic)
         else:
-            assert peak == analytic, (rc.name, peak, analytic)
+            assert peak == analytic, (name, peak, analytic)
