@@ -60,24 +60,20 @@ NVLS_CHUNK = 131072  # NCCL_NVLS_CHUNKSIZE default, 128 KiB
 def nvls_chunk(nbytes: float, concurrent_ops: int) -> int:
     """NVLS all-reduce chunk size (src/enqueue.cc, topoGetAlgoInfo): 128 KiB, halved below 64,
     8 and 2 x (channels x heads x chunk) bytes, down to 16 KiB."""
-    chunk = NVLS_CHUNK
-    if nbytes < 64 * concurrent_ops * chunk and chunk > 65536:
-        chunk = 65536
-    if nbytes < 8 * concurrent_ops * chunk and chunk > 32768:
-        chunk = 32768
-    if nbytes < 2 * concurrent_ops * chunk and chunk > 16384:
-        chunk = 16384
-    return chunk
+    return _chunk_ladder(NVLS_CHUNK, nbytes, concurrent_ops, ((64, 65536), (8, 32768), (2, 16384)))
 
 
 def nvls_tree_chunk(nbytes: float, concurrent_ops: int, nodes: int) -> int:
     """NVLSTree chunk size (same function): 128 KiB (64 KiB from 4 nodes), halved below 16, 4
     and 1 x (channels x heads x chunk) bytes, down to 32 KiB."""
-    chunk = NVLS_CHUNK if nodes < 4 else 65536
-    if nbytes < 16 * concurrent_ops * chunk and chunk > 131072:
-        chunk = 131072
-    if nbytes < 4 * concurrent_ops * chunk and chunk > 65536:
-        chunk = 65536
-    if nbytes < 1 * concurrent_ops * chunk and chunk > 32768:
-        chunk = 32768
+    start = NVLS_CHUNK if nodes < 4 else 65536
+    return _chunk_ladder(start, nbytes, concurrent_ops, ((16, 131072), (4, 65536), (1, 32768)))
+
+
+def _chunk_ladder(chunk: int, nbytes: float, concurrent_ops: int, rungs: tuple[tuple[int, int], ...]) -> int:
+    """enqueue.cc's ladder: at each rung (k, size), a chunk above `size` becomes `size` when the
+    message is under k x concurrent ops x the current chunk."""
+    for k, size in rungs:
+        if nbytes < k * concurrent_ops * chunk and chunk > size:
+            chunk = size
     return chunk
