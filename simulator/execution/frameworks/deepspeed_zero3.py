@@ -69,13 +69,11 @@ class DeepSpeedZero3(Zero3):
     framework = "deepspeed"
     description = "DeepSpeed ZeRO stage 3: per-module fetch with prefetch, live-parameter bound, persistence"
     offload_params = False
+    offload_refusals = {"params": ("parameter offload (ZeRO-Infinity) is not modelled for the deepspeed profile",
+                                   "use framework pytorch-fsdp (FSDP CPUOffload) or offload the optimizer only")}
 
     def validate(self, t, dp: int) -> list[Problem]:
-        problems = [p for p in super().validate(t, dp) if p.path != "training.offload.params"]
-        if t.offload.params:
-            problems.append(Problem("training.offload.params", "parameter offload (ZeRO-Infinity) is not "
-                                    "modelled for the deepspeed profile", "use framework pytorch-fsdp "
-                                    "(FSDP CPUOffload) or offload the optimizer only"))
+        problems = super().validate(t, dp)
         if t.parallel.pp > 1:
             problems.append(Problem("training.strategy", "DeepSpeed's pipeline engine supports ZeRO stage 1 "
                                     "only (deepspeed/runtime/pipe/engine.py)", "use zero1 with pipeline parallelism"))

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import math
 
-from simulator.core.errors import Problem
 from simulator.execution.frameworks.buckets import BucketPlan, GradBucketSession, megatron_pad
 from simulator.execution.strategies.base import StateBytes, Strategy
 
@@ -41,13 +40,8 @@ def grad_buffer_bytes(t) -> int:
 class _Megatron(Strategy):
     framework = "megatron"
     offload_optimizer = False
-
-    def validate(self, t, dp: int) -> list[Problem]:
-        problems = [p for p in super().validate(t, dp) if p.path != "training.offload.optimizer"]
-        if t.offload.optimizer:
-            problems.append(Problem("training.offload.optimizer", "optimizer offload is not modelled for the "
-                                    "megatron profile", "use framework deepspeed (ZeRO-Offload)"))
-        return problems
+    offload_refusals = {"optimizer": ("optimizer offload is not modelled for the megatron profile",
+                                      "use framework deepspeed (ZeRO-Offload)")}
 
     def states(self, s, lay, k: float) -> StateBytes:
         t, params = s.training, lay.params

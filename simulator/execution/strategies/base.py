@@ -54,6 +54,8 @@ class Strategy(ABC):
     zero_stage: ClassVar[int]
     offload_optimizer: ClassVar[bool] = True   # ZeRO-Offload supported
     offload_params: ClassVar[bool] = False     # ZeRO-Infinity / FSDP CPUOffload supported
+    # A framework's own refusal of an offload it does not model: "params" / "optimizer" -> (why, instead).
+    offload_refusals: ClassVar[dict[str, tuple[str, str]]] = {}
 
     # ---- validation and groups
 
@@ -61,12 +63,14 @@ class Strategy(ABC):
         """Problems with this strategy's settings, at their field paths."""
         problems = []
         if t.offload.params and not self.offload_params:
-            problems.append(Problem("training.offload.params", f"parameter offload needs sharded parameters "
-                                    f"(ZeRO-Infinity / FSDP CPUOffload), not {self.name}",
-                                    "use strategy: zero3 or hsdp"))
+            why, instead = self.offload_refusals.get("params", (
+                f"parameter offload needs sharded parameters (ZeRO-Infinity / FSDP CPUOffload), not {self.name}",
+                "use strategy: zero3 or hsdp"))
+            problems.append(Problem("training.offload.params", why, instead))
         if t.offload.optimizer and not self.offload_optimizer:
-            problems.append(Problem("training.offload.optimizer", "optimizer offload needs a ZeRO stage "
-                                    "(ZeRO-Offload)", "use strategy: zero1, zero2 or zero3"))
+            why, instead = self.offload_refusals.get("optimizer", (
+                "optimizer offload needs a ZeRO stage (ZeRO-Offload)", "use strategy: zero1, zero2 or zero3"))
+            problems.append(Problem("training.offload.optimizer", why, instead))
         return problems
 
     def dp_dims(self, s: Scenario) -> tuple[tuple[str, int], ...]:
