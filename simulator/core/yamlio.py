@@ -1,7 +1,7 @@
 """Reading YAML files: the only module that imports yaml.
 
 Every way a file can be unreadable becomes a `UserError` naming the file: missing, a
-directory, not UTF-8, too large, malformed (with line and column), nested too deeply, a key
+directory, not UTF-8, too large, malformed (with line and column), nested too deeply, an alias bomb, a key
 given twice in one mapping, or not a mapping at the top.
 """
 
@@ -20,6 +20,10 @@ MAX_FILE_BYTES = 16 * 2**20
 # Deeper nesting than any scenario, sweep or topology file needs; beyond it PyYAML's recursive
 # constructor would exhaust the interpreter stack.
 MAX_DEPTH = 64
+# Items after expanding YAML aliases: a sweep over a large grid is ~10^4; the largest shipped file
+# ~10^3. Beyond this, anchors and aliases are multiplying the file (a "billion laughs" bomb) and
+# every reader of the data would walk the expansion.
+MAX_EXPANDED_NODES = 1_000_000
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -28,6 +32,8 @@ class _StrictLoader(yaml.SafeLoader):
     def construct_mapping(self, node, deep=False):
         seen: dict[Any, Any] = {}
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *base` merges a mapping; its keys may be overridden by explicit ones
             key = self.construct_object(key_node, deep=deep)
             if isinstance(key, (str, int, float, bool)) and key in seen:
                 mark = key_node.start_mark
@@ -39,19 +45,40 @@ class _StrictLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def _depth(node: yaml.Node) -> int:
-    """Nesting depth of a composed YAML node, iteratively (no recursion on hostile input)."""
-    best, stack = 0, [(node, 1)]
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    return []
+
+
+def _shape(root: yaml.Node) -> tuple[int, int] | None:
+    """(nesting depth, node count with every alias expanded) of a composed YAML graph.
+
+    Aliases make the composed graph a DAG whose expansion can be exponential (the "billion
+    laughs" file: 9 levels of 9 aliases expand to 9^9 items), so both figures are computed once
+    per distinct node, bottom-up and iteratively: linear in the file, whatever it expands to.
+    None when a node contains itself (`&a [*a]`): it has no finite expansion."""
+    shape: dict[int, tuple[int, int]] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
     while stack:
-        n, d = stack.pop()
-        best = max(best, d)
-        if d > MAX_DEPTH:
-            return d
-        if isinstance(n, yaml.SequenceNode):
-            stack.extend((c, d + 1) for c in n.value)
-        elif isinstance(n, yaml.MappingNode):
-            stack.extend((v, d + 1) for _, v in n.value)
-    return best
+        node, expanded = stack.pop()
+        key = id(node)
+        if expanded:
+            on_path.discard(key)
+            kids = [shape[id(c)] for c in _children(node)]
+            shape[key] = (1 + max((d for d, _ in kids), default=0), 1 + sum(n for _, n in kids))
+            continue
+        if key in shape:
+            continue
+        if key in on_path:
+            return None
+        on_path.add(key)
+        stack.append((node, True))
+        stack.extend((c, False) for c in _children(node) if id(c) not in shape)
+    return shape[id(root)]
 
 
 def read_text(path: str | Path, what: str = "YAML file") -> str:
@@ -78,8 +105,17 @@ def load_yaml(text: str, source: str = "") -> Any:
     """Parse YAML text strictly (duplicate keys and deep nesting refused)."""
     try:
         node = yaml.compose(text, Loader=_StrictLoader)
-        if node is not None and _depth(node) > MAX_DEPTH:
+        shape = _shape(node) if node is not None else (0, 0)
+        if shape is None:
+            raise UserError(Problem("", "an alias (*name) refers to the node that contains it",
+                                    "a value cannot contain itself; write it out"), source)
+        depth, size = shape
+        if depth > MAX_DEPTH:
             raise UserError(Problem("", f"nested more than {MAX_DEPTH} levels deep"), source)
+        if size > MAX_EXPANDED_NODES:
+            raise UserError(Problem(
+                "", f"expands to more than {MAX_EXPANDED_NODES:,} items once its aliases (*name) are expanded",
+                "write the values out, or use fewer nested aliases"), source)
         return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader subclass)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
@@ -87,6 +123,12 @@ def load_yaml(text: str, source: str = "") -> Any:
         raise UserError(Problem("", f"invalid YAML at {where}: {exc.problem}"), source) from None
     except yaml.YAMLError as exc:
         raise UserError(Problem("", f"invalid YAML: {exc}"), source) from None
+    except UserError:
+        raise
+    except ValueError as exc:
+        # Python refuses integers of more than 4,300 digits (CVE-2020-10735 limit); no field needs one.
+        reason = str(exc).split(";")[0]
+        raise UserError(Problem("", f"a number in the file cannot be read ({reason})"), source) from None
     except RecursionError:
         raise UserError(Problem("", f"nested more than {MAX_DEPTH} levels deep"), source) from None
 
