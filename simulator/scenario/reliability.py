@@ -8,8 +8,8 @@ import dataclasses
 
 from simulator.core.errors import Problem
 from simulator.core.units import parse_duration
-from simulator.scenario.schema_reliability import (CheckpointSection, FailureSection, ReliabilitySection,
-                                                   RestartSection, StragglerSection)
+from simulator.scenario.schema_reliability import (MIN_UNIT_MTBF_S, CheckpointSection, FailureSection,
+                                                   ReliabilitySection, RestartSection, StragglerSection)
 from simulator.spec.reliability import (RESERVED_CAUSES, SECONDS_PER_DAY, CheckpointSpec, FailureClass, ReliabilitySpec,
                                         RestartSpec, StragglerSpec, default_failures)
 
@@ -25,8 +25,10 @@ def rate_per_unit_s(mtbf_s: float | None, per_1000_unit_days: float | None) -> f
 
 def resolve_reliability(section: ReliabilitySection, problems: list[Problem]) -> ReliabilitySpec:
     """The validated section with defaults; problems are added at their field paths."""
+    failures = _failures(section.failures, problems)
+    _check_scaled_rates(failures, section.failure_rate_scale, problems)
     return ReliabilitySpec(
-        enabled=section.enabled, failures=_failures(section.failures, problems),
+        enabled=section.enabled, failures=failures,
         rate_scale=section.failure_rate_scale, checkpoint=_checkpoint(section.checkpoint, problems),
         restart=_restart(section.restart, problems), stragglers=_stragglers(section.stragglers),
         runs=section.runs, seed=section.seed, window_s=section.window)
@@ -55,6 +57,19 @@ def _failures(given: dict[str, FailureSection], problems: list[Problem]) -> tupl
             changes["source"] = f"scenario file ({', '.join(changes)}); otherwise {base.source}"
         classes[name] = dataclasses.replace(base, **changes)
     return tuple(classes.values())
+
+
+def _check_scaled_rates(failures: tuple[FailureClass, ...], scale: float, problems: list[Problem]) -> None:
+    """The scale keeps every class within the field's bound: at most one failure per unit-hour."""
+    worst = max(failures, key=lambda f: f.rate_per_unit_s, default=None)
+    if worst is None or worst.rate_per_unit_s * scale <= 1.0 / MIN_UNIT_MTBF_S:
+        return
+    limit = 1.0 / (MIN_UNIT_MTBF_S * worst.rate_per_unit_s)
+    problems.append(Problem(
+        "reliability.failure_rate_scale", f"{scale:g} makes class {worst.name!r} fail every "
+        f"{1.0 / (worst.rate_per_unit_s * scale) / 60:.3g} min per {worst.unit}: "
+        "expected at most one failure per unit-hour (README, Goodput: bounds)",
+        f"at most {limit:.4g} with these classes"))
 
 
 def _checkpoint(c: CheckpointSection, problems: list[Problem]) -> CheckpointSpec:

@@ -12,14 +12,53 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from simulator.core.units import UnitError, parse_bandwidth, parse_bytes, parse_duration
+from simulator.core.units import UnitError, fmt_bytes, parse_bandwidth, parse_bytes, parse_duration
 from simulator.spec.reliability import DEFAULT_RUNS, UNITS
 
 MAX_RUNS = 100_000
+DAY, YEAR = 86400.0, 365.25 * 86400.0
+
+# Bounds of the section's quantities (README, "Goodput"). A rate: no unit (GPU, host or the
+# whole job) fails more than once an hour on average. Published per-unit MTBFs are far above it
+# (Llama 3's Table 5: ~80,000 h per GPU; a whole 16k-GPU job ~3 h); below it a failure class
+# describes no unit in service, and failures_per_1000_unit_days gets the same bound (24,000).
+MIN_UNIT_MTBF_S = 3600.0
+MAX_FAILURES_PER_1000_UNIT_DAYS = 1000 * DAY / MIN_UNIT_MTBF_S
+# Weibull shapes published for times between hardware failures are ~0.5-3 (0.7-0.8 for whole HPC
+# systems, Schroeder & Gibson 2006, DSN; wear-out lifetimes up to ~3). Below 0.3 the gaps are so
+# dispersed (coefficient of variation above 5.7; 0.01: a mean of 1 with a median of 1e-174) that
+# a Monte Carlo cannot estimate their mean; above 5 they are nearly periodic (CV 0.23).
+MIN_WEIBULL_SHAPE, MAX_WEIBULL_SHAPE = 0.3, 5.0
+# A window or a checkpoint interval beyond 10 years outlasts the accelerators (depreciated over
+# ~5 years); a restart step (detection, initialization) beyond 7 days is no restart; a host
+# repair beyond a year is a replacement.
+MAX_WINDOW_S = 10 * YEAR
+MAX_INTERVAL_S = 10 * YEAR
+MAX_INTERVAL_STEPS = 10**9
+MAX_RESTART_STEP_S = 7 * DAY
+MAX_PAUSE_S = 7 * DAY
+MAX_REPAIR_S = YEAR
+# Checkpoints: 1 MB is the smallest per-GPU share Llama 3 reports (Sec 3.3.1, "1 MB to 4 GB per
+# GPU"); 10 PB holds a 600T-parameter model at 16 bytes per parameter.
+MIN_CHECKPOINT_BYTES, MAX_CHECKPOINT_BYTES = 10**6, 10**16
+# Storage rates: 1 MB/s is below any disk or network file system; 1 PB/s is 140x Tectonic's
+# 7 TB/s peak (Llama 3 Sec 3.3.1). The same range per host and in aggregate.
+MIN_STORAGE_BW, MAX_STORAGE_BW = 1e6, 1e15
+MAX_HOT_SPARES = 1_000_000
 
 
-def _parsed(parser, example: str, positive: bool = True):
-    """A unit string -> the internal unit; bare numbers are refused (as in schema.py)."""
+def _range_text(low: float | None, high: float | None, show) -> str:
+    if low is None:
+        return f"above zero and at most {show(high)}"
+    if high is None:
+        return f"at least {show(low)}"
+    return f"from {show(low)} to {show(high)}"
+
+
+def _parsed(parser, example: str, positive: bool = True, low: float | None = None,
+            high: float | None = None, show=str):
+    """A unit string -> the internal unit within [low, high] (low None: above zero, or at least
+    zero when not `positive`); bare numbers are refused (as in schema.py)."""
 
     def check(value):
         if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -28,8 +67,12 @@ def _parsed(parser, example: str, positive: bool = True):
             parsed = parser(value)
         except UnitError as exc:
             raise ValueError(str(exc)) from None
-        if positive and parsed <= 0:
+        if positive and parsed <= 0 and low is None:
             raise ValueError(f"{value!r} must be above zero")
+        if (low is not None and parsed < low) or (high is not None and not parsed <= high):
+            span = f"at least zero and at most {show(high)}" if not positive and low is None \
+                else _range_text(low, high, show)
+            raise ValueError(f"{value!r} is out of range: expected {span} (README, Goodput: bounds)")
         return parsed
 
     return BeforeValidator(check)
@@ -39,10 +82,31 @@ def _text(example: str) -> Any:
     return Field(json_schema_extra={"type": "string", "examples": [example]})
 
 
-Duration = Annotated[float, _parsed(parse_duration, "30 min"), _text("30 min")]
-DurationOrZero = Annotated[float, _parsed(parse_duration, "30 s", positive=False), _text("30 s")]
-Bandwidth = Annotated[float, _parsed(parse_bandwidth, "2 TB/s"), _text("2 TB/s")]
-Size = Annotated[int, _parsed(parse_bytes, "5 TB"), _text("5 TB")]
+def _seconds(s: float) -> str:
+    for unit, size in (("years", YEAR), ("days", DAY), ("h", 3600.0), ("min", 60.0)):
+        if s >= size:
+            return f"{s / size:g} {unit}"
+    return f"{s:g} s"
+
+
+def _rate(bw: float) -> str:
+    return f"{fmt_bytes(bw)}/s"
+
+
+def _duration(example: str, low: float | None = None, high: float | None = None, positive: bool = True):
+    return Annotated[float, _parsed(parse_duration, example, positive, low, high, _seconds), _text(example)]
+
+
+Mtbf = _duration("50000 h", MIN_UNIT_MTBF_S)
+Window = _duration("54 days", high=MAX_WINDOW_S)
+RestartStep = _duration("30 s", high=MAX_RESTART_STEP_S, positive=False)
+Pause = _duration("10 s", high=MAX_PAUSE_S)
+Repair = _duration("3 days", high=MAX_REPAIR_S)
+StragglerDetection = _duration("20 min", high=MAX_RESTART_STEP_S)
+Bandwidth = Annotated[float, _parsed(parse_bandwidth, "2 TB/s", low=MIN_STORAGE_BW, high=MAX_STORAGE_BW,
+                                     show=_rate), _text("2 TB/s")]
+Size = Annotated[int, _parsed(parse_bytes, "5 TB", low=MIN_CHECKPOINT_BYTES, high=MAX_CHECKPOINT_BYTES,
+                              show=fmt_bytes), _text("5 TB")]
 
 
 def _choice(names):
@@ -55,8 +119,8 @@ def _interval(value: Any) -> Any:
     if isinstance(value, bool) or isinstance(value, float):
         raise ValueError("give whole steps (an integer), a duration such as '30 min', or 'optimal'")
     if isinstance(value, int):
-        if value < 1:
-            raise ValueError("at least 1 step")
+        if not 1 <= value <= MAX_INTERVAL_STEPS:
+            raise ValueError(f"expected 1 to {MAX_INTERVAL_STEPS:,} steps")
         return value
     if isinstance(value, str):
         if value.strip().lower() == "optimal":
@@ -65,8 +129,9 @@ def _interval(value: Any) -> Any:
             seconds = parse_duration(value)
         except UnitError as exc:
             raise ValueError(f"{exc}, whole steps or 'optimal'") from None
-        if seconds <= 0:
-            raise ValueError("the interval must be above zero")
+        if not 0 < seconds <= MAX_INTERVAL_S:
+            raise ValueError(f"{value!r} is out of range: expected above zero and at most "
+                             f"{_seconds(MAX_INTERVAL_S)} (README, Goodput: bounds)")
         return value.strip()
     raise ValueError("give whole steps (an integer), a duration such as '30 min', or 'optimal'")
 
@@ -79,9 +144,10 @@ class Strict(BaseModel):
 
 
 class _Rate(Strict):
-    mtbf: Duration | None = Field(None, description="mean time between failures of ONE unit, e.g. '50000 h'")
+    mtbf: Mtbf | None = Field(None, description="mean time between failures of ONE unit, e.g. '50000 h' "
+                              "(at least 1 h)")
     failures_per_1000_unit_days: float | None = Field(
-        None, ge=0, le=1e9, allow_inf_nan=False,
+        None, ge=0, le=MAX_FAILURES_PER_1000_UNIT_DAYS, allow_inf_nan=False,
         description="failures per 1,000 unit-days (per 1,000 node-days for unit host, Kokolis et al.'s r_f)")
 
     @model_validator(mode="after")
@@ -96,7 +162,8 @@ class FailureSection(_Rate):
     the Llama 3 values of the fields not given; a new name needs a unit and a rate."""
 
     unit: _choice(UNITS) | None = Field(None, description="what the rate is per: gpu, host or job")
-    weibull_shape: float | None = Field(None, gt=0, le=20, allow_inf_nan=False,
+    weibull_shape: float | None = Field(None, ge=MIN_WEIBULL_SHAPE, le=MAX_WEIBULL_SHAPE,
+                                        allow_inf_nan=False,
                                         description="shape of the Weibull times between the job's failures "
                                         "of this class (1: Poisson, the default)")
     takes_host: bool | None = Field(None, description="the failed host is out until repaired (a hot spare "
@@ -115,20 +182,20 @@ class CheckpointSection(Strict):
     write_bandwidth_per_host: Bandwidth | None = Field(None, description="per host (default 0.98 GB/s)")
     read_bandwidth: Bandwidth | None = Field(None, description="aggregate read rate (default 2 TB/s)")
     read_bandwidth_per_host: Bandwidth | None = Field(None, description="per host (default 0.98 GB/s)")
-    pause: Duration | None = Field(None, description="async only: the step's pause (default: the copy of "
+    pause: Pause | None = Field(None, description="async only: the step's pause (default: the copy of "
                                    "each GPU's share over PCIe)")
 
 
 class RestartSection(Strict):
-    detection: DurationOrZero | None = Field(None, description="time to detect a failure (default 0: "
+    detection: RestartStep | None = Field(None, description="time to detect a failure (default 0: "
                                              "included in initialization)")
-    initialization: DurationOrZero | None = Field(None, description="rescheduling and re-initialization "
+    initialization: RestartStep | None = Field(None, description="rescheduling and re-initialization "
                                                   "(default 10 min); the checkpoint load is added")
-    hot_spares: Annotated[int, Field(ge=0, strict=True)] | None = Field(
+    hot_spares: Annotated[int, Field(ge=0, le=MAX_HOT_SPARES, strict=True)] | None = Field(
         None, description="spare hosts (default: unlimited, a failed host is always replaced at once)")
     without_spare: _choice(("wait", "shrink")) = Field("wait", description="with no spare left: wait for a "
                                                        "repair, or continue on fewer hosts")
-    repair_time: Duration | None = Field(None, description="time to repair a failed host (needed with "
+    repair_time: Repair | None = Field(None, description="time to repair a failed host (needed with "
                                          "hot_spares)")
 
 
@@ -137,7 +204,7 @@ class StragglerSection(_Rate):
 
     unit: _choice(UNITS) = "host"
     slowdown: float = Field(gt=1, le=100, allow_inf_nan=False, description="step time multiplier while present")
-    detection: Duration = Field(description="time until the slow node is found and removed")
+    detection: StragglerDetection = Field(description="time until the slow node is found and removed")
 
     @model_validator(mode="after")
     def _needs_rate(self):
@@ -160,5 +227,5 @@ class ReliabilitySection(Strict):
         DEFAULT_RUNS, description="Monte Carlo runs (seeds)")
     seed: Annotated[int, Field(ge=0, le=2**63 - 1, strict=True)] | None = Field(
         None, description="default: training.seed")
-    window: Duration | None = Field(None, description="simulate a fixed wall-clock window (e.g. '54 days') "
+    window: Window | None = Field(None, description="simulate a fixed wall-clock window (e.g. '54 days') "
                                     "instead of the run to completion")

@@ -59,6 +59,7 @@ class RunModel:
     interval_s: float             # work between checkpoints (whole steps; inf: none)
     interval_steps: int | None
     interval_raised: bool         # async: raised to the write time
+    interval_optimal: bool = False  # Daly's (the scenario gives no interval)
     optimal_interval_s: float     # Daly 2006
     young_interval_s: float
     load_s: float
@@ -153,6 +154,7 @@ def run_model(scenario: Scenario, step_s: float, work_s: float, runs: int | None
         straggler_rate_s=st.rate_per_unit_s * units(st.unit, gpus, hosts) if st else 0.0,
         checkpoint_bytes=size, checkpoint_sized_by_model=c.size_bytes is None, mode=c.mode, save_s=save,
         pause_s=pause, commit_lag_s=lag, interval_s=interval, interval_steps=steps, interval_raised=raised,
+        interval_optimal=c.optimal,
         optimal_interval_s=optimal, young_interval_s=young_interval(pause, mtbf) if rate > 0 else math.inf,
         load_s=transfer_s(size, hosts, c.read_bw, c.read_bw_per_host), detection_s=r.detection_s,
         initialization_s=r.initialization_s, hot_spares=r.hot_spares, without_spare=r.without_spare,

@@ -1,17 +1,23 @@
 """Monte Carlo over seeds: the run simulated `runs` times (one seed sequence each, spawned from
 the scenario's seed, so the answer is the same for the same seed), summarized as the report's
 goodput section: wall-clock days (p10/p50/p90), effective training time ratio, interruptions by
-cause, GPU-hours lost by cause, beside the closed forms."""
+cause, GPU-hours lost by cause, beside the closed forms.
+
+First the closed-form check of feasibility.py: a run that would not complete within the bound
+(MAX_EVENTS_PER_RUN interruptions) is not simulated; its result has no runs and says why. Then
+at most MAX_TOTAL_EVENTS expected events in all (fewer runs beyond), and each run stops at its
+event cap whatever happens (a heavy-tailed Weibull, waits for repairs)."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from simulator.spec.specs import Scenario
 from simulator.studies.goodput.closed_forms import first_order_waste
+from simulator.studies.goodput.feasibility import Feasibility, assess
 from simulator.studies.goodput.model import RunModel, run_model
 from simulator.studies.goodput.process import LOSSES, STRAGGLER, RunResult, simulate_run
 
@@ -22,17 +28,33 @@ SECONDS_PER_DAY = 86400.0
 class GoodputResult:
     model: RunModel
     runs: tuple[RunResult, ...]
+    feasibility: Feasibility | None = None   # None: simulated without the check (run_monte_carlo)
+
+    @property
+    def completes(self) -> bool:
+        """False: not simulated, the run does not complete within the bound (see feasibility)."""
+        return bool(self.runs)
+
+    @property
+    def capped_runs(self) -> int:
+        return sum(r.capped for r in self.runs)
 
     def _array(self, values) -> np.ndarray:
         return np.asarray(list(values), dtype=float)
 
     @property
     def wall_days(self) -> np.ndarray:
+        """Each run's wall-clock days; [inf] when the run does not complete."""
+        if not self.runs:
+            return np.array([math.inf])
         return self._array(r.wall_s / SECONDS_PER_DAY for r in self.runs)
 
     @property
     def ettr(self) -> np.ndarray:
-        """Effective training time ratio of each run: useful training / elapsed (Llama 3's)."""
+        """Effective training time ratio of each run: useful training / elapsed (Llama 3's); when
+        not simulated, the closed form's expectation."""
+        if not self.runs:
+            return np.array([self.feasibility.expected_ettr if self.feasibility else 0.0])
         return self._array(r.useful_s / r.wall_s if r.wall_s > 0 else 1.0 for r in self.runs)
 
     def percentile(self, values: np.ndarray, q: float) -> float:
@@ -84,7 +106,12 @@ def simulate_goodput(scenario: Scenario, step_s: float, work_s: float, runs: int
     if scenario.reliability is not None and not scenario.reliability.enabled:
         return None
     model = run_model(scenario, step_s, work_s, runs, seed)
-    return run_monte_carlo(model, jobs)
+    found = assess(model)
+    if not found.completes:
+        return GoodputResult(model=model, runs=(), feasibility=found)
+    if found.runs < model.runs:
+        model = replace(model, runs=found.runs)
+    return run_monte_carlo(model, jobs, found.event_cap, found)
 
 
 # Below this many expected events (interruptions over all runs) one process is faster than a pool.
@@ -96,22 +123,24 @@ def expected_events(model: RunModel) -> float:
     return model.runs * span * (sum(c.rate_s for c in model.classes) + model.straggler_rate_s)
 
 
-def _runs(model: RunModel, seqs: list[np.random.SeedSequence]) -> list[RunResult]:
-    return [simulate_run(model, s) for s in seqs]
+def _runs(model: RunModel, seqs: list[np.random.SeedSequence], cap: int | None = None) -> list[RunResult]:
+    return [simulate_run(model, s, cap) for s in seqs]
 
 
-def run_monte_carlo(model: RunModel, jobs: int = 1) -> GoodputResult:
-    """The runs, one seed sequence each (the same results whatever `jobs` is)."""
+def run_monte_carlo(model: RunModel, jobs: int = 1, cap: int | None = None,
+                    feasibility: Feasibility | None = None) -> GoodputResult:
+    """The runs, one seed sequence each (the same results whatever `jobs` is), each stopped after
+    `cap` arrivals."""
     seqs = np.random.SeedSequence(model.seed).spawn(model.runs)
     jobs = min(jobs, model.runs)
     if jobs <= 1 or expected_events(model) < PARALLEL_EVENTS:
-        return GoodputResult(model=model, runs=tuple(_runs(model, seqs)))
+        return GoodputResult(model=model, runs=tuple(_runs(model, seqs, cap)), feasibility=feasibility)
     from concurrent.futures import ProcessPoolExecutor
 
     chunks = [seqs[i::jobs] for i in range(jobs)]
     with ProcessPoolExecutor(max_workers=jobs) as pool:
-        parts = list(pool.map(_runs, [model] * jobs, chunks))
+        parts = list(pool.map(_runs, [model] * jobs, chunks, [cap] * jobs))
     ordered = [None] * model.runs
     for i, part in enumerate(parts):
         ordered[i::jobs] = part
-    return GoodputResult(model=model, runs=tuple(ordered))
+    return GoodputResult(model=model, runs=tuple(ordered), feasibility=feasibility)

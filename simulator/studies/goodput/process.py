@@ -40,6 +40,7 @@ class RunResult:
     lost_s: dict[str, float]          # by kind (LOSSES)
     lost_by_cause_s: dict[str, float]  # the same time by cause
     interruptions: dict[str, int]
+    capped: bool = False              # stopped at the event bound before the end (wall: a lower bound)
 
 
 class Draws:
@@ -63,8 +64,9 @@ class Draws:
 
 
 class Run:
-    def __init__(self, model: RunModel, rngs: list[np.random.Generator]):
+    def __init__(self, model: RunModel, rngs: list[np.random.Generator], cap: int | None = None):
         self.m = model
+        self.cap, self.events, self.capped = cap, 0, False
         self.env = simpy.Environment()
         self.progress = 0.0
         self.lost = dict.fromkeys(LOSSES, 0.0)
@@ -89,7 +91,17 @@ class Run:
     def result(self) -> RunResult:
         self.env.run(until=self.trainer)
         return RunResult(wall_s=self.env.now, useful_s=self.progress, lost_s=dict(self.lost),
-                         lost_by_cause_s=dict(self.by_cause), interruptions=dict(self.counts))
+                         lost_by_cause_s=dict(self.by_cause), interruptions=dict(self.counts), capped=self.capped)
+
+    def count_event(self) -> bool:
+        """One more arrival; at the bound the run ends where it is (False: stop arriving)."""
+        self.events += 1
+        if self.cap is None or self.events < self.cap:
+            return True
+        if self.trainer.is_alive and not self.capped:
+            self.capped = True
+            self.trainer.interrupt(("end", PERIODIC))
+        return False
 
     def charge(self, loss: str, seconds: float, cause: str | None = None) -> None:
         self.lost[loss] += seconds
@@ -218,6 +230,8 @@ class Run:
             # Rates scale with the hosts in use (fewer after a shrink), read at each arrival.
             scale = 1.0 if per_job else self.in_use / self.m.num_hosts
             yield self.env.timeout(draws.next() / (c.rate_s * scale))
+            if not self.count_event():
+                return
             self.counts[c.name] += 1
             if c.spec.takes_host:
                 self.lose_host()
@@ -244,6 +258,8 @@ class Run:
         key = 0
         while True:
             yield self.env.timeout(draws.next() / self.m.straggler_rate_s)
+            if not self.count_event():
+                return
             key += 1
             self.slow.add(key)
             self.env.process(self.remove(key, st.detection_s))
@@ -263,8 +279,9 @@ class Run:
             self.trainer.interrupt(("end", PERIODIC))
 
 
-def simulate_run(model: RunModel, seed_seq: np.random.SeedSequence) -> RunResult:
+def simulate_run(model: RunModel, seed_seq: np.random.SeedSequence, cap: int | None = None) -> RunResult:
     """One run, deterministic for its seed sequence (a generator per failure class and one for
-    slow nodes, so each class draws the same arrivals whatever the checkpoint policy)."""
+    slow nodes, so each class draws the same arrivals whatever the checkpoint policy); it stops
+    after `cap` arrivals (failures and slow nodes), so that no input can keep it going."""
     rngs = [np.random.default_rng(s) for s in seed_seq.spawn(len(model.classes) + 1)]
-    return Run(model, rngs).result()
+    return Run(model, rngs, cap).result()

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from simulator.core.errors import Problem, UserError
-from simulator.report.goodput import goodput_columns
+from simulator.report.goodput import goodput_columns, goodput_note
 from simulator.studies.sweep.dask_session import dask_session
 from simulator.studies.sweep.provenance import sweep_provenance
 from simulator.studies.sweep.results import ResultsStore, output_format
@@ -67,7 +67,7 @@ def run_point(task: tuple[int, dict[str, Any], str | None, str, float | None], c
         return {**row, "status": "error", "message": f"timed out after {timeout_s:g} s"}
     except Exception as exc:  # noqa: BLE001  (a simulator bug in one point must not end the sweep)
         return {**row, "status": "error", "message": f"{type(exc).__name__}: {exc}"}
-    return {**row, "status": "ok", "message": "", **outputs(report)}
+    return {**row, "status": "ok", "message": goodput_note(report), **outputs(report)}
 
 
 class _TimeLimit:
