@@ -3,6 +3,7 @@
 Each family cites the config its shapes come from; tests/test_presets.py checks the exact
 counts. Override a field with `dataclasses.replace(get_preset(name), ...)`, e.g. MPT's
 learned position table (`max_position_embeddings`), which tracks the training seq_len.
+`training_defaults` gives what a family trains with (dropout), for a scenario that does not say.
 """
 
 from __future__ import annotations
@@ -101,6 +102,22 @@ def _build() -> dict[str, Architecture]:
 
 
 PRESETS: dict[str, Architecture] = _build()
+
+# Whether each family trains with dropout (its reference training config; a scenario's own
+# `training.dropout` wins). Dropout keeps 1-byte masks for backward (Korthikanti et al. 2022).
+# With: GPT-2 (HF config resid/embd/attn_pdrop 0.1), GPT-3 (Megatron-LM's GPT-3 recipes:
+# hidden_dropout and attention_dropout 0.1), BERT (hidden_dropout_prob and
+# attention_probs_dropout_prob 0.1), T5 (dropout_rate 0.1).
+# Without: Llama 2 / 3 (HF LlamaConfig attention_dropout 0.0, no hidden dropout; Meta's
+# reference code has none), BLOOM (bigscience/bloom config.json hidden_dropout and
+# attention_dropout 0.0), MPT (llm-foundry MPTConfig resid_pdrop, emb_pdrop, attn_pdrop 0.0).
+_DROPOUT_FREE = (*_LLAMA, "bloom-176b", *_MPT)
+
+
+def training_defaults(name: str) -> dict[str, bool]:
+    """The training settings a preset's architecture was trained with ({"dropout": ...})."""
+    get_preset(name)
+    return {"dropout": name not in _DROPOUT_FREE}
 
 
 def preset_names() -> list[str]:

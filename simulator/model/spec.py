@@ -26,6 +26,8 @@ class ModelSpec:
     hidden_size: int
     arch: Architecture | None = None
     shape_estimated: bool = False
+    # Training settings the scenario left out and took from its preset, e.g. (("dropout", False),).
+    preset_defaults: tuple[tuple[str, bool], ...] = ()
 
     @property
     def shape(self) -> Architecture:

@@ -33,6 +33,10 @@ def _header(report: dict[str, Any]) -> list[str]:
         f"checkpointing {t['activation_checkpointing']}",
         f"  cluster   {c['num_gpus']} x {c['gpu']} on {c['num_hosts']} host(s) of topology {c['topology']}",
     ]
+    if m.get("preset_defaults"):
+        taken = ", ".join(f"{k} {'on' if v else 'off'}" if isinstance(v, bool) else f"{k} {v}"
+                          for k, v in m["preset_defaults"].items())
+        lines.insert(2, f"            defaults from preset {m['name']}: {taken}")
     par = t.get("parallelism")
     if par and par["tp"] * par["pp"] > 1:
         pipe = (f", {par['schedule']}" + (f" with {par['virtual_stages']} virtual stages" if par["virtual_stages"] > 1

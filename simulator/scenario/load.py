@@ -30,6 +30,7 @@ from simulator.model.precision import PRECISIONS
 from simulator.model.spec import ModelSpec, from_architecture, from_params
 from simulator.scenario import resolve
 from simulator.scenario.framework import framework_spec, raw_problems
+from simulator.scenario.knobs import bucket_problems, foreign_knobs, model_problems, training_problems
 from simulator.scenario.calibration import resolve_calibration
 from simulator.scenario.parallel import microbatches, parallel_spec
 from simulator.scenario.problems import pydantic_problems, text_at
@@ -86,18 +87,20 @@ def scenario_from_dict(data: dict[str, Any], base_dir: str | Path | None = None,
         reported = {p.path for p in problems}
         problems += [p for p in _name_problems(data) + raw_problems(data) if p.path not in reported]
         raise UserError(problems) from None
-    problems: list[Problem] = []
+    problems: list[Problem] = model_problems(spec.model)
     model = _model(spec, problems)
+    if model is not None and spec.model.preset is not None:
+        model = _preset_defaults(model, spec)
     if resolved is not None and resolved[0] == data.get("cluster"):
         cluster = resolved[1]
     else:
         cluster = resolve.cluster(spec.cluster, problems, base_dir)
     warnings: list[str] = []
     training = _training(spec, cluster.num_gpus if cluster else None, problems, warnings)
-    if model and training and cluster:
-        resolve.check_compat(model, training, cluster, problems, warnings)
+    calibration = resolve_calibration(spec.calibration, base_dir, problems, cluster.gpu.name if cluster else None)
+    if model and training and cluster and calibration:
+        resolve.check_compat(model, training, cluster, problems, warnings, calibration.comm)
     reliability = resolve_reliability(spec.reliability, problems)
-    calibration = resolve_calibration(spec.calibration, base_dir, problems)
     if problems:
         raise UserError(problems)
     return Scenario(name=spec.name, model=model, training=training, cluster=cluster, source=source,
@@ -107,9 +110,13 @@ def scenario_from_dict(data: dict[str, Any], base_dir: str | Path | None = None,
 
 
 def derive(scenario: Scenario, changes: dict[str, Any]) -> Scenario:
-    """The scenario with fields changed (dotted paths; None removes a field), validated again."""
+    """The scenario with fields changed (dotted paths; None removes a field), validated again.
+    A new training.strategy drops the old strategy's knobs the new one does not read."""
     data = scenario.data()
     resolved = (copy.deepcopy(data.get("cluster")), scenario.cluster)
+    strategy = changes.get("training.strategy")
+    if isinstance(strategy, str):
+        changes = {**{k: None for k in foreign_knobs(strategy)}, **changes}
     for path, value in changes.items():
         parts = path.split(".")
         node = data
@@ -171,6 +178,27 @@ def _model(spec: ScenarioFile, problems: list[Problem]) -> ModelSpec | None:
     return from_params(int(m.params), m.num_layers, m.hidden_size)
 
 
+def _preset_training(spec: ScenarioFile) -> dict[str, bool]:
+    """The preset's training defaults the file does not override (none for other models)."""
+    name = spec.model.preset.strip().lower() if spec.model.preset is not None else None
+    if name not in presets.PRESETS:
+        return {}
+    given = spec.training.model_fields_set
+    return {k: v for k, v in presets.training_defaults(name).items() if k not in given}
+
+
+def _preset_defaults(model: ModelSpec, spec: ScenarioFile) -> ModelSpec:
+    return dataclasses.replace(model, preset_defaults=tuple(_preset_training(spec).items()))
+
+
+def _dropout(spec: ScenarioFile) -> bool:
+    """training.dropout as written, else the preset's, else on (Vaswani et al. 2017's default)."""
+    t = spec.training
+    if t.dropout is not None:
+        return t.dropout
+    return _preset_training(spec).get("dropout", True)
+
+
 def _shard_grad_op(t, problems: list[Problem]) -> bool:
     """PyTorch FSDP's SHARD_GRAD_OP: ZeRO-3's per-block gathers with the parameters kept
     unsharded from a block's forward to its backward (FSDP1 ShardingStrategy.SHARD_GRAD_OP),
@@ -198,7 +226,7 @@ def _training(spec: ScenarioFile, num_gpus: int | None, problems: list[Problem],
         precision=PRECISIONS[t.precision], optimizer=t.optimizer, strategy=strategy.name,
         shard_group_size=t.shard_group_size, micro_batch_size=t.micro_batch_size, seq_len=t.seq_len,
         grad_accum_steps=t.grad_accum_steps or 1, activation_checkpointing=t.activation_checkpointing,
-        flash_attention=t.flash_attention, dropout=t.dropout,
+        flash_attention=t.flash_attention, dropout=_dropout(spec),
         offload=OffloadSpec(optimizer=t.offload.optimizer == "cpu", params=t.offload.params == "cpu"),
         sharding=ShardingSpec(backward_prefetch=z.backward_prefetch, limit_all_gathers=z.limit_all_gathers,
                               reshard_after_forward=reshard),
@@ -206,7 +234,7 @@ def _training(spec: ScenarioFile, num_gpus: int | None, problems: list[Problem],
         framework_overhead_bytes=t.framework_overhead, allocator_reserve=t.allocator_reserve, tokens=t.tokens,
         collective_algorithm=t.collective_algorithm, nvls=t.nvls, compute_jitter=t.compute_jitter, seed=t.seed,
         framework=framework)
-    found += framework_problems(training)
+    found += framework_problems(training) + training_problems(t, strategy.name, t.framework)
     if num_gpus is None:
         problems.extend(found)
         return None
@@ -215,6 +243,8 @@ def _training(spec: ScenarioFile, num_gpus: int | None, problems: list[Problem],
     if parallel is not None and not framework_problems(training):
         training = dataclasses.replace(training, parallel=parallel)
         found += strategy_for(training).validate(training, parallel.dp)
+        shards = min(t.shard_group_size or parallel.dp, parallel.dp) if strategy.name == "hsdp" else parallel.dp
+        found += bucket_problems(t, strategy.name, t.framework, shards)
         accum = resolve.accumulation(t, accum, parallel.dp, found)
     problems.extend(found)
     if found:

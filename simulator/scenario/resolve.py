@@ -9,16 +9,18 @@ from pathlib import Path
 
 import numpy as np
 
-from simulator.core.errors import Problem, UserError, did_you_mean
+from simulator.core.errors import Problem, UserError, closest, did_you_mean
+from simulator.core.yamlio import read_yaml
 from simulator.execution.frameworks import strategy_for
 from simulator.model.architecture import Architecture
 from simulator.model.spec import ModelSpec
 from simulator.scenario.parallel import check_model, check_placement
-from simulator.scenario.schema import ArchitectureModel, ClusterSection, CustomGPU, TrainingSection
+from simulator.scenario.schema import MAX_ACCUM, ArchitectureModel, ClusterSection, CustomGPU, TrainingSection
 from simulator.spec.specs import ClusterSpec, DegradedLink, Scenario, Straggler, TrainingSpec
 from simulator.system import hardware
-from simulator.system.comm.algorithms import ALGORITHMS
-from simulator.system.topology.loader import load_topology, topology_info, topology_path
+from simulator.system.comm.algorithms import ALGORITHMS, Features
+from simulator.system.comm.calibration import NCCL_CALIBRATION, Calibration
+from simulator.system.topology.loader import load_topology, topology_from_dict, topology_info, topology_path
 
 # A custom GPU's fields that fall back to assumed values, and what is assumed (said in the report).
 GPU_DEFAULTS = {
@@ -149,6 +151,9 @@ def accumulation(t: TrainingSection, accum: int | None, dp: int, problems: list[
         problems.append(Problem("training.global_batch_size", f"{t.global_batch_size} sequences != "
                                 f"micro_batch_size x micro-batches x data-parallel degree = {accum * per_step}",
                                 "give either grad_accum_steps or global_batch_size"))
+    elif t.global_batch_size // per_step > MAX_ACCUM:
+        problems.append(_too_many_microbatches(t, per_step))
+        return 1
     elif t.global_batch_size % per_step:
         problems.append(Problem("training.global_batch_size", f"{t.global_batch_size} sequences is not a "
                                 f"multiple of micro_batch_size x data-parallel degree = {per_step}",
@@ -156,9 +161,24 @@ def accumulation(t: TrainingSection, accum: int | None, dp: int, problems: list[
     return max(1, t.global_batch_size // per_step)
 
 
+def _too_many_microbatches(t: TrainingSection, per_step: int) -> Problem:
+    """global_batch_size / (micro_batch_size x dp) micro-batches, each simulated, beyond MAX_ACCUM;
+    a batch that is a multiple of seq_len that large is most likely tokens, not sequences."""
+    gbs, steps = t.global_batch_size, t.global_batch_size // per_step
+    hint = (f"at most {MAX_ACCUM * per_step} sequences here; raise micro_batch_size or the data-parallel "
+            "degree")
+    if gbs % t.seq_len == 0:
+        hint = (f"global_batch_size counts sequences, not tokens: {gbs} = {gbs // t.seq_len} x seq_len "
+                f"{t.seq_len}; if you meant {gbs} tokens, write global_batch_size: {gbs // t.seq_len}")
+    return Problem("training.global_batch_size", f"{gbs} sequences / (micro_batch_size {t.micro_batch_size} x "
+                   f"data-parallel degree {per_step // t.micro_batch_size}) = {steps} micro-batches per step, more "
+                   f"than the {MAX_ACCUM} clustersim simulates", hint)
+
+
 def check_compat(model: ModelSpec, t: TrainingSpec, c: ClusterSpec, problems: list[Problem],
-                 warnings: list[str]) -> None:
-    """Checks across sections: the GPU's datatypes, the forced algorithm, position limits."""
+                 warnings: list[str], comm: Calibration = NCCL_CALIBRATION) -> None:
+    """Checks across sections: the GPU's datatypes, the forced algorithm, position limits.
+    `comm`: the collective calibration the run will use (its per-architecture NVLS figures)."""
     gpu = c.gpu
     for dtype in dict.fromkeys((t.precision.gemm_dtype, t.precision.attention_dtype)):
         if not gpu.supports(dtype):
@@ -167,29 +187,65 @@ def check_compat(model: ModelSpec, t: TrainingSpec, c: ClusterSpec, problems: li
                                     "pick a precision the GPU supports, e.g. fp16-mixed on V100"))
     check_model(model, t, problems)
     check_placement(t.parallel, c, problems)
-    _check_algorithm(t, c, problems)
+    if not problems:  # the groups below assume degrees that divide
+        _check_algorithm(t, c, comm, problems)
     _check_positions(model, t, problems, warnings)
 
 
-def _check_algorithm(t: TrainingSpec, c: ClusterSpec, problems: list[Problem]) -> None:
-    """A forced collective algorithm must apply to every collective the step issues."""
+def step_collectives(t: TrainingSpec, c: ClusterSpec) -> list[tuple[str, object]]:
+    """The (operation, group) pairs a step issues with the forced algorithm: the strategy's
+    data-parallel ones and, with tp > 1, the tensor-parallel all-reduce, all-gather and
+    reduce-scatter the step costs on every stage (execution/step.py stage_context)."""
+    stub = Scenario(name="", model=None, training=t, cluster=c)  # type: ignore[arg-type]
+    strategy = strategy_for(t)
+    found = list(strategy.collectives(stub))
+    if t.parallel.tp > 1:
+        tp = strategy.mesh(stub).group("tp")
+        found += [(op, tp) for op in ("all_reduce", "all_gather", "reduce_scatter")]
+    return found
+
+
+def features(t: TrainingSpec, c: ClusterSpec, comm: Calibration) -> Features:
+    """What the run's collectives may use, as CommContext decides it: NVLink SHARP where the
+    topology has it, the GPUs' architecture supports it and NCCL_NVLS_ENABLE is on; IB SHARP
+    on a switched fabric. The flags are the file's: two hosts are built, not the cluster."""
+    data = read_yaml(c.topology_ref)
+    try:
+        topo = topology_from_dict(data, source=c.topology_ref, num_hosts=min(c.num_hosts, 2))
+    except UserError:  # a file that does not scale by host count: as the run builds it
+        topo = load_topology(c.topology_ref, num_hosts=c.num_hosts)
+    return Features(nvls=t.nvls and topo.nvls and comm.arch(c.gpu.arch).nvls_efficiency > 0,
+                    sharp=topo.sharp and not topo.mesh)
+
+
+def _check_algorithm(t: TrainingSpec, c: ClusterSpec, comm: Calibration, problems: list[Problem]) -> None:
+    """A forced collective algorithm must apply to every collective the step issues, on this
+    interconnect (NVLS needs NVLink SHARP, collnet in-network reduction)."""
     if t.collective_algorithm == "auto":
         return
     algo = ALGORITHMS[t.collective_algorithm]
-    stub = Scenario(name="", model=None, training=t, cluster=c)  # type: ignore[arg-type]
-    for op, group in strategy_for(t).collectives(stub):
+    feats = features(t, c, comm) if algo.needs else None
+    for op, group in step_collectives(t, c):
         if group.size < 2:
             continue
-        hosts = np.asarray(group.ranks(0)) // c.gpus_per_host
-        counts = np.unique(hosts, return_counts=True)[1]
-        shape = (len(counts), bool((counts == counts[0]).all()), int(counts[0]))
-        if not algo.applies(op, *shape):
-            ok = [a.name for a in ALGORITHMS.values() if a.applies(op, *shape)]
-            problems.append(Problem("training.collective_algorithm",
-                                    f"{algo.why_not(op, *shape)}; {t.strategy} runs {op} on the {group.name} "
-                                    f"group ({group.size} GPUs on {shape[0]} host(s))",
-                                    f"use auto or one of {ok}"))
-            return
+        for instance in dict.fromkeys((0, group.count - 1)):  # the first and the last of its instances
+            hosts = np.asarray(group.ranks(instance)) // c.gpus_per_host
+            counts = np.unique(hosts, return_counts=True)[1]
+            shape = (len(counts), bool((counts == counts[0]).all()), int(counts[0]))
+            why = algo.why_not(op, *shape, feats)
+            if why:
+                ok = [a.name for a in ALGORITHMS.values() if a.applies(op, *shape, feats)]
+                problems.append(Problem("training.collective_algorithm",
+                                        f"{why}; {t.strategy} runs {op} on the {group.name} group ({group.size} GPUs "
+                                        f"on {shape[0]} host(s)) of topology {c.topology_name}",
+                                        f"use auto or one of {ok}" + _closest(t.collective_algorithm, ok)))
+                return
+
+
+def _closest(name: str, valid: list[str]) -> str:
+    """"; closest: 'nvls_tree'" when a valid name is close to the refused one."""
+    hits = closest(name, valid)
+    return f"; closest: {' or '.join(map(repr, hits))}" if hits else ""
 
 
 def _check_positions(model: ModelSpec, t: TrainingSpec, problems: list[Problem], warnings: list[str]) -> None:

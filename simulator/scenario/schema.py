@@ -224,8 +224,9 @@ class TrainingSection(Strict):
     global_batch_size: _bounded(MAX_GPUS * MAX_ACCUM) | None = Field(None, description="sequences per optimizer step")
     activation_checkpointing: _choice(CHECKPOINTING) = "none"
     flash_attention: bool = True
-    dropout: bool = Field(True, description="dropout after attention and MLP (Korthikanti et al. 2022 count its "
-                                            "1-byte masks); false for models trained without (Llama, MPT)")
+    dropout: bool | None = Field(None, description="dropout after attention and MLP (Korthikanti et al. 2022 count "
+                                 "its 1-byte masks); default: the model preset's training config (off for Llama, "
+                                 "BLOOM, MPT; on for GPT-2/3, BERT, T5), on for other models")
     offload: OffloadSection = OffloadSection()
     zero3: Zero3Section = Zero3Section()
     # torch/nn/parallel/distributed.py: bucket_bytes_cap = int(bucket_cap_mb * 1024 * 1024), default 25.

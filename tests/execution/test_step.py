@@ -247,8 +247,9 @@ def queued_gradient_bytes(step) -> int:
 def test_every_strategy_keeps_the_timeline_and_analytic_peak_equal(
         strategy, gpus, layers, hidden, micro_batch, seq, ckpt, accum, prefetch, reshard):
     training = {"strategy": strategy, "micro_batch_size": micro_batch, "seq_len": seq,
-                "activation_checkpointing": ckpt, "grad_accum_steps": accum, "flash_attention": False,
-                "zero3": {"backward_prefetch": prefetch, "reshard_after_forward": reshard}}
+                "activation_checkpointing": ckpt, "grad_accum_steps": accum, "flash_attention": False}
+    if strategy in ("zero3", "hsdp"):  # FSDP's options; other strategies refuse them (ignored knobs)
+        training["zero3"] = {"backward_prefetch": prefetch, "reshard_after_forward": reshard}
     if strategy == "hsdp":
         training["shard_group_size"] = min(2, gpus)
     model = {"architecture": {"num_layers": layers, "hidden_size": hidden, "num_heads": hidden // 64,
