@@ -5,6 +5,8 @@ A profile records what was fitted (name, value, default, bounds, unit), which co
 their defaults and why, the inputs (with sha256) and the fit's residuals before and after and left
 out. Only `constants` with status `fitted` change the model; the rest documents the fit. Unknown
 keys, unknown constant names and values outside a constant's bounds are errors, as in scenarios.
+`gpus` names the GPUs the measurements ran on: a profile applies to those alone (a constant
+fitted on one GPU is never applied to another), so one named for another GPU is an error.
 """
 
 from __future__ import annotations
@@ -91,6 +93,7 @@ class ProfileFile(_Strict):
     about: str = ""
     command: str = ""
     fit: dict[str, str] = {}
+    gpus: tuple[str, ...] = Field(min_length=1)     # the catalog GPUs the measurements ran on
     inputs: tuple[ProfileInput, ...] = ()
     constants: tuple[ProfileConstant, ...]
     residuals: tuple[ProfileResidual, ...] = ()
@@ -117,6 +120,10 @@ def read_profile(path: str | Path) -> ProfileFile:
     if data["clustersim_calibration"] != PROFILE_VERSION:
         raise UserError(Problem("clustersim_calibration", f"profile format {data['clustersim_calibration']!r} is not "
                                 f"one this clustersim reads (it reads {PROFILE_VERSION})",
+                                "write the profile again with this clustersim's `calibrate`"), source)
+    if "gpus" not in data:
+        raise UserError(Problem("gpus", "the profile does not say which GPU it was fitted on (written by an older "
+                                "clustersim), so it cannot be checked against a cluster's GPU",
                                 "write the profile again with this clustersim's `calibrate`"), source)
     try:
         profile = ProfileFile.model_validate(data)
@@ -147,22 +154,39 @@ def _constant_problems(profile: ProfileFile) -> list[Problem]:
     return problems
 
 
-def load_profile(path: str | Path, flag: str = "") -> CalibrationSpec:
+def load_profile(path: str | Path, flag: str = "", gpu: str | None = None) -> CalibrationSpec:
     """A profile file -> the CalibrationSpec the simulation uses (its fitted constants applied).
-    `flag`: the command-line option that named it (a missing file is that option's mistake)."""
+    `flag`: the command-line option that named it (a missing file is that option's mistake);
+    `gpu`: the GPU it is applied to (a UserError at `flag` if the profile was fitted on another)."""
     if flag and not Path(path).is_file():
         raise UserError(Problem(flag, f"no calibration profile {str(path)!r}",
                                 "give a file written by `clustersim calibrate --out`"))
     profile = read_profile(path)
     values = tuple((c.name, c.value) for c in profile.constants if c.status == "fitted")
     digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
-    return CalibrationSpec(source=str(path), sha256=digest, values=values,
+    spec = CalibrationSpec(source=str(path), sha256=digest, values=values, gpus=profile.gpus,
                            comm=with_comm(NCCL_CALIBRATION, dict(values)))
+    if gpu is not None:
+        problem = gpu_problem(spec, gpu, flag or "calibration")
+        if problem is not None:
+            raise UserError(problem)
+    return spec
 
 
-def resolve_calibration(name: str | None, base_dir: str | Path | None,
-                        problems: list[Problem]) -> CalibrationSpec | None:
-    """A scenario's `calibration:` field; None (with problems added) if it does not load."""
+def gpu_problem(spec: CalibrationSpec, gpu: str, where: str) -> Problem | None:
+    """The mistake of applying a profile to a GPU it was not fitted on (None if it was)."""
+    if spec.fitted_on(gpu):
+        return None
+    return Problem(where, f"profile {spec.source} was fitted on {' and '.join(spec.gpus)}, not on {gpu}: a "
+                   "constant fitted on one GPU is never applied to another",
+                   f"calibrate on measurements from {gpu} (clustersim calibrate ... --out PROFILE.yaml), or "
+                   "remove the profile")
+
+
+def resolve_calibration(name: str | None, base_dir: str | Path | None, problems: list[Problem],
+                        gpu: str | None = None) -> CalibrationSpec | None:
+    """A scenario's `calibration:` field; None (with problems added) if it does not load or was
+    fitted on a GPU other than `gpu` (the cluster's)."""
     if name is None:
         return CalibrationSpec()
     path = profile_path(name, base_dir)
@@ -172,7 +196,7 @@ def resolve_calibration(name: str | None, base_dir: str | Path | None,
                                 "the scenario's folder"))
         return None
     try:
-        return load_profile(path)
+        return load_profile(path, gpu=gpu)
     except UserError as exc:
         problems.extend(exc.sourced())
         return None

@@ -130,7 +130,9 @@ def predict(case: Case, ctx: SimContext | None = None, calibration: CalibrationS
     if case.metric == "busbw_GBps":
         return _busbw_GBps(case.collective, case.base_dir, calibration)
     scenario = scenario_from_dict(case.scenario, base_dir=case.base_dir)
-    if calibration is not None and scenario.calibration.is_default:
+    # A profile applies to the GPUs it was fitted on alone; other cases keep the built-in constants.
+    if (calibration is not None and scenario.calibration.is_default
+            and calibration.fitted_on(scenario.cluster.gpu.name)):
         scenario = dataclasses.replace(scenario, calibration=calibration)
     if case.metric in MEMORY_METRICS:
         mem = memory_breakdown(scenario)
@@ -151,12 +153,13 @@ def collective_case_cost(c: dict[str, Any], base_dir: str | None = None, calibra
                          contexts: dict | None = None) -> CollectiveCost:
     """The predicted cost of a collective case's `collective` section (topology, num_hosts, nvls,
     op, group, size, algorithm). `contexts` keeps one CommContext per topology and NVLS setting
-    across calls (tables of many sizes)."""
-    comm = calibration.comm if calibration is not None else CalibrationSpec().comm
-    key = (c["topology"], c.get("num_hosts"), c.get("nvls", True), base_dir, id(comm))
+    across calls (tables of many sizes). A profile applies to the GPUs it was fitted on alone."""
+    calibration = calibration if calibration is not None else CalibrationSpec()
+    key = (c["topology"], c.get("num_hosts"), c.get("nvls", True), base_dir, id(calibration.comm))
     ctx = contexts.get(key) if contexts is not None else None
     if ctx is None:
         topo = load_topology(c["topology"], c.get("num_hosts"), base_dir=base_dir)
+        comm = calibration.comm if calibration.fitted_on(topo.gpu) else CalibrationSpec().comm
         ctx = CommContext(topo, comm, nvls=c.get("nvls", True))
         if contexts is not None:
             contexts[key] = ctx

@@ -82,8 +82,9 @@ def cmd_collective(args: argparse.Namespace) -> int:
         raise UserError(Problem("--sizes", str(exc), "e.g. 1K..8G or 1024,1048576")) from None
     if not sizes:
         raise UserError(Problem("--sizes", "no sizes given", "e.g. 1K..8G"))
-    calibration = load_profile(args.calibration, "--calibration").comm if args.calibration else NCCL_CALIBRATION
     topo = load_topology(args.topology, args.num_hosts)
+    calibration = (load_profile(args.calibration, "--calibration", gpu=topo.gpu).comm if args.calibration
+                   else NCCL_CALIBRATION)
     rows = collective_rows(topo, args.op, _parse_group(args.group), sizes, args.algorithm, args.nvls, calibration)
     if args.json:
         print(json.dumps(rows, indent=1))

@@ -2,11 +2,12 @@
 them under a calibration.
 
 A file is given as FILE[:TOPOLOGY] on the command line or as an entry of a manifest (YAML:
-`nccl_tests: [{file, topology, num_hosts, op, nvls, algorithm}]`, paths relative to it). The
+`nccl_tests: [{file, topology, num_hosts, op, nvls, algorithm, gpu}]`, paths relative to it). The
 group is the ranks' own (host, device) pairs from the "#  Rank" lines, the k-th host named in
 the file being the topology's host k; where every process sees its GPU as device 0
 (CUDA_VISIBLE_DEVICES per rank), a host's ranks take its GPUs in rank order. Each row's
 out-of-place and in-place timings are two measurements of one leave-one-out group (the row).
+The GPU the file's rank lines name (and a manifest's `gpu`) must be the topology's (gpus.py).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 
 from simulator.core.errors import Problem, UserError, did_you_mean
 from simulator.core.yamlio import read_yaml
+from simulator.studies.calibrate.gpus import canonical, catalog_gpu, check_gpu
 from simulator.studies.calibrate.nccl_tests import (
     BINARIES,
     NcclFile,
@@ -33,7 +35,7 @@ from simulator.system.topology.graph import Topology
 from simulator.system.topology.groups import resolve_group
 from simulator.system.topology.loader import load_topology
 
-MANIFEST_KEYS = ("file", "topology", "num_hosts", "op", "nvls", "algorithm")
+MANIFEST_KEYS = ("file", "topology", "num_hosts", "op", "nvls", "algorithm", "gpu")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -46,6 +48,7 @@ class NcclInput:
     op: str | None = None          # the collective, when the file does not say
     nvls: bool = True              # NCCL_NVLS_ENABLE
     algorithm: str = "auto"        # NCCL_ALGO, as clustersim names it
+    gpu: str | None = None         # the GPU it ran on, as the manifest declares it (catalog name)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -111,10 +114,20 @@ def _manifest(path: Path) -> list[NcclInput]:
         if "file" in e and "topology" in e:
             inputs.append(NcclInput(path=str(path.parent / str(e["file"])), topology=str(e["topology"]),
                                     num_hosts=e.get("num_hosts"), op=e.get("op"), nvls=e.get("nvls", True),
-                                    algorithm=e.get("algorithm", "auto")))
+                                    algorithm=e.get("algorithm", "auto"), gpu=_declared_gpu(where, e, problems)))
     if problems:
         raise UserError(problems, str(path))
     return inputs
+
+
+def _declared_gpu(where: str, e: dict, problems: list[Problem]) -> str | None:
+    if "gpu" not in e:
+        return None
+    try:
+        return catalog_gpu(str(e["gpu"]), f"{where}.gpu")
+    except UserError as exc:
+        problems.extend(exc.problems)
+        return None
 
 
 def _entry_problems(where: str, e: dict) -> list[Problem]:
@@ -140,6 +153,7 @@ class CollectiveData:
         self.files: list[NcclFile] = []
         self.topologies: list[Topology] = []
         self.timed: list[Timed] = []
+        self._gpu_notes: list[str] = []
         problems: list[Problem] = []
         for index, inp in enumerate(inputs):
             try:
@@ -157,6 +171,12 @@ class CollectiveData:
             topo = load_topology(inp.topology, inp.num_hosts or (hosts if hosts > 1 else None))
         except UserError as exc:
             raise UserError([Problem("topology", p.message, p.hint) for p in exc.problems], inp.path) from None
+        try:
+            devices = [r.gpu for s in parsed.sections for r in s.ranks if r.gpu]
+            notes = check_gpu(devices, topo.gpu, inp.topology, inp.gpu)
+        except UserError as exc:
+            raise exc.with_source(inp.path) from None
+        self._gpu_notes += [f"{inp.path}: {n}" for n in notes]
         self.files.append(parsed)
         self.topologies.append(topo)
         for section in parsed.sections:
@@ -223,7 +243,11 @@ class CollectiveData:
         return [(inp.path, k.line, k.reason) for inp, f in zip(self.inputs, self.files) for k in f.skipped]
 
     def notes(self) -> list[str]:
-        return [f"{inp.path}: {n}" for inp, f in zip(self.inputs, self.files) for n in f.notes()]
+        return [f"{inp.path}: {n}" for inp, f in zip(self.inputs, self.files) for n in f.notes()] + self._gpu_notes
+
+    def gpus(self) -> list[str]:
+        """The catalog GPUs the files ran on (their topologies')."""
+        return sorted({canonical(topo.gpu) for topo in self.topologies})
 
     def counts(self) -> dict[str, tuple[int, int]]:
         """Per input: (measurements used, rows or blocks skipped)."""

@@ -9,9 +9,21 @@ a bounded robust least-squares fit on log-error, and leave-one-out predictions.
 - Fit: scipy.optimize.least_squares (trust-region reflective, bounds = the knobs' physical
   bounds) on r_i = log(predicted_i / measured_i), soft-L1 loss with a 5% scale, so one noisy row
   cannot pull a constant far. Constants are scaled to O(1) (fractions, steps, microseconds).
-- Determination: after the fit, each constant's standard error (from the Jacobian and the
-  residuals' variance); while the worst exceeds 25% of its value (or of one probe step), it goes
-  back to its default and the rest is fitted again.
+- Identified: after the fit, a constant is trusted only if the data pin it from both sides. One
+  that ends within a tenth of a probe step (0.002 of a fraction, 0.1 us, 0.1 ring step) of its
+  bound is "at its bound; not identified by the data (default kept)": the data only say "this
+  far or further" (e.g. an NVLS efficiency pushed to 0.02 so the model stops running NVLS).
+  Otherwise a probe step up and one down from the fitted value (others at the fit: one-sided
+  columns of the Jacobian) must each move some prediction by >= 0.1% (MIN_EFFECT); where one
+  side moves none, the loss is flat that way (e.g. below the efficiency at which the model
+  stops choosing the algorithm it scales) and the constant is not identified. Those go back to
+  their defaults together and the rest is fitted again with them there. A constant that then
+  moves by more than half a probe step was compensating for them (e.g. an NVLink efficiency
+  lowered to slow an NVLS the data show did not run): its value depends on where constants the
+  data do not fix are put, so it is not identified either. Repeated until none is flagged.
+- Determination: then each constant's standard error (from the Jacobian and the residuals'
+  variance; infinite where its column is zero); while the worst exceeds 25% of its value (or of
+  one probe step), it goes back to its default and the rest is fitted again.
 - Leave-one-out: refit from the defaults without each group of measurements (a row of a table:
   its out-of-place and in-place timings; a run) and predict the left-out group. Beyond
   MAX_LOO_GROUPS groups, neighbouring groups are left out together in MAX_LOO_GROUPS folds.
@@ -31,6 +43,8 @@ MIN_INDEPENDENT = 0.10     # share of a column's norm not explained by the chose
 LOSS, F_SCALE = "soft_l1", 0.05
 MAX_LOO_GROUPS = 40
 MAX_RELATIVE_ERROR = 0.25  # a fitted constant's standard error beyond this share of it: not determined
+AT_BOUND = 0.1             # of one probe step: a fitted value this close to a bound is at it
+NOT_IDENTIFIED = "not identified by the data (default kept)"
 _SCALE = {"fraction": 1.0, "steps": 1.0, "s": 1e-6}
 _PROBE = {"fraction": 0.02, "steps": 1.0, "s": 1.0}   # finite step, in scaled units
 
@@ -185,7 +199,49 @@ def standard_errors(data: Dataset, names: tuple[str, ...], values: dict[str, flo
     jac = np.stack(cols, axis=1)
     s2 = float(base @ base) / (len(base) - len(names))
     cov = s2 * np.linalg.pinv(jac.T @ jac)
-    return {n: float(np.sqrt(max(cov[i, i], 0.0))) for i, n in enumerate(names)}
+    # pinv gives a zero variance to a zero column: a constant nothing depends on is not known at all.
+    flat = np.max(np.abs(jac), axis=0) * np.array([_PROBE[knob(n).unit] for n in names]) * \
+        np.array([_scale(n) for n in names]) < MIN_EFFECT * 1e-3
+    return {n: float("inf") if flat[i] else float(np.sqrt(max(cov[i, i], 0.0))) for i, n in enumerate(names)}
+
+
+def unidentified(data: Dataset, names: tuple[str, ...], values: dict[str, float]) -> dict[str, str]:
+    """The fitted constants the data do not pin, with the reason (see the module's docstring)."""
+    base = np.log(np.maximum(data.predict(values), 1e-30))
+    out = {}
+    for name in names:
+        k, v = knob(name), values[name]
+        step = _PROBE[k.unit] * _scale(name)
+        bound = min((k.lower, k.upper), key=lambda b: abs(v - b))
+        if abs(v - bound) <= AT_BOUND * step:
+            out[name] = f"at its bound; {NOT_IDENTIFIED}: the fit put it at {_show(name, v)}, its bound " \
+                        f"{_show(name, bound)}"
+            continue
+        for direction, label in ((1, "up"), (-1, "down")):
+            moved = min(max(v + direction * step, k.lower), k.upper)
+            pred = data.predict(dict(values, **{name: moved}))
+            effect = float(np.max(np.abs(np.log(np.maximum(pred, 1e-30)) - base))) * step / abs(moved - v)
+            if effect < MIN_EFFECT:
+                out[name] = (f"{NOT_IDENTIFIED}: from the fit's {_show(name, v)}, moving it {label} moves no "
+                             "prediction by 0.1%, so the data only bound it from one side")
+                break
+    return out
+
+
+def compensating(names: list[str], before: dict[str, float], after: dict[str, float],
+                 held: list[str]) -> dict[str, str]:
+    """The constants that moved by more than half a probe step when `held` went back to their
+    defaults, with the reason."""
+    out = {}
+    for name in names:
+        if abs(after[name] - before[name]) > 0.5 * _PROBE[knob(name).unit] * _scale(name):
+            out[name] = (f"{NOT_IDENTIFIED}: it moved from {_show(name, before[name])} to {_show(name, after[name])} "
+                         f"when {', '.join(held)} went back to their defaults (it stood in for them)")
+    return out
+
+
+def _show(name: str, value: float) -> str:
+    return f"{value * 1e6:.3g} us" if knob(name).unit == "s" else f"{value:.4g}"
 
 
 def relative_error(name: str, value: float, stderr: float) -> float:
@@ -197,11 +253,21 @@ def relative_error(name: str, value: float, stderr: float) -> float:
 def fit_determined(data: Dataset, selection: Selection, defaults: dict[str, float], start: dict[str, float] | None,
                    max_relative_error: float = MAX_RELATIVE_ERROR) -> tuple[Selection, dict[str, float],
                                                                              dict[str, float]]:
-    """Fit, then drop the worst-determined constant while its standard error exceeds
-    `max_relative_error` of its value, and fit again: (selection, values, standard errors)."""
+    """Fit; put back at their defaults the constants the data do not identify (`unidentified`) and
+    fit again, until none is; then drop the worst-determined constant while its standard error
+    exceeds `max_relative_error` of its value, and fit again: (selection, values, standard errors)."""
     chosen, held, seen_at = list(selection.chosen), list(selection.held), dict(selection.seen_at)
     while True:
         values = fit(data, tuple(chosen), defaults, start, seen_at)
+        flagged = unidentified(data, tuple(chosen), values)
+        if flagged:
+            chosen = [n for n in chosen if n not in flagged]
+            refit = fit(data, tuple(chosen), defaults, start, seen_at)
+            flagged.update(compensating(chosen, values, refit, list(flagged)))
+            held += list(flagged.items())
+            chosen = [n for n in chosen if n not in flagged]
+            seen_at = {n: v for n, v in seen_at.items() if n not in flagged}
+            continue
         errors = standard_errors(data, tuple(chosen), values)
         worst = max(chosen, key=lambda n: relative_error(n, values[n], errors[n]), default=None)
         if worst is None or relative_error(worst, values[worst], errors[worst]) <= max_relative_error:

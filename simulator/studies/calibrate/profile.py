@@ -20,12 +20,17 @@ from simulator.system.knobs import knob
 
 ABOUT = ("clustersim calibration profile. `constants` with status fitted replace the built-in values when a "
          "scenario names this file (calibration: FILE) or `clustersim collective --calibration FILE` uses it; "
-         "status default lists what the data could not identify. Errors are predicted / measured - 1.")
+         "status default lists what the data could not identify. It applies to the GPUs in `gpus` alone. Errors "
+         "are predicted / measured - 1.")
 FIT = {
     "method": "scipy.optimize.least_squares, trust-region reflective, within each constant's physical bounds",
     "residual": "log(predicted / measured)",
     "loss": f"{LOSS}, scale {F_SCALE:g} (about {100 * F_SCALE:g}% error)",
     "order": "collective constants on the nccl-tests timings first, then compute constants on the runs with them",
+    "identified": "a constant is fitted only if the data pin it from both sides: one the fit puts at (within a "
+                  "tenth of a probe step of) its bound, one that moves no prediction by 0.1% when moved a probe "
+                  "step (2%, 1 us, 1 ring step) one way from the fit, and one that moves by half a probe step "
+                  "when those go back to their defaults keep their defaults (status default, with the reason)",
     "leave_one_out": f"refit from the defaults without each group (an nccl-tests row: its out-of-place and "
                      f"in-place timings; a run) and predict it; beyond {MAX_LOO_GROUPS} groups, "
                      f"{MAX_LOO_GROUPS} folds of neighbouring groups",
@@ -90,6 +95,7 @@ def profile_document(result: Result, command: str = "") -> dict[str, Any]:
     if command:
         doc["command"] = command
     doc["fit"] = dict(FIT)
+    doc["gpus"] = list(result.gpus)
     doc["inputs"] = [{"path": i.path, "sha256": i.sha256, "kind": i.kind, "topology": i.topology,
                       "measurements": i.measurements, "skipped": i.skipped} for i in result.inputs]
     doc["constants"] = _constants(result)

@@ -16,6 +16,7 @@ import numpy as np
 
 from simulator.studies.calibrate.collectives import CollectiveData, NcclInput
 from simulator.studies.calibrate.fit import (
+    NOT_IDENTIFIED,
     Dataset,
     Selection,
     fit_determined,
@@ -71,6 +72,7 @@ class Result:
     skipped: tuple[tuple[str, int, str], ...] = ()
     notes: tuple[str, ...] = ()
     comm: Calibration = field(default=NCCL_CALIBRATION, repr=False)
+    gpus: tuple[str, ...] = ()      # the GPUs the measurements ran on (the profile applies to them alone)
 
     def constants(self) -> list[tuple[str, float, float, str, str, float | None]]:
         """(name, value, default, status, note, standard error) of every candidate constant, fitted first."""
@@ -98,7 +100,7 @@ def sha256(path: str) -> str:
 def calibrate(nccl: list[NcclInput], runs_path: str | None = None, loo: bool = True,
               start: dict[str, float] | None = None) -> Result:
     """Fit what the inputs identify. `start`: initial values (default: the built-in constants)."""
-    parts, inputs, skipped, notes = [], [], [], []
+    parts, inputs, skipped, notes, gpus = [], [], [], [], []
     comm = NCCL_CALIBRATION
     if nccl:
         data = CollectiveData(nccl)
@@ -109,17 +111,29 @@ def calibrate(nccl: list[NcclInput], runs_path: str | None = None, loo: bool = T
         inputs += [InputFile(path=i.path, sha256=sha256(i.path), kind="nccl-tests", topology=i.topology,
                              measurements=counts[i.path][0], skipped=counts[i.path][1]) for i in nccl]
         skipped += data.skipped()
-        notes += data.notes()
+        notes += data.notes() + _nvls_notes(part)
+        gpus += data.gpus()
     memory, memory_inputs = (), ()
     if runs_path:
         runs = RunData(read_runs(runs_path))
         if runs.timed:
             parts.append(_fit_runs(runs, runs_path, comm, loo, start or {}))
         memory, memory_inputs = tuple(runs.memory_checks()), (runs_path,)
+        gpus += [r.scenario.cluster.gpu.name for r in runs.runs]
         inputs.append(InputFile(path=runs_path, sha256=sha256(runs_path), kind="runs", topology=None,
                                 measurements=len(runs.timed) + len(memory), skipped=0))
     return Result(parts=tuple(parts), inputs=tuple(inputs), memory=memory, memory_inputs=memory_inputs,
-                  skipped=tuple(skipped), notes=tuple(notes), comm=comm)
+                  skipped=tuple(skipped), notes=tuple(notes), comm=comm, gpus=tuple(sorted(set(gpus))))
+
+
+def _nvls_notes(part: Part) -> list[str]:
+    """NVLS constants the fit wanted to move where NVLS stops running: the data look like NVLS did not run."""
+    off = [n for n, why in part.selection.held if "nvls" in n and why.startswith(("at its bound", NOT_IDENTIFIED))]
+    if not off:
+        return []
+    return [f"{', '.join(off)}: not identified; the measurements fit better where the model stops running NVLS. "
+            "If NVLS did not run (NCCL_NVLS_ENABLE=0, or a NCCL or driver without it), give the file in a manifest "
+            "with nvls: false"]
 
 
 def comm_candidates(data: CollectiveData) -> list[str]:

@@ -170,8 +170,9 @@ def test_layout_before_nccl_tests_2_13():
     row = f.rows[4]
     assert (row.redop, row.root, len(row.blocks), row.blocks[1].time_us) == ("sum", -1, 2, 283.9)
     assert not f.skipped and section.complete and not f.notes()  # checked: the footer says 0 out of bounds
+    # The rank lines name A100-SXM4-40GB: AWS p4d's GPU (dgx-a100 has the 80 GB part).
     data = CollectiveData([NcclInput(path=str(FIXTURES / "all_reduce_perf_nccl_tests_2.10.txt"),
-                                     topology="dgx-a100")])
+                                     topology="aws-p4d")])
     assert len(data.timed) == 12 and data.timed[0].op == "all_reduce"
 
 
