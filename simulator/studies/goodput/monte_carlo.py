@@ -58,6 +58,8 @@ class GoodputResult:
         return self._array(r.useful_s / r.wall_s if r.wall_s > 0 else 1.0 for r in self.runs)
 
     def percentile(self, values: np.ndarray, q: float) -> float:
+        if len(values) == 1:  # also [inf] (np.percentile gives nan: inf - inf)
+            return float(values[0])
         return float(np.percentile(values, q))
 
     @property
