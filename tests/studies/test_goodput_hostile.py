@@ -185,6 +185,8 @@ def test_cli_run_reports_the_run_that_does_not_complete(tmp_path, capsys):
     f = g["feasibility"]
     assert f["cluster_mtbf_s"] == HOUR and f["restart_s"] == 7 * DAY + 60.0
     assert f["would_complete_with"] and f["bound_interruptions_per_run"] == MAX_EVENTS_PER_RUN
+    assert main(["plot", "--goodput", str(report), "--out", str(tmp_path / "plots")]) == 2  # no runs to draw
+    assert "does not complete" in capsys.readouterr().err
 
 
 @pytest.mark.timeout(10)

@@ -32,6 +32,9 @@ def read_goodput(report_path: str | Path) -> dict[str, Any]:
     if not isinstance(g, dict) or "wall_days_runs" not in g:
         raise UserError(Problem(str(path), "the report has no training.goodput section",
                                 "run with the reliability section enabled (the default)"))
+    if g.get("completes") is False:  # not simulated: no runs to draw
+        raise UserError(Problem(str(path), f"the run does not complete: {g.get('never_completes_because')}",
+                                "would complete with: " + "; ".join(g.get("feasibility", {}).get("would_complete_with", []))))
     return {**g, "name": report.get("name", "")}
 
 
