@@ -130,3 +130,28 @@ def test_names_and_lookup():
     assert all(n == n.lower() and " " not in n and "_" not in n for n in names)
     with pytest.raises(KeyError):
         get_preset("gpt-5")
+
+
+# Each family's dropout in its reference training config (read from the configs, not the code):
+# Llama 2/3 HF LlamaConfig attention_dropout 0.0 and no hidden dropout; BLOOM config.json
+# hidden_dropout / attention_dropout 0.0; llm-foundry MPTConfig *_pdrop 0.0; GPT-2 HF config
+# resid/embd/attn_pdrop 0.1; GPT-3 (Megatron recipes) 0.1; BERT hidden_dropout_prob 0.1;
+# T5 dropout_rate 0.1.
+DROPOUT = {"llama2-7b": False, "llama2-70b": False, "llama3-8b": False, "llama3-405b": False,
+           "bloom-176b": False, "mpt-7b": False, "mpt-125m": False,
+           "gpt2": True, "gpt3-175b": True, "bert-base": True, "t5-11b": True}
+
+
+@pytest.mark.parametrize("name, dropout", sorted(DROPOUT.items()))
+def test_presets_carry_their_reference_dropout(name, dropout):
+    from simulator.model.presets import training_defaults
+
+    assert training_defaults(name) == {"dropout": dropout}
+
+
+def test_every_preset_has_training_defaults():
+    from simulator.model.presets import training_defaults
+
+    assert all(isinstance(training_defaults(n)["dropout"], bool) for n in preset_names())
+    with pytest.raises(KeyError):
+        training_defaults("llama9-1t")
