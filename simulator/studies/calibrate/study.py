@@ -131,9 +131,9 @@ def _nvls_notes(part: Part) -> list[str]:
     off = [n for n, why in part.selection.held if "nvls" in n and why.startswith(("at its bound", NOT_IDENTIFIED))]
     if not off:
         return []
-    return [f"{', '.join(off)}: not identified; the measurements fit better where the model stops running NVLS. "
-            "If NVLS did not run (NCCL_NVLS_ENABLE=0, or a NCCL or driver without it), give the file in a manifest "
-            "with nvls: false"]
+    return [(f"{', '.join(off)}: not identified; the measurements fit better where the model stops running "
+             "NVLS. If NVLS did not run (NCCL_NVLS_ENABLE=0, or a NCCL or driver without it), give the file in a "
+             "manifest with nvls: false")]
 
 
 def comm_candidates(data: CollectiveData) -> list[str]:
