@@ -29,9 +29,14 @@ from simulator.model import presets
 from simulator.model.precision import PRECISIONS
 from simulator.model.spec import ModelSpec, from_architecture, from_params
 from simulator.scenario import resolve
-from simulator.scenario.framework import framework_spec, raw_problems
-from simulator.scenario.knobs import bucket_problems, foreign_knobs, model_problems, training_problems
 from simulator.scenario.calibration import resolve_calibration
+from simulator.scenario.framework import framework_spec, raw_problems
+from simulator.scenario.knobs import (
+    bucket_problems,
+    foreign_knobs,
+    model_problems,
+    training_problems,
+)
 from simulator.scenario.parallel import microbatches, parallel_spec
 from simulator.scenario.problems import pydantic_problems, text_at
 from simulator.scenario.reliability import resolve_reliability

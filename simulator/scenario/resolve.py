@@ -15,12 +15,23 @@ from simulator.execution.frameworks import strategy_for
 from simulator.model.architecture import Architecture
 from simulator.model.spec import ModelSpec
 from simulator.scenario.parallel import check_model, check_placement
-from simulator.scenario.schema import MAX_ACCUM, ArchitectureModel, ClusterSection, CustomGPU, TrainingSection
+from simulator.scenario.schema import (
+    MAX_ACCUM,
+    ArchitectureModel,
+    ClusterSection,
+    CustomGPU,
+    TrainingSection,
+)
 from simulator.spec.specs import ClusterSpec, DegradedLink, Scenario, Straggler, TrainingSpec
 from simulator.system import hardware
 from simulator.system.comm.algorithms import ALGORITHMS, Features
 from simulator.system.comm.calibration import NCCL_CALIBRATION, Calibration
-from simulator.system.topology.loader import load_topology, topology_from_dict, topology_info, topology_path
+from simulator.system.topology.loader import (
+    load_topology,
+    topology_from_dict,
+    topology_info,
+    topology_path,
+)
 
 # A custom GPU's fields that fall back to assumed values, and what is assumed (said in the report).
 GPU_DEFAULTS = {
@@ -86,9 +97,10 @@ def cluster(c: ClusterSection, problems: list[Problem], base_dir: str | Path | N
         path = topology_path(c.topology, base_dir)
         info = topology_info(path, c.num_hosts)
     except UserError as exc:
-        # A problem inside the topology file names that file; a bad name is this field's.
+        # A problem inside the topology file names that file; a bad name is this field's, and
+        # so is a host count the scenario gave (even when the loader names the file).
         for p in exc.sourced():
-            if p.source:
+            if p.source and not (p.path == "num_hosts" and c.num_hosts is not None):
                 problems.append(p)
             else:
                 field = "cluster.num_hosts" if p.path == "num_hosts" else "cluster.topology"
