@@ -189,8 +189,8 @@ def test_bigger_message_never_faster(ti, op, size, extra):
     st.sampled_from(["all_reduce", "all_gather", "broadcast"]),
 )
 def test_more_bandwidth_never_slower(builder, p, bw, factor, size, op):
-    slow = _shape(builder, bw=bw, num_gpus=p)
-    fast = _shape(builder, bw=bw * factor, num_gpus=p)
+    slow = _shape(builder, bw=f"{bw!r} B/s", num_gpus=p)  # topology files need units
+    fast = _shape(builder, bw=f"{bw * factor!r} B/s", num_gpus=p)
     assert (
         collective_cost(fast, op, "all", size).time_s
         <= collective_cost(slow, op, "all", size).time_s

@@ -30,7 +30,9 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
     coll.add_argument(
         "--sizes",
         default="1K..8G",
-        help="nccl-style range LOW..HIGH (doubling) or a list: 1024,4096",
+        help="nccl-tests sizes: LOW..HIGH (doubling) or a list 1024,4096; as nccl-tests' -b/-e read "
+        "them, a bare number is bytes and the letters K, M, G, T, P are binary (1K = 1024 bytes); "
+        "'1 MB' (decimal) or '1 MiB' (binary) are taken as written; at most 1P",
     )
     coll.add_argument("--algorithm", default="auto", help=f"auto or one of {', '.join(ALGORITHMS)}")
     coll.add_argument("--no-nvls", dest="nvls", action="store_false",
@@ -79,7 +81,8 @@ def cmd_collective(args: argparse.Namespace) -> int:
     try:
         sizes = parse_size_range(args.sizes)
     except UnitError as exc:
-        raise UserError(Problem("--sizes", str(exc), "e.g. 1K..8G or 1024,1048576")) from None
+        raise UserError(Problem("--sizes", str(exc), "e.g. 1K..8G (1K = 1024 bytes) or 1024,1048576")
+                        ) from None
     if not sizes:
         raise UserError(Problem("--sizes", "no sizes given", "e.g. 1K..8G"))
     topo = load_topology(args.topology, args.num_hosts)

@@ -12,15 +12,15 @@ from simulator.core.errors import Problem, UserError, did_you_mean
 from simulator.core.resources import topology_dir
 from simulator.core.yamlio import read_yaml
 from simulator.system.topology.builders import TOPOLOGY_BUILDERS, Built, Params
+from simulator.system.topology.builders.built import VERTEX_CODE
+from simulator.system.topology.builders.fabric import fabric_params, fabric_size_problem
+from simulator.system.topology.builders.limits import MAX_GPUS
 from simulator.system.topology.graph import Topology
 from simulator.system.topology.names import ListedNames
 from simulator.system.topology.routing import FabricRouter, GraphRouter
 
-
-# The largest cluster clustersim builds: 2^18 GPUs (e.g. 32,768 hosts of 8). Larger inputs are
-# refused before anything is built (a typo such as num_hosts: 1000000000 would otherwise take
-# minutes and tens of GB).
-MAX_GPUS = 262_144
+# MAX_GPUS, the largest cluster clustersim builds (2^18 GPUs), and the other bounds on a
+# topology file's numbers live in builders/limits.py, with the builders that check them.
 HOST_BUILDERS = ("nvswitch", "pcie", "nvlink-pairs", "xgmi")
 
 
@@ -81,15 +81,25 @@ def _sized(data: dict, path: str | Path, num_hosts: int | None) -> tuple[Topolog
     builder = data.get("builder")
     scalable = builder in HOST_BUILDERS and isinstance(data.get("nic"), dict) and isinstance(data.get("fabric"), dict)
     one = topology_from_dict(data, source=str(path), num_hosts=1 if scalable else num_hosts)
-    hosts = (num_hosts or data.get("num_hosts") or 1) if scalable else one.num_hosts
+    in_file = data.get("num_hosts")
+    hosts = (num_hosts or (1 if in_file is None else in_file)) if scalable else one.num_hosts
     if not isinstance(hosts, int) or isinstance(hosts, bool) or hosts < 1:
         raise UserError(Problem("num_hosts", f"expected an integer >= 1, got {hosts!r}"), str(path))
     info = TopologyInfo(path=str(path), name=one.name, description=one.description, gpu=one.gpu, builder=str(builder), num_hosts=hosts,
                         gpus_per_host=one.gpus_per_host)
+    # The host count is the caller's (a scenario's cluster.num_hosts, --num-hosts) or the file's.
+    source = "" if num_hosts is not None else str(path)
     if info.num_gpus > MAX_GPUS:
         raise UserError(Problem("num_hosts", f"{hosts:,} hosts x {one.gpus_per_host} GPUs = {info.num_gpus:,} "
                                 f"GPUs; clustersim builds clusters of up to {MAX_GPUS:,} GPUs",
-                                f"use at most {MAX_GPUS // one.gpus_per_host:,} hosts"))
+                                f"use at most {MAX_GPUS // one.gpus_per_host:,} hosts"), source)
+    if scalable and hosts > 1:  # the fabric's size, known before building it (validate sees it too)
+        rails = int(np.count_nonzero(one.vertex_kind == VERTEX_CODE["nic"]))
+        fp = fabric_params(Params(data["fabric"], "fabric", []), hosts)  # checked by the build above
+        field = "fabric" if source else "num_hosts"
+        too_large = fabric_size_problem(len(one.edge_src), rails, hosts, fp, field)
+        if too_large:
+            raise UserError(too_large, source)
     return info, None if scalable else one
 
 
@@ -118,7 +128,7 @@ def topology_from_dict(
     if isinstance(data, dict) and data.get("builder") == builder:
         built = TOPOLOGY_BUILDERS[builder](p, num_hosts)
         p.finish()
-        if num_hosts not in (None, built.num_hosts):
+        if num_hosts not in (None, built.num_hosts) and builder not in HOST_BUILDERS:
             problems.append(
                 Problem(
                     "num_hosts",
@@ -151,7 +161,8 @@ def _check_graph(b: Built, reachability: bool = True) -> list[Problem]:
         if bad_figures[e]:
             problems.append(Problem("edges", f"edge {u}->{v}: bandwidth must be > 0 and latency >= 0"))
     if not len(b.gpu_vertex):
-        problems.append(Problem("", "the topology has no GPU vertices"))
+        if reachability:  # not when an earlier problem (a bound, a bad list) left nothing drawn
+            problems.append(Problem("", "the topology has no GPU vertices"))
         return problems
     if b.fabric is not None or not reachability:
         return problems  # the fat-tree builder connects every GPU by construction

@@ -14,7 +14,19 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from simulator.core.errors import Problem
-from simulator.system.topology.builders.built import LINK_CODE, VERTEX_CODE, Built, FabricIndex, Sketch
+from simulator.system.topology.builders.built import (
+    LINK_CODE,
+    VERTEX_CODE,
+    Built,
+    FabricIndex,
+    Sketch,
+)
+from simulator.system.topology.builders.limits import (
+    MAX_FABRIC_EDGES,
+    MAX_FANOUT,
+    MAX_GPUS,
+    MAX_OVERSUBSCRIPTION,
+)
 from simulator.system.topology.builders.params import Params
 from simulator.system.topology.names import ReplicatedNames
 
@@ -78,23 +90,27 @@ def replicate(template: Sketch, hosts: int) -> _Tiled:
 
 def fabric_params(f: Params, hosts: int) -> dict:
     levels = f.choice("levels", (2, 3), 2)
+    fanout = f"at most {MAX_FANOUT:,}: no switch has over 512 ports (Broadcom Tomahawk 5)"
     out = {
         "levels": levels,
         "rail_optimized": f.bool("rail_optimized", True),
-        "hosts_per_leaf": f.int("hosts_per_leaf", 32),
+        "hosts_per_leaf": f.int("hosts_per_leaf", 32, maximum=MAX_FANOUT, why=fanout),
         "link_latency_s": f.duration("link_latency", 0.6e-6),
         "link_kind": f.choice("link_kind", ("ib", "ethernet", "efa"), "ib"),
         # InfiniBand SHARP: the switches aggregate reductions (NCCL's CollNet algorithms).
         "sharp": f.bool("sharp", False),
     }
-    out["spines"] = f.int("spines", out["hosts_per_leaf"])
+    out["spines"] = f.int("spines", out["hosts_per_leaf"], maximum=MAX_FANOUT, why=fanout)
     over = f.sub("oversubscription", required=False)
-    out["over_leaf"] = over.float("leaf", 1.0, minimum=1.0) if over else 1.0
-    out["over_spine"] = over.float("spine", 1.0, minimum=1.0) if over else 1.0
+    out["over_leaf"] = over.float("leaf", 1.0, minimum=1.0, maximum=MAX_OVERSUBSCRIPTION) if over else 1.0
+    out["over_spine"] = over.float("spine", 1.0, minimum=1.0, maximum=MAX_OVERSUBSCRIPTION) if over else 1.0
     if over:
         over.finish()
-    out["hosts_per_pod"] = f.int("hosts_per_pod", max(hosts, 1)) if levels == 3 else max(hosts, 1)
-    out["cores_per_spine"] = f.int("cores_per_spine", 8) if levels == 3 else 0
+    out["hosts_per_pod"] = max(hosts, 1)
+    if levels == 3:
+        out["hosts_per_pod"] = f.int("hosts_per_pod", max(hosts, 1), maximum=MAX_GPUS,
+                                     why=f"clustersim builds up to {MAX_GPUS:,} GPUs")
+    out["cores_per_spine"] = f.int("cores_per_spine", 8, maximum=MAX_FANOUT, why=fanout) if levels == 3 else 0
     f.finish()
     if out["hosts_per_pod"] % out["hosts_per_leaf"] and levels == 3:
         f.problems.append(Problem(f.where("hosts_per_pod"), "must be a multiple of hosts_per_leaf"))
@@ -131,18 +147,46 @@ class _Shape:
     def leaves(self) -> int:
         return self.blocks * self.leaves_per_block
 
+    def edges(self, host_edges: int) -> int:
+        """Directed edges of the whole fat tree as fat_tree() builds it, counted before building."""
+        n = self.hosts * host_edges + 2 * self.hosts * self.rails
+        if self.blocks > 1:
+            n += 2 * self.leaves * self.spines
+            n += 2 * self.pods * self.spines * self.cores if self.pods > 1 else 0
+        return n
+
+
+def _shape(fp: dict, hosts: int, rails: int) -> _Shape:
+    hpl = fp["hosts_per_leaf"]
+    return _Shape(hosts=hosts, rails=rails, hosts_per_leaf=hpl,
+                  hosts_per_pod=-(-min(fp["hosts_per_pod"], hosts) // hpl) * hpl,
+                  spines=fp["spines"], cores=fp["cores_per_spine"], rail_optimized=fp["rail_optimized"],
+                  lat=fp["link_latency_s"], kind=fp["link_kind"])
+
+
+def fabric_size_problem(host_edges: int, rails: int, hosts: int, fp: dict, where: str) -> Problem | None:
+    """Why `hosts` hosts of `host_edges` edges and `rails` NICs in this fabric are too large to
+    build (over MAX_FABRIC_EDGES directed edges), or None."""
+    edges = _shape(fp, hosts, rails).edges(host_edges)
+    if edges <= MAX_FABRIC_EDGES:
+        return None
+    return Problem(where, f"{hosts:,} hosts ({host_edges:,} edges each, {rails} NICs) in this fabric make "
+                   f"{edges:,} directed edges; clustersim builds fat trees of up to {MAX_FABRIC_EDGES:,}",
+                   "fewer hosts, NICs or spines (cores_per_spine)")
+
 
 def fat_tree(template: Sketch, pxn: bool, hosts: int, nic: Params, f: Params) -> Built:
     """Rail-optimized leaf/spine(/core) fat tree; each level's uplinks are its downlinks / oversubscription."""
     nic_bw, nic_lat = nic.bw("bw"), nic.duration("latency", 0.0)
     nic.finish()
     fp = fabric_params(f, hosts)
-    g, hpl = replicate(template, hosts), fp["hosts_per_leaf"]
     rails = sum(1 for _, k, _ in template.vertices if k == "nic")
-    s = _Shape(hosts=hosts, rails=rails, hosts_per_leaf=hpl,
-               hosts_per_pod=-(-min(fp["hosts_per_pod"], hosts) // hpl) * hpl,
-               spines=fp["spines"], cores=fp["cores_per_spine"], rail_optimized=fp["rail_optimized"],
-               lat=fp["link_latency_s"], kind=fp["link_kind"])
+    too_large = fabric_size_problem(len(template.edges), rails, hosts, fp, f.path)
+    if too_large or f.problems:  # refused before building: nothing large is allocated
+        f.problems.extend([too_large] if too_large else [])
+        return replicate(template, 1).built()
+    g, hpl = replicate(template, hosts), fp["hosts_per_leaf"]
+    s = _shape(fp, hosts, rails)
     nic_up, leaf0 = _add_leaves(g, s, nic_bw, nic_lat)
     index = dict(host_edge_count=len(template.edges), template=template, pxn=pxn, hosts_per_leaf=hpl,
                  sharp=fp["sharp"],
