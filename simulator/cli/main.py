@@ -2,12 +2,15 @@
 is the only one that prints.
 
 A user mistake (UserError) prints every problem and exits with code 2, never a traceback;
-Ctrl-C exits with 130 and a line saying so. Anything else is a bug and keeps its traceback.
+Ctrl-C exits with 130 and a line saying so. Standard output that cannot be written (a full
+disk, `> /dev/full`) is said in one line on stderr, exit code 2; a closed pipe (`| head`) ends
+quietly with 0. Anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from simulator import __version__
@@ -33,7 +36,51 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class StdoutError(Exception):
+    """Standard output could not be written (the OSError is the cause)."""
+
+
+class _GuardedStdout:
+    """sys.stdout while a command runs: a failed write or flush raises StdoutError, so that it is
+    told apart from the command's own OSErrors (which are bugs unless a command says otherwise)."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except OSError as exc:
+            raise StdoutError() from exc
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except OSError as exc:
+            raise StdoutError() from exc
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
 def main(argv: list[str] | None = None) -> int:
+    real = sys.stdout
+    guarded = sys.stdout = _GuardedStdout(real)
+    try:
+        try:
+            code = _dispatch(argv)
+        except SystemExit:  # argparse's --help, --version and usage errors: their output is flushed too
+            guarded.flush()
+            raise
+        guarded.flush()  # here, not at interpreter exit, where a failure is a traceback-like warning
+        return code
+    except StdoutError as exc:
+        return _stdout_failed(real, exc.__cause__)
+    finally:
+        sys.stdout = real
+
+
+def _dispatch(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
@@ -47,8 +94,25 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("clustersim: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except BrokenPipeError:
+    except BrokenPipeError:  # a worker's pipe; standard output's is a StdoutError
         return 0
+
+
+def _stdout_failed(stream, exc: OSError) -> int:
+    """Say why standard output failed (a closed pipe: nothing to say), then point the process's
+    standard output at /dev/null: Python flushes it once more at exit, and what is still buffered
+    would fail again, with a warning and exit code 120 (Python's docs on SIGPIPE do the same)."""
+    if stream is sys.__stdout__:
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError):  # no file descriptor (an embedding host): nothing to redirect
+            pass
+    if isinstance(exc, BrokenPipeError):
+        return 0
+    print(f"clustersim: cannot write to standard output: {exc.strerror or exc}", file=sys.stderr)
+    return EXIT_USAGE
 
 
 if __name__ == "__main__":

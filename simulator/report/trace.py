@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from simulator.core.outputs import write_text
 from simulator.execution.schedule import STREAMS
 
 
@@ -35,4 +36,5 @@ def chrome_trace(step) -> dict:
 
 
 def write_trace(step, path: str | Path) -> None:
-    Path(path).write_text(json.dumps(chrome_trace(step)), encoding="utf-8")
+    """`clustersim run --trace FILE`: a write that fails (a full disk...) is a UserError naming --trace."""
+    write_text("--trace", path, json.dumps(chrome_trace(step)))

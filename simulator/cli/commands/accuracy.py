@@ -53,9 +53,11 @@ def cmd_accuracy(args: argparse.Namespace) -> int:
         print("\r" + " " * 72 + "\r", end="", file=sys.stderr)
     doc = document(outcomes, slow, files, calibration)
     if args.plot:
+        from simulator.core.outputs import writing
         from simulator.report.figures.accuracy import plot_accuracy
 
-        plot_accuracy(doc, args.plot)
+        with writing("--plot", args.plot):
+            plot_accuracy(doc, args.plot)
     if args.json:
         print(json.dumps(doc, indent=1))
     elif args.readme:

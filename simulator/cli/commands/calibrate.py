@@ -9,6 +9,7 @@ import shlex
 
 from simulator.cli.output import check_output
 from simulator.core.errors import Problem, UserError
+from simulator.core.outputs import writing
 
 
 def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
@@ -56,7 +57,10 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     check_output("--out", args.out, tuple(inputs))
     check_out(args.out, args.force)
     if args.plot:
-        check_output("--plot", args.plot, tuple(inputs))
+        check_output("--plot", args.plot, (*inputs, args.out))
+        from simulator.report.plots import matplotlib_module
+
+        matplotlib_module(option="--plot")
     result = calibrate(parse_inputs(args.nccl_tests, args.topology), args.runs, loo=args.loo)
     command = _command(args)
     path = write_profile(result, args.out, force=True, command=command)
@@ -64,7 +68,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     if args.plot:
         from simulator.report.figures.accuracy import plot_fit
 
-        plot_fit(doc, args.plot)
+        with writing("--plot", args.plot):
+            plot_fit(doc, args.plot)
     if args.json:
         print(json.dumps(doc, indent=1))
         return 0

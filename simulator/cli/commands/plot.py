@@ -9,7 +9,7 @@ from simulator.core.errors import Problem, UserError
 
 def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "plot", help="figures from sweep results (CSV) or a step's trace (needs matplotlib)",
+        "plot", help="figures from sweep results (CSV) or a step's trace",
         description="From a `clustersim sweep` CSV: step time split into compute and exposed "
                     "communication vs GPU count per strategy, per-GPU memory by component with the "
                     "capacity line and OOM marked (bars beyond 1.6x the capacity cut, their total "
@@ -27,19 +27,25 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
+    from simulator.cli.output import check_output_dir
+    from simulator.core.outputs import writing
     from simulator.report import plots
 
     if not args.results and not args.trace and not args.goodput:
         raise UserError(Problem("plot", "nothing to plot", "give a results CSV, --trace FILE and/or --goodput FILE"))
+    check_output_dir("--out", args.out)
+    plots.matplotlib_module()
     written = []
-    if args.results:
-        written += plots.plot_results(args.results, args.out, args.format)
-    if args.trace:
-        written.append(plots.plot_trace(args.trace, args.out, args.format))
-    if args.goodput:
-        from simulator.report.figures.goodput import plot_goodput
+    # The inputs' read errors are UserErrors of their own: an OSError here is writing --out.
+    with writing("--out", args.out):
+        if args.results:
+            written += plots.plot_results(args.results, args.out, args.format)
+        if args.trace:
+            written.append(plots.plot_trace(args.trace, args.out, args.format))
+        if args.goodput:
+            from simulator.report.figures.goodput import plot_goodput
 
-        written += plot_goodput(args.goodput, args.out, args.format)
+            written += plot_goodput(args.goodput, args.out, args.format)
     for path in written:
         print(f"wrote {path}")
     return 0

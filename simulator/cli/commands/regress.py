@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from simulator.cli.output import check_output_dir
 from simulator.core.errors import Problem, UserError
+from simulator.core.outputs import writing
 from simulator.studies.regress import DEFAULT_RTOL, render, run_regression
 
 
@@ -33,7 +35,12 @@ def cmd_regress(args: argparse.Namespace) -> int:
     if golden == scenarios:
         raise UserError(Problem("--golden", "the golden directory must not be the scenario directory",
                                     "e.g. --golden golden"))
-    result = run_regression(args.scenario_dir, args.golden, args.rtol, args.update)
+    if not args.update:
+        result = run_regression(args.scenario_dir, args.golden, args.rtol, args.update)
+    else:  # golden files are written as the scenarios are checked: the folder is checked first
+        check_output_dir("--golden", args.golden)
+        with writing("--golden", args.golden):
+            result = run_regression(args.scenario_dir, args.golden, args.rtol, args.update)
     print(render(result, args.rtol))
     if args.update:
         changed = sum(c.status == "updated" for c in result.checks)

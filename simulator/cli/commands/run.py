@@ -8,6 +8,7 @@ from pathlib import Path
 
 from simulator.cli.output import check_output, check_runs
 from simulator.core.errors import Problem, UserError
+from simulator.core.outputs import write_text
 from simulator.scenario.load import DEFAULT_SCENARIO, load_scenario, scenario_path
 
 
@@ -40,6 +41,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     path = scenario_path(args.scenario)
     check_output("--json-out", args.json_out, (path,))
     check_output("--trace", args.trace, (path,))
+    if args.json_out and args.trace and Path(args.json_out).resolve() == Path(args.trace).resolve():
+        raise UserError(Problem("--trace", f"{args.trace} is also --json-out", "give two different files"))
     check_runs(args.runs, args.seed)
     if not args.goodput and (args.runs is not None or args.seed is not None):
         raise UserError(Problem("--no-goodput", "--runs and --seed set the Monte Carlo that --no-goodput skips",
@@ -48,6 +51,6 @@ def cmd_run(args: argparse.Namespace) -> int:
                       seed=args.seed, jobs=os.cpu_count() or 1, goodput=args.goodput)
     text = to_json(report)
     if args.json_out:
-        Path(args.json_out).write_text(text + "\n", encoding="utf-8")
+        write_text("--json-out", args.json_out, text + "\n")
     print(text if args.json else render_text(report))
     return 0 if report["memory"]["fits"] or not args.fail_on_oom else 1

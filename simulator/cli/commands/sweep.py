@@ -62,6 +62,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         raise UserError(Problem("--jobs", f"expected a positive number of workers, got {args.jobs}"))
     if args.plot is not None and not args.out.lower().endswith(".csv"):
         raise UserError(Problem("--plot", "figures are drawn from CSV results", "use --out results.csv"))
+    plot_dir = _check_outputs(args)
     bar = ProgressBar(enabled=not args.quiet and sys.stderr.isatty())
     start = time.perf_counter()
     try:
@@ -80,15 +81,33 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         resumed = f", {summary.resumed} read back from a previous run" if summary.resumed else ""
         print(f"{summary.total} points ({counts}{resumed}) -> {summary.path} "
               f"in {time.perf_counter() - start:.1f} s", file=sys.stderr)
-    if args.plot is not None:
-        from pathlib import Path
-
+    if plot_dir is not None:
+        from simulator.core.outputs import writing
         from simulator.report.plots import plot_results
 
-        out = Path(args.out)
-        for path in plot_results(out, args.plot or out.with_name(out.stem + "-plots")):
-            print(f"wrote {path}", file=sys.stderr)
+        with writing("--plot", plot_dir):
+            for path in plot_results(args.out, plot_dir):
+                print(f"wrote {path}", file=sys.stderr)
     return 1 if summary.status_counts.get("error") else 0
+
+
+def _check_outputs(args: argparse.Namespace):
+    """Before any point is computed: --out can be written (missing folders are created), and with
+    --plot, so can the figures' folder, and matplotlib is there. The figures' folder, or None."""
+    from pathlib import Path
+
+    from simulator.cli.output import check_output, check_output_dir
+
+    check_output("--out", args.out, make_folders=True)
+    if args.plot is None:
+        return None
+    from simulator.report.plots import matplotlib_module
+
+    matplotlib_module(option="--plot")
+    out = Path(args.out)
+    plot_dir = Path(args.plot) if args.plot else out.with_name(out.stem + "-plots")
+    check_output_dir("--plot", plot_dir)
+    return plot_dir
 
 
 class Terminated(KeyboardInterrupt):

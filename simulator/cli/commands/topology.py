@@ -61,8 +61,24 @@ def cmd_topology_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def load_for_cli(name: str, num_hosts: int | None) -> Topology:
+    """load_topology, a problem with the host count given on the command line named as its flag."""
+    try:
+        return load_topology(name, num_hosts)
+    except UserError as exc:
+        if num_hosts is None:
+            raise
+        problems = [Problem("--num-hosts", p.message, p.hint) if p.path == "num_hosts" and not p.source
+                    and not exc.source else p for p in exc.problems]
+        raise UserError(problems, exc.source) from None
+
+
 def cmd_topology_show(args: argparse.Namespace) -> int:
-    topo = load_topology(args.name, args.num_hosts)
+    if args.picture:
+        from simulator.cli.output import check_output
+
+        check_output("--picture", args.picture)
+    topo = load_for_cli(args.name, args.num_hosts)
     info = summary(topo)
     if args.vertices:
         info["vertex_names"] = [f"{name} ({kind})" for name, kind, _ in topo.vertices]
@@ -144,8 +160,13 @@ def draw_topology(topo: Topology, path: str) -> None:
     )
     ax.set_title(f"{topo.name}: {topo.num_gpus} GPUs, {topo.num_hosts} host(s)")
     ax.axis("off")
-    fig.savefig(path, bbox_inches="tight")
-    plt.close(fig)
+    from simulator.core.outputs import writing
+
+    try:
+        with writing("--picture", path):
+            fig.savefig(path, bbox_inches="tight")
+    finally:
+        plt.close(fig)
 
 
 def _layered_layout(topo: Topology) -> dict:

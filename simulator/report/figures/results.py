@@ -11,7 +11,7 @@ from typing import Any
 
 from simulator.core.errors import Problem, UserError
 from simulator.report.figures.style import (COMPONENT_COLORS, OOM_COLOR, STREAM_COLORS, check_format,
-                                            figure_class, save, strategy_styles)
+                                            figure_class, matplotlib_module, save, strategy_styles)
 
 MEMORY_COMPONENTS = ("params", "grads", "optimizer", "activations", "buffers", "overhead")
 NUMERIC = ("num_gpus", "params", "capacity_bytes", "step_time_s", "compute_s", "comm_s", "exposed_comm_s",
@@ -95,8 +95,7 @@ def _legend(fig, handles: list) -> None:
 
 
 def _strategy_patches(styles) -> list:
-    from matplotlib.patches import Patch
-
+    Patch = matplotlib_module("matplotlib.patches").Patch
     return [Patch(color=st.color, label=s) for s, st in styles.items()]
 
 
@@ -104,8 +103,7 @@ def step_time_figure(groups: Groups):
     """Per panel, step time vs GPU count with one group of bars per strategy: compute (in the
     strategy's colour) and exposed communication (the comm stream's colour, hatched) stacked;
     OOM points pale and labelled."""
-    from matplotlib.patches import Patch
-
+    Patch = matplotlib_module("matplotlib.patches").Patch
     fig, axes = _grid(len(groups), 6.0, 3.8)
     styles = _styles(groups)
     for ax, (label, by) in zip(axes, groups.items()):
@@ -189,8 +187,7 @@ def memory_figure(groups: Groups):
 def mfu_figure(groups: Groups):
     """Per panel, MFU vs GPU count, one line per strategy, each with its own colour, hollow
     marker and dash pattern (equal values stay visible); OOM points as red rings."""
-    from matplotlib.lines import Line2D
-
+    Line2D = matplotlib_module("matplotlib.lines").Line2D
     fig, axes = _grid(len(groups), 5.5, 3.6)
     styles = _styles(groups)
     kw = {s: dict(color=st.color, marker=st.marker, linestyle=st.linestyle, markerfacecolor="none",

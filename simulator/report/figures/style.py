@@ -4,6 +4,7 @@ in every figure."""
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,23 +56,35 @@ def check_format(fmt: str) -> None:
         raise UserError(Problem("--format", f"unknown format {fmt!r}", f"one of {', '.join(FORMATS)}"))
 
 
-def figure_class():
+def matplotlib_module(name: str = "matplotlib", option: str = "plot"):
+    """The matplotlib module `name` (matplotlib.patches, ...), imported on first use with the
+    non-interactive Agg backend (no display needed); the one place figures import it, so that a
+    missing matplotlib is a UserError with the install line, never a ModuleNotFoundError."""
     try:
         import matplotlib
-    except ImportError:
-        raise UserError(Problem("plot", "matplotlib is not installed",
-                                "pip install 'clustersim[plot]' (or pip install matplotlib)")) from None
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
 
-    return Figure
+        matplotlib.use("Agg")
+        return importlib.import_module(name)
+    except ImportError as exc:
+        if (exc.name or "").split(".")[0] != "matplotlib":  # installed, but a library of its own is not
+            raise UserError(Problem(option, f"matplotlib cannot be imported: {exc}",
+                                    "reinstall it: pip install --force-reinstall matplotlib")) from None
+        raise UserError(Problem(option, "plots need matplotlib: matplotlib is not installed",
+                                "pip install matplotlib")) from None
+
+
+def figure_class():
+    return matplotlib_module("matplotlib.figure").Figure
 
 
 def save(fig, path: Path) -> Path:
-    import matplotlib
-
+    matplotlib = matplotlib_module()
     path.parent.mkdir(parents=True, exist_ok=True)
     meta = {"Date": None} if path.suffix == ".svg" else {}
-    with matplotlib.rc_context({"svg.hashsalt": "clustersim"}):  # same input, same SVG bytes
-        fig.savefig(path, dpi=120, bbox_inches="tight", metadata=meta)
+    try:
+        with matplotlib.rc_context({"svg.hashsalt": "clustersim"}):  # same input, same SVG bytes
+            fig.savefig(path, dpi=120, bbox_inches="tight", metadata=meta)
+    except OSError as exc:  # a write that fails (a full disk) names no file: this one, for the message
+        exc.filename = exc.filename or str(path)
+        raise
     return path

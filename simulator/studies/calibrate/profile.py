@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from simulator.core.errors import Problem, UserError
+from simulator.core.outputs import write_text
 from simulator.core.yamlio import dump_yaml
 from simulator.scenario.calibration import PROFILE_VERSION
 from simulator.studies.calibrate.fit import F_SCALE, LOSS, MAX_LOO_GROUPS
@@ -125,5 +126,4 @@ def check_out(out: str | Path, force: bool = False) -> Path:
 def write_profile(result: Result, out: str | Path, force: bool = False, command: str = "") -> Path:
     """Write the profile (see check_out)."""
     out = check_out(out, force)
-    out.write_text(dump_yaml(profile_document(result, command)), encoding="utf-8")
-    return out
+    return write_text("--out", out, dump_yaml(profile_document(result, command)))

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from simulator.core.errors import Problem, UserError
+from simulator.core.outputs import write_error
 
 # Bump when a row's meaning changes: results files of another version are then refused.
 RESULTS_VERSION = 1
@@ -146,7 +147,8 @@ class ResultsStore:
         return len(self.lines)
 
     def open(self, force: bool, retry_errors: bool, num_points: int) -> set[int]:
-        """Check the file is this sweep's (or absent), read back finished rows, open for append."""
+        """Check the file is this sweep's (or absent), read back finished rows, open for append.
+        A write that fails (no permission, a read-only disk) leaves the file as it was."""
         self.num_points = num_points
         if not force:
             self._check_owner()
@@ -154,12 +156,15 @@ class ResultsStore:
         if retry_errors:
             for point in [p for p, s in self.status.items() if s == "error"]:
                 del self.lines[point], self.status[point]
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         record = {"clustersim_sweep": RESULTS_VERSION, "provenance": self.provenance.record(),
                   "sweep": self.source, "format": self.fmt, "columns": self.columns}
-        _atomic_write(self.record, json.dumps(record, indent=2, sort_keys=True) + "\n")
-        _atomic_write(self.log, self._text(self.codec))
-        self._fh = self.log.open("a", encoding="utf-8", newline="")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            _atomic_write(self.record, json.dumps(record, indent=2, sort_keys=True) + "\n")
+            _atomic_write(self.log, self._text(self.codec))
+            self._fh = self.log.open("a", encoding="utf-8", newline="")
+        except OSError as exc:
+            raise write_error("--out", self.path, exc, "; nothing was computed") from None
         return set(self.lines)
 
     def _check_owner(self) -> None:
@@ -225,25 +230,42 @@ class ResultsStore:
         return "".join(f"{line}\n" for line in ([header] if header is not None else []) + rows)
 
     def append(self, row: dict[str, Any]) -> None:
+        """Append and flush one row; a write that fails (a full disk) stops the sweep with what
+        is kept and how to resume (a torn last line is dropped when the rows are read back)."""
         row = {**row, "message": _one_line(row.get("message", ""))}
         line = self.codec.encode(row)
-        self._fh.write(line + "\n")
-        self._fh.flush()
+        try:
+            self._fh.write(line + "\n")
+            self._fh.flush()
+        except OSError as exc:
+            raise write_error("--out", self.log, exc, self._kept()) from None
         self.lines[row["point"]], self.status[row["point"]] = line, row["status"]
 
+    def _kept(self) -> str:
+        return (f"; the {self.count} finished row(s) are kept in {self.log}: once it can be written, run "
+                "the same command again to resume, computing only the missing points")
+
     def close(self) -> None:
+        """Close the appended file. Its flush can fail as the last append did; every row is
+        still in memory for finish(), and a row torn on disk is computed again on resume."""
         if self._fh is not None:
-            self._fh.close()
-            self._fh = None
+            fh, self._fh = self._fh, None
+            try:
+                fh.close()
+            except OSError:
+                pass
 
     def finish(self) -> dict[str, int]:
         """Rewrite the complete results in point order; the counts of each status."""
         assert set(self.lines) == set(range(self.num_points)), "a point has no row"
-        if self.fmt == "parquet":
-            _write_parquet(self.path, self.columns, [json.loads(self.lines[p]) for p in sorted(self.lines)])
-            self.log.unlink(missing_ok=True)
-        else:
-            _atomic_write(self.path, self._text(self.codec))
+        try:
+            if self.fmt == "parquet":
+                _write_parquet(self.path, self.columns, [json.loads(self.lines[p]) for p in sorted(self.lines)])
+                self.log.unlink(missing_ok=True)
+            else:
+                _atomic_write(self.path, self._text(self.codec))
+        except OSError as exc:  # the temporary file is gone, the appended rows are all there
+            raise write_error("--out", self.path, exc, self._kept()) from None
         return {s: sum(1 for v in self.status.values() if v == s) for s in STATUSES}
 
 
