@@ -14,7 +14,7 @@ from simulator.system.comm.calibration import NCCL_CALIBRATION, OPS, Calibration
 from simulator.system.comm.cost import CommContext
 from simulator.system.topology.graph import Topology
 from simulator.system.topology.groups import resolve_group
-from simulator.system.topology.loader import load_topology
+from simulator.cli.commands.topology import load_for_cli
 
 
 def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
@@ -85,7 +85,7 @@ def cmd_collective(args: argparse.Namespace) -> int:
                         ) from None
     if not sizes:
         raise UserError(Problem("--sizes", "no sizes given", "e.g. 1K..8G"))
-    topo = load_topology(args.topology, args.num_hosts)
+    topo = load_for_cli(args.topology, args.num_hosts)
     calibration = (load_profile(args.calibration, "--calibration", gpu=topo.gpu).comm if args.calibration
                    else NCCL_CALIBRATION)
     rows = collective_rows(topo, args.op, _parse_group(args.group), sizes, args.algorithm, args.nvls, calibration)
