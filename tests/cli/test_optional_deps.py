@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-import simulator.report.figures.style as style
 from simulator.cli.main import main
 from simulator.core.errors import UserError
 from simulator.report import plots
+from simulator.report.figures import style
 from tests.helpers import PROJECT_ROOT
 
 NCCL = PROJECT_ROOT / "simulator" / "data" / "calibration" / "azure-nd-a100-v4-all_reduce_perf.txt"
