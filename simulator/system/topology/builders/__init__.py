@@ -7,7 +7,9 @@ its dotted path, unknown keys are reported with a suggestion) and returns a `Bui
 and directed-edge arrays (a full-duplex cable is two edges with the same per-direction
 figures), the GPUs in rank order (host-major) and, for multi-host clusters, the index arrays
 the closed-form fat-tree router needs. `TOPOLOGY_BUILDERS` is the registry. Bandwidths take
-units ("300 GB/s", "400 Gb/s"; per direction), latencies too ("0.35 us").
+units ("300 GB/s", "400 Gb/s"; per direction), latencies too ("0.35 us"); a bare number (bw: 400)
+is refused. Every count and figure is bounded (limits.py: GPUs, GPUs per host, drawn and fabric
+edges, fan-out, link rates and latencies), and a builder checks its bounds before drawing.
 
 Host builders (hosts.py), one host, or `num_hosts` copies of it in a fat tree (fabric.py):
   nvswitch       GPUs all-to-all through one NVSwitch crossbar. gpus_per_host (8),
