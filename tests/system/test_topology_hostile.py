@@ -131,16 +131,18 @@ def test_a_bandwidth_without_a_unit_is_refused(tmp_path, base, field, bare):
 
 
 @pytest.mark.parametrize("base, field", BANDWIDTHS)
-@pytest.mark.parametrize("slip", ["400 B/s", "8 Mb/s", "2 PB/s", "400 GB", "400 Gb"])
-def test_a_bandwidth_out_of_range_or_not_a_rate_is_refused(tmp_path, base, field, slip):
-    # 8 Mb/s = 1 MB/s is the floor's edge (MIN_LINK_BW is inclusive: 1e6 B/s is allowed), so
-    # 8 Mb/s passes; below it and above 1 PB/s, or a size instead of a rate, are refused.
-    data = _with(base, field, slip)
-    if slip == "8 Mb/s":
-        assert topology_from_dict(data).num_gpus >= 2
-        return
-    text = _refused(data, tmp_path)
-    assert f"{field}: " in text, text
+@pytest.mark.parametrize("slip, fragment", [("400 B/s", "outside"), ("7 Mb/s", "outside"), ("2 PB/s", "outside"),
+                                            ("400 GB", "expected a bandwidth"), ("400 Gb", "expected a bandwidth")])
+def test_a_bandwidth_out_of_range_or_not_a_rate_is_refused(tmp_path, base, field, slip, fragment):
+    # 7 Mb/s = 0.875 MB/s is below the 1 MB/s floor; 2 PB/s above the 1 PB/s ceiling.
+    text = _refused(_with(base, field, slip), tmp_path)
+    assert f"{field}: " in text and fragment in text, text
+
+
+@pytest.mark.parametrize("edge", ["8 Mb/s", "1 PB/s"])
+def test_the_bandwidth_bounds_are_inclusive(edge):
+    # 8 Mb/s = 1e6 B/s (MIN_LINK_BW) and 1 PB/s = 1e15 B/s (MAX_LINK_BW) are still links.
+    assert topology_from_dict(_with("ring", "link_bw", edge)).num_gpus == 8
 
 
 @pytest.mark.parametrize("base, field", LATENCIES)
