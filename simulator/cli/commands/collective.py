@@ -6,6 +6,7 @@ import argparse
 import json
 from typing import Any
 
+from simulator.cli.commands.topology import load_for_cli
 from simulator.core.errors import Problem, UserError
 from simulator.core.units import UnitError, parse_size_range
 from simulator.scenario.calibration import load_profile
@@ -14,7 +15,6 @@ from simulator.system.comm.calibration import NCCL_CALIBRATION, OPS, Calibration
 from simulator.system.comm.cost import CommContext
 from simulator.system.topology.graph import Topology
 from simulator.system.topology.groups import resolve_group
-from simulator.cli.commands.topology import load_for_cli
 
 
 def add_subcommands(subparsers: argparse._SubParsersAction) -> None:

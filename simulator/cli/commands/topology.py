@@ -6,10 +6,15 @@ import argparse
 import json
 
 from simulator.core.errors import Problem, UserError
-from simulator.system.topology.graph import Topology
-from simulator.system.topology.loader import load_topology, topology_info, topology_names, topology_path
-from simulator.system.topology.summary import summary
 from simulator.core.units import fmt_bandwidth
+from simulator.system.topology.graph import Topology
+from simulator.system.topology.loader import (
+    load_topology,
+    topology_info,
+    topology_names,
+    topology_path,
+)
+from simulator.system.topology.summary import summary
 
 # Largest graph drawn: beyond this a picture is unreadable (and networkx layout slow).
 MAX_DRAWN_VERTICES = 200
