@@ -2,9 +2,10 @@
 that Ctrl-C while the rest of clustersim is still being imported (its first fraction of a second)
 ends as any other Ctrl-C does, with a line and exit code 130 rather than a traceback.
 
-Its SIGINT handler remembers that Ctrl-C was pressed: from this module's import to main() (the
-launcher's own lines: the console script pip writes, runpy for `python -m`) it only remembers,
-so main() ends at once; from main() on it also raises KeyboardInterrupt, as Python's own does.
+Its SIGINT handler remembers that Ctrl-C was pressed: from this module's import until clustersim's
+modules are imported (the launcher's own lines: the console script pip writes, runpy for
+`python -m`; then main()'s imports) it only remembers, so main() ends right after; from then on it
+also raises KeyboardInterrupt, as Python's own does.
 Remembering lets main() tell an interrupted import from a broken one where a library turns the
 KeyboardInterrupt into an error of its own (pydantic-core's Rust init: a PanicException).
 Before this module is imported, Python itself is starting, and no program can catch Ctrl-C.
@@ -56,11 +57,14 @@ if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
 def main() -> int:
     global _raising
     try:
+        # Imported while Ctrl-C is only remembered: a KeyboardInterrupt raised inside a compiled
+        # library's initialisation (pydantic-core's Rust) ends in a Rust panic message, not a
+        # clean line. The imports take a fraction of a second; the interrupt is honoured after.
+        from simulator.cli.main import main as run
+
         _raising = True
         if _interrupted:
             raise KeyboardInterrupt
-        from simulator.cli.main import main as run
-
         return run()
     except SystemExit:
         raise
