@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -107,14 +108,14 @@ def probes(tmp: Path) -> list[tuple[str, list[str], set[int]]]:
 def run_probe(args: list[str], stdout=subprocess.DEVNULL) -> tuple[int, float, int, str]:
     start = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "simulator", *args], stdout=stdout,
-                            stderr=subprocess.PIPE, cwd=ROOT)
+                            stderr=subprocess.PIPE, cwd=ROOT, start_new_session=True)
     deadline = start + TIME_LIMIT_S
     while True:
         pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
         if pid:
             break
         if time.perf_counter() > deadline:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)  # the command and any pool workers it started
             pid, status, usage = os.wait4(proc.pid, 0)
             return -9, time.perf_counter() - start, usage.ru_maxrss * 1024, "timed out"
         time.sleep(0.02)

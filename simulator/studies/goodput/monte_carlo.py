@@ -137,11 +137,17 @@ def run_monte_carlo(model: RunModel, jobs: int = 1, cap: int | None = None,
     jobs = min(jobs, model.runs)
     if jobs <= 1 or expected_events(model) < PARALLEL_EVENTS:
         return GoodputResult(model=model, runs=tuple(_runs(model, seqs, cap)), feasibility=feasibility)
-    from concurrent.futures import ProcessPoolExecutor
+    from simulator.studies.workers import terminate_workers, worker_pool
 
     chunks = [seqs[i::jobs] for i in range(jobs)]
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
+    pool = worker_pool(jobs)
+    try:
         parts = list(pool.map(_runs, [model] * jobs, chunks, [cap] * jobs))
+    except BaseException:  # Ctrl-C: the workers are stopped, not waited for
+        terminate_workers(pool)
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
     ordered = [None] * model.runs
     for i, part in enumerate(parts):
         ordered[i::jobs] = part

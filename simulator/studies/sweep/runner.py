@@ -16,9 +16,8 @@ import numbers
 import os
 import signal
 import threading
-import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
+from concurrent.futures import Executor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,7 @@ from simulator.studies.sweep.dask_session import dask_session
 from simulator.studies.sweep.provenance import sweep_provenance
 from simulator.studies.sweep.results import ResultsStore, output_format
 from simulator.studies.sweep.spec import Sweep, SweepSummary
-
+from simulator.studies.workers import terminate_workers, worker_pool
 
 # ---------------------------------------------------------------------------------- one point
 
@@ -175,49 +174,14 @@ def _execute(tasks: list, jobs: int, session: Any) -> Iterator[dict]:
     else:
         import simulator.studies.simulate  # noqa: F401  (forked workers inherit the imports)
 
-        pool = ProcessPoolExecutor(max_workers=min(jobs, len(chunks)), initializer=_worker_init,
-                                   initargs=(PARENT_POLL_S,))
+        pool = worker_pool(min(jobs, len(chunks)))
         try:
             yield from _drain(pool, chunks)
         except BaseException:  # interrupted (or closed early): running chunks are not waited for
-            _terminate_workers(pool)
+            terminate_workers(pool)
             raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
-
-
-# How often a pool worker checks that the sweep's process is still alive.
-PARENT_POLL_S = 0.5
-
-
-def _worker_init(poll_s: float) -> None:
-    """In each pool worker: leave Ctrl-C to the main process (it stops the pool, without a
-    traceback from every worker), die of SIGTERM (a forked worker inherits the CLI's handler,
-    but the pool is stopped by terminate()), and exit once the main process is gone - killed,
-    it cannot stop the pool, and orphaned workers would compute on for nothing."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    # The parent now: the main process, or the fork server that is (and exits with it).
-    parent = os.getppid()
-    threading.Thread(target=_exit_with_parent, args=(parent, poll_s), name="sweep-parent-watch",
-                     daemon=True).start()
-
-
-def _exit_with_parent(parent: int, poll_s: float) -> None:
-    while os.getppid() == parent:  # an orphan is adopted by init or a subreaper: the ppid changes
-        time.sleep(poll_s)
-    os._exit(1)
-
-
-def _terminate_workers(pool: ProcessPoolExecutor) -> None:
-    """Stop the workers now (Python >= 3.14 has terminate_workers; before, the process table)."""
-    terminate = getattr(pool, "terminate_workers", None)
-    if terminate is not None:
-        terminate()
-        return
-    for process in list((getattr(pool, "_processes", None) or {}).values()):
-        with contextlib.suppress(OSError, ValueError):  # already gone
-            process.terminate()
 
 
 def _drain(executor: Executor, chunks: list,
