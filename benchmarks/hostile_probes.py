@@ -99,8 +99,8 @@ def probes(tmp: Path) -> list[tuple[str, list[str], set[int]]]:
     rows += [
         ("run --trace missing/", ["run", "--trace", str(tmp / "missing" / "t.json")], {2}),
         ("run --trace under a file", ["run", "--trace", str(tmp / "afile" / "t.json")], {2}),
-        ("collective --sizes 1P", ["collective", "all-reduce", "--topology", "dgx-a100",
-                                   "--sizes", "1P"], {0, 2}),
+        ("collective --sizes 2P", ["collective", "--topology", "dgx-a100",
+                                   "--sizes", "2P"], {2}),
     ]
     return rows
 
