@@ -21,12 +21,12 @@ import simpy
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from simulator.core.resources import data_dir  # noqa: E402
-from simulator.core.yamlio import read_yaml  # noqa: E402
-from simulator.system.comm.cost import CommContext, collective_cost  # noqa: E402
-from simulator.studies.cases import collective_case_cost  # noqa: E402
-from simulator.system.comm.network import FluidNetwork  # noqa: E402
-from simulator.system.topology.loader import load_topology  # noqa: E402
+from simulator.core.resources import data_dir
+from simulator.core.yamlio import read_yaml
+from simulator.studies.cases import collective_case_cost
+from simulator.system.comm.cost import CommContext, collective_cost
+from simulator.system.comm.network import FluidNetwork
+from simulator.system.topology.loader import load_topology
 
 CASES = [(8, "dgx-a100", None), (512, "h100-ndr-cluster", 64), (16384, "h100-ndr-cluster", 2048)]
 SIZE = 1 << 30
@@ -47,7 +47,9 @@ def bench_case(gpus: int, name: str, hosts: int | None, repeats: int) -> dict:
     load_s = _median_s(lambda _i: load_topology(name, hosts), repeats)
     topo = load_topology(name, hosts)
     assert topo.num_gpus == gpus
-    cold_s = _median_s(lambda _i: collective_cost(topo, "all_reduce", "all", SIZE, ctx=CommContext(topo)), repeats)
+    cold_s = _median_s(
+        lambda _i: collective_cost(topo, "all_reduce", "all", SIZE, ctx=CommContext(topo)), repeats
+    )
     ctx = CommContext(topo)
     warm_s = _median_s(
         lambda i: collective_cost(topo, "all_reduce", "all", SIZE + 4 * (i + 1), ctx=ctx), repeats
@@ -90,12 +92,18 @@ def print_published() -> None:
         cost = collective_case_cost(c, contexts=contexts)
         if _table(case["id"]) != current:
             current = _table(case["id"])
-            print(f"\n{current} ({case['role']}; {c['topology']}, algorithm {c['algorithm']}, "
-                  f"NVLS {'on' if c['nvls'] else 'off'})")
-            print(f"{'size (B)':>14s} {'time (us)':>10s} {'predicted':>10s} {'published':>10s} {'error':>8s}  algorithm")
+            print(
+                f"\n{current} ({case['role']}; {c['topology']}, algorithm {c['algorithm']}, "
+                f"NVLS {'on' if c['nvls'] else 'off'})"
+            )
+            print(
+                f"{'size (B)':>14s} {'time (us)':>10s} {'predicted':>10s} {'published':>10s} {'error':>8s}  algorithm"
+            )
         pred = cost.busbw_Bps / 1e9
-        print(f"{c['size']:14d} {cost.time_s * 1e6:10.1f} {pred:10.2f} {case['published']:10.2f} "
-              f"{pred / case['published'] - 1:+8.1%}  {cost.algorithm}/{cost.protocol}  [{case['id']}]")
+        print(
+            f"{c['size']:14d} {cost.time_s * 1e6:10.1f} {pred:10.2f} {case['published']:10.2f} "
+            f"{pred / case['published'] - 1:+8.1%}  {cost.algorithm}/{cost.protocol}  [{case['id']}]"
+        )
     print()
 
 
@@ -104,14 +112,44 @@ def print_published() -> None:
 # lessizzmore/create-a3mega-ztan-fork ztan-NCCL-test-result, 2 x 8 H100 A3 Mega below 1 GiB.
 GiB, MiB = 2**30, 2**20
 NOT_CLAIMED = [
-    ("CoreWeave GB200 NVL72, 1 rack (72 GPUs)", "gb200-nvl72", None,
-     {512 * MiB: 586.06, GiB: 681.17, 2 * GiB: 757.78, 4 * GiB: 839.16, 8 * GiB: 834.57}),
-    ("CoreWeave GB200 NVL72, 2 racks (144 GPUs)", "gb200-nvl72-cluster", 2,
-     {512 * MiB: 493.94, GiB: 596.10, 2 * GiB: 680.30, 4 * GiB: 743.09, 8 * GiB: 793.06, 16 * GiB: 810.41}),
-    ("CoreWeave GB200 NVL72, 20 racks (1,440 GPUs)", "gb200-nvl72-cluster", 20,
-     {512 * MiB: 150.95, GiB: 218.85, 2 * GiB: 286.52, 4 * GiB: 346.38, 8 * GiB: 381.48, 16 * GiB: 405.74}),
-    ("Google A3 Mega 2 x 8 H100 (TCPXO) below 1 GiB", "gcp-a3-mega", 2,
-     {MiB: 9.49, 16 * MiB: 33.06, 64 * MiB: 99.06, 256 * MiB: 213.28, 512 * MiB: 262.97}),
+    (
+        "CoreWeave GB200 NVL72, 1 rack (72 GPUs)",
+        "gb200-nvl72",
+        None,
+        {512 * MiB: 586.06, GiB: 681.17, 2 * GiB: 757.78, 4 * GiB: 839.16, 8 * GiB: 834.57},
+    ),
+    (
+        "CoreWeave GB200 NVL72, 2 racks (144 GPUs)",
+        "gb200-nvl72-cluster",
+        2,
+        {
+            512 * MiB: 493.94,
+            GiB: 596.10,
+            2 * GiB: 680.30,
+            4 * GiB: 743.09,
+            8 * GiB: 793.06,
+            16 * GiB: 810.41,
+        },
+    ),
+    (
+        "CoreWeave GB200 NVL72, 20 racks (1,440 GPUs)",
+        "gb200-nvl72-cluster",
+        20,
+        {
+            512 * MiB: 150.95,
+            GiB: 218.85,
+            2 * GiB: 286.52,
+            4 * GiB: 346.38,
+            8 * GiB: 381.48,
+            16 * GiB: 405.74,
+        },
+    ),
+    (
+        "Google A3 Mega 2 x 8 H100 (TCPXO) below 1 GiB",
+        "gcp-a3-mega",
+        2,
+        {MiB: 9.49, 16 * MiB: 33.06, 64 * MiB: 99.06, 256 * MiB: 213.28, 512 * MiB: 262.97},
+    ),
 ]
 
 
@@ -123,14 +161,18 @@ def print_not_claimed() -> None:
         for size, published in table.items():
             c = ctx.cost("all_reduce", tuple(range(topo.num_gpus)), size)
             pred = c.busbw_Bps / 1e9
-            print(f"{size:14d} {pred:10.2f} {published:10.2f} {pred / published - 1:+8.1%}  {c.algorithm}/{c.protocol}")
+            print(
+                f"{size:14d} {pred:10.2f} {published:10.2f} {pred / published - 1:+8.1%}  {c.algorithm}/{c.protocol}"
+            )
         print()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--tables-only", action="store_true", help="print the published comparisons only")
+    parser.add_argument(
+        "--tables-only", action="store_true", help="print the published comparisons only"
+    )
     args = parser.parse_args()
     print_published()
     print_not_claimed()

@@ -28,15 +28,26 @@ CASES = {
     "accum 256, gpt3-1.3b zero3, 8 GPUs": {
         "model": {"preset": "gpt3-1.3b"},
         "training": {"strategy": "zero3", "grad_accum_steps": 256, "seq_len": 2048},
-        "cluster": {"topology": "dgx-a100"}},
+        "cluster": {"topology": "dgx-a100"},
+    },
     "1 straggler, 512 GPUs": {
-        "model": {"preset": "gpt3-1.3b"}, "training": {"strategy": "zero3", "seq_len": 2048},
-        "cluster": {"topology": "a100-hdr-superpod", "num_hosts": 64,
-                    "stragglers": [{"rank": 5, "slowdown": 1.2}]}},
+        "model": {"preset": "gpt3-1.3b"},
+        "training": {"strategy": "zero3", "seq_len": 2048},
+        "cluster": {
+            "topology": "a100-hdr-superpod",
+            "num_hosts": 64,
+            "stragglers": [{"rank": 5, "slowdown": 1.2}],
+        },
+    },
     "128 stragglers, 512 GPUs": {
-        "model": {"preset": "gpt3-1.3b"}, "training": {"strategy": "zero3", "seq_len": 2048},
-        "cluster": {"topology": "a100-hdr-superpod", "num_hosts": 64,
-                    "stragglers": [{"rank": 4 * i + 1, "slowdown": 1.2} for i in range(128)]}},
+        "model": {"preset": "gpt3-1.3b"},
+        "training": {"strategy": "zero3", "seq_len": 2048},
+        "cluster": {
+            "topology": "a100-hdr-superpod",
+            "num_hosts": 64,
+            "stragglers": [{"rank": 4 * i + 1, "slowdown": 1.2} for i in range(128)],
+        },
+    },
 }
 
 
@@ -47,15 +58,21 @@ def wall(python: str, path: Path, flags: list[str], runs: int = 3) -> float:
     times = []
     for _ in range(runs):
         start = time.perf_counter()
-        subprocess.run([python, "-m", "simulator", "run", str(path), "--json", *flags], check=True,
-                       stdout=subprocess.DEVNULL, env=ENV)
+        subprocess.run(
+            [python, "-m", "simulator", "run", str(path), "--json", *flags],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            env=ENV,
+        )
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--python", default=sys.executable, help="interpreter of the clustersim to time")
+    parser.add_argument(
+        "--python", default=sys.executable, help="interpreter of the clustersim to time"
+    )
     parser.add_argument("--flags", default="--no-goodput", help="options of each `clustersim run`")
     args = parser.parse_args()
     results = {}

@@ -44,18 +44,26 @@ def main() -> None:
     once(shared)
     warm = [once(shared) for _ in range(REPEATS)]
     m = cold[0][2]
-    print(f"{SCENARIO}: step {m.time_s:.2f} s, {m.model_tflops_per_gpu:.0f} model TFLOP/s per GPU, MFU {m.mfu:.1%}")
+    print(
+        f"{SCENARIO}: step {m.time_s:.2f} s, {m.model_tflops_per_gpu:.0f} model TFLOP/s per GPU, MFU {m.mfu:.1%}"
+    )
     for label, runs in (("cold", cold), ("warm", warm)):
-        print(f"  simulate (load + step) {label}: median {statistics.median(r[0] for r in runs):.2f} s wall, "
-              f"{statistics.median(r[1] for r in runs):.2f} s CPU  (target < 2 s)")
+        print(
+            f"  simulate (load + step) {label}: median {statistics.median(r[0] for r in runs):.2f} s wall, "
+            f"{statistics.median(r[1] for r in runs):.2f} s CPU  (target < 2 s)"
+        )
 
     s = load_scenario(SCENARIO)
     plan = parallel_plan(s, top=3, simulate=8)
-    print(f"plan parallel: {plan.layouts} layouts, {plan.fitting} fit, {plan.memory_checks} memory checks, "
-          f"8 simulated, {plan.elapsed_s:.1f} s  (target < 60 s)")
+    print(
+        f"plan parallel: {plan.layouts} layouts, {plan.fitting} fit, {plan.memory_checks} memory checks, "
+        f"8 simulated, {plan.elapsed_s:.1f} s  (target < 60 s)"
+    )
     for i, r in enumerate(plan.rows, 1):
-        print(f"  {i}. {r.layout}, {r.strategy}, recompute {r.checkpointing}: {r.tokens_per_s:,.0f} tokens/s, "
-              f"MFU {r.mfu:.1%}, {r.mem_bytes / 1e9:.1f} GB")
+        print(
+            f"  {i}. {r.layout}, {r.strategy}, recompute {r.checkpointing}: {r.tokens_per_s:,.0f} tokens/s, "
+            f"MFU {r.mfu:.1%}, {r.mem_bytes / 1e9:.1f} GB"
+        )
 
 
 if __name__ == "__main__":

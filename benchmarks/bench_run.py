@@ -32,12 +32,18 @@ def main() -> None:
     whole = []
     for _ in range(3):
         t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "simulator", "run", str(path)], check=True, cwd=ROOT,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [sys.executable, "-m", "simulator", "run", str(path)],
+            check=True,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+        )
         whole.append(time.perf_counter() - t0)
     print(f"default scenario {path.name}")
-    print(f"  in-process run (median of 5):         {statistics.median(inproc) * 1e3:8.1f} ms "
-          f"(first {inproc[0] * 1e3:.1f} ms)")
+    print(
+        f"  in-process run (median of 5):         {statistics.median(inproc) * 1e3:8.1f} ms "
+        f"(first {inproc[0] * 1e3:.1f} ms)"
+    )
     print(f"  `python -m simulator run` (median of 3): {statistics.median(whole) * 1e3:8.1f} ms")
 
 

@@ -46,8 +46,13 @@ ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 def run_once(path: Path, *flags: str) -> float:
     """Seconds for one `clustersim run` in a fresh process."""
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "simulator", "run", str(path), *flags], check=True, cwd=ROOT,
-                   stdout=subprocess.DEVNULL, env=ENV)
+    subprocess.run(
+        [sys.executable, "-m", "simulator", "run", str(path), *flags],
+        check=True,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        env=ENV,
+    )
     return time.perf_counter() - start
 
 
@@ -60,12 +65,18 @@ def main() -> None:
         for hosts, target in CASES:
             path = Path(tmp) / f"gpt3-175b-zero3-{hosts}-hosts.yaml"
             path.write_text(SCENARIO.format(gpus=hosts * 8, hosts=hosts), encoding="utf-8")
-            run_once(path, "--no-goodput")  # unmeasured: writes the bytecode cache, warms the disk cache
-            medians[hosts] = statistics.median(run_once(path, "--no-goodput") for _ in range(args.repeats))
+            run_once(
+                path, "--no-goodput"
+            )  # unmeasured: writes the bytecode cache, warms the disk cache
+            medians[hosts] = statistics.median(
+                run_once(path, "--no-goodput") for _ in range(args.repeats)
+            )
             full = statistics.median(run_once(path) for _ in range(args.repeats))
             goal = f"  (target < {target:.0f} s)" if target else ""
-            print(f"{hosts * 8:>8,} GPUs ({hosts:>6,} hosts): `clustersim run --no-goodput` {medians[hosts]:6.2f} s"
-                  f"{goal}; with goodput {full:6.2f} s (medians of {args.repeats})")
+            print(
+                f"{hosts * 8:>8,} GPUs ({hosts:>6,} hosts): `clustersim run --no-goodput` {medians[hosts]:6.2f} s"
+                f"{goal}; with goodput {full:6.2f} s (medians of {args.repeats})"
+            )
     print(f"ratio 16,384 / 8 GPUs (whole process): {medians[2048] / medians[1]:.1f}x")
 
 

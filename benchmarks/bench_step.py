@@ -27,11 +27,18 @@ HOSTS = (1, 64, 2048)
 
 
 def scenario(hosts: int) -> dict:
-    return {"name": f"gpt3-175b-zero3-{hosts * 8}xh100",
-            "model": {"preset": "gpt3-175b"},
-            "training": {"strategy": "zero3", "precision": "bf16-mixed", "micro_batch_size": 1,
-                         "seq_len": 2048, "activation_checkpointing": "full"},
-            "cluster": {"topology": "h100-ndr-cluster", "num_hosts": hosts}}
+    return {
+        "name": f"gpt3-175b-zero3-{hosts * 8}xh100",
+        "model": {"preset": "gpt3-175b"},
+        "training": {
+            "strategy": "zero3",
+            "precision": "bf16-mixed",
+            "micro_batch_size": 1,
+            "seq_len": 2048,
+            "activation_checkpointing": "full",
+        },
+        "cluster": {"topology": "h100-ndr-cluster", "num_hosts": hosts},
+    }
 
 
 def time_once(hosts: int, ctx=None) -> tuple[float, float, dict]:
@@ -64,8 +71,10 @@ def main() -> None:
     from simulator.execution.context import SimContext
 
     time_once(1)  # imports and first-call costs, so the 8-GPU row is not charged for them
-    print(f"{'GPUs':>6} {'cold load':>10} {'cold total':>11} {'warm total':>11} {'cold step':>10} {'step (s)':>9} "
-          f"{'MFU':>6} {'exposed comm (s)':>17}")
+    print(
+        f"{'GPUs':>6} {'cold load':>10} {'cold total':>11} {'warm total':>11} {'cold step':>10} {'step (s)':>9} "
+        f"{'MFU':>6} {'exposed comm (s)':>17}"
+    )
     cold, warm = {}, {}
     for hosts in HOSTS:
         runs = [time_once(hosts) for _ in range(REPEATS)]
@@ -77,11 +86,15 @@ def main() -> None:
         warm[hosts * 8] = statistics.median(r[1] for r in warm_runs)
         step = runs[0][2]["step"]
         step_only = statistics.median(time_step(hosts) for _ in range(REPEATS))
-        print(f"{hosts * 8:>6} {load:>9.3f}s {cold[hosts * 8]:>10.3f}s {warm[hosts * 8]:>10.3f}s {step_only:>9.3f}s "
-              f"{step['time_s']:>9.2f} {step['mfu']:>6.3f} {step['exposed_comm_s']:>17.2f}")
+        print(
+            f"{hosts * 8:>6} {load:>9.3f}s {cold[hosts * 8]:>10.3f}s {warm[hosts * 8]:>10.3f}s {step_only:>9.3f}s "
+            f"{step['time_s']:>9.2f} {step['mfu']:>6.3f} {step['exposed_comm_s']:>17.2f}"
+        )
     print(f"16,384 GPUs cold: {cold[16384]:.2f} s (target < 2 s)")
-    print(f"cold ratio 16,384 / 8 GPUs: {cold[16384] / cold[8]:.1f}x (target <= 3x); "
-          f"warm ratio {warm[16384] / warm[8]:.1f}x")
+    print(
+        f"cold ratio 16,384 / 8 GPUs: {cold[16384] / cold[8]:.1f}x (target <= 3x); "
+        f"warm ratio {warm[16384] / warm[8]:.1f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -20,14 +20,28 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-PRESETS = ["gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl", "gpt3-125m", "gpt3-350m", "gpt3-760m",
-           "gpt3-1.3b", "mpt-1b", "mpt-3b"]
+PRESETS = [
+    "gpt2",
+    "gpt2-medium",
+    "gpt2-large",
+    "gpt2-xl",
+    "gpt3-125m",
+    "gpt3-350m",
+    "gpt3-760m",
+    "gpt3-1.3b",
+    "mpt-1b",
+    "mpt-3b",
+]
 SWEEP = {
     "base": {
         "name": "bench-sweep",
         "model": {"preset": "gpt2"},
         # 512 sequences = 64 GPUs x micro-batch 1 x 8 accumulation steps.
-        "training": {"micro_batch_size": 1, "global_batch_size": 512, "activation_checkpointing": "full"},
+        "training": {
+            "micro_batch_size": 1,
+            "global_batch_size": 512,
+            "activation_checkpointing": "full",
+        },
         "cluster": {"topology": "a100-hdr-superpod", "num_hosts": 8},
     },
     "axes": {
@@ -61,10 +75,14 @@ def main() -> None:
             print(f"  run {i + 1}: {times[-1]:6.1f} s  {n / times[-1]:6.1f} points/s", flush=True)
         same = len({(Path(tmp) / f"run{i}.csv").read_bytes() for i in range(args.runs)}) == 1
     median = statistics.median(times)
-    print(f"sweep of {n} points (64 GPUs each; {counts}), {args.jobs} worker(s) on {os.cpu_count()} cores"
-          f"{', dask ' + args.dask if args.dask else ''}")
-    print(f"  median of {args.runs}: {median:.1f} s = {n / median:.1f} points/s "
-          f"({args.jobs * median / n * 1e3:.0f} ms per point per worker); runs byte-identical: {same}")
+    print(
+        f"sweep of {n} points (64 GPUs each; {counts}), {args.jobs} worker(s) on {os.cpu_count()} cores"
+        f"{', dask ' + args.dask if args.dask else ''}"
+    )
+    print(
+        f"  median of {args.runs}: {median:.1f} s = {n / median:.1f} points/s "
+        f"({args.jobs * median / n * 1e3:.0f} ms per point per worker); runs byte-identical: {same}"
+    )
 
 
 if __name__ == "__main__":

@@ -19,11 +19,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from simulator.system import hardware  # noqa: E402
-from simulator.execution.memory import memory_breakdown  # noqa: E402
-from simulator.scenario.load import scenario_from_dict  # noqa: E402
-from simulator.execution.step import simulate_step  # noqa: E402
-from tests.reference.mpt import MPT_A100_8GPU, mpt_scenario  # noqa: E402
+from simulator.execution.memory import memory_breakdown
+from simulator.execution.step import simulate_step
+from simulator.scenario.load import scenario_from_dict
+from simulator.system import hardware
+from tests.reference.mpt import MPT_A100_8GPU, mpt_scenario
 
 
 def predictions(end_to_end: float) -> list[tuple[str, float, float]]:
@@ -45,12 +45,18 @@ def main() -> None:
     raw = predictions(1.0)
     log_ratio = [math.log(pred / pub) for _, pred, pub in raw]
     fitted = math.exp(-sum(log_ratio) / len(log_ratio))
-    print(f"isolated-kernel model overestimates MPT throughput by x{1 / fitted:.3f} (geometric mean)")
-    print(f"fitted end_to_end factor for A100: {fitted:.3f}  (catalog: "
-          f"{hardware.GPU_CATALOG['a100-80gb'].efficiency.end_to_end:.3f})")
+    print(
+        f"isolated-kernel model overestimates MPT throughput by x{1 / fitted:.3f} (geometric mean)"
+    )
+    print(
+        f"fitted end_to_end factor for A100: {fitted:.3f}  (catalog: "
+        f"{hardware.GPU_CATALOG['a100-80gb'].efficiency.end_to_end:.3f})"
+    )
     print(f"{'model':<10}{'published':>11}{'raw':>10}{'fitted':>10}{'error':>9}")
     for (name, pred_raw, pub), (_, pred_fit, _) in zip(raw, predictions(round(fitted, 3))):
-        print(f"{name:<10}{pub:>11,.0f}{pred_raw:>10,.0f}{pred_fit:>10,.0f}{100 * (pred_fit / pub - 1):>8.1f}%")
+        print(
+            f"{name:<10}{pub:>11,.0f}{pred_raw:>10,.0f}{pred_fit:>10,.0f}{100 * (pred_fit / pub - 1):>8.1f}%"
+        )
 
 
 if __name__ == "__main__":

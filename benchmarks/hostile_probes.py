@@ -23,9 +23,12 @@ TIME_LIMIT_S = 10.0
 MEMORY_LIMIT_BYTES = 2**30
 ROOT = Path(__file__).resolve().parent.parent
 
-SMALL = {"name": "probe", "model": {"preset": "llama2-7b"},
-         "training": {"strategy": "zero3", "micro_batch_size": 1, "seq_len": 4096},
-         "cluster": {"topology": "dgx-a100", "num_hosts": 1}}
+SMALL = {
+    "name": "probe",
+    "model": {"preset": "llama2-7b"},
+    "training": {"strategy": "zero3", "micro_batch_size": 1, "seq_len": 4096},
+    "cluster": {"topology": "dgx-a100", "num_hosts": 1},
+}
 
 
 def _with(base: dict, path: str, value) -> dict:
@@ -58,28 +61,46 @@ def probes(tmp: Path) -> list[tuple[str, list[str], set[int]]]:
     """(label, CLI arguments, accepted exit codes)."""
     files: dict[str, dict | str] = {}
     big = _scenario_405b()
-    for label, rel in [("mtbf-800h", {"failures": {"gpu": {"mtbf": "800 h"}}}),
-                       ("rate-scale-1e5", {"failure_rate_scale": 1e5}),
-                       ("mtbf-1s", {"failures": {"gpu": {"mtbf": "1 s"}}}),
-                       ("weibull-0.01", {"failures": {"gpu": {"weibull_shape": 0.01}}}),
-                       ("window-1e9-days", {"window": "1e9 days"})]:
+    for label, rel in [
+        ("mtbf-800h", {"failures": {"gpu": {"mtbf": "800 h"}}}),
+        ("rate-scale-1e5", {"failure_rate_scale": 1e5}),
+        ("mtbf-1s", {"failures": {"gpu": {"mtbf": "1 s"}}}),
+        ("weibull-0.01", {"failures": {"gpu": {"weibull_shape": 0.01}}}),
+        ("window-1e9-days", {"window": "1e9 days"}),
+    ]:
         files[f"rel-{label}.yaml"] = _with(big, "reliability", rel)
     files["gbs-tokens.yaml"] = _with(SMALL, "training.global_batch_size", 4194304)
     files["bomb.yaml"] = _laughs()
     files["nvls-a100.yaml"] = _with(SMALL, "training.collective_algorithm", "nvls")
-    files["zero3-section-ddp.yaml"] = _with(_with(SMALL, "training.strategy", "ddp"), "training.zero3",
-                                            {"reshard_after_forward": False})
+    files["zero3-section-ddp.yaml"] = _with(
+        _with(SMALL, "training.strategy", "ddp"), "training.zero3", {"reshard_after_forward": False}
+    )
     files["shard-group-zero3.yaml"] = _with(SMALL, "training.shard_group_size", 8)
-    files["gpu-mem-80.yaml"] = _with(SMALL, "cluster.gpu", {
-        "name": "mine", "memory": "80", "hbm_bandwidth": "2 TB/s", "peak_flops": {"bf16": "312 TFLOP/s"}})
+    files["gpu-mem-80.yaml"] = _with(
+        SMALL,
+        "cluster.gpu",
+        {
+            "name": "mine",
+            "memory": "80",
+            "hbm_bandwidth": "2 TB/s",
+            "peak_flops": {"bf16": "312 TFLOP/s"},
+        },
+    )
     topo = {
-        "torus-1000.yaml": _topology(builder="torus", dims=[1000, 1000, 1000], link_bw="100 GB/s",
-                                     link_latency="1 us"),
+        "torus-1000.yaml": _topology(
+            builder="torus", dims=[1000, 1000, 1000], link_bw="100 GB/s", link_latency="1 us"
+        ),
         "fc-100k.yaml": _topology(builder="fully-connected", num_gpus=100000, link_bw="100 GB/s"),
-        "host-100k.yaml": _topology(builder="nvswitch", gpus_per_host=100000, nvlink_bw="900 GB/s",
-                                    num_hosts=1),
-        "nic-bw-400.yaml": _topology(builder="nvswitch", gpus_per_host=8, nvlink_bw="900 GB/s",
-                                     num_hosts=2, nic={"per_host": 8, "bw": 400, "pcie_bw": "64 GB/s"}),
+        "host-100k.yaml": _topology(
+            builder="nvswitch", gpus_per_host=100000, nvlink_bw="900 GB/s", num_hosts=1
+        ),
+        "nic-bw-400.yaml": _topology(
+            builder="nvswitch",
+            gpus_per_host=8,
+            nvlink_bw="900 GB/s",
+            num_hosts=2,
+            nic={"per_host": 8, "bw": 400, "pcie_bw": "64 GB/s"},
+        ),
     }
     files.update(topo)
     for name, topo_file in [(n, n) for n in topo]:
@@ -99,16 +120,20 @@ def probes(tmp: Path) -> list[tuple[str, list[str], set[int]]]:
     rows += [
         ("run --trace missing/", ["run", "--trace", str(tmp / "missing" / "t.json")], {2}),
         ("run --trace under a file", ["run", "--trace", str(tmp / "afile" / "t.json")], {2}),
-        ("collective --sizes 2P", ["collective", "--topology", "dgx-a100",
-                                   "--sizes", "2P"], {2}),
+        ("collective --sizes 2P", ["collective", "--topology", "dgx-a100", "--sizes", "2P"], {2}),
     ]
     return rows
 
 
 def run_probe(args: list[str], stdout=subprocess.DEVNULL) -> tuple[int, float, int, str]:
     start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "simulator", *args], stdout=stdout,
-                            stderr=subprocess.PIPE, cwd=ROOT, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "simulator", *args],
+        stdout=stdout,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+        start_new_session=True,
+    )
     deadline = start + TIME_LIMIT_S
     while True:
         pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
@@ -136,8 +161,10 @@ def main() -> int:
                 good = code in ok and "Traceback" not in err and rss < MEMORY_LIMIT_BYTES
                 failures += not good
                 first = err.strip().splitlines()[0][:110] if err.strip() else ""
-                print(f"{'ok ' if good else 'BAD'} {label:42s} exit {code:3d} {elapsed:5.2f} s "
-                      f"{rss / 2**20:6.0f} MiB  {first}")
+                print(
+                    f"{'ok ' if good else 'BAD'} {label:42s} exit {code:3d} {elapsed:5.2f} s "
+                    f"{rss / 2**20:6.0f} MiB  {first}"
+                )
     print(f"{len(rows) + 1 - failures} passed, {failures} failed")
     return 1 if failures else 0
 

@@ -14,8 +14,12 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CLUSTER_TOPOLOGY = "a100-hdr-superpod"
 
 
-def make_scenario(model: dict[str, Any] | None = None, training: dict[str, Any] | None = None,
-                  cluster: dict[str, Any] | None = None, name: str = "test") -> Scenario:
+def make_scenario(
+    model: dict[str, Any] | None = None,
+    training: dict[str, Any] | None = None,
+    cluster: dict[str, Any] | None = None,
+    name: str = "test",
+) -> Scenario:
     data = {
         "name": name,
         "model": copy.deepcopy(model) if model else {"preset": "gpt3-125m"},
@@ -28,8 +32,11 @@ def make_scenario(model: dict[str, Any] | None = None, training: dict[str, Any] 
 def cluster_of(num_gpus: int, gpu: str | None = None) -> dict[str, Any]:
     """A cluster section with exactly num_gpus GPUs (hosts of 8 A100s)."""
     hosts = max(1, -(-num_gpus // 8))
-    c: dict[str, Any] = {"topology": "dgx-a100" if hosts == 1 else CLUSTER_TOPOLOGY,
-                         "num_hosts": hosts, "num_gpus": num_gpus}
+    c: dict[str, Any] = {
+        "topology": "dgx-a100" if hosts == 1 else CLUSTER_TOPOLOGY,
+        "num_hosts": hosts,
+        "num_gpus": num_gpus,
+    }
     if gpu:
         c["gpu"] = gpu
     return c

@@ -36,12 +36,18 @@ def test_imports_never_point_to_a_later_layer():
 
 
 def test_confined_libraries_stay_home():
-    strays = [f"{src} imports {lib}" for src, dst in imports() for lib, homes in CONFINED.items()
-              if dst.split(".")[0] == lib and not src.startswith(homes)]
+    strays = [
+        f"{src} imports {lib}"
+        for src, dst in imports()
+        for lib, homes in CONFINED.items()
+        if dst.split(".")[0] == lib and not src.startswith(homes)
+    ]
     assert not strays, "\n".join(strays)
 
 
 def test_every_module_is_in_a_layer():
     modules = {src for src, _ in imports()}
-    loose = [m for m in modules if layer_of(m) is None and m not in ("simulator", "simulator.__main__")]
+    loose = [
+        m for m in modules if layer_of(m) is None and m not in ("simulator", "simulator.__main__")
+    ]
     assert not loose, loose

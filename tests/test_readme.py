@@ -14,7 +14,9 @@ from simulator.scenario.load import scenario_from_dict
 from simulator.studies.sweep.spec import sweep_from_dict
 from tests.helpers import PROJECT_ROOT
 
-BLOCKS = re.findall(r"```yaml\n(.*?)```", (PROJECT_ROOT / "README.md").read_text(encoding="utf-8"), re.DOTALL)
+BLOCKS = re.findall(
+    r"```yaml\n(.*?)```", (PROJECT_ROOT / "README.md").read_text(encoding="utf-8"), re.DOTALL
+)
 
 
 def _default_scenario() -> dict:

@@ -16,7 +16,11 @@ def readme_commands() -> list[str]:
     text = (PROJECT_ROOT / "README.md").read_text()
     section = text.split("### Calibrate to your cluster", 1)[1].split("\n### ", 1)[0]
     block = re.search(r"```bash\n(.*?)```", section, re.DOTALL)[1]
-    return [line.split("#", 1)[0].strip() for line in block.splitlines() if line.startswith(".venv/bin/clustersim")]
+    return [
+        line.split("#", 1)[0].strip()
+        for line in block.splitlines()
+        if line.startswith(".venv/bin/clustersim")
+    ]
 
 
 @pytest.mark.slow

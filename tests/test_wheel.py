@@ -17,7 +17,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 
 def _run(cmd: list, cwd: Path) -> subprocess.CompletedProcess:
-    done = subprocess.run([str(c) for c in cmd], cwd=cwd, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [str(c) for c in cmd], cwd=cwd, capture_output=True, text=True, timeout=600, check=False
+    )
     assert done.returncode == 0, f"{cmd}\n{done.stdout}\n{done.stderr}"
     return done
 
@@ -32,7 +34,9 @@ def test_wheel_installed_outside_the_checkout(tmp_path):
     _run([bin_dir / "python", "-m", "pip", "install", "-q", wheel], cwd=tmp_path)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    where = _run([bin_dir / "python", "-c", "import simulator; print(simulator.__file__)"], cwd=elsewhere)
+    where = _run(
+        [bin_dir / "python", "-c", "import simulator; print(simulator.__file__)"], cwd=elsewhere
+    )
     assert str(env) in where.stdout and str(ROOT) not in where.stdout
     cli = bin_dir / "clustersim"
     assert "Scenario: llama2-7b-zero3-8xa100" in _run([cli, "run"], cwd=elsewhere).stdout
@@ -41,15 +45,35 @@ def test_wheel_installed_outside_the_checkout(tmp_path):
     report = json.loads(_run([cli, "run", "t5-11b-fsdp-8xa100", "--json"], cwd=elsewhere).stdout)
     assert report["memory"]["fits"] is True
     sweep = elsewhere / "sweep.yaml"
-    sweep.write_text(json.dumps({"base": {"model": {"preset": "gpt3-125m"}, "cluster": {"topology": "dgx-a100"}},
-                                 "axes": {"training.strategy": ["ddp", "zero3"]}}))
+    sweep.write_text(
+        json.dumps(
+            {
+                "base": {"model": {"preset": "gpt3-125m"}, "cluster": {"topology": "dgx-a100"}},
+                "axes": {"training.strategy": ["ddp", "zero3"]},
+            }
+        )
+    )
     _run([cli, "sweep", sweep, "--out", elsewhere / "out.csv", "--jobs", "1", "-q"], cwd=elsewhere)
     rows = (elsewhere / "out.csv").read_text().splitlines()
     assert len(rows) == 3 and all(",ok," in r for r in rows[1:])
-    accuracy = json.loads(_run([cli, "accuracy", "--category", "memory", "--json"], cwd=elsewhere).stdout)
+    accuracy = json.loads(
+        _run([cli, "accuracy", "--category", "memory", "--json"], cwd=elsewhere).stdout
+    )
     assert accuracy["summary"][0]["cases"] == 16
     script = "from simulator.core.resources import data_dir; print(data_dir('calibration'))"
-    azure = Path(_run([bin_dir / "python", "-c", script], cwd=elsewhere).stdout.strip()) / \
-        "azure-nd-a100-v4-all_reduce_perf.txt"
-    _run([cli, "calibrate", "--nccl-tests", f"{azure}:dgx-a100", "--out", elsewhere / "a100.yaml", "--no-loo"],
-         cwd=elsewhere)
+    azure = (
+        Path(_run([bin_dir / "python", "-c", script], cwd=elsewhere).stdout.strip())
+        / "azure-nd-a100-v4-all_reduce_perf.txt"
+    )
+    _run(
+        [
+            cli,
+            "calibrate",
+            "--nccl-tests",
+            f"{azure}:dgx-a100",
+            "--out",
+            elsewhere / "a100.yaml",
+            "--no-loo",
+        ],
+        cwd=elsewhere,
+    )

@@ -69,7 +69,9 @@ def main() -> int:
     except SystemExit:
         raise
     except BaseException as exc:
-        if not (_interrupted or isinstance(exc, KeyboardInterrupt)):  # not Ctrl-C: a bug, with its traceback
+        if not (
+            _interrupted or isinstance(exc, KeyboardInterrupt)
+        ):  # not Ctrl-C: a bug, with its traceback
             raise
         try:
             print("clustersim: interrupted", file=sys.stderr)

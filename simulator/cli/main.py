@@ -26,8 +26,11 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="clustersim", description="Simulate LLM training on GPU clusters: per-GPU memory "
-                     "and OOM verdicts, step time, communication, time to train.")
+    parser = _Parser(
+        prog="clustersim",
+        description="Simulate LLM training on GPU clusters: per-GPU memory "
+        "and OOM verdicts, step time, communication, time to train.",
+    )
     parser.add_argument("--version", action="version", version=f"clustersim {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     from simulator.cli import commands
@@ -69,7 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         try:
             code = _dispatch(argv)
-        except SystemExit:  # argparse's --help, --version and usage errors: their output is flushed too
+        except (
+            SystemExit
+        ):  # argparse's --help, --version and usage errors: their output is flushed too
             guarded.flush()
             raise
         guarded.flush()  # here, not at interpreter exit, where a failure is a traceback-like warning

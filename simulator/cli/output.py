@@ -12,8 +12,12 @@ from pathlib import Path
 from simulator.core.errors import Problem, UserError
 
 
-def check_output(option: str, path: str | Path | None, inputs: tuple[str | Path, ...] = (),
-                 make_folders: bool = False) -> None:
+def check_output(
+    option: str,
+    path: str | Path | None,
+    inputs: tuple[str | Path, ...] = (),
+    make_folders: bool = False,
+) -> None:
     """A UserError naming `option` when `path` cannot or must not be written as a file.
     `make_folders`: the command creates the missing folders above the file itself."""
     if not path:
@@ -25,11 +29,22 @@ def check_output(option: str, path: str | Path | None, inputs: tuple[str | Path,
         raise UserError(Problem(option, f"{path} names a folder", "give a file name"))
     _check_folder(option, out.parent, make_folders)
     if out.exists() and not os.access(out, os.W_OK):
-        raise UserError(Problem(option, f"{out} exists and cannot be written",
-                                "give another path, or make it writable"))
+        raise UserError(
+            Problem(
+                option,
+                f"{out} exists and cannot be written",
+                "give another path, or make it writable",
+            )
+        )
     for src in inputs:
         if src and out.resolve() == Path(src).resolve():
-            raise UserError(Problem(option, f"refusing to overwrite the input file {src}", "give another output path"))
+            raise UserError(
+                Problem(
+                    option,
+                    f"refusing to overwrite the input file {src}",
+                    "give another output path",
+                )
+            )
 
 
 def check_output_dir(option: str, path: str | Path) -> None:
@@ -48,13 +63,20 @@ def _check_folder(option: str, folder: Path, make_folders: bool) -> None:
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
     if existing.exists() and not existing.is_dir():
-        raise UserError(Problem(option, f"{existing} is a file, not a folder", "give a path in a folder"))
+        raise UserError(
+            Problem(option, f"{existing} is a file, not a folder", "give a path in a folder")
+        )
     if existing != folder and not make_folders:
         raise UserError(Problem(option, f"the folder {folder} does not exist", "create it first"))
     reason = _cannot_create_in(existing)
     if reason:
-        raise UserError(Problem(option, f"cannot write in the folder {existing}: {reason}",
-                                "give a path in a folder you can write to"))
+        raise UserError(
+            Problem(
+                option,
+                f"cannot write in the folder {existing}: {reason}",
+                "give a path in a folder you can write to",
+            )
+        )
 
 
 def _cannot_create_in(folder: Path) -> str:

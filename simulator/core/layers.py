@@ -14,7 +14,11 @@ LAYERS = ("core", "model", "system", "spec", "execution", "report", "scenario", 
 CONFINED = {
     "yaml": ("simulator.core.yamlio",),
     "pydantic": ("simulator.scenario",),
-    "simpy": ("simulator.execution.engine", "simulator.system.comm.network", "simulator.studies.goodput"),
+    "simpy": (
+        "simulator.execution.engine",
+        "simulator.system.comm.network",
+        "simulator.studies.goodput",
+    ),
 }
 
 

@@ -16,18 +16,43 @@ from __future__ import annotations
 import math
 import re
 
-_DECIMAL = {"": 1, "k": 10**3, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18}
+_DECIMAL = {
+    "": 1,
+    "k": 10**3,
+    "K": 10**3,
+    "M": 10**6,
+    "G": 10**9,
+    "T": 10**12,
+    "P": 10**15,
+    "E": 10**18,
+}
 _BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50}
 
 _NUMBER = r"(?P<num>[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
-_BYTES_RE = re.compile(_NUMBER + r"\s*(?P<prefix>Ki|Mi|Gi|Ti|Pi|[kKMGTPE]?)(?P<unit>B|b|bit|bits|byte|bytes)$")
-_RATE_RE = re.compile(_NUMBER + r"\s*(?P<prefix>Ki|Mi|Gi|Ti|Pi|[kKMGTPE]?)(?P<unit>B/s|Bps|b/s|bps|bit/s|bits/s)$")
+_BYTES_RE = re.compile(
+    _NUMBER + r"\s*(?P<prefix>Ki|Mi|Gi|Ti|Pi|[kKMGTPE]?)(?P<unit>B|b|bit|bits|byte|bytes)$"
+)
+_RATE_RE = re.compile(
+    _NUMBER + r"\s*(?P<prefix>Ki|Mi|Gi|Ti|Pi|[kKMGTPE]?)(?P<unit>B/s|Bps|b/s|bps|bit/s|bits/s)$"
+)
 _TIME_RE = re.compile(_NUMBER + r"\s*(?P<unit>ns|us|µs|ms|s|sec|min|h|hr|d|day|days)$")
 _FLOPS_RE = re.compile(_NUMBER + r"\s*(?P<prefix>[kKMGTPE]?)(?:FLOP/s|FLOPS|flop/s|flops)$")
 _BARE_RE = re.compile(r"[-+]?" + _NUMBER)
 
-_TIME_S = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "sec": 1.0, "min": 60.0,
-           "h": 3600.0, "hr": 3600.0, "d": 86400.0, "day": 86400.0, "days": 86400.0}
+_TIME_S = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "µs": 1e-6,
+    "ms": 1e-3,
+    "s": 1.0,
+    "sec": 1.0,
+    "min": 60.0,
+    "h": 3600.0,
+    "hr": 3600.0,
+    "d": 86400.0,
+    "day": 86400.0,
+    "days": 86400.0,
+}
 
 # nccl-tests' size letters (its parsesize(): K, M, G, either case) are binary: 1K = 1024.
 # T and P follow the same rule here (nccl-tests stops at G), so every letter is a power of 1024.
@@ -55,8 +80,10 @@ def _text(value: object, what: str, examples: str, unit: str) -> str:
     if number is not None:
         plain = re.fullmatch(r"[0-9]{1,5}(\.[0-9]+)?", str(number))
         example = f"'{number} {unit}'" if plain else examples.split(" or ")[0].split(", ")[0]
-        raise UnitError(f"{value!r} has no unit: give {what} with its unit, e.g. {example} "
-                        f"(written like {examples})")
+        raise UnitError(
+            f"{value!r} has no unit: give {what} with its unit, e.g. {example} "
+            f"(written like {examples})"
+        )
     if not isinstance(value, str):
         raise UnitError(f"expected {what} such as {examples}, got {value!r}")
     return value.strip()
@@ -144,8 +171,10 @@ def _nccl_size(text: str) -> int:
         try:
             size = parse_bytes(text)
         except UnitError:
-            raise UnitError(f"expected a size such as 1024 (bytes), 1K, 8M, 2G (binary: 1K = 1024) or "
-                            f"'25 MB', got {text!r}") from None
+            raise UnitError(
+                f"expected a size such as 1024 (bytes), 1K, 8M, 2G (binary: 1K = 1024) or "
+                f"'25 MB', got {text!r}"
+            ) from None
     if size > MAX_COLLECTIVE_BYTES:
         raise UnitError(f"{text!r} is {size:,} bytes; sizes go up to 1P (2^50 bytes)")
     return size
@@ -153,8 +182,11 @@ def _nccl_size(text: str) -> int:
 
 def fmt_bytes(n: float, binary: bool = False) -> str:
     """12345678901 -> '12.35 GB' (or '11.50 GiB' with binary=True)."""
-    base, units = (1024.0, ["B", "KiB", "MiB", "GiB", "TiB", "PiB"]) if binary else (
-        1000.0, ["B", "kB", "MB", "GB", "TB", "PB"])
+    base, units = (
+        (1024.0, ["B", "KiB", "MiB", "GiB", "TiB", "PiB"])
+        if binary
+        else (1000.0, ["B", "kB", "MB", "GB", "TB", "PB"])
+    )
     sign = "-" if n < 0 else ""
     n = abs(float(n))
     i = 0

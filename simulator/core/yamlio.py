@@ -38,8 +38,12 @@ class _StrictLoader(yaml.SafeLoader):
             if isinstance(key, (str, int, float, bool)) and key in seen:
                 mark = key_node.start_mark
                 raise yaml.constructor.ConstructorError(
-                    None, None, f"key {key!r} appears twice in one mapping (first at line "
-                    f"{seen[key].line + 1}); give each key once", mark)
+                    None,
+                    None,
+                    f"key {key!r} appears twice in one mapping (first at line "
+                    f"{seen[key].line + 1}); give each key once",
+                    mark,
+                )
             if isinstance(key, (str, int, float, bool)):
                 seen[key] = key_node.start_mark
         return super().construct_mapping(node, deep=deep)
@@ -89,7 +93,9 @@ def read_text(path: str | Path, what: str = "YAML file") -> str:
     if not path.is_file():
         raise UserError(Problem("", "file not found", f"give the path of a {what}"), str(path))
     if path.stat().st_size > MAX_FILE_BYTES:
-        raise UserError(Problem("", f"larger than {MAX_FILE_BYTES // 2**20} MiB; not a {what}"), str(path))
+        raise UserError(
+            Problem("", f"larger than {MAX_FILE_BYTES // 2**20} MiB; not a {what}"), str(path)
+        )
     raw = path.read_bytes()
     try:
         return raw.decode("utf-8")
@@ -97,8 +103,10 @@ def read_text(path: str | Path, what: str = "YAML file") -> str:
         hint = "save it as UTF-8"
         if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
             hint = "it looks like UTF-16; save it as UTF-8"
-        raise UserError(Problem("", f"not UTF-8 text (byte {raw[exc.start]:#04x} at offset {exc.start})",
-                                hint), str(path)) from None
+        raise UserError(
+            Problem("", f"not UTF-8 text (byte {raw[exc.start]:#04x} at offset {exc.start})", hint),
+            str(path),
+        ) from None
 
 
 def load_yaml(text: str, source: str = "") -> Any:
@@ -107,16 +115,27 @@ def load_yaml(text: str, source: str = "") -> Any:
         node = yaml.compose(text, Loader=_StrictLoader)
         shape = _shape(node) if node is not None else (0, 0)
         if shape is None:
-            raise UserError(Problem("", "an alias (*name) refers to the node that contains it",
-                                    "a value cannot contain itself; write it out"), source)
+            raise UserError(
+                Problem(
+                    "",
+                    "an alias (*name) refers to the node that contains it",
+                    "a value cannot contain itself; write it out",
+                ),
+                source,
+            )
         depth, size = shape
         if depth > MAX_DEPTH:
             raise UserError(Problem("", f"nested more than {MAX_DEPTH} levels deep"), source)
         if size > MAX_EXPANDED_NODES:
-            raise UserError(Problem(
-                "", f"expands to more than {MAX_EXPANDED_NODES:,} items once its aliases (*name) are expanded",
-                "write the values out, or use fewer nested aliases"), source)
-        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader subclass)
+            raise UserError(
+                Problem(
+                    "",
+                    f"expands to more than {MAX_EXPANDED_NODES:,} items once its aliases (*name) are expanded",
+                    "write the values out, or use fewer nested aliases",
+                ),
+                source,
+            )
+        return yaml.load(text, Loader=_StrictLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
@@ -128,7 +147,9 @@ def load_yaml(text: str, source: str = "") -> Any:
     except ValueError as exc:
         # Python refuses integers of more than 4,300 digits (CVE-2020-10735 limit); no field needs one.
         reason = str(exc).split(";")[0]
-        raise UserError(Problem("", f"a number in the file cannot be read ({reason})"), source) from None
+        raise UserError(
+            Problem("", f"a number in the file cannot be read ({reason})"), source
+        ) from None
     except RecursionError:
         raise UserError(Problem("", f"nested more than {MAX_DEPTH} levels deep"), source) from None
 
@@ -141,7 +162,9 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         data = {}
     if not isinstance(data, dict):
         raise UserError(
-            Problem("", f"expected a mapping of keys at the top of the file, got {type(data).__name__}"),
+            Problem(
+                "", f"expected a mapping of keys at the top of the file, got {type(data).__name__}"
+            ),
             source,
         )
     return data
@@ -149,4 +172,6 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
 
 def dump_yaml(data: Any) -> str:
     """YAML text of plain data (mappings keep their order; block style; unicode as is)."""
-    return yaml.safe_dump(data, sort_keys=False, default_flow_style=False, allow_unicode=True, width=110)
+    return yaml.safe_dump(
+        data, sort_keys=False, default_flow_style=False, allow_unicode=True, width=110
+    )

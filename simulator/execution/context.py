@@ -33,15 +33,24 @@ class SimContext:
 
     def topology(self, cluster: ClusterSpec) -> Topology:
         """The cluster's topology, built once, with its degraded links applied."""
-        return self._topologies.get(self._key(cluster), lambda: degrade(
-            load_topology(cluster.topology_ref, num_hosts=cluster.num_hosts), cluster.degraded_links))
+        return self._topologies.get(
+            self._key(cluster),
+            lambda: degrade(
+                load_topology(cluster.topology_ref, num_hosts=cluster.num_hosts),
+                cluster.degraded_links,
+            ),
+        )
 
-    def comm(self, cluster: ClusterSpec, calibration: Calibration = NCCL_CALIBRATION, nvls: bool = True) -> CommContext:
+    def comm(
+        self, cluster: ClusterSpec, calibration: Calibration = NCCL_CALIBRATION, nvls: bool = True
+    ) -> CommContext:
         """The collective-cost caches of the cluster's topology under a calibration, for its GPUs'
         architecture, with NVLink SHARP on or off (NCCL_NVLS_ENABLE)."""
         arch = cluster.gpu.arch
-        return self._comms.get((self._key(cluster), calibration, arch, nvls),
-                               lambda: CommContext(self.topology(cluster), calibration, arch=arch, nvls=nvls))
+        return self._comms.get(
+            (self._key(cluster), calibration, arch, nvls),
+            lambda: CommContext(self.topology(cluster), calibration, arch=arch, nvls=nvls),
+        )
 
 
 def degrade(topo: Topology, links: tuple[DegradedLink, ...]) -> Topology:
@@ -51,7 +60,9 @@ def degrade(topo: Topology, links: tuple[DegradedLink, ...]) -> Topology:
     index = {edge: i for i, edge in enumerate(topo.edges)}
     bw = topo.bw_bytes_per_s.copy()
     for link in links:
-        pairs = [(link.source, link.target)] + ([(link.target, link.source)] if link.both_directions else [])
+        pairs = [(link.source, link.target)] + (
+            [(link.target, link.source)] if link.both_directions else []
+        )
         for pair in pairs:
             if pair in index:
                 bw[index[pair]] *= link.bandwidth_factor

@@ -26,7 +26,7 @@ from simulator.execution.schedule import STREAMS, Collective, Schedule
 class RankClass:
     name: str
     schedule: Schedule
-    ranks: int      # how many ranks this class stands for
+    ranks: int  # how many ranks this class stands for
     stage: int = 0  # the pipeline stage of its ranks
 
 
@@ -86,7 +86,9 @@ StartTransfer = Callable[[simpy.Environment, Collective, tuple], simpy.Event]
 class _Rendezvous:
     """Collectives matched across rank classes by identity."""
 
-    def __init__(self, env: simpy.Environment, classes: list[RankClass], start_transfer: StartTransfer):
+    def __init__(
+        self, env: simpy.Environment, classes: list[RankClass], start_transfer: StartTransfer
+    ):
         self.env, self.start_transfer = env, start_transfer
         self.per_stage = Counter(c.stage for c in classes)
         self.arrivals: dict[tuple, int] = {}
@@ -135,15 +137,26 @@ def run(classes: list[RankClass], start_transfer: StartTransfer) -> EngineResult
             for group in groups:
                 env.process(_stream(env, rc, group, done, intervals, mem, rdv, keys))
     env.run()
-    timelines = tuple(ClassTimeline(rc.name, tuple(sorted(iv, key=lambda x: (x.start_s, x.task))),
-                                    tuple(mem), rc.schedule.static_bytes) for rc, iv, mem in records)
+    timelines = tuple(
+        ClassTimeline(
+            rc.name,
+            tuple(sorted(iv, key=lambda x: (x.start_s, x.task))),
+            tuple(mem),
+            rc.schedule.static_bytes,
+        )
+        for rc, iv, mem in records
+    )
     return EngineResult(env.now, timelines, rdv.times)
 
 
 def _keys(rdv: _Rendezvous, rc: RankClass) -> dict[int, tuple]:
     """Each collective task's rendezvous key, numbered in issue order (as the host issues them)."""
     seq: Counter = Counter()
-    return {i: rdv.key(rc, t.collective, seq) for i, t in enumerate(rc.schedule.tasks) if t.collective is not None}
+    return {
+        i: rdv.key(rc, t.collective, seq)
+        for i, t in enumerate(rc.schedule.tasks)
+        if t.collective is not None
+    }
 
 
 def _stream(env, rc: RankClass, order, done, intervals, mem, rdv: _Rendezvous, keys):
@@ -164,6 +177,9 @@ def _stream(env, rc: RankClass, order, done, intervals, mem, rdv: _Rendezvous, k
             yield env.timeout(task.duration_s)
         if task.free_bytes:
             mem.append(MemoryEvent(env.now, -task.free_bytes, i))
-        intervals.append(Interval(rc.name, i, task.name, task.stream, task.phase, start, env.now,
-                                  coll is not None))
+        intervals.append(
+            Interval(
+                rc.name, i, task.name, task.stream, task.phase, start, env.now, coll is not None
+            )
+        )
         done[i].succeed()

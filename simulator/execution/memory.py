@@ -57,7 +57,7 @@ class MemoryBreakdown:
     static_buffers_bytes: int = 0  # the part of buffers_bytes held for the whole step
     peak_op: str = ""
     notes: tuple[str, ...] = field(default=())
-    stage: int = 0           # the pipeline stage this breakdown is of
+    stage: int = 0  # the pipeline stage this breakdown is of
     stages: int = 1
 
     @property
@@ -66,7 +66,12 @@ class MemoryBreakdown:
 
     @property
     def total_bytes(self) -> int:
-        return self.model_states_bytes + self.activations_bytes + self.buffers_bytes + self.overhead_bytes
+        return (
+            self.model_states_bytes
+            + self.activations_bytes
+            + self.buffers_bytes
+            + self.overhead_bytes
+        )
 
     @property
     def fits(self) -> bool:
@@ -78,9 +83,14 @@ class MemoryBreakdown:
 
     @property
     def components(self) -> dict[str, int]:
-        return {"params": self.params_bytes, "grads": self.grads_bytes, "optimizer": self.optimizer_bytes,
-                "activations": self.activations_bytes, "buffers": self.buffers_bytes,
-                "overhead": self.overhead_bytes}
+        return {
+            "params": self.params_bytes,
+            "grads": self.grads_bytes,
+            "optimizer": self.optimizer_bytes,
+            "activations": self.activations_bytes,
+            "buffers": self.buffers_bytes,
+            "overhead": self.overhead_bytes,
+        }
 
     @property
     def static_bytes(self) -> int:
@@ -101,8 +111,10 @@ def memory_breakdown(scenario: Scenario) -> MemoryBreakdown:
 
 def stage_memory(scenario: Scenario) -> list[MemoryBreakdown]:
     """Each pipeline stage's peak per-GPU memory."""
-    return [_stage_breakdown(scenario, lay)
-            for lay in layout.model_layouts(scenario.model, scenario.training.parallel)]
+    return [
+        _stage_breakdown(scenario, lay)
+        for lay in layout.model_layouts(scenario.model, scenario.training.parallel)
+    ]
 
 
 def _stage_breakdown(scenario: Scenario, lay: layout.Layout) -> MemoryBreakdown:
@@ -132,17 +144,29 @@ def _stage_breakdown(scenario: Scenario, lay: layout.Layout) -> MemoryBreakdown:
     context = t.framework_overhead_bytes
     if context is None:
         context = scenario.cluster.gpu.cuda_context_bytes
-    overhead = context + int(round(t.allocator_reserve * tensors))
+    overhead = context + round(t.allocator_reserve * tensors)
     gpus_on_host = min(scenario.cluster.gpus_per_host, scenario.cluster.num_gpus)
     if m.shape_estimated:
-        notes.append(f"shape estimated from the parameter count: {m.num_layers} layers, hidden "
-                     f"{m.hidden_size}; embeddings and logits not counted in activations")
+        notes.append(
+            f"shape estimated from the parameter count: {m.num_layers} layers, hidden "
+            f"{m.hidden_size}; embeddings and logits not counted in activations"
+        )
     return MemoryBreakdown(
-        params_bytes=params_b, grads_bytes=grads_b, optimizer_bytes=opt_b,
-        activations_bytes=peak.activations_bytes, buffers_bytes=peak.buffers_bytes, overhead_bytes=overhead,
-        capacity_bytes=scenario.cluster.gpu.memory_bytes, cpu_per_host_bytes=cpu_per_gpu * gpus_on_host,
-        shard_degree=n, optimizer_bytes_per_param=k, static_buffers_bytes=peak.static_buffers_bytes,
-        peak_op=peak.label, notes=tuple(notes), stage=stage, stages=t.parallel.pp,
+        params_bytes=params_b,
+        grads_bytes=grads_b,
+        optimizer_bytes=opt_b,
+        activations_bytes=peak.activations_bytes,
+        buffers_bytes=peak.buffers_bytes,
+        overhead_bytes=overhead,
+        capacity_bytes=scenario.cluster.gpu.memory_bytes,
+        cpu_per_host_bytes=cpu_per_gpu * gpus_on_host,
+        shard_degree=n,
+        optimizer_bytes_per_param=k,
+        static_buffers_bytes=peak.static_buffers_bytes,
+        peak_op=peak.label,
+        notes=tuple(notes),
+        stage=stage,
+        stages=t.parallel.pp,
     )
 
 
@@ -152,7 +176,7 @@ class Moment:
 
     label: str
     activations_bytes: int
-    buffers_bytes: int      # static buffers included
+    buffers_bytes: int  # static buffers included
     static_buffers_bytes: int
 
     @property
@@ -172,12 +196,22 @@ def peak_moment(scenario: Scenario, stage: int = 0, lay: layout.Layout | None = 
     strategy = strategy_for(t)
     pb, gb = t.precision.weight_bytes, t.precision.grad_bytes
     lay = lay or layout.model_layout(scenario.model, par, stage)
-    acts = layout.activations(lay, t.seq_len, t.micro_batch_size, t.activation_checkpointing,
-                              t.flash_attention, t.precision.activation_bytes, par.tp, par.sequence_parallel,
-                              t.dropout)
+    acts = layout.activations(
+        lay,
+        t.seq_len,
+        t.micro_batch_size,
+        t.activation_checkpointing,
+        t.flash_attention,
+        t.precision.activation_bytes,
+        par.tp,
+        par.sequence_parallel,
+        t.dropout,
+    )
     static = strategy.static_buffer_bytes(scenario, lay, pb, gb)
     within = _chunk_moments(scenario, strategy, lay, acts, static, pb, gb)
-    order = passes(par.pipeline.schedule, stage, par.pp, t.grad_accum_steps, par.pipeline.virtual_stages)
+    order = passes(
+        par.pipeline.schedule, stage, par.pp, t.grad_accum_steps, par.pipeline.virtual_stages
+    )
     live: dict[tuple[int, int], int] = {}
     total, best, best_bytes = 0, None, -1  # total: the sum of live's values
     carry = 0  # gradient bytes the previous pass, a backward, may leave in a reduce-scatter
@@ -206,39 +240,66 @@ def peak_moment(scenario: Scenario, stage: int = 0, lay: layout.Layout | None = 
     step = strategy.step_transient_bytes(scenario, lay, pb, gb)
     if step and static + step > moment.bytes:
         # After every backward: no activations, the optimizer's own buffers.
-        return Moment(label="optimizer step", activations_bytes=0, buffers_bytes=static + step,
-                      static_buffers_bytes=static)
+        return Moment(
+            label="optimizer step",
+            activations_bytes=0,
+            buffers_bytes=static + step,
+            static_buffers_bytes=static,
+        )
     return moment
 
 
-def _chunk_moments(scenario, strategy, lay, acts, static, pb, gb) -> dict[int, tuple[int, Moment, tuple]]:
+def _chunk_moments(
+    scenario, strategy, lay, acts, static, pb, gb
+) -> dict[int, tuple[int, Moment, tuple]]:
     """Per chunk of the stage: its activations after forward, the peak moment of one of its
     backward passes (with no other micro-batch in flight), and the strategy's pass edges
     (forward and backward first moments, gradient bytes left in flight; see PassEdges)."""
     out, offset = {}, 0
     for chunk in lay.chunks:
         n = len(chunk.blocks)
-        blocks, kept, working = chunk.blocks, acts.blocks[offset:offset + n], acts.working[offset:offset + n]
+        blocks, kept, working = (
+            chunk.blocks,
+            acts.blocks[offset : offset + n],
+            acts.working[offset : offset + n],
+        )
         offset += n
         emb = acts.embedding if chunk.embedding else 0
         output = acts.output if chunk.head else 0
         full = emb + sum(kept) + output
         custom = strategy.chunk_moments(scenario, lay, chunk, (emb, kept, working, output), pb, gb)
-        fwd, bwd, pending = strategy.pass_edges(scenario, lay, chunk, (emb, kept, working, output), pb, gb)
+        fwd, bwd, pending = strategy.pass_edges(
+            scenario, lay, chunk, (emb, kept, working, output), pb, gb
+        )
         edges = (_moment(fwd, static), _moment(bwd, static), pending)
         if custom is not None:
-            out[chunk.index] = (full, _moment(max(custom, key=lambda m: m[1] + m[2]), static), edges)
+            out[chunk.index] = (
+                full,
+                _moment(max(custom, key=lambda m: m[1] + m[2]), static),
+                edges,
+            )
             continue
-        label = "forward head / start of backward (all activations and the logits live)" if chunk.head \
+        label = (
+            "forward head / start of backward (all activations and the logits live)"
+            if chunk.head
             else f"start of backward of model chunk {chunk.index}"
-        best = Moment(label=label, activations_bytes=full, static_buffers_bytes=static,
-                      buffers_bytes=static + (strategy.buffers_at_backward_start(scenario, blocks, pb, gb)
-                                              if chunk.head else 0))
+        )
+        best = Moment(
+            label=label,
+            activations_bytes=full,
+            static_buffers_bytes=static,
+            buffers_bytes=static
+            + (strategy.buffers_at_backward_start(scenario, blocks, pb, gb) if chunk.head else 0),
+        )
         live = emb + sum(kept)
         for i in range(n - 1, -1, -1):
-            moment = Moment(label=f"backward {blocks[i].name}", activations_bytes=live + working[i],
-                            buffers_bytes=static + strategy.buffers_at_block_backward(scenario, blocks, i, pb, gb),
-                            static_buffers_bytes=static)
+            moment = Moment(
+                label=f"backward {blocks[i].name}",
+                activations_bytes=live + working[i],
+                buffers_bytes=static
+                + strategy.buffers_at_block_backward(scenario, blocks, i, pb, gb),
+                static_buffers_bytes=static,
+            )
             if moment.bytes > best.bytes:
                 best = moment
             live -= kept[i]
@@ -251,4 +312,6 @@ def _moment(candidate: tuple[str, int, int] | None, static: int) -> Moment | Non
     if candidate is None:
         return None
     label, act, buf = candidate
-    return Moment(label=label, activations_bytes=act, buffers_bytes=static + buf, static_buffers_bytes=static)
+    return Moment(
+        label=label, activations_bytes=act, buffers_bytes=static + buf, static_buffers_bytes=static
+    )

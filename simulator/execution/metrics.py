@@ -27,12 +27,15 @@ SECONDS_PER_DAY = 86400
 FLOPS_CONVENTION = (
     "model FLOPs = 6N + 12 L h s per token (PaLM / Megatron, llm-foundry MFU; attention counted in full); "
     "hardware FLOPs add the forward FLOPs recomputed under activation checkpointing (PaLM App. B), so "
-    "HFU >= MFU; both against the GPU's dense peak for the GEMM datatype of the precision")
+    "HFU >= MFU; both against the GPU's dense peak for the GEMM datatype of the precision"
+)
 
 
 def model_flops_per_token(scenario: Scenario) -> float:
     m = scenario.model
-    return spec_flops_per_token(m.params, m.num_layers, m.hidden_size, scenario.training.seq_len, m.arch)
+    return spec_flops_per_token(
+        m.params, m.num_layers, m.hidden_size, scenario.training.seq_len, m.arch
+    )
 
 
 def hardware_flops_per_token(scenario: Scenario) -> float:
@@ -40,7 +43,8 @@ def hardware_flops_per_token(scenario: Scenario) -> float:
     blocks = sum(b.params for b in model_layout(scenario.model).blocks)
     attn_layers = shape.num_layers + 2 * shape.decoder_layers
     return model_flops_per_token(scenario) + recompute_flops_per_token(
-        blocks, attn_layers, shape.q_dim, t.seq_len, t.activation_checkpointing)
+        blocks, attn_layers, shape.q_dim, t.seq_len, t.activation_checkpointing
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -67,11 +71,19 @@ def step_metrics(scenario: Scenario, step: StepResult) -> StepMetrics:
     model = model_flops_per_token(scenario) * tokens / n / step.time_s
     hardware = hardware_flops_per_token(scenario) * tokens / n / step.time_s
     tokens_per_s = tokens / step.time_s
-    return StepMetrics(time_s=step.time_s, compute_s=step.compute_s, comm_s=step.comm_s,
-                       exposed_comm_s=step.exposed_comm_s, mfu=model / step.peak_flops,
-                       hfu=hardware / step.peak_flops, model_tflops_per_gpu=model / 1e12,
-                       hardware_tflops_per_gpu=hardware / 1e12, tokens_per_step=tokens,
-                       tokens_per_s=tokens_per_s, tokens_per_s_per_gpu=tokens_per_s / n)
+    return StepMetrics(
+        time_s=step.time_s,
+        compute_s=step.compute_s,
+        comm_s=step.comm_s,
+        exposed_comm_s=step.exposed_comm_s,
+        mfu=model / step.peak_flops,
+        hfu=hardware / step.peak_flops,
+        model_tflops_per_gpu=model / 1e12,
+        hardware_tflops_per_gpu=hardware / 1e12,
+        tokens_per_step=tokens,
+        tokens_per_s=tokens_per_s,
+        tokens_per_s_per_gpu=tokens_per_s / n,
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -91,5 +103,11 @@ def training_metrics(scenario: Scenario, step: StepMetrics) -> TrainingMetrics:
     days = tokens / step.tokens_per_s / SECONDS_PER_DAY
     gpu_hours = days * 24 * scenario.num_gpus
     price = scenario.cluster.price_per_gpu_hour
-    return TrainingMetrics(tokens=tokens, flops=flops, pf_days=flops / PF_DAY_FLOPS, days=days, gpu_hours=gpu_hours,
-                           cost_usd=gpu_hours * price if price is not None else None)
+    return TrainingMetrics(
+        tokens=tokens,
+        flops=flops,
+        pf_days=flops / PF_DAY_FLOPS,
+        days=days,
+        gpu_hours=gpu_hours,
+        cost_usd=gpu_hours * price if price is not None else None,
+    )

@@ -17,7 +17,7 @@ class Pass(NamedTuple):
 
     forward: bool
     micro_batch: int
-    chunk: int          # global model chunk g (0 .. pp*v - 1)
+    chunk: int  # global model chunk g (0 .. pp*v - 1)
 
     @property
     def kind(self) -> str:
@@ -35,8 +35,9 @@ def stage_chunks(stage: int, pp: int, v: int) -> list[int]:
 
 def gpipe(stage: int, pp: int, m: int) -> list[Pass]:
     """GPipe (Huang et al. 2019): every forward, then every backward."""
-    return [Pass(forward=True, micro_batch=j, chunk=stage) for j in range(m)] + \
-           [Pass(forward=False, micro_batch=j, chunk=stage) for j in range(m)]
+    return [Pass(forward=True, micro_batch=j, chunk=stage) for j in range(m)] + [
+        Pass(forward=False, micro_batch=j, chunk=stage) for j in range(m)
+    ]
 
 
 def one_f_one_b(stage: int, pp: int, m: int) -> list[Pass]:
@@ -61,11 +62,15 @@ def interleaved(stage: int, pp: int, m: int, v: int) -> list[Pass]:
 
     def forward(k: int) -> Pass:
         virtual = (k % (pp * v)) // pp
-        return Pass(forward=True, micro_batch=(k // (pp * v)) * pp + k % pp, chunk=virtual * pp + stage)
+        return Pass(
+            forward=True, micro_batch=(k // (pp * v)) * pp + k % pp, chunk=virtual * pp + stage
+        )
 
     def backward(k: int) -> Pass:
         virtual = v - 1 - (k % (pp * v)) // pp
-        return Pass(forward=False, micro_batch=(k // (pp * v)) * pp + k % pp, chunk=virtual * pp + stage)
+        return Pass(
+            forward=False, micro_batch=(k // (pp * v)) * pp + k % pp, chunk=virtual * pp + stage
+        )
 
     warmup = min((pp - stage - 1) * 2 + (v - 1) * pp, total)
     order = [forward(k) for k in range(warmup)]

@@ -23,25 +23,25 @@ class Collective:
     """One collective call on one instance of a process group (the instance this rank is in).
     size_bytes follows nccl-tests: the full buffer (all-gather's output, reduce-scatter's input)."""
 
-    op: str      # all_reduce | all_gather | reduce_scatter | send
+    op: str  # all_reduce | all_gather | reduce_scatter | send
     group: Group
     size_bytes: int
     # Between two pipeline stages only: the stages (their positions in each instance of the pp
     # group) of a send (from, to) or of the tied-embedding all-reduce (first, last).
     peers: tuple[int, int] | None = None
-    tag: tuple | None = None   # what a send is (its two ends rendezvous on it)
+    tag: tuple | None = None  # what a send is (its two ends rendezvous on it)
 
 
 @dataclass(frozen=True, kw_only=True)
 class Task:
     name: str
     stream: str
-    phase: str                       # forward | backward | recompute | optimizer | comm | offload
-    duration_s: float = 0.0          # compute, cpu and pcie tasks
+    phase: str  # forward | backward | recompute | optimizer | comm | offload
+    duration_s: float = 0.0  # compute, cpu and pcie tasks
     collective: Collective | None = None
     deps: tuple[int, ...] = ()
-    alloc_bytes: int = 0             # allocated when the task starts
-    free_bytes: int = 0              # freed when the task ends
+    alloc_bytes: int = 0  # allocated when the task starts
+    free_bytes: int = 0  # freed when the task ends
     # Tensor-parallel collectives folded into a compute task: they run on the compute stream
     # between its kernels, inside one NVLink domain, at their standalone time (part of duration_s).
     inline: tuple[Collective, ...] = ()
@@ -61,7 +61,9 @@ class ScheduleBuilder:
     def adjust(self, task_id: int, alloc: int = 0, free: int = 0) -> None:
         """Add memory to a task already issued (a strategy's buffers around a compute task)."""
         t = self.tasks[task_id]
-        self.tasks[task_id] = replace(t, alloc_bytes=t.alloc_bytes + alloc, free_bytes=t.free_bytes + free)
+        self.tasks[task_id] = replace(
+            t, alloc_bytes=t.alloc_bytes + alloc, free_bytes=t.free_bytes + free
+        )
 
     def build(self, static_bytes: int) -> Schedule:
         return Schedule(tasks=tuple(self.tasks), static_bytes=static_bytes)
@@ -70,4 +72,4 @@ class ScheduleBuilder:
 @dataclass(frozen=True, kw_only=True)
 class Schedule:
     tasks: tuple[Task, ...]
-    static_bytes: int          # allocated for the whole step (model states, fixed buffers, overhead)
+    static_bytes: int  # allocated for the whole step (model states, fixed buffers, overhead)

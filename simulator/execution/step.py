@@ -42,12 +42,12 @@ class StepResult:
     engine: EngineResult
     classes: tuple[RankClass, ...]
     time_s: float
-    compute_s: float          # compute stream busy time of the slowest rank class
-    comm_s: float             # time at least one collective is in flight
-    exposed_comm_s: float     # collectives in flight while the compute stream is idle
+    compute_s: float  # compute stream busy time of the slowest rank class
+    comm_s: float  # time at least one collective is in flight
+    exposed_comm_s: float  # collectives in flight while the compute stream is idle
     collectives: tuple[dict, ...]
-    timeline_peak: tuple[int, float, str]   # (bytes, time, task) of the highest class
-    peak_flops: float          # dense peak of the GEMM datatype (MFU's denominator)
+    timeline_peak: tuple[int, float, str]  # (bytes, time, task) of the highest class
+    peak_flops: float  # dense peak of the GEMM datatype (MFU's denominator)
     compute_busy_s: tuple[float, ...] = ()  # each class's compute-stream busy time
 
 
@@ -73,7 +73,14 @@ class Comm:
 
     def cost(self, coll: Collective, scope: tuple = (0,), together: bool = True):
         """The collective on its group instances in the scope, as one transfer (or on the first only)."""
-        key = (coll.op, coll.group, coll.size_bytes, coll.peers, scope, together)  # a send's tag does not matter
+        key = (
+            coll.op,
+            coll.group,
+            coll.size_bytes,
+            coll.peers,
+            scope,
+            together,
+        )  # a send's tag does not matter
         if key not in self._costs:  # a dict hit avoids re-hashing big group tuples
             chosen = self.instances(coll, scope) if together else self.instances(coll, scope)[:1]
             ranks = coll.group.ranks_of(chosen)
@@ -106,27 +113,55 @@ class Comm:
 
 def compute_model(scenario: Scenario, slowdown: float = 1.0) -> ComputeModel:
     p = scenario.training.precision
-    return ComputeModel(gpu=scenario.calibration.gpu(scenario.cluster.gpu), gemm_dtype=p.gemm_dtype, attention_dtype=p.attention_dtype,
-                        slowdown=slowdown)
+    return ComputeModel(
+        gpu=scenario.calibration.gpu(scenario.cluster.gpu),
+        gemm_dtype=p.gemm_dtype,
+        attention_dtype=p.attention_dtype,
+        slowdown=slowdown,
+    )
 
 
-def stage_context(scenario: Scenario, stage: int, static_bytes: int, cm: ComputeModel, comm: Comm) -> Context:
+def stage_context(
+    scenario: Scenario, stage: int, static_bytes: int, cm: ComputeModel, comm: Comm
+) -> Context:
     par, t = scenario.training.parallel, scenario.training
     mesh = strategy_for(scenario.training).mesh(scenario)
-    tp_bytes = t.micro_batch_size * t.seq_len * scenario.model.hidden_size * t.precision.activation_bytes
+    tp_bytes = (
+        t.micro_batch_size * t.seq_len * scenario.model.hidden_size * t.precision.activation_bytes
+    )
     tp_time = {}
     if par.tp > 1:
         group = mesh.group("tp")
-        tp_time = {op: comm.cost(Collective(op=op, group=group, size_bytes=tp_bytes), (stage,), together=False).time_s
-                   for op in ("all_reduce", "all_gather", "reduce_scatter")}
-    return Context(scenario=scenario, static_bytes=static_bytes, cm=cm, stage=stage,
-                   chunks=stage_work(scenario, cm, stage),
-                   order=tuple(passes(par.pipeline.schedule, stage, par.pp, t.grad_accum_steps,
-                                      par.pipeline.virtual_stages)),
-                   mesh=mesh, tp_bytes=tp_bytes, tp_time_s=tp_time)
+        tp_time = {
+            op: comm.cost(
+                Collective(op=op, group=group, size_bytes=tp_bytes), (stage,), together=False
+            ).time_s
+            for op in ("all_reduce", "all_gather", "reduce_scatter")
+        }
+    return Context(
+        scenario=scenario,
+        static_bytes=static_bytes,
+        cm=cm,
+        stage=stage,
+        chunks=stage_work(scenario, cm, stage),
+        order=tuple(
+            passes(
+                par.pipeline.schedule,
+                stage,
+                par.pp,
+                t.grad_accum_steps,
+                par.pipeline.virtual_stages,
+            )
+        ),
+        mesh=mesh,
+        tp_bytes=tp_bytes,
+        tp_time_s=tp_time,
+    )
 
 
-def rank_classes(scenario: Scenario, memory: list[MemoryBreakdown], cm: ComputeModel, comm: Comm) -> list[RankClass]:
+def rank_classes(
+    scenario: Scenario, memory: list[MemoryBreakdown], cm: ComputeModel, comm: Comm
+) -> list[RankClass]:
     """Per pipeline stage: one class for its homogeneous ranks, one per distinct straggler
     slowdown among its ranks, and up to JITTER_CLASSES seeded classes for compute jitter."""
     strategy, par = strategy_for(scenario.training), scenario.training.parallel
@@ -147,12 +182,20 @@ def rank_classes(scenario: Scenario, memory: list[MemoryBreakdown], cm: ComputeM
             ctx = stage_context(scenario, stage, static, slow_cm, comm)
             ranks = sorted(st.rank for st in mine if st.slowdown == factor)
             label = f"rank {ranks[0]}" if count == 1 else f"{count} ranks ({_ranks_text(ranks)})"
-            classes.append(RankClass(f"{where}{label} (x{factor:g} slower)",
-                                     strategy.schedule(ctx).build(static), count, stage))
+            classes.append(
+                RankClass(
+                    f"{where}{label} (x{factor:g} slower)",
+                    strategy.schedule(ctx).build(static),
+                    count,
+                    stage,
+                )
+            )
     return classes
 
 
-def _normal_classes(scenario: Scenario, schedule: Schedule, normal: int, stage: int, where: str) -> list[RankClass]:
+def _normal_classes(
+    scenario: Scenario, schedule: Schedule, normal: int, stage: int, where: str
+) -> list[RankClass]:
     jitter = scenario.training.compute_jitter
     if not normal:
         return []
@@ -161,8 +204,15 @@ def _normal_classes(scenario: Scenario, schedule: Schedule, normal: int, stage: 
     seed = scenario.training.seed
     rng = np.random.default_rng(seed if stage == 0 else [seed, stage])
     k = min(normal, JITTER_CLASSES)
-    return [RankClass(f"{where}ranks (jitter sample {j})", _jittered(schedule, rng, jitter),
-                      normal // k + (1 if j < normal % k else 0), stage) for j in range(k)]
+    return [
+        RankClass(
+            f"{where}ranks (jitter sample {j})",
+            _jittered(schedule, rng, jitter),
+            normal // k + (1 if j < normal % k else 0),
+            stage,
+        )
+        for j in range(k)
+    ]
 
 
 def _ranks_text(ranks: list[int]) -> str:
@@ -172,21 +222,31 @@ def _ranks_text(ranks: list[int]) -> str:
 def _jittered(schedule: Schedule, rng: np.random.Generator, sigma: float) -> Schedule:
     """Each compute/CPU task's time scaled by 1 + sigma z (z standard normal, floored at 0.1)."""
     z = rng.standard_normal(len(schedule.tasks))
-    tasks = tuple(dataclasses.replace(t, duration_s=t.duration_s * max(0.1, 1.0 + sigma * zi))
-                  if t.stream in ("compute", "cpu") and t.collective is None else t
-                  for t, zi in zip(schedule.tasks, z))
+    tasks = tuple(
+        dataclasses.replace(t, duration_s=t.duration_s * max(0.1, 1.0 + sigma * zi))
+        if t.stream in ("compute", "cpu") and t.collective is None
+        else t
+        for t, zi in zip(schedule.tasks, z)
+    )
     return dataclasses.replace(schedule, tasks=tasks)
 
 
-def simulate_step(scenario: Scenario, memory: MemoryBreakdown | list[MemoryBreakdown] | None = None,
-                  backend: str = "fluid", ctx: SimContext | None = None) -> StepResult:
+def simulate_step(
+    scenario: Scenario,
+    memory: MemoryBreakdown | list[MemoryBreakdown] | None = None,
+    backend: str = "fluid",
+    ctx: SimContext | None = None,
+) -> StepResult:
     """Simulate one step. `memory`: every stage's breakdown (stage_memory), computed if not given."""
     ctx = ctx or SimContext()
     if not isinstance(memory, list):
         memory = stage_memory(scenario)
     cm = compute_model(scenario)
-    comm = Comm(ctx.comm(scenario.cluster, scenario.calibration.comm, nvls=scenario.training.nvls),
-                scenario.training.collective_algorithm, backend)
+    comm = Comm(
+        ctx.comm(scenario.cluster, scenario.calibration.comm, nvls=scenario.training.nvls),
+        scenario.training.collective_algorithm,
+        backend,
+    )
     classes = rank_classes(scenario, memory, cm, comm)
     result = run(classes, comm.start)
     return _result(classes, result, comm, cm.gpu.peak(cm.gemm_dtype))
@@ -230,19 +290,34 @@ def _result(classes, result: EngineResult, comm: Comm, peak_flops: float) -> Ste
     compute_busy, exposed, inline_spans = [], [], []
     for rc, tl in zip(classes, result.timelines):
         tasks = rc.schedule.tasks
-        busy = union([(iv.start_s, iv.end_s) for iv in tl.intervals if iv.stream == "compute" and not iv.collective])
+        busy = union(
+            [
+                (iv.start_s, iv.end_s)
+                for iv in tl.intervals
+                if iv.stream == "compute" and not iv.collective
+            ]
+        )
         # Tensor-parallel collectives folded into compute tasks block the compute stream: exposed.
-        inline = [(iv.start_s, iv.start_s + tasks[iv.task].inline_comm_s) for iv in tl.intervals
-                  if tasks[iv.task].inline_comm_s > 0]
+        inline = [
+            (iv.start_s, iv.start_s + tasks[iv.task].inline_comm_s)
+            for iv in tl.intervals
+            if tasks[iv.task].inline_comm_s > 0
+        ]
         inline_spans += inline
         compute_busy.append(measure(busy) - measure(inline))
         exposed.append(uncovered(comm_spans, busy) + measure(inline))
     slowest = int(np.argmax(compute_busy))
     peaks = [tl.peak(classes[i].schedule.tasks) for i, tl in enumerate(result.timelines)]
     return StepResult(
-        engine=result, classes=tuple(classes), time_s=result.step_time_s, compute_s=compute_busy[slowest],
-        comm_s=measure(union(spans + inline_spans)), exposed_comm_s=min(exposed),
-        collectives=tuple(_collective_summary(classes, comm)), timeline_peak=max(peaks), peak_flops=peak_flops,
+        engine=result,
+        classes=tuple(classes),
+        time_s=result.step_time_s,
+        compute_s=compute_busy[slowest],
+        comm_s=measure(union(spans + inline_spans)),
+        exposed_comm_s=min(exposed),
+        collectives=tuple(_collective_summary(classes, comm)),
+        timeline_peak=max(peaks),
+        peak_flops=peak_flops,
         compute_busy_s=tuple(compute_busy),
     )
 
@@ -256,16 +331,26 @@ def _collective_summary(classes: list[RankClass], comm: Comm) -> list[dict]:
             continue
         seen.add(rc.stage)
         # A send appears at both ends; its receive (on the compute stream) is not counted again.
-        for c in (c for t in rc.schedule.tasks for c in (t.collective, *t.inline)
-                  if c is not None and not (c.op == "send" and t.stream != "p2p")):
+        for c in (
+            c
+            for t in rc.schedule.tasks
+            for c in (t.collective, *t.inline)
+            if c is not None and not (c.op == "send" and t.stream != "p2p")
+        ):
             key = (c.op, c.group.name, c.size_bytes)
             if key not in rows:
                 cost = comm.cost(c, c.peers or (rc.stage,), together=False)
-                rows[key] = {"op": c.op, "group": "pp" if c.op == "send" else c.group.name,
-                             "algorithm": cost.algorithm, "protocol": cost.protocol,
-                             "group_size": cost.group_size, "bytes": c.size_bytes,
-                             "count": 0, "time_s": cost.time_s,
-                             "busbw_GBps": (cost.busbw_Bps / 1e9) if cost.time_s > 0 else 0.0,
-                             "bytes_sent_per_rank": cost.bytes_per_rank_sent}
+                rows[key] = {
+                    "op": c.op,
+                    "group": "pp" if c.op == "send" else c.group.name,
+                    "algorithm": cost.algorithm,
+                    "protocol": cost.protocol,
+                    "group_size": cost.group_size,
+                    "bytes": c.size_bytes,
+                    "count": 0,
+                    "time_s": cost.time_s,
+                    "busbw_GBps": (cost.busbw_Bps / 1e9) if cost.time_s > 0 else 0.0,
+                    "bytes_sent_per_rank": cost.bytes_per_rank_sent,
+                }
             rows[key]["count"] += 1
     return sorted(rows.values(), key=lambda r: (r["op"], r["group"], -r["bytes"]))

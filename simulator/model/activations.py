@@ -14,10 +14,19 @@ def _split(shared: int, replicated: int, tp: int, sp: bool) -> int:
     return shared // tp + (replicated // tp if sp else replicated)
 
 
-def activation_bytes_per_layer(arch: Architecture, seq_len: int, micro_batch: int,
-                               checkpointing: str, flash_attention: bool, dtype_bytes: int = 2,
-                               stack: str = "decoder", dropout: bool = True,
-                               encoder_seq_len: int | None = None, tp: int = 1, sp: bool = False) -> int:
+def activation_bytes_per_layer(
+    arch: Architecture,
+    seq_len: int,
+    micro_batch: int,
+    checkpointing: str,
+    flash_attention: bool,
+    dtype_bytes: int = 2,
+    stack: str = "decoder",
+    dropout: bool = True,
+    encoder_seq_len: int | None = None,
+    tp: int = 1,
+    sp: bool = False,
+) -> int:
     """Activations one block keeps for backward, per tensor-parallel rank.
 
     Korthikanti et al. 2022 (arXiv 2205.05198) Eq. (1): s*b*h*(34 + 5*a*s/h) bytes for
@@ -51,7 +60,9 @@ def activation_bytes_per_layer(arch: Architecture, seq_len: int, micro_batch: in
     mask = 1 if dropout else 0
 
     def attention(s_kv: int) -> tuple[int, int]:
-        shared = e * s * b * arch.q_dim + 2 * e * s_kv * b * arch.kv_dim + e * s * b * arch.q_dim  # Q K V, proj in
+        shared = (
+            e * s * b * arch.q_dim + 2 * e * s_kv * b * arch.kv_dim + e * s * b * arch.q_dim
+        )  # Q K V, proj in
         scores = arch.num_heads * s * s_kv * b
         shared += (e + mask + (e if dropout else 0)) * scores if keep_scores else 0
         return shared, e * sbh + mask * sbh  # QKV input and dropout mask are replicated
@@ -66,17 +77,43 @@ def activation_bytes_per_layer(arch: Architecture, seq_len: int, micro_batch: in
     return _split(shared, replicated, tp, sp)
 
 
-def recompute_working_bytes(arch: Architecture, seq_len: int, micro_batch: int,
-                            flash_attention: bool, dtype_bytes: int = 2,
-                            stack: str = "decoder", dropout: bool = True,
-                            encoder_seq_len: int | None = None, tp: int = 1, sp: bool = False) -> int:
+def recompute_working_bytes(
+    arch: Architecture,
+    seq_len: int,
+    micro_batch: int,
+    flash_attention: bool,
+    dtype_bytes: int = 2,
+    stack: str = "decoder",
+    dropout: bool = True,
+    encoder_seq_len: int | None = None,
+    tp: int = 1,
+    sp: bool = False,
+) -> int:
     """Live during backward of a checkpointed block: one block's un-checkpointed activations."""
-    return activation_bytes_per_layer(arch, seq_len, micro_batch, "none", flash_attention,
-                                      dtype_bytes, stack, dropout, encoder_seq_len, tp, sp)
+    return activation_bytes_per_layer(
+        arch,
+        seq_len,
+        micro_batch,
+        "none",
+        flash_attention,
+        dtype_bytes,
+        stack,
+        dropout,
+        encoder_seq_len,
+        tp,
+        sp,
+    )
 
 
-def embedding_activation_bytes(arch: Architecture, seq_len: int, micro_batch: int,
-                               dtype_bytes: int = 2, dropout: bool = True, tp: int = 1, sp: bool = False) -> int:
+def embedding_activation_bytes(
+    arch: Architecture,
+    seq_len: int,
+    micro_batch: int,
+    dtype_bytes: int = 2,
+    dropout: bool = True,
+    tp: int = 1,
+    sp: bool = False,
+) -> int:
     """Embedding-layer activations not already counted as block 0's input.
 
     Korthikanti et al. 2022 Sec 4.3: the embedding dropout mask, sbh (1 byte; sbh/t with
@@ -84,11 +121,19 @@ def embedding_activation_bytes(arch: Architecture, seq_len: int, micro_batch: in
     """
     _check_ops_args(seq_len, micro_batch, "decoder", dtype_bytes)
     sbh = seq_len * micro_batch * arch.hidden_size
-    return _split(0, (sbh if dropout else 0) + (dtype_bytes * sbh if arch.embedding_norm else 0), tp, sp)
+    return _split(
+        0, (sbh if dropout else 0) + (dtype_bytes * sbh if arch.embedding_norm else 0), tp, sp
+    )
 
 
-def output_activation_bytes(arch: Architecture, seq_len: int, micro_batch: int,
-                            dtype_bytes: int = 2, tp: int = 1, sp: bool = False) -> int:
+def output_activation_bytes(
+    arch: Architecture,
+    seq_len: int,
+    micro_batch: int,
+    dtype_bytes: int = 2,
+    tp: int = 1,
+    sp: bool = False,
+) -> int:
     """Final norm, output projection and loss activations.
 
     Korthikanti et al. 2022 Sec 4.3: final norm input 2sbh + projection input 2sbh + fp32

@@ -44,30 +44,51 @@ class Architecture:
     relative_attention_num_buckets: int = 32  # T5 bias table, first block of each stack
 
     def __post_init__(self) -> None:
-        for name in ("num_layers", "hidden_size", "num_heads", "ffn_hidden_size", "vocab_size",
-                     "relative_attention_num_buckets"):
+        for name in (
+            "num_layers",
+            "hidden_size",
+            "num_heads",
+            "ffn_hidden_size",
+            "vocab_size",
+            "relative_attention_num_buckets",
+        ):
             _check_int(name, getattr(self, name), minimum=1)
         for name in ("num_kv_heads", "head_dim", "num_decoder_layers"):
             if getattr(self, name) is not None:
                 _check_int(name, getattr(self, name), minimum=1)
         for name in ("max_position_embeddings", "token_type_vocab"):
             _check_int(name, getattr(self, name), minimum=0)
-        for name, allowed in (("kind", KINDS), ("ffn", FFNS),
-                              ("position_embedding", POSITIONS), ("norm", NORMS)):
+        for name, allowed in (
+            ("kind", KINDS),
+            ("ffn", FFNS),
+            ("position_embedding", POSITIONS),
+            ("norm", NORMS),
+        ):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name}: {getattr(self, name)!r} is not one of {allowed}")
-        for name in ("tied_embeddings", "bias", "lm_head", "lm_head_bias", "embedding_norm",
-                     "final_norm", "pooler"):
+        for name in (
+            "tied_embeddings",
+            "bias",
+            "lm_head",
+            "lm_head_bias",
+            "embedding_norm",
+            "final_norm",
+            "pooler",
+        ):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name}: expected true or false, got {getattr(self, name)!r}")
         if self.qkv_bias is not None and not isinstance(self.qkv_bias, bool):
             raise ValueError(f"qkv_bias: expected true, false or null, got {self.qkv_bias!r}")
         if self.head_dim is None and self.hidden_size % self.num_heads:
-            raise ValueError(f"hidden_size: {self.hidden_size} is not divisible by num_heads "
-                             f"{self.num_heads} (set head_dim to decouple them)")
+            raise ValueError(
+                f"hidden_size: {self.hidden_size} is not divisible by num_heads "
+                f"{self.num_heads} (set head_dim to decouple them)"
+            )
         if self.num_heads % self.kv_heads:
-            raise ValueError(f"num_kv_heads: num_heads {self.num_heads} is not a multiple of "
-                             f"num_kv_heads {self.kv_heads}")
+            raise ValueError(
+                f"num_kv_heads: num_heads {self.num_heads} is not a multiple of "
+                f"num_kv_heads {self.kv_heads}"
+            )
         if self.num_decoder_layers is not None and self.kind != "encoder-decoder":
             raise ValueError("num_decoder_layers: only an encoder-decoder has a second stack")
 
@@ -120,6 +141,7 @@ class Unit:
 
 
 # ---------------------------------------------------------------- parameters
+
 
 def norm_params(arch: Architecture) -> int:
     """One norm's parameters: LayerNorm has weight and bias, RMSNorm only a weight."""
@@ -181,27 +203,41 @@ def parameter_units(arch: Architecture, tp: int = 1) -> list[Unit]:
     output projection and the blocks' GEMMs split, norms, position tables and a pooler whole.
     """
     h = arch.hidden_size
-    embedding = word_embedding_params(arch, tp) + arch.token_type_vocab * h + _stack_embedding_params(arch)
+    embedding = (
+        word_embedding_params(arch, tp) + arch.token_type_vocab * h + _stack_embedding_params(arch)
+    )
     units = [Unit(name="embedding", params=embedding, kind="embedding")]
 
     def stack_units(prefix: str, stack: str, n: int) -> list[Unit]:
         # Blocks after the first are alike (only block 0 may hold a relative-position table).
         rest = block_params(arch, stack, 1, tp)
-        return [Unit(name=f"{prefix}.{i}", params=block_params(arch, stack, 0, tp) if i == 0 else rest,
-                     kind="block") for i in range(n)]
+        return [
+            Unit(
+                name=f"{prefix}.{i}",
+                params=block_params(arch, stack, 0, tp) if i == 0 else rest,
+                kind="block",
+            )
+            for i in range(n)
+        ]
 
     if arch.kind == "encoder-decoder":
         units += stack_units("encoder", "encoder", arch.num_layers)
         if arch.final_norm:
             units.append(Unit(name="encoder.final_norm", params=norm_params(arch), kind="norm"))
         if _stack_embedding_params(arch):
-            units.append(Unit(name="decoder.embedding", params=_stack_embedding_params(arch), kind="embedding"))
+            units.append(
+                Unit(
+                    name="decoder.embedding", params=_stack_embedding_params(arch), kind="embedding"
+                )
+            )
         units += stack_units("decoder", "decoder", arch.decoder_layers)
     else:
-        units += stack_units("layers", "encoder" if arch.kind == "encoder" else "decoder", arch.num_layers)
+        units += stack_units(
+            "layers", "encoder" if arch.kind == "encoder" else "decoder", arch.num_layers
+        )
     head = norm_params(arch) if arch.final_norm else 0
     if arch.lm_head:
-        head += (0 if arch.tied_embeddings else word_embedding_params(arch, tp))
+        head += 0 if arch.tied_embeddings else word_embedding_params(arch, tp)
         head += arch.vocab_size // tp if arch.lm_head_bias else 0
     # HF BertPooler: Linear(h, h) with bias.
     head += (h * h + h) if arch.pooler else 0
@@ -231,4 +267,3 @@ def embedding_table_params(arch: Architecture) -> int:
 def non_embedding_params(arch: Architecture) -> int:
     """Kaplan et al. 2020 (Sec 2.1) N: all parameters except the embedding tables."""
     return param_count(arch) - embedding_table_params(arch)
-

@@ -47,9 +47,9 @@ def six_n_d_flops(params: float, tokens: float) -> float:
     return 6.0 * float(params) * float(tokens)
 
 
-
-def spec_flops_per_token(params: int, num_layers: int, hidden_size: int, seq_len: int,
-                         arch: Architecture | None) -> float:
+def spec_flops_per_token(
+    params: int, num_layers: int, hidden_size: int, seq_len: int, arch: Architecture | None
+) -> float:
     """Model FLOPs per token of a scenario's model: the architecture's, or for a bare parameter
     count PaLM's 6N + 12 L h s (Chowdhery et al. 2022, App. B)."""
     if arch is not None:
@@ -57,8 +57,9 @@ def spec_flops_per_token(params: int, num_layers: int, hidden_size: int, seq_len
     return 6.0 * params + 12.0 * num_layers * hidden_size * seq_len
 
 
-def recompute_flops_per_token(block_params: int, attn_layers: int, q_dim: int, seq_len: int,
-                              checkpointing: str) -> float:
+def recompute_flops_per_token(
+    block_params: int, attn_layers: int, q_dim: int, seq_len: int, checkpointing: str
+) -> float:
     """Forward FLOPs recomputed in backward, per token, counted as model FLOPs count them.
 
     Full recompute re-runs every block's forward (2 per block parameter plus the attention

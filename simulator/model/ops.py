@@ -37,11 +37,16 @@ class Op:
     batch: int = 1
 
 
-
 def _matmul(name: str, m: int, n: int, k: int, e: int, batch: int = 1) -> Op:
     # C[m,n] = A[m,k] @ B[k,n]: 2*m*n*k FLOPs; reads A and B, writes C.
-    return Op(name, "matmul", 2.0 * m * n * k * batch, (m * k + k * n + m * n) * e * batch,
-              (m, n, k), batch)
+    return Op(
+        name,
+        "matmul",
+        2.0 * m * n * k * batch,
+        (m * k + k * n + m * n) * e * batch,
+        (m, n, k),
+        batch,
+    )
 
 
 def _mem(name: str, kind: str, elements: int, bytes_moved: int) -> Op:
@@ -53,8 +58,18 @@ def _residual(name: str, t: int, h: int, e: int, dropout: bool) -> Op:
     return _mem(name, "residual", t * h, 3 * t * h * e + (t * h if dropout else 0))
 
 
-def _attention_ops(arch: Architecture, prefix: str, b: int, s: int, s_kv: int, e: int,
-                   flash: bool, dropout: bool, causal: bool, tp: int = 1) -> list[Op]:
+def _attention_ops(
+    arch: Architecture,
+    prefix: str,
+    b: int,
+    s: int,
+    s_kv: int,
+    e: int,
+    flash: bool,
+    dropout: bool,
+    causal: bool,
+    tp: int = 1,
+) -> list[Op]:
     """The attention core on this rank's num_heads / tp heads (Megatron splits heads over tp)."""
     heads, d = arch.num_heads // tp, arch.head_size
     q_dim, kv_dim = arch.q_dim // tp, arch.kv_dim // tp
@@ -65,8 +80,10 @@ def _attention_ops(arch: Architecture, prefix: str, b: int, s: int, s_kv: int, e
         io = (2 * b * s * q_dim + 2 * b * s_kv * kv_dim) * e  # Q, O; K, V
         return [Op(f"{prefix}flash_attention", "attention", flops, io, None, b * heads)]
     scores = b * heads * s * s_kv
-    ops = [_matmul(f"{prefix}attn_scores", s, s_kv, d, e, b * heads),
-           _mem(f"{prefix}softmax", "softmax", scores, 2 * scores * e)]
+    ops = [
+        _matmul(f"{prefix}attn_scores", s, s_kv, d, e, b * heads),
+        _mem(f"{prefix}softmax", "softmax", scores, 2 * scores * e),
+    ]
     if dropout:
         ops.append(_mem(f"{prefix}attn_dropout", "dropout", scores, 2 * scores * e + scores))
     ops.append(_matmul(f"{prefix}attn_over_values", s, d, s_kv, e, b * heads))
@@ -82,9 +99,19 @@ class Segment:
     ops: tuple[Op, ...]
 
 
-def layer_segments(arch: Architecture, seq_len: int, micro_batch: int, flash_attention: bool,
-                   stack: str = "decoder", dtype_bytes: int = 2, dropout: bool = True, causal: bool = False,
-                   encoder_seq_len: int | None = None, tp: int = 1, sp: bool = False) -> list[Segment]:
+def layer_segments(
+    arch: Architecture,
+    seq_len: int,
+    micro_batch: int,
+    flash_attention: bool,
+    stack: str = "decoder",
+    dtype_bytes: int = 2,
+    dropout: bool = True,
+    causal: bool = False,
+    encoder_seq_len: int | None = None,
+    tp: int = 1,
+    sp: bool = False,
+) -> list[Segment]:
     """Forward ops of ONE block on one tensor-parallel rank, by sub-layer (pre-norm order).
 
     Matmul FLOPs of a GPT block: 24*b*s*h^2 + 4*b*s^2*h (Narayanan et al. 2021, Sec 5.1), split
@@ -100,20 +127,32 @@ def layer_segments(arch: Architecture, seq_len: int, micro_batch: int, flash_att
     t = b * s
     tr = -(-t // tp) if sp else t  # tokens each rank's element-wise ops see
     s_enc = seq_len if encoder_seq_len is None else encoder_seq_len
-    attn = [_mem("attn_norm", "norm", tr * h, 2 * tr * h * e), _matmul("qkv_proj", t, q + 2 * kv, h, e)]
+    attn = [
+        _mem("attn_norm", "norm", tr * h, 2 * tr * h * e),
+        _matmul("qkv_proj", t, q + 2 * kv, h, e),
+    ]
     attn += _attention_ops(arch, "", b, s, s, e, flash_attention, dropout, causal, tp)
     attn += [_matmul("attn_out_proj", t, h, q, e), _residual("attn_residual", tr, h, e, dropout)]
     segments = [Segment(name="attention", ops=tuple(attn))]
     if arch.kind == "encoder-decoder" and stack == "decoder":
-        cross = [_mem("cross_norm", "norm", tr * h, 2 * tr * h * e), _matmul("cross_q_proj", t, q, h, e),
-                 _matmul("cross_kv_proj", b * s_enc, 2 * kv, h, e)]
+        cross = [
+            _mem("cross_norm", "norm", tr * h, 2 * tr * h * e),
+            _matmul("cross_q_proj", t, q, h, e),
+            _matmul("cross_kv_proj", b * s_enc, 2 * kv, h, e),
+        ]
         cross += _attention_ops(arch, "cross_", b, s, s_enc, e, flash_attention, dropout, False, tp)
-        cross += [_matmul("cross_out_proj", t, h, q, e), _residual("cross_residual", tr, h, e, dropout)]
+        cross += [
+            _matmul("cross_out_proj", t, h, q, e),
+            _residual("cross_residual", tr, h, e, dropout),
+        ]
         segments.append(Segment(name="cross_attention", ops=tuple(cross)))
     mlp = [_mem("mlp_norm", "norm", tr * h, 2 * tr * h * e)]
     if arch.gated:
-        mlp += [_matmul("mlp_gate", t, f, h, e), _matmul("mlp_up", t, f, h, e),
-                _mem("mlp_act", "act", t * f, 3 * t * f * e)]  # read gate, up; write product
+        mlp += [
+            _matmul("mlp_gate", t, f, h, e),
+            _matmul("mlp_up", t, f, h, e),
+            _mem("mlp_act", "act", t * f, 3 * t * f * e),
+        ]  # read gate, up; write product
     else:
         mlp += [_matmul("mlp_up", t, f, h, e), _mem("mlp_act", "act", t * f, 2 * t * f * e)]
     mlp += [_matmul("mlp_down", t, h, f, e), _residual("mlp_residual", tr, h, e, dropout)]
@@ -121,16 +160,48 @@ def layer_segments(arch: Architecture, seq_len: int, micro_batch: int, flash_att
     return segments
 
 
-def layer_ops(arch: Architecture, seq_len: int, micro_batch: int, flash_attention: bool,
-              stack: str = "decoder", dtype_bytes: int = 2, dropout: bool = True,
-              causal: bool = False, encoder_seq_len: int | None = None, tp: int = 1, sp: bool = False) -> list[Op]:
+def layer_ops(
+    arch: Architecture,
+    seq_len: int,
+    micro_batch: int,
+    flash_attention: bool,
+    stack: str = "decoder",
+    dtype_bytes: int = 2,
+    dropout: bool = True,
+    causal: bool = False,
+    encoder_seq_len: int | None = None,
+    tp: int = 1,
+    sp: bool = False,
+) -> list[Op]:
     """Forward ops of ONE block, in order (the segments of `layer_segments` concatenated)."""
-    return [op for seg in layer_segments(arch, seq_len, micro_batch, flash_attention, stack, dtype_bytes,
-                                         dropout, causal, encoder_seq_len, tp, sp) for op in seg.ops]
+    return [
+        op
+        for seg in layer_segments(
+            arch,
+            seq_len,
+            micro_batch,
+            flash_attention,
+            stack,
+            dtype_bytes,
+            dropout,
+            causal,
+            encoder_seq_len,
+            tp,
+            sp,
+        )
+        for op in seg.ops
+    ]
 
 
-def embedding_ops(arch: Architecture, seq_len: int, micro_batch: int, dtype_bytes: int = 2,
-                  dropout: bool = True, tp: int = 1, sp: bool = False) -> list[Op]:
+def embedding_ops(
+    arch: Architecture,
+    seq_len: int,
+    micro_batch: int,
+    dtype_bytes: int = 2,
+    dropout: bool = True,
+    tp: int = 1,
+    sp: bool = False,
+) -> list[Op]:
     """Token (+ position, token-type) lookup and sum, dropout, optional embedding norm (the
     vocabulary-parallel lookup of each rank is summed by a tensor-parallel collective)."""
     _check_ops_args(seq_len, micro_batch, "decoder", dtype_bytes)
@@ -144,8 +215,14 @@ def embedding_ops(arch: Architecture, seq_len: int, micro_batch: int, dtype_byte
     return ops
 
 
-def head_ops(arch: Architecture, seq_len: int, micro_batch: int, dtype_bytes: int = 2, tp: int = 1,
-             sp: bool = False) -> list[Op]:
+def head_ops(
+    arch: Architecture,
+    seq_len: int,
+    micro_batch: int,
+    dtype_bytes: int = 2,
+    tp: int = 1,
+    sp: bool = False,
+) -> list[Op]:
     """Final norm, logits GEMM (b*s x V/tp x h, vocabulary-parallel), and softmax cross-entropy
     in fp32.
 
@@ -183,8 +260,16 @@ def backward_ops(ops: list[Op], flash_backward_factor: float = FLASH_BACKWARD_FA
             for suffix, gemm in ((".dgrad", (m, k, n)), (".wgrad", (k, n, m))):
                 out.append(Op(op.name + suffix, "matmul", op.flops, op.bytes_moved, gemm, op.batch))
         elif op.kind == "attention":
-            out.append(Op(f"{op.name}.backward", "attention", op.flops * flash_backward_factor,
-                          2 * op.bytes_moved, None, op.batch))
+            out.append(
+                Op(
+                    f"{op.name}.backward",
+                    "attention",
+                    op.flops * flash_backward_factor,
+                    2 * op.bytes_moved,
+                    None,
+                    op.batch,
+                )
+            )
         else:
             out.append(Op(f"{op.name}.backward", op.kind, 2.0 * op.flops, 2 * op.bytes_moved))
     return out
@@ -196,4 +281,3 @@ def _check_ops_args(seq_len: int, micro_batch: int, stack: str, dtype_bytes: int
     _check_int("dtype_bytes", dtype_bytes, minimum=1)
     if stack not in STACKS:
         raise ValueError(f"stack: {stack!r} is not one of {STACKS}")
-

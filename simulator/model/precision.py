@@ -21,11 +21,11 @@ class Precision:
     """A training precision: bytes per element of each state, and the datatypes kernels run in."""
 
     name: str
-    weight_bytes: int       # the weights the model computes with
-    grad_bytes: int         # gradients
-    master_bytes: int       # an fp32 master copy kept by the optimizer (0: none)
-    activation_bytes: int   # activations kept for backward
-    state_bytes: int        # each optimizer state element (momentum, variance)
+    weight_bytes: int  # the weights the model computes with
+    grad_bytes: int  # gradients
+    master_bytes: int  # an fp32 master copy kept by the optimizer (0: none)
+    activation_bytes: int  # activations kept for backward
+    state_bytes: int  # each optimizer state element (momentum, variance)
     gemm_dtype: str
     attention_dtype: str
     description: str
@@ -39,21 +39,61 @@ class Precision:
 PRECISIONS: dict[str, Precision] = {
     p.name: p
     for p in (
-        Precision(name="fp32", weight_bytes=4, grad_bytes=4, master_bytes=0, activation_bytes=4,
-                  state_bytes=4, gemm_dtype="fp32", attention_dtype="fp32",
-                  description="fp32 weights, gradients, activations and states"),
-        Precision(name="fp16-mixed", weight_bytes=2, grad_bytes=2, master_bytes=4, activation_bytes=2,
-                  state_bytes=4, gemm_dtype="fp16", attention_dtype="fp16",
-                  description="fp16 compute, fp32 master weights and states (AMP / DeepSpeed fp16)"),
-        Precision(name="bf16-mixed", weight_bytes=2, grad_bytes=2, master_bytes=4, activation_bytes=2,
-                  state_bytes=4, gemm_dtype="bf16", attention_dtype="bf16",
-                  description="bf16 compute, fp32 master weights and states"),
-        Precision(name="bf16", weight_bytes=2, grad_bytes=2, master_bytes=0, activation_bytes=2,
-                  state_bytes=2, gemm_dtype="bf16", attention_dtype="bf16",
-                  description="pure bf16: no master copy, bf16 optimizer states"),
-        Precision(name="fp8-mixed", weight_bytes=2, grad_bytes=2, master_bytes=4, activation_bytes=2,
-                  state_bytes=4, gemm_dtype="fp8", attention_dtype="bf16",
-                  description="fp8 GEMMs (Transformer Engine), bf16 attention, fp32 master and states"),
+        Precision(
+            name="fp32",
+            weight_bytes=4,
+            grad_bytes=4,
+            master_bytes=0,
+            activation_bytes=4,
+            state_bytes=4,
+            gemm_dtype="fp32",
+            attention_dtype="fp32",
+            description="fp32 weights, gradients, activations and states",
+        ),
+        Precision(
+            name="fp16-mixed",
+            weight_bytes=2,
+            grad_bytes=2,
+            master_bytes=4,
+            activation_bytes=2,
+            state_bytes=4,
+            gemm_dtype="fp16",
+            attention_dtype="fp16",
+            description="fp16 compute, fp32 master weights and states (AMP / DeepSpeed fp16)",
+        ),
+        Precision(
+            name="bf16-mixed",
+            weight_bytes=2,
+            grad_bytes=2,
+            master_bytes=4,
+            activation_bytes=2,
+            state_bytes=4,
+            gemm_dtype="bf16",
+            attention_dtype="bf16",
+            description="bf16 compute, fp32 master weights and states",
+        ),
+        Precision(
+            name="bf16",
+            weight_bytes=2,
+            grad_bytes=2,
+            master_bytes=0,
+            activation_bytes=2,
+            state_bytes=2,
+            gemm_dtype="bf16",
+            attention_dtype="bf16",
+            description="pure bf16: no master copy, bf16 optimizer states",
+        ),
+        Precision(
+            name="fp8-mixed",
+            weight_bytes=2,
+            grad_bytes=2,
+            master_bytes=4,
+            activation_bytes=2,
+            state_bytes=4,
+            gemm_dtype="fp8",
+            attention_dtype="bf16",
+            description="fp8 GEMMs (Transformer Engine), bf16 attention, fp32 master and states",
+        ),
     )
 }
 
@@ -64,7 +104,9 @@ ADAM_8BIT_BLOCK = 2048
 OPTIMIZERS = ("adam", "adamw", "sgd", "sgd-momentum", "adam-8bit", "adafactor")
 
 
-def optimizer_state_bytes_per_param(optimizer: str, precision: Precision, hidden_size: int) -> float:
+def optimizer_state_bytes_per_param(
+    optimizer: str, precision: Precision, hidden_size: int
+) -> float:
     """K of the ZeRO paper: optimizer-state bytes per parameter, the master copy included."""
     master, state = precision.master_bytes, precision.state_bytes
     if optimizer in ("adam", "adamw"):

@@ -12,18 +12,28 @@ from simulator.model.architecture import Architecture
 
 # HF GPT2LMHeadModel (openai-community/gpt2* config.json): vocab 50257, n_positions 1024,
 # n_inner = 4*n_embd, GELU, LayerNorm with bias, biased Conv1D layers, tied lm_head.
-_GPT2 = {"gpt2": (12, 768, 12), "gpt2-medium": (24, 1024, 16),
-         "gpt2-large": (36, 1280, 20), "gpt2-xl": (48, 1600, 25)}
+_GPT2 = {
+    "gpt2": (12, 768, 12),
+    "gpt2-medium": (24, 1024, 16),
+    "gpt2-large": (36, 1280, 20),
+    "gpt2-xl": (48, 1600, 25),
+}
 
 # Brown et al. 2020 (GPT-3) Table 2.1: (n_layers, d_model, n_heads, d_head). d_ff = 4*d_model,
 # n_ctx 2048, GPT-2 tokenizer (50257), learned positions, tied, biased. The table's 13B row
 # (d_model 5140, 40 heads x d_head 128 = 5120) is kept literally via head_dim. Its 1.3B row
 # (24 heads x 128 = 3072 != 2048) cannot be literal and still be 1.3B (it would be 1.52B):
 # we use 16 heads x 128 = d_model, as GPT-Neo 1.3B and Megatron's GPT-3 1.3B configs do.
-_GPT3 = {"gpt3-125m": (12, 768, 12, 64), "gpt3-350m": (24, 1024, 16, 64),
-         "gpt3-760m": (24, 1536, 16, 96), "gpt3-1.3b": (24, 2048, 16, 128),
-         "gpt3-2.7b": (32, 2560, 32, 80), "gpt3-6.7b": (32, 4096, 32, 128),
-         "gpt3-13b": (40, 5140, 40, 128), "gpt3-175b": (96, 12288, 96, 128)}
+_GPT3 = {
+    "gpt3-125m": (12, 768, 12, 64),
+    "gpt3-350m": (24, 1024, 16, 64),
+    "gpt3-760m": (24, 1536, 16, 96),
+    "gpt3-1.3b": (24, 2048, 16, 128),
+    "gpt3-2.7b": (32, 2560, 32, 80),
+    "gpt3-6.7b": (32, 4096, 32, 128),
+    "gpt3-13b": (40, 5140, 40, 128),
+    "gpt3-175b": (96, 12288, 96, 128),
+}
 
 # HF LlamaForCausalLM (meta-llama/Llama-2-*-hf, Meta-Llama-3(.1)-* config.json):
 # (num_hidden_layers, hidden_size, num_attention_heads, num_key_value_heads,
@@ -31,12 +41,14 @@ _GPT3 = {"gpt3-125m": (12, 768, 12, 64), "gpt3-350m": (24, 1024, 16, 64),
 # The last field is max_position_embeddings, the context the model was trained for (rotary
 # positions have no table, so it only warns): 4096 for Llama 2, 8192 for Llama 3 8B/70B, and
 # 131072 for 405B, which exists only as Llama 3.1 (Dubey et al. 2024, Sec 3.4.2).
-_LLAMA = {"llama2-7b": (32, 4096, 32, 32, 11008, 32000, 4096),
-          "llama2-13b": (40, 5120, 40, 40, 13824, 32000, 4096),
-          "llama2-70b": (80, 8192, 64, 8, 28672, 32000, 4096),
-          "llama3-8b": (32, 4096, 32, 8, 14336, 128256, 8192),
-          "llama3-70b": (80, 8192, 64, 8, 28672, 128256, 8192),
-          "llama3-405b": (126, 16384, 128, 8, 53248, 128256, 131072)}
+_LLAMA = {
+    "llama2-7b": (32, 4096, 32, 32, 11008, 32000, 4096),
+    "llama2-13b": (40, 5120, 40, 40, 13824, 32000, 4096),
+    "llama2-70b": (80, 8192, 64, 8, 28672, 32000, 4096),
+    "llama3-8b": (32, 4096, 32, 8, 14336, 128256, 8192),
+    "llama3-70b": (80, 8192, 64, 8, 28672, 128256, 8192),
+    "llama3-405b": (126, 16384, 128, 8, 53248, 128256, 131072),
+}
 
 # HF BertModel (google-bert/bert-*-uncased config.json): vocab 30522, 512 positions,
 # 2 token types, post-LN (embedding LayerNorm, no final norm), pooler, no LM head.
@@ -47,9 +59,13 @@ _BERT = {"bert-base": (12, 768, 12, 3072), "bert-large": (24, 1024, 16, 4096)}
 # relative-attention buckets in block 0 of each stack, lm_head tied to `shared`.
 # Note: t5-3b and t5-11b have d_kv = 128 (not 64), so num_heads*d_kv != d_model. Pre-trained
 # at 512 tokens (Raffel et al. 2020, Sec 3.1.2); relative positions extrapolate (a warning).
-_T5 = {"t5-small": (6, 512, 8, 64, 2048), "t5-base": (12, 768, 12, 64, 3072),
-       "t5-large": (24, 1024, 16, 64, 4096), "t5-3b": (24, 1024, 32, 128, 16384),
-       "t5-11b": (24, 1024, 128, 128, 65536)}
+_T5 = {
+    "t5-small": (6, 512, 8, 64, 2048),
+    "t5-base": (12, 768, 12, 64, 3072),
+    "t5-large": (24, 1024, 16, 64, 4096),
+    "t5-3b": (24, 1024, 32, 128, 16384),
+    "t5-11b": (24, 1024, 128, 128, 65536),
+}
 
 # llm-foundry scripts/train/yamls/pretrain/mpt-*.yaml: (d_model, n_layers, n_heads);
 # expansion_ratio 4, vocab 50368, max_seq_len 2048, other fields at MPTConfig defaults
@@ -57,47 +73,113 @@ _T5 = {"t5-small": (6, 512, 8, 64, 2048), "t5-base": (12, 768, 12, 64, 3072),
 # biased linears and LayerNorm with bias), tied embeddings. These reproduce the NumParams
 # column of scripts/train/benchmarking/README.md exactly (the released HF mpt-7b checkpoint
 # instead uses ALiBi and no_bias=True; it is not this preset).
-_MPT = {"mpt-125m": (768, 12, 12), "mpt-350m": (1024, 24, 16), "mpt-760m": (1536, 24, 12),
-        "mpt-1b": (2048, 24, 16), "mpt-3b": (2560, 32, 20), "mpt-7b": (4096, 32, 32),
-        "mpt-13b": (5120, 40, 40), "mpt-30b": (7168, 48, 64), "mpt-70b": (8192, 80, 64)}
+_MPT = {
+    "mpt-125m": (768, 12, 12),
+    "mpt-350m": (1024, 24, 16),
+    "mpt-760m": (1536, 24, 12),
+    "mpt-1b": (2048, 24, 16),
+    "mpt-3b": (2560, 32, 20),
+    "mpt-7b": (4096, 32, 32),
+    "mpt-13b": (5120, 40, 40),
+    "mpt-30b": (7168, 48, 64),
+    "mpt-70b": (8192, 80, 64),
+}
 
 
 def _build() -> dict[str, Architecture]:
     presets: dict[str, Architecture] = {}
     for name, (layers, h, heads) in _GPT2.items():
-        presets[name] = Architecture(kind="decoder", num_layers=layers, hidden_size=h, num_heads=heads,
-                                     ffn_hidden_size=4 * h, vocab_size=50257, max_position_embeddings=1024)
+        presets[name] = Architecture(
+            kind="decoder",
+            num_layers=layers,
+            hidden_size=h,
+            num_heads=heads,
+            ffn_hidden_size=4 * h,
+            vocab_size=50257,
+            max_position_embeddings=1024,
+        )
     for name, (layers, h, heads, dh) in _GPT3.items():
-        presets[name] = Architecture(kind="decoder", num_layers=layers, hidden_size=h, num_heads=heads,
-                                     ffn_hidden_size=4 * h, vocab_size=50257, head_dim=dh,
-                                     max_position_embeddings=2048)
+        presets[name] = Architecture(
+            kind="decoder",
+            num_layers=layers,
+            hidden_size=h,
+            num_heads=heads,
+            ffn_hidden_size=4 * h,
+            vocab_size=50257,
+            head_dim=dh,
+            max_position_embeddings=2048,
+        )
     for name, (layers, h, heads, kv, f, vocab, context) in _LLAMA.items():
-        presets[name] = Architecture(kind="decoder", num_layers=layers, hidden_size=h, num_heads=heads,
-                                     ffn_hidden_size=f, vocab_size=vocab, num_kv_heads=kv,
-                                     max_position_embeddings=context,
-                                     ffn="swiglu", tied_embeddings=False,
-                                     position_embedding="rotary", norm="rmsnorm", bias=False)
+        presets[name] = Architecture(
+            kind="decoder",
+            num_layers=layers,
+            hidden_size=h,
+            num_heads=heads,
+            ffn_hidden_size=f,
+            vocab_size=vocab,
+            num_kv_heads=kv,
+            max_position_embeddings=context,
+            ffn="swiglu",
+            tied_embeddings=False,
+            position_embedding="rotary",
+            norm="rmsnorm",
+            bias=False,
+        )
     # HF BloomForCausalLM (bigscience/bloom config.json): n_layer 70, hidden 14336, n_head 112,
     # vocab 250880, ALiBi, word_embeddings_layernorm, biased layers, 4h GELU MLP, tied head;
     # trained at sequence length 2048 (BigScience, arXiv 2211.05100, Sec 3.4).
-    presets["bloom-176b"] = Architecture(kind="decoder", num_layers=70, hidden_size=14336, num_heads=112,
-                                         ffn_hidden_size=4 * 14336, vocab_size=250880, max_position_embeddings=2048,
-                                         position_embedding="alibi", embedding_norm=True)
+    presets["bloom-176b"] = Architecture(
+        kind="decoder",
+        num_layers=70,
+        hidden_size=14336,
+        num_heads=112,
+        ffn_hidden_size=4 * 14336,
+        vocab_size=250880,
+        max_position_embeddings=2048,
+        position_embedding="alibi",
+        embedding_norm=True,
+    )
     for name, (layers, h, heads, f) in _BERT.items():
-        presets[name] = Architecture(kind="encoder", num_layers=layers, hidden_size=h, num_heads=heads,
-                                     ffn_hidden_size=f, vocab_size=30522,
-                                     max_position_embeddings=512, token_type_vocab=2,
-                                     embedding_norm=True, final_norm=False, pooler=True,
-                                     lm_head=False)
+        presets[name] = Architecture(
+            kind="encoder",
+            num_layers=layers,
+            hidden_size=h,
+            num_heads=heads,
+            ffn_hidden_size=f,
+            vocab_size=30522,
+            max_position_embeddings=512,
+            token_type_vocab=2,
+            embedding_norm=True,
+            final_norm=False,
+            pooler=True,
+            lm_head=False,
+        )
     for name, (layers, h, heads, dkv, f) in _T5.items():
-        presets[name] = Architecture(kind="encoder-decoder", num_layers=layers, hidden_size=h, num_heads=heads,
-                                     ffn_hidden_size=f, vocab_size=32128,
-                                     head_dim=dkv, ffn="relu", num_decoder_layers=layers, max_position_embeddings=512,
-                                     position_embedding="relative", norm="rmsnorm", bias=False)
+        presets[name] = Architecture(
+            kind="encoder-decoder",
+            num_layers=layers,
+            hidden_size=h,
+            num_heads=heads,
+            ffn_hidden_size=f,
+            vocab_size=32128,
+            head_dim=dkv,
+            ffn="relu",
+            num_decoder_layers=layers,
+            max_position_embeddings=512,
+            position_embedding="relative",
+            norm="rmsnorm",
+            bias=False,
+        )
     for name, (h, layers, heads) in _MPT.items():
-        presets[name] = Architecture(kind="decoder", num_layers=layers, hidden_size=h, num_heads=heads,
-                                     ffn_hidden_size=4 * h, vocab_size=50368,
-                                     max_position_embeddings=2048)
+        presets[name] = Architecture(
+            kind="decoder",
+            num_layers=layers,
+            hidden_size=h,
+            num_heads=heads,
+            ffn_hidden_size=4 * h,
+            vocab_size=50368,
+            max_position_embeddings=2048,
+        )
     return presets
 
 

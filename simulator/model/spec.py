@@ -40,15 +40,25 @@ class ModelSpec:
 
 
 def from_architecture(arch: Architecture, name: str) -> ModelSpec:
-    return ModelSpec(name=name, params=param_count(arch), num_layers=arch.total_layers,
-                     hidden_size=arch.hidden_size, arch=arch)
+    return ModelSpec(
+        name=name,
+        params=param_count(arch),
+        num_layers=arch.total_layers,
+        hidden_size=arch.hidden_size,
+        arch=arch,
+    )
 
 
 def from_params(params: int, layers: int | None = None, hidden: int | None = None) -> ModelSpec:
     """A bare parameter count; the layer count and hidden size are estimated when not given."""
     layers, hidden, estimated = shape_for(params, layers, hidden)
-    return ModelSpec(name=f"{params / 1e9:g}B params", params=params, num_layers=layers,
-                     hidden_size=hidden, shape_estimated=estimated)
+    return ModelSpec(
+        name=f"{params / 1e9:g}B params",
+        params=params,
+        num_layers=layers,
+        hidden_size=hidden,
+        shape_estimated=estimated,
+    )
 
 
 def shape_for(params: int, layers: int | None, hidden: int | None) -> tuple[int, int, bool]:
@@ -60,7 +70,7 @@ def shape_for(params: int, layers: int | None, hidden: int | None) -> tuple[int,
     if layers:
         return layers, max(64, round(math.sqrt(params / (12 * layers)))), True
     h = (ASPECT_RATIO * params / 12) ** (1 / 3)
-    h = max(64, int(round(h / 64)) * 64)
+    h = max(64, round(h / 64) * 64)
     return max(1, round(params / (12 * h * h))), h, True
 
 
@@ -70,5 +80,11 @@ def stand_in(num_layers: int, hidden_size: int) -> Architecture:
     heads = max(1, hidden_size // HEAD_DIM)
     while hidden_size % heads:
         heads -= 1
-    return Architecture(kind="decoder", num_layers=num_layers, hidden_size=hidden_size, num_heads=heads,
-                        ffn_hidden_size=4 * hidden_size, vocab_size=1)
+    return Architecture(
+        kind="decoder",
+        num_layers=num_layers,
+        hidden_size=hidden_size,
+        num_heads=heads,
+        ffn_hidden_size=4 * hidden_size,
+        vocab_size=1,
+    )

@@ -26,7 +26,7 @@ from simulator.model.architecture import Architecture, block_params, norm_params
 class Tensor:
     name: str
     numel: int
-    rows: int     # first dimension (FSDP2 shards and pads it)
+    rows: int  # first dimension (FSDP2 shards and pads it)
 
     @property
     def cols(self) -> int:
@@ -38,7 +38,7 @@ class Module:
     """An nn.Module: its direct parameters and the compute segment it runs in."""
 
     name: str
-    segment: str     # attention | cross_attention | mlp | embedding | head
+    segment: str  # attention | cross_attention | mlp | embedding | head
     tensors: tuple[Tensor, ...] = ()
 
     @property
@@ -48,12 +48,16 @@ class Module:
 
 def _norm(arch: Architecture, name: str, segment: str) -> Module:
     h = arch.hidden_size
-    ts = (Tensor(f"{name}.weight", h, h),) + ((Tensor(f"{name}.bias", h, h),) if arch.norm == "layernorm" else ())
+    ts = (Tensor(f"{name}.weight", h, h),) + (
+        (Tensor(f"{name}.bias", h, h),) if arch.norm == "layernorm" else ()
+    )
     assert sum(t.numel for t in ts) == norm_params(arch)
     return Module(name, segment, ts)
 
 
-def _linear(name: str, segment: str, rows: int, cols: int, bias: bool, bias_rows: int | None = None) -> Module:
+def _linear(
+    name: str, segment: str, rows: int, cols: int, bias: bool, bias_rows: int | None = None
+) -> Module:
     ts = [Tensor(f"{name}.weight", rows * cols, rows)]
     if bias:
         b = rows if bias_rows is None else bias_rows
@@ -64,30 +68,48 @@ def _linear(name: str, segment: str, rows: int, cols: int, bias: bool, bias_rows
 def _attention(arch: Architecture, prefix: str, segment: str, tp: int) -> list[Module]:
     h, q, kv = arch.hidden_size, arch.q_dim // tp, arch.kv_dim // tp
     qkv_bias = arch.bias if arch.qkv_bias is None else arch.qkv_bias
-    return [Module(prefix, segment),
-            _linear(f"{prefix}.q_proj", segment, q, h, qkv_bias),
-            _linear(f"{prefix}.k_proj", segment, kv, h, qkv_bias),
-            _linear(f"{prefix}.v_proj", segment, kv, h, qkv_bias),
-            # Row-parallel: its input width is split, its bias is whole.
-            _linear(f"{prefix}.o_proj", segment, h, q, arch.bias, h)]
+    return [
+        Module(prefix, segment),
+        _linear(f"{prefix}.q_proj", segment, q, h, qkv_bias),
+        _linear(f"{prefix}.k_proj", segment, kv, h, qkv_bias),
+        _linear(f"{prefix}.v_proj", segment, kv, h, qkv_bias),
+        # Row-parallel: its input width is split, its bias is whole.
+        _linear(f"{prefix}.o_proj", segment, h, q, arch.bias, h),
+    ]
 
 
 def _mlp(arch: Architecture, tp: int) -> list[Module]:
     h, f = arch.hidden_size, arch.ffn_hidden_size // tp
     ups = ["gate_proj", "up_proj"] if arch.gated else ["up_proj"]
-    return ([Module("mlp", "mlp")] + [_linear(f"mlp.{n}", "mlp", f, h, arch.bias) for n in ups]
-            + [_linear("mlp.down_proj", "mlp", h, f, arch.bias, h), Module("mlp.act_fn", "mlp")])
+    return (
+        [Module("mlp", "mlp")]
+        + [_linear(f"mlp.{n}", "mlp", f, h, arch.bias) for n in ups]
+        + [_linear("mlp.down_proj", "mlp", h, f, arch.bias, h), Module("mlp.act_fn", "mlp")]
+    )
 
 
-def block_modules(arch: Architecture, stack: str = "decoder", index: int = 1, tp: int = 1) -> tuple[Module, ...]:
+def block_modules(
+    arch: Architecture, stack: str = "decoder", index: int = 1, tp: int = 1
+) -> tuple[Module, ...]:
     """One block's modules in forward order (the block container first)."""
     mods = [Module("block", "attention"), _norm(arch, "input_layernorm", "attention")]
     attn = _attention(arch, "self_attn", "attention", tp)
     if arch.position_embedding == "relative" and index == 0:
         # HF T5Attention: relative_attention_bias Embedding(num_buckets, n_heads) in block 0.
         buckets = arch.relative_attention_num_buckets
-        attn.append(Module("self_attn.relative_attention_bias", "attention",
-                           (Tensor("self_attn.relative_attention_bias.weight", buckets * arch.num_heads, buckets),)))
+        attn.append(
+            Module(
+                "self_attn.relative_attention_bias",
+                "attention",
+                (
+                    Tensor(
+                        "self_attn.relative_attention_bias.weight",
+                        buckets * arch.num_heads,
+                        buckets,
+                    ),
+                ),
+            )
+        )
     mods += attn
     if arch.kind == "encoder-decoder" and stack == "decoder":
         mods += [_norm(arch, "cross_attn_layernorm", "cross_attention")]
@@ -96,7 +118,9 @@ def block_modules(arch: Architecture, stack: str = "decoder", index: int = 1, tp
     return _fitted(tuple(mods), block_params(arch, stack, index, tp))
 
 
-def unit_modules(arch: Architecture, name: str, stack: str, params: int, tp: int = 1) -> tuple[Module, ...]:
+def unit_modules(
+    arch: Architecture, name: str, stack: str, params: int, tp: int = 1
+) -> tuple[Module, ...]:
     """A layout block's modules, scaled to its parameter count when the architecture is a
     stand-in for a bare parameter count (the matrices grow or shrink, the vectors stay)."""
     index = int(name.rsplit(".", 1)[-1]) if name.rsplit(".", 1)[-1].isdigit() else 1
@@ -117,15 +141,20 @@ def _fitted(mods: tuple[Module, ...], total: int) -> tuple[Module, ...]:
         resized[largest] += total - (have - big + sum(resized.values()))
     out = []
     for m in mods:
-        ts = tuple(Tensor(t.name, resized[t.name], max(1, resized[t.name] * t.rows // t.numel))
-                   if t.name in resized else t for t in m.tensors)
+        ts = tuple(
+            Tensor(t.name, resized[t.name], max(1, resized[t.name] * t.rows // t.numel))
+            if t.name in resized
+            else t
+            for t in m.tensors
+        )
         out.append(Module(m.name, m.segment, ts))
     assert sum(m.numel for m in out) == total, (total, sum(m.numel for m in out))
     return tuple(out)
 
 
-def root_modules(arch: Architecture, tp: int, embedding_params: int, head_params: int,
-                 tied_copy: bool) -> tuple[tuple[Module, ...], tuple[Module, ...]]:
+def root_modules(
+    arch: Architecture, tp: int, embedding_params: int, head_params: int, tied_copy: bool
+) -> tuple[tuple[Module, ...], tuple[Module, ...]]:
     """The embedding unit's and the head unit's modules. A tied output projection on the
     embedding's stage is the word table itself (the same Tensor), so it is counted once; with
     pipeline parallelism the last stage holds its own copy (`tied_copy`). The embedding unit
@@ -138,20 +167,40 @@ def root_modules(arch: Architecture, tp: int, embedding_params: int, head_params
         emb.append(Module("embed_tokens", "embedding", (word,)))
         if arch.position_embedding == "learned" and arch.max_position_embeddings:
             n = arch.max_position_embeddings
-            emb.append(Module("embed_positions", "embedding", (Tensor("embed_positions.weight", n * h, n),)))
+            emb.append(
+                Module(
+                    "embed_positions", "embedding", (Tensor("embed_positions.weight", n * h, n),)
+                )
+            )
         if arch.token_type_vocab:
             n = arch.token_type_vocab
-            emb.append(Module("token_type_embeddings", "embedding", (Tensor("token_type_embeddings.weight", n * h, n),)))
+            emb.append(
+                Module(
+                    "token_type_embeddings",
+                    "embedding",
+                    (Tensor("token_type_embeddings.weight", n * h, n),),
+                )
+            )
         rest = embedding_params - sum(m.numel for m in emb)
         if rest > 0:
-            emb.append(Module("embedding_extras", "embedding", (Tensor("embedding_extras", rest, rest),)))
+            emb.append(
+                Module("embedding_extras", "embedding", (Tensor("embedding_extras", rest, rest),))
+            )
     head: list[Module] = []
     if head_params:
         if arch.final_norm:
             head.append(_norm(arch, "norm", "head"))
         if arch.lm_head:
-            out = word if arch.tied_embeddings and not tied_copy else Tensor("lm_head.weight", word.numel, word.rows)
-            extra = (Tensor("lm_head.bias", arch.vocab_size // tp, arch.vocab_size // tp),) if arch.lm_head_bias else ()
+            out = (
+                word
+                if arch.tied_embeddings and not tied_copy
+                else Tensor("lm_head.weight", word.numel, word.rows)
+            )
+            extra = (
+                (Tensor("lm_head.bias", arch.vocab_size // tp, arch.vocab_size // tp),)
+                if arch.lm_head_bias
+                else ()
+            )
             head.append(Module("lm_head", "head", (out, *extra)))
         if arch.pooler:
             head.append(_linear("pooler.dense", "head", h, h, True))

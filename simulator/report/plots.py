@@ -10,12 +10,38 @@ trace's; style: colours, markers and line styles, one place for every figure); t
 the entry point the CLI imports.
 """
 
-from simulator.report.figures.results import (MEMORY_COMPONENTS, memory_figure, mfu_figure, panels,
-                                              plot_results, read_results, step_time_figure)
-from simulator.report.figures.style import (FORMATS, STREAM_COLORS, figure_class, matplotlib_module,
-                                            strategy_styles)
+from simulator.report.figures.results import (
+    MEMORY_COMPONENTS,
+    memory_figure,
+    mfu_figure,
+    panels,
+    plot_results,
+    read_results,
+    step_time_figure,
+)
+from simulator.report.figures.style import (
+    FORMATS,
+    STREAM_COLORS,
+    figure_class,
+    matplotlib_module,
+    strategy_styles,
+)
 from simulator.report.figures.timeline import plot_trace, read_trace, trace_figure
 
-__all__ = ["FORMATS", "MEMORY_COMPONENTS", "STREAM_COLORS", "figure_class", "matplotlib_module", "memory_figure",
-           "mfu_figure", "panels", "plot_results", "plot_trace", "read_results", "read_trace", "step_time_figure",
-           "strategy_styles", "trace_figure"]
+__all__ = [
+    "FORMATS",
+    "MEMORY_COMPONENTS",
+    "STREAM_COLORS",
+    "figure_class",
+    "matplotlib_module",
+    "memory_figure",
+    "mfu_figure",
+    "panels",
+    "plot_results",
+    "plot_trace",
+    "read_results",
+    "read_trace",
+    "step_time_figure",
+    "strategy_styles",
+    "trace_figure",
+]

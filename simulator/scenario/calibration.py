@@ -50,14 +50,14 @@ class ProfileConstant(_Strict):
     unit: Literal["fraction", "s", "steps"]
     status: Literal["fitted", "default"]
     note: str = ""
-    stderr: float | None = Field(None, ge=0)   # standard error of a fitted value (null: infinite)
+    stderr: float | None = Field(None, ge=0)  # standard error of a fitted value (null: infinite)
 
 
 class ProfileResidual(_Strict):
     id: str
     input: str
     line: int | None = None
-    group: str = ""                   # the leave-one-out group (measurements left out together)
+    group: str = ""  # the leave-one-out group (measurements left out together)
     metric: str
     measured: float
     before: float
@@ -93,7 +93,7 @@ class ProfileFile(_Strict):
     about: str = ""
     command: str = ""
     fit: dict[str, str] = {}
-    gpus: tuple[str, ...] = Field(min_length=1)     # the catalog GPUs the measurements ran on
+    gpus: tuple[str, ...] = Field(min_length=1)  # the catalog GPUs the measurements ran on
     inputs: tuple[ProfileInput, ...] = ()
     constants: tuple[ProfileConstant, ...]
     residuals: tuple[ProfileResidual, ...] = ()
@@ -115,16 +115,34 @@ def read_profile(path: str | Path) -> ProfileFile:
     text = read_text(path, "calibration profile (clustersim calibrate --out)")
     data = load_yaml(text, source)
     if not isinstance(data, dict) or "clustersim_calibration" not in data:
-        raise UserError(Problem("clustersim_calibration", "not a calibration profile (no version key)",
-                                "write one with: clustersim calibrate ... --out PROFILE.yaml"), source)
+        raise UserError(
+            Problem(
+                "clustersim_calibration",
+                "not a calibration profile (no version key)",
+                "write one with: clustersim calibrate ... --out PROFILE.yaml",
+            ),
+            source,
+        )
     if data["clustersim_calibration"] != PROFILE_VERSION:
-        raise UserError(Problem("clustersim_calibration", f"profile format {data['clustersim_calibration']!r} is not "
-                                f"one this clustersim reads (it reads {PROFILE_VERSION})",
-                                "write the profile again with this clustersim's `calibrate`"), source)
+        raise UserError(
+            Problem(
+                "clustersim_calibration",
+                f"profile format {data['clustersim_calibration']!r} is not "
+                f"one this clustersim reads (it reads {PROFILE_VERSION})",
+                "write the profile again with this clustersim's `calibrate`",
+            ),
+            source,
+        )
     if "gpus" not in data:
-        raise UserError(Problem("gpus", "the profile does not say which GPU it was fitted on (written by an older "
-                                "clustersim), so it cannot be checked against a cluster's GPU",
-                                "write the profile again with this clustersim's `calibrate`"), source)
+        raise UserError(
+            Problem(
+                "gpus",
+                "the profile does not say which GPU it was fitted on (written by an older "
+                "clustersim), so it cannot be checked against a cluster's GPU",
+                "write the profile again with this clustersim's `calibrate`",
+            ),
+            source,
+        )
     try:
         profile = ProfileFile.model_validate(data)
     except ValidationError as exc:
@@ -143,14 +161,23 @@ def _constant_problems(profile: ProfileFile) -> list[Problem]:
         try:
             k = knob(c.name)
         except KeyError:
-            problems.append(Problem(f"{where}.name", f"unknown constant {c.name!r}", did_you_mean(c.name, valid)))
+            problems.append(
+                Problem(
+                    f"{where}.name", f"unknown constant {c.name!r}", did_you_mean(c.name, valid)
+                )
+            )
             continue
         if c.name in seen:
             problems.append(Problem(f"{where}.name", f"{c.name} is listed twice"))
         seen.add(c.name)
         if not k.lower <= c.value <= k.upper or (k.unit == "fraction" and c.value <= 0):
-            problems.append(Problem(f"{where}.value", f"{c.value:g} is outside {c.name}'s physical bounds "
-                                    f"[{k.lower:g}, {k.upper:g}] ({k.unit})"))
+            problems.append(
+                Problem(
+                    f"{where}.value",
+                    f"{c.value:g} is outside {c.name}'s physical bounds "
+                    f"[{k.lower:g}, {k.upper:g}] ({k.unit})",
+                )
+            )
     return problems
 
 
@@ -159,13 +186,23 @@ def load_profile(path: str | Path, flag: str = "", gpu: str | None = None) -> Ca
     `flag`: the command-line option that named it (a missing file is that option's mistake);
     `gpu`: the GPU it is applied to (a UserError at `flag` if the profile was fitted on another)."""
     if flag and not Path(path).is_file():
-        raise UserError(Problem(flag, f"no calibration profile {str(path)!r}",
-                                "give a file written by `clustersim calibrate --out`"))
+        raise UserError(
+            Problem(
+                flag,
+                f"no calibration profile {str(path)!r}",
+                "give a file written by `clustersim calibrate --out`",
+            )
+        )
     profile = read_profile(path)
     values = tuple((c.name, c.value) for c in profile.constants if c.status == "fitted")
     digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
-    spec = CalibrationSpec(source=str(path), sha256=digest, values=values, gpus=profile.gpus,
-                           comm=with_comm(NCCL_CALIBRATION, dict(values)))
+    spec = CalibrationSpec(
+        source=str(path),
+        sha256=digest,
+        values=values,
+        gpus=profile.gpus,
+        comm=with_comm(NCCL_CALIBRATION, dict(values)),
+    )
     if gpu is not None:
         problem = gpu_problem(spec, gpu, flag or "calibration")
         if problem is not None:
@@ -177,23 +214,32 @@ def gpu_problem(spec: CalibrationSpec, gpu: str, where: str) -> Problem | None:
     """The mistake of applying a profile to a GPU it was not fitted on (None if it was)."""
     if spec.fitted_on(gpu):
         return None
-    return Problem(where, f"profile {spec.source} was fitted on {' and '.join(spec.gpus)}, not on {gpu}: a "
-                   "constant fitted on one GPU is never applied to another",
-                   f"calibrate on measurements from {gpu} (clustersim calibrate ... --out PROFILE.yaml), or "
-                   "remove the profile")
+    return Problem(
+        where,
+        f"profile {spec.source} was fitted on {' and '.join(spec.gpus)}, not on {gpu}: a "
+        "constant fitted on one GPU is never applied to another",
+        f"calibrate on measurements from {gpu} (clustersim calibrate ... --out PROFILE.yaml), or "
+        "remove the profile",
+    )
 
 
-def resolve_calibration(name: str | None, base_dir: str | Path | None, problems: list[Problem],
-                        gpu: str | None = None) -> CalibrationSpec | None:
+def resolve_calibration(
+    name: str | None, base_dir: str | Path | None, problems: list[Problem], gpu: str | None = None
+) -> CalibrationSpec | None:
     """A scenario's `calibration:` field; None (with problems added) if it does not load or was
     fitted on a GPU other than `gpu` (the cluster's)."""
     if name is None:
         return CalibrationSpec()
     path = profile_path(name, base_dir)
     if not path.is_file():
-        problems.append(Problem("calibration", f"no calibration profile {str(path)!r}",
-                                "give the path of a file written by `clustersim calibrate --out`, relative to "
-                                "the scenario's folder"))
+        problems.append(
+            Problem(
+                "calibration",
+                f"no calibration profile {str(path)!r}",
+                "give the path of a file written by `clustersim calibrate --out`, relative to "
+                "the scenario's folder",
+            )
+        )
         return None
     try:
         return load_profile(path, gpu=gpu)

@@ -30,27 +30,43 @@ _FSDP2_INSTEAD = {
 }
 _SPECS = {"deepspeed": DeepSpeedSpec, "pytorch-fsdp2": Fsdp2Spec, "megatron": MegatronSpec}
 _FIELDS = {field for field, _ in FRAMEWORK_SECTIONS.values()}
-_DS_STAGE3 = ("stage3_prefetch_bucket_size", "stage3_max_live_parameters", "stage3_max_reuse_distance",
-              "stage3_param_persistence_threshold", "sub_group_size")
+_DS_STAGE3 = (
+    "stage3_prefetch_bucket_size",
+    "stage3_max_live_parameters",
+    "stage3_max_reuse_distance",
+    "stage3_param_persistence_threshold",
+    "sub_group_size",
+)
 _DS_STAGE12 = ("allgather_bucket_size", "use_multi_rank_bucket_allreduce")
 
 
-def framework_spec(t: TrainingSection, strategy: str, problems: list[Problem], warnings: list[str]) -> FrameworkSpec:
+def framework_spec(
+    t: TrainingSection, strategy: str, problems: list[Problem], warnings: list[str]
+) -> FrameworkSpec:
     """The framework profile with its options (the framework's defaults where not given)."""
     name = t.framework
     present = {field for field, _ in FRAMEWORK_SECTIONS.values() if getattr(t, field) is not None}
-    problems += section_problems(name, present, set(t.zero3.model_fields_set), set(t.model_fields_set))
+    problems += section_problems(
+        name, present, set(t.zero3.model_fields_set), set(t.model_fields_set)
+    )
     spec = FrameworkSpec(name=name)
     if name in FRAMEWORK_SECTIONS:
         field = FRAMEWORK_SECTIONS[name][0]
         section = getattr(t, field)
-        given = {k: v for k, v in (section.model_dump() if section else {}).items() if v is not None}
+        given = {
+            k: v for k, v in (section.model_dump() if section else {}).items() if v is not None
+        }
         spec = dataclasses.replace(spec, **{field: _SPECS[name](**given)})
         if name == "deepspeed":
             _deepspeed(given, strategy, problems, warnings)
         elif name == "pytorch-fsdp2" and given and strategy == "ddp":
-            problems.append(Problem(f"training.fsdp2.{sorted(given)[0]}", "applies to fully_shard (zero3, hsdp), "
-                                    "not ddp (PyTorch DDP)", "remove training.fsdp2, or change training.strategy"))
+            problems.append(
+                Problem(
+                    f"training.fsdp2.{min(given)}",
+                    "applies to fully_shard (zero3, hsdp), not ddp (PyTorch DDP)",
+                    "remove training.fsdp2, or change training.strategy",
+                )
+            )
         elif name == "megatron":
             _megatron(spec.megatron, strategy, problems)
     return spec
@@ -65,48 +81,94 @@ def raw_problems(data) -> list[Problem]:
     if not isinstance(name, str) or name.strip().lower() not in FRAMEWORKS:
         return []
     zero3 = t.get("zero3")
-    return section_problems(name.strip().lower(), {k for k in t if k in _FIELDS},
-                            set(zero3) if isinstance(zero3, dict) else set(), set(t))
+    return section_problems(
+        name.strip().lower(),
+        {k for k in t if k in _FIELDS},
+        set(zero3) if isinstance(zero3, dict) else set(),
+        set(t),
+    )
 
 
-def section_problems(name: str, present: set[str], zero3_keys: set[str], training_keys: set[str]) -> list[Problem]:
+def section_problems(
+    name: str, present: set[str], zero3_keys: set[str], training_keys: set[str]
+) -> list[Problem]:
     """Options given for another framework than training.framework."""
     problems = []
     for fw, (field, _) in FRAMEWORK_SECTIONS.items():
         if field in present and fw != name:
-            problems.append(Problem(f"training.{field}", f"{fw} options, but training.framework is {name}",
-                                    f"set training.framework: {fw}, or remove training.{field}"))
+            problems.append(
+                Problem(
+                    f"training.{field}",
+                    f"{fw} options, but training.framework is {name}",
+                    f"set training.framework: {fw}, or remove training.{field}",
+                )
+            )
     if name != "pytorch-fsdp":
         for key in sorted(zero3_keys & set(_FSDP2_INSTEAD)):
-            hint = (_FSDP2_INSTEAD[key] if name == "pytorch-fsdp2" else
-                    f"training.zero3 holds PyTorch FSDP's options; {name}'s are under "
-                    f"training.{FRAMEWORK_SECTIONS[name][0]}")
-            problems.append(Problem(f"training.zero3.{key}", f"a PyTorch FSDP option, but training.framework "
-                                    f"is {name}", hint))
+            hint = (
+                _FSDP2_INSTEAD[key]
+                if name == "pytorch-fsdp2"
+                else f"training.zero3 holds PyTorch FSDP's options; {name}'s are under "
+                f"training.{FRAMEWORK_SECTIONS[name][0]}"
+            )
+            problems.append(
+                Problem(
+                    f"training.zero3.{key}",
+                    f"a PyTorch FSDP option, but training.framework is {name}",
+                    hint,
+                )
+            )
     if name in ("deepspeed", "megatron"):
-        own = {"deepspeed": "training.deepspeed.reduce_bucket_size", "megatron": "training.megatron.bucket_size"}
+        own = {
+            "deepspeed": "training.deepspeed.reduce_bucket_size",
+            "megatron": "training.megatron.bucket_size",
+        }
         for key in sorted(training_keys & {"bucket_size", "gradient_as_bucket_view"}):
-            problems.append(Problem(f"training.{key}", f"a PyTorch DDP option, but training.framework is "
-                                    f"{name}", f"{name}'s gradient buckets are {own[name]}"))
+            problems.append(
+                Problem(
+                    f"training.{key}",
+                    f"a PyTorch DDP option, but training.framework is {name}",
+                    f"{name}'s gradient buckets are {own[name]}",
+                )
+            )
     return problems
 
 
 def _deepspeed(given: dict, strategy: str, problems: list[Problem], warnings: list[str]) -> None:
     wrong = _DS_STAGE12 if strategy == "zero3" else _DS_STAGE3
     for key in sorted(set(given) & set(wrong)):
-        stage = "ZeRO-3 (strategy zero3)" if key in _DS_STAGE3 else "ZeRO-1/2 (strategy zero1 or zero2)"
-        problems.append(Problem(f"training.deepspeed.{key}", f"applies to {stage} only, not {strategy}",
-                                "remove it, or change training.strategy"))
+        stage = (
+            "ZeRO-3 (strategy zero3)" if key in _DS_STAGE3 else "ZeRO-1/2 (strategy zero1 or zero2)"
+        )
+        problems.append(
+            Problem(
+                f"training.deepspeed.{key}",
+                f"applies to {stage} only, not {strategy}",
+                "remove it, or change training.strategy",
+            )
+        )
     if "allgather_bucket_size" in given and strategy != "zero3":
-        warnings.append("training.deepspeed.allgather_bucket_size has no effect: DeepSpeed gathers the updated "
-                        "weights with one all_gather_into_tensor per parameter group when torch has it "
-                        "(deepspeed/runtime/utils.py all_gather_dp_groups), as clustersim models")
+        warnings.append(
+            "training.deepspeed.allgather_bucket_size has no effect: DeepSpeed gathers the updated "
+            "weights with one all_gather_into_tensor per parameter group when torch has it "
+            "(deepspeed/runtime/utils.py all_gather_dp_groups), as clustersim models"
+        )
 
 
 def _megatron(m: MegatronSpec, strategy: str, problems: list[Problem]) -> None:
     if m.overlap_param_gather and strategy != "zero1":
-        problems.append(Problem("training.megatron.overlap_param_gather", "needs the distributed optimizer",
-                                "use strategy: zero1 (Megatron's distributed optimizer)"))
+        problems.append(
+            Problem(
+                "training.megatron.overlap_param_gather",
+                "needs the distributed optimizer",
+                "use strategy: zero1 (Megatron's distributed optimizer)",
+            )
+        )
     elif m.overlap_param_gather and not m.overlap_grad_reduce:
-        problems.append(Problem("training.megatron.overlap_param_gather", "needs overlap_grad_reduce "
-                                "(Megatron-LM asserts it)", "set training.megatron.overlap_grad_reduce: true"))
+        problems.append(
+            Problem(
+                "training.megatron.overlap_param_gather",
+                "needs overlap_grad_reduce (Megatron-LM asserts it)",
+                "set training.megatron.overlap_grad_reduce: true",
+            )
+        )

@@ -23,51 +23,96 @@ _TORCH = ("pytorch-fsdp", "pytorch-fsdp2")
 
 def model_problems(m: ModelSection) -> list[Problem]:
     """num_layers / hidden_size shape a bare parameter count; a preset or architecture has its own."""
-    source = "preset" if m.preset is not None else "architecture" if m.architecture is not None else None
+    source = (
+        "preset" if m.preset is not None else "architecture" if m.architecture is not None else None
+    )
     if source is None:
         return []
     where = "model.architecture" if source == "architecture" else f"preset {m.preset}"
-    return [Problem(f"model.{key}", f"applies with model.params only; the {source} sets it (ignored here)",
-                    f"remove model.{key}, or change it in {where}" if source == "architecture"
-                    else f"remove model.{key} ({where} has its own), or describe the model as model.architecture")
-            for key in ("num_layers", "hidden_size") if getattr(m, key) is not None]
+    return [
+        Problem(
+            f"model.{key}",
+            f"applies with model.params only; the {source} sets it (ignored here)",
+            f"remove model.{key}, or change it in {where}"
+            if source == "architecture"
+            else f"remove model.{key} ({where} has its own), or describe the model as model.architecture",
+        )
+        for key in ("num_layers", "hidden_size")
+        if getattr(m, key) is not None
+    ]
 
 
 def training_problems(t: TrainingSection, strategy: str, framework: str) -> list[Problem]:
     """Knobs of another strategy, and a sequence that sequence parallelism cannot split."""
     problems = []
     if framework == "pytorch-fsdp" and strategy not in _FSDP:
-        problems += [Problem(f"training.zero3.{key}", f"a PyTorch FSDP option (strategy zero3 or hsdp); strategy "
-                             f"{strategy} ignores it", "remove training.zero3, or use strategy: zero3 or hsdp")
-                     for key in sorted(t.zero3.model_fields_set)]
+        problems += [
+            Problem(
+                f"training.zero3.{key}",
+                f"a PyTorch FSDP option (strategy zero3 or hsdp); strategy {strategy} ignores it",
+                "remove training.zero3, or use strategy: zero3 or hsdp",
+            )
+            for key in sorted(t.zero3.model_fields_set)
+        ]
     if t.shard_group_size is not None and strategy != "hsdp":
-        shards = {"zero3": "zero3 shards over the whole data-parallel group"}.get(strategy, f"{strategy} has no "
-                                                                                           "shard groups")
-        problems.append(Problem("training.shard_group_size", f"GPUs per shard group of strategy hsdp; {shards}",
-                                "remove it, or use strategy: hsdp"))
-    if framework in _TORCH and strategy != "ddp" and "gradient_as_bucket_view" in t.model_fields_set:
-        problems.append(Problem("training.gradient_as_bucket_view", f"a PyTorch DDP option; strategy {strategy} "
-                                "has no DDP gradient buckets to view", "remove it, or use strategy: ddp"))
+        shards = {"zero3": "zero3 shards over the whole data-parallel group"}.get(
+            strategy, f"{strategy} has no shard groups"
+        )
+        problems.append(
+            Problem(
+                "training.shard_group_size",
+                f"GPUs per shard group of strategy hsdp; {shards}",
+                "remove it, or use strategy: hsdp",
+            )
+        )
+    if (
+        framework in _TORCH
+        and strategy != "ddp"
+        and "gradient_as_bucket_view" in t.model_fields_set
+    ):
+        problems.append(
+            Problem(
+                "training.gradient_as_bucket_view",
+                f"a PyTorch DDP option; strategy {strategy} has no DDP gradient buckets to view",
+                "remove it, or use strategy: ddp",
+            )
+        )
     par = t.parallelism
     if par.sequence_parallel and par.tp > 1 and t.seq_len % par.tp:
         low, high = t.seq_len - t.seq_len % par.tp, t.seq_len + par.tp - t.seq_len % par.tp
-        problems.append(Problem("training.seq_len", f"sequence parallelism splits each sequence over the tp {par.tp} "
-                                f"ranks; {t.seq_len} tokens is not a multiple of {par.tp}",
-                                f"use seq_len {low or par.tp} or {high}, or parallelism.sequence_parallel: false"))
+        problems.append(
+            Problem(
+                "training.seq_len",
+                f"sequence parallelism splits each sequence over the tp {par.tp} "
+                f"ranks; {t.seq_len} tokens is not a multiple of {par.tp}",
+                f"use seq_len {low or par.tp} or {high}, or parallelism.sequence_parallel: false",
+            )
+        )
     return problems
 
 
-def bucket_problems(t: TrainingSection, strategy: str, framework: str, shard_degree: int) -> list[Problem]:
+def bucket_problems(
+    t: TrainingSection, strategy: str, framework: str, shard_degree: int
+) -> list[Problem]:
     """bucket_size is PyTorch DDP's bucket_cap_mb: read by ddp, and by FSDP only when its shard
     group is one rank (then it reduces like DDP). zero1 / zero2 use DeepSpeed's bucket."""
     if framework not in _TORCH or strategy == "ddp" or "bucket_size" not in t.model_fields_set:
         return []
     if strategy in _FSDP and shard_degree == 1:
         return []
-    instead = ("ZeRO-1/2 buckets are DeepSpeed's: set training.framework: deepspeed and "
-               "training.deepspeed.reduce_bucket_size" if strategy in ("zero1", "zero2")
-               else "FSDP communicates per wrapped block, not in buckets: remove it")
-    return [Problem("training.bucket_size", f"PyTorch DDP's bucket cap; strategy {strategy} ignores it", instead)]
+    instead = (
+        "ZeRO-1/2 buckets are DeepSpeed's: set training.framework: deepspeed and "
+        "training.deepspeed.reduce_bucket_size"
+        if strategy in ("zero1", "zero2")
+        else "FSDP communicates per wrapped block, not in buckets: remove it"
+    )
+    return [
+        Problem(
+            "training.bucket_size",
+            f"PyTorch DDP's bucket cap; strategy {strategy} ignores it",
+            instead,
+        )
+    ]
 
 
 def foreign_knobs(strategy: str) -> tuple[str, ...]:

@@ -51,8 +51,11 @@ DEFAULT_SCENARIO = "llama2-7b-zero3-8xa100"
 def scenario_names() -> list[str]:
     """Shipped scenarios, by their path below the scenario folder without .yaml (sweeps excluded)."""
     root = scenario_dir()
-    return sorted(p.relative_to(root).with_suffix("").as_posix() for p in root.rglob("*.yaml")
-                  if "axes" not in read_yaml(p))
+    return sorted(
+        p.relative_to(root).with_suffix("").as_posix()
+        for p in root.rglob("*.yaml")
+        if "axes" not in read_yaml(p)
+    )
 
 
 def scenario_path(name_or_path: str | Path) -> Path:
@@ -64,8 +67,13 @@ def scenario_path(name_or_path: str | Path) -> Path:
     shipped = scenario_dir() / f"{text}.yaml"
     if shipped.is_file():
         return shipped
-    raise UserError(Problem("SCENARIO", f"no scenario file or shipped scenario {text!r}",
-                            did_you_mean(text, scenario_names())))
+    raise UserError(
+        Problem(
+            "SCENARIO",
+            f"no scenario file or shipped scenario {text!r}",
+            did_you_mean(text, scenario_names()),
+        )
+    )
 
 
 def load_scenario(path: str | Path) -> Scenario:
@@ -73,16 +81,27 @@ def load_scenario(path: str | Path) -> Scenario:
     path = scenario_path(path)
     data = read_yaml(path)
     if "axes" in data or "base" in data:
-        raise UserError(Problem("", "this is a sweep file (it has axes/base), not a scenario",
-                                f"run it with: clustersim sweep {path} --out results.csv"), str(path))
+        raise UserError(
+            Problem(
+                "",
+                "this is a sweep file (it has axes/base), not a scenario",
+                f"run it with: clustersim sweep {path} --out results.csv",
+            ),
+            str(path),
+        )
     try:
         return scenario_from_dict(data, base_dir=path.parent, source=str(path))
     except UserError as exc:
         raise exc.with_source(str(path)) from None
 
 
-def scenario_from_dict(data: dict[str, Any], base_dir: str | Path | None = None, source: str = "",
-                       *, resolved: tuple[Any, ClusterSpec] | None = None) -> Scenario:
+def scenario_from_dict(
+    data: dict[str, Any],
+    base_dir: str | Path | None = None,
+    source: str = "",
+    *,
+    resolved: tuple[Any, ClusterSpec] | None = None,
+) -> Scenario:
     """`resolved` is (a cluster section, its ClusterSpec): reused when data's section is the same,
     as when derive changes only the training (the topology file is not read again)."""
     try:
@@ -102,16 +121,26 @@ def scenario_from_dict(data: dict[str, Any], base_dir: str | Path | None = None,
         cluster = resolve.cluster(spec.cluster, problems, base_dir)
     warnings: list[str] = []
     training = _training(spec, cluster.num_gpus if cluster else None, problems, warnings)
-    calibration = resolve_calibration(spec.calibration, base_dir, problems, cluster.gpu.name if cluster else None)
+    calibration = resolve_calibration(
+        spec.calibration, base_dir, problems, cluster.gpu.name if cluster else None
+    )
     if model and training and cluster and calibration:
         resolve.check_compat(model, training, cluster, problems, warnings, calibration.comm)
     reliability = resolve_reliability(spec.reliability, problems)
     if problems:
         raise UserError(problems)
-    return Scenario(name=spec.name, model=model, training=training, cluster=cluster, source=source,
-                    base_dir=str(base_dir) if base_dir is not None else None,
-                    document=json.dumps(data, sort_keys=True, default=str), warnings=tuple(warnings),
-                    reliability=reliability, calibration=calibration)
+    return Scenario(
+        name=spec.name,
+        model=model,
+        training=training,
+        cluster=cluster,
+        source=source,
+        base_dir=str(base_dir) if base_dir is not None else None,
+        document=json.dumps(data, sort_keys=True, default=str),
+        warnings=tuple(warnings),
+        reliability=reliability,
+        calibration=calibration,
+    )
 
 
 def derive(scenario: Scenario, changes: dict[str, Any]) -> Scenario:
@@ -142,23 +171,42 @@ def derive(scenario: Scenario, changes: dict[str, Any]) -> Scenario:
 def with_gpus(scenario: Scenario, num_gpus: int) -> Scenario:
     """The scenario on `num_gpus` GPUs (whole hosts), micro-batch and accumulation kept per GPU."""
     hosts = max(1, math.ceil(num_gpus / scenario.cluster.gpus_per_host))
-    return derive(scenario, {"cluster.num_gpus": num_gpus, "cluster.num_hosts": hosts,
-                             "training.global_batch_size": None,
-                             "training.grad_accum_steps": scenario.training.grad_accum_steps})
+    return derive(
+        scenario,
+        {
+            "cluster.num_gpus": num_gpus,
+            "cluster.num_hosts": hosts,
+            "training.global_batch_size": None,
+            "training.grad_accum_steps": scenario.training.grad_accum_steps,
+        },
+    )
 
 
 def _name_problems(data: dict[str, Any]) -> list[Problem]:
     """Unknown preset, GPU or topology names, checked from the raw mapping when the shape check
     failed, so that every problem in the file is reported at once."""
-    checks = [("model.preset", text_at(data, "model", "preset"), presets.preset_names(), "unknown model preset"),
-              ("cluster.gpu", text_at(data, "cluster", "gpu"), [*hardware.gpu_names(), *hardware.GPU_ALIASES],
-               "unknown GPU")]
+    checks = [
+        (
+            "model.preset",
+            text_at(data, "model", "preset"),
+            presets.preset_names(),
+            "unknown model preset",
+        ),
+        (
+            "cluster.gpu",
+            text_at(data, "cluster", "gpu"),
+            [*hardware.gpu_names(), *hardware.GPU_ALIASES],
+            "unknown GPU",
+        ),
+    ]
     name = text_at(data, "cluster", "topology")
     if name is not None and not name.endswith((".yaml", ".yml")) and "/" not in name:
         checks.append(("cluster.topology", name, topology_names(), "unknown topology"))
-    return [Problem(path, f"{message} {value!r}", did_you_mean(value, valid))
-            for path, value, valid, message in checks
-            if value is not None and value.strip().lower() not in {v.lower() for v in valid}]
+    return [
+        Problem(path, f"{message} {value!r}", did_you_mean(value, valid))
+        for path, value, valid, message in checks
+        if value is not None and value.strip().lower() not in {v.lower() for v in valid}
+    ]
 
 
 def _model(spec: ScenarioFile, problems: list[Problem]) -> ModelSpec | None:
@@ -167,12 +215,20 @@ def _model(spec: ScenarioFile, problems: list[Problem]) -> ModelSpec | None:
         try:
             arch = presets.get_preset(m.preset)
         except KeyError:
-            problems.append(Problem("model.preset", f"unknown model preset {m.preset!r}",
-                                    did_you_mean(m.preset, presets.preset_names())))
+            problems.append(
+                Problem(
+                    "model.preset",
+                    f"unknown model preset {m.preset!r}",
+                    did_you_mean(m.preset, presets.preset_names()),
+                )
+            )
             return None
         name = m.preset.strip().lower()
         if m.vocab_size is not None and m.vocab_size != arch.vocab_size:
-            arch, name = dataclasses.replace(arch, vocab_size=m.vocab_size), f"{name} (vocabulary {m.vocab_size})"
+            arch, name = (
+                dataclasses.replace(arch, vocab_size=m.vocab_size),
+                f"{name} (vocabulary {m.vocab_size})",
+            )
         return from_architecture(arch, name)
     if m.architecture is not None:
         try:
@@ -208,19 +264,33 @@ def _shard_grad_op(t, problems: list[Problem]) -> bool:
     """PyTorch FSDP's SHARD_GRAD_OP: ZeRO-3's per-block gathers with the parameters kept
     unsharded from a block's forward to its backward (FSDP1 ShardingStrategy.SHARD_GRAD_OP),
     so reshard_after_forward is false; other frameworks name it otherwise or lack it."""
-    instead = {"pytorch-fsdp2": "use zero3 with training.fsdp2.reshard_after_forward: false (FSDP2's form of it)",
-               "deepspeed": "use zero2 (DeepSpeed's gradient and optimizer sharding)"}
+    instead = {
+        "pytorch-fsdp2": "use zero3 with training.fsdp2.reshard_after_forward: false (FSDP2's form of it)",
+        "deepspeed": "use zero2 (DeepSpeed's gradient and optimizer sharding)",
+    }
     if t.framework in instead:
-        problems.append(Problem("training.strategy", f"{SHARD_GRAD_OP} is PyTorch FSDP1's sharding strategy, "
-                                f"not framework {t.framework}'s", instead[t.framework]))
+        problems.append(
+            Problem(
+                "training.strategy",
+                f"{SHARD_GRAD_OP} is PyTorch FSDP1's sharding strategy, "
+                f"not framework {t.framework}'s",
+                instead[t.framework],
+            )
+        )
     if t.zero3.model_fields_set & {"reshard_after_forward"} and t.zero3.reshard_after_forward:
-        problems.append(Problem("training.zero3.reshard_after_forward", f"{SHARD_GRAD_OP} keeps parameters "
-                                "unsharded between forward and backward", "remove it, or use strategy zero3"))
+        problems.append(
+            Problem(
+                "training.zero3.reshard_after_forward",
+                f"{SHARD_GRAD_OP} keeps parameters unsharded between forward and backward",
+                "remove it, or use strategy zero3",
+            )
+        )
     return False
 
 
-def _training(spec: ScenarioFile, num_gpus: int | None, problems: list[Problem],
-              warnings: list[str]) -> TrainingSpec | None:
+def _training(
+    spec: ScenarioFile, num_gpus: int | None, problems: list[Problem], warnings: list[str]
+) -> TrainingSpec | None:
     t = spec.training
     strategy = get_strategy(t.strategy)
     found: list[Problem] = []
@@ -228,17 +298,35 @@ def _training(spec: ScenarioFile, num_gpus: int | None, problems: list[Problem],
     z = t.zero3
     reshard = _shard_grad_op(t, found) if t.strategy == SHARD_GRAD_OP else z.reshard_after_forward
     training = TrainingSpec(
-        precision=PRECISIONS[t.precision], optimizer=t.optimizer, strategy=strategy.name,
-        shard_group_size=t.shard_group_size, micro_batch_size=t.micro_batch_size, seq_len=t.seq_len,
-        grad_accum_steps=t.grad_accum_steps or 1, activation_checkpointing=t.activation_checkpointing,
-        flash_attention=t.flash_attention, dropout=_dropout(spec),
-        offload=OffloadSpec(optimizer=t.offload.optimizer == "cpu", params=t.offload.params == "cpu"),
-        sharding=ShardingSpec(backward_prefetch=z.backward_prefetch, limit_all_gathers=z.limit_all_gathers,
-                              reshard_after_forward=reshard),
-        bucket_size_bytes=t.bucket_size, gradient_as_bucket_view=t.gradient_as_bucket_view,
-        framework_overhead_bytes=t.framework_overhead, allocator_reserve=t.allocator_reserve, tokens=t.tokens,
-        collective_algorithm=t.collective_algorithm, nvls=t.nvls, compute_jitter=t.compute_jitter, seed=t.seed,
-        framework=framework)
+        precision=PRECISIONS[t.precision],
+        optimizer=t.optimizer,
+        strategy=strategy.name,
+        shard_group_size=t.shard_group_size,
+        micro_batch_size=t.micro_batch_size,
+        seq_len=t.seq_len,
+        grad_accum_steps=t.grad_accum_steps or 1,
+        activation_checkpointing=t.activation_checkpointing,
+        flash_attention=t.flash_attention,
+        dropout=_dropout(spec),
+        offload=OffloadSpec(
+            optimizer=t.offload.optimizer == "cpu", params=t.offload.params == "cpu"
+        ),
+        sharding=ShardingSpec(
+            backward_prefetch=z.backward_prefetch,
+            limit_all_gathers=z.limit_all_gathers,
+            reshard_after_forward=reshard,
+        ),
+        bucket_size_bytes=t.bucket_size,
+        gradient_as_bucket_view=t.gradient_as_bucket_view,
+        framework_overhead_bytes=t.framework_overhead,
+        allocator_reserve=t.allocator_reserve,
+        tokens=t.tokens,
+        collective_algorithm=t.collective_algorithm,
+        nvls=t.nvls,
+        compute_jitter=t.compute_jitter,
+        seed=t.seed,
+        framework=framework,
+    )
     found += framework_problems(training) + training_problems(t, strategy.name, t.framework)
     if num_gpus is None:
         problems.extend(found)
@@ -248,7 +336,11 @@ def _training(spec: ScenarioFile, num_gpus: int | None, problems: list[Problem],
     if parallel is not None and not framework_problems(training):
         training = dataclasses.replace(training, parallel=parallel)
         found += strategy_for(training).validate(training, parallel.dp)
-        shards = min(t.shard_group_size or parallel.dp, parallel.dp) if strategy.name == "hsdp" else parallel.dp
+        shards = (
+            min(t.shard_group_size or parallel.dp, parallel.dp)
+            if strategy.name == "hsdp"
+            else parallel.dp
+        )
         found += bucket_problems(t, strategy.name, t.framework, shards)
         accum = resolve.accumulation(t, accum, parallel.dp, found)
     problems.extend(found)

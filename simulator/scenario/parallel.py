@@ -7,7 +7,13 @@ from __future__ import annotations
 from simulator.core.errors import Problem
 from simulator.model.spec import ModelSpec
 from simulator.scenario.schema import ParallelismSection
-from simulator.spec.specs import DEFAULT_ORDER, ClusterSpec, ParallelSpec, PipelineSpec, TrainingSpec
+from simulator.spec.specs import (
+    DEFAULT_ORDER,
+    ClusterSpec,
+    ParallelSpec,
+    PipelineSpec,
+    TrainingSpec,
+)
 
 P = "training.parallelism"
 
@@ -21,38 +27,76 @@ def _near(n: int, cap: int | None = None) -> str:
     return "valid values: " + ", ".join(map(str, shown[:16])) + (", ..." if len(shown) > 16 else "")
 
 
-def parallel_spec(p: ParallelismSection, num_gpus: int, problems: list[Problem]) -> ParallelSpec | None:
+def parallel_spec(
+    p: ParallelismSection, num_gpus: int, problems: list[Problem]
+) -> ParallelSpec | None:
     """The layout, with dp = GPUs / (tp x pp); None (and problems) if the degrees do not divide."""
     order = tuple(p.order) if p.order else DEFAULT_ORDER
     if sorted(order) != sorted(DEFAULT_ORDER):
-        problems.append(Problem(f"{P}.order", f"expected each of tp, dp, pp once, got {list(order)}",
-                                "e.g. [tp, dp, pp] (innermost first)"))
+        problems.append(
+            Problem(
+                f"{P}.order",
+                f"expected each of tp, dp, pp once, got {list(order)}",
+                "e.g. [tp, dp, pp] (innermost first)",
+            )
+        )
         return None
     if num_gpus % (p.tp * p.pp):
-        problems.append(Problem(P, f"tp x pp = {p.tp} x {p.pp} = {p.tp * p.pp} does not divide {num_gpus} GPUs",
-                                f"tp x pp must divide the GPU count; {_near(num_gpus, 512)}"))
+        problems.append(
+            Problem(
+                P,
+                f"tp x pp = {p.tp} x {p.pp} = {p.tp * p.pp} does not divide {num_gpus} GPUs",
+                f"tp x pp must divide the GPU count; {_near(num_gpus, 512)}",
+            )
+        )
         return None
     pipe = p.pipeline
     if p.sequence_parallel and p.tp == 1:
-        problems.append(Problem(f"{P}.sequence_parallel", "sequence parallelism splits along the "
-                                "tensor-parallel group, so it needs tp > 1", "set tp, or sequence_parallel: false"))
+        problems.append(
+            Problem(
+                f"{P}.sequence_parallel",
+                "sequence parallelism splits along the tensor-parallel group, so it needs tp > 1",
+                "set tp, or sequence_parallel: false",
+            )
+        )
     if pipe.virtual_stages > 1 and pipe.schedule != "interleaved-1f1b":
-        problems.append(Problem(f"{P}.pipeline.virtual_stages", f"{pipe.virtual_stages} virtual stages need "
-                                "schedule: interleaved-1f1b", "or virtual_stages: 1"))
+        problems.append(
+            Problem(
+                f"{P}.pipeline.virtual_stages",
+                f"{pipe.virtual_stages} virtual stages need schedule: interleaved-1f1b",
+                "or virtual_stages: 1",
+            )
+        )
     if pipe.schedule == "interleaved-1f1b" and p.pp == 1:
         problems.append(Problem(f"{P}.pipeline.schedule", "the interleaved schedule needs pp > 1"))
-    return ParallelSpec(tp=p.tp, pp=p.pp, dp=num_gpus // (p.tp * p.pp), sequence_parallel=p.sequence_parallel,
-                        pipeline=PipelineSpec(schedule=pipe.schedule, virtual_stages=pipe.virtual_stages,
-                                              layers_per_stage=tuple(pipe.layers_per_stage or ())),
-                        order=order, tp_across_nvlink_domains=p.tp_across_nvlink_domains)
+    return ParallelSpec(
+        tp=p.tp,
+        pp=p.pp,
+        dp=num_gpus // (p.tp * p.pp),
+        sequence_parallel=p.sequence_parallel,
+        pipeline=PipelineSpec(
+            schedule=pipe.schedule,
+            virtual_stages=pipe.virtual_stages,
+            layers_per_stage=tuple(pipe.layers_per_stage or ()),
+        ),
+        order=order,
+        tp_across_nvlink_domains=p.tp_across_nvlink_domains,
+    )
 
 
-def microbatches(p: ParallelismSection, grad_accum: int | None, problems: list[Problem]) -> int | None:
+def microbatches(
+    p: ParallelismSection, grad_accum: int | None, problems: list[Problem]
+) -> int | None:
     """pipeline.microbatches and grad_accum_steps are one number: either, or both equal."""
     m = p.pipeline.microbatches
     if m is not None and grad_accum is not None and m != grad_accum:
-        problems.append(Problem(f"{P}.pipeline.microbatches", f"{m} micro-batches but grad_accum_steps is "
-                                f"{grad_accum}: they are the same number", "give one of them"))
+        problems.append(
+            Problem(
+                f"{P}.pipeline.microbatches",
+                f"{m} micro-batches but grad_accum_steps is {grad_accum}: they are the same number",
+                "give one of them",
+            )
+        )
     return m if m is not None else grad_accum
 
 
@@ -61,39 +105,73 @@ def check_model(model: ModelSpec, t: TrainingSpec, problems: list[Problem]) -> N
     par, arch = t.parallel, model.shape
     tp = par.tp
     if tp > 1:
-        for what, n in (("attention heads", arch.num_heads), ("KV heads", arch.kv_heads),
-                        ("FFN width", arch.ffn_hidden_size)):
+        for what, n in (
+            ("attention heads", arch.num_heads),
+            ("KV heads", arch.kv_heads),
+            ("FFN width", arch.ffn_hidden_size),
+        ):
             if n % tp:
-                problems.append(Problem(f"{P}.tp", f"tp {tp} does not divide the {n} {what} of {model.name}",
-                                        _near(n, 64)))
+                problems.append(
+                    Problem(
+                        f"{P}.tp",
+                        f"tp {tp} does not divide the {n} {what} of {model.name}",
+                        _near(n, 64),
+                    )
+                )
         if model.arch is not None and arch.vocab_size % tp:
             padded = -(-arch.vocab_size // (128 * tp)) * 128 * tp
-            problems.append(Problem(f"{P}.tp", f"tp {tp} does not divide the vocabulary of {arch.vocab_size}",
-                                    f"Megatron pads it to a multiple of 128 x tp: set model.vocab_size: {padded}"))
+            problems.append(
+                Problem(
+                    f"{P}.tp",
+                    f"tp {tp} does not divide the vocabulary of {arch.vocab_size}",
+                    f"Megatron pads it to a multiple of 128 x tp: set model.vocab_size: {padded}",
+                )
+            )
     _check_layers(model, par, problems)
     pipe, m = par.pipeline, t.grad_accum_steps
     if pipe.schedule == "interleaved-1f1b" and par.pp > 1 and m % par.pp:
-        problems.append(Problem(f"{P}.pipeline.microbatches", f"the interleaved schedule needs the micro-batches "
-                                f"({m}) to be a multiple of pp ({par.pp}) (Narayanan et al. 2021, Sec 2.2.2)",
-                                f"use {max(par.pp, m - m % par.pp)} or {m + par.pp - m % par.pp}"))
+        problems.append(
+            Problem(
+                f"{P}.pipeline.microbatches",
+                f"the interleaved schedule needs the micro-batches "
+                f"({m}) to be a multiple of pp ({par.pp}) (Narayanan et al. 2021, Sec 2.2.2)",
+                f"use {max(par.pp, m - m % par.pp)} or {m + par.pp - m % par.pp}",
+            )
+        )
 
 
 def _check_layers(model: ModelSpec, par: ParallelSpec, problems: list[Problem]) -> None:
     chunks = par.pp * par.pipeline.virtual_stages
     layers = model.num_layers
     if par.pp > 1 and model.kind == "encoder-decoder":
-        problems.append(Problem(f"{P}.pp", "pipeline parallelism of encoder-decoder models is not modelled",
-                                "use pp: 1 (tensor and data parallelism apply)"))
+        problems.append(
+            Problem(
+                f"{P}.pp",
+                "pipeline parallelism of encoder-decoder models is not modelled",
+                "use pp: 1 (tensor and data parallelism apply)",
+            )
+        )
         return
     split = par.pipeline.layers_per_stage
     if split:
         if len(split) != chunks or sum(split) != layers:
-            problems.append(Problem(f"{P}.pipeline.layers_per_stage", f"expected {chunks} entries (pp x "
-                                    f"virtual_stages) summing to {layers} layers, got {len(split)} summing to "
-                                    f"{sum(split)}"))
+            problems.append(
+                Problem(
+                    f"{P}.pipeline.layers_per_stage",
+                    f"expected {chunks} entries (pp x "
+                    f"virtual_stages) summing to {layers} layers, got {len(split)} summing to "
+                    f"{sum(split)}",
+                )
+            )
     elif layers % chunks:
-        problems.append(Problem(f"{P}.pp", f"pp x virtual_stages = {chunks} does not divide the {layers} layers "
-                                f"of {model.name}", f"{_near(layers, 64)}; or give pipeline.layers_per_stage"))
+        problems.append(
+            Problem(
+                f"{P}.pp",
+                f"pp x virtual_stages = {chunks} does not divide the {layers} layers "
+                f"of {model.name}",
+                f"{_near(layers, 64)}; or give pipeline.layers_per_stage",
+            )
+        )
 
 
 def check_placement(par: ParallelSpec, c: ClusterSpec, problems: list[Problem]) -> None:
@@ -107,6 +185,11 @@ def check_placement(par: ParallelSpec, c: ClusterSpec, problems: list[Problem]) 
         inner *= {"dp": par.dp, "pp": par.pp}[dim]
     span = inner * par.tp  # consecutive ranks one tensor-parallel group stretches over
     if span > c.gpus_per_host or c.gpus_per_host % span:
-        problems.append(Problem(f"{P}.tp", f"the tensor-parallel group spans {span} consecutive ranks, more than "
-                                f"the {c.gpus_per_host} GPUs of one NVLink domain (host)",
-                                f"use tp <= {c.gpus_per_host} innermost, or tp_across_nvlink_domains: true"))
+        problems.append(
+            Problem(
+                f"{P}.tp",
+                f"the tensor-parallel group spans {span} consecutive ranks, more than "
+                f"the {c.gpus_per_host} GPUs of one NVLink domain (host)",
+                f"use tp <= {c.gpus_per_host} innermost, or tp_across_nvlink_domains: true",
+            )
+        )

@@ -18,8 +18,12 @@ _NOT_FIELDS = {"str", "int", "float", "name", "custom", "CustomGPU"}
 def pydantic_problems(exc: ValidationError, root: Any = ScenarioFile) -> list[Problem]:
     problems = []
     for err in exc.errors():
-        loc = [str(part) for part in err["loc"]
-               if not str(part).startswith(("function-", "literal[", "tagged-union")) and str(part) not in _NOT_FIELDS]
+        loc = [
+            str(part)
+            for part in err["loc"]
+            if not str(part).startswith(("function-", "literal[", "tagged-union"))
+            and str(part) not in _NOT_FIELDS
+        ]
         path, etype, hint = ".".join(loc), err["type"], ""
         if etype == "extra_forbidden":
             parent = model_at(loc[:-1], root)
@@ -28,7 +32,9 @@ def pydantic_problems(exc: ValidationError, root: Any = ScenarioFile) -> list[Pr
                 hint = did_you_mean(loc[-1], parent.model_fields)
             home = knob_home(loc[-1]) if loc[:1] == ["training"] else None
             if home:
-                hint = f"{loc[-1]} is an option of {home}" + (f"; {hint}" if hint.startswith("did you") else "")
+                hint = f"{loc[-1]} is an option of {home}" + (
+                    f"; {hint}" if hint.startswith("did you") else ""
+                )
         elif etype == "literal_error":
             expected = err.get("ctx", {}).get("expected", "")
             msg = f"expected one of {expected}, got {err.get('input')!r}"
@@ -57,7 +63,9 @@ def model_at(loc: list[str], root: Any = ScenarioFile):
             candidates.append(ann)
             stack.extend(getattr(ann, "__args__", ()))
             stack.extend(getattr(ann, "__origin__", None) and [ann.__origin__] or [])
-        nxt = next((c for c in candidates if isinstance(c, type) and hasattr(c, "model_fields")), None)
+        nxt = next(
+            (c for c in candidates if isinstance(c, type) and hasattr(c, "model_fields")), None
+        )
         if nxt is None:
             return None
         cls = nxt

@@ -54,45 +54,78 @@ def architecture(a: ArchitectureModel) -> Architecture:
     return Architecture(**fields)
 
 
-def custom_gpu(g: CustomGPU, problems: list[Problem]) -> tuple[hardware.GPU | None, tuple[str, ...]]:
+def custom_gpu(
+    g: CustomGPU, problems: list[Problem]
+) -> tuple[hardware.GPU | None, tuple[str, ...]]:
     """A user's GPU, and which of its fields took assumed defaults."""
     key = g.name.strip().lower()
     if key in hardware.GPU_CATALOG or key in hardware.GPU_ALIASES:
-        problems.append(Problem("cluster.gpu.name", f"{g.name!r} is the name of a catalog GPU",
-                                "give your GPU another name, or use the catalog's by name"))
+        problems.append(
+            Problem(
+                "cluster.gpu.name",
+                f"{g.name!r} is the name of a catalog GPU",
+                "give your GPU another name, or use the catalog's by name",
+            )
+        )
         return None, ()
     base, e = hardware.A100_EFFICIENCY, g.efficiency
     eff = hardware.Efficiency(
-        gemm=e.gemm or base.gemm, memory=e.memory or base.memory, attention=e.attention or base.attention,
+        gemm=e.gemm or base.gemm,
+        memory=e.memory or base.memory,
+        attention=e.attention or base.attention,
         kernel_launch_s=e.kernel_launch if e.kernel_launch is not None else base.kernel_launch_s,
         end_to_end=e.end_to_end or base.end_to_end,
-        source=f"user-defined ({g.source})" + ("; A100 figures where not given" if None in e.model_dump().values()
-                                              else ""))
-    given = {"sm_count": g.sm_count, "arch": g.arch, "pcie_bandwidth": g.pcie_bandwidth, "cuda_context": g.cuda_context,
-             **{f"efficiency.{k}": v for k, v in e.model_dump().items()}}
+        source=f"user-defined ({g.source})"
+        + ("; A100 figures where not given" if None in e.model_dump().values() else ""),
+    )
+    given = {
+        "sm_count": g.sm_count,
+        "arch": g.arch,
+        "pcie_bandwidth": g.pcie_bandwidth,
+        "cuda_context": g.cuda_context,
+        **{f"efficiency.{k}": v for k, v in e.model_dump().items()},
+    }
     assumed = tuple(f"{k}: {GPU_DEFAULTS[k]}" for k, v in given.items() if v is None)
-    gpu = hardware.GPU(name=g.name, memory_bytes=g.memory, peak_flops=dict(g.peak_flops),
-                       hbm_bw_bytes_per_s=g.hbm_bandwidth, source=g.source,
-                       cuda_context_bytes=g.cuda_context if g.cuda_context is not None
-                       else hardware.DEFAULT_CUDA_CONTEXT_BYTES,
-                       pcie_bw_bytes_per_s=g.pcie_bandwidth or 32 * hardware.GBps, sm_count=g.sm_count or 108,
-                       arch=g.arch or "ampere", efficiency=eff, description="user-defined")
+    gpu = hardware.GPU(
+        name=g.name,
+        memory_bytes=g.memory,
+        peak_flops=dict(g.peak_flops),
+        hbm_bw_bytes_per_s=g.hbm_bandwidth,
+        source=g.source,
+        cuda_context_bytes=g.cuda_context
+        if g.cuda_context is not None
+        else hardware.DEFAULT_CUDA_CONTEXT_BYTES,
+        pcie_bw_bytes_per_s=g.pcie_bandwidth or 32 * hardware.GBps,
+        sm_count=g.sm_count or 108,
+        arch=g.arch or "ampere",
+        efficiency=eff,
+        description="user-defined",
+    )
     return gpu, assumed
 
 
-def _gpu(value, default: str, problems: list[Problem]) -> tuple[hardware.GPU | None, tuple[str, ...]]:
+def _gpu(
+    value, default: str, problems: list[Problem]
+) -> tuple[hardware.GPU | None, tuple[str, ...]]:
     if isinstance(value, CustomGPU):
         return custom_gpu(value, problems)
     name = value or default
     try:
         return hardware.get_gpu(name), ()
     except KeyError:
-        problems.append(Problem("cluster.gpu", f"unknown GPU {name!r}",
-                                did_you_mean(name, [*hardware.gpu_names(), *hardware.GPU_ALIASES])))
+        problems.append(
+            Problem(
+                "cluster.gpu",
+                f"unknown GPU {name!r}",
+                did_you_mean(name, [*hardware.gpu_names(), *hardware.GPU_ALIASES]),
+            )
+        )
         return None, ()
 
 
-def cluster(c: ClusterSection, problems: list[Problem], base_dir: str | Path | None) -> ClusterSpec | None:
+def cluster(
+    c: ClusterSection, problems: list[Problem], base_dir: str | Path | None
+) -> ClusterSpec | None:
     try:
         path = topology_path(c.topology, base_dir)
         info = topology_info(path, c.num_hosts)
@@ -109,33 +142,55 @@ def cluster(c: ClusterSection, problems: list[Problem], base_dir: str | Path | N
     gpu, assumed = _gpu(c.gpu, info.gpu, problems)
     num_gpus = c.num_gpus or info.num_gpus
     if num_gpus > info.num_gpus:
-        problems.append(Problem("cluster.num_gpus", f"{num_gpus} GPUs requested but {info.num_hosts} host(s) of "
-                                f"{c.topology} have {info.num_gpus}",
-                                f"raise cluster.num_hosts to {math.ceil(num_gpus / info.gpus_per_host)}"))
+        problems.append(
+            Problem(
+                "cluster.num_gpus",
+                f"{num_gpus} GPUs requested but {info.num_hosts} host(s) of "
+                f"{c.topology} have {info.num_gpus}",
+                f"raise cluster.num_hosts to {math.ceil(num_gpus / info.gpus_per_host)}",
+            )
+        )
         return None
     stragglers = _stragglers(c, num_gpus, problems)
     links = _degraded_links(c, str(path), info.num_hosts, problems)
     if gpu is None:
         return None
-    return ClusterSpec(topology_name=c.topology, topology_ref=str(path), gpu=gpu, gpu_defaults=assumed,
-                       num_hosts=info.num_hosts, gpus_per_host=info.gpus_per_host, num_gpus=num_gpus,
-                       price_per_gpu_hour=c.price_per_gpu_hour, stragglers=stragglers, degraded_links=links)
+    return ClusterSpec(
+        topology_name=c.topology,
+        topology_ref=str(path),
+        gpu=gpu,
+        gpu_defaults=assumed,
+        num_hosts=info.num_hosts,
+        gpus_per_host=info.gpus_per_host,
+        num_gpus=num_gpus,
+        price_per_gpu_hour=c.price_per_gpu_hour,
+        stragglers=stragglers,
+        degraded_links=links,
+    )
 
 
 def _stragglers(c: ClusterSection, num_gpus: int, problems: list[Problem]) -> tuple[Straggler, ...]:
     seen: set[int] = set()
     for i, st in enumerate(c.stragglers):
         if st.rank >= num_gpus:
-            problems.append(Problem(f"cluster.stragglers.{i}.rank", f"rank {st.rank} does not exist",
-                                    f"ranks are 0..{num_gpus - 1}"))
+            problems.append(
+                Problem(
+                    f"cluster.stragglers.{i}.rank",
+                    f"rank {st.rank} does not exist",
+                    f"ranks are 0..{num_gpus - 1}",
+                )
+            )
         elif st.rank in seen:
-            problems.append(Problem(f"cluster.stragglers.{i}.rank", f"rank {st.rank} is listed twice"))
+            problems.append(
+                Problem(f"cluster.stragglers.{i}.rank", f"rank {st.rank} is listed twice")
+            )
         seen.add(st.rank)
     return tuple(Straggler(rank=st.rank, slowdown=st.slowdown) for st in c.stragglers)
 
 
-def _degraded_links(c: ClusterSection, path: str, num_hosts: int, problems: list[Problem]
-                    ) -> tuple[DegradedLink, ...]:
+def _degraded_links(
+    c: ClusterSection, path: str, num_hosts: int, problems: list[Problem]
+) -> tuple[DegradedLink, ...]:
     if not c.degraded_links:
         return ()
     topo = load_topology(path, num_hosts=num_hosts)  # vertex names are only known once built
@@ -144,13 +199,31 @@ def _degraded_links(c: ClusterSection, path: str, num_hosts: int, problems: list
         for end in ("source", "target"):
             name = getattr(link, end)
             if name not in vertices:
-                problems.append(Problem(f"cluster.degraded_links.{i}.{end}", f"no vertex {name!r} in the topology",
-                                        did_you_mean(name, sorted(vertices)) + "; `clustersim topology show "
-                                        f"{c.topology} --vertices` lists them"))
-        if link.source in vertices and link.target in vertices and (link.source, link.target) not in edges:
-            problems.append(Problem(f"cluster.degraded_links.{i}", f"no link {link.source} -> {link.target}"))
-    return tuple(DegradedLink(source=d.source, target=d.target, bandwidth_factor=d.bandwidth_factor,
-                              both_directions=d.both_directions) for d in c.degraded_links)
+                problems.append(
+                    Problem(
+                        f"cluster.degraded_links.{i}.{end}",
+                        f"no vertex {name!r} in the topology",
+                        did_you_mean(name, sorted(vertices)) + "; `clustersim topology show "
+                        f"{c.topology} --vertices` lists them",
+                    )
+                )
+        if (
+            link.source in vertices
+            and link.target in vertices
+            and (link.source, link.target) not in edges
+        ):
+            problems.append(
+                Problem(f"cluster.degraded_links.{i}", f"no link {link.source} -> {link.target}")
+            )
+    return tuple(
+        DegradedLink(
+            source=d.source,
+            target=d.target,
+            bandwidth_factor=d.bandwidth_factor,
+            both_directions=d.both_directions,
+        )
+        for d in c.degraded_links
+    )
 
 
 def accumulation(t: TrainingSection, accum: int | None, dp: int, problems: list[Problem]) -> int:
@@ -160,16 +233,26 @@ def accumulation(t: TrainingSection, accum: int | None, dp: int, problems: list[
     if t.global_batch_size is None:
         return accum or 1
     if accum is not None and accum * per_step != t.global_batch_size:
-        problems.append(Problem("training.global_batch_size", f"{t.global_batch_size} sequences != "
-                                f"micro_batch_size x micro-batches x data-parallel degree = {accum * per_step}",
-                                "give either grad_accum_steps or global_batch_size"))
+        problems.append(
+            Problem(
+                "training.global_batch_size",
+                f"{t.global_batch_size} sequences != "
+                f"micro_batch_size x micro-batches x data-parallel degree = {accum * per_step}",
+                "give either grad_accum_steps or global_batch_size",
+            )
+        )
     elif t.global_batch_size // per_step > MAX_ACCUM:
         problems.append(_too_many_microbatches(t, per_step))
         return 1
     elif t.global_batch_size % per_step:
-        problems.append(Problem("training.global_batch_size", f"{t.global_batch_size} sequences is not a "
-                                f"multiple of micro_batch_size x data-parallel degree = {per_step}",
-                                f"use a multiple of {per_step}"))
+        problems.append(
+            Problem(
+                "training.global_batch_size",
+                f"{t.global_batch_size} sequences is not a "
+                f"multiple of micro_batch_size x data-parallel degree = {per_step}",
+                f"use a multiple of {per_step}",
+            )
+        )
     return max(1, t.global_batch_size // per_step)
 
 
@@ -177,26 +260,45 @@ def _too_many_microbatches(t: TrainingSection, per_step: int) -> Problem:
     """global_batch_size / (micro_batch_size x dp) micro-batches, each simulated, beyond MAX_ACCUM;
     a batch that is a multiple of seq_len that large is most likely tokens, not sequences."""
     gbs, steps = t.global_batch_size, t.global_batch_size // per_step
-    hint = (f"at most {MAX_ACCUM * per_step} sequences here; raise micro_batch_size or the data-parallel "
-            "degree")
+    hint = (
+        f"at most {MAX_ACCUM * per_step} sequences here; raise micro_batch_size or the data-parallel "
+        "degree"
+    )
     if gbs % t.seq_len == 0:
-        hint = (f"global_batch_size counts sequences, not tokens: {gbs} = {gbs // t.seq_len} x seq_len "
-                f"{t.seq_len}; if you meant {gbs} tokens, write global_batch_size: {gbs // t.seq_len}")
-    return Problem("training.global_batch_size", f"{gbs} sequences / (micro_batch_size {t.micro_batch_size} x "
-                   f"data-parallel degree {per_step // t.micro_batch_size}) = {steps} micro-batches per step, more "
-                   f"than the {MAX_ACCUM} clustersim simulates", hint)
+        hint = (
+            f"global_batch_size counts sequences, not tokens: {gbs} = {gbs // t.seq_len} x seq_len "
+            f"{t.seq_len}; if you meant {gbs} tokens, write global_batch_size: {gbs // t.seq_len}"
+        )
+    return Problem(
+        "training.global_batch_size",
+        f"{gbs} sequences / (micro_batch_size {t.micro_batch_size} x "
+        f"data-parallel degree {per_step // t.micro_batch_size}) = {steps} micro-batches per step, more "
+        f"than the {MAX_ACCUM} clustersim simulates",
+        hint,
+    )
 
 
-def check_compat(model: ModelSpec, t: TrainingSpec, c: ClusterSpec, problems: list[Problem],
-                 warnings: list[str], comm: Calibration = NCCL_CALIBRATION) -> None:
+def check_compat(
+    model: ModelSpec,
+    t: TrainingSpec,
+    c: ClusterSpec,
+    problems: list[Problem],
+    warnings: list[str],
+    comm: Calibration = NCCL_CALIBRATION,
+) -> None:
     """Checks across sections: the GPU's datatypes, the forced algorithm, position limits.
     `comm`: the collective calibration the run will use (its per-architecture NVLS figures)."""
     gpu = c.gpu
     for dtype in dict.fromkeys((t.precision.gemm_dtype, t.precision.attention_dtype)):
         if not gpu.supports(dtype):
             have = ", ".join(sorted(gpu.peak_flops))
-            problems.append(Problem("training.precision", f"{gpu.name} has no {dtype} units (it has {have})",
-                                    "pick a precision the GPU supports, e.g. fp16-mixed on V100"))
+            problems.append(
+                Problem(
+                    "training.precision",
+                    f"{gpu.name} has no {dtype} units (it has {have})",
+                    "pick a precision the GPU supports, e.g. fp16-mixed on V100",
+                )
+            )
     check_model(model, t, problems)
     check_placement(t.parallel, c, problems)
     if not problems:  # the groups below assume degrees that divide
@@ -226,11 +328,15 @@ def features(t: TrainingSpec, c: ClusterSpec, comm: Calibration) -> Features:
         topo = topology_from_dict(data, source=c.topology_ref, num_hosts=min(c.num_hosts, 2))
     except UserError:  # a file that does not scale by host count: as the run builds it
         topo = load_topology(c.topology_ref, num_hosts=c.num_hosts)
-    return Features(nvls=t.nvls and topo.nvls and comm.arch(c.gpu.arch).nvls_efficiency > 0,
-                    sharp=topo.sharp and not topo.mesh)
+    return Features(
+        nvls=t.nvls and topo.nvls and comm.arch(c.gpu.arch).nvls_efficiency > 0,
+        sharp=topo.sharp and not topo.mesh,
+    )
 
 
-def _check_algorithm(t: TrainingSpec, c: ClusterSpec, comm: Calibration, problems: list[Problem]) -> None:
+def _check_algorithm(
+    t: TrainingSpec, c: ClusterSpec, comm: Calibration, problems: list[Problem]
+) -> None:
     """A forced collective algorithm must apply to every collective the step issues, on this
     interconnect (NVLS needs NVLink SHARP, collnet in-network reduction)."""
     if t.collective_algorithm == "auto":
@@ -240,36 +346,55 @@ def _check_algorithm(t: TrainingSpec, c: ClusterSpec, comm: Calibration, problem
     for op, group in step_collectives(t, c):
         if group.size < 2:
             continue
-        for instance in dict.fromkeys((0, group.count - 1)):  # the first and the last of its instances
+        for instance in dict.fromkeys(
+            (0, group.count - 1)
+        ):  # the first and the last of its instances
             hosts = np.asarray(group.ranks(instance)) // c.gpus_per_host
             counts = np.unique(hosts, return_counts=True)[1]
             shape = (len(counts), bool((counts == counts[0]).all()), int(counts[0]))
             why = algo.why_not(op, *shape, feats)
             if why:
                 ok = [a.name for a in ALGORITHMS.values() if a.applies(op, *shape, feats)]
-                problems.append(Problem("training.collective_algorithm",
-                                        f"{why}; {t.strategy} runs {op} on the {group.name} group ({group.size} GPUs "
-                                        f"on {shape[0]} host(s)) of topology {c.topology_name}",
-                                        f"use auto or one of {ok}" + _closest(t.collective_algorithm, ok)))
+                problems.append(
+                    Problem(
+                        "training.collective_algorithm",
+                        f"{why}; {t.strategy} runs {op} on the {group.name} group ({group.size} GPUs "
+                        f"on {shape[0]} host(s)) of topology {c.topology_name}",
+                        f"use auto or one of {ok}" + _closest(t.collective_algorithm, ok),
+                    )
+                )
                 return
 
 
 def _closest(name: str, valid: list[str]) -> str:
-    """"; closest: 'nvls_tree'" when a valid name is close to the refused one."""
+    """ "; closest: 'nvls_tree'" when a valid name is close to the refused one."""
     hits = closest(name, valid)
     return f"; closest: {' or '.join(map(repr, hits))}" if hits else ""
 
 
-def _check_positions(model: ModelSpec, t: TrainingSpec, problems: list[Problem], warnings: list[str]) -> None:
+def _check_positions(
+    model: ModelSpec, t: TrainingSpec, problems: list[Problem], warnings: list[str]
+) -> None:
     arch = model.arch
-    if arch is None or not arch.max_position_embeddings or t.seq_len <= arch.max_position_embeddings:
+    if (
+        arch is None
+        or not arch.max_position_embeddings
+        or t.seq_len <= arch.max_position_embeddings
+    ):
         return
     limit = arch.max_position_embeddings
     if arch.position_embedding == "learned":
-        problems.append(Problem("training.seq_len", f"{t.seq_len} tokens exceed the {limit} rows of "
-                                f"{model.name}'s learned position table",
-                                f"train at <= {limit}, or give model.architecture with a larger "
-                                "max_position_embeddings (the table grows with it)"))
+        problems.append(
+            Problem(
+                "training.seq_len",
+                f"{t.seq_len} tokens exceed the {limit} rows of "
+                f"{model.name}'s learned position table",
+                f"train at <= {limit}, or give model.architecture with a larger "
+                "max_position_embeddings (the table grows with it)",
+            )
+        )
     else:
-        warnings.append(f"seq_len {t.seq_len} is beyond the {limit} tokens {model.name} was trained at "
-                        f"({arch.position_embedding} positions extrapolate, but quality is not modelled)")
+        warnings.append(
+            f"seq_len {t.seq_len} is beyond the {limit} tokens {model.name} was trained at "
+            f"({arch.position_embedding} positions extrapolate, but quality is not modelled)"
+        )

@@ -41,15 +41,17 @@ from simulator.system.hardware import ARCHS, DEFAULT_ALLOCATOR_RESERVE_FRACTION
 from simulator.system.topology.loader import MAX_GPUS
 
 # Documented maxima (clustersim refuses larger inputs at once rather than run for hours):
-MAX_PARAMS = 1e15               # a quadrillion parameters
+MAX_PARAMS = 1e15  # a quadrillion parameters
 MAX_LAYERS = 10_000
-MAX_WIDTH = 2**20               # hidden / FFN sizes
+MAX_WIDTH = 2**20  # hidden / FFN sizes
 MAX_VOCAB = 2**24
-MAX_SEQ_LEN = 2**22             # 4M tokens per sequence
+MAX_SEQ_LEN = 2**22  # 4M tokens per sequence
 MAX_MICRO_BATCH = 2**16
-MAX_ACCUM = 4096                # micro-batches per step simulated one by one
+MAX_ACCUM = 4096  # micro-batches per step simulated one by one
 MAX_STRAGGLERS = 4096
-MIN_BUCKET_BYTES = 2**20        # a DDP/ZeRO bucket below 1 MiB is a unit mistake (bucket_cap_mb=25 is 25 MiB)
+MIN_BUCKET_BYTES = (
+    2**20
+)  # a DDP/ZeRO bucket below 1 MiB is a unit mistake (bucket_cap_mb=25 is 25 MiB)
 MAX_BUCKET_BYTES = 2**36
 
 
@@ -84,12 +86,24 @@ _B = r"^[0-9.]+(e[-+]?[0-9]+)?\s*(Ki|Mi|Gi|Ti|Pi|[kKMGTPE])?(B|b|bit|bits|byte|b
 _BW = r"^[0-9.]+(e[-+]?[0-9]+)?\s*(Ki|Mi|Gi|Ti|Pi|[kKMGTPE])?(B/s|Bps|b/s|bps|bit/s|bits/s)$"
 Bytes = Annotated[int, _unit(parse_bytes, "80 GiB"), _unit_schema("80 GiB", _B)]
 PositiveBytes = Annotated[int, _unit(parse_bytes, "80 GiB", minimum=1), _unit_schema("80 GiB", _B)]
-BucketBytes = Annotated[int, _unit(parse_bytes, "25 MiB", MIN_BUCKET_BYTES, MAX_BUCKET_BYTES), _unit_schema("25 MiB", _B)]
+BucketBytes = Annotated[
+    int,
+    _unit(parse_bytes, "25 MiB", MIN_BUCKET_BYTES, MAX_BUCKET_BYTES),
+    _unit_schema("25 MiB", _B),
+]
 Bandwidth = Annotated[float, _unit(parse_bandwidth, "400 Gb/s"), _unit_schema("400 Gb/s", _BW)]
-FlopRate = Annotated[float, _unit(parse_flops_rate, "312 TFLOP/s"),
-                     _unit_schema("312 TFLOP/s", r"^[0-9.]+(e[-+]?[0-9]+)?\s*[kKMGTPE]?(FLOP/s|FLOPS|flop/s|flops)$")]
-Duration = Annotated[float, _unit(parse_duration, "4 us"),
-                     _unit_schema("4 us", r"^[0-9.]+(e[-+]?[0-9]+)?\s*(ns|us|µs|ms|s|sec|min|h|hr|d|day|days)$")]
+FlopRate = Annotated[
+    float,
+    _unit(parse_flops_rate, "312 TFLOP/s"),
+    _unit_schema(
+        "312 TFLOP/s", r"^[0-9.]+(e[-+]?[0-9]+)?\s*[kKMGTPE]?(FLOP/s|FLOPS|flop/s|flops)$"
+    ),
+]
+Duration = Annotated[
+    float,
+    _unit(parse_duration, "4 us"),
+    _unit_schema("4 us", r"^[0-9.]+(e[-+]?[0-9]+)?\s*(ns|us|µs|ms|s|sec|min|h|hr|d|day|days)$"),
+]
 Count = Annotated[int, Field(ge=1, strict=True)]
 
 
@@ -141,25 +155,40 @@ class ModelSection(Strict):
     """Exactly one of preset, params or architecture."""
 
     preset: str | None = Field(None, description="a name from the preset catalog, e.g. llama2-7b")
-    params: float | None = Field(None, gt=0, le=MAX_PARAMS, allow_inf_nan=False,
-                                 description="bare parameter count, e.g. 7.5e9")
+    params: float | None = Field(
+        None,
+        gt=0,
+        le=MAX_PARAMS,
+        allow_inf_nan=False,
+        description="bare parameter count, e.g. 7.5e9",
+    )
     architecture: ArchitectureModel | None = None
     num_layers: _bounded(MAX_LAYERS) | None = Field(
-        None, description="with params: layer count used for activation memory (default from params)")
+        None,
+        description="with params: layer count used for activation memory (default from params)",
+    )
     hidden_size: _bounded(MAX_WIDTH) | None = Field(
-        None, description="with params: hidden size used for activation memory (default from params)")
+        None,
+        description="with params: hidden size used for activation memory (default from params)",
+    )
     vocab_size: _bounded(MAX_VOCAB) | None = Field(
-        None, description="with preset: the vocabulary as trained, e.g. padded by Megatron to a multiple of "
-                          "128 x tp (--make-vocab-size-divisible-by)")
+        None,
+        description="with preset: the vocabulary as trained, e.g. padded by Megatron to a multiple of "
+        "128 x tp (--make-vocab-size-divisible-by)",
+    )
 
     @model_validator(mode="after")
     def _one_source(self):
         given = [k for k in ("preset", "params", "architecture") if getattr(self, k) is not None]
         if len(given) != 1:
-            raise ValueError("give exactly one of 'preset', 'params' or 'architecture'"
-                             + (f" (got {', '.join(given)})" if given else ""))
+            raise ValueError(
+                "give exactly one of 'preset', 'params' or 'architecture'"
+                + (f" (got {', '.join(given)})" if given else "")
+            )
         if self.vocab_size is not None and self.preset is None:
-            raise ValueError("vocab_size overrides a preset's vocabulary; with architecture, set it there")
+            raise ValueError(
+                "vocab_size overrides a preset's vocabulary; with architecture, set it there"
+            )
         return self
 
 
@@ -179,20 +208,33 @@ class Zero3Section(Strict):
 
 
 # Algorithms that implement an operation a training step issues.
-_STEP_ALGORITHMS = ("auto", *(a.name for a in ALGORITHMS.values()
-                              if {"all_reduce", "all_gather", "reduce_scatter"} & set(a.ops)))
+_STEP_ALGORITHMS = (
+    "auto",
+    *(
+        a.name
+        for a in ALGORITHMS.values()
+        if {"all_reduce", "all_gather", "reduce_scatter"} & set(a.ops)
+    ),
+)
 
 
 class PipelineSection(Strict):
     """Pipeline parallelism (Narayanan et al. 2021): the schedule and how layers are split."""
 
     schedule: _choice(PIPELINE_SCHEDULES) = "1f1b"
-    virtual_stages: _bounded(MAX_LAYERS) = Field(1, description="model chunks per stage (interleaved-1f1b)")
-    microbatches: _bounded(MAX_ACCUM) | None = Field(None, description="micro-batches per step (default: "
-                                                     "grad_accum_steps)")
-    layers_per_stage: tuple[Annotated[int, Field(ge=0, le=MAX_LAYERS, strict=True)], ...] | None = Field(
-        None, description="transformer layers of each of the pp x virtual_stages model chunks, in order "
-                          "(an uneven split, e.g. Llama 3's one layer fewer on the first and last stage)")
+    virtual_stages: _bounded(MAX_LAYERS) = Field(
+        1, description="model chunks per stage (interleaved-1f1b)"
+    )
+    microbatches: _bounded(MAX_ACCUM) | None = Field(
+        None, description="micro-batches per step (default: grad_accum_steps)"
+    )
+    layers_per_stage: tuple[Annotated[int, Field(ge=0, le=MAX_LAYERS, strict=True)], ...] | None = (
+        Field(
+            None,
+            description="transformer layers of each of the pp x virtual_stages model chunks, in order "
+            "(an uneven split, e.g. Llama 3's one layer fewer on the first and last stage)",
+        )
+    )
 
 
 class ParallelismSection(Strict):
@@ -200,52 +242,96 @@ class ParallelismSection(Strict):
 
     tp: _bounded(MAX_GPUS) = 1
     pp: _bounded(MAX_LAYERS) = 1
-    sequence_parallel: bool = Field(False, description="Megatron sequence parallelism (needs tp > 1)")
+    sequence_parallel: bool = Field(
+        False, description="Megatron sequence parallelism (needs tp > 1)"
+    )
     pipeline: PipelineSection = PipelineSection()
     order: tuple[_choice(("tp", "dp", "pp")), ...] | None = Field(
-        None, description="mesh dimensions from innermost (consecutive ranks) to outermost; default [tp, dp, pp]")
-    tp_across_nvlink_domains: bool = Field(False, description="allow a tensor-parallel group to span hosts")
+        None,
+        description="mesh dimensions from innermost (consecutive ranks) to outermost; default [tp, dp, pp]",
+    )
+    tp_across_nvlink_domains: bool = Field(
+        False, description="allow a tensor-parallel group to span hosts"
+    )
 
 
 class TrainingSection(Strict):
     precision: _choice(PRECISIONS) = "bf16-mixed"
     optimizer: _choice(OPTIMIZERS) = "adamw"
     strategy: _choice((*STRATEGIES, *ALIASES)) = "ddp"
-    framework: _choice(FRAMEWORKS) = Field(DEFAULT_FRAMEWORK, description="whose scheduling of memory and "
-                                           "communication to model: " + ", ".join(FRAMEWORKS))
-    deepspeed: DeepSpeedSection | None = Field(None, description="framework deepspeed: ZeRO options")
-    fsdp2: Fsdp2Section | None = Field(None, description="framework pytorch-fsdp2: fully_shard options")
-    megatron: MegatronSection | None = Field(None, description="framework megatron: DDP / distributed "
-                                             "optimizer options")
-    shard_group_size: _bounded(MAX_GPUS) | None = Field(None, description="hsdp: GPUs per shard group")
+    framework: _choice(FRAMEWORKS) = Field(
+        DEFAULT_FRAMEWORK,
+        description="whose scheduling of memory and "
+        "communication to model: " + ", ".join(FRAMEWORKS),
+    )
+    deepspeed: DeepSpeedSection | None = Field(
+        None, description="framework deepspeed: ZeRO options"
+    )
+    fsdp2: Fsdp2Section | None = Field(
+        None, description="framework pytorch-fsdp2: fully_shard options"
+    )
+    megatron: MegatronSection | None = Field(
+        None, description="framework megatron: DDP / distributed optimizer options"
+    )
+    shard_group_size: _bounded(MAX_GPUS) | None = Field(
+        None, description="hsdp: GPUs per shard group"
+    )
     micro_batch_size: _bounded(MAX_MICRO_BATCH) = 1
     seq_len: _bounded(MAX_SEQ_LEN) = 2048
     grad_accum_steps: _bounded(MAX_ACCUM) | None = None
-    global_batch_size: _bounded(MAX_GPUS * MAX_ACCUM) | None = Field(None, description="sequences per optimizer step")
+    global_batch_size: _bounded(MAX_GPUS * MAX_ACCUM) | None = Field(
+        None, description="sequences per optimizer step"
+    )
     activation_checkpointing: _choice(CHECKPOINTING) = "none"
     flash_attention: bool = True
-    dropout: bool | None = Field(None, description="dropout after attention and MLP (Korthikanti et al. 2022 count "
-                                 "its 1-byte masks); default: the model preset's training config (off for Llama, "
-                                 "BLOOM, MPT; on for GPT-2/3, BERT, T5), on for other models")
+    dropout: bool | None = Field(
+        None,
+        description="dropout after attention and MLP (Korthikanti et al. 2022 count "
+        "its 1-byte masks); default: the model preset's training config (off for Llama, "
+        "BLOOM, MPT; on for GPT-2/3, BERT, T5), on for other models",
+    )
     offload: OffloadSection = OffloadSection()
     zero3: Zero3Section = Zero3Section()
     # torch/nn/parallel/distributed.py: bucket_bytes_cap = int(bucket_cap_mb * 1024 * 1024), default 25.
-    bucket_size: BucketBytes = Field(25 * 2**20, json_schema_extra={"default": "25 MiB"},
-                                     description="DDP bucket cap with its unit (PyTorch's default bucket_cap_mb=25 "
-                                     "is '25 MiB'); at least 1 MiB")
+    bucket_size: BucketBytes = Field(
+        25 * 2**20,
+        json_schema_extra={"default": "25 MiB"},
+        description="DDP bucket cap with its unit (PyTorch's default bucket_cap_mb=25 "
+        "is '25 MiB'); at least 1 MiB",
+    )
     gradient_as_bucket_view: bool = Field(
-        False, description="PyTorch DDP option; False (default) keeps a second copy of gradients in buckets")
-    framework_overhead: Bytes | None = Field(None, description="CUDA context etc. per GPU (default per GPU)")
-    allocator_reserve: float = Field(DEFAULT_ALLOCATOR_RESERVE_FRACTION, ge=0, le=1, allow_inf_nan=False,
-                                     description="caching-allocator reserve, fraction of tensor bytes")
-    tokens: float | None = Field(None, gt=0, le=1e18, allow_inf_nan=False,
-                                 description="tokens to train on (default 20 x params)")
+        False,
+        description="PyTorch DDP option; False (default) keeps a second copy of gradients in buckets",
+    )
+    framework_overhead: Bytes | None = Field(
+        None, description="CUDA context etc. per GPU (default per GPU)"
+    )
+    allocator_reserve: float = Field(
+        DEFAULT_ALLOCATOR_RESERVE_FRACTION,
+        ge=0,
+        le=1,
+        allow_inf_nan=False,
+        description="caching-allocator reserve, fraction of tensor bytes",
+    )
+    tokens: float | None = Field(
+        None,
+        gt=0,
+        le=1e18,
+        allow_inf_nan=False,
+        description="tokens to train on (default 20 x params)",
+    )
     collective_algorithm: _choice(_STEP_ALGORITHMS) = "auto"
-    nvls: bool = Field(True, description="NCCL_NVLS_ENABLE: NVLink SHARP (NVLS) where the topology has it "
-                                        "(`nvls: true`, Hopper or later); false turns it off")
-    compute_jitter: float = Field(0.0, ge=0, lt=1, allow_inf_nan=False,
-                                  description="relative std-dev of each kernel's time")
-    seed: Annotated[int, Field(ge=0, le=2**63 - 1, strict=True)] = Field(0, description="seed of compute_jitter")
+    nvls: bool = Field(
+        True,
+        description="NCCL_NVLS_ENABLE: NVLink SHARP (NVLS) where the topology has it "
+        "(`nvls: true`, Hopper or later); false turns it off",
+    )
+    compute_jitter: float = Field(
+        0.0, ge=0, lt=1, allow_inf_nan=False, description="relative std-dev of each kernel's time"
+    )
+    seed: Annotated[int, Field(ge=0, le=2**63 - 1, strict=True)] = Field(
+        0, description="seed of compute_jitter"
+    )
     parallelism: ParallelismSection = ParallelismSection()
 
 
@@ -268,8 +354,11 @@ class CustomGPU(Strict):
     peak_flops: dict[_choice(DTYPES), FlopRate] = Field(min_length=1)
     source: str = "user-defined"
     sm_count: _bounded(4096) | None = None
-    arch: _choice(ARCHS) | None = Field(None, description="volta | ampere | hopper | blackwell | cdna3: "
-                                        "selects NCCL's per-architecture tables (default ampere)")
+    arch: _choice(ARCHS) | None = Field(
+        None,
+        description="volta | ampere | hopper | blackwell | cdna3: "
+        "selects NCCL's per-architecture tables (default ampere)",
+    )
     pcie_bandwidth: Bandwidth | None = None
     cuda_context: Bytes | None = None
     efficiency: EfficiencySection = EfficiencySection()
@@ -285,7 +374,9 @@ class Straggler(Strict):
 class DegradedLink(Strict):
     """A link running below its rated bandwidth (a flapping cable, a failed lane)."""
 
-    source: str = Field(description="vertex name at the link's start (clustersim topology show --vertices)")
+    source: str = Field(
+        description="vertex name at the link's start (clustersim topology show --vertices)"
+    )
     target: str = Field(description="vertex name at the link's end")
     bandwidth_factor: float = Field(gt=0, le=1, description="fraction of the rated bandwidth left")
     both_directions: bool = True
@@ -295,15 +386,23 @@ def _gpu_kind(value: Any) -> str:
     return "custom" if isinstance(value, dict) else "name"
 
 
-GpuField = Annotated[Annotated[str, Tag("name")] | Annotated[CustomGPU, Tag("custom")], Discriminator(_gpu_kind)]
+GpuField = Annotated[
+    Annotated[str, Tag("name")] | Annotated[CustomGPU, Tag("custom")], Discriminator(_gpu_kind)
+]
 
 
 class ClusterSection(Strict):
     topology: str = Field("dgx-a100", description="a shipped topology name or a YAML path")
-    num_hosts: _bounded(MAX_GPUS) | None = Field(None, description="hosts of a multi-host topology (default: the file's num_hosts)")
+    num_hosts: _bounded(MAX_GPUS) | None = Field(
+        None, description="hosts of a multi-host topology (default: the file's num_hosts)"
+    )
     num_gpus: _bounded(MAX_GPUS) | None = None
-    gpu: GpuField | None = Field(None, description="a catalog name, or a mapping describing your own GPU")
-    price_per_gpu_hour: float | None = Field(None, ge=0, allow_inf_nan=False, description="USD, for cost to train")
+    gpu: GpuField | None = Field(
+        None, description="a catalog name, or a mapping describing your own GPU"
+    )
+    price_per_gpu_hour: float | None = Field(
+        None, ge=0, allow_inf_nan=False, description="USD, for cost to train"
+    )
     stragglers: tuple[Straggler, ...] = Field((), max_length=MAX_STRAGGLERS)
     degraded_links: tuple[DegradedLink, ...] = ()
 
@@ -319,8 +418,12 @@ class ScenarioFile(Strict):
     training: TrainingSection = TrainingSection()
     cluster: ClusterSection = ClusterSection()
     reliability: ReliabilitySection = ReliabilitySection()
-    calibration: str | None = Field(None, min_length=1, description="a calibration profile (`clustersim calibrate "
-                                    "--out PROFILE.yaml`), relative to this file; default: the built-in constants")
+    calibration: str | None = Field(
+        None,
+        min_length=1,
+        description="a calibration profile (`clustersim calibrate "
+        "--out PROFILE.yaml`), relative to this file; default: the built-in constants",
+    )
 
 
 def json_schema() -> dict:

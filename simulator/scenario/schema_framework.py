@@ -27,11 +27,15 @@ def _elements(value: Any) -> int:
         try:
             value = float(value.strip())
         except ValueError:
-            raise ValueError("give a number of elements (numel), e.g. 5e8, without a unit") from None
+            raise ValueError(
+                "give a number of elements (numel), e.g. 5e8, without a unit"
+            ) from None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise ValueError("give a number of elements (numel), e.g. 5e8")
     if value != int(value) or value < 0 or value > MAX_ELEMENTS:
-        raise ValueError(f"{value!r} is not a whole number of elements between 0 and {MAX_ELEMENTS:.0e}")
+        raise ValueError(
+            f"{value!r} is not a whole number of elements between 0 and {MAX_ELEMENTS:.0e}"
+        )
     return int(value)
 
 
@@ -44,11 +48,18 @@ def _count(default: int, what: str, minimum: int = 0) -> Any:
 
     def schema(js: dict) -> None:  # a number, or the string YAML makes of 5e8
         js.pop("type", None)
-        js["anyOf"] = [{"type": "number", "minimum": minimum}, {"type": "string", "pattern": _NUMBER}, {"type": "null"}]
+        js["anyOf"] = [
+            {"type": "number", "minimum": minimum},
+            {"type": "string", "pattern": _NUMBER},
+            {"type": "null"},
+        ]
         js["examples"] = [default]
 
-    return Annotated[int | None, BeforeValidator(lambda v: None if v is None else check(v)),
-                     Field(description=f"{what} (default {default:.0e})", json_schema_extra=schema)]
+    return Annotated[
+        int | None,
+        BeforeValidator(lambda v: None if v is None else check(v)),
+        Field(description=f"{what} (default {default:.0e})", json_schema_extra=schema),
+    ]
 
 
 class _Section(BaseModel):
@@ -62,35 +73,61 @@ class DeepSpeedSection(_Section):
     """DeepSpeed ZeRO (`zero_optimization` keys): sizes in elements, as DeepSpeed counts them.
     The stage is training.strategy (zero1, zero2, zero3)."""
 
-    reduce_bucket_size: _count(_DS.reduce_bucket_size, "elements per gradient reduce bucket", 1) = None
-    allgather_bucket_size: _count(_DS.allgather_bucket_size, "elements per weight all-gather bucket (ZeRO-1/2; "
-                                  "DeepSpeed ignores it when torch has all_gather_into_tensor)", 1) = None
-    overlap_comm: bool | None = Field(None, description="reduce gradients on a side stream during backward "
-                                      "(default: true for ZeRO-3, false for ZeRO-1/2)")
-    contiguous_gradients: bool | None = Field(None, description="copy gradients into the reduce bucket "
-                                              "(default true)")
-    reduce_scatter: bool | None = Field(None, description="reduce-scatter instead of all-reduce (default true)")
+    reduce_bucket_size: _count(_DS.reduce_bucket_size, "elements per gradient reduce bucket", 1) = (
+        None
+    )
+    allgather_bucket_size: _count(
+        _DS.allgather_bucket_size,
+        "elements per weight all-gather bucket (ZeRO-1/2; "
+        "DeepSpeed ignores it when torch has all_gather_into_tensor)",
+        1,
+    ) = None
+    overlap_comm: bool | None = Field(
+        None,
+        description="reduce gradients on a side stream during backward "
+        "(default: true for ZeRO-3, false for ZeRO-1/2)",
+    )
+    contiguous_gradients: bool | None = Field(
+        None, description="copy gradients into the reduce bucket (default true)"
+    )
+    reduce_scatter: bool | None = Field(
+        None, description="reduce-scatter instead of all-reduce (default true)"
+    )
     use_multi_rank_bucket_allreduce: bool | None = Field(
-        None, description="ZeRO-1/2: all-reduce each bucket and keep the owned slices (default true)")
-    stage3_prefetch_bucket_size: _count(_DS.stage3_prefetch_bucket_size, "ZeRO-3: elements prefetched per "
-                                        "fetch (the code's 5e7; DeepSpeed's docs say 5e8)") = None
-    stage3_max_live_parameters: _count(_DS.stage3_max_live_parameters,
-                                       "ZeRO-3: gathered elements that bound prefetching", 1) = None
-    stage3_max_reuse_distance: _count(_DS.stage3_max_reuse_distance, "ZeRO-3: a parameter used again within "
-                                      "this many elements is not released") = None
-    stage3_param_persistence_threshold: _count(_DS.stage3_param_persistence_threshold, "ZeRO-3: parameters "
-                                               "of at most this many elements are kept whole") = None
+        None,
+        description="ZeRO-1/2: all-reduce each bucket and keep the owned slices (default true)",
+    )
+    stage3_prefetch_bucket_size: _count(
+        _DS.stage3_prefetch_bucket_size,
+        "ZeRO-3: elements prefetched per fetch (the code's 5e7; DeepSpeed's docs say 5e8)",
+    ) = None
+    stage3_max_live_parameters: _count(
+        _DS.stage3_max_live_parameters, "ZeRO-3: gathered elements that bound prefetching", 1
+    ) = None
+    stage3_max_reuse_distance: _count(
+        _DS.stage3_max_reuse_distance,
+        "ZeRO-3: a parameter used again within this many elements is not released",
+    ) = None
+    stage3_param_persistence_threshold: _count(
+        _DS.stage3_param_persistence_threshold,
+        "ZeRO-3: parameters of at most this many elements are kept whole",
+    ) = None
     sub_group_size: _count(_DS.sub_group_size, "ZeRO-3: elements per optimizer-step tile", 1) = None
 
 
 class Fsdp2Section(_Section):
     """PyTorch FSDP2 (`fully_shard`) options."""
 
-    reshard_after_forward: bool | None = Field(None, description="free each block's gathered parameters "
-                                               "after its forward (default true; the root never)")
+    reshard_after_forward: bool | None = Field(
+        None,
+        description="free each block's gathered parameters "
+        "after its forward (default true; the root never)",
+    )
     reduce_dtype: Literal["fp32", "bf16", "fp16"] | None = Field(
-        None, description="MixedPrecisionPolicy reduce_dtype: the gradient reduction's datatype (default: the "
-                          "gradients', bf16 under bf16-mixed)")
+        None,
+        description="MixedPrecisionPolicy reduce_dtype: the gradient reduction's datatype (default: the "
+        "gradients', bf16 under bf16-mixed)",
+    )
 
 
 _MG = MegatronSpec()
@@ -100,14 +137,25 @@ class MegatronSection(_Section):
     """Megatron-Core DDP / distributed optimizer options (DistributedDataParallelConfig names).
     training.strategy zero1 is the distributed optimizer, ddp is without it."""
 
-    overlap_grad_reduce: bool | None = Field(None, description="reduce gradient buckets during backward "
-                                             "(default false)")
-    overlap_param_gather: bool | None = Field(None, description="distributed optimizer: all-gather the "
-                                              "weights during the next forward (default false)")
-    bucket_size: _count(40_000_000, "parameters per gradient bucket (default with overlap_grad_reduce: "
-                        "max(4e7, 1e6 x dp); without: one bucket)", 1) = None
-    grad_reduce_in_fp32: bool | None = Field(None, description="fp32 gradient buffer and reduction "
-                                             "(default: true for bf16, as Megatron-LM forces)")
+    overlap_grad_reduce: bool | None = Field(
+        None, description="reduce gradient buckets during backward (default false)"
+    )
+    overlap_param_gather: bool | None = Field(
+        None,
+        description="distributed optimizer: all-gather the "
+        "weights during the next forward (default false)",
+    )
+    bucket_size: _count(
+        40_000_000,
+        "parameters per gradient bucket (default with overlap_grad_reduce: "
+        "max(4e7, 1e6 x dp); without: one bucket)",
+        1,
+    ) = None
+    grad_reduce_in_fp32: bool | None = Field(
+        None,
+        description="fp32 gradient buffer and reduction "
+        "(default: true for bf16, as Megatron-LM forces)",
+    )
 
 
 FRAMEWORK_SECTIONS: dict[str, tuple[str, type[_Section]]] = {

@@ -55,8 +55,14 @@ def _range_text(low: float | None, high: float | None, show) -> str:
     return f"from {show(low)} to {show(high)}"
 
 
-def _parsed(parser, example: str, positive: bool = True, low: float | None = None,
-            high: float | None = None, show=str):
+def _parsed(
+    parser,
+    example: str,
+    positive: bool = True,
+    low: float | None = None,
+    high: float | None = None,
+    show=str,
+):
     """A unit string -> the internal unit within [low, high] (low None: above zero, or at least
     zero when not `positive`); bare numbers are refused (as in schema.py)."""
 
@@ -70,9 +76,14 @@ def _parsed(parser, example: str, positive: bool = True, low: float | None = Non
         if positive and parsed <= 0 and low is None:
             raise ValueError(f"{value!r} must be above zero")
         if (low is not None and parsed < low) or (high is not None and not parsed <= high):
-            span = f"at least zero and at most {show(high)}" if not positive and low is None \
+            span = (
+                f"at least zero and at most {show(high)}"
+                if not positive and low is None
                 else _range_text(low, high, show)
-            raise ValueError(f"{value!r} is out of range: expected {span} (README, Goodput: bounds)")
+            )
+            raise ValueError(
+                f"{value!r} is out of range: expected {span} (README, Goodput: bounds)"
+            )
         return parsed
 
     return BeforeValidator(check)
@@ -93,8 +104,12 @@ def _rate(bw: float) -> str:
     return f"{fmt_bytes(bw)}/s"
 
 
-def _duration(example: str, low: float | None = None, high: float | None = None, positive: bool = True):
-    return Annotated[float, _parsed(parse_duration, example, positive, low, high, _seconds), _text(example)]
+def _duration(
+    example: str, low: float | None = None, high: float | None = None, positive: bool = True
+):
+    return Annotated[
+        float, _parsed(parse_duration, example, positive, low, high, _seconds), _text(example)
+    ]
 
 
 Mtbf = _duration("50000 h", MIN_UNIT_MTBF_S)
@@ -103,10 +118,18 @@ RestartStep = _duration("30 s", high=MAX_RESTART_STEP_S, positive=False)
 Pause = _duration("10 s", high=MAX_PAUSE_S)
 Repair = _duration("3 days", high=MAX_REPAIR_S)
 StragglerDetection = _duration("20 min", high=MAX_RESTART_STEP_S)
-Bandwidth = Annotated[float, _parsed(parse_bandwidth, "2 TB/s", low=MIN_STORAGE_BW, high=MAX_STORAGE_BW,
-                                     show=_rate), _text("2 TB/s")]
-Size = Annotated[int, _parsed(parse_bytes, "5 TB", low=MIN_CHECKPOINT_BYTES, high=MAX_CHECKPOINT_BYTES,
-                              show=fmt_bytes), _text("5 TB")]
+Bandwidth = Annotated[
+    float,
+    _parsed(parse_bandwidth, "2 TB/s", low=MIN_STORAGE_BW, high=MAX_STORAGE_BW, show=_rate),
+    _text("2 TB/s"),
+]
+Size = Annotated[
+    int,
+    _parsed(
+        parse_bytes, "5 TB", low=MIN_CHECKPOINT_BYTES, high=MAX_CHECKPOINT_BYTES, show=fmt_bytes
+    ),
+    _text("5 TB"),
+]
 
 
 def _choice(names):
@@ -116,7 +139,7 @@ def _choice(names):
 
 def _interval(value: Any) -> Any:
     """Steps (an integer), a duration string, or 'optimal'."""
-    if isinstance(value, bool) or isinstance(value, float):
+    if isinstance(value, (bool, float)):
         raise ValueError("give whole steps (an integer), a duration such as '30 min', or 'optimal'")
     if isinstance(value, int):
         if not 1 <= value <= MAX_INTERVAL_STEPS:
@@ -130,8 +153,10 @@ def _interval(value: Any) -> Any:
         except UnitError as exc:
             raise ValueError(f"{exc}, whole steps or 'optimal'") from None
         if not 0 < seconds <= MAX_INTERVAL_S:
-            raise ValueError(f"{value!r} is out of range: expected above zero and at most "
-                             f"{_seconds(MAX_INTERVAL_S)} (README, Goodput: bounds)")
+            raise ValueError(
+                f"{value!r} is out of range: expected above zero and at most "
+                f"{_seconds(MAX_INTERVAL_S)} (README, Goodput: bounds)"
+            )
         return value.strip()
     raise ValueError("give whole steps (an integer), a duration such as '30 min', or 'optimal'")
 
@@ -144,11 +169,16 @@ class Strict(BaseModel):
 
 
 class _Rate(Strict):
-    mtbf: Mtbf | None = Field(None, description="mean time between failures of ONE unit, e.g. '50000 h' "
-                              "(at least 1 h)")
+    mtbf: Mtbf | None = Field(
+        None, description="mean time between failures of ONE unit, e.g. '50000 h' (at least 1 h)"
+    )
     failures_per_1000_unit_days: float | None = Field(
-        None, ge=0, le=MAX_FAILURES_PER_1000_UNIT_DAYS, allow_inf_nan=False,
-        description="failures per 1,000 unit-days (per 1,000 node-days for unit host, Kokolis et al.'s r_f)")
+        None,
+        ge=0,
+        le=MAX_FAILURES_PER_1000_UNIT_DAYS,
+        allow_inf_nan=False,
+        description="failures per 1,000 unit-days (per 1,000 node-days for unit host, Kokolis et al.'s r_f)",
+    )
 
     @model_validator(mode="after")
     def _one_rate(self):
@@ -162,49 +192,88 @@ class FailureSection(_Rate):
     the Llama 3 values of the fields not given; a new name needs a unit and a rate."""
 
     unit: _choice(UNITS) | None = Field(None, description="what the rate is per: gpu, host or job")
-    weibull_shape: float | None = Field(None, ge=MIN_WEIBULL_SHAPE, le=MAX_WEIBULL_SHAPE,
-                                        allow_inf_nan=False,
-                                        description="shape of the Weibull times between the job's failures "
-                                        "of this class (1: Poisson, the default)")
-    takes_host: bool | None = Field(None, description="the failed host is out until repaired (a hot spare "
-                                    "replaces it)")
-    planned: bool | None = Field(None, description="announced in advance: checkpoint first, no lost work")
+    weibull_shape: float | None = Field(
+        None,
+        ge=MIN_WEIBULL_SHAPE,
+        le=MAX_WEIBULL_SHAPE,
+        allow_inf_nan=False,
+        description="shape of the Weibull times between the job's failures "
+        "of this class (1: Poisson, the default)",
+    )
+    takes_host: bool | None = Field(
+        None, description="the failed host is out until repaired (a hot spare replaces it)"
+    )
+    planned: bool | None = Field(
+        None, description="announced in advance: checkpoint first, no lost work"
+    )
 
 
 class CheckpointSection(Strict):
-    size: Size | None = Field(None, description="whole checkpoint (default: the model's weights and "
-                              "optimizer states, e.g. 14 bytes/param for mixed-precision Adam)")
-    mode: _choice(("sync", "async")) = Field("sync", description="async: the step pauses only to copy the "
-                                             "state to host memory; the write goes on in the background")
-    interval: Interval = Field("optimal", description="steps (an integer), a duration ('30 min'), or "
-                               "'optimal' (Daly 2006 from the checkpoint cost and the MTBF)")
-    write_bandwidth: Bandwidth | None = Field(None, description="aggregate storage write rate (default 2 TB/s)")
-    write_bandwidth_per_host: Bandwidth | None = Field(None, description="per host (default 0.98 GB/s)")
-    read_bandwidth: Bandwidth | None = Field(None, description="aggregate read rate (default 2 TB/s)")
-    read_bandwidth_per_host: Bandwidth | None = Field(None, description="per host (default 0.98 GB/s)")
-    pause: Pause | None = Field(None, description="async only: the step's pause (default: the copy of "
-                                   "each GPU's share over PCIe)")
+    size: Size | None = Field(
+        None,
+        description="whole checkpoint (default: the model's weights and "
+        "optimizer states, e.g. 14 bytes/param for mixed-precision Adam)",
+    )
+    mode: _choice(("sync", "async")) = Field(
+        "sync",
+        description="async: the step pauses only to copy the "
+        "state to host memory; the write goes on in the background",
+    )
+    interval: Interval = Field(
+        "optimal",
+        description="steps (an integer), a duration ('30 min'), or "
+        "'optimal' (Daly 2006 from the checkpoint cost and the MTBF)",
+    )
+    write_bandwidth: Bandwidth | None = Field(
+        None, description="aggregate storage write rate (default 2 TB/s)"
+    )
+    write_bandwidth_per_host: Bandwidth | None = Field(
+        None, description="per host (default 0.98 GB/s)"
+    )
+    read_bandwidth: Bandwidth | None = Field(
+        None, description="aggregate read rate (default 2 TB/s)"
+    )
+    read_bandwidth_per_host: Bandwidth | None = Field(
+        None, description="per host (default 0.98 GB/s)"
+    )
+    pause: Pause | None = Field(
+        None,
+        description="async only: the step's pause (default: the copy of "
+        "each GPU's share over PCIe)",
+    )
 
 
 class RestartSection(Strict):
-    detection: RestartStep | None = Field(None, description="time to detect a failure (default 0: "
-                                             "included in initialization)")
-    initialization: RestartStep | None = Field(None, description="rescheduling and re-initialization "
-                                                  "(default 10 min); the checkpoint load is added")
+    detection: RestartStep | None = Field(
+        None, description="time to detect a failure (default 0: included in initialization)"
+    )
+    initialization: RestartStep | None = Field(
+        None,
+        description="rescheduling and re-initialization "
+        "(default 10 min); the checkpoint load is added",
+    )
     hot_spares: Annotated[int, Field(ge=0, le=MAX_HOT_SPARES, strict=True)] | None = Field(
-        None, description="spare hosts (default: unlimited, a failed host is always replaced at once)")
-    without_spare: _choice(("wait", "shrink")) = Field("wait", description="with no spare left: wait for a "
-                                                       "repair, or continue on fewer hosts")
-    repair_time: Repair | None = Field(None, description="time to repair a failed host (needed with "
-                                         "hot_spares)")
+        None,
+        description="spare hosts (default: unlimited, a failed host is always replaced at once)",
+    )
+    without_spare: _choice(("wait", "shrink")) = Field(
+        "wait", description="with no spare left: wait for a repair, or continue on fewer hosts"
+    )
+    repair_time: Repair | None = Field(
+        None, description="time to repair a failed host (needed with hot_spares)"
+    )
 
 
 class StragglerSection(_Rate):
     """Slow nodes appearing over time (give a rate, slowdown and detection)."""
 
     unit: _choice(UNITS) = "host"
-    slowdown: float = Field(gt=1, le=100, allow_inf_nan=False, description="step time multiplier while present")
-    detection: StragglerDetection = Field(description="time until the slow node is found and removed")
+    slowdown: float = Field(
+        gt=1, le=100, allow_inf_nan=False, description="step time multiplier while present"
+    )
+    detection: StragglerDetection = Field(
+        description="time until the slow node is found and removed"
+    )
 
     @model_validator(mode="after")
     def _needs_rate(self):
@@ -218,14 +287,20 @@ class ReliabilitySection(Strict):
 
     enabled: bool = True
     failures: dict[str, FailureSection] = Field(default_factory=dict)
-    failure_rate_scale: float = Field(1.0, ge=0, le=1e6, allow_inf_nan=False,
-                                      description="multiplies every failure rate")
+    failure_rate_scale: float = Field(
+        1.0, ge=0, le=1e6, allow_inf_nan=False, description="multiplies every failure rate"
+    )
     checkpoint: CheckpointSection = CheckpointSection()
     restart: RestartSection = RestartSection()
     stragglers: StragglerSection | None = None
     runs: Annotated[int, Field(ge=1, le=MAX_RUNS, strict=True)] = Field(
-        DEFAULT_RUNS, description="Monte Carlo runs (seeds)")
+        DEFAULT_RUNS, description="Monte Carlo runs (seeds)"
+    )
     seed: Annotated[int, Field(ge=0, le=2**63 - 1, strict=True)] | None = Field(
-        None, description="default: training.seed")
-    window: Window | None = Field(None, description="simulate a fixed wall-clock window (e.g. '54 days') "
-                                    "instead of the run to completion")
+        None, description="default: training.seed"
+    )
+    window: Window | None = Field(
+        None,
+        description="simulate a fixed wall-clock window (e.g. '54 days') "
+        "instead of the run to completion",
+    )

@@ -16,11 +16,11 @@ class CalibrationSpec:
     """`values`: the profile's fitted constants by knob name (system/knobs.py); `comm`: the
     built-in calibration with them applied. The default is the built-in one, no profile."""
 
-    source: str = ""                  # the profile file ("" = built-in defaults)
+    source: str = ""  # the profile file ("" = built-in defaults)
     sha256: str = ""
     values: tuple[tuple[str, float], ...] = ()
     comm: Calibration = field(default=NCCL_CALIBRATION, repr=False)
-    gpus: tuple[str, ...] = ()        # the catalog GPUs the profile was fitted on (() = any: built-in)
+    gpus: tuple[str, ...] = ()  # the catalog GPUs the profile was fitted on (() = any: built-in)
 
     @property
     def is_default(self) -> bool:

@@ -18,7 +18,7 @@ import numpy as np
 
 @dataclass(frozen=True, kw_only=True)
 class Mesh:
-    dims: tuple[tuple[str, int], ...]   # (name, size), innermost first
+    dims: tuple[tuple[str, int], ...]  # (name, size), innermost first
 
     def __post_init__(self):
         names = [n for n, _ in self.dims]

@@ -29,17 +29,29 @@ LLAMA3_UNITS = {"gpu": 16_384, "host": 2_048}
 
 # Table 5 rows (component, interruption count as printed) grouped into the classes below.
 LLAMA3_TABLE5 = {
-    "gpu": (("Faulty GPU", 148), ("GPU HBM3 Memory", 72), ("GPU SRAM Memory", 19),
-            ("GPU System Processor", 17), ("Silent Data Corruption", 6),
-            ("GPU Thermal Interface + Sensor", 6)),
-    "host": (("Host Maintenance (unplanned)", 32), ("SSD", 3), ("Power Supply", 3), ("Server Chassis", 2),
-             ("IO Expansion Board", 2), ("CPU", 2), ("System Memory", 2)),
+    "gpu": (
+        ("Faulty GPU", 148),
+        ("GPU HBM3 Memory", 72),
+        ("GPU SRAM Memory", 19),
+        ("GPU System Processor", 17),
+        ("Silent Data Corruption", 6),
+        ("GPU Thermal Interface + Sensor", 6),
+    ),
+    "host": (
+        ("Host Maintenance (unplanned)", 32),
+        ("SSD", 3),
+        ("Power Supply", 3),
+        ("Server Chassis", 2),
+        ("IO Expansion Board", 2),
+        ("CPU", 2),
+        ("System Memory", 2),
+    ),
     "nic": (("NIC", 7),),
     "switch": (("Network Switch/Cable", 35),),
     "software": (("Software Bug", 54), ("Dependency", 2), ("NCCL Watchdog Timeouts", 7)),
 }
 LLAMA3_UNEXPECTED = 419
-LLAMA3_PLANNED = 47   # automated maintenance (firmware upgrades) and operator changes, Sec 3.3.4
+LLAMA3_PLANNED = 47  # automated maintenance (firmware upgrades) and operator changes, Sec 3.3.4
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -48,11 +60,11 @@ class FailureClass:
     Weibull-distributed times between the job's arrivals (shape 1: Poisson)."""
 
     name: str
-    unit: str                         # gpu | host | job
-    rate_per_unit_s: float            # failures per unit per second (1 / MTBF of one unit)
+    unit: str  # gpu | host | job
+    rate_per_unit_s: float  # failures per unit per second (1 / MTBF of one unit)
     weibull_shape: float = 1.0
-    takes_host: bool = False          # the failed host leaves until repaired (a spare replaces it)
-    planned: bool = False             # announced: checkpoint first, no lost work, no detection
+    takes_host: bool = False  # the failed host leaves until repaired (a spare replaces it)
+    planned: bool = False  # announced: checkpoint first, no lost work, no detection
     source: str = ""
 
 
@@ -60,9 +72,13 @@ def _llama3_class(name: str, unit: str, takes_host: bool, note: str) -> FailureC
     count = sum(n for _, n in LLAMA3_TABLE5[name])
     rows = ", ".join(f"{c} {n}" for c, n in LLAMA3_TABLE5[name])
     units = LLAMA3_UNITS["gpu" if unit == "gpu" else "host"]
-    return FailureClass(name=name, unit=unit, takes_host=takes_host,
-                        rate_per_unit_s=count / (LLAMA3_DAYS * SECONDS_PER_DAY * units),
-                        source=f"{LLAMA3_SOURCE}: {count} interruptions ({rows}) per {units:,} {unit}s; {note}")
+    return FailureClass(
+        name=name,
+        unit=unit,
+        takes_host=takes_host,
+        rate_per_unit_s=count / (LLAMA3_DAYS * SECONDS_PER_DAY * units),
+        source=f"{LLAMA3_SOURCE}: {count} interruptions ({rows}) per {units:,} {unit}s; {note}",
+    )
 
 
 def default_failures() -> tuple[FailureClass, ...]:
@@ -71,14 +87,28 @@ def default_failures() -> tuple[FailureClass, ...]:
         _llama3_class("gpu", "gpu", True, "per GPU"),
         _llama3_class("host", "host", True, "per host"),
         _llama3_class("nic", "gpu", True, "per GPU: one 400 Gb/s RoCE NIC per GPU (Sec 3.3.1)"),
-        _llama3_class("switch", "host", False, "per host: the fabric grows with the hosts it joins "
-                      "(assumption); the job restarts on a working path, no host is lost"),
-        _llama3_class("software", "host", False, "per host (assumption: one process group per GPU, "
-                      "more processes hit more bugs and timeouts)"),
-        FailureClass(name="maintenance", unit="host", planned=True,
-                     rate_per_unit_s=LLAMA3_PLANNED / (LLAMA3_DAYS * SECONDS_PER_DAY * LLAMA3_UNITS["host"]),
-                     source=f"{LLAMA3_SOURCE}: {LLAMA3_PLANNED} planned interruptions (automated maintenance, "
-                            "e.g. firmware upgrades), per host (assumption)"),
+        _llama3_class(
+            "switch",
+            "host",
+            False,
+            "per host: the fabric grows with the hosts it joins "
+            "(assumption); the job restarts on a working path, no host is lost",
+        ),
+        _llama3_class(
+            "software",
+            "host",
+            False,
+            "per host (assumption: one process group per GPU, "
+            "more processes hit more bugs and timeouts)",
+        ),
+        FailureClass(
+            name="maintenance",
+            unit="host",
+            planned=True,
+            rate_per_unit_s=LLAMA3_PLANNED / (LLAMA3_DAYS * SECONDS_PER_DAY * LLAMA3_UNITS["host"]),
+            source=f"{LLAMA3_SOURCE}: {LLAMA3_PLANNED} planned interruptions (automated maintenance, "
+            "e.g. firmware upgrades), per host (assumption)",
+        ),
     )
 
 
@@ -88,28 +118,32 @@ def default_failures() -> tuple[FailureClass, ...]:
 # host gets when all write at once (the paper gives no per-host figure).
 TECTONIC_BW = 2e12
 PER_HOST_BW = TECTONIC_BW / LLAMA3_UNITS["host"]
-STORAGE_SOURCE = ("Tectonic 2 TB/s sustained (Llama 3 Sec 3.3.1), for writes and reads; per host its "
-                  "share among Llama 3's 2,048 hosts, 0.98 GB/s")
+STORAGE_SOURCE = (
+    "Tectonic 2 TB/s sustained (Llama 3 Sec 3.3.1), for writes and reads; per host its "
+    "share among Llama 3's 2,048 hosts, 0.98 GB/s"
+)
 
 # Restart: the Llama 3 paper says only that job startup and checkpointing time were reduced; it
 # gives no restart time. Kokolis et al. 2025 assume a restart overhead u0 of 5-20 min; 10 min is
 # taken (covering detection and re-initialization; give detection separately if it is known).
 DEFAULT_INITIALIZATION_S = 600.0
-RESTART_SOURCE = ("restart overhead 10 min: Kokolis et al. 2025 (arXiv:2410.21680) assume 5-20 min; "
-                  "Llama 3 publishes no restart time")
+RESTART_SOURCE = (
+    "restart overhead 10 min: Kokolis et al. 2025 (arXiv:2410.21680) assume 5-20 min; "
+    "Llama 3 publishes no restart time"
+)
 
 
 @dataclass(frozen=True, kw_only=True)
 class CheckpointSpec:
-    size_bytes: int | None = None     # None: weights + optimizer states of the model (studies.goodput)
-    mode: str = "sync"                # sync | async (the step pauses only to copy to host memory)
+    size_bytes: int | None = None  # None: weights + optimizer states of the model (studies.goodput)
+    mode: str = "sync"  # sync | async (the step pauses only to copy to host memory)
     interval_steps: int | None = None
-    interval_s: float | None = None   # neither given: the optimal interval (Daly 2006)
-    write_bw: float = TECTONIC_BW     # aggregate bytes/s
+    interval_s: float | None = None  # neither given: the optimal interval (Daly 2006)
+    write_bw: float = TECTONIC_BW  # aggregate bytes/s
     write_bw_per_host: float = PER_HOST_BW
     read_bw: float = TECTONIC_BW
     read_bw_per_host: float = PER_HOST_BW
-    pause_s: float | None = None      # async: the step's pause; None: the copy to host memory
+    pause_s: float | None = None  # async: the step's pause; None: the copy to host memory
 
     @property
     def optimal(self) -> bool:
@@ -119,10 +153,10 @@ class CheckpointSpec:
 @dataclass(frozen=True, kw_only=True)
 class RestartSpec:
     detection_s: float = 0.0
-    initialization_s: float = DEFAULT_INITIALIZATION_S   # rescheduling, process start, NCCL init
-    hot_spares: int | None = None     # None: a spare always replaces a failed host at once
-    without_spare: str = "wait"       # wait (for a repair) | shrink (continue on fewer hosts)
-    repair_s: float | None = None     # time to repair a failed host (needed with hot_spares)
+    initialization_s: float = DEFAULT_INITIALIZATION_S  # rescheduling, process start, NCCL init
+    hot_spares: int | None = None  # None: a spare always replaces a failed host at once
+    without_spare: str = "wait"  # wait (for a repair) | shrink (continue on fewer hosts)
+    repair_s: float | None = None  # time to repair a failed host (needed with hot_spares)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -139,17 +173,21 @@ class StragglerSpec:
 DEFAULT_RUNS = 100
 # Causes of lost time besides the failure classes: slow-node removals, periodic checkpoints,
 # running below full speed (their names are not available to failure classes).
-STRAGGLER_CAUSE, CHECKPOINT_CAUSE, DEGRADED_CAUSE = RESERVED_CAUSES = ("straggler", "checkpoint", "degraded")
+STRAGGLER_CAUSE, CHECKPOINT_CAUSE, DEGRADED_CAUSE = RESERVED_CAUSES = (
+    "straggler",
+    "checkpoint",
+    "degraded",
+)
 
 
 @dataclass(frozen=True, kw_only=True)
 class ReliabilitySpec:
     enabled: bool = True
     failures: tuple[FailureClass, ...] = field(default_factory=default_failures)
-    rate_scale: float = 1.0           # multiplies every failure rate (what-if)
+    rate_scale: float = 1.0  # multiplies every failure rate (what-if)
     checkpoint: CheckpointSpec = CheckpointSpec()
     restart: RestartSpec = RestartSpec()
     stragglers: StragglerSpec | None = None
     runs: int = DEFAULT_RUNS
-    seed: int | None = None           # None: training.seed
-    window_s: float | None = None     # simulate a fixed wall-clock window instead of the whole run
+    seed: int | None = None  # None: training.seed
+    window_s: float | None = None  # simulate a fixed wall-clock window instead of the whole run

@@ -47,17 +47,23 @@ class DeepSpeedSpec:
     """DeepSpeed ZeRO (`zero_optimization` config keys). Defaults: deepspeed/runtime/zero/config.py
     (DeepSpeedZeroConfig, microsoft/DeepSpeed at 38327e0)."""
 
-    reduce_bucket_size: int = 500_000_000          # config.py: reduce_bucket_size = 5e8 elements
-    allgather_bucket_size: int = 500_000_000       # config.py: 5e8; unused when torch has all_gather_into_tensor
-    overlap_comm: bool | None = None               # config.py overlap_comm_valid: None -> True iff stage 3
-    contiguous_gradients: bool = True              # config.py: contiguous_gradients = True
-    reduce_scatter: bool = True                    # config.py: reduce_scatter = True
-    use_multi_rank_bucket_allreduce: bool = True   # config.py: True (stage 1/2 all-reduce the bucket)
-    stage3_prefetch_bucket_size: int = 50_000_000  # config.py: 5e7 (docs/_pages/config-json.md says 5e8)
-    stage3_max_live_parameters: int = 1_000_000_000    # config.py: 1e9
-    stage3_max_reuse_distance: int = 1_000_000_000     # config.py: 1e9
+    reduce_bucket_size: int = 500_000_000  # config.py: reduce_bucket_size = 5e8 elements
+    allgather_bucket_size: int = (
+        500_000_000  # config.py: 5e8; unused when torch has all_gather_into_tensor
+    )
+    overlap_comm: bool | None = None  # config.py overlap_comm_valid: None -> True iff stage 3
+    contiguous_gradients: bool = True  # config.py: contiguous_gradients = True
+    reduce_scatter: bool = True  # config.py: reduce_scatter = True
+    use_multi_rank_bucket_allreduce: bool = (
+        True  # config.py: True (stage 1/2 all-reduce the bucket)
+    )
+    stage3_prefetch_bucket_size: int = (
+        50_000_000  # config.py: 5e7 (docs/_pages/config-json.md says 5e8)
+    )
+    stage3_max_live_parameters: int = 1_000_000_000  # config.py: 1e9
+    stage3_max_reuse_distance: int = 1_000_000_000  # config.py: 1e9
     stage3_param_persistence_threshold: int = 100_000  # config.py: 1e5
-    sub_group_size: int = 1_000_000_000            # config.py: 1e9 (ZeRO-3 optimizer step tile)
+    sub_group_size: int = 1_000_000_000  # config.py: 1e9 (ZeRO-3 optimizer step tile)
 
     def overlap(self, stage: int) -> bool:
         return self.overlap_comm if self.overlap_comm is not None else stage == 3
@@ -85,10 +91,16 @@ class MegatronSpec:
     """Megatron-Core DDP and distributed optimizer. Defaults:
     megatron/core/distributed/distributed_data_parallel_config.py and megatron/training/arguments.py."""
 
-    overlap_grad_reduce: bool = False     # distributed_data_parallel_config.py: False
-    overlap_param_gather: bool = False    # distributed_data_parallel_config.py: False (needs overlap_grad_reduce)
-    bucket_size: int | None = None        # parameters; None -> the default above (one bucket without overlap)
-    grad_reduce_in_fp32: bool | None = None   # None -> True for bf16 (arguments.py forces fp32 main grads)
+    overlap_grad_reduce: bool = False  # distributed_data_parallel_config.py: False
+    overlap_param_gather: bool = (
+        False  # distributed_data_parallel_config.py: False (needs overlap_grad_reduce)
+    )
+    bucket_size: int | None = (
+        None  # parameters; None -> the default above (one bucket without overlap)
+    )
+    grad_reduce_in_fp32: bool | None = (
+        None  # None -> True for bf16 (arguments.py forces fp32 main grads)
+    )
 
     def bucket_params(self, dp: int) -> int | None:
         """Parameters per gradient bucket (None: one bucket holds every parameter)."""
@@ -117,9 +129,11 @@ DEFAULT_ORDER = ("tp", "dp", "pp")
 
 @dataclass(frozen=True, kw_only=True)
 class PipelineSpec:
-    schedule: str = "1f1b"            # gpipe | 1f1b | interleaved-1f1b (Narayanan et al. 2021)
-    virtual_stages: int = 1           # model chunks per stage (interleaved-1f1b)
-    layers_per_stage: tuple[int, ...] = ()  # explicit (possibly uneven) split over pp x virtual_stages chunks
+    schedule: str = "1f1b"  # gpipe | 1f1b | interleaved-1f1b (Narayanan et al. 2021)
+    virtual_stages: int = 1  # model chunks per stage (interleaved-1f1b)
+    layers_per_stage: tuple[
+        int, ...
+    ] = ()  # explicit (possibly uneven) split over pp x virtual_stages chunks
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -143,23 +157,23 @@ class ParallelSpec:
 class TrainingSpec:
     precision: Precision
     optimizer: str
-    strategy: str                     # canonical registry name (execution.strategies)
-    shard_group_size: int | None      # HSDP only
+    strategy: str  # canonical registry name (execution.strategies)
+    shard_group_size: int | None  # HSDP only
     micro_batch_size: int
     seq_len: int
-    grad_accum_steps: int             # micro-batches per step (= pipeline micro-batches), resolved
+    grad_accum_steps: int  # micro-batches per step (= pipeline micro-batches), resolved
     activation_checkpointing: str
     flash_attention: bool
-    dropout: bool                     # dropout layers (masks kept for backward); Llama and MPT train without
+    dropout: bool  # dropout layers (masks kept for backward); Llama and MPT train without
     offload: OffloadSpec
     sharding: ShardingSpec
-    bucket_size_bytes: int            # DDP bucket cap
+    bucket_size_bytes: int  # DDP bucket cap
     gradient_as_bucket_view: bool
     framework_overhead_bytes: int | None
     allocator_reserve: float
     tokens: float | None
     collective_algorithm: str
-    nvls: bool = True                 # NCCL_NVLS_ENABLE: NVLink SHARP where the topology has it
+    nvls: bool = True  # NCCL_NVLS_ENABLE: NVLink SHARP where the topology has it
     compute_jitter: float
     seed: int
     parallel: ParallelSpec = ParallelSpec()
@@ -183,7 +197,7 @@ class DegradedLink:
 @dataclass(frozen=True, kw_only=True)
 class ClusterSpec:
     topology_name: str
-    topology_ref: str                 # what the topology loader reads: a shipped name or a path
+    topology_ref: str  # what the topology loader reads: a shipped name or a path
     gpu: GPU
     gpu_defaults: tuple[str, ...] = ()  # fields of a custom GPU left at assumed defaults
     num_hosts: int
@@ -204,11 +218,13 @@ class Scenario:
     training: TrainingSpec
     cluster: ClusterSpec
     source: str = ""
-    base_dir: str | None = None       # where relative topology paths resolve
+    base_dir: str | None = None  # where relative topology paths resolve
     document: str = field(default="{}", repr=False)
     warnings: tuple[str, ...] = ()
     reliability: ReliabilitySpec | None = None  # None: the defaults (spec/reliability.py)
-    calibration: CalibrationSpec = DEFAULT_CALIBRATION  # a profile (`calibration: FILE`) or the built-in one
+    calibration: CalibrationSpec = (
+        DEFAULT_CALIBRATION  # a profile (`calibration: FILE`) or the built-in one
+    )
 
     @property
     def strategy(self) -> str:

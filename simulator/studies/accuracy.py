@@ -24,7 +24,7 @@ CATEGORY_ORDER = ("memory", "collective", "throughput", "framework")
 class Outcome:
     case: Case
     predicted: float
-    predicted_default: float | None = None   # with the built-in constants, when a profile is applied
+    predicted_default: float | None = None  # with the built-in constants, when a profile is applied
 
     @property
     def error(self) -> float:
@@ -32,15 +32,20 @@ class Outcome:
 
     @property
     def error_default(self) -> float | None:
-        return None if self.predicted_default is None else self.predicted_default / self.case.published - 1
+        return (
+            None
+            if self.predicted_default is None
+            else self.predicted_default / self.case.published - 1
+        )
 
     @property
     def within(self) -> bool:
         return abs(self.error) <= self.case.tolerance
 
 
-def select_cases(files: list[Path], include_slow: bool, categories: tuple[str, ...] = ()) -> tuple[list[Case],
-                                                                                                   list[Case]]:
+def select_cases(
+    files: list[Path], include_slow: bool, categories: tuple[str, ...] = ()
+) -> tuple[list[Case], list[Case]]:
     """(cases to run, slow cases left out). Every file is read first, so all mistakes show at once."""
     cases, problems = [], []
     for f in files:
@@ -54,8 +59,13 @@ def select_cases(files: list[Path], include_slow: bool, categories: tuple[str, .
         known = sorted({c.category for c in cases})
         wrong = [c for c in categories if c not in known]
         if wrong:
-            raise UserError(Problem("--category", f"no case of category {', '.join(wrong)}",
-                                    f"categories here: {', '.join(known)}"))
+            raise UserError(
+                Problem(
+                    "--category",
+                    f"no case of category {', '.join(wrong)}",
+                    f"categories here: {', '.join(known)}",
+                )
+            )
         cases = [c for c in cases if c.category in categories]
     slow = [c for c in cases if c.slow and not include_slow]
     return [c for c in cases if c not in slow], slow
@@ -65,7 +75,9 @@ def default_files(extra: list[str], shipped: bool = True) -> list[Path]:
     return (shipped_files() if shipped else []) + [Path(p) for p in extra]
 
 
-def run_cases(cases: list[Case], calibration: CalibrationSpec | None = None, progress=None) -> list[Outcome]:
+def run_cases(
+    cases: list[Case], calibration: CalibrationSpec | None = None, progress=None
+) -> list[Outcome]:
     """Predict every case; a case that cannot run is the user's file's mistake (one error, all cases)."""
     ctx, out, problems = SimContext(), [], []
     for i, case in enumerate(cases):
@@ -75,8 +87,15 @@ def run_cases(cases: list[Case], calibration: CalibrationSpec | None = None, pro
             predicted = predict(case, ctx, calibration)
             default = predict(case, ctx) if calibration is not None else None
         except UserError as exc:
-            problems += [Problem(f"{case.id}: {p.path}" if p.path else case.id, p.message, p.hint,
-                                 p.source or case.file) for p in exc.problems]
+            problems += [
+                Problem(
+                    f"{case.id}: {p.path}" if p.path else case.id,
+                    p.message,
+                    p.hint,
+                    p.source or case.file,
+                )
+                for p in exc.problems
+            ]
             continue
         out.append(Outcome(case=case, predicted=predicted, predicted_default=default))
     if problems:
@@ -98,28 +117,56 @@ def summary(outcomes: list[Outcome]) -> list[dict[str, Any]]:
             if not mine:
                 continue
             errors = [abs(o.error) for o in mine]
-            row = {"category": category, "role": role, "cases": len(mine),
-                   "median_abs_error": statistics.median(errors), "max_abs_error": max(errors),
-                   "within_tolerance": sum(o.within for o in mine),
-                   "known_deviations": sum(1 for o in mine if o.case.known_deviation)}
+            row = {
+                "category": category,
+                "role": role,
+                "cases": len(mine),
+                "median_abs_error": statistics.median(errors),
+                "max_abs_error": max(errors),
+                "within_tolerance": sum(o.within for o in mine),
+                "known_deviations": sum(1 for o in mine if o.case.known_deviation),
+            }
             if all(o.error_default is not None for o in mine):
                 before = [abs(o.error_default) for o in mine]
-                row |= {"median_abs_error_builtin": statistics.median(before), "max_abs_error_builtin": max(before)}
+                row |= {
+                    "median_abs_error_builtin": statistics.median(before),
+                    "max_abs_error_builtin": max(before),
+                }
             rows.append(row)
     return rows
 
 
-def document(outcomes: list[Outcome], skipped_slow: list[Case], files: list[Path],
-             calibration: CalibrationSpec | None) -> dict[str, Any]:
+def document(
+    outcomes: list[Outcome],
+    skipped_slow: list[Case],
+    files: list[Path],
+    calibration: CalibrationSpec | None,
+) -> dict[str, Any]:
     """The JSON form (`--json`): every case, the summary, and what set this is."""
     return {
-        "set": {"files": [str(f) for f in files], "slow_included": not skipped_slow,
-                "slow_skipped": [c.id for c in skipped_slow],
-                "calibration": calibration.source if calibration is not None else None},
+        "set": {
+            "files": [str(f) for f in files],
+            "slow_included": not skipped_slow,
+            "slow_skipped": [c.id for c in skipped_slow],
+            "calibration": calibration.source if calibration is not None else None,
+        },
         "summary": summary(outcomes),
-        "cases": [{"id": o.case.id, "category": o.case.category, "role": o.case.role, "metric": o.case.metric,
-                   "published": o.case.published, "predicted": o.predicted, "error": o.error,
-                   "tolerance": o.case.tolerance, "within_tolerance": o.within,
-                   "predicted_builtin": o.predicted_default, "known_deviation": o.case.known_deviation,
-                   "source": o.case.source, "file": o.case.file} for o in outcomes],
+        "cases": [
+            {
+                "id": o.case.id,
+                "category": o.case.category,
+                "role": o.case.role,
+                "metric": o.case.metric,
+                "published": o.case.published,
+                "predicted": o.predicted,
+                "error": o.error,
+                "tolerance": o.case.tolerance,
+                "within_tolerance": o.within,
+                "predicted_builtin": o.predicted_default,
+                "known_deviation": o.case.known_deviation,
+                "source": o.case.source,
+                "file": o.case.file,
+            }
+            for o in outcomes
+        ],
     }

@@ -59,15 +59,18 @@ class Case:
     collective: dict[str, Any] | None = None
     flops_per_step: float | None = None
     slow: bool = False
-    known_deviation: str | None = None   # why the case is expected to miss (tests: strict xfail)
+    known_deviation: str | None = None  # why the case is expected to miss (tests: strict xfail)
 
 
 def load_cases(path: str | Path) -> list[Case]:
     path = Path(path)
     data = read_yaml(path)
     cases = data.get("cases")
-    problems = [Problem(k, "unknown key", did_you_mean(k, ["about", "cases"])) for k in data
-                if k not in ("about", "cases")]
+    problems = [
+        Problem(k, "unknown key", did_you_mean(k, ["about", "cases"]))
+        for k in data
+        if k not in ("about", "cases")
+    ]
     if not isinstance(cases, list):
         raise UserError(problems + [Problem("cases", "expected a list of cases")], str(path))
     out, seen = [], set()
@@ -89,30 +92,52 @@ def load_cases(path: str | Path) -> list[Case]:
 def _case_problems(where: str, c: Any) -> list[Problem]:
     if not isinstance(c, dict):
         return [Problem(where, "expected a mapping")]
-    found = [Problem(f"{where}.{k}", "unknown key", did_you_mean(k, (*REQUIRED, *OPTIONAL))) for k in c
-             if k not in (*REQUIRED, *OPTIONAL)]
+    found = [
+        Problem(f"{where}.{k}", "unknown key", did_you_mean(k, (*REQUIRED, *OPTIONAL)))
+        for k in c
+        if k not in (*REQUIRED, *OPTIONAL)
+    ]
     missing = [k for k in REQUIRED if k not in c]
     if missing:
         found.append(Problem(where, f"missing {', '.join(missing)}"))
     if c.get("metric") is not None and c.get("metric") not in METRICS:
-        found.append(Problem(f"{where}.metric", f"unknown metric {c['metric']!r}", did_you_mean(str(c["metric"]),
-                                                                                               METRICS)))
+        found.append(
+            Problem(
+                f"{where}.metric",
+                f"unknown metric {c['metric']!r}",
+                did_you_mean(str(c["metric"]), METRICS),
+            )
+        )
     if "role" in c and c["role"] not in ROLES:
-        found.append(Problem(f"{where}.role", f"expected one of {', '.join(ROLES)}, got {c['role']!r}"))
+        found.append(
+            Problem(f"{where}.role", f"expected one of {', '.join(ROLES)}, got {c['role']!r}")
+        )
     for key in ("published", "tolerance"):
-        if key in c and (isinstance(c[key], bool) or not isinstance(c[key], (int, float)) or c[key] <= 0):
+        if key in c and (
+            isinstance(c[key], bool) or not isinstance(c[key], (int, float)) or c[key] <= 0
+        ):
             found.append(Problem(f"{where}.{key}", f"expected a positive number, got {c[key]!r}"))
     metric = c.get("metric")
     setup = "collective" if metric == "busbw_GBps" else "scenario"
     if metric in METRICS and not isinstance(c.get(setup), dict):
         found.append(Problem(f"{where}.{setup}", f"a {metric} case needs a {setup} mapping"))
     if setup == "collective" and isinstance(c.get("collective"), dict):
-        found += [Problem(f"{where}.collective.{k}", "unknown key", did_you_mean(k, COLLECTIVE_KEYS))
-                  for k in c["collective"] if k not in COLLECTIVE_KEYS]
-        found += [Problem(f"{where}.collective.{k}", "required key is missing") for k in ("topology", "op", "size")
-                  if k not in c["collective"]]
-    if metric == "tflops_per_gpu_from_flops" and not isinstance(c.get("flops_per_step"), (int, float)):
-        found.append(Problem(f"{where}.flops_per_step", "the metric needs the published FLOPs per step"))
+        found += [
+            Problem(f"{where}.collective.{k}", "unknown key", did_you_mean(k, COLLECTIVE_KEYS))
+            for k in c["collective"]
+            if k not in COLLECTIVE_KEYS
+        ]
+        found += [
+            Problem(f"{where}.collective.{k}", "required key is missing")
+            for k in ("topology", "op", "size")
+            if k not in c["collective"]
+        ]
+    if metric == "tflops_per_gpu_from_flops" and not isinstance(
+        c.get("flops_per_step"), (int, float)
+    ):
+        found.append(
+            Problem(f"{where}.flops_per_step", "the metric needs the published FLOPs per step")
+        )
     return found
 
 
@@ -125,14 +150,19 @@ def shipped_cases(name: str) -> list[Case]:
     return load_cases(data_dir("validation") / f"{name}.yaml")
 
 
-def predict(case: Case, ctx: SimContext | None = None, calibration: CalibrationSpec | None = None) -> float:
+def predict(
+    case: Case, ctx: SimContext | None = None, calibration: CalibrationSpec | None = None
+) -> float:
     """What clustersim predicts for the case's metric (under a profile's constants if given)."""
     if case.metric == "busbw_GBps":
         return _busbw_GBps(case.collective, case.base_dir, calibration)
     scenario = scenario_from_dict(case.scenario, base_dir=case.base_dir)
     # A profile applies to the GPUs it was fitted on alone; other cases keep the built-in constants.
-    if (calibration is not None and scenario.calibration.is_default
-            and calibration.fitted_on(scenario.cluster.gpu.name)):
+    if (
+        calibration is not None
+        and scenario.calibration.is_default
+        and calibration.fitted_on(scenario.cluster.gpu.name)
+    ):
         scenario = dataclasses.replace(scenario, calibration=calibration)
     if case.metric in MEMORY_METRICS:
         mem = memory_breakdown(scenario)
@@ -149,8 +179,12 @@ def _busbw_GBps(c: dict[str, Any], base_dir: str, calibration: CalibrationSpec |
     return collective_case_cost(c, base_dir, calibration).busbw_Bps / 1e9
 
 
-def collective_case_cost(c: dict[str, Any], base_dir: str | None = None, calibration: CalibrationSpec | None = None,
-                         contexts: dict | None = None) -> CollectiveCost:
+def collective_case_cost(
+    c: dict[str, Any],
+    base_dir: str | None = None,
+    calibration: CalibrationSpec | None = None,
+    contexts: dict | None = None,
+) -> CollectiveCost:
     """The predicted cost of a collective case's `collective` section (topology, num_hosts, nvls,
     op, group, size, algorithm). `contexts` keeps one CommContext per topology and NVLS setting
     across calls (tables of many sizes). A profile applies to the GPUs it was fitted on alone."""
@@ -165,4 +199,6 @@ def collective_case_cost(c: dict[str, Any], base_dir: str | None = None, calibra
             contexts[key] = ctx
     group = c.get("group", "all")
     group = group.split(",") if isinstance(group, str) and "," in group else group
-    return ctx.cost(c["op"], resolve_group(ctx.topology, group), int(c["size"]), c.get("algorithm", "auto"))
+    return ctx.cost(
+        c["op"], resolve_group(ctx.topology, group), int(c["size"]), c.get("algorithm", "auto")
+    )

@@ -20,7 +20,7 @@ from simulator.studies.cases import predict, shipped_cases
 @dataclass(frozen=True, kw_only=True)
 class FrameworkRow:
     framework: str
-    error: str = ""                   # why the framework cannot run the scenario
+    error: str = ""  # why the framework cannot run the scenario
     peak_bytes: int = 0
     components: dict[str, int] = field(default_factory=dict)
     peak_at: str = ""
@@ -29,7 +29,7 @@ class FrameworkRow:
     comm_s: float = 0.0
     exposed_s: float = 0.0
     tokens_per_s_per_gpu: float = 0.0
-    collectives: dict[str, dict] = field(default_factory=dict)   # op -> count, min/max/total bytes
+    collectives: dict[str, dict] = field(default_factory=dict)  # op -> count, min/max/total bytes
 
 
 def _collectives(step) -> dict[str, dict]:
@@ -37,8 +37,10 @@ def _collectives(step) -> dict[str, dict]:
     for c in step.collectives:
         if c["op"] == "send":
             continue
-        row = out.setdefault(f"{c['op']} ({c['group']})", {"count": 0, "min_bytes": c["bytes"], "max_bytes": 0,
-                                                            "total_bytes": 0})
+        row = out.setdefault(
+            f"{c['op']} ({c['group']})",
+            {"count": 0, "min_bytes": c["bytes"], "max_bytes": 0, "total_bytes": 0},
+        )
         row["count"] += c["count"]
         row["min_bytes"] = min(row["min_bytes"], c["bytes"])
         row["max_bytes"] = max(row["max_bytes"], c["bytes"])
@@ -64,15 +66,27 @@ def compare(scenario: Scenario, ctx: SimContext | None = None) -> list[Framework
         try:
             s = derive(scenario, {"training.framework": name, **_foreign_options(scenario, name)})
         except UserError as exc:
-            rows.append(FrameworkRow(framework=name, error="; ".join(p.message for p in exc.problems)))
+            rows.append(
+                FrameworkRow(framework=name, error="; ".join(p.message for p in exc.problems))
+            )
             continue
         mem = memory_breakdown(s)
         step = simulate_step(s, ctx=ctx)
         m = step_metrics(s, step)
-        rows.append(FrameworkRow(framework=name, peak_bytes=mem.total_bytes, components=mem.components,
-                                 peak_at=mem.peak_op, fits=mem.fits, step_s=step.time_s, comm_s=step.comm_s,
-                                 exposed_s=step.exposed_comm_s, tokens_per_s_per_gpu=m.tokens_per_s_per_gpu,
-                                 collectives=_collectives(step)))
+        rows.append(
+            FrameworkRow(
+                framework=name,
+                peak_bytes=mem.total_bytes,
+                components=mem.components,
+                peak_at=mem.peak_op,
+                fits=mem.fits,
+                step_s=step.time_s,
+                comm_s=step.comm_s,
+                exposed_s=step.exposed_comm_s,
+                tokens_per_s_per_gpu=m.tokens_per_s_per_gpu,
+                collectives=_collectives(step),
+            )
+        )
     return rows
 
 
@@ -95,6 +109,16 @@ class CaseRow:
 def validation(ctx: SimContext | None = None) -> list[CaseRow]:
     """Every shipped framework case, predicted."""
     ctx = ctx or SimContext()
-    return [CaseRow(id=c.id, framework=c.scenario["training"].get("framework", "pytorch-fsdp"), role=c.role,
-                    metric=c.metric, published=c.published, predicted=predict(c, ctx), tolerance=c.tolerance,
-                    known_deviation=c.known_deviation) for c in shipped_cases("frameworks")]
+    return [
+        CaseRow(
+            id=c.id,
+            framework=c.scenario["training"].get("framework", "pytorch-fsdp"),
+            role=c.role,
+            metric=c.metric,
+            published=c.published,
+            predicted=predict(c, ctx),
+            tolerance=c.tolerance,
+            known_deviation=c.known_deviation,
+        )
+        for c in shipped_cases("frameworks")
+    ]

@@ -34,8 +34,11 @@ from simulator.scenario.load import derive
 from simulator.spec.specs import Scenario
 
 # Variants of one layout, from the expected fastest to the leanest in memory.
-VARIANTS = tuple((ckpt, strategy) for ckpt in ("none", "selective", "full")
-                 for strategy in ("ddp", "zero1", "zero2", "zero3"))
+VARIANTS = tuple(
+    (ckpt, strategy)
+    for ckpt in ("none", "selective", "full")
+    for strategy in ("ddp", "zero1", "zero2", "zero3")
+)
 MICRO_BATCHES = (1, 2, 4, 8)
 VIRTUAL = (1, 2, 4, 8)
 
@@ -46,20 +49,32 @@ class Layout:
     pp: int
     v: int
     micro_batch: int
-    split: tuple[int, ...] = ()   # layers per model chunk when uneven
+    split: tuple[int, ...] = ()  # layers per model chunk when uneven
 
     def changes(self, m: int) -> dict[str, Any]:
         schedule = "interleaved-1f1b" if self.v > 1 else "1f1b"
-        return {"training.micro_batch_size": self.micro_batch, "training.grad_accum_steps": m,
-                "training.global_batch_size": None, "training.parallelism": {
-                    "tp": self.tp, "pp": self.pp, "sequence_parallel": self.tp > 1,
-                    "pipeline": {"schedule": schedule, "virtual_stages": self.v,
-                                 **({"layers_per_stage": list(self.split)} if self.split else {})}}}
+        return {
+            "training.micro_batch_size": self.micro_batch,
+            "training.grad_accum_steps": m,
+            "training.global_batch_size": None,
+            "training.parallelism": {
+                "tp": self.tp,
+                "pp": self.pp,
+                "sequence_parallel": self.tp > 1,
+                "pipeline": {
+                    "schedule": schedule,
+                    "virtual_stages": self.v,
+                    **({"layers_per_stage": list(self.split)} if self.split else {}),
+                },
+            },
+        }
 
     def describe(self) -> str:
         sched = f"interleaved x{self.v}" if self.v > 1 else "1f1b"
         pipe = f"pp {self.pp} ({sched})" if self.pp > 1 else "no pipeline"
-        return f"tp {self.tp}{' +sp' if self.tp > 1 else ''}, {pipe}, micro-batch {self.micro_batch}"
+        return (
+            f"tp {self.tp}{' +sp' if self.tp > 1 else ''}, {pipe}, micro-batch {self.micro_batch}"
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -82,9 +97,9 @@ class PlanRow:
 
 @dataclass(frozen=True, kw_only=True)
 class ParallelPlan:
-    rows: list[PlanRow]          # simulated, best first
-    layouts: int                 # layouts considered
-    fitting: int                 # layouts with a variant that fits
+    rows: list[PlanRow]  # simulated, best first
+    layouts: int  # layouts considered
+    fitting: int  # layouts with a variant that fits
     memory_checks: int
     elapsed_s: float
 
@@ -105,10 +120,20 @@ def layouts(s: Scenario) -> list[Layout]:
     arch, n, batch = s.model.shape, s.num_gpus, s.global_batch_size
     out = []
     for tp in (1, 2, 4, 8, 16, 32, 64, 72):
-        if tp > s.cluster.gpus_per_host or n % tp or arch.num_heads % tp or arch.kv_heads % tp \
-                or arch.ffn_hidden_size % tp or (s.model.arch is not None and arch.vocab_size % tp):
+        if (
+            tp > s.cluster.gpus_per_host
+            or n % tp
+            or arch.num_heads % tp
+            or arch.kv_heads % tp
+            or arch.ffn_hidden_size % tp
+            or (s.model.arch is not None and arch.vocab_size % tp)
+        ):
             continue
-        for pp in (p for p in (1, 2, 4, 8, 16, 32, 64, 128) if (n // tp) % p == 0 and p <= s.model.num_layers):
+        for pp in (
+            p
+            for p in (1, 2, 4, 8, 16, 32, 64, 128)
+            if (n // tp) % p == 0 and p <= s.model.num_layers
+        ):
             if pp > 1 and s.model.kind == "encoder-decoder":
                 continue
             dp = n // (tp * pp)
@@ -123,12 +148,22 @@ def layouts(s: Scenario) -> list[Layout]:
     return out
 
 
-def _first_fit(s: Scenario, lay: Layout, m: int, counter: list[int]) -> tuple[Scenario, MemoryBreakdown] | None:
+def _first_fit(
+    s: Scenario, lay: Layout, m: int, counter: list[int]
+) -> tuple[Scenario, MemoryBreakdown] | None:
     """The fastest variant of a layout that fits; the leanest is tried first, as most layouts of a
     big model fail even that."""
+
     def check(ckpt: str, strategy: str) -> tuple[Scenario, MemoryBreakdown]:
-        cand = derive(s, {**lay.changes(m), "training.activation_checkpointing": ckpt,
-                          "training.strategy": strategy, "training.offload": None})
+        cand = derive(
+            s,
+            {
+                **lay.changes(m),
+                "training.activation_checkpointing": ckpt,
+                "training.strategy": strategy,
+                "training.offload": None,
+            },
+        )
         counter[0] += 1
         return cand, memory_breakdown(cand)
 
@@ -151,13 +186,19 @@ def estimate_step_s(s: Scenario, comm: Comm) -> float:
     t, par = s.training, s.training.parallel
     cm = compute_model(s)
     chunks = stage_work(s, cm, min(1, par.pp - 1))
-    per_mb = sum(u.fwd_s + u.bwd_s + u.recompute_s for c in chunks.values()
-                 for u in (c.embedding, *c.blocks, c.head) if u is not None)
+    per_mb = sum(
+        u.fwd_s + u.bwd_s + u.recompute_s
+        for c in chunks.values()
+        for u in (c.embedding, *c.blocks, c.head)
+        if u is not None
+    )
     if par.tp > 1:
         group = strategy_for(s.training).mesh(s).group("tp")
         size = t.micro_batch_size * t.seq_len * s.model.hidden_size * t.precision.activation_bytes
         op = "reduce_scatter" if par.sequence_parallel else "all_reduce"
-        per_op = comm.cost(Collective(op=op, group=group, size_bytes=size), (0,), together=False).time_s
+        per_op = comm.cost(
+            Collective(op=op, group=group, size_bytes=size), (0,), together=False
+        ).time_s
         layers = sum(len(c.blocks) for c in chunks.values())
         per_mb += per_op * layers * (8 if par.sequence_parallel else 4)
     m = t.grad_accum_steps
@@ -165,10 +206,16 @@ def estimate_step_s(s: Scenario, comm: Comm) -> float:
     return (m + (par.pp - 1) / par.pipeline.virtual_stages) * per_mb
 
 
-def parallel_plan(s: Scenario, top: int = 5, simulate: int = 8, ctx: SimContext | None = None) -> ParallelPlan:
+def parallel_plan(
+    s: Scenario, top: int = 5, simulate: int = 8, ctx: SimContext | None = None
+) -> ParallelPlan:
     """The fastest layouts that fit, simulated, best first."""
     start, ctx, checks = time.perf_counter(), ctx or SimContext(), [0]
-    comm = Comm(ctx.comm(s.cluster, s.calibration.comm, nvls=s.training.nvls), s.training.collective_algorithm, "fluid")
+    comm = Comm(
+        ctx.comm(s.cluster, s.calibration.comm, nvls=s.training.nvls),
+        s.training.collective_algorithm,
+        "fluid",
+    )
     found: list[tuple[float, Layout, Scenario, MemoryBreakdown]] = []
     candidates = layouts(s)
     for lay in candidates:
@@ -181,15 +228,33 @@ def parallel_plan(s: Scenario, top: int = 5, simulate: int = 8, ctx: SimContext 
     for est, lay, cand, mem in found[:simulate]:
         m = step_metrics(cand, simulate_step(cand, ctx=ctx))
         par = cand.training.parallel
-        rows.append(PlanRow(layout=lay.describe(), strategy=cand.strategy,
-                            checkpointing=cand.training.activation_checkpointing, dp=par.dp,
-                            microbatches=cand.training.grad_accum_steps, mem_bytes=mem.total_bytes,
-                            capacity_bytes=mem.capacity_bytes, worst_stage=mem.stage, estimate_s=est,
-                            step_time_s=m.time_s, tokens_per_s=m.tokens_per_s, mfu=m.mfu,
-                            exposed_comm_s=m.exposed_comm_s,
-                            changes={**lay.changes(cand.training.grad_accum_steps),
-                                     "training.strategy": cand.strategy,
-                                     "training.activation_checkpointing": cand.training.activation_checkpointing}))
+        rows.append(
+            PlanRow(
+                layout=lay.describe(),
+                strategy=cand.strategy,
+                checkpointing=cand.training.activation_checkpointing,
+                dp=par.dp,
+                microbatches=cand.training.grad_accum_steps,
+                mem_bytes=mem.total_bytes,
+                capacity_bytes=mem.capacity_bytes,
+                worst_stage=mem.stage,
+                estimate_s=est,
+                step_time_s=m.time_s,
+                tokens_per_s=m.tokens_per_s,
+                mfu=m.mfu,
+                exposed_comm_s=m.exposed_comm_s,
+                changes={
+                    **lay.changes(cand.training.grad_accum_steps),
+                    "training.strategy": cand.strategy,
+                    "training.activation_checkpointing": cand.training.activation_checkpointing,
+                },
+            )
+        )
     rows.sort(key=lambda r: (-r.tokens_per_s, r.mem_bytes - r.capacity_bytes))
-    return ParallelPlan(rows=rows[:top], layouts=len(candidates), fitting=len(found), memory_checks=checks[0],
-                        elapsed_s=time.perf_counter() - start)
+    return ParallelPlan(
+        rows=rows[:top],
+        layouts=len(candidates),
+        fitting=len(found),
+        memory_checks=checks[0],
+        elapsed_s=time.perf_counter() - start,
+    )

@@ -22,8 +22,11 @@ from simulator.studies.regress import DEFAULT_RTOL, assert_prediction
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.getgroup("clustersim").addoption(
-        "--clustersim-update", action="store_true", default=False,
-        help="rewrite clustersim golden files instead of comparing against them")
+        "--clustersim-update",
+        action="store_true",
+        default=False,
+        help="rewrite clustersim golden files instead of comparing against them",
+    )
 
 
 @pytest.fixture

@@ -17,26 +17,42 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from simulator.core.provenance import version_string
 from simulator.core.errors import Problem, UserError
+from simulator.core.provenance import version_string
 
 DEFAULT_RTOL = 1e-6
 FORMAT = "clustersim-regression-snapshot/1"
-ABOUT = ("Regression snapshot of clustersim's own predictions for this scenario, NOT ground truth: "
-         "it only detects changes in the simulator's output. Regenerate deliberately with "
-         "`clustersim regress SCENARIO_DIR --golden GOLDEN_DIR --update` and explain the diff.")
+ABOUT = (
+    "Regression snapshot of clustersim's own predictions for this scenario, NOT ground truth: "
+    "it only detects changes in the simulator's output. Regenerate deliberately with "
+    "`clustersim regress SCENARIO_DIR --golden GOLDEN_DIR --update` and explain the diff."
+)
 UPDATE_ENV = "CLUSTERSIM_UPDATE_GOLDEN"
 
 # Compared fields (dotted paths into the `clustersim run --json` report).
 EXACT_FIELDS = (
-    "model.params", "training.strategy", "cluster.gpu", "cluster.num_gpus", "memory.fits",
-    "memory.capacity_bytes", "memory.per_gpu.params_bytes", "memory.per_gpu.grads_bytes",
-    "memory.per_gpu.optimizer_bytes", "memory.per_gpu.activations_bytes",
-    "memory.per_gpu.buffers_bytes", "memory.per_gpu.overhead_bytes", "memory.per_gpu.total_bytes",
+    "model.params",
+    "training.strategy",
+    "cluster.gpu",
+    "cluster.num_gpus",
+    "memory.fits",
+    "memory.capacity_bytes",
+    "memory.per_gpu.params_bytes",
+    "memory.per_gpu.grads_bytes",
+    "memory.per_gpu.optimizer_bytes",
+    "memory.per_gpu.activations_bytes",
+    "memory.per_gpu.buffers_bytes",
+    "memory.per_gpu.overhead_bytes",
+    "memory.per_gpu.total_bytes",
 )
 RELATIVE_FIELDS = (
-    "step.time_s", "step.compute_s", "step.comm_s", "step.exposed_comm_s", "step.mfu",
-    "step.tokens_per_s", "step.tokens_per_s_per_gpu",
+    "step.time_s",
+    "step.compute_s",
+    "step.comm_s",
+    "step.exposed_comm_s",
+    "step.mfu",
+    "step.tokens_per_s",
+    "step.tokens_per_s_per_gpu",
 )
 FIELDS = EXACT_FIELDS + RELATIVE_FIELDS
 
@@ -59,9 +75,14 @@ def predictions(scenario_path: str | Path) -> dict[str, Any]:
 
 def snapshot(values: dict[str, Any], scenario: str) -> dict[str, Any]:
     """The golden file's content: header, compared fields and values."""
-    return {"about": ABOUT, "format": FORMAT, "clustersim_version": version_string(), "scenario": scenario,
-            "fields": {"exact": list(EXACT_FIELDS), "relative": list(RELATIVE_FIELDS)},
-            "values": values}
+    return {
+        "about": ABOUT,
+        "format": FORMAT,
+        "clustersim_version": version_string(),
+        "scenario": scenario,
+        "fields": {"exact": list(EXACT_FIELDS), "relative": list(RELATIVE_FIELDS)},
+        "values": values,
+    }
 
 
 def snapshot_text(values: dict[str, Any], scenario: str) -> str:
@@ -73,7 +94,7 @@ class Diff:
     field: str
     golden: Any
     now: Any
-    rel: float | None        # relative difference for float fields
+    rel: float | None  # relative difference for float fields
 
 
 def compare(golden: dict[str, Any], now: dict[str, Any], rtol: float = DEFAULT_RTOL) -> list[Diff]:
@@ -81,8 +102,12 @@ def compare(golden: dict[str, Any], now: dict[str, Any], rtol: float = DEFAULT_R
     diffs = []
     for f in FIELDS:
         g, n = golden.get(f, "<missing>"), now.get(f, "<missing>")
-        if f in RELATIVE_FIELDS and isinstance(g, (int, float)) and isinstance(n, (int, float)) \
-                and not isinstance(g, bool):
+        if (
+            f in RELATIVE_FIELDS
+            and isinstance(g, (int, float))
+            and isinstance(n, (int, float))
+            and not isinstance(g, bool)
+        ):
             scale = max(abs(g), abs(n))
             rel = abs(n - g) / scale if scale else 0.0
             if rel > rtol:
@@ -94,8 +119,8 @@ def compare(golden: dict[str, Any], now: dict[str, Any], rtol: float = DEFAULT_R
 
 @dataclass
 class ScenarioCheck:
-    scenario: str                       # path relative to the scenario dir
-    status: str                         # ok | changed | missing | error | updated | unchanged
+    scenario: str  # path relative to the scenario dir
+    status: str  # ok | changed | missing | error | updated | unchanged
     diffs: list[Diff] = field(default_factory=list)
     message: str = ""
 
@@ -103,12 +128,14 @@ class ScenarioCheck:
 @dataclass
 class RegressionResult:
     checks: list[ScenarioCheck]
-    skipped: list[str]                  # YAML files that are not scenarios (e.g. sweep files)
-    stale: list[str]                    # golden files without a scenario
+    skipped: list[str]  # YAML files that are not scenarios (e.g. sweep files)
+    stale: list[str]  # golden files without a scenario
 
     @property
     def failed(self) -> bool:
-        return bool(self.stale) or any(c.status in ("changed", "missing", "error") for c in self.checks)
+        return bool(self.stale) or any(
+            c.status in ("changed", "missing", "error") for c in self.checks
+        )
 
 
 def is_scenario(data: Any) -> bool:
@@ -139,7 +166,11 @@ def read_golden(path: Path) -> dict[str, Any]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise UserError(Problem(str(path), f"not a readable golden file: {exc}")) from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("values"), dict):
+    if (
+        not isinstance(data, dict)
+        or data.get("format") != FORMAT
+        or not isinstance(data.get("values"), dict)
+    ):
         raise UserError(Problem(str(path), f"not a clustersim golden file (format {FORMAT!r})"))
     return data
 
@@ -151,8 +182,12 @@ def check_dirs(scenario_dir: Path, golden_dir: Path) -> None:
         raise UserError(Problem("--golden", f"{golden_dir} is not a directory"))
 
 
-def run_regression(scenario_dir: str | Path, golden_dir: str | Path, rtol: float = DEFAULT_RTOL,
-                   update: bool = False) -> RegressionResult:
+def run_regression(
+    scenario_dir: str | Path,
+    golden_dir: str | Path,
+    rtol: float = DEFAULT_RTOL,
+    update: bool = False,
+) -> RegressionResult:
     """Compare (or with update, rewrite) the golden file of every scenario under scenario_dir."""
     scenario_dir, golden_dir = Path(scenario_dir), Path(golden_dir)
     check_dirs(scenario_dir, golden_dir)
@@ -164,14 +199,21 @@ def run_regression(scenario_dir: str | Path, golden_dir: str | Path, rtol: float
             raise UserError(Problem(str(s), f"same golden file as {targets[target]}", "rename one"))
         targets[target] = s
     checks = [_check_one(s, target, scenario_dir, rtol, update) for target, s in targets.items()]
-    stale = sorted(p for p in golden_dir.rglob("*.json") if p not in targets) if golden_dir.is_dir() else []
+    stale = (
+        sorted(p for p in golden_dir.rglob("*.json") if p not in targets)
+        if golden_dir.is_dir()
+        else []
+    )
     if update:  # only ever delete our own snapshots; anything else stays and is reported
         removable = [p for p in stale if _is_snapshot(p)]
         for p in removable:
             p.unlink()
         stale = [p for p in stale if p not in removable]
-    return RegressionResult(checks, [str(p.relative_to(scenario_dir)) for p in skipped],
-                            [str(p.relative_to(golden_dir)) for p in stale])
+    return RegressionResult(
+        checks,
+        [str(p.relative_to(scenario_dir)) for p in skipped],
+        [str(p.relative_to(golden_dir)) for p in stale],
+    )
 
 
 def _is_snapshot(path: Path) -> bool:
@@ -182,7 +224,9 @@ def _is_snapshot(path: Path) -> bool:
     return True
 
 
-def _check_one(scenario: Path, target: Path, scenario_dir: Path, rtol: float, update: bool) -> ScenarioCheck:
+def _check_one(
+    scenario: Path, target: Path, scenario_dir: Path, rtol: float, update: bool
+) -> ScenarioCheck:
     rel = scenario.relative_to(scenario_dir).as_posix()
     try:
         now = predictions(scenario)
@@ -210,8 +254,16 @@ def _fmt(v: Any) -> str:
 
 def diff_table(diffs: list[tuple[str, Diff]]) -> list[str]:
     """A readable table of (scenario, changed field) rows: rel diff for floats, 'exact' otherwise."""
-    rows = [(name, d.field, _fmt(d.golden), _fmt(d.now), f"{d.rel:.2e}" if d.rel is not None else "exact")
-            for name, d in diffs]
+    rows = [
+        (
+            name,
+            d.field,
+            _fmt(d.golden),
+            _fmt(d.now),
+            f"{d.rel:.2e}" if d.rel is not None else "exact",
+        )
+        for name, d in diffs
+    ]
     head = ("scenario", "field", "golden", "now", "rel diff")
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(5)]
     line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()
@@ -221,20 +273,33 @@ def diff_table(diffs: list[tuple[str, Diff]]) -> list[str]:
 def render(result: RegressionResult, rtol: float) -> str:
     lines = []
     for c in result.checks:
-        lines.append(f"{c.status.upper():<9} {c.scenario}" + (f"  ({c.message})" if c.message else ""))
+        lines.append(
+            f"{c.status.upper():<9} {c.scenario}" + (f"  ({c.message})" if c.message else "")
+        )
     diffs = [(c.scenario, d) for c in result.checks for d in c.diffs]
     if diffs:
         lines += ["", *diff_table(diffs)]
     lines += [f"SKIPPED   {s}  (not a scenario)" for s in result.skipped]
-    lines += [f"STALE     {s}  (golden file without a scenario; --update removes it)" for s in result.stale]
-    bad = sum(c.status in ("changed", "missing", "error") for c in result.checks) + len(result.stale)
-    lines.append(f"\n{len(result.checks)} scenario(s), {bad} regression(s); exact: verdicts, strings, "
-                 f"integers (bytes, params); relative tolerance {rtol:g}: times and rates")
+    lines += [
+        f"STALE     {s}  (golden file without a scenario; --update removes it)"
+        for s in result.stale
+    ]
+    bad = sum(c.status in ("changed", "missing", "error") for c in result.checks) + len(
+        result.stale
+    )
+    lines.append(
+        f"\n{len(result.checks)} scenario(s), {bad} regression(s); exact: verdicts, strings, "
+        f"integers (bytes, params); relative tolerance {rtol:g}: times and rates"
+    )
     return "\n".join(lines)
 
 
-def assert_prediction(scenario_path: str | Path, golden: str | Path, rtol: float = DEFAULT_RTOL,
-                      update: bool | None = None) -> None:
+def assert_prediction(
+    scenario_path: str | Path,
+    golden: str | Path,
+    rtol: float = DEFAULT_RTOL,
+    update: bool | None = None,
+) -> None:
     """AssertionError (with a diff table) when the scenario's predictions moved from the golden file.
 
     update=True (or the environment variable CLUSTERSIM_UPDATE_GOLDEN=1) writes the golden file
@@ -248,9 +313,13 @@ def assert_prediction(scenario_path: str | Path, golden: str | Path, rtol: float
         golden.write_text(snapshot_text(now, Path(scenario_path).as_posix()), encoding="utf-8")
         return
     if not golden.exists():
-        raise AssertionError(f"no golden file {golden}: create it with {UPDATE_ENV}=1 "
-                             f"(or pytest --clustersim-update)")
+        raise AssertionError(
+            f"no golden file {golden}: create it with {UPDATE_ENV}=1 "
+            f"(or pytest --clustersim-update)"
+        )
     diffs = compare(read_golden(golden)["values"], now, rtol)
     if diffs:
         table = "\n".join(diff_table([(Path(scenario_path).name, d) for d in diffs]))
-        raise AssertionError(f"predictions of {scenario_path} moved from {golden} (rtol {rtol:g}):\n{table}")
+        raise AssertionError(
+            f"predictions of {scenario_path} moved from {golden} (rtol {rtol:g}):\n{table}"
+        )

@@ -28,7 +28,9 @@ def pf_days(flops: float) -> float:
     return flops / PF_DAY_FLOPS
 
 
-def compute_optimal(flops: float, tokens_per_param: float = TOKENS_PER_PARAM) -> tuple[float, float]:
+def compute_optimal(
+    flops: float, tokens_per_param: float = TOKENS_PER_PARAM
+) -> tuple[float, float]:
     """(N, D) for budget C with D = r N and C = 6 N D, so N = sqrt(C / 6r) (Hoffmann et al. 2022,
     Table 3: about 20 tokens per parameter)."""
     n = math.sqrt(flops / (6 * tokens_per_param))
@@ -49,8 +51,14 @@ class LossFit:
 
 # Hoffmann et al. 2022 ("Training Compute-Optimal Large Language Models"), Sec 3.3 / eq (2),
 # Approach 3 parametric fit (nats per token on MassiveText).
-CHINCHILLA_FIT = LossFit(E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.28,
-                         source="Hoffmann et al. 2022, Approach 3 fit (Sec 3.3, eq 2)")
+CHINCHILLA_FIT = LossFit(
+    E=1.69,
+    A=406.4,
+    B=410.7,
+    alpha=0.34,
+    beta=0.28,
+    source="Hoffmann et al. 2022, Approach 3 fit (Sec 3.3, eq 2)",
+)
 
 
 def predicted_loss(params: float, tokens: float, fit: LossFit = CHINCHILLA_FIT) -> float:
@@ -79,16 +87,27 @@ class LossRow:
         return self.tokens / self.params
 
 
-def loss_table(flops: float, fit: LossFit = CHINCHILLA_FIT,
-               factors: tuple[float, ...] = (1 / 8, 1 / 4, 1 / 2, 1, 2, 4, 8)) -> list[LossRow]:
+def loss_table(
+    flops: float,
+    fit: LossFit = CHINCHILLA_FIT,
+    factors: tuple[float, ...] = (1 / 8, 1 / 4, 1 / 2, 1, 2, 4, 8),
+) -> list[LossRow]:
     """Model sizes around the 20-tokens/param optimum at fixed C, with the predicted loss; the
     loss-optimal point of the fit is added (sorted by size)."""
     n20, _ = compute_optimal(flops)
-    rows = [LossRow(params=f * n20, tokens=flops / (6 * f * n20),
-                    loss=predicted_loss(f * n20, flops / (6 * f * n20), fit), label="20 tokens/param" if f == 1 else "")
-            for f in factors]
+    rows = [
+        LossRow(
+            params=f * n20,
+            tokens=flops / (6 * f * n20),
+            loss=predicted_loss(f * n20, flops / (6 * f * n20), fit),
+            label="20 tokens/param" if f == 1 else "",
+        )
+        for f in factors
+    ]
     n3, d3 = loss_optimal(flops, fit)
-    rows.append(LossRow(params=n3, tokens=d3, loss=predicted_loss(n3, d3, fit), label="loss-optimal (fit)"))
+    rows.append(
+        LossRow(params=n3, tokens=d3, loss=predicted_loss(n3, d3, fit), label="loss-optimal (fit)")
+    )
     return sorted(rows, key=lambda r: r.params)
 
 

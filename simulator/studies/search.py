@@ -23,8 +23,8 @@ _VALID_LOOKBACK = 64
 
 @dataclass(frozen=True, kw_only=True)
 class MinGpus:
-    count: int | None          # smallest valid count that fits; None: none up to the cap
-    invalid_note: str = ""     # why some smaller counts were not valid, if any were
+    count: int | None  # smallest valid count that fits; None: none up to the cap
+    invalid_note: str = ""  # why some smaller counts were not valid, if any were
 
 
 def gpu_count_candidates(gpus_per_host: int, cap: int = MAX_GPUS) -> list[int]:
@@ -47,7 +47,9 @@ class _Probe:
             except UserError as exc:
                 self.results[i] = None
                 if not self.note:
-                    self.note = f"{self.cands[i]} GPUs: " + "; ".join(p.render() for p in exc.problems)
+                    self.note = f"{self.cands[i]} GPUs: " + "; ".join(
+                        p.render() for p in exc.problems
+                    )
         return self.results[i]
 
     def valid_below(self, i: int) -> int | None:
@@ -73,7 +75,10 @@ def min_gpus(scenario: Scenario, cap: int = MAX_GPUS) -> MinGpus:
             return MinGpus(count=cands[i], invalid_note=probe.note)
     if small == len(cands):
         return MinGpus(count=None, invalid_note=probe.note)
-    lo, hi = small - 1, small  # cands[lo] does not satisfy p (or is before the hosts), cands[hi] probed
+    lo, hi = (
+        small - 1,
+        small,
+    )  # cands[lo] does not satisfy p (or is before the hosts), cands[hi] probed
     while not probe.p(hi):
         if hi == len(cands) - 1:
             return MinGpus(count=None, invalid_note=probe.note)

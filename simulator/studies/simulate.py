@@ -14,9 +14,16 @@ from simulator.studies.goodput import simulate_goodput
 from simulator.studies.suggest import fit_suggestions
 
 
-def simulate(scenario: Scenario, trace_path: str | None = None, backend: str = "fluid",
-             ctx: SimContext | None = None, runs: int | None = None, seed: int | None = None,
-             jobs: int = 1, goodput: bool = True) -> dict[str, Any]:
+def simulate(
+    scenario: Scenario,
+    trace_path: str | None = None,
+    backend: str = "fluid",
+    ctx: SimContext | None = None,
+    runs: int | None = None,
+    seed: int | None = None,
+    jobs: int = 1,
+    goodput: bool = True,
+) -> dict[str, Any]:
     """The full report for a scenario, as the JSON contract's dict. Pass one `ctx` to reuse
     built topologies and collective plans across scenarios (sweeps, the planner). `runs` and
     `seed` override the reliability section's Monte Carlo of the whole run, which may use `jobs`
@@ -31,6 +38,11 @@ def simulate(scenario: Scenario, trace_path: str | None = None, backend: str = "
         write_trace(step, trace_path)
     suggestions = [] if mem.fits else fit_suggestions(scenario)
     training = training_metrics(scenario, metrics)
-    found = simulate_goodput(scenario, metrics.time_s, training.days * SECONDS_PER_DAY, runs, seed, jobs) \
-        if goodput else None
+    found = (
+        simulate_goodput(
+            scenario, metrics.time_s, training.days * SECONDS_PER_DAY, runs, seed, jobs
+        )
+        if goodput
+        else None
+    )
     return build_report(scenario, mem, suggestions, step, metrics, training, found, stages)

@@ -26,26 +26,37 @@ def fit_suggestions(scenario: Scenario, limit: int = 4) -> list[str]:
         return []
     t, n = scenario.training, scenario.num_gpus
     found: list[str] = []
-    stronger = [s.name for s in by_memory() if s.zero_stage > next(
-        (x.zero_stage for x in by_memory() if x.name == t.strategy), 3)]
+    stronger = [
+        s.name
+        for s in by_memory()
+        if s.zero_stage > next((x.zero_stage for x in by_memory() if x.name == t.strategy), 3)
+    ]
     for name in stronger:
         if _fits(scenario, {"training.strategy": name}):
             found.append(f"fits with strategy: {name} on the same {n} GPU(s)")
             break
     for ckpt in ("selective", "full"):
-        if t.activation_checkpointing not in (ckpt, "full") and _fits(scenario, {"training.activation_checkpointing": ckpt}):
+        if t.activation_checkpointing not in (ckpt, "full") and _fits(
+            scenario, {"training.activation_checkpointing": ckpt}
+        ):
             found.append(f"fits with activation_checkpointing: {ckpt}")
             break
     if t.micro_batch_size > 1 and _fits(scenario, {"training.micro_batch_size": 1}):
         found.append("fits with micro_batch_size: 1 (raise grad_accum_steps to keep the batch)")
-    if t.strategy != "ddp" and not t.offload.optimizer and _fits(scenario, {"training.offload.optimizer": "cpu"}):
+    if (
+        t.strategy != "ddp"
+        and not t.offload.optimizer
+        and _fits(scenario, {"training.offload.optimizer": "cpu"})
+    ):
         found.append("fits with offload: {optimizer: cpu} (ZeRO-Offload)")
     found += _parallel_layouts(scenario)
     found += _more_gpus(scenario)
     found += _more_gpus_model_parallel(scenario)
     if not found:
-        found.append(f"does not fit with {most_sharded(scenario)}, full checkpointing or offload at any scale up to "
-                     f"{MAX_GPUS:,} GPUs: pick a GPU with more memory or a smaller model")
+        found.append(
+            f"does not fit with {most_sharded(scenario)}, full checkpointing or offload at any scale up to "
+            f"{MAX_GPUS:,} GPUs: pick a GPU with more memory or a smaller model"
+        )
     return found[:limit]
 
 
@@ -55,16 +66,36 @@ def _layout_changes(scenario: Scenario) -> list[tuple[str, dict]]:
     par, arch = scenario.training.parallel, scenario.model.shape
     out, tp = [], par.tp
     for t in (2, 4, 8):
-        if t > par.tp and t <= scenario.cluster.gpus_per_host and arch.num_heads % t == 0 \
-                and arch.kv_heads % t == 0 and scenario.num_gpus % (t * par.pp) == 0:
-            out.append((f"tp {t} and sequence_parallel",
-                        {"training.parallelism.tp": t, "training.parallelism.sequence_parallel": True}))
+        if (
+            t > par.tp
+            and t <= scenario.cluster.gpus_per_host
+            and arch.num_heads % t == 0
+            and arch.kv_heads % t == 0
+            and scenario.num_gpus % (t * par.pp) == 0
+        ):
+            out.append(
+                (
+                    f"tp {t} and sequence_parallel",
+                    {"training.parallelism.tp": t, "training.parallelism.sequence_parallel": True},
+                )
+            )
             tp = t
     for pp in (2, 4, 8, 16):
-        if pp > par.pp and scenario.model.num_layers % pp == 0 and scenario.num_gpus % (tp * pp) == 0:
-            out.append((f"tp {tp}, sequence_parallel and pp {pp}",
-                        {"training.parallelism.tp": tp, "training.parallelism.sequence_parallel": tp > 1,
-                         "training.parallelism.pp": pp}))
+        if (
+            pp > par.pp
+            and scenario.model.num_layers % pp == 0
+            and scenario.num_gpus % (tp * pp) == 0
+        ):
+            out.append(
+                (
+                    f"tp {tp}, sequence_parallel and pp {pp}",
+                    {
+                        "training.parallelism.tp": tp,
+                        "training.parallelism.sequence_parallel": tp > 1,
+                        "training.parallelism.pp": pp,
+                    },
+                )
+            )
     return out
 
 
@@ -90,10 +121,15 @@ def _more_gpus(scenario: Scenario) -> list[str]:
     """The smallest GPU count on which a sharded variant fits (the planner's search)."""
     t = scenario.training
     sharded = most_sharded(scenario)
-    variants = [{}, {"training.activation_checkpointing": "full"},
-                {"training.activation_checkpointing": "full", "training.micro_batch_size": 1}]
-    current = {"training.activation_checkpointing": t.activation_checkpointing,
-               "training.micro_batch_size": t.micro_batch_size}
+    variants = [
+        {},
+        {"training.activation_checkpointing": "full"},
+        {"training.activation_checkpointing": "full", "training.micro_batch_size": 1},
+    ]
+    current = {
+        "training.activation_checkpointing": t.activation_checkpointing,
+        "training.micro_batch_size": t.micro_batch_size,
+    }
     for extra in variants:
         changes = {k: v for k, v in extra.items() if current[k] != v}
         if extra and not changes:
@@ -115,15 +151,26 @@ def _more_gpus_model_parallel(scenario: Scenario) -> list[str]:
     par, arch = scenario.training.parallel, scenario.model.shape
     if scenario.model.kind == "encoder-decoder" or par.tp > 1:
         return []
-    tps = [t for t in (8, 4, 2) if t <= scenario.cluster.gpus_per_host and arch.num_heads % t == 0
-           and arch.kv_heads % t == 0]
+    tps = [
+        t
+        for t in (8, 4, 2)
+        if t <= scenario.cluster.gpus_per_host
+        and arch.num_heads % t == 0
+        and arch.kv_heads % t == 0
+    ]
     if not tps:
         return []
     best = None
     for strategy in ("zero1", "zero3"):  # Megatron's distributed optimizer, then full sharding
         try:
-            variant = derive(scenario, {"training.strategy": strategy, "training.parallelism.tp": tps[0],
-                                        "training.parallelism.sequence_parallel": True})
+            variant = derive(
+                scenario,
+                {
+                    "training.strategy": strategy,
+                    "training.parallelism.tp": tps[0],
+                    "training.parallelism.sequence_parallel": True,
+                },
+            )
         except UserError:
             continue
         found = min_gpus(variant)

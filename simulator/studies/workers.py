@@ -18,7 +18,9 @@ PARENT_POLL_S = 0.5
 
 def worker_pool(max_workers: int, poll_s: float = PARENT_POLL_S) -> ProcessPoolExecutor:
     """A ProcessPoolExecutor whose workers run `_worker_init`."""
-    return ProcessPoolExecutor(max_workers=max_workers, initializer=_worker_init, initargs=(poll_s,))
+    return ProcessPoolExecutor(
+        max_workers=max_workers, initializer=_worker_init, initargs=(poll_s,)
+    )
 
 
 def _worker_init(poll_s: float) -> None:
@@ -29,8 +31,9 @@ def _worker_init(poll_s: float) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     # The parent now: the main process, or the fork server that is (and exits with it).
     parent = os.getppid()
-    threading.Thread(target=_exit_with_parent, args=(parent, poll_s), name="pool-parent-watch",
-                     daemon=True).start()
+    threading.Thread(
+        target=_exit_with_parent, args=(parent, poll_s), name="pool-parent-watch", daemon=True
+    ).start()
 
 
 def _exit_with_parent(parent: int, poll_s: float) -> None:

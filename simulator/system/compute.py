@@ -14,8 +14,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from simulator.system.hardware import GPU
 from simulator.model.ops import Op
+from simulator.system.hardware import GPU
 
 # cuBLAS / CUTLASS's common large-GEMM output tile (NVIDIA "Matrix Multiplication
 # Background" guide, Sec. "Tile quantization": 256x128 and 128x128 tiles are typical).
@@ -36,8 +36,11 @@ class ComputeModel:
         eff = self.gpu.efficiency
         mem_s = op.bytes_moved / (self.gpu.hbm_bw_bytes_per_s * eff.memory)
         if op.kind == "matmul":
-            flop_s = op.flops / (self.gpu.peak(self.gemm_dtype) * eff.gemm_for(self.gemm_dtype)
-                                 * gemm_quantization(op, self.gpu))
+            flop_s = op.flops / (
+                self.gpu.peak(self.gemm_dtype)
+                * eff.gemm_for(self.gemm_dtype)
+                * gemm_quantization(op, self.gpu)
+            )
         elif op.kind == "attention":
             flop_s = op.flops / (self.gpu.peak(self.attention_dtype) * eff.attention)
         else:

@@ -40,7 +40,7 @@ class Knob:
     """One free constant: its name, unit and physical bounds."""
 
     name: str
-    unit: str          # "fraction", "s" or "steps"
+    unit: str  # "fraction", "s" or "steps"
     lower: float
     upper: float
     what: str
@@ -69,15 +69,24 @@ def knob(name: str) -> Knob:
     if parts[0] != "nccl":
         raise KeyError(name)
     if len(parts) == 2 and parts[1] == "ring_fill_steps":
-        return Knob(name=name, unit="steps", lower=0.0, upper=64.0, what="ring pipeline fill and drain")
+        return Knob(
+            name=name, unit="steps", lower=0.0, upper=64.0, what="ring pipeline fill and drain"
+        )
     if len(parts) == 2 and parts[1] == "nvls_round_latency":
         return _latency(name, "NVLS synchronization per chunk round", 50.0)
-    if len(parts) == 4 and parts[1] in FAMILIES and parts[2] in PROTOCOLS and parts[3] == "base_latency":
+    if (
+        len(parts) == 4
+        and parts[1] in FAMILIES
+        and parts[2] in PROTOCOLS
+        and parts[3] == "base_latency"
+    ):
         return _latency(name, f"{parts[1]}/{parts[2]} latency once per call", 200.0)
     if len(parts) == 3 and parts[1] in ARCHS:
         arch, field = parts[1], parts[2]
         if field.endswith("_efficiency") and field.removesuffix("_efficiency") in LINK_KINDS:
-            return _fraction(name, f"{arch}: {field.removesuffix('_efficiency')} bandwidth efficiency")
+            return _fraction(
+                name, f"{arch}: {field.removesuffix('_efficiency')} bandwidth efficiency"
+            )
         if field == "nvls_efficiency" and arch in NVLS_ARCHS:
             return _fraction(name, f"{arch}: NVLink SHARP efficiency")
         if field == "step_latency":
@@ -105,6 +114,7 @@ def is_compute(name: str) -> bool:
 
 
 # --- collectives --------------------------------------------------------------------------------
+
 
 def comm_value(cal: Calibration, name: str) -> float:
     """The value a calibration has for a collective knob."""
@@ -136,7 +146,10 @@ def with_comm(cal: Calibration, values: Mapping[str, float]) -> Calibration:
 
 
 def _set_steps(cal: Calibration, keys, **fields) -> Calibration:
-    steps = tuple((key, dataclasses.replace(step, **fields) if key in keys else step) for key, step in cal.steps)
+    steps = tuple(
+        (key, dataclasses.replace(step, **fields) if key in keys else step)
+        for key, step in cal.steps
+    )
     return dataclasses.replace(cal, steps=steps)
 
 
@@ -171,6 +184,7 @@ def _set_arch(cal: Calibration, arch: str, figures: ArchFigures) -> Calibration:
 
 # --- compute ------------------------------------------------------------------------------------
 
+
 def _gpu_field(name: str) -> tuple[str, str]:
     parts = name.split(".")
     return ".".join(parts[1:-1]), parts[-1]
@@ -179,7 +193,11 @@ def _gpu_field(name: str) -> tuple[str, str]:
 def gpu_value(gpu: GPU, name: str) -> float:
     """The value a GPU's efficiency has for a compute knob (of any GPU name)."""
     field = _gpu_field(name)[1]
-    return gpu.efficiency.kernel_launch_s if field == "kernel_launch" else getattr(gpu.efficiency, field)
+    return (
+        gpu.efficiency.kernel_launch_s
+        if field == "kernel_launch"
+        else getattr(gpu.efficiency, field)
+    )
 
 
 def with_gpu(gpu: GPU, values: Mapping[str, float]) -> GPU:

@@ -14,15 +14,34 @@ from simulator.cli.main import main
 from simulator.report.accuracy import README_BEGIN, README_END
 from tests.helpers import PROJECT_ROOT
 
-USER_CASES = {"cases": [
-    {"id": "my-allreduce-1g", "category": "collective", "role": "validation", "source": "my own nccl-tests run, "
-     "8x A100 (an example for the test)", "metric": "busbw_GBps", "published": 220.0, "tolerance": 0.1,
-     "collective": {"topology": "dgx-a100", "op": "all_reduce", "size": 2**30}},
-    {"id": "my-ddp-states", "category": "memory", "role": "validation", "source": "16 bytes per parameter (ZeRO paper "
-     "Sec 3.1), an example", "metric": "model_states_gb", "published": 2.0, "tolerance": 0.05,
-     "scenario": {"model": {"params": 1.25e8}, "training": {"strategy": "ddp", "precision": "fp16-mixed",
-                                                            "optimizer": "adam"}, "cluster": {"topology": "dgx-a100"}}},
-]}
+USER_CASES = {
+    "cases": [
+        {
+            "id": "my-allreduce-1g",
+            "category": "collective",
+            "role": "validation",
+            "source": "my own nccl-tests run, 8x A100 (an example for the test)",
+            "metric": "busbw_GBps",
+            "published": 220.0,
+            "tolerance": 0.1,
+            "collective": {"topology": "dgx-a100", "op": "all_reduce", "size": 2**30},
+        },
+        {
+            "id": "my-ddp-states",
+            "category": "memory",
+            "role": "validation",
+            "source": "16 bytes per parameter (ZeRO paper Sec 3.1), an example",
+            "metric": "model_states_gb",
+            "published": 2.0,
+            "tolerance": 0.05,
+            "scenario": {
+                "model": {"params": 1.25e8},
+                "training": {"strategy": "ddp", "precision": "fp16-mixed", "optimizer": "adam"},
+                "cluster": {"topology": "dgx-a100"},
+            },
+        },
+    ]
+}
 
 
 def test_json_document_for_ci(capsys):
@@ -32,19 +51,44 @@ def test_json_document_for_ci(capsys):
     assert doc["set"]["calibration"] is None and doc["set"]["slow_skipped"] == []
     (row,) = doc["summary"]
     cases = doc["cases"]
-    assert (row["category"], row["role"], row["cases"]) == ("memory", "validation", len(cases)) == (
-        "memory", "validation", 16)
+    assert (
+        (row["category"], row["role"], row["cases"])
+        == ("memory", "validation", len(cases))
+        == ("memory", "validation", 16)
+    )
     errors = [abs(c["predicted"] / c["published"] - 1) for c in cases]
     assert row["median_abs_error"] == pytest.approx(statistics.median(errors))
     assert row["max_abs_error"] == pytest.approx(max(errors))
     assert row["within_tolerance"] == sum(abs(c["error"]) <= c["tolerance"] for c in cases) == 16
-    assert {"id", "metric", "published", "predicted", "error", "tolerance", "source", "file", "role"} <= set(cases[0])
+    assert {
+        "id",
+        "metric",
+        "published",
+        "predicted",
+        "error",
+        "tolerance",
+        "source",
+        "file",
+        "role",
+    } <= set(cases[0])
 
 
 def test_a_users_cases_file_gets_the_same_report(tmp_path, capsys):
     (tmp_path / "mine.yaml").write_text(yaml.safe_dump(USER_CASES))
     plot = tmp_path / "acc.png"
-    assert main(["accuracy", "--cases", str(tmp_path / "mine.yaml"), "--no-shipped", "--plot", str(plot)]) == 0
+    assert (
+        main(
+            [
+                "accuracy",
+                "--cases",
+                str(tmp_path / "mine.yaml"),
+                "--no-shipped",
+                "--plot",
+                str(plot),
+            ]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     assert "2 cases from mine.yaml" in text and "| collective | validation | 1 |" in text
     assert "my own nccl-tests run" in text and plot.stat().st_size > 0
@@ -61,19 +105,25 @@ def test_calibration_cases_are_shown_apart(capsys):
 
 
 def test_with_a_profile_the_builtin_errors_are_beside(a100_profile, capsys):
-    assert main(["accuracy", "--category", "collective", "--calibration", str(a100_profile), "--json"]) == 0
+    assert (
+        main(["accuracy", "--category", "collective", "--calibration", str(a100_profile), "--json"])
+        == 0
+    )
     doc = json.loads(capsys.readouterr().out)
     assert doc["set"]["calibration"] == str(a100_profile)
     assert all("median_abs_error_builtin" in r for r in doc["summary"])
 
 
-@pytest.mark.parametrize("edit, message", [
-    (lambda c: c.update(metrc="x"), "cases.0.metrc: unknown key (did you mean 'metric'?)"),
-    (lambda c: c.update(metric="busbw"), "unknown metric 'busbw' (did you mean 'busbw_GBps'?)"),
-    (lambda c: c.update(role="train"), "cases.0.role: expected one of calibration, validation"),
-    (lambda c: c["collective"].update(topology="dgx-a1000"), "dgx-a100"),
-    (lambda c: c.pop("collective"), "a busbw_GBps case needs a collective mapping"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda c: c.update(metrc="x"), "cases.0.metrc: unknown key (did you mean 'metric'?)"),
+        (lambda c: c.update(metric="busbw"), "unknown metric 'busbw' (did you mean 'busbw_GBps'?)"),
+        (lambda c: c.update(role="train"), "cases.0.role: expected one of calibration, validation"),
+        (lambda c: c["collective"].update(topology="dgx-a1000"), "dgx-a100"),
+        (lambda c: c.pop("collective"), "a busbw_GBps case needs a collective mapping"),
+    ],
+)
 def test_mistakes_in_a_cases_file_exit_2(tmp_path, capsys, edit, message):
     cases = json.loads(json.dumps(USER_CASES))
     edit(cases["cases"][0])

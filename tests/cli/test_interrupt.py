@@ -30,8 +30,13 @@ DELAYS = (0.0, 0.05, 0.1, 0.2, 0.3)
 def interrupted(command: list[str], delay: float) -> tuple[int, str]:
     """(exit code, stderr without the import-time lines) of `command` sent SIGINT `delay` seconds
     after the entry module was imported."""
-    proc = subprocess.Popen([sys.executable, "-X", "importtime", *command], cwd=PROJECT_ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-X", "importtime", *command],
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     lines: list[str] = []
     entered = threading.Event()
 
@@ -73,13 +78,21 @@ def test_ctrl_c_while_starting(how, delay):
 
 def test_the_entry_imports_nothing_of_clustersim_before_its_try():
     code = f"import sys, {ENTRY}; print(sorted(m for m in sys.modules if m.split('.')[0] == 'simulator'))"
-    done = subprocess.run([sys.executable, "-c", code], check=False, cwd=PROJECT_ROOT, capture_output=True,
-                          text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        check=False,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.stdout.strip() == str(["simulator", "simulator.cli", ENTRY]), done.stderr
 
 
 def test_the_console_script_and_python_m_start_in_the_entry():
-    scripts = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["scripts"]
+    scripts = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text(encoding="utf-8"))[
+        "project"
+    ]["scripts"]
     assert scripts == {"clustersim": f"{ENTRY}:main"}
     main_module = (PROJECT_ROOT / "simulator" / "__main__.py").read_text(encoding="utf-8")
     assert f"from {ENTRY} import main" in main_module

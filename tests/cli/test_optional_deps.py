@@ -24,7 +24,9 @@ HINT = "plots need matplotlib: matplotlib is not installed (pip install matplotl
 
 @pytest.fixture
 def no_matplotlib(monkeypatch):
-    monkeypatch.setitem(sys.modules, "matplotlib", None)  # `import matplotlib` fails, as if not installed
+    monkeypatch.setitem(
+        sys.modules, "matplotlib", None
+    )  # `import matplotlib` fails, as if not installed
 
 
 @pytest.fixture
@@ -32,12 +34,17 @@ def no_work(monkeypatch):
     def started(*args, **kwargs):
         raise AssertionError("the work started before matplotlib was checked")
 
-    for target in ("simulator.studies.sweep.runner.run_sweep", "simulator.studies.calibrate.study.calibrate",
-                   "simulator.report.plots.read_results"):
+    for target in (
+        "simulator.studies.sweep.runner.run_sweep",
+        "simulator.studies.calibrate.study.calibrate",
+        "simulator.report.plots.read_results",
+    ):
         monkeypatch.setattr(target, started)
 
 
-@pytest.mark.parametrize("module", ["matplotlib", "matplotlib.figure", "matplotlib.patches", "matplotlib.lines"])
+@pytest.mark.parametrize(
+    "module", ["matplotlib", "matplotlib.figure", "matplotlib.patches", "matplotlib.lines"]
+)
 def test_the_helper_says_how_to_install_it(module, no_matplotlib):
     with pytest.raises(UserError, match="pip install matplotlib") as info:
         plots.matplotlib_module(module)
@@ -51,7 +58,9 @@ def test_a_broken_matplotlib_is_told_apart_from_a_missing_one(monkeypatch):
         raise ImportError("No module named 'kiwisolver'", name="kiwisolver")
 
     monkeypatch.setattr(style.importlib, "import_module", broken)
-    with pytest.raises(UserError, match="matplotlib cannot be imported: No module named 'kiwisolver'"):
+    with pytest.raises(
+        UserError, match="matplotlib cannot be imported: No module named 'kiwisolver'"
+    ):
         plots.matplotlib_module("matplotlib.figure")
 
 
@@ -60,8 +69,13 @@ def test_every_figure_module_imports_matplotlib_through_the_helper():
     strays = []
     for path in (PROJECT_ROOT / "simulator" / "report").rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
-                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
             if any(n.split(".")[0] == "matplotlib" for n in names):
                 strays.append(f"{path.relative_to(PROJECT_ROOT)}:{node.lineno}")
     assert strays == ["simulator/report/figures/style.py:" + str(_helper_import_line())]
@@ -70,7 +84,9 @@ def test_every_figure_module_imports_matplotlib_through_the_helper():
 def _helper_import_line() -> int:
     source = Path(style.__file__).read_text(encoding="utf-8").splitlines()
     start = next(i for i, line in enumerate(source) if line.startswith("def matplotlib_module"))
-    return next(i for i in range(start, len(source)) if source[i].strip() == "import matplotlib") + 1
+    return (
+        next(i for i in range(start, len(source)) if source[i].strip() == "import matplotlib") + 1
+    )
 
 
 def test_plot_without_matplotlib(tmp_path, capsys, no_matplotlib, no_work):
@@ -79,18 +95,41 @@ def test_plot_without_matplotlib(tmp_path, capsys, no_matplotlib, no_work):
     assert err == f"plot: {HINT}\n"
 
 
-def test_sweep_plot_without_matplotlib_is_refused_before_the_sweep(tmp_path, capsys, no_matplotlib, no_work):
+def test_sweep_plot_without_matplotlib_is_refused_before_the_sweep(
+    tmp_path, capsys, no_matplotlib, no_work
+):
     sweep = tmp_path / "s.yaml"
-    sweep.write_text(json.dumps({"base": {"model": {"preset": "gpt3-125m"}, "cluster": {"topology": "dgx-a100"}},
-                                 "axes": {"cluster.num_gpus": [1, 2]}}), encoding="utf-8")
+    sweep.write_text(
+        json.dumps(
+            {
+                "base": {"model": {"preset": "gpt3-125m"}, "cluster": {"topology": "dgx-a100"}},
+                "axes": {"cluster.num_gpus": [1, 2]},
+            }
+        ),
+        encoding="utf-8",
+    )
     assert main(["sweep", str(sweep), "--out", str(tmp_path / "r.csv"), "--plot"]) == 2
     assert capsys.readouterr().err == f"--plot: {HINT}\n"
     assert not (tmp_path / "r.csv").exists()
 
 
-def test_calibrate_plot_without_matplotlib_is_refused_before_the_fit(tmp_path, capsys, no_matplotlib, no_work):
-    assert main(["calibrate", "--nccl-tests", f"{NCCL}:dgx-a100", "--out", str(tmp_path / "p.yaml"),
-                 "--plot", str(tmp_path / "fit.png")]) == 2
+def test_calibrate_plot_without_matplotlib_is_refused_before_the_fit(
+    tmp_path, capsys, no_matplotlib, no_work
+):
+    assert (
+        main(
+            [
+                "calibrate",
+                "--nccl-tests",
+                f"{NCCL}:dgx-a100",
+                "--out",
+                str(tmp_path / "p.yaml"),
+                "--plot",
+                str(tmp_path / "fit.png"),
+            ]
+        )
+        == 2
+    )
     assert capsys.readouterr().err == f"--plot: {HINT}\n"
     assert not (tmp_path / "p.yaml").exists()
 
@@ -98,6 +137,8 @@ def test_calibrate_plot_without_matplotlib_is_refused_before_the_fit(tmp_path, c
 def test_matplotlib_is_installed_with_clustersim():
     """The README's install (`pip install -e .`) brings it; the `plot` extra stays, so that
     `pip install 'clustersim[plot]'` still works."""
-    project = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    project = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text(encoding="utf-8"))[
+        "project"
+    ]
     assert any(d.replace(" ", "").startswith("matplotlib") for d in project["dependencies"])
     assert "plot" in project["optional-dependencies"]

@@ -7,7 +7,13 @@ import pytest
 
 from simulator.cli.main import main
 from simulator.core.errors import UserError
-from simulator.core.yamlio import MAX_DEPTH, MAX_EXPANDED_NODES, MAX_FILE_BYTES, load_yaml, read_yaml
+from simulator.core.yamlio import (
+    MAX_DEPTH,
+    MAX_EXPANDED_NODES,
+    MAX_FILE_BYTES,
+    load_yaml,
+    read_yaml,
+)
 
 pytestmark = pytest.mark.timeout(10)
 

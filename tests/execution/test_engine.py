@@ -11,8 +11,10 @@ DP = Mesh(dims=(("dp", 8),)).group("dp")
 
 def fixed_network(seconds_per_byte: float):
     """Every collective takes size x seconds_per_byte (no sharing)."""
+
     def start(env, coll, scope):
         return env.timeout(coll.size_bytes * seconds_per_byte)
+
     return start
 
 
@@ -20,17 +22,29 @@ def test_streams_overlap_and_dependencies_hold():
     b = ScheduleBuilder()
     f = b.add("forward", "compute", "forward", duration_s=1.0, alloc_bytes=100)
     bw1 = b.add("backward 1", "compute", "backward", duration_s=1.0, free_bytes=50)
-    ar1 = b.add("all_reduce 1", "comm", "comm", deps=(bw1,), collective=Collective(op="all_reduce", group=DP, size_bytes=3))
+    ar1 = b.add(
+        "all_reduce 1",
+        "comm",
+        "comm",
+        deps=(bw1,),
+        collective=Collective(op="all_reduce", group=DP, size_bytes=3),
+    )
     bw0 = b.add("backward 0", "compute", "backward", duration_s=1.0, free_bytes=50)
-    ar0 = b.add("all_reduce 0", "comm", "comm", deps=(bw0,), collective=Collective(op="all_reduce", group=DP, size_bytes=3))
+    ar0 = b.add(
+        "all_reduce 0",
+        "comm",
+        "comm",
+        deps=(bw0,),
+        collective=Collective(op="all_reduce", group=DP, size_bytes=3),
+    )
     b.add("optimizer", "compute", "optimizer", deps=(ar1, ar0), duration_s=0.5)
     result = run([RankClass("r", b.build(static_bytes=1000), 2)], fixed_network(1.0))
     iv = {i.name: (i.start_s, i.end_s) for i in result.timelines[0].intervals}
     assert iv["forward"] == (0.0, 1.0)
-    assert iv["all_reduce 1"] == (2.0, 5.0)       # overlaps backward 0 (2..3)
+    assert iv["all_reduce 1"] == (2.0, 5.0)  # overlaps backward 0 (2..3)
     assert iv["backward 0"] == (2.0, 3.0)
-    assert iv["all_reduce 0"] == (5.0, 8.0)       # the comm stream is FIFO
-    assert iv["optimizer"] == (8.0, 8.5)          # waits for the last all-reduce
+    assert iv["all_reduce 0"] == (5.0, 8.0)  # the comm stream is FIFO
+    assert iv["optimizer"] == (8.0, 8.5)  # waits for the last all-reduce
     assert result.step_time_s == 8.5
     peak, when, name = result.timelines[0].peak(b.tasks)
     assert (peak, when, name) == (1100, 0.0, "forward")
@@ -41,7 +55,13 @@ def test_collective_waits_for_the_slowest_rank_class():
     def schedule(compute_s):
         b = ScheduleBuilder()
         c = b.add("compute", "compute", "forward", duration_s=compute_s)
-        b.add("all_reduce", "comm", "comm", deps=(c,), collective=Collective(op="all_reduce", group=DP, size_bytes=2))
+        b.add(
+            "all_reduce",
+            "comm",
+            "comm",
+            deps=(c,),
+            collective=Collective(op="all_reduce", group=DP, size_bytes=2),
+        )
         return b.build(0)
 
     fast, slow = RankClass("fast", schedule(1.0), 7), RankClass("slow", schedule(1.5), 1)

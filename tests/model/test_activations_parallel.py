@@ -14,8 +14,14 @@ from simulator.model.activations import activation_bytes_per_layer
 from simulator.model.architecture import Architecture
 
 S, B, H, A = 2048, 4, 6144, 64  # the 22B model of Table 3 (a = 64, h = 6144), s = 2048
-GPT = Architecture(kind="decoder", num_layers=48, hidden_size=H, num_heads=A, ffn_hidden_size=4 * H,
-                   vocab_size=51200)
+GPT = Architecture(
+    kind="decoder",
+    num_layers=48,
+    hidden_size=H,
+    num_heads=A,
+    ffn_hidden_size=4 * H,
+    vocab_size=51200,
+)
 SBH = S * B * H
 
 

@@ -19,14 +19,26 @@ from simulator.model.architecture import (
     param_count,
     parameter_units,
 )
-from simulator.model.flops import flops_params, forward_flops_per_token, model_flops_per_token, six_n_d_flops
+from simulator.model.flops import (
+    flops_params,
+    forward_flops_per_token,
+    model_flops_per_token,
+    six_n_d_flops,
+)
 from simulator.model.ops import backward_ops, embedding_ops, head_ops, layer_ops
 from simulator.model.presets import get_preset
 
 # Round numbers: h=1024, a=16, s=2048, b=1, GPT-style block (4h GELU MLP, MHA).
 H, A, S, B, V = 1024, 16, 2048, 1, 50000
-GPT = Architecture(kind="decoder", num_layers=4, hidden_size=H, num_heads=A, ffn_hidden_size=4 * H, vocab_size=V,
-                   max_position_embeddings=S)
+GPT = Architecture(
+    kind="decoder",
+    num_layers=4,
+    hidden_size=H,
+    num_heads=A,
+    ffn_hidden_size=4 * H,
+    vocab_size=V,
+    max_position_embeddings=S,
+)
 
 
 def act(arch=GPT, ckpt="none", flash=False, **kw):
@@ -37,13 +49,13 @@ def act(arch=GPT, ckpt="none", flash=False, **kw):
 
 # ------------------------------------------------------------ activations (Korthikanti 2022)
 
+
 def test_korthikanti_eq1():
     # Eq. (1): s*b*h*(34 + 5*a*s/h) = 34sbh + 5as^2b bytes.
     assert act() == 34 * S * B * H + 5 * A * S * S * B
 
 
-@pytest.mark.parametrize("flash,ckpt",
-                         [(True, "none"), (False, "selective"), (True, "selective")])
+@pytest.mark.parametrize("flash,ckpt", [(True, "none"), (False, "selective"), (True, "selective")])
 def test_flash_and_selective_drop_the_score_term(flash, ckpt):
     assert act(ckpt=ckpt, flash=flash) == 34 * S * B * H
 
@@ -79,9 +91,19 @@ def test_no_dropout():
 
 def test_gated_ffn_and_gqa_scale_term_by_term():
     f, kv = 2816, 4
-    arch = Architecture(kind="decoder", num_layers=2, hidden_size=H, num_heads=A, ffn_hidden_size=f, vocab_size=V,
-                        num_kv_heads=kv, ffn="swiglu",
-                        position_embedding="rotary", norm="rmsnorm", bias=False)
+    arch = Architecture(
+        kind="decoder",
+        num_layers=2,
+        hidden_size=H,
+        num_heads=A,
+        ffn_hidden_size=f,
+        vocab_size=V,
+        num_kv_heads=kv,
+        ffn="swiglu",
+        position_embedding="rotary",
+        norm="rmsnorm",
+        bias=False,
+    )
     sbh, sbf, sbk = S * B * H, S * B * f, S * B * kv * (H // A)
     attention = 2 * sbh + (2 * sbh + 2 * sbk) + 2 * sbk + 2 * sbh + sbh  # in, Q K, V, out, mask
     mlp = 2 * sbh + 2 * (2 * sbf) + 2 * sbf + sbh  # in, gate+up, product, mask
@@ -108,20 +130,35 @@ def test_embedding_and_output_activations():
 
 small_archs = st.builds(
     lambda heads, dh, group, fmul, ffn, layers, kind: Architecture(
-        kind=kind, num_layers=layers, hidden_size=heads * dh, num_heads=heads, ffn_hidden_size=fmul * heads * dh,
+        kind=kind,
+        num_layers=layers,
+        hidden_size=heads * dh,
+        num_heads=heads,
+        ffn_hidden_size=fmul * heads * dh,
         vocab_size=1000,
-        num_kv_heads=max(1, heads // group), ffn=ffn, position_embedding="rotary"),
-    heads=st.sampled_from([1, 2, 4, 8]), dh=st.sampled_from([8, 16, 64]),
-    group=st.sampled_from([1, 2]), fmul=st.integers(1, 4),
-    ffn=st.sampled_from(["gelu", "relu", "swiglu", "geglu"]), layers=st.integers(1, 3),
+        num_kv_heads=max(1, heads // group),
+        ffn=ffn,
+        position_embedding="rotary",
+    ),
+    heads=st.sampled_from([1, 2, 4, 8]),
+    dh=st.sampled_from([8, 16, 64]),
+    group=st.sampled_from([1, 2]),
+    fmul=st.integers(1, 4),
+    ffn=st.sampled_from(["gelu", "relu", "swiglu", "geglu"]),
+    layers=st.integers(1, 3),
     kind=st.sampled_from(["decoder", "encoder", "encoder-decoder"]),
 ).filter(lambda a: a.num_heads % a.kv_heads == 0)
 
 
 @settings(max_examples=60, deadline=None)
-@given(arch=small_archs, s=st.integers(1, 512), b=st.integers(1, 4),
-       dropout=st.booleans(), stack=st.sampled_from(["encoder", "decoder"]),
-       e=st.sampled_from([1, 2, 4]))
+@given(
+    arch=small_archs,
+    s=st.integers(1, 512),
+    b=st.integers(1, 4),
+    dropout=st.booleans(),
+    stack=st.sampled_from(["encoder", "decoder"]),
+    e=st.sampled_from([1, 2, 4]),
+)
 def test_checkpointing_never_raises_activations(arch, s, b, dropout, stack, e):
     def get(ckpt, flash):
         return activation_bytes_per_layer(arch, s, b, ckpt, flash, e, stack, dropout)
@@ -133,6 +170,7 @@ def test_checkpointing_never_raises_activations(arch, s, b, dropout, stack, e):
 
 
 # ------------------------------------------------------------ ops and FLOPs
+
 
 def test_megatron_block_flops():
     # Narayanan et al. 2021 Sec 5.1: a GPT block's forward matmuls are 24bsh^2 + 4bs^2h.
@@ -149,9 +187,19 @@ def test_op_order_and_gqa_gemm_shapes():
     arch = get_preset("llama2-70b")
     ops = layer_ops(arch, 4096, 1, flash_attention=True)
     names = [o.name for o in ops]
-    assert names == ["attn_norm", "qkv_proj", "flash_attention", "attn_out_proj",
-                     "attn_residual", "mlp_norm", "mlp_gate", "mlp_up", "mlp_act", "mlp_down",
-                     "mlp_residual"]
+    assert names == [
+        "attn_norm",
+        "qkv_proj",
+        "flash_attention",
+        "attn_out_proj",
+        "attn_residual",
+        "mlp_norm",
+        "mlp_gate",
+        "mlp_up",
+        "mlp_act",
+        "mlp_down",
+        "mlp_residual",
+    ]
     # Q 64 heads + K, V 8 heads each, head_dim 128.
     assert ops[1].gemm == (4096, (64 + 2 * 8) * 128, 8192)
     # Attention reads Q and writes O (64 heads), reads K and V (8 heads) at 2 bytes.
@@ -174,8 +222,9 @@ def test_encoder_decoder_ops_include_cross_attention():
     dec = [o.name for o in layer_ops(t5, 512, 1, False, stack="decoder", encoder_seq_len=256)]
     enc = [o.name for o in layer_ops(t5, 512, 1, False, stack="encoder")]
     assert "cross_kv_proj" in dec and "cross_kv_proj" not in enc
-    kv = next(o for o in layer_ops(t5, 512, 1, False, encoder_seq_len=256)
-              if o.name == "cross_kv_proj")
+    kv = next(
+        o for o in layer_ops(t5, 512, 1, False, encoder_seq_len=256) if o.name == "cross_kv_proj"
+    )
     assert kv.gemm == (256, 2 * t5.kv_dim, t5.hidden_size)
 
 
@@ -183,7 +232,8 @@ def test_backward_ops_double_matmul_flops():
     fwd = layer_ops(GPT, S, B, flash_attention=False)
     bwd = backward_ops(fwd)
     assert sum(o.flops for o in bwd if o.kind == "matmul") == 2 * sum(
-        o.flops for o in fwd if o.kind == "matmul")
+        o.flops for o in fwd if o.kind == "matmul"
+    )
     assert bwd[0].name == "mlp_residual.backward"
     dgrad, wgrad = (o for o in bwd if o.name.startswith("mlp_down."))
     m, n, k = S * B, H, 4 * H
@@ -225,7 +275,9 @@ def test_six_n_d():
 
 def test_embedding_and_head_ops():
     assert [o.name for o in embedding_ops(get_preset("bloom-176b"), S, B)] == [
-        "embedding", "embedding_norm"]
+        "embedding",
+        "embedding_norm",
+    ]
     head = head_ops(GPT, S, B)
     assert [o.name for o in head] == ["final_norm", "logits", "cross_entropy"]
     assert head[1].gemm == (S * B, V, H)
@@ -234,6 +286,7 @@ def test_embedding_and_head_ops():
 
 
 # ------------------------------------------------------------ parameters and validation
+
 
 def test_units_order_and_largest():
     t5 = get_preset("t5-small")
@@ -258,11 +311,23 @@ def test_qkv_bias_only():
     assert param_count(qwen_like) - param_count(base) == 32 * 3 * 4096
 
 
-@pytest.mark.parametrize("field,value", [
-    ("num_layers", 0), ("hidden_size", -1), ("num_heads", 3), ("num_kv_heads", 5),
-    ("ffn", "mish"), ("kind", "moe"), ("norm", "batchnorm"), ("position_embedding", "xpos"),
-    ("head_dim", 0), ("num_decoder_layers", 2), ("bias", 1), ("max_position_embeddings", -1),
-])
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("num_layers", 0),
+        ("hidden_size", -1),
+        ("num_heads", 3),
+        ("num_kv_heads", 5),
+        ("ffn", "mish"),
+        ("kind", "moe"),
+        ("norm", "batchnorm"),
+        ("position_embedding", "xpos"),
+        ("head_dim", 0),
+        ("num_decoder_layers", 2),
+        ("bias", 1),
+        ("max_position_embeddings", -1),
+    ],
+)
 def test_validation_names_the_field(field, value):
     with pytest.raises(ValueError, match=field):
         replace(GPT, **{field: value})

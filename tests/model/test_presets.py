@@ -57,10 +57,15 @@ def test_exact_param_count(name):
 
 
 # Same llm-foundry tables, other sequence lengths: the position table has max_seq_len rows.
-MPT_OTHER_SEQ = [("mpt-7b", 1024, 6_654_664_704), ("mpt-7b", 8192, 6_684_024_832),
-                 ("mpt-13b", 4096, 12_864_440_320), ("mpt-3b", 65536, 2_814_366_720),
-                 ("mpt-350m", 512, 354_412_544), ("mpt-125m", 1024, 124_525_056),
-                 ("mpt-760m", 32768, 807_656_448)]
+MPT_OTHER_SEQ = [
+    ("mpt-7b", 1024, 6_654_664_704),
+    ("mpt-7b", 8192, 6_684_024_832),
+    ("mpt-13b", 4096, 12_864_440_320),
+    ("mpt-3b", 65536, 2_814_366_720),
+    ("mpt-350m", 512, 354_412_544),
+    ("mpt-125m", 1024, 124_525_056),
+    ("mpt-760m", 32768, 807_656_448),
+]
 
 
 @pytest.mark.parametrize("name,seq,expected", MPT_OTHER_SEQ)
@@ -86,8 +91,13 @@ def test_llama3_405b_by_hand():
 @pytest.mark.parametrize("name", ["t5-small", "t5-base", "t5-large", "t5-3b", "t5-11b"])
 def test_t5_by_hand(name):
     arch = get_preset(name)
-    d, inner, f, heads, layers = (arch.hidden_size, arch.q_dim, arch.ffn_hidden_size,
-                                  arch.num_heads, arch.num_layers)
+    d, inner, f, heads, layers = (
+        arch.hidden_size,
+        arch.q_dim,
+        arch.ffn_hidden_size,
+        arch.num_heads,
+        arch.num_layers,
+    )
     attn = 4 * d * inner
     enc_block = attn + 2 * d * f + 2 * d
     dec_block = 2 * attn + 2 * d * f + 3 * d
@@ -98,8 +108,16 @@ def test_t5_by_hand(name):
 
 # GPT-3 Table 2.1 nominal n_params; our literal shapes land within 3% (embeddings are
 # counted differently in the paper's rounding).
-GPT3_NOMINAL = {"gpt3-125m": 125e6, "gpt3-350m": 350e6, "gpt3-760m": 760e6, "gpt3-1.3b": 1.3e9,
-                "gpt3-2.7b": 2.7e9, "gpt3-6.7b": 6.7e9, "gpt3-13b": 13.0e9, "gpt3-175b": 175e9}
+GPT3_NOMINAL = {
+    "gpt3-125m": 125e6,
+    "gpt3-350m": 350e6,
+    "gpt3-760m": 760e6,
+    "gpt3-1.3b": 1.3e9,
+    "gpt3-2.7b": 2.7e9,
+    "gpt3-6.7b": 6.7e9,
+    "gpt3-13b": 13.0e9,
+    "gpt3-175b": 175e9,
+}
 
 
 @pytest.mark.parametrize("name", sorted(GPT3_NOMINAL))
@@ -137,9 +155,19 @@ def test_names_and_lookup():
 # hidden_dropout / attention_dropout 0.0; llm-foundry MPTConfig *_pdrop 0.0; GPT-2 HF config
 # resid/embd/attn_pdrop 0.1; GPT-3 (Megatron recipes) 0.1; BERT hidden_dropout_prob 0.1;
 # T5 dropout_rate 0.1.
-DROPOUT = {"llama2-7b": False, "llama2-70b": False, "llama3-8b": False, "llama3-405b": False,
-           "bloom-176b": False, "mpt-7b": False, "mpt-125m": False,
-           "gpt2": True, "gpt3-175b": True, "bert-base": True, "t5-11b": True}
+DROPOUT = {
+    "llama2-7b": False,
+    "llama2-70b": False,
+    "llama3-8b": False,
+    "llama3-405b": False,
+    "bloom-176b": False,
+    "mpt-7b": False,
+    "mpt-125m": False,
+    "gpt2": True,
+    "gpt3-175b": True,
+    "bert-base": True,
+    "t5-11b": True,
+}
 
 
 @pytest.mark.parametrize("name, dropout", sorted(DROPOUT.items()))

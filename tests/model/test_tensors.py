@@ -17,12 +17,33 @@ def test_gpt_block_by_hand():
     # GPT block, h = 1024, 4h GELU MLP, LayerNorm and biases: q, k, v, o (h x h + h each), up
     # (4h x h + 4h), down (h x 4h + h), two LayerNorms (2h each) = 12 h^2 + 13 h.
     h = 1024
-    arch = Architecture(kind="decoder", num_layers=2, hidden_size=h, num_heads=16, ffn_hidden_size=4 * h, vocab_size=1000)
+    arch = Architecture(
+        kind="decoder",
+        num_layers=2,
+        hidden_size=h,
+        num_heads=16,
+        ffn_hidden_size=4 * h,
+        vocab_size=1000,
+    )
     mods = {m.name: m for m in block_modules(arch)}
     assert [m.name for m in block_modules(arch)] == [
-        "block", "input_layernorm", "self_attn", "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
-        "self_attn.o_proj", "post_attention_layernorm", "mlp", "mlp.up_proj", "mlp.down_proj", "mlp.act_fn"]
-    assert [(t.numel, t.rows) for t in mods["mlp.up_proj"].tensors] == [(4 * h * h, 4 * h), (4 * h, 4 * h)]
+        "block",
+        "input_layernorm",
+        "self_attn",
+        "self_attn.q_proj",
+        "self_attn.k_proj",
+        "self_attn.v_proj",
+        "self_attn.o_proj",
+        "post_attention_layernorm",
+        "mlp",
+        "mlp.up_proj",
+        "mlp.down_proj",
+        "mlp.act_fn",
+    ]
+    assert [(t.numel, t.rows) for t in mods["mlp.up_proj"].tensors] == [
+        (4 * h * h, 4 * h),
+        (4 * h, 4 * h),
+    ]
     assert [(t.numel, t.rows) for t in mods["mlp.down_proj"].tensors] == [(4 * h * h, h), (h, h)]
     assert {m.segment for m in block_modules(arch)} == {"attention", "mlp"}
     assert sum(m.numel for m in block_modules(arch)) == 12 * h * h + 13 * h
@@ -32,10 +53,23 @@ def test_tensor_parallel_split_by_hand():
     # tp = 2: column-parallel q/k/v/up split their rows (and biases), row-parallel o/down their
     # columns (their biases whole); norms whole.
     h = 1024
-    arch = Architecture(kind="decoder", num_layers=2, hidden_size=h, num_heads=16, ffn_hidden_size=4 * h, vocab_size=1000)
+    arch = Architecture(
+        kind="decoder",
+        num_layers=2,
+        hidden_size=h,
+        num_heads=16,
+        ffn_hidden_size=4 * h,
+        vocab_size=1000,
+    )
     mods = {m.name: m for m in block_modules(arch, tp=2)}
-    assert [(t.numel, t.rows) for t in mods["self_attn.q_proj"].tensors] == [(h * h // 2, h // 2), (h // 2, h // 2)]
-    assert [(t.numel, t.rows) for t in mods["self_attn.o_proj"].tensors] == [(h * h // 2, h), (h, h)]
+    assert [(t.numel, t.rows) for t in mods["self_attn.q_proj"].tensors] == [
+        (h * h // 2, h // 2),
+        (h // 2, h // 2),
+    ]
+    assert [(t.numel, t.rows) for t in mods["self_attn.o_proj"].tensors] == [
+        (h * h // 2, h),
+        (h, h),
+    ]
     # weights 12 h^2 / 2; biases: q, k, v h/2 each, o h, up 4h/2, down h; norms 4h.
     assert sum(m.numel for m in mods.values()) == 6 * h * h + (3 * h // 2 + h + 2 * h + h) + 4 * h
 
@@ -49,10 +83,12 @@ def test_every_preset_unit_sums_to_its_parameter_count(name, tp):
     lay = model_layout(from_architecture(arch, name), ParallelSpec(tp=tp))
     for b in lay.blocks[:2]:
         stack, index = b.stack, int(b.name.rsplit(".", 1)[-1])
-        assert sum(m.numel for m in block_modules(arch, stack, index, tp)) == block_params(arch, stack, index, tp)
+        assert sum(m.numel for m in block_modules(arch, stack, index, tp)) == block_params(
+            arch, stack, index, tp
+        )
     emb, head = root_modules(arch, tp, lay.embedding_params, lay.head_params, tied_copy=False)
     assert sum(m.numel for m in emb) == lay.embedding_params
-    assert unique_numel(emb + head) == lay.embedding_params + lay.head_params   # a tied table once
+    assert unique_numel(emb + head) == lay.embedding_params + lay.head_params  # a tied table once
 
 
 def test_bare_parameter_count_blocks_are_fitted():

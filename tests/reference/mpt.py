@@ -25,8 +25,15 @@ def mpt_scenario(preset: str, micro_batch: int, grad_accum: int) -> dict:
     return {
         "name": f"{preset}-8xa100-fsdp",
         "model": {"preset": preset},
-        "training": {"strategy": "zero3", "precision": "bf16-mixed", "optimizer": "adamw",
-                     "micro_batch_size": micro_batch, "grad_accum_steps": grad_accum, "seq_len": 2048,
-                     "activation_checkpointing": "none", "flash_attention": True},
+        "training": {
+            "strategy": "zero3",
+            "precision": "bf16-mixed",
+            "optimizer": "adamw",
+            "micro_batch_size": micro_batch,
+            "grad_accum_steps": grad_accum,
+            "seq_len": 2048,
+            "activation_checkpointing": "none",
+            "flash_attention": True,
+        },
         "cluster": {"topology": "dgx-a100", "num_hosts": 1},
     }

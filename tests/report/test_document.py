@@ -9,11 +9,26 @@ from tests.helpers import cluster_of, make_scenario
 def _hsdp(hidden: int, seq: int):
     # HSDP with 2-way sharding on 8 GPUs: each block's reduce-scatter is followed by an
     # all-reduce across replicas on the same stream.
-    return make_scenario(model={"architecture": {"num_layers": 5, "hidden_size": hidden, "num_heads": hidden // 64,
-                                                 "vocab_size": 1000, "max_position_embeddings": seq}},
-                         training={"strategy": "hsdp", "shard_group_size": 2, "micro_batch_size": 1, "seq_len": seq,
-                                   "activation_checkpointing": "none", "flash_attention": False},
-                         cluster=cluster_of(8))
+    return make_scenario(
+        model={
+            "architecture": {
+                "num_layers": 5,
+                "hidden_size": hidden,
+                "num_heads": hidden // 64,
+                "vocab_size": 1000,
+                "max_position_embeddings": seq,
+            }
+        },
+        training={
+            "strategy": "hsdp",
+            "shard_group_size": 2,
+            "micro_batch_size": 1,
+            "seq_len": seq,
+            "activation_checkpointing": "none",
+            "flash_attention": False,
+        },
+        cluster=cluster_of(8),
+    )
 
 
 def test_a_timeline_above_the_verdict_is_reported():

@@ -9,10 +9,10 @@ import sys
 
 import pytest
 
-from simulator.report import plots
 from simulator.cli.main import main
 from simulator.core.errors import UserError
 from simulator.execution.schedule import STREAMS
+from simulator.report import plots
 from simulator.studies.simulate import simulate
 from tests.helpers import make_scenario
 
@@ -22,11 +22,38 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MIN_BYTES = 10_000
 
 # The sweep CSV columns (simulator/sweep.py): point, the swept dotted paths, then these.
-COLUMNS = ["point", "training.strategy", "cluster.num_hosts", "status", "message", "name", "model", "params",
-           "strategy", "gpu", "num_gpus", "fits", "mem_total_bytes", "mem_params_bytes", "mem_grads_bytes",
-           "mem_optimizer_bytes", "mem_activations_bytes", "mem_buffers_bytes", "mem_overhead_bytes",
-           "capacity_bytes", "step_time_s", "compute_s", "comm_s", "exposed_comm_s", "mfu", "tokens_per_s",
-           "tokens_per_s_per_gpu", "days", "gpu_hours", "cost_usd"]
+COLUMNS = [
+    "point",
+    "training.strategy",
+    "cluster.num_hosts",
+    "status",
+    "message",
+    "name",
+    "model",
+    "params",
+    "strategy",
+    "gpu",
+    "num_gpus",
+    "fits",
+    "mem_total_bytes",
+    "mem_params_bytes",
+    "mem_grads_bytes",
+    "mem_optimizer_bytes",
+    "mem_activations_bytes",
+    "mem_buffers_bytes",
+    "mem_overhead_bytes",
+    "capacity_bytes",
+    "step_time_s",
+    "compute_s",
+    "comm_s",
+    "exposed_comm_s",
+    "mfu",
+    "tokens_per_s",
+    "tokens_per_s_per_gpu",
+    "days",
+    "gpu_hours",
+    "cost_usd",
+]
 GB = 10**9
 
 
@@ -37,13 +64,33 @@ def _row(point, strategy, hosts, params_gb, grads_gb, opt_gb, fits):
     exposed = 0.05 * hosts
     step = 1.0 + exposed
     tokens = n * 8 * 2048 / step
-    return {"point": point, "training.strategy": strategy, "cluster.num_hosts": hosts, "status": "ok",
-            "message": "", "name": "t", "model": "mpt-1b", "params": 1e9, "strategy": strategy,
-            "gpu": "a100-80gb", "num_gpus": n, "fits": fits, "mem_total_bytes": sum(comps) * GB,
-            **{f"mem_{k}_bytes": v * GB for k, v in zip(plots.MEMORY_COMPONENTS, comps)},
-            "capacity_bytes": 80 * GB, "step_time_s": step, "compute_s": 1.0, "comm_s": 0.2,
-            "exposed_comm_s": exposed, "mfu": 0.5 / step, "tokens_per_s": tokens,
-            "tokens_per_s_per_gpu": tokens / n, "days": 1.0, "gpu_hours": 24.0 * n, "cost_usd": ""}
+    return {
+        "point": point,
+        "training.strategy": strategy,
+        "cluster.num_hosts": hosts,
+        "status": "ok",
+        "message": "",
+        "name": "t",
+        "model": "mpt-1b",
+        "params": 1e9,
+        "strategy": strategy,
+        "gpu": "a100-80gb",
+        "num_gpus": n,
+        "fits": fits,
+        "mem_total_bytes": sum(comps) * GB,
+        **{f"mem_{k}_bytes": v * GB for k, v in zip(plots.MEMORY_COMPONENTS, comps)},
+        "capacity_bytes": 80 * GB,
+        "step_time_s": step,
+        "compute_s": 1.0,
+        "comm_s": 0.2,
+        "exposed_comm_s": exposed,
+        "mfu": 0.5 / step,
+        "tokens_per_s": tokens,
+        "tokens_per_s_per_gpu": tokens / n,
+        "days": 1.0,
+        "gpu_hours": 24.0 * n,
+        "cost_usd": "",
+    }
 
 
 @pytest.fixture
@@ -51,15 +98,25 @@ def results_csv(tmp_path):
     rows = []
     for hosts in (1, 2, 4):
         rows.append(_row(len(rows), "ddp", hosts, 2, 2, 12, True))
-        rows.append(_row(len(rows), "zero3", hosts, 2 / (8 * hosts), 2 / (8 * hosts), 12 / (8 * hosts), True))
+        rows.append(
+            _row(
+                len(rows), "zero3", hosts, 2 / (8 * hosts), 2 / (8 * hosts), 12 / (8 * hosts), True
+            )
+        )
         rows.append(_row(len(rows), "ddp-big", hosts, 20, 20, 120, False))  # an OOM series
     path = tmp_path / "results.csv"
     with path.open("w", newline="") as fh:
         w = csv.DictWriter(fh, COLUMNS)
         w.writeheader()
         w.writerows(rows)
-        w.writerow({"point": len(rows), "training.strategy": "zero9", "status": "invalid",
-                    "message": "unknown strategy"})
+        w.writerow(
+            {
+                "point": len(rows),
+                "training.strategy": "zero9",
+                "status": "invalid",
+                "message": "unknown strategy",
+            }
+        )
     return path
 
 
@@ -103,8 +160,12 @@ def test_plot_cli(results_csv, tmp_path, capsys):
     simulate(make_scenario({"preset": "gpt3-125m"}), trace_path=str(trace))
     out = tmp_path / "cli"
     assert main(["plot", str(results_csv), "--trace", str(trace), "--out", str(out)]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["memory.png", "memory_timeline.png", "mfu.png",
-                                                      "step_time.png"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "memory.png",
+        "memory_timeline.png",
+        "mfu.png",
+        "step_time.png",
+    ]
     assert main(["plot"]) == 2
     assert "nothing to plot" in capsys.readouterr().err
 
@@ -122,9 +183,12 @@ def test_bad_inputs_are_user_errors(tmp_path, monkeypatch):
 
 
 def test_one_panel_per_model_when_the_model_varies():
-    rows = [{**_row(i, s, h, 2, 2, 12, True), "model": m, "model.preset": m}
-            for i, (m, s, h) in enumerate((m, s, h) for m in ("mpt-1b", "mpt-3b") for s in ("ddp", "zero3")
-                                          for h in (1, 2))]
+    rows = [
+        {**_row(i, s, h, 2, 2, 12, True), "model": m, "model.preset": m}
+        for i, (m, s, h) in enumerate(
+            (m, s, h) for m in ("mpt-1b", "mpt-3b") for s in ("ddp", "zero3") for h in (1, 2)
+        )
+    ]
     groups = plots.panels(rows, ["model.preset", "training.strategy", "cluster.num_hosts"])
     assert sorted(groups) == ["mpt-1b", "mpt-3b"]
     assert all(sorted(by) == ["ddp", "zero3"] for by in groups.values())
@@ -191,8 +255,10 @@ def test_memory_bars_over_the_clip_show_their_true_total(results_csv):
 
 def _equal_mfu_rows():
     """zero1 and zero2 with identical numbers at 8 and 16 GPUs."""
-    return [_row(i, s, h, 2, 2, 12, True) for i, (s, h) in enumerate(
-        (s, h) for s in ("zero1", "zero2") for h in (1, 2))]
+    return [
+        _row(i, s, h, 2, 2, 12, True)
+        for i, (s, h) in enumerate((s, h) for s in ("zero1", "zero2") for h in (1, 2))
+    ]
 
 
 def test_series_with_equal_mfu_stay_distinguishable():
@@ -220,5 +286,7 @@ def test_a_strategy_has_one_colour_in_every_figure(results_csv):
             assert line.get_color() == styles[line.get_label()].color
     for tick in plots.memory_figure(groups).axes[0].get_xticklabels():  # "zero3 8", ...
         assert tick.get_color() == styles[tick.get_text().split()[0]].color
-    step_colors = {to_rgb(p.get_facecolor()) for p in plots.step_time_figure(groups).axes[0].patches}
+    step_colors = {
+        to_rgb(p.get_facecolor()) for p in plots.step_time_figure(groups).axes[0].patches
+    }
     assert {to_rgb(st.color) for st in styles.values()} <= step_colors

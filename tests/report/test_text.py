@@ -14,8 +14,14 @@ GIB = 2**30
 CAPACITY = 80 * GIB  # an A100 80GB: 85,899,345,920 bytes = 85.90 GB
 # A 1B-parameter model under DDP: bf16 weights 2 GB, bf16 gradients 2 GB, Adam's fp32 master,
 # momentum and variance 12 GB, plus activations, communication buffers and overhead.
-COMPONENTS = {"params": 2 * GB, "grads": 2 * GB, "optimizer": 12 * GB, "activations": 20 * GB,
-              "buffers": 1 * GB, "overhead": 3 * GB}  # total 40 GB
+COMPONENTS = {
+    "params": 2 * GB,
+    "grads": 2 * GB,
+    "optimizer": 12 * GB,
+    "activations": 20 * GB,
+    "buffers": 1 * GB,
+    "overhead": 3 * GB,
+}  # total 40 GB
 
 
 def _report(components=COMPONENTS, stragglers=(), suggestions=()) -> dict:
@@ -23,23 +29,58 @@ def _report(components=COMPONENTS, stragglers=(), suggestions=()) -> dict:
     return {
         "name": "hand",
         "model": {"name": "m-1b", "params": 10**9, "num_layers": 24, "hidden_size": 2048},
-        "training": {"strategy": "ddp", "precision": "bf16-mixed", "optimizer": "adamw", "micro_batch_size": 1,
-                     "seq_len": 2048, "grad_accum_steps": 8, "global_batch_size": 64,
-                     "activation_checkpointing": "none"},
-        "cluster": {"topology": "dgx-a100", "gpu": "a100-80gb", "num_hosts": 1, "num_gpus": 8,
-                    "stragglers": list(stragglers), "degraded_links": []},
-        "memory": {"per_gpu": {f"{k}_bytes": v for k, v in components.items()} | {"total_bytes": total},
-                   "shard_degree": 1, "capacity_bytes": CAPACITY, "fits": total <= CAPACITY,
-                   "headroom_bytes": CAPACITY - total, "dominant": max(components, key=components.get),
-                   "model_states_bytes": 16 * GB, "analytic_peak_moment": "backward head (start of backward)",
-                   "suggestions": list(suggestions), "cpu_per_host_bytes": 0, "weights_fp32_bytes": 4 * GB,
-                   "weights_bytes": 2 * GB, "training_bytes_per_param": 8 * total / 10**9,
-                   "training_to_fp32_weights_ratio": 8 * total / (4 * GB), "notes": [], "convention": "ZeRO"},
+        "training": {
+            "strategy": "ddp",
+            "precision": "bf16-mixed",
+            "optimizer": "adamw",
+            "micro_batch_size": 1,
+            "seq_len": 2048,
+            "grad_accum_steps": 8,
+            "global_batch_size": 64,
+            "activation_checkpointing": "none",
+        },
+        "cluster": {
+            "topology": "dgx-a100",
+            "gpu": "a100-80gb",
+            "num_hosts": 1,
+            "num_gpus": 8,
+            "stragglers": list(stragglers),
+            "degraded_links": [],
+        },
+        "memory": {
+            "per_gpu": {f"{k}_bytes": v for k, v in components.items()} | {"total_bytes": total},
+            "shard_degree": 1,
+            "capacity_bytes": CAPACITY,
+            "fits": total <= CAPACITY,
+            "headroom_bytes": CAPACITY - total,
+            "dominant": max(components, key=components.get),
+            "model_states_bytes": 16 * GB,
+            "analytic_peak_moment": "backward head (start of backward)",
+            "suggestions": list(suggestions),
+            "cpu_per_host_bytes": 0,
+            "weights_fp32_bytes": 4 * GB,
+            "weights_bytes": 2 * GB,
+            "training_bytes_per_param": 8 * total / 10**9,
+            "training_to_fp32_weights_ratio": 8 * total / (4 * GB),
+            "notes": [],
+            "convention": "ZeRO",
+        },
         # 8 GPUs x 1 sequence x 2,048 tokens x 8 accumulation steps = 131,072 tokens in 1.05 s.
-        "step": {"time_s": 1.05, "tokens_per_step": 131_072, "compute_s": 1.0, "comm_s": 0.2, "exposed_comm_s": 0.05,
-                 "comm_overhead_pct": 100 * 0.05 / 1.05, "tokens_per_s": 131_072 / 1.05,
-                 "tokens_per_s_per_gpu": 131_072 / 1.05 / 8, "mfu": 0.45, "hfu": 0.6,
-                 "tflops_per_gpu": 0.45 * 312, "hardware_tflops_per_gpu": 0.6 * 312, "flops_convention": "6N"},
+        "step": {
+            "time_s": 1.05,
+            "tokens_per_step": 131_072,
+            "compute_s": 1.0,
+            "comm_s": 0.2,
+            "exposed_comm_s": 0.05,
+            "comm_overhead_pct": 100 * 0.05 / 1.05,
+            "tokens_per_s": 131_072 / 1.05,
+            "tokens_per_s_per_gpu": 131_072 / 1.05 / 8,
+            "mfu": 0.45,
+            "hfu": 0.6,
+            "tflops_per_gpu": 0.45 * 312,
+            "hardware_tflops_per_gpu": 0.6 * 312,
+            "flops_convention": "6N",
+        },
     }
 
 
@@ -64,8 +105,8 @@ def test_memory_components_in_gb_with_their_share_of_the_total():
         "  capacity         85.90 GB          (80.00 GiB)",
     ]
     start = lines.index(expected[0])
-    assert lines[start:start + len(expected)] == expected
-    rows = [re.match(r"  \w+ +([\d.]+) GB +([\d.]+)%", line) for line in lines[start:start + 6]]
+    assert lines[start : start + len(expected)] == expected
+    rows = [re.match(r"  \w+ +([\d.]+) GB +([\d.]+)%", line) for line in lines[start : start + 6]]
     assert sum(float(m[1]) for m in rows) == 40.0  # the components add up to the total line
     assert sum(float(m[2]) for m in rows) == 100.0
 
@@ -75,15 +116,18 @@ def test_verdict_fits_with_its_headroom_and_the_peak_it_uses():
     assert "  analytic peak (the verdict's): backward head (start of backward)" in lines
     # 85.899345920 GB capacity - 40 GB = 45.90 GB free; activations (20 GB) the largest.
     assert "  verdict     FITS, headroom 45.90 GB; largest component: activations" in lines
-    assert lines.index("  analytic peak (the verdict's): backward head (start of backward)") \
-        < lines.index("  verdict     FITS, headroom 45.90 GB; largest component: activations")
+    assert lines.index(
+        "  analytic peak (the verdict's): backward head (start of backward)"
+    ) < lines.index("  verdict     FITS, headroom 45.90 GB; largest component: activations")
 
 
 def test_verdict_out_of_memory_with_the_shortfall_and_suggestions():
     big = COMPONENTS | {"activations": 90 * GB}  # total 2 + 2 + 12 + 90 + 1 + 3 = 110 GB
     lines = _lines(_report(big, suggestions=["use zero3"]))
     # 110 GB - 85.899345920 GB = 24.100654080 GB short.
-    at = lines.index("  verdict     OUT OF MEMORY, short by 24.10 GB; largest component: activations")
+    at = lines.index(
+        "  verdict     OUT OF MEMORY, short by 24.10 GB; largest component: activations"
+    )
     assert lines[at + 1] == "    - use zero3"
     assert "  activations      90.00 GB   81.8%  (83.82 GiB)" in lines  # 90/110 = 81.82%, 90e9/2^30
 
@@ -97,7 +141,9 @@ def test_straggler_line():
 def test_mfu_and_hfu_line():
     lines = _lines(_report())
     # 45% and 60% of the A100's 312 TFLOP/s bf16 peak: 140.4 and 187.2 TFLOP/s.
-    assert "  MFU 45.0%  (140.4 model TFLOP/s per GPU);  HFU 60.0%  (187.2 hardware TFLOP/s)" in lines
+    assert (
+        "  MFU 45.0%  (140.4 model TFLOP/s per GPU);  HFU 60.0%  (187.2 hardware TFLOP/s)" in lines
+    )
     # 131,072 tokens / 1.05 s = 124,830 tokens/s; / 8 GPUs = 15,604 (15,603.8).
     assert "  throughput  124,830 tokens/s = 15,604 per GPU" in lines
 

@@ -46,32 +46,70 @@ def both(capsys, path: Path) -> str:
     return run_err
 
 
-@pytest.mark.parametrize("data, path, fragment", [
-    (with_("training", precision="bf16-mixed") | {"cluster": {"topology": "dgx-a100", "gpu": "v100-32gb"}},
-     "training.precision", "no bf16 units"),
-    (with_("training", collective_algorithm="tree"), "training.collective_algorithm", "tree"),
-    (with_("training", collective_algorithm="hierarchical"), "training.collective_algorithm", "hierarchical"),
-    (with_("training", bucket_size=0), "training.bucket_size", "give a unit"),
-    (with_("training", bucket_size=25), "training.bucket_size", "give a unit"),
-    (with_("training", bucket_size="25 B"), "training.bucket_size", "below the minimum"),
-    (with_("cluster", num_hosts=10**9), "cluster.num_hosts", "less than or equal"),
-    (with_("cluster", topology="h100-ndr-cluster", num_hosts=100_000), "cluster.num_hosts", "262,144"),
-    ({"model": {"params": float("inf")}}, "model.params", "finite"),
-    (with_("training", seq_len=10**12), "training.seq_len", "less than or equal"),
-    ({"model": {"preset": "gpt2"}, "training": {"seq_len": 4096}}, "training.seq_len", "1024 rows"),
-    (with_("cluster", topology="dgx-a1000"), "cluster.topology", "dgx-a100"),
-    (with_("cluster", gpu={"name": "a100-80gb", "memory": "80 GiB", "hbm_bandwidth": "2 TB/s",
-                            "peak_flops": {"bf16": "312 TFLOP/s"}}), "cluster.gpu.name", "catalog GPU"),
-    (with_("cluster", stragglers=[{"rank": 3, "slowdown": 2}, {"rank": 3, "slowdown": 1.5}]),
-     "cluster.stragglers.1.rank", "twice"),
-])
+@pytest.mark.parametrize(
+    "data, path, fragment",
+    [
+        (
+            with_("training", precision="bf16-mixed")
+            | {"cluster": {"topology": "dgx-a100", "gpu": "v100-32gb"}},
+            "training.precision",
+            "no bf16 units",
+        ),
+        (with_("training", collective_algorithm="tree"), "training.collective_algorithm", "tree"),
+        (
+            with_("training", collective_algorithm="hierarchical"),
+            "training.collective_algorithm",
+            "hierarchical",
+        ),
+        (with_("training", bucket_size=0), "training.bucket_size", "give a unit"),
+        (with_("training", bucket_size=25), "training.bucket_size", "give a unit"),
+        (with_("training", bucket_size="25 B"), "training.bucket_size", "below the minimum"),
+        (with_("cluster", num_hosts=10**9), "cluster.num_hosts", "less than or equal"),
+        (
+            with_("cluster", topology="h100-ndr-cluster", num_hosts=100_000),
+            "cluster.num_hosts",
+            "262,144",
+        ),
+        ({"model": {"params": float("inf")}}, "model.params", "finite"),
+        (with_("training", seq_len=10**12), "training.seq_len", "less than or equal"),
+        (
+            {"model": {"preset": "gpt2"}, "training": {"seq_len": 4096}},
+            "training.seq_len",
+            "1024 rows",
+        ),
+        (with_("cluster", topology="dgx-a1000"), "cluster.topology", "dgx-a100"),
+        (
+            with_(
+                "cluster",
+                gpu={
+                    "name": "a100-80gb",
+                    "memory": "80 GiB",
+                    "hbm_bandwidth": "2 TB/s",
+                    "peak_flops": {"bf16": "312 TFLOP/s"},
+                },
+            ),
+            "cluster.gpu.name",
+            "catalog GPU",
+        ),
+        (
+            with_("cluster", stragglers=[{"rank": 3, "slowdown": 2}, {"rank": 3, "slowdown": 1.5}]),
+            "cluster.stragglers.1.rank",
+            "twice",
+        ),
+    ],
+)
 def test_bad_field_exit_2_at_its_path(tmp_path, capsys, data, path, fragment):
     err = both(capsys, write(tmp_path, data))
     assert f": {path}:" in err and fragment in err, err
 
 
 def test_custom_gpu_with_zero_memory_is_one_clear_message(tmp_path, capsys):
-    gpu = {"name": "mygpu", "memory": "0 GiB", "hbm_bandwidth": "2 TB/s", "peak_flops": {"bf16": "312 TFLOP/s"}}
+    gpu = {
+        "name": "mygpu",
+        "memory": "0 GiB",
+        "hbm_bandwidth": "2 TB/s",
+        "peak_flops": {"bf16": "312 TFLOP/s"},
+    }
     err = both(capsys, write(tmp_path, with_("cluster", gpu=gpu)))
     assert "cluster.gpu.memory" in err and "below the minimum" in err
     assert "valid string" not in err and len(err.strip().splitlines()) == 1
@@ -87,18 +125,24 @@ def test_names_are_case_insensitive_for_strategy_and_precision(tmp_path, capsys)
     assert main(["validate", str(path)]) == 0
 
 
-@pytest.mark.parametrize("text, fragment", [
-    ("model: {preset: llama2-7b}\nmodel: {preset: gpt2}\n", "appears twice"),
-    ("a:" + " [" * 100 + " ]" * 100 + "\n", "nested more than"),
-])
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("model: {preset: llama2-7b}\nmodel: {preset: gpt2}\n", "appears twice"),
+        ("a:" + " [" * 100 + " ]" * 100 + "\n", "nested more than"),
+    ],
+)
 def test_unreadable_yaml(tmp_path, capsys, text, fragment):
     assert fragment in both(capsys, write(tmp_path, text))
 
 
-@pytest.mark.parametrize("raw, fragment", [
-    ("name: caf\xe9\nmodel: {preset: llama2-7b}\n".encode("latin-1"), "not UTF-8"),
-    ("model: {preset: llama2-7b}\n".encode("utf-16"), "UTF-16"),
-])
+@pytest.mark.parametrize(
+    "raw, fragment",
+    [
+        ("name: caf\xe9\nmodel: {preset: llama2-7b}\n".encode("latin-1"), "not UTF-8"),
+        ("model: {preset: llama2-7b}\n".encode("utf-16"), "UTF-16"),
+    ],
+)
 def test_non_utf8_files(tmp_path, capsys, raw, fragment):
     path = tmp_path / "s.yaml"
     path.write_bytes(raw)
@@ -135,7 +179,9 @@ def test_ctrl_c_during_run_exits_130_without_traceback(tmp_path, capsys, monkeyp
     assert "interrupted" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("args", [["--gpu-days", "inf"], ["--gpu-days", "nan"], ["--pf-days", "-1"]])
+@pytest.mark.parametrize(
+    "args", [["--gpu-days", "inf"], ["--gpu-days", "nan"], ["--pf-days", "-1"]]
+)
 def test_plan_budget_rejects_non_finite_budgets(capsys, args):
     assert main(["plan", "budget", "llama2-7b-zero3-8xa100", *args]) == 2
     assert "finite" in capsys.readouterr().err
@@ -143,7 +189,10 @@ def test_plan_budget_rejects_non_finite_budgets(capsys, args):
 
 def test_plan_budget_with_an_enormous_budget_finishes(capsys):
     # 1e12 GPU-days give a compute-optimal model of ~3e14 params: answered by the formula alone.
-    assert main(["plan", "budget", "llama2-7b-zero3-8xa100", "--gpu-days", "1e12", "--mfu", "0.4"]) == 0
+    assert (
+        main(["plan", "budget", "llama2-7b-zero3-8xa100", "--gpu-days", "1e12", "--mfu", "0.4"])
+        == 0
+    )
     assert "compute-optimal" in capsys.readouterr().out
 
 
@@ -157,8 +206,13 @@ def test_schema_types_unit_fields_as_strings():
     from simulator.scenario.schema import json_schema
 
     defs = json_schema()["$defs"]
-    for model, field in [("TrainingSection", "bucket_size"), ("TrainingSection", "framework_overhead"),
-                         ("CustomGPU", "memory"), ("CustomGPU", "hbm_bandwidth"), ("CustomGPU", "cuda_context")]:
+    for model, field in [
+        ("TrainingSection", "bucket_size"),
+        ("TrainingSection", "framework_overhead"),
+        ("CustomGPU", "memory"),
+        ("CustomGPU", "hbm_bandwidth"),
+        ("CustomGPU", "cuda_context"),
+    ]:
         prop = defs[model]["properties"][field]
         types = {prop.get("type")} | {a.get("type") for a in prop.get("anyOf", [])}
         assert "string" in types and not types & {"integer", "number"}, (model, field, prop)

@@ -25,8 +25,9 @@ H, A, L = 4096, 32, 32  # llama2-7b: hidden, heads, layers
 
 
 def scenario(preset: str = "llama2-7b", **training):
-    return scenario_from_dict({"model": {"preset": preset},
-                               "training": {"strategy": "zero3", "seq_len": S, **training}})
+    return scenario_from_dict(
+        {"model": {"preset": preset}, "training": {"strategy": "zero3", "seq_len": S, **training}}
+    )
 
 
 def test_llama_trains_without_dropout_unless_the_file_says():
@@ -40,13 +41,18 @@ def test_the_dropout_masks_per_layer_by_hand():
     arch = get_preset("llama2-7b")
     flash = [activation_bytes_per_layer(arch, S, B, "none", True, dropout=d) for d in (True, False)]
     assert flash[0] - flash[1] == 2 * S * B * H  # the two 1-byte masks
-    plain = [activation_bytes_per_layer(arch, S, B, "none", False, dropout=d) for d in (True, False)]
+    plain = [
+        activation_bytes_per_layer(arch, S, B, "none", False, dropout=d) for d in (True, False)
+    ]
     assert plain[0] - plain[1] == 2 * S * B * H + A * S * S * B + 2 * A * S * S * B
 
 
 def test_a_scenario_saves_the_masks_of_every_layer_and_the_embedding():
     # zero3 on 8 GPUs, one micro-batch, flash attention: 32 layers x 2sbh + the embedding's sbh.
-    saved = memory_breakdown(scenario(dropout=True)).activations_bytes - memory_breakdown(scenario()).activations_bytes
+    saved = (
+        memory_breakdown(scenario(dropout=True)).activations_bytes
+        - memory_breakdown(scenario()).activations_bytes
+    )
     assert saved == L * 2 * S * B * H + S * B * H
 
 
@@ -54,6 +60,8 @@ def test_the_report_says_which_defaults_came_from_the_preset():
     s = scenario()
     report = build_report(s, memory_breakdown(s))
     assert report["model"]["preset_defaults"] == {"dropout": False}
-    assert "defaults from preset llama2-7b: dropout off" in "\n".join(_header(report))  # the text report's header
+    assert "defaults from preset llama2-7b: dropout off" in "\n".join(
+        _header(report)
+    )  # the text report's header
     given = scenario(dropout=False)
     assert build_report(given, memory_breakdown(given))["model"]["preset_defaults"] == {}

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from simulator.core.resources import scenario_dir
 from simulator.cli.main import main
 from simulator.core.errors import UserError
+from simulator.core.resources import scenario_dir
 from simulator.scenario.load import load_scenario, scenario_from_dict
 from simulator.scenario.schema import json_schema
 
@@ -44,26 +44,35 @@ def test_good_scenario_validates(tmp_path, capsys):
 # One test per class of mistake: (file text, expected fragments of the message).
 MISTAKES = {
     "unknown preset with a close match": (
-        GOOD.replace("llama2-7b", "llama-2-7b"), ["model.preset", "unknown model preset", "llama2-7b"]),
-    "missing key": (
-        GOOD.replace("model: {preset: llama2-7b}\n", ""), ["model", "required"]),
+        GOOD.replace("llama2-7b", "llama-2-7b"),
+        ["model.preset", "unknown model preset", "llama2-7b"],
+    ),
+    "missing key": (GOOD.replace("model: {preset: llama2-7b}\n", ""), ["model", "required"]),
     "wrong unit": (
         GOOD.replace("seq_len: 4096}", "seq_len: 4096, bucket_size: 25 parsecs}"),
-        ["training.bucket_size", "expected a size such as"]),
+        ["training.bucket_size", "expected a size such as"],
+    ),
     "negative size": (
         GOOD.replace("micro_batch_size: 1", "micro_batch_size: -4"),
-        ["training.micro_batch_size", "greater than or equal to 1"]),
+        ["training.micro_batch_size", "greater than or equal to 1"],
+    ),
     "unknown strategy": (
-        GOOD.replace("strategy: zero3", "strategy: zero4"), ["training.strategy", "did you mean", "zero3"]),
+        GOOD.replace("strategy: zero3", "strategy: zero4"),
+        ["training.strategy", "did you mean", "zero3"],
+    ),
     "zero GPUs": (
-        GOOD.replace("num_hosts: 1}", "num_hosts: 1, num_gpus: 0}"), ["cluster.num_gpus", "greater than or equal to 1"]),
+        GOOD.replace("num_hosts: 1}", "num_hosts: 1, num_gpus: 0}"),
+        ["cluster.num_gpus", "greater than or equal to 1"],
+    ),
     "misspelt key": (
         GOOD.replace("micro_batch_size", "micro_bach_size"),
-        ["training.micro_bach_size", "unknown key", "micro_batch_size"]),
+        ["training.micro_bach_size", "unknown key", "micro_batch_size"],
+    ),
     "unknown gpu": (
-        GOOD.replace("num_hosts: 1}", "num_hosts: 1, gpu: a100-80g}"), ["cluster.gpu", "a100-80gb"]),
-    "unknown topology": (
-        GOOD.replace("dgx-a100", "dgx-a10"), ["cluster.topology", "dgx-a100"]),
+        GOOD.replace("num_hosts: 1}", "num_hosts: 1, gpu: a100-80g}"),
+        ["cluster.gpu", "a100-80gb"],
+    ),
+    "unknown topology": (GOOD.replace("dgx-a100", "dgx-a10"), ["cluster.topology", "dgx-a100"]),
     "invalid yaml": ("model: [unclosed", ["invalid YAML", "line"]),
 }
 
@@ -72,7 +81,7 @@ MISTAKES = {
 def test_each_mistake_gets_path_message_and_exit_2(kind, tmp_path, capsys):
     text, fragments = MISTAKES[kind]
     path = write(tmp_path, text)
-    code, out, err = run_cli(capsys, "run", str(path))
+    code, _out, err = run_cli(capsys, "run", str(path))
     assert code == 2
     assert "Traceback" not in err
     assert str(path) in err
@@ -81,8 +90,9 @@ def test_each_mistake_gets_path_message_and_exit_2(kind, tmp_path, capsys):
 
 
 def test_all_problems_reported_at_once(tmp_path):
-    text = GOOD.replace("strategy: zero3", "strategy: zer3").replace("micro_batch_size: 1",
-                                                                       "micro_batch_size: 0")
+    text = GOOD.replace("strategy: zero3", "strategy: zer3").replace(
+        "micro_batch_size: 1", "micro_batch_size: 0"
+    )
     with pytest.raises(UserError) as info:
         load_scenario(write(tmp_path, text))
     paths = {p.path for p in info.value.problems}
@@ -101,21 +111,40 @@ def test_model_needs_exactly_one_source():
 
 
 def test_aliases_and_global_batch():
-    s = scenario_from_dict({"model": {"preset": "gpt3-125m"},
-                            "training": {"strategy": "fsdp", "micro_batch_size": 2, "global_batch_size": 64},
-                            "cluster": {"topology": "dgx-a100"}})
+    s = scenario_from_dict(
+        {
+            "model": {"preset": "gpt3-125m"},
+            "training": {"strategy": "fsdp", "micro_batch_size": 2, "global_batch_size": 64},
+            "cluster": {"topology": "dgx-a100"},
+        }
+    )
     assert s.strategy == "zero3"
     assert s.training.grad_accum_steps == 64 // (2 * 8)
     with pytest.raises(UserError, match="multiple of"):
-        scenario_from_dict({"model": {"preset": "gpt3-125m"},
-                            "training": {"micro_batch_size": 3, "global_batch_size": 64},
-                            "cluster": {"topology": "dgx-a100"}})
+        scenario_from_dict(
+            {
+                "model": {"preset": "gpt3-125m"},
+                "training": {"micro_batch_size": 3, "global_batch_size": 64},
+                "cluster": {"topology": "dgx-a100"},
+            }
+        )
 
 
 def test_custom_gpu_in_yaml():
-    s = scenario_from_dict({"model": {"preset": "gpt3-125m"}, "cluster": {"topology": "dgx-a100", "gpu": {
-        "name": "mygpu", "memory": "24 GiB", "hbm_bandwidth": "1 TB/s",
-        "peak_flops": {"bf16": "200 TFLOP/s"}}}})
+    s = scenario_from_dict(
+        {
+            "model": {"preset": "gpt3-125m"},
+            "cluster": {
+                "topology": "dgx-a100",
+                "gpu": {
+                    "name": "mygpu",
+                    "memory": "24 GiB",
+                    "hbm_bandwidth": "1 TB/s",
+                    "peak_flops": {"bf16": "200 TFLOP/s"},
+                },
+            },
+        }
+    )
     assert s.cluster.gpu.memory_bytes == 24 * 2**30
     assert s.cluster.gpu.peak("bf16") == pytest.approx(200e12)
 
@@ -138,13 +167,31 @@ def test_shipped_scenarios_validate(capsys):
 
 
 def test_python_m_simulator_runs_default_scenario():
-    proc = subprocess.run([sys.executable, "-m", "simulator", "run", "--json"], capture_output=True,
-                          text=True, cwd=ROOT, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "simulator", "run", "--json"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
-    for key in ("params_bytes", "grads_bytes", "optimizer_bytes", "activations_bytes", "buffers_bytes",
-                "overhead_bytes", "total_bytes"):
+    for key in (
+        "params_bytes",
+        "grads_bytes",
+        "optimizer_bytes",
+        "activations_bytes",
+        "buffers_bytes",
+        "overhead_bytes",
+        "total_bytes",
+    ):
         assert isinstance(report["memory"]["per_gpu"][key], int)
     assert report["model"]["params"] == 6_738_415_616
-    assert {"model_states_bytes", "capacity_bytes", "fits", "headroom_bytes",
-            "cpu_per_host_bytes"} <= set(report["memory"])
+    assert {
+        "model_states_bytes",
+        "capacity_bytes",
+        "fits",
+        "headroom_bytes",
+        "cpu_per_host_bytes",
+    } <= set(report["memory"])

@@ -20,11 +20,26 @@ from simulator.scenario.load import scenario_names
 pytestmark = pytest.mark.timeout(60)
 
 # A 4-layer Llama-shaped decoder: every degree below divides its heads, FFN and vocabulary.
-ARCH = {"num_layers": 4, "hidden_size": 256, "num_heads": 8, "num_kv_heads": 8, "vocab_size": 1024,
-        "max_position_embeddings": 512, "ffn": "swiglu", "ffn_hidden_size": 768, "position_embedding": "rotary",
-        "norm": "rmsnorm", "bias": False, "tied_embeddings": False}
-BASE = {"name": "variant", "model": {"architecture": ARCH},
-        "training": {"strategy": "zero3", "seq_len": 256}, "cluster": {"topology": "dgx-a100"}}
+ARCH = {
+    "num_layers": 4,
+    "hidden_size": 256,
+    "num_heads": 8,
+    "num_kv_heads": 8,
+    "vocab_size": 1024,
+    "max_position_embeddings": 512,
+    "ffn": "swiglu",
+    "ffn_hidden_size": 768,
+    "position_embedding": "rotary",
+    "norm": "rmsnorm",
+    "bias": False,
+    "tied_embeddings": False,
+}
+BASE = {
+    "name": "variant",
+    "model": {"architecture": ARCH},
+    "training": {"strategy": "zero3", "seq_len": 256},
+    "cluster": {"topology": "dgx-a100"},
+}
 H100X2 = {"topology": "h100-ndr-cluster", "num_hosts": 2}
 A100X2 = {"topology": "a100-hdr-superpod", "num_hosts": 2}
 
@@ -35,14 +50,17 @@ VARIANTS = [
     ({"strategy": "zero1", "framework": "megatron"}, None),
     ({"strategy": "zero2", "framework": "deepspeed"}, None),
     ({"strategy": "hsdp", "shard_group_size": 8}, H100X2),
-    ({"collective_algorithm": "nvls"}, None),                        # A100: no NVLink SHARP
+    ({"collective_algorithm": "nvls"}, None),  # A100: no NVLink SHARP
     ({"collective_algorithm": "nvls"}, {"topology": "dgx-h100"}),
     ({"collective_algorithm": "nvls", "nvls": False}, {"topology": "dgx-h100"}),
-    ({"collective_algorithm": "nvls", "strategy": "ddp"}, H100X2),   # all-reduce across hosts
+    ({"collective_algorithm": "nvls", "strategy": "ddp"}, H100X2),  # all-reduce across hosts
     ({"collective_algorithm": "nvls_tree", "strategy": "ddp"}, H100X2),
     ({"collective_algorithm": "collnet", "strategy": "ddp"}, A100X2),  # no in-network reduction
     ({"collective_algorithm": "tree", "strategy": "ddp"}, A100X2),
-    ({"collective_algorithm": "tree", "strategy": "ddp", "parallelism": {"tp": 8}}, A100X2),  # tp inside a host
+    (
+        {"collective_algorithm": "tree", "strategy": "ddp", "parallelism": {"tp": 8}},
+        A100X2,
+    ),  # tp inside a host
     ({"collective_algorithm": "pat", "strategy": "zero3"}, A100X2),
     ({"collective_algorithm": "hierarchical", "strategy": "ddp"}, A100X2),
     ({"parallelism": {"tp": 2, "pp": 2}, "strategy": "zero1"}, None),
@@ -88,7 +106,11 @@ def test_the_variants_include_refusals_and_acceptances(capsys, tmp_path):
     """The list above is not one-sided (a test that could not fail otherwise)."""
     codes = set()
     for changes, cluster in VARIANTS[:8]:
-        data = {**BASE, "training": {**BASE["training"], **changes}, "cluster": cluster or BASE["cluster"]}
+        data = {
+            **BASE,
+            "training": {**BASE["training"], **changes},
+            "cluster": cluster or BASE["cluster"],
+        }
         path = tmp_path / "v.yaml"
         path.write_text(json.dumps(data))
         codes.add(main(["validate", str(path)]))

@@ -16,16 +16,30 @@ def test_compare_runs_each_framework_that_offers_the_strategy():
     assert "does not support strategy zero3" in rows["megatron"].error
     assert rows["deepspeed"].peak_bytes != rows["pytorch-fsdp"].peak_bytes
     # ZeRO-3 under DeepSpeed: reduce_bucket_size buckets, not one reduce-scatter per block.
-    assert rows["deepspeed"].collectives["reduce_scatter (dp)"]["count"] < rows["pytorch-fsdp"].collectives[
-        "reduce_scatter (dp)"]["count"]
+    assert (
+        rows["deepspeed"].collectives["reduce_scatter (dp)"]["count"]
+        < rows["pytorch-fsdp"].collectives["reduce_scatter (dp)"]["count"]
+    )
 
 
 def test_compare_drops_the_options_of_the_other_frameworks():
-    s = scenario_from_dict({"model": {"preset": "gpt3-125m"}, "training": {
-        "framework": "deepspeed", "strategy": "zero3", "deepspeed": {"stage3_max_live_parameters": 1e7}},
-        "cluster": {"topology": "dgx-a100"}})
+    s = scenario_from_dict(
+        {
+            "model": {"preset": "gpt3-125m"},
+            "training": {
+                "framework": "deepspeed",
+                "strategy": "zero3",
+                "deepspeed": {"stage3_max_live_parameters": 1e7},
+            },
+            "cluster": {"topology": "dgx-a100"},
+        }
+    )
     rows = {r.framework: r for r in compare(s)}
-    assert not rows["pytorch-fsdp"].error and not rows["pytorch-fsdp2"].error and not rows["deepspeed"].error
+    assert (
+        not rows["pytorch-fsdp"].error
+        and not rows["pytorch-fsdp2"].error
+        and not rows["deepspeed"].error
+    )
 
 
 def test_frameworks_command_prints_the_comparison_and_the_cases(capsys):
@@ -34,13 +48,25 @@ def test_frameworks_command_prints_the_comparison_and_the_cases(capsys):
     assert "deepspeed" in out and "cannot run it" in out and "collectives per step" in out
     assert main(["frameworks", "--cases", "--json"]) == 0
     cases = json.loads(capsys.readouterr().out)
-    assert {c["framework"] for c in cases} == {"deepspeed", "pytorch-fsdp", "pytorch-fsdp2", "megatron"}
+    assert {c["framework"] for c in cases} == {
+        "deepspeed",
+        "pytorch-fsdp",
+        "pytorch-fsdp2",
+        "megatron",
+    }
 
 
 def test_plan_min_gpus_keeps_to_the_frameworks_strategies(tmp_path, capsys):
     path = tmp_path / "s.yaml"
-    path.write_text(json.dumps({"model": {"preset": "gpt3-350m"}, "training": {"framework": "megatron", "strategy": "zero1"},
-                                "cluster": {"topology": "dgx-a100"}}))
+    path.write_text(
+        json.dumps(
+            {
+                "model": {"preset": "gpt3-350m"},
+                "training": {"framework": "megatron", "strategy": "zero1"},
+                "cluster": {"topology": "dgx-a100"},
+            }
+        )
+    )
     assert main(["plan", "min-gpus", str(path), "--json"]) == 0
     plan = json.loads(capsys.readouterr().out)
     assert {r["strategy"] for r in plan["at_minimum"]} == {"ddp", "zero1"}
@@ -49,8 +75,13 @@ def test_plan_min_gpus_keeps_to_the_frameworks_strategies(tmp_path, capsys):
 
 
 def test_a_sweep_axis_over_frameworks_derives_each(tmp_path):
-    base = scenario_from_dict({"model": {"preset": "gpt3-125m"}, "training": {"strategy": "zero3"},
-                               "cluster": {"topology": "dgx-a100"}})
+    base = scenario_from_dict(
+        {
+            "model": {"preset": "gpt3-125m"},
+            "training": {"strategy": "zero3"},
+            "cluster": {"topology": "dgx-a100"},
+        }
+    )
     from simulator.scenario.load import derive
 
     assert derive(base, {"training.framework": "deepspeed"}).training.framework.name == "deepspeed"

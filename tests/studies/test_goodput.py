@@ -19,20 +19,34 @@ HOUR = 3600.0
 DEFAULT_CLASSES = ("gpu", "host", "nic", "switch", "software", "maintenance")
 
 
-def one_process(mtbf: str = "1 h", checkpoint: dict | None = None, restart: dict | None = None,
-                **reliability) -> dict:
+def one_process(
+    mtbf: str = "1 h", checkpoint: dict | None = None, restart: dict | None = None, **reliability
+) -> dict:
     """A one-host scenario whose only failures are one job-level Poisson process. The checkpoint
     is 60 GB at 1 GB/s per host: a 60 s save and a 60 s load."""
     off = {name: {"failures_per_1000_unit_days": 0} for name in DEFAULT_CLASSES}
-    return {"name": "one-process", "model": {"params": 1e9}, "training": {"strategy": "ddp"},
-            "cluster": {"topology": "dgx-a100"},
-            "reliability": {"failures": {**off, "crash": {"unit": "job", "mtbf": mtbf}},
-                            "checkpoint": {"size": "60 GB", "write_bandwidth_per_host": "1 GB/s",
-                                           "read_bandwidth_per_host": "1 GB/s", **(checkpoint or {})},
-                            "restart": {"initialization": "0 s", **(restart or {})}, **reliability}}
+    return {
+        "name": "one-process",
+        "model": {"params": 1e9},
+        "training": {"strategy": "ddp"},
+        "cluster": {"topology": "dgx-a100"},
+        "reliability": {
+            "failures": {**off, "crash": {"unit": "job", "mtbf": mtbf}},
+            "checkpoint": {
+                "size": "60 GB",
+                "write_bandwidth_per_host": "1 GB/s",
+                "read_bandwidth_per_host": "1 GB/s",
+                **(checkpoint or {}),
+            },
+            "restart": {"initialization": "0 s", **(restart or {})},
+            **reliability,
+        },
+    }
 
 
-def goodput(data: dict, work_s: float, step_s: float = 1.0, runs: int | None = None, seed: int | None = None):
+def goodput(
+    data: dict, work_s: float, step_s: float = 1.0, runs: int | None = None, seed: int | None = None
+):
     return simulate_goodput(scenario_from_dict(data), step_s, work_s, runs, seed)
 
 
@@ -41,10 +55,12 @@ def goodput(data: dict, work_s: float, step_s: float = 1.0, runs: int | None = N
 
 def test_young_interval_is_sqrt_2_delta_m():
     assert cf.young_interval(60.0, HOUR) == pytest.approx(math.sqrt(2 * 60 * 3600))  # 657.27 s
-    assert cf.young_interval(300.0, 24 * HOUR) == pytest.approx(120 * 60)             # 5 min, 24 h: 2 h
+    assert cf.young_interval(300.0, 24 * HOUR) == pytest.approx(120 * 60)  # 5 min, 24 h: 2 h
 
 
-@pytest.mark.parametrize("mtbf_h, minutes, printed_to", [(24, 117, 1), (6, 57, 1), (0.25, 9.1, 0.1)])
+@pytest.mark.parametrize(
+    "mtbf_h, minutes, printed_to", [(24, 117, 1), (6, 57, 1), (0.25, 9.1, 0.1)]
+)
 def test_daly_interval_matches_the_figures_of_daly_2006(mtbf_h, minutes, printed_to):
     # Daly 2006, FGCS 22(3), Figs. 3-5 captions: checkpoint 5 min, restart 10 min, MTBF 24 h /
     # 6 h / 15 min -> "the new model predicts tau_opt = 117 min", "57 min", "9.1 min"; equal to
@@ -58,16 +74,21 @@ def test_daly_interval_is_m_when_the_checkpoint_costs_two_mtbfs():
 
 def test_daly_expected_wall_closed_values():
     # delta = R = 0 and tau = M ln 2: T_w = M (e^(ln 2) - 1) T_s / (M ln 2) = T_s / ln 2.
-    assert cf.daly_expected_wall(100.0, HOUR * math.log(2), 0.0, 0.0, HOUR) == pytest.approx(100 / math.log(2))
+    assert cf.daly_expected_wall(100.0, HOUR * math.log(2), 0.0, 0.0, HOUR) == pytest.approx(
+        100 / math.log(2)
+    )
     # No failures in sight (M huge): T_w -> T_s (1 + delta / tau).
     assert cf.daly_expected_wall(1000.0, 100.0, 10.0, 0.0, 1e12) == pytest.approx(1100.0, rel=1e-6)
 
 
 def test_first_order_waste_by_hand():
     # 30 / 600 + ((600 + 30) / 2 + 0) / 7200 + 60 / 7200 = 0.05 + 0.04375 + 0.008333
-    assert cf.first_order_waste(600.0, 30.0, 60.0, 7200.0) == pytest.approx(0.05 + 315 / 7200 + 60 / 7200)
+    assert cf.first_order_waste(600.0, 30.0, 60.0, 7200.0) == pytest.approx(
+        0.05 + 315 / 7200 + 60 / 7200
+    )
     assert cf.first_order_waste(600.0, 30.0, 0.0, 7200.0, commit_lag=90.0) == pytest.approx(
-        0.05 + 405 / 7200)
+        0.05 + 405 / 7200
+    )
 
 
 def test_poisson_band():
@@ -91,17 +112,17 @@ def test_synchronous_cycle_by_hand():
 def test_asynchronous_snapshot_is_durable_one_write_later():
     c = progress.Cycle(tau=10.0, pause=1.0, lag=5.0, rate=1.0)
     s = progress.start(0.0, 0.0, c)
-    assert progress.at(s, 13.0).committed == 0.0    # pause ended at 11, write until 16
+    assert progress.at(s, 13.0).committed == 0.0  # pause ended at 11, write until 16
     assert progress.at(s, 16.5).committed == 10.0
-    assert progress.at(s, 23.0).committed == 10.0   # snapshot 20 ends its pause at 22, durable at 27
+    assert progress.at(s, 23.0).committed == 10.0  # snapshot 20 ends its pause at 22, durable at 27
     assert progress.at(s, 27.5).committed == 20.0
 
 
 def test_resume_at_half_speed_keeps_the_cycle():
     s = progress.start(0.0, 0.0, progress.Cycle(tau=10.0, pause=2.0, lag=0.0, rate=1.0))
-    slow = progress.resume(s, 5.0, 0.5)            # 5 of 10 done; 5 more at 0.5/s take 10 s
+    slow = progress.resume(s, 5.0, 0.5)  # 5 of 10 done; 5 more at 0.5/s take 10 s
     assert progress.at(slow, 15.0).progress == pytest.approx(10.0)
-    assert progress.at(slow, 17.0).committed == pytest.approx(10.0)   # after the 2 s pause
+    assert progress.at(slow, 17.0).committed == pytest.approx(10.0)  # after the 2 s pause
     assert progress.finish_time(slow, 12.0) == pytest.approx(17.0 + 2.0 / 0.5)
 
 
@@ -116,19 +137,27 @@ def test_no_checkpoints_is_plain_compute():
 
 
 def test_checkpoint_is_weights_plus_optimizer_states():
-    s = scenario_from_dict({"model": {"params": 1e9}, "training": {"precision": "bf16-mixed", "optimizer": "adamw"}})
-    assert checkpoint_bytes(s) == 14 * 10**9   # 2 (bf16 weights) + 4 (fp32 master) + 8 (Adam moments)
-    s = scenario_from_dict({"model": {"params": 1e9}, "training": {"precision": "bf16", "optimizer": "adamw"}})
-    assert checkpoint_bytes(s) == 6 * 10**9    # 2 + 2 x 2 (bf16 moments), no master copy
+    s = scenario_from_dict(
+        {"model": {"params": 1e9}, "training": {"precision": "bf16-mixed", "optimizer": "adamw"}}
+    )
+    assert (
+        checkpoint_bytes(s) == 14 * 10**9
+    )  # 2 (bf16 weights) + 4 (fp32 master) + 8 (Adam moments)
+    s = scenario_from_dict(
+        {"model": {"params": 1e9}, "training": {"precision": "bf16", "optimizer": "adamw"}}
+    )
+    assert checkpoint_bytes(s) == 6 * 10**9  # 2 + 2 x 2 (bf16 moments), no master copy
 
 
 def test_transfer_is_limited_by_the_slower_of_aggregate_and_per_host():
-    assert transfer_s(8e12, 2048, 2e12, 1e9) == pytest.approx(4.0)     # aggregate: 8 TB / 2 TB/s
-    assert transfer_s(8e12, 1000, 2e12, 1e9) == pytest.approx(8.0)     # per host: 8 GB / 1 GB/s
+    assert transfer_s(8e12, 2048, 2e12, 1e9) == pytest.approx(4.0)  # aggregate: 8 TB / 2 TB/s
+    assert transfer_s(8e12, 1000, 2e12, 1e9) == pytest.approx(8.0)  # per host: 8 GB / 1 GB/s
 
 
 def test_run_model_costs_and_interval():
-    m = run_model(scenario_from_dict(one_process(checkpoint={"interval": "10 min"})), 1.0, 100 * HOUR)
+    m = run_model(
+        scenario_from_dict(one_process(checkpoint={"interval": "10 min"})), 1.0, 100 * HOUR
+    )
     assert (m.save_s, m.pause_s, m.load_s, m.commit_lag_s) == (60.0, 60.0, 60.0, 0.0)
     assert (m.interval_s, m.interval_steps, m.mtbf_s, m.restart_s) == (600.0, 600, HOUR, 60.0)
     assert m.optimal_interval_s == pytest.approx(cf.daly_interval(60.0, HOUR))
@@ -151,12 +180,18 @@ def test_async_pause_is_the_copy_to_host_memory():
 
 
 def test_mean_wall_time_matches_dalys_complete_model():
-    g = goodput(one_process(checkpoint={"interval": "10 min"}, restart={"initialization": "1 min"}, runs=200),
-                100 * HOUR)
+    g = goodput(
+        one_process(
+            checkpoint={"interval": "10 min"}, restart={"initialization": "1 min"}, runs=200
+        ),
+        100 * HOUR,
+    )
     m = g.model
     expected = cf.daly_expected_wall(100 * HOUR, m.interval_s, m.pause_s, m.restart_s, m.mtbf_s)
     walls = np.array([r.wall_s for r in g.runs])
-    assert walls.mean() == pytest.approx(expected, rel=3 * walls.std() / math.sqrt(len(walls)) / expected)
+    assert walls.mean() == pytest.approx(
+        expected, rel=3 * walls.std() / math.sqrt(len(walls)) / expected
+    )
 
 
 def test_simulated_optimal_interval_agrees_with_young_and_daly():
@@ -165,10 +200,12 @@ def test_simulated_optimal_interval_agrees_with_young_and_daly():
     young, daly = cf.young_interval(delta, mtbf), cf.daly_interval(delta, mtbf)
     logs, walls = [], []
     for factor in (0.5, 0.71, 1.0, 1.41, 2.0):
-        g = goodput(one_process(checkpoint={"interval": f"{round(daly * factor)} s"}, runs=20), work)
+        g = goodput(
+            one_process(checkpoint={"interval": f"{round(daly * factor)} s"}, runs=20), work
+        )
         logs.append(math.log(g.model.interval_s))
         walls.append(np.mean([r.wall_s for r in g.runs]))
-    a, b, _ = np.polyfit(logs, walls, 2)   # the cosh-like curve of the waste, around its minimum
+    a, b, _ = np.polyfit(logs, walls, 2)  # the cosh-like curve of the waste, around its minimum
     best = math.exp(-b / (2 * a))
     assert best == pytest.approx(young, rel=0.10)
     assert best == pytest.approx(daly, rel=0.10)
@@ -185,10 +222,18 @@ def test_lost_fraction_matches_the_first_order_formula():
 
 
 def test_wall_time_is_useful_work_plus_every_loss():
-    data = one_process(mtbf="3 h", checkpoint={"mode": "async", "interval": "20 min"},
-                       restart={"detection": "2 min", "hot_spares": 1, "without_spare": "shrink",
-                                "repair_time": "6 h"},
-                       stragglers={"mtbf": "10 h", "unit": "job", "slowdown": 1.5, "detection": "30 min"}, runs=20)
+    data = one_process(
+        mtbf="3 h",
+        checkpoint={"mode": "async", "interval": "20 min"},
+        restart={
+            "detection": "2 min",
+            "hot_spares": 1,
+            "without_spare": "shrink",
+            "repair_time": "6 h",
+        },
+        stragglers={"mtbf": "10 h", "unit": "job", "slowdown": 1.5, "detection": "30 min"},
+        runs=20,
+    )
     data["reliability"]["failures"]["crash"]["takes_host"] = True
     data["reliability"]["failures"]["crash"]["weibull_shape"] = 0.7
     data["reliability"]["failures"]["maintenance"] = {"unit": "job", "mtbf": "1 days"}
@@ -199,7 +244,12 @@ def test_wall_time_is_useful_work_plus_every_loss():
         assert sum(r.lost_by_cause_s.values()) == pytest.approx(sum(r.lost_s.values()), rel=1e-9)
         assert r.useful_s == pytest.approx(200 * HOUR)
     lost = g.lost_s
-    assert lost["degraded"] > 0 and lost["rework"] > 0 and lost["restart"] > 0 and lost["checkpoint"] > 0
+    assert (
+        lost["degraded"] > 0
+        and lost["rework"] > 0
+        and lost["restart"] > 0
+        and lost["checkpoint"] > 0
+    )
     assert g.interruptions["straggler"] > 0 and g.interruptions["maintenance"] > 0
 
 

@@ -28,17 +28,29 @@ HOUR, DAY = 3600.0, 86400.0
 DEFAULT_CLASSES = ("gpu", "host", "nic", "switch", "software", "maintenance")
 
 
-def one_process(mtbf: str = "1 h", checkpoint: dict | None = None, restart: dict | None = None,
-                **reliability) -> dict:
+def one_process(
+    mtbf: str = "1 h", checkpoint: dict | None = None, restart: dict | None = None, **reliability
+) -> dict:
     """One host whose only failures are one job-level Poisson process; the checkpoint is 60 GB at
     1 GB/s per host (one host): a 60 s save and a 60 s load."""
     off = {name: {"failures_per_1000_unit_days": 0} for name in DEFAULT_CLASSES}
-    return {"name": "one-process", "model": {"params": 1e9}, "training": {"strategy": "ddp"},
-            "cluster": {"topology": "dgx-a100"},
-            "reliability": {"failures": {**off, "crash": {"unit": "job", "mtbf": mtbf}},
-                            "checkpoint": {"size": "60 GB", "write_bandwidth_per_host": "1 GB/s",
-                                           "read_bandwidth_per_host": "1 GB/s", **(checkpoint or {})},
-                            "restart": {"initialization": "0 s", **(restart or {})}, **reliability}}
+    return {
+        "name": "one-process",
+        "model": {"params": 1e9},
+        "training": {"strategy": "ddp"},
+        "cluster": {"topology": "dgx-a100"},
+        "reliability": {
+            "failures": {**off, "crash": {"unit": "job", "mtbf": mtbf}},
+            "checkpoint": {
+                "size": "60 GB",
+                "write_bandwidth_per_host": "1 GB/s",
+                "read_bandwidth_per_host": "1 GB/s",
+                **(checkpoint or {}),
+            },
+            "restart": {"initialization": "0 s", **(restart or {})},
+            **reliability,
+        },
+    }
 
 
 def big_405b(reliability: dict) -> dict:
@@ -59,12 +71,18 @@ def refused_at(data: dict) -> dict[str, str]:
 # The issue's probes on the shipped Llama 3 405B scenario: the ones out of a field's range are
 # refused at that field; mtbf 800 h per GPU is in range (a cluster MTBF of 2.9 min).
 @pytest.mark.timeout(10)
-@pytest.mark.parametrize("section, path", [
-    ({"failure_rate_scale": 1e5}, "reliability.failure_rate_scale"),   # software: every 25 min per host
-    ({"failures": {"gpu": {"mtbf": "1 s"}}}, "reliability.failures.gpu.mtbf"),
-    ({"failures": {"gpu": {"weibull_shape": 0.01}}}, "reliability.failures.gpu.weibull_shape"),
-    ({"window": "1e9 days"}, "reliability.window"),
-])
+@pytest.mark.parametrize(
+    "section, path",
+    [
+        (
+            {"failure_rate_scale": 1e5},
+            "reliability.failure_rate_scale",
+        ),  # software: every 25 min per host
+        ({"failures": {"gpu": {"mtbf": "1 s"}}}, "reliability.failures.gpu.mtbf"),
+        ({"failures": {"gpu": {"weibull_shape": 0.01}}}, "reliability.failures.gpu.weibull_shape"),
+        ({"window": "1e9 days"}, "reliability.window"),
+    ],
+)
 def test_probes_out_of_range_are_refused_at_their_field(section, path):
     assert path in refused_at(big_405b(section))
 
@@ -91,7 +109,9 @@ def test_405b_with_800h_gpus_does_not_complete_at_once():
 
 def boundary_model(initialization_h: float):
     """Job MTBF M = 1 h, a 60 s checkpoint every 3540 s (tau + delta = M), 100 cycles of work."""
-    data = one_process(checkpoint={"interval": "3540 s"}, restart={"initialization": f"{initialization_h} h"})
+    data = one_process(
+        checkpoint={"interval": "3540 s"}, restart={"initialization": f"{initialization_h} h"}
+    )
     return run_model(scenario_from_dict(data), 1.0, 100 * 3540.0)
 
 
@@ -156,7 +176,9 @@ def test_a_run_stops_at_its_event_cap_and_says_so():
 @pytest.mark.timeout(10)
 def test_sweep_row_of_a_run_that_does_not_complete(tmp_path):
     base = one_process(runs=5)
-    sweep = sweep_from_dict({"base": base, "axes": {"reliability.restart.initialization": ["1 min", "7 days"]}})
+    sweep = sweep_from_dict(
+        {"base": base, "axes": {"reliability.restart.initialization": ["1 min", "7 days"]}}
+    )
     out = tmp_path / "r.jsonl"
     run_sweep(sweep, out, jobs=1)
     ok, never = (json.loads(line) for line in out.read_text().splitlines())
@@ -185,7 +207,9 @@ def test_cli_run_reports_the_run_that_does_not_complete(tmp_path, capsys):
     f = g["feasibility"]
     assert f["cluster_mtbf_s"] == HOUR and f["restart_s"] == 7 * DAY + 60.0
     assert f["would_complete_with"] and f["bound_interruptions_per_run"] == MAX_EVENTS_PER_RUN
-    assert main(["plot", "--goodput", str(report), "--out", str(tmp_path / "plots")]) == 2  # no runs to draw
+    assert (
+        main(["plot", "--goodput", str(report), "--out", str(tmp_path / "plots")]) == 2
+    )  # no runs to draw
     assert "does not complete" in capsys.readouterr().err
 
 
@@ -198,10 +222,12 @@ def test_cli_refuses_a_field_out_of_range_in_validate_and_run(tmp_path, capsys, 
     assert "reliability.failures.crash.mtbf" in err and "Traceback" not in err
 
 
-PROBES_OUT_OF_RANGE = [({"failure_rate_scale": 1e5}, "reliability.failure_rate_scale"),
-                       ({"failures": {"gpu": {"mtbf": "1 s"}}}, "reliability.failures.gpu.mtbf"),
-                       ({"failures": {"gpu": {"weibull_shape": 0.01}}}, "reliability.failures.gpu.weibull_shape"),
-                       ({"window": "1e9 days"}, "reliability.window")]
+PROBES_OUT_OF_RANGE = [
+    ({"failure_rate_scale": 1e5}, "reliability.failure_rate_scale"),
+    ({"failures": {"gpu": {"mtbf": "1 s"}}}, "reliability.failures.gpu.mtbf"),
+    ({"failures": {"gpu": {"weibull_shape": 0.01}}}, "reliability.failures.gpu.weibull_shape"),
+    ({"window": "1e9 days"}, "reliability.window"),
+]
 
 
 @pytest.mark.timeout(10)
@@ -232,9 +258,9 @@ BOUNDS = [
     ("failures.gpu.failures_per_1000_unit_days", 0, -1),
     ("failures.crash.weibull_shape", 0.3, 0.29),
     ("failures.crash.weibull_shape", 5, 5.01),
-    ("failure_rate_scale", 1, 1.01),        # the crash class at 1 h: scaled, once an hour at most
+    ("failure_rate_scale", 1, 1.01),  # the crash class at 1 h: scaled, once an hour at most
     ("failure_rate_scale", 0, -1),
-    ("window", "3652 days", "3653 days"),   # 10 years = 3,652.5 days
+    ("window", "3652 days", "3653 days"),  # 10 years = 3,652.5 days
     ("window", "1 s", "0 s"),
     ("runs", 100_000, 100_001),
     ("runs", 1, 0),
@@ -260,8 +286,10 @@ BOUNDS = [
 
 
 def with_field(path: str, value) -> dict:
-    data = one_process(restart={"hot_spares": 2, "repair_time": "1 days"},
-                       stragglers={"mtbf": "100 h", "slowdown": 1.5, "detection": "20 min"})
+    data = one_process(
+        restart={"hot_spares": 2, "repair_time": "1 days"},
+        stragglers={"mtbf": "100 h", "slowdown": 1.5, "detection": "20 min"},
+    )
     if path == "checkpoint.pause":
         data["reliability"]["checkpoint"]["mode"] = "async"
     node = data["reliability"]

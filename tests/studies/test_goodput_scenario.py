@@ -22,14 +22,23 @@ DAY = 86400.0
 LLAMA3 = "llama3-405b-zero3-16k-h100"
 # Llama 3 paper (Dubey et al. 2024), Table 5, printed counts grouped by class, and Sec 3.3.4's
 # 47 planned interruptions, over the 54-day snapshot on 16,384 GPUs.
-PAPER_COUNTS = {"gpu": 148 + 72 + 19 + 17 + 6 + 6, "host": 32 + 3 + 3 + 2 + 2 + 2 + 2, "nic": 7, "switch": 35,
-                "software": 54 + 2 + 7, "maintenance": 47}
+PAPER_COUNTS = {
+    "gpu": 148 + 72 + 19 + 17 + 6 + 6,
+    "host": 32 + 3 + 3 + 2 + 2 + 2 + 2,
+    "nic": 7,
+    "switch": 35,
+    "software": 54 + 2 + 7,
+    "maintenance": 47,
+}
 # The step clustersim simulates for this scenario today (ZeRO-3, seq 4096); over a fixed window
 # it only sets the checkpoint interval's rounding to whole steps.
 LLAMA3_STEP_S = 27.8
-TINY = {"name": "tiny", "model": {"preset": "gpt3-125m"},
-        "training": {"micro_batch_size": 1, "seq_len": 512, "global_batch_size": 16},
-        "cluster": {"topology": "dgx-a100"}}
+TINY = {
+    "name": "tiny",
+    "model": {"preset": "gpt3-125m"},
+    "training": {"micro_batch_size": 1, "seq_len": 512, "global_batch_size": 16},
+    "cluster": {"topology": "dgx-a100"},
+}
 
 
 def problems(data: dict) -> dict[str, str]:
@@ -62,30 +71,66 @@ def test_defaults_equal_an_empty_section():
 
 
 def test_given_fields_replace_the_defaults_of_one_class():
-    s = scenario_from_dict(with_reliability(failures={"gpu": {"mtbf": "50000 h", "weibull_shape": 0.8},
-                                                      "cosmic": {"unit": "job", "failures_per_1000_unit_days": 2}},
-                                            checkpoint={"interval": "30 min", "mode": "async"}))
+    s = scenario_from_dict(
+        with_reliability(
+            failures={
+                "gpu": {"mtbf": "50000 h", "weibull_shape": 0.8},
+                "cosmic": {"unit": "job", "failures_per_1000_unit_days": 2},
+            },
+            checkpoint={"interval": "30 min", "mode": "async"},
+        )
+    )
     by = {f.name: f for f in s.reliability.failures}
     assert by["gpu"].rate_per_unit_s == pytest.approx(1 / (50000 * 3600))
-    assert by["gpu"].weibull_shape == 0.8 and by["gpu"].takes_host and "scenario file" in by["gpu"].source
+    assert (
+        by["gpu"].weibull_shape == 0.8
+        and by["gpu"].takes_host
+        and "scenario file" in by["gpu"].source
+    )
     assert by["cosmic"].rate_per_unit_s == pytest.approx(2 / 1000 / DAY)
-    assert s.reliability.checkpoint.interval_s == 1800.0 and s.reliability.checkpoint.mode == "async"
+    assert (
+        s.reliability.checkpoint.interval_s == 1800.0 and s.reliability.checkpoint.mode == "async"
+    )
 
 
 def test_mistakes_are_reported_at_their_field_paths():
-    found = problems(with_reliability(
-        failures={"gpu": {"mtbf": 5000}, "host": {"mtbf": "1 h", "failures_per_1000_unit_days": 2}},
-        checkpoint={"interval": 0, "write_bandwidth": "fast"}, runs=0, restart={"hot_spares": -1}))
-    assert set(found) >= {"reliability.failures.gpu.mtbf", "reliability.failures.host",
-                          "reliability.checkpoint.interval", "reliability.checkpoint.write_bandwidth",
-                          "reliability.runs", "reliability.restart.hot_spares"}
+    found = problems(
+        with_reliability(
+            failures={
+                "gpu": {"mtbf": 5000},
+                "host": {"mtbf": "1 h", "failures_per_1000_unit_days": 2},
+            },
+            checkpoint={"interval": 0, "write_bandwidth": "fast"},
+            runs=0,
+            restart={"hot_spares": -1},
+        )
+    )
+    assert set(found) >= {
+        "reliability.failures.gpu.mtbf",
+        "reliability.failures.host",
+        "reliability.checkpoint.interval",
+        "reliability.checkpoint.write_bandwidth",
+        "reliability.runs",
+        "reliability.restart.hot_spares",
+    }
     assert "give a unit" in found["reliability.failures.gpu.mtbf"]
-    found = problems(with_reliability(failures={"cosmic": {"mtbf": "1 h"}, "straggler": {"unit": "job"}},
-                                      checkpoint={"pause": "1 s"}, restart={"hot_spares": 2}))
+    found = problems(
+        with_reliability(
+            failures={"cosmic": {"mtbf": "1 h"}, "straggler": {"unit": "job"}},
+            checkpoint={"pause": "1 s"},
+            restart={"hot_spares": 2},
+        )
+    )
     assert "needs unit" in found["reliability.failures.cosmic"]
-    assert set(found) == {"reliability.failures.cosmic", "reliability.failures.straggler",
-                          "reliability.checkpoint.pause", "reliability.restart.repair_time"}
-    assert "reliability.stragglers" in problems(with_reliability(stragglers={"slowdown": 2, "detection": "1 h"}))
+    assert set(found) == {
+        "reliability.failures.cosmic",
+        "reliability.failures.straggler",
+        "reliability.checkpoint.pause",
+        "reliability.restart.repair_time",
+    }
+    assert "reliability.stragglers" in problems(
+        with_reliability(stragglers={"slowdown": 2, "detection": "1 h"})
+    )
     assert "reliability.chekpoint" in problems(with_reliability(chekpoint={}))
 
 
@@ -106,13 +151,19 @@ def llama3():
 def test_llama3_window_unexpected_interruptions_are_419_within_poisson_spread(llama3):
     assert llama3.model.window_s == 54 * DAY
     assert llama3.expected_unplanned == pytest.approx(419)
-    unplanned = np.array([sum(n for k, n in r.interruptions.items() if k not in ("maintenance", "straggler"))
-                          for r in llama3.runs])
+    unplanned = np.array(
+        [
+            sum(n for k, n in r.interruptions.items() if k not in ("maintenance", "straggler"))
+            for r in llama3.runs
+        ]
+    )
     assert abs(unplanned.mean() - 419) < 3 * math.sqrt(419 / len(unplanned))
-    assert 0.6 < unplanned.var(ddof=1) / unplanned.mean() < 1.4            # Poisson: variance = mean
+    assert 0.6 < unplanned.var(ddof=1) / unplanned.mean() < 1.4  # Poisson: variance = mean
     assert np.mean(np.abs(unplanned - 419) <= 2 * math.sqrt(419)) >= 0.9  # ~95% within 2 sigma
     for cause, count in PAPER_COUNTS.items():
-        assert abs(llama3.interruptions[cause] - count) < 4 * math.sqrt(count / len(unplanned)), cause
+        assert abs(llama3.interruptions[cause] - count) < 4 * math.sqrt(count / len(unplanned)), (
+            cause
+        )
 
 
 def test_llama3_effective_training_time_above_90_percent(llama3):
@@ -128,7 +179,7 @@ def test_llama3_effective_training_time_above_90_percent(llama3):
 
 def test_llama3_above_90_percent_hinges_on_the_restart_assumption():
     data = load_scenario(LLAMA3).data()
-    data["reliability"]["restart"] = {"initialization": "20 min"}   # Kokolis et al.'s upper end
+    data["reliability"]["restart"] = {"initialization": "20 min"}  # Kokolis et al.'s upper end
     g = simulate_goodput(scenario_from_dict(data), LLAMA3_STEP_S, math.inf, runs=20, seed=0)
     assert g.ettr.mean() < 0.90
 
@@ -166,7 +217,10 @@ def test_goodput_figures(tmp_path, capsys):
     report = tmp_path / "report.json"
     assert main(["run", "llama2-7b-zero3-8xa100", "--runs", "5", "--json-out", str(report)]) == 0
     assert main(["plot", "--goodput", str(report), "--out", str(tmp_path / "plots")]) == 0
-    assert {p.name for p in (tmp_path / "plots").iterdir()} == {"completion_time.png", "time_lost.png"}
+    assert {p.name for p in (tmp_path / "plots").iterdir()} == {
+        "completion_time.png",
+        "time_lost.png",
+    }
     assert main(["plot", "--goodput", str(tmp_path / "missing.json")]) == 2
 
 

@@ -26,8 +26,10 @@ def _check(case: Case, label: str, capsys) -> None:
     predicted = predict(case)
     error = predicted / case.published - 1
     with capsys.disabled():
-        print(f"\n{label} {case.id}: {case.metric} published {case.published:,} predicted "
-              f"{predicted:,.1f} ({100 * error:+.1f}%, tolerance {100 * case.tolerance:.0f}%)")
+        print(
+            f"\n{label} {case.id}: {case.metric} published {case.published:,} predicted "
+            f"{predicted:,.1f} ({100 * error:+.1f}%, tolerance {100 * case.tolerance:.0f}%)"
+        )
     assert abs(error) <= case.tolerance, case.source
 
 

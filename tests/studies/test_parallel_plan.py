@@ -25,9 +25,17 @@ def test_chunk_split_even_or_one_fewer_at_the_ends():
 
 
 def _llama13b(n: int, batch: int, **training):
-    return make_scenario(model={"preset": "llama2-13b"},
-                         training={"strategy": "ddp", "seq_len": 4096, "micro_batch_size": 1,
-                                   "global_batch_size": batch, **training}, cluster=cluster_of(n))
+    return make_scenario(
+        model={"preset": "llama2-13b"},
+        training={
+            "strategy": "ddp",
+            "seq_len": 4096,
+            "micro_batch_size": 1,
+            "global_batch_size": batch,
+            **training,
+        },
+        cluster=cluster_of(n),
+    )
 
 
 def test_every_layout_tiles_the_gpus_and_the_batch():
@@ -52,23 +60,33 @@ def test_the_plan_fits_and_beats_hand_picked_layouts():
     assert 16 * 13e9 > 80 * 2**30 and not memory_breakdown(s).fits
     plan = parallel_plan(s, top=3, simulate=6)
     assert plan.rows and plan.fitting <= plan.layouts <= plan.memory_checks
-    assert [r.tokens_per_s for r in plan.rows] == sorted((r.tokens_per_s for r in plan.rows), reverse=True)
+    assert [r.tokens_per_s for r in plan.rows] == sorted(
+        (r.tokens_per_s for r in plan.rows), reverse=True
+    )
     for r in plan.rows:
         assert r.mem_bytes <= r.capacity_bytes
         assert memory_breakdown(derive(s, r.changes)).fits
     # What a Megatron user would try first: TP 8 with SP in the host, ZeRO-1, selective
     # recomputation; and FSDP without model parallelism. The plan is at least as fast.
-    for hand in ({"training.parallelism": {"tp": 8, "sequence_parallel": True},
-                  "training.strategy": "zero1", "training.activation_checkpointing": "selective"},
-                 {"training.strategy": "zero3", "training.activation_checkpointing": "full"}):
+    for hand in (
+        {
+            "training.parallelism": {"tp": 8, "sequence_parallel": True},
+            "training.strategy": "zero1",
+            "training.activation_checkpointing": "selective",
+        },
+        {"training.strategy": "zero3", "training.activation_checkpointing": "full"},
+    ):
         alt = derive(s, hand)
         assert memory_breakdown(alt).fits
         assert plan.rows[0].tokens_per_s >= step_metrics(alt, simulate_step(alt)).tokens_per_s
 
 
 def test_no_layout_fits():
-    s = make_scenario(model={"preset": "llama3-405b"}, training={"seq_len": 8192, "global_batch_size": 8},
-                      cluster=cluster_of(8))
+    s = make_scenario(
+        model={"preset": "llama3-405b"},
+        training={"seq_len": 8192, "global_batch_size": 8},
+        cluster=cluster_of(8),
+    )
     plan = parallel_plan(s, simulate=2)
     # 405B params x 2 bytes of bf16 weights alone exceed 8 x 80 GB even fully sharded.
     assert 405e9 * 2 > 8 * 80 * 2**30

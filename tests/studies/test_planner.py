@@ -83,7 +83,9 @@ def test_chinchilla_table_3_optimal_size_and_tokens_within_5_percent(capsys):
     with capsys.disabled():
         print("\nChinchilla Table 3 (Approach 1) vs N = sqrt(C/120), D = 20N")
         for n_pub, d_pub, en, ed in rows:
-            print(f"N {n_pub:9.3g}  D {d_pub:9.3g}   N err {100 * en:+5.1f}%   D err {100 * ed:+5.1f}%")
+            print(
+                f"N {n_pub:9.3g}  D {d_pub:9.3g}   N err {100 * en:+5.1f}%   D err {100 * ed:+5.1f}%"
+            )
     for n_pub, d_pub, en, ed in rows:
         assert abs(en) < 0.05, n_pub
         if n_pub == 67e9:
@@ -150,8 +152,11 @@ def test_max_model_over_a_preset_family(llama7b):
 
 
 def test_train_plan_days_and_cost_by_hand():
-    s = make_scenario({"preset": "gpt3-125m"}, {"micro_batch_size": 4, "seq_len": 1024},
-                      {"topology": "dgx-a100", "price_per_gpu_hour": 2.0})
+    s = make_scenario(
+        {"preset": "gpt3-125m"},
+        {"micro_batch_size": 4, "seq_len": 1024},
+        {"topology": "dgx-a100", "price_per_gpu_hour": 2.0},
+    )
     plan = planner.train_plan(s, tokens=1e9, gpu_counts=(8, 16))
     assert plan.flops_6nd == pytest.approx(6 * s.model.params * 1e9)
     for row in plan.rows:

@@ -12,6 +12,7 @@ from simulator import __version__
 from simulator.core.provenance import code_fingerprint
 from simulator.core.resources import scenario_dir
 from tests.helpers import PROJECT_ROOT
+
 SCENARIO_DIR = scenario_dir()
 from simulator.cli.main import main
 from simulator.studies.regress import assert_prediction, compare, run_regression
@@ -35,12 +36,14 @@ def tree(tmp_path):
     (scen / "sub").mkdir(parents=True)
     (scen / "sweeps").mkdir()
     shutil.copy(SMALL, scen / "sub" / "small.yaml")
-    (scen / "sweeps" / "grid.yaml").write_text("base: ../sub/small.yaml\naxes:\n  training.strategy: [ddp]\n")
+    (scen / "sweeps" / "grid.yaml").write_text(
+        "base: ../sub/small.yaml\naxes:\n  training.strategy: [ddp]\n"
+    )
     return scen, tmp_path / "golden"
 
 
 def _snapshot(scen):
-    return {p: p.read_bytes() for p in scen.rglob("*")  if p.is_file()}
+    return {p: p.read_bytes() for p in scen.rglob("*") if p.is_file()}
 
 
 def test_update_writes_golden_files_with_a_header_and_never_touches_scenarios(tree, capsys):
@@ -112,8 +115,10 @@ def test_assert_prediction(tmp_path):
 def test_pytest_plugin_fixture(pytester):
     """The plugin in a user's suite, run in-process by pytester (no subprocess)."""
     shutil.copy(SMALL, pytester.path / "x.yaml")
-    pytester.makepyfile(test_user="def test_x(clustersim_prediction):\n"
-                                  "    clustersim_prediction('x.yaml', 'golden/x.json')\n")
+    pytester.makepyfile(
+        test_user="def test_x(clustersim_prediction):\n"
+        "    clustersim_prediction('x.yaml', 'golden/x.json')\n"
+    )
     args = ("-p", "simulator.studies.pytest_plugin", "-p", "no:cacheprovider")
     pytester.runpytest_inprocess(*args).assert_outcomes(failed=1)  # no golden file yet
     pytester.runpytest_inprocess(*args, "--clustersim-update").assert_outcomes(passed=1)

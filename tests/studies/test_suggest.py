@@ -35,8 +35,14 @@ def test_a_model_parallel_layout_is_suggested_for_long_sequences():
     hint = next(h for h in fit_suggestions(s) if h.startswith("fits with tp 8, sequence_parallel"))
     strategy = hint.split(" and ")[1].split()[0]
     n = int(hint.rsplit(">= ", 1)[1].split()[0])
-    fixed = derive(s, {"training.strategy": strategy, "training.parallelism.tp": 8,
-                       "training.parallelism.sequence_parallel": True})
+    fixed = derive(
+        s,
+        {
+            "training.strategy": strategy,
+            "training.parallelism.tp": 8,
+            "training.parallelism.sequence_parallel": True,
+        },
+    )
     assert memory_breakdown(with_gpus(fixed, n)).fits
     smaller = [c for c in gpu_count_candidates(8) if c < n and c % 8 == 0]
     assert not memory_breakdown(with_gpus(fixed, smaller[-1])).fits

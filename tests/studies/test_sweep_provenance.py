@@ -18,9 +18,12 @@ from simulator.studies.sweep.provenance import sweep_provenance
 from simulator.studies.sweep.runner import run_sweep
 from simulator.studies.sweep.spec import load_sweep, sweep_from_dict
 
-BASE = {"name": "tiny", "model": {"preset": "gpt3-125m"},
-        "training": {"micro_batch_size": 1, "seq_len": 512, "global_batch_size": 16},
-        "cluster": {"topology": "my-topo.yaml", "num_gpus": 8}}
+BASE = {
+    "name": "tiny",
+    "model": {"preset": "gpt3-125m"},
+    "training": {"micro_batch_size": 1, "seq_len": 512, "global_batch_size": 16},
+    "cluster": {"topology": "my-topo.yaml", "num_gpus": 8},
+}
 AXES = {"training.strategy": ["ddp", "zero3"]}
 
 
@@ -32,12 +35,19 @@ def files(tmp_path, monkeypatch) -> dict[str, Path]:
     (tmp_path / "scen").mkdir()
     (tmp_path / "sweeps").mkdir()
     topology = tmp_path / "scen" / "my-topo.yaml"
-    topology.write_text((topology_dir() / "dgx-a100.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    topology.write_text(
+        (topology_dir() / "dgx-a100.yaml").read_text(encoding="utf-8"), encoding="utf-8"
+    )
     base = tmp_path / "scen" / "base.yaml"
     base.write_text(json.dumps(BASE), encoding="utf-8")
     sweep = tmp_path / "sweeps" / "s.yaml"
     sweep.write_text(json.dumps({"base": "../scen/base.yaml", "axes": AXES}), encoding="utf-8")
-    return {"topology": topology, "base": base, "sweep": sweep, "out": tmp_path / "out" / "results.csv"}
+    return {
+        "topology": topology,
+        "base": base,
+        "sweep": sweep,
+        "out": tmp_path / "out" / "results.csv",
+    }
 
 
 def sweep_cli(files: dict[str, Path], *extra: str) -> int:
@@ -49,7 +59,9 @@ def refusal(capsys, files) -> str:
     before = files["out"].read_bytes()
     assert sweep_cli(files) == 2
     err = capsys.readouterr().err
-    assert "--out" in err and "nothing was overwritten" in err and "add --force to start over" in err
+    assert (
+        "--out" in err and "nothing was overwritten" in err and "add --force to start over" in err
+    )
     assert "Traceback" not in err and files["out"].read_bytes() == before
     return err
 
@@ -61,8 +73,9 @@ def test_record_holds_code_definition_and_input_digests(files):
     assert prov["clustersim"] == version_string()
     assert prov["network"] == "fluid"
     assert set(prov["definition"]) == {"base", "set", "mode", "axes", "columns"}
-    assert prov["inputs"] == {str(files[k].resolve()): file_digest(files[k])
-                              for k in ("sweep", "base", "topology")}
+    assert prov["inputs"] == {
+        str(files[k].resolve()): file_digest(files[k]) for k in ("sweep", "base", "topology")
+    }
 
 
 def test_unchanged_inputs_resume(files, capsys):
@@ -83,13 +96,17 @@ def test_edited_topology_file_is_refused_naming_it_and_force_starts_over(files, 
     assert "code changed" not in err and "definition changed" not in err
     assert sweep_cli(files, "--force") == 0
     assert files["out"].read_bytes() != first  # the stale rows were not reused: slower NVLink
-    assert sweep_cli(files) == 0 and run_sweep(load_sweep(files["sweep"]), files["out"]).computed == 0
+    assert (
+        sweep_cli(files) == 0 and run_sweep(load_sweep(files["sweep"]), files["out"]).computed == 0
+    )
 
 
 def test_code_change_is_refused_naming_the_versions(files, capsys, monkeypatch):
     assert sweep_cli(files) == 0
     old = version_string()
-    monkeypatch.setattr(simulator.core.provenance, "version_string", lambda: "0.2.0.dev0+code.000000000000")
+    monkeypatch.setattr(
+        simulator.core.provenance, "version_string", lambda: "0.2.0.dev0+code.000000000000"
+    )
     err = refusal(capsys, files)
     assert f"the code changed: {old} -> 0.2.0.dev0+code.000000000000" in err
 
@@ -105,11 +122,16 @@ def test_definition_and_base_file_changes_are_named(files, capsys):
     fewer = {"base": "../scen/base.yaml", "axes": {"training.strategy": ["ddp"]}}
     files["sweep"].write_text(json.dumps(fewer))
     err = refusal(capsys, files)
-    assert "the sweep file sweeps/s.yaml changed" in err and "the sweep definition changed (axes)" in err
+    assert (
+        "the sweep file sweeps/s.yaml changed" in err
+        and "the sweep definition changed (axes)" in err
+    )
     files["sweep"].write_text(json.dumps({"base": "../scen/base.yaml", "axes": AXES}))
     files["base"].write_text(json.dumps({**BASE, "training": {**BASE["training"], "seq_len": 256}}))
     err = refusal(capsys, files)
-    assert "the base scenario file scen/base.yaml changed" in err and "definition changed" not in err
+    assert (
+        "the base scenario file scen/base.yaml changed" in err and "definition changed" not in err
+    )
 
 
 def test_a_renamed_copy_of_the_sweep_file_resumes(files):
@@ -123,14 +145,18 @@ def test_topologies_named_by_the_axes_are_inputs(tmp_path):
     tmp_path = tmp_path.resolve()  # topology paths are recorded resolved
     for name in ("a.yaml", "b.yaml"):
         (tmp_path / name).write_text((topology_dir() / "dgx-a100.yaml").read_text(encoding="utf-8"))
-    sweep = sweep_from_dict({"base": BASE, "axes": {"cluster.topology": ["a.yaml", "b.yaml", "dgx-a100",
-                                                                         "gone.yaml"]}}, tmp_path)
+    sweep = sweep_from_dict(
+        {"base": BASE, "axes": {"cluster.topology": ["a.yaml", "b.yaml", "dgx-a100", "gone.yaml"]}},
+        tmp_path,
+    )
     inputs = sweep_provenance(sweep, "fluid").inputs
     # Shipped names are covered by the code hash; a missing file is recorded, so its invalid
     # rows are not reused once it appears.
-    assert inputs == {str(tmp_path / "a.yaml"): file_digest(tmp_path / "a.yaml"),
-                      str(tmp_path / "b.yaml"): file_digest(tmp_path / "b.yaml"),
-                      str(tmp_path / "gone.yaml"): "missing"}
+    assert inputs == {
+        str(tmp_path / "a.yaml"): file_digest(tmp_path / "a.yaml"),
+        str(tmp_path / "b.yaml"): file_digest(tmp_path / "b.yaml"),
+        str(tmp_path / "gone.yaml"): "missing",
+    }
     old = sweep_provenance(sweep, "fluid").record()
     (tmp_path / "gone.yaml").write_text((tmp_path / "a.yaml").read_text())
     (changed,) = sweep_provenance(sweep, "fluid").changes(old)

@@ -23,12 +23,20 @@ def test_in_sample_mpt_calibration_residuals(capsys):
         s = scenario_from_dict(mpt_scenario(preset, mb, accum))
         mem = memory_breakdown(s)
         m = step_metrics(s, simulate_step(s, mem))
-        rows.append((preset, published, m.tokens_per_s_per_gpu, published_mfu, 100 * m.mfu, mem.fits))
+        rows.append(
+            (preset, published, m.tokens_per_s_per_gpu, published_mfu, 100 * m.mfu, mem.fits)
+        )
     with capsys.disabled():
-        print("\nIN-SAMPLE calibration residuals: MPT on 8x A100-80GB, FSDP (llm-foundry table) vs clustersim")
-        print(f"{'model':<10}{'published':>11}{'predicted':>11}{'error':>8}{'pub MFU':>9}{'MFU':>7}")
+        print(
+            "\nIN-SAMPLE calibration residuals: MPT on 8x A100-80GB, FSDP (llm-foundry table) vs clustersim"
+        )
+        print(
+            f"{'model':<10}{'published':>11}{'predicted':>11}{'error':>8}{'pub MFU':>9}{'MFU':>7}"
+        )
         for name, pub, pred, pub_mfu, mfu, _ in rows:
-            print(f"{name:<10}{pub:>11,}{pred:>11,.0f}{100 * (pred / pub - 1):>7.1f}%{pub_mfu:>8.1f}%{mfu:>6.1f}%")
+            print(
+                f"{name:<10}{pub:>11,}{pred:>11,.0f}{100 * (pred / pub - 1):>7.1f}%{pub_mfu:>8.1f}%{mfu:>6.1f}%"
+            )
     for name, pub, pred, _, _, fits in rows:
         assert fits, f"{name} ran on the real cluster, so it must fit"
         assert pred == pytest.approx(pub, rel=0.20), name
@@ -61,14 +69,24 @@ def test_gpt3_175b_zero3_on_16384_h100_three_level_fat_tree():
     # The scale case: 96-layer GPT-3 175B (Brown et al. 2020 Table 2.1) under ZeRO-3 on
     # 2,048 DGX H100 hosts in a three-level rail-optimized NDR fat tree. One rank class stands
     # for all 16,384 ranks; the ZeRO paper's 3 Psi communication volume holds at this scale.
-    s = scenario_from_dict({"model": {"preset": "gpt3-175b"},
-                            "training": {"strategy": "zero3", "micro_batch_size": 1, "seq_len": 2048,
-                                         "activation_checkpointing": "full"},
-                            "cluster": {"topology": "h100-ndr-cluster", "num_hosts": 2048}})
+    s = scenario_from_dict(
+        {
+            "model": {"preset": "gpt3-175b"},
+            "training": {
+                "strategy": "zero3",
+                "micro_batch_size": 1,
+                "seq_len": 2048,
+                "activation_checkpointing": "full",
+            },
+            "cluster": {"topology": "h100-ndr-cluster", "num_hosts": 2048},
+        }
+    )
     mem = memory_breakdown(s)
     step = simulate_step(s, mem)
     assert s.cluster.num_gpus == 16384 and len(step.classes) == 1 and step.classes[0].ranks == 16384
     assert mem.fits and step.timeline_peak[0] == mem.total_bytes
     n = s.cluster.num_gpus
-    sent = sum(c["bytes_sent_per_rank"] * c["count"] for c in step.collectives if c["op"] != "all_reduce")
+    sent = sum(
+        c["bytes_sent_per_rank"] * c["count"] for c in step.collectives if c["op"] != "all_reduce"
+    )
     assert sent / 2 / (s.model.params * (n - 1) / n) == pytest.approx(3, rel=0.01)

@@ -7,7 +7,6 @@ with round numbers: ring all-reduce 2(p-1)(a + S/(pB)); all-gather / reduce-scat
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -18,8 +17,8 @@ from simulator.system.comm.algorithms.tree import double_binary_tree
 from simulator.system.comm.calibration import IDEAL_CALIBRATION, NCCL_CALIBRATION, OPS
 from simulator.system.comm.cost import CommContext, collective_cost
 from simulator.system.topology.loader import load_topology, topology_from_dict
+from tests.reference.nccl import AZURE_A100_1KIB_TIME_S, AZURE_A100_ALLREDUCE_BUSBW_GBPS
 
-from tests.reference.nccl import AZURE_A100_1KIB_TIME_S, AZURE_A100_ALLREDUCE_BUSBW_GBPS  # noqa: E402
 # NVIDIA/nccl#583 (user log): 2x A100-SXM4-40GB NVLink, all_reduce of 32 B: 10.14 us.
 NCCL583_2GPU_32B_TIME_S = 1.014e-05
 # NVIDIA/nccl#412 (maintainer): ~24 GB/s busbw per HDR 200 Gb/s NIC inter-node.
@@ -325,8 +324,19 @@ def test_collective_command_rejects_bad_sizes(capsys):
 
 
 def _plan_arrays(plan):
-    return [(ph.name, ph.edge_ids.tolist(), ph.unit_load.tolist(), ph.n_steps, ph.path_latency_s,
-             ph.net_steps, ph.sent_per_rank.tolist(), ph.recv_per_rank.tolist()) for ph in plan.phases]
+    return [
+        (
+            ph.name,
+            ph.edge_ids.tolist(),
+            ph.unit_load.tolist(),
+            ph.n_steps,
+            ph.path_latency_s,
+            ph.net_steps,
+            ph.sent_per_rank.tolist(),
+            ph.recv_per_rank.tolist(),
+        )
+        for ph in plan.phases
+    ]
 
 
 def test_routing_repeated_blocks_once_gives_the_same_plan_bit_for_bit(monkeypatch):
@@ -352,12 +362,18 @@ def test_ring_reduce_scatter_reuses_the_all_gather_plan_unchanged():
     rs, _, _ = ctx.plan("reduce_scatter", "ring", (group,))
     assert rs.phases[0].name == "reduce_scatter" and rs.phases[0].edge_ids is ag.phases[0].edge_ids
     # What planning reduce-scatter on its own gives, bit for bit.
-    alone = Plan("reduce_scatter", "ring", group, ALGORITHMS["ring"].plan(topo, "reduce_scatter", group))
+    alone = Plan(
+        "reduce_scatter", "ring", group, ALGORITHMS["ring"].plan(topo, "reduce_scatter", group)
+    )
     assert _plan_arrays(rs) == _plan_arrays(alone)
 
 
 @settings(max_examples=50, deadline=None)
-@given(st.integers(1, 200), st.lists(st.integers(0, 199), min_size=1, max_size=400), st.integers(0, 2**31))
+@given(
+    st.integers(1, 200),
+    st.lists(st.integers(0, 199), min_size=1, max_size=400),
+    st.integers(0, 2**31),
+)
 def test_edge_loads_same_whether_counted_sparse_or_dense(num_edges, edges, seed):
     """Per-edge loads are one sum per edge, in flow order, whichever way they are gathered (sorting
     the used edges for few flows, one count over every edge for many)."""
@@ -366,7 +382,9 @@ def test_edge_loads_same_whether_counted_sparse_or_dense(num_edges, edges, seed)
     edge_i = np.array([e % num_edges for e in edges], np.int64)
     weights = np.random.default_rng(seed).uniform(0.0, 2.0, len(edge_i))
     sparse_ids, sparse = _edge_loads(10**9, edge_i, weights)  # 4 x flows < edges: sorted path
-    dense_ids, dense = _edge_loads(num_edges, edge_i, weights)  # counted over every edge when 4 x flows >= edges
+    dense_ids, dense = _edge_loads(
+        num_edges, edge_i, weights
+    )  # counted over every edge when 4 x flows >= edges
     expected = {e: sum(w for i, w in zip(edge_i, weights) if i == e) for e in set(edge_i.tolist())}
     assert sparse_ids.tolist() == sorted(e for e, v in expected.items() if v > 0)
     assert np.array_equal(sparse_ids, dense_ids) and np.array_equal(sparse, dense)

@@ -16,7 +16,14 @@ EFF = A100.efficiency
 
 
 def gemm(m: int, n: int, k: int, batch: int = 1) -> Op:
-    return Op("g", "matmul", 2.0 * m * n * k * batch, (m * k + k * n + m * n) * 2 * batch, (m, n, k), batch)
+    return Op(
+        "g",
+        "matmul",
+        2.0 * m * n * k * batch,
+        (m * k + k * n + m * n) * 2 * batch,
+        (m, n, k),
+        batch,
+    )
 
 
 def test_wave_quantization_by_hand():

@@ -18,8 +18,16 @@ GiB = 2**30
 
 def _box(n=8, bw="100 GB/s", gpu="h100-sxm-80gb", nvls=True, hosts=1, sharp=False):
     """One NVSwitch box of n GPUs (1 us per GPU-switch cable), or `hosts` of them on NDR rails."""
-    d = {"name": "box", "gpu": gpu, "builder": "nvswitch", "gpus_per_host": n, "nvlink_bw": bw,
-         "nvlink_latency": "1 us", "nvls": nvls, "num_hosts": hosts}
+    d = {
+        "name": "box",
+        "gpu": gpu,
+        "builder": "nvswitch",
+        "gpus_per_host": n,
+        "nvlink_bw": bw,
+        "nvlink_latency": "1 us",
+        "nvls": nvls,
+        "num_hosts": hosts,
+    }
     if hosts > 1:
         d["nic"] = {"per_host": n, "bw": "400 Gb/s", "pcie_bw": "64 GB/s"}
         d["fabric"] = {"levels": 2, "hosts_per_leaf": 32, "sharp": sharp}
@@ -34,11 +42,14 @@ def _plan(topo, op, algorithm, group=None, calibration=IDEAL_CALIBRATION):
 # ---- NVLS: data per GPU (maintainer, NVIDIA/nccl#1083) -----------------------------------
 
 
-@pytest.mark.parametrize("op, sent, recv", [
-    ("reduce_scatter", 1.0, 1 / 8),   # RS half: send S, receive S/N
-    ("all_gather", 1 / 8, 1.0),       # AG half: send S/N, receive S
-    ("all_reduce", 1 + 1 / 8, 1 / 8 + 1),  # both halves, pipelined
-])
+@pytest.mark.parametrize(
+    "op, sent, recv",
+    [
+        ("reduce_scatter", 1.0, 1 / 8),  # RS half: send S, receive S/N
+        ("all_gather", 1 / 8, 1.0),  # AG half: send S/N, receive S
+        ("all_reduce", 1 + 1 / 8, 1 / 8 + 1),  # both halves, pipelined
+    ],
+)
 def test_nvls_moves_s_and_s_over_n_per_half(op, sent, recv):
     (ph,) = _plan(_box(), op, "nvls")
     assert ph.sent_per_rank == pytest.approx(np.full(8, sent))
@@ -64,7 +75,10 @@ def test_nvls_beats_ring_by_2_n_minus_1_over_n_plus_1_on_bandwidth():
 
 def test_nvls_needs_hopper_an_nvls_switch_and_nccl_nvls_enable():
     assert collective_cost(load_topology("dgx-h100"), "all_reduce", "all", GiB).algorithm == "nvls"
-    assert collective_cost(load_topology("dgx-h100"), "all_reduce", "all", GiB, nvls=False).algorithm == "ring"
+    assert (
+        collective_cost(load_topology("dgx-h100"), "all_reduce", "all", GiB, nvls=False).algorithm
+        == "ring"
+    )
     assert collective_cost(load_topology("dgx-a100"), "all_reduce", "all", GiB).algorithm == "ring"
     with pytest.raises(UserError, match="NVLink SHARP"):
         collective_cost(load_topology("dgx-a100"), "all_reduce", "all", GiB, "nvls")
@@ -85,6 +99,7 @@ def test_nvls_efficiency_applies_to_nvlink_only():
     topo = _box(hosts=2)
     ideal = {e: w for e, w in zip(*_plan_arrays(topo, IDEAL_CALIBRATION))}
     from simulator.system.comm.calibration import NCCL_CALIBRATION
+
     real = {e: w for e, w in zip(*_plan_arrays(topo, NCCL_CALIBRATION))}
     nvlink = LINK_KINDS.index("nvlink")
     for e, w in ideal.items():
@@ -93,7 +108,11 @@ def test_nvls_efficiency_applies_to_nvlink_only():
 
 
 def _plan_arrays(topo, calibration):
-    (ph,) = CommContext(topo, calibration).plan("all_reduce", "nvls_tree", (tuple(range(topo.num_gpus)),))[0].phases
+    (ph,) = (
+        CommContext(topo, calibration)
+        .plan("all_reduce", "nvls_tree", (tuple(range(topo.num_gpus)),))[0]
+        .phases
+    )
     return ph.edge_ids.tolist(), ph.unit_load.tolist()
 
 
@@ -118,8 +137,17 @@ def test_nvls_tree_nic_load(hosts, busiest):
 def test_pat_all_gather_by_hand():
     # 8 hosts of one GPU, fully connected by 100 GB/s, 1 us links: steps send 1, 2, 4 blocks of
     # S/8 over one link each: 3 x 1 us + 7/8 S / 100 GB/s.
-    topo = topology_from_dict({"name": "mesh", "gpu": "a100-80gb", "builder": "fully-connected", "num_gpus": 8,
-                               "gpus_per_host": 1, "link_bw": "100 GB/s", "link_latency": "1 us"})
+    topo = topology_from_dict(
+        {
+            "name": "mesh",
+            "gpu": "a100-80gb",
+            "builder": "fully-connected",
+            "num_gpus": 8,
+            "gpus_per_host": 1,
+            "link_bw": "100 GB/s",
+            "link_latency": "1 us",
+        }
+    )
     s = GiB
     c = collective_cost(topo, "all_gather", "all", s, "pat", IDEAL_CALIBRATION)
     assert c.time_s == pytest.approx(3e-6 + 7 / 8 * s / 100e9, rel=1e-12)
@@ -162,8 +190,10 @@ def test_ring_latency_grows_with_ranks_and_tree_with_log_nodes():
     for hosts in (32, 64, 128):
         topo = load_topology("h100-ndr-cluster", num_hosts=hosts)
         ctx = CommContext(topo)
-        lat[hosts] = {a: ctx.cost("all_reduce", tuple(range(topo.num_gpus)), 1024, a).latency_s
-                      for a in ("ring", "tree")}
+        lat[hosts] = {
+            a: ctx.cost("all_reduce", tuple(range(topo.num_gpus)), 1024, a).latency_s
+            for a in ("ring", "tree")
+        }
     assert 1.8 < lat[128]["ring"] / lat[64]["ring"] < 2.2
     step32, step64 = lat[64]["tree"] - lat[32]["tree"], lat[128]["tree"] - lat[64]["tree"]
     assert step64 == pytest.approx(step32, rel=0.2) and lat[128]["tree"] / lat[64]["tree"] < 1.3
@@ -187,7 +217,9 @@ def test_mesh_rings_cover_every_directed_link_once():
 
 def test_mi300x_ring_uses_all_seven_xgmi_links():
     # 7 rings x 64 GB/s per link per direction: busbw -> 448 GB/s at line rate.
-    c = collective_cost(load_topology("mi300x-8gpu"), "all_reduce", "all", 64 * GiB, "ring", IDEAL_CALIBRATION)
+    c = collective_cost(
+        load_topology("mi300x-8gpu"), "all_reduce", "all", 64 * GiB, "ring", IDEAL_CALIBRATION
+    )
     assert c.busbw_Bps / 1e9 == pytest.approx(448, rel=1e-3)
 
 
@@ -212,4 +244,6 @@ def test_concurrent_pat_rails_share_the_fabric():
     one = ctx.cost("all_gather", rails[0], 1 << 16, "pat")
     all8 = ctx.cost_together("all_gather", rails, 1 << 16, "pat")
     assert one.time_s <= all8.time_s <= 1.05 * one.time_s
-    assert sum(len(ph.edge_ids) for ph in all8.phases) > 7 * sum(len(ph.edge_ids) for ph in one.phases)
+    assert sum(len(ph.edge_ids) for ph in all8.phases) > 7 * sum(
+        len(ph.edge_ids) for ph in one.phases
+    )

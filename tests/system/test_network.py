@@ -8,10 +8,16 @@ import simpy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from simulator.core.errors import UserError
 from simulator.system.comm.calibration import IDEAL_CALIBRATION
 from simulator.system.comm.cost import CommContext, collective_cost
-from simulator.core.errors import UserError
-from simulator.system.comm.network import BACKENDS, AnalyticNetwork, FluidNetwork, make_network, max_min_rates
+from simulator.system.comm.network import (
+    BACKENDS,
+    AnalyticNetwork,
+    FluidNetwork,
+    make_network,
+    max_min_rates,
+)
 from simulator.system.topology.loader import load_topology, topology_from_dict
 
 
@@ -179,12 +185,16 @@ def test_stages_entering_at_one_instant_share_one_rate_update():
     env.run()
     assert all(d.triggered for d in done)
     # Equal shares of the same links: all eight end together, 8x a lone one's bandwidth time.
-    assert env.now == pytest.approx(sum(ph.latency_s + 8 * ph.bandwidth_s for ph in cost.phases), rel=1e-9)
+    assert env.now == pytest.approx(
+        sum(ph.latency_s + 8 * ph.bandwidth_s for ph in cost.phases), rel=1e-9
+    )
 
 
 def test_backends_registry():
     assert set(BACKENDS) == {"fluid", "analytic"}
     env = simpy.Environment()
-    assert isinstance(make_network("fluid", env, CommContext(load_topology("dgx-a100"))), FluidNetwork)
+    assert isinstance(
+        make_network("fluid", env, CommContext(load_topology("dgx-a100"))), FluidNetwork
+    )
     with pytest.raises(UserError, match="did you mean 'fluid'"):
         make_network("fluidd", env, CommContext(load_topology("dgx-a100")))

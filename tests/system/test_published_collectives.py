@@ -31,8 +31,10 @@ def _check(case: dict, contexts: dict, label: str, capsys) -> None:
     predicted, algo = _busbw_GBps(case, contexts)
     error = predicted / case["published"] - 1
     with capsys.disabled():
-        print(f"\n{label} {case['id']}: published {case['published']:.2f} predicted {predicted:.2f} GB/s "
-              f"({100 * error:+.1f}%, {algo})")
+        print(
+            f"\n{label} {case['id']}: published {case['published']:.2f} predicted {predicted:.2f} GB/s "
+            f"({100 * error:+.1f}%, {algo})"
+        )
     assert abs(error) <= case["tolerance"], case["source"]
 
 

@@ -35,11 +35,16 @@ def _brute_force(phases) -> set[frozenset[int]]:
 
 
 # A pool of shapes (each with a fixed non-empty edge set), drawn with repeats as active phases.
-EDGE_SETS = st.lists(st.frozensets(st.integers(0, 30), min_size=1, max_size=5), min_size=1, max_size=12)
+EDGE_SETS = st.lists(
+    st.frozensets(st.integers(0, 30), min_size=1, max_size=5), min_size=1, max_size=12
+)
 
 
-@given(pool=EDGE_SETS, picks=st.lists(st.integers(0, 11), min_size=1, max_size=20),
-       again=st.lists(st.integers(0, 11), min_size=1, max_size=20))
+@given(
+    pool=EDGE_SETS,
+    picks=st.lists(st.integers(0, 11), min_size=1, max_size=20),
+    again=st.lists(st.integers(0, 11), min_size=1, max_size=20),
+)
 @settings(max_examples=150, deadline=None)
 def test_groups_are_the_connected_components(pool, picks, again):
     graph = ShapeGraph(max_shapes=8)  # small, so the graph also starts over mid-test

@@ -233,7 +233,10 @@ def test_topology_show_prints_a_summary(capsys):
 
 
 def test_topology_picture_refuses_large_graphs(tmp_path, capsys):
-    assert _run_cli(["topology", "show", "h100-ndr-cluster", "--picture", str(tmp_path / "x.png")]) == 2
+    assert (
+        _run_cli(["topology", "show", "h100-ndr-cluster", "--picture", str(tmp_path / "x.png")])
+        == 2
+    )
     assert "vertices" in capsys.readouterr().err
 
 
@@ -262,8 +265,14 @@ def test_fat_tree_index_arrays_name_the_cables_they_stand_for():
     topo = load_topology("a100-hdr-superpod", num_hosts=50)  # 3 blocks of 20 per pod of 40: cores
     f, name = topo.fabric, topo.names.name
     pairs = [(name(u), name(v)) for u, v in zip(topo.edge_src.tolist(), topo.edge_dst.tolist())]
-    assert pairs[f.nic_up[7, 3]] == ("h7.nic3", "leaf3") and pairs[f.nic_down[7, 3]] == ("leaf3", "h7.nic3")
-    assert pairs[f.nic_up[45, 1]] == ("h45.nic1", "leaf17")  # block 2 of 20 hosts, rail 1: 2 * 8 + 1
+    assert pairs[f.nic_up[7, 3]] == ("h7.nic3", "leaf3") and pairs[f.nic_down[7, 3]] == (
+        "leaf3",
+        "h7.nic3",
+    )
+    assert pairs[f.nic_up[45, 1]] == (
+        "h45.nic1",
+        "leaf17",
+    )  # block 2 of 20 hosts, rail 1: 2 * 8 + 1
     assert f.leaf_spine.shape == (24, 20) and f.spine_core.shape == (2, 20, 10)
     u, v = pairs[f.leaf_spine[17, 4]]  # leaf 17: host block 2 (hosts 40-59), so pod 1
     assert (u, v) == ("leaf17", "spine24") and pairs[f.spine_leaf[17, 4]] == (v, u)

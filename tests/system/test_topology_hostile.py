@@ -22,32 +22,95 @@ pytestmark = pytest.mark.timeout(10)
 # below, built, would take gigabytes).
 REFUSAL_BYTES = 50 * 2**20
 
-NVSWITCH = {"name": "n", "gpu": "h100-sxm-80gb", "builder": "nvswitch", "gpus_per_host": 8,
-            "nvlink_bw": "450 GB/s", "nvlink_latency": "0.35 us", "pcie_latency": "0.5 us"}
-CLUSTER = {**NVSWITCH, "num_hosts": 4,
-           "nic": {"per_host": 8, "bw": "400 Gb/s", "pcie_bw": "64 GB/s", "latency": "0.6 us"},
-           "fabric": {"levels": 3, "hosts_per_leaf": 2, "hosts_per_pod": 2, "spines": 2, "cores_per_spine": 2,
-                      "link_latency": "0.15 us", "oversubscription": {"leaf": 1, "spine": 1}}}
-PCIE = {"name": "p", "gpu": "h100-pcie-80gb", "builder": "pcie", "gpus_per_host": 8, "gpus_per_switch": 2,
-        "cpus": 2, "pcie_bw": "64 GB/s", "switch_uplink_bw": "64 GB/s", "pcie_latency": "0.5 us",
-        "cpu_link_bw": "96 GB/s", "cpu_link_latency": "0.5 us"}
+NVSWITCH = {
+    "name": "n",
+    "gpu": "h100-sxm-80gb",
+    "builder": "nvswitch",
+    "gpus_per_host": 8,
+    "nvlink_bw": "450 GB/s",
+    "nvlink_latency": "0.35 us",
+    "pcie_latency": "0.5 us",
+}
+CLUSTER = {
+    **NVSWITCH,
+    "num_hosts": 4,
+    "nic": {"per_host": 8, "bw": "400 Gb/s", "pcie_bw": "64 GB/s", "latency": "0.6 us"},
+    "fabric": {
+        "levels": 3,
+        "hosts_per_leaf": 2,
+        "hosts_per_pod": 2,
+        "spines": 2,
+        "cores_per_spine": 2,
+        "link_latency": "0.15 us",
+        "oversubscription": {"leaf": 1, "spine": 1},
+    },
+}
+PCIE = {
+    "name": "p",
+    "gpu": "h100-pcie-80gb",
+    "builder": "pcie",
+    "gpus_per_host": 8,
+    "gpus_per_switch": 2,
+    "cpus": 2,
+    "pcie_bw": "64 GB/s",
+    "switch_uplink_bw": "64 GB/s",
+    "pcie_latency": "0.5 us",
+    "cpu_link_bw": "96 GB/s",
+    "cpu_link_latency": "0.5 us",
+}
 PAIRS = {**PCIE, "builder": "nvlink-pairs", "nvlink_bw": "300 GB/s", "nvlink_latency": "0.35 us"}
-XGMI = {"name": "x", "gpu": "mi300x-192gb", "builder": "xgmi", "gpus_per_host": 8, "link_bw": "64 GB/s",
-        "link_latency": "0.35 us", "pcie_latency": "0.5 us"}
-RING = {"name": "r", "gpu": "a100-80gb", "builder": "ring", "num_gpus": 8, "link_bw": "100 GB/s",
-        "link_latency": "1 us", "gpus_per_host": 4}
+XGMI = {
+    "name": "x",
+    "gpu": "mi300x-192gb",
+    "builder": "xgmi",
+    "gpus_per_host": 8,
+    "link_bw": "64 GB/s",
+    "link_latency": "0.35 us",
+    "pcie_latency": "0.5 us",
+}
+RING = {
+    "name": "r",
+    "gpu": "a100-80gb",
+    "builder": "ring",
+    "num_gpus": 8,
+    "link_bw": "100 GB/s",
+    "link_latency": "1 us",
+    "gpus_per_host": 4,
+}
 FULL = {**RING, "builder": "fully-connected"}
-TORUS = {"name": "t", "gpu": "a100-80gb", "builder": "torus", "dims": [4, 4], "link_bw": "100 GB/s",
-         "link_latency": "1 us"}
-EXPLICIT = {"name": "e", "gpu": "a100-80gb", "builder": "explicit",
-            "vertices": [{"name": "a", "host": 0}, {"name": "b", "host": 1}],
-            "edges": [{"src": "a", "dst": "b", "bw": "100 GB/s", "latency": "1 us"}]}
+TORUS = {
+    "name": "t",
+    "gpu": "a100-80gb",
+    "builder": "torus",
+    "dims": [4, 4],
+    "link_bw": "100 GB/s",
+    "link_latency": "1 us",
+}
+EXPLICIT = {
+    "name": "e",
+    "gpu": "a100-80gb",
+    "builder": "explicit",
+    "vertices": [{"name": "a", "host": 0}, {"name": "b", "host": 1}],
+    "edges": [{"src": "a", "dst": "b", "bw": "100 GB/s", "latency": "1 us"}],
+}
 
-BASES = {"nvswitch": NVSWITCH, "cluster": CLUSTER, "pcie": PCIE, "nvlink-pairs": PAIRS, "xgmi": XGMI,
-         "ring": RING, "fully-connected": FULL, "torus": TORUS, "explicit": EXPLICIT}
+BASES = {
+    "nvswitch": NVSWITCH,
+    "cluster": CLUSTER,
+    "pcie": PCIE,
+    "nvlink-pairs": PAIRS,
+    "xgmi": XGMI,
+    "ring": RING,
+    "fully-connected": FULL,
+    "torus": TORUS,
+    "explicit": EXPLICIT,
+}
 
 COUNTS = [  # (base, field, the expected bound in the message)
-    *[(b, "gpus_per_host", f"{MAX_GPUS_PER_HOST:,}") for b in ("nvswitch", "pcie", "nvlink-pairs", "xgmi")],
+    *[
+        (b, "gpus_per_host", f"{MAX_GPUS_PER_HOST:,}")
+        for b in ("nvswitch", "pcie", "nvlink-pairs", "xgmi")
+    ],
     ("cluster", "num_hosts", f"{MAX_GPUS:,}"),
     ("pcie", "gpus_per_switch", "8"),
     ("pcie", "cpus", "32"),
@@ -62,15 +125,32 @@ COUNTS = [  # (base, field, the expected bound in the message)
     ("explicit", "vertices[0].host", f"{MAX_GPUS:,}"),
 ]
 BANDWIDTHS = [
-    ("nvswitch", "nvlink_bw"), ("cluster", "nic.bw"), ("cluster", "nic.pcie_bw"), ("pcie", "pcie_bw"),
-    ("pcie", "switch_uplink_bw"), ("pcie", "cpu_link_bw"), ("nvlink-pairs", "nvlink_bw"), ("xgmi", "link_bw"),
-    ("ring", "link_bw"), ("fully-connected", "link_bw"), ("torus", "link_bw"), ("explicit", "edges[0].bw"),
+    ("nvswitch", "nvlink_bw"),
+    ("cluster", "nic.bw"),
+    ("cluster", "nic.pcie_bw"),
+    ("pcie", "pcie_bw"),
+    ("pcie", "switch_uplink_bw"),
+    ("pcie", "cpu_link_bw"),
+    ("nvlink-pairs", "nvlink_bw"),
+    ("xgmi", "link_bw"),
+    ("ring", "link_bw"),
+    ("fully-connected", "link_bw"),
+    ("torus", "link_bw"),
+    ("explicit", "edges[0].bw"),
 ]
 LATENCIES = [
-    ("nvswitch", "nvlink_latency"), ("nvswitch", "pcie_latency"), ("cluster", "nic.latency"),
-    ("cluster", "fabric.link_latency"), ("pcie", "pcie_latency"), ("pcie", "cpu_link_latency"),
-    ("nvlink-pairs", "nvlink_latency"), ("xgmi", "link_latency"), ("xgmi", "pcie_latency"),
-    ("ring", "link_latency"), ("torus", "link_latency"), ("explicit", "edges[0].latency"),
+    ("nvswitch", "nvlink_latency"),
+    ("nvswitch", "pcie_latency"),
+    ("cluster", "nic.latency"),
+    ("cluster", "fabric.link_latency"),
+    ("pcie", "pcie_latency"),
+    ("pcie", "cpu_link_latency"),
+    ("nvlink-pairs", "nvlink_latency"),
+    ("xgmi", "link_latency"),
+    ("xgmi", "pcie_latency"),
+    ("ring", "link_latency"),
+    ("torus", "link_latency"),
+    ("explicit", "edges[0].latency"),
 ]
 
 
@@ -114,10 +194,15 @@ def test_counts_above_their_bound_are_refused_at_their_field(tmp_path, base, fie
     assert f"{field}: " in text and bound in text, text
 
 
-@pytest.mark.parametrize("base, field, bad", [
-    (base, field, bad) for base, field, _ in COUNTS for bad in [0, -1, "8", 2.5, True]
-    if not (field.endswith(".host") and bad == 0)  # a host index starts at 0
-])
+@pytest.mark.parametrize(
+    "base, field, bad",
+    [
+        (base, field, bad)
+        for base, field, _ in COUNTS
+        for bad in [0, -1, "8", 2.5, True]
+        if not (field.endswith(".host") and bad == 0)  # a host index starts at 0
+    ],
+)
 def test_counts_must_be_integers_of_at_least_one(tmp_path, base, field, bad):
     text = _refused(_with(base, field, bad), tmp_path)
     assert f"{field}: expected an integer >=" in text, text
@@ -131,8 +216,16 @@ def test_a_bandwidth_without_a_unit_is_refused(tmp_path, base, field, bare):
 
 
 @pytest.mark.parametrize("base, field", BANDWIDTHS)
-@pytest.mark.parametrize("slip, fragment", [("400 B/s", "outside"), ("7 Mb/s", "outside"), ("2 PB/s", "outside"),
-                                            ("400 GB", "expected a bandwidth"), ("400 Gb", "expected a bandwidth")])
+@pytest.mark.parametrize(
+    "slip, fragment",
+    [
+        ("400 B/s", "outside"),
+        ("7 Mb/s", "outside"),
+        ("2 PB/s", "outside"),
+        ("400 GB", "expected a bandwidth"),
+        ("400 Gb", "expected a bandwidth"),
+    ],
+)
 def test_a_bandwidth_out_of_range_or_not_a_rate_is_refused(tmp_path, base, field, slip, fragment):
     # 7 Mb/s = 0.875 MB/s is below the 1 MB/s floor; 2 PB/s above the 1 PB/s ceiling.
     text = _refused(_with(base, field, slip), tmp_path)
@@ -146,8 +239,16 @@ def test_the_bandwidth_bounds_are_inclusive(edge):
 
 
 @pytest.mark.parametrize("base, field", LATENCIES)
-@pytest.mark.parametrize("slip, fragment", [(5, "no unit"), ("0.35", "no unit"), ("2 s", "outside"),
-                                            ("-1 us", "expected a duration"), ("0.35 uss", "expected")])
+@pytest.mark.parametrize(
+    "slip, fragment",
+    [
+        (5, "no unit"),
+        ("0.35", "no unit"),
+        ("2 s", "outside"),
+        ("-1 us", "expected a duration"),
+        ("0.35 uss", "expected"),
+    ],
+)
 def test_a_latency_needs_a_unit_and_a_sane_size(tmp_path, base, field, slip, fragment):
     text = _refused(_with(base, field, slip), tmp_path)
     assert f"{field}: " in text and fragment in text, text
@@ -161,12 +262,15 @@ def test_oversubscription_is_a_number_from_1_to_64(tmp_path, bad):
 
 # ---- the probes ------------------------------------------------------------------
 
+
 def test_a_torus_of_a_billion_gpus_is_refused_before_building(tmp_path):
     text = _refused(_with("torus", "dims", [1000, 1000, 1000]), tmp_path)
     assert "dims: " in text and "1,000,000,000 GPUs" in text and f"{MAX_GPUS:,}" in text
 
 
-@pytest.mark.parametrize("dims", [[2, 10**9], [4], [2, 2, 2, 2], [1, 4], [4, "4"], "4x4", [True, 4]])
+@pytest.mark.parametrize(
+    "dims", [[2, 10**9], [4], [2, 2, 2, 2], [1, 4], [4, "4"], "4x4", [True, 4]]
+)
 def test_torus_dims_are_2_or_3_sizes_within_bounds(tmp_path, dims):
     assert "dims: " in _refused(_with("torus", "dims", dims), tmp_path)
 
@@ -219,7 +323,9 @@ def test_a_fabric_too_large_to_build_is_refused_in_validate_as_in_run(tmp_path):
 
 
 def test_an_explicit_edge_bandwidth_needs_a_unit(tmp_path):
-    assert "edges[0].bw: 400 has no unit" in _refused(_with("explicit", "edges[0].bw", 400), tmp_path)
+    assert "edges[0].bw: 400 has no unit" in _refused(
+        _with("explicit", "edges[0].bw", 400), tmp_path
+    )
 
 
 # ---- the same refusals through the command line, exit 2 -----------------------------------
@@ -239,13 +345,25 @@ def test_the_cli_refuses_each_probe_with_exit_2(tmp_path, capsys, probe, command
     topo = tmp_path / f"{probe}.yaml"
     topo.write_text(dump_yaml(PROBES[probe]))
     scenario = tmp_path / "scenario.yaml"
-    scenario.write_text(dump_yaml({
-        "name": "s", "model": {"preset": "llama2-7b"},
-        "training": {"precision": "bf16-mixed", "optimizer": "adamw", "strategy": "zero3", "micro_batch_size": 1,
-                     "seq_len": 4096},
-        "cluster": {"topology": f"./{probe}.yaml"},
-    }))
-    argv = ["topology", "show", str(topo)] if command == "topology show" else [command, str(scenario)]
+    scenario.write_text(
+        dump_yaml(
+            {
+                "name": "s",
+                "model": {"preset": "llama2-7b"},
+                "training": {
+                    "precision": "bf16-mixed",
+                    "optimizer": "adamw",
+                    "strategy": "zero3",
+                    "micro_batch_size": 1,
+                    "seq_len": 4096,
+                },
+                "cluster": {"topology": f"./{probe}.yaml"},
+            }
+        )
+    )
+    argv = (
+        ["topology", "show", str(topo)] if command == "topology show" else [command, str(scenario)]
+    )
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert f"{probe}.yaml: {FIELDS[probe]}: " in err, err

@@ -11,14 +11,19 @@ from simulator.system.topology.loader import topology_from_dict
 
 
 def _explicit(vertices, edges):
-    return {"name": "x", "gpu": "a100-80gb", "builder": "explicit", "vertices": vertices, "edges": edges}
+    return {
+        "name": "x",
+        "gpu": "a100-80gb",
+        "builder": "explicit",
+        "vertices": vertices,
+        "edges": edges,
+    }
 
 
 def _run_cli(argv):
     from simulator.cli.main import main
 
     return main(argv)
-
 
 
 def test_explicit_self_loop_is_reported_as_a_self_loop_at_its_edge():
@@ -43,7 +48,10 @@ def test_explicit_self_loop_is_reported_as_a_self_loop_at_its_edge():
 def test_explicit_duplicate_edge_is_reported_at_its_edge():
     data = _explicit(
         [{"name": "a", "kind": "gpu"}, {"name": "b", "kind": "gpu"}],
-        [{"src": "a", "dst": "b", "bw": "1 GB/s"}, {"src": "b", "dst": "a", "bw": "2 GB/s", "duplex": False}],
+        [
+            {"src": "a", "dst": "b", "bw": "1 GB/s"},
+            {"src": "b", "dst": "a", "bw": "2 GB/s", "duplex": False},
+        ],
     )
     with pytest.raises(UserError, match=r"edges\[1\]: duplicate edge b->a"):
         topology_from_dict(data)
@@ -52,7 +60,9 @@ def test_explicit_duplicate_edge_is_reported_at_its_edge():
 def test_explicit_vertices_and_edges_must_be_lists():
     with pytest.raises(UserError) as err:
         topology_from_dict(_explicit({"name": "a"}, "a->b"))
-    assert "vertices: expected a list" in str(err.value) and "edges: expected a list" in str(err.value)
+    assert "vertices: expected a list" in str(err.value) and "edges: expected a list" in str(
+        err.value
+    )
 
 
 def test_no_shipped_file_cites_files_outside_the_package():
@@ -83,7 +93,9 @@ def test_every_example_in_the_topology_docs_builds():
     from tests.helpers import PROJECT_ROOT
 
     text = (PROJECT_ROOT / "docs" / "topologies.md").read_text(encoding="utf-8")
-    examples = [yaml.safe_load(block) for block in re.findall(r"```yaml\n(.*?)```", text, re.DOTALL)]
+    examples = [
+        yaml.safe_load(block) for block in re.findall(r"```yaml\n(.*?)```", text, re.DOTALL)
+    ]
     builders = {e["builder"] for e in examples}
     from simulator.system.topology.builders import TOPOLOGY_BUILDERS
 
@@ -96,7 +108,18 @@ def test_builders_docstring_documents_the_explicit_format():
     from simulator.system.topology import builders
 
     doc = builders.__doc__
-    for key in ("vertices", "edges", "name", "kind", "host", "src", "dst", "bw", "latency", "duplex"):
+    for key in (
+        "vertices",
+        "edges",
+        "name",
+        "kind",
+        "host",
+        "src",
+        "dst",
+        "bw",
+        "latency",
+        "duplex",
+    ):
         assert key in doc
 
 
@@ -112,10 +135,19 @@ def test_topology_show_vertices_lists_names_degraded_links_accept(capsys):
     link = next(line.strip() for line in links if line.strip().startswith("h1.nic3 -> "))
     source, target = link.split(" -> ")
     assert source in names and target in names
-    cluster = {"topology": "dgx-a100", "num_hosts": 2,
-               "degraded_links": [{"source": source, "target": target, "bandwidth_factor": 0.5}]}
+    cluster = {
+        "topology": "dgx-a100",
+        "num_hosts": 2,
+        "degraded_links": [{"source": source, "target": target, "bandwidth_factor": 0.5}],
+    }
     scenario = make_scenario(cluster=cluster)
     assert scenario.cluster.degraded_links[0].source == "h1.nic3"
     with pytest.raises(UserError, match="topology show dgx-a100 --vertices"):
-        make_scenario(cluster={**cluster, "degraded_links": [{"source": "h1.nic9", "target": target,
-                                                              "bandwidth_factor": 0.5}]})
+        make_scenario(
+            cluster={
+                **cluster,
+                "degraded_links": [
+                    {"source": "h1.nic9", "target": target, "bandwidth_factor": 0.5}
+                ],
+            }
+        )

@@ -5,8 +5,20 @@ from __future__ import annotations
 
 import importlib
 
-COMMANDS = ("run", "validate", "plan", "sweep", "plot", "regress", "topology", "collective", "frameworks",
-            "calibrate", "accuracy", "catalog")
+COMMANDS = (
+    "run",
+    "validate",
+    "plan",
+    "sweep",
+    "plot",
+    "regress",
+    "topology",
+    "collective",
+    "frameworks",
+    "calibrate",
+    "accuracy",
+    "catalog",
+)
 
 
 def register_all(subparsers) -> None:

@@ -13,19 +13,37 @@ from simulator.core.errors import Problem, UserError
 
 def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "accuracy", help="predicted vs published for the validation set: error per case and per category",
+        "accuracy",
+        help="predicted vs published for the validation set: error per case and per category",
         description="Runs every case of the validation set shipped with clustersim (published measurements with "
-                    "their setups and sources: collectives, memory, throughput) and prints predicted against "
-                    "published. Cases some constant was fitted to (role calibration) are shown apart from "
-                    "validation cases. --cases adds your own file of the same format.")
-    p.add_argument("--cases", nargs="+", default=[], metavar="FILE", help="your own cases files (same format)")
-    p.add_argument("--no-shipped", dest="shipped", action="store_false", help="only the --cases files")
-    p.add_argument("--category", nargs="+", default=[], help="only these categories (e.g. collective memory)")
-    p.add_argument("--all", action="store_true", help="also the slow cases (thousands of GPUs, hundreds of stages)")
-    p.add_argument("--calibration", metavar="PROFILE", help="predict with a calibration profile's constants "
-                                                            "(the built-in errors are shown beside)")
+        "their setups and sources: collectives, memory, throughput) and prints predicted against "
+        "published. Cases some constant was fitted to (role calibration) are shown apart from "
+        "validation cases. --cases adds your own file of the same format.",
+    )
+    p.add_argument(
+        "--cases", nargs="+", default=[], metavar="FILE", help="your own cases files (same format)"
+    )
+    p.add_argument(
+        "--no-shipped", dest="shipped", action="store_false", help="only the --cases files"
+    )
+    p.add_argument(
+        "--category", nargs="+", default=[], help="only these categories (e.g. collective memory)"
+    )
+    p.add_argument(
+        "--all",
+        action="store_true",
+        help="also the slow cases (thousands of GPUs, hundreds of stages)",
+    )
+    p.add_argument(
+        "--calibration",
+        metavar="PROFILE",
+        help="predict with a calibration profile's constants "
+        "(the built-in errors are shown beside)",
+    )
     p.add_argument("--json", action="store_true", help="one JSON document (for CI)")
-    p.add_argument("--plot", metavar="OUT.png", help="draw predicted against published, one panel per category")
+    p.add_argument(
+        "--plot", metavar="OUT.png", help="draw predicted against published, one panel per category"
+    )
     p.add_argument("--readme", action="store_true", help="print only the README's summary block")
     p.set_defaults(func=cmd_accuracy)
 

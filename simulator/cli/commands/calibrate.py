@@ -14,22 +14,48 @@ from simulator.core.outputs import writing
 
 def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "calibrate", help="fit collective and compute constants to nccl-tests outputs and measured runs",
+        "calibrate",
+        help="fit collective and compute constants to nccl-tests outputs and measured runs",
         description="Reads nccl-tests outputs (all_reduce_perf, all_gather_perf, reduce_scatter_perf, "
-                    "alltoall_perf, sendrecv_perf, ... as the binaries print them) and a file of measured "
-                    "training runs, fits the constants the data identifies within physical bounds, and writes a "
-                    "profile that a scenario names with `calibration: FILE`. Prints every measurement's error "
-                    "before, after and left out of the fit.")
-    p.add_argument("--nccl-tests", nargs="+", default=[], metavar="FILE[:TOPOLOGY]",
-                   help="nccl-tests output files, each with the topology it ran on (or --topology), or YAML "
-                        "manifests: nccl_tests: [{file, topology, num_hosts, op, nvls, algorithm}]")
-    p.add_argument("--topology", help="topology of the nccl-tests files that name none (a shipped name or YAML)")
-    p.add_argument("--runs", metavar="FILE", help="measured runs (YAML or CSV): scenario + step_time or tokens_per_s")
-    p.add_argument("--out", required=True, metavar="PROFILE.yaml", help="the calibration profile to write")
+        "alltoall_perf, sendrecv_perf, ... as the binaries print them) and a file of measured "
+        "training runs, fits the constants the data identifies within physical bounds, and writes a "
+        "profile that a scenario names with `calibration: FILE`. Prints every measurement's error "
+        "before, after and left out of the fit.",
+    )
+    p.add_argument(
+        "--nccl-tests",
+        nargs="+",
+        default=[],
+        metavar="FILE[:TOPOLOGY]",
+        help="nccl-tests output files, each with the topology it ran on (or --topology), or YAML "
+        "manifests: nccl_tests: [{file, topology, num_hosts, op, nvls, algorithm}]",
+    )
+    p.add_argument(
+        "--topology",
+        help="topology of the nccl-tests files that name none (a shipped name or YAML)",
+    )
+    p.add_argument(
+        "--runs",
+        metavar="FILE",
+        help="measured runs (YAML or CSV): scenario + step_time or tokens_per_s",
+    )
+    p.add_argument(
+        "--out", required=True, metavar="PROFILE.yaml", help="the calibration profile to write"
+    )
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
-    p.add_argument("--plot", metavar="OUT.png", help="draw predicted against measured (before, after, left out)")
-    p.add_argument("--json", action="store_true", help="print the profile document as JSON instead of the report")
-    p.add_argument("--no-loo", dest="loo", action="store_false", help="skip the leave-one-out refits (faster)")
+    p.add_argument(
+        "--plot",
+        metavar="OUT.png",
+        help="draw predicted against measured (before, after, left out)",
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print the profile document as JSON instead of the report",
+    )
+    p.add_argument(
+        "--no-loo", dest="loo", action="store_false", help="skip the leave-one-out refits (faster)"
+    )
     p.set_defaults(func=cmd_calibrate)
 
 
@@ -51,8 +77,13 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from simulator.studies.calibrate.study import calibrate
 
     if not args.nccl_tests and not args.runs:
-        raise UserError(Problem("--nccl-tests", "nothing to calibrate on", "give --nccl-tests FILE[:TOPOLOGY] "
-                                "and/or --runs FILE"))
+        raise UserError(
+            Problem(
+                "--nccl-tests",
+                "nothing to calibrate on",
+                "give --nccl-tests FILE[:TOPOLOGY] and/or --runs FILE",
+            )
+        )
     inputs = [*args.nccl_tests, args.runs or ""]
     check_output("--out", args.out, tuple(inputs))
     check_out(args.out, args.force)

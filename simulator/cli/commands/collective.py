@@ -35,10 +35,17 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
         "'1 MB' (decimal) or '1 MiB' (binary) are taken as written; at most 1P",
     )
     coll.add_argument("--algorithm", default="auto", help=f"auto or one of {', '.join(ALGORITHMS)}")
-    coll.add_argument("--no-nvls", dest="nvls", action="store_false",
-                      help="NCCL_NVLS_ENABLE=0: no NVLink SHARP even where the topology has it")
-    coll.add_argument("--calibration", metavar="PROFILE",
-                      help="a calibration profile (clustersim calibrate --out); default: the built-in constants")
+    coll.add_argument(
+        "--no-nvls",
+        dest="nvls",
+        action="store_false",
+        help="NCCL_NVLS_ENABLE=0: no NVLink SHARP even where the topology has it",
+    )
+    coll.add_argument(
+        "--calibration",
+        metavar="PROFILE",
+        help="a calibration profile (clustersim calibrate --out); default: the built-in constants",
+    )
     coll.add_argument("--json", action="store_true", help="print a JSON list of rows")
     coll.set_defaults(func=cmd_collective)
 
@@ -48,7 +55,12 @@ def _parse_group(text: str) -> Any:
 
 
 def collective_rows(
-    topo: Topology, op: str, group: Any, sizes: list[int], algorithm: str, nvls: bool = True,
+    topo: Topology,
+    op: str,
+    group: Any,
+    sizes: list[int],
+    algorithm: str,
+    nvls: bool = True,
     calibration: Calibration = NCCL_CALIBRATION,
 ) -> list[dict]:
     """One nccl-tests-style row per size."""
@@ -81,14 +93,20 @@ def cmd_collective(args: argparse.Namespace) -> int:
     try:
         sizes = parse_size_range(args.sizes)
     except UnitError as exc:
-        raise UserError(Problem("--sizes", str(exc), "e.g. 1K..8G (1K = 1024 bytes) or 1024,1048576")
-                        ) from None
+        raise UserError(
+            Problem("--sizes", str(exc), "e.g. 1K..8G (1K = 1024 bytes) or 1024,1048576")
+        ) from None
     if not sizes:
         raise UserError(Problem("--sizes", "no sizes given", "e.g. 1K..8G"))
     topo = load_for_cli(args.topology, args.num_hosts)
-    calibration = (load_profile(args.calibration, "--calibration", gpu=topo.gpu).comm if args.calibration
-                   else NCCL_CALIBRATION)
-    rows = collective_rows(topo, args.op, _parse_group(args.group), sizes, args.algorithm, args.nvls, calibration)
+    calibration = (
+        load_profile(args.calibration, "--calibration", gpu=topo.gpu).comm
+        if args.calibration
+        else NCCL_CALIBRATION
+    )
+    rows = collective_rows(
+        topo, args.op, _parse_group(args.group), sizes, args.algorithm, args.nvls, calibration
+    )
     if args.json:
         print(json.dumps(rows, indent=1))
         return 0

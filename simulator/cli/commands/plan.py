@@ -19,36 +19,57 @@ from simulator.spec.specs import Scenario
 from simulator.studies import planner, scaling
 from simulator.studies.suggest import fit_suggestions, most_sharded
 
-GOODPUT_NOTE = ("Monte Carlo of the scenario's reliability section: Llama 3 failure rates per GPU and host, "
-                "checkpoints to 2 TB/s storage, 10-min restarts by default; `clustersim run` details them")
-MEMORY_NOTE = ("memory: ZeRO-paper accounting (clustersim run's model), peak of one step; "
-               "micro_batch_size and grad_accum_steps are kept per GPU (weak scaling)")
+GOODPUT_NOTE = (
+    "Monte Carlo of the scenario's reliability section: Llama 3 failure rates per GPU and host, "
+    "checkpoints to 2 TB/s storage, 10-min restarts by default; `clustersim run` details them"
+)
+MEMORY_NOTE = (
+    "memory: ZeRO-paper accounting (clustersim run's model), peak of one step; "
+    "micro_batch_size and grad_accum_steps are kept per GPU (weak scaling)"
+)
 
 
 def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
-    plan = subparsers.add_parser("plan", help="capacity planning: min GPUs, max model, compute budget, "
-                                 "parallel layout, time and cost to train")
+    plan = subparsers.add_parser(
+        "plan",
+        help="capacity planning: min GPUs, max model, compute budget, "
+        "parallel layout, time and cost to train",
+    )
     sub = plan.add_subparsers(dest="plan_command", required=True, metavar="QUESTION")
 
-    p = sub.add_parser("min-gpus", help="smallest GPU count that fits, per strategy, and the fastest")
+    p = sub.add_parser(
+        "min-gpus", help="smallest GPU count that fits, per strategy, and the fastest"
+    )
     p.add_argument("scenario")
     _strategies_option(p)
-    p.add_argument("--at", type=int, metavar="N", help="compare the strategies on N GPUs "
-                   "(default: the smallest count on which any fits)")
+    p.add_argument(
+        "--at",
+        type=int,
+        metavar="N",
+        help="compare the strategies on N GPUs (default: the smallest count on which any fits)",
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_min_gpus)
 
-    p = sub.add_parser("max-model", help="largest model that fits on the scenario's cluster, per strategy")
+    p = sub.add_parser(
+        "max-model", help="largest model that fits on the scenario's cluster, per strategy"
+    )
     p.add_argument("scenario")
     _strategies_option(p)
-    p.add_argument("--family", help="search the presets of a family (llama2, gpt3, mpt, ...) instead of "
-                   "bare parameter counts")
+    p.add_argument(
+        "--family",
+        help="search the presets of a family (llama2, gpt3, mpt, ...) instead of "
+        "bare parameter counts",
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_max_model)
 
     p = sub.add_parser("budget", help="compute-optimal model for a compute budget (Chinchilla)")
-    p.add_argument("scenario", nargs="?", help="cluster and training setup to train it on (needed "
-                   "for --gpu-days)")
+    p.add_argument(
+        "scenario",
+        nargs="?",
+        help="cluster and training setup to train it on (needed for --gpu-days)",
+    )
     given = p.add_mutually_exclusive_group(required=True)
     given.add_argument("--gpu-days", type=float, help="GPU-days on the scenario's GPU")
     given.add_argument("--pf-days", type=float, help="PF-days (1e15 FLOP/s x 1 day)")
@@ -63,48 +84,78 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="time and cost to train the scenario's model on some tokens")
     p.add_argument("scenario")
     p.add_argument("--tokens", type=float, help="default: training.tokens, else 20 per parameter")
-    p.add_argument("--gpus", help="GPU counts to compare, e.g. 64,256,1024 (default: the scenario's)")
-    p.add_argument("--price", type=float, help="USD per GPU-hour (default: cluster.price_per_gpu_hour)")
-    p.add_argument("--runs", type=int, metavar="N", help="Monte Carlo runs of the wall-clock days with "
-                   "failures, checkpoints and restarts (default: reliability.runs, 100)")
-    p.add_argument("--seed", type=int, metavar="S", help="their seed (default: reliability.seed, else training.seed)")
+    p.add_argument(
+        "--gpus", help="GPU counts to compare, e.g. 64,256,1024 (default: the scenario's)"
+    )
+    p.add_argument(
+        "--price", type=float, help="USD per GPU-hour (default: cluster.price_per_gpu_hour)"
+    )
+    p.add_argument(
+        "--runs",
+        type=int,
+        metavar="N",
+        help="Monte Carlo runs of the wall-clock days with "
+        "failures, checkpoints and restarts (default: reliability.runs, 100)",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        metavar="S",
+        help="their seed (default: reliability.seed, else training.seed)",
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_train)
 
 
 def _add_parallel(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("parallel", help="the fastest tensor x pipeline x data layout that fits",
-                       description="Searches tp (with sequence parallelism) x pp (1F1B or interleaved) x "
-                                   "micro-batch x data-parallel strategy x recomputation at the scenario's "
-                                   "GPU count and global batch; prunes with the memory model and a cheap "
-                                   "time estimate, simulates the best candidates, ranks them by tokens/s.")
+    p = sub.add_parser(
+        "parallel",
+        help="the fastest tensor x pipeline x data layout that fits",
+        description="Searches tp (with sequence parallelism) x pp (1F1B or interleaved) x "
+        "micro-batch x data-parallel strategy x recomputation at the scenario's "
+        "GPU count and global batch; prunes with the memory model and a cheap "
+        "time estimate, simulates the best candidates, ranks them by tokens/s.",
+    )
     p.add_argument("scenario")
     p.add_argument("--top", type=int, default=5, help="rows to print (default %(default)s)")
-    p.add_argument("--simulate", type=int, default=8, help="candidates simulated on the engine (default %(default)s)")
+    p.add_argument(
+        "--simulate",
+        type=int,
+        default=8,
+        help="candidates simulated on the engine (default %(default)s)",
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_parallel)
 
 
 def _strategies_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--strategies", default=None,
-                   help="comma-separated (default: those of the scenario's framework among "
-                        f"{','.join(planner.STRATEGY_ORDER)})")
+    p.add_argument(
+        "--strategies",
+        default=None,
+        help="comma-separated (default: those of the scenario's framework among "
+        f"{','.join(planner.STRATEGY_ORDER)})",
+    )
 
 
 def _strategies(text: str | None, s: Scenario | None = None) -> tuple[str, ...]:
     offered = FRAMEWORKS[s.training.framework.name] if s is not None else None
     if text is None:
-        return tuple(n for n in planner.STRATEGY_ORDER if offered is None or n in offered.strategies)
+        return tuple(
+            n for n in planner.STRATEGY_ORDER if offered is None or n in offered.strategies
+        )
     out = [get_strategy(name, "--strategies").name for name in text.split(",") if name.strip()]
     if not out:
         raise UserError(Problem("--strategies", "no strategy given", "e.g. ddp,zero3"))
     missing = [n for n in out if offered is not None and n not in offered.strategies]
     if missing:
-        raise UserError(Problem("--strategies", f"framework {offered.name} does not offer {', '.join(missing)}",
-                                f"use some of {', '.join(offered.strategies)}"))
+        raise UserError(
+            Problem(
+                "--strategies",
+                f"framework {offered.name} does not offer {', '.join(missing)}",
+                f"use some of {', '.join(offered.strategies)}",
+            )
+        )
     return tuple(out)
-
-
 
 
 def _positive(value: float | None, option: str) -> None:
@@ -115,8 +166,9 @@ def _positive(value: float | None, option: str) -> None:
 def table(headers: list[str], rows: list[list[str]]) -> str:
     """Columns right-aligned except the first."""
     widths = [max(len(str(c)) for c in col) for col in zip(headers, *rows)]
-    fmt = lambda r: "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w)
-                              for i, (c, w) in enumerate(zip(r, widths)))
+    fmt = lambda r: "  ".join(
+        str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(r, widths))
+    )
     return "\n".join([fmt(headers), "  ".join("-" * w for w in widths), *map(fmt, rows)])
 
 
@@ -133,16 +185,24 @@ def _pct(x: float | None) -> str:
 
 
 def _dump(obj) -> int:
-    print(json.dumps(dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else obj,
-                     indent=2, sort_keys=True, default=float))
+    print(
+        json.dumps(
+            dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else obj,
+            indent=2,
+            sort_keys=True,
+            default=float,
+        )
+    )
     return 0
 
 
 def _header(s: Scenario) -> str:
     t = s.training
-    return (f"# {s.name}: {s.model.name} ({s.model.params / 1e9:.3g}B params) on {s.cluster.gpu.name} "
-            f"({s.cluster.topology_name}, {s.cluster.gpus_per_host} per host); {t.precision.name}, {t.optimizer}, "
-            f"micro-batch {t.micro_batch_size} x seq {t.seq_len}, checkpointing {t.activation_checkpointing}")
+    return (
+        f"# {s.name}: {s.model.name} ({s.model.params / 1e9:.3g}B params) on {s.cluster.gpu.name} "
+        f"({s.cluster.topology_name}, {s.cluster.gpus_per_host} per host); {t.precision.name}, {t.optimizer}, "
+        f"micro-batch {t.micro_batch_size} x seq {t.seq_len}, checkpointing {t.activation_checkpointing}"
+    )
 
 
 def cmd_min_gpus(args: argparse.Namespace) -> int:
@@ -152,27 +212,58 @@ def cmd_min_gpus(args: argparse.Namespace) -> int:
     if args.json:
         return _dump(plan)
     print(_header(s))
-    print(f"GPU counts searched: 1, 2, 4 ... within a host, then whole hosts of {s.cluster.gpus_per_host}, "
-          f"up to {planner.MAX_GPUS:,}")
-    print(table(["strategy", "min GPUs", "mem/GPU", "capacity", "step ms", "tokens/s/GPU", "MFU"],
-                [[r.strategy, r.num_gpus or f"> {planner.MAX_GPUS:,}", _gb(r.mem_total_bytes),
-                  _gb(r.capacity_bytes), _ms(r.step_time_s),
-                  f"{r.tokens_per_s_per_gpu:,.0f}" if r.tokens_per_s_per_gpu else "-", _pct(r.mfu)]
-                 for r in plan.at_minimum]))
+    print(
+        f"GPU counts searched: 1, 2, 4 ... within a host, then whole hosts of {s.cluster.gpus_per_host}, "
+        f"up to {planner.MAX_GPUS:,}"
+    )
+    print(
+        table(
+            ["strategy", "min GPUs", "mem/GPU", "capacity", "step ms", "tokens/s/GPU", "MFU"],
+            [
+                [
+                    r.strategy,
+                    r.num_gpus or f"> {planner.MAX_GPUS:,}",
+                    _gb(r.mem_total_bytes),
+                    _gb(r.capacity_bytes),
+                    _ms(r.step_time_s),
+                    f"{r.tokens_per_s_per_gpu:,.0f}" if r.tokens_per_s_per_gpu else "-",
+                    _pct(r.mfu),
+                ]
+                for r in plan.at_minimum
+            ],
+        )
+    )
     for strategy, found in plan.minimum.items():
         if found.invalid_note:
-            print(f"  {strategy}: smaller counts are not valid for this scenario ({found.invalid_note})")
+            print(
+                f"  {strategy}: smaller counts are not valid for this scenario ({found.invalid_note})"
+            )
     if plan.compare_at is None:
-        print("\nNo strategy fits at any size as configured; changes checked with the same memory model:")
+        print(
+            "\nNo strategy fits at any size as configured; changes checked with the same memory model:"
+        )
         for hint in fit_suggestions(planner.with_strategy(s, most_sharded(s))):
             print(f"  - {hint}")
         return 0
     why = "given with --at" if args.at else "the smallest count on which any strategy fits"
     print(f"\nAll strategies on {plan.compare_at} GPUs ({why}); each step simulated:")
-    print(table(["strategy", "fits", "mem/GPU", "step ms", "exposed comm ms", "tokens/s/GPU", "MFU"],
-                [[r.strategy, "yes" if r.fits else "OOM", _gb(r.mem_total_bytes), _ms(r.step_time_s),
-                  _ms(r.exposed_comm_s), f"{r.tokens_per_s_per_gpu:,.0f}" if r.tokens_per_s_per_gpu else "-",
-                  _pct(r.mfu)] for r in plan.compared]))
+    print(
+        table(
+            ["strategy", "fits", "mem/GPU", "step ms", "exposed comm ms", "tokens/s/GPU", "MFU"],
+            [
+                [
+                    r.strategy,
+                    "yes" if r.fits else "OOM",
+                    _gb(r.mem_total_bytes),
+                    _ms(r.step_time_s),
+                    _ms(r.exposed_comm_s),
+                    f"{r.tokens_per_s_per_gpu:,.0f}" if r.tokens_per_s_per_gpu else "-",
+                    _pct(r.mfu),
+                ]
+                for r in plan.compared
+            ],
+        )
+    )
     if plan.fastest:
         print(f"fastest that fits on {plan.compare_at} GPUs: {plan.fastest}")
     else:
@@ -188,17 +279,33 @@ def cmd_max_model(args: argparse.Namespace) -> int:
         return _dump([dataclasses.asdict(r) for r in rows])
     print(_header(s))
     print(f"cluster: {s.cluster.num_gpus} GPUs, {_gb(s.cluster.gpu.memory_bytes)} each")
-    print(table(["strategy", "largest model that fits", "params", "mem/GPU", "capacity"],
-                [[r.strategy, r.model, f"{r.params:,}" if r.params else "-", _gb(r.mem_total_bytes),
-                  _gb(r.capacity_bytes)] for r in rows]))
+    print(
+        table(
+            ["strategy", "largest model that fits", "params", "mem/GPU", "capacity"],
+            [
+                [
+                    r.strategy,
+                    r.model,
+                    f"{r.params:,}" if r.params else "-",
+                    _gb(r.mem_total_bytes),
+                    _gb(r.capacity_bytes),
+                ]
+                for r in rows
+            ],
+        )
+    )
     if args.family:
-        print(f"searched the presets named {args.family}*: "
-              + ", ".join(planner.family_presets(args.family)))
+        print(
+            f"searched the presets named {args.family}*: "
+            + ", ".join(planner.family_presets(args.family))
+        )
     else:
-        print("searched bare parameter counts (1M .. 100T) by bisection on log(params) to 0.1%; a bare "
-              "count gets a GPT-3-like shape (d_model / n_layers ~ 128, P ~ 12 L h^2) with the scenario's "
-              "training setup; embeddings and logits are not in the activations, so a real "
-              "architecture of that size (large vocabulary) may need a little more")
+        print(
+            "searched bare parameter counts (1M .. 100T) by bisection on log(params) to 0.1%; a bare "
+            "count gets a GPT-3-like shape (d_model / n_layers ~ 128, P ~ 12 L h^2) with the scenario's "
+            "training setup; embeddings and logits are not in the activations, so a real "
+            "architecture of that size (large vocabulary) may need a little more"
+        )
     print(MEMORY_NOTE)
     return 0
 
@@ -211,29 +318,61 @@ def cmd_budget(args: argparse.Namespace) -> int:
     plan = planner.budget_plan(flops, args.gpu_days, s, args.mfu, _strategies(args.strategies, s))
     if args.json:
         return _dump(plan)
-    print(f"budget: C = {plan.flops:.4g} FLOPs = {scaling.pf_days(plan.flops):,.4g} PF-days ({plan.source})")
+    print(
+        f"budget: C = {plan.flops:.4g} FLOPs = {scaling.pf_days(plan.flops):,.4g} PF-days ({plan.source})"
+    )
     if args.gpu_days:
-        how = "given with --mfu" if args.mfu else (f"simulated for the optimal model on this cluster, "
-                                                   f"fixed point after {plan.iterations} iteration(s)")
-        print(f"  C = GPU-days x 86400 s x {planner.peak_flops(s) / 1e12:g} TFLOP/s peak x MFU ({how})")
-    print(f"compute-optimal (Chinchilla, Hoffmann et al. 2022 Table 3: ~{TOKENS_PER_PARAM} tokens per "
-          f"parameter, C = 6 N D):\n  N = sqrt(C / 120) = {plan.params / 1e9:.3g}B params, "
-          f"D = 20 N = {plan.tokens / 1e9:,.4g}B tokens")
+        how = (
+            "given with --mfu"
+            if args.mfu
+            else (
+                f"simulated for the optimal model on this cluster, "
+                f"fixed point after {plan.iterations} iteration(s)"
+            )
+        )
+        print(
+            f"  C = GPU-days x 86400 s x {planner.peak_flops(s) / 1e12:g} TFLOP/s peak x MFU ({how})"
+        )
+    print(
+        f"compute-optimal (Chinchilla, Hoffmann et al. 2022 Table 3: ~{TOKENS_PER_PARAM} tokens per "
+        f"parameter, C = 6 N D):\n  N = sqrt(C / 120) = {plan.params / 1e9:.3g}B params, "
+        f"D = 20 N = {plan.tokens / 1e9:,.4g}B tokens"
+    )
     fit = scaling.CHINCHILLA_FIT
-    print(f"\npredicted loss at fixed C: L(N, D) = {fit.E} + {fit.A} / N^{fit.alpha} + {fit.B} / D^{fit.beta} "
-          f"({fit.source}):")
-    print(table(["params", "tokens", "tokens/param", "loss", ""],
-                [[f"{r.params / 1e9:.3g}B", f"{r.tokens / 1e9:,.4g}B", f"{r.tokens_per_param:,.1f}",
-                  f"{r.loss:.4f}", r.label] for r in plan.loss_rows]))
-    print("  the fit's own optimum uses fewer params and more tokens than the 20:1 rule (Approach 3 "
-          "exponent a = 0.46 vs 0.50); the loss differs by < 1% near either")
+    print(
+        f"\npredicted loss at fixed C: L(N, D) = {fit.E} + {fit.A} / N^{fit.alpha} + {fit.B} / D^{fit.beta} "
+        f"({fit.source}):"
+    )
+    print(
+        table(
+            ["params", "tokens", "tokens/param", "loss", ""],
+            [
+                [
+                    f"{r.params / 1e9:.3g}B",
+                    f"{r.tokens / 1e9:,.4g}B",
+                    f"{r.tokens_per_param:,.1f}",
+                    f"{r.loss:.4f}",
+                    r.label,
+                ]
+                for r in plan.loss_rows
+            ],
+        )
+    )
+    print(
+        "  the fit's own optimum uses fewer params and more tokens than the 20:1 rule (Approach 3 "
+        "exponent a = 0.46 vs 0.50); the loss differs by < 1% near either"
+    )
     if plan.train:
-        print(f"\ntraining the {plan.params / 1e9:.3g}B model on {plan.tokens / 1e9:,.4g}B tokens on "
-              f"{s.cluster.num_gpus} x {s.cluster.gpu.name} ({s.training.precision.name}, micro-batch "
-              f"{s.training.micro_batch_size}, checkpointing {s.training.activation_checkpointing}):")
+        print(
+            f"\ntraining the {plan.params / 1e9:.3g}B model on {plan.tokens / 1e9:,.4g}B tokens on "
+            f"{s.cluster.num_gpus} x {s.cluster.gpu.name} ({s.training.precision.name}, micro-batch "
+            f"{s.training.micro_batch_size}, checkpointing {s.training.activation_checkpointing}):"
+        )
         _train_table(plan.train, by="strategy")
-        print("  days use the simulator's model FLOPs (6N + 12 L h s per token, attention included), "
-              "so they exceed C / (GPUs x peak x MFU) by the attention share")
+        print(
+            "  days use the simulator's model FLOPs (6N + 12 L h s per token, attention included), "
+            "so they exceed C / (GPUs x peak x MFU) by the attention share"
+        )
     return 0
 
 
@@ -242,15 +381,46 @@ def _days(d: float | None) -> str:
 
 
 def _train_table(rows: list[planner.TrainRow], by: str) -> None:
-    print(table([by, "fits", "mem/GPU", "step ms", "MFU", "tokens/s", "days", "wall p50", "wall p90", "ETTR",
-                 "GPU-hours", "cost USD"],
-                [[str(getattr(r, by)), "yes" if r.fits else "OOM", _gb(r.mem_total_bytes), _ms(r.step_time_s),
-                  _pct(r.mfu), f"{r.tokens_per_s:,.0f}", f"{r.days:,.1f}", _days(r.wall_days_p50),
-                  _days(r.wall_days_p90), _pct(r.effective_training_time_ratio), f"{r.gpu_hours:,.0f}",
-                  f"{r.cost_usd:,.0f}" if r.cost_usd is not None else "-"] for r in rows]))
+    print(
+        table(
+            [
+                by,
+                "fits",
+                "mem/GPU",
+                "step ms",
+                "MFU",
+                "tokens/s",
+                "days",
+                "wall p50",
+                "wall p90",
+                "ETTR",
+                "GPU-hours",
+                "cost USD",
+            ],
+            [
+                [
+                    str(getattr(r, by)),
+                    "yes" if r.fits else "OOM",
+                    _gb(r.mem_total_bytes),
+                    _ms(r.step_time_s),
+                    _pct(r.mfu),
+                    f"{r.tokens_per_s:,.0f}",
+                    f"{r.days:,.1f}",
+                    _days(r.wall_days_p50),
+                    _days(r.wall_days_p90),
+                    _pct(r.effective_training_time_ratio),
+                    f"{r.gpu_hours:,.0f}",
+                    f"{r.cost_usd:,.0f}" if r.cost_usd is not None else "-",
+                ]
+                for r in rows
+            ],
+        )
+    )
     if any(r.wall_days_p50 is not None for r in rows):
-        print(f"  days: failure-free step time x steps; wall p50/p90: wall-clock days with failures, checkpoints "
-              f"and restarts ({GOODPUT_NOTE}); ETTR: effective training time ratio (useful / elapsed)")
+        print(
+            f"  days: failure-free step time x steps; wall p50/p90: wall-clock days with failures, checkpoints "
+            f"and restarts ({GOODPUT_NOTE}); ETTR: effective training time ratio (useful / elapsed)"
+        )
 
 
 def _gpu_counts(text: str | None) -> tuple[int, ...]:
@@ -259,8 +429,11 @@ def _gpu_counts(text: str | None) -> tuple[int, ...]:
     try:
         counts = tuple(int(t) for t in text.split(",") if t.strip())
     except ValueError:
-        raise UserError(Problem("--gpus", f"expected comma-separated integers, got {text!r}",
-                                    "e.g. 64,256,1024")) from None
+        raise UserError(
+            Problem(
+                "--gpus", f"expected comma-separated integers, got {text!r}", "e.g. 64,256,1024"
+            )
+        ) from None
     if not counts or min(counts) < 1:
         raise UserError(Problem("--gpus", "GPU counts must be >= 1", "e.g. 64,256,1024"))
     return counts
@@ -271,24 +444,58 @@ def cmd_parallel(args: argparse.Namespace) -> int:
 
     for option in ("top", "simulate"):
         if getattr(args, option) < 1:
-            raise UserError(Problem(f"--{option}", f"expected a positive count, got {getattr(args, option)}"))
+            raise UserError(
+                Problem(f"--{option}", f"expected a positive count, got {getattr(args, option)}")
+            )
     s = load_scenario(args.scenario)
     plan = parallel_plan(s, top=args.top, simulate=args.simulate)
     if args.json:
         return _dump(plan)
     print(_header(s))
-    print(f"{s.num_gpus} GPUs, global batch {s.global_batch_size} sequences; {plan.layouts} layouts, "
-          f"{plan.fitting} fit ({plan.memory_checks} memory checks), best {min(args.simulate, plan.fitting)} by "
-          f"estimate simulated, in {plan.elapsed_s:.1f} s")
+    print(
+        f"{s.num_gpus} GPUs, global batch {s.global_batch_size} sequences; {plan.layouts} layouts, "
+        f"{plan.fitting} fit ({plan.memory_checks} memory checks), best {min(args.simulate, plan.fitting)} by "
+        f"estimate simulated, in {plan.elapsed_s:.1f} s"
+    )
     if not plan.rows:
         print("no layout fits: see `clustersim run` for what would make the scenario fit")
         return 0
-    print(table(["#", "layout", "strategy", "recompute", "dp", "micro-batches", "mem/GPU", "step ms",
-                 "tokens/s", "MFU", "exposed comm ms"],
-                [[str(i + 1), r.layout, r.strategy, r.checkpointing, str(r.dp), str(r.microbatches),
-                  _gb(r.mem_bytes), _ms(r.step_time_s), f"{r.tokens_per_s:,.0f}", _pct(r.mfu), _ms(r.exposed_comm_s)]
-                 for i, r in enumerate(plan.rows)]))
-    print("memory: the worst pipeline stage, analytic; the layout's training.parallelism is in --json")
+    print(
+        table(
+            [
+                "#",
+                "layout",
+                "strategy",
+                "recompute",
+                "dp",
+                "micro-batches",
+                "mem/GPU",
+                "step ms",
+                "tokens/s",
+                "MFU",
+                "exposed comm ms",
+            ],
+            [
+                [
+                    str(i + 1),
+                    r.layout,
+                    r.strategy,
+                    r.checkpointing,
+                    str(r.dp),
+                    str(r.microbatches),
+                    _gb(r.mem_bytes),
+                    _ms(r.step_time_s),
+                    f"{r.tokens_per_s:,.0f}",
+                    _pct(r.mfu),
+                    _ms(r.exposed_comm_s),
+                ]
+                for i, r in enumerate(plan.rows)
+            ],
+        )
+    )
+    print(
+        "memory: the worst pipeline stage, analytic; the layout's training.parallelism is in --json"
+    )
     return 0
 
 
@@ -300,17 +507,23 @@ def cmd_train(args: argparse.Namespace) -> int:
     s = load_scenario(args.scenario)
     if args.price is not None:
         s = derive(s, {"cluster.price_per_gpu_hour": args.price})
-    plan = planner.train_plan(s, args.tokens, _gpu_counts(args.gpus), args.runs, args.seed, os.cpu_count() or 1)
+    plan = planner.train_plan(
+        s, args.tokens, _gpu_counts(args.gpus), args.runs, args.seed, os.cpu_count() or 1
+    )
     if args.json:
         return _dump(plan)
     print(_header(s))
     kind = s.model.kind
     k = scaling.flops_per_param_per_token(kind)
     print(f"training on {plan.tokens:.4g} tokens ({plan.tokens / plan.params:.1f} per parameter):")
-    print(f"  C = {k} N D = {plan.flops_6nd:.4g} FLOPs = {scaling.pf_days(plan.flops_6nd):,.1f} PF-days "
-          f"(GPT-3 Table D.1 convention{', encoder-decoder: 3ND' if k == 3 else ''})")
-    print(f"  the simulator's model FLOPs (attention included) = {plan.model_flops:.4g} = "
-          f"{scaling.pf_days(plan.model_flops):,.1f} PF-days (what the days below are based on)")
+    print(
+        f"  C = {k} N D = {plan.flops_6nd:.4g} FLOPs = {scaling.pf_days(plan.flops_6nd):,.1f} PF-days "
+        f"(GPT-3 Table D.1 convention{', encoder-decoder: 3ND' if k == 3 else ''})"
+    )
+    print(
+        f"  the simulator's model FLOPs (attention included) = {plan.model_flops:.4g} = "
+        f"{scaling.pf_days(plan.model_flops):,.1f} PF-days (what the days below are based on)"
+    )
     _train_table(plan.rows, by="num_gpus")
     if s.cluster.price_per_gpu_hour is None:
         print("  cost: give cluster.price_per_gpu_hour in the scenario or --price USD")

@@ -9,19 +9,29 @@ from simulator.core.errors import Problem, UserError
 
 def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "plot", help="figures from sweep results (CSV) or a step's trace",
+        "plot",
+        help="figures from sweep results (CSV) or a step's trace",
         description="From a `clustersim sweep` CSV: step time split into compute and exposed "
-                    "communication vs GPU count per strategy, per-GPU memory by component with the "
-                    "capacity line and OOM marked (bars beyond 1.6x the capacity cut, their total "
-                    "written above), MFU vs scale. With --trace (from `clustersim run --trace`): the "
-                    "memory timeline of one step per rank class, with each class's peak, over the "
-                    "streams' activity. A strategy, and a stream, has one colour in every figure.")
+        "communication vs GPU count per strategy, per-GPU memory by component with the "
+        "capacity line and OOM marked (bars beyond 1.6x the capacity cut, their total "
+        "written above), MFU vs scale. With --trace (from `clustersim run --trace`): the "
+        "memory timeline of one step per rank class, with each class's peak, over the "
+        "streams' activity. A strategy, and a stream, has one colour in every figure.",
+    )
     p.add_argument("results", nargs="?", help="sweep results CSV")
-    p.add_argument("--trace", metavar="FILE", help="Chrome trace JSON from `clustersim run --trace`")
-    p.add_argument("--goodput", metavar="FILE", help="goodput figures: from a report JSON (`clustersim run "
-                   "--json-out`), the completion-time distribution and the time lost by cause; from a sweep CSV, "
-                   "the effective training time and wall-clock days against what the sweep varies")
-    p.add_argument("--out", default="plots", metavar="DIR", help="output directory (default: %(default)s)")
+    p.add_argument(
+        "--trace", metavar="FILE", help="Chrome trace JSON from `clustersim run --trace`"
+    )
+    p.add_argument(
+        "--goodput",
+        metavar="FILE",
+        help="goodput figures: from a report JSON (`clustersim run "
+        "--json-out`), the completion-time distribution and the time lost by cause; from a sweep CSV, "
+        "the effective training time and wall-clock days against what the sweep varies",
+    )
+    p.add_argument(
+        "--out", default="plots", metavar="DIR", help="output directory (default: %(default)s)"
+    )
     p.add_argument("--format", default="png", choices=["png", "svg"])
     p.set_defaults(func=cmd_plot)
 
@@ -32,7 +42,11 @@ def cmd_plot(args: argparse.Namespace) -> int:
     from simulator.report import plots
 
     if not args.results and not args.trace and not args.goodput:
-        raise UserError(Problem("plot", "nothing to plot", "give a results CSV, --trace FILE and/or --goodput FILE"))
+        raise UserError(
+            Problem(
+                "plot", "nothing to plot", "give a results CSV, --trace FILE and/or --goodput FILE"
+            )
+        )
     check_output_dir("--out", args.out)
     plots.matplotlib_module()
     written = []

@@ -11,40 +11,75 @@ import threading
 import time
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT
-EXIT_TERMINATED = 143   # 128 + SIGTERM
+EXIT_TERMINATED = 143  # 128 + SIGTERM
 
 
 def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "sweep", help="run a scenario over a grid (or zip) of field values; one result row per point",
+        "sweep",
+        help="run a scenario over a grid (or zip) of field values; one result row per point",
         description="Runs every point of a sweep file (a base scenario and axes over dotted field "
-                    "paths) and writes one row per point to --out (.csv, .jsonl or .parquet, by "
-                    "extension). Rows are appended as points finish; rerunning the same command "
-                    "resumes, computing only the missing points, and gives the same file as an "
-                    "uninterrupted run. A file that is not this sweep's results is never overwritten. "
-                    "Exit status: 0; 1 if a point ended with status error (a simulator failure "
-                    "or a timeout); 2 for a bad sweep file or a refused --out; 130 when interrupted "
-                    "(Ctrl-C), 143 when terminated (SIGTERM); finished rows are kept either way.")
+        "paths) and writes one row per point to --out (.csv, .jsonl or .parquet, by "
+        "extension). Rows are appended as points finish; rerunning the same command "
+        "resumes, computing only the missing points, and gives the same file as an "
+        "uninterrupted run. A file that is not this sweep's results is never overwritten. "
+        "Exit status: 0; 1 if a point ended with status error (a simulator failure "
+        "or a timeout); 2 for a bad sweep file or a refused --out; 130 when interrupted "
+        "(Ctrl-C), 143 when terminated (SIGTERM); finished rows are kept either way.",
+    )
     p.add_argument("sweep", metavar="FILE", help="sweep YAML (base, mode, axes)")
-    p.add_argument("--out", metavar="FILE", help="results file: .csv, .jsonl or .parquet (needs pyarrow)")
-    p.add_argument("--jobs", "-j", type=int, default=None, metavar="N",
-                   help=f"worker processes (default: the CPU count, {os.cpu_count()})")
-    p.add_argument("--dask", metavar="ADDRESS",
-                   help="run on a Dask cluster: tcp://HOST:PORT of a scheduler, or 'local' for a "
-                        "LocalCluster of --jobs workers (needs dask[distributed])")
-    p.add_argument("--network", choices=["fluid", "analytic"], default="fluid",
-                   help="network model, as in `clustersim run` (default: %(default)s)")
-    p.add_argument("--timeout", type=float, default=600.0, metavar="SECONDS",
-                   help="wall-clock limit per point, recorded as status error (default: %(default)g; "
-                        "0: none; not enforced on Dask workers)")
-    p.add_argument("--force", action="store_true",
-                   help="replace --out even if it holds another sweep's results or is not a results file")
-    p.add_argument("--retry-errors", action="store_true", help="recompute points whose status is error")
-    p.add_argument("--dry-run", action="store_true", help="validate and list the points without running them")
+    p.add_argument(
+        "--out", metavar="FILE", help="results file: .csv, .jsonl or .parquet (needs pyarrow)"
+    )
+    p.add_argument(
+        "--jobs",
+        "-j",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"worker processes (default: the CPU count, {os.cpu_count()})",
+    )
+    p.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        help="run on a Dask cluster: tcp://HOST:PORT of a scheduler, or 'local' for a "
+        "LocalCluster of --jobs workers (needs dask[distributed])",
+    )
+    p.add_argument(
+        "--network",
+        choices=["fluid", "analytic"],
+        default="fluid",
+        help="network model, as in `clustersim run` (default: %(default)s)",
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=600.0,
+        metavar="SECONDS",
+        help="wall-clock limit per point, recorded as status error (default: %(default)g; "
+        "0: none; not enforced on Dask workers)",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace --out even if it holds another sweep's results or is not a results file",
+    )
+    p.add_argument(
+        "--retry-errors", action="store_true", help="recompute points whose status is error"
+    )
+    p.add_argument(
+        "--dry-run", action="store_true", help="validate and list the points without running them"
+    )
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no summary")
-    p.add_argument("--plot", nargs="?", const="", default=None, metavar="DIR",
-                   help="also draw the figures of `clustersim plot` (CSV results only) into DIR "
-                        "(default: RESULTS-plots beside the results file)")
+    p.add_argument(
+        "--plot",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="DIR",
+        help="also draw the figures of `clustersim plot` (CSV results only) into DIR "
+        "(default: RESULTS-plots beside the results file)",
+    )
     p.set_defaults(func=cmd_sweep)
 
 
@@ -59,28 +94,45 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if not args.out:
         raise UserError(Problem("--out", "required", "e.g. --out results.csv"))
     if args.jobs is not None and args.jobs < 1:
-        raise UserError(Problem("--jobs", f"expected a positive number of workers, got {args.jobs}"))
+        raise UserError(
+            Problem("--jobs", f"expected a positive number of workers, got {args.jobs}")
+        )
     if args.plot is not None and not args.out.lower().endswith(".csv"):
-        raise UserError(Problem("--plot", "figures are drawn from CSV results", "use --out results.csv"))
+        raise UserError(
+            Problem("--plot", "figures are drawn from CSV results", "use --out results.csv")
+        )
     plot_dir = _check_outputs(args)
     bar = ProgressBar(enabled=not args.quiet and sys.stderr.isatty())
     start = time.perf_counter()
     try:
         with _sigterm_as_interrupt():
-            summary = run_sweep(sweep, args.out, jobs=args.jobs, dask=args.dask, backend=args.network,
-                                timeout_s=args.timeout, force=args.force,
-                                retry_errors=args.retry_errors, on_progress=bar.update)
+            summary = run_sweep(
+                sweep,
+                args.out,
+                jobs=args.jobs,
+                dask=args.dask,
+                backend=args.network,
+                timeout_s=args.timeout,
+                force=args.force,
+                retry_errors=args.retry_errors,
+                on_progress=bar.update,
+            )
     except KeyboardInterrupt as exc:
         bar.close()
-        print(f"interrupted: finished rows are kept in {args.out}; run the same command again to resume",
-              file=sys.stderr)
+        print(
+            f"interrupted: finished rows are kept in {args.out}; run the same command again to resume",
+            file=sys.stderr,
+        )
         return EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
     bar.close()
     if not args.quiet:
         counts = ", ".join(f"{n} {s}" for s, n in summary.status_counts.items())
         resumed = f", {summary.resumed} read back from a previous run" if summary.resumed else ""
-        print(f"{summary.total} points ({counts}{resumed}) -> {summary.path} "
-              f"in {time.perf_counter() - start:.1f} s", file=sys.stderr)
+        print(
+            f"{summary.total} points ({counts}{resumed}) -> {summary.path} "
+            f"in {time.perf_counter() - start:.1f} s",
+            file=sys.stderr,
+        )
     if plot_dir is not None:
         from simulator.core.outputs import writing
         from simulator.report.plots import plot_results
@@ -166,8 +218,10 @@ class ProgressBar:
         elapsed = now - self.start
         rate = (done - self.first) / elapsed if elapsed > 0 else 0.0
         eta = f"ETA {(total - done) / rate:5.0f} s" if rate > 0 and done < total else ""
-        sys.stderr.write(f"\r[{'#' * filled}{'.' * (self.WIDTH - filled)}] {done}/{total} points "
-                         f"{elapsed:5.0f} s {eta}   ")
+        sys.stderr.write(
+            f"\r[{'#' * filled}{'.' * (self.WIDTH - filled)}] {done}/{total} points "
+            f"{elapsed:5.0f} s {eta}   "
+        )
         sys.stderr.flush()
         self.drawn = True
 

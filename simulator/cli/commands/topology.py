@@ -52,8 +52,11 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
     show.add_argument(
         "--picture", metavar="PATH", help="write a drawing (.png or .svg) of a small topology"
     )
-    show.add_argument("--vertices", action="store_true",
-                      help="also list every vertex and link by name (what cluster.degraded_links refer to)")
+    show.add_argument(
+        "--vertices",
+        action="store_true",
+        help="also list every vertex and link by name (what cluster.degraded_links refer to)",
+    )
     show.add_argument("--json", action="store_true", help="print the summary as JSON")
     show.set_defaults(func=cmd_topology_show)
 
@@ -62,7 +65,9 @@ def cmd_topology_list(args: argparse.Namespace) -> int:
     for name in topology_names():
         info = topology_info(topology_path(name))
         blurb = info.description.split(":")[0].split(".")[0][:60]
-        print(f"{name:28s} {info.num_gpus:6d} GPUs  {info.num_hosts:5d} hosts  {info.gpu:16s} {blurb}")
+        print(
+            f"{name:28s} {info.num_gpus:6d} GPUs  {info.num_hosts:5d} hosts  {info.gpu:16s} {blurb}"
+        )
     return 0
 
 
@@ -73,8 +78,12 @@ def load_for_cli(name: str, num_hosts: int | None) -> Topology:
     except UserError as exc:
         if num_hosts is None:
             raise
-        problems = [Problem("--num-hosts", p.message, p.hint) if p.path == "num_hosts" and not p.source
-                    and not exc.source else p for p in exc.problems]
+        problems = [
+            Problem("--num-hosts", p.message, p.hint)
+            if p.path == "num_hosts" and not p.source and not exc.source
+            else p
+            for p in exc.problems
+        ]
         raise UserError(problems, exc.source) from None
 
 
@@ -110,8 +119,14 @@ def format_summary(info: dict) -> list[str]:
         lo, hi = fmt_bandwidth(row["min_bw_bytes_per_s"]), fmt_bandwidth(row["max_bw_bytes_per_s"])
         lines.append(f"  {kind:9s} {row['edges']:7d}   {lo if lo == hi else lo + ' .. ' + hi}")
     lines.append("bisection  " + ("n/a" if bis is None else f"{fmt_bandwidth(bis)} per GPU"))
-    reduce = [name for name, on in (("NVLink SHARP (NVLS)", info.get("nvls")), ("IB SHARP (CollNet)", info.get("sharp")))
-              if on]
+    reduce = [
+        name
+        for name, on in (
+            ("NVLink SHARP (NVLS)", info.get("nvls")),
+            ("IB SHARP (CollNet)", info.get("sharp")),
+        )
+        if on
+    ]
     lines.append("in-network " + (", ".join(reduce) if reduce else "none"))
     lines.append(f"source     {info['source']}")
     if "vertex_names" in info:
@@ -123,8 +138,13 @@ def format_summary(info: dict) -> list[str]:
 def _check_picture(topo: Topology, path: str) -> None:
     n = topo.graph.number_of_nodes()
     if n > MAX_DRAWN_VERTICES:
-        raise UserError(Problem("--picture", f"{topo.name} has {n} vertices; pictures are drawn up to "
-                                f"{MAX_DRAWN_VERTICES}", "use a smaller --num-hosts"))
+        raise UserError(
+            Problem(
+                "--picture",
+                f"{topo.name} has {n} vertices; pictures are drawn up to {MAX_DRAWN_VERTICES}",
+                "use a smaller --num-hosts",
+            )
+        )
     if not str(path).lower().endswith((".png", ".svg")):
         raise UserError(Problem("--picture", f"{path!r}: expected a .png or .svg file name"))
 
@@ -139,8 +159,13 @@ def draw_topology(topo: Topology, path: str) -> None:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise UserError(Problem("--picture", "matplotlib is not installed",
-                                "install it with: pip install matplotlib")) from None
+        raise UserError(
+            Problem(
+                "--picture",
+                "matplotlib is not installed",
+                "install it with: pip install matplotlib",
+            )
+        ) from None
     import networkx as nx
 
     g = topo.graph.to_undirected(as_view=False)
@@ -184,5 +209,3 @@ def _layered_layout(topo: Topology) -> dict:
         for i, v in enumerate(members):
             pos[v] = ((i + 0.5) / len(members), float(layer))
     return pos
-
-

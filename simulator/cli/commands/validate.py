@@ -24,7 +24,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
             failed += 1
             print(exc.render(), file=sys.stderr)
             continue
-        print(f"{name}: ok ({s.name}: {s.model.name}, {s.strategy}, {s.cluster.num_gpus} x {s.cluster.gpu.name})")
+        print(
+            f"{name}: ok ({s.name}: {s.model.name}, {s.strategy}, {s.cluster.num_gpus} x {s.cluster.gpu.name})"
+        )
         for warning in s.warnings:
             print(f"{name}: warning: {warning}")
     return 2 if failed else 0

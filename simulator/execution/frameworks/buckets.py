@@ -30,18 +30,20 @@ from simulator.execution.strategies.common import (
 
 @dataclass(frozen=True, kw_only=True)
 class BucketPlan:
-    op: str                      # all_reduce | reduce_scatter
-    cap_elements: int | None     # None: one bucket for everything
+    op: str  # all_reduce | reduce_scatter
+    cap_elements: int | None  # None: one bucket for everything
     flush_before_overflow: bool  # DeepSpeed's rule; else Megatron's (close once reached)
-    elem_bytes: int              # bytes per gradient element on the wire
-    pad_to: int = 1              # bucket elements rounded up to a multiple of this
-    pad_each: int = 1            # each tensor's elements rounded up to a multiple of this
+    elem_bytes: int  # bytes per gradient element on the wire
+    pad_to: int = 1  # bucket elements rounded up to a multiple of this
+    pad_each: int = 1  # each tensor's elements rounded up to a multiple of this
     every_micro_batch: bool = False
-    during_backward: bool = True     # issue as buckets fill (else after the last backward)
-    stream: str = "comm"             # comm: overlapped; compute: backward waits for it
+    during_backward: bool = True  # issue as buckets fill (else after the last backward)
+    stream: str = "comm"  # comm: overlapped; compute: backward waits for it
     sharded_optimizer: bool = True
-    gather_buckets: bool = False     # all-gather the weights bucket by bucket (else one flat all-gather)
-    gather_pad_to: int = 1           # the flat weight buffer rounded up to a multiple of this
+    gather_buckets: bool = (
+        False  # all-gather the weights bucket by bucket (else one flat all-gather)
+    )
+    gather_pad_to: int = 1  # the flat weight buffer rounded up to a multiple of this
     gather_before_forward: bool = False  # Megatron overlap_param_gather: during the next forward
     step_transient_bytes_per_param: int = 0  # held during the optimizer step, per local parameter
 
@@ -49,19 +51,37 @@ class BucketPlan:
 class Buckets:
     """Fills buckets in readiness order and issues one collective per full bucket."""
 
-    def __init__(self, b: ScheduleBuilder, group, plan: BucketPlan, out: list[int], tag: str, wait_for=()):
-        self.b, self.group, self.plan, self.out, self.tag, self.wait_for = b, group, plan, out, tag, wait_for
+    def __init__(
+        self, b: ScheduleBuilder, group, plan: BucketPlan, out: list[int], tag: str, wait_for=()
+    ):
+        self.b, self.group, self.plan, self.out, self.tag, self.wait_for = (
+            b,
+            group,
+            plan,
+            out,
+            tag,
+            wait_for,
+        )
         self.fill, self.wire, self.ready, self.sizes = 0, 0, None, []
 
     def add(self, numels: list[int], task: int) -> None:
         plan = self.plan
         for numel in numels:
-            if plan.cap_elements and plan.flush_before_overflow and self.fill and self.fill + numel > plan.cap_elements:
+            if (
+                plan.cap_elements
+                and plan.flush_before_overflow
+                and self.fill
+                and self.fill + numel > plan.cap_elements
+            ):
                 self.flush(task)
             self.fill += numel
             self.wire += padded(numel, plan.pad_each)
             self.ready = task
-            if plan.cap_elements and not plan.flush_before_overflow and self.fill >= plan.cap_elements:
+            if (
+                plan.cap_elements
+                and not plan.flush_before_overflow
+                and self.fill >= plan.cap_elements
+            ):
                 self.flush(task)
 
     def flush(self, task: int | None = None) -> None:
@@ -72,9 +92,17 @@ class Buckets:
         self.sizes.append(size)
         if self.group.size > 1:
             deps = (task if task is not None else self.ready, *self.wait_for)
-            self.out.append(self.b.add(f"{self.tag} {plan.op} bucket {len(self.sizes) - 1}", plan.stream, "comm",
-                                       deps=deps, collective=Collective(op=plan.op, group=self.group,
-                                                                        size_bytes=size * plan.elem_bytes)))
+            self.out.append(
+                self.b.add(
+                    f"{self.tag} {plan.op} bucket {len(self.sizes) - 1}",
+                    plan.stream,
+                    "comm",
+                    deps=deps,
+                    collective=Collective(
+                        op=plan.op, group=self.group, size_bytes=size * plan.elem_bytes
+                    ),
+                )
+            )
         self.fill = self.wire = 0
 
 
@@ -88,7 +116,9 @@ class GradBucketSession:
         self.modules = stage_modules(ctx.scenario, ctx.stage)
         self.last = last_backward(list(ctx.order))
         self.index, self.buckets, self.comm_ids = -1, None, []
-        self.gathers: dict[str, list[int]] = {}   # overlap_param_gather: unit -> its weight all-gathers
+        self.gathers: dict[
+            str, list[int]
+        ] = {}  # overlap_param_gather: unit -> its weight all-gathers
 
     def _reducing(self, p: Pass) -> bool:
         return self.plan.every_micro_batch or self.index == self.last[p.chunk]
@@ -98,7 +128,9 @@ class GradBucketSession:
         if self.index == 0 and self.plan.gather_before_forward:
             self._gather_all(deps=())
         if not p.forward and self.plan.during_backward and self._reducing(p):
-            self.buckets = Buckets(self.b, self.group, self.plan, self.comm_ids, f"mb{p.micro_batch}")
+            self.buckets = Buckets(
+                self.b, self.group, self.plan, self.comm_ids, f"mb{p.micro_batch}"
+            )
         return ()
 
     def before_fwd(self, p: Pass, i: int, unit: UnitWork) -> tuple:
@@ -144,7 +176,12 @@ class GradBucketSession:
         local = shard_of(params, n) if self.plan.sharded_optimizer else params
         opt = optimizer_step(self.b, self.ctx, local, deps=(last, *self.comm_ids))
         extra = self.plan.step_transient_bytes_per_param * local
-        if extra and n > 1 and self.plan.sharded_optimizer and not self.ctx.scenario.training.offload.optimizer:
+        if (
+            extra
+            and n > 1
+            and self.plan.sharded_optimizer
+            and not self.ctx.scenario.training.offload.optimizer
+        ):
             self.b.adjust(opt, alloc=extra, free=extra)
         if self.plan.sharded_optimizer and n > 1 and not self.plan.gather_before_forward:
             self._gather_all(deps=(opt,))
@@ -156,12 +193,22 @@ class GradBucketSession:
             return
         if not self.plan.gather_buckets:
             size = padded(self.ctx.stage_params, self.plan.gather_pad_to) * pb
-            self.b.add("all_gather weights", "comm", "comm", deps=deps,
-                       collective=Collective(op="all_gather", group=self.group, size_bytes=size))
+            self.b.add(
+                "all_gather weights",
+                "comm",
+                "comm",
+                deps=deps,
+                collective=Collective(op="all_gather", group=self.group, size_bytes=size),
+            )
             return
         for k, (names, elements) in enumerate(self._weight_buckets()):
-            tid = self.b.add(f"all_gather weights bucket {k}", "comm", "comm", deps=deps,
-                             collective=Collective(op="all_gather", group=self.group, size_bytes=elements * pb))
+            tid = self.b.add(
+                f"all_gather weights bucket {k}",
+                "comm",
+                "comm",
+                deps=deps,
+                collective=Collective(op="all_gather", group=self.group, size_bytes=elements * pb),
+            )
             for name in names:
                 self.gathers.setdefault(name, []).append(tid)
         assert n > 1

@@ -32,7 +32,11 @@ FP32_GRAD_BYTES = 4
 
 def deepspeed_op(ds) -> str:
     """The collective DeepSpeed ZeRO-1/2 reduces a bucket with (see the module docstring)."""
-    return "reduce_scatter" if ds.reduce_scatter and not ds.use_multi_rank_bucket_allreduce else "all_reduce"
+    return (
+        "reduce_scatter"
+        if ds.reduce_scatter and not ds.use_multi_rank_bucket_allreduce
+        else "all_reduce"
+    )
 
 
 def fp32_grad_bytes(s) -> int:
@@ -46,9 +50,14 @@ class _DeepSpeedZero12(_Zero12):
     def validate(self, t, dp: int) -> list[Problem]:
         problems = super().validate(t, dp)
         if self.zero_stage == 2 and t.parallel.pp > 1:
-            problems.append(Problem("training.strategy", "DeepSpeed's pipeline engine supports ZeRO stage 1 "
-                                    "only (deepspeed/runtime/pipe/engine.py)", "use zero1 with pipeline "
-                                    "parallelism"))
+            problems.append(
+                Problem(
+                    "training.strategy",
+                    "DeepSpeed's pipeline engine supports ZeRO stage 1 "
+                    "only (deepspeed/runtime/pipe/engine.py)",
+                    "use zero1 with pipeline parallelism",
+                )
+            )
         return problems
 
     def static_buffer_bytes(self, s, lay, pb, gb) -> int:
@@ -70,16 +79,25 @@ class _DeepSpeedZero12(_Zero12):
         s = ctx.scenario
         ds, n = s.training.framework.deepspeed, s.training.parallel.dp
         overlap = ds.overlap(self.zero_stage)
-        plan = BucketPlan(op=deepspeed_op(ds), cap_elements=ds.reduce_bucket_size, flush_before_overflow=True,
-                          elem_bytes=ctx.gb, every_micro_batch=self.zero_stage == 2,
-                          during_backward=self.zero_stage == 2 or overlap, stream="comm" if overlap else "compute",
-                          gather_pad_to=2 * n, step_transient_bytes_per_param=fp32_grad_bytes(s))
+        plan = BucketPlan(
+            op=deepspeed_op(ds),
+            cap_elements=ds.reduce_bucket_size,
+            flush_before_overflow=True,
+            elem_bytes=ctx.gb,
+            every_micro_batch=self.zero_stage == 2,
+            during_backward=self.zero_stage == 2 or overlap,
+            stream="comm" if overlap else "compute",
+            gather_pad_to=2 * n,
+            step_transient_bytes_per_param=fp32_grad_bytes(s),
+        )
         return GradBucketSession(ctx, b, plan)
 
 
 class DeepSpeedZero1(_DeepSpeedZero12):
     name = "zero1"
-    description = "DeepSpeed ZeRO stage 1: optimizer states sharded, bucketed all-reduce on the boundary"
+    description = (
+        "DeepSpeed ZeRO stage 1: optimizer states sharded, bucketed all-reduce on the boundary"
+    )
     zero_stage = 1
 
 

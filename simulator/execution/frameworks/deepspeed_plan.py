@@ -27,14 +27,16 @@ from simulator.model.tensors import Tensor
 
 @dataclass(frozen=True)
 class Hook:
-    step: int                       # the compute step the module runs in
-    tensors: tuple[Tensor, ...]     # the module's direct parameters
+    step: int  # the compute step the module runs in
+    tensors: tuple[Tensor, ...]  # the module's direct parameters
 
 
 @dataclass
 class StepPlan:
-    gathers: list[tuple[Tensor, ...]] = field(default_factory=list)   # coalesced all-gathers, in order
-    released: list[Tensor] = field(default_factory=list)              # freed when the step ends
+    gathers: list[tuple[Tensor, ...]] = field(
+        default_factory=list
+    )  # coalesced all-gathers, in order
+    released: list[Tensor] = field(default_factory=list)  # freed when the step ends
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -54,10 +56,14 @@ def plan(hooks: list[Hook], steps: int, k: Knobs, trace: list | None = None) -> 
     `trace`, if given, gets (hook, available elements before the prefetch, after it) per hook."""
     out = [StepPlan() for _ in range(steps)]
     persistent = {t.name for h in hooks for t in h.tensors if t.numel <= k.persistence_threshold}
-    queue = deque((t, i) for i, h in enumerate(hooks) for t in sorted(_unique(h.tensors), key=lambda t: t.name))
+    queue = deque(
+        (t, i)
+        for i, h in enumerate(hooks)
+        for t in sorted(_unique(h.tensors), key=lambda t: t.name)
+    )
     reuse = _reuse_within(hooks, k.max_reuse_distance)
     available: set[str] = set()
-    latest: dict[str, int] = {}   # most recent use popped off the queue, per parameter
+    latest: dict[str, int] = {}  # most recent use popped off the queue, per parameter
     live = 0
 
     def gather(step: int, tensors: list[Tensor]) -> None:
@@ -67,7 +73,9 @@ def plan(hooks: list[Hook], steps: int, k: Knobs, trace: list | None = None) -> 
         live += sum(t.numel for t in tensors)
 
     for i, h in enumerate(hooks):
-        own = [t for t in _unique(h.tensors) if t.name not in persistent and t.name not in available]
+        own = [
+            t for t in _unique(h.tensors) if t.name not in persistent and t.name not in available
+        ]
         if own:
             gather(h.step, own)
         while queue and queue[0][1] <= i:

@@ -24,12 +24,12 @@ from simulator.model.tensors import Module
 
 @dataclass(frozen=True)
 class Step:
-    kind: str                   # forward | recompute | backward
-    unit: str                   # the unit's name ("embedding", a block's, "head")
-    segment: int                # index of the unit's sub-layer; -1: the whole unit (selective recompute)
+    kind: str  # forward | recompute | backward
+    unit: str  # the unit's name ("embedding", a block's, "head")
+    segment: int  # index of the unit's sub-layer; -1: the whole unit (selective recompute)
     modules: tuple[Module, ...]
-    first: bool = False         # forward: allocates the unit's activations; recompute: its working set
-    last: bool = False          # backward: frees the unit's activations and working set
+    first: bool = False  # forward: allocates the unit's activations; recompute: its working set
+    last: bool = False  # backward: frees the unit's activations and working set
 
 
 def _segments(modules: tuple[Module, ...]) -> list[tuple[Module, ...]]:
@@ -38,16 +38,23 @@ def _segments(modules: tuple[Module, ...]) -> list[tuple[Module, ...]]:
     return [tuple(m for m in modules if m.segment == n) for n in names]
 
 
-def micro_batch_steps(units: list[tuple[str, tuple[Module, ...]]], checkpointing: str) -> list[Step]:
+def micro_batch_steps(
+    units: list[tuple[str, tuple[Module, ...]]], checkpointing: str
+) -> list[Step]:
     """Forward then backward steps of one micro-batch over `units` (name, modules) in forward order."""
     fwd, bwd = [], []
     for name, mods in units:
         segs = _segments(mods)
         fwd += [Step("forward", name, g, seg, first=g == 0) for g, seg in enumerate(segs)]
-        back = [Step("backward", name, g, tuple(reversed(seg)), last=g == 0) for g, seg in enumerate(segs)]
+        back = [
+            Step("backward", name, g, tuple(reversed(seg)), last=g == 0)
+            for g, seg in enumerate(segs)
+        ]
         block = name not in ("embedding", "head")
         if block and checkpointing == "full":
-            back = [Step("recompute", name, g, seg, first=g == 0) for g, seg in enumerate(segs)] + back[::-1]
+            back = [
+                Step("recompute", name, g, seg, first=g == 0) for g, seg in enumerate(segs)
+            ] + back[::-1]
         elif block and checkpointing == "selective":
             back = [Step("recompute", name, -1, (), first=True)] + back[::-1]
         else:
@@ -75,8 +82,14 @@ class Walked:
     buffers: int
 
 
-def walk(steps: list[Step], plans: list[StepPlan], acts: dict[str, tuple[int, int]], shared: set[str],
-         pb: int, gb: int) -> list[Walked]:
+def walk(
+    steps: list[Step],
+    plans: list[StepPlan],
+    acts: dict[str, tuple[int, int]],
+    shared: set[str],
+    pb: int,
+    gb: int,
+) -> list[Walked]:
     """Memory during each step's compute: activations (kept, working) per unit, the gathered
     parameters not yet freed, and the step's own gradients."""
     out, act, live = [], 0, 0
@@ -86,8 +99,13 @@ def walk(steps: list[Step], plans: list[StepPlan], acts: dict[str, tuple[int, in
         if st.first:
             act += kept if st.kind == "forward" else working
         grads = sum(grad_tensors(st, shared)) * gb if st.kind == "backward" else 0
-        out.append(Walked(f"{st.kind} {st.unit}" + (f" sub-layer {st.segment}" if st.segment > 0 else ""),
-                          act, live + grads))
+        out.append(
+            Walked(
+                f"{st.kind} {st.unit}" + (f" sub-layer {st.segment}" if st.segment > 0 else ""),
+                act,
+                live + grads,
+            )
+        )
         live -= sum(t.numel for t in pl.released) * pb
         if st.kind == "backward" and st.last:
             act -= kept + working

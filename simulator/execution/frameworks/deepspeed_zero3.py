@@ -25,6 +25,7 @@ partition_parameters.py), with DeepSpeed's defaults.
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 from simulator.core.errors import Problem
 from simulator.execution.frameworks.buckets import BucketPlan, Buckets
@@ -52,12 +53,20 @@ def _knobs(s) -> Knobs:
     ds = s.training.framework.deepspeed
     # One rank: nothing is partitioned (DeepSpeed's world-size-1 gather is a no-op).
     keep = math.inf if s.training.parallel.dp == 1 else ds.stage3_param_persistence_threshold
-    return Knobs(prefetch_bucket_size=ds.stage3_prefetch_bucket_size, max_live_parameters=ds.stage3_max_live_parameters,
-                 max_reuse_distance=ds.stage3_max_reuse_distance, persistence_threshold=keep)
+    return Knobs(
+        prefetch_bucket_size=ds.stage3_prefetch_bucket_size,
+        max_live_parameters=ds.stage3_max_live_parameters,
+        max_reuse_distance=ds.stage3_max_reuse_distance,
+        persistence_threshold=keep,
+    )
 
 
 def _units(mods, chunk) -> list[tuple[str, tuple]]:
-    names = (["embedding"] if chunk.embedding else []) + [b.name for b in chunk.blocks] + (["head"] if chunk.head else [])
+    names = (
+        (["embedding"] if chunk.embedding else [])
+        + [b.name for b in chunk.blocks]
+        + (["head"] if chunk.head else [])
+    )
     return [(n, mods[n]) for n in names if n in mods]
 
 
@@ -67,32 +76,56 @@ def _shared(mods) -> set[str]:
 
 class DeepSpeedZero3(Zero3):
     framework = "deepspeed"
-    description = "DeepSpeed ZeRO stage 3: per-module fetch with prefetch, live-parameter bound, persistence"
+    description = (
+        "DeepSpeed ZeRO stage 3: per-module fetch with prefetch, live-parameter bound, persistence"
+    )
     offload_params = False
-    offload_refusals = {"params": ("parameter offload (ZeRO-Infinity) is not modelled for the deepspeed profile",
-                                   "use framework pytorch-fsdp (FSDP CPUOffload) or offload the optimizer only")}
+    offload_refusals: ClassVar[dict[str, tuple[str, str]]] = {
+        "params": (
+            "parameter offload (ZeRO-Infinity) is not modelled for the deepspeed profile",
+            "use framework pytorch-fsdp (FSDP CPUOffload) or offload the optimizer only",
+        )
+    }
 
     def validate(self, t, dp: int) -> list[Problem]:
         problems = super().validate(t, dp)
         if t.parallel.pp > 1:
-            problems.append(Problem("training.strategy", "DeepSpeed's pipeline engine supports ZeRO stage 1 "
-                                    "only (deepspeed/runtime/pipe/engine.py)", "use zero1 with pipeline parallelism"))
+            problems.append(
+                Problem(
+                    "training.strategy",
+                    "DeepSpeed's pipeline engine supports ZeRO stage 1 "
+                    "only (deepspeed/runtime/pipe/engine.py)",
+                    "use zero1 with pipeline parallelism",
+                )
+            )
         elif t.parallel.pipeline.schedule != "1f1b" and t.grad_accum_steps > 1:
-            problems.append(Problem("training.parallelism.pipeline.schedule", "DeepSpeed runs the micro-batches "
-                                    "of a step one after another", "leave the pipeline schedule at 1f1b"))
+            problems.append(
+                Problem(
+                    "training.parallelism.pipeline.schedule",
+                    "DeepSpeed runs the micro-batches of a step one after another",
+                    "leave the pipeline schedule at 1f1b",
+                )
+            )
         return problems
 
     def states(self, s, lay, k: float) -> StateBytes:
         n, p = self.shard_degree(s), s.training.precision
         local = sum(math.ceil(v / n) for v in _tensors(stage_modules(s, lay.stage, lay)).values())
-        return StateBytes(params=local * p.weight_bytes, grads=local * p.grad_bytes, optimizer=math.ceil(local * k))
+        return StateBytes(
+            params=local * p.weight_bytes,
+            grads=local * p.grad_bytes,
+            optimizer=math.ceil(local * k),
+        )
 
     def static_buffer_bytes(self, s, lay, pb, gb) -> int:
         ds = s.training.framework.deepspeed
         if s.training.parallel.dp == 1:
             return 0
-        persistent = sum(v for v in _tensors(stage_modules(s, lay.stage, lay)).values()
-                         if v <= ds.stage3_param_persistence_threshold)
+        persistent = sum(
+            v
+            for v in _tensors(stage_modules(s, lay.stage, lay)).values()
+            if v <= ds.stage3_param_persistence_threshold
+        )
         return persistent * pb + (ds.reduce_bucket_size * gb if ds.contiguous_gradients else 0)
 
     def buffers_at_backward_start(self, s, blocks, pb, gb) -> int:
@@ -139,17 +172,23 @@ class _Zero3Schedule:
         self.group = ctx.mesh.group("dp")
         self.n = self.group.size
         (chunk,) = ctx.chunks.values()
-        self.works = {u.name: u for u in (chunk.embedding, *chunk.blocks, chunk.head) if u is not None}
+        self.works = {
+            u.name: u for u in (chunk.embedding, *chunk.blocks, chunk.head) if u is not None
+        }
         mods = stage_modules(s, ctx.stage)
         self.shared = _shared(mods)
         self.steps = micro_batch_steps(_units(mods, chunk), s.training.activation_checkpointing)
         self.plans = coordinator(self.steps, _knobs(s))
         self.tp = StageSchedule(ctx, b)
         overlap = self.ds.overlap(3)
-        self.bucket_plan = BucketPlan(op="reduce_scatter" if self.ds.reduce_scatter else "all_reduce",
-                                      cap_elements=self.ds.reduce_bucket_size, flush_before_overflow=True,
-                                      elem_bytes=ctx.gb, pad_each=self.n if self.ds.reduce_scatter else 1,
-                                      stream="comm_rs" if overlap else "compute")
+        self.bucket_plan = BucketPlan(
+            op="reduce_scatter" if self.ds.reduce_scatter else "all_reduce",
+            cap_elements=self.ds.reduce_bucket_size,
+            flush_before_overflow=True,
+            elem_bytes=ctx.gb,
+            pad_each=self.n if self.ds.reduce_scatter else 1,
+            stream="comm_rs" if overlap else "compute",
+        )
         self.reduces: list[int] = []
         self.last = None
 
@@ -160,7 +199,9 @@ class _Zero3Schedule:
             if p.forward:
                 self.source: dict[str, int] = {}
             else:
-                self.buckets = Buckets(self.b, self.group, self.bucket_plan, self.reduces, f"mb{p.micro_batch}")
+                self.buckets = Buckets(
+                    self.b, self.group, self.bucket_plan, self.reduces, f"mb{p.micro_batch}"
+                )
             for k, st in enumerate(self.steps):
                 if st.kind in kind:
                     self.step(f"mb{p.micro_batch}", k, st, wait)
@@ -170,8 +211,11 @@ class _Zero3Schedule:
                 wait = tuple(self.reduces[-1:])  # the epilogue synchronizes the reduce stream
         local = self._local()
         opt = optimizer_step(self.b, self.ctx, local, deps=(self.last, *self.reduces))
-        extra = 0 if self.s.training.offload.optimizer or self.n == 1 else \
-            fp32_grad_bytes(self.s) * min(local, self.ds.sub_group_size)
+        extra = (
+            0
+            if self.s.training.offload.optimizer or self.n == 1
+            else fp32_grad_bytes(self.s) * min(local, self.ds.sub_group_size)
+        )
         if extra:
             self.b.adjust(opt, alloc=extra, free=extra)
 
@@ -184,15 +228,27 @@ class _Zero3Schedule:
         issue = None
         if plan.gathers:
             held = sum(t.numel for g in plan.gathers for t in g) * pb
-            issue = b.add(f"{tag} fetch for {st.kind} {st.unit}", "host", "issue", deps=(self.last, *wait),
-                          alloc_bytes=held)
+            issue = b.add(
+                f"{tag} fetch for {st.kind} {st.unit}",
+                "host",
+                "issue",
+                deps=(self.last, *wait),
+                alloc_bytes=held,
+            )
             for g in plan.gathers:
                 size = sum(padded(t.numel, self.n) for t in g) * pb
-                ag = b.add(f"{tag} all_gather {len(g)} params ({st.kind} {st.unit})", "comm", "comm", deps=(issue,),
-                           collective=Collective(op="all_gather", group=self.group, size_bytes=size))
+                ag = b.add(
+                    f"{tag} all_gather {len(g)} params ({st.kind} {st.unit})",
+                    "comm",
+                    "comm",
+                    deps=(issue,),
+                    collective=Collective(op="all_gather", group=self.group, size_bytes=size),
+                )
                 self.source.update({t.name: ag for t in g})
         need = {self.source[t.name] for m in st.modules for t in m.tensors if t.name in self.source}
-        self.last = self.compute(tag, st, (issue, *wait, *sorted(need)), sum(t.numel for t in plan.released) * pb)
+        self.last = self.compute(
+            tag, st, (issue, *wait, *sorted(need)), sum(t.numel for t in plan.released) * pb
+        )
         if st.kind == "backward":
             self.buckets.add(grad_tensors(st, self.shared), self.last)
 
@@ -204,14 +260,30 @@ class _Zero3Schedule:
         free = released + grads + (kept + working if st.kind == "backward" and st.last else 0)
         forward = st.kind != "backward"
         if st.segment < 0:  # selective recompute: the attention core, no collectives
-            return self.b.add(f"{tag} recompute {unit.name}", "compute", "recompute", deps=deps,
-                              duration_s=unit.recompute_s, alloc_bytes=alloc, free_bytes=free)
+            return self.b.add(
+                f"{tag} recompute {unit.name}",
+                "compute",
+                "recompute",
+                deps=deps,
+                duration_s=unit.recompute_s,
+                alloc_bytes=alloc,
+                free_bytes=free,
+            )
         seg = unit.segments[st.segment]
         inline = self._inline(unit, st.segment, forward)
         comm_s = sum(self.ctx.tp_time_s[c.op] for c in inline)
         name = f"{tag} {st.kind} {unit.name}" + (f" {seg.name}" if len(unit.segments) > 1 else "")
-        return self.b.add(name, "compute", st.kind, deps=deps, duration_s=(seg.fwd_s if forward else seg.bwd_s) + comm_s,
-                          alloc_bytes=alloc, free_bytes=free, inline=inline, inline_comm_s=comm_s)
+        return self.b.add(
+            name,
+            "compute",
+            st.kind,
+            deps=deps,
+            duration_s=(seg.fwd_s if forward else seg.bwd_s) + comm_s,
+            alloc_bytes=alloc,
+            free_bytes=free,
+            inline=inline,
+            inline_comm_s=comm_s,
+        )
 
     def _inline(self, unit, g: int, forward: bool) -> tuple:
         """The sub-layer's share of the unit's tensor-parallel collectives (the same for each)."""
@@ -219,4 +291,4 @@ class _Zero3Schedule:
             return ()
         colls = self.tp._tp_collectives(unit, forward)
         per = len(colls) // len(unit.segments)
-        return colls[g * per:(g + 1) * per]
+        return colls[g * per : (g + 1) * per]

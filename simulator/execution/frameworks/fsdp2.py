@@ -60,9 +60,13 @@ class _Fsdp2:
         optimizer states."""
         n = self.shard_degree(s)
         every = [m for mods in stage_modules(s, lay.stage, lay).values() for m in mods]
-        local = padded_numel(every, n) // n   # a tied table once
+        local = padded_numel(every, n) // n  # a tied table once
         p = s.training.precision
-        return StateBytes(params=local * p.weight_bytes, grads=local * p.grad_bytes, optimizer=math.ceil(local * k))
+        return StateBytes(
+            params=local * p.weight_bytes,
+            grads=local * p.grad_bytes,
+            optimizer=math.ceil(local * k),
+        )
 
     def chunk_moments(self, s, lay, chunk, acts, pb, gb):
         if self.shard_degree(s) == 1:
@@ -74,16 +78,35 @@ class _Fsdp2:
         emb, kept, working, output = acts
         live = emb + sum(kept)
         first = (pad[-1] if reshard else sum(unp)) * pb if blocks and chunk.head else 0
-        out = [("forward head / start of backward (all activations and the logits live)" if chunk.head
-                else f"start of backward of model chunk {chunk.index}", live + output, first)]
+        out = [
+            (
+                "forward head / start of backward (all activations and the logits live)"
+                if chunk.head
+                else f"start of backward of model chunk {chunk.index}",
+                live + output,
+                first,
+            )
+        ]
         for i in range(len(blocks) - 1, -1, -1):
             pending = unp[i + 1] * gb if i + 1 < len(blocks) else 0
             if reshard:
-                out.append((f"all-gather copy-out {blocks[i].name} (backward)", live, (unp[i] + pad[i]) * pb + pending))
+                out.append(
+                    (
+                        f"all-gather copy-out {blocks[i].name} (backward)",
+                        live,
+                        (unp[i] + pad[i]) * pb + pending,
+                    )
+                )
                 gathered = unp[i] + (pad[i - 1] if i else 0)
             else:
-                gathered = sum(unp[:i + 1])
-            out.append((f"backward {blocks[i].name}", live + working[i], gathered * pb + unp[i] * gb + pending))
+                gathered = sum(unp[: i + 1])
+            out.append(
+                (
+                    f"backward {blocks[i].name}",
+                    live + working[i],
+                    gathered * pb + unp[i] * gb + pending,
+                )
+            )
             live -= kept[i]
         return out
 
@@ -99,10 +122,24 @@ class _Fsdp2:
         emb, kept, _, output = acts
         first, last = blocks[0], blocks[-1]
         pad_first, pad_last = padded_numel(mods[first.name], n), padded_numel(mods[last.name], n)
-        forward = (f"all-gather copy-out {first.name} (forward)", emb, (first.params + pad_first) * pb)
-        backward = max((f"all-gather copy-out {last.name} (backward)", emb + sum(kept), (last.params + pad_last) * pb),
-                       ("forward head / start of backward (all activations and the logits live)",
-                        emb + sum(kept) + output, pad_last * pb if chunk.head else 0), key=lambda m: m[1] + m[2])
+        forward = (
+            f"all-gather copy-out {first.name} (forward)",
+            emb,
+            (first.params + pad_first) * pb,
+        )
+        backward = max(
+            (
+                f"all-gather copy-out {last.name} (backward)",
+                emb + sum(kept),
+                (last.params + pad_last) * pb,
+            ),
+            (
+                "forward head / start of backward (all activations and the logits live)",
+                emb + sum(kept) + output,
+                pad_last * pb if chunk.head else 0,
+            ),
+            key=lambda m: m[1] + m[2],
+        )
         return PassEdges(forward, backward, sum(b.params for b in blocks[:2]) * gb)
 
     def sharded_session(self, ctx, b, shard, replica):
@@ -114,7 +151,9 @@ class Fsdp2Zero3(_Fsdp2, Zero3):
 
 
 class Fsdp2HSDP(_Fsdp2, HSDP):
-    description = "PyTorch FSDP2 on a 2-D mesh (HSDP): sharded within groups, all-reduced across them"
+    description = (
+        "PyTorch FSDP2 on a 2-D mesh (HSDP): sharded within groups, all-reduced across them"
+    )
 
 
 class Fsdp2Session(FsdpSession):
@@ -122,8 +161,11 @@ class Fsdp2Session(FsdpSession):
         super().__init__(ctx, b, shard, replica)
         s = ctx.scenario
         # FSDP2's fixed behaviour, in FSDP1's names for the shared code.
-        self.z = ShardingSpec(backward_prefetch=True, limit_all_gathers=False,
-                              reshard_after_forward=s.training.framework.fsdp2.reshard_after_forward)
+        self.z = ShardingSpec(
+            backward_prefetch=True,
+            limit_all_gathers=False,
+            reshard_after_forward=s.training.framework.fsdp2.reshard_after_forward,
+        )
         mods = stage_modules(s, ctx.stage)
         root = [m for name in ("embedding", "head") for m in mods.get(name, ())]
         self.padded = {name: padded_numel(m, self.n) for name, m in mods.items()}
@@ -140,13 +182,23 @@ class Fsdp2Session(FsdpSession):
 
     def gather(self, name: str, params: int, deps=(), alloc=True, unit: str = "") -> int:
         shard_bytes = self.padded[unit] // self.n * self.ctx.pb
-        copy_in = self.b.add(name.replace("all_gather", "all_gather copy-in"), "comm", "copy", deps=deps,
-                             duration_s=_copy_s(self.ctx, 2 * shard_bytes))
+        copy_in = self.b.add(
+            name.replace("all_gather", "all_gather copy-in"),
+            "comm",
+            "copy",
+            deps=deps,
+            duration_s=_copy_s(self.ctx, 2 * shard_bytes),
+        )
         return super().gather(name, params, (copy_in,), alloc, unit)
 
     def reduce(self, name: str, params: int, deps, free: int, unit: str = "") -> int:
-        copy_in = self.b.add(name.replace("reduce_scatter", "reduce_scatter copy-in"), "comm_rs", "copy",
-                             deps=deps, duration_s=_copy_s(self.ctx, self.padded[unit] * (self.ctx.gb + self.reduce_bytes)))
+        copy_in = self.b.add(
+            name.replace("reduce_scatter", "reduce_scatter copy-in"),
+            "comm_rs",
+            "copy",
+            deps=deps,
+            duration_s=_copy_s(self.ctx, self.padded[unit] * (self.ctx.gb + self.reduce_bytes)),
+        )
         done = super().reduce(name, params, (copy_in,), free, unit)
         self.reduces.append(self.last_reduce_scatter)
         return done
@@ -154,9 +206,15 @@ class Fsdp2Session(FsdpSession):
     def copy_out(self, tag: str, unit, phase: str, deps) -> int:
         """Split the all-gather output into the unit's parameters; the output is freed after."""
         pb, pad = self.ctx.pb, self.padded[unit.name]
-        return self.b.add(f"{tag} all_gather copy-out {unit.name} ({phase})", "compute", "copy", deps=deps,
-                          duration_s=_copy_s(self.ctx, (pad + unit.params) * pb), alloc_bytes=unit.params * pb,
-                          free_bytes=pad * pb)
+        return self.b.add(
+            f"{tag} all_gather copy-out {unit.name} ({phase})",
+            "compute",
+            "copy",
+            deps=deps,
+            duration_s=_copy_s(self.ctx, (pad + unit.params) * pb),
+            alloc_bytes=unit.params * pb,
+            free_bytes=pad * pb,
+        )
 
     def pass_state(self, p, chunk):
         return _Fsdp2Pass(self, p, chunk)
@@ -165,7 +223,7 @@ class Fsdp2Session(FsdpSession):
 class _Fsdp2Pass(_PassState):
     def __init__(self, f, p, chunk):
         super().__init__(f, p, chunk)
-        self.reduced: dict[int, int] = {}   # block index -> its reduce-scatter
+        self.reduced: dict[int, int] = {}  # block index -> its reduce-scatter
 
     def after_bwd(self, i, unit, tid):
         super().after_bwd(i, unit, tid)
@@ -173,14 +231,20 @@ class _Fsdp2Pass(_PassState):
             self.reduced[i] = self.f.reduces[-1]
 
     def issue_at(self, i: int, deps) -> None:
-        self.fwd_gather[i] = self.f.gather(f"{self.tag} all_gather {self.blocks[i].name} (forward)",
-                                           self.blocks[i].params, deps=deps, unit=self.blocks[i].name)
+        self.fwd_gather[i] = self.f.gather(
+            f"{self.tag} all_gather {self.blocks[i].name} (forward)",
+            self.blocks[i].params,
+            deps=deps,
+            unit=self.blocks[i].name,
+        )
 
     def before_fwd(self, i):
         if i == 0:
             self.issue_at(0, (self.f.previous_pass_end,))
         # The next all-gather waits for this copy-out (the all-gather streams wait on its event).
-        done = self.f.copy_out(self.tag, self.blocks[i], "forward", (self.fwd_gather[i], self.root_gather))
+        done = self.f.copy_out(
+            self.tag, self.blocks[i], "forward", (self.fwd_gather[i], self.root_gather)
+        )
         if i + 1 < len(self.blocks):
             self.issue_at(i + 1, (done,))
         return (done,)
@@ -197,6 +261,8 @@ class _Fsdp2Pass(_PassState):
         if not self.z.reshard_after_forward:
             return (self.fwd_done.get(i), wait)
         self.issue_backward(i, (self.bwd_done.get(i + 1, f.previous_pass_end),))
-        done = f.copy_out(self.tag, self.blocks[i], "backward", (self.bwd_gather[i], self.fwd_done.get(i), wait))
+        done = f.copy_out(
+            self.tag, self.blocks[i], "backward", (self.bwd_gather[i], self.fwd_done.get(i), wait)
+        )
         self.issue_backward(i - 1, (done,))
         return (done,)

@@ -22,6 +22,7 @@ defaults, beside its tensor and pipeline parallelism (training.parallelism).
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 from simulator.execution.frameworks.buckets import BucketPlan, GradBucketSession, megatron_pad
 from simulator.execution.strategies.base import StateBytes, Strategy
@@ -33,15 +34,23 @@ BF16_PRECISIONS = ("bf16-mixed", "bf16", "fp8-mixed")
 def grad_buffer_bytes(t) -> int:
     """Bytes per element of the main-grad buffer (and of the gradient collectives)."""
     m = t.framework.megatron
-    fp32 = m.grad_reduce_in_fp32 if m.grad_reduce_in_fp32 is not None else t.precision.name in BF16_PRECISIONS
+    fp32 = (
+        m.grad_reduce_in_fp32
+        if m.grad_reduce_in_fp32 is not None
+        else t.precision.name in BF16_PRECISIONS
+    )
     return FP32 if fp32 else t.precision.grad_bytes
 
 
 class _Megatron(Strategy):
     framework = "megatron"
     offload_optimizer = False
-    offload_refusals = {"optimizer": ("optimizer offload is not modelled for the megatron profile",
-                                      "use framework deepspeed (ZeRO-Offload)")}
+    offload_refusals: ClassVar[dict[str, tuple[str, str]]] = {
+        "optimizer": (
+            "optimizer offload is not modelled for the megatron profile",
+            "use framework deepspeed (ZeRO-Offload)",
+        )
+    }
 
     def states(self, s, lay, k: float) -> StateBytes:
         t, params = s.training, lay.params
@@ -49,8 +58,14 @@ class _Megatron(Strategy):
         grad = grad_buffer_bytes(t)
         # A 16-bit buffer under mixed precision: the optimizer keeps fp32 main gradients too.
         main_grads = FP32 if grad < FP32 and t.precision.master_bytes else 0
-        opt = math.ceil(params / n) * (k + main_grads) if self.zero_stage else params * (k + main_grads)
-        return StateBytes(params=params * t.precision.weight_bytes, grads=params * grad, optimizer=math.ceil(opt))
+        opt = (
+            math.ceil(params / n) * (k + main_grads)
+            if self.zero_stage
+            else params * (k + main_grads)
+        )
+        return StateBytes(
+            params=params * t.precision.weight_bytes, grads=params * grad, optimizer=math.ceil(opt)
+        )
 
     def static_buffer_bytes(self, s, lay, pb, gb) -> int:
         return 0
@@ -66,10 +81,17 @@ class _Megatron(Strategy):
         s = ctx.scenario
         m, dp = s.training.framework.megatron, s.training.parallel.dp
         cap = m.bucket_params(dp)
-        plan = BucketPlan(op=self.op, cap_elements=cap, flush_before_overflow=False,
-                          elem_bytes=grad_buffer_bytes(s.training), pad_to=megatron_pad(dp) if self.zero_stage else 1,
-                          during_backward=m.overlap_grad_reduce, sharded_optimizer=self.zero_stage > 0,
-                          gather_buckets=True, gather_before_forward=m.overlap_param_gather)
+        plan = BucketPlan(
+            op=self.op,
+            cap_elements=cap,
+            flush_before_overflow=False,
+            elem_bytes=grad_buffer_bytes(s.training),
+            pad_to=megatron_pad(dp) if self.zero_stage else 1,
+            during_backward=m.overlap_grad_reduce,
+            sharded_optimizer=self.zero_stage > 0,
+            gather_buckets=True,
+            gather_before_forward=m.overlap_param_gather,
+        )
         return GradBucketSession(ctx, b, plan)
 
 
@@ -82,6 +104,8 @@ class MegatronDDP(_Megatron):
 
 class MegatronDistributedOptimizer(_Megatron):
     name = "zero1"
-    description = "Megatron-Core distributed optimizer: gradients reduce-scattered, weights all-gathered"
+    description = (
+        "Megatron-Core distributed optimizer: gradients reduce-scattered, weights all-gathered"
+    )
     zero_stage = 1
     op = "reduce_scatter"

@@ -52,8 +52,8 @@ class Strategy(ABC):
     # ZeRO stage: 0 replicates everything, 1 shards optimizer states, 2 also gradients, 3 also
     # parameters (Rajbhandari et al. 2020, Sec 5); orders strategies by memory for suggestions.
     zero_stage: ClassVar[int]
-    offload_optimizer: ClassVar[bool] = True   # ZeRO-Offload supported
-    offload_params: ClassVar[bool] = False     # ZeRO-Infinity / FSDP CPUOffload supported
+    offload_optimizer: ClassVar[bool] = True  # ZeRO-Offload supported
+    offload_params: ClassVar[bool] = False  # ZeRO-Infinity / FSDP CPUOffload supported
     # A framework's own refusal of an offload it does not model: "params" / "optimizer" -> (why, instead).
     offload_refusals: ClassVar[dict[str, tuple[str, str]]] = {}
 
@@ -63,13 +63,22 @@ class Strategy(ABC):
         """Problems with this strategy's settings, at their field paths."""
         problems = []
         if t.offload.params and not self.offload_params:
-            why, instead = self.offload_refusals.get("params", (
-                f"parameter offload needs sharded parameters (ZeRO-Infinity / FSDP CPUOffload), not {self.name}",
-                "use strategy: zero3 or hsdp"))
+            why, instead = self.offload_refusals.get(
+                "params",
+                (
+                    f"parameter offload needs sharded parameters (ZeRO-Infinity / FSDP CPUOffload), not {self.name}",
+                    "use strategy: zero3 or hsdp",
+                ),
+            )
             problems.append(Problem("training.offload.params", why, instead))
         if t.offload.optimizer and not self.offload_optimizer:
-            why, instead = self.offload_refusals.get("optimizer", (
-                "optimizer offload needs a ZeRO stage (ZeRO-Offload)", "use strategy: zero1, zero2 or zero3"))
+            why, instead = self.offload_refusals.get(
+                "optimizer",
+                (
+                    "optimizer offload needs a ZeRO stage (ZeRO-Offload)",
+                    "use strategy: zero1, zero2 or zero3",
+                ),
+            )
             problems.append(Problem("training.offload.optimizer", why, instead))
         return problems
 
@@ -82,7 +91,9 @@ class Strategy(ABC):
         layout's order (innermost first)."""
         par, dims = s.training.parallel, []
         for name in par.order:
-            dims.extend({"tp": (("tp", par.tp),), "pp": (("pp", par.pp),)}.get(name) or self.dp_dims(s))
+            dims.extend(
+                {"tp": (("tp", par.tp),), "pp": (("pp", par.pp),)}.get(name) or self.dp_dims(s)
+            )
         return Mesh(dims=tuple(dims))
 
     def grad_group(self, s: Scenario) -> Group:
@@ -103,9 +114,11 @@ class Strategy(ABC):
         """Rajbhandari et al. 2020, Table 1: each stage shards one more state over n ranks.
         Shards are ceil(P / n) elements (frameworks pad the flat buffer to n equal parts)."""
         shard = math.ceil(params / n)
-        return StateBytes(params=(shard if self.zero_stage >= 3 else params) * pb,
-                          grads=(shard if self.zero_stage >= 2 else params) * gb,
-                          optimizer=int(math.ceil((shard if self.zero_stage >= 1 else params) * k)))
+        return StateBytes(
+            params=(shard if self.zero_stage >= 3 else params) * pb,
+            grads=(shard if self.zero_stage >= 2 else params) * gb,
+            optimizer=math.ceil((shard if self.zero_stage >= 1 else params) * k),
+        )
 
     def states(self, s: Scenario, lay: Layout, k: float) -> StateBytes:
         """This rank's model states for a stage's parameters (a framework may count its own)."""
@@ -116,11 +129,15 @@ class Strategy(ABC):
     def static_buffer_bytes(self, s: Scenario, lay: Layout, pb: int, gb: int) -> int:
         """Buffers held for the whole step."""
 
-    def buffers_at_backward_start(self, s: Scenario, blocks: tuple[Block, ...], pb: int, gb: int) -> int:
+    def buffers_at_backward_start(
+        self, s: Scenario, blocks: tuple[Block, ...], pb: int, gb: int
+    ) -> int:
         """Transient buffers (beyond the static ones) live when a chunk's backward starts at its head."""
         return 0
 
-    def buffers_at_block_backward(self, s: Scenario, blocks: tuple[Block, ...], i: int, pb: int, gb: int) -> int:
+    def buffers_at_block_backward(
+        self, s: Scenario, blocks: tuple[Block, ...], i: int, pb: int, gb: int
+    ) -> int:
         """Transient buffers (beyond the static ones) live during block i's backward (of a chunk)."""
         return 0
 
@@ -128,7 +145,9 @@ class Strategy(ABC):
         """Buffers held during the optimizer step only (after every backward, no activations)."""
         return 0
 
-    def chunk_moments(self, s: Scenario, lay: Layout, chunk, acts, pb: int, gb: int) -> list[tuple[str, int, int]] | None:
+    def chunk_moments(
+        self, s: Scenario, lay: Layout, chunk, acts, pb: int, gb: int
+    ) -> list[tuple[str, int, int]] | None:
         """A framework's own peak candidates within one backward pass of a chunk, as (label,
         activations, transient buffers); None: the walk of execution/memory.py with the
         buffers_at_* methods above. `acts` are the chunk's (embedding, kept per block, working

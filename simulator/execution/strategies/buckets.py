@@ -6,14 +6,28 @@ from __future__ import annotations
 
 from simulator.execution.pipeline import Pass, last_backward
 from simulator.execution.schedule import Collective, ScheduleBuilder
-from simulator.execution.strategies.common import ChunkWork, Context, UnitWork, optimizer_step, shard_of
+from simulator.execution.strategies.common import (
+    ChunkWork,
+    Context,
+    UnitWork,
+    optimizer_step,
+    shard_of,
+)
 from simulator.spec.mesh import Group
 
 
 class Bucketer:
     """Groups gradient bytes into buckets in readiness order and issues one collective per bucket."""
 
-    def __init__(self, b: ScheduleBuilder, op: str, group: Group, cap_bytes: int, first_cap_bytes: int, tag: str):
+    def __init__(
+        self,
+        b: ScheduleBuilder,
+        op: str,
+        group: Group,
+        cap_bytes: int,
+        first_cap_bytes: int,
+        tag: str,
+    ):
         self.b, self.op, self.group, self.tag = b, op, group, tag
         self.cap, self.next_cap = first_cap_bytes, cap_bytes
         self.fill, self.ready_after, self.ids = 0, None, []
@@ -31,8 +45,13 @@ class Bucketer:
     def flush(self) -> None:
         if self.fill == 0:
             return
-        tid = self.b.add(f"{self.tag} {self.op} bucket {len(self.ids)}", "comm", "comm", deps=(self.ready_after,),
-                         collective=Collective(op=self.op, group=self.group, size_bytes=self.fill))
+        tid = self.b.add(
+            f"{self.tag} {self.op} bucket {len(self.ids)}",
+            "comm",
+            "comm",
+            deps=(self.ready_after,),
+            collective=Collective(op=self.op, group=self.group, size_bytes=self.fill),
+        )
         self.ids.append(tid)
         self.fill, self.cap = 0, self.next_cap
 
@@ -42,18 +61,37 @@ class BucketSession:
     every micro-batch with `every_micro_batch`) are bucketed into `op` collectives as its
     backward produces them; then the optimizer; then (sharded optimizer) the weight all-gather."""
 
-    def __init__(self, ctx: Context, b: ScheduleBuilder, op: str, cap: int, first: int, every_micro_batch: bool,
-                 sharded_optimizer: bool, allgather_bucket_bytes: int = 0):
+    def __init__(
+        self,
+        ctx: Context,
+        b: ScheduleBuilder,
+        op: str,
+        cap: int,
+        first: int,
+        every_micro_batch: bool,
+        sharded_optimizer: bool,
+        allgather_bucket_bytes: int = 0,
+    ):
         self.ctx, self.b, self.op, self.cap, self.first = ctx, b, op, cap, first
         self.group = ctx.mesh.group(*[d for d, _ in ctx.mesh.dims if d.startswith("dp")])
-        self.every, self.sharded, self.ag_bytes = every_micro_batch, sharded_optimizer, allgather_bucket_bytes
+        self.every, self.sharded, self.ag_bytes = (
+            every_micro_batch,
+            sharded_optimizer,
+            allgather_bucket_bytes,
+        )
         self.last = last_backward(list(ctx.order))
         self.index, self.bucketer, self.comm_ids = -1, None, []
 
     def start_pass(self, p: Pass, chunk: ChunkWork) -> tuple:
         self.index += 1
-        if not p.forward and self.group.size > 1 and (self.every or self.index == self.last[p.chunk]):
-            self.bucketer = Bucketer(self.b, self.op, self.group, self.cap, self.first, f"mb{p.micro_batch}")
+        if (
+            not p.forward
+            and self.group.size > 1
+            and (self.every or self.index == self.last[p.chunk])
+        ):
+            self.bucketer = Bucketer(
+                self.b, self.op, self.group, self.cap, self.first, f"mb{p.micro_batch}"
+            )
         return ()
 
     def before_fwd(self, p: Pass, i: int, unit: UnitWork) -> tuple:
@@ -78,14 +116,23 @@ class BucketSession:
 
     def finish(self, last: int) -> None:
         n, params = self.group.size, self.ctx.stage_params
-        opt = optimizer_step(self.b, self.ctx, shard_of(params, n) if self.sharded else params,
-                             deps=(last, *self.comm_ids))
+        opt = optimizer_step(
+            self.b,
+            self.ctx,
+            shard_of(params, n) if self.sharded else params,
+            deps=(last, *self.comm_ids),
+        )
         if self.sharded and n > 1:
             # All-gather the updated weights: the full buffer is every rank's shard of weights.
             remaining, bucket = shard_of(params, n) * n * self.ctx.pb, 0
             while remaining > 0:
                 size = min(remaining, self.ag_bytes)
-                self.b.add(f"all_gather weights bucket {bucket}", "comm", "comm", deps=(opt,),
-                           collective=Collective(op="all_gather", group=self.group, size_bytes=size))
+                self.b.add(
+                    f"all_gather weights bucket {bucket}",
+                    "comm",
+                    "comm",
+                    deps=(opt,),
+                    collective=Collective(op="all_gather", group=self.group, size_bytes=size),
+                )
                 remaining -= size
                 bucket += 1

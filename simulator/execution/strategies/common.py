@@ -34,8 +34,8 @@ class UnitWork:
     """One unit's compute for one micro-batch on one rank: times and activation bytes."""
 
     name: str
-    params: int                         # on this tensor-parallel rank
-    segments: tuple[SegmentWork, ...]   # in forward order
+    params: int  # on this tensor-parallel rank
+    segments: tuple[SegmentWork, ...]  # in forward order
     recompute_s: float
     act_bytes: int
     working_bytes: int
@@ -75,8 +75,8 @@ class Context:
     chunks: dict[int, ChunkWork]
     order: tuple[Pass, ...]
     mesh: Mesh
-    tp_bytes: int                       # b x s x h x activation bytes: the tensor-parallel buffer
-    tp_time_s: dict[str, float]         # standalone time of each tensor-parallel collective
+    tp_bytes: int  # b x s x h x activation bytes: the tensor-parallel buffer
+    tp_time_s: dict[str, float]  # standalone time of each tensor-parallel collective
 
     @property
     def pb(self) -> int:
@@ -96,8 +96,14 @@ def _units(c: ChunkWork) -> list[UnitWork]:
 
 
 def _segment_works(cm: ComputeModel, segments: list[op_math.Segment]) -> tuple[SegmentWork, ...]:
-    return tuple(SegmentWork(name=g.name, fwd_s=cm.ops_time_s(list(g.ops)),
-                             bwd_s=cm.ops_time_s(op_math.backward_ops(list(g.ops)))) for g in segments)
+    return tuple(
+        SegmentWork(
+            name=g.name,
+            fwd_s=cm.ops_time_s(list(g.ops)),
+            bwd_s=cm.ops_time_s(op_math.backward_ops(list(g.ops))),
+        )
+        for g in segments
+    )
 
 
 def stage_work(scenario: Scenario, cm: ComputeModel, stage: int) -> dict[int, ChunkWork]:
@@ -106,13 +112,32 @@ def stage_work(scenario: Scenario, cm: ComputeModel, stage: int) -> dict[int, Ch
     t, par = scenario.training, scenario.training.parallel
     lay = layout_mod.model_layout(scenario.model, par, stage)
     act_b, tp, sp = t.precision.activation_bytes, par.tp, par.sequence_parallel
-    acts = layout_mod.activations(lay, t.seq_len, t.micro_batch_size, t.activation_checkpointing,
-                                  t.flash_attention, act_b, tp, sp, t.dropout)
+    acts = layout_mod.activations(
+        lay,
+        t.seq_len,
+        t.micro_batch_size,
+        t.activation_checkpointing,
+        t.flash_attention,
+        act_b,
+        tp,
+        sp,
+        t.dropout,
+    )
     arch, s, b = lay.arch, t.seq_len, t.micro_batch_size
     timed: dict[str, tuple[tuple[SegmentWork, ...], float]] = {}
     for stack in {blk.stack for blk in lay.blocks}:
-        segments = op_math.layer_segments(arch, s, b, t.flash_attention, stack=stack, dtype_bytes=act_b,
-                                          dropout=t.dropout, causal=stack == "decoder", tp=tp, sp=sp)
+        segments = op_math.layer_segments(
+            arch,
+            s,
+            b,
+            t.flash_attention,
+            stack=stack,
+            dtype_bytes=act_b,
+            dropout=t.dropout,
+            causal=stack == "decoder",
+            tp=tp,
+            sp=sp,
+        )
         ops = [op for g in segments for op in g.ops]
         if t.activation_checkpointing == "full":
             again = ops
@@ -121,24 +146,46 @@ def stage_work(scenario: Scenario, cm: ComputeModel, stage: int) -> dict[int, Ch
         else:
             again = []
         timed[stack] = (_segment_works(cm, segments), cm.ops_time_s(again))
-    blocks = {blk.name: UnitWork(name=blk.name, params=blk.params, segments=timed[blk.stack][0],
-                                 recompute_s=timed[blk.stack][1], act_bytes=acts.blocks[i],
-                                 working_bytes=acts.working[i]) for i, blk in enumerate(lay.blocks)}
+    blocks = {
+        blk.name: UnitWork(
+            name=blk.name,
+            params=blk.params,
+            segments=timed[blk.stack][0],
+            recompute_s=timed[blk.stack][1],
+            act_bytes=acts.blocks[i],
+            working_bytes=acts.working[i],
+        )
+        for i, blk in enumerate(lay.blocks)
+    }
     chunks = {}
     for chunk in lay.chunks:
         embedding = head = None
         if chunk.embedding and lay.has_edges:
             ops = op_math.embedding_ops(arch, s, b, act_b, dropout=t.dropout, tp=tp, sp=sp)
-            embedding = UnitWork(name="embedding", params=lay.embedding_params,
-                                 segments=_segment_works(cm, [op_math.Segment(name="embedding", ops=tuple(ops))]),
-                                 recompute_s=0.0, act_bytes=acts.embedding, working_bytes=0)
+            embedding = UnitWork(
+                name="embedding",
+                params=lay.embedding_params,
+                segments=_segment_works(cm, [op_math.Segment(name="embedding", ops=tuple(ops))]),
+                recompute_s=0.0,
+                act_bytes=acts.embedding,
+                working_bytes=0,
+            )
         if chunk.head and lay.has_edges:
             ops = op_math.head_ops(arch, s, b, act_b, tp=tp, sp=sp)
-            head = UnitWork(name="head", params=lay.head_params,
-                            segments=_segment_works(cm, [op_math.Segment(name="head", ops=tuple(ops))]),
-                            recompute_s=0.0, act_bytes=acts.output, working_bytes=0)
-        chunks[chunk.index] = ChunkWork(index=chunk.index, embedding=embedding, head=head,
-                                        blocks=tuple(blocks[blk.name] for blk in chunk.blocks))
+            head = UnitWork(
+                name="head",
+                params=lay.head_params,
+                segments=_segment_works(cm, [op_math.Segment(name="head", ops=tuple(ops))]),
+                recompute_s=0.0,
+                act_bytes=acts.output,
+                working_bytes=0,
+            )
+        chunks[chunk.index] = ChunkWork(
+            index=chunk.index,
+            embedding=embedding,
+            head=head,
+            blocks=tuple(blocks[blk.name] for blk in chunk.blocks),
+        )
     return chunks
 
 
@@ -151,8 +198,12 @@ def optimizer_step(b: ScheduleBuilder, ctx: Context, local_params: int, deps) ->
     k = optimizer_state_bytes_per_param(t.optimizer, t.precision, ctx.scenario.model.hidden_size)
     if t.offload.optimizer:
         return offloaded_optimizer(b, ctx, local_params, k, deps)
-    update = op_math.Op("optimizer step", "memory", 0.0, int(local_params * (ctx.gb + ctx.pb + 2 * k)))
-    return b.add("optimizer step", "compute", "optimizer", deps=deps, duration_s=ctx.cm.op_time_s(update))
+    update = op_math.Op(
+        "optimizer step", "memory", 0.0, int(local_params * (ctx.gb + ctx.pb + 2 * k))
+    )
+    return b.add(
+        "optimizer step", "compute", "optimizer", deps=deps, duration_s=ctx.cm.op_time_s(update)
+    )
 
 
 # Host memory bandwidth of a DGX A100 / H100 class server: 2 sockets x 8 DDR4-3200 (AMD EPYC
@@ -164,13 +215,30 @@ HOST_MEMORY_BW_BYTES_PER_S = 2 * 204.8e9
 def offloaded_optimizer(b: ScheduleBuilder, ctx: Context, local_params: int, k: float, deps) -> int:
     """ZeRO-Offload: gradients to the CPU over PCIe, CPU Adam, updated 16-bit weights back."""
     gpu = ctx.cm.gpu
-    d2h = b.add("offload: gradients to CPU", "pcie", "offload", deps=deps,
-                duration_s=local_params * ctx.gb / gpu.pcie_bw_bytes_per_s)
-    share = HOST_MEMORY_BW_BYTES_PER_S / min(ctx.scenario.cluster.gpus_per_host, ctx.scenario.cluster.num_gpus)
-    cpu = b.add("offload: CPU optimizer step", "cpu", "optimizer", deps=(d2h,),
-                duration_s=local_params * (ctx.gb + ctx.pb + 2 * k) / share)
-    return b.add("offload: weights to GPU", "pcie", "offload", deps=(cpu,),
-                 duration_s=local_params * ctx.pb / gpu.pcie_bw_bytes_per_s)
+    d2h = b.add(
+        "offload: gradients to CPU",
+        "pcie",
+        "offload",
+        deps=deps,
+        duration_s=local_params * ctx.gb / gpu.pcie_bw_bytes_per_s,
+    )
+    share = HOST_MEMORY_BW_BYTES_PER_S / min(
+        ctx.scenario.cluster.gpus_per_host, ctx.scenario.cluster.num_gpus
+    )
+    cpu = b.add(
+        "offload: CPU optimizer step",
+        "cpu",
+        "optimizer",
+        deps=(d2h,),
+        duration_s=local_params * (ctx.gb + ctx.pb + 2 * k) / share,
+    )
+    return b.add(
+        "offload: weights to GPU",
+        "pcie",
+        "offload",
+        deps=(cpu,),
+        duration_s=local_params * ctx.pb / gpu.pcie_bw_bytes_per_s,
+    )
 
 
 def shard_of(params: int, n: int) -> int:

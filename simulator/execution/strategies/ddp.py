@@ -35,5 +35,12 @@ class DDP(Strategy):
         return [("all_reduce", self.grad_group(s))]
 
     def session(self, ctx, b):
-        return BucketSession(ctx, b, "all_reduce", ctx.scenario.training.bucket_size_bytes, DDP_FIRST_BUCKET_BYTES,
-                             every_micro_batch=False, sharded_optimizer=False)
+        return BucketSession(
+            ctx,
+            b,
+            "all_reduce",
+            ctx.scenario.training.bucket_size_bytes,
+            DDP_FIRST_BUCKET_BYTES,
+            every_micro_batch=False,
+            sharded_optimizer=False,
+        )

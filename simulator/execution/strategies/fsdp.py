@@ -26,7 +26,6 @@ from simulator.execution.strategies.common import ChunkWork, Context, optimizer_
 from simulator.execution.strategies.ddp import DDP_FIRST_BUCKET_BYTES
 from simulator.spec.mesh import Group
 
-
 SHARD_GRAD_OP = "fsdp-shard-grad-op"
 
 
@@ -35,7 +34,9 @@ class Zero3(Strategy):
     # SHARD_GRAD_OP is this schedule with the parameters kept unsharded from a block's forward
     # to its backward (torch FSDP: reshard_after_forward False); scenario/load.py sets that.
     aliases = ("fsdp", "fsdp-full-shard", SHARD_GRAD_OP)
-    description = "ZeRO stage 3 / PyTorch FSDP FULL_SHARD: all states sharded, parameters gathered per block"
+    description = (
+        "ZeRO stage 3 / PyTorch FSDP FULL_SHARD: all states sharded, parameters gathered per block"
+    )
     zero_stage = 3
     offload_params = True
 
@@ -65,7 +66,7 @@ class Zero3(Strategy):
             return 0
         z = s.training.sharding
         if not z.reshard_after_forward:  # blocks 0..i are still unsharded from forward
-            gathered = sum(b.params for b in blocks[:i + 1])
+            gathered = sum(b.params for b in blocks[: i + 1])
         else:  # this block, and the previous one prefetched
             gathered = blocks[i].params + (blocks[i - 1].params if i and z.backward_prefetch else 0)
         # This block's full gradient, and the next block's, whose reduce-scatter is in flight
@@ -78,21 +79,32 @@ class Zero3(Strategy):
 
     def replica_group(self, s):
         """HSDP's replica group (None for plain ZeRO-3 or one replica)."""
-        return None
+        return
 
     def collectives(self, s):
         shard, replica = self.grad_group(s), self.replica_group(s)
         if shard.size == 1:
             return [("all_reduce", replica or shard)]
-        return [("all_gather", shard), ("reduce_scatter", shard), *([("all_reduce", replica)] if replica else [])]
+        return [
+            ("all_gather", shard),
+            ("reduce_scatter", shard),
+            *([("all_reduce", replica)] if replica else []),
+        ]
 
     def session(self, ctx, b):
         s = ctx.scenario
         shard = self.grad_group(s)
         if shard.size == 1:
             # One rank per shard group: nothing is sharded, FSDP runs as DDP over the replicas.
-            return BucketSession(ctx, b, "all_reduce", s.training.bucket_size_bytes, DDP_FIRST_BUCKET_BYTES,
-                                 every_micro_batch=False, sharded_optimizer=False)
+            return BucketSession(
+                ctx,
+                b,
+                "all_reduce",
+                s.training.bucket_size_bytes,
+                DDP_FIRST_BUCKET_BYTES,
+                every_micro_batch=False,
+                sharded_optimizer=False,
+            )
         return self.sharded_session(ctx, b, shard, self.replica_group(s))
 
     def sharded_session(self, ctx, b, shard, replica):
@@ -103,16 +115,29 @@ class Zero3(Strategy):
 class HSDP(Zero3):
     name = "hsdp"
     aliases = ("fsdp-hybrid-shard",)
-    description = "FSDP HYBRID_SHARD / MiCS: ZeRO-3 within shard groups, gradients all-reduced across them"
+    description = (
+        "FSDP HYBRID_SHARD / MiCS: ZeRO-3 within shard groups, gradients all-reduced across them"
+    )
 
     def validate(self, t, dp: int) -> list[Problem]:
         problems = super().validate(t, dp)
         if t.shard_group_size is None:
-            problems.append(Problem("training.shard_group_size", "required when strategy is hsdp",
-                                    "e.g. shard_group_size: 8 to shard within each host"))
+            problems.append(
+                Problem(
+                    "training.shard_group_size",
+                    "required when strategy is hsdp",
+                    "e.g. shard_group_size: 8 to shard within each host",
+                )
+            )
         elif dp % min(t.shard_group_size, dp):
-            problems.append(Problem("training.shard_group_size", f"the data-parallel degree {dp} does not split "
-                                    f"into groups of {t.shard_group_size}", "use a divisor of the GPU count"))
+            problems.append(
+                Problem(
+                    "training.shard_group_size",
+                    f"the data-parallel degree {dp} does not split "
+                    f"into groups of {t.shard_group_size}",
+                    "use a divisor of the GPU count",
+                )
+            )
         return problems
 
     def dp_dims(self, s):
@@ -139,7 +164,7 @@ class FsdpSession:
         self.ctx, self.b, self.shard, self.replica = ctx, b, shard, replica
         s = ctx.scenario
         self.z, self.offload, self.n = s.training.sharding, s.training.offload.params, shard.size
-        self.reduce_bytes = ctx.gb   # bytes per gradient element on the wire
+        self.reduce_bytes = ctx.gb  # bytes per gradient element on the wire
         self.grad_comm: list[int] = []
         self.previous_pass_end, self.previous_pass = None, None
         self.previous_pass_is_own_forward = False
@@ -159,23 +184,50 @@ class FsdpSession:
         offload (ZeRO-Infinity / FSDP CPUOffload) the shard first crosses PCIe to the GPU."""
         ctx, b = self.ctx, self.b
         if self.offload:
-            h2d = b.add(name.replace("all_gather", "offload: shard to GPU for"), "pcie", "offload", deps=deps,
-                        duration_s=shard_of(params, self.n) * ctx.pb / ctx.cm.gpu.pcie_bw_bytes_per_s)
+            h2d = b.add(
+                name.replace("all_gather", "offload: shard to GPU for"),
+                "pcie",
+                "offload",
+                deps=deps,
+                duration_s=shard_of(params, self.n) * ctx.pb / ctx.cm.gpu.pcie_bw_bytes_per_s,
+            )
             deps = (h2d,)
-        return b.add(name, "comm", "comm", deps=deps, alloc_bytes=self.held(unit, params) * ctx.pb if alloc else 0,
-                     collective=Collective(op="all_gather", group=self.shard,
-                                           size_bytes=self.gathered(unit, params) * ctx.pb))
+        return b.add(
+            name,
+            "comm",
+            "comm",
+            deps=deps,
+            alloc_bytes=self.held(unit, params) * ctx.pb if alloc else 0,
+            collective=Collective(
+                op="all_gather", group=self.shard, size_bytes=self.gathered(unit, params) * ctx.pb
+            ),
+        )
 
     def reduce(self, name: str, params: int, deps, free: int, unit: str = "") -> int:
         gb = self.reduce_bytes
-        rs = self.b.add(name, "comm_rs", "comm", deps=deps, free_bytes=free,
-                        collective=Collective(op="reduce_scatter", group=self.shard,
-                                              size_bytes=self.gathered(unit, params) * gb))
+        rs = self.b.add(
+            name,
+            "comm_rs",
+            "comm",
+            deps=deps,
+            free_bytes=free,
+            collective=Collective(
+                op="reduce_scatter", group=self.shard, size_bytes=self.gathered(unit, params) * gb
+            ),
+        )
         self.last_reduce_scatter = rs
         if self.replica is not None:
-            rs = self.b.add(name.replace("reduce_scatter", "all_reduce"), "comm_rs", "comm", deps=(rs,),
-                            collective=Collective(op="all_reduce", group=self.replica,
-                                                  size_bytes=self.gathered(unit, params) // self.n * gb))
+            rs = self.b.add(
+                name.replace("reduce_scatter", "all_reduce"),
+                "comm_rs",
+                "comm",
+                deps=(rs,),
+                collective=Collective(
+                    op="all_reduce",
+                    group=self.replica,
+                    size_bytes=self.gathered(unit, params) // self.n * gb,
+                ),
+            )
         return rs
 
     @staticmethod
@@ -188,8 +240,12 @@ class FsdpSession:
         if p.forward:
             self.passes[key] = self.current = self.pass_state(p, chunk)
             if self._root(chunk):  # the root is held in static memory
-                self.current.root_gather = self.gather(f"mb{p.micro_batch} all_gather root", self._root(chunk),
-                                                       alloc=False, unit="root")
+                self.current.root_gather = self.gather(
+                    f"mb{p.micro_batch} all_gather root",
+                    self._root(chunk),
+                    alloc=False,
+                    unit="root",
+                )
         else:
             self.current = self.passes.pop(key)
         return ()
@@ -209,14 +265,23 @@ class FsdpSession:
     def end_pass(self, p: Pass, chunk: ChunkWork, last: int) -> None:
         self.previous_pass_end, self.previous_pass = last, (p.forward, p.micro_batch, p.chunk)
         if not p.forward and self._root(chunk):
-            self.grad_comm.append(self.reduce(f"mb{p.micro_batch} reduce_scatter root", self._root(chunk),
-                                              (last,), 0, unit="root"))
+            self.grad_comm.append(
+                self.reduce(
+                    f"mb{p.micro_batch} reduce_scatter root",
+                    self._root(chunk),
+                    (last,),
+                    0,
+                    unit="root",
+                )
+            )
 
     def pass_state(self, p: Pass, chunk: ChunkWork) -> _PassState:
         return _PassState(self, p, chunk)
 
     def finish(self, last: int) -> None:
-        optimizer_step(self.b, self.ctx, shard_of(self.ctx.stage_params, self.n), deps=(last, *self.grad_comm))
+        optimizer_step(
+            self.b, self.ctx, shard_of(self.ctx.stage_params, self.n), deps=(last, *self.grad_comm)
+        )
 
 
 class _PassState:
@@ -236,8 +301,12 @@ class _PassState:
         limit = None
         if self.z.limit_all_gathers:
             limit = self.fwd_done.get(i - 2) if i >= 2 else self.f.previous_pass_end
-        self.fwd_gather[i] = self.f.gather(f"{self.tag} all_gather {self.blocks[i].name} (forward)",
-                                           self.blocks[i].params, deps=(limit,), unit=self.blocks[i].name)
+        self.fwd_gather[i] = self.f.gather(
+            f"{self.tag} all_gather {self.blocks[i].name} (forward)",
+            self.blocks[i].params,
+            deps=(limit,),
+            unit=self.blocks[i].name,
+        )
 
     def before_fwd(self, i):
         if i == 0:
@@ -253,8 +322,12 @@ class _PassState:
 
     def issue_backward(self, i: int, deps) -> None:
         if 0 <= i and i not in self.bwd_gather and self.z.reshard_after_forward:
-            self.bwd_gather[i] = self.f.gather(f"{self.tag} all_gather {self.blocks[i].name} (backward)",
-                                               self.blocks[i].params, deps=deps, unit=self.blocks[i].name)
+            self.bwd_gather[i] = self.f.gather(
+                f"{self.tag} all_gather {self.blocks[i].name} (backward)",
+                self.blocks[i].params,
+                deps=deps,
+                unit=self.blocks[i].name,
+            )
 
     def before_bwd(self, i):
         z, last_block = self.z, len(self.blocks) - 1
@@ -262,8 +335,10 @@ class _PassState:
             if z.backward_prefetch and self.blocks:
                 # ... and once this backward pass has begun, when other passes ran in between.
                 started = () if self.f.previous_pass_is_own_forward else (self.f.previous_pass_end,)
-                self.issue_backward(last_block, (self.fwd_done[last_block], *started) if z.limit_all_gathers
-                                    else started)
+                self.issue_backward(
+                    last_block,
+                    (self.fwd_done[last_block], *started) if z.limit_all_gathers else started,
+                )
             return ()
         # Without prefetch the all-gather is issued when this block's backward is reached,
         # i.e. after the previous backward op (the head's, block i+1's, or the end of the
@@ -284,5 +359,12 @@ class _PassState:
         # its parameters are freed when its backward ends.
         gb, pb = self.f.ctx.gb, self.f.ctx.pb
         self.f.b.adjust(tid, alloc=unit.params * gb, free=unit.params * pb)
-        self.f.grad_comm.append(self.f.reduce(f"{self.tag} reduce_scatter {unit.name}", unit.params, (tid,),
-                                              unit.params * gb, unit=unit.name))
+        self.f.grad_comm.append(
+            self.f.reduce(
+                f"{self.tag} reduce_scatter {unit.name}",
+                unit.params,
+                (tid,),
+                unit.params * gb,
+                unit=unit.name,
+            )
+        )

@@ -52,7 +52,9 @@ class StageSchedule:
 
     def __init__(self, ctx: Context, b: ScheduleBuilder, grad_bytes: int | None = None):
         self.ctx, self.b = ctx, b
-        self.grad_bytes = ctx.gb if grad_bytes is None else grad_bytes  # per gradient element reduced
+        self.grad_bytes = (
+            ctx.gb if grad_bytes is None else grad_bytes
+        )  # per gradient element reduced
         par = ctx.scenario.training.parallel
         self.tp, self.sp, self.pp = par.tp, par.sequence_parallel, par.pp
         self.chunks_total = par.pp * par.pipeline.virtual_stages
@@ -64,7 +66,11 @@ class StageSchedule:
         for p in self.ctx.order:
             chunk = self.ctx.chunks[p.chunk]
             deps = session.start_pass(p, chunk)
-            last = self.forward(p, chunk, session, deps) if p.forward else self.backward(p, chunk, session, deps)
+            last = (
+                self.forward(p, chunk, session, deps)
+                if p.forward
+                else self.backward(p, chunk, session, deps)
+            )
             session.end_pass(p, chunk, last)
         last = self._tied_embedding_exchange(last)
         session.finish(last)
@@ -75,28 +81,64 @@ class StageSchedule:
         and last stage only); returns the receive, or `last` where there is nothing to do."""
         s, stage = self.ctx.scenario, self.ctx.stage
         arch = s.model.arch
-        if self.pp == 1 or arch is None or not (arch.lm_head and arch.tied_embeddings) or stage not in (0, self.pp - 1):
+        if (
+            self.pp == 1
+            or arch is None
+            or not (arch.lm_head and arch.tied_embeddings)
+            or stage not in (0, self.pp - 1)
+        ):
             return last
         size = word_embedding_params(arch, self.tp) * self.grad_bytes
         other = self.pp - 1 - stage
         for peers, stream in (((stage, other), "p2p"), ((other, stage), "compute")):
-            coll = Collective(op="send", group=self.pp_group, size_bytes=size, peers=peers, tag=("embedding grads",))
-            task = self.b.add(f"{'send' if stream == 'p2p' else 'recv'} tied embedding grads "
-                              f"{peers[0]}->{peers[1]}", stream, "p2p", deps=(last,), collective=coll)
+            coll = Collective(
+                op="send",
+                group=self.pp_group,
+                size_bytes=size,
+                peers=peers,
+                tag=("embedding grads",),
+            )
+            task = self.b.add(
+                f"{'send' if stream == 'p2p' else 'recv'} tied embedding grads "
+                f"{peers[0]}->{peers[1]}",
+                stream,
+                "p2p",
+                deps=(last,),
+                collective=coll,
+            )
         return task
 
     # ---- tensor-parallel collectives and compute
 
-    def _unit_task(self, tag: str, unit: UnitWork, forward: bool, deps, alloc: int, free: int,
-                  recompute: bool = False) -> int:
+    def _unit_task(
+        self,
+        tag: str,
+        unit: UnitWork,
+        forward: bool,
+        deps,
+        alloc: int,
+        free: int,
+        recompute: bool = False,
+    ) -> int:
         """One task for the unit in one direction; with tensor parallelism its collectives are
         folded in at their standalone time (see Task.inline)."""
         phase = "recompute" if recompute else ("forward" if forward else "backward")
-        dur = unit.fwd_s if forward or recompute else unit.bwd_s  # full recompute re-runs the forward
+        dur = (
+            unit.fwd_s if forward or recompute else unit.bwd_s
+        )  # full recompute re-runs the forward
         inline = self._tp_collectives(unit, forward or recompute) if self.tp > 1 else ()
         comm_s = sum(self.ctx.tp_time_s[c.op] for c in inline)
-        return self.b.add(f"{tag} {phase} {unit.name}", "compute", phase, deps=deps, duration_s=dur + comm_s,
-                          alloc_bytes=alloc, free_bytes=free, inline=inline, inline_comm_s=comm_s)
+        return self.b.add(
+            f"{tag} {phase} {unit.name}",
+            "compute",
+            phase,
+            deps=deps,
+            duration_s=dur + comm_s,
+            alloc_bytes=alloc,
+            free_bytes=free,
+            inline=inline,
+            inline_comm_s=comm_s,
+        )
 
     def _tp_collectives(self, unit: UnitWork, forward: bool) -> tuple[Collective, ...]:
         """A unit's tensor-parallel collectives in one direction: per sub-layer an all-reduce
@@ -107,18 +149,30 @@ class StageSchedule:
             return ()
         gather = self.sp and not (unit.name == "embedding" or unit.name == "head" and not forward)
         reduce = not (unit.name == "head" and forward)
-        ops = (["all_gather"] if gather else []) + (["reduce_scatter" if self.sp else "all_reduce"] if reduce else [])
-        return tuple(Collective(op=op, group=self.tp_group, size_bytes=self.ctx.tp_bytes)
-                     for _ in unit.segments for op in ops)
+        ops = (["all_gather"] if gather else []) + (
+            ["reduce_scatter" if self.sp else "all_reduce"] if reduce else []
+        )
+        return tuple(
+            Collective(op=op, group=self.tp_group, size_bytes=self.ctx.tp_bytes)
+            for _ in unit.segments
+            for op in ops
+        )
 
     # ---- point-to-point transfers between stages
 
     def _p2p(self, p: Pass, chunk: int, to_chunk: int, receive: bool, deps=()) -> int:
         a, b = stage_of_chunk(chunk, self.pp), stage_of_chunk(to_chunk, self.pp)
         size = self.ctx.tp_bytes // self.tp if self.tp > 1 else self.ctx.tp_bytes  # scatter/gather
-        coll = Collective(op="send", group=self.pp_group, size_bytes=size, peers=(a, b),
-                          tag=(p.kind, p.micro_batch, chunk, to_chunk))
-        name = f"mb{p.micro_batch} {'recv' if receive else 'send'} {p.kind} chunk {chunk}->{to_chunk}"
+        coll = Collective(
+            op="send",
+            group=self.pp_group,
+            size_bytes=size,
+            peers=(a, b),
+            tag=(p.kind, p.micro_batch, chunk, to_chunk),
+        )
+        name = (
+            f"mb{p.micro_batch} {'recv' if receive else 'send'} {p.kind} chunk {chunk}->{to_chunk}"
+        )
         return self.b.add(name, "compute" if receive else "p2p", "p2p", deps=deps, collective=coll)
 
     # ---- passes
@@ -132,7 +186,9 @@ class StageSchedule:
             last = self._unit_task(tag, c.embedding, True, deps, c.embedding.act_bytes, 0)
             deps = ()
         for i, unit in enumerate(c.blocks):
-            last = self._unit_task(tag, unit, True, (*deps, *s.before_fwd(p, i, unit)), unit.act_bytes, 0)
+            last = self._unit_task(
+                tag, unit, True, (*deps, *s.before_fwd(p, i, unit)), unit.act_bytes, 0
+            )
             s.after_fwd(p, i, unit, last)
             deps = ()
         if c.head:
@@ -159,8 +215,14 @@ class StageSchedule:
                 if self.ctx.scenario.training.activation_checkpointing == "full":
                     self._unit_task(tag, unit, False, deps, unit.working_bytes, 0, recompute=True)
                 else:
-                    self.b.add(f"{tag} recompute {unit.name}", "compute", "recompute", deps=deps,
-                               duration_s=unit.recompute_s, alloc_bytes=unit.working_bytes)
+                    self.b.add(
+                        f"{tag} recompute {unit.name}",
+                        "compute",
+                        "recompute",
+                        deps=deps,
+                        duration_s=unit.recompute_s,
+                        alloc_bytes=unit.working_bytes,
+                    )
                 deps = ()
             last = self._unit_task(tag, unit, False, deps, 0, unit.act_bytes + unit.working_bytes)
             s.after_bwd(p, i, unit, last)

@@ -33,8 +33,16 @@ class _Zero12(Strategy):
 
     def session(self, ctx, b):
         cap = DEEPSPEED_BUCKET_ELEMENTS * ctx.gb
-        return BucketSession(ctx, b, "reduce_scatter", cap, cap, every_micro_batch=self.zero_stage == 2,
-                             sharded_optimizer=True, allgather_bucket_bytes=DEEPSPEED_BUCKET_ELEMENTS * ctx.pb)
+        return BucketSession(
+            ctx,
+            b,
+            "reduce_scatter",
+            cap,
+            cap,
+            every_micro_batch=self.zero_stage == 2,
+            sharded_optimizer=True,
+            allgather_bucket_bytes=DEEPSPEED_BUCKET_ELEMENTS * ctx.pb,
+        )
 
 
 class Zero1(_Zero12):

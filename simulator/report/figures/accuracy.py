@@ -23,8 +23,15 @@ def _panel(ax, series: list[tuple[str, np.ndarray, np.ndarray]], title: str, xla
         for sign in (1, -1):
             ax.plot(line, line * (1 + sign * band), color="grey", linewidth=0.6, linestyle=style)
     for i, (label, x, y) in enumerate(series):
-        ax.scatter(x, y, s=18, marker=MARKERS[i % len(MARKERS)], facecolors="none",
-                   edgecolors=STRATEGY_PALETTE[i % len(STRATEGY_PALETTE)], label=f"{label} ({len(x)})")
+        ax.scatter(
+            x,
+            y,
+            s=18,
+            marker=MARKERS[i % len(MARKERS)],
+            facecolors="none",
+            edgecolors=STRATEGY_PALETTE[i % len(STRATEGY_PALETTE)],
+            label=f"{label} ({len(x)})",
+        )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlim(lo, hi)
@@ -38,7 +45,11 @@ def _panel(ax, series: list[tuple[str, np.ndarray, np.ndarray]], title: str, xla
 def _check_out(out: str | Path) -> Path:
     path = Path(out)
     if path.suffix.lstrip(".") not in FORMATS:
-        raise UserError(Problem("--plot", f"{path}: unknown image format", f"end it in .{' or .'.join(FORMATS)}"))
+        raise UserError(
+            Problem(
+                "--plot", f"{path}: unknown image format", f"end it in .{' or .'.join(FORMATS)}"
+            )
+        )
     return path
 
 
@@ -53,7 +64,13 @@ def plot_accuracy(doc: dict[str, Any], out: str | Path) -> Path:
         for role in ("validation", "calibration"):
             mine = [c for c in cases if c["category"] == cat and c["role"] == role]
             if mine:
-                series.append((role, np.array([c["published"] for c in mine]), np.array([c["predicted"] for c in mine])))
+                series.append(
+                    (
+                        role,
+                        np.array([c["published"] for c in mine]),
+                        np.array([c["predicted"] for c in mine]),
+                    )
+                )
         metrics = sorted({c["metric"] for c in cases if c["category"] == cat})
         _panel(ax, series, cat, f"published ({', '.join(metrics)})")
     return save(fig, path)
@@ -68,11 +85,19 @@ def plot_fit(doc: dict[str, Any], out: str | Path) -> Path:
     for col, kind in enumerate(kinds):
         rows = [r for r in doc["residuals"] if _kind(r) == kind]
         measured = np.array([r["measured"] for r in rows])
-        series = [(label, measured, np.array([r[key] for r in rows]))
-                  for label, key in (("built-in", "before"), ("fitted", "after"))]
+        series = [
+            (label, measured, np.array([r[key] for r in rows]))
+            for label, key in (("built-in", "before"), ("fitted", "after"))
+        ]
         loo = [r for r in rows if r.get("loo") is not None]
         if loo:
-            series.append(("left out", np.array([r["measured"] for r in loo]), np.array([r["loo"] for r in loo])))
+            series.append(
+                (
+                    "left out",
+                    np.array([r["measured"] for r in loo]),
+                    np.array([r["loo"] for r in loo]),
+                )
+            )
         xlabel = "measured (" + ", ".join(sorted({r["metric"] for r in rows})) + ")"
         _panel(axes[0, col], series, kind, xlabel)
         _errors(axes[1, col], series, xlabel)
@@ -85,8 +110,15 @@ def _errors(ax, series: list[tuple[str, np.ndarray, np.ndarray]], xlabel: str) -
         for sign in (1, -1):
             ax.axhline(sign * band, color="grey", linewidth=0.6, linestyle=style)
     for i, (label, x, y) in enumerate(series):
-        ax.scatter(x, 100 * (y / x - 1), s=18, marker=MARKERS[i % len(MARKERS)], facecolors="none",
-                   edgecolors=STRATEGY_PALETTE[i % len(STRATEGY_PALETTE)], label=label)
+        ax.scatter(
+            x,
+            100 * (y / x - 1),
+            s=18,
+            marker=MARKERS[i % len(MARKERS)],
+            facecolors="none",
+            edgecolors=STRATEGY_PALETTE[i % len(STRATEGY_PALETTE)],
+            label=label,
+        )
     ax.set_xscale("log")
     ax.set_xlabel(xlabel)
     ax.set_ylabel("error (predicted / measured - 1, %)")

@@ -10,13 +10,32 @@ from pathlib import Path
 from typing import Any
 
 from simulator.core.errors import Problem, UserError
-from simulator.report.figures.style import (COMPONENT_COLORS, OOM_COLOR, STREAM_COLORS, check_format,
-                                            figure_class, matplotlib_module, save, strategy_styles)
+from simulator.report.figures.style import (
+    COMPONENT_COLORS,
+    OOM_COLOR,
+    STREAM_COLORS,
+    check_format,
+    figure_class,
+    matplotlib_module,
+    save,
+    strategy_styles,
+)
 
 MEMORY_COMPONENTS = ("params", "grads", "optimizer", "activations", "buffers", "overhead")
-NUMERIC = ("num_gpus", "params", "capacity_bytes", "step_time_s", "compute_s", "comm_s", "exposed_comm_s",
-           "mfu", "tokens_per_s", "tokens_per_s_per_gpu", *(f"mem_{c}_bytes" for c in MEMORY_COMPONENTS),
-           "mem_total_bytes")
+NUMERIC = (
+    "num_gpus",
+    "params",
+    "capacity_bytes",
+    "step_time_s",
+    "compute_s",
+    "comm_s",
+    "exposed_comm_s",
+    "mfu",
+    "tokens_per_s",
+    "tokens_per_s_per_gpu",
+    *(f"mem_{c}_bytes" for c in MEMORY_COMPONENTS),
+    "mem_total_bytes",
+)
 REQUIRED = ("point", "status", "strategy", "num_gpus", "fits", *NUMERIC[1:])
 # Columns a sweep writes after the swept dotted paths: the swept ones lie between point and status.
 SERIES_FIELDS = ("model", "strategy", "gpu")
@@ -42,9 +61,14 @@ def read_results(csv_path: str | Path) -> tuple[list[dict[str, Any]], list[str]]
         raise UserError(Problem(str(path), f"cannot read: {exc.strerror}")) from None
     missing = [c for c in REQUIRED if c not in header]
     if missing:
-        raise UserError(Problem(str(path), f"not a clustersim sweep CSV: missing columns {', '.join(missing)}",
-                                "write one with `clustersim sweep FILE --out results.csv`"))
-    swept = header[header.index("point") + 1:header.index("status")]
+        raise UserError(
+            Problem(
+                str(path),
+                f"not a clustersim sweep CSV: missing columns {', '.join(missing)}",
+                "write one with `clustersim sweep FILE --out results.csv`",
+            )
+        )
+    swept = header[header.index("point") + 1 : header.index("status")]
     rows = []
     for r in raw:
         if r["status"] != "ok":
@@ -60,20 +84,28 @@ def read_results(csv_path: str | Path) -> tuple[list[dict[str, Any]], list[str]]
     return rows, swept
 
 
-def panels(rows: list[dict[str, Any]], swept: list[str]) -> dict[str, dict[str, list[dict[str, Any]]]]:
+def panels(
+    rows: list[dict[str, Any]], swept: list[str]
+) -> dict[str, dict[str, list[dict[str, Any]]]]:
     """Rows as {panel: {strategy: rows sorted by GPU count}}: one panel per combination of what
     varies besides the strategy and the GPU/host count (model, GPU, other swept columns)."""
     varying = [k for k in (*SERIES_FIELDS, *swept) if len({r[k] for r in rows}) > 1]
     # The strategy has its own series; GPU count is the x axis; a swept model.preset or
     # cluster.topology repeats what the model and gpu columns already say.
-    keys = [k for k in varying if k != "strategy" and not k.endswith((".strategy", "num_gpus", "num_hosts"))]
+    keys = [
+        k
+        for k in varying
+        if k != "strategy" and not k.endswith((".strategy", "num_gpus", "num_hosts"))
+    ]
     if "model" in keys:
         keys = [k for k in keys if k != "model.preset"]
     out: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
     for r in rows:
         out[", ".join(str(r[k]) for k in keys) or "all points"][r["strategy"]].append(r)
-    return {p: {s: sorted(v, key=lambda r: r["num_gpus"]) for s, v in sorted(by.items())}
-            for p, by in out.items()}
+    return {
+        p: {s: sorted(v, key=lambda r: r["num_gpus"]) for s, v in sorted(by.items())}
+        for p, by in out.items()
+    }
 
 
 def _grid(n: int, width: float, height: float):
@@ -115,10 +147,27 @@ def step_time_figure(groups: Groups):
                 a = 1.0 if r["fits"] else 0.3
                 c, e = r["compute_s"], max(0.0, r["step_time_s"] - r["compute_s"])
                 ax.bar(x, c, width, color=styles[strategy].color, alpha=a)
-                ax.bar(x, e, width, bottom=c, color=STREAM_COLORS["comm"], alpha=a, hatch="///",
-                       edgecolor="white")
+                ax.bar(
+                    x,
+                    e,
+                    width,
+                    bottom=c,
+                    color=STREAM_COLORS["comm"],
+                    alpha=a,
+                    hatch="///",
+                    edgecolor="white",
+                )
                 if not r["fits"]:
-                    ax.text(x, c + e, "OOM", ha="center", va="bottom", color=OOM_COLOR, fontsize=6, rotation=90)
+                    ax.text(
+                        x,
+                        c + e,
+                        "OOM",
+                        ha="center",
+                        va="bottom",
+                        color=OOM_COLOR,
+                        fontsize=6,
+                        rotation=90,
+                    )
         ax.set_xticks(range(len(gpus)), [str(g) for g in gpus])
         ax.set_yscale("log")
         low = min(r["compute_s"] for rs in by.values() for r in rs if r["compute_s"] > 0)
@@ -128,22 +177,35 @@ def step_time_figure(groups: Groups):
         ax.set_ylabel("step time (s, log)")
         ax.set_title(label, fontsize=10)
         ax.grid(axis="y", alpha=0.3)
-    comm = Patch(facecolor=STREAM_COLORS["comm"], hatch="///", edgecolor="white", label="exposed communication")
+    comm = Patch(
+        facecolor=STREAM_COLORS["comm"],
+        hatch="///",
+        edgecolor="white",
+        label="exposed communication",
+    )
     _legend(fig, _strategy_patches(styles) + [comm])
-    fig.suptitle("Step time by strategy: compute (strategy colour) + exposed communication (hatched); "
-                 "pale = OOM")
+    fig.suptitle(
+        "Step time by strategy: compute (strategy colour) + exposed communication (hatched); "
+        "pale = OOM"
+    )
     return fig
 
 
 def _mark_clipped(ax, x: float, clip: float, total_gb: float) -> None:
     """Break marks across a bar cut at the clip line, and its true total above the cut."""
     for y in (clip * 0.95, clip * 0.92):
-        ax.plot([x - 0.45, x + 0.45], [y - clip * 0.012, y + clip * 0.012], color="white", linewidth=2.5)
-    ax.text(x, clip * 1.01, f"{total_gb:,.0f} GB", ha="center", va="bottom", rotation=90, fontsize=7)
+        ax.plot(
+            [x - 0.45, x + 0.45], [y - clip * 0.012, y + clip * 0.012], color="white", linewidth=2.5
+        )
+    ax.text(
+        x, clip * 1.01, f"{total_gb:,.0f} GB", ha="center", va="bottom", rotation=90, fontsize=7
+    )
 
 
 def _memory_panel(ax, by: dict[str, list[dict]], styles) -> None:
-    ordered = sorted(((r["num_gpus"], s, r) for s, rs in by.items() for r in rs), key=lambda t: (t[0], t[1]))
+    ordered = sorted(
+        ((r["num_gpus"], s, r) for s, rs in by.items() for r in rs), key=lambda t: (t[0], t[1])
+    )
     x = list(range(len(ordered)))
     cap = max(r["capacity_bytes"] for _, _, r in ordered) / 1e9
     clip = cap * MEMORY_CLIP
@@ -151,14 +213,22 @@ def _memory_panel(ax, by: dict[str, list[dict]], styles) -> None:
     for comp, color in zip(MEMORY_COMPONENTS, COMPONENT_COLORS):
         top = [b + r[f"mem_{comp}_bytes"] / 1e9 for b, (_, _, r) in zip(bottom, ordered)]
         # Segments stop at the clip line, so the space above it stays free for the totals.
-        ax.bar(x, [min(t, clip) - min(b, clip) for b, t in zip(bottom, top)], bottom=[min(b, clip) for b in bottom],
-               color=color, label=comp, width=0.8)
+        ax.bar(
+            x,
+            [min(t, clip) - min(b, clip) for b, t in zip(bottom, top)],
+            bottom=[min(b, clip) for b in bottom],
+            color=color,
+            label=comp,
+            width=0.8,
+        )
         bottom = top
     ax.axhline(cap, color="black", linestyle="--", label="capacity")
     totals = [r["mem_total_bytes"] / 1e9 for _, _, r in ordered]
     for i, (_, _, r) in enumerate(ordered):
         if not r["fits"]:
-            ax.bar(i, min(totals[i], clip), fill=False, edgecolor=OOM_COLOR, linewidth=1.5, width=0.8)
+            ax.bar(
+                i, min(totals[i], clip), fill=False, edgecolor=OOM_COLOR, linewidth=1.5, width=0.8
+            )
         if totals[i] > clip:
             _mark_clipped(ax, i, clip, totals[i])
     ax.set_xticks(x, [f"{s} {g}" for g, s, _ in ordered], fontsize=7, rotation=90)
@@ -179,8 +249,11 @@ def memory_figure(groups: Groups):
         ax.set_title(label, fontsize=10)
     handles, _ = axes[0].get_legend_handles_labels()
     _legend(fig, handles)
-    fig.suptitle(f"Peak per-GPU memory by component (strategy, GPUs); dashed: capacity; red outline: OOM; "
-                 f"bars cut (//) at {MEMORY_CLIP:g}x capacity, true total above", fontsize=10)
+    fig.suptitle(
+        f"Peak per-GPU memory by component (strategy, GPUs); dashed: capacity; red outline: OOM; "
+        f"bars cut (//) at {MEMORY_CLIP:g}x capacity, true total above",
+        fontsize=10,
+    )
     return fig
 
 
@@ -190,15 +263,32 @@ def mfu_figure(groups: Groups):
     Line2D = matplotlib_module("matplotlib.lines").Line2D
     fig, axes = _grid(len(groups), 5.5, 3.6)
     styles = _styles(groups)
-    kw = {s: dict(color=st.color, marker=st.marker, linestyle=st.linestyle, markerfacecolor="none",
-                  markersize=7, markeredgewidth=1.5, label=s) for s, st in styles.items()}
+    kw = {
+        s: {
+            "color": st.color,
+            "marker": st.marker,
+            "linestyle": st.linestyle,
+            "markerfacecolor": "none",
+            "markersize": 7,
+            "markeredgewidth": 1.5,
+            "label": s,
+        }
+        for s, st in styles.items()
+    }
     for ax, (label, by) in zip(axes, groups.items()):
         all_n = sorted({r["num_gpus"] for rs in by.values() for r in rs})
         for strategy, rows in by.items():
             ax.plot([r["num_gpus"] for r in rows], [100 * r["mfu"] for r in rows], **kw[strategy])
             oom = [(r["num_gpus"], 100 * r["mfu"]) for r in rows if not r["fits"]]
             if oom:
-                ax.scatter(*zip(*oom), s=150, facecolors="none", edgecolors=OOM_COLOR, linewidths=1.5, zorder=3)
+                ax.scatter(
+                    *zip(*oom),
+                    s=150,
+                    facecolors="none",
+                    edgecolors=OOM_COLOR,
+                    linewidths=1.5,
+                    zorder=3,
+                )
         if all_n[-1] / all_n[0] >= 4:
             ax.set_xscale("log", base=2)
         ax.set_xticks(all_n, [str(v) for v in all_n])
@@ -219,6 +309,8 @@ def plot_results(csv_path: str | Path, out_dir: str | Path, fmt: str = "png") ->
     rows, swept = read_results(csv_path)
     groups = panels(rows, swept)
     out = Path(out_dir)
-    return [save(step_time_figure(groups), out / f"step_time.{fmt}"),
-            save(memory_figure(groups), out / f"memory.{fmt}"),
-            save(mfu_figure(groups), out / f"mfu.{fmt}")]
+    return [
+        save(step_time_figure(groups), out / f"step_time.{fmt}"),
+        save(memory_figure(groups), out / f"memory.{fmt}"),
+        save(mfu_figure(groups), out / f"mfu.{fmt}"),
+    ]

@@ -17,8 +17,15 @@ OOM_COLOR = "#d62728"  # red: reserved for out-of-memory marks, so no series bel
 
 # Streams (execution/schedule.STREAMS): the timeline's activity lanes and the communication
 # part of the step-time bars. Dark2 hues, chosen apart from the strategy palette below.
-STREAM_COLORS = {"compute": "#1b9e77", "comm": "#5e3c99", "comm_rs": "#e7298a", "p2p": "#66a61e", "pcie": "#e6ab02",
-                 "cpu": "#666666", "host": "#a6761d"}
+STREAM_COLORS = {
+    "compute": "#1b9e77",
+    "comm": "#5e3c99",
+    "comm_rs": "#e7298a",
+    "p2p": "#66a61e",
+    "pcie": "#e6ab02",
+    "cpu": "#666666",
+    "host": "#a6761d",
+}
 assert tuple(STREAM_COLORS) == STREAMS, "one colour per stream, in the schedule's order"
 
 COMPONENT_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#7f7f7f")
@@ -46,14 +53,24 @@ def strategy_styles(names) -> dict[str, SeriesStyle]:
     the data, so ddp has the same colour in every figure and every sweep; others follow, sorted."""
     registry = list(STRATEGIES)
     others = sorted(set(names) - set(registry))
-    index = {s: registry.index(s) if s in STRATEGIES else len(registry) + others.index(s) for s in names}
-    return {s: SeriesStyle(STRATEGY_PALETTE[i % len(STRATEGY_PALETTE)], MARKERS[i % len(MARKERS)],
-                           LINESTYLES[i % len(LINESTYLES)]) for s, i in sorted(index.items(), key=lambda t: t[1])}
+    index = {
+        s: registry.index(s) if s in STRATEGIES else len(registry) + others.index(s) for s in names
+    }
+    return {
+        s: SeriesStyle(
+            STRATEGY_PALETTE[i % len(STRATEGY_PALETTE)],
+            MARKERS[i % len(MARKERS)],
+            LINESTYLES[i % len(LINESTYLES)],
+        )
+        for s, i in sorted(index.items(), key=lambda t: t[1])
+    }
 
 
 def check_format(fmt: str) -> None:
     if fmt not in FORMATS:
-        raise UserError(Problem("--format", f"unknown format {fmt!r}", f"one of {', '.join(FORMATS)}"))
+        raise UserError(
+            Problem("--format", f"unknown format {fmt!r}", f"one of {', '.join(FORMATS)}")
+        )
 
 
 def matplotlib_module(name: str = "matplotlib", option: str = "plot"):
@@ -66,11 +83,23 @@ def matplotlib_module(name: str = "matplotlib", option: str = "plot"):
         matplotlib.use("Agg")
         return importlib.import_module(name)
     except ImportError as exc:
-        if (exc.name or "").split(".")[0] != "matplotlib":  # installed, but a library of its own is not
-            raise UserError(Problem(option, f"matplotlib cannot be imported: {exc}",
-                                    "reinstall it: pip install --force-reinstall matplotlib")) from None
-        raise UserError(Problem(option, "plots need matplotlib: matplotlib is not installed",
-                                "pip install matplotlib")) from None
+        if (exc.name or "").split(".")[
+            0
+        ] != "matplotlib":  # installed, but a library of its own is not
+            raise UserError(
+                Problem(
+                    option,
+                    f"matplotlib cannot be imported: {exc}",
+                    "reinstall it: pip install --force-reinstall matplotlib",
+                )
+            ) from None
+        raise UserError(
+            Problem(
+                option,
+                "plots need matplotlib: matplotlib is not installed",
+                "pip install matplotlib",
+            )
+        ) from None
 
 
 def figure_class():
@@ -84,7 +113,9 @@ def save(fig, path: Path) -> Path:
     try:
         with matplotlib.rc_context({"svg.hashsalt": "clustersim"}):  # same input, same SVG bytes
             fig.savefig(path, dpi=120, bbox_inches="tight", metadata=meta)
-    except OSError as exc:  # a write that fails (a full disk) names no file: this one, for the message
+    except (
+        OSError
+    ) as exc:  # a write that fails (a full disk) names no file: this one, for the message
         exc.filename = exc.filename or str(path)
         raise
     return path

@@ -9,7 +9,13 @@ from pathlib import Path
 
 from simulator.core.errors import Problem, UserError
 from simulator.execution.schedule import STREAMS
-from simulator.report.figures.style import CLASS_STYLES, STREAM_COLORS, check_format, figure_class, save
+from simulator.report.figures.style import (
+    CLASS_STYLES,
+    STREAM_COLORS,
+    check_format,
+    figure_class,
+    save,
+)
 
 
 def read_trace(trace_path: str | Path) -> tuple[dict[int, str], dict[int, list], dict[int, list]]:
@@ -18,8 +24,13 @@ def read_trace(trace_path: str | Path) -> tuple[dict[int, str], dict[int, list],
     try:
         events = json.loads(path.read_text(encoding="utf-8"))["traceEvents"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise UserError(Problem(str(path), f"not a Chrome trace with traceEvents: {exc}",
-                                "write one with `clustersim run SCENARIO --trace trace.json`")) from None
+        raise UserError(
+            Problem(
+                str(path),
+                f"not a Chrome trace with traceEvents: {exc}",
+                "write one with `clustersim run SCENARIO --trace trace.json`",
+            )
+        ) from None
     names, threads, memory, busy = {}, {}, defaultdict(list), defaultdict(list)
     for e in events:
         pid = e.get("pid", 0)
@@ -33,7 +44,10 @@ def read_trace(trace_path: str | Path) -> tuple[dict[int, str], dict[int, list],
             busy[pid].append((e.get("tid"), e["ts"] / 1e3, e.get("dur", 0) / 1e3))
     if not memory:
         raise UserError(Problem(str(path), "the trace has no memory counter events"))
-    tracks = {pid: [(threads.get((pid, tid), str(tid)), ts, d) for tid, ts, d in iv] for pid, iv in busy.items()}
+    tracks = {
+        pid: [(threads.get((pid, tid), str(tid)), ts, d) for tid, ts, d in iv]
+        for pid, iv in busy.items()
+    }
     return names, dict(memory), tracks
 
 

@@ -45,10 +45,10 @@ class NcclInput:
     path: str
     topology: str
     num_hosts: int | None = None
-    op: str | None = None          # the collective, when the file does not say
-    nvls: bool = True              # NCCL_NVLS_ENABLE
-    algorithm: str = "auto"        # NCCL_ALGO, as clustersim names it
-    gpu: str | None = None         # the GPU it ran on, as the manifest declares it (catalog name)
+    op: str | None = None  # the collective, when the file does not say
+    nvls: bool = True  # NCCL_NVLS_ENABLE
+    algorithm: str = "auto"  # NCCL_ALGO, as clustersim names it
+    gpu: str | None = None  # the GPU it ran on, as the manifest declares it (catalog name)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -58,12 +58,14 @@ class Timed:
     id: str
     input: str
     line: int
-    group: str          # the leave-one-out group
+    group: str  # the leave-one-out group
     op: str
     size: int
-    ranks: tuple[tuple[int, ...], ...]   # the group (or, for sendrecv, every sender -> receiver pair)
+    ranks: tuple[
+        tuple[int, ...], ...
+    ]  # the group (or, for sendrecv, every sender -> receiver pair)
     algorithm: str
-    context: tuple      # which CommContext costs it: (input index)
+    context: tuple  # which CommContext costs it: (input index)
     measured_s: float
 
 
@@ -77,8 +79,13 @@ def parse_inputs(specs: list[str], default_topology: str | None) -> list[NcclInp
             continue
         topology = topology or default_topology
         if topology is None:
-            problems.append(Problem("--nccl-tests", f"{spec}: which topology did it run on?",
-                                    f"write {spec}:dgx-a100 (a shipped name or a topology YAML), or pass --topology"))
+            problems.append(
+                Problem(
+                    "--nccl-tests",
+                    f"{spec}: which topology did it run on?",
+                    f"write {spec}:dgx-a100 (a shipped name or a topology YAML), or pass --topology",
+                )
+            )
             continue
         inputs.append(NcclInput(path=str(path), topology=topology))
     if problems:
@@ -96,8 +103,11 @@ def _split(spec: str) -> tuple[Path, str | None]:
 def _manifest(path: Path) -> list[NcclInput]:
     data = read_yaml(path)
     entries = data.get("nccl_tests")
-    problems = [Problem(k, "unknown key", did_you_mean(k, ["nccl_tests", "about"])) for k in data
-                if k not in ("nccl_tests", "about")]
+    problems = [
+        Problem(k, "unknown key", did_you_mean(k, ["nccl_tests", "about"]))
+        for k in data
+        if k not in ("nccl_tests", "about")
+    ]
     if not isinstance(entries, list) or not entries:
         problems.append(Problem("nccl_tests", "expected a list of {file, topology, ...} entries"))
         raise UserError(problems, str(path))
@@ -107,14 +117,29 @@ def _manifest(path: Path) -> list[NcclInput]:
         if not isinstance(e, dict):
             problems.append(Problem(where, "expected a mapping with file and topology"))
             continue
-        problems += [Problem(f"{where}.{k}", "unknown key", did_you_mean(k, MANIFEST_KEYS)) for k in e
-                     if k not in MANIFEST_KEYS]
-        problems += [Problem(f"{where}.{k}", "required key is missing") for k in ("file", "topology") if k not in e]
+        problems += [
+            Problem(f"{where}.{k}", "unknown key", did_you_mean(k, MANIFEST_KEYS))
+            for k in e
+            if k not in MANIFEST_KEYS
+        ]
+        problems += [
+            Problem(f"{where}.{k}", "required key is missing")
+            for k in ("file", "topology")
+            if k not in e
+        ]
         problems += _entry_problems(where, e)
         if "file" in e and "topology" in e:
-            inputs.append(NcclInput(path=str(path.parent / str(e["file"])), topology=str(e["topology"]),
-                                    num_hosts=e.get("num_hosts"), op=e.get("op"), nvls=e.get("nvls", True),
-                                    algorithm=e.get("algorithm", "auto"), gpu=_declared_gpu(where, e, problems)))
+            inputs.append(
+                NcclInput(
+                    path=str(path.parent / str(e["file"])),
+                    topology=str(e["topology"]),
+                    num_hosts=e.get("num_hosts"),
+                    op=e.get("op"),
+                    nvls=e.get("nvls", True),
+                    algorithm=e.get("algorithm", "auto"),
+                    gpu=_declared_gpu(where, e, problems),
+                )
+            )
     if problems:
         raise UserError(problems, str(path))
     return inputs
@@ -132,16 +157,30 @@ def _declared_gpu(where: str, e: dict, problems: list[Problem]) -> str | None:
 
 def _entry_problems(where: str, e: dict) -> list[Problem]:
     found = []
-    if "num_hosts" in e and (not isinstance(e["num_hosts"], int) or isinstance(e["num_hosts"], bool)
-                             or e["num_hosts"] < 1):
-        found.append(Problem(f"{where}.num_hosts", f"expected a host count >= 1, got {e['num_hosts']!r}"))
+    if "num_hosts" in e and (
+        not isinstance(e["num_hosts"], int)
+        or isinstance(e["num_hosts"], bool)
+        or e["num_hosts"] < 1
+    ):
+        found.append(
+            Problem(f"{where}.num_hosts", f"expected a host count >= 1, got {e['num_hosts']!r}")
+        )
     if "op" in e and e["op"] not in (*OPS, "sendrecv"):
-        found.append(Problem(f"{where}.op", f"unknown collective {e['op']!r}", did_you_mean(str(e["op"]), OPS)))
+        found.append(
+            Problem(
+                f"{where}.op", f"unknown collective {e['op']!r}", did_you_mean(str(e["op"]), OPS)
+            )
+        )
     if "nvls" in e and not isinstance(e["nvls"], bool):
         found.append(Problem(f"{where}.nvls", f"expected true or false, got {e['nvls']!r}"))
     if "algorithm" in e and e["algorithm"] not in (*ALGORITHMS, "auto"):
-        found.append(Problem(f"{where}.algorithm", f"unknown algorithm {e['algorithm']!r}",
-                             did_you_mean(str(e["algorithm"]), [*ALGORITHMS, "auto"])))
+        found.append(
+            Problem(
+                f"{where}.algorithm",
+                f"unknown algorithm {e['algorithm']!r}",
+                did_you_mean(str(e["algorithm"]), [*ALGORITHMS, "auto"]),
+            )
+        )
     return found
 
 
@@ -162,7 +201,9 @@ class CollectiveData:
                 problems += exc.sourced()
         if problems:
             raise UserError(problems)
-        self._shared: list[dict] = [{} for _ in inputs]  # per topology, shared by every calibration's context
+        self._shared: list[dict] = [
+            {} for _ in inputs
+        ]  # per topology, shared by every calibration's context
 
     def _read(self, index: int, inp: NcclInput) -> None:
         parsed = read_nccl_tests(inp.path)
@@ -170,7 +211,9 @@ class CollectiveData:
         try:  # as many hosts as the file names (one: the topology file's own count)
             topo = load_topology(inp.topology, inp.num_hosts or (hosts if hosts > 1 else None))
         except UserError as exc:
-            raise UserError([Problem("topology", p.message, p.hint) for p in exc.problems], inp.path) from None
+            raise UserError(
+                [Problem("topology", p.message, p.hint) for p in exc.problems], inp.path
+            ) from None
         try:
             devices = [r.gpu for s in parsed.sections for r in s.ranks if r.gpu]
             notes = check_gpu(devices, topo.gpu, inp.topology, inp.gpu)
@@ -182,40 +225,75 @@ class CollectiveData:
         for section in parsed.sections:
             self._section(index, inp, parsed, section, topo)
 
-    def _section(self, index: int, inp: NcclInput, parsed: NcclFile, section: Section, topo: Topology) -> None:
+    def _section(
+        self, index: int, inp: NcclInput, parsed: NcclFile, section: Section, topo: Topology
+    ) -> None:
         op = inp.op or BINARIES.get(binary_of(section, inp.path))
         where = f"line {section.start_line}"
         if op is None:
-            raise UserError(Problem(where, "which collective is this? The output has no '# Collective test "
-                                    "starting:' line and the file name names no nccl-tests binary",
-                                    f"name the file after the binary ({', '.join(BINARIES)}) or give op in a "
-                                    "manifest"), inp.path)
+            raise UserError(
+                Problem(
+                    where,
+                    "which collective is this? The output has no '# Collective test "
+                    "starting:' line and the file name names no nccl-tests binary",
+                    f"name the file after the binary ({', '.join(BINARIES)}) or give op in a "
+                    "manifest",
+                ),
+                inp.path,
+            )
         if not section.ranks:
-            raise UserError(Problem(where, "no '#  Rank N Group G Pid P on HOST device D' lines: which GPUs ran?",
-                                    "give the whole output, header included"), inp.path)
+            raise UserError(
+                Problem(
+                    where,
+                    "no '#  Rank N Group G Pid P on HOST device D' lines: which GPUs ran?",
+                    "give the whole output, header included",
+                ),
+                inp.path,
+            )
         group = _group(topo, section, inp.path)
         if len(group) < 2:
-            raise UserError(Problem(where, "a run on one rank moves nothing between GPUs: no collective to model",
-                                    "calibrate on runs of 2 or more ranks"), inp.path)
+            raise UserError(
+                Problem(
+                    where,
+                    "a run on one rank moves nothing between GPUs: no collective to model",
+                    "calibrate on runs of 2 or more ranks",
+                ),
+                inp.path,
+            )
         name = Path(inp.path).name
         for row in section.rows:
             ranks = _ranks(op, group, row.root)
             for block in row.blocks:
-                self.timed.append(Timed(
-                    id=f"{name}:{row.line} {op} {_size(row.size)} {block.name}", input=inp.path,
-                    line=row.line, group=f"{name}:{row.line}", op="send" if op == "sendrecv" else op,
-                    size=row.size, ranks=ranks, algorithm="p2p" if op == "sendrecv" else inp.algorithm,
-                    context=(index,), measured_s=block.time_us * 1e-6))
+                self.timed.append(
+                    Timed(
+                        id=f"{name}:{row.line} {op} {_size(row.size)} {block.name}",
+                        input=inp.path,
+                        line=row.line,
+                        group=f"{name}:{row.line}",
+                        op="send" if op == "sendrecv" else op,
+                        size=row.size,
+                        ranks=ranks,
+                        algorithm="p2p" if op == "sendrecv" else inp.algorithm,
+                        context=(index,),
+                        measured_s=block.time_us * 1e-6,
+                    )
+                )
 
     def contexts(self, cal: Calibration) -> dict[tuple, CommContext]:
-        return {(i,): CommContext(topo, cal, nvls=inp.nvls, shared=self._shared[i])
-                for i, (inp, topo) in enumerate(zip(self.inputs, self.topologies))}
+        return {
+            (i,): CommContext(topo, cal, nvls=inp.nvls, shared=self._shared[i])
+            for i, (inp, topo) in enumerate(zip(self.inputs, self.topologies))
+        }
 
     def predict(self, cal: Calibration) -> np.ndarray:
         """Predicted time (s) of every timed collective, in order."""
         ctxs = self.contexts(cal)
-        return np.array([ctxs[t.context].cost_together(t.op, t.ranks, t.size, t.algorithm).time_s
-                         for t in self.timed])
+        return np.array(
+            [
+                ctxs[t.context].cost_together(t.op, t.ranks, t.size, t.algorithm).time_s
+                for t in self.timed
+            ]
+        )
 
     def describe(self, cal: Calibration) -> dict[str, str]:
         """Which (algorithm/protocol) the model runs for each measurement."""
@@ -232,18 +310,28 @@ class CollectiveData:
     def link_kinds(self) -> list[str]:
         from simulator.system.topology.builders.built import LINK_KINDS
 
-        return sorted({LINK_KINDS[c] for topo in self.topologies for c in np.unique(topo.link_code)})
+        return sorted(
+            {LINK_KINDS[c] for topo in self.topologies for c in np.unique(topo.link_code)}
+        )
 
     def multi_host(self) -> bool:
         """Whether any measured collective crosses hosts."""
-        return any(len({int(self.topologies[t.context[0]].hosts[r]) for g in t.ranks for r in g}) > 1
-                   for t in self.timed)
+        return any(
+            len({int(self.topologies[t.context[0]].hosts[r]) for g in t.ranks for r in g}) > 1
+            for t in self.timed
+        )
 
     def skipped(self) -> list[tuple[str, int, str]]:
-        return [(inp.path, k.line, k.reason) for inp, f in zip(self.inputs, self.files) for k in f.skipped]
+        return [
+            (inp.path, k.line, k.reason)
+            for inp, f in zip(self.inputs, self.files)
+            for k in f.skipped
+        ]
 
     def notes(self) -> list[str]:
-        return [f"{inp.path}: {n}" for inp, f in zip(self.inputs, self.files) for n in f.notes()] + self._gpu_notes
+        return [
+            f"{inp.path}: {n}" for inp, f in zip(self.inputs, self.files) for n in f.notes()
+        ] + self._gpu_notes
 
     def gpus(self) -> list[str]:
         """The catalog GPUs the files ran on (their topologies')."""
@@ -254,7 +342,9 @@ class CollectiveData:
         used: dict[str, int] = defaultdict(int)
         for t in self.timed:
             used[t.input] += 1
-        return {inp.path: (used[inp.path], len(f.skipped)) for inp, f in zip(self.inputs, self.files)}
+        return {
+            inp.path: (used[inp.path], len(f.skipped)) for inp, f in zip(self.inputs, self.files)
+        }
 
 
 def _size(n: int) -> str:
@@ -279,10 +369,16 @@ def _group(topo: Topology, section: Section, path: str) -> tuple[int, ...]:
     try:
         return resolve_group(topo, order)
     except UserError as exc:
-        raise UserError(Problem(f"line {section.start_line}", f"the file's ranks do not fit {topo.name} "
-                                f"({topo.num_hosts} host(s) of {topo.num_gpus // topo.num_hosts} GPUs): "
-                                f"{exc.problems[0].message}", "give the topology it ran on, and num_hosts "
-                                "in a manifest"), path) from None
+        raise UserError(
+            Problem(
+                f"line {section.start_line}",
+                f"the file's ranks do not fit {topo.name} "
+                f"({topo.num_hosts} host(s) of {topo.num_gpus // topo.num_hosts} GPUs): "
+                f"{exc.problems[0].message}",
+                "give the topology it ran on, and num_hosts in a manifest",
+            ),
+            path,
+        ) from None
 
 
 def _ranks(op: str, group: tuple[int, ...], root: int) -> tuple[tuple[int, ...], ...]:

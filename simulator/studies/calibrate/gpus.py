@@ -36,8 +36,11 @@ def device_gpus(device: str) -> tuple[str, ...] | None:
     if memory:
         found = _narrow(found, lambda g: f"-{memory[1]}gb" in g)
     form = next((f for f in _FORMS if re.search(rf"(?<![a-z]){f}(?![a-z])", text)), None)
-    found = _narrow(found, lambda g: form in g.split("-")) if form else _narrow(
-        found, lambda g: not set(_FORMS) & set(g.split("-")))
+    found = (
+        _narrow(found, lambda g: form in g.split("-"))
+        if form
+        else _narrow(found, lambda g: not set(_FORMS) & set(g.split("-")))
+    )
     return tuple(found)
 
 
@@ -58,27 +61,45 @@ def catalog_gpu(name: str, where: str) -> str:
     """A GPU named in a manifest -> its catalog name; UserError with the closest names if unknown."""
     key = canonical(name)
     if key not in gpu_names():
-        raise UserError(Problem(where, f"unknown GPU {name!r}", did_you_mean(name, [*gpu_names(), *GPU_ALIASES])))
+        raise UserError(
+            Problem(
+                where, f"unknown GPU {name!r}", did_you_mean(name, [*gpu_names(), *GPU_ALIASES])
+            )
+        )
     return key
 
 
-def check_gpu(devices: list[str], topology_gpu: str, topology: str, declared: str | None = None) -> list[str]:
+def check_gpu(
+    devices: list[str], topology_gpu: str, topology: str, declared: str | None = None
+) -> list[str]:
     """A UserError (field `gpu`) when the file's GPU is not the topology's: the declared GPU (a
     manifest's `gpu`) first, then every device name the file prints. Returns notes on the device
     names that cannot be checked."""
     topology_gpu = canonical(topology_gpu)
     if declared is not None and declared != topology_gpu:
-        raise UserError(Problem("gpu", f"the data ran on {declared}, but topology {topology} has {topology_gpu}",
-                                f"give the topology the measurements ran on (one with gpu: {declared})"))
+        raise UserError(
+            Problem(
+                "gpu",
+                f"the data ran on {declared}, but topology {topology} has {topology_gpu}",
+                f"give the topology the measurements ran on (one with gpu: {declared})",
+            )
+        )
     notes = []
     for device in dict.fromkeys(devices):
         can_be = device_gpus(device)
         if can_be is None:
-            notes.append(f"GPU {device!r} is not one clustersim's catalog names: not checked against "
-                         f"{topology}'s {topology_gpu}")
+            notes.append(
+                f"GPU {device!r} is not one clustersim's catalog names: not checked against "
+                f"{topology}'s {topology_gpu}"
+            )
         elif topology_gpu not in can_be:
-            raise UserError(Problem("gpu", f"the data ran on {device!r} ({' or '.join(can_be)}), but topology "
-                                    f"{topology} has {topology_gpu}",
-                                    f"give the topology the measurements ran on (one with gpu: {can_be[0]}); "
-                                    "a constant fitted on one GPU is never applied to another"))
+            raise UserError(
+                Problem(
+                    "gpu",
+                    f"the data ran on {device!r} ({' or '.join(can_be)}), but topology "
+                    f"{topology} has {topology_gpu}",
+                    f"give the topology the measurements ran on (one with gpu: {can_be[0]}); "
+                    "a constant fitted on one GPU is never applied to another",
+                )
+            )
     return notes

@@ -33,22 +33,48 @@ from simulator.core.errors import Problem, UserError
 from simulator.core.yamlio import read_text
 
 # nccl-tests binary -> the collective it times ("sendrecv": each rank sends to the next, ring order).
-BINARIES = {"all_reduce_perf": "all_reduce", "all_gather_perf": "all_gather",
-            "reduce_scatter_perf": "reduce_scatter", "alltoall_perf": "all_to_all", "sendrecv_perf": "sendrecv",
-            "broadcast_perf": "broadcast", "reduce_perf": "reduce"}
+BINARIES = {
+    "all_reduce_perf": "all_reduce",
+    "all_gather_perf": "all_gather",
+    "reduce_scatter_perf": "reduce_scatter",
+    "alltoall_perf": "all_to_all",
+    "sendrecv_perf": "sendrecv",
+    "broadcast_perf": "broadcast",
+    "reduce_perf": "reduce",
+}
 BLOCKS = ("out-of-place", "in-place")
-STANDARD_COLUMNS = ("size", "count", "type", "redop", "root", "time", "algbw", "busbw", "#wrong",
-                    "time", "algbw", "busbw", "#wrong")
+STANDARD_COLUMNS = (
+    "size",
+    "count",
+    "type",
+    "redop",
+    "root",
+    "time",
+    "algbw",
+    "busbw",
+    "#wrong",
+    "time",
+    "algbw",
+    "busbw",
+    "#wrong",
+)
 PREAMBLE = 5
 _TAG = re.compile(r"^\[\d+,\d+\]<(?:stdout|stderr)>:\s?")  # mpirun --tag-output
-_RANK = re.compile(r"#\s*Rank\s+(\d+)\s+(?:Group\s+\d+\s+)?Pid\s+\d+\s+on\s+(\S+)\s+device\s+(\d+)\s+\[[^\]]*\]\s*(.*)")
+_RANK = re.compile(
+    r"#\s*Rank\s+(\d+)\s+(?:Group\s+\d+\s+)?Pid\s+\d+\s+on\s+(\S+)\s+device\s+(\d+)\s+\[[^\]]*\]\s*(.*)"
+)
 _NTHREAD = re.compile(r"#\s*nThread\s+(\d+)\s+nGpus\s+(\d+)")
 _START = re.compile(r"#\s*Collective test starting:\s*(\S+)")
 _WRONG_TOTAL = re.compile(r"#\s*Out of bounds values\s*:\s*(\d+)")
 _AVG = re.compile(r"#\s*Avg bus bandwidth\s*:")
-_FAILED = re.compile(r"test (nccl|cuda) failure|nccl warn|\bfail(ed|ure)?\b|\berror\b|segmentation fault|"
-                     r"\baborted\b|exited on signal|\bkilled\b|out of memory|timed? ?out", re.IGNORECASE)
-MIN_CHECKED_ALGBW = 1.0   # GB/s: below it the printed algbw (2 decimals) is too coarse to cross-check
+_FAILED = re.compile(
+    r"test (nccl|cuda) failure|nccl warn|\bfail(ed|ure)?\b|\berror\b|segmentation fault|"
+    r"\baborted\b|exited on signal|\bkilled\b|out of memory|timed? ?out",
+    re.IGNORECASE,
+)
+MIN_CHECKED_ALGBW = (
+    1.0  # GB/s: below it the printed algbw (2 decimals) is too coarse to cross-check
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -59,7 +85,7 @@ class Block:
     time_us: float
     algbw: float
     busbw: float
-    wrong: float | None   # None: not checked (-c 0 prints N/A)
+    wrong: float | None  # None: not checked (-c 0 prints N/A)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -96,7 +122,7 @@ class Section:
     binary: str = ""
     ranks: list[Rank] = field(default_factory=list)
     columns: tuple[str, ...] = STANDARD_COLUMNS
-    header_ends: tuple[int, ...] = ()   # where each header column name ends (its right edge)
+    header_ends: tuple[int, ...] = ()  # where each header column name ends (its right edge)
     header_line: int = 0
     rows: list[Row] = field(default_factory=list)
     skipped: list[Skip] = field(default_factory=list)
@@ -128,15 +154,21 @@ class NcclFile:
         notes = []
         for s in self.sections:
             if s.rows and not s.complete:
-                notes.append(f"line {s.last_line}: the table stops without nccl-tests' closing lines "
-                             f"(# Out of bounds values, # Avg bus bandwidth): a partial run; its {len(s.rows)} rows "
-                             "are used")
+                notes.append(
+                    f"line {s.last_line}: the table stops without nccl-tests' closing lines "
+                    f"(# Out of bounds values, # Avg bus bandwidth): a partial run; its {len(s.rows)} rows "
+                    "are used"
+                )
             if s.wrong_total:
-                notes.append(f"section at line {s.start_line}: nccl-tests counted {s.wrong_total} wrong values")
+                notes.append(
+                    f"section at line {s.start_line}: nccl-tests counted {s.wrong_total} wrong values"
+                )
             unchecked = sum(1 for r in s.rows for b in r.blocks if b.wrong is None)
             if unchecked:
-                notes.append(f"section at line {s.start_line}: {unchecked} timings with #wrong N/A (data check off, "
-                             "-c 0): used unverified")
+                notes.append(
+                    f"section at line {s.start_line}: {unchecked} timings with #wrong N/A (data check off, "
+                    "-c 0): used unverified"
+                )
         notes += [f"line {n}: the log says: {text}" for n, text in self.failures[:5]]
         return notes
 
@@ -196,17 +228,25 @@ def _row(section: Section, number: int, line: str) -> None:
     start, width = _block_layout(section.columns)
     text = line.strip()[:160]
     if len(tokens) < start + width:
-        section.skipped.append(Skip(line=number, text=text, reason=f"{len(tokens)} columns where a row has "
-                                    f"{start + 2 * width} ({' '.join(section.columns[:start + 2 * width])}): a "
-                                    "truncated line"))
+        section.skipped.append(
+            Skip(
+                line=number,
+                text=text,
+                reason=f"{len(tokens)} columns where a row has "
+                f"{start + 2 * width} ({' '.join(section.columns[: start + 2 * width])}): a "
+                "truncated line",
+            )
+        )
         return
     head = dict(zip(section.columns[:start], tokens[:start]))
     try:
         size, count, root = int(tokens[0]), int(tokens[1]), int(head.get("root", -1))
     except ValueError:
-        section.skipped.append(Skip(line=number, text=text, reason="size, count and root must be integers"))
+        section.skipped.append(
+            Skip(line=number, text=text, reason="size, count and root must be integers")
+        )
         return
-    names = section.columns[start:start + width]
+    names = section.columns[start : start + width]
     blocks, reasons = [], []
     for which, values in _blocks(section, line, tokens[start:], start, width):
         block, why = _block(which, names, values, size)
@@ -219,27 +259,47 @@ def _row(section: Section, number: int, line: str) -> None:
     for why in reasons:
         section.skipped.append(Skip(line=number, text=text, reason=why))
     if blocks:
-        section.rows.append(Row(line=number, size=size, count=count, dtype=head.get("type", ""),
-                                redop=head.get("redop", "none"), root=root, blocks=tuple(blocks)))
+        section.rows.append(
+            Row(
+                line=number,
+                size=size,
+                count=count,
+                dtype=head.get("type", ""),
+                redop=head.get("redop", "none"),
+                root=root,
+                blocks=tuple(blocks),
+            )
+        )
 
 
-def _blocks(section: Section, line: str, rest: list[str], start: int, width: int) -> list[tuple[str, list[str]]]:
+def _blocks(
+    section: Section, line: str, rest: list[str], start: int, width: int
+) -> list[tuple[str, list[str]]]:
     """The row's timed blocks by name. One block alone is in-place when it sits under the in-place
     columns (trace replay leaves the out-of-place block blank); otherwise the line was cut."""
     if len(rest) >= 2 * width:
-        return [(BLOCKS[0], rest[:width]), (BLOCKS[1], rest[width:2 * width])]
+        return [(BLOCKS[0], rest[:width]), (BLOCKS[1], rest[width : 2 * width])]
     first = rest[0]
     ends = section.header_ends
     where = BLOCKS[0]
     if len(ends) >= start + 2 * width:
-        end = next(m.end() for m in re.finditer(re.escape(first), line) if m.start() > _preamble_end(line, start))
+        end = next(
+            m.end()
+            for m in re.finditer(re.escape(first), line)
+            if m.start() > _preamble_end(line, start)
+        )
         out_end, in_end = ends[start], ends[start + width]
         where = BLOCKS[1] if abs(end - in_end) < abs(end - out_end) else BLOCKS[0]
     blocks = [(where, rest[:width])]
     if where == BLOCKS[0]:
-        section.skipped.append(Skip(line=section.last_line, text=line.strip()[:160],
-                                    reason="in-place: the line stops after the out-of-place block (truncated); "
-                                           "the out-of-place timing is used"))
+        section.skipped.append(
+            Skip(
+                line=section.last_line,
+                text=line.strip()[:160],
+                reason="in-place: the line stops after the out-of-place block (truncated); "
+                "the out-of-place timing is used",
+            )
+        )
     return blocks
 
 
@@ -255,7 +315,9 @@ def _number(text: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _block(which: str, names: tuple[str, ...], values: list[str], size: int) -> tuple[Block | None, str]:
+def _block(
+    which: str, names: tuple[str, ...], values: list[str], size: int
+) -> tuple[Block | None, str]:
     """A timed block, or None and why not."""
     got = dict(zip(names, values))
     if "cputime" in got:
@@ -264,7 +326,10 @@ def _block(which: str, names: tuple[str, ...], values: list[str], size: int) -> 
         return None, f"no time column (the header names {', '.join(names)})"
     time_us, algbw, busbw = (_number(got.get(k, "0")) for k in ("time", "algbw", "busbw"))
     if time_us is None or algbw is None or busbw is None:
-        return None, f"time/algbw/busbw not numbers ({got.get('time')} {got.get('algbw')} {got.get('busbw')})"
+        return (
+            None,
+            f"time/algbw/busbw not numbers ({got.get('time')} {got.get('algbw')} {got.get('busbw')})",
+        )
     if time_us <= 0:
         return None, f"time {got['time']} us is not positive"
     # "#wrong" (nccl-tests >= 2.13) counts wrong elements; before it, "error" printed the largest
@@ -280,11 +345,15 @@ def _block(which: str, names: tuple[str, ...], values: list[str], size: int) -> 
     return _timed(which, time_us, algbw, busbw, wrong, size)
 
 
-def _timed(which: str, time_us: float, algbw: float, busbw: float, wrong: float | None,
-           size: int) -> tuple[Block | None, str]:
+def _timed(
+    which: str, time_us: float, algbw: float, busbw: float, wrong: float | None, size: int
+) -> tuple[Block | None, str]:
     implied = size / (time_us * 1e3)
     if algbw >= MIN_CHECKED_ALGBW and abs(implied / algbw - 1) > 0.1:
-        return None, f"time and algbw disagree (size / time = {implied:.2f} GB/s, algbw {algbw:.2f}): a garbled row"
+        return (
+            None,
+            f"time and algbw disagree (size / time = {implied:.2f} GB/s, algbw {algbw:.2f}): a garbled row",
+        )
     return Block(name=which, time_us=time_us, algbw=algbw, busbw=busbw, wrong=wrong), ""
 
 
@@ -305,9 +374,16 @@ def read_nccl_tests(path: str | Path) -> NcclFile:
     parsed = parse_nccl_tests(read_text(path, "nccl-tests output file"), source)
     if parsed.rows:
         return parsed
-    problems = [Problem("", "no usable nccl-tests row: expected a table of 'size count type redop root time algbw "
-                            "busbw #wrong time algbw busbw #wrong' lines, as all_reduce_perf and the other "
-                            "nccl-tests binaries print")]
-    problems += [Problem(f"line {n}", f"the run failed: {text}") for n, text in parsed.failures[:10]]
+    problems = [
+        Problem(
+            "",
+            "no usable nccl-tests row: expected a table of 'size count type redop root time algbw "
+            "busbw #wrong time algbw busbw #wrong' lines, as all_reduce_perf and the other "
+            "nccl-tests binaries print",
+        )
+    ]
+    problems += [
+        Problem(f"line {n}", f"the run failed: {text}") for n, text in parsed.failures[:10]
+    ]
     problems += [Problem(f"line {k.line}", f"row skipped: {k.reason}") for k in parsed.skipped[:20]]
     raise UserError(problems, source)

@@ -45,11 +45,11 @@ KEYS = ("id", "scenario", "step_time", *METRICS, *MEMORY)
 @dataclass(frozen=True, kw_only=True)
 class Run:
     id: str
-    line: int | None            # CSV line or YAML list index + 1
+    line: int | None  # CSV line or YAML list index + 1
     scenario: Scenario
-    metric: str | None          # one of METRICS, None for a memory-only row
+    metric: str | None  # one of METRICS, None for a memory-only row
     measured: float | None
-    memory: tuple[tuple[str, int], ...]   # (one of MEMORY, bytes)
+    memory: tuple[tuple[str, int], ...]  # (one of MEMORY, bytes)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -75,60 +75,109 @@ def read_runs(path: str | Path) -> list[Run]:
         try:
             runs.append(_run(row, line, where, path))
         except UserError as exc:
-            problems += [Problem(f"{where}.{p.path}" if p.path else where, p.message, p.hint, p.source)
-                         for p in exc.problems]
+            problems += [
+                Problem(f"{where}.{p.path}" if p.path else where, p.message, p.hint, p.source)
+                for p in exc.problems
+            ]
     if problems:
         raise UserError(problems, str(path))
     if not any(r.metric for r in runs):
-        raise UserError(Problem("runs", "no run with a step time or throughput to fit",
-                                f"give one of {', '.join(('step_time', *METRICS))}"), str(path))
+        raise UserError(
+            Problem(
+                "runs",
+                "no run with a step time or throughput to fit",
+                f"give one of {', '.join(('step_time', *METRICS))}",
+            ),
+            str(path),
+        )
     return runs
 
 
 def _yaml_rows(text: str, path: Path) -> list[tuple[int, str, dict]]:
     data = load_yaml(text, str(path))
     if not isinstance(data, dict) or not isinstance(data.get("runs"), list) or not data["runs"]:
-        raise UserError(Problem("runs", "expected a list of runs: runs: [{scenario, step_time | tokens_per_s}]"),
-                        str(path))
+        raise UserError(
+            Problem(
+                "runs", "expected a list of runs: runs: [{scenario, step_time | tokens_per_s}]"
+            ),
+            str(path),
+        )
     extra = [k for k in data if k not in ("runs", "about")]
     if extra:
-        raise UserError([Problem(k, "unknown key", did_you_mean(k, ["runs", "about"])) for k in extra], str(path))
-    return [(i + 1, f"runs.{i}", row if isinstance(row, dict) else {"": row}) for i, row in enumerate(data["runs"])]
+        raise UserError(
+            [Problem(k, "unknown key", did_you_mean(k, ["runs", "about"])) for k in extra],
+            str(path),
+        )
+    return [
+        (i + 1, f"runs.{i}", row if isinstance(row, dict) else {"": row})
+        for i, row in enumerate(data["runs"])
+    ]
 
 
 def _csv_rows(text: str, path: Path) -> list[tuple[int, str, dict]]:
     reader = csv.DictReader(io.StringIO(text))
     unknown = [c for c in reader.fieldnames or [] if c not in KEYS]
     if not reader.fieldnames or unknown:
-        raise UserError([Problem(f"column {c!r}", "unknown column", did_you_mean(c, KEYS)) for c in unknown]
-                        or [Problem("", "no header row", f"columns: {', '.join(KEYS)}")], str(path))
+        raise UserError(
+            [Problem(f"column {c!r}", "unknown column", did_you_mean(c, KEYS)) for c in unknown]
+            or [Problem("", "no header row", f"columns: {', '.join(KEYS)}")],
+            str(path),
+        )
     rows = []
     for row in reader:
         line = reader.line_num
         if None in row:
             raise UserError(Problem(f"line {line}", "more cells than columns"), str(path))
-        rows.append((line, f"line {line}", {k: v.strip() for k, v in row.items() if v is not None and v.strip()}))
+        rows.append(
+            (
+                line,
+                f"line {line}",
+                {k: v.strip() for k, v in row.items() if v is not None and v.strip()},
+            )
+        )
     return rows
 
 
 def _run(row: dict[str, Any], line: int, where: str, path: Path) -> Run:
-    problems = [Problem(k or "(item)", "unknown key" if k else "expected a mapping",
-                        did_you_mean(k, KEYS) if k else "") for k in row if k not in KEYS]
+    problems = [
+        Problem(
+            k or "(item)",
+            "unknown key" if k else "expected a mapping",
+            did_you_mean(k, KEYS) if k else "",
+        )
+        for k in row
+        if k not in KEYS
+    ]
     given = [k for k in ("step_time", *METRICS) if k in row]
     if len(given) > 1:
         problems.append(Problem(given[1], f"give one measured speed, not {' and '.join(given)}"))
     metric, measured = _speed(row, given[0], problems) if given else (None, None)
-    memory = tuple((k, b) for k in MEMORY if k in row and (b := _bytes(row, k, problems)) is not None)
+    memory = tuple(
+        (k, b) for k in MEMORY if k in row and (b := _bytes(row, k, problems)) is not None
+    )
     if not given and not memory:
-        problems.append(Problem("", "nothing measured", f"give step_time or tokens_per_s (and optionally "
-                                f"{' / '.join(MEMORY)})"))
+        problems.append(
+            Problem(
+                "",
+                "nothing measured",
+                f"give step_time or tokens_per_s (and optionally {' / '.join(MEMORY)})",
+            )
+        )
     if "scenario" not in row:
-        problems.append(Problem("scenario", "required key is missing", "a scenario file or an inline mapping"))
+        problems.append(
+            Problem("scenario", "required key is missing", "a scenario file or an inline mapping")
+        )
     if problems:
         raise UserError(problems)
     scenario = _scenario(row["scenario"], path)
-    return Run(id=str(row.get("id") or f"{path.name}:{where}"), line=line, scenario=scenario, metric=metric,
-               measured=measured, memory=memory)
+    return Run(
+        id=str(row.get("id") or f"{path.name}:{where}"),
+        line=line,
+        scenario=scenario,
+        metric=metric,
+        measured=measured,
+        memory=memory,
+    )
 
 
 def _speed(row: dict, key: str, problems: list[Problem]) -> tuple[str | None, float | None]:
@@ -157,7 +206,11 @@ def _bytes(row: dict, key: str, problems: list[Problem]) -> int | None:
             raise UnitError("expected a positive size")
         return value
     except UnitError as exc:
-        problems.append(Problem(key, str(exc), "e.g. '61.2 GiB' (torch.cuda.max_memory_allocated() / 2**30 GiB)"))
+        problems.append(
+            Problem(
+                key, str(exc), "e.g. '61.2 GiB' (torch.cuda.max_memory_allocated() / 2**30 GiB)"
+            )
+        )
         return None
 
 
@@ -171,13 +224,24 @@ def _scenario(value: Any, path: Path) -> Scenario:
         try:
             scenario = load_scenario(path.parent / value)
         except UserError as exc:
-            raise UserError([Problem("scenario", p.message, p.hint, p.source or exc.source or value)
-                             for p in exc.problems]) from None
+            raise UserError(
+                [
+                    Problem("scenario", p.message, p.hint, p.source or exc.source or value)
+                    for p in exc.problems
+                ]
+            ) from None
     else:
-        raise UserError(Problem("scenario", f"expected a file path or a mapping, got {type(value).__name__}"))
+        raise UserError(
+            Problem("scenario", f"expected a file path or a mapping, got {type(value).__name__}")
+        )
     if not scenario.calibration.is_default:
-        raise UserError(Problem("scenario", f"names a calibration profile ({scenario.calibration.source})",
-                                "a run being calibrated must use the built-in constants: remove `calibration:`"))
+        raise UserError(
+            Problem(
+                "scenario",
+                f"names a calibration profile ({scenario.calibration.source})",
+                "a run being calibrated must use the built-in constants: remove `calibration:`",
+            )
+        )
     return scenario
 
 
@@ -192,7 +256,9 @@ class RunData:
 
     def predict(self, values: dict[str, float], comm: Calibration = NCCL_CALIBRATION) -> np.ndarray:
         spec = CalibrationSpec(source="(fit)", values=tuple(sorted(values.items())), comm=comm)
-        return np.array([self._metric(r, dataclasses.replace(r.scenario, calibration=spec)) for r in self.timed])
+        return np.array(
+            [self._metric(r, dataclasses.replace(r.scenario, calibration=spec)) for r in self.timed]
+        )
 
     def _metric(self, run: Run, scenario: Scenario) -> float:
         time_s = simulate_step(scenario, self._memory[run.id], ctx=self.ctx).time_s
@@ -202,15 +268,24 @@ class RunData:
         return per_job if run.metric == "tokens_per_s" else per_job / scenario.num_gpus
 
     def gpus(self) -> list[Any]:
-        return list({r.scenario.cluster.gpu.name: r.scenario.cluster.gpu for r in self.timed}.values())
+        return list(
+            {r.scenario.cluster.gpu.name: r.scenario.cluster.gpu for r in self.timed}.values()
+        )
 
     def memory_checks(self) -> list[MemoryCheck]:
         out = []
         for r in self.runs:
             peak = max(self._memory[r.id], key=lambda m: (m.total_bytes, -m.stage))
             for metric, measured in r.memory:
-                out.append(MemoryCheck(id=r.id, line=r.line, metric=metric, measured_bytes=measured,
-                                       predicted_bytes=predicted_memory(r.scenario, peak, metric)))
+                out.append(
+                    MemoryCheck(
+                        id=r.id,
+                        line=r.line,
+                        metric=metric,
+                        measured_bytes=measured,
+                        predicted_bytes=predicted_memory(r.scenario, peak, metric),
+                    )
+                )
         return out
 
 

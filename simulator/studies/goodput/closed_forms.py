@@ -27,13 +27,17 @@ def daly_interval(delta: float, mtbf: float) -> float:
     return math.sqrt(2.0 * delta * mtbf) * (1.0 + math.sqrt(x) / 3.0 + x / 9.0) - delta
 
 
-def daly_expected_wall(solve: float, tau: float, delta: float, restart: float, mtbf: float) -> float:
+def daly_expected_wall(
+    solve: float, tau: float, delta: float, restart: float, mtbf: float
+) -> float:
     """Daly 2006's complete model of the expected wall time under Poisson failures (failures
     also strike during checkpoints and restarts): T_w = M e^(R/M) (e^((tau + delta)/M) - 1) T_s / tau."""
     return mtbf * math.exp(restart / mtbf) * math.expm1((tau + delta) / mtbf) * solve / tau
 
 
-def first_order_waste(tau: float, delta: float, restart: float, mtbf: float, commit_lag: float = 0.0) -> float:
+def first_order_waste(
+    tau: float, delta: float, restart: float, mtbf: float, commit_lag: float = 0.0
+) -> float:
     """Expected fraction of wall time lost, to first order (tau << M; a failure falls uniformly
     within a checkpoint cycle): delta / tau for checkpoints, ((tau + delta) / 2 + lag) / M of
     rework (lag: an asynchronous checkpoint is durable only `commit_lag` after its pause), and

@@ -38,22 +38,22 @@ MAX_TOTAL_EVENTS = 2_000_000
 @dataclass(frozen=True, kw_only=True)
 class Feasibility:
     completes: bool
-    because: str | None             # why not (None when it completes)
-    cluster_mtbf_s: float           # unplanned failures of the whole job (inf: none)
+    because: str | None  # why not (None when it completes)
+    cluster_mtbf_s: float  # unplanned failures of the whole job (inf: none)
     restart_s: float
-    restart_success: float          # probability that a restart ends before the next failure
-    interval_s: float               # work between checkpoints (inf: none)
+    restart_success: float  # probability that a restart ends before the next failure
+    interval_s: float  # work between checkpoints (inf: none)
     pause_s: float
     commit_lag_s: float
-    progress_per_failure_s: float | None   # first order, M (1 - waste); None without failures
-    availability: float             # fraction of time enough hosts are healthy (1 without spares)
-    expected_wall_s: float          # Daly 2006 complete model (inf when it overflows)
-    expected_failures: float        # unplanned, per run
-    expected_events: float          # interruptions of every kind, per run
+    progress_per_failure_s: float | None  # first order, M (1 - waste); None without failures
+    availability: float  # fraction of time enough hosts are healthy (1 without spares)
+    expected_wall_s: float  # Daly 2006 complete model (inf when it overflows)
+    expected_failures: float  # unplanned, per run
+    expected_events: float  # interruptions of every kind, per run
     event_rate_s: float
-    runs: int                       # runs to simulate (fewer than asked beyond MAX_TOTAL_EVENTS)
-    event_cap: int                  # a run stops after this many events (process.py)
-    expected_ettr: float            # failure-free work / expected wall (1 in a window: unknown)
+    runs: int  # runs to simulate (fewer than asked beyond MAX_TOTAL_EVENTS)
+    event_cap: int  # a run stops after this many events (process.py)
+    expected_ettr: float  # failure-free work / expected wall (1 in a window: unknown)
     remedies: tuple[str, ...] = ()
     bound: int = MAX_EVENTS_PER_RUN  # the most interruptions a run may be expected to take
 
@@ -64,7 +64,9 @@ def _log_expm1(x: float) -> float:
 
 def event_rate(m: RunModel) -> float:
     """Interruptions per second: every failure class, slow nodes (arrival and removal), repairs."""
-    repairs = sum(c.rate_s for c in m.classes if c.spec.takes_host) if m.hot_spares is not None else 0.0
+    repairs = (
+        sum(c.rate_s for c in m.classes if c.spec.takes_host) if m.hot_spares is not None else 0.0
+    )
     return sum(c.rate_s for c in m.classes) + 2.0 * m.straggler_rate_s + repairs
 
 
@@ -81,8 +83,13 @@ def log_availability(m: RunModel, spares: int | None = None) -> float:
     return top + math.log(sum(math.exp(t - top) for t in terms))
 
 
-def log_slowdown(m: RunModel, scale: float = 1.0, restart_s: float | None = None, tau: float | None = None,
-                 spares: int | None = None) -> float:
+def log_slowdown(
+    m: RunModel,
+    scale: float = 1.0,
+    restart_s: float | None = None,
+    tau: float | None = None,
+    spares: int | None = None,
+) -> float:
     """log(T_w / T_s): the expected wall time per unit of work, failure rates x scale."""
     rate = m.unplanned_rate_s * scale
     restart = m.restart_s if restart_s is None else restart_s
@@ -97,7 +104,9 @@ def log_slowdown(m: RunModel, scale: float = 1.0, restart_s: float | None = None
         base = math.inf
     else:
         mtbf = 1.0 / rate
-        base = math.log(mtbf) + restart / mtbf + _log_expm1((tau + pause + lag) / mtbf) - math.log(tau)
+        base = (
+            math.log(mtbf) + restart / mtbf + _log_expm1((tau + pause + lag) / mtbf) - math.log(tau)
+        )
     return base - log_availability(m, spares)
 
 
@@ -138,18 +147,34 @@ def assess(m: RunModel) -> Feasibility:
     log_events = _log_events(m)
     events, wall = _exp(log_events), _exp(log_wall(m))
     completes = log_events <= LOG_BOUND
-    runs = m.runs if events * m.runs <= MAX_TOTAL_EVENTS else max(1, int(MAX_TOTAL_EVENTS // events))
+    runs = (
+        m.runs if events * m.runs <= MAX_TOTAL_EVENTS else max(1, int(MAX_TOTAL_EVENTS // events))
+    )
     tau = min(m.interval_s, m.work_s)
     progress = None
     if math.isfinite(mtbf) and math.isfinite(tau):
-        progress = mtbf - m.restart_s - (tau + m.pause_s) / 2.0 - m.commit_lag_s - mtbf * m.pause_s / tau
+        progress = (
+            mtbf - m.restart_s - (tau + m.pause_s) / 2.0 - m.commit_lag_s - mtbf * m.pause_s / tau
+        )
     f = Feasibility(
-        completes=completes, because=None, cluster_mtbf_s=mtbf, restart_s=m.restart_s,
-        restart_success=math.exp(-m.restart_s / mtbf), interval_s=m.interval_s, pause_s=m.pause_s,
-        commit_lag_s=m.commit_lag_s, progress_per_failure_s=progress, availability=math.exp(log_availability(m)),
-        expected_wall_s=wall, expected_failures=wall / mtbf if math.isfinite(wall) else math.inf,
-        expected_events=events, event_rate_s=rate, runs=runs if completes else 0,
-        event_cap=2 * MAX_TOTAL_EVENTS // runs if completes else 0, expected_ettr=_exp(-log_slowdown(m)) if rate > 0 else 1.0)
+        completes=completes,
+        because=None,
+        cluster_mtbf_s=mtbf,
+        restart_s=m.restart_s,
+        restart_success=math.exp(-m.restart_s / mtbf),
+        interval_s=m.interval_s,
+        pause_s=m.pause_s,
+        commit_lag_s=m.commit_lag_s,
+        progress_per_failure_s=progress,
+        availability=math.exp(log_availability(m)),
+        expected_wall_s=wall,
+        expected_failures=wall / mtbf if math.isfinite(wall) else math.inf,
+        expected_events=events,
+        event_rate_s=rate,
+        runs=runs if completes else 0,
+        event_cap=2 * MAX_TOTAL_EVENTS // runs if completes else 0,
+        expected_ettr=_exp(-log_slowdown(m)) if rate > 0 else 1.0,
+    )
     if completes:
         return f
     return replace(f, because=_because(m, f), remedies=_remedies(m))
@@ -157,21 +182,31 @@ def assess(m: RunModel) -> Feasibility:
 
 def _because(m: RunModel, f: Feasibility) -> str:
     if m.window_s is not None:
-        return (f"the {_t(m.window_s)} window holds ~{f.expected_events:.3g} interruptions per run, beyond the "
-                f"{MAX_EVENTS_PER_RUN:,} a run is simulated for")
-    text = (f"a run would take ~{f.expected_events:.3g} interruptions ({f.expected_failures:.3g} unplanned "
-            f"failures) to finish, beyond the {MAX_EVENTS_PER_RUN:,} a run is simulated for: cluster MTBF "
-            f"{_t(f.cluster_mtbf_s)}, restart {_t(f.restart_s)} (ends before the next failure with probability "
-            f"{f.restart_success:.2g}), checkpoint every {_t(f.interval_s)} with a {_t(f.pause_s)} pause")
+        return (
+            f"the {_t(m.window_s)} window holds ~{f.expected_events:.3g} interruptions per run, beyond the "
+            f"{MAX_EVENTS_PER_RUN:,} a run is simulated for"
+        )
+    text = (
+        f"a run would take ~{f.expected_events:.3g} interruptions ({f.expected_failures:.3g} unplanned "
+        f"failures) to finish, beyond the {MAX_EVENTS_PER_RUN:,} a run is simulated for: cluster MTBF "
+        f"{_t(f.cluster_mtbf_s)}, restart {_t(f.restart_s)} (ends before the next failure with probability "
+        f"{f.restart_success:.2g}), checkpoint every {_t(f.interval_s)} with a {_t(f.pause_s)} pause"
+    )
     if f.progress_per_failure_s is not None:
-        text += f"; to first order a failure cycle yields {_t(f.progress_per_failure_s)} of progress"
+        text += (
+            f"; to first order a failure cycle yields {_t(f.progress_per_failure_s)} of progress"
+        )
         if f.progress_per_failure_s <= 0:
             text += " (none: restarts, rework and checkpoints outpace failures)"
     if f.availability < 1.0:
         text += f"; enough healthy hosts {100 * f.availability:.3g}% of the time"
     ratio = f.expected_wall_s / m.work_s
-    return text + (f"; expected wall-clock (Daly 2006) {_t(f.expected_wall_s)}, {ratio:.3g}x the failure-free "
-                   f"{_t(m.work_s)}" if math.isfinite(ratio) else "; expected wall-clock beyond any horizon")
+    return text + (
+        f"; expected wall-clock (Daly 2006) {_t(f.expected_wall_s)}, {ratio:.3g}x the failure-free "
+        f"{_t(m.work_s)}"
+        if math.isfinite(ratio)
+        else "; expected wall-clock beyond any horizon"
+    )
 
 
 def _remedies(m: RunModel) -> tuple[str, ...]:
@@ -185,25 +220,36 @@ def _remedies(m: RunModel) -> tuple[str, ...]:
         rest = _log_events(m) - m.restart_s * rate
         most = (LOG_BOUND - rest) / rate
         if most > 0:
-            out.append(f"a restart of at most {_t(most)} (now {_t(m.restart_s)}: detection + initialization + "
-                       "checkpoint load)")
+            out.append(
+                f"a restart of at most {_t(most)} (now {_t(m.restart_s)}: detection + initialization + "
+                "checkpoint load)"
+            )
         if not m.interval_optimal:
             tau = _optimal_tau(m, rate)
             if _log_events(m, tau=tau) <= LOG_BOUND:
-                out.append(f"checkpoint interval: optimal (Daly 2006: {_t(tau)}, now {_t(m.interval_s)})")
+                out.append(
+                    f"checkpoint interval: optimal (Daly 2006: {_t(tau)}, now {_t(m.interval_s)})"
+                )
     scale = _largest_scale(m)
     if scale is not None:
-        out.append(f"failure rates {1 / scale:.3g}x lower (failure_rate_scale x {scale:.3g}): a cluster MTBF of "
-                   f"at least {_t(m.mtbf_s / scale)}" if rate > 0 else f"failure rates {1 / scale:.3g}x lower")
+        out.append(
+            f"failure rates {1 / scale:.3g}x lower (failure_rate_scale x {scale:.3g}): a cluster MTBF of "
+            f"at least {_t(m.mtbf_s / scale)}"
+            if rate > 0
+            else f"failure rates {1 / scale:.3g}x lower"
+        )
     if m.hot_spares is not None and m.without_spare == "wait" and log_availability(m) < 0:
         k = _fewest_spares(m)
-        out.append((f"hot_spares: {k} (now {m.hot_spares})" if k is not None else "more hot_spares")
-                   + ", or without_spare: shrink")
+        out.append(
+            (f"hot_spares: {k} (now {m.hot_spares})" if k is not None else "more hot_spares")
+            + ", or without_spare: shrink"
+        )
     return tuple(out)
 
 
 def _largest_scale(m: RunModel) -> float | None:
     """The largest factor (< 1) on every failure rate that brings the run within the bound."""
+
     def fits(log_s: float) -> bool:
         s = math.exp(log_s)
         tau = _optimal_tau(m, m.unplanned_rate_s * s) if m.interval_optimal else None
@@ -234,7 +280,12 @@ def _t(s: float) -> str:
     if not math.isfinite(s):
         return "never" if s > 0 else "-inf"
     sign, s = ("-", -s) if s < 0 else ("", s)
-    for unit, size in (("years", 365.25 * 86400.0), ("days", 86400.0), ("h", 3600.0), ("min", 60.0)):
+    for unit, size in (
+        ("years", 365.25 * 86400.0),
+        ("days", 86400.0),
+        ("h", 3600.0),
+        ("min", 60.0),
+    ):
         if s >= size:
             return f"{sign}{s / size:.3g} {unit}"
     return f"{sign}{s:.3g} s"

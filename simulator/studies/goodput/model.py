@@ -41,7 +41,7 @@ class JobClass:
 
 @dataclass(frozen=True, kw_only=True)
 class RunModel:
-    work_s: float                 # failure-free training time (inf in window mode)
+    work_s: float  # failure-free training time (inf in window mode)
     window_s: float | None
     step_s: float
     num_gpus: int
@@ -53,14 +53,14 @@ class RunModel:
     checkpoint_bytes: int
     checkpoint_sized_by_model: bool
     mode: str
-    save_s: float                 # the write of one checkpoint
-    pause_s: float                # the job's pause per checkpoint
-    commit_lag_s: float           # durable this long after the pause (async: the write)
-    interval_s: float             # work between checkpoints (whole steps; inf: none)
+    save_s: float  # the write of one checkpoint
+    pause_s: float  # the job's pause per checkpoint
+    commit_lag_s: float  # durable this long after the pause (async: the write)
+    interval_s: float  # work between checkpoints (whole steps; inf: none)
     interval_steps: int | None
-    interval_raised: bool         # async: raised to the write time
+    interval_raised: bool  # async: raised to the write time
     interval_optimal: bool = False  # Daly's (the scenario gives no interval)
-    optimal_interval_s: float     # Daly 2006
+    optimal_interval_s: float  # Daly 2006
     young_interval_s: float
     load_s: float
     detection_s: float
@@ -89,7 +89,7 @@ def checkpoint_bytes(scenario: Scenario) -> int:
     """Weights + optimizer states (with the fp32 master copy) of the whole model."""
     t, m = scenario.training, scenario.model
     k = optimizer_state_bytes_per_param(t.optimizer, t.precision, m.hidden_size)
-    return int(round(m.params * (t.precision.weight_bytes + k)))
+    return round(m.params * (t.precision.weight_bytes + k))
 
 
 def transfer_s(total_bytes: float, hosts: int, aggregate_bw: float, per_host_bw: float) -> float:
@@ -109,7 +109,9 @@ def job_classes(spec: ReliabilitySpec, num_gpus: int, num_hosts: int) -> tuple[J
     return tuple(out)
 
 
-def _interval(spec: ReliabilitySpec, step_s: float, work_s: float, optimal_s: float) -> tuple[float, int | None]:
+def _interval(
+    spec: ReliabilitySpec, step_s: float, work_s: float, optimal_s: float
+) -> tuple[float, int | None]:
     """Work between checkpoints in whole steps (inf when never: no failures and no interval)."""
     c = spec.checkpoint
     if c.interval_steps is not None:
@@ -122,8 +124,13 @@ def _interval(spec: ReliabilitySpec, step_s: float, work_s: float, optimal_s: fl
     return steps * step_s, steps
 
 
-def run_model(scenario: Scenario, step_s: float, work_s: float, runs: int | None = None,
-              seed: int | None = None) -> RunModel:
+def run_model(
+    scenario: Scenario,
+    step_s: float,
+    work_s: float,
+    runs: int | None = None,
+    seed: int | None = None,
+) -> RunModel:
     """The run of `scenario` whose step takes step_s and whose failure-free training takes work_s."""
     spec = scenario.reliability or ReliabilitySpec()
     c, r = spec.checkpoint, spec.restart
@@ -133,7 +140,11 @@ def run_model(scenario: Scenario, step_s: float, work_s: float, runs: int | None
     save = transfer_s(size, hosts, c.write_bw, c.write_bw_per_host)
     if c.mode == "async":
         # Each GPU copies its share to pinned host memory (device-to-host over PCIe).
-        pause = c.pause_s if c.pause_s is not None else size / gpus / scenario.cluster.gpu.pcie_bw_bytes_per_s
+        pause = (
+            c.pause_s
+            if c.pause_s is not None
+            else size / gpus / scenario.cluster.gpu.pcie_bw_bytes_per_s
+        )
         lag = save
     else:
         pause, lag = save, 0.0
@@ -149,14 +160,35 @@ def run_model(scenario: Scenario, step_s: float, work_s: float, runs: int | None
         interval = steps * step_s
     st = spec.stragglers
     return RunModel(
-        work_s=work, window_s=spec.window_s, step_s=step_s, num_gpus=gpus, num_hosts=hosts,
-        gpus_per_host=scenario.cluster.gpus_per_host, classes=classes, straggler=st,
+        work_s=work,
+        window_s=spec.window_s,
+        step_s=step_s,
+        num_gpus=gpus,
+        num_hosts=hosts,
+        gpus_per_host=scenario.cluster.gpus_per_host,
+        classes=classes,
+        straggler=st,
         straggler_rate_s=st.rate_per_unit_s * units(st.unit, gpus, hosts) if st else 0.0,
-        checkpoint_bytes=size, checkpoint_sized_by_model=c.size_bytes is None, mode=c.mode, save_s=save,
-        pause_s=pause, commit_lag_s=lag, interval_s=interval, interval_steps=steps, interval_raised=raised,
+        checkpoint_bytes=size,
+        checkpoint_sized_by_model=c.size_bytes is None,
+        mode=c.mode,
+        save_s=save,
+        pause_s=pause,
+        commit_lag_s=lag,
+        interval_s=interval,
+        interval_steps=steps,
+        interval_raised=raised,
         interval_optimal=c.optimal,
-        optimal_interval_s=optimal, young_interval_s=young_interval(pause, mtbf) if rate > 0 else math.inf,
-        load_s=transfer_s(size, hosts, c.read_bw, c.read_bw_per_host), detection_s=r.detection_s,
-        initialization_s=r.initialization_s, hot_spares=r.hot_spares, without_spare=r.without_spare,
-        repair_s=r.repair_s, runs=runs or spec.runs,
-        seed=seed if seed is not None else (spec.seed if spec.seed is not None else scenario.training.seed))
+        optimal_interval_s=optimal,
+        young_interval_s=young_interval(pause, mtbf) if rate > 0 else math.inf,
+        load_s=transfer_s(size, hosts, c.read_bw, c.read_bw_per_host),
+        detection_s=r.detection_s,
+        initialization_s=r.initialization_s,
+        hot_spares=r.hot_spares,
+        without_spare=r.without_spare,
+        repair_s=r.repair_s,
+        runs=runs or spec.runs,
+        seed=seed
+        if seed is not None
+        else (spec.seed if spec.seed is not None else scenario.training.seed),
+    )

@@ -28,7 +28,7 @@ SECONDS_PER_DAY = 86400.0
 class GoodputResult:
     model: RunModel
     runs: tuple[RunResult, ...]
-    feasibility: Feasibility | None = None   # None: simulated without the check (run_monte_carlo)
+    feasibility: Feasibility | None = None  # None: simulated without the check (run_monte_carlo)
 
     @property
     def completes(self) -> bool:
@@ -80,8 +80,12 @@ class GoodputResult:
     def lost_by_cause_gpu_hours(self) -> dict[str, float]:
         """The lost time again, by cause (failure class, 'checkpoint', 'degraded', 'straggler')."""
         keys = self.runs[0].lost_by_cause_s
-        return {k: float(np.mean([r.lost_by_cause_s[k] for r in self.runs])) * self.model.num_gpus / 3600.0
-                for k in keys}
+        return {
+            k: float(np.mean([r.lost_by_cause_s[k] for r in self.runs]))
+            * self.model.num_gpus
+            / 3600.0
+            for k in keys
+        }
 
     @property
     def lost_fraction(self) -> dict[str, float]:
@@ -101,8 +105,14 @@ class GoodputResult:
         return first_order_waste(m.interval_s, m.pause_s, m.restart_s, m.mtbf_s, m.commit_lag_s)
 
 
-def simulate_goodput(scenario: Scenario, step_s: float, work_s: float, runs: int | None = None,
-                     seed: int | None = None, jobs: int = 1) -> GoodputResult | None:
+def simulate_goodput(
+    scenario: Scenario,
+    step_s: float,
+    work_s: float,
+    runs: int | None = None,
+    seed: int | None = None,
+    jobs: int = 1,
+) -> GoodputResult | None:
     """The Monte Carlo of the scenario's whole run; None when reliability.enabled is false.
     `jobs` > 1 lets a large Monte Carlo use that many processes (never inside a sweep's workers)."""
     if scenario.reliability is not None and not scenario.reliability.enabled:
@@ -125,18 +135,23 @@ def expected_events(model: RunModel) -> float:
     return model.runs * span * (sum(c.rate_s for c in model.classes) + model.straggler_rate_s)
 
 
-def _runs(model: RunModel, seqs: list[np.random.SeedSequence], cap: int | None = None) -> list[RunResult]:
+def _runs(
+    model: RunModel, seqs: list[np.random.SeedSequence], cap: int | None = None
+) -> list[RunResult]:
     return [simulate_run(model, s, cap) for s in seqs]
 
 
-def run_monte_carlo(model: RunModel, jobs: int = 1, cap: int | None = None,
-                    feasibility: Feasibility | None = None) -> GoodputResult:
+def run_monte_carlo(
+    model: RunModel, jobs: int = 1, cap: int | None = None, feasibility: Feasibility | None = None
+) -> GoodputResult:
     """The runs, one seed sequence each (the same results whatever `jobs` is), each stopped after
     `cap` arrivals."""
     seqs = np.random.SeedSequence(model.seed).spawn(model.runs)
     jobs = min(jobs, model.runs)
     if jobs <= 1 or expected_events(model) < PARALLEL_EVENTS:
-        return GoodputResult(model=model, runs=tuple(_runs(model, seqs, cap)), feasibility=feasibility)
+        return GoodputResult(
+            model=model, runs=tuple(_runs(model, seqs, cap)), feasibility=feasibility
+        )
     from simulator.studies.workers import terminate_workers, worker_pool
 
     chunks = [seqs[i::jobs] for i in range(jobs)]

@@ -37,10 +37,10 @@ _BATCH = 256
 class RunResult:
     wall_s: float
     useful_s: float
-    lost_s: dict[str, float]          # by kind (LOSSES)
+    lost_s: dict[str, float]  # by kind (LOSSES)
     lost_by_cause_s: dict[str, float]  # the same time by cause
     interruptions: dict[str, int]
-    capped: bool = False              # stopped at the event bound before the end (wall: a lower bound)
+    capped: bool = False  # stopped at the event bound before the end (wall: a lower bound)
 
 
 class Draws:
@@ -90,8 +90,14 @@ class Run:
 
     def result(self) -> RunResult:
         self.env.run(until=self.trainer)
-        return RunResult(wall_s=self.env.now, useful_s=self.progress, lost_s=dict(self.lost),
-                         lost_by_cause_s=dict(self.by_cause), interruptions=dict(self.counts), capped=self.capped)
+        return RunResult(
+            wall_s=self.env.now,
+            useful_s=self.progress,
+            lost_s=dict(self.lost),
+            lost_by_cause_s=dict(self.by_cause),
+            interruptions=dict(self.counts),
+            capped=self.capped,
+        )
 
     def count_event(self) -> bool:
         """One more arrival; at the bound the run ends where it is (False: stop arriving)."""
@@ -117,7 +123,9 @@ class Run:
         rate = self.rate()
         if rate not in self.cycles:
             m = self.m
-            self.cycles[rate] = progress.Cycle(tau=m.interval_s, pause=m.pause_s, lag=m.commit_lag_s, rate=rate)
+            self.cycles[rate] = progress.Cycle(
+                tau=m.interval_s, pause=m.pause_s, lag=m.commit_lag_s, rate=rate
+            )
         return self.cycles[rate]
 
     def train(self):
@@ -200,10 +208,13 @@ class Run:
             if m.hot_spares is not None and self.healthy < needed:
                 cause = yield from self.wait_for_host()
             else:
-                cause = yield from self.down("restart", (m.detection_s if detect else 0.0)
-                                             + m.initialization_s + m.load_s)
+                cause = yield from self.down(
+                    "restart", (m.detection_s if detect else 0.0) + m.initialization_s + m.load_s
+                )
                 if cause is None:
-                    self.in_use = min(m.num_hosts, self.healthy) if m.hot_spares is not None else m.num_hosts
+                    self.in_use = (
+                        min(m.num_hosts, self.healthy) if m.hot_spares is not None else m.num_hosts
+                    )
                     return True
             if cause[0] == "end":
                 return False
@@ -269,7 +280,9 @@ class Run:
     def remove(self, key: int, after: float):
         yield self.env.timeout(after)
         self.slow.discard(key)
-        if self.up:  # removing the node takes a restart; while down it is left out of the one under way
+        if (
+            self.up
+        ):  # removing the node takes a restart; while down it is left out of the one under way
             self.counts[STRAGGLER] += 1
             self.trainer.interrupt(("remove", STRAGGLER))
 
@@ -279,7 +292,9 @@ class Run:
             self.trainer.interrupt(("end", PERIODIC))
 
 
-def simulate_run(model: RunModel, seed_seq: np.random.SeedSequence, cap: int | None = None) -> RunResult:
+def simulate_run(
+    model: RunModel, seed_seq: np.random.SeedSequence, cap: int | None = None
+) -> RunResult:
     """One run, deterministic for its seed sequence (a generator per failure class and one for
     slow nodes, so each class draws the same arrivals whatever the checkpoint policy); it stops
     after `cap` arrivals (failures and slow nodes), so that no input can keep it going."""

@@ -17,12 +17,12 @@ from dataclasses import dataclass, field, replace
 
 @dataclass(frozen=True, kw_only=True)
 class Cycle:
-    tau: float     # work between snapshots (math.inf: no checkpoints)
-    pause: float   # the job's pause per snapshot
-    lag: float     # a snapshot becomes durable this long after its pause ends
-    rate: float    # progress per second
-    compute_s: float = field(init=False)   # tau / rate
-    length_s: float = field(init=False)    # compute_s + pause
+    tau: float  # work between snapshots (math.inf: no checkpoints)
+    pause: float  # the job's pause per snapshot
+    lag: float  # a snapshot becomes durable this long after its pause ends
+    rate: float  # progress per second
+    compute_s: float = field(init=False)  # tau / rate
+    length_s: float = field(init=False)  # compute_s + pause
 
     def __post_init__(self):
         object.__setattr__(self, "compute_s", self.tau / self.rate)
@@ -47,15 +47,17 @@ class Segment:
 class Position:
     progress: float
     committed: float
-    pause_s: float            # pause time since the segment's start
+    pause_s: float  # pause time since the segment's start
     in_pause: bool
-    last_snapshot: float      # progress of the newest snapshot whose pause has ended
-    last_durable_at: float    # when that snapshot is durable
+    last_snapshot: float  # progress of the newest snapshot whose pause has ended
+    last_durable_at: float  # when that snapshot is durable
 
 
 def start(t: float, progress: float, cycle: Cycle) -> Segment:
     """A segment beginning at a (restored or just saved) durable snapshot."""
-    return Segment(start=t, origin=t, base=progress, committed=progress, base_durable_at=t, cycle=cycle)
+    return Segment(
+        start=t, origin=t, base=progress, committed=progress, base_durable_at=t, cycle=cycle
+    )
 
 
 def _pause_total(c: Cycle, e: float) -> float:
@@ -75,7 +77,7 @@ def at(s: Segment, t: float) -> Position:
     else:
         n = math.floor(e / c.length_s)
         r = e - n * c.length_s
-    last = s.base + n * c.tau if n else s.base   # (0 x inf would be nan)
+    last = s.base + n * c.tau if n else s.base  # (0 x inf would be nan)
     progress = last + c.rate * min(r, c.compute_s)
     last_durable = s.origin + n * c.length_s + c.lag if n else s.base_durable_at
     if n and (c.lag == 0.0 or last_durable <= t):
@@ -90,8 +92,14 @@ def at(s: Segment, t: float) -> Position:
         else:
             committed = s.committed
     pause = _pause_total(c, e) - _pause_total(c, s.start - s.origin)
-    return Position(progress=progress, committed=max(committed, s.committed), pause_s=pause,
-                    in_pause=r > c.compute_s, last_snapshot=last, last_durable_at=last_durable)
+    return Position(
+        progress=progress,
+        committed=max(committed, s.committed),
+        pause_s=pause,
+        in_pause=r > c.compute_s,
+        last_snapshot=last,
+        last_durable_at=last_durable,
+    )
 
 
 def resume(s: Segment, t: float, rate: float) -> Segment:
@@ -99,13 +107,22 @@ def resume(s: Segment, t: float, rate: float) -> Segment:
     p = at(s, t)
     c = replace(s.cycle, rate=rate)
     if p.in_pause:
-        done_pause = t - (s.origin + math.floor((t - s.origin) / s.cycle.length_s) * s.cycle.length_s
-                          + s.cycle.compute_s)
+        done_pause = t - (
+            s.origin
+            + math.floor((t - s.origin) / s.cycle.length_s) * s.cycle.length_s
+            + s.cycle.compute_s
+        )
         origin = t - c.compute_s - done_pause
     else:
         origin = t - (p.progress - p.last_snapshot) / rate
-    return Segment(start=t, origin=origin, base=p.last_snapshot, committed=p.committed,
-                   base_durable_at=p.last_durable_at, cycle=c)
+    return Segment(
+        start=t,
+        origin=origin,
+        base=p.last_snapshot,
+        committed=p.committed,
+        base_durable_at=p.last_durable_at,
+        cycle=c,
+    )
 
 
 def finish_time(s: Segment, work: float) -> float:

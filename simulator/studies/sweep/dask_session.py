@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import signal
-from typing import Any
+from typing import Any, Self
 
 from simulator.core.errors import Problem, UserError
 
@@ -20,11 +20,17 @@ def dask_session(address: str, jobs: int, processes: bool) -> DaskSession:
     try:
         from dask.distributed import Client, LocalCluster
     except ImportError:
-        raise UserError(Problem("--dask", "dask.distributed is not installed",
-                                "pip install 'dask[distributed]', or run without --dask")) from None
+        raise UserError(
+            Problem(
+                "--dask",
+                "dask.distributed is not installed",
+                "pip install 'dask[distributed]', or run without --dask",
+            )
+        ) from None
     if address == "local":
-        cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=processes,
-                               dashboard_address=None)
+        cluster = LocalCluster(
+            n_workers=jobs, threads_per_worker=1, processes=processes, dashboard_address=None
+        )
         session = DaskSession(Client(cluster), cluster, processes)
         if processes:
             # Ctrl-C reaches every process of the terminal's group: the workers leave it to the
@@ -34,8 +40,13 @@ def dask_session(address: str, jobs: int, processes: bool) -> DaskSession:
     try:
         return DaskSession(Client(address, timeout="10s"))
     except OSError as exc:
-        raise UserError(Problem("--dask", f"cannot reach the scheduler at {address}: {exc}",
-                                "give tcp://HOST:PORT of a running dask scheduler, or 'local'")) from None
+        raise UserError(
+            Problem(
+                "--dask",
+                f"cannot reach the scheduler at {address}: {exc}",
+                "give tcp://HOST:PORT of a running dask scheduler, or 'local'",
+            )
+        ) from None
 
 
 class DaskSession:
@@ -45,7 +56,7 @@ class DaskSession:
         self.client, self.cluster, self.processes = client, cluster, processes
         self._levels: dict[str, int] | None = None
 
-    def __enter__(self) -> DaskSession:
+    def __enter__(self) -> Self:
         return self
 
     def executor(self) -> Any:
@@ -80,7 +91,10 @@ class DaskSession:
 def _raise_levels(level: int) -> dict[str, int]:
     """Raise the distributed loggers (its config sets some children's levels) to `level`; the
     previous levels."""
-    names = ["distributed", *(n for n in logging.root.manager.loggerDict if n.startswith("distributed."))]
+    names = [
+        "distributed",
+        *(n for n in logging.root.manager.loggerDict if n.startswith("distributed.")),
+    ]
     previous = {}
     for name in names:
         logger = logging.getLogger(name)

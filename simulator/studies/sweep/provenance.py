@@ -43,8 +43,14 @@ class Provenance:
     profiles: frozenset[str] = frozenset()  # which inputs are calibration profiles (for messages)
 
     def record(self) -> dict[str, Any]:
-        return {"clustersim": self.clustersim, "network": self.network, "definition": self.definition,
-                "sweep_file": self.sweep_file, "base_file": self.base_file, "inputs": self.inputs}
+        return {
+            "clustersim": self.clustersim,
+            "network": self.network,
+            "definition": self.definition,
+            "sweep_file": self.sweep_file,
+            "base_file": self.base_file,
+            "inputs": self.inputs,
+        }
 
     def changes(self, old: Any) -> list[str]:
         """What differs from an earlier run's record, in words; [] when its rows can be reused.
@@ -61,13 +67,19 @@ class Provenance:
             if mine and theirs and old_inputs.get(theirs) != self.inputs.get(mine):
                 found.append(f"{label} {_show(mine)} changed")
         old_definition = old.get("definition") if isinstance(old.get("definition"), dict) else {}
-        parts = [p for p in DEFINITION_PARTS if old_definition.get(p) != self.definition.get(p)
-                 and not (p == "base" and any("base scenario" in f for f in found))]  # said already
+        parts = [
+            p
+            for p in DEFINITION_PARTS
+            if old_definition.get(p) != self.definition.get(p)
+            and not (p == "base" and any("base scenario" in f for f in found))
+        ]  # said already
         if parts:
             found.append(f"the sweep definition changed ({', '.join(parts)})")
         if old.get("network") != self.network:
             found.append(f"--network changed: {old.get('network')} -> {self.network}")
-        found += _topology_changes(self._topologies(self.record()), self._topologies(old), self.profiles)
+        found += _topology_changes(
+            self._topologies(self.record()), self._topologies(old), self.profiles
+        )
         return found
 
     @staticmethod
@@ -77,18 +89,30 @@ class Provenance:
         return {path: digest for path, digest in inputs.items() if path not in roles}
 
 
-def _topology_changes(mine: dict[str, str], theirs: dict[str, str], profiles: frozenset[str] = frozenset()
-                      ) -> list[str]:
+def _topology_changes(
+    mine: dict[str, str], theirs: dict[str, str], profiles: frozenset[str] = frozenset()
+) -> list[str]:
     found = []
     for path in sorted(mine.keys() | theirs.keys()):
-        kind = "calibration profile" if path in profiles else "topology file" if path in mine else "input file"
+        kind = (
+            "calibration profile"
+            if path in profiles
+            else "topology file"
+            if path in mine
+            else "input file"
+        )
         if path not in theirs:
             found.append(f"{kind} {_show(path)} was not an input before")
         elif path not in mine:
             found.append(f"{kind} {_show(path)} is no longer an input")
         elif mine[path] != theirs[path]:
-            state = (" (now missing)" if mine[path] == "missing" else
-                     " (it was missing)" if theirs[path] == "missing" else "")
+            state = (
+                " (now missing)"
+                if mine[path] == "missing"
+                else " (it was missing)"
+                if theirs[path] == "missing"
+                else ""
+            )
             found.append(f"{kind} {_show(path)} changed{state}")
     return found
 
@@ -105,16 +129,28 @@ def _show(path: str) -> str:
 
 
 def sweep_provenance(sweep: Sweep, backend: str) -> Provenance:
-    definition = {"base": sweep.base, "set": [list(f) for f in sweep.fixed], "mode": sweep.mode,
-                  "axes": [[p, list(v)] for p, v in sweep.axes], "columns": sweep.columns}
+    definition = {
+        "base": sweep.base,
+        "set": [list(f) for f in sweep.fixed],
+        "mode": sweep.mode,
+        "axes": [[p, list(v)] for p, v in sweep.axes],
+        "columns": sweep.columns,
+    }
     sweep_file = str(Path(sweep.source).resolve()) if sweep.source else None
-    inputs = {path: code_provenance.file_digest(path) for path in (sweep_file, sweep.base_file) if path}
+    inputs = {
+        path: code_provenance.file_digest(path) for path in (sweep_file, sweep.base_file) if path
+    }
     profiles = calibration_files(sweep)
     inputs |= topology_files(sweep) | profiles
-    return Provenance(clustersim=code_provenance.version_string(), network=backend,
-                      definition={part: _hash(value) for part, value in definition.items()},
-                      sweep_file=sweep_file, base_file=sweep.base_file, inputs=inputs,
-                      profiles=frozenset(profiles))
+    return Provenance(
+        clustersim=code_provenance.version_string(),
+        network=backend,
+        definition={part: _hash(value) for part, value in definition.items()},
+        sweep_file=sweep_file,
+        base_file=sweep.base_file,
+        inputs=inputs,
+        profiles=frozenset(profiles),
+    )
 
 
 def _hash(value: Any) -> str:
@@ -151,6 +187,7 @@ def calibration_files(sweep: Sweep) -> dict[str, str]:
 
 def _topology_values(sweep: Sweep) -> list[Any]:
     """cluster.topology of one point per distinct combination of the axes that can set it."""
+
     def topology(data: dict[str, Any]) -> Any:
         cluster = data.get("cluster")
         return cluster.get("topology") if isinstance(cluster, dict) else None

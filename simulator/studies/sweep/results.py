@@ -24,12 +24,38 @@ from simulator.core.outputs import write_error
 RESULTS_VERSION = 1
 # Result columns after `point` and the swept dotted paths (the plot tool reads them by name).
 OUTPUT_COLUMNS = (
-    "status", "message", "name", "model", "params", "strategy", "gpu", "num_gpus", "fits",
-    "mem_total_bytes", "mem_params_bytes", "mem_grads_bytes", "mem_optimizer_bytes",
-    "mem_activations_bytes", "mem_buffers_bytes", "mem_overhead_bytes", "capacity_bytes",
-    "step_time_s", "compute_s", "comm_s", "exposed_comm_s", "mfu", "tokens_per_s",
-    "tokens_per_s_per_gpu", "days", "gpu_hours", "cost_usd",
-    "wall_days_p50", "wall_days_p90", "effective_training_time_ratio", "interruptions", "checkpoint_interval_s",
+    "status",
+    "message",
+    "name",
+    "model",
+    "params",
+    "strategy",
+    "gpu",
+    "num_gpus",
+    "fits",
+    "mem_total_bytes",
+    "mem_params_bytes",
+    "mem_grads_bytes",
+    "mem_optimizer_bytes",
+    "mem_activations_bytes",
+    "mem_buffers_bytes",
+    "mem_overhead_bytes",
+    "capacity_bytes",
+    "step_time_s",
+    "compute_s",
+    "comm_s",
+    "exposed_comm_s",
+    "mfu",
+    "tokens_per_s",
+    "tokens_per_s_per_gpu",
+    "days",
+    "gpu_hours",
+    "cost_usd",
+    "wall_days_p50",
+    "wall_days_p90",
+    "effective_training_time_ratio",
+    "interruptions",
+    "checkpoint_interval_s",
 )
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".parquet": "parquet"}
 STATUSES = ("ok", "invalid", "error")
@@ -50,14 +76,24 @@ def is_number(v: Any) -> bool:
 def output_format(path: Path) -> str:
     fmt = FORMATS.get(path.suffix.lower())
     if fmt is None:
-        raise UserError(Problem("--out", f"unknown results format {path.suffix or '(no extension)'!r}",
-                                    "name the file .csv, .jsonl or .parquet"))
+        raise UserError(
+            Problem(
+                "--out",
+                f"unknown results format {path.suffix or '(no extension)'!r}",
+                "name the file .csv, .jsonl or .parquet",
+            )
+        )
     if fmt == "parquet":
         try:
             import pyarrow  # noqa: F401
         except ImportError:
-            raise UserError(Problem("--out", "writing .parquet needs pyarrow, which is not installed",
-                                        "pip install pyarrow, or write .csv or .jsonl")) from None
+            raise UserError(
+                Problem(
+                    "--out",
+                    "writing .parquet needs pyarrow, which is not installed",
+                    "pip install pyarrow, or write .csv or .jsonl",
+                )
+            ) from None
     return fmt
 
 
@@ -121,7 +157,11 @@ class _JsonLines:
             row = json.loads(line)
         except ValueError:
             return None
-        if not isinstance(row, dict) or list(row) != self.columns or not isinstance(row["point"], int):
+        if (
+            not isinstance(row, dict)
+            or list(row) != self.columns
+            or not isinstance(row["point"], int)
+        ):
             return None
         return (row["point"], row["status"]) if row["status"] in STATUSES else None
 
@@ -132,7 +172,9 @@ class ResultsStore:
     one, and `finish` rewrites the file in point order via a temporary file and os.replace.
     Parquet cannot be appended to, so its rows go to `FILE.partial.jsonl` until the end."""
 
-    def __init__(self, path: Path, fmt: str, columns: list[str], provenance: Provenance, source: str = ""):
+    def __init__(
+        self, path: Path, fmt: str, columns: list[str], provenance: Provenance, source: str = ""
+    ):
         self.path, self.fmt, self.columns, self.provenance = path, fmt, columns, provenance
         self.source = source
         self.record = path.with_name(path.name + ".sweep.json")
@@ -156,8 +198,13 @@ class ResultsStore:
         if retry_errors:
             for point in [p for p, s in self.status.items() if s == "error"]:
                 del self.lines[point], self.status[point]
-        record = {"clustersim_sweep": RESULTS_VERSION, "provenance": self.provenance.record(),
-                  "sweep": self.source, "format": self.fmt, "columns": self.columns}
+        record = {
+            "clustersim_sweep": RESULTS_VERSION,
+            "provenance": self.provenance.record(),
+            "sweep": self.source,
+            "format": self.fmt,
+            "columns": self.columns,
+        }
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             _atomic_write(self.record, json.dumps(record, indent=2, sort_keys=True) + "\n")
@@ -178,21 +225,32 @@ class ResultsStore:
                 self._refuse(f"{self.record} exists and is not a clustersim sweep record")
         has_results = any(p.exists() and p.stat().st_size > 0 for p in {self.path, self.log})
         if has_results and record is None:
-            self._refuse(f"{self.path} exists and is not a results file of this sweep "
-                         f"(there is no {self.record.name} beside it)")
+            self._refuse(
+                f"{self.path} exists and is not a results file of this sweep "
+                f"(there is no {self.record.name} beside it)"
+            )
         if not has_results:
             return
         if record.get("clustersim_sweep") != RESULTS_VERSION:
-            self._refuse(f"{self.path} holds results of format {record.get('clustersim_sweep')}, this "
-                         f"clustersim writes format {RESULTS_VERSION}", start_over=True)
+            self._refuse(
+                f"{self.path} holds results of format {record.get('clustersim_sweep')}, this "
+                f"clustersim writes format {RESULTS_VERSION}",
+                start_over=True,
+            )
         changes = self.provenance.changes(record.get("provenance"))
         if changes:
-            self._refuse(f"{self.path} holds results of another sweep, or of this one before a change: "
-                         + ", ".join(changes), start_over=True)
+            self._refuse(
+                f"{self.path} holds results of another sweep, or of this one before a change: "
+                + ", ".join(changes),
+                start_over=True,
+            )
 
     def _refuse(self, message: str, start_over: bool = False) -> None:
-        hint = ("add --force to start over, computing every point again, or give another --out"
-                if start_over else "give another --out, or add --force to replace it")
+        hint = (
+            "add --force to start over, computing every point again, or give another --out"
+            if start_over
+            else "give another --out, or add --force to replace it"
+        )
         raise UserError(Problem("--out", message + "; nothing was overwritten", hint))
 
     def _read_back(self) -> None:
@@ -242,8 +300,10 @@ class ResultsStore:
         self.lines[row["point"]], self.status[row["point"]] = line, row["status"]
 
     def _kept(self) -> str:
-        return (f"; the {self.count} finished row(s) are kept in {self.log}: once it can be written, run "
-                "the same command again to resume, computing only the missing points")
+        return (
+            f"; the {self.count} finished row(s) are kept in {self.log}: once it can be written, run "
+            "the same command again to resume, computing only the missing points"
+        )
 
     def close(self) -> None:
         """Close the appended file. Its flush can fail as the last append did; every row is
@@ -260,7 +320,9 @@ class ResultsStore:
         assert set(self.lines) == set(range(self.num_points)), "a point has no row"
         try:
             if self.fmt == "parquet":
-                _write_parquet(self.path, self.columns, [json.loads(self.lines[p]) for p in sorted(self.lines)])
+                _write_parquet(
+                    self.path, self.columns, [json.loads(self.lines[p]) for p in sorted(self.lines)]
+                )
                 self.log.unlink(missing_ok=True)
             else:
                 _atomic_write(self.path, self._text(self.codec))
@@ -269,7 +331,9 @@ class ResultsStore:
         return {s: sum(1 for v in self.status.values() if v == s) for s in STATUSES}
 
 
-def _atomic_write(path: Path, text: str | None = None, writer: Callable[[str], None] | None = None) -> None:
+def _atomic_write(
+    path: Path, text: str | None = None, writer: Callable[[str], None] | None = None
+) -> None:
     """Write a file beside `path`, fsync it, then os.replace: readers see the old or the new file."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     umask = os.umask(0)
@@ -307,5 +371,7 @@ def _arrow_column(pa, values: list[Any]):
         return pa.array(values, pa.int64())
     if known and all(is_number(v) for v in known):
         return pa.array([None if v is None else float(v) for v in values], pa.float64())
-    return pa.array([v if isinstance(v, str) or v is None else json.dumps(v, sort_keys=True) for v in values],
-                    pa.string())
+    return pa.array(
+        [v if isinstance(v, str) or v is None else json.dumps(v, sort_keys=True) for v in values],
+        pa.string(),
+    )

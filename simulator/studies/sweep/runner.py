@@ -41,7 +41,9 @@ class PointTimeout(BaseException):
 CHUNK_POINTS = 4
 
 
-def run_chunk(tasks: list[tuple[int, dict[str, Any], str | None, str, float | None]]) -> list[dict[str, Any]]:
+def run_chunk(
+    tasks: list[tuple[int, dict[str, Any], str | None, str, float | None]],
+) -> list[dict[str, Any]]:
     """The rows of consecutive points (the worker function), sharing one simulation context."""
     from simulator.execution.context import SimContext
 
@@ -49,7 +51,9 @@ def run_chunk(tasks: list[tuple[int, dict[str, Any], str | None, str, float | No
     return [run_point(task, ctx) for task in tasks]
 
 
-def run_point(task: tuple[int, dict[str, Any], str | None, str, float | None], ctx=None) -> dict[str, Any]:
+def run_point(
+    task: tuple[int, dict[str, Any], str | None, str, float | None], ctx=None
+) -> dict[str, Any]:
     """One point's row: status ok | invalid | error, never an exception."""
     point, data, base_dir, backend, timeout_s = task
     from simulator.scenario.load import scenario_from_dict
@@ -73,8 +77,13 @@ class _TimeLimit:
     """SIGALRM-based wall-clock limit; only where signals work (a process' main thread)."""
 
     def __init__(self, seconds: float | None):
-        self.seconds = seconds if seconds and threading.current_thread() is threading.main_thread() \
-            and hasattr(signal, "setitimer") else None
+        self.seconds = (
+            seconds
+            if seconds
+            and threading.current_thread() is threading.main_thread()
+            and hasattr(signal, "setitimer")
+            else None
+        )
 
     def __enter__(self):
         if self.seconds:
@@ -93,17 +102,36 @@ class _TimeLimit:
 
 def outputs(report: dict[str, Any]) -> dict[str, Any]:
     """The key outputs of a report, by result column (cost_usd None when no price was given)."""
-    mem, per, step, tr = report["memory"], report["memory"]["per_gpu"], report["step"], report["training"]
+    mem, per, step, tr = (
+        report["memory"],
+        report["memory"]["per_gpu"],
+        report["step"],
+        report["training"],
+    )
     values = {
-        "name": report["name"], "model": report["model"]["name"], "params": report["model"]["params"],
-        "strategy": tr["strategy"], "gpu": report["cluster"]["gpu"], "num_gpus": report["cluster"]["num_gpus"],
-        "fits": mem["fits"], "mem_total_bytes": per["total_bytes"],
-        **{f"mem_{k}_bytes": per[f"{k}_bytes"]
-           for k in ("params", "grads", "optimizer", "activations", "buffers", "overhead")},
-        "capacity_bytes": mem["capacity_bytes"], "step_time_s": step["time_s"], "compute_s": step["compute_s"],
-        "comm_s": step["comm_s"], "exposed_comm_s": step["exposed_comm_s"], "mfu": step["mfu"],
-        "tokens_per_s": step["tokens_per_s"], "tokens_per_s_per_gpu": step["tokens_per_s_per_gpu"],
-        "days": tr.get("days"), "gpu_hours": tr.get("gpu_hours"), "cost_usd": tr.get("cost_usd"),
+        "name": report["name"],
+        "model": report["model"]["name"],
+        "params": report["model"]["params"],
+        "strategy": tr["strategy"],
+        "gpu": report["cluster"]["gpu"],
+        "num_gpus": report["cluster"]["num_gpus"],
+        "fits": mem["fits"],
+        "mem_total_bytes": per["total_bytes"],
+        **{
+            f"mem_{k}_bytes": per[f"{k}_bytes"]
+            for k in ("params", "grads", "optimizer", "activations", "buffers", "overhead")
+        },
+        "capacity_bytes": mem["capacity_bytes"],
+        "step_time_s": step["time_s"],
+        "compute_s": step["compute_s"],
+        "comm_s": step["comm_s"],
+        "exposed_comm_s": step["exposed_comm_s"],
+        "mfu": step["mfu"],
+        "tokens_per_s": step["tokens_per_s"],
+        "tokens_per_s_per_gpu": step["tokens_per_s_per_gpu"],
+        "days": tr.get("days"),
+        "gpu_hours": tr.get("gpu_hours"),
+        "cost_usd": tr.get("cost_usd"),
         **goodput_columns(report),
     }
     return {key: _plain(value) for key, value in values.items()}
@@ -125,15 +153,26 @@ def _plain(value: Any) -> Any:
 # ---------------------------------------------------------------------------------- running
 
 
-def run_sweep(sweep: Sweep, out: str | Path, *, jobs: int | None = None, dask: str | None = None,
-              dask_processes: bool = True, backend: str = "fluid", timeout_s: float | None = None,
-              force: bool = False, retry_errors: bool = False,
-              on_progress: Callable[[int, int], None] | None = None) -> SweepSummary:
+def run_sweep(
+    sweep: Sweep,
+    out: str | Path,
+    *,
+    jobs: int | None = None,
+    dask: str | None = None,
+    dask_processes: bool = True,
+    backend: str = "fluid",
+    timeout_s: float | None = None,
+    force: bool = False,
+    retry_errors: bool = False,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> SweepSummary:
     """Run the points not already in `out`, appending rows as they finish, then rewrite `out`
     in point order. A KeyboardInterrupt leaves the appended rows for the next run to resume."""
     out = Path(out)
     if timeout_s is not None and not (math.isfinite(timeout_s) and timeout_s >= 0):
-        raise UserError(Problem("--timeout", f"expected seconds >= 0 (0: no limit), got {timeout_s:g}"))
+        raise UserError(
+            Problem("--timeout", f"expected seconds >= 0 (0: no limit), got {timeout_s:g}")
+        )
     if str(out.resolve()) in sweep.protected or out.is_dir():
         what = "a directory" if out.is_dir() else "an input of this sweep"
         raise UserError(Problem("--out", f"{out} is {what}", "give another output file"))
@@ -141,11 +180,16 @@ def run_sweep(sweep: Sweep, out: str | Path, *, jobs: int | None = None, dask: s
     jobs = max(1, jobs or os.cpu_count() or 1)
     # Connect to Dask first: a wrong address must not leave an empty results file behind.
     with dask_session(dask, jobs, dask_processes) if dask else contextlib.nullcontext() as session:
-        store = ResultsStore(out, fmt, sweep.columns, sweep_provenance(sweep, backend), sweep.source)
+        store = ResultsStore(
+            out, fmt, sweep.columns, sweep_provenance(sweep, backend), sweep.source
+        )
         done = store.open(force=force, retry_errors=retry_errors, num_points=len(points))
         base_dir = str(sweep.base_dir) if sweep.base_dir is not None else None
-        tasks = [(i, sweep.scenario_dict(values), base_dir, backend, timeout_s or None)
-                 for i, values in enumerate(points) if i not in done]
+        tasks = [
+            (i, sweep.scenario_dict(values), base_dir, backend, timeout_s or None)
+            for i, values in enumerate(points)
+            if i not in done
+        ]
         axis_cells = {i: dict(zip(sweep.paths, values)) for i, values in enumerate(points)}
         progress = on_progress or (lambda done_, total: None)
         progress(len(done), len(points))
@@ -159,13 +203,14 @@ def run_sweep(sweep: Sweep, out: str | Path, *, jobs: int | None = None, dask: s
         finally:
             store.close()
     counts = store.finish()
-    return SweepSummary(total=len(points), resumed=len(done), computed=len(tasks), status_counts=counts,
-                        path=out)
+    return SweepSummary(
+        total=len(points), resumed=len(done), computed=len(tasks), status_counts=counts, path=out
+    )
 
 
 def _execute(tasks: list, jobs: int, session: Any) -> Iterator[dict]:
     """Rows as points finish: on Dask (its concurrent.futures executor), a process pool, or inline."""
-    chunks = [tasks[i:i + CHUNK_POINTS] for i in range(0, len(tasks), CHUNK_POINTS)]
+    chunks = [tasks[i : i + CHUNK_POINTS] for i in range(0, len(tasks), CHUNK_POINTS)]
     if session is not None:
         yield from _drain(session.executor(), chunks, on_interrupt=session.interrupted)
     elif jobs == 1 or len(chunks) <= 1:
@@ -184,8 +229,9 @@ def _execute(tasks: list, jobs: int, session: Any) -> Iterator[dict]:
             pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _drain(executor: Executor, chunks: list,
-           on_interrupt: Callable[[], None] = lambda: None) -> Iterator[dict]:
+def _drain(
+    executor: Executor, chunks: list, on_interrupt: Callable[[], None] = lambda: None
+) -> Iterator[dict]:
     futures = [executor.submit(run_chunk, chunk) for chunk in chunks]
     try:
         for future in as_completed(futures):

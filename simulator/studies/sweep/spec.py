@@ -32,13 +32,13 @@ class Sweep:
 
     name: str
     base: dict[str, Any]
-    base_dir: Path | None                       # where relative topology paths resolve
+    base_dir: Path | None  # where relative topology paths resolve
     mode: str
     axes: tuple[tuple[str, tuple[Any, ...]], ...]
     fixed: tuple[tuple[str, Any], ...] = ()
     source: str = ""
     protected: tuple[str, ...] = ()  # input files (resolved paths) an output must never replace
-    base_file: str | None = None     # the base scenario file (resolved), when base is a path
+    base_file: str | None = None  # the base scenario file (resolved), when base is a path
 
     @property
     def paths(self) -> list[str]:
@@ -86,7 +86,11 @@ def sweep_path(name_or_path: str | Path) -> Path:
     shipped = scenario_dir() / "sweeps" / f"{text}.yaml"
     if shipped.is_file():
         return shipped
-    raise UserError(Problem("SWEEP", f"no sweep file or shipped sweep {text!r}", did_you_mean(text, sweep_names())))
+    raise UserError(
+        Problem(
+            "SWEEP", f"no sweep file or shipped sweep {text!r}", did_you_mean(text, sweep_names())
+        )
+    )
 
 
 def load_sweep(path: str | Path) -> Sweep:
@@ -94,16 +98,26 @@ def load_sweep(path: str | Path) -> Sweep:
     path = sweep_path(path)
     data = read_yaml(path)
     if "model" in data and "axes" not in data:
-        raise UserError(Problem("", "this is a scenario file (it has a model section and no axes), not a sweep",
-                                f"run it with: clustersim run {path}"), str(path))
+        raise UserError(
+            Problem(
+                "",
+                "this is a scenario file (it has a model section and no axes), not a sweep",
+                f"run it with: clustersim run {path}",
+            ),
+            str(path),
+        )
     try:
         sweep = sweep_from_dict(data, path.parent, default_name=path.stem)
     except UserError as exc:
         raise exc.with_source(str(path)) from None
-    return dataclasses.replace(sweep, source=str(path), protected=(str(path.resolve()), *sweep.protected))
+    return dataclasses.replace(
+        sweep, source=str(path), protected=(str(path.resolve()), *sweep.protected)
+    )
 
 
-def sweep_from_dict(data: dict[str, Any], sweep_dir: Path | None = None, default_name: str = "sweep") -> Sweep:
+def sweep_from_dict(
+    data: dict[str, Any], sweep_dir: Path | None = None, default_name: str = "sweep"
+) -> Sweep:
     """Validate a sweep mapping; `base` given as a path is relative to sweep_dir."""
     problems: list[Problem] = []
     for key in data:
@@ -111,34 +125,57 @@ def sweep_from_dict(data: dict[str, Any], sweep_dir: Path | None = None, default
             problems.append(Problem(str(key), "unknown key", did_you_mean(str(key), SWEEP_KEYS)))
     mode = data.get("mode", "grid")
     if mode not in MODES:
-        problems.append(Problem("mode", f"expected grid or zip, got {mode!r}", did_you_mean(str(mode), MODES)))
+        problems.append(
+            Problem("mode", f"expected grid or zip, got {mode!r}", did_you_mean(str(mode), MODES))
+        )
     base, base_dir, protected = _base(data.get("base"), sweep_dir, problems)
     fixed = _fixed(data.get("set", {}), problems)
     axes = _axes(data.get("axes"), problems)
     if mode == "zip" and len({len(v) for _, v in axes}) > 1:
         lengths = ", ".join(f"{p}: {len(v)}" for p, v in axes)
-        problems.append(Problem("axes", f"zip needs axes of equal length, got {lengths}",
-                                "give each axis the same number of values, or use mode: grid"))
+        problems.append(
+            Problem(
+                "axes",
+                f"zip needs axes of equal length, got {lengths}",
+                "give each axis the same number of values, or use mode: grid",
+            )
+        )
     if not problems and mode == "grid" and math.prod(len(v) for _, v in axes) > MAX_POINTS:
-        problems.append(Problem("axes", f"the grid has more than {MAX_POINTS:,} points", "split the sweep"))
+        problems.append(
+            Problem("axes", f"the grid has more than {MAX_POINTS:,} points", "split the sweep")
+        )
     if problems:
         raise UserError(problems)
-    sweep = Sweep(name=str(data.get("name", default_name)), base=base, base_dir=base_dir, mode=mode,
-                  axes=tuple(axes), fixed=tuple(fixed), protected=protected,
-                  base_file=protected[0] if protected else None)
+    sweep = Sweep(
+        name=str(data.get("name", default_name)),
+        base=base,
+        base_dir=base_dir,
+        mode=mode,
+        axes=tuple(axes),
+        fixed=tuple(fixed),
+        protected=protected,
+        base_file=protected[0] if protected else None,
+    )
     _check_paths(sweep)
     return sweep
 
 
 def _base(value: Any, sweep_dir: Path | None, problems: list[Problem]):
     if value is None:
-        problems.append(Problem("base", "required key is missing",
-                                "give a scenario file (relative to the sweep file) or an inline scenario"))
+        problems.append(
+            Problem(
+                "base",
+                "required key is missing",
+                "give a scenario file (relative to the sweep file) or an inline scenario",
+            )
+        )
         return {}, sweep_dir, ()
     if isinstance(value, dict):
         return copy.deepcopy(value), sweep_dir, ()
     if not isinstance(value, str):
-        problems.append(Problem("base", f"expected a file path or a mapping, got {type(value).__name__}"))
+        problems.append(
+            Problem("base", f"expected a file path or a mapping, got {type(value).__name__}")
+        )
         return {}, sweep_dir, ()
     path = (sweep_dir / value) if sweep_dir is not None else Path(value)
     try:
@@ -150,22 +187,36 @@ def _base(value: Any, sweep_dir: Path | None, problems: list[Problem]):
 
 def _fixed(value: Any, problems: list[Problem]) -> list[tuple[str, Any]]:
     if not isinstance(value, dict):
-        problems.append(Problem("set", f"expected a mapping of dotted paths to values, got {type(value).__name__}"))
+        problems.append(
+            Problem(
+                "set", f"expected a mapping of dotted paths to values, got {type(value).__name__}"
+            )
+        )
         return []
     return [(str(path), v) for path, v in value.items()]
 
 
 def _axes(value: Any, problems: list[Problem]) -> list[tuple[str, tuple[Any, ...]]]:
     if not isinstance(value, dict) or not value:
-        problems.append(Problem("axes", "expected a mapping of dotted paths to lists of values",
-                                "e.g. axes: {training.strategy: [ddp, zero3]}"))
+        problems.append(
+            Problem(
+                "axes",
+                "expected a mapping of dotted paths to lists of values",
+                "e.g. axes: {training.strategy: [ddp, zero3]}",
+            )
+        )
         return []
     axes = []
     for path, values in value.items():
         path = str(path)
         if path in OUTPUT_COLUMNS or path == "point":
-            problems.append(Problem(f"axes.{path}", f"clashes with the output column {path!r}",
-                                    "sweep a field inside it, e.g. model.preset"))
+            problems.append(
+                Problem(
+                    f"axes.{path}",
+                    f"clashes with the output column {path!r}",
+                    "sweep a field inside it, e.g. model.preset",
+                )
+            )
             continue
         try:
             axes.append((path, axis_values(values)))
@@ -179,19 +230,28 @@ def axis_values(spec: Any) -> tuple[Any, ...]:
     range mapping {start, stop, step | factor}, stop included."""
     if isinstance(spec, dict):
         unknown = [k for k in spec if k not in RANGE_KEYS]
-        if unknown or "start" not in spec or "stop" not in spec or ("step" in spec) == ("factor" in spec):
-            raise ValueError("a range needs start, stop and one of step or factor, e.g. "
-                             "{start: 1, stop: 256, factor: 2}")
+        if (
+            unknown
+            or "start" not in spec
+            or "stop" not in spec
+            or ("step" in spec) == ("factor" in spec)
+        ):
+            raise ValueError(
+                "a range needs start, stop and one of step or factor, e.g. "
+                "{start: 1, stop: 256, factor: 2}"
+            )
         return _progression(spec["start"], spec["stop"], spec.get("step"), spec.get("factor"))
     if not isinstance(spec, list) or not spec:
         raise ValueError("expected a non-empty list of values")
     if "..." not in spec:
         return tuple(spec)
     i = spec.index("...")
-    head, tail = spec[:i], spec[i + 1:]
+    head, tail = spec[:i], spec[i + 1 :]
     if len(head) < 3 or len(tail) != 1 or not all(is_number(v) for v in [*head, *tail]):
-        raise ValueError("'...' needs three numbers before it and one after, e.g. [1, 2, 4, ..., 256] "
-                         "(or a range {start: 1, stop: 256, factor: 2})")
+        raise ValueError(
+            "'...' needs three numbers before it and one after, e.g. [1, 2, 4, ..., 256] "
+            "(or a range {start: 1, stop: 256, factor: 2})"
+        )
     a, b, c = head[:3]
     if b - a == c - b and b != a:
         values = _progression(a, tail[0], step=b - a)
@@ -199,8 +259,10 @@ def axis_values(spec: Any) -> tuple[Any, ...]:
         values = _progression(a, tail[0], factor=b / a)
     else:
         raise ValueError(f"{a}, {b}, {c} is neither arithmetic nor geometric; list every value")
-    if list(values[:len(head)]) != head or values[-1] != tail[0]:
-        raise ValueError(f"the progression from {a}, {b}, {c} does not reach {tail[0]}; list every value")
+    if list(values[: len(head)]) != head or values[-1] != tail[0]:
+        raise ValueError(
+            f"the progression from {a}, {b}, {c} does not reach {tail[0]}; list every value"
+        )
     return values
 
 
@@ -218,7 +280,10 @@ def _progression(start, stop, step=None, factor=None) -> tuple[Any, ...]:
         if i > MAX_POINTS:
             raise ValueError(f"the range has more than {MAX_POINTS:,} values")
         x = start + i * step if step is not None else x * factor
-    integral = all(isinstance(v, int) for v in (start, stop, step or 1)) and float(factor or 2).is_integer()
+    integral = (
+        all(isinstance(v, int) for v in (start, stop, step or 1))
+        and float(factor or 2).is_integer()
+    )
     return tuple(round(v) if integral else v for v in values)
 
 
@@ -238,20 +303,31 @@ def set_path(data: dict[str, Any], path: str, value: Any) -> list[str]:
         here = ".".join(parts[:depth]) or "(top level)"
         if isinstance(node, list):
             if not part.isdigit() or int(part) >= len(node):
-                raise UserError(Problem(path, f"{here} is a list of {len(node)}; {part!r} is not an index in it"))
+                raise UserError(
+                    Problem(
+                        path, f"{here} is a list of {len(node)}; {part!r} is not an index in it"
+                    )
+                )
             key: Any = int(part)
         elif isinstance(node, dict):
             key = part
         else:
-            kind = {str: "string", bool: "boolean", int: "number", float: "number"}.get(type(node), "value")
-            raise UserError(Problem(path, f"{here} is a {kind}, not a mapping",
-                                        f"sweep {here} itself, or make it a mapping in the base"))
+            kind = {str: "string", bool: "boolean", int: "number", float: "number"}.get(
+                type(node), "value"
+            )
+            raise UserError(
+                Problem(
+                    path,
+                    f"{here} is a {kind}, not a mapping",
+                    f"sweep {here} itself, or make it a mapping in the base",
+                )
+            )
         if depth == len(parts) - 1:
             node[key] = value
         else:
             if isinstance(node, dict) and node.get(key) is None:
                 node[key] = {}
-                created.append(".".join(parts[:depth + 1]))
+                created.append(".".join(parts[: depth + 1]))
             node = node[key]
     return created
 
@@ -276,13 +352,22 @@ def _check_paths(sweep: Sweep) -> None:
     except UserError as exc:
         for p in exc.problems:
             if p.path in created:  # e.g. training.strategy.x made training.strategy a mapping
-                problems.append(Problem(created[p.path], f"names no field ({p.path} is not a section: "
-                                                         f"{p.message})"))
+                problems.append(
+                    Problem(
+                        created[p.path], f"names no field ({p.path} is not a section: {p.message})"
+                    )
+                )
             if p.message != "unknown key":
                 continue
-            owner = next((w for path, w in where.items() if path == p.path or path.startswith(p.path + ".")), None)
-            problems.append(Problem(owner, f"names no field ({p.path}: unknown key)", p.hint) if owner
-                            else Problem(f"base.{p.path}", "unknown key", p.hint))
+            owner = next(
+                (w for path, w in where.items() if path == p.path or path.startswith(p.path + ".")),
+                None,
+            )
+            problems.append(
+                Problem(owner, f"names no field ({p.path}: unknown key)", p.hint)
+                if owner
+                else Problem(f"base.{p.path}", "unknown key", p.hint)
+            )
     except Exception:  # noqa: BLE001, S110  (a simulator failure is reported per point, as status error)
         pass
     if problems:

@@ -46,15 +46,17 @@ class Protocol:
 class Step:
     """The figures of one (algorithm family, protocol)."""
 
-    base_s: float = 0.0          # once per call (NCCL baseLat)
-    step_s: float = 0.0          # per step inside a node, beyond the route's link latencies
-    pci_step_s: float = 0.0      # the same where the node's GPUs talk over PCIe (no NVLink)
-    net_step_s: float = 0.0      # per step that crosses the network, beyond its route's latencies
-    per_rank_s: float = 0.0      # per rank of the group (PAT's nRanks x 2.8 us)
-    bw_factor: float = 1.0       # NCCL's algorithm bandwidth factor
-    fill_steps: float = 0.0      # pipeline fill and drain, in steps of the pipeline unit
-    fill_unit_bytes: float = 0.0  # largest unit a rank sends per step (ring); 0 = NCCL's NVLS chunks
-    round_s: float = 0.0         # synchronization per chunk round (NVLS)
+    base_s: float = 0.0  # once per call (NCCL baseLat)
+    step_s: float = 0.0  # per step inside a node, beyond the route's link latencies
+    pci_step_s: float = 0.0  # the same where the node's GPUs talk over PCIe (no NVLink)
+    net_step_s: float = 0.0  # per step that crosses the network, beyond its route's latencies
+    per_rank_s: float = 0.0  # per rank of the group (PAT's nRanks x 2.8 us)
+    bw_factor: float = 1.0  # NCCL's algorithm bandwidth factor
+    fill_steps: float = 0.0  # pipeline fill and drain, in steps of the pipeline unit
+    fill_unit_bytes: float = (
+        0.0  # largest unit a rank sends per step (ring); 0 = NCCL's NVLS chunks
+    )
+    round_s: float = 0.0  # synchronization per chunk round (NVLS)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -62,8 +64,10 @@ class ArchFigures:
     """What depends on the GPU architecture."""
 
     link_efficiency: tuple[tuple[str, float], ...] = ()  # overrides by link kind
-    step_extra_s: float = 0.0    # per intra-node step, on top of NCCL's hwLat
-    net_step_extra_s: float = 0.0  # per network step, on top of NCCL's hwLat (a calibration profile's)
+    step_extra_s: float = 0.0  # per intra-node step, on top of NCCL's hwLat
+    net_step_extra_s: float = (
+        0.0  # per network step, on top of NCCL's hwLat (a calibration profile's)
+    )
     ll_cap_Bps: float = math.inf  # LL bus-bandwidth cap on one node (llMaxBws)
     nvls_efficiency: float = 0.0  # 0: no NVLink SHARP
     nvls_channels: tuple[int, int] = (16, 16)  # (one node, several nodes)
@@ -77,7 +81,9 @@ class Calibration:
     protocols: tuple[Protocol, ...]
     steps: tuple[tuple[tuple[str, str], Step], ...]  # ((family, protocol), figures)
     archs: tuple[tuple[str, ArchFigures], ...]
-    ll_cap_nodes_Bps: tuple[tuple[int, float], ...] = ()  # LL cap across nodes, by minimum node count
+    ll_cap_nodes_Bps: tuple[
+        tuple[int, float], ...
+    ] = ()  # LL cap across nodes, by minimum node count
 
     def efficiency(self, link_kind: str, arch: str = "ampere") -> float:
         own = dict(self.arch(arch).link_efficiency)
@@ -101,9 +107,13 @@ def _nccl_step(family: str, protocol: str, extra_base_s: float = 0.0, **fitted: 
     latency the topology's links already charge (0.7 us GPU -> NVSwitch -> GPU; 1 us over a
     PCIe switch)."""
     p, hw = nccl.PROTOCOLS.index(protocol), nccl.HW_LAT_US
-    return Step(base_s=nccl.BASE_LAT_US[family][p] * US + extra_base_s,
-                step_s=(hw["nvlink"][family][p] - 0.7) * US, pci_step_s=(hw["pci"][family][p] - 1.0) * US,
-                net_step_s=(hw["net"][family][p] - 0.7) * US, **fitted)
+    return Step(
+        base_s=nccl.BASE_LAT_US[family][p] * US + extra_base_s,
+        step_s=(hw["nvlink"][family][p] - 0.7) * US,
+        pci_step_s=(hw["pci"][family][p] - 1.0) * US,
+        net_step_s=(hw["net"][family][p] - 0.7) * US,
+        **fitted,
+    )
 
 
 # Ring pipeline fill (fitted to the Azure ND A100 v4 table, 1 MiB .. 8 GiB): a call spends
@@ -121,17 +131,42 @@ NVLS_EXTRA_S = 2.0 * US
 
 _NCCL_STEPS = (
     (("ring", "LL"), _nccl_step("ring", "LL")),
-    (("ring", "LL128"), _nccl_step("ring", "LL128", fill_steps=RING_FILL_STEPS, fill_unit_bytes=RING_FILL_UNIT)),
-    (("ring", "Simple"), _nccl_step("ring", "Simple", fill_steps=RING_FILL_STEPS, fill_unit_bytes=RING_FILL_UNIT)),
+    (
+        ("ring", "LL128"),
+        _nccl_step("ring", "LL128", fill_steps=RING_FILL_STEPS, fill_unit_bytes=RING_FILL_UNIT),
+    ),
+    (
+        ("ring", "Simple"),
+        _nccl_step("ring", "Simple", fill_steps=RING_FILL_STEPS, fill_unit_bytes=RING_FILL_UNIT),
+    ),
     (("tree", "LL"), _nccl_step("tree", "LL", bw_factor=nccl.TREE_LL_FACTOR)),
     (("tree", "LL128"), _nccl_step("tree", "LL128")),
     (("tree", "Simple"), _nccl_step("tree", "Simple", bw_factor=nccl.TREE_SIMPLE_FACTOR)),
-    (("nvls", "Simple"), _nccl_step("nvls", "Simple", extra_base_s=NVLS_EXTRA_S, fill_steps=NVLS_FILL_STEPS,
-                                    round_s=NVLS_ROUND_S)),
-    (("nvls_tree", "Simple"), _nccl_step("nvls_tree", "Simple", extra_base_s=NVLS_EXTRA_S, fill_steps=NVLS_FILL_STEPS,
-                                         round_s=NVLS_ROUND_S)),
+    (
+        ("nvls", "Simple"),
+        _nccl_step(
+            "nvls",
+            "Simple",
+            extra_base_s=NVLS_EXTRA_S,
+            fill_steps=NVLS_FILL_STEPS,
+            round_s=NVLS_ROUND_S,
+        ),
+    ),
+    (
+        ("nvls_tree", "Simple"),
+        _nccl_step(
+            "nvls_tree",
+            "Simple",
+            extra_base_s=NVLS_EXTRA_S,
+            fill_steps=NVLS_FILL_STEPS,
+            round_s=NVLS_ROUND_S,
+        ),
+    ),
     (("collnet", "Simple"), _nccl_step("collnet", "Simple")),
-    (("pat", "Simple"), _nccl_step("pat", "Simple", bw_factor=nccl.PAT_FACTOR, per_rank_s=2.8 * US)),
+    (
+        ("pat", "Simple"),
+        _nccl_step("pat", "Simple", bw_factor=nccl.PAT_FACTOR, per_rank_s=2.8 * US),
+    ),
 )
 
 NCCL_CALIBRATION = Calibration(
@@ -156,26 +191,42 @@ NCCL_CALIBRATION = Calibration(
         ("xgmi", 312.9 / 448.0),
         ("ideal", 1.0),
     ),
-    protocols=(Protocol(name="LL", efficiency=0.5), Protocol(name="LL128", efficiency=120.0 / 128.0),
-               Protocol(name="Simple", efficiency=1.0)),
+    protocols=(
+        Protocol(name="LL", efficiency=0.5),
+        Protocol(name="LL128", efficiency=120.0 / 128.0),
+        Protocol(name="Simple", efficiency=1.0),
+    ),
     steps=_NCCL_STEPS,
     archs=(
         ("volta", ArchFigures(ll_cap_Bps=nccl.LL_MAX_BW_ONE_NODE["volta"] * GBPS)),
         # A100 steps take 1.1 us longer than NCCL's hwLat: fitted to Azure ND A100 v4's 1 KiB
         # all-reduce (44.8 us on 8 GPUs) and NVIDIA/nccl#583's 2x A100 32 B (10.1 us).
-        ("ampere", ArchFigures(step_extra_s=1.1 * US, ll_cap_Bps=nccl.LL_MAX_BW_ONE_NODE["ampere"] * GBPS)),
+        (
+            "ampere",
+            ArchFigures(step_extra_s=1.1 * US, ll_cap_Bps=nccl.LL_MAX_BW_ONE_NODE["ampere"] * GBPS),
+        ),
         # NVIDIA/nccl-tests#212 (maintainer): "450GB/s is the line rate ... NCCL can get an
         # effective NVLink bandwidth of 370GB/s" on H100.
-        ("hopper", ArchFigures(link_efficiency=(("nvlink", 370.0 / 450.0),),
-                               ll_cap_Bps=nccl.LL_MAX_BW_ONE_NODE["hopper"] * GBPS,
-                               nvls_efficiency=nccl.NVLS_EFFICIENCY["hopper"],
-                               nvls_channels=nccl.NVLS_CHANNELS["hopper"])),
+        (
+            "hopper",
+            ArchFigures(
+                link_efficiency=(("nvlink", 370.0 / 450.0),),
+                ll_cap_Bps=nccl.LL_MAX_BW_ONE_NODE["hopper"] * GBPS,
+                nvls_efficiency=nccl.NVLS_EFFICIENCY["hopper"],
+                nvls_channels=nccl.NVLS_CHANNELS["hopper"],
+            ),
+        ),
         # Azure AI-benchmarking-guide ND GB200 v6: ring all-reduce 679.6 GB/s busbw at 8 GiB of
         # 900 GB/s NVLink5 (NVIDIA/nccl#2140: 8x B300 ring 695).
-        ("blackwell", ArchFigures(link_efficiency=(("nvlink", 680.0 / 900.0),),
-                                  ll_cap_Bps=nccl.LL_MAX_BW_ONE_NODE["blackwell"] * GBPS,
-                                  nvls_efficiency=nccl.NVLS_EFFICIENCY["blackwell"],
-                                  nvls_channels=nccl.NVLS_CHANNELS["blackwell"])),
+        (
+            "blackwell",
+            ArchFigures(
+                link_efficiency=(("nvlink", 680.0 / 900.0),),
+                ll_cap_Bps=nccl.LL_MAX_BW_ONE_NODE["blackwell"] * GBPS,
+                nvls_efficiency=nccl.NVLS_EFFICIENCY["blackwell"],
+                nvls_channels=nccl.NVLS_CHANNELS["blackwell"],
+            ),
+        ),
         ("cdna3", ArchFigures()),  # RCCL: no LL cap or NVLS figures of its own held
     ),
     ll_cap_nodes_Bps=tuple((nodes, cap * GBPS) for nodes, cap in nccl.LL_MAX_BW_NODES.items()),
@@ -186,7 +237,9 @@ IDEAL_CALIBRATION = Calibration(
     link_efficiency=tuple((k, 1.0) for k, _ in NCCL_CALIBRATION.link_efficiency),
     protocols=(Protocol(name="Simple", efficiency=1.0),),
     steps=tuple(((family, "Simple"), Step()) for family in FAMILIES),
-    archs=tuple((a, ArchFigures(nvls_efficiency=1.0 if a in nccl.NVLS_EFFICIENCY else 0.0)) for a in ARCHS),
+    archs=tuple(
+        (a, ArchFigures(nvls_efficiency=1.0 if a in nccl.NVLS_EFFICIENCY else 0.0)) for a in ARCHS
+    ),
 )
 
 

@@ -39,9 +39,16 @@ from simulator.core.cache import Memo
 from simulator.core.errors import Problem, UserError, did_you_mean
 from simulator.system.comm import nccl_tables
 from simulator.system.comm.algorithms import ALGORITHMS, Algorithm, Features
-from simulator.system.comm.algorithms.base import Plan, PhasePlan, host_matrix, merge_phases
+from simulator.system.comm.algorithms.base import PhasePlan, Plan, host_matrix, merge_phases
+from simulator.system.comm.calibration import (
+    NCCL_CALIBRATION,
+    OPS,
+    Calibration,
+    Protocol,
+    Step,
+    busbw_factor,
+)
 from simulator.system.comm.sharing import ShapeGraph
-from simulator.system.comm.calibration import NCCL_CALIBRATION, OPS, Calibration, Protocol, Step, busbw_factor
 from simulator.system.hardware import GPU_ALIASES, GPU_CATALOG
 from simulator.system.topology.builders import LINK_KINDS
 from simulator.system.topology.graph import Topology
@@ -97,8 +104,14 @@ class CommContext:
     catalog GPU's). `nvls`: NCCL_NVLS_ENABLE; NVLink SHARP runs where the topology has it
     (`nvls: true`) and the architecture supports it (Hopper and later)."""
 
-    def __init__(self, topology: Topology, calibration: Calibration = NCCL_CALIBRATION, arch: str | None = None,
-                 nvls: bool = True, shared: dict | None = None):
+    def __init__(
+        self,
+        topology: Topology,
+        calibration: Calibration = NCCL_CALIBRATION,
+        arch: str | None = None,
+        nvls: bool = True,
+        shared: dict | None = None,
+    ):
         self.topology, self.calibration = topology, calibration
         # Group shapes, the algorithms `auto` tries and routed flows depend on the topology alone:
         # contexts of one topology under many calibrations (a calibration fit) may share them in
@@ -107,21 +120,29 @@ class CommContext:
         self._routes = shared
         self.arch = arch or _catalog_arch(topology.gpu)
         self.figures = calibration.arch(self.arch)
-        self.features = Features(nvls=nvls and topology.nvls and self.figures.nvls_efficiency > 0,
-                                 sharp=topology.sharp and not topology.mesh)
+        self.features = Features(
+            nvls=nvls and topology.nvls and self.figures.nvls_efficiency > 0,
+            sharp=topology.sharp and not topology.mesh,
+        )
         # Link kinds are small codes: look the efficiency up once per kind present, not per edge.
         present = np.flatnonzero(np.bincount(topology.link_code, minlength=len(LINK_KINDS)))
         eff = np.zeros(len(LINK_KINDS))
         eff[present] = [calibration.efficiency(LINK_KINDS[k], self.arch) for k in present]
-        self.capacity = topology.bw_bytes_per_s * eff[topology.link_code]  # bytes/s after link efficiency
+        self.capacity = (
+            topology.bw_bytes_per_s * eff[topology.link_code]
+        )  # bytes/s after link efficiency
         # NCCL's intra-node latencies are NVLink's unless the GPUs only meet over PCIe (hwLat PCI row).
-        self.over_pcie = not bool(np.isin(topology.link_code, [LINK_KINDS.index(k) for k in ("nvlink", "xgmi")]).any())
+        self.over_pcie = not bool(
+            np.isin(topology.link_code, [LINK_KINDS.index(k) for k in ("nvlink", "xgmi")]).any()
+        )
         self._plans: Memo[tuple[Plan, tuple[float, ...]]] = Memo(256)
         self._costs: Memo[CollectiveCost] = Memo(4096)
         self.rates: Memo[np.ndarray] = Memo(4096)
         self.sharing = ShapeGraph()  # which phases (by shape) share a link
 
-    def plan(self, op: str, algorithm: str, groups: tuple[tuple[int, ...], ...]) -> tuple[Plan, tuple[float, ...], int]:
+    def plan(
+        self, op: str, algorithm: str, groups: tuple[tuple[int, ...], ...]
+    ) -> tuple[Plan, tuple[float, ...], int]:
         """Routed flows of one algorithm on some disjoint groups running it together, per byte of
         S (merged phase by phase), each phase's bandwidth seconds per byte of S on this
         calibration's capacities, and the plan's serial number."""
@@ -131,7 +152,9 @@ class CommContext:
             twin = dict(algo.same_flows).get(op)
             if twin is not None:  # the same routed flows under another name: route them once
                 pl, unit, serial = self.plan(twin, algorithm, groups)
-                phases = tuple(dataclasses.replace(ph, name=op) if ph.name == twin else ph for ph in pl.phases)
+                phases = tuple(
+                    dataclasses.replace(ph, name=op) if ph.name == twin else ph for ph in pl.phases
+                )
                 return Plan(op, algorithm, groups[0], phases), unit, serial
             route = ("route", op, algorithm, groups)
             phases = self._routes.get(route) if self._routes is not None else None
@@ -139,38 +162,65 @@ class CommContext:
                 if algo.plan_together is not None:
                     phases = algo.plan_together(self.topology, op, groups)
                 else:
-                    phases = tuple(merge_phases(same) for same in zip(*(algo.plan(self.topology, op, g) for g in groups)))
+                    phases = tuple(
+                        merge_phases(same)
+                        for same in zip(*(algo.plan(self.topology, op, g) for g in groups))
+                    )
                 if self._routes is not None:
                     self._routes[route] = phases
             if algo.family in NVLS_FAMILIES:
                 phases = tuple(self._nvls_wire(ph) for ph in phases)
             pl = Plan(op, algorithm, groups[0], phases)
-            unit = tuple(float((ph.unit_load / self.capacity[ph.edge_ids]).max()) if len(ph.edge_ids) else 0.0
-                         for ph in pl.phases)
+            unit = tuple(
+                float((ph.unit_load / self.capacity[ph.edge_ids]).max())
+                if len(ph.edge_ids)
+                else 0.0
+                for ph in pl.phases
+            )
             return pl, unit, next(_SERIALS)
 
         return self._plans.get((op, algorithm, groups), make)
 
-    def cost(self, op: str, group: tuple[int, ...], size: int, algorithm: str = "auto") -> CollectiveCost:
+    def cost(
+        self, op: str, group: tuple[int, ...], size: int, algorithm: str = "auto"
+    ) -> CollectiveCost:
         """Time of one collective of S = `size` bytes on `group` (validated rank indices)."""
         return self.cost_together(op, (group,), size, algorithm)
 
-    def cost_together(self, op: str, groups: tuple[tuple[int, ...], ...], size: int,
-                      algorithm: str = "auto") -> CollectiveCost:
+    def cost_together(
+        self, op: str, groups: tuple[tuple[int, ...], ...], size: int, algorithm: str = "auto"
+    ) -> CollectiveCost:
         """One collective run at once by disjoint groups of equal shape (e.g. one per rail), as
         one transfer whose links carry all of them; its time is what each group sees."""
-        return self._costs.get((op, groups, size, algorithm), lambda: self._cost(op, groups, size, algorithm))
+        return self._costs.get(
+            (op, groups, size, algorithm), lambda: self._cost(op, groups, size, algorithm)
+        )
 
-    def _cost(self, op: str, groups: tuple[tuple[int, ...], ...], size: int, algorithm: str) -> CollectiveCost:
+    def _cost(
+        self, op: str, groups: tuple[tuple[int, ...], ...], size: int, algorithm: str
+    ) -> CollectiveCost:
         p = len(groups[0])
         if p == 1 or size == 0:
-            return CollectiveCost(op=op, algorithm="none", protocol="none", group_size=p, size_bytes=size,
-                                  time_s=0.0, latency_s=0.0, bandwidth_s=0.0, algbw_Bps=0.0, busbw_Bps=0.0,
-                                  bytes_per_rank_sent=0.0, phases=())
+            return CollectiveCost(
+                op=op,
+                algorithm="none",
+                protocol="none",
+                group_size=p,
+                size_bytes=size,
+                time_s=0.0,
+                latency_s=0.0,
+                bandwidth_s=0.0,
+                algbw_Bps=0.0,
+                busbw_Bps=0.0,
+                bytes_per_rank_sent=0.0,
+                phases=(),
+            )
         key = (op, groups[0], algorithm, self.features)
         if key not in self._shapes:
-            self._shapes[key] = (group_shape(self.topology, groups[0]),
-                                 candidates(self.topology, op, groups[0], algorithm, self.features))
+            self._shapes[key] = (
+                group_shape(self.topology, groups[0]),
+                candidates(self.topology, op, groups[0], algorithm, self.features),
+            )
         shape, names = self._shapes[key]
         best = None
         for name in names:
@@ -181,13 +231,21 @@ class CommContext:
                 if step is None or proto.name not in algo.protocols:
                     continue
                 factor = self._bw_factor(algo, step)
-                parts = [self._phase_cost(ph, u, proto, step, factor, size, shape) for ph, u in zip(pl.phases, unit)]
+                parts = [
+                    self._phase_cost(ph, u, proto, step, factor, size, shape)
+                    for ph, u in zip(pl.phases, unit)
+                ]
                 t = step.base_s + step.per_rank_s * p + sum(a + b for a, b in parts)
                 if best is None or t < best[0]:
                     best = (t, pl, proto, step, factor, parts, serial)
         if best is None:
-            raise UserError(Problem("algorithm", f"no protocol of this calibration runs {algorithm} for {op}",
-                                    "use auto"))
+            raise UserError(
+                Problem(
+                    "algorithm",
+                    f"no protocol of this calibration runs {algorithm} for {op}",
+                    "use auto",
+                )
+            )
         return self._costed(*best, size)
 
     def _bw_factor(self, algo: Algorithm, step: Step) -> float:
@@ -202,8 +260,16 @@ class CommContext:
         load = np.where(nvlink, ph.unit_load / self.figures.nvls_efficiency, ph.unit_load)
         return dataclasses.replace(ph, unit_load=load)
 
-    def _phase_cost(self, ph: PhasePlan, unit_time: float, proto: Protocol, step: Step, factor: float, size: int,
-                    shape: tuple[int, bool, int]) -> tuple[float, float]:
+    def _phase_cost(
+        self,
+        ph: PhasePlan,
+        unit_time: float,
+        proto: Protocol,
+        step: Step,
+        factor: float,
+        size: int,
+        shape: tuple[int, bool, int],
+    ) -> tuple[float, float]:
         """(latency, bandwidth seconds) of one phase at S = size bytes."""
         intra = (step.pci_step_s if self.over_pcie else step.step_s) + self.figures.step_extra_s
         net = step.net_step_s + self.figures.net_step_extra_s
@@ -216,8 +282,15 @@ class CommContext:
             latency += self._fill_s(ph, step, size, sent, sent / bandwidth, shape)
         return max(latency, 0.0), bandwidth
 
-    def _fill_s(self, ph: PhasePlan, step: Step, size: int, sent: float, rate: float,
-                shape: tuple[int, bool, int]) -> float:
+    def _fill_s(
+        self,
+        ph: PhasePlan,
+        step: Step,
+        size: int,
+        sent: float,
+        rate: float,
+        shape: tuple[int, bool, int],
+    ) -> float:
         """Pipeline fill and drain: `fill_steps` units at the phase's per-rank rate. A ring's unit
         is what a rank sends per step, up to `fill_unit_bytes`; NVLS's is one round of NCCL's
         chunks over all channels and heads (src/enqueue.cc), which also pays `round_s` per round."""
@@ -228,27 +301,60 @@ class CommContext:
         hosts, _, per_host = shape
         channels = self.figures.nvls_channels[0 if hosts == 1 else 1]
         ops = channels * min(per_host, nccl_tables.NVLS_MAX_ARITY)
-        chunk = nccl_tables.nvls_chunk(size, ops) if hosts == 1 else nccl_tables.nvls_tree_chunk(size, ops, hosts)
+        chunk = (
+            nccl_tables.nvls_chunk(size, ops)
+            if hosts == 1
+            else nccl_tables.nvls_tree_chunk(size, ops, hosts)
+        )
         round_bytes = ops * chunk
-        return step.fill_steps * min(size, round_bytes) * (sent / size) / rate + max(1.0, size / round_bytes) * step.round_s
+        return (
+            step.fill_steps * min(size, round_bytes) * (sent / size) / rate
+            + max(1.0, size / round_bytes) * step.round_s
+        )
 
-    def _costed(self, t: float, pl: Plan, proto: Protocol, step: Step, factor: float, parts, serial: int,
-                size: int) -> CollectiveCost:
-        scale = size / (proto.efficiency * factor)  # wire bytes per byte of load, as the bandwidth term
+    def _costed(
+        self,
+        t: float,
+        pl: Plan,
+        proto: Protocol,
+        step: Step,
+        factor: float,
+        parts,
+        serial: int,
+        size: int,
+    ) -> CollectiveCost:
+        scale = size / (
+            proto.efficiency * factor
+        )  # wire bytes per byte of load, as the bandwidth term
         base = step.base_s + step.per_rank_s * len(pl.group)
         phases = tuple(
-            Phase(shape=(serial, i), name=ph.name,
-                  latency_s=lat + (base if i == 0 else 0.0), bandwidth_s=bw,
-                  edge_ids=ph.edge_ids, wire_bytes=ph.unit_load * scale,
-                  per_rank_wire_bytes=float(ph.sent_per_rank.max()) * scale)
-            for i, (ph, (lat, bw)) in enumerate(zip(pl.phases, parts)))
+            Phase(
+                shape=(serial, i),
+                name=ph.name,
+                latency_s=lat + (base if i == 0 else 0.0),
+                bandwidth_s=bw,
+                edge_ids=ph.edge_ids,
+                wire_bytes=ph.unit_load * scale,
+                per_rank_wire_bytes=float(ph.sent_per_rank.max()) * scale,
+            )
+            for i, (ph, (lat, bw)) in enumerate(zip(pl.phases, parts))
+        )
         sent = sum(ph.sent_per_rank for ph in pl.phases)
         algbw = size / t
-        return CollectiveCost(op=pl.op, algorithm=pl.algorithm, protocol=proto.name, group_size=len(pl.group),
-                              size_bytes=size, time_s=t, latency_s=base + sum(a for a, _ in parts),
-                              bandwidth_s=sum(b for _, b in parts), algbw_Bps=algbw,
-                              busbw_Bps=algbw * busbw_factor(pl.op, len(pl.group)),
-                              bytes_per_rank_sent=float(sent.max()) * size, phases=phases)
+        return CollectiveCost(
+            op=pl.op,
+            algorithm=pl.algorithm,
+            protocol=proto.name,
+            group_size=len(pl.group),
+            size_bytes=size,
+            time_s=t,
+            latency_s=base + sum(a for a, _ in parts),
+            bandwidth_s=sum(b for _, b in parts),
+            algbw_Bps=algbw,
+            busbw_Bps=algbw * busbw_factor(pl.op, len(pl.group)),
+            bytes_per_rank_sent=float(sent.max()) * size,
+            phases=phases,
+        )
 
 
 NVLS_FAMILIES = ("nvls", "nvls_tree")
@@ -267,16 +373,26 @@ def group_shape(topo: Topology, group: tuple[int, ...]) -> tuple[int, bool, int]
     return len(rows), uniform, len(rows[0])
 
 
-def candidates(topo: Topology, op: str, group: tuple[int, ...], algorithm: str,
-               features: Features | None = None) -> list[str]:
+def candidates(
+    topo: Topology,
+    op: str,
+    group: tuple[int, ...],
+    algorithm: str,
+    features: Features | None = None,
+) -> list[str]:
     """The algorithms `auto` tries for this op and group (or the one asked for, if it applies)."""
     shape = group_shape(topo, group)
     if algorithm == "auto":
         return [a.name for a in ALGORITHMS.values() if a.auto and a.applies(op, *shape, features)]
     algo: Algorithm | None = ALGORITHMS.get(algorithm)
     if algo is None:
-        raise UserError(Problem("algorithm", f"unknown algorithm {algorithm!r}",
-                                did_you_mean(algorithm, [*ALGORITHMS, "auto"])))
+        raise UserError(
+            Problem(
+                "algorithm",
+                f"unknown algorithm {algorithm!r}",
+                did_you_mean(algorithm, [*ALGORITHMS, "auto"]),
+            )
+        )
     why = algo.why_not(op, *shape, features)
     if why:
         ok = [a.name for a in ALGORITHMS.values() if a.applies(op, *shape, features)]
@@ -284,9 +400,16 @@ def candidates(topo: Topology, op: str, group: tuple[int, ...], algorithm: str,
     return [algorithm]
 
 
-def collective_cost(topology: Topology, op: str, group: Any, size_bytes: int, algorithm: str = "auto",
-                    calibration: Calibration = NCCL_CALIBRATION, ctx: CommContext | None = None,
-                    nvls: bool = True) -> CollectiveCost:
+def collective_cost(
+    topology: Topology,
+    op: str,
+    group: Any,
+    size_bytes: int,
+    algorithm: str = "auto",
+    calibration: Calibration = NCCL_CALIBRATION,
+    ctx: CommContext | None = None,
+    nvls: bool = True,
+) -> CollectiveCost:
     """Time of one collective of S = `size_bytes` on `group`.
 
     `group`: 'all', 'host[:N]', 'rail[:N]', or GPU vertex names / rank indices in rank order
@@ -296,7 +419,11 @@ def collective_cost(topology: Topology, op: str, group: Any, size_bytes: int, al
     """
     if op not in OPS:
         raise UserError(Problem("op", f"unknown collective {op!r}", did_you_mean(op, OPS)))
-    if isinstance(size_bytes, bool) or not isinstance(size_bytes, (int, np.integer)) or size_bytes < 0:
+    if (
+        isinstance(size_bytes, bool)
+        or not isinstance(size_bytes, (int, np.integer))
+        or size_bytes < 0
+    ):
         raise UserError(Problem("size", f"expected a byte count >= 0, got {size_bytes!r}"))
     ctx = ctx or CommContext(topology, calibration, nvls=nvls)
     return ctx.cost(op, resolve_group(topology, group), int(size_bytes), algorithm)

@@ -26,12 +26,30 @@ BASE_LAT_US = {
 # hwLatencies [NVLINK | PCI | NET][algo][LL, LL128, Simple] (us): per algorithm step inside a
 # node (NVLink or PCIe) and across the network. "collnet" is CollNetDirect's row.
 HW_LAT_US = {
-    "nvlink": {"tree": (0.6, 1.25, 4.0), "ring": (0.6, 1.9, 3.4), "collnet": (0.0, 0.0, 3.7),
-               "nvls": (0.0, 0.0, 25.0), "nvls_tree": (0.0, 0.0, 25.0), "pat": (0.0, 0.0, 4.0)},
-    "pci": {"tree": (1.0, 1.9, 4.0), "ring": (1.0, 2.5, 5.7), "collnet": (0.0, 0.0, 3.7),
-            "nvls": (0.0, 0.0, 0.0), "nvls_tree": (0.0, 0.0, 0.0), "pat": (0.0, 0.0, 4.0)},
-    "net": {"tree": (5.0, 8.5, 14.0), "ring": (2.7, 4.0, 14.0), "collnet": (0.0, 0.0, 31.0),
-            "nvls": (0.0, 0.0, 18.0), "nvls_tree": (0.0, 0.0, 20.9), "pat": (0.0, 0.0, 14.0)},
+    "nvlink": {
+        "tree": (0.6, 1.25, 4.0),
+        "ring": (0.6, 1.9, 3.4),
+        "collnet": (0.0, 0.0, 3.7),
+        "nvls": (0.0, 0.0, 25.0),
+        "nvls_tree": (0.0, 0.0, 25.0),
+        "pat": (0.0, 0.0, 4.0),
+    },
+    "pci": {
+        "tree": (1.0, 1.9, 4.0),
+        "ring": (1.0, 2.5, 5.7),
+        "collnet": (0.0, 0.0, 3.7),
+        "nvls": (0.0, 0.0, 0.0),
+        "nvls_tree": (0.0, 0.0, 0.0),
+        "pat": (0.0, 0.0, 4.0),
+    },
+    "net": {
+        "tree": (5.0, 8.5, 14.0),
+        "ring": (2.7, 4.0, 14.0),
+        "collnet": (0.0, 0.0, 31.0),
+        "nvls": (0.0, 0.0, 18.0),
+        "nvls_tree": (0.0, 0.0, 20.9),
+        "pat": (0.0, 0.0, 14.0),
+    },
 }
 
 # llMaxBws (GB/s): the LL protocol's bus-bandwidth cap. One node: by architecture (Volta,
@@ -70,7 +88,9 @@ def nvls_tree_chunk(nbytes: float, concurrent_ops: int, nodes: int) -> int:
     return _chunk_ladder(start, nbytes, concurrent_ops, ((16, 131072), (4, 65536), (1, 32768)))
 
 
-def _chunk_ladder(chunk: int, nbytes: float, concurrent_ops: int, rungs: tuple[tuple[int, int], ...]) -> int:
+def _chunk_ladder(
+    chunk: int, nbytes: float, concurrent_ops: int, rungs: tuple[tuple[int, int], ...]
+) -> int:
     """enqueue.cc's ladder: at each rung (k, size), a chunk above `size` becomes `size` when the
     message is under k x concurrent ops x the current chunk."""
     for k, size in rungs:

@@ -82,7 +82,9 @@ class _Active:
 
 def _demand(ph: Any) -> tuple[np.ndarray, np.ndarray]:
     """(edge indices, k_je) of a phase: bytes on each edge per byte its busiest rank sends."""
-    return np.asarray(ph.edge_ids, np.int64), np.asarray(ph.wire_bytes, float) / ph.per_rank_wire_bytes
+    return np.asarray(ph.edge_ids, np.int64), np.asarray(
+        ph.wire_bytes, float
+    ) / ph.per_rank_wire_bytes
 
 
 class FluidNetwork:
@@ -158,8 +160,11 @@ class FluidNetwork:
                 continue
             component.sort(key=lambda i: phases[i].shape)
             key = tuple(phases[i].shape for i in component)
-            found = self.comm.rates.get(key, lambda: max_min_rates(self.capacity, [_demand(phases[i])
-                                                                                  for i in component]))
+            found = self.comm.rates.get(
+                # The Memo calls the lambda at once (on a miss): `component` is this iteration's.
+                key,
+                lambda: max_min_rates(self.capacity, [_demand(phases[i]) for i in component]),  # noqa: B023
+            )
             # A transfer slower than its links alone allow (NCCL's LL bandwidth cap) keeps its cap.
             for i, f in zip(component, found.tolist()):
                 rates[i] = min(f, rates[i])
@@ -188,7 +193,10 @@ class FluidNetwork:
         # A stage is done when the residue is tiny, or when what is left would take less than
         # the clock can resolve at this time (else the timer re-fires at the same instant).
         tick = 4 * math.ulp(self.env.now)
-        done = [st.remaining <= _DONE_FRACTION or st.remaining <= st.progress_rate * tick for st in self.active]
+        done = [
+            st.remaining <= _DONE_FRACTION or st.remaining <= st.progress_rate * tick
+            for st in self.active
+        ]
         finished = [st for st, d in zip(self.active, done) if d]
         self.active = [st for st, d in zip(self.active, done) if not d]
         for st in finished:
@@ -211,8 +219,12 @@ class AnalyticNetwork:
 BACKENDS = {"fluid": FluidNetwork, "analytic": AnalyticNetwork}
 
 
-def make_network(name: str, env: simpy.Environment, comm: CommContext) -> FluidNetwork | AnalyticNetwork:
+def make_network(
+    name: str, env: simpy.Environment, comm: CommContext
+) -> FluidNetwork | AnalyticNetwork:
     """A network backend by name ('fluid' or 'analytic')."""
     if name not in BACKENDS:
-        raise UserError(Problem("--network", f"unknown backend {name!r}", did_you_mean(name, BACKENDS)))
+        raise UserError(
+            Problem("--network", f"unknown backend {name!r}", did_you_mean(name, BACKENDS))
+        )
     return BACKENDS[name](env, comm)

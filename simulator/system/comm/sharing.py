@@ -23,7 +23,9 @@ class ShapeGraph:
         self._ids: dict[Hashable, int] = {}
         self._edges: list[frozenset] = []
         self._adjacent: list[int] = []
-        self._partitions: dict[int, tuple[int, dict[int, int]]] = {}  # active shapes (a bitmask) -> components
+        self._partitions: dict[
+            int, tuple[int, dict[int, int]]
+        ] = {}  # active shapes (a bitmask) -> components
 
     def __len__(self) -> int:
         return len(self._ids)

@@ -43,7 +43,7 @@ A100_EFFICIENCY = Efficiency(
     attention=190.0 / 312.0,
     kernel_launch_s=KERNEL_LAUNCH_S,
     source="MAMF table, stas00/ml-engineering (GEMM); Azure AI-benchmarking-guide ND A100 v4 (STREAM); "
-           "FlashAttention-2 paper (attention); end_to_end fitted to MPT throughput (llm-foundry)",
+    "FlashAttention-2 paper (attention); end_to_end fitted to MPT throughput (llm-foundry)",
     end_to_end=END_TO_END_FITTED_A100,
 )
 
@@ -57,7 +57,7 @@ HOPPER_EFFICIENCY = Efficiency(
     attention=FA2_H100_FWD_BWD_TFLOPS / 989.4,
     kernel_launch_s=KERNEL_LAUNCH_S,
     source="MAMF table, stas00/ml-engineering (GEMM bf16/fp8); Azure AI-benchmarking-guide ND H100 v5 "
-           "(STREAM); FlashAttention-2 H100 benchmark (attention); end_to_end = A100's (framework overhead)",
+    "(STREAM); FlashAttention-2 H100 benchmark (attention); end_to_end = A100's (framework overhead)",
     end_to_end=END_TO_END_FITTED_A100,
     assumed="end_to_end (A100's fitted factor)",
 )
@@ -65,9 +65,13 @@ HOPPER_EFFICIENCY = Efficiency(
 # H100 PCIe and H100 NVL share the GH100 design; no GEMM, STREAM or attention figure of their
 # own was found, so the SXM fractions stand in (their peaks and HBM rates are their own).
 HOPPER_PCIE_EFFICIENCY = Efficiency(
-    gemm=HOPPER_EFFICIENCY.gemm, gemm_by_dtype=HOPPER_EFFICIENCY.gemm_by_dtype, memory=HOPPER_EFFICIENCY.memory,
-    attention=HOPPER_EFFICIENCY.attention, kernel_launch_s=KERNEL_LAUNCH_S,
-    source="H100 SXM fractions (no PCIe/NVL measurement found)", end_to_end=END_TO_END_FITTED_A100,
+    gemm=HOPPER_EFFICIENCY.gemm,
+    gemm_by_dtype=HOPPER_EFFICIENCY.gemm_by_dtype,
+    memory=HOPPER_EFFICIENCY.memory,
+    attention=HOPPER_EFFICIENCY.attention,
+    kernel_launch_s=KERNEL_LAUNCH_S,
+    source="H100 SXM fractions (no PCIe/NVL measurement found)",
+    end_to_end=END_TO_END_FITTED_A100,
     assumed="every fraction (H100 SXM's); end_to_end (A100's)",
 )
 
@@ -82,7 +86,7 @@ H200_EFFICIENCY = Efficiency(
     attention=HOPPER_EFFICIENCY.attention,
     kernel_launch_s=KERNEL_LAUNCH_S,
     source="MAMF table (GEMM); Azure AI-benchmarking-guide ND H200 v5 (STREAM, FA2 = H100's); "
-           "end_to_end = A100's",
+    "end_to_end = A100's",
     end_to_end=END_TO_END_FITTED_A100,
     assumed="end_to_end (A100's)",
 )
@@ -101,10 +105,10 @@ B200_EFFICIENCY = Efficiency(
     attention=BLACKWELL_ATTENTION,
     kernel_launch_s=KERNEL_LAUNCH_S,
     source="MAMF table (GEMM bf16/fp8); FlashAttention-4 paper headline x FA2 fwd+bwd/fwd ratio "
-           "(attention, derived); end_to_end = A100's",
+    "(attention, derived); end_to_end = A100's",
     end_to_end=END_TO_END_FITTED_A100,
     assumed="memory (H100's STREAM fraction: no B200 figure); attention derived from a forward "
-            "headline; fp4 GEMM (the bf16 fraction); end_to_end (A100's)",
+    "headline; fp4 GEMM (the bf16 fraction); end_to_end (A100's)",
 )
 
 GB200_EFFICIENCY = Efficiency(
@@ -117,10 +121,10 @@ GB200_EFFICIENCY = Efficiency(
     attention=BLACKWELL_ATTENTION,  # B200's estimate (same Blackwell SM)
     kernel_launch_s=KERNEL_LAUNCH_S,
     source="MAMF table (GEMM bf16/fp8); Azure ND GB200 v6 (GEMM fp4); FlashAttention-4 headline on "
-           "B200 (attention, derived); end_to_end = A100's",
+    "B200 (attention, derived); end_to_end = A100's",
     end_to_end=END_TO_END_FITTED_A100,
     assumed="memory (H100's STREAM fraction: no GB200 HBM figure); attention (B200's estimate); "
-            "end_to_end (A100's)",
+    "end_to_end (A100's)",
 )
 
 # ROCm docs (model-acceleration-libraries.rst), Triton FlashAttention-2 forward, d128, 16
@@ -135,10 +139,10 @@ MI300X_EFFICIENCY = Efficiency(
     attention=CDNA3_ATTENTION,
     kernel_launch_s=KERNEL_LAUNCH_S,
     source="MAMF table (GEMM bf16); ROCm docs Triton FA2 forward x FA2 fwd+bwd/fwd ratio (attention, "
-           "derived); end_to_end = A100's",
+    "derived); end_to_end = A100's",
     end_to_end=END_TO_END_FITTED_A100,
     assumed="memory (H100's STREAM fraction: no MI300X figure); fp8 GEMM (the bf16 fraction: the "
-            "MAMF fp8 cell is blank); attention derived from a forward figure; end_to_end (A100's)",
+    "MAMF fp8 cell is blank); attention derived from a forward figure; end_to_end (A100's)",
 )
 
 MI325X_EFFICIENCY = Efficiency(
@@ -150,13 +154,17 @@ MI325X_EFFICIENCY = Efficiency(
     source="MAMF table (GEMM bf16); MI300X's attention estimate; end_to_end = A100's",
     end_to_end=END_TO_END_FITTED_A100,
     assumed="memory (H100's STREAM fraction); attention (MI300X's estimate); fp8 GEMM (bf16 fraction); "
-            "end_to_end (A100's)",
+    "end_to_end (A100's)",
 )
 
 V100_EFFICIENCY = Efficiency(
     # No V100 measurement in our reference data: A100's fractions are assumed (same cuBLAS
     # tensor-core GEMM design); flash attention on Volta uses the same fraction.
-    gemm=A100_EFFICIENCY.gemm, memory=A100_EFFICIENCY.memory, attention=A100_EFFICIENCY.attention,
-    kernel_launch_s=KERNEL_LAUNCH_S, source="assumed equal to A100 (no V100 measurement held)",
-    end_to_end=END_TO_END_FITTED_A100, assumed="every fraction (A100's)",
+    gemm=A100_EFFICIENCY.gemm,
+    memory=A100_EFFICIENCY.memory,
+    attention=A100_EFFICIENCY.attention,
+    kernel_launch_s=KERNEL_LAUNCH_S,
+    source="assumed equal to A100 (no V100 measurement held)",
+    end_to_end=END_TO_END_FITTED_A100,
+    assumed="every fraction (A100's)",
 )

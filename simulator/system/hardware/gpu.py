@@ -8,9 +8,9 @@ Total Memory"), since that is the pool the allocator can fill.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from collections.abc import Mapping
 
 from simulator.model.precision import DTYPES
 
@@ -47,10 +47,10 @@ class Efficiency:
     One set per GPU serves every case; nothing is tuned per model or message size.
     """
 
-    gemm: float              # large, well-shaped GEMM: achieved / dense peak (16-bit unless below)
-    memory: float            # streaming kernels: achieved / HBM peak (STREAM triad)
-    attention: float         # fused flash-attention kernel (forward and backward): achieved / peak
-    kernel_launch_s: float   # fixed cost per kernel
+    gemm: float  # large, well-shaped GEMM: achieved / dense peak (16-bit unless below)
+    memory: float  # streaming kernels: achieved / HBM peak (STREAM triad)
+    attention: float  # fused flash-attention kernel (forward and backward): achieved / peak
+    kernel_launch_s: float  # fixed cost per kernel
     source: str
     # Fraction of the isolated-kernel roofline a whole training step sustains (framework and
     # launch gaps, NCCL kernels sharing SMs, clocks under sustained load); every kernel time
@@ -94,10 +94,14 @@ class GPU:
         if self.hbm_bw_bytes_per_s <= 0:
             raise ValueError(f"GPU {self.name}: HBM bandwidth must be positive")
         if self.arch not in ARCHS:
-            raise ValueError(f"GPU {self.name}: unknown architecture {self.arch!r} (expected one of {ARCHS})")
+            raise ValueError(
+                f"GPU {self.name}: unknown architecture {self.arch!r} (expected one of {ARCHS})"
+            )
         for dtype, rate in self.peak_flops.items():
             if dtype not in DTYPES:
-                raise ValueError(f"GPU {self.name}: unknown datatype {dtype!r} (expected one of {DTYPES})")
+                raise ValueError(
+                    f"GPU {self.name}: unknown datatype {dtype!r} (expected one of {DTYPES})"
+                )
             if rate <= 0:
                 raise ValueError(f"GPU {self.name}: peak FLOP/s for {dtype} must be positive")
 

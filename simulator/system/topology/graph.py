@@ -77,7 +77,9 @@ class Topology:
     def edges(self) -> tuple[tuple[str, str], ...]:
         """(source name, target name) of every directed edge, by edge index."""
         names = self.names.all()
-        return tuple((names[u], names[v]) for u, v in zip(self.edge_src.tolist(), self.edge_dst.tolist()))
+        return tuple(
+            (names[u], names[v]) for u, v in zip(self.edge_src.tolist(), self.edge_dst.tolist())
+        )
 
     @property
     def gpu_ids(self) -> tuple[str, ...]:
@@ -95,7 +97,9 @@ class Topology:
         g.add_edges_from(
             (u, v, {"bw_bytes_per_s": float(bw), "latency_s": float(lat), "kind": kind, "index": i})
             for i, ((u, v), bw, lat, kind) in enumerate(
-                zip(self.edges, self.bw_bytes_per_s, self.latency_s, self.link_kind)))
+                zip(self.edges, self.bw_bytes_per_s, self.latency_s, self.link_kind)
+            )
+        )
         return g
 
     def find_gpu(self, name: str) -> int | None:

@@ -39,7 +39,9 @@ def resolve_group(topo: Topology, group: Any) -> tuple[int, ...]:
         else:
             problems.append(
                 Problem(
-                    "group", f"unknown GPU {item!r}", did_you_mean(str(item), [topo.names.name(v) for v in topo.gpu_vertex[:64]])
+                    "group",
+                    f"unknown GPU {item!r}",
+                    did_you_mean(str(item), [topo.names.name(v) for v in topo.gpu_vertex[:64]]),
                 )
             )
     if len(set(out)) != len(out):
@@ -67,4 +69,3 @@ def groups(topo: Topology, kind: str) -> list[tuple[int, ...]]:
             "group", f"unknown group kind {kind!r}", did_you_mean(kind, ["all", "host", "rail"])
         )
     )
-

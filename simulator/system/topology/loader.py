@@ -55,16 +55,22 @@ def topology_path(name_or_path: str | Path, base_dir: str | Path | None = None) 
             path = Path(base_dir) / path
         if not path.is_file():
             what = "is a directory" if path.is_dir() else "file not found"
-            raise UserError(Problem("", f"{text}: {what}", "give a topology YAML file or a shipped name"))
+            raise UserError(
+                Problem("", f"{text}: {what}", "give a topology YAML file or a shipped name")
+            )
         return path.resolve()
     path = topology_dir() / f"{text}.yaml"
     if not path.is_file():
-        raise UserError(Problem("", f"unknown topology {text!r}", did_you_mean(text, topology_names())))
+        raise UserError(
+            Problem("", f"unknown topology {text!r}", did_you_mean(text, topology_names()))
+        )
     return path
 
 
 def _check_hosts(num_hosts: int | None) -> None:
-    if num_hosts is not None and (isinstance(num_hosts, bool) or not isinstance(num_hosts, int) or num_hosts < 1):
+    if num_hosts is not None and (
+        isinstance(num_hosts, bool) or not isinstance(num_hosts, int) or num_hosts < 1
+    ):
         raise UserError(Problem("num_hosts", f"expected an integer >= 1, got {num_hosts!r}"))
 
 
@@ -74,28 +80,49 @@ def topology_info(path: str | Path, num_hosts: int | None = None) -> TopologyInf
     return _sized(read_yaml(path), path, num_hosts)[0]
 
 
-def _sized(data: dict, path: str | Path, num_hosts: int | None) -> tuple[TopologyInfo, Topology | None]:
+def _sized(
+    data: dict, path: str | Path, num_hosts: int | None
+) -> tuple[TopologyInfo, Topology | None]:
     """The file's info, and the topology itself when sizing it meant building all of it (files
     that do not scale by host count)."""
     _check_hosts(num_hosts)
     builder = data.get("builder")
-    scalable = builder in HOST_BUILDERS and isinstance(data.get("nic"), dict) and isinstance(data.get("fabric"), dict)
+    scalable = (
+        builder in HOST_BUILDERS
+        and isinstance(data.get("nic"), dict)
+        and isinstance(data.get("fabric"), dict)
+    )
     one = topology_from_dict(data, source=str(path), num_hosts=1 if scalable else num_hosts)
     in_file = data.get("num_hosts")
     hosts = (num_hosts or (1 if in_file is None else in_file)) if scalable else one.num_hosts
     if not isinstance(hosts, int) or isinstance(hosts, bool) or hosts < 1:
         raise UserError(Problem("num_hosts", f"expected an integer >= 1, got {hosts!r}"), str(path))
-    info = TopologyInfo(path=str(path), name=one.name, description=one.description, gpu=one.gpu, builder=str(builder), num_hosts=hosts,
-                        gpus_per_host=one.gpus_per_host)
+    info = TopologyInfo(
+        path=str(path),
+        name=one.name,
+        description=one.description,
+        gpu=one.gpu,
+        builder=str(builder),
+        num_hosts=hosts,
+        gpus_per_host=one.gpus_per_host,
+    )
     # The host count is the caller's (a scenario's cluster.num_hosts, --num-hosts) or the file's.
     source = "" if num_hosts is not None else str(path)
     if info.num_gpus > MAX_GPUS:
-        raise UserError(Problem("num_hosts", f"{hosts:,} hosts x {one.gpus_per_host} GPUs = {info.num_gpus:,} "
-                                f"GPUs; clustersim builds clusters of up to {MAX_GPUS:,} GPUs",
-                                f"use at most {MAX_GPUS // one.gpus_per_host:,} hosts"), source)
+        raise UserError(
+            Problem(
+                "num_hosts",
+                f"{hosts:,} hosts x {one.gpus_per_host} GPUs = {info.num_gpus:,} "
+                f"GPUs; clustersim builds clusters of up to {MAX_GPUS:,} GPUs",
+                f"use at most {MAX_GPUS // one.gpus_per_host:,} hosts",
+            ),
+            source,
+        )
     if scalable and hosts > 1:  # the fabric's size, known before building it (validate sees it too)
         rails = int(np.count_nonzero(one.vertex_kind == VERTEX_CODE["nic"]))
-        fp = fabric_params(Params(data["fabric"], "fabric", []), hosts)  # checked by the build above
+        fp = fabric_params(
+            Params(data["fabric"], "fabric", []), hosts
+        )  # checked by the build above
         field = "fabric" if source else "num_hosts"
         too_large = fabric_size_problem(len(one.edge_src), rails, hosts, fp, field)
         if too_large:
@@ -103,8 +130,9 @@ def _sized(data: dict, path: str | Path, num_hosts: int | None) -> tuple[Topolog
     return info, None if scalable else one
 
 
-def load_topology(name_or_path: str | Path, num_hosts: int | None = None, base_dir: str | Path | None = None
-                  ) -> Topology:
+def load_topology(
+    name_or_path: str | Path, num_hosts: int | None = None, base_dir: str | Path | None = None
+) -> Topology:
     """Build a shipped topology (by name) or a YAML file (by path); `num_hosts` scales a multi-host one."""
     path = topology_path(name_or_path, base_dir)
     data = read_yaml(path)
@@ -145,13 +173,21 @@ def topology_from_dict(
 
 def _check_graph(b: Built, reachability: bool = True) -> list[Problem]:
     """Duplicate names and edges, bad bandwidths and GPUs that cannot reach every other GPU."""
-    problems = [Problem("vertices", f"duplicate vertex name {name!r}") for name in _repeated(b.names.all())
-                ] if isinstance(b.names, ListedNames) else []  # replicated names are unique by construction
+    problems = (
+        [
+            Problem("vertices", f"duplicate vertex name {name!r}")
+            for name in _repeated(b.names.all())
+        ]
+        if isinstance(b.names, ListedNames)
+        else []
+    )  # replicated names are unique by construction
     # Fat trees: host 0's edges stand for every host's; the fabric's cables are distinct by construction.
     checked = b.fabric.host_edge_count if b.fabric is not None else len(b.src)
     first = np.ones(len(b.src), bool)
     first[:checked] = False
-    first[np.unique(b.src[:checked] * b.num_vertices + b.dst[:checked], return_index=True)[1]] = True
+    first[np.unique(b.src[:checked] * b.num_vertices + b.dst[:checked], return_index=True)[1]] = (
+        True
+    )
     bad_figures = ~(b.bw > 0) | (b.latency < 0)
     name = b.names.name
     for e in np.flatnonzero(~first | bad_figures).tolist():
@@ -159,7 +195,9 @@ def _check_graph(b: Built, reachability: bool = True) -> list[Problem]:
         if not first[e]:
             problems.append(Problem("edges", f"duplicate edge {u}->{v}", "list each cable once"))
         if bad_figures[e]:
-            problems.append(Problem("edges", f"edge {u}->{v}: bandwidth must be > 0 and latency >= 0"))
+            problems.append(
+                Problem("edges", f"edge {u}->{v}: bandwidth must be > 0 and latency >= 0")
+            )
     if not len(b.gpu_vertex):
         if reachability:  # not when an earlier problem (a bound, a bad list) left nothing drawn
             problems.append(Problem("", "the topology has no GPU vertices"))
@@ -167,7 +205,10 @@ def _check_graph(b: Built, reachability: bool = True) -> list[Problem]:
     if b.fabric is not None or not reachability:
         return problems  # the fat-tree builder connects every GPU by construction
     root = int(b.gpu_vertex[0])
-    down, up = _reach(b.num_vertices, b.src, b.dst, root), _reach(b.num_vertices, b.dst, b.src, root)
+    down, up = (
+        _reach(b.num_vertices, b.src, b.dst, root),
+        _reach(b.num_vertices, b.dst, b.src, root),
+    )
     stranded = [name(x) for x in b.gpu_vertex.tolist() if not (down[x] and up[x])]
     if stranded:
         shown = ", ".join(stranded[:8]) + (" ..." if len(stranded) > 8 else "")

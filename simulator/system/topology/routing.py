@@ -23,7 +23,6 @@ from simulator.system.topology.builders import FabricIndex
 _MASK32 = 0xFFFFFFFF
 
 
-
 def ecmp_hash(src: Any, dst: Any, hop: Any) -> Any:
     """Deterministic 32-bit hash of a flow (ints or numpy uint64 arrays alike)."""
     # Knuth/Murmur-style odd multipliers; Python's hash() is salted per process, so not used.
@@ -31,7 +30,6 @@ def ecmp_hash(src: Any, dst: Any, hop: Any) -> Any:
     h = h ^ (h >> 15)
     h = (h * 0x2C1B3C6D) & _MASK32
     return h ^ (h >> 12)
-
 
 
 class GraphRouter:
@@ -124,8 +122,12 @@ class FabricRouter:
             stop = start + int(sizes[key])
             path = np.asarray(self.local.vertex_path(*divmod(key, n)), np.int64)
             if len(path):
-                out.append((np.repeat(flows[start:stop], len(path)),
-                            (offset[start:stop, None] + path).ravel()))
+                out.append(
+                    (
+                        np.repeat(flows[start:stop], len(path)),
+                        (offset[start:stop, None] + path).ravel(),
+                    )
+                )
             start = stop
 
     def routes(self, src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -170,4 +172,3 @@ class FabricRouter:
             c = c.astype(np.int64)[cross]
             out.append((fl[cross], f.spine_core[pod_a[cross], s[cross], c]))
             out.append((fl[cross], f.core_spine[pod_b[cross], s[cross], c]))
-

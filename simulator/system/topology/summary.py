@@ -14,7 +14,11 @@ def summary(topo: Topology) -> dict:
     links: dict[str, dict] = {}
     for code, n in _by_first_seen(topo.link_code):
         bw = topo.bw_bytes_per_s[topo.link_code == code]
-        links[LINK_KINDS[code]] = {"edges": int(n), "min_bw_bytes_per_s": bw.min(), "max_bw_bytes_per_s": bw.max()}
+        links[LINK_KINDS[code]] = {
+            "edges": int(n),
+            "min_bw_bytes_per_s": bw.min(),
+            "max_bw_bytes_per_s": bw.max(),
+        }
     return {
         "name": topo.name,
         "gpu": topo.gpu,
@@ -73,4 +77,3 @@ def _fabric_bisection(topo: Topology) -> float:
     if f.spine_core.size and topo.num_hosts > f.hosts_per_pod:
         layers.append(bw[f.spine_core].sum())
     return float(min(layers)) / 2
-

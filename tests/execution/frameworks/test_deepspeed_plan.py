@@ -16,8 +16,12 @@ def chain(n: int, numel: int = 100) -> list[Hook]:
 
 
 def knobs(prefetch=0, live=10**9, reuse=0, persist=0) -> Knobs:
-    return Knobs(prefetch_bucket_size=prefetch, max_live_parameters=live, max_reuse_distance=reuse,
-                 persistence_threshold=persist)
+    return Knobs(
+        prefetch_bucket_size=prefetch,
+        max_live_parameters=live,
+        max_reuse_distance=reuse,
+        persistence_threshold=persist,
+    )
 
 
 def names(groups) -> list[list[str]]:
@@ -61,7 +65,11 @@ def test_prefetch_bucket_overshoots_by_one_parameter():
 def test_reuse_within_the_distance_keeps_a_parameter():
     # p0 is used at hooks 0 and 2, with 100 elements (p1) between: kept when max_reuse_distance
     # is above 100 (one gather), released and gathered again when it is below.
-    hooks = [Hook(0, (Tensor("p0", 100, 100),)), Hook(1, (Tensor("p1", 100, 100),)), Hook(2, (Tensor("p0", 100, 100),))]
+    hooks = [
+        Hook(0, (Tensor("p0", 100, 100),)),
+        Hook(1, (Tensor("p1", 100, 100),)),
+        Hook(2, (Tensor("p0", 100, 100),)),
+    ]
     kept = plan(hooks, 3, knobs(reuse=150))
     assert sum(len(p.gathers) for p in kept) == 2 and [t.name for t in kept[0].released] == []
     again = plan(hooks, 3, knobs(reuse=50))
@@ -76,10 +84,17 @@ def test_everything_gathered_is_released_by_the_end():
 
 
 @settings(max_examples=60, deadline=None)
-@given(sizes=st.lists(st.integers(1, 500), min_size=1, max_size=30), reuse=st.integers(0, 2000),
-       prefetch=st.integers(0, 1500), live=st.integers(1, 2000), persist=st.integers(0, 50),
-       repeat=st.booleans())
-def test_prefetch_never_raises_live_parameters_past_the_bound(sizes, reuse, prefetch, live, persist, repeat):
+@given(
+    sizes=st.lists(st.integers(1, 500), min_size=1, max_size=30),
+    reuse=st.integers(0, 2000),
+    prefetch=st.integers(0, 1500),
+    live=st.integers(1, 2000),
+    persist=st.integers(0, 50),
+    repeat=st.booleans(),
+)
+def test_prefetch_never_raises_live_parameters_past_the_bound(
+    sizes, reuse, prefetch, live, persist, repeat
+):
     # DeepSpeed: a prefetch takes at most min(max_live - available, bucket) elements plus one
     # parameter's overshoot; a module's own fetch and reuse may exceed max_live_parameters.
     hooks = [Hook(i, (Tensor(f"p{i}", n, n),)) for i, n in enumerate(sizes)]

@@ -47,13 +47,19 @@ def _write(path, hosts: int, cal, nvls: bool, topology: str = "dgx-h100", gpu: s
 
 def _single_node_busbw(comm) -> float:
     """8 GiB all-reduce bus bandwidth on one DGX H100 (NVLS runs there)."""
-    return CommContext(load_topology("dgx-h100"), comm).cost("all_reduce", tuple(range(8)), 2**33).busbw_Bps
+    return (
+        CommContext(load_topology("dgx-h100"), comm)
+        .cost("all_reduce", tuple(range(8)), 2**33)
+        .busbw_Bps
+    )
 
 
 @pytest.mark.timeout(60)
 def test_nvls_the_data_do_not_identify_keeps_its_default_and_single_node_is_unchanged(tmp_path):
     path = tmp_path / "all_reduce_perf_2x8.txt"
-    _write(path, 2, NCCL_CALIBRATION, nvls=False)  # NVLS did not run; every other constant is the default
+    _write(
+        path, 2, NCCL_CALIBRATION, nvls=False
+    )  # NVLS did not run; every other constant is the default
     result = calibrate([NcclInput(path=str(path), topology="dgx-h100")], loo=False)
     (part,) = result.parts
     held = dict(part.selection.held)
@@ -64,10 +70,14 @@ def test_nvls_the_data_do_not_identify_keeps_its_default_and_single_node_is_unch
     profile = load_profile(write_profile(result, tmp_path / "h100.yaml"))
     assert NVLS_EFF not in dict(profile.values) and profile.gpus == ("h100-sxm-80gb",)
     rows = {c["name"]: c for c in read_yaml(tmp_path / "h100.yaml")["constants"]}
-    assert rows[NVLS_EFF]["status"] == "default" and rows[NVLS_EFF]["value"] == 0.85  # knobs.py's default
+    assert (
+        rows[NVLS_EFF]["status"] == "default" and rows[NVLS_EFF]["value"] == 0.85
+    )  # knobs.py's default
     # Nothing the data identify touches one host's NVLS all-reduce: the built-in figure stands
     # (not the ring's ~369 GB/s that turning NVLS off gave).
-    assert _single_node_busbw(profile.comm) == pytest.approx(_single_node_busbw(NCCL_CALIBRATION), rel=1e-9)
+    assert _single_node_busbw(profile.comm) == pytest.approx(
+        _single_node_busbw(NCCL_CALIBRATION), rel=1e-9
+    )
 
 
 @pytest.mark.timeout(60)
@@ -75,8 +85,15 @@ def test_the_same_file_declared_without_nvls_recovers_its_constants(tmp_path):
     truth = {"nccl.hopper.nvlink_efficiency": 0.75}
     path = tmp_path / "all_reduce_perf_2x8.txt"
     _write(path, 2, with_comm(NCCL_CALIBRATION, truth), nvls=False)
-    (tmp_path / "m.yaml").write_text(dump_yaml({"nccl_tests": [{"file": path.name, "topology": "dgx-h100",
-                                                                "nvls": False, "gpu": "h100"}]}))
+    (tmp_path / "m.yaml").write_text(
+        dump_yaml(
+            {
+                "nccl_tests": [
+                    {"file": path.name, "topology": "dgx-h100", "nvls": False, "gpu": "h100"}
+                ]
+            }
+        )
+    )
     (part,) = calibrate(parse_inputs([str(tmp_path / "m.yaml")], None), loo=False).parts
     assert part.values["nccl.hopper.nvlink_efficiency"] == pytest.approx(0.75, rel=0.02)
     assert NVLS_EFF not in part.selection.chosen
@@ -97,8 +114,12 @@ DEFAULTS = {E2E: 0.75, MEM: 0.8}
 
 def _toy(predict, measured) -> Dataset:
     n = len(measured)
-    return Dataset(ids=tuple(f"r{i}" for i in range(n)), groups=tuple(f"r{i}" for i in range(n)),
-                   measured=np.asarray(measured, float), predict=predict)
+    return Dataset(
+        ids=tuple(f"r{i}" for i in range(n)),
+        groups=tuple(f"r{i}" for i in range(n)),
+        measured=np.asarray(measured, float),
+        predict=predict,
+    )
 
 
 def test_a_constant_pushed_to_its_bound_keeps_its_default():
@@ -106,31 +127,47 @@ def test_a_constant_pushed_to_its_bound_keeps_its_default():
     # data do not identify (they say only "1.0 or more"). memory: t = a / memory, identified (truth 0.5).
     a = np.array([1.0, 2.0, 3.0])
     defaults = {E2E: 0.97, MEM: 0.8}
-    data = _toy(lambda v: np.concatenate([[1.0 / v[E2E]] * 3, a / v[MEM]]), [1 / 1.05] * 3 + list(a / 0.5))
+    data = _toy(
+        lambda v: np.concatenate([[1.0 / v[E2E]] * 3, a / v[MEM]]), [1 / 1.05] * 3 + list(a / 0.5)
+    )
     selection, values, _ = fit_determined(data, select(data, [E2E, MEM], defaults), defaults, None)
     assert selection.chosen == (MEM,) and values[MEM] == pytest.approx(0.5, rel=1e-4)
     assert values[E2E] == defaults[E2E]
-    assert dict(selection.held)[E2E].startswith(f"at its bound; {NOT_IDENTIFIED}: the fit put it at 1")
+    assert dict(selection.held)[E2E].startswith(
+        f"at its bound; {NOT_IDENTIFIED}: the fit put it at 1"
+    )
 
 
 def test_a_constant_the_data_bound_from_one_side_only_keeps_its_default():
     # t = max(1, 0.9 / e2e): any e2e >= 0.9 gives the measured 1.0 (a kink: below 0.9 it is the
     # bottleneck, above it nothing depends on it). The fit moves it past 0.9 and the loss is flat.
     a = np.array([1.0, 2.0, 3.0])
-    data = _toy(lambda v: np.concatenate([[max(1.0, 0.9 / v[E2E])] * 3, a / v[MEM]]), [1.0] * 3 + list(a / 0.5))
+    data = _toy(
+        lambda v: np.concatenate([[max(1.0, 0.9 / v[E2E])] * 3, a / v[MEM]]),
+        [1.0] * 3 + list(a / 0.5),
+    )
     selection, values, _ = fit_determined(data, select(data, [E2E, MEM], DEFAULTS), DEFAULTS, None)
     assert values[E2E] == DEFAULTS[E2E] and E2E not in selection.chosen
     assert "moving it up moves no prediction by 0.1%" in dict(selection.held)[E2E]
     assert values[MEM] == pytest.approx(0.5, rel=1e-4)
 
 
-@pytest.mark.parametrize("device, gpus", [
-    ("NVIDIA A100-SXM4-80GB", ("a100-80gb",)), ("A100-SXM4-40GB", ("a100-40gb",)),
-    ("A100", ("a100-40gb", "a100-80gb")),         # the name does not tell them apart
-    (H100, ("h100-sxm-80gb",)), ("NVIDIA H100 PCIe", ("h100-pcie-80gb",)), ("NVIDIA H100 NVL", ("h100-nvl-94gb",)),
-    ("NVIDIA H200", ("h200-141gb",)), ("Tesla V100-SXM2-32GB", ("v100-32gb",)), ("NVIDIA GB200", ("gb200-186gb",)),
-    ("AMD Instinct MI300X", ("mi300x-192gb",)), ("NVIDIA L40S", None),
-])
+@pytest.mark.parametrize(
+    "device, gpus",
+    [
+        ("NVIDIA A100-SXM4-80GB", ("a100-80gb",)),
+        ("A100-SXM4-40GB", ("a100-40gb",)),
+        ("A100", ("a100-40gb", "a100-80gb")),  # the name does not tell them apart
+        (H100, ("h100-sxm-80gb",)),
+        ("NVIDIA H100 PCIe", ("h100-pcie-80gb",)),
+        ("NVIDIA H100 NVL", ("h100-nvl-94gb",)),
+        ("NVIDIA H200", ("h200-141gb",)),
+        ("Tesla V100-SXM2-32GB", ("v100-32gb",)),
+        ("NVIDIA GB200", ("gb200-186gb",)),
+        ("AMD Instinct MI300X", ("mi300x-192gb",)),
+        ("NVIDIA L40S", None),
+    ],
+)
 def test_device_names_as_nccl_tests_prints_them(device, gpus):
     assert device_gpus(device) == gpus
 
@@ -141,11 +178,18 @@ def test_data_from_another_gpu_is_refused(tmp_path, capsys):
     argv = ["calibrate", "--nccl-tests", f"{path}:dgx-a100", "--out", str(tmp_path / "p.yaml")]
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert str(path) in err and f"the data ran on '{H100}' (h100-sxm-80gb)" in err and "has a100-80gb" in err
+    assert (
+        str(path) in err
+        and f"the data ran on '{H100}' (h100-sxm-80gb)" in err
+        and "has a100-80gb" in err
+    )
     assert "Traceback" not in err and not (tmp_path / "p.yaml").exists()
-    (tmp_path / "m.yaml").write_text(dump_yaml({"nccl_tests": [{"file": path.name, "topology": "dgx-h100",
-                                                                "gpu": "h200"}]}))
-    with pytest.raises(UserError, match="the data ran on h200-141gb, but topology dgx-h100 has h100-sxm-80gb"):
+    (tmp_path / "m.yaml").write_text(
+        dump_yaml({"nccl_tests": [{"file": path.name, "topology": "dgx-h100", "gpu": "h200"}]})
+    )
+    with pytest.raises(
+        UserError, match="the data ran on h200-141gb, but topology dgx-h100 has h100-sxm-80gb"
+    ):
         calibrate(parse_inputs([str(tmp_path / "m.yaml")], None), loo=False)
 
 
@@ -156,16 +200,39 @@ def test_an_unknown_device_name_is_noted_not_refused(tmp_path):
     assert any("'Some Future GPU' is not one clustersim's catalog names" in n for n in result.notes)
 
 
-SCENARIO = {"model": {"preset": "gpt3-125m"}, "training": {"strategy": "ddp", "micro_batch_size": 2, "seq_len": 1024}}
+SCENARIO = {
+    "model": {"preset": "gpt3-125m"},
+    "training": {"strategy": "ddp", "micro_batch_size": 2, "seq_len": 1024},
+}
 
 
 def test_a_profile_applies_to_the_gpu_it_was_fitted_on_alone(a100_profile, tmp_path, capsys):
     assert load_profile(a100_profile).gpus == ("a100-80gb",)  # fitted on dgx-a100's GPU
-    scenario_from_dict({**SCENARIO, "cluster": {"topology": "dgx-a100"}, "calibration": str(a100_profile)})
+    scenario_from_dict(
+        {**SCENARIO, "cluster": {"topology": "dgx-a100"}, "calibration": str(a100_profile)}
+    )
     with pytest.raises(UserError) as err:
-        scenario_from_dict({**SCENARIO, "cluster": {"topology": "dgx-h100"}, "calibration": str(a100_profile)})
-    assert f"calibration: profile {a100_profile} was fitted on a100-80gb, not on h100-sxm-80gb" in err.value.render()
-    assert main(["collective", "--topology", "dgx-h100", "--sizes", "1M", "--calibration", str(a100_profile)]) == 2
+        scenario_from_dict(
+            {**SCENARIO, "cluster": {"topology": "dgx-h100"}, "calibration": str(a100_profile)}
+        )
+    assert (
+        f"calibration: profile {a100_profile} was fitted on a100-80gb, not on h100-sxm-80gb"
+        in err.value.render()
+    )
+    assert (
+        main(
+            [
+                "collective",
+                "--topology",
+                "dgx-h100",
+                "--sizes",
+                "1M",
+                "--calibration",
+                str(a100_profile),
+            ]
+        )
+        == 2
+    )
     assert "--calibration: profile" in capsys.readouterr().err
 
 
@@ -173,7 +240,9 @@ def test_a_profile_that_names_no_gpu_is_refused(a100_profile, tmp_path):
     data = read_yaml(a100_profile)
     data.pop("gpus")
     (tmp_path / "old.yaml").write_text(dump_yaml(data))
-    with pytest.raises(UserError, match="gpus: the profile does not say which GPU it was fitted on"):
+    with pytest.raises(
+        UserError, match="gpus: the profile does not say which GPU it was fitted on"
+    ):
         load_profile(tmp_path / "old.yaml")
 
 

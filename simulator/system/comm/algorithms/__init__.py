@@ -43,42 +43,65 @@ class Algorithm:
     name: str
     plan: Callable[..., tuple[PhasePlan, ...]]
     ops: tuple[str, ...]
-    family: str = "ring"           # its row in the calibration tables (NCCL's)
+    family: str = "ring"  # its row in the calibration tables (NCCL's)
     protocols: tuple[str, ...] = ("LL", "LL128", "Simple")
     # All instances at once (the same plan as merging each group's, routed in one pass).
     plan_together: Callable[..., tuple[PhasePlan, ...]] | None = None
-    min_hosts: int = 1             # hosts the group must span
-    max_hosts: int = 0             # at most this many (0: any)
+    min_hosts: int = 1  # hosts the group must span
+    max_hosts: int = 0  # at most this many (0: any)
     needs_uniform_hosts: bool = False  # every host holds the same number (>= 2) of the group's GPUs
-    one_per_host: bool = False     # every host holds one of the group's GPUs
+    one_per_host: bool = False  # every host holds one of the group's GPUs
     max_per_host: tuple[tuple[str, int], ...] = ()  # per op: at most this many GPUs per host
-    needs: str = ""                # "nvls" or "sharp": a feature of the interconnect
-    auto: bool = True              # one of NCCL's algorithms, tried by `auto`
+    needs: str = ""  # "nvls" or "sharp": a feature of the interconnect
+    auto: bool = True  # one of NCCL's algorithms, tried by `auto`
     # (op, twin): op's plan is twin's, phases renamed (same flows, steps and bytes), so a
     # context routes them once; a 131k-GPU ring takes longer to route than to simulate.
     same_flows: tuple[tuple[str, str], ...] = ()
 
-    def applies(self, op: str, hosts: int, uniform: bool, per_host: int, features: Features | None = None) -> bool:
+    def applies(
+        self, op: str, hosts: int, uniform: bool, per_host: int, features: Features | None = None
+    ) -> bool:
         return not self.why_not(op, hosts, uniform, per_host, features)
 
-    def why_not(self, op: str, hosts: int, uniform: bool, per_host: int, features: Features | None = None) -> str:
+    def why_not(
+        self, op: str, hosts: int, uniform: bool, per_host: int, features: Features | None = None
+    ) -> str:
         """Why the algorithm does not apply to this group shape ('' if it does). Without
         `features` the interconnect is not checked."""
         limit = dict(self.max_per_host).get(op, 0)
         rules = [
             (op not in self.ops, f"{self.name} does not implement {op}"),
-            (hosts < self.min_hosts, f"{self.name} needs a group spanning >= {self.min_hosts} hosts (this one "
-                                     f"spans {hosts})"),
-            (bool(self.max_hosts) and hosts > self.max_hosts, f"{self.name} runs inside one host (NVLink domain); "
-                                                              f"this group spans {hosts}"),
-            (self.needs_uniform_hosts and not (uniform and per_host >= 2),
-             f"{self.name} needs the same number (>= 2) of the group's GPUs on every host"),
-            (self.one_per_host and not (uniform and per_host == 1), f"{self.name} needs one GPU per host"),
-            (bool(limit) and per_host > limit, f"{self.name} {op} takes at most {limit} GPUs per host"),
-            (features is not None and self.needs == "nvls" and not features.nvls,
-             f"{self.name} needs NVLink SHARP (a topology with `nvls: true`, Hopper or later, not disabled)"),
-            (features is not None and self.needs == "sharp" and not features.sharp,
-             f"{self.name} needs in-network reduction (a fabric with `sharp: true`)"),
+            (
+                hosts < self.min_hosts,
+                (
+                    f"{self.name} needs a group spanning >= {self.min_hosts} hosts (this one "
+                    f"spans {hosts})"
+                ),
+            ),
+            (
+                bool(self.max_hosts) and hosts > self.max_hosts,
+                f"{self.name} runs inside one host (NVLink domain); this group spans {hosts}",
+            ),
+            (
+                self.needs_uniform_hosts and not (uniform and per_host >= 2),
+                f"{self.name} needs the same number (>= 2) of the group's GPUs on every host",
+            ),
+            (
+                self.one_per_host and not (uniform and per_host == 1),
+                f"{self.name} needs one GPU per host",
+            ),
+            (
+                bool(limit) and per_host > limit,
+                f"{self.name} {op} takes at most {limit} GPUs per host",
+            ),
+            (
+                features is not None and self.needs == "nvls" and not features.nvls,
+                f"{self.name} needs NVLink SHARP (a topology with `nvls: true`, Hopper or later, not disabled)",
+            ),
+            (
+                features is not None and self.needs == "sharp" and not features.sharp,
+                f"{self.name} needs in-network reduction (a fabric with `sharp: true`)",
+            ),
         ]
         return next((why for bad, why in rules if bad), "")
 
@@ -87,22 +110,62 @@ ALGORITHMS: dict[str, Algorithm] = {
     a.name: a
     for a in (
         # Ring reduce-scatter and all-gather: p-1 steps of S/p from every rank to its successor.
-        Algorithm(name="ring", plan=plan_ring, ops=("all_reduce", "all_gather", "reduce_scatter", "broadcast",
-                                                    "reduce"), same_flows=(("reduce_scatter", "all_gather"),)),
+        Algorithm(
+            name="ring",
+            plan=plan_ring,
+            ops=("all_reduce", "all_gather", "reduce_scatter", "broadcast", "reduce"),
+            same_flows=(("reduce_scatter", "all_gather"),),
+        ),
         Algorithm(name="tree", plan=plan_tree, ops=("all_reduce",), family="tree", min_hosts=2),
-        Algorithm(name="nvls", plan=plan_nvls, ops=("all_reduce", "all_gather", "reduce_scatter"), family="nvls",
-                  protocols=("Simple",), max_hosts=1, needs="nvls",
-                  # NCCL v2.27 enqueue.cc: NVLS all-gather / reduce-scatter need localRanks <=
-                  # NCCL_MAX_NVLS_ARITY (32); all-reduce has no limit.
-                  max_per_host=(("all_gather", 32), ("reduce_scatter", 32))),
-        Algorithm(name="nvls_tree", plan=plan_nvls_tree, ops=("all_reduce",), family="nvls_tree",
-                  protocols=("Simple",), min_hosts=2, needs_uniform_hosts=True, needs="nvls"),
-        Algorithm(name="collnet", plan=plan_collnet, ops=("all_reduce",), family="collnet", protocols=("Simple",),
-                  min_hosts=2, needs_uniform_hosts=True, needs="sharp"),
-        Algorithm(name="pat", plan=plan_pat, ops=("all_gather", "reduce_scatter"), family="pat",
-                  protocols=("Simple",), min_hosts=2, one_per_host=True),
-        Algorithm(name="hierarchical", plan=plan_hierarchical, ops=("all_reduce",), min_hosts=2,
-                  needs_uniform_hosts=True, auto=False),
+        Algorithm(
+            name="nvls",
+            plan=plan_nvls,
+            ops=("all_reduce", "all_gather", "reduce_scatter"),
+            family="nvls",
+            protocols=("Simple",),
+            max_hosts=1,
+            needs="nvls",
+            # NCCL v2.27 enqueue.cc: NVLS all-gather / reduce-scatter need localRanks <=
+            # NCCL_MAX_NVLS_ARITY (32); all-reduce has no limit.
+            max_per_host=(("all_gather", 32), ("reduce_scatter", 32)),
+        ),
+        Algorithm(
+            name="nvls_tree",
+            plan=plan_nvls_tree,
+            ops=("all_reduce",),
+            family="nvls_tree",
+            protocols=("Simple",),
+            min_hosts=2,
+            needs_uniform_hosts=True,
+            needs="nvls",
+        ),
+        Algorithm(
+            name="collnet",
+            plan=plan_collnet,
+            ops=("all_reduce",),
+            family="collnet",
+            protocols=("Simple",),
+            min_hosts=2,
+            needs_uniform_hosts=True,
+            needs="sharp",
+        ),
+        Algorithm(
+            name="pat",
+            plan=plan_pat,
+            ops=("all_gather", "reduce_scatter"),
+            family="pat",
+            protocols=("Simple",),
+            min_hosts=2,
+            one_per_host=True,
+        ),
+        Algorithm(
+            name="hierarchical",
+            plan=plan_hierarchical,
+            ops=("all_reduce",),
+            min_hosts=2,
+            needs_uniform_hosts=True,
+            auto=False,
+        ),
         Algorithm(name="direct", plan=plan_direct, ops=("all_to_all",)),
         Algorithm(name="p2p", plan=plan_p2p, ops=("send",), plan_together=plan_p2p_together),
     )

@@ -11,7 +11,6 @@ import numpy as np
 from simulator.system.topology.builders import VERTEX_KINDS
 from simulator.system.topology.graph import Topology
 
-
 # Plans with fewer flows route them in one call (a call per block would cost more than the
 # repeated blocks it saves); larger ones route each distinct block once.
 BLOCKWISE_FLOWS = 1 << 16
@@ -48,10 +47,20 @@ def merge_phases(phases: Sequence[PhasePlan]) -> PhasePlan:
         return phases[0]
     edges = np.concatenate([ph.edge_ids for ph in phases])
     union, inverse = np.unique(edges, return_inverse=True)
-    load = np.bincount(inverse, weights=np.concatenate([ph.unit_load for ph in phases]), minlength=len(union))
+    load = np.bincount(
+        inverse, weights=np.concatenate([ph.unit_load for ph in phases]), minlength=len(union)
+    )
     first = phases[0]
-    return PhasePlan(first.name, union, load, first.n_steps, first.net_steps,
-                     max(ph.path_latency_s for ph in phases), first.sent_per_rank, first.recv_per_rank)
+    return PhasePlan(
+        first.name,
+        union,
+        load,
+        first.n_steps,
+        first.net_steps,
+        max(ph.path_latency_s for ph in phases),
+        first.sent_per_rank,
+        first.recv_per_rank,
+    )
 
 
 def host_matrix(topo: Topology, group: Sequence[int]) -> tuple[Sequence[np.ndarray], bool]:
@@ -71,12 +80,16 @@ def host_matrix(topo: Topology, group: Sequence[int]) -> tuple[Sequence[np.ndarr
     return np.split(sorted_g, np.cumsum(counts)[:-1]), False
 
 
-def _routes(topo: Topology, blocks: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+def _routes(
+    topo: Topology, blocks: Sequence[tuple[np.ndarray, np.ndarray]]
+) -> tuple[np.ndarray, np.ndarray]:
     """Routes of flow blocks, flows numbered in block order. Above BLOCKWISE_FLOWS flows, a
     block listed again (the same arrays: a tree's chains in both trees) is routed once and its
     routes copied. Each flow keeps its edges in path order, so per-flow sums are unchanged."""
     if sum(len(src) for src, _ in blocks) < BLOCKWISE_FLOWS:
-        return topo.routes(np.concatenate([b[0] for b in blocks]), np.concatenate([b[1] for b in blocks]))
+        return topo.routes(
+            np.concatenate([b[0] for b in blocks]), np.concatenate([b[1] for b in blocks])
+        )
     routed: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
     flows, edges, start = [], [], 0
     for src, dst in blocks:
@@ -98,7 +111,9 @@ def _flows(topo: Topology, rank_of: np.ndarray, blocks, w: np.ndarray, p: int):
     return _loads(topo, rank_of, src, dst, flow_i, edge_i, w, p)
 
 
-def _edge_loads(num_edges: int, edge_i: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _edge_loads(
+    num_edges: int, edge_i: np.ndarray, weights: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """(edge ids, load) of the edges with load, ascending. Few flows on a large fabric: over the
     edges they use (not an array over every edge of a 100k-edge fabric); many flows: one count
     over every edge (sorting millions of edge entries costs more). Same sums either way."""
@@ -127,7 +142,9 @@ def phase_plan(topo, group, name, src, dst, w, steps, critical=None, members=Non
     return phase_plan_blocks(topo, group, name, [(src, dst)], w, steps, critical, members)
 
 
-def phase_plan_blocks(topo, group, name, blocks, w, steps, critical=None, members=None) -> PhasePlan:
+def phase_plan_blocks(
+    topo, group, name, blocks, w, steps, critical=None, members=None
+) -> PhasePlan:
     """`phase_plan` of flows given as blocks [(src, dst), ...] in order; repeated blocks (the
     same array objects) are routed once. `w` is one weight for every flow."""
     members = np.asarray(group if members is None else members, np.int64)
@@ -170,8 +187,18 @@ def phase_plans_routed_once(topo, group, name, phases) -> tuple[PhasePlan, ...]:
         sent = np.bincount(rank_of[src[a:b]], weights=w[a:b], minlength=len(members))
         recv = np.bincount(rank_of[dst[a:b]], weights=w[a:b], minlength=len(members))
         path, net = critical(lat[a:b], inter[a:b])
-        out.append(PhasePlan(name, key_edge[cut[k]:cut[k + 1]], load[cut[k]:cut[k + 1]], float(steps), net, path,
-                             sent, recv))
+        out.append(
+            PhasePlan(
+                name,
+                key_edge[cut[k] : cut[k + 1]],
+                load[cut[k] : cut[k + 1]],
+                float(steps),
+                net,
+                path,
+                sent,
+                recv,
+            )
+        )
     return tuple(out)
 
 
@@ -189,14 +216,33 @@ def switch_links(topo: Topology, ranks: np.ndarray) -> tuple[np.ndarray, np.ndar
     return up_of[v], down_of[v]
 
 
-def loads_plan(name: str, group, edges: list[np.ndarray], loads: list[float | np.ndarray], steps: float,
-               net_steps: float, path_latency_s: float, sent: np.ndarray, recv: np.ndarray) -> PhasePlan:
+def loads_plan(
+    name: str,
+    group,
+    edges: list[np.ndarray],
+    loads: list[float | np.ndarray],
+    steps: float,
+    net_steps: float,
+    path_latency_s: float,
+    sent: np.ndarray,
+    recv: np.ndarray,
+) -> PhasePlan:
     """A phase given directly as loads on edges (flows that end in a switch, which reduces or
     multicasts them, are not GPU-to-GPU routes), summed per edge."""
     e = np.concatenate([np.asarray(x, np.int64) for x in edges])
-    w = np.concatenate([np.broadcast_to(np.asarray(x, float), (len(y),)) for x, y in zip(loads, edges)])
+    w = np.concatenate(
+        [np.broadcast_to(np.asarray(x, float), (len(y),)) for x, y in zip(loads, edges)]
+    )
     ids, inv = np.unique(e, return_inverse=True)
     load = np.bincount(inv, weights=w, minlength=len(ids))
     used = load > 0
-    return PhasePlan(name, ids[used], load[used], float(steps), float(net_steps), float(path_latency_s),
-                     np.asarray(sent, float), np.asarray(recv, float))
+    return PhasePlan(
+        name,
+        ids[used],
+        load[used],
+        float(steps),
+        float(net_steps),
+        float(path_latency_s),
+        np.asarray(sent, float),
+        np.asarray(recv, float),
+    )

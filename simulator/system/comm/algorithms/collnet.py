@@ -26,11 +26,17 @@ def plan_collnet(topo: Topology, op: str, group: tuple[int, ...]) -> tuple[Phase
     edges, loads = [up, down], [2.0 * (k - 1) / k] * 2
     for c in range(k):
         rail = int(f.rail_of_gpu[local[0, c]])
-        edges += [_gpu_nic_edges(topo, hosts[:, c], int(local[0, c]), rail), f.nic_up[hosts[:, c], rail],
-                  f.nic_down[hosts[:, c], rail], _aggregation_edges(f, hosts[:, c], rail)]
+        edges += [
+            _gpu_nic_edges(topo, hosts[:, c], int(local[0, c]), rail),
+            f.nic_up[hosts[:, c], rail],
+            f.nic_down[hosts[:, c], rail],
+            _aggregation_edges(f, hosts[:, c], rail),
+        ]
         loads += [1.0 / k] * 4
     pair = topo.routes(np.array([mat[0, 0]]), np.array([mat[-1, 0]]))[1]
-    path = 2 * float(topo.latency_s[pair].sum()) + float(topo.latency_s[up].mean() + topo.latency_s[down].mean())
+    path = 2 * float(topo.latency_s[pair].sum()) + float(
+        topo.latency_s[up].mean() + topo.latency_s[down].mean()
+    )
     sent = np.full(h * k, 2.0 * (k - 1) / k + 1.0 / k)
     return (loads_plan("collnet", group, edges, loads, 3, 1, path, sent, sent.copy()),)
 

@@ -11,6 +11,7 @@ from simulator.system.topology.graph import Topology
 # Largest all-to-all group: its p*(p-1) flows are enumerated.
 MAX_ALL_TO_ALL_RANKS = 1024
 
+
 def plan_direct(topo: Topology, op: str, group: tuple[int, ...]) -> tuple[PhasePlan, ...]:
     """All-to-all as simultaneous point-to-point sends of S/p to every other rank."""
     p = len(group)
@@ -28,5 +29,3 @@ def plan_direct(topo: Topology, op: str, group: tuple[int, ...]) -> tuple[PhaseP
         return float(lat.max()), float(inter.any())
 
     return (phase_plan(topo, group, op, g[a[keep]], g[b[keep]], 1.0 / p, 1, critical),)
-
-

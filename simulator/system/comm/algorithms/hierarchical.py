@@ -32,4 +32,3 @@ def plan_hierarchical(topo: Topology, op: str, group: tuple[int, ...]) -> tuple[
     )
     ag = phase_plan(topo, group, "intra_all_gather", intra_src, intra_dst, (k - 1) / k, k - 1)
     return rs, ar, ag
-

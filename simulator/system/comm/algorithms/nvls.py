@@ -18,7 +18,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from simulator.system.comm.algorithms.base import PhasePlan, host_matrix, loads_plan, phase_plan_blocks, switch_links
+from simulator.system.comm.algorithms.base import (
+    PhasePlan,
+    host_matrix,
+    loads_plan,
+    phase_plan_blocks,
+    switch_links,
+)
 from simulator.system.comm.algorithms.tree import _depth, double_binary_tree
 from simulator.system.topology.graph import Topology
 
@@ -37,7 +43,11 @@ def plan_nvls(topo: Topology, op: str, group: tuple[int, ...]) -> tuple[PhasePla
     up, down = switch_links(topo, ranks)
     send, recv = _HALVES[op](n)
     path = float(topo.latency_s[up].mean() + topo.latency_s[down].mean())
-    return (loads_plan(op, group, [up, down], [send, recv], 1, 0, path, np.full(n, send), np.full(n, recv)),)
+    return (
+        loads_plan(
+            op, group, [up, down], [send, recv], 1, 0, path, np.full(n, send), np.full(n, recv)
+        ),
+    )
 
 
 def plan_nvls_tree(topo: Topology, op: str, group: tuple[int, ...]) -> tuple[PhasePlan, ...]:
@@ -45,8 +55,17 @@ def plan_nvls_tree(topo: Topology, op: str, group: tuple[int, ...]) -> tuple[Pha
     mat = np.array(host_matrix(topo, group)[0])
     h, k = mat.shape
     up, down = switch_links(topo, mat.ravel())
-    intra = loads_plan("intra", group, [up, down], [1.0 + 1.0 / k, 1.0 / k + 1.0], 1, 0, 0.0,
-                       np.zeros(h * k), np.zeros(h * k))
+    intra = loads_plan(
+        "intra",
+        group,
+        [up, down],
+        [1.0 + 1.0 / k, 1.0 / k + 1.0],
+        1,
+        0,
+        0.0,
+        np.zeros(h * k),
+        np.zeros(h * k),
+    )
     trees = [np.array(t) for t in double_binary_tree(h)]
     blocks = []
     for par in trees:
@@ -61,15 +80,29 @@ def plan_nvls_tree(topo: Topology, op: str, group: tuple[int, ...]) -> tuple[Pha
         return intra_lat + 2 * depth * float(lat.mean()), 2.0 * depth
 
     # Each tree carries half of each rail's S/k, up (reduce) and down (broadcast).
-    inter = phase_plan_blocks(topo, group, "nvls_tree", blocks, 1.0 / (2 * k), 1 + 2 * depth, critical,
-                              members=mat.ravel())
+    inter = phase_plan_blocks(
+        topo,
+        group,
+        "nvls_tree",
+        blocks,
+        1.0 / (2 * k),
+        1 + 2 * depth,
+        critical,
+        members=mat.ravel(),
+    )
     edges = np.concatenate([intra.edge_ids, inter.edge_ids])
     ids, inv = np.unique(edges, return_inverse=True)
-    load = np.bincount(inv, weights=np.concatenate([intra.unit_load, inter.unit_load]), minlength=len(ids))
+    load = np.bincount(
+        inv, weights=np.concatenate([intra.unit_load, inter.unit_load]), minlength=len(ids)
+    )
     pos = _positions(group, mat.ravel())
     sent = inter.sent_per_rank[pos] + 1.0 + 1.0 / k
     recv = inter.recv_per_rank[pos] + 1.0 / k + 1.0
-    return (PhasePlan("nvls_tree", ids, load, inter.n_steps, inter.net_steps, inter.path_latency_s, sent, recv),)
+    return (
+        PhasePlan(
+            "nvls_tree", ids, load, inter.n_steps, inter.net_steps, inter.path_latency_s, sent, recv
+        ),
+    )
 
 
 def _positions(group: tuple[int, ...], members: np.ndarray) -> np.ndarray:

@@ -8,15 +8,20 @@ import numpy as np
 from simulator.system.comm.algorithms.base import PhasePlan, host_matrix, phase_plan
 from simulator.system.topology.graph import Topology
 
-
 # Seven rings on eight GPUs joined pairwise (an AMD MI300X platform: 7 xGMI links per GPU)
 # that together use every directed link exactly once (a directed Hamiltonian decomposition
 # of the complete digraph on 8 vertices, which exists for every n but 4 and 6 by Tillson's
 # theorem; this one was found by search). RCCL's rings use all seven links: its 8-GPU
 # all-reduce reaches 312.9 GB/s busbw, above what four or six links could carry.
-MESH_RINGS_8 = ((0, 4, 2, 7, 6, 5, 3, 1), (0, 2, 4, 1, 6, 7, 3, 5), (0, 7, 1, 5, 2, 6, 3, 4),
-                (0, 1, 3, 7, 2, 5, 4, 6), (0, 3, 6, 2, 1, 4, 5, 7), (0, 5, 6, 1, 7, 4, 3, 2),
-                (0, 6, 4, 7, 5, 1, 2, 3))
+MESH_RINGS_8 = (
+    (0, 4, 2, 7, 6, 5, 3, 1),
+    (0, 2, 4, 1, 6, 7, 3, 5),
+    (0, 7, 1, 5, 2, 6, 3, 4),
+    (0, 1, 3, 7, 2, 5, 4, 6),
+    (0, 3, 6, 2, 1, 4, 5, 7),
+    (0, 5, 6, 1, 7, 4, 3, 2),
+    (0, 6, 4, 7, 5, 1, 2, 3),
+)
 
 
 def mesh_rings(n: int) -> list[tuple[int, ...]]:
@@ -64,4 +69,3 @@ def _chain_phase(topo, group, op, chans) -> PhasePlan:
         srcs.append(a)
         dsts.append(b)
     return phase_plan(topo, group, op, np.concatenate(srcs), np.concatenate(dsts), 1.0 / c, p - 1)
-

@@ -57,7 +57,12 @@ def plan_tree(topo: Topology, op: str, group: tuple[int, ...]) -> tuple[PhasePla
         child = np.flatnonzero(par >= 0)
         for chain, (down, up) in zip(chains, links):
             heads = chain[:, 0]
-            blocks += [(heads[child], heads[par[child]]), (heads[par[child]], heads[child]), down, up]
+            blocks += [
+                (heads[child], heads[par[child]]),
+                (heads[par[child]], heads[child]),
+                down,
+                up,
+            ]
     depth = max(_depth(t) for t in trees)
     chain_len = (len(rows[0]) if uniform else max(len(r) for r in rows)) - 1
 
@@ -67,7 +72,9 @@ def plan_tree(topo: Topology, op: str, group: tuple[int, ...]) -> tuple[PhasePla
         return 2 * (chain_len * intra + depth * net), 2.0 * depth
 
     steps = 2 * (chain_len + depth)
-    return (phase_plan_blocks(topo, group, "tree", blocks, 1.0 / (2 * len(chains)), steps, critical),)
+    return (
+        phase_plan_blocks(topo, group, "tree", blocks, 1.0 / (2 * len(chains)), steps, critical),
+    )
 
 
 def _chain_links(chain: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], ...]:

@@ -62,13 +62,27 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from simulator.system.topology.builders.built import LINK_KINDS, VERTEX_KINDS, Built, FabricIndex, Sketch
+from simulator.system.topology.builders.built import (
+    LINK_KINDS,
+    VERTEX_KINDS,
+    Built,
+    FabricIndex,
+    Sketch,
+)
 from simulator.system.topology.builders.hosts import HOST_BUILDERS, build_hosts
 from simulator.system.topology.builders.params import Params
 from simulator.system.topology.builders.shapes import explicit, fully_connected, ring, torus
 
-__all__ = ["LINK_KINDS", "VERTEX_KINDS", "Built", "FabricIndex", "HOST_BUILDERS", "Params", "Sketch",
-           "TOPOLOGY_BUILDERS"]
+__all__ = [
+    "HOST_BUILDERS",
+    "LINK_KINDS",
+    "TOPOLOGY_BUILDERS",
+    "VERTEX_KINDS",
+    "Built",
+    "FabricIndex",
+    "Params",
+    "Sketch",
+]
 
 TOPOLOGY_BUILDERS: dict[str, Callable[[Params, int | None], Built]] = {
     "nvswitch": lambda p, n: build_hosts(p, "nvswitch", n),

@@ -22,7 +22,9 @@ class Sketch:
     """A small graph drawn vertex by vertex: one host, a research shape or an explicit file."""
 
     vertices: list[tuple[str, str, int]] = field(default_factory=list)  # name, kind, host
-    edges: list[tuple[str, str, float, float, str]] = field(default_factory=list)  # u, v, bw, lat, kind
+    edges: list[tuple[str, str, float, float, str]] = field(
+        default_factory=list
+    )  # u, v, bw, lat, kind
     gpu_ids: list[str] = field(default_factory=list)
     gpus_per_host: int = 1
     num_hosts: int = 1
@@ -69,9 +71,21 @@ class Sketch:
         """The sketch as arrays, its names listed."""
         src, dst, bw, lat, link = self.edge_arrays()
         kinds, hosts = self.vertex_arrays()
-        return Built(names=ListedNames(listed=tuple(self.names())), vertex_kind=kinds, vertex_host=hosts,
-                     src=src, dst=dst, bw=bw, latency=lat, link=link, gpu_vertex=self.gpu_vertices(),
-                     gpus_per_host=self.gpus_per_host, num_hosts=self.num_hosts, nvls=self.nvls, mesh=self.mesh)
+        return Built(
+            names=ListedNames(listed=tuple(self.names())),
+            vertex_kind=kinds,
+            vertex_host=hosts,
+            src=src,
+            dst=dst,
+            bw=bw,
+            latency=lat,
+            link=link,
+            gpu_vertex=self.gpu_vertices(),
+            gpus_per_host=self.gpus_per_host,
+            num_hosts=self.num_hosts,
+            nvls=self.nvls,
+            mesh=self.mesh,
+        )
 
 
 @dataclass(frozen=True, eq=False, kw_only=True)

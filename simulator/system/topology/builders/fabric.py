@@ -39,7 +39,9 @@ class _Tiled:
     hosts: int
     levels: list[tuple[str, int]] = field(default_factory=list)
     vertex_blocks: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)  # kind, host
-    edge_blocks: list[tuple[np.ndarray, ...]] = field(default_factory=list)  # src, dst, bw, lat, link
+    edge_blocks: list[tuple[np.ndarray, ...]] = field(
+        default_factory=list
+    )  # src, dst, bw, lat, link
     num_vertices: int = 0
     num_edges: int = 0
 
@@ -47,8 +49,9 @@ class _Tiled:
         """`count` switch vertices named kind0, kind1, ...; the index of the first."""
         first = self.num_vertices
         self.levels.append((kind, count))
-        self.vertex_blocks.append((np.full(count, VERTEX_CODE[kind], np.int8),
-                                   np.full(count, -1, np.int64)))
+        self.vertex_blocks.append(
+            (np.full(count, VERTEX_CODE[kind], np.int8), np.full(count, -1, np.int64))
+        )
         self.num_vertices += count
         return first
 
@@ -57,8 +60,15 @@ class _Tiled:
         n = len(a)
         up = self.num_edges + 2 * np.arange(n, dtype=np.int64)
         src, dst = np.stack([a, b], axis=1).ravel(), np.stack([b, a], axis=1).ravel()
-        self.edge_blocks.append((src, dst, np.full(2 * n, bw, float), np.full(2 * n, lat, float),
-                                 np.full(2 * n, LINK_CODE[kind], np.int8)))
+        self.edge_blocks.append(
+            (
+                src,
+                dst,
+                np.full(2 * n, bw, float),
+                np.full(2 * n, lat, float),
+                np.full(2 * n, LINK_CODE[kind], np.int8),
+            )
+        )
         self.num_edges += 2 * n
         return up
 
@@ -67,11 +77,28 @@ class _Tiled:
         local = np.array([local_names.index(g) for g in t.gpu_ids], np.int64)
         kinds, hosts = (np.concatenate(parts) for parts in zip(*self.vertex_blocks))
         src, dst, bw, lat, link = (np.concatenate(parts) for parts in zip(*self.edge_blocks))
-        gpu_vertex = (np.arange(self.hosts, dtype=np.int64)[:, None] * len(local_names) + local).ravel()
-        names = ReplicatedNames(local=tuple(local_names), hosts=self.hosts, levels=tuple(self.levels))
-        return Built(names=names, vertex_kind=kinds, vertex_host=hosts, src=src, dst=dst, bw=bw,
-                     latency=lat, link=link, gpu_vertex=gpu_vertex, gpus_per_host=t.gpus_per_host,
-                     num_hosts=self.hosts, fabric=fabric, nvls=t.nvls, mesh=t.mesh)
+        gpu_vertex = (
+            np.arange(self.hosts, dtype=np.int64)[:, None] * len(local_names) + local
+        ).ravel()
+        names = ReplicatedNames(
+            local=tuple(local_names), hosts=self.hosts, levels=tuple(self.levels)
+        )
+        return Built(
+            names=names,
+            vertex_kind=kinds,
+            vertex_host=hosts,
+            src=src,
+            dst=dst,
+            bw=bw,
+            latency=lat,
+            link=link,
+            gpu_vertex=gpu_vertex,
+            gpus_per_host=t.gpus_per_host,
+            num_hosts=self.hosts,
+            fabric=fabric,
+            nvls=t.nvls,
+            mesh=t.mesh,
+        )
 
 
 def replicate(template: Sketch, hosts: int) -> _Tiled:
@@ -79,12 +106,20 @@ def replicate(template: Sketch, hosts: int) -> _Tiled:
     src, dst, bw, lat, link = template.edge_arrays()
     kinds, _ = template.vertex_arrays()
     offset = np.arange(hosts, dtype=np.int64)[:, None] * len(template.vertices)
-    out = _Tiled(template=template, hosts=hosts, num_vertices=hosts * len(kinds),
-                 num_edges=hosts * len(src))
+    out = _Tiled(
+        template=template, hosts=hosts, num_vertices=hosts * len(kinds), num_edges=hosts * len(src)
+    )
     host_of_vertex = np.repeat(np.arange(hosts, dtype=np.int64), len(kinds))
     out.vertex_blocks.append((np.tile(kinds, hosts), host_of_vertex))
-    out.edge_blocks.append(((offset + src).ravel(), (offset + dst).ravel(), np.tile(bw, hosts),
-                            np.tile(lat, hosts), np.tile(link, hosts)))
+    out.edge_blocks.append(
+        (
+            (offset + src).ravel(),
+            (offset + dst).ravel(),
+            np.tile(bw, hosts),
+            np.tile(lat, hosts),
+            np.tile(link, hosts),
+        )
+    )
     return out
 
 
@@ -102,15 +137,25 @@ def fabric_params(f: Params, hosts: int) -> dict:
     }
     out["spines"] = f.int("spines", out["hosts_per_leaf"], maximum=MAX_FANOUT, why=fanout)
     over = f.sub("oversubscription", required=False)
-    out["over_leaf"] = over.float("leaf", 1.0, minimum=1.0, maximum=MAX_OVERSUBSCRIPTION) if over else 1.0
-    out["over_spine"] = over.float("spine", 1.0, minimum=1.0, maximum=MAX_OVERSUBSCRIPTION) if over else 1.0
+    out["over_leaf"] = (
+        over.float("leaf", 1.0, minimum=1.0, maximum=MAX_OVERSUBSCRIPTION) if over else 1.0
+    )
+    out["over_spine"] = (
+        over.float("spine", 1.0, minimum=1.0, maximum=MAX_OVERSUBSCRIPTION) if over else 1.0
+    )
     if over:
         over.finish()
     out["hosts_per_pod"] = max(hosts, 1)
     if levels == 3:
-        out["hosts_per_pod"] = f.int("hosts_per_pod", max(hosts, 1), maximum=MAX_GPUS,
-                                     why=f"clustersim builds up to {MAX_GPUS:,} GPUs")
-    out["cores_per_spine"] = f.int("cores_per_spine", 8, maximum=MAX_FANOUT, why=fanout) if levels == 3 else 0
+        out["hosts_per_pod"] = f.int(
+            "hosts_per_pod",
+            max(hosts, 1),
+            maximum=MAX_GPUS,
+            why=f"clustersim builds up to {MAX_GPUS:,} GPUs",
+        )
+    out["cores_per_spine"] = (
+        f.int("cores_per_spine", 8, maximum=MAX_FANOUT, why=fanout) if levels == 3 else 0
+    )
     f.finish()
     if out["hosts_per_pod"] % out["hosts_per_leaf"] and levels == 3:
         f.problems.append(Problem(f.where("hosts_per_pod"), "must be a multiple of hosts_per_leaf"))
@@ -158,21 +203,33 @@ class _Shape:
 
 def _shape(fp: dict, hosts: int, rails: int) -> _Shape:
     hpl = fp["hosts_per_leaf"]
-    return _Shape(hosts=hosts, rails=rails, hosts_per_leaf=hpl,
-                  hosts_per_pod=-(-min(fp["hosts_per_pod"], hosts) // hpl) * hpl,
-                  spines=fp["spines"], cores=fp["cores_per_spine"], rail_optimized=fp["rail_optimized"],
-                  lat=fp["link_latency_s"], kind=fp["link_kind"])
+    return _Shape(
+        hosts=hosts,
+        rails=rails,
+        hosts_per_leaf=hpl,
+        hosts_per_pod=-(-min(fp["hosts_per_pod"], hosts) // hpl) * hpl,
+        spines=fp["spines"],
+        cores=fp["cores_per_spine"],
+        rail_optimized=fp["rail_optimized"],
+        lat=fp["link_latency_s"],
+        kind=fp["link_kind"],
+    )
 
 
-def fabric_size_problem(host_edges: int, rails: int, hosts: int, fp: dict, where: str) -> Problem | None:
+def fabric_size_problem(
+    host_edges: int, rails: int, hosts: int, fp: dict, where: str
+) -> Problem | None:
     """Why `hosts` hosts of `host_edges` edges and `rails` NICs in this fabric are too large to
     build (over MAX_FABRIC_EDGES directed edges), or None."""
     edges = _shape(fp, hosts, rails).edges(host_edges)
     if edges <= MAX_FABRIC_EDGES:
         return None
-    return Problem(where, f"{hosts:,} hosts ({host_edges:,} edges each, {rails} NICs) in this fabric make "
-                   f"{edges:,} directed edges; clustersim builds fat trees of up to {MAX_FABRIC_EDGES:,}",
-                   "fewer hosts, NICs or spines (cores_per_spine)")
+    return Problem(
+        where,
+        f"{hosts:,} hosts ({host_edges:,} edges each, {rails} NICs) in this fabric make "
+        f"{edges:,} directed edges; clustersim builds fat trees of up to {MAX_FABRIC_EDGES:,}",
+        "fewer hosts, NICs or spines (cores_per_spine)",
+    )
 
 
 def fat_tree(template: Sketch, pxn: bool, hosts: int, nic: Params, f: Params) -> Built:
@@ -188,18 +245,32 @@ def fat_tree(template: Sketch, pxn: bool, hosts: int, nic: Params, f: Params) ->
     g, hpl = replicate(template, hosts), fp["hosts_per_leaf"]
     s = _shape(fp, hosts, rails)
     nic_up, leaf0 = _add_leaves(g, s, nic_bw, nic_lat)
-    index = dict(host_edge_count=len(template.edges), template=template, pxn=pxn, hosts_per_leaf=hpl,
-                 sharp=fp["sharp"],
-                 hosts_per_pod=s.hosts_per_pod, rail_optimized=s.rail_optimized, nic_up=nic_up,
-                 nic_down=nic_up + 1,
-                 rail_of_gpu=np.arange(template.gpus_per_host) * rails // template.gpus_per_host)
+    index = {
+        "host_edge_count": len(template.edges),
+        "template": template,
+        "pxn": pxn,
+        "hosts_per_leaf": hpl,
+        "sharp": fp["sharp"],
+        "hosts_per_pod": s.hosts_per_pod,
+        "rail_optimized": s.rail_optimized,
+        "nic_up": nic_up,
+        "nic_down": nic_up + 1,
+        "rail_of_gpu": np.arange(template.gpus_per_host) * rails // template.gpus_per_host,
+    }
     no_cores = np.zeros((s.pods, 0 if s.blocks == 1 else s.spines, 0), np.int64)
     # Traffic never leaves its rail (see FabricRouter), so one leaf block needs no spines and
     # one pod no cores: those levels are only built when something can cross them.
     if s.blocks == 1:
         no_spines = np.zeros((s.leaves, 0), np.int64)
-        return g.built(FabricIndex(**index, leaf_spine=no_spines, spine_leaf=no_spines,
-                                   spine_core=no_cores, core_spine=no_cores))
+        return g.built(
+            FabricIndex(
+                **index,
+                leaf_spine=no_spines,
+                spine_leaf=no_spines,
+                spine_core=no_cores,
+                core_spine=no_cores,
+            )
+        )
     # Leaf down capacity = ports x NIC rate; up = down / oversubscription, spread over the spines.
     leaf_up_bw = hpl * (rails // s.leaves_per_block) * nic_bw / fp["over_leaf"] / s.spines
     leaf_spine, spine0 = _add_spines(g, s, leaf0, leaf_up_bw)
@@ -207,7 +278,9 @@ def fat_tree(template: Sketch, pxn: bool, hosts: int, nic: Params, f: Params) ->
     if s.pods == 1 or fp["levels"] == 2:
         return g.built(FabricIndex(**index, spine_core=no_cores, core_spine=no_cores))
     # Spine down capacity = its leaf links; up = down / oversubscription, spread over its cores.
-    spine_up_bw = (s.hosts_per_pod // hpl) * s.leaves_per_block * leaf_up_bw / fp["over_spine"] / s.cores
+    spine_up_bw = (
+        (s.hosts_per_pod // hpl) * s.leaves_per_block * leaf_up_bw / fp["over_spine"] / s.cores
+    )
     spine_core = _add_cores(g, s, spine0, spine_up_bw)
     return g.built(FabricIndex(**index, spine_core=spine_core, core_spine=spine_core + 1))
 
@@ -221,7 +294,9 @@ def _add_leaves(g: _Tiled, s: _Shape, nic_bw: float, nic_lat: float) -> tuple[np
     nic_local = np.array([names.index(f"nic{r}") for r in range(s.rails)], np.int64)
     block = host // s.hosts_per_leaf
     leaf = block * s.rails + rail if s.rail_optimized else block
-    up = g.cables(host * len(names) + nic_local[rail], leaf0 + leaf, nic_bw, nic_lat + s.lat, s.kind)
+    up = g.cables(
+        host * len(names) + nic_local[rail], leaf0 + leaf, nic_bw, nic_lat + s.lat, s.kind
+    )
     return up.reshape(s.hosts, s.rails), leaf0
 
 

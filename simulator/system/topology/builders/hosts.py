@@ -16,10 +16,14 @@ from simulator.system.topology.builders.params import Params
 
 
 def _gpus_per_host(p: Params) -> int:
-    return p.int("gpus_per_host", 8, maximum=MAX_GPUS_PER_HOST,
-                 why=f"a host, one scale-up domain, holds at most {MAX_GPUS_PER_HOST:,} GPUs, the "
-                     "largest NVLink domain announced being NVL576; a cluster is num_hosts hosts "
-                     "with nic: and fabric: sections")
+    return p.int(
+        "gpus_per_host",
+        8,
+        maximum=MAX_GPUS_PER_HOST,
+        why=f"a host, one scale-up domain, holds at most {MAX_GPUS_PER_HOST:,} GPUs, the "
+        "largest NVLink domain announced being NVL576; a cluster is num_hosts hosts "
+        "with nic: and fabric: sections",
+    )
 
 
 def _nvswitch_host(p: Params, nics: int, nic_pcie_bw: float) -> tuple[Sketch, bool]:
@@ -51,9 +55,15 @@ def _pcie_host(
     """GPUs behind PCIe switches under CPU sockets; optional NVLink bridges between GPU pairs."""
     b = Sketch()
     g = _gpus_per_host(p)
-    per_switch = p.int("gpus_per_switch", 2, maximum=g, why=f"a PCIe switch serves at most the host's {g} GPUs")
-    cpus = p.int("cpus", 2, maximum=MAX_CPUS_PER_HOST,
-                 why=f"at most {MAX_CPUS_PER_HOST} CPU sockets per host (HPE Superdome Flex: 32)")
+    per_switch = p.int(
+        "gpus_per_switch", 2, maximum=g, why=f"a PCIe switch serves at most the host's {g} GPUs"
+    )
+    cpus = p.int(
+        "cpus",
+        2,
+        maximum=MAX_CPUS_PER_HOST,
+        why=f"at most {MAX_CPUS_PER_HOST} CPU sockets per host (HPE Superdome Flex: 32)",
+    )
     pcie_bw = p.bw("pcie_bw")
     uplink_bw = p.bw("switch_uplink_bw", pcie_bw)
     pcie_lat = p.duration("pcie_latency", 0.5e-6)
@@ -114,20 +124,39 @@ HOST_BUILDERS = {
 
 def build_hosts(p: Params, builder: str, num_hosts: int | None) -> Built:
     """A host builder's parameters plus optional `nic:` and `fabric:` sections (a fat tree)."""
-    hosts = num_hosts if num_hosts is not None else p.int(
-        "num_hosts", 1, maximum=MAX_GPUS, why=f"clustersim builds up to {MAX_GPUS:,} GPUs")
+    hosts = (
+        num_hosts
+        if num_hosts is not None
+        else p.int(
+            "num_hosts", 1, maximum=MAX_GPUS, why=f"clustersim builds up to {MAX_GPUS:,} GPUs"
+        )
+    )
     p.used.add("num_hosts")
     nic = p.sub("nic", required=False)
     fabric = p.sub("fabric", required=False)
-    nics = nic.int("per_host", 8, maximum=MAX_NICS_PER_HOST,
-                   why=f"at most {MAX_NICS_PER_HOST:,} NICs per host (one per GPU)") if nic else 0
+    nics = (
+        nic.int(
+            "per_host",
+            8,
+            maximum=MAX_NICS_PER_HOST,
+            why=f"at most {MAX_NICS_PER_HOST:,} NICs per host (one per GPU)",
+        )
+        if nic
+        else 0
+    )
     nic_pcie_bw = nic.bw("pcie_bw") if nic else 1.0
     template, pxn = HOST_BUILDERS[builder](p, nics, nic_pcie_bw)
     if hosts * template.gpus_per_host > MAX_GPUS:
         where = p.where("num_hosts") if num_hosts is None else "num_hosts"
         g = template.gpus_per_host
-        p.problems.append(Problem(where, f"{hosts:,} hosts x {g:,} GPUs = {hosts * g:,} GPUs; clustersim "
-                                  f"builds up to {MAX_GPUS:,}", f"use at most {MAX_GPUS // g:,} hosts"))
+        p.problems.append(
+            Problem(
+                where,
+                f"{hosts:,} hosts x {g:,} GPUs = {hosts * g:,} GPUs; clustersim "
+                f"builds up to {MAX_GPUS:,}",
+                f"use at most {MAX_GPUS // g:,} hosts",
+            )
+        )
         hosts = 1
     if hosts > 1 and (nic is None or fabric is None):
         p.problems.append(

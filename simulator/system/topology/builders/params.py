@@ -35,8 +35,14 @@ class Params:
             self.problems.append(Problem(self.where(key), "required field is missing"))
         return default
 
-    def int(self, key: str, default: Any = _MISSING, minimum: int = 1, maximum: int | None = None,
-            why: str = "") -> int:
+    def int(
+        self,
+        key: str,
+        default: Any = _MISSING,
+        minimum: int = 1,
+        maximum: int | None = None,
+        why: str = "",
+    ) -> int:
         """An integer in [minimum, maximum]; out of range, the problem says why the bound is there
         and the smallest value is returned (so nothing large is built before the error is raised)."""
         value = self._get(key, default)
@@ -48,24 +54,43 @@ class Params:
             )
             return max(minimum, 1)
         if maximum is not None and value > maximum:
-            self.problems.append(Problem(self.where(key), f"{value:,} is above the maximum {maximum:,}", why))
+            self.problems.append(
+                Problem(self.where(key), f"{value:,} is above the maximum {maximum:,}", why)
+            )
             return max(minimum, 1)
         return value
 
-    def float(self, key: str, default: Any = _MISSING, minimum: float = 0.0,
-              maximum: float = float("inf")) -> float:
+    def float(
+        self, key: str, default: Any = _MISSING, minimum: float = 0.0, maximum: float = float("inf")
+    ) -> float:
         value = self._get(key, default)
         if value is default:
             return 1.0 if value is _MISSING else value
-        if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
-                or not minimum <= value <= maximum):
-            bound = f">= {minimum:g}" if maximum == float("inf") else f"from {minimum:g} to {maximum:g}"
-            self.problems.append(Problem(self.where(key), f"expected a number {bound}, got {value!r}"))
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+            or not minimum <= value <= maximum
+        ):
+            bound = (
+                f">= {minimum:g}" if maximum == float("inf") else f"from {minimum:g} to {maximum:g}"
+            )
+            self.problems.append(
+                Problem(self.where(key), f"expected a number {bound}, got {value!r}")
+            )
             return 1.0
         return float(value)
 
-    def _unit(self, key: str, default: Any, parse: Callable, example: str, low: float, high: float,
-              shown: Callable[[float], str]) -> float:
+    def _unit(
+        self,
+        key: str,
+        default: Any,
+        parse: Callable,
+        example: str,
+        low: float,
+        high: float,
+        shown: Callable[[float], str],
+    ) -> float:
         """A quantity with its unit, within [low, high]; a default (already internal units) is
         returned as is, a bare number in the file is refused (which unit would it be?)."""
         value = self._get(key, default)
@@ -79,26 +104,38 @@ class Params:
             self.problems.append(Problem(self.where(key), str(exc)))
             return 1.0
         if not low <= parsed <= high:
-            self.problems.append(Problem(self.where(key), f"{value!r} is outside {shown(low)} .. {shown(high)}",
-                                         f"for example {example!r}; check the unit"))
+            self.problems.append(
+                Problem(
+                    self.where(key),
+                    f"{value!r} is outside {shown(low)} .. {shown(high)}",
+                    f"for example {example!r}; check the unit",
+                )
+            )
             return 1.0
         return parsed
 
     def bw(self, key: str, default: Any = _MISSING) -> float:
         """A bandwidth in bytes/s per direction ('300 GB/s', '200 Gb/s'), within MIN/MAX_LINK_BW."""
-        return self._unit(key, default, parse_bandwidth, "300 GB/s", MIN_LINK_BW, MAX_LINK_BW,
-                          lambda x: f"{x / 1e9:g} GB/s")
+        return self._unit(
+            key,
+            default,
+            parse_bandwidth,
+            "300 GB/s",
+            MIN_LINK_BW,
+            MAX_LINK_BW,
+            lambda x: f"{x / 1e9:g} GB/s",
+        )
 
     def duration(self, key: str, default: Any = _MISSING) -> float:
         """A latency in seconds ('0.35 us'), from 0 to MAX_LINK_LATENCY."""
-        return self._unit(key, default, parse_duration, "1 us", 0.0, MAX_LINK_LATENCY, lambda x: f"{x:g} s")
+        return self._unit(
+            key, default, parse_duration, "1 us", 0.0, MAX_LINK_LATENCY, lambda x: f"{x:g} s"
+        )
 
     def bool(self, key: str, default: Any = _MISSING) -> bool:
         value = self._get(key, default)
         if not isinstance(value, bool):
-            self.problems.append(
-                Problem(self.where(key), f"expected true or false, got {value!r}")
-            )
+            self.problems.append(Problem(self.where(key), f"expected true or false, got {value!r}"))
             return bool(default) if default is not _MISSING else False
         return value
 
