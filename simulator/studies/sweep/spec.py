@@ -73,7 +73,7 @@ class SweepSummary:
 
 
 def sweep_names() -> list[str]:
-    """Shipped sweeps (simulator/data/scenarios/sweeps), by name."""
+    """Shipped sweeps (scenarios/sweeps; simulator/data/scenarios/sweeps in a wheel), by name."""
     return sorted(p.stem for p in (scenario_dir() / "sweeps").glob("*.yaml"))
 
 
