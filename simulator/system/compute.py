@@ -53,6 +53,7 @@ class ComputeModel:
 
 def gemm_quantization(op: Op, gpu: GPU) -> float:
     """Useful fraction of the GEMM's tile-waves: tile quantization x wave quantization."""
+    assert op.gemm is not None, "a matmul op carries its GEMM shape"
     m, n, _ = op.gemm
     tiles_m, tiles_n = math.ceil(m / TILE_M), math.ceil(n / TILE_N)
     tile_eff = (m * n) / (tiles_m * TILE_M * tiles_n * TILE_N)

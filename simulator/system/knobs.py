@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from simulator.system.comm.calibration import ARCHS, FAMILIES, ArchFigures, Calibration
 from simulator.system.comm.nccl_tables import PROTOCOLS, US
@@ -120,9 +121,13 @@ def comm_value(cal: Calibration, name: str) -> float:
     """The value a calibration has for a collective knob."""
     parts = name.split(".")
     if name == "nccl.ring_fill_steps":
-        return cal.step("ring", "Simple").fill_steps
+        ring = cal.step("ring", "Simple")
+        assert ring is not None, "a calibration has figures for every family's Simple protocol"
+        return ring.fill_steps
     if name == "nccl.nvls_round_latency":
-        return cal.step("nvls", "Simple").round_s
+        nvls = cal.step("nvls", "Simple")
+        assert nvls is not None, "a calibration has figures for every family's Simple protocol"
+        return nvls.round_s
     if parts[-1] == "base_latency":
         step = cal.step(parts[1], parts[2])
         return step.base_s if step is not None else 0.0
@@ -202,7 +207,7 @@ def gpu_value(gpu: GPU, name: str) -> float:
 
 def with_gpu(gpu: GPU, values: Mapping[str, float]) -> GPU:
     """The GPU with the compute knobs named for it (compute.<gpu.name>.*) set."""
-    changes = {}
+    changes: dict[str, Any] = {}  # Efficiency's float fields, by name
     for name, value in values.items():
         if is_compute(name):
             target, field = _gpu_field(name)

@@ -135,7 +135,7 @@ class CommContext:
         self.over_pcie = not bool(
             np.isin(topology.link_code, [LINK_KINDS.index(k) for k in ("nvlink", "xgmi")]).any()
         )
-        self._plans: Memo[tuple[Plan, tuple[float, ...]]] = Memo(256)
+        self._plans: Memo[tuple[Plan, tuple[float, ...], int]] = Memo(256)
         self._costs: Memo[CollectiveCost] = Memo(4096)
         self.rates: Memo[np.ndarray] = Memo(4096)
         self.sharing = ShapeGraph()  # which phases (by shape) share a link
@@ -340,6 +340,7 @@ class CommContext:
             for i, (ph, (lat, bw)) in enumerate(zip(pl.phases, parts))
         )
         sent = sum(ph.sent_per_rank for ph in pl.phases)
+        assert isinstance(sent, np.ndarray), "a plan has at least one phase"
         algbw = size / t
         return CollectiveCost(
             op=pl.op,

@@ -216,7 +216,10 @@ class AnalyticNetwork:
         return self.env.timeout(transfer.time_s, value=transfer)
 
 
-BACKENDS = {"fluid": FluidNetwork, "analytic": AnalyticNetwork}
+BACKENDS: dict[str, type[FluidNetwork | AnalyticNetwork]] = {
+    "fluid": FluidNetwork,
+    "analytic": AnalyticNetwork,
+}
 
 
 def make_network(

@@ -20,6 +20,10 @@ class ShapeGraph:
 
     def __init__(self, max_shapes: int = 4096):
         self.max_shapes = max_shapes
+        self._reset()
+
+    def _reset(self) -> None:
+        """Forget every shape and grouping (at construction, and when the cache is full)."""
         self._ids: dict[Hashable, int] = {}
         self._edges: list[frozenset] = []
         self._adjacent: list[int] = []
@@ -49,7 +53,7 @@ class ShapeGraph:
     def groups(self, phases: Sequence[Any]) -> list[list[int]]:
         """Indices of `phases` grouped into connected components of link sharing."""
         if len(self._ids) + len(phases) > self.max_shapes:
-            self.__init__(self.max_shapes)
+            self._reset()
         ids = [self._id(ph) for ph in phases]
         active = 0
         for k in ids:

@@ -105,7 +105,9 @@ class Topology:
     def find_gpu(self, name: str) -> int | None:
         """The rank index of the GPU called `name`, or None."""
         vertex = self.names.index(name)
-        ranks = np.flatnonzero(self.gpu_vertex == vertex) if vertex is not None else ()
+        if vertex is None:
+            return None
+        ranks = np.flatnonzero(self.gpu_vertex == vertex)
         return int(ranks[0]) if len(ranks) else None
 
     def gpu_index(self, gpu: str) -> int:

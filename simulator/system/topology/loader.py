@@ -168,6 +168,7 @@ def topology_from_dict(
         problems.extend(_check_graph(built, reachability=not problems))
     if problems:
         raise UserError(problems, source)
+    assert built is not None, "a topology not built has its problems reported above"
     return _assemble(built, builder, {k: str(v) for k, v in meta.items()})
 
 

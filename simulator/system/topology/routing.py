@@ -36,7 +36,11 @@ class GraphRouter:
     """Hop-count shortest paths with per-flow ECMP over equal-cost next hops; paths are cached."""
 
     def __init__(
-        self, num_vertices: int, src: Sequence[int], dst: Sequence[int], gpu_vertex: Sequence[int]
+        self,
+        num_vertices: int,
+        src: Sequence[int] | np.ndarray,
+        dst: Sequence[int] | np.ndarray,
+        gpu_vertex: Sequence[int] | np.ndarray,
     ):
         self.succ: list[list[tuple[int, int]]] = [[] for _ in range(num_vertices)]
         self.pred: list[list[int]] = [[] for _ in range(num_vertices)]
@@ -84,7 +88,8 @@ class GraphRouter:
         return self._paths[key]
 
     def routes(self, src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        flows, eids = [], []
+        flows: list[int] = []
+        eids: list[int] = []
         for i, (s, d) in enumerate(zip(src.tolist(), dst.tolist())):
             path = self.vertex_path(self.gpu_vertex[s], self.gpu_vertex[d])
             flows.extend([i] * len(path))
@@ -131,7 +136,8 @@ class FabricRouter:
             start = stop
 
     def routes(self, src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        f, out = self.f, []
+        f = self.f
+        out: list[tuple[np.ndarray, np.ndarray]] = []
         h1, l1 = np.divmod(src, self.g)
         h2, l2 = np.divmod(dst, self.g)
         ids = np.arange(len(src), dtype=np.int64)

@@ -71,6 +71,7 @@ def bisection_bw_per_gpu(topo: Topology) -> float | None:
 def _fabric_bisection(topo: Topology) -> float:
     """Total capacity of each fabric layer a cut through the middle must cross, halved; the narrowest."""
     f, bw = topo.fabric, topo.bw_bytes_per_s
+    assert f is not None, "called for fabric topologies only"
     layers = [bw[f.nic_up].sum()]
     if topo.num_hosts > f.hosts_per_leaf:
         layers.append(bw[f.leaf_spine].sum())

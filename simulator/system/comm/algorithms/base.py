@@ -63,7 +63,7 @@ def merge_phases(phases: Sequence[PhasePlan]) -> PhasePlan:
     )
 
 
-def host_matrix(topo: Topology, group: Sequence[int]) -> tuple[Sequence[np.ndarray], bool]:
+def host_matrix(topo: Topology, group: Sequence[int]) -> tuple[np.ndarray | list[np.ndarray], bool]:
     """The group's GPUs by host (hosts in order of first appearance); True if all hosts have equal
     counts, and then the rows are one 2-D array (splitting 16k hosts into arrays costs more than
     the plan they feed)."""

@@ -21,6 +21,7 @@ def plan_collnet(topo: Topology, op: str, group: tuple[int, ...]) -> tuple[Phase
     mat = np.array(host_matrix(topo, group)[0])
     h, k = mat.shape
     f = topo.fabric
+    assert f is not None, "collnet needs SHARP, which only fabric topologies have"
     hosts, local = np.divmod(mat, topo.gpus_per_host)
     up, down = switch_links(topo, mat.ravel())
     edges, loads = [up, down], [2.0 * (k - 1) / k] * 2
@@ -44,6 +45,7 @@ def plan_collnet(topo: Topology, op: str, group: tuple[int, ...]) -> tuple[Phase
 def _gpu_nic_edges(topo: Topology, hosts: np.ndarray, gpu: int, rail: int) -> np.ndarray:
     """The PCIe edges from GPU `gpu` to NIC `rail` and back, in every host of `hosts`."""
     router, f = topo.router, topo.fabric
+    assert f is not None, "collnet needs SHARP, which only fabric topologies have"
     there = np.asarray(router.local.vertex_path(router.gpu_v[gpu], router.nic_v[rail]), np.int64)
     back = np.asarray(router.local.vertex_path(router.nic_v[rail], router.gpu_v[gpu]), np.int64)
     local = np.concatenate([there, back])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import math
 from collections.abc import Callable
 from typing import Any
@@ -21,7 +22,8 @@ class Params:
         if not isinstance(data, dict):
             problems.append(Problem(path, f"expected a mapping, got {type(data).__name__}"))
             data = {}
-        self.data, self.used = data, set()
+        self.data: dict[Any, Any] = data
+        self.used: set[str] = set()
 
     def where(self, key: str) -> str:
         """The dotted path of `key` in the file, as problems report it."""
@@ -87,10 +89,10 @@ class Params:
         default: Any,
         parse: Callable,
         example: str,
-        low: float,
-        high: float,
-        shown: Callable[[float], str],
-    ) -> float:
+        low: builtins.float,
+        high: builtins.float,
+        shown: Callable[[builtins.float], str],
+    ) -> builtins.float:
         """A quantity with its unit, within [low, high]; a default (already internal units) is
         returned as is, a bare number in the file is refused (which unit would it be?)."""
         value = self._get(key, default)
@@ -114,7 +116,7 @@ class Params:
             return 1.0
         return parsed
 
-    def bw(self, key: str, default: Any = _MISSING) -> float:
+    def bw(self, key: str, default: Any = _MISSING) -> builtins.float:
         """A bandwidth in bytes/s per direction ('300 GB/s', '200 Gb/s'), within MIN/MAX_LINK_BW."""
         return self._unit(
             key,
@@ -126,13 +128,13 @@ class Params:
             lambda x: f"{x / 1e9:g} GB/s",
         )
 
-    def duration(self, key: str, default: Any = _MISSING) -> float:
+    def duration(self, key: str, default: Any = _MISSING) -> builtins.float:
         """A latency in seconds ('0.35 us'), from 0 to MAX_LINK_LATENCY."""
         return self._unit(
             key, default, parse_duration, "1 us", 0.0, MAX_LINK_LATENCY, lambda x: f"{x:g} s"
         )
 
-    def bool(self, key: str, default: Any = _MISSING) -> bool:
+    def bool(self, key: str, default: Any = _MISSING) -> builtins.bool:
         value = self._get(key, default)
         if not isinstance(value, bool):
             self.problems.append(Problem(self.where(key), f"expected true or false, got {value!r}"))
@@ -153,7 +155,7 @@ class Params:
             return choices[0]
         return value
 
-    def sub(self, key: str, required: bool = True) -> Params | None:
+    def sub(self, key: str, required: builtins.bool = True) -> Params | None:
         value = self._get(key, _MISSING if required else None)
         if value is None or value is _MISSING:
             return None
