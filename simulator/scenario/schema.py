@@ -10,7 +10,8 @@ Quantities are strings with units ("80 GiB", "400 Gb/s"): a bare number is refus
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias
 
 from pydantic import (
     BaseModel,
@@ -107,14 +108,68 @@ Duration = Annotated[
 Count = Annotated[int, Field(ge=1, strict=True)]
 
 
-def _bounded(maximum: int):
-    return Annotated[int, Field(ge=1, le=maximum, strict=True)]
+# Whole numbers from 1 to a documented maximum.
+Layers: TypeAlias = Annotated[int, Field(ge=1, le=MAX_LAYERS, strict=True)]
+Width: TypeAlias = Annotated[int, Field(ge=1, le=MAX_WIDTH, strict=True)]
+Vocab: TypeAlias = Annotated[int, Field(ge=1, le=MAX_VOCAB, strict=True)]
+SeqLen: TypeAlias = Annotated[int, Field(ge=1, le=MAX_SEQ_LEN, strict=True)]
+MicroBatch: TypeAlias = Annotated[int, Field(ge=1, le=MAX_MICRO_BATCH, strict=True)]
+Accum: TypeAlias = Annotated[int, Field(ge=1, le=MAX_ACCUM, strict=True)]
+GlobalBatch: TypeAlias = Annotated[int, Field(ge=1, le=MAX_GPUS * MAX_ACCUM, strict=True)]
+Gpus: TypeAlias = Annotated[int, Field(ge=1, le=MAX_GPUS, strict=True)]
+AttentionBuckets: TypeAlias = Annotated[int, Field(ge=1, le=2**16, strict=True)]
+SmCount: TypeAlias = Annotated[int, Field(ge=1, le=4096, strict=True)]
 
 
-def _choice(names):
+def _choice(names: Iterable[str]) -> Any:
     """A case-insensitive choice among registry names."""
-    return Annotated[Literal[tuple(names)], BeforeValidator(_lower)]  # type: ignore[misc]
+    return Annotated[Literal[tuple(names)], BeforeValidator(_lower)]
 
+
+# Fixed choices: a Literal that mypy checks too.
+OffloadTarget: TypeAlias = Annotated[Literal["none", "cpu"], BeforeValidator(_lower)]
+MeshDim: TypeAlias = Annotated[Literal["tp", "dp", "pp"], BeforeValidator(_lower)]
+
+# Algorithms that implement an operation a training step issues.
+_STEP_ALGORITHMS = (
+    "auto",
+    *(
+        a.name
+        for a in ALGORITHMS.values()
+        if {"all_reduce", "all_gather", "reduce_scatter"} & set(a.ops)
+    ),
+)
+
+# Choices from a registry: a Literal of its names at run time, a str to mypy (which cannot
+# build a Literal from a registry).
+if TYPE_CHECKING:
+    KindName: TypeAlias = str
+    FfnName: TypeAlias = str
+    PositionName: TypeAlias = str
+    NormName: TypeAlias = str
+    ScheduleName: TypeAlias = str
+    PrecisionName: TypeAlias = str
+    OptimizerName: TypeAlias = str
+    StrategyName: TypeAlias = str
+    FrameworkName: TypeAlias = str
+    CheckpointingName: TypeAlias = str
+    StepAlgorithmName: TypeAlias = str
+    DtypeName: TypeAlias = str
+    ArchName: TypeAlias = str
+else:
+    KindName = _choice(KINDS)
+    FfnName = _choice(FFNS)
+    PositionName = _choice(POSITIONS)
+    NormName = _choice(NORMS)
+    ScheduleName = _choice(PIPELINE_SCHEDULES)
+    PrecisionName = _choice(PRECISIONS)
+    OptimizerName = _choice(OPTIMIZERS)
+    StrategyName = _choice((*STRATEGIES, *ALIASES))
+    FrameworkName = _choice(FRAMEWORKS)
+    CheckpointingName = _choice(CHECKPOINTING)
+    StepAlgorithmName = _choice(_STEP_ALGORITHMS)
+    DtypeName = _choice(DTYPES)
+    ArchName = _choice(ARCHS)
 
 Fraction = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
 
@@ -126,20 +181,20 @@ class Strict(BaseModel):
 class ArchitectureModel(Strict):
     """A transformer described by its shape (see simulator/model/architecture.py)."""
 
-    kind: _choice(KINDS) = "decoder"
-    num_layers: _bounded(MAX_LAYERS)
-    hidden_size: _bounded(MAX_WIDTH)
-    num_heads: _bounded(MAX_WIDTH)
-    num_kv_heads: _bounded(MAX_WIDTH) | None = None
-    head_dim: _bounded(MAX_WIDTH) | None = None
-    ffn_hidden_size: _bounded(MAX_WIDTH) | None = Field(None, description="default 4 x hidden_size")
-    ffn: _choice(FFNS) = "gelu"
-    vocab_size: _bounded(MAX_VOCAB)
-    num_decoder_layers: _bounded(MAX_LAYERS) | None = None
+    kind: KindName = "decoder"
+    num_layers: Layers
+    hidden_size: Width
+    num_heads: Width
+    num_kv_heads: Width | None = None
+    head_dim: Width | None = None
+    ffn_hidden_size: Width | None = Field(None, description="default 4 x hidden_size")
+    ffn: FfnName = "gelu"
+    vocab_size: Vocab
+    num_decoder_layers: Layers | None = None
     tied_embeddings: bool = True
-    position_embedding: _choice(POSITIONS) = "learned"
+    position_embedding: PositionName = "learned"
     max_position_embeddings: Annotated[int, Field(ge=0, le=MAX_SEQ_LEN, strict=True)] = 0
-    norm: _choice(NORMS) = "layernorm"
+    norm: NormName = "layernorm"
     bias: bool = True
     qkv_bias: bool | None = None
     lm_head: bool = True
@@ -148,7 +203,7 @@ class ArchitectureModel(Strict):
     final_norm: bool = True
     token_type_vocab: Annotated[int, Field(ge=0, le=MAX_VOCAB, strict=True)] = 0
     pooler: bool = False
-    relative_attention_num_buckets: _bounded(2**16) = 32
+    relative_attention_num_buckets: AttentionBuckets = 32
 
 
 class ModelSection(Strict):
@@ -163,15 +218,15 @@ class ModelSection(Strict):
         description="bare parameter count, e.g. 7.5e9",
     )
     architecture: ArchitectureModel | None = None
-    num_layers: _bounded(MAX_LAYERS) | None = Field(
+    num_layers: Layers | None = Field(
         None,
         description="with params: layer count used for activation memory (default from params)",
     )
-    hidden_size: _bounded(MAX_WIDTH) | None = Field(
+    hidden_size: Width | None = Field(
         None,
         description="with params: hidden size used for activation memory (default from params)",
     )
-    vocab_size: _bounded(MAX_VOCAB) | None = Field(
+    vocab_size: Vocab | None = Field(
         None,
         description="with preset: the vocabulary as trained, e.g. padded by Megatron to a multiple of "
         "128 x tp (--make-vocab-size-divisible-by)",
@@ -193,8 +248,8 @@ class ModelSection(Strict):
 
 
 class OffloadSection(Strict):
-    optimizer: _choice(("none", "cpu")) = "none"
-    params: _choice(("none", "cpu")) = "none"
+    optimizer: OffloadTarget = "none"
+    params: OffloadTarget = "none"
 
 
 class Zero3Section(Strict):
@@ -207,25 +262,12 @@ class Zero3Section(Strict):
     reshard_after_forward: bool = True
 
 
-# Algorithms that implement an operation a training step issues.
-_STEP_ALGORITHMS = (
-    "auto",
-    *(
-        a.name
-        for a in ALGORITHMS.values()
-        if {"all_reduce", "all_gather", "reduce_scatter"} & set(a.ops)
-    ),
-)
-
-
 class PipelineSection(Strict):
     """Pipeline parallelism (Narayanan et al. 2021): the schedule and how layers are split."""
 
-    schedule: _choice(PIPELINE_SCHEDULES) = "1f1b"
-    virtual_stages: _bounded(MAX_LAYERS) = Field(
-        1, description="model chunks per stage (interleaved-1f1b)"
-    )
-    microbatches: _bounded(MAX_ACCUM) | None = Field(
+    schedule: ScheduleName = "1f1b"
+    virtual_stages: Layers = Field(1, description="model chunks per stage (interleaved-1f1b)")
+    microbatches: Accum | None = Field(
         None, description="micro-batches per step (default: grad_accum_steps)"
     )
     layers_per_stage: tuple[Annotated[int, Field(ge=0, le=MAX_LAYERS, strict=True)], ...] | None = (
@@ -240,13 +282,13 @@ class PipelineSection(Strict):
 class ParallelismSection(Strict):
     """Tensor, sequence and pipeline parallelism; data parallelism is what remains of the GPUs."""
 
-    tp: _bounded(MAX_GPUS) = 1
-    pp: _bounded(MAX_LAYERS) = 1
+    tp: Gpus = 1
+    pp: Layers = 1
     sequence_parallel: bool = Field(
         False, description="Megatron sequence parallelism (needs tp > 1)"
     )
     pipeline: PipelineSection = PipelineSection()
-    order: tuple[_choice(("tp", "dp", "pp")), ...] | None = Field(
+    order: tuple[MeshDim, ...] | None = Field(
         None,
         description="mesh dimensions from innermost (consecutive ranks) to outermost; default [tp, dp, pp]",
     )
@@ -256,10 +298,10 @@ class ParallelismSection(Strict):
 
 
 class TrainingSection(Strict):
-    precision: _choice(PRECISIONS) = "bf16-mixed"
-    optimizer: _choice(OPTIMIZERS) = "adamw"
-    strategy: _choice((*STRATEGIES, *ALIASES)) = "ddp"
-    framework: _choice(FRAMEWORKS) = Field(
+    precision: PrecisionName = "bf16-mixed"
+    optimizer: OptimizerName = "adamw"
+    strategy: StrategyName = "ddp"
+    framework: FrameworkName = Field(
         DEFAULT_FRAMEWORK,
         description="whose scheduling of memory and "
         "communication to model: " + ", ".join(FRAMEWORKS),
@@ -273,16 +315,12 @@ class TrainingSection(Strict):
     megatron: MegatronSection | None = Field(
         None, description="framework megatron: DDP / distributed optimizer options"
     )
-    shard_group_size: _bounded(MAX_GPUS) | None = Field(
-        None, description="hsdp: GPUs per shard group"
-    )
-    micro_batch_size: _bounded(MAX_MICRO_BATCH) = 1
-    seq_len: _bounded(MAX_SEQ_LEN) = 2048
-    grad_accum_steps: _bounded(MAX_ACCUM) | None = None
-    global_batch_size: _bounded(MAX_GPUS * MAX_ACCUM) | None = Field(
-        None, description="sequences per optimizer step"
-    )
-    activation_checkpointing: _choice(CHECKPOINTING) = "none"
+    shard_group_size: Gpus | None = Field(None, description="hsdp: GPUs per shard group")
+    micro_batch_size: MicroBatch = 1
+    seq_len: SeqLen = 2048
+    grad_accum_steps: Accum | None = None
+    global_batch_size: GlobalBatch | None = Field(None, description="sequences per optimizer step")
+    activation_checkpointing: CheckpointingName = "none"
     flash_attention: bool = True
     dropout: bool | None = Field(
         None,
@@ -320,7 +358,7 @@ class TrainingSection(Strict):
         allow_inf_nan=False,
         description="tokens to train on (default 20 x params)",
     )
-    collective_algorithm: _choice(_STEP_ALGORITHMS) = "auto"
+    collective_algorithm: StepAlgorithmName = "auto"
     nvls: bool = Field(
         True,
         description="NCCL_NVLS_ENABLE: NVLink SHARP (NVLS) where the topology has it "
@@ -351,10 +389,10 @@ class CustomGPU(Strict):
     name: str = Field(min_length=1)
     memory: PositiveBytes
     hbm_bandwidth: Bandwidth
-    peak_flops: dict[_choice(DTYPES), FlopRate] = Field(min_length=1)
+    peak_flops: dict[DtypeName, FlopRate] = Field(min_length=1)
     source: str = "user-defined"
-    sm_count: _bounded(4096) | None = None
-    arch: _choice(ARCHS) | None = Field(
+    sm_count: SmCount | None = None
+    arch: ArchName | None = Field(
         None,
         description="volta | ampere | hopper | blackwell | cdna3: "
         "selects NCCL's per-architecture tables (default ampere)",
@@ -393,10 +431,10 @@ GpuField = Annotated[
 
 class ClusterSection(Strict):
     topology: str = Field("dgx-a100", description="a shipped topology name or a YAML path")
-    num_hosts: _bounded(MAX_GPUS) | None = Field(
+    num_hosts: Gpus | None = Field(
         None, description="hosts of a multi-host topology (default: the file's num_hosts)"
     )
-    num_gpus: _bounded(MAX_GPUS) | None = None
+    num_gpus: Gpus | None = None
     gpu: GpuField | None = Field(
         None, description="a catalog name, or a mapping describing your own GPU"
     )
