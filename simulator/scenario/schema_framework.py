@@ -39,7 +39,9 @@ def _elements(value: Any) -> int:
     return int(value)
 
 
-def _count(default: int, what: str, minimum: int = 0) -> Any:
+def _count(default: int, what: str, minimum: int = 0) -> tuple[BeforeValidator, Any]:
+    """The metadata of an element count: Annotated[int | None, *_count(...)]."""
+
     def check(value: Any) -> int:
         n = _elements(value)
         if n < minimum:
@@ -55,11 +57,10 @@ def _count(default: int, what: str, minimum: int = 0) -> Any:
         ]
         js["examples"] = [default]
 
-    return Annotated[
-        int | None,
+    return (
         BeforeValidator(lambda v: None if v is None else check(v)),
         Field(description=f"{what} (default {default:.0e})", json_schema_extra=schema),
-    ]
+    )
 
 
 class _Section(BaseModel):
@@ -73,15 +74,18 @@ class DeepSpeedSection(_Section):
     """DeepSpeed ZeRO (`zero_optimization` keys): sizes in elements, as DeepSpeed counts them.
     The stage is training.strategy (zero1, zero2, zero3)."""
 
-    reduce_bucket_size: _count(_DS.reduce_bucket_size, "elements per gradient reduce bucket", 1) = (
-        None
-    )
-    allgather_bucket_size: _count(
-        _DS.allgather_bucket_size,
-        "elements per weight all-gather bucket (ZeRO-1/2; "
-        "DeepSpeed ignores it when torch has all_gather_into_tensor)",
-        1,
-    ) = None
+    reduce_bucket_size: Annotated[
+        int | None, *_count(_DS.reduce_bucket_size, "elements per gradient reduce bucket", 1)
+    ] = None
+    allgather_bucket_size: Annotated[
+        int | None,
+        *_count(
+            _DS.allgather_bucket_size,
+            "elements per weight all-gather bucket (ZeRO-1/2; "
+            "DeepSpeed ignores it when torch has all_gather_into_tensor)",
+            1,
+        ),
+    ] = None
     overlap_comm: bool | None = Field(
         None,
         description="reduce gradients on a side stream during backward "
@@ -97,22 +101,36 @@ class DeepSpeedSection(_Section):
         None,
         description="ZeRO-1/2: all-reduce each bucket and keep the owned slices (default true)",
     )
-    stage3_prefetch_bucket_size: _count(
-        _DS.stage3_prefetch_bucket_size,
-        "ZeRO-3: elements prefetched per fetch (the code's 5e7; DeepSpeed's docs say 5e8)",
-    ) = None
-    stage3_max_live_parameters: _count(
-        _DS.stage3_max_live_parameters, "ZeRO-3: gathered elements that bound prefetching", 1
-    ) = None
-    stage3_max_reuse_distance: _count(
-        _DS.stage3_max_reuse_distance,
-        "ZeRO-3: a parameter used again within this many elements is not released",
-    ) = None
-    stage3_param_persistence_threshold: _count(
-        _DS.stage3_param_persistence_threshold,
-        "ZeRO-3: parameters of at most this many elements are kept whole",
-    ) = None
-    sub_group_size: _count(_DS.sub_group_size, "ZeRO-3: elements per optimizer-step tile", 1) = None
+    stage3_prefetch_bucket_size: Annotated[
+        int | None,
+        *_count(
+            _DS.stage3_prefetch_bucket_size,
+            "ZeRO-3: elements prefetched per fetch (the code's 5e7; DeepSpeed's docs say 5e8)",
+        ),
+    ] = None
+    stage3_max_live_parameters: Annotated[
+        int | None,
+        *_count(
+            _DS.stage3_max_live_parameters, "ZeRO-3: gathered elements that bound prefetching", 1
+        ),
+    ] = None
+    stage3_max_reuse_distance: Annotated[
+        int | None,
+        *_count(
+            _DS.stage3_max_reuse_distance,
+            "ZeRO-3: a parameter used again within this many elements is not released",
+        ),
+    ] = None
+    stage3_param_persistence_threshold: Annotated[
+        int | None,
+        *_count(
+            _DS.stage3_param_persistence_threshold,
+            "ZeRO-3: parameters of at most this many elements are kept whole",
+        ),
+    ] = None
+    sub_group_size: Annotated[
+        int | None, *_count(_DS.sub_group_size, "ZeRO-3: elements per optimizer-step tile", 1)
+    ] = None
 
 
 class Fsdp2Section(_Section):
@@ -145,12 +163,15 @@ class MegatronSection(_Section):
         description="distributed optimizer: all-gather the "
         "weights during the next forward (default false)",
     )
-    bucket_size: _count(
-        40_000_000,
-        "parameters per gradient bucket (default with overlap_grad_reduce: "
-        "max(4e7, 1e6 x dp); without: one bucket)",
-        1,
-    ) = None
+    bucket_size: Annotated[
+        int | None,
+        *_count(
+            40_000_000,
+            "parameters per gradient bucket (default with overlap_grad_reduce: "
+            "max(4e7, 1e6 x dp); without: one bucket)",
+            1,
+        ),
+    ] = None
     grad_reduce_in_fp32: bool | None = Field(
         None,
         description="fp32 gradient buffer and reduction "

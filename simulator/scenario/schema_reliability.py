@@ -8,7 +8,7 @@ small unit validators so that it does not import schema.py, which imports it.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
@@ -106,18 +106,19 @@ def _rate(bw: float) -> str:
 
 def _duration(
     example: str, low: float | None = None, high: float | None = None, positive: bool = True
-):
-    return Annotated[
-        float, _parsed(parse_duration, example, positive, low, high, _seconds), _text(example)
-    ]
+) -> tuple[BeforeValidator, Any]:
+    """The metadata of a duration field: Annotated[float, *_duration(...)]."""
+    return _parsed(parse_duration, example, positive, low, high, _seconds), _text(example)
 
 
-Mtbf = _duration("50000 h", MIN_UNIT_MTBF_S)
-Window = _duration("54 days", high=MAX_WINDOW_S)
-RestartStep = _duration("30 s", high=MAX_RESTART_STEP_S, positive=False)
-Pause = _duration("10 s", high=MAX_PAUSE_S)
-Repair = _duration("3 days", high=MAX_REPAIR_S)
-StragglerDetection = _duration("20 min", high=MAX_RESTART_STEP_S)
+Mtbf: TypeAlias = Annotated[float, *_duration("50000 h", MIN_UNIT_MTBF_S)]
+Window: TypeAlias = Annotated[float, *_duration("54 days", high=MAX_WINDOW_S)]
+RestartStep: TypeAlias = Annotated[
+    float, *_duration("30 s", high=MAX_RESTART_STEP_S, positive=False)
+]
+Pause: TypeAlias = Annotated[float, *_duration("10 s", high=MAX_PAUSE_S)]
+Repair: TypeAlias = Annotated[float, *_duration("3 days", high=MAX_REPAIR_S)]
+StragglerDetection: TypeAlias = Annotated[float, *_duration("20 min", high=MAX_RESTART_STEP_S)]
 Bandwidth = Annotated[
     float,
     _parsed(parse_bandwidth, "2 TB/s", low=MIN_STORAGE_BW, high=MAX_STORAGE_BW, show=_rate),
@@ -132,9 +133,19 @@ Size = Annotated[
 ]
 
 
-def _choice(names):
-    lower = BeforeValidator(lambda v: v.strip().lower() if isinstance(v, str) else v)
-    return Annotated[Literal[tuple(names)], lower]  # type: ignore[misc]
+def _lower(value: Any) -> Any:
+    return value.strip().lower() if isinstance(value, str) else value
+
+
+# Fixed choices, case-insensitive.
+CheckpointMode: TypeAlias = Annotated[Literal["sync", "async"], BeforeValidator(_lower)]
+WithoutSpare: TypeAlias = Annotated[Literal["wait", "shrink"], BeforeValidator(_lower)]
+
+# The units of simulator/spec/reliability.py: a Literal of them at run time, a str to mypy.
+if TYPE_CHECKING:
+    UnitName: TypeAlias = str
+else:
+    UnitName = Annotated[Literal[tuple(UNITS)], BeforeValidator(_lower)]
 
 
 def _interval(value: Any) -> Any:
@@ -191,7 +202,7 @@ class FailureSection(_Rate):
     """One failure class. A default class (gpu, host, nic, switch, software, maintenance) keeps
     the Llama 3 values of the fields not given; a new name needs a unit and a rate."""
 
-    unit: _choice(UNITS) | None = Field(None, description="what the rate is per: gpu, host or job")
+    unit: UnitName | None = Field(None, description="what the rate is per: gpu, host or job")
     weibull_shape: float | None = Field(
         None,
         ge=MIN_WEIBULL_SHAPE,
@@ -214,7 +225,7 @@ class CheckpointSection(Strict):
         description="whole checkpoint (default: the model's weights and "
         "optimizer states, e.g. 14 bytes/param for mixed-precision Adam)",
     )
-    mode: _choice(("sync", "async")) = Field(
+    mode: CheckpointMode = Field(
         "sync",
         description="async: the step pauses only to copy the "
         "state to host memory; the write goes on in the background",
@@ -256,7 +267,7 @@ class RestartSection(Strict):
         None,
         description="spare hosts (default: unlimited, a failed host is always replaced at once)",
     )
-    without_spare: _choice(("wait", "shrink")) = Field(
+    without_spare: WithoutSpare = Field(
         "wait", description="with no spare left: wait for a repair, or continue on fewer hosts"
     )
     repair_time: Repair | None = Field(
@@ -267,7 +278,7 @@ class RestartSection(Strict):
 class StragglerSection(_Rate):
     """Slow nodes appearing over time (give a rate, slowdown and detection)."""
 
-    unit: _choice(UNITS) = "host"
+    unit: UnitName = "host"
     slowdown: float = Field(
         gt=1, le=100, allow_inf_nan=False, description="step time multiplier while present"
     )
