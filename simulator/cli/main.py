@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import TextIO
 
 from simulator import __version__
 from simulator.core.errors import UserError
@@ -80,7 +81,9 @@ def main(argv: list[str] | None = None) -> int:
         guarded.flush()  # here, not at interpreter exit, where a failure is a traceback-like warning
         return code
     except StdoutError as exc:
-        return _stdout_failed(real, exc.__cause__)
+        cause = exc.__cause__
+        assert isinstance(cause, OSError)  # StdoutError is only raised from an OSError
+        return _stdout_failed(real, cause)
     finally:
         sys.stdout = real
 
@@ -103,7 +106,7 @@ def _dispatch(argv: list[str] | None) -> int:
         return 0
 
 
-def _stdout_failed(stream, exc: OSError) -> int:
+def _stdout_failed(stream: TextIO, exc: OSError) -> int:
     """Say why standard output failed (a closed pipe: nothing to say), then point the process's
     standard output at /dev/null: Python flushes it once more at exit, and what is still buffered
     would fail again, with a warning and exit code 120 (Python's docs on SIGPIPE do the same)."""

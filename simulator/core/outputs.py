@@ -17,7 +17,8 @@ from simulator.core.errors import Problem, UserError
 # What the user can do about each errno (the rest: give another path).
 _SPACE = "free some space, or give a path on another disk"
 _PERMISSION = "give a path in a folder you can write to"
-HINTS = {
+# Keyed by int | None: an OSError built without an errno has errno None (get falls back).
+HINTS: dict[int | None, str] = {
     errno.ENOSPC: _SPACE,
     errno.EDQUOT: _SPACE,
     errno.EFBIG: _SPACE,

@@ -74,7 +74,9 @@ def _prefix_factor(prefix: str) -> int:
 def _text(value: object, what: str, examples: str, unit: str) -> str:
     """`value` as a stripped string; UnitError for a bare number (80, 1e9 or "80": which unit?)
     or anything that is not text, saying which unit is expected with an example."""
-    number = value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    number: int | float | str | None = (
+        value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    )
     if isinstance(value, str) and _BARE_RE.fullmatch(value.strip()):
         number = value.strip()
     if number is not None:

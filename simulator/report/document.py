@@ -4,6 +4,7 @@ from the memory model, the step and execution/metrics."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -35,7 +36,10 @@ def _parallelism(s: Scenario) -> dict[str, Any]:
 
 
 def memory_section(
-    scenario: Scenario, mem: MemoryBreakdown, suggestions: list[str], stages: list[MemoryBreakdown]
+    scenario: Scenario,
+    mem: MemoryBreakdown,
+    suggestions: Sequence[str],
+    stages: list[MemoryBreakdown],
 ) -> dict[str, Any]:
     params = scenario.model.params
     # The rule of thumb "1B parameters = 4 GB at 32-bit" and its training multiple.
@@ -92,7 +96,7 @@ def _framework_options(t) -> dict[str, Any]:
 def build_report(
     scenario: Scenario,
     mem: MemoryBreakdown,
-    suggestions: list[str] = (),
+    suggestions: Sequence[str] = (),
     step: StepResult | None = None,
     metrics: StepMetrics | None = None,
     training: TrainingMetrics | None = None,

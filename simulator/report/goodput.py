@@ -253,13 +253,13 @@ def _simulated_lines(g: dict[str, Any]) -> list[str]:
         f"{k} {v:,.0f}" if v >= 100 else f"{k} {v:.3g}" for k, v in g["lost_gpu_hours"].items() if v
     )
     lines.append(f"  GPU-hours lost per run: {lost or 'none'}")
-    by = sorted(
+    by_cause = sorted(
         ((k, v) for k, v in g["lost_gpu_hours_by_cause"].items() if v), key=lambda kv: -kv[1]
     )
-    if by:
+    if by_cause:
         lines.append(
             "    by cause: "
-            + ", ".join(f"{k} {v:,.0f}" if v >= 100 else f"{k} {v:.3g}" for k, v in by)
+            + ", ".join(f"{k} {v:,.0f}" if v >= 100 else f"{k} {v:.3g}" for k, v in by_cause)
         )
     return lines
 

@@ -31,11 +31,11 @@ def cmd_frameworks(args: argparse.Namespace) -> int:
     from simulator.studies import frameworks as study
 
     if args.cases:
-        rows = study.validation()
+        cases = study.validation()
         if args.json:
-            print(json.dumps([dict(dataclasses.asdict(r), error=r.error) for r in rows], indent=2))
+            print(json.dumps([dict(dataclasses.asdict(r), error=r.error) for r in cases], indent=2))
         else:
-            print("\n".join(_case_lines(rows)))
+            print("\n".join(_case_lines(cases)))
         return 0
     scenario = load_scenario(args.scenario or DEFAULT_SCENARIO)
     rows = study.compare(scenario)

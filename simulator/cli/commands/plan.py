@@ -8,6 +8,7 @@ import dataclasses
 import json
 import math
 import os
+from collections.abc import Sequence
 
 from simulator.cli.output import check_runs
 from simulator.core.errors import Problem, UserError
@@ -148,6 +149,7 @@ def _strategies(text: str | None, s: Scenario | None = None) -> tuple[str, ...]:
         raise UserError(Problem("--strategies", "no strategy given", "e.g. ddp,zero3"))
     missing = [n for n in out if offered is not None and n not in offered.strategies]
     if missing:
+        assert offered is not None  # nothing is missing without a framework
         raise UserError(
             Problem(
                 "--strategies",
@@ -163,7 +165,7 @@ def _positive(value: float | None, option: str) -> None:
         raise UserError(Problem(option, f"expected a positive finite number, got {value:g}"))
 
 
-def table(headers: list[str], rows: list[list[str]]) -> str:
+def table(headers: list[str], rows: Sequence[Sequence[object]]) -> str:
     """Columns right-aligned except the first."""
     widths = [max(len(str(c)) for c in col) for col in zip(headers, *rows)]
     fmt = lambda r: "  ".join(
@@ -187,7 +189,9 @@ def _pct(x: float | None) -> str:
 def _dump(obj) -> int:
     print(
         json.dumps(
-            dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else obj,
+            dataclasses.asdict(obj)
+            if dataclasses.is_dataclass(obj) and not isinstance(obj, type)
+            else obj,
             indent=2,
             sort_keys=True,
             default=float,
@@ -322,6 +326,7 @@ def cmd_budget(args: argparse.Namespace) -> int:
         f"budget: C = {plan.flops:.4g} FLOPs = {scaling.pf_days(plan.flops):,.4g} PF-days ({plan.source})"
     )
     if args.gpu_days:
+        assert s is not None  # budget_plan refuses GPU-days without a scenario
         how = (
             "given with --mfu"
             if args.mfu
@@ -363,6 +368,7 @@ def cmd_budget(args: argparse.Namespace) -> int:
         "exponent a = 0.46 vs 0.50); the loss differs by < 1% near either"
     )
     if plan.train:
+        assert s is not None  # there are training rows only on a scenario's cluster
         print(
             f"\ntraining the {plan.params / 1e9:.3g}B model on {plan.tokens / 1e9:,.4g}B tokens on "
             f"{s.cluster.num_gpus} x {s.cluster.gpu.name} ({s.training.precision.name}, micro-batch "

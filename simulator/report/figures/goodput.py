@@ -141,7 +141,7 @@ def read_goodput_sweep(csv_path: str | Path) -> tuple[list[dict[str, Any]], list
     try:
         with path.open(newline="", encoding="utf-8") as fh:
             reader = csv.DictReader(fh)
-            header, raw = reader.fieldnames or [], list(reader)
+            header, raw = list(reader.fieldnames or []), list(reader)
     except OSError as exc:
         raise UserError(Problem(str(path), f"cannot read: {exc.strerror}")) from None
     if "point" not in header or "status" not in header or SWEEP_Y[0] not in header:

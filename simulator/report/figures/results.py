@@ -55,7 +55,7 @@ def read_results(csv_path: str | Path) -> tuple[list[dict[str, Any]], list[str]]
     try:
         with path.open(newline="", encoding="utf-8") as fh:
             reader = csv.DictReader(fh)
-            header = reader.fieldnames or []
+            header = list(reader.fieldnames or [])
             raw = list(reader)
     except OSError as exc:
         raise UserError(Problem(str(path), f"cannot read: {exc.strerror}")) from None
@@ -69,7 +69,7 @@ def read_results(csv_path: str | Path) -> tuple[list[dict[str, Any]], list[str]]
             )
         )
     swept = header[header.index("point") + 1 : header.index("status")]
-    rows = []
+    rows: list[dict[str, Any]] = []
     for r in raw:
         if r["status"] != "ok":
             continue
