@@ -111,10 +111,11 @@ def scenario_from_dict(
         reported = {p.path for p in problems}
         problems += [p for p in _name_problems(data) + raw_problems(data) if p.path not in reported]
         raise UserError(problems) from None
-    problems: list[Problem] = model_problems(spec.model)
+    problems = model_problems(spec.model)
     model = _model(spec, problems)
     if model is not None and spec.model.preset is not None:
         model = _preset_defaults(model, spec)
+    cluster: ClusterSpec | None
     if resolved is not None and resolved[0] == data.get("cluster"):
         cluster = resolved[1]
     else:
@@ -129,6 +130,9 @@ def scenario_from_dict(
     reliability = resolve_reliability(spec.reliability, problems)
     if problems:
         raise UserError(problems)
+    # Each part is None only with a problem added.
+    assert model is not None and training is not None and cluster is not None
+    assert calibration is not None
     return Scenario(
         name=spec.name,
         model=model,
@@ -236,6 +240,7 @@ def _model(spec: ScenarioFile, problems: list[Problem]) -> ModelSpec | None:
         except ValueError as exc:
             problems.append(Problem("model.architecture", str(exc)))
             return None
+    assert m.params is not None  # ModelSection._one_source: no preset, no architecture
     return from_params(int(m.params), m.num_layers, m.hidden_size)
 
 
@@ -346,4 +351,5 @@ def _training(
     problems.extend(found)
     if found:
         return None
+    assert accum is not None  # no problems: the layout resolved and accumulation() ran
     return dataclasses.replace(training, grad_accum_steps=accum)

@@ -5,6 +5,7 @@ failures per unit per second, and the checks that need several fields at once.""
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from simulator.core.errors import Problem
 from simulator.core.units import parse_duration
@@ -87,10 +88,11 @@ def _failures(
                     )
                 )
                 continue
+            assert f.unit is not None and rate is not None  # neither is missing
             base = FailureClass(
                 name=name, unit=f.unit, rate_per_unit_s=rate, source="scenario file"
             )
-        changes = {
+        changes: dict[str, Any] = {
             k: v
             for k, v in (
                 ("unit", f.unit),
@@ -188,9 +190,11 @@ def _restart(r: RestartSection, problems: list[Problem]) -> RestartSpec:
 def _stragglers(s: StragglerSection | None) -> StragglerSpec | None:
     if s is None:
         return None
+    rate = rate_per_unit_s(s.mtbf, s.failures_per_1000_unit_days)
+    assert rate is not None  # StragglerSection._needs_rate requires a rate
     return StragglerSpec(
         unit=s.unit,
-        rate_per_unit_s=rate_per_unit_s(s.mtbf, s.failures_per_1000_unit_days),
+        rate_per_unit_s=rate,
         slowdown=s.slowdown,
         detection_s=s.detection,
     )

@@ -22,6 +22,7 @@ from simulator.scenario.schema import (
     CustomGPU,
     TrainingSection,
 )
+from simulator.spec.mesh import Group
 from simulator.spec.specs import ClusterSpec, DegradedLink, Scenario, Straggler, TrainingSpec
 from simulator.system import hardware
 from simulator.system.comm.algorithms import ALGORITHMS, Features
@@ -259,7 +260,9 @@ def accumulation(t: TrainingSection, accum: int | None, dp: int, problems: list[
 def _too_many_microbatches(t: TrainingSection, per_step: int) -> Problem:
     """global_batch_size / (micro_batch_size x dp) micro-batches, each simulated, beyond MAX_ACCUM;
     a batch that is a multiple of seq_len that large is most likely tokens, not sequences."""
-    gbs, steps = t.global_batch_size, t.global_batch_size // per_step
+    gbs = t.global_batch_size
+    assert gbs is not None  # called only with a global batch
+    steps = gbs // per_step
     hint = (
         f"at most {MAX_ACCUM * per_step} sequences here; raise micro_batch_size or the data-parallel "
         "degree"
@@ -306,10 +309,11 @@ def check_compat(
     _check_positions(model, t, problems, warnings)
 
 
-def step_collectives(t: TrainingSpec, c: ClusterSpec) -> list[tuple[str, object]]:
+def step_collectives(t: TrainingSpec, c: ClusterSpec) -> list[tuple[str, Group]]:
     """The (operation, group) pairs a step issues with the forced algorithm: the strategy's
     data-parallel ones and, with tp > 1, the tensor-parallel all-reduce, all-gather and
     reduce-scatter the step costs on every stage (execution/step.py stage_context)."""
+    # The collectives and the mesh read only the training and the cluster: no model needed.
     stub = Scenario(name="", model=None, training=t, cluster=c)  # type: ignore[arg-type]
     strategy = strategy_for(t)
     found = list(strategy.collectives(stub))
