@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TypedDict
 
 from simulator.model import activations as act_math
 from simulator.model.architecture import Architecture, parameter_units, word_embedding_params
@@ -167,6 +168,23 @@ def _stack(arch: Architecture, name: str) -> str:
     return "decoder"
 
 
+class _EdgeArgs(TypedDict):
+    """The keyword arguments the embedding and output activation formulas share."""
+
+    seq_len: int
+    micro_batch: int
+    dtype_bytes: int
+    tp: int
+    sp: bool
+
+
+class _BlockArgs(_EdgeArgs):
+    """The keyword arguments of the per-block activation formula, less the stack and mode."""
+
+    flash_attention: bool
+    dropout: bool
+
+
 def activations(
     layout: Layout,
     seq_len: int,
@@ -181,7 +199,7 @@ def activations(
     """Korthikanti et al. 2022 per-block activations on one rank, and the recompute working set
     in backward. Blocks of one stack are alike, so each stack's figures are computed once."""
     arch = layout.arch
-    kw = {
+    kw: _BlockArgs = {
         "seq_len": seq_len,
         "micro_batch": micro_batch,
         "flash_attention": flash,
@@ -205,7 +223,7 @@ def activations(
         else:
             working = 0
         per_stack[stack] = (stored, working)
-    edge = {
+    edge: _EdgeArgs = {
         "seq_len": seq_len,
         "micro_batch": micro_batch,
         "dtype_bytes": dtype_bytes,

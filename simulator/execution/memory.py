@@ -32,6 +32,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
+from typing import TypeAlias, overload
 
 from simulator.execution import layout
 from simulator.execution.frameworks import strategy_for
@@ -100,7 +101,7 @@ class MemoryBreakdown:
     @property
     def dominant(self) -> str:
         comps = self.components
-        return max(comps, key=comps.get)
+        return max(comps, key=comps.__getitem__)
 
 
 def memory_breakdown(scenario: Scenario) -> MemoryBreakdown:
@@ -213,7 +214,8 @@ def peak_moment(scenario: Scenario, stage: int = 0, lay: layout.Layout | None = 
         par.pipeline.schedule, stage, par.pp, t.grad_accum_steps, par.pipeline.virtual_stages
     )
     live: dict[tuple[int, int], int] = {}
-    total, best, best_bytes = 0, None, -1  # total: the sum of live's values
+    total, best_bytes = 0, -1  # total: the sum of live's values
+    best: tuple[Moment, int] | None = None  # the largest moment, and the others' activations
     carry = 0  # gradient bytes the previous pass, a backward, may leave in a reduce-scatter
 
     def consider(moment: Moment | None, extra: int) -> None:
@@ -235,6 +237,7 @@ def peak_moment(scenario: Scenario, stage: int = 0, lay: layout.Layout | None = 
         consider(moment, 0)
         consider(edges[1], carry)
         carry = edges[2]
+    assert best is not None, "every stage runs a backward pass, and each has a moment"
     moment, others = best
     moment = dataclasses.replace(moment, activations_bytes=moment.activations_bytes + others)
     step = strategy.step_transient_bytes(scenario, lay, pb, gb)
@@ -249,13 +252,19 @@ def peak_moment(scenario: Scenario, stage: int = 0, lay: layout.Layout | None = 
     return moment
 
 
+# A pass's edges: the first moments of a forward and a backward pass, and the gradient bytes
+# a backward pass leaves in flight (PassEdges, as Moments).
+_Edges: TypeAlias = "tuple[Moment | None, Moment | None, int]"
+
+
 def _chunk_moments(
     scenario, strategy, lay, acts, static, pb, gb
-) -> dict[int, tuple[int, Moment, tuple]]:
+) -> dict[int, tuple[int, Moment, _Edges]]:
     """Per chunk of the stage: its activations after forward, the peak moment of one of its
     backward passes (with no other micro-batch in flight), and the strategy's pass edges
     (forward and backward first moments, gradient bytes left in flight; see PassEdges)."""
-    out, offset = {}, 0
+    out: dict[int, tuple[int, Moment, _Edges]] = {}
+    offset = 0
     for chunk in lay.chunks:
         n = len(chunk.blocks)
         blocks, kept, working = (
@@ -307,6 +316,10 @@ def _chunk_moments(
     return out
 
 
+@overload
+def _moment(candidate: tuple[str, int, int], static: int) -> Moment: ...
+@overload
+def _moment(candidate: tuple[str, int, int] | None, static: int) -> Moment | None: ...
 def _moment(candidate: tuple[str, int, int] | None, static: int) -> Moment | None:
     """A strategy's (label, activations, transient buffers) candidate as a Moment."""
     if candidate is None:

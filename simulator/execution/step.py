@@ -21,8 +21,8 @@ from simulator.execution.pipeline import passes
 from simulator.execution.schedule import Collective, Schedule
 from simulator.execution.strategies.common import Context, stage_work
 from simulator.spec.specs import Scenario
-from simulator.system.comm.cost import CommContext
-from simulator.system.comm.network import make_network
+from simulator.system.comm.cost import CollectiveCost, CommContext
+from simulator.system.comm.network import AnalyticNetwork, FluidNetwork, make_network
 from simulator.system.compute import ComputeModel
 
 # Concurrent instances of one collective (e.g. the 8 rail groups of HSDP's replica all-reduce,
@@ -56,8 +56,10 @@ class Comm:
 
     def __init__(self, comm: CommContext, algorithm: str, backend: str):
         self.ctx, self.algorithm, self.backend = comm, algorithm, backend
-        self.network = None  # made on the first collective, for the engine's environment
-        self._costs: dict[tuple[Collective, int], object] = {}
+        # made on the first collective, for the engine's environment
+        self.network: FluidNetwork | AnalyticNetwork | None = None
+        # (op, group, size, peers, scope, together) -> its cost
+        self._costs: dict[tuple, CollectiveCost] = {}
         self._instances: dict[tuple, list[int]] = {}
         self._one_host: dict = {}
 
@@ -71,7 +73,7 @@ class Comm:
             self._instances[key] = coll.group.instances_at(fixed)[:MAX_INSTANCES]
         return self._instances[key]
 
-    def cost(self, coll: Collective, scope: tuple = (0,), together: bool = True):
+    def cost(self, coll: Collective, scope: tuple = (0,), together: bool = True) -> CollectiveCost:
         """The collective on its group instances in the scope, as one transfer (or on the first only)."""
         key = (
             coll.op,

@@ -62,9 +62,11 @@ class Buckets:
             tag,
             wait_for,
         )
-        self.fill, self.wire, self.ready, self.sizes = 0, 0, None, []
+        self.fill, self.wire = 0, 0
+        self.ready: int | None = None  # the task after which the open bucket is ready
+        self.sizes: list[int] = []
 
-    def add(self, numels: list[int], task: int) -> None:
+    def add(self, numels: list[int], task: int | None) -> None:
         plan = self.plan
         for numel in numels:
             if (
@@ -115,7 +117,9 @@ class GradBucketSession:
         self.group = ctx.mesh.group(*[d for d, _ in ctx.mesh.dims if d.startswith("dp")])
         self.modules = stage_modules(ctx.scenario, ctx.stage)
         self.last = last_backward(list(ctx.order))
-        self.index, self.buckets, self.comm_ids = -1, None, []
+        self.index = -1
+        self.buckets: Buckets | None = None
+        self.comm_ids: list[int] = []
         self.gathers: dict[
             str, list[int]
         ] = {}  # overlap_param_gather: unit -> its weight all-gathers
@@ -146,14 +150,14 @@ class GradBucketSession:
         if self.buckets is not None and unit.name in self.modules:
             self.buckets.add(own_tensors(self.modules, unit.name), tid)
 
-    def end_pass(self, p: Pass, chunk: ChunkWork, last: int) -> None:
+    def end_pass(self, p: Pass, chunk: ChunkWork, last: int | None) -> None:
         if self.buckets is not None:
             if chunk.embedding is not None and "embedding" in self.modules:
                 self.buckets.add(own_tensors(self.modules, "embedding"), last)
             self.buckets.flush(last)
             self.buckets = None
 
-    def _after_backward(self, last: int) -> None:
+    def _after_backward(self, last: int | None) -> None:
         """Every bucket after the last backward (Megatron finish_grad_sync, DeepSpeed stage 1
         at the accumulation boundary without overlap_comm)."""
         buckets = Buckets(self.b, self.group, self.plan, self.comm_ids, "step")
@@ -169,7 +173,7 @@ class GradBucketSession:
             names += ["embedding"] if c.embedding else []
         return [n for n in names if n in self.modules]
 
-    def finish(self, last: int) -> None:
+    def finish(self, last: int | None) -> None:
         if not self.plan.during_backward:
             self._after_backward(last)
         n, params = self.group.size, self.ctx.stage_params

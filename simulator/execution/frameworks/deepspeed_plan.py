@@ -44,7 +44,7 @@ class Knobs:
     prefetch_bucket_size: int
     max_live_parameters: int
     max_reuse_distance: int
-    persistence_threshold: int
+    persistence_threshold: float  # elements; math.inf with one rank (nothing is partitioned)
 
 
 def _unique(tensors) -> list[Tensor]:

@@ -42,7 +42,8 @@ def micro_batch_steps(
     units: list[tuple[str, tuple[Module, ...]]], checkpointing: str
 ) -> list[Step]:
     """Forward then backward steps of one micro-batch over `units` (name, modules) in forward order."""
-    fwd, bwd = [], []
+    fwd: list[Step] = []
+    bwd: list[Step] = []
     for name, mods in units:
         segs = _segments(mods)
         fwd += [Step("forward", name, g, seg, first=g == 0) for g, seg in enumerate(segs)]

@@ -190,10 +190,10 @@ class _Zero3Schedule:
             stream="comm_rs" if overlap else "compute",
         )
         self.reduces: list[int] = []
-        self.last = None
+        self.last: int | None = None
 
     def run(self) -> None:
-        wait = ()
+        wait: tuple[int, ...] = ()
         for p in self.ctx.order:
             kind = ("forward",) if p.forward else ("recompute", "backward")
             if p.forward:

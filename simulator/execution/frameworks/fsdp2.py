@@ -26,6 +26,7 @@ _fsdp_collectives.py and _fsdp_param_group.py:
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 from simulator.execution.frameworks.units import stage_modules
 from simulator.execution.strategies.base import PassEdges, StateBytes
@@ -49,7 +50,13 @@ def _copy_s(ctx, nbytes: int) -> float:
 
 
 class _Fsdp2:
+    """Mixed into a ZeRO-3 strategy (Zero3 or HSDP), which provides shard_degree."""
+
     framework = "pytorch-fsdp2"
+
+    if TYPE_CHECKING:
+
+        def shard_degree(self, s) -> int: ...
 
     @staticmethod
     def _reshard(s) -> bool:
@@ -157,7 +164,7 @@ class Fsdp2HSDP(_Fsdp2, HSDP):
 
 
 class Fsdp2Session(FsdpSession):
-    def __init__(self, ctx, b, shard, replica):
+    def __init__(self, ctx, b, shard, replica) -> None:
         super().__init__(ctx, b, shard, replica)
         s = ctx.scenario
         # FSDP2's fixed behaviour, in FSDP1's names for the shared code.
@@ -221,7 +228,7 @@ class Fsdp2Session(FsdpSession):
 
 
 class _Fsdp2Pass(_PassState):
-    def __init__(self, f, p, chunk):
+    def __init__(self, f, p, chunk) -> None:
         super().__init__(f, p, chunk)
         self.reduced: dict[int, int] = {}  # block index -> its reduce-scatter
 

@@ -89,7 +89,8 @@ class Strategy(ABC):
     def mesh(self, s: Scenario) -> Mesh:
         """The device mesh: tensor, data-parallel (these dimensions) and pipeline, in the
         layout's order (innermost first)."""
-        par, dims = s.training.parallel, []
+        par = s.training.parallel
+        dims: list[tuple[str, int]] = []
         for name in par.order:
             dims.extend(
                 {"tp": (("tp", par.tp),), "pp": (("pp", par.pp),)}.get(name) or self.dp_dims(s)

@@ -30,9 +30,11 @@ class Bucketer:
     ):
         self.b, self.op, self.group, self.tag = b, op, group, tag
         self.cap, self.next_cap = first_cap_bytes, cap_bytes
-        self.fill, self.ready_after, self.ids = 0, None, []
+        self.fill = 0
+        self.ready_after: int | None = None  # the task after which the open bucket is ready
+        self.ids: list[int] = []
 
-    def add(self, grad_bytes: int, ready_task: int) -> None:
+    def add(self, grad_bytes: int, ready_task: int | None) -> None:
         """grad_bytes became ready when ready_task ended; emit every bucket this fills."""
         while grad_bytes > 0:
             take = min(grad_bytes, self.cap - self.fill)
@@ -80,7 +82,9 @@ class BucketSession:
             allgather_bucket_bytes,
         )
         self.last = last_backward(list(ctx.order))
-        self.index, self.bucketer, self.comm_ids = -1, None, []
+        self.index = -1
+        self.bucketer: Bucketer | None = None
+        self.comm_ids: list[int] = []
 
     def start_pass(self, p: Pass, chunk: ChunkWork) -> tuple:
         self.index += 1
@@ -107,14 +111,14 @@ class BucketSession:
         if self.bucketer is not None and unit.params:
             self.bucketer.add(unit.params * self.ctx.gb, tid)
 
-    def end_pass(self, p: Pass, chunk: ChunkWork, last: int) -> None:
+    def end_pass(self, p: Pass, chunk: ChunkWork, last: int | None) -> None:
         if self.bucketer is not None:
             self.bucketer.add(chunk.edge_params * self.ctx.gb, last)
             self.bucketer.flush()
             self.comm_ids += self.bucketer.ids
             self.bucketer = None
 
-    def finish(self, last: int) -> None:
+    def finish(self, last: int | None) -> None:
         n, params = self.group.size, self.ctx.stage_params
         opt = optimizer_step(
             self.b,

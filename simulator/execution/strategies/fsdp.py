@@ -17,6 +17,8 @@ Follows PyTorch FSDP (Zhao et al. 2023, Sec 3-4) with the transformer block as t
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from simulator.core.errors import Problem
 from simulator.execution.pipeline import Pass
 from simulator.execution.schedule import Collective, ScheduleBuilder
@@ -33,7 +35,7 @@ class Zero3(Strategy):
     name = "zero3"
     # SHARD_GRAD_OP is this schedule with the parameters kept unsharded from a block's forward
     # to its backward (torch FSDP: reshard_after_forward False); scenario/load.py sets that.
-    aliases = ("fsdp", "fsdp-full-shard", SHARD_GRAD_OP)
+    aliases: ClassVar[tuple[str, ...]] = ("fsdp", "fsdp-full-shard", SHARD_GRAD_OP)
     description = (
         "ZeRO stage 3 / PyTorch FSDP FULL_SHARD: all states sharded, parameters gathered per block"
     )
@@ -166,7 +168,8 @@ class FsdpSession:
         self.z, self.offload, self.n = s.training.sharding, s.training.offload.params, shard.size
         self.reduce_bytes = ctx.gb  # bytes per gradient element on the wire
         self.grad_comm: list[int] = []
-        self.previous_pass_end, self.previous_pass = None, None
+        self.previous_pass_end: int | None = None
+        self.previous_pass: tuple[bool, int, int] | None = None
         self.previous_pass_is_own_forward = False
         self.passes: dict[tuple[int, int], _PassState] = {}
         self.current: _PassState | None = None
@@ -262,7 +265,7 @@ class FsdpSession:
     def after_bwd(self, p, i, unit, tid):
         self.current.after_bwd(i, unit, tid)
 
-    def end_pass(self, p: Pass, chunk: ChunkWork, last: int) -> None:
+    def end_pass(self, p: Pass, chunk: ChunkWork, last: int | None) -> None:
         self.previous_pass_end, self.previous_pass = last, (p.forward, p.micro_batch, p.chunk)
         if not p.forward and self._root(chunk):
             self.grad_comm.append(
@@ -278,7 +281,7 @@ class FsdpSession:
     def pass_state(self, p: Pass, chunk: ChunkWork) -> _PassState:
         return _PassState(self, p, chunk)
 
-    def finish(self, last: int) -> None:
+    def finish(self, last: int | None) -> None:
         optimizer_step(
             self.b, self.ctx, shard_of(self.ctx.stage_params, self.n), deps=(last, *self.grad_comm)
         )
@@ -293,7 +296,7 @@ class _PassState:
         self.fwd_done: dict[int, int] = {}
         self.bwd_gather: dict[int, int] = {}
         self.bwd_done: dict[int, int] = {}
-        self.root_gather = None
+        self.root_gather: int | None = None  # the pass's root all-gather, if it has a root
 
     def issue_forward(self, i: int) -> None:
         # limit_all_gathers: unit i's all-gather waits until unit i-2's forward freed its

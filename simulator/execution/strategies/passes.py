@@ -43,8 +43,8 @@ class Session(Protocol):
     def after_fwd(self, p: Pass, i: int, unit: UnitWork, tid: int) -> None: ...
     def before_bwd(self, p: Pass, i: int, unit: UnitWork) -> tuple: ...
     def after_bwd(self, p: Pass, i: int, unit: UnitWork, tid: int) -> None: ...
-    def end_pass(self, p: Pass, chunk: ChunkWork, last: int) -> None: ...
-    def finish(self, last: int) -> None: ...
+    def end_pass(self, p: Pass, chunk: ChunkWork, last: int | None) -> None: ...
+    def finish(self, last: int | None) -> None: ...
 
 
 class StageSchedule:
@@ -61,8 +61,9 @@ class StageSchedule:
         self.tp_group = ctx.mesh.group("tp")
         self.pp_group = ctx.mesh.group("pp")
 
-    def run(self, session: Session) -> int:
-        last = None
+    def run(self, session: Session) -> int | None:
+        """Issue every pass of this stage; the last task (None where the stage issued none)."""
+        last: int | None = None
         for p in self.ctx.order:
             chunk = self.ctx.chunks[p.chunk]
             deps = session.start_pass(p, chunk)
@@ -76,7 +77,7 @@ class StageSchedule:
         session.finish(last)
         return last
 
-    def _tied_embedding_exchange(self, last: int) -> int:
+    def _tied_embedding_exchange(self, last: int | None) -> int | None:
         """The tied word embedding's gradient, sent to the other end and received from it (first
         and last stage only); returns the receive, or `last` where there is nothing to do."""
         s, stage = self.ctx.scenario, self.ctx.stage
@@ -177,11 +178,12 @@ class StageSchedule:
 
     # ---- passes
 
-    def forward(self, p: Pass, c: ChunkWork, s: Session, deps) -> int:
+    def forward(self, p: Pass, c: ChunkWork, s: Session, deps) -> int | None:
+        """The pass's tasks; the last one, or None for a chunk without units (no layers)."""
         tag = f"mb{p.micro_batch}"
         if p.chunk > 0:
             deps = (self._p2p(p, p.chunk - 1, p.chunk, receive=True, deps=deps),)
-        last = None
+        last: int | None = None
         if c.embedding:
             last = self._unit_task(tag, c.embedding, True, deps, c.embedding.act_bytes, 0)
             deps = ()
@@ -197,9 +199,10 @@ class StageSchedule:
             self._p2p(p, p.chunk, p.chunk + 1, receive=False, deps=(last,))
         return last
 
-    def backward(self, p: Pass, c: ChunkWork, s: Session, deps) -> int:
+    def backward(self, p: Pass, c: ChunkWork, s: Session, deps) -> int | None:
+        """The pass's tasks; the last one, or None for a chunk without units (no layers)."""
         tag = f"mb{p.micro_batch}"
-        last = None
+        last: int | None = None
         if p.chunk < self.chunks_total - 1:
             deps = (self._p2p(p, p.chunk + 1, p.chunk, receive=True, deps=deps),)
         if c.head:
