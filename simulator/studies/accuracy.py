@@ -126,8 +126,8 @@ def summary(outcomes: list[Outcome]) -> list[dict[str, Any]]:
                 "within_tolerance": sum(o.within for o in mine),
                 "known_deviations": sum(1 for o in mine if o.case.known_deviation),
             }
-            if all(o.error_default is not None for o in mine):
-                before = [abs(o.error_default) for o in mine]
+            before = [abs(e) for o in mine if (e := o.error_default) is not None]
+            if len(before) == len(mine):  # every case has its built-in prediction
                 row |= {
                     "median_abs_error_builtin": statistics.median(before),
                     "max_abs_error_builtin": max(before),

@@ -155,7 +155,9 @@ def predict(
 ) -> float:
     """What clustersim predicts for the case's metric (under a profile's constants if given)."""
     if case.metric == "busbw_GBps":
+        assert case.collective is not None  # load_cases checks each case has its setup block
         return _busbw_GBps(case.collective, case.base_dir, calibration)
+    assert case.scenario is not None  # load_cases checks each case has its setup block
     scenario = scenario_from_dict(case.scenario, base_dir=case.base_dir)
     # A profile applies to the GPUs it was fitted on alone; other cases keep the built-in constants.
     if (

@@ -14,7 +14,7 @@ from simulator.execution.step import simulate_step
 from simulator.scenario.load import derive
 from simulator.scenario.schema_framework import FRAMEWORK_SECTIONS
 from simulator.spec.specs import Scenario
-from simulator.studies.cases import predict, shipped_cases
+from simulator.studies.cases import Case, predict, shipped_cases
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -99,11 +99,16 @@ class CaseRow:
     published: float
     predicted: float
     tolerance: float
-    known_deviation: str
+    known_deviation: str | None
 
     @property
     def error(self) -> float:
         return self.predicted / self.published - 1
+
+
+def _framework(case: Case) -> str:
+    assert case.scenario is not None  # a framework case is a scenario case (load_cases checks)
+    return case.scenario["training"].get("framework", "pytorch-fsdp")
 
 
 def validation(ctx: SimContext | None = None) -> list[CaseRow]:
@@ -112,7 +117,7 @@ def validation(ctx: SimContext | None = None) -> list[CaseRow]:
     return [
         CaseRow(
             id=c.id,
-            framework=c.scenario["training"].get("framework", "pytorch-fsdp"),
+            framework=_framework(c),
             role=c.role,
             metric=c.metric,
             published=c.published,

@@ -88,10 +88,10 @@ class PlanRow:
     capacity_bytes: int
     worst_stage: int
     estimate_s: float
-    step_time_s: float | None = None
-    tokens_per_s: float | None = None
-    mfu: float | None = None
-    exposed_comm_s: float | None = None
+    step_time_s: float
+    tokens_per_s: float
+    mfu: float
+    exposed_comm_s: float
     changes: dict = field(default_factory=dict, repr=False)
 
 
@@ -226,7 +226,7 @@ def parallel_plan(
     found.sort(key=lambda f: f[0])
     rows = []
     for est, lay, cand, mem in found[:simulate]:
-        m = step_metrics(cand, simulate_step(cand, ctx=ctx))
+        metrics = step_metrics(cand, simulate_step(cand, ctx=ctx))
         par = cand.training.parallel
         rows.append(
             PlanRow(
@@ -239,10 +239,10 @@ def parallel_plan(
                 capacity_bytes=mem.capacity_bytes,
                 worst_stage=mem.stage,
                 estimate_s=est,
-                step_time_s=m.time_s,
-                tokens_per_s=m.tokens_per_s,
-                mfu=m.mfu,
-                exposed_comm_s=m.exposed_comm_s,
+                step_time_s=metrics.time_s,
+                tokens_per_s=metrics.tokens_per_s,
+                mfu=metrics.mfu,
+                exposed_comm_s=metrics.exposed_comm_s,
                 changes={
                     **lay.changes(cand.training.grad_accum_steps),
                     "training.strategy": cand.strategy,

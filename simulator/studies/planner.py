@@ -377,6 +377,7 @@ def budget_plan(
         flops = gpu_days * SECONDS_PER_DAY * peak * m
         source = f"{gpu_days:g} GPU-days of {scenario.cluster.gpu.name} at MFU {100 * m:.1f}%"
         mfu = m
+    assert flops is not None  # given, or from gpu_days (exactly one, checked above)
     n, d = compute_optimal(flops)
     source = source or f"{flops / 86400e15:.4g} PF-days"
     train = []

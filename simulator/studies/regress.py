@@ -147,7 +147,8 @@ def find_scenarios(scenario_dir: Path) -> tuple[list[Path], list[Path]]:
     """(scenario files, skipped YAML files) under scenario_dir, recursively, sorted."""
     from simulator.core.yamlio import read_yaml
 
-    found, skipped = [], []
+    found: list[Path] = []
+    skipped: list[Path] = []
     for path in sorted([*scenario_dir.rglob("*.yaml"), *scenario_dir.rglob("*.yml")]):
         try:
             data = read_yaml(path)

@@ -86,4 +86,6 @@ def min_gpus(scenario: Scenario, cap: int = MAX_GPUS) -> MinGpus:
     while hi - lo > 1:
         mid = (lo + hi) // 2
         lo, hi = (lo, mid) if probe.p(mid) else (mid, hi)
-    return MinGpus(count=cands[probe.valid_below(hi)], invalid_note=probe.note)
+    j = probe.valid_below(hi)
+    assert j is not None  # probe.p(hi) holds
+    return MinGpus(count=cands[j], invalid_note=probe.note)

@@ -4,6 +4,8 @@ comes from the planner's one minimum-GPU search, so `run` and `plan min-gpus` ag
 
 from __future__ import annotations
 
+from typing import Any
+
 from simulator.core.errors import UserError
 from simulator.execution.frameworks import FRAMEWORKS
 from simulator.execution.memory import memory_breakdown
@@ -121,7 +123,7 @@ def _more_gpus(scenario: Scenario) -> list[str]:
     """The smallest GPU count on which a sharded variant fits (the planner's search)."""
     t = scenario.training
     sharded = most_sharded(scenario)
-    variants = [
+    variants: list[dict[str, Any]] = [
         {},
         {"training.activation_checkpointing": "full"},
         {"training.activation_checkpointing": "full", "training.micro_batch_size": 1},

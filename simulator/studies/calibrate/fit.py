@@ -232,6 +232,7 @@ def fit(
         )
         if best is None or result.cost < best.cost:
             best = result
+    assert best is not None  # starts holds at least the defaults
     return dict(defaults, **{n: float(v) for n, v in zip(names, best.x * scale)})
 
 

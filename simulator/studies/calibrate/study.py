@@ -135,7 +135,8 @@ def calibrate(
         skipped += data.skipped()
         notes += data.notes() + _nvls_notes(part)
         gpus += data.gpus()
-    memory, memory_inputs = (), ()
+    memory: tuple[MemoryCheck, ...] = ()
+    memory_inputs: tuple[str, ...] = ()
     if runs_path:
         runs = RunData(read_runs(runs_path))
         if runs.timed:

@@ -265,6 +265,7 @@ def _largest_scale(m: RunModel) -> float | None:
 
 
 def _fewest_spares(m: RunModel) -> int | None:
+    assert m.hot_spares is not None  # asked only of a run with a finite number of spares
     mu = sum(c.rate_s for c in m.classes if c.spec.takes_host) * (m.repair_s or 0.0)
     lo, hi = m.hot_spares, int(mu + 40.0 * math.sqrt(mu) + 41.0)
     if _log_events(m, spares=hi) > LOG_BOUND:

@@ -163,7 +163,5 @@ def run_monte_carlo(
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-    ordered = [None] * model.runs
-    for i, part in enumerate(parts):
-        ordered[i::jobs] = part
+    ordered = [parts[i % jobs][i // jobs] for i in range(model.runs)]  # chunks[j] = seqs[j::jobs]
     return GoodputResult(model=model, runs=tuple(ordered), feasibility=feasibility)

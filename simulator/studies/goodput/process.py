@@ -50,7 +50,8 @@ class Draws:
     def __init__(self, rng: np.random.Generator, shape: float = 1.0):
         self.rng, self.shape = rng, shape
         self.scale = 1.0 / math.gamma(1.0 + 1.0 / shape)
-        self.buf, self.i = [], 0
+        self.buf: list[float] = []
+        self.i = 0
 
     def next(self) -> float:
         if self.i == len(self.buf):
@@ -117,7 +118,10 @@ class Run:
 
     def rate(self) -> float:
         speed = self.in_use / self.m.num_hosts
-        return speed / self.m.straggler.slowdown if self.slow else speed
+        if not self.slow:
+            return speed
+        assert self.m.straggler is not None  # nodes are slow only in a run with stragglers
+        return speed / self.m.straggler.slowdown
 
     def cycle(self) -> progress.Cycle:
         rate = self.rate()
@@ -189,8 +193,10 @@ class Run:
                 yield self.env.timeout(end - t0)
             except simpy.Interrupt as stop:
                 self.charge(loss, self.env.now - t0)
-                if stop.cause[0] in ("failure", "end"):
-                    return self.cut_short(stop.cause)
+                cause = stop.cause
+                assert cause is not None  # every interrupt here is sent with a (kind, detail)
+                if cause[0] in ("failure", "end"):
+                    return self.cut_short(cause)
                 continue  # sent just before the job went down: nothing to do while down
             self.charge(loss, end - t0)
             return None
@@ -266,6 +272,7 @@ class Run:
 
     def slow_nodes(self, draws: Draws):
         st = self.m.straggler
+        assert st is not None  # started only in a run with stragglers
         key = 0
         while True:
             yield self.env.timeout(draws.next() / self.m.straggler_rate_s)

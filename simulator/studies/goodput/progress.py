@@ -86,6 +86,7 @@ def at(s: Segment, t: float) -> Position:
         # The newest snapshot is not durable yet: the one before it is (tau >= lag, see model.py).
         previous = s.base + (n - 1) * c.tau if n else None
         if n >= 2 or (n == 1 and s.base_durable_at <= t):
+            assert previous is not None  # n >= 1 here
             committed = previous
         elif n == 0 and s.base_durable_at <= t:
             committed = s.base

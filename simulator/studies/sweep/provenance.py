@@ -60,13 +60,13 @@ class Provenance:
         found = []
         if old.get("clustersim") != self.clustersim:
             found.append(f"the code changed: {old.get('clustersim')} -> {self.clustersim}")
-        old_inputs = old.get("inputs") if isinstance(old.get("inputs"), dict) else {}
+        old_inputs = _dict(old.get("inputs"))
         roles = (("sweep_file", "the sweep file"), ("base_file", "the base scenario file"))
         for role, label in roles:
             mine, theirs = getattr(self, role), old.get(role)
             if mine and theirs and old_inputs.get(theirs) != self.inputs.get(mine):
                 found.append(f"{label} {_show(mine)} changed")
-        old_definition = old.get("definition") if isinstance(old.get("definition"), dict) else {}
+        old_definition = _dict(old.get("definition"))
         parts = [
             p
             for p in DEFINITION_PARTS
@@ -84,9 +84,14 @@ class Provenance:
 
     @staticmethod
     def _topologies(record: dict[str, Any]) -> dict[str, str]:
-        inputs = record.get("inputs") if isinstance(record.get("inputs"), dict) else {}
+        inputs = _dict(record.get("inputs"))
         roles = {record.get("sweep_file"), record.get("base_file")}
         return {path: digest for path, digest in inputs.items() if path not in roles}
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    """`value` if it is a dict (a record read back may hold anything), else {}."""
+    return value if isinstance(value, dict) else {}
 
 
 def _topology_changes(

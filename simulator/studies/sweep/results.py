@@ -15,7 +15,7 @@ import os
 import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol, TextIO
 
 from simulator.core.errors import Problem, UserError
 from simulator.core.outputs import write_error
@@ -182,7 +182,7 @@ class ResultsStore:
         self.codec = _CsvLines(columns) if fmt == "csv" else _JsonLines(columns)  # of self.log
         self.lines: dict[int, str] = {}
         self.status: dict[int, str] = {}
-        self._fh = None
+        self._fh: TextIO | None = None
 
     @property
     def count(self) -> int:
@@ -224,13 +224,13 @@ class ResultsStore:
             if not isinstance(record, dict) or "clustersim_sweep" not in record:
                 self._refuse(f"{self.record} exists and is not a clustersim sweep record")
         has_results = any(p.exists() and p.stat().st_size > 0 for p in {self.path, self.log})
-        if has_results and record is None:
+        if not has_results:
+            return
+        if record is None:
             self._refuse(
                 f"{self.path} exists and is not a results file of this sweep "
                 f"(there is no {self.record.name} beside it)"
             )
-        if not has_results:
-            return
         if record.get("clustersim_sweep") != RESULTS_VERSION:
             self._refuse(
                 f"{self.path} holds results of format {record.get('clustersim_sweep')}, this "
@@ -245,7 +245,7 @@ class ResultsStore:
                 start_over=True,
             )
 
-    def _refuse(self, message: str, start_over: bool = False) -> None:
+    def _refuse(self, message: str, start_over: bool = False) -> NoReturn:
         hint = (
             "add --force to start over, computing every point again, or give another --out"
             if start_over
@@ -292,6 +292,7 @@ class ResultsStore:
         is kept and how to resume (a torn last line is dropped when the rows are read back)."""
         row = {**row, "message": _one_line(row.get("message", ""))}
         line = self.codec.encode(row)
+        assert self._fh is not None, "append() between open() and close() only"
         try:
             self._fh.write(line + "\n")
             self._fh.flush()

@@ -16,7 +16,7 @@ import numbers
 import os
 import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Executor, as_completed
 from pathlib import Path
 from typing import Any
@@ -208,7 +208,7 @@ def run_sweep(
     )
 
 
-def _execute(tasks: list, jobs: int, session: Any) -> Iterator[dict]:
+def _execute(tasks: list, jobs: int, session: Any) -> Generator[dict, None, None]:
     """Rows as points finish: on Dask (its concurrent.futures executor), a process pool, or inline."""
     chunks = [tasks[i : i + CHUNK_POINTS] for i in range(0, len(tasks), CHUNK_POINTS)]
     if session is not None:
