@@ -1,5 +1,6 @@
-"""Parameter tensors by module: a hand-counted GPT block, and every preset's units summing to
-architecture.py's independent counts on 1, 2 and 8 tensor-parallel ranks."""
+"""Parameter tensors by module: a hand-counted GPT block, and every preset's modules, as written
+(not fitted), summing to architecture.py's independent counts on 1, 2 and 8 tensor-parallel ranks
+(removing a module, e.g. mlp.down_proj, fails every preset)."""
 
 from __future__ import annotations
 

@@ -269,10 +269,24 @@ def test_one_hdr_nic_per_host_gives_24_gbps():
     assert c.busbw_Bps / 1e9 == pytest.approx(NCCL412_HDR_NIC_BUSBW_GBPS, rel=0.1)
 
 
-def test_calibration_is_one_set_of_factors():
-    eff = dict(NCCL_CALIBRATION.link_efficiency)
-    assert set(eff) >= {"nvlink", "pcie", "ib"}
-    assert [p.name for p in NCCL_CALIBRATION.protocols] == ["LL", "LL128", "Simple"]
+def test_protocol_efficiencies_follow_nccls_line_formats():
+    # NCCL src/include/device.h: an LL line is 8 bytes, 4 of data and a 4-byte flag; an LL128
+    # line is NCCL_LL128_LINEELEMS = 16 uint64 of which NCCL_LL128_DATAELEMS = 15 carry data;
+    # Simple sends data only.
+    by_name = {p.name: p.efficiency for p in NCCL_CALIBRATION.protocols}
+    assert by_name == {"LL": 4 / 8, "LL128": 15 / 16, "Simple": 1.0}
+
+
+def test_every_shipped_link_kind_has_an_efficiency():
+    # A link kind without a calibrated efficiency would be costed at an unstated default.
+    from simulator.core.resources import topology_dir
+
+    kinds = set()
+    for path in topology_dir().glob("*.yaml"):
+        topo = load_topology(path)
+        kinds |= {str(k) for k in np.unique(topo.link_kind)}
+    assert kinds, "no link kinds read from the shipped topologies"
+    assert kinds <= set(dict(NCCL_CALIBRATION.link_efficiency))
 
 
 # ---- the `collective` command ----------------------------------------------------------
