@@ -251,6 +251,8 @@ class TrainRow:
     wall_days_p50: float | None = None
     wall_days_p90: float | None = None
     effective_training_time_ratio: float | None = None
+    # Why the run does not complete (goodput's feasibility check); None when it does.
+    never_completes_because: str | None = None
 
 
 def train_row(
@@ -271,15 +273,17 @@ def train_row(
         if goodput
         else None
     )
-    wall = (
-        {}
-        if g is None
-        else {
+    wall: dict[str, float] = {}
+    because = None
+    if g is not None and g.completes:
+        wall = {
             "wall_days_p50": g.percentile(g.wall_days, 50),
             "wall_days_p90": g.percentile(g.wall_days, 90),
             "effective_training_time_ratio": float(g.ettr.mean()),
         }
-    )
+    elif g is not None:
+        assert g.feasibility is not None  # a run is left unsimulated only by the feasibility check
+        because = g.feasibility.because
     return TrainRow(
         num_gpus=s.num_gpus,
         strategy=s.strategy,
@@ -291,6 +295,7 @@ def train_row(
         days=tr.days,
         gpu_hours=tr.gpu_hours,
         cost_usd=tr.cost_usd,
+        never_completes_because=because,
         **wall,
     )
 

@@ -305,3 +305,11 @@ def with_field(path: str, value) -> dict:
 def test_each_field_is_bounded_on_both_sides(path, good, bad):
     scenario_from_dict(with_field(path, good))
     assert f"reliability.{path}" in refused_at(with_field(path, bad))
+
+
+@pytest.mark.timeout(20)
+def test_plan_train_says_why_a_run_does_not_complete(tmp_path, capsys):
+    path = write(tmp_path, "never.yaml", one_process(restart={"initialization": "7 days"}))
+    assert main(["plan", "train", path, "--tokens", "1e9"]) == 0
+    out = capsys.readouterr().out
+    assert "does not complete (wall p50/p90 not simulated)" in out and " inf " not in out

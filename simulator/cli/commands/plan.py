@@ -422,6 +422,11 @@ def _train_table(rows: list[planner.TrainRow], by: str) -> None:
             ],
         )
     )
+    for r in rows:
+        if r.never_completes_because:
+            print(
+                f"  {getattr(r, by)}: does not complete (wall p50/p90 not simulated): {r.never_completes_because}"
+            )
     if any(r.wall_days_p50 is not None for r in rows):
         print(
             f"  days: failure-free step time x steps; wall p50/p90: wall-clock days with failures, checkpoints "
