@@ -23,34 +23,9 @@ from simulator.studies.goodput.model import run_model
 from simulator.studies.goodput.process import simulate_run
 from simulator.studies.sweep.runner import run_sweep
 from simulator.studies.sweep.spec import sweep_from_dict
+from tests.studies.test_goodput import one_process
 
 HOUR, DAY = 3600.0, 86400.0
-DEFAULT_CLASSES = ("gpu", "host", "nic", "switch", "software", "maintenance")
-
-
-def one_process(
-    mtbf: str = "1 h", checkpoint: dict | None = None, restart: dict | None = None, **reliability
-) -> dict:
-    """One host whose only failures are one job-level Poisson process; the checkpoint is 60 GB at
-    1 GB/s per host (one host): a 60 s save and a 60 s load."""
-    off = {name: {"failures_per_1000_unit_days": 0} for name in DEFAULT_CLASSES}
-    return {
-        "name": "one-process",
-        "model": {"params": 1e9},
-        "training": {"strategy": "ddp"},
-        "cluster": {"topology": "dgx-a100"},
-        "reliability": {
-            "failures": {**off, "crash": {"unit": "job", "mtbf": mtbf}},
-            "checkpoint": {
-                "size": "60 GB",
-                "write_bandwidth_per_host": "1 GB/s",
-                "read_bandwidth_per_host": "1 GB/s",
-                **(checkpoint or {}),
-            },
-            "restart": {"initialization": "0 s", **(restart or {})},
-            **reliability,
-        },
-    }
 
 
 def big_405b(reliability: dict) -> dict:
