@@ -16,12 +16,12 @@ from simulator.model.architecture import Architecture
 from simulator.model.spec import ModelSpec
 from simulator.scenario.parallel import check_model, check_placement
 from simulator.scenario.schema import (
-    MAX_ACCUM,
     ArchitectureModel,
     ClusterSection,
     CustomGPU,
     TrainingSection,
 )
+from simulator.scenario.schema_types import MAX_ACCUM
 from simulator.spec.mesh import Group
 from simulator.spec.specs import ClusterSpec, DegradedLink, Scenario, Straggler, TrainingSpec
 from simulator.system import hardware

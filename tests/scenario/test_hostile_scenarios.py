@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from simulator.cli.main import main
-from simulator.scenario.schema import MAX_ACCUM
+from simulator.scenario.schema_types import MAX_ACCUM
 
 pytestmark = pytest.mark.timeout(10)
 
