@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import math
 import os
-from collections.abc import Sequence
 
+from simulator.cli.commands.plan_parallel import add_parallel
+from simulator.cli.commands.plan_tables import dump_json, gb, header, ms, pct, table, train_table
 from simulator.cli.output import check_runs
 from simulator.core.errors import Problem, UserError
 from simulator.execution.frameworks import FRAMEWORKS
@@ -20,10 +20,6 @@ from simulator.spec.specs import Scenario
 from simulator.studies import planner, scaling
 from simulator.studies.suggest import fit_suggestions, most_sharded
 
-GOODPUT_NOTE = (
-    "Monte Carlo of the scenario's reliability section: Llama 3 failure rates per GPU and host, "
-    "checkpoints to 2 TB/s storage, 10-min restarts by default; `clustersim run` details them"
-)
 MEMORY_NOTE = (
     "memory: ZeRO-paper accounting (clustersim run's model), peak of one step; "
     "micro_batch_size and grad_accum_steps are kept per GPU (weak scaling)"
@@ -80,7 +76,7 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_budget)
 
-    _add_parallel(sub)
+    add_parallel(sub)
 
     p = sub.add_parser("train", help="time and cost to train the scenario's model on some tokens")
     p.add_argument("scenario")
@@ -106,27 +102,6 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_train)
-
-
-def _add_parallel(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "parallel",
-        help="the fastest tensor x pipeline x data layout that fits",
-        description="Searches tp (with sequence parallelism) x pp (1F1B or interleaved) x "
-        "micro-batch x data-parallel strategy x recomputation at the scenario's "
-        "GPU count and global batch; prunes with the memory model and a cheap "
-        "time estimate, simulates the best candidates, ranks them by tokens/s.",
-    )
-    p.add_argument("scenario")
-    p.add_argument("--top", type=int, default=5, help="rows to print (default %(default)s)")
-    p.add_argument(
-        "--simulate",
-        type=int,
-        default=8,
-        help="candidates simulated on the engine (default %(default)s)",
-    )
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_parallel)
 
 
 def _strategies_option(p: argparse.ArgumentParser) -> None:
@@ -165,57 +140,13 @@ def _positive(value: float | None, option: str) -> None:
         raise UserError(Problem(option, f"expected a positive finite number, got {value:g}"))
 
 
-def table(headers: list[str], rows: Sequence[Sequence[object]]) -> str:
-    """Columns right-aligned except the first."""
-    widths = [max(len(str(c)) for c in col) for col in zip(headers, *rows)]
-    fmt = lambda r: "  ".join(
-        str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(r, widths))
-    )
-    return "\n".join([fmt(headers), "  ".join("-" * w for w in widths), *map(fmt, rows)])
-
-
-def _gb(n: float | None) -> str:
-    return f"{n / 1e9:.1f} GB" if n else "-"
-
-
-def _ms(t: float | None) -> str:
-    return f"{t * 1e3:.1f}" if t is not None else "-"
-
-
-def _pct(x: float | None) -> str:
-    return f"{100 * x:.1f}%" if x is not None else "-"
-
-
-def _dump(obj) -> int:
-    print(
-        json.dumps(
-            dataclasses.asdict(obj)
-            if dataclasses.is_dataclass(obj) and not isinstance(obj, type)
-            else obj,
-            indent=2,
-            sort_keys=True,
-            default=float,
-        )
-    )
-    return 0
-
-
-def _header(s: Scenario) -> str:
-    t = s.training
-    return (
-        f"# {s.name}: {s.model.name} ({s.model.params / 1e9:.3g}B params) on {s.cluster.gpu.name} "
-        f"({s.cluster.topology_name}, {s.cluster.gpus_per_host} per host); {t.precision.name}, {t.optimizer}, "
-        f"micro-batch {t.micro_batch_size} x seq {t.seq_len}, checkpointing {t.activation_checkpointing}"
-    )
-
-
 def cmd_min_gpus(args: argparse.Namespace) -> int:
     s = load_scenario(args.scenario)
     _positive(args.at, "--at")
     plan = planner.min_gpus_plan(s, _strategies(args.strategies, s), compare_at=args.at)
     if args.json:
-        return _dump(plan)
-    print(_header(s))
+        return dump_json(plan)
+    print(header(s))
     print(
         f"GPU counts searched: 1, 2, 4 ... within a host, then whole hosts of {s.cluster.gpus_per_host}, "
         f"up to {planner.MAX_GPUS:,}"
@@ -227,11 +158,11 @@ def cmd_min_gpus(args: argparse.Namespace) -> int:
                 [
                     r.strategy,
                     r.num_gpus or f"> {planner.MAX_GPUS:,}",
-                    _gb(r.mem_total_bytes),
-                    _gb(r.capacity_bytes),
-                    _ms(r.step_time_s),
+                    gb(r.mem_total_bytes),
+                    gb(r.capacity_bytes),
+                    ms(r.step_time_s),
                     f"{r.tokens_per_s_per_gpu:,.0f}" if r.tokens_per_s_per_gpu else "-",
-                    _pct(r.mfu),
+                    pct(r.mfu),
                 ]
                 for r in plan.at_minimum
             ],
@@ -258,11 +189,11 @@ def cmd_min_gpus(args: argparse.Namespace) -> int:
                 [
                     r.strategy,
                     "yes" if r.fits else "OOM",
-                    _gb(r.mem_total_bytes),
-                    _ms(r.step_time_s),
-                    _ms(r.exposed_comm_s),
+                    gb(r.mem_total_bytes),
+                    ms(r.step_time_s),
+                    ms(r.exposed_comm_s),
                     f"{r.tokens_per_s_per_gpu:,.0f}" if r.tokens_per_s_per_gpu else "-",
-                    _pct(r.mfu),
+                    pct(r.mfu),
                 ]
                 for r in plan.compared
             ],
@@ -280,9 +211,9 @@ def cmd_max_model(args: argparse.Namespace) -> int:
     s = load_scenario(args.scenario)
     rows = planner.max_model_plan(s, _strategies(args.strategies, s), args.family)
     if args.json:
-        return _dump([dataclasses.asdict(r) for r in rows])
-    print(_header(s))
-    print(f"cluster: {s.cluster.num_gpus} GPUs, {_gb(s.cluster.gpu.memory_bytes)} each")
+        return dump_json([dataclasses.asdict(r) for r in rows])
+    print(header(s))
+    print(f"cluster: {s.cluster.num_gpus} GPUs, {gb(s.cluster.gpu.memory_bytes)} each")
     print(
         table(
             ["strategy", "largest model that fits", "params", "mem/GPU", "capacity"],
@@ -291,8 +222,8 @@ def cmd_max_model(args: argparse.Namespace) -> int:
                     r.strategy,
                     r.model,
                     f"{r.params:,}" if r.params else "-",
-                    _gb(r.mem_total_bytes),
-                    _gb(r.capacity_bytes),
+                    gb(r.mem_total_bytes),
+                    gb(r.capacity_bytes),
                 ]
                 for r in rows
             ],
@@ -321,7 +252,7 @@ def cmd_budget(args: argparse.Namespace) -> int:
     flops = args.flops or (args.pf_days * PF_DAY_FLOPS if args.pf_days else None)
     plan = planner.budget_plan(flops, args.gpu_days, s, args.mfu, _strategies(args.strategies, s))
     if args.json:
-        return _dump(plan)
+        return dump_json(plan)
     print(
         f"budget: C = {plan.flops:.4g} FLOPs = {scaling.pf_days(plan.flops):,.4g} PF-days ({plan.source})"
     )
@@ -374,64 +305,12 @@ def cmd_budget(args: argparse.Namespace) -> int:
             f"{s.cluster.num_gpus} x {s.cluster.gpu.name} ({s.training.precision.name}, micro-batch "
             f"{s.training.micro_batch_size}, checkpointing {s.training.activation_checkpointing}):"
         )
-        _train_table(plan.train, by="strategy")
+        train_table(plan.train, by="strategy")
         print(
             "  days use the simulator's model FLOPs (6N + 12 L h s per token, attention included), "
             "so they exceed C / (GPUs x peak x MFU) by the attention share"
         )
     return 0
-
-
-def _days(d: float | None) -> str:
-    return f"{d:,.1f}" if d is not None else "-"
-
-
-def _train_table(rows: list[planner.TrainRow], by: str) -> None:
-    print(
-        table(
-            [
-                by,
-                "fits",
-                "mem/GPU",
-                "step ms",
-                "MFU",
-                "tokens/s",
-                "days",
-                "wall p50",
-                "wall p90",
-                "ETTR",
-                "GPU-hours",
-                "cost USD",
-            ],
-            [
-                [
-                    str(getattr(r, by)),
-                    "yes" if r.fits else "OOM",
-                    _gb(r.mem_total_bytes),
-                    _ms(r.step_time_s),
-                    _pct(r.mfu),
-                    f"{r.tokens_per_s:,.0f}",
-                    f"{r.days:,.1f}",
-                    _days(r.wall_days_p50),
-                    _days(r.wall_days_p90),
-                    _pct(r.effective_training_time_ratio),
-                    f"{r.gpu_hours:,.0f}",
-                    f"{r.cost_usd:,.0f}" if r.cost_usd is not None else "-",
-                ]
-                for r in rows
-            ],
-        )
-    )
-    for r in rows:
-        if r.never_completes_because:
-            print(
-                f"  {getattr(r, by)}: does not complete (wall p50/p90 not simulated): {r.never_completes_because}"
-            )
-    if any(r.wall_days_p50 is not None for r in rows):
-        print(
-            f"  days: failure-free step time x steps; wall p50/p90: wall-clock days with failures, checkpoints "
-            f"and restarts ({GOODPUT_NOTE}); ETTR: effective training time ratio (useful / elapsed)"
-        )
 
 
 def _gpu_counts(text: str | None) -> tuple[int, ...]:
@@ -450,66 +329,6 @@ def _gpu_counts(text: str | None) -> tuple[int, ...]:
     return counts
 
 
-def cmd_parallel(args: argparse.Namespace) -> int:
-    from simulator.studies.parallel_plan import parallel_plan
-
-    for option in ("top", "simulate"):
-        if getattr(args, option) < 1:
-            raise UserError(
-                Problem(f"--{option}", f"expected a positive count, got {getattr(args, option)}")
-            )
-    s = load_scenario(args.scenario)
-    plan = parallel_plan(s, top=args.top, simulate=args.simulate)
-    if args.json:
-        return _dump(plan)
-    print(_header(s))
-    print(
-        f"{s.num_gpus} GPUs, global batch {s.global_batch_size} sequences; {plan.layouts} layouts, "
-        f"{plan.fitting} fit ({plan.memory_checks} memory checks), best {min(args.simulate, plan.fitting)} by "
-        f"estimate simulated, in {plan.elapsed_s:.1f} s"
-    )
-    if not plan.rows:
-        print("no layout fits: see `clustersim run` for what would make the scenario fit")
-        return 0
-    print(
-        table(
-            [
-                "#",
-                "layout",
-                "strategy",
-                "recompute",
-                "dp",
-                "micro-batches",
-                "mem/GPU",
-                "step ms",
-                "tokens/s",
-                "MFU",
-                "exposed comm ms",
-            ],
-            [
-                [
-                    str(i + 1),
-                    r.layout,
-                    r.strategy,
-                    r.checkpointing,
-                    str(r.dp),
-                    str(r.microbatches),
-                    _gb(r.mem_bytes),
-                    _ms(r.step_time_s),
-                    f"{r.tokens_per_s:,.0f}",
-                    _pct(r.mfu),
-                    _ms(r.exposed_comm_s),
-                ]
-                for i, r in enumerate(plan.rows)
-            ],
-        )
-    )
-    print(
-        "memory: the worst pipeline stage, analytic; the layout's training.parallelism is in --json"
-    )
-    return 0
-
-
 def cmd_train(args: argparse.Namespace) -> int:
     _positive(args.tokens, "--tokens")
     if args.price is not None and not (args.price >= 0 and math.isfinite(args.price)):
@@ -522,8 +341,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         s, args.tokens, _gpu_counts(args.gpus), args.runs, args.seed, os.cpu_count() or 1
     )
     if args.json:
-        return _dump(plan)
-    print(_header(s))
+        return dump_json(plan)
+    print(header(s))
     kind = s.model.kind
     k = scaling.flops_per_param_per_token(kind)
     print(f"training on {plan.tokens:.4g} tokens ({plan.tokens / plan.params:.1f} per parameter):")
@@ -535,7 +354,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"  the simulator's model FLOPs (attention included) = {plan.model_flops:.4g} = "
         f"{scaling.pf_days(plan.model_flops):,.1f} PF-days (what the days below are based on)"
     )
-    _train_table(plan.rows, by="num_gpus")
+    train_table(plan.rows, by="num_gpus")
     if s.cluster.price_per_gpu_hour is None:
         print("  cost: give cluster.price_per_gpu_hour in the scenario or --price USD")
     else:
