@@ -72,6 +72,18 @@ def test_daly_interval_is_m_when_the_checkpoint_costs_two_mtbfs():
     assert cf.daly_interval(3 * HOUR, HOUR) == HOUR
 
 
+def test_daly_expected_wall_in_logarithms_is_the_same_formula():
+    # Each branch of log(e^x - 1): x = 0.5 (direct) and x = 40 (x + log1p(-e^-x) ~ x).
+    for args in [(100.0, 1800.0, 0.0, 600.0, HOUR), (1000.0, 40.0 * HOUR, 0.0, 60.0, HOUR)]:
+        assert cf.log_daly_expected_wall(*args) == pytest.approx(
+            math.log(cf.daly_expected_wall(*args)), rel=1e-12
+        )
+    # R = 10 min against M = 1 s: e^600 overflows the linear form, not the logarithm (600 + ...).
+    assert cf.log_daly_expected_wall(1.0, 1.0, 0.0, 600.0, 1.0) == pytest.approx(
+        600.0 + math.log(math.expm1(1.0)), rel=1e-12
+    )
+
+
 def test_daly_expected_wall_closed_values():
     # delta = R = 0 and tau = M ln 2: T_w = M (e^(ln 2) - 1) T_s / (M ln 2) = T_s / ln 2.
     assert cf.daly_expected_wall(100.0, HOUR * math.log(2), 0.0, 0.0, HOUR) == pytest.approx(

@@ -35,6 +35,16 @@ def daly_expected_wall(
     return mtbf * math.exp(restart / mtbf) * math.expm1((tau + delta) / mtbf) * solve / tau
 
 
+def log_daly_expected_wall(
+    solve: float, tau: float, delta: float, restart: float, mtbf: float
+) -> float:
+    """log of daly_expected_wall, computed in logarithms so that no input overflows (e^(R/M) is
+    10^260 for R = 10 min, M = 1 s)."""
+    x = (tau + delta) / mtbf
+    log_expm1 = x if x > 30.0 else math.log(math.expm1(x))  # log(e^x - 1) = x + log1p(-e^-x)
+    return math.log(mtbf) + restart / mtbf + log_expm1 + math.log(solve) - math.log(tau)
+
+
 def first_order_waste(
     tau: float, delta: float, restart: float, mtbf: float, commit_lag: float = 0.0
 ) -> float:

@@ -1,7 +1,7 @@
 """Before any Monte Carlo: does the run complete within what the simulation can do? Closed form,
 from the renewal process of checkpoint/restart (milliseconds, whatever the inputs).
 
-Expected wall time, Daly 2006's complete model (closed_forms.daly_expected_wall; Poisson
+Expected wall time, Daly 2006's complete model (closed_forms.log_daly_expected_wall; Poisson
 failures at the unplanned rate 1/M, which also strike restarts and checkpoints):
     T_w = M e^(R/M) (e^((tau + delta + lag)/M) - 1) T_s / tau
 in logarithms, so that no input overflows (e^(R/M) is 10^260 for R = 10 min, M = 1 s). An
@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from simulator.studies.goodput.closed_forms import daly_interval
+from simulator.studies.goodput.closed_forms import daly_interval, log_daly_expected_wall
 from simulator.studies.goodput.model import RunModel
 
 # The most interruptions a run may be expected to take. The simulation handles ~30,000 events
@@ -56,10 +56,6 @@ class Feasibility:
     expected_ettr: float  # failure-free work / expected wall (1 in a window: unknown)
     remedies: tuple[str, ...] = ()
     bound: int = MAX_EVENTS_PER_RUN  # the most interruptions a run may be expected to take
-
-
-def _log_expm1(x: float) -> float:
-    return x if x > 30.0 else math.log(math.expm1(x))
 
 
 def event_rate(m: RunModel) -> float:
@@ -103,10 +99,8 @@ def log_slowdown(
     elif math.isinf(tau):
         base = math.inf
     else:
-        mtbf = 1.0 / rate
-        base = (
-            math.log(mtbf) + restart / mtbf + _log_expm1((tau + pause + lag) / mtbf) - math.log(tau)
-        )
+        # Daly's T_w / T_s (solve = 1); an asynchronous snapshot's commit lag joins its exposure.
+        base = log_daly_expected_wall(1.0, tau, pause + lag, restart, 1.0 / rate)
     return base - log_availability(m, spares)
 
 
