@@ -47,7 +47,7 @@ class ProfileConstant(_Strict):
     default: float = Field(allow_inf_nan=False)
     lower: float
     upper: float
-    unit: Literal["fraction", "s", "steps"]
+    unit: Literal["fraction", "ratio", "s", "steps"]
     status: Literal["fitted", "default"]
     note: str = ""
     stderr: float | None = Field(None, ge=0)  # standard error of a fitted value (null: infinite)

@@ -76,7 +76,7 @@ def test_a_calibrated_collective_table(tmp_path, a100_profile, capsys):
     calibrated = json.loads(capsys.readouterr().out)[0]
     assert (
         calibrated["time_s"] > builtin["time_s"]
-    )  # the fitted per-step latency is larger (1.9 vs 1.1 us)
+    )  # the fitted per-call overhead (the Azure table's small sizes: ~11 us) adds to every call
 
 
 @pytest.mark.parametrize(

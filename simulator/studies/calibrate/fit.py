@@ -20,7 +20,9 @@ a bounded robust least-squares fit on log-error, and leave-one-out predictions.
   their defaults together and the rest is fitted again with them there. A constant that then
   moves by more than half a probe step was compensating for them (e.g. an NVLink efficiency
   lowered to slow an NVLS the data show did not run): its value depends on where constants the
-  data do not fix are put, so it is not identified either. Repeated until none is flagged.
+  data do not fix are put, so it is not identified either; the rest is fitted again without it,
+  until no constant moves (a bandwidth scale may take over what a dropped NVLink efficiency
+  compensated). Repeated until none is flagged.
 - Determination: then each constant's standard error (from the Jacobian and the residuals'
   variance; infinite where its column is zero); while the worst exceeds 25% of its value (or of
   one probe step), it goes back to its default and the rest is fitted again.
@@ -47,8 +49,8 @@ MAX_RELATIVE_ERROR = (
 )
 AT_BOUND = 0.1  # of one probe step: a fitted value this close to a bound is at it
 NOT_IDENTIFIED = "not identified by the data (default kept)"
-_SCALE = {"fraction": 1.0, "steps": 1.0, "s": 1e-6}
-_PROBE = {"fraction": 0.02, "steps": 1.0, "s": 1.0}  # finite step, in scaled units
+_SCALE = {"fraction": 1.0, "ratio": 1.0, "steps": 1.0, "s": 1e-6}
+_PROBE = {"fraction": 0.02, "ratio": 0.02, "steps": 1.0, "s": 1.0}  # finite step, in scaled units
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -340,9 +342,14 @@ def fit_determined(
         values = fit(data, tuple(chosen), defaults, start, seen_at)
         flagged = unidentified(data, tuple(chosen), values)
         if flagged:
-            chosen = [n for n in chosen if n not in flagged]
-            refit = fit(data, tuple(chosen), defaults, start, seen_at)
-            flagged.update(compensating(chosen, values, refit, list(flagged)))
+            not_pinned = list(flagged)
+            while True:  # until no constant left moves: a stand-in's partner may take its place
+                chosen = [n for n in chosen if n not in flagged]
+                refit = fit(data, tuple(chosen), defaults, start, seen_at)
+                more = compensating(chosen, values, refit, not_pinned)
+                if not more:
+                    break
+                flagged.update(more)
             held += list(flagged.items())
             chosen = [n for n in chosen if n not in flagged]
             seen_at = {n: v for n, v in seen_at.items() if n not in flagged}

@@ -133,7 +133,7 @@ def calibrate(
             for i in nccl
         ]
         skipped += data.skipped()
-        notes += data.notes() + _nvls_notes(part)
+        notes += data.notes() + _nvls_notes(part) + _scale_notes(part, data)
         gpus += data.gpus()
     memory: tuple[MemoryCheck, ...] = ()
     memory_inputs: tuple[str, ...] = ()
@@ -183,11 +183,27 @@ def _nvls_notes(part: Part) -> list[str]:
     ]
 
 
+def _scale_notes(part: Part, data: CollectiveData) -> list[str]:
+    """The bandwidth scale spans every link kind: fitted on one host, it reaches the network too."""
+    if "nccl.bandwidth_scale" not in part.selection.chosen or data.multi_host():
+        return []
+    note = (
+        "nccl.bandwidth_scale was fitted on one host's links; it scales the network's links too "
+        "in a multi-host scenario. Calibrate on multi-host runs as well to fit the network's own"
+    )
+    return [note]
+
+
 def comm_candidates(data: CollectiveData) -> list[str]:
     """The collective constants the files could inform, in priority order."""
     archs, kinds = data.archs(), [k for k in data.link_kinds() if k != "ideal"]
-    names = [f"nccl.{a}.{k}_efficiency" for a in archs for k in kinds]
+    # End-to-end before the parts it spans: the bandwidth scale before the link efficiencies (one
+    # is fitted only where the data separate it from the scale: several link kinds), the per-call
+    # overhead before the per-step and per-protocol latencies.
+    names = ["nccl.bandwidth_scale"]
+    names += [f"nccl.{a}.{k}_efficiency" for a in archs for k in kinds]
     names += [f"nccl.{a}.nvls_efficiency" for a in archs if a in NVLS_ARCHS]
+    names += ["nccl.call_overhead"]
     names += [f"nccl.{a}.step_latency" for a in archs]
     names += [f"nccl.{a}.net_step_latency" for a in archs if data.multi_host()]
     names += ["nccl.ring_fill_steps", "nccl.nvls_round_latency"]

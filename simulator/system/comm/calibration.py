@@ -84,8 +84,17 @@ class Calibration:
     ll_cap_nodes_Bps: tuple[
         tuple[int, float], ...
     ] = ()  # LL cap across nodes, by minimum node count
+    # A calibration profile's (`clustersim calibrate`): both keep built-in predictions at 1 and 0.
+    # bandwidth_scale: the share of the modelled link bandwidth a system reaches, on every link
+    # kind alike (a common factor on the link efficiencies: a slower clock, NCCL build or fabric
+    # setting than the tables' systems); NCCL's LL caps are the tuner's, not the links', and stay.
+    bandwidth_scale: float = 1.0
+    # call_overhead_s: once per collective call, beyond NCCL's baseLat (host launch, NCCL's
+    # per-call setup as nccl-tests times it).
+    call_overhead_s: float = 0.0
 
     def efficiency(self, link_kind: str, arch: str = "ampere") -> float:
+        """A link kind's efficiency (bandwidth_scale is applied separately, in CommContext)."""
         own = dict(self.arch(arch).link_efficiency)
         return own.get(link_kind, dict(self.link_efficiency)[link_kind])
 

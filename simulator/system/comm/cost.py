@@ -12,7 +12,9 @@ phase costs
     bandwidth = max over links (bytes on the link / (link bw x link-kind efficiency))
                 / (protocol efficiency x NCCL's algorithm factor x NVLS efficiency),
                 and for LL at least the per-rank bytes / NCCL's LL bandwidth cap
-and a collective is a base latency (+ a per-rank one for PAT) plus its phases in sequence.
+and a collective is a base latency (+ a per-rank one for PAT, + a calibration profile's per-call
+overhead) plus its phases in sequence. A profile's bandwidth scale multiplies every link's
+effective capacity (a common factor on the link efficiencies).
 As NCCL does (src/graph/tuning.cc, ncclTopoGetAlgoTime), "auto" predicts every applicable
 (algorithm, protocol) pair and takes the fastest; that is how size, group shape and
 topology select the algorithm.
@@ -128,9 +130,9 @@ class CommContext:
         present = np.flatnonzero(np.bincount(topology.link_code, minlength=len(LINK_KINDS)))
         eff = np.zeros(len(LINK_KINDS))
         eff[present] = [calibration.efficiency(LINK_KINDS[k], self.arch) for k in present]
-        self.capacity = (
-            topology.bw_bytes_per_s * eff[topology.link_code]
-        )  # bytes/s after link efficiency
+        self.capacity = (  # bytes/s after link efficiency (and a profile's bandwidth scale)
+            topology.bw_bytes_per_s * eff[topology.link_code] * calibration.bandwidth_scale
+        )
         # NCCL's intra-node latencies are NVLink's unless the GPUs only meet over PCIe (hwLat PCI row).
         self.over_pcie = not bool(
             np.isin(topology.link_code, [LINK_KINDS.index(k) for k in ("nvlink", "xgmi")]).any()
@@ -235,7 +237,7 @@ class CommContext:
                     self._phase_cost(ph, u, proto, step, factor, size, shape)
                     for ph, u in zip(pl.phases, unit)
                 ]
-                t = step.base_s + step.per_rank_s * p + sum(a + b for a, b in parts)
+                t = self._base_s(step, p) + sum(a + b for a, b in parts)
                 if best is None or t < best[0]:
                     best = (t, pl, proto, step, factor, parts, serial)
         if best is None:
@@ -247,6 +249,10 @@ class CommContext:
                 )
             )
         return self._costed(*best, size)
+
+    def _base_s(self, step: Step, ranks: int) -> float:
+        """Once per call: NCCL's baseLat (+ PAT's per rank) and a profile's per-call overhead."""
+        return step.base_s + step.per_rank_s * ranks + self.calibration.call_overhead_s
 
     def _bw_factor(self, algo: Algorithm, step: Step) -> float:
         """NCCL's algorithm bandwidth factor (tuning.cc)."""
@@ -326,7 +332,7 @@ class CommContext:
         scale = size / (
             proto.efficiency * factor
         )  # wire bytes per byte of load, as the bandwidth term
-        base = step.base_s + step.per_rank_s * len(pl.group)
+        base = self._base_s(step, len(pl.group))
         phases = tuple(
             Phase(
                 shape=(serial, i),

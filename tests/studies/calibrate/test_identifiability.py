@@ -95,7 +95,10 @@ def test_the_same_file_declared_without_nvls_recovers_its_constants(tmp_path):
         )
     )
     (part,) = calibrate(parse_inputs([str(tmp_path / "m.yaml")], None), loo=False).parts
-    assert part.values["nccl.hopper.nvlink_efficiency"] == pytest.approx(0.75, rel=0.02)
+    # One link kind carries the data: the bandwidth scale stands for it (the efficiency is held,
+    # not separable from it) and the NVLink bandwidth reached is what the file was written with.
+    achieved = part.values["nccl.hopper.nvlink_efficiency"] * part.values["nccl.bandwidth_scale"]
+    assert achieved == pytest.approx(0.75, rel=0.02)
     assert NVLS_EFF not in part.selection.chosen
 
 
@@ -246,8 +249,13 @@ def test_a_profile_that_names_no_gpu_is_refused(a100_profile, tmp_path):
         load_profile(tmp_path / "old.yaml")
 
 
-def test_the_shipped_a100_table_still_fits_its_link_efficiency(a100_result):
-    # The Azure ND A100 v4 table is NVLink-bound at large sizes: its efficiency stays identified.
+def test_the_shipped_a100_table_still_fits_its_link_bandwidth(a100_result):
+    # The Azure ND A100 v4 table is NVLink-bound at large sizes: its bandwidth stays identified, as
+    # the bandwidth scale (NVLink is the one link kind it covers, so its efficiency is not separable).
     (part,) = a100_result.parts
-    assert "nccl.ampere.nvlink_efficiency" in part.selection.chosen
+    assert "nccl.bandwidth_scale" in part.selection.chosen
+    assert (
+        "not separable from nccl.bandwidth_scale"
+        in dict(part.selection.held)["nccl.ampere.nvlink_efficiency"]
+    )
     assert str(AZURE_A100) in {i.path for i in a100_result.inputs}
