@@ -167,6 +167,7 @@ def _step(report: dict[str, Any]) -> list[str]:
         ),
         f"  FLOPs: {st['flops_convention']}",
     ]
+    lines += _interval(st.get("interval"), report.get("calibration"))
     if len(st.get("rank_classes", [])) > 1:
         lines.append(
             "  rank classes: " + "; ".join(f"{c['name']} x{c['ranks']}" for c in st["rank_classes"])
@@ -186,6 +187,21 @@ def _step(report: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _interval(iv: dict[str, Any] | None, calibration: Any) -> list[str]:
+    """The step's interval line (studies/intervals.py fits it to the validation errors)."""
+    if not iv:
+        return []
+    (t0, t1), (r0, r1) = iv["time_s"], iv["tokens_per_s_per_gpu"]
+    line = (
+        f"  {100 * iv['level']:.0f}% interval: step {t0:.3g}-{t1:.3g} s, tokens/s/GPU {r0:,.0f}-{r1:,.0f} "
+        f"(from {iv['cases']} validation cases: group {iv['group']})"
+    )
+    built_in = (
+        "; their errors are the built-in constants', not this profile's" if calibration else ""
+    )
+    return [line + built_in]
+
+
 def _training(report: dict[str, Any]) -> list[str]:
     tr = report.get("training", {})
     if "days" not in tr:
@@ -195,4 +211,10 @@ def _training(report: dict[str, Any]) -> list[str]:
         f"Training on {tr['tokens']:.3g} tokens: {tr['flops']:.3g} FLOPs = {tr['pf_days']:,.1f} PF-days; "
         f"{tr['days']:,.1f} days on these GPUs = {tr['gpu_hours']:,.0f} GPU-hours"
         + (f", ${tr['cost_usd']:,.0f}" if "cost_usd" in tr else ""),
-    ]
+    ] + (
+        [
+            f"  80% interval: {tr['days_interval'][0]:,.1f}-{tr['days_interval'][1]:,.1f} days (the step's)"
+        ]
+        if "days_interval" in tr
+        else []
+    )

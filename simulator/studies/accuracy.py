@@ -14,8 +14,10 @@ from typing import Any
 
 from simulator.core.errors import Problem, UserError
 from simulator.execution.context import SimContext
+from simulator.scenario.load import scenario_from_dict
 from simulator.spec.calibration import CalibrationSpec
-from simulator.studies.cases import Case, load_cases, predict, shipped_files
+from simulator.studies import intervals
+from simulator.studies.cases import STEP_METRICS, Case, load_cases, predict, shipped_files
 
 CATEGORY_ORDER = ("memory", "collective", "throughput", "framework")
 
@@ -136,6 +138,26 @@ def summary(outcomes: list[Outcome]) -> list[dict[str, Any]]:
     return rows
 
 
+def interval_points(outcomes: list[Outcome]) -> list[intervals.Point]:
+    """The step-time errors the intervals are fitted to: validation cases (never calibration
+    ones) of intervals.CATEGORIES whose metric is a step time or rate."""
+    rate_metrics = (*STEP_METRICS, "tflops_per_gpu_from_flops")
+    return [
+        intervals.Point(
+            id=o.case.id,
+            key=intervals.scenario_key(
+                scenario_from_dict(o.case.scenario, base_dir=o.case.base_dir)
+            ),
+            error=intervals.time_error(o.case.metric, o.predicted, o.case.published),
+        )
+        for o in outcomes
+        if o.case.role == "validation"
+        and o.case.category in intervals.CATEGORIES
+        and o.case.metric in rate_metrics
+        and o.case.scenario is not None
+    ]
+
+
 def document(
     outcomes: list[Outcome],
     skipped_slow: list[Case],
@@ -151,6 +173,7 @@ def document(
             "calibration": calibration.source if calibration is not None else None,
         },
         "summary": summary(outcomes),
+        "intervals": intervals.coverage(points) if (points := interval_points(outcomes)) else None,
         "cases": [
             {
                 "id": o.case.id,

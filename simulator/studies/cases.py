@@ -171,7 +171,8 @@ def predict(
         if case.metric == "model_states_gb":
             return mem.model_states_bytes / 1e9
         return predicted_memory(scenario, mem, case.metric.removesuffix("_gib")) / 2**30
-    step = simulate(scenario, ctx=ctx, runs=1)["step"]
+    # No interval: the intervals are fitted to these very predictions (studies/intervals.py).
+    step = simulate(scenario, ctx=ctx, runs=1, interval=False)["step"]
     if case.metric == "tflops_per_gpu_from_flops":
         return case.flops_per_step / (scenario.num_gpus * step["time_s"]) / 1e12
     return step[case.metric]

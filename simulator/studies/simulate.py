@@ -10,6 +10,7 @@ from simulator.execution.metrics import SECONDS_PER_DAY, step_metrics, training_
 from simulator.execution.step import simulate_step
 from simulator.report.document import build_report
 from simulator.spec.specs import Scenario
+from simulator.studies import intervals
 from simulator.studies.goodput import simulate_goodput
 from simulator.studies.suggest import fit_suggestions
 
@@ -23,11 +24,13 @@ def simulate(
     seed: int | None = None,
     jobs: int = 1,
     goodput: bool = True,
+    interval: bool = True,
 ) -> dict[str, Any]:
     """The full report for a scenario, as the JSON contract's dict. Pass one `ctx` to reuse
     built topologies and collective plans across scenarios (sweeps, the planner). `runs` and
     `seed` override the reliability section's Monte Carlo of the whole run, which may use `jobs`
-    processes; `goodput` False skips it."""
+    processes; `goodput` False skips it. `interval` adds the 80% interval of the step time
+    (studies/intervals.py; off where the validation cases themselves are predicted)."""
     stages = stage_memory(scenario)
     mem = max(stages, key=lambda m: (m.total_bytes, -m.stage))  # memory_breakdown's worst stage
     step = simulate_step(scenario, stages, backend=backend, ctx=ctx)
@@ -45,4 +48,7 @@ def simulate(
         if goodput
         else None
     )
-    return build_report(scenario, mem, suggestions, step, metrics, training, found, stages)
+    report = build_report(scenario, mem, suggestions, step, metrics, training, found, stages)
+    if interval:
+        intervals.attach(report, scenario)
+    return report

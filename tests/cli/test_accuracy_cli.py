@@ -47,7 +47,8 @@ USER_CASES = {
 def test_json_document_for_ci(capsys):
     assert main(["accuracy", "--category", "memory", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
-    assert set(doc) == {"set", "summary", "cases"}
+    assert set(doc) == {"set", "summary", "intervals", "cases"}
+    assert doc["intervals"] is None  # memory cases feed no step-time interval
     assert doc["set"]["calibration"] is None and doc["set"]["slow_skipped"] == []
     (row,) = doc["summary"]
     cases = doc["cases"]

@@ -45,6 +45,8 @@ REQUIRED_COLUMNS = [
     "mem_overhead_bytes",
     "capacity_bytes",
     "step_time_s",
+    "step_time_lo_s",
+    "step_time_hi_s",
     "compute_s",
     "comm_s",
     "exposed_comm_s",
@@ -339,6 +341,7 @@ def test_rows_columns_and_values(reference, tmp_path):
         assert row["fits"] == "true"
         assert int(row["mem_total_bytes"]) == sum(int(row[f"mem_{k}_bytes"]) for k in MEMORY)
         step = float(row["step_time_s"])
+        assert 0 < float(row["step_time_lo_s"]) < float(row["step_time_hi_s"])
         assert float(row["tokens_per_s"]) == pytest.approx(GLOBAL_BATCH * SEQ_LEN / step, rel=1e-9)
         assert float(row["tokens_per_s_per_gpu"]) == pytest.approx(
             float(row["tokens_per_s"]) / gpus, rel=1e-9

@@ -45,6 +45,13 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
         "--plot", metavar="OUT.png", help="draw predicted against published, one panel per category"
     )
     p.add_argument("--readme", action="store_true", help="print only the README's summary block")
+    p.add_argument(
+        "--write-intervals",
+        metavar="PATH",
+        help="fit the 80%% step-time intervals to the shipped validation cases (throughput and "
+        "framework, slow ones included, built-in constants) and write their table to PATH "
+        "(the shipped one: simulator/data/validation/intervals/step_time.yaml)",
+    )
     p.set_defaults(func=cmd_accuracy)
 
 
@@ -56,6 +63,8 @@ def cmd_accuracy(args: argparse.Namespace) -> int:
 
     if not args.shipped and not args.cases:
         raise UserError(Problem("--no-shipped", "no cases left to run", "give --cases FILE"))
+    if args.write_intervals:
+        return _write_intervals(args)
     if args.plot:
         check_output("--plot", args.plot, tuple(args.cases))
     calibration = load_profile(args.calibration, "--calibration") if args.calibration else None
@@ -82,4 +91,39 @@ def cmd_accuracy(args: argparse.Namespace) -> int:
         print(readme_block(doc))
     else:
         print(accuracy_text(doc))
+    return 0
+
+
+def _write_intervals(args: argparse.Namespace) -> int:
+    """The table every `clustersim run` reads its interval from: shipped cases, built-in constants."""
+    from simulator.core.outputs import write_text
+    from simulator.core.yamlio import dump_yaml
+    from simulator.studies import intervals
+    from simulator.studies.accuracy import default_files, interval_points, run_cases, select_cases
+
+    given = [
+        f
+        for f, on in (
+            ("--cases", args.cases),
+            ("--no-shipped", not args.shipped),
+            ("--category", args.category),
+            ("--calibration", args.calibration),
+        )
+        if on
+    ]
+    if given:
+        raise UserError(
+            Problem(
+                given[0],
+                "--write-intervals fits the shipped validation cases with the built-in constants",
+                "leave out " + ", ".join(given),
+            )
+        )
+    check_output("--write-intervals", args.write_intervals, ())
+    cases, _ = select_cases(default_files([]), True, intervals.CATEGORIES)
+    groups = intervals.fit(interval_points(run_cases(cases)))
+    write_text("--write-intervals", args.write_intervals, dump_yaml(intervals.table(groups)))
+    for name, g in groups.items():
+        print(f"{name:<40} {len(g['cases']):>3} cases  q10 {g['q10']:+.3f}  q90 {g['q90']:+.3f}")
+    print(f"wrote {args.write_intervals}")
     return 0

@@ -21,7 +21,7 @@ from simulator.core.errors import Problem, UserError
 from simulator.core.outputs import write_error
 
 # Bump when a row's meaning changes: results files of another version are then refused.
-RESULTS_VERSION = 1
+RESULTS_VERSION = 2  # 2: the step time's 80% interval columns
 # Result columns after `point` and the swept dotted paths (the plot tool reads them by name).
 OUTPUT_COLUMNS = (
     "status",
@@ -42,6 +42,8 @@ OUTPUT_COLUMNS = (
     "mem_overhead_bytes",
     "capacity_bytes",
     "step_time_s",
+    "step_time_lo_s",  # the 80% interval of the step time (studies/intervals.py)
+    "step_time_hi_s",
     "compute_s",
     "comm_s",
     "exposed_comm_s",

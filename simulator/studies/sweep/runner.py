@@ -123,6 +123,8 @@ def outputs(report: dict[str, Any]) -> dict[str, Any]:
         },
         "capacity_bytes": mem["capacity_bytes"],
         "step_time_s": step["time_s"],
+        "step_time_lo_s": step["interval"]["time_s"][0],
+        "step_time_hi_s": step["interval"]["time_s"][1],
         "compute_s": step["compute_s"],
         "comm_s": step["comm_s"],
         "exposed_comm_s": step["exposed_comm_s"],
