@@ -66,7 +66,7 @@ def _edited(src, tmp_path, edit, name="edited.yaml"):
         ),
         (
             lambda d: d["constants"][0].update(value=1.3),
-            "1.3 is outside nccl.ampere.nvlink_efficiency's physical bounds",
+            "1.3 is outside nccl.bandwidth_scale's physical bounds [0.3, 1.2] (ratio)",
         ),
         (
             lambda d: d.update(clustersim_calibration=2),
@@ -74,7 +74,7 @@ def _edited(src, tmp_path, edit, name="edited.yaml"):
         ),
         (
             lambda d: d["constants"].append(dict(d["constants"][0])),
-            "nccl.ampere.nvlink_efficiency is listed twice",
+            "nccl.bandwidth_scale is listed twice",
         ),
         (lambda d: d.pop("clustersim_calibration"), "not a calibration profile"),
     ],
