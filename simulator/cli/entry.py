@@ -37,9 +37,14 @@ _python_unraisable = sys.unraisablehook
 def _unraisable(info) -> None:
     """A KeyboardInterrupt raised where Python cannot propagate it (a weakref callback of the
     import machinery, a __del__) would be printed with a traceback and lost: signal it again,
-    to be raised at the next line that can take it."""
+    to be raised at the next line that can take it. Python may run the handler at once, inside
+    this hook, where a KeyboardInterrupt is as unraisable as before: then it is dropped here and
+    main() ends the command with the interrupt it remembered (_interrupted)."""
     if info.exc_type is not None and issubclass(info.exc_type, KeyboardInterrupt):
-        signal.raise_signal(signal.SIGINT)
+        try:
+            signal.raise_signal(signal.SIGINT)
+        except KeyboardInterrupt:
+            pass
         return
     _python_unraisable(info)
 
@@ -65,7 +70,10 @@ def main() -> int:
         _raising = True
         if _interrupted:
             raise KeyboardInterrupt
-        return run()
+        code = run()
+        if _interrupted and code == 0:  # a Ctrl-C that no line could raise (see _unraisable)
+            raise KeyboardInterrupt
+        return code
     except SystemExit:
         raise
     except BaseException as exc:
