@@ -41,7 +41,7 @@ from simulator.core.cache import Memo
 from simulator.core.errors import Problem, UserError, did_you_mean
 from simulator.system.comm import nccl_tables
 from simulator.system.comm.algorithms import ALGORITHMS, Algorithm, Features
-from simulator.system.comm.algorithms.base import PhasePlan, Plan, host_matrix, merge_phases
+from simulator.system.comm.algorithms.base import PhasePlan, Plan, merge_phases
 from simulator.system.comm.calibration import (
     NCCL_CALIBRATION,
     OPS,
@@ -50,6 +50,7 @@ from simulator.system.comm.calibration import (
     Step,
     busbw_factor,
 )
+from simulator.system.comm.selection import candidates, group_shape
 from simulator.system.comm.sharing import ShapeGraph
 from simulator.system.hardware import GPU_ALIASES, GPU_CATALOG
 from simulator.system.topology.builders import LINK_KINDS
@@ -372,39 +373,6 @@ def _catalog_arch(gpu: str) -> str:
     key = gpu.strip().lower()
     entry = GPU_CATALOG.get(GPU_ALIASES.get(key, key))
     return entry.arch if entry is not None else "ampere"
-
-
-def group_shape(topo: Topology, group: tuple[int, ...]) -> tuple[int, bool, int]:
-    """(hosts the group spans, equal GPUs on each, GPUs on the first host)."""
-    rows, uniform = host_matrix(topo, group)
-    return len(rows), uniform, len(rows[0])
-
-
-def candidates(
-    topo: Topology,
-    op: str,
-    group: tuple[int, ...],
-    algorithm: str,
-    features: Features | None = None,
-) -> list[str]:
-    """The algorithms `auto` tries for this op and group (or the one asked for, if it applies)."""
-    shape = group_shape(topo, group)
-    if algorithm == "auto":
-        return [a.name for a in ALGORITHMS.values() if a.auto and a.applies(op, *shape, features)]
-    algo: Algorithm | None = ALGORITHMS.get(algorithm)
-    if algo is None:
-        raise UserError(
-            Problem(
-                "algorithm",
-                f"unknown algorithm {algorithm!r}",
-                did_you_mean(algorithm, [*ALGORITHMS, "auto"]),
-            )
-        )
-    why = algo.why_not(op, *shape, features)
-    if why:
-        ok = [a.name for a in ALGORITHMS.values() if a.applies(op, *shape, features)]
-        raise UserError(Problem("algorithm", why, f"use one of {ok} or auto"))
-    return [algorithm]
 
 
 def collective_cost(
