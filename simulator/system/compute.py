@@ -50,6 +50,11 @@ class ComputeModel:
     def ops_time_s(self, ops: list[Op]) -> float:
         return sum(self.op_time_s(op) for op in ops)
 
+    def kernel_sources(self) -> dict[str, str]:
+        """Where each op class's kernel time comes from (printed beside the breakdown)."""
+        eff = self.gpu.efficiency
+        return {"gemm": eff.source, "attention": eff.source, "memory": eff.source}
+
 
 def gemm_quantization(op: Op, gpu: GPU) -> float:
     """Useful fraction of the GEMM's tile-waves: tile quantization x wave quantization."""
