@@ -39,6 +39,7 @@ GPU_DEFAULTS = {
     "efficiency.attention": "A100's FlashAttention-2 efficiency",
     "efficiency.end_to_end": "A100's fitted end-to-end factor",
     "efficiency.kernel_launch": "4 us per kernel",
+    "efficiency.gemm_table": "no per-shape table: tile and wave quantization",
 }
 
 
@@ -70,6 +71,7 @@ def custom_gpu(
         attention=e.attention or base.attention,
         kernel_launch_s=e.kernel_launch if e.kernel_launch is not None else base.kernel_launch_s,
         end_to_end=e.end_to_end or base.end_to_end,
+        gemm_table=e.gemm_table or "",
         source=f"user-defined ({g.source})"
         + ("; A100 figures where not given" if None in e.model_dump().values() else ""),
     )

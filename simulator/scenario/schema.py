@@ -43,6 +43,7 @@ from simulator.scenario.schema_types import (
     FlopRate,
     Fraction,
     FrameworkName,
+    GemmTableName,
     GlobalBatch,
     Gpus,
     KindName,
@@ -274,6 +275,7 @@ class EfficiencySection(Strict):
     attention: Fraction | None = None
     end_to_end: Fraction | None = None
     kernel_launch: Duration | None = None
+    gemm_table: GemmTableName | None = None
 
 
 class CustomGPU(Strict):

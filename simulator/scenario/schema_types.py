@@ -22,6 +22,7 @@ from simulator.model.precision import CHECKPOINTING, DTYPES, OPTIMIZERS, PRECISI
 from simulator.spec.specs import PIPELINE_SCHEDULES
 from simulator.system.comm.algorithms import ALGORITHMS
 from simulator.system.hardware import ARCHS
+from simulator.system.hardware.gemm_table import GEMM_TABLES
 from simulator.system.topology.loader import MAX_GPUS
 
 # Documented maxima (clustersim refuses larger inputs at once rather than run for hours):
@@ -138,6 +139,7 @@ if TYPE_CHECKING:
     CheckpointingName: TypeAlias = str
     StepAlgorithmName: TypeAlias = str
     DtypeName: TypeAlias = str
+    GemmTableName: TypeAlias = str
     ArchName: TypeAlias = str
 else:
     KindName = _choice(KINDS)
@@ -152,6 +154,7 @@ else:
     CheckpointingName = _choice(CHECKPOINTING)
     StepAlgorithmName = _choice(_STEP_ALGORITHMS)
     DtypeName = _choice(DTYPES)
+    GemmTableName = _choice(GEMM_TABLES)
     ArchName = _choice(ARCHS)
 
 Fraction = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]

@@ -3,10 +3,12 @@
 time(op) = [launch + max(flops / (peak(dtype) x efficiency), bytes / (HBM bw x memory efficiency))]
            / end_to_end
 
-GEMMs lose throughput to tile and wave quantization: cuBLAS splits C[m, n] into output
-tiles (128 x 128 here) and runs them in waves of one tile per SM; a partly filled last wave
-or partly filled tiles do no useful work (NVIDIA Deep Learning Performance Guide, "Matrix
-Multiplication Background", sections on tile and wave quantization).
+A GEMM's efficiency is the GPU's best-shape ceiling times its shape's throughput relative to
+the best, read from a per-shape table measured on that GPU family (hardware/gemm_table.py).
+Without a table, the shape dependence is tile and wave quantization: cuBLAS splits C[m, n]
+into output tiles (128 x 128 here) and runs them in waves of one tile per SM; a partly
+filled last wave or partly filled tiles do no useful work (NVIDIA Deep Learning Performance
+Guide, "Matrix Multiplication Background", sections on tile and wave quantization).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 
 from simulator.model.ops import Op
 from simulator.system.hardware import GPU
+from simulator.system.hardware.gemm_table import gemm_table
 
 # cuBLAS / CUTLASS's common large-GEMM output tile (NVIDIA "Matrix Multiplication
 # Background" guide, Sec. "Tile quantization": 256x128 and 128x128 tiles are typical).
@@ -36,16 +39,29 @@ class ComputeModel:
         eff = self.gpu.efficiency
         mem_s = op.bytes_moved / (self.gpu.hbm_bw_bytes_per_s * eff.memory)
         if op.kind == "matmul":
-            flop_s = op.flops / (
-                self.gpu.peak(self.gemm_dtype)
-                * eff.gemm_for(self.gemm_dtype)
-                * gemm_quantization(op, self.gpu)
-            )
+            flop_s = op.flops / (self.gpu.peak(self.gemm_dtype) * self.gemm_efficiency(op))
         elif op.kind == "attention":
             flop_s = op.flops / (self.gpu.peak(self.attention_dtype) * eff.attention)
         else:
             flop_s = 0.0  # memory-bound kernels: their FLOPs are negligible beside their bytes
         return self.slowdown * (eff.kernel_launch_s + max(flop_s, mem_s)) / eff.end_to_end
+
+    def launch_overhead_s(self, op: Op) -> float:
+        """The per-kernel fixed part of `op_time_s(op)` (launch and inter-kernel gap)."""
+        eff = self.gpu.efficiency
+        return self.slowdown * eff.kernel_launch_s / eff.end_to_end
+
+    def gemm_efficiency(self, op: Op) -> float:
+        """Achieved / peak FLOP/s of one GEMM of this shape in the GEMM datatype."""
+        assert op.gemm is not None, "a matmul op carries its GEMM shape"
+        eff = self.gpu.efficiency
+        ceiling = eff.gemm_for(self.gemm_dtype)
+        if eff.gemm_table:
+            m, n, k = op.gemm
+            rel = gemm_table(eff.gemm_table).relative(self.gemm_dtype, m, n, k, op.batch)
+            if rel is not None:
+                return ceiling * rel
+        return ceiling * gemm_quantization(op, self.gpu)
 
     def ops_time_s(self, ops: list[Op]) -> float:
         return sum(self.op_time_s(op) for op in ops)
@@ -53,7 +69,10 @@ class ComputeModel:
     def kernel_sources(self) -> dict[str, str]:
         """Where each op class's kernel time comes from (printed beside the breakdown)."""
         eff = self.gpu.efficiency
-        return {"gemm": eff.source, "attention": eff.source, "memory": eff.source}
+        gemm = eff.source
+        if eff.gemm_table and self.gemm_dtype in gemm_table(eff.gemm_table).dtypes:
+            gemm = f"{eff.source}; by shape: {gemm_table(eff.gemm_table).source}"
+        return {"gemm": gemm, "attention": eff.source, "memory": eff.source}
 
 
 def gemm_quantization(op: Op, gpu: GPU) -> float:

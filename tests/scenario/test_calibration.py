@@ -113,7 +113,7 @@ def test_compute_constants_divide_every_kernel(a100_profile, tmp_path):
             {
                 "name": "compute.a100-80gb.end_to_end",
                 "value": 0.5,
-                "default": 0.752,
+                "default": 0.78,
                 "lower": 0.02,
                 "upper": 1.0,
                 "unit": "fraction",
@@ -125,7 +125,7 @@ def test_compute_constants_divide_every_kernel(a100_profile, tmp_path):
             {
                 "name": "compute.h100-sxm-80gb.end_to_end",
                 "value": 0.1,
-                "default": 0.752,
+                "default": 0.78,
                 "lower": 0.02,
                 "upper": 1.0,
                 "unit": "fraction",
@@ -137,13 +137,14 @@ def test_compute_constants_divide_every_kernel(a100_profile, tmp_path):
     path = _edited(a100_profile, tmp_path, add)
     s = scenario_from_dict({**SCENARIO, "calibration": str(path)})
     builtin = scenario_from_dict(SCENARIO)
-    # compute.py: every kernel time / end_to_end, so the compute stream's busy time scales by 0.752 / 0.5.
+    # compute.py: every kernel time / end_to_end, so the compute stream's busy time scales by
+    # catalog factor / 0.5.
+    e2e = builtin.cluster.gpu.efficiency.end_to_end
     assert simulate_step(s).compute_s == pytest.approx(
-        simulate_step(builtin).compute_s * 0.752 / 0.5, rel=1e-9
+        simulate_step(builtin).compute_s * e2e / 0.5, rel=1e-9
     )
-    assert (
-        s.cluster.gpu.efficiency.end_to_end == 0.752
-    )  # the catalog GPU is untouched; the step applies it
+    # The catalog GPU is untouched; the step applies the profile.
+    assert s.cluster.gpu.efficiency.end_to_end == e2e
 
 
 def test_a_missing_or_broken_profile_is_a_scenario_problem(a100_profile, tmp_path):

@@ -147,6 +147,25 @@ def test_custom_gpu_in_yaml():
     )
     assert s.cluster.gpu.memory_bytes == 24 * 2**30
     assert s.cluster.gpu.peak("bf16") == pytest.approx(200e12)
+    assert s.cluster.gpu.efficiency.gemm_table == ""  # no shapes named: quantization
+
+
+def _custom_gpu_with(efficiency: dict) -> dict:
+    gpu = {"name": "mygpu", "memory": "24 GiB", "hbm_bandwidth": "1 TB/s"}
+    gpu |= {"peak_flops": {"bf16": "200 TFLOP/s"}, "efficiency": efficiency}
+    return {"model": {"preset": "gpt3-125m"}, "cluster": {"topology": "dgx-a100", "gpu": gpu}}
+
+
+def test_a_custom_gpu_may_name_a_shipped_gemm_table():
+    s = scenario_from_dict(_custom_gpu_with({"gemm_table": "H100-SXM-XLA"}))
+    assert s.cluster.gpu.efficiency.gemm_table == "h100-sxm-xla"
+
+
+def test_an_unknown_gemm_table_names_the_shipped_ones():
+    with pytest.raises(UserError) as err:
+        scenario_from_dict(_custom_gpu_with({"gemm_table": "h100-xla"}))
+    assert "cluster.gpu.efficiency.gemm_table" in str(err.value)
+    assert "h100-sxm-xla" in str(err.value)
 
 
 def test_schema_is_json_schema_with_scenario_fields(capsys):

@@ -54,7 +54,9 @@ def cmd_gpus(args: argparse.Namespace) -> int:
         print(
             f"{'':<16} efficiency: gemm {eff.gemm:.3f}"
             + "".join(f", {d} {f:.3f}" for d, f in eff.gemm_by_dtype)
-            + f", memory {eff.memory:.3f}, attention {eff.attention:.3f}, end-to-end {eff.end_to_end:.3f}: {eff.source}"
+            + f", memory {eff.memory:.3f}, attention {eff.attention:.3f}, end-to-end {eff.end_to_end:.3f}"
+            + (f", GEMM by shape: {eff.gemm_table}" if eff.gemm_table else "")
+            + f": {eff.source}"
         )
         if eff.assumed:
             print(f"{'':<16} no public figure, assumed: {eff.assumed}")

@@ -47,7 +47,7 @@ class Efficiency:
     One set per GPU serves every case; nothing is tuned per model or message size.
     """
 
-    gemm: float  # large, well-shaped GEMM: achieved / dense peak (16-bit unless below)
+    gemm: float  # best-shape GEMM ceiling: achieved / dense peak (16-bit unless below)
     memory: float  # streaming kernels: achieved / HBM peak (STREAM triad)
     attention: float  # fused flash-attention kernel (forward and backward): achieved / peak
     kernel_launch_s: float  # fixed cost per kernel
@@ -56,6 +56,9 @@ class Efficiency:
     # launch gaps, NCCL kernels sharing SMs, clocks under sustained load); every kernel time
     # is divided by it. Fitted for A100 to the MPT table by benchmarks/calibrate_compute.py.
     end_to_end: float = 1.0
+    # A shipped per-shape GEMM table of this GPU family (simulator/data/kernels/gemm-<name>.csv)
+    # giving each shape's throughput relative to the best; "" means tile and wave quantization.
+    gemm_table: str = ""
     # GEMM fractions measured for other datatypes (e.g. fp8), as (dtype, fraction) pairs;
     # a datatype not listed uses `gemm`.
     gemm_by_dtype: tuple[tuple[str, float], ...] = ()
