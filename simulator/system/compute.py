@@ -69,10 +69,16 @@ class ComputeModel:
     def kernel_sources(self) -> dict[str, str]:
         """Where each op class's kernel time comes from (printed beside the breakdown)."""
         eff = self.gpu.efficiency
-        gemm = eff.source
+        parts = eff.source.split("; ")
+
+        def cited(word: str) -> str:  # the parts of the GPU's source that name the class
+            return "; ".join(p for p in parts if word in p) or eff.source
+
+        gemm = "; ".join(p for p in cited("GEMM").split("; ") if "by shape" not in p)
+        gemm += "; shapes: tile and wave quantization"
         if eff.gemm_table and self.gemm_dtype in gemm_table(eff.gemm_table).dtypes:
-            gemm = f"{eff.source}; by shape: {gemm_table(eff.gemm_table).source}"
-        return {"gemm": gemm, "attention": eff.source, "memory": eff.source}
+            gemm = f"{cited('ceiling')}; shapes: {gemm_table(eff.gemm_table).source}"
+        return {"gemm": gemm, "attention": cited("attention"), "memory": cited("STREAM")}
 
 
 def gemm_quantization(op: Op, gpu: GPU) -> float:

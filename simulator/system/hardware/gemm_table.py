@@ -71,7 +71,7 @@ class GemmTable:
 
 
 def parse_table(name: str, text: str) -> GemmTable:
-    """A table from its CSV text: '#' lines (the first ones cite the source), a header with
+    """A table from its CSV text: '#' lines (a 'Cite:' one names the source), a header with
     b, m, n, k and one `<dtype>_tflops` column per datatype."""
     lines = text.splitlines()
     comments = [ln[1:].strip() for ln in lines if ln.startswith("#")]
@@ -82,7 +82,8 @@ def parse_table(name: str, text: str) -> GemmTable:
         use = [r for r in rows if r[f"{dt}_tflops"]]
         coords[dt] = np.log2(np.array([[int(r[c]) for c in "bmnk"] for r in use], dtype=float))
         values[dt] = np.log2(np.array([float(r[f"{dt}_tflops"]) for r in use]))
-    return GemmTable(name=name, source=" ".join(comments[:3]), coords=coords, log_tflops=values)
+    cite = [c.removeprefix("Cite:").strip() for c in comments if c.startswith("Cite:")]
+    return GemmTable(name=name, source=cite[0] if cite else name, coords=coords, log_tflops=values)
 
 
 @cache
