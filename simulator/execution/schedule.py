@@ -51,6 +51,7 @@ class Task:
 @dataclass
 class ScheduleBuilder:
     tasks: list[Task] = field(default_factory=list)
+    optimizer_params: int | None = None  # what the optimizer step updates (strategies/common.py)
 
     def add(self, name: str, stream: str, phase: str, deps=(), **kw) -> int:
         assert stream in STREAMS, stream
@@ -66,10 +67,16 @@ class ScheduleBuilder:
         )
 
     def build(self, static_bytes: int) -> Schedule:
-        return Schedule(tasks=tuple(self.tasks), static_bytes=static_bytes)
+        return Schedule(
+            tasks=tuple(self.tasks),
+            static_bytes=static_bytes,
+            optimizer_params=self.optimizer_params,
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
 class Schedule:
     tasks: tuple[Task, ...]
     static_bytes: int  # allocated for the whole step (model states, fixed buffers, overhead)
+    # Parameters this rank's optimizer step updates (None: the schedule has no optimizer step).
+    optimizer_params: int | None = None

@@ -17,7 +17,7 @@ from simulator.execution.context import SimContext
 from simulator.execution.engine import EngineResult, RankClass, run
 from simulator.execution.frameworks import strategy_for
 from simulator.execution.memory import MemoryBreakdown, stage_memory
-from simulator.execution.pipeline import passes
+from simulator.execution.pipeline import Pass, passes
 from simulator.execution.schedule import Collective, Schedule
 from simulator.execution.strategies.common import Context, stage_work
 from simulator.spec.specs import Scenario
@@ -123,6 +123,21 @@ def compute_model(scenario: Scenario, slowdown: float = 1.0) -> ComputeModel:
     )
 
 
+def stage_order(scenario: Scenario, stage: int) -> tuple[Pass, ...]:
+    """The stage's passes in order: grad_accum_steps micro-batches per step through each of its
+    chunks, forward and backward, in the pipeline schedule's order."""
+    par = scenario.training.parallel
+    return tuple(
+        passes(
+            par.pipeline.schedule,
+            stage,
+            par.pp,
+            scenario.training.grad_accum_steps,
+            par.pipeline.virtual_stages,
+        )
+    )
+
+
 def stage_context(
     scenario: Scenario, stage: int, static_bytes: int, cm: ComputeModel, comm: Comm
 ) -> Context:
@@ -146,15 +161,7 @@ def stage_context(
         cm=cm,
         stage=stage,
         chunks=stage_work(scenario, cm, stage),
-        order=tuple(
-            passes(
-                par.pipeline.schedule,
-                stage,
-                par.pp,
-                t.grad_accum_steps,
-                par.pipeline.virtual_stages,
-            )
-        ),
+        order=stage_order(scenario, stage),
         mesh=mesh,
         tp_bytes=tp_bytes,
         tp_time_s=tp_time,

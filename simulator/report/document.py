@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
+from simulator.execution.breakdown import StepBreakdown
 from simulator.execution.frameworks.megatron import grad_buffer_bytes
 from simulator.execution.memory import MemoryBreakdown
 from simulator.execution.metrics import FLOPS_CONVENTION, StepMetrics, TrainingMetrics
@@ -102,6 +103,7 @@ def build_report(
     training: TrainingMetrics | None = None,
     goodput: Any = None,
     stages: list[MemoryBreakdown] | None = None,
+    breakdown: StepBreakdown | None = None,
 ) -> dict[str, Any]:
     t, c = scenario.training, scenario.cluster
     report: dict[str, Any] = {
@@ -151,7 +153,7 @@ def build_report(
             "constants": dict(cal.values),
         }
     if step is not None and metrics is not None:
-        merge(report, step_sections(step, metrics, training))
+        merge(report, step_sections(step, metrics, training, breakdown))
         peak_bytes, peak_time, peak_op = step.timeline_peak
         report["memory"] |= {
             "timeline_peak_bytes": peak_bytes,
@@ -183,8 +185,13 @@ def _timeline_warnings(peak_bytes: int, mem: MemoryBreakdown) -> list[str]:
     ]
 
 
-def step_sections(step: StepResult, m: StepMetrics, tr: TrainingMetrics | None) -> dict[str, Any]:
-    """The step, collectives and training sections."""
+def step_sections(
+    step: StepResult,
+    m: StepMetrics,
+    tr: TrainingMetrics | None,
+    breakdown: StepBreakdown | None = None,
+) -> dict[str, Any]:
+    """The step (with its breakdown by op class, where given), collectives and training sections."""
     out: dict[str, Any] = {
         "step": {
             "time_s": m.time_s,
@@ -204,6 +211,8 @@ def step_sections(step: StepResult, m: StepMetrics, tr: TrainingMetrics | None) 
         },
         "collectives": list(step.collectives),
     }
+    if breakdown is not None:
+        out["step"]["breakdown"] = breakdown_section(breakdown)
     if tr is not None:
         out["training"] = {
             "tokens": tr.tokens,
@@ -215,6 +224,16 @@ def step_sections(step: StepResult, m: StepMetrics, tr: TrainingMetrics | None) 
         if tr.cost_usd is not None:
             out["training"]["cost_usd"] = tr.cost_usd
     return out
+
+
+def breakdown_section(b: StepBreakdown) -> dict[str, Any]:
+    """One GPU's step by op class (execution/breakdown.py): seconds per row, kernel sources."""
+    return {key: seconds for key, _label, seconds in b.rows()} | {
+        "stage": b.stage,
+        "other_clamped_s": b.other_clamped_s,
+        "optimizer_offloaded": not b.optimizer_on_gpu,
+        "sources": dict(b.sources),
+    }
 
 
 def merge(report: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from simulator.core.units import fmt_bytes
+from simulator.execution.breakdown import ROWS as BREAKDOWN_ROWS
 from simulator.report.goodput import goodput_lines
 
 
@@ -167,6 +168,7 @@ def _step(report: dict[str, Any]) -> list[str]:
         ),
         f"  FLOPs: {st['flops_convention']}",
     ]
+    lines += _breakdown(st, report["training"].get("parallelism", {}).get("pp", 1))
     lines += _interval(st.get("interval"), report.get("calibration"))
     if len(st.get("rank_classes", [])) > 1:
         lines.append(
@@ -184,6 +186,33 @@ def _step(report: dict[str, Any]) -> list[str]:
                 f"    {c['op']:<15}{c['group']:<14}{c['group_size']:>6}{fmt_bytes(c['bytes']):>12}"
                 f"{c['count']:>7}{c['time_s'] * 1e3:>9.2f}ms{c['busbw_GBps']:>8.1f} GB/s  {algorithm}"
             )
+    return lines
+
+
+def _breakdown(st: dict[str, Any], pp: int) -> list[str]:
+    """One GPU's step by op class, then where each class's kernel times come from."""
+    bd = st.get("breakdown")
+    if not bd:
+        return []
+    where = f" (pipeline stage {bd['stage']})" if pp > 1 else ""
+    lines = [
+        f"  breakdown of one GPU's step{where}:",
+        f"    {'class':<32}{'time ms':>10}{'share':>9}",
+    ]
+    step = st["time_s"] or 1.0
+    for key, label in BREAKDOWN_ROWS:
+        if key == "optimizer_s" and bd.get("optimizer_offloaded"):
+            label = "optimizer (CPU step + PCIe)"
+        lines.append(f"    {label:<32}{bd[key] * 1e3:>10.1f}{100 * bd[key] / step:>8.1f}%")
+    if bd.get("other_clamped_s"):
+        lines.append(
+            f"    note: the rows above exceed the step by {bd['other_clamped_s'] * 1e3:.1f} ms "
+            "(they overlap); other is shown as 0"
+        )
+    sources: dict[str, list[str]] = {}
+    for name, source in bd.get("sources", {}).items():
+        sources.setdefault(source, []).append(name)
+    lines += [f"    kernel source ({', '.join(names)}): {src}" for src, names in sources.items()]
     return lines
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from simulator.execution.breakdown import step_breakdown
 from simulator.execution.context import SimContext
 from simulator.execution.memory import stage_memory
 from simulator.execution.metrics import SECONDS_PER_DAY, step_metrics, training_metrics
@@ -48,7 +49,10 @@ def simulate(
         if goodput
         else None
     )
-    report = build_report(scenario, mem, suggestions, step, metrics, training, found, stages)
+    breakdown = step_breakdown(scenario, step)
+    report = build_report(
+        scenario, mem, suggestions, step, metrics, training, found, stages, breakdown
+    )
     if interval:
         intervals.attach(report, scenario)
     return report

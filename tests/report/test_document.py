@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from simulator.studies.simulate import simulate
 from tests.helpers import cluster_of, make_scenario
 
@@ -44,3 +46,16 @@ def test_no_warning_when_the_timeline_is_within_the_verdict():
     report = simulate(make_scenario(), goodput=False)
     assert report["memory"]["timeline_peak_bytes"] <= report["memory"]["per_gpu"]["total_bytes"]
     assert not any("analytic verdict" in w for w in report["warnings"])
+
+
+def test_the_step_breakdown_in_the_json():
+    report = simulate(make_scenario(), goodput=False, interval=False)
+    step = report["step"]
+    bd = step["breakdown"]
+    rows = ["gemm_s", "attention_s", "memory_s", "optimizer_s", "overhead_s", "exposed_comm_s"]
+    rows.append("other_s")
+    assert set(bd) == {*rows, "stage", "other_clamped_s", "optimizer_offloaded", "sources"}
+    assert sum(bd[k] for k in rows) == pytest.approx(step["time_s"], rel=1e-9)
+    assert bd["exposed_comm_s"] == step["exposed_comm_s"]
+    assert set(bd["sources"]) == {"gemm", "attention", "memory"}
+    assert not bd["optimizer_offloaded"] and bd["other_clamped_s"] == 0

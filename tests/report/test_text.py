@@ -154,3 +154,70 @@ def test_a_straggler_scenario_names_the_straggler_and_its_class():
     assert "  straggler rank 1: every kernel x1.2 slower" in lines
     # 8 GPUs: rank 1 alone in its class, the other 7 together.
     assert "  rank classes: ranks x7; rank 1 (x1.2 slower) x1" in lines
+
+
+# 1.05 s split as 600 + 150 + 105 + 42 + 21 + 50 + 82 ms; two classes share one kernel source.
+BREAKDOWN = {
+    "gemm_s": 0.6,
+    "attention_s": 0.15,
+    "memory_s": 0.105,
+    "optimizer_s": 0.042,
+    "overhead_s": 0.021,
+    "exposed_comm_s": 0.05,
+    "other_s": 0.082,
+    "stage": 0,
+    "other_clamped_s": 0.0,
+    "optimizer_offloaded": False,
+    "sources": {"gemm": "GEMM table", "attention": "paper", "memory": "paper"},
+}
+
+
+def _with_breakdown(**changes) -> dict:
+    report = _report()
+    report["step"]["breakdown"] = BREAKDOWN | changes
+    return report
+
+
+def test_breakdown_table_with_each_class_share_of_the_step():
+    lines = _lines(_with_breakdown())
+    # Shares of 1.05 s: 57.14%, 14.29%, 10.0%, 4.0%, 2.0%, 4.76%, 7.81%.
+    expected = [
+        "  breakdown of one GPU's step:",
+        "    class                              time ms    share",
+        "    GEMM                                 600.0    57.1%",
+        "    attention                            150.0    14.3%",
+        "    memory-bound                         105.0    10.0%",
+        "    optimizer                             42.0     4.0%",
+        "    overhead (kernel launch)              21.0     2.0%",
+        "    exposed communication                 50.0     4.8%",
+        "    other (pipeline bubble, waits)        82.0     7.8%",
+        "    kernel source (gemm): GEMM table",
+        "    kernel source (attention, memory): paper",
+    ]
+    start = lines.index(expected[0])
+    assert lines[start : start + len(expected)] == expected
+    assert not any("breakdown" in line for line in _lines(_report()))
+
+
+def test_breakdown_names_an_offloaded_optimizer_and_a_clamped_rest():
+    lines = _lines(_with_breakdown(optimizer_offloaded=True, other_s=0.0, other_clamped_s=0.003))
+    assert "    optimizer (CPU step + PCIe)           42.0     4.0%" in lines
+    assert (
+        "    note: the rows above exceed the step by 3.0 ms (they overlap); other is shown as 0"
+        in (lines)
+    )
+
+
+def test_a_simulated_report_prints_its_breakdown():
+    lines = _lines(simulate(make_scenario(), goodput=False, interval=False))
+    at = lines.index("  breakdown of one GPU's step:")
+    rows = [re.match(r"    (.+?) +([\d.]+) +([\d.]+)%$", line) for line in lines[at + 2 : at + 9]]
+    assert [m[1] for m in rows if m] == [
+        "GEMM",
+        "attention",
+        "memory-bound",
+        "optimizer",
+        "overhead (kernel launch)",
+        "exposed communication",
+        "other (pipeline bubble, waits)",
+    ]

@@ -8,13 +8,16 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from simulator.execution import layout as layout_mod
+from simulator.execution.opclass import ClassTimes, class_times, total
 from simulator.execution.pipeline import Pass
 from simulator.execution.schedule import ScheduleBuilder
 from simulator.model import ops as op_math
+from simulator.model.architecture import Architecture
 from simulator.model.precision import optimizer_state_bytes_per_param
 from simulator.spec.mesh import Mesh
 from simulator.spec.specs import Scenario
 from simulator.system.compute import ComputeModel
+from simulator.system.hardware import GPU
 
 # The attention-core ops that selective recompute re-runs (Korthikanti et al. 2022, Sec 4.2).
 SELECTIVE_OPS = ("attn_scores", "softmax", "attn_dropout", "attn_over_values")
@@ -27,6 +30,9 @@ class SegmentWork:
     name: str
     fwd_s: float
     bwd_s: float
+    # The same kernels' time by op class (the breakdown's; they sum to fwd_s / bwd_s).
+    fwd_classes: ClassTimes
+    bwd_classes: ClassTimes
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -37,6 +43,7 @@ class UnitWork:
     params: int  # on this tensor-parallel rank
     segments: tuple[SegmentWork, ...]  # in forward order
     recompute_s: float
+    recompute_classes: ClassTimes  # recompute_s by op class
     act_bytes: int
     working_bytes: int
 
@@ -48,6 +55,14 @@ class UnitWork:
     def bwd_s(self) -> float:
         return sum(g.bwd_s for g in self.segments)
 
+    @cached_property
+    def fwd_classes(self) -> ClassTimes:
+        return total(g.fwd_classes for g in self.segments)
+
+    @cached_property
+    def bwd_classes(self) -> ClassTimes:
+        return total(g.bwd_classes for g in self.segments)
+
 
 @dataclass(frozen=True, kw_only=True)
 class ChunkWork:
@@ -57,6 +72,11 @@ class ChunkWork:
     embedding: UnitWork | None
     blocks: tuple[UnitWork, ...]
     head: UnitWork | None
+
+    @property
+    def units(self) -> list[UnitWork]:
+        """The embedding, blocks and head, in forward order."""
+        return _units(self)
 
     @property
     def edge_params(self) -> int:
@@ -96,13 +116,61 @@ def _units(c: ChunkWork) -> list[UnitWork]:
 
 
 def _segment_works(cm: ComputeModel, segments: list[op_math.Segment]) -> tuple[SegmentWork, ...]:
-    return tuple(
-        SegmentWork(
-            name=g.name,
-            fwd_s=cm.ops_time_s(list(g.ops)),
-            bwd_s=cm.ops_time_s(op_math.backward_ops(list(g.ops))),
+    """Each sub-layer's forward and backward time, in all and by op class, from one op list."""
+    works = []
+    for g in segments:
+        fwd = list(g.ops)
+        bwd = op_math.backward_ops(fwd)
+        works.append(
+            SegmentWork(
+                name=g.name,
+                fwd_s=cm.ops_time_s(fwd),
+                bwd_s=cm.ops_time_s(bwd),
+                fwd_classes=class_times(cm, fwd),
+                bwd_classes=class_times(cm, bwd),
+            )
         )
-        for g in segments
+    return tuple(works)
+
+
+def _stack_work(
+    scenario: Scenario, cm: ComputeModel, arch: Architecture, stack: str
+) -> tuple[tuple[SegmentWork, ...], float, ClassTimes]:
+    """One block of a stack on one tensor-parallel rank: its sub-layers' times and the time
+    (in all and by op class) of the ops activation checkpointing re-runs in its backward."""
+    t, par = scenario.training, scenario.training.parallel
+    segments = op_math.layer_segments(
+        arch,
+        t.seq_len,
+        t.micro_batch_size,
+        t.flash_attention,
+        stack=stack,
+        dtype_bytes=t.precision.activation_bytes,
+        dropout=t.dropout,
+        causal=stack == "decoder",
+        tp=par.tp,
+        sp=par.sequence_parallel,
+    )
+    ops = [op for g in segments for op in g.ops]
+    if t.activation_checkpointing == "full":
+        again = ops
+    elif t.activation_checkpointing == "selective":
+        again = [o for o in ops if o.name.removeprefix("cross_") in SELECTIVE_OPS]
+    else:
+        again = []
+    return _segment_works(cm, segments), cm.ops_time_s(again), class_times(cm, again)
+
+
+def _edge_unit(cm: ComputeModel, name: str, params: int, ops, act_bytes: int) -> UnitWork:
+    """The embedding or the head: one segment, nothing recomputed."""
+    return UnitWork(
+        name=name,
+        params=params,
+        segments=_segment_works(cm, [op_math.Segment(name=name, ops=tuple(ops))]),
+        recompute_s=0.0,
+        recompute_classes=ClassTimes(),
+        act_bytes=act_bytes,
+        working_bytes=0,
     )
 
 
@@ -124,34 +192,16 @@ def stage_work(scenario: Scenario, cm: ComputeModel, stage: int) -> dict[int, Ch
         t.dropout,
     )
     arch, s, b = lay.arch, t.seq_len, t.micro_batch_size
-    timed: dict[str, tuple[tuple[SegmentWork, ...], float]] = {}
-    for stack in {blk.stack for blk in lay.blocks}:
-        segments = op_math.layer_segments(
-            arch,
-            s,
-            b,
-            t.flash_attention,
-            stack=stack,
-            dtype_bytes=act_b,
-            dropout=t.dropout,
-            causal=stack == "decoder",
-            tp=tp,
-            sp=sp,
-        )
-        ops = [op for g in segments for op in g.ops]
-        if t.activation_checkpointing == "full":
-            again = ops
-        elif t.activation_checkpointing == "selective":
-            again = [o for o in ops if o.name.removeprefix("cross_") in SELECTIVE_OPS]
-        else:
-            again = []
-        timed[stack] = (_segment_works(cm, segments), cm.ops_time_s(again))
+    timed = {
+        stack: _stack_work(scenario, cm, arch, stack) for stack in {k.stack for k in lay.blocks}
+    }
     blocks = {
         blk.name: UnitWork(
             name=blk.name,
             params=blk.params,
             segments=timed[blk.stack][0],
             recompute_s=timed[blk.stack][1],
+            recompute_classes=timed[blk.stack][2],
             act_bytes=acts.blocks[i],
             working_bytes=acts.working[i],
         )
@@ -162,24 +212,10 @@ def stage_work(scenario: Scenario, cm: ComputeModel, stage: int) -> dict[int, Ch
         embedding = head = None
         if chunk.embedding and lay.has_edges:
             ops = op_math.embedding_ops(arch, s, b, act_b, dropout=t.dropout, tp=tp, sp=sp)
-            embedding = UnitWork(
-                name="embedding",
-                params=lay.embedding_params,
-                segments=_segment_works(cm, [op_math.Segment(name="embedding", ops=tuple(ops))]),
-                recompute_s=0.0,
-                act_bytes=acts.embedding,
-                working_bytes=0,
-            )
+            embedding = _edge_unit(cm, "embedding", lay.embedding_params, ops, acts.embedding)
         if chunk.head and lay.has_edges:
             ops = op_math.head_ops(arch, s, b, act_b, tp=tp, sp=sp)
-            head = UnitWork(
-                name="head",
-                params=lay.head_params,
-                segments=_segment_works(cm, [op_math.Segment(name="head", ops=tuple(ops))]),
-                recompute_s=0.0,
-                act_bytes=acts.output,
-                working_bytes=0,
-            )
+            head = _edge_unit(cm, "head", lay.head_params, ops, acts.output)
         chunks[chunk.index] = ChunkWork(
             index=chunk.index,
             embedding=embedding,
@@ -192,15 +228,20 @@ def stage_work(scenario: Scenario, cm: ComputeModel, stage: int) -> dict[int, Ch
 # PyTorch's fused/foreach Adam and DeepSpeed's FusedAdam are memory-bound: per parameter they
 # read the gradient, fp32 master weight and states and write back master, states and the
 # 16-bit weight. K bytes of states + master are read and written once each.
+def optimizer_update(scenario: Scenario, local_params: int) -> op_math.Op:
+    """The GPU optimizer update of `local_params` parameters, as one memory-bound kernel."""
+    t = scenario.training
+    k = optimizer_state_bytes_per_param(t.optimizer, t.precision, scenario.model.hidden_size)
+    per_param = t.precision.grad_bytes + t.precision.weight_bytes + 2 * k
+    return op_math.Op("optimizer step", "memory", 0.0, int(local_params * per_param))
+
+
 def optimizer_step(b: ScheduleBuilder, ctx: Context, local_params: int, deps) -> int:
     """The optimizer update of `local_params` parameters, on the GPU or (offload) the CPU."""
-    t = ctx.scenario.training
-    k = optimizer_state_bytes_per_param(t.optimizer, t.precision, ctx.scenario.model.hidden_size)
-    if t.offload.optimizer:
-        return offloaded_optimizer(b, ctx, local_params, k, deps)
-    update = op_math.Op(
-        "optimizer step", "memory", 0.0, int(local_params * (ctx.gb + ctx.pb + 2 * k))
-    )
+    b.optimizer_params = local_params
+    if ctx.scenario.training.offload.optimizer:
+        return offloaded_optimizer(b, ctx, local_params, deps)
+    update = optimizer_update(ctx.scenario, local_params)
     return b.add(
         "optimizer step", "compute", "optimizer", deps=deps, duration_s=ctx.cm.op_time_s(update)
     )
@@ -212,33 +253,25 @@ def optimizer_step(b: ScheduleBuilder, ctx: Context, local_params: int, deps) ->
 HOST_MEMORY_BW_BYTES_PER_S = 2 * 204.8e9
 
 
-def offloaded_optimizer(b: ScheduleBuilder, ctx: Context, local_params: int, k: float, deps) -> int:
+def offload_times_s(scenario: Scenario, gpu: GPU, local_params: int) -> tuple[float, float, float]:
+    """ZeRO-Offload's (gradients to the CPU, CPU Adam, weights back to the GPU) seconds."""
+    t, c = scenario.training, scenario.cluster
+    k = optimizer_state_bytes_per_param(t.optimizer, t.precision, scenario.model.hidden_size)
+    gb, pb = t.precision.grad_bytes, t.precision.weight_bytes
+    share = HOST_MEMORY_BW_BYTES_PER_S / min(c.gpus_per_host, c.num_gpus)
+    return (
+        local_params * gb / gpu.pcie_bw_bytes_per_s,
+        local_params * (gb + pb + 2 * k) / share,
+        local_params * pb / gpu.pcie_bw_bytes_per_s,
+    )
+
+
+def offloaded_optimizer(b: ScheduleBuilder, ctx: Context, local_params: int, deps) -> int:
     """ZeRO-Offload: gradients to the CPU over PCIe, CPU Adam, updated 16-bit weights back."""
-    gpu = ctx.cm.gpu
-    d2h = b.add(
-        "offload: gradients to CPU",
-        "pcie",
-        "offload",
-        deps=deps,
-        duration_s=local_params * ctx.gb / gpu.pcie_bw_bytes_per_s,
-    )
-    share = HOST_MEMORY_BW_BYTES_PER_S / min(
-        ctx.scenario.cluster.gpus_per_host, ctx.scenario.cluster.num_gpus
-    )
-    cpu = b.add(
-        "offload: CPU optimizer step",
-        "cpu",
-        "optimizer",
-        deps=(d2h,),
-        duration_s=local_params * (ctx.gb + ctx.pb + 2 * k) / share,
-    )
-    return b.add(
-        "offload: weights to GPU",
-        "pcie",
-        "offload",
-        deps=(cpu,),
-        duration_s=local_params * ctx.pb / gpu.pcie_bw_bytes_per_s,
-    )
+    d2h_s, cpu_s, h2d_s = offload_times_s(ctx.scenario, ctx.cm.gpu, local_params)
+    d2h = b.add("offload: gradients to CPU", "pcie", "offload", deps=deps, duration_s=d2h_s)
+    cpu = b.add("offload: CPU optimizer step", "cpu", "optimizer", deps=(d2h,), duration_s=cpu_s)
+    return b.add("offload: weights to GPU", "pcie", "offload", deps=(cpu,), duration_s=h2d_s)
 
 
 def shard_of(params: int, n: int) -> int:
