@@ -3,7 +3,7 @@ kernels), memory-bound (element-wise, norms, softmax, copies) and the per-kernel
 overhead (launch and inter-kernel gap), for the step's breakdown (execution/breakdown.py).
 
 The overhead is the part of `ComputeModel.op_time_s(op)` that `ComputeModel.launch_overhead_s`
-names; a compute model without that method leaves it inside the kernel classes (0 here).
+names.
 """
 
 from __future__ import annotations
@@ -51,10 +51,8 @@ class ClassTimes:
 
 def op_split(cm: ComputeModel, op: Op) -> tuple[float, float]:
     """`cm.op_time_s(op)` as (kernel part, per-kernel fixed overhead part); they sum to it."""
-    total = cm.op_time_s(op)
-    launch_of = getattr(cm, "launch_overhead_s", None)
-    launch = float(launch_of(op)) if launch_of is not None else 0.0
-    return total - launch, launch
+    launch = cm.launch_overhead_s(op)
+    return cm.op_time_s(op) - launch, launch
 
 
 def class_times(cm: ComputeModel, ops: Iterable[Op]) -> ClassTimes:
