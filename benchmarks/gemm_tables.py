@@ -19,23 +19,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from simulator.system.hardware.gemm_table import GEMM_TABLES, GemmTable, gemm_table
-
-
-def held_out_errors(table: GemmTable, dtype: str) -> tuple[np.ndarray, np.ndarray]:
-    """|predicted / measured - 1| of each point left out, and whether it is training-sized."""
-    pts, vals = table.coords[dtype], table.log_tflops[dtype]
-    errors = []
-    for i in range(len(vals)):
-        keep = np.arange(len(vals)) != i
-        rest = GemmTable(
-            name="rest", source="", coords={dtype: pts[keep]}, log_tflops={dtype: vals[keep]}
-        )
-        b, m, n, k = (round(float(2**x)) for x in pts[i])
-        rel = rest.relative(dtype, m, n, k, b)
-        assert rel is not None
-        errors.append(abs(rel * 2 ** vals[keep].max() / 2 ** vals[i] - 1))
-    return np.array(errors), (pts[:, 1:] >= 10).all(axis=1)
+from simulator.system.hardware.gemm_table import GEMM_TABLES, gemm_table, held_out_errors
 
 
 def main() -> None:

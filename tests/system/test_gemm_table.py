@@ -14,7 +14,12 @@ from hypothesis import strategies as st
 from simulator.model.ops import Op
 from simulator.system.compute import ComputeModel, gemm_quantization
 from simulator.system.hardware import get_gpu
-from simulator.system.hardware.gemm_table import GEMM_TABLES, GemmTable, gemm_table, parse_table
+from simulator.system.hardware.gemm_table import (
+    GEMM_TABLES,
+    gemm_table,
+    held_out_errors,
+    parse_table,
+)
 
 H100 = get_gpu("h100-sxm-80gb")
 A100 = get_gpu("a100-80gb")
@@ -77,18 +82,8 @@ def test_held_out_points_are_predicted_from_their_neighbours(name, median_bound)
     # Leave each measured point of training-sized GEMMs (m, n, k >= 1024) out and predict it
     # from the rest: the median error bounds what interpolating between measured shapes costs
     # (the XLA grid steps by 2x per dimension, so this is its worst spacing).
-    table = gemm_table(name)
-    pts, vals = table.coords["bf16"], table.log_tflops["bf16"]
-    errors = []
-    for i in np.flatnonzero((pts[:, 1:] >= 10).all(axis=1)):
-        keep = np.arange(len(vals)) != i
-        rest = GemmTable(
-            name="rest", source="", coords={"bf16": pts[keep]}, log_tflops={"bf16": vals[keep]}
-        )
-        b, m, n, k = (round(float(2**x)) for x in pts[i])
-        predicted = rest.relative("bf16", m, n, k, b) * 2 ** vals[keep].max()
-        errors.append(abs(predicted / 2 ** vals[i] - 1))
-    assert np.median(errors) < median_bound
+    errors, training_sized = held_out_errors(gemm_table(name), "bf16")
+    assert np.median(errors[training_sized]) < median_bound
 
 
 def test_a_table_gpu_runs_the_ceiling_times_the_shape():

@@ -93,8 +93,18 @@ def gemm_table(name: str) -> GemmTable:
     return parse_table(name, path.read_text(encoding="utf-8"))
 
 
-def tflops_at(table: GemmTable, dtype: str, m: int, n: int, k: int, batch: int = 1) -> float:
-    """The table's own interpolated TFLOP/s at a shape (for checks against its points)."""
-    rel = table.relative(dtype, m, n, k, batch)
-    assert rel is not None, f"{table.name} has no {dtype} points"
-    return rel * 2.0 ** float(table.log_tflops[dtype].max())
+def held_out_errors(table: GemmTable, dtype: str) -> tuple[np.ndarray, np.ndarray]:
+    """Each measured point left out and predicted from the rest: |predicted / measured - 1|,
+    and whether the point is training-sized (m, n, k >= 1024)."""
+    pts, vals = table.coords[dtype], table.log_tflops[dtype]
+    errors = []
+    for i in range(len(vals)):
+        keep = np.arange(len(vals)) != i
+        rest = GemmTable(
+            name="rest", source="", coords={dtype: pts[keep]}, log_tflops={dtype: vals[keep]}
+        )
+        b, m, n, k = (round(float(2**x)) for x in pts[i])
+        rel = rest.relative(dtype, m, n, k, b)
+        assert rel is not None
+        errors.append(abs(rel * 2 ** vals[keep].max() / 2 ** vals[i] - 1))
+    return np.array(errors), np.asarray((pts[:, 1:] >= 10).all(axis=1))
