@@ -101,10 +101,9 @@ class Comm:
             # stages' or the data-parallel traffic (which leaves through the NICs), so its
             # standalone time is its time.
             return env.timeout(self.cost(coll, scope, together=False).time_s)
-        # Every pipeline crossing a stage boundary sends at once, but one pipeline's send stands
-        # for them: routed together, their single-path ECMP flows would collide in the core far
-        # more than NCCL's multi-channel, multi-QP transfers do (Llama 3 used 16 flows per pair).
-        return self.network.start(self.cost(coll, scope, together=coll.op != "send"))
+        # Every group instance in the scope runs together, pipelines' sends included: their
+        # transfers share the fabric's links, spread by the topology's routing policy.
+        return self.network.start(self.cost(coll, scope))
 
     def _in_one_host(self, coll: Collective) -> bool:
         if coll.group not in self._one_host:

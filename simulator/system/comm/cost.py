@@ -141,6 +141,7 @@ class CommContext:
         self._plans: Memo[tuple[Plan, tuple[float, ...], int]] = Memo(256)
         self._costs: Memo[CollectiveCost] = Memo(4096)
         self.rates: Memo[np.ndarray] = Memo(4096)
+        self.demands: Memo[tuple] = Memo(4096)  # a phase shape's links, loads and bound
         self.sharing = ShapeGraph()  # which phases (by shape) share a link
 
     def plan(

@@ -38,35 +38,62 @@ from simulator.system.comm.cost import CommContext
 _DONE_FRACTION = 1e-9
 
 
-def max_min_rates(capacity: np.ndarray, demands: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+def max_min_rates(
+    capacity: np.ndarray,
+    demands: list[tuple[np.ndarray, np.ndarray]],
+    bounds: np.ndarray | None = None,
+) -> np.ndarray:
     """Max-min fair rates f_j subject to sum_j k_je f_j <= capacity_e, by progressive filling.
 
     `demands[j]` = (edge indices, k_je > 0 on those edges). Returns f (one per demand).
+    `bounds`: each demand's standalone bound b_j = min_e capacity_e / k_je, if known.
+
+    Two reductions keep the filling small without changing its answer. The bound caps each
+    demand (f_j <= b_j in the answer), so a link with sum_j k_je b_j <= capacity_e never
+    fills and is dropped; the bounds themselves become one private link per demand. The
+    links' loads are summed once and each demand's share taken off when it freezes, so each
+    level of the filling is one pass over the links that can still fill.
     """
     n = len(demands)
     rates = np.zeros(n)
     if n == 0:
         return rates
+    if bounds is None:
+        bounds = np.array([float((capacity[e] / k).min()) for e, k in demands])
     edges = np.concatenate([d[0] for d in demands])
-    union, local = np.unique(edges, return_inverse=True)
-    owner = np.repeat(np.arange(n), [len(d[0]) for d in demands])
     coef = np.concatenate([d[1] for d in demands])
-    cap = capacity[union].astype(float)
+    owner = np.repeat(np.arange(n), [len(d[0]) for d in demands])
+    at_bounds = np.bincount(edges, weights=coef * bounds[owner], minlength=len(capacity))
+    can_fill = at_bounds > capacity * (1 + 1e-9)
+    keep = can_fill[edges]
+    union = np.flatnonzero(can_fill)
+    m = len(union)
+    local = np.concatenate([np.searchsorted(union, edges[keep]), m + np.arange(n)])
+    owner = np.concatenate([owner[keep], np.arange(n)])
+    coef = np.concatenate([coef[keep], np.ones(n)])
+    cap = np.concatenate([capacity[union].astype(float), bounds])
     residual = cap.copy()
+    load = np.bincount(local, weights=coef, minlength=len(cap))
+    users = np.bincount(local, minlength=len(cap))  # unfrozen demands on each link
     frozen = np.zeros(n, bool)
     while not frozen.all():
-        live = ~frozen[owner]
-        load = np.bincount(local[live], weights=coef[live], minlength=len(union))
-        used = load > 0
-        if not used.any():
-            break
+        used = users > 0
         delta = float((residual[used] / load[used]).min())
         rates[~frozen] += delta
-        residual -= delta * load
+        residual -= delta * np.where(used, load, 0.0)
         full = used & (residual <= 1e-12 * cap)
         hit = np.zeros(n, bool)
-        hit[owner[live & full[local]]] = True
+        hit[owner[full[local]]] = True
+        hit &= ~frozen
+        if not hit.any():  # rounding left no link exactly full: the tightest one is
+            share = residual[used] / load[used]
+            tight = np.flatnonzero(used)[int(np.argmin(share))]
+            hit[owner[local == tight]] = True
+            hit &= ~frozen
         frozen |= hit
+        gone = hit[owner]
+        load -= np.bincount(local[gone], weights=coef[gone], minlength=len(cap))
+        users -= np.bincount(local[gone], minlength=len(cap))
     return rates
 
 
@@ -163,12 +190,23 @@ class FluidNetwork:
             found = self.comm.rates.get(
                 # The Memo calls the lambda at once (on a miss): `component` is this iteration's.
                 key,
-                lambda: max_min_rates(self.capacity, [_demand(phases[i]) for i in component]),  # noqa: B023
+                lambda: self._filled([phases[i] for i in component]),  # noqa: B023
             )
             # A transfer slower than its links alone allow (NCCL's LL bandwidth cap) keeps its cap.
             for i, f in zip(component, found.tolist()):
                 rates[i] = min(f, rates[i])
         return rates
+
+    def _filled(self, phases: list[Any]) -> np.ndarray:
+        """max_min_rates of phases, each phase's demand and standalone bound made once."""
+        demands = [self.comm.demands.get(ph.shape, lambda: self._demand(ph)) for ph in phases]  # noqa: B023
+        return max_min_rates(
+            self.capacity, [d[:2] for d in demands], np.array([d[2] for d in demands])
+        )
+
+    def _demand(self, ph: Any) -> tuple[np.ndarray, np.ndarray, float]:
+        edges, k = _demand(ph)
+        return edges, k, float((self.capacity[edges] / k).min())
 
     def _reschedule(self) -> None:
         self.rate_updates += 1

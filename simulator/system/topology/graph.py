@@ -128,13 +128,16 @@ class Topology:
     def gpus_of_host(self, host: int) -> tuple[str, ...]:
         return tuple(self.names.name(v) for v in self.gpu_vertex[self.hosts == host].tolist())
 
-    def routes(self, src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Routes for flows src[i] -> dst[i] (GPU indices): parallel arrays (flow index, edge index)."""
+    def routes(self, src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Routes for transfers src[i] -> dst[i] (GPU indices): parallel arrays (transfer index,
+        edge index, share of the transfer's bytes on that edge), spread by the routing policy."""
         return self.router.routes(np.asarray(src, np.int64), np.asarray(dst, np.int64))
 
     def route(self, src: str, dst: str) -> list[tuple[str, str]]:
-        """The directed edges one flow from GPU `src` to GPU `dst` takes, in order."""
-        _, eids = self.routes(np.array([self.gpu_index(src)]), np.array([self.gpu_index(dst)]))
+        """The directed edges one flow from GPU `src` to GPU `dst` takes, in order (the first of
+        a transfer's flows, where the routing policy spreads it)."""
+        one = (np.array([self.gpu_index(src)]), np.array([self.gpu_index(dst)]))
+        _, eids, _ = self.router.routes(*one, spread=False)
         name = self.names.name
         edges = [(name(self.edge_src[e]), name(self.edge_dst[e])) for e in eids.tolist()]
         return _order_path(edges, src)

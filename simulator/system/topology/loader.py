@@ -17,7 +17,7 @@ from simulator.system.topology.builders.fabric import fabric_params, fabric_size
 from simulator.system.topology.builders.limits import MAX_GPUS
 from simulator.system.topology.graph import Topology
 from simulator.system.topology.names import ListedNames
-from simulator.system.topology.routing import FabricRouter, GraphRouter
+from simulator.system.topology.routing import FabricRouter, GraphRouter, Routing, routing_params
 
 # MAX_GPUS, the largest cluster clustersim builds (2^18 GPUs), and the other bounds on a
 # topology file's numbers live in builders/limits.py, with the builders that check them.
@@ -152,6 +152,7 @@ def topology_from_dict(
         if key in data and not isinstance(data[key], str):
             problems.append(Problem(key, f"expected a string, got {data[key]!r}"))
     builder = p.choice("builder", tuple(TOPOLOGY_BUILDERS))
+    routing = routing_params(p.sub("routing", required=False))
     built = None
     if isinstance(data, dict) and data.get("builder") == builder:
         built = TOPOLOGY_BUILDERS[builder](p, num_hosts)
@@ -169,7 +170,7 @@ def topology_from_dict(
     if problems:
         raise UserError(problems, source)
     assert built is not None, "a topology not built has its problems reported above"
-    return _assemble(built, builder, {k: str(v) for k, v in meta.items()})
+    return _assemble(built, builder, {k: str(v) for k, v in meta.items()}, routing)
 
 
 def _check_graph(b: Built, reachability: bool = True) -> list[Problem]:
@@ -249,11 +250,12 @@ def _reach(num_vertices: int, src: np.ndarray, dst: np.ndarray, root: int) -> li
     return seen
 
 
-def _assemble(b: Built, builder: str, meta: dict) -> Topology:
+def _assemble(b: Built, builder: str, meta: dict, routing: Routing) -> Topology:
     if b.fabric is not None:
-        router: Any = FabricRouter(b.fabric)
+        router: Any = FabricRouter(b.fabric, routing)
     else:
-        router = GraphRouter(b.num_vertices, b.src, b.dst, b.gpu_vertex)
+        gpu_host = b.vertex_host[b.gpu_vertex]
+        router = GraphRouter(b.num_vertices, b.src, b.dst, b.gpu_vertex, gpu_host, routing)
     return Topology(
         name=meta["name"],
         description=meta["description"],

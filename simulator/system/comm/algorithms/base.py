@@ -80,35 +80,34 @@ def host_matrix(topo: Topology, group: Sequence[int]) -> tuple[np.ndarray | list
     return np.split(sorted_g, np.cumsum(counts)[:-1]), False
 
 
-def _routes(
-    topo: Topology, blocks: Sequence[tuple[np.ndarray, np.ndarray]]
-) -> tuple[np.ndarray, np.ndarray]:
-    """Routes of flow blocks, flows numbered in block order. Above BLOCKWISE_FLOWS flows, a
-    block listed again (the same arrays: a tree's chains in both trees) is routed once and its
-    routes copied. Each flow keeps its edges in path order, so per-flow sums are unchanged."""
+def _routes(topo: Topology, blocks: Sequence[tuple[np.ndarray, np.ndarray]]):
+    """Routes of flow blocks (flow index, edge index, share), flows numbered in block order.
+    Above BLOCKWISE_FLOWS flows, a block listed again (the same arrays: a tree's chains in both
+    trees) is routed once and its routes copied. Each flow keeps its edges in path order, so
+    per-flow sums are unchanged."""
     if sum(len(src) for src, _ in blocks) < BLOCKWISE_FLOWS:
         return topo.routes(
             np.concatenate([b[0] for b in blocks]), np.concatenate([b[1] for b in blocks])
         )
-    routed: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
-    flows, edges, start = [], [], 0
+    routed: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+    flows, edges, shares, start = [], [], [], 0
     for src, dst in blocks:
         key = (id(src), id(dst))
         if key not in routed:
             routed[key] = topo.routes(src, dst)
-        flow_i, edge_i = routed[key]
+        flow_i, edge_i, share = routed[key]
         flows.append(flow_i + start)
         edges.append(edge_i)
+        shares.append(share)
         start += len(src)
-    return np.concatenate(flows), np.concatenate(edges)
+    return np.concatenate(flows), np.concatenate(edges), np.concatenate(shares)
 
 
 def _flows(topo: Topology, rank_of: np.ndarray, blocks, w: np.ndarray, p: int):
     """Route flows; return per-edge loads, per-flow route latency and inter-host flags, per-rank bytes."""
     src = np.concatenate([b[0] for b in blocks])
     dst = np.concatenate([b[1] for b in blocks])
-    flow_i, edge_i = _routes(topo, blocks)
-    return _loads(topo, rank_of, src, dst, flow_i, edge_i, w, p)
+    return _loads(topo, rank_of, src, dst, *_routes(topo, blocks), w, p)
 
 
 def _edge_loads(
@@ -127,9 +126,10 @@ def _edge_loads(
     return edge_ids, load[edge_ids]
 
 
-def _loads(topo: Topology, rank_of: np.ndarray, src, dst, flow_i, edge_i, w: np.ndarray, p: int):
-    edge_ids, load = _edge_loads(len(topo.latency_s), edge_i, w[flow_i])
-    lat = np.bincount(flow_i, weights=topo.latency_s[edge_i], minlength=len(src))
+def _loads(topo: Topology, rank_of, src, dst, flow_i, edge_i, share, w: np.ndarray, p: int):
+    """A flow's latency is its route's, averaged over the paths its bytes are spread on."""
+    edge_ids, load = _edge_loads(len(topo.latency_s), edge_i, w[flow_i] * share)
+    lat = np.bincount(flow_i, weights=topo.latency_s[edge_i] * share, minlength=len(src))
     inter = topo.hosts[src] != topo.hosts[dst]
     sent = np.bincount(rank_of[src], weights=w, minlength=p)
     recv = np.bincount(rank_of[dst], weights=w, minlength=p)
@@ -172,14 +172,16 @@ def phase_plans_routed_once(topo, group, name, phases) -> tuple[PhasePlan, ...]:
     starts = np.cumsum([0, *sizes])
     src = np.concatenate([np.asarray(ph[0], np.int64) for ph in phases])
     dst = np.concatenate([np.asarray(ph[1], np.int64) for ph in phases])
-    flow_i, edge_i = topo.routes(src, dst)
+    flow_i, edge_i, share = topo.routes(src, dst)
     w = np.repeat([float(ph[2]) for ph in phases], sizes)
     n_edges = len(topo.latency_s)
     phase_of = np.repeat(np.arange(len(phases)), sizes)
-    keys, load = _edge_loads(len(phases) * n_edges, phase_of[flow_i] * n_edges + edge_i, w[flow_i])
+    keys, load = _edge_loads(
+        len(phases) * n_edges, phase_of[flow_i] * n_edges + edge_i, w[flow_i] * share
+    )
     key_phase, key_edge = np.divmod(keys, n_edges)
     cut = np.searchsorted(key_phase, np.arange(len(phases) + 1))
-    lat = np.bincount(flow_i, weights=topo.latency_s[edge_i], minlength=len(src))
+    lat = np.bincount(flow_i, weights=topo.latency_s[edge_i] * share, minlength=len(src))
     inter = topo.hosts[src] != topo.hosts[dst]
     out = []
     for k, (_, _, _, steps, critical) in enumerate(phases):

@@ -34,8 +34,8 @@ def plan_collnet(topo: Topology, op: str, group: tuple[int, ...]) -> tuple[Phase
             _aggregation_edges(f, hosts[:, c], rail),
         ]
         loads += [1.0 / k] * 4
-    pair = topo.routes(np.array([mat[0, 0]]), np.array([mat[-1, 0]]))[1]
-    path = 2 * float(topo.latency_s[pair].sum()) + float(
+    _, pair, share = topo.routes(np.array([mat[0, 0]]), np.array([mat[-1, 0]]))
+    path = 2 * float((topo.latency_s[pair] * share).sum()) + float(
         topo.latency_s[up].mean() + topo.latency_s[down].mean()
     )
     sent = np.full(h * k, 2.0 * (k - 1) / k + 1.0 / k)
