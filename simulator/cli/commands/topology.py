@@ -128,6 +128,15 @@ def format_summary(info: dict) -> list[str]:
         if on
     ]
     lines.append("in-network " + (", ".join(reduce) if reduce else "none"))
+    routing = info["routing"]
+    lines.append(
+        "routing    "
+        + (
+            "adaptive (even over every equal-cost path)"
+            if routing["policy"] == "adaptive"
+            else f"ECMP, {routing['flows_per_pair']} flows per GPU pair between hosts"
+        )
+    )
     lines.append(f"source     {info['source']}")
     if "vertex_names" in info:
         lines += ["vertex names:", *(f"  {v}" for v in info["vertex_names"])]

@@ -31,6 +31,11 @@ def summary(topo: Topology) -> dict:
         # In-network reduction: NVLink SHARP in the hosts' NVSwitches, IB SHARP in the fabric.
         "nvls": topo.nvls,
         "sharp": topo.sharp,
+        # How a transfer between hosts spreads over equal-cost paths (routing.py).
+        "routing": {
+            "policy": topo.router.routing.policy,
+            "flows_per_pair": topo.router.routing.flows_per_pair,
+        },
         "source": topo.source,
     }
 
