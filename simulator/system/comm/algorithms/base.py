@@ -80,7 +80,9 @@ def host_matrix(topo: Topology, group: Sequence[int]) -> tuple[np.ndarray | list
     return np.split(sorted_g, np.cumsum(counts)[:-1]), False
 
 
-def _routes(topo: Topology, blocks: Sequence[tuple[np.ndarray, np.ndarray]]):
+def _routes(
+    topo: Topology, blocks: Sequence[tuple[np.ndarray, np.ndarray]]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Routes of flow blocks (flow index, edge index, share), flows numbered in block order.
     Above BLOCKWISE_FLOWS flows, a block listed again (the same arrays: a tree's chains in both
     trees) is routed once and its routes copied. Each flow keeps its edges in path order, so
@@ -107,7 +109,8 @@ def _flows(topo: Topology, rank_of: np.ndarray, blocks, w: np.ndarray, p: int):
     """Route flows; return per-edge loads, per-flow route latency and inter-host flags, per-rank bytes."""
     src = np.concatenate([b[0] for b in blocks])
     dst = np.concatenate([b[1] for b in blocks])
-    return _loads(topo, rank_of, src, dst, *_routes(topo, blocks), w, p)
+    flow_i, edge_i, share = _routes(topo, blocks)
+    return _loads(topo, rank_of, src, dst, flow_i, edge_i, share, w, p)
 
 
 def _edge_loads(
