@@ -2,7 +2,8 @@
 
 The GEMM, HBM and attention efficiencies in hardware.py are isolated-kernel measurements.
 A training step sustains less than those rooflines add up to (framework and launch gaps,
-NCCL kernels sharing SMs with compute, clocks under sustained load). One factor per GPU,
+clocks under sustained load; NCCL kernels holding SMs beside compute are modelled by the
+engine, so they are not in the factor). One factor per GPU,
 `end_to_end`, scales every kernel's time; this script fits it for A100 as the geometric mean
 of predicted/published tokens/s over the six MPT rows (least squares in log space) with the
 factor set to 1, and prints the fit and the table it leaves.

@@ -1,12 +1,14 @@
 """One GPU's step time by op class: GEMM, attention, memory-bound kernels, the optimizer step,
-the per-kernel fixed overhead, exposed communication, and the rest (pipeline bubble, waits).
+the per-kernel fixed overhead, the compute slowed by collectives holding SMs (interference),
+exposed communication, and the rest (pipeline bubble, waits).
 
 The compute rows are analytic: the kernels one GPU of a pipeline stage runs in one step, summed
 from the op lists the schedule's tasks are timed from (strategies/common.py `stage_work`), over
 the stage's passes (step.py `stage_order`: grad_accum_steps micro-batches per step through each
 of its chunks; a backward pass adds the recompute of activation checkpointing), plus the
 optimizer step once. Their total is the compute the engine schedules on that GPU's compute
-stream (StepResult.compute_s) except where:
+stream (StepResult.compute_s), with the interference row (what NCCL kernels holding SMs added
+to that stream: the engine measures it, execution/engine.py), except where:
 - the optimizer is offloaded: its CPU step and PCIe copies are the optimizer row, but they do
   not run on the compute stream;
 - the slowest rank class is a straggler or a jittered sample: the rows are a nominal GPU's of
@@ -46,6 +48,7 @@ ROWS = (
     ("memory_s", "memory-bound"),
     ("optimizer_s", "optimizer"),
     ("overhead_s", "overhead (kernel launch)"),
+    ("interference_s", "compute slowed by NCCL's SMs"),
     ("exposed_comm_s", "exposed communication"),
     ("other_s", "other (pipeline bubble, waits)"),
 )
@@ -63,6 +66,7 @@ class StepBreakdown:
     memory_s: float
     optimizer_s: float
     overhead_s: float
+    interference_s: float  # compute-stream time added while collectives hold SMs
     exposed_comm_s: float
     other_s: float
     other_clamped_s: float  # how far below 0 the step less the other rows was (0: it was not)
@@ -73,7 +77,14 @@ class StepBreakdown:
     def compute_s(self) -> float:
         """The rows that run on the compute stream (what StepResult.compute_s measures)."""
         optimizer = self.optimizer_s if self.optimizer_on_gpu else 0.0
-        return self.gemm_s + self.attention_s + self.memory_s + self.overhead_s + optimizer
+        return (
+            self.gemm_s
+            + self.attention_s
+            + self.memory_s
+            + self.overhead_s
+            + self.interference_s
+            + optimizer
+        )
 
     def rows(self) -> list[tuple[str, str, float]]:
         """(key, label, seconds) in report order; they sum to the step time (unless clamped)."""
@@ -115,7 +126,8 @@ def step_breakdown(scenario: Scenario, step: StepResult) -> StepBreakdown:
     busy = step.compute_busy_s
     slowest = max(range(len(busy)), key=busy.__getitem__) if busy else 0
     stage = step.classes[slowest].stage
-    nominal = next(c for c in step.classes if c.stage == stage)  # a stage's first class
+    first = next(i for i, c in enumerate(step.classes) if c.stage == stage)
+    nominal = step.classes[first]  # a stage's first class
     cm = compute_model(scenario)
     kernels = pass_classes(stage_work(scenario, cm, stage), stage_order(scenario, stage))
     optimizer_s, optimizer_launch_s = optimizer_split(
@@ -127,6 +139,7 @@ def step_breakdown(scenario: Scenario, step: StepResult) -> StepBreakdown:
         "memory_s": kernels.memory_s + framework_kernels_s(nominal.schedule),
         "optimizer_s": optimizer_s,
         "overhead_s": kernels.overhead_s + optimizer_launch_s,
+        "interference_s": (step.interference_s[first] if step.interference_s else 0.0),
         "exposed_comm_s": step.exposed_comm_s,
     }
     rest = step.time_s - sum(parts.values())

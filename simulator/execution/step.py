@@ -21,9 +21,11 @@ from simulator.execution.pipeline import Pass, passes
 from simulator.execution.schedule import Collective, Schedule
 from simulator.execution.strategies.common import Context, stage_work
 from simulator.spec.specs import Scenario
+from simulator.system.comm import nccl_tables
 from simulator.system.comm.cost import CollectiveCost, CommContext
 from simulator.system.comm.network import AnalyticNetwork, FluidNetwork, make_network
 from simulator.system.compute import ComputeModel
+from simulator.system.topology.builders.built import VERTEX_CODE
 
 # Concurrent instances of one collective (e.g. the 8 rail groups of HSDP's replica all-reduce,
 # or every pipeline's send at a stage boundary) go on the network together as one transfer, up
@@ -49,6 +51,8 @@ class StepResult:
     timeline_peak: tuple[int, float, str]  # (bytes, time, task) of the highest class
     peak_flops: float  # dense peak of the GEMM datatype (MFU's denominator)
     compute_busy_s: tuple[float, ...] = ()  # each class's compute-stream busy time
+    # each class's compute-stream time added by collectives holding SMs (engine.py)
+    interference_s: tuple[float, ...] = ()
 
 
 class Comm:
@@ -104,6 +108,24 @@ class Comm:
         # Every group instance in the scope runs together, pipelines' sends included: their
         # transfers share the fabric's links, spread by the topology's routing policy.
         return self.network.start(self.cost(coll, scope))
+
+    def ctas(self, coll: Collective, scope: tuple = (0,)) -> int:
+        """The CTAs the collective's NCCL kernel holds on each GPU while it runs (nccl_tables)."""
+        cost = self.cost(coll, scope, together=False)
+        if cost.algorithm == "none":
+            return 0
+        if cost.algorithm == "p2p":
+            return nccl_tables.P2P_CTAS
+        if cost.algorithm in ("nvls", "nvls_tree"):
+            return self.ctx.figures.nvls_channels[0 if cost.algorithm == "nvls" else 1]
+        if self._in_one_host(coll):
+            return nccl_tables.COLL_CTAS
+        return min(nccl_tables.COLL_CTAS, nccl_tables.CTAS_PER_NIC * self._nics_per_host())
+
+    def _nics_per_host(self) -> int:
+        topo = self.ctx.topology
+        nics = int((topo.vertex_kind == VERTEX_CODE["nic"]).sum())
+        return max(nics // topo.num_hosts, 1)
 
     def _in_one_host(self, coll: Collective) -> bool:
         if coll.group not in self._one_host:
@@ -255,8 +277,11 @@ def simulate_step(
         scenario.training.collective_algorithm,
         backend,
     )
-    classes = rank_classes(scenario, memory, cm, comm)
-    result = run(classes, comm.start)
+    classes = [
+        dataclasses.replace(c, sm_count=cm.gpu.sm_count)
+        for c in rank_classes(scenario, memory, cm, comm)
+    ]
+    result = run(classes, comm.start, comm.ctas)
     return _result(classes, result, comm, cm.gpu.peak(cm.gemm_dtype))
 
 
@@ -327,6 +352,7 @@ def _result(classes, result: EngineResult, comm: Comm, peak_flops: float) -> Ste
         timeline_peak=max(peaks),
         peak_flops=peak_flops,
         compute_busy_s=tuple(compute_busy),
+        interference_s=result.interference_s,
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from simulator.execution.engine import RankClass, run
 from simulator.execution.schedule import Collective, ScheduleBuilder
 from simulator.spec.mesh import Mesh
@@ -78,3 +80,58 @@ def test_frees_apply_before_allocations_at_the_same_instant():
     b.add("b", "compute", "forward", duration_s=1.0, alloc_bytes=10, free_bytes=10)
     result = run([RankClass("r", b.build(5), 1)], fixed_network(0.0))
     assert result.timelines[0].peak(b.tasks)[0] == 15
+
+
+def _overlapped(sm_count: int, ctas: int):
+    """A 1 s compute task beside a 0.25 s all-reduce that starts at 0.5 s (after a 0.5 s task
+    on the host stream); the step's result with `ctas` CTAs per collective on `sm_count` SMs."""
+    b = ScheduleBuilder()
+    b.add("compute", "compute", "forward", duration_s=1.0)
+    wait = b.add("host work", "host", "forward", duration_s=0.5)
+    b.add(
+        "all_reduce",
+        "comm",
+        "comm",
+        deps=(wait,),
+        collective=Collective(op="all_reduce", group=DP, size_bytes=1),
+    )
+    rc = RankClass("r", b.build(0), 8, sm_count=sm_count)
+    return run([rc], fixed_network(0.25), lambda coll, scope: ctas)
+
+
+def test_compute_slows_while_a_collective_holds_sms():
+    # 100 SMs, 20 held by the all-reduce from 0.5 to 0.75 s: compute runs at 80/100 there.
+    # Progress: 0.5 s of work by 0.5 s, 0.25 x 0.8 = 0.2 s more by 0.75 s, the last 0.3 s at
+    # full rate: it ends at 1.05 s, 0.05 s (0.25 x 20/100) later than alone.
+    result = _overlapped(100, 20)
+    iv = {i.name: (i.start_s, i.end_s) for i in result.timelines[0].intervals}
+    assert iv["all_reduce"] == (0.5, 0.75)
+    assert iv["compute"][1] == pytest.approx(1.05, rel=1e-12)
+    assert result.interference_s == pytest.approx((0.05,), rel=1e-12)
+
+
+def test_no_ctas_or_no_sm_count_leaves_compute_alone():
+    for sm_count, ctas in ((100, 0), (0, 20)):
+        result = _overlapped(sm_count, ctas)
+        iv = {i.name: (i.start_s, i.end_s) for i in result.timelines[0].intervals}
+        assert iv["compute"] == (0.0, 1.0)
+        assert result.interference_s == (0.0,)
+
+
+def test_two_collectives_at_once_hold_the_sum_of_their_ctas():
+    # Two all-reduces of 10 CTAs each from 0.5 to 0.75 s on 100 SMs: 80 left, as one of 20.
+    b = ScheduleBuilder()
+    b.add("compute", "compute", "forward", duration_s=1.0)
+    wait = b.add("host work", "host", "forward", duration_s=0.5)
+    for stream in ("comm", "comm_rs"):
+        b.add(
+            f"all_reduce on {stream}",
+            stream,
+            "comm",
+            deps=(wait,),
+            collective=Collective(op="all_reduce", group=DP, size_bytes=1, tag=stream),
+        )
+    rc = RankClass("r", b.build(0), 8, sm_count=100)
+    result = run([rc], fixed_network(0.25), lambda coll, scope: 10)
+    iv = {i.name: (i.start_s, i.end_s) for i in result.timelines[0].intervals}
+    assert iv["compute"][1] == pytest.approx(1.05, rel=1e-12)

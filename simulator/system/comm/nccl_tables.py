@@ -72,6 +72,17 @@ NVLS_EFFICIENCY = {"hopper": 0.85, "blackwell": 0.74}
 # NCCL_MAX_NVLS_ARITY 32 (the NVLS graph has min(32, local GPUs) heads, src/graph/search.cc).
 NVLS_CHANNELS = {"hopper": (16, 16), "blackwell": (24, 32)}  # (one node, several nodes)
 NVLS_MAX_ARITY = 32
+# The CTAs (one per channel) an NCCL collective kernel holds on each GPU while it runs (the
+# engine's interference, execution/engine.py). Ring, tree, PAT and CollNet inside one host:
+# NCCL's INFO line "24 coll channels, 24 collnet channels, 16 nvls channels, 32 p2p channels"
+# on 8x H100 HGX hosts (logs in public issues, NCCL 2.2x), assumed for every GPU. Across hosts
+# the ring search finds one channel per NIC at network speed and ncclTopoPostset doubles the
+# channels (src/graph/connect.cc): 2 per NIC, up to the one-host count ("16 coll channels"
+# with 8 NICs per host). NVLS: NVLS_CHANNELS above. A send: NCCL_NCHANNELS_PER_NET_PEER's
+# default 2 (src/graph/paths.cc), assumed for sends inside a host too.
+COLL_CTAS = 24
+CTAS_PER_NIC = 2
+P2P_CTAS = 2
 NVLS_CHUNK = 131072  # NCCL_NVLS_CHUNKSIZE default, 128 KiB
 
 
