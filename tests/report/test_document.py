@@ -54,8 +54,8 @@ def test_the_step_breakdown_in_the_json():
     report = simulate(make_scenario(), goodput=False, interval=False)
     step = report["step"]
     bd = step["breakdown"]
-    rows = ["gemm_s", "attention_s", "memory_s", "optimizer_s", "overhead_s", "exposed_comm_s"]
-    rows.append("other_s")
+    rows = ["gemm_s", "attention_s", "memory_s", "optimizer_s", "overhead_s", "interference_s"]
+    rows += ["exposed_comm_s", "other_s"]
     assert set(bd) == {*rows, "stage", "other_clamped_s", "optimizer_offloaded", "sources"}
     assert sum(bd[k] for k in rows) == pytest.approx(step["time_s"], rel=1e-9)
     assert bd["exposed_comm_s"] == step["exposed_comm_s"]

@@ -156,15 +156,17 @@ def test_a_straggler_scenario_names_the_straggler_and_its_class():
     assert "  rank classes: ranks x7; rank 1 (x1.2 slower) x1" in lines
 
 
-# 1.05 s split as 600 + 150 + 105 + 42 + 21 + 50 + 82 ms; two classes share one kernel source.
+# 1.05 s split as 600 + 150 + 105 + 42 + 21 + 21 + 50 + 61 ms; two classes share one kernel
+# source.
 BREAKDOWN = {
     "gemm_s": 0.6,
     "attention_s": 0.15,
     "memory_s": 0.105,
     "optimizer_s": 0.042,
     "overhead_s": 0.021,
+    "interference_s": 0.021,
     "exposed_comm_s": 0.05,
-    "other_s": 0.082,
+    "other_s": 0.061,
     "stage": 0,
     "other_clamped_s": 0.0,
     "optimizer_offloaded": False,
@@ -180,7 +182,7 @@ def _with_breakdown(**changes) -> dict:
 
 def test_breakdown_table_with_each_class_share_of_the_step():
     lines = _lines(_with_breakdown())
-    # Shares of 1.05 s: 57.14%, 14.29%, 10.0%, 4.0%, 2.0%, 4.76%, 7.81%.
+    # Shares of 1.05 s: 57.14%, 14.29%, 10.0%, 4.0%, 2.0%, 2.0%, 4.76%, 5.81%.
     expected = [
         "  breakdown of one GPU's step:",
         "    class                              time ms    share",
@@ -189,8 +191,9 @@ def test_breakdown_table_with_each_class_share_of_the_step():
         "    memory-bound                         105.0    10.0%",
         "    optimizer                             42.0     4.0%",
         "    overhead (kernel launch)              21.0     2.0%",
+        "    compute slowed by NCCL's SMs          21.0     2.0%",
         "    exposed communication                 50.0     4.8%",
-        "    other (pipeline bubble, waits)        82.0     7.8%",
+        "    other (pipeline bubble, waits)        61.0     5.8%",
         "    kernel source (gemm): GEMM table",
         "    kernel source (attention, memory): paper",
     ]
@@ -211,13 +214,14 @@ def test_breakdown_names_an_offloaded_optimizer_and_a_clamped_rest():
 def test_a_simulated_report_prints_its_breakdown():
     lines = _lines(simulate(make_scenario(), goodput=False, interval=False))
     at = lines.index("  breakdown of one GPU's step:")
-    rows = [re.match(r"    (.+?) +([\d.]+) +([\d.]+)%$", line) for line in lines[at + 2 : at + 9]]
+    rows = [re.match(r"    (.+?) +([\d.]+) +([\d.]+)%$", line) for line in lines[at + 2 : at + 10]]
     assert [m[1] for m in rows if m] == [
         "GEMM",
         "attention",
         "memory-bound",
         "optimizer",
         "overhead (kernel launch)",
+        "compute slowed by NCCL's SMs",
         "exposed communication",
         "other (pipeline bubble, waits)",
     ]
