@@ -267,7 +267,9 @@ class FabricRouter:
 
     def _pick(self, src, dst, part, hop: int, choices: int) -> np.ndarray:
         """Each part's next hop among `choices`: its own hash (ecmp), or the transfer's hash
-        plus the part's index, so the parts take every choice once (adaptive)."""
+        plus the part's index, so the parts take every choice once (adaptive; a transfer has
+        as many parts as spines, so where a spine plane has more cores than that, each
+        transfer uses as many of them, which over many transfers evens out)."""
         u64 = np.uint64
         if self.routing.policy == "adaptive":
             pick = ecmp_hash(src, dst, u64(hop)) + part
