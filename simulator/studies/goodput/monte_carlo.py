@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from simulator.spec.specs import Scenario
+from simulator.studies.goodput import renewal
 from simulator.studies.goodput.closed_forms import first_order_waste
 from simulator.studies.goodput.feasibility import Feasibility, assess
 from simulator.studies.goodput.model import RunModel, run_model
@@ -145,8 +146,12 @@ def run_monte_carlo(
     model: RunModel, jobs: int = 1, cap: int | None = None, feasibility: Feasibility | None = None
 ) -> GoodputResult:
     """The runs, one seed sequence each (the same results whatever `jobs` is), each stopped after
-    `cap` arrivals."""
+    `cap` arrivals: in numpy where renewal.supports(model) (one process; the same runs as the
+    simpy process's), else simpy processes (process.py) in `jobs` processes."""
     seqs = np.random.SeedSequence(model.seed).spawn(model.runs)
+    if renewal.supports(model):  # the same runs, as arithmetic over all of them at once
+        runs = renewal.simulate_runs(model, seqs, cap)
+        return GoodputResult(model=model, runs=tuple(runs), feasibility=feasibility)
     jobs = min(jobs, model.runs)
     if jobs <= 1 or expected_events(model) < PARALLEL_EVENTS:
         return GoodputResult(

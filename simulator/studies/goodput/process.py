@@ -53,12 +53,15 @@ class Draws:
         self.buf: list[float] = []
         self.i = 0
 
+    def batch(self) -> np.ndarray:
+        """The next _BATCH draws (renewal.py takes them whole: the same arrivals as here)."""
+        if self.shape == 1.0:
+            return self.rng.standard_exponential(_BATCH)
+        return self.scale * self.rng.weibull(self.shape, _BATCH)
+
     def next(self) -> float:
         if self.i == len(self.buf):
-            if self.shape == 1.0:
-                self.buf = self.rng.standard_exponential(_BATCH).tolist()
-            else:
-                self.buf = (self.scale * self.rng.weibull(self.shape, _BATCH)).tolist()
+            self.buf = self.batch().tolist()
             self.i = 0
         self.i += 1
         return self.buf[self.i - 1]

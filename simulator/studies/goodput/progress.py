@@ -14,6 +14,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 
+import numpy as np
+
 
 @dataclass(frozen=True, kw_only=True)
 class Cycle:
@@ -136,3 +138,43 @@ def finish_time(s: Segment, work: float) -> float:
         return s.origin + todo / c.rate
     full = max(0, math.ceil(todo / c.tau) - 1)
     return max(s.start, s.origin + full * c.length_s + (todo - full * c.tau) / c.rate)
+
+
+# ------------------------------------------------------------------ many fresh segments at once
+
+
+@dataclass(frozen=True, kw_only=True)
+class Positions:
+    """`at` for many segments begun at durable snapshots (start), as arrays."""
+
+    progress: np.ndarray
+    committed: np.ndarray
+    pause_s: np.ndarray
+
+
+def at_fresh(c: Cycle, start: np.ndarray, base: np.ndarray, t: np.ndarray) -> Positions:
+    """`at(start(start, base, c), t)` element by element, the same arithmetic as `at`: each
+    segment began at a durable snapshot of progress `base` at time `start`, so its cycle's
+    origin is its start and nothing older than `base` can be committed."""
+    e = t - start
+    if math.isinf(c.tau):
+        return Positions(progress=base + c.rate * e, committed=base, pause_s=np.zeros_like(e))
+    n = np.floor(e / c.length_s)
+    r = e - n * c.length_s
+    last = np.where(n > 0, base + n * c.tau, base)
+    durable = (n > 0) & ((c.lag == 0.0) | (start + n * c.length_s + c.lag <= t))
+    previous = np.where(n >= 2, base + (n - 1) * c.tau, base)
+    return Positions(
+        progress=last + c.rate * np.minimum(r, c.compute_s),
+        committed=np.maximum(np.where(durable, last, previous), base),
+        pause_s=n * c.pause + np.maximum(0.0, e - n * c.length_s - c.compute_s),
+    )
+
+
+def finish_fresh(c: Cycle, start: np.ndarray, base: np.ndarray, work: float) -> np.ndarray:
+    """`finish_time(start(start, base, c), work)` element by element (finite work)."""
+    todo = work - base
+    if math.isinf(c.tau):
+        return start + todo / c.rate
+    full = np.maximum(0.0, np.ceil(todo / c.tau) - 1.0)
+    return np.maximum(start, start + full * c.length_s + (todo - full * c.tau) / c.rate)
