@@ -32,7 +32,8 @@ from simulator.studies.goodput.process import DEGRADED, LOSSES, PERIODIC, STRAGG
 from simulator.studies.goodput.streams import RunArrivals
 
 RUN, SAVE, RESTART, DONE = range(4)  # the job's phase between arrivals
-REWORK, RESTARTING, WAITING, CHECKPOINT, SLOW = range(len(LOSSES))  # rows of the loss table
+# Rows of the loss table (LOSSES); waiting and degraded stay 0 in the runs this module takes.
+REWORK, RESTARTING, CHECKPOINT = (LOSSES.index(k) for k in ("rework", "restart", "checkpoint"))
 
 
 def supports(model: RunModel) -> bool:
@@ -79,7 +80,7 @@ class Runs:
         self.costs = k = Costs.of(model)
         self.names = [c.name for c in model.classes]
         self.causes = [*self.names, STRAGGLER, PERIODIC, DEGRADED]
-        self.periodic, self.degraded = len(self.names) + 1, len(self.names) + 2
+        self.periodic = self.causes.index(PERIODIC)
         self.cap = cap if cap is not None else math.inf
         self.phase = np.full(n, RUN)
         self.t0 = np.zeros(n)  # the segment's start, or the down phase's
@@ -98,15 +99,17 @@ class Runs:
 
     # ------------------------------------------------------------------ accounts
 
-    def charge(self, i: np.ndarray, loss: int, seconds: np.ndarray, cause: np.ndarray) -> None:
+    def charge(
+        self, i: np.ndarray, loss: int, seconds: np.ndarray, cause: np.ndarray | int
+    ) -> None:
         self.lost[loss, i] += seconds
         self.by_cause[cause, i] += seconds
 
     def _close(self, i: np.ndarray, t: np.ndarray) -> progress.Positions:
-        """Account the segment up to t (process.Run.close: its pauses, no slow running)."""
+        """Account the segment up to t (process.Run.close: its pauses; it runs at full speed,
+        so nothing is degraded)."""
         p = progress.at_fresh(self.costs.cycle, self.t0[i], self.progress[i], t)
-        self.charge(i, CHECKPOINT, p.pause_s, np.full(len(i), self.periodic))
-        self.charge(i, SLOW, np.zeros(len(i)), np.full(len(i), self.degraded))
+        self.charge(i, CHECKPOINT, p.pause_s, self.periodic)
         self.progress[i] = np.minimum(p.progress, self.costs.work)
         return p
 

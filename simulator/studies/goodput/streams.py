@@ -15,10 +15,13 @@ class RunArrivals:
     """Arrival times of each class with a rate, merged in time order, a horizon at a time."""
 
     def __init__(self, model: RunModel, seed_seq: np.random.SeedSequence):
-        rngs = [np.random.default_rng(s) for s in seed_seq.spawn(len(model.classes) + 1)]
+        seqs = seed_seq.spawn(len(model.classes) + 1)  # the last: slow nodes (none here)
         self.classes = [i for i, c in enumerate(model.classes) if c.rate_s > 0]
         self.rates = [model.classes[i].rate_s for i in self.classes]
-        self.draws = [Draws(rngs[i], model.classes[i].spec.weibull_shape) for i in self.classes]
+        self.draws = [
+            Draws(np.random.default_rng(seqs[i]), model.classes[i].spec.weibull_shape)
+            for i in self.classes
+        ]
         self.last = [0.0] * len(self.classes)  # the latest arrival drawn
         self.drawn = [0] * len(self.classes)
         self.pending = [np.empty(0)] * len(self.classes)  # drawn, at or after the last horizon
