@@ -175,7 +175,9 @@ def _step(report: dict[str, Any]) -> list[str]:
             "  rank classes: " + "; ".join(f"{c['name']} x{c['ranks']}" for c in st["rank_classes"])
         )
     if report.get("collectives"):
-        lines.append("  collectives per step:")
+        lines.append(
+            "  collectives per step (each: one instance alone on the network; the step shares links):"
+        )
         lines.append(
             f"    {'op':<15}{'group':<14}{'ranks':>6}{'size':>12}{'count':>7}{'each':>11}{'busbw':>12}  "
             "algorithm"
