@@ -149,6 +149,10 @@ def accuracy_text(doc: dict[str, Any]) -> str:
     if doc.get("intervals"):
         out += ["", *coverage_lines(doc["intervals"]), *_outside(doc["intervals"])]
     out += ["", "Sources"] + [f"  [{n}] {text}" for text, n in sources.items()]
+    posed = [c for c in cases if c.get("choices")]
+    if posed:
+        out += ["", "Free modelling choices made to pose each case"]
+        out += [f"  {c['id']}: " + "; ".join(c["choices"]) for c in posed]
     return "\n".join(out)
 
 

@@ -188,6 +188,7 @@ def document(
                 "predicted_builtin": o.predicted_default,
                 "known_deviation": o.case.known_deviation,
                 "source": o.case.source,
+                "choices": list(o.case.choices),
                 "file": o.case.file,
             }
             for o in outcomes

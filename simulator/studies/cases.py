@@ -6,7 +6,9 @@ was), source, metric, published value, tolerance, and its setup: a `scenario` (i
 relative to the file) or, for collectives, a `collective` block (topology, num_hosts, op, group,
 algorithm, nvls, size, as `clustersim collective` takes them). Optionally: flops_per_step (for
 the metric that needs it), slow (run with --all / pytest -m slow), known_deviation (why it is
-expected to miss its tolerance). Metrics:
+expected to miss its tolerance), choices (the free modelling choices made to pose the run: what
+stands for what the source leaves open, e.g. a ZeRO stage for a framework's mode, a shipped
+topology for an unpublished network, an assumed micro-batch split). Metrics:
 - a `step` field of the report (tokens_per_s_per_gpu, tflops_per_gpu, mfu, time_s, tokens_per_s);
 - tflops_per_gpu_from_flops: the case's flops_per_step / (GPUs x step time), for papers that
   count FLOPs their own way (Megatron's Eq. 3 includes recomputation);
@@ -40,7 +42,7 @@ MEMORY_METRICS = ("model_states_gb", "max_memory_allocated_gib", "max_memory_res
 METRICS = (*STEP_METRICS, "tflops_per_gpu_from_flops", "busbw_GBps", *MEMORY_METRICS)
 ROLES = ("calibration", "validation")
 REQUIRED = ("id", "category", "role", "source", "metric", "published", "tolerance")
-OPTIONAL = ("scenario", "collective", "flops_per_step", "slow", "known_deviation")
+OPTIONAL = ("scenario", "collective", "flops_per_step", "slow", "known_deviation", "choices")
 COLLECTIVE_KEYS = ("topology", "num_hosts", "op", "group", "algorithm", "nvls", "size")
 
 
@@ -60,6 +62,7 @@ class Case:
     flops_per_step: float | None = None
     slow: bool = False
     known_deviation: str | None = None  # why the case is expected to miss (tests: strict xfail)
+    choices: tuple[str, ...] = ()  # the free modelling choices made to pose it
 
 
 def load_cases(path: str | Path) -> list[Case]:
@@ -83,6 +86,8 @@ def load_cases(path: str | Path) -> list[Case]:
             continue
         seen.add(c["id"])
         fields = {k: c[k] for k in (*REQUIRED, *OPTIONAL) if k in c}
+        if "choices" in fields:
+            fields["choices"] = tuple(fields["choices"])
         out.append(Case(**fields, base_dir=str(path.parent), file=str(path)))
     if problems:
         raise UserError(problems, str(path))
@@ -117,6 +122,9 @@ def _case_problems(where: str, c: Any) -> list[Problem]:
             isinstance(c[key], bool) or not isinstance(c[key], (int, float)) or c[key] <= 0
         ):
             found.append(Problem(f"{where}.{key}", f"expected a positive number, got {c[key]!r}"))
+    choices = c.get("choices", [])
+    if not isinstance(choices, list) or not all(isinstance(x, str) and x.strip() for x in choices):
+        found.append(Problem(f"{where}.choices", "expected a list of non-empty strings"))
     metric = c.get("metric")
     setup = "collective" if metric == "busbw_GBps" else "scenario"
     if metric in METRICS and not isinstance(c.get(setup), dict):

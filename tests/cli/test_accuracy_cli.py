@@ -123,6 +123,8 @@ def test_with_a_profile_the_builtin_errors_are_beside(a100_profile, capsys):
         (lambda c: c.update(role="train"), "cases.0.role: expected one of calibration, validation"),
         (lambda c: c["collective"].update(topology="dgx-a1000"), "dgx-a100"),
         (lambda c: c.pop("collective"), "a busbw_GBps case needs a collective mapping"),
+        (lambda c: c.update(choices="dgx-a100"), "cases.0.choices: expected a list of non-empty"),
+        (lambda c: c.update(choices=[""]), "cases.0.choices: expected a list of non-empty"),
     ],
 )
 def test_mistakes_in_a_cases_file_exit_2(tmp_path, capsys, edit, message):
@@ -132,6 +134,28 @@ def test_mistakes_in_a_cases_file_exit_2(tmp_path, capsys, edit, message):
     assert main(["accuracy", "--cases", str(tmp_path / "mine.yaml"), "--no-shipped"]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_every_shipped_validation_run_lists_its_free_modelling_choices():
+    # Issue 16, item 5: a validation case posed as a scenario (a run, or a paper's memory table)
+    # says what stands for what its source leaves open. Collective cases carry theirs in
+    # `source` (topology, NVLS, group).
+    from simulator.studies.cases import load_cases, shipped_files
+
+    cases = [c for f in shipped_files() for c in load_cases(f)]
+    posed = [c for c in cases if c.role == "validation" and c.scenario is not None]
+    assert len(posed) >= 40
+    assert [c.id for c in posed if not c.choices] == []
+
+
+def test_the_report_lists_each_cases_choices(capsys):
+    assert main(["accuracy", "--category", "framework"]) == 0
+    out = capsys.readouterr().out
+    at = out.index("Free modelling choices made to pose each case")
+    assert (
+        "  kempnerforge-fsdp2-14.8b-8xh200: the network (one 400 Gb/s NIC per GPU) assumed"
+        in out[at:]
+    )
 
 
 def test_option_mistakes_exit_2(capsys):
