@@ -1,6 +1,7 @@
-"""Whole-run goodput: failures, checkpoints and restarts over a training run, simulated on simpy
-(process.py) and checked against closed forms (closed_forms.py), so that days to train are
-wall-clock days.
+"""Whole-run goodput: failures, checkpoints and restarts over a training run, simulated as a
+renewal process over all runs at once (renewal.py) or, for slow nodes and finite spares that
+run out, on simpy (process.py, the reference), and checked against closed forms
+(closed_forms.py), so that days to train are wall-clock days.
 
     result = simulate_goodput(scenario, step_s, work_s)       # GoodputResult or None (disabled)
 """

@@ -1,7 +1,9 @@
 """One training run as simpy processes: the trainer (chunks of progress between events,
 checkpoints in closed form, progress.py), one arrival process per failure class, slow nodes,
-and host repairs. A failure interrupts the trainer, which rolls back to the last durable
-checkpoint and restarts; a failure during a restart starts it again (Daly 2006's model).
+and host repairs (the reference of renewal.py, which gives the same runs as arithmetic where
+failure times do not depend on the job). A failure interrupts the trainer, which rolls back to
+the last durable checkpoint and restarts; a failure during a restart starts it again (Daly
+2006's model).
 
 Time lost is kept by cause, in wall seconds, so that wall = useful work + rework + restart +
 waiting + checkpoint + degraded holds exactly:
