@@ -44,6 +44,8 @@ COLUMNS = [
     "mem_overhead_bytes",
     "capacity_bytes",
     "step_time_s",
+    "step_time_lo_s",
+    "step_time_hi_s",
     "compute_s",
     "comm_s",
     "exposed_comm_s",
@@ -81,6 +83,8 @@ def _row(point, strategy, hosts, params_gb, grads_gb, opt_gb, fits):
         **{f"mem_{k}_bytes": v * GB for k, v in zip(plots.MEMORY_COMPONENTS, comps)},
         "capacity_bytes": 80 * GB,
         "step_time_s": step,
+        "step_time_lo_s": 0.9 * step,  # an 80% interval of -10% .. +20%
+        "step_time_hi_s": 1.2 * step,
         "compute_s": 1.0,
         "comm_s": 0.2,
         "exposed_comm_s": exposed,
@@ -240,6 +244,28 @@ def test_step_time_exposed_communication_has_the_comm_stream_colour(results_csv)
     fig = plots.step_time_figure(plots.panels(*plots.read_results(results_csv)))
     colors = {to_rgb(p.get_facecolor()) for p in fig.axes[0].patches}
     assert to_rgb(plots.STREAM_COLORS["comm"]) in colors
+
+
+def test_step_time_whiskers_span_the_80_percent_interval(results_csv):
+    fig = plots.step_time_figure(plots.panels(*plots.read_results(results_csv)))
+    ax = fig.axes[0]
+    # One whisker per bar (3 strategies x 3 scales), from 0.9 to 1.2 x its step time.
+    segments = [seg for c in ax.collections for seg in c.get_segments()]
+    assert len(segments) == 9
+    for (x0, y0), (x1, y1) in segments:
+        assert x0 == x1 and y1 / y0 == pytest.approx(1.2 / 0.9)
+    assert ax.get_ylim()[1] >= max(y1 for (_, _), (_, y1) in segments)
+
+
+def test_rows_without_an_interval_draw_no_whisker(results_csv, tmp_path):
+    text = results_csv.read_text().splitlines()
+    header = text[0].split(",")
+    drop = [header.index("step_time_lo_s"), header.index("step_time_hi_s")]
+    rows = [",".join(v for i, v in enumerate(line.split(",")) if i not in drop) for line in text]
+    older = tmp_path / "older.csv"
+    older.write_text("\n".join(rows) + "\n")
+    fig = plots.step_time_figure(plots.panels(*plots.read_results(older)))
+    assert not [seg for c in fig.axes[0].collections for seg in c.get_segments()]
 
 
 def test_memory_bars_over_the_clip_show_their_true_total(results_csv):

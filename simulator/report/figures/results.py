@@ -37,6 +37,8 @@ NUMERIC = (
     "mem_total_bytes",
 )
 REQUIRED = ("point", "status", "strategy", "num_gpus", "fits", *NUMERIC[1:])
+# The step time's 80% interval (studies/intervals.py), drawn as whiskers where a row has it.
+INTERVAL = ("step_time_lo_s", "step_time_hi_s")
 # Columns a sweep writes after the swept dotted paths: the swept ones lie between point and status.
 SERIES_FIELDS = ("model", "strategy", "gpu")
 # The memory axes end at this multiple of the capacity: an OOM total can be many times the
@@ -78,6 +80,10 @@ def read_results(csv_path: str | Path) -> tuple[list[dict[str, Any]], list[str]]
         except ValueError as exc:
             raise UserError(Problem(f"{path}: point {r['point']}", f"bad number: {exc}")) from None
         row["num_gpus"] = int(row["num_gpus"])
+        try:
+            row["interval"] = tuple(float(r[k]) for k in INTERVAL)
+        except (KeyError, TypeError, ValueError):
+            row["interval"] = None  # not written (an older sweep) or empty
         rows.append(row)
     if not rows:
         raise UserError(Problem(str(path), "no rows with status ok to plot"))
@@ -133,8 +139,8 @@ def _strategy_patches(styles) -> list:
 
 def step_time_figure(groups: Groups):
     """Per panel, step time vs GPU count with one group of bars per strategy: compute (in the
-    strategy's colour) and exposed communication (the comm stream's colour, hatched) stacked;
-    OOM points pale and labelled."""
+    strategy's colour) and exposed communication (the comm stream's colour, hatched) stacked,
+    a whisker over each bar for the step time's 80% interval; OOM points pale and labelled."""
     Patch = matplotlib_module("matplotlib.patches").Patch
     fig, axes = _grid(len(groups), 6.0, 3.8)
     styles = _styles(groups)
@@ -157,6 +163,19 @@ def step_time_figure(groups: Groups):
                     hatch="///",
                     edgecolor="white",
                 )
+                if r.get("interval"):
+                    lo, hi = r["interval"]
+                    step = r["step_time_s"]
+                    ax.errorbar(
+                        x,
+                        step,
+                        yerr=[[max(step - lo, 0.0)], [max(hi - step, 0.0)]],
+                        fmt="none",
+                        ecolor="black",
+                        elinewidth=0.8,
+                        capsize=2,
+                        alpha=a,
+                    )
                 if not r["fits"]:
                     ax.text(
                         x,
@@ -171,7 +190,11 @@ def step_time_figure(groups: Groups):
         ax.set_xticks(range(len(gpus)), [str(g) for g in gpus])
         ax.set_yscale("log")
         low = min(r["compute_s"] for rs in by.values() for r in rs if r["compute_s"] > 0)
-        high = max(r["step_time_s"] for rs in by.values() for r in rs)
+        high = max(
+            max(r["step_time_s"], (r.get("interval") or (0.0, 0.0))[1])
+            for rs in by.values()
+            for r in rs
+        )
         ax.set_ylim(low / 2, high * 3)  # log bars need a floor; headroom for the OOM labels
         ax.set_xlabel("GPUs")
         ax.set_ylabel("step time (s, log)")
@@ -186,7 +209,7 @@ def step_time_figure(groups: Groups):
     _legend(fig, _strategy_patches(styles) + [comm])
     fig.suptitle(
         "Step time by strategy: compute (strategy colour) + exposed communication (hatched); "
-        "pale = OOM"
+        "whiskers: 80% interval; pale = OOM"
     )
     return fig
 
