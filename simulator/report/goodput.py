@@ -240,6 +240,11 @@ def _simulated_lines(g: dict[str, Any]) -> list[str]:
         lines.append(
             f"  wall-clock  p50 {w['p50']:,.1f} days, p90 {w['p90']:,.1f} days (p10 {w['p10']:,.1f})"
         )
+        if g.get("wall_days_interval"):
+            lo, hi = g["wall_days_interval"]
+            lines.append(
+                f"  80% interval of the p50 from the step time's: {lo:,.1f}-{hi:,.1f} days"
+            )
     lines.append(
         f"  effective training time {100 * g['effective_training_time_ratio']:.1f}% "
         f"(p10 {100 * e['p10']:.1f}%, p90 {100 * e['p90']:.1f}%)"

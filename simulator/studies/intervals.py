@@ -195,15 +195,20 @@ def interval(scenario: Scenario, time_s: float, tokens_per_s_per_gpu: float) -> 
 
 
 def attach(report: dict[str, Any], scenario: Scenario) -> None:
-    """Adds step.interval and, where days are reported, training.days_interval."""
+    """Adds step.interval and, where days are reported, training.days_interval; where the
+    goodput Monte Carlo ran a whole run, training.goodput.wall_days_interval: its median
+    wall-clock days scaled by the step's interval (restarts and repairs do not scale with the
+    step time, so this overstates the spread a little)."""
     step = report.get("step")
     if not step:
         return
     step["interval"] = interval(scenario, step["time_s"], step["tokens_per_s_per_gpu"])
-    days = report.get("training", {}).get("days")
+    lo, hi = step["interval"]["time_s"]
+    training = report.get("training", {})
+    days = training.get("days")
     if days is not None:
-        lo, hi = step["interval"]["time_s"]
-        report["training"]["days_interval"] = [
-            days * lo / step["time_s"],
-            days * hi / step["time_s"],
-        ]
+        training["days_interval"] = [days * lo / step["time_s"], days * hi / step["time_s"]]
+    g = training.get("goodput")
+    if g and g.get("completes", True) and not g.get("window_days") and g.get("wall_days"):
+        p50 = g["wall_days"]["p50"]
+        g["wall_days_interval"] = [p50 * lo / step["time_s"], p50 * hi / step["time_s"]]

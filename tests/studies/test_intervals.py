@@ -112,6 +112,20 @@ def test_leave_one_out_coverage_by_hand():
     assert cov["leave_one_out"] == {"covered": 4, "share": pytest.approx(4 / 7)}
 
 
+def test_the_goodput_median_carries_the_step_times_interval():
+    scenario = make_scenario(training={"strategy": "zero3", "micro_batch_size": 1, "seq_len": 512})
+    report = simulate(scenario, runs=4, seed=1)
+    step, goodput = report["step"], report["training"]["goodput"]
+    p50 = goodput["wall_days"]["p50"]
+    assert goodput["wall_days_interval"] == pytest.approx(
+        [p50 * t / step["time_s"] for t in step["interval"]["time_s"]]
+    )
+    lo, hi = goodput["wall_days_interval"]
+    assert f"80% interval of the p50 from the step time's: {lo:,.1f}-{hi:,.1f} days" in render_text(
+        report
+    )
+
+
 def test_report_carries_the_interval_of_the_shipped_table():
     scenario = make_scenario(training={"strategy": "zero3", "micro_batch_size": 1, "seq_len": 512})
     report = simulate(scenario, goodput=False)
@@ -133,6 +147,7 @@ def test_report_carries_the_interval_of_the_shipped_table():
     assert report["training"]["days_interval"] == pytest.approx(
         [days * t / step["time_s"] for t in iv["time_s"]]
     )
+
     text = render_text(report)
     assert f"80% interval: step {iv['time_s'][0]:.3g}-{iv['time_s'][1]:.3g} s" in text
     assert f"(from {iv['cases']} validation cases: group {iv['group']})" in text
