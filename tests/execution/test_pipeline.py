@@ -45,8 +45,9 @@ def chain_topology(tmp_path, n: int) -> str:
     return str(path)
 
 
-def bubble_scenario(tmp_path, pp: int, m: int, schedule: str, v: int = 1):
-    # A bare 32-layer model (no embedding or head), so every stage holds the same work.
+def bubble_scenario(tmp_path, pp: int, m: int, schedule: str, v: int = 1, topology=None):
+    # A bare 32-layer model (no embedding or head), so every stage holds the same work; on a
+    # chain of pp fast "hosts" unless another topology is given.
     return make_scenario(
         model={"params": 32 * 12 * 1024**2, "num_layers": 32, "hidden_size": 1024},
         training={
@@ -57,7 +58,7 @@ def bubble_scenario(tmp_path, pp: int, m: int, schedule: str, v: int = 1):
             "grad_accum_steps": m,
             "parallelism": {"pp": pp, "pipeline": {"schedule": schedule, "virtual_stages": v}},
         },
-        cluster={"topology": chain_topology(tmp_path, pp)},
+        cluster={"topology": topology or chain_topology(tmp_path, pp)},
     )
 
 
@@ -398,18 +399,8 @@ def test_every_pipelines_sends_share_the_links_they_cross(tmp_path):
     )
 
     def step_s(topology_path: str) -> float:
-        s = make_scenario(
-            model={"params": 32 * 12 * 1024**2, "num_layers": 32, "hidden_size": 1024},
-            training={
-                "strategy": "ddp",
-                "optimizer": "sgd",
-                "micro_batch_size": 8,
-                "seq_len": 2048,
-                "grad_accum_steps": 4,
-                "parallelism": {"pp": 2, "pipeline": {"schedule": "gpipe"}},
-            },
-            cluster={"topology": topology_path},
-        )
-        return simulate_step(s).time_s
+        return simulate_step(
+            bubble_scenario(tmp_path, 2, 4, "gpipe", topology=topology_path)
+        ).time_s
 
     assert step_s(shared) / step_s(separate) > 1.7
