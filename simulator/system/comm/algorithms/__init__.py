@@ -19,9 +19,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from simulator.system.comm.algorithms.all_to_all import (
+    plan_all_to_all,
+    plan_all_to_all_together,
+)
 from simulator.system.comm.algorithms.base import PhasePlan
 from simulator.system.comm.algorithms.collnet import plan_collnet
-from simulator.system.comm.algorithms.direct import plan_direct
 from simulator.system.comm.algorithms.hierarchical import plan_hierarchical
 from simulator.system.comm.algorithms.nvls import plan_nvls, plan_nvls_tree
 from simulator.system.comm.algorithms.p2p import plan_p2p, plan_p2p_together
@@ -166,7 +169,15 @@ ALGORITHMS: dict[str, Algorithm] = {
             needs_uniform_hosts=True,
             auto=False,
         ),
-        Algorithm(name="direct", plan=plan_direct, ops=("all_to_all",)),
+        # All-to-all as grouped sends (NCCL: ncclGroupStart + send/recv to every peer), hence
+        # the ring's calibration row. Planned from per-host counts on fat trees
+        # (all_to_all.py), from every pair's routed flow elsewhere (direct.py).
+        Algorithm(
+            name="direct",
+            plan=plan_all_to_all,
+            ops=("all_to_all",),
+            plan_together=plan_all_to_all_together,
+        ),
         Algorithm(name="p2p", plan=plan_p2p, ops=("send",), plan_together=plan_p2p_together),
     )
 }
