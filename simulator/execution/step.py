@@ -66,6 +66,7 @@ class Comm:
         self._costs: dict[tuple, CollectiveCost] = {}
         self._instances: dict[tuple, list[int]] = {}
         self._one_host: dict = {}
+        self._nics: int | None = None  # NICs per host, counted once
 
     def instances(self, coll: Collective, scope: tuple) -> list[int]:
         """The instances of the group that run the collective together: those in its pipeline
@@ -123,9 +124,11 @@ class Comm:
         return min(nccl_tables.COLL_CTAS, nccl_tables.CTAS_PER_NIC * self._nics_per_host())
 
     def _nics_per_host(self) -> int:
-        topo = self.ctx.topology
-        nics = int((topo.vertex_kind == VERTEX_CODE["nic"]).sum())
-        return max(nics // topo.num_hosts, 1)
+        if self._nics is None:
+            topo = self.ctx.topology
+            nics = int((topo.vertex_kind == VERTEX_CODE["nic"]).sum())
+            self._nics = max(nics // topo.num_hosts, 1)
+        return self._nics
 
     def _in_one_host(self, coll: Collective) -> bool:
         if coll.group not in self._one_host:
