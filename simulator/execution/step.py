@@ -67,6 +67,7 @@ class Comm:
         self._instances: dict[tuple, list[int]] = {}
         self._one_host: dict = {}
         self._nics: int | None = None  # NICs per host, counted once
+        self._ctas: dict[tuple, int] = {}
 
     def instances(self, coll: Collective, scope: tuple) -> list[int]:
         """The instances of the group that run the collective together: those in its pipeline
@@ -111,7 +112,14 @@ class Comm:
         return self.network.start(self.cost(coll, scope))
 
     def ctas(self, coll: Collective, scope: tuple = (0,)) -> int:
-        """The CTAs the collective's NCCL kernel holds on each GPU while it runs (nccl_tables)."""
+        """The CTAs the collective's NCCL kernel holds on each GPU while it runs (nccl_tables);
+        memoized by names, which hash faster than the group."""
+        key = (coll.op, coll.group.name, coll.size_bytes, coll.peers, scope)
+        if key not in self._ctas:
+            self._ctas[key] = self._count_ctas(coll, scope)
+        return self._ctas[key]
+
+    def _count_ctas(self, coll: Collective, scope: tuple) -> int:
         cost = self.cost(coll, scope, together=False)
         if cost.algorithm == "none":
             return 0
