@@ -1,4 +1,6 @@
-"""All-to-all as simultaneous point-to-point sends."""
+"""All-to-all as simultaneous point-to-point sends, every pair's flow routed: the reference
+plan, and the one for graphs that are not fat trees (explicit graphs, tori) and for groups on
+one host; all_to_all.py plans multi-host fat trees from counts and is checked against it."""
 
 from __future__ import annotations
 
@@ -8,7 +10,8 @@ from simulator.core.errors import Problem, UserError
 from simulator.system.comm.algorithms.base import PhasePlan, phase_plan
 from simulator.system.topology.graph import Topology
 
-# Largest all-to-all group: its p*(p-1) flows are enumerated.
+# Largest group planned here: its p*(p-1) flows are enumerated (and, off fat trees, routed
+# one by one in Python). Fat trees take all_to_all.py, bounded by switches.MAX_HASHED_FLOWS.
 MAX_ALL_TO_ALL_RANKS = 1024
 
 
@@ -18,7 +21,9 @@ def plan_direct(topo: Topology, op: str, group: tuple[int, ...]) -> tuple[PhaseP
     if p > MAX_ALL_TO_ALL_RANKS:
         raise UserError(
             Problem(
-                "group", f"all_to_all over {p} GPUs is not modelled (limit {MAX_ALL_TO_ALL_RANKS})"
+                "group",
+                f"all_to_all over {p:,} GPUs routes every pair's flow on this topology "
+                f"(limit {MAX_ALL_TO_ALL_RANKS:,} GPUs; multi-host fat trees are planned from counts instead)",
             )
         )
     g = np.array(group)
