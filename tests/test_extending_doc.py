@@ -31,7 +31,7 @@ from simulator.scenario.load import scenario_from_dict
 from simulator.spec import mesh, specs
 from simulator.studies import frameworks as framework_study
 from simulator.studies.cases import COLLECTIVE_KEYS, OPTIONAL, REQUIRED, load_cases, shipped_files
-from simulator.system import hardware
+from simulator.system import hardware, knobs
 from simulator.system.comm import algorithms, calibration, cost, selection
 from simulator.system.comm.algorithms import all_to_all, direct, ring
 from simulator.system.hardware import gemm_table
@@ -182,6 +182,7 @@ MODULES = (
     scenario_framework,
     framework_study,
     report_document,
+    knobs,
 )
 NAMESPACE: dict[str, typing.Any] = {
     **{k: v for m in MODULES for k, v in vars(m).items() if not k.startswith("__")},
@@ -238,6 +239,7 @@ WORDS = {
     "pp",
     "ddp",
     "zero1",
+    "send",
     "sharp",
     "nvls",
     "None",
