@@ -34,7 +34,8 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
         "them, a bare number is bytes and the letters K, M, G, T, P are binary (1K = 1024 bytes); "
         "'1 MB' (decimal) or '1 MiB' (binary) are taken as written; at most 1P",
     )
-    coll.add_argument("--algorithm", default="auto", help=f"auto or one of {', '.join(ALGORITHMS)}")
+    usable = [name for name, a in ALGORITHMS.items() if set(a.ops) & set(OPS)]  # not p2p's sends
+    coll.add_argument("--algorithm", default="auto", help=f"auto or one of {', '.join(usable)}")
     coll.add_argument(
         "--no-nvls",
         dest="nvls",

@@ -1,7 +1,8 @@
 """The collective-algorithm registry: name -> (planner, the ops it implements, where it applies).
 
 A new algorithm is one module with a planner `(topology, op, group) -> phases` plus one entry
-here; `auto` (cost.py) tries every applicable NCCL algorithm with every protocol it supports,
+here; `auto` (selection.py lists the applicable ones, cost.py prices them) tries every applicable
+NCCL algorithm with every protocol it supports,
 as NCCL's tuner does (src/graph/tuning.cc, src/enqueue.cc), and keeps the fastest. Where
 NCCL enables each algorithm (research notes of the issue, from NCCL v2.30 source):
   ring            every collective, every protocol
