@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import simpy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from simulator.core.cache import Memo
 from simulator.core.errors import UserError
 from simulator.system.comm.calibration import IDEAL_CALIBRATION
 from simulator.system.comm.cost import CommContext, collective_cost
@@ -18,6 +21,7 @@ from simulator.system.comm.network import (
     make_network,
     max_min_rates,
 )
+from simulator.system.comm.sharing import ShapeGraph
 from simulator.system.topology.loader import load_topology, topology_from_dict
 
 
@@ -198,3 +202,111 @@ def test_backends_registry():
     )
     with pytest.raises(UserError, match="did you mean 'fluid'"):
         make_network("fluidd", env, CommContext(load_topology("dgx-a100")))
+
+
+def _fake_phase(shape: int, flow: list[tuple[int, float]], cap: np.ndarray) -> SimpleNamespace:
+    """A phase putting k bytes per busiest-rank byte on each (edge, k), 1 byte at its bound."""
+    edges, k = np.array([e for e, _ in flow], np.int64), np.array([k for _, k in flow])
+    return SimpleNamespace(
+        shape=(shape, 0),
+        edge_ids=edges,
+        wire_bytes=k,
+        per_rank_wire_bytes=1.0,
+        bandwidth_s=1.0 / float((cap[edges] / k).min()),
+    )
+
+
+def _fluid_rates(net: FluidNetwork, phases: list[SimpleNamespace]) -> list[float]:
+    """The network's rates with `phases` active (the splitting path, memos and all)."""
+    net.active = []
+    for ph in phases:
+        state = SimpleNamespace(transfer=SimpleNamespace(phases=[ph]), phase=0)
+        state.record = net._record(ph)
+        net.active.append(state)
+    return net._rates()
+
+
+def _bare_network(cap: np.ndarray) -> tuple[FluidNetwork, CommContext]:
+    """A fluid network over bare links of capacities `cap` (no topology behind them)."""
+    comm = CommContext.__new__(CommContext)
+    comm.topology, comm.capacity = SimpleNamespace(link_code=np.zeros(len(cap), np.int64)), cap
+    comm.rates, comm.demands, comm.fill_rates, comm.fill_pairs = Memo(), Memo(), Memo(), Memo()
+    comm.sharing = ShapeGraph()
+    return FluidNetwork(simpy.Environment(), comm), comm
+
+
+def test_a_link_only_three_phases_fill_joins_them():
+    # Phases 0-2 each have a private 4 GB/s link and all cross link 3 (10 GB/s): any two at their
+    # bounds load it with 8 (no fill), all three with 12, so it joins them: 10/3 each. Phase 3
+    # and 4 share link 4 (100 GB/s), which their bounds (1 each, links 5 and 6) cannot fill.
+    cap = np.array([4.0, 4.0, 4.0, 10.0, 100.0, 1.0, 1.0])
+    flows = [[(0, 1.0), (3, 1.0)], [(1, 1.0), (3, 1.0)], [(2, 1.0), (3, 1.0)]]
+    flows += [[(4, 1.0), (5, 1.0)], [(4, 1.0), (6, 1.0)]]
+    net, comm = _bare_network(cap)
+    pool = [_fake_phase(i, f, cap) for i, f in enumerate(flows)]
+    assert _fluid_rates(net, pool[:2] + pool[3:]) == pytest.approx([4.0, 4.0, 1.0, 1.0])
+    assert len(comm.fill_rates) == 0  # no sub-group of two or more: each phase at its bound
+    assert _fluid_rates(net, pool) == pytest.approx([10 / 3] * 3 + [1.0, 1.0], rel=1e-12)
+    assert list(comm.fill_rates._data) == [((0, 0), (1, 0), (2, 0))]  # 3 and 4 stay apart
+
+
+FLOWS = st.lists(
+    st.lists(
+        st.tuples(st.integers(0, 7), st.floats(0.1, 4.0) | st.just(1.0)),
+        min_size=1,
+        max_size=4,
+        unique_by=lambda t: t[0],
+    ),
+    min_size=1,
+    max_size=8,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    FLOWS,
+    # Many equal capacities: links that two phases at their bounds cannot fill but three can.
+    st.lists(st.sampled_from([4.0, 10.0]) | st.floats(1.0, 100.0), min_size=8, max_size=8),
+    st.lists(st.lists(st.integers(0, 7), min_size=1, max_size=10), min_size=1, max_size=4),
+)
+def test_split_filling_matches_max_min_rates(flows, caps, picks):
+    # Active sets drawn (with repeats: the same shape twice) from a pool of shapes, one after
+    # another on one network (loads kept across sets, memos hit): each set's rates must be
+    # max_min_rates's on all of its phases at once.
+    cap = np.array(caps)
+    net, _ = _bare_network(cap)
+    pool = [_fake_phase(i, f, cap) for i, f in enumerate(flows)]
+    for chosen in picks + picks[:1]:
+        phases = [pool[k % len(pool)] for k in chosen]
+        got = _fluid_rates(net, phases)
+        want = max_min_rates(cap, [(ph.edge_ids, ph.wire_bytes) for ph in phases])
+        assert got == pytest.approx(list(want), rel=1e-9)
+        if len(phases) < 2:
+            continue  # a lone phase: its standalone rate, nothing shared
+        # The splitting path itself, on the whole set (groups of two skip it in _rates).
+        assert net._split_filled(phases) == pytest.approx(list(want), rel=1e-9)
+        # The fixed-point loads count exactly the active phases.
+        fresh = -net._split.limit
+        for ph in phases:
+            edges, loads = net._record(ph).fixed()
+            fresh[edges] += loads
+        assert (net._split.excess == fresh).all()
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_split_filling_matches_max_min_rates_on_crowded_links(seed):
+    # Phases bounded by private links (3-5 GB/s) crossing 1-2 of four shared 10 GB/s links: two
+    # of them at their bounds seldom fill a shared link, three or more often do.
+    rng = np.random.default_rng(seed)
+    cap = np.concatenate([[10.0] * 4, rng.choice([3.0, 4.0, 5.0], 12)])
+    flows = [
+        [(4 + i, 1.0)] + [(int(e), 1.0) for e in rng.choice(4, rng.integers(1, 3), False)]
+        for i in range(12)
+    ]
+    net, _ = _bare_network(cap)
+    pool = [_fake_phase(i, f, cap) for i, f in enumerate(flows)]
+    for _ in range(15):
+        phases = [pool[k] for k in rng.choice(12, rng.integers(2, 9), replace=False)]
+        want = max_min_rates(cap, [(ph.edge_ids, ph.wire_bytes) for ph in phases])
+        assert _fluid_rates(net, phases) == pytest.approx(list(want), rel=1e-9)
+        assert net._split_filled(phases) == pytest.approx(list(want), rel=1e-9)

@@ -61,3 +61,15 @@ def test_disjoint_phases_stay_apart_and_a_shared_link_joins():
     assert sorted(map(sorted, graph.groups([a, b]))) == [[0], [1]]
     assert sorted(map(sorted, graph.groups([a, b, c]))) == [[0, 2], [1]]
     assert len(graph) == 3
+
+
+@given(pool=EDGE_SETS, picks=st.lists(st.integers(0, 11), min_size=1, max_size=12))
+@settings(max_examples=100, deadline=None)
+def test_sharing_pairs_are_the_pairs_whose_edges_meet(pool, picks):
+    graph = ShapeGraph()
+    phases = [_phase(k % len(pool), pool[k % len(pool)]) for k in picks]
+    graph.groups(phases)
+    edges = [set(ph.edge_ids.tolist()) for ph in phases]
+    assert graph.sharing_pairs(phases) == [
+        (i, j) for i in range(len(phases)) for j in range(i + 1, len(phases)) if edges[i] & edges[j]
+    ]

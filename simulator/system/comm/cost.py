@@ -141,7 +141,10 @@ class CommContext:
         self._plans: Memo[tuple[Plan, tuple[float, ...], int]] = Memo(256)
         self._costs: Memo[CollectiveCost] = Memo(4096)
         self.rates: Memo[np.ndarray] = Memo(4096)
-        self.demands: Memo[tuple] = Memo(4096)  # a phase shape's links, loads and bound
+        self.demands: Memo[Any] = Memo(4096)  # a phase shape's links, loads and bound
+        # Rates of sub-groups linked by links that can fill, and what pairs of shapes share.
+        self.fill_rates: Memo[np.ndarray] = Memo(4096)
+        self.fill_pairs: Memo[Any] = Memo(16384)
         self.sharing = ShapeGraph()  # which phases (by shape) share a link
 
     def plan(

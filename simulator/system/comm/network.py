@@ -16,7 +16,9 @@ flows; a transfer alone gets min_e capacity_e / k_je, i.e. exactly its standalon
 Rates are recomputed only when a bandwidth stage starts or ends, so the number of events
 grows with the number of collectives, not with GPUs x chunks. Per-link arrays are numpy,
 indexed by the topology's edge index; rates of a set of concurrent phases are memoized in
-the CommContext (steps repeat the same few combinations).
+the CommContext (steps repeat the same few combinations). A group of three or more phases that
+share links is filled per sub-group linked by links that can fill (`sharing.FillSplit`): the
+same answer, and sub-groups repeat far more often than whole groups in large pipeline layouts.
 
 Analytic backend: no sharing; each transfer takes its standalone `time_s`.
 """
@@ -32,6 +34,7 @@ import simpy
 
 from simulator.core.errors import Problem, UserError, did_you_mean
 from simulator.system.comm.cost import CommContext
+from simulator.system.comm.sharing import Demand, FillSplit, fixed_point_scale
 
 # A bandwidth stage counts as finished when less than this fraction of it is left
 # (floating-point residue of rate x time; 1e-9 of a 65 ms stage is 65 ps).
@@ -55,9 +58,8 @@ def max_min_rates(
     level of the filling is one pass over the links that can still fill.
     """
     n = len(demands)
-    rates = np.zeros(n)
     if n == 0:
-        return rates
+        return np.zeros(0)
     if bounds is None:
         bounds = np.array([float((capacity[e] / k).min()) for e, k in demands])
     edges = np.concatenate([d[0] for d in demands])
@@ -67,11 +69,28 @@ def max_min_rates(
     can_fill = at_bounds > capacity * (1 + 1e-9)
     keep = can_fill[edges]
     union = np.flatnonzero(can_fill)
-    m = len(union)
-    local = np.concatenate([np.searchsorted(union, edges[keep]), m + np.arange(n)])
-    owner = np.concatenate([owner[keep], np.arange(n)])
-    coef = np.concatenate([coef[keep], np.ones(n)])
-    cap = np.concatenate([capacity[union].astype(float), bounds])
+    return _fill(
+        capacity[union], np.searchsorted(union, edges[keep]), owner[keep], coef[keep], bounds
+    )
+
+
+def _fill(
+    capacity: np.ndarray,
+    local: np.ndarray,
+    owner: np.ndarray,
+    coef: np.ndarray,
+    bounds: np.ndarray,
+) -> np.ndarray:
+    """The progressive filling of `max_min_rates` over the links that can fill (`capacity`, in
+    ascending edge order): entries (link's index there, demand, k) on those links only, and each
+    demand's bound as a private link."""
+    n = len(bounds)
+    rates = np.zeros(n)
+    m = len(capacity)
+    local = np.concatenate([local, m + np.arange(n)])
+    owner = np.concatenate([owner, np.arange(n)])
+    coef = np.concatenate([coef, np.ones(n)])
+    cap = np.concatenate([capacity.astype(float), bounds])
     residual = cap.copy()
     load = np.bincount(local, weights=coef, minlength=len(cap))
     users = np.bincount(local, minlength=len(cap))  # unfrozen demands on each link
@@ -103,6 +122,7 @@ class _Active:
     done: simpy.Event
     phase: int = 0
     remaining: float = 1.0  # fraction of the current bandwidth stage still to move
+    record: Any = None  # the current stage's demand record (FluidNetwork._record)
     progress_rate: float = 0.0  # fraction per second
     unit_bytes: float = 1.0  # per-rank wire bytes of the current stage
 
@@ -125,6 +145,8 @@ class FluidNetwork:
         self._last_update = env.now
         self._timer_generation = 0
         self._deferred = False  # a rate update is scheduled for this instant
+        self._scale = fixed_point_scale(self.capacity)
+        self._split: FillSplit | None = None  # made at the first group of phases sharing links
 
     def start(self, transfer: Any) -> simpy.Event:
         """Begin a transfer now; the returned event fires when its last phase ends."""
@@ -151,6 +173,7 @@ class FluidNetwork:
             return
         self._advance()
         st.remaining, st.unit_bytes = 1.0, ph.per_rank_wire_bytes
+        st.record = self._record(ph)
         self.active.append(st)
         self._reschedule_at_end_of_instant()
 
@@ -187,26 +210,73 @@ class FluidNetwork:
                 continue
             component.sort(key=lambda i: phases[i].shape)
             key = tuple(phases[i].shape for i in component)
+            # Two phases: filled at once (splitting them would cost more than it saves).
+            fill = self._split_filled if len(component) > 2 else self._filled
             found = self.comm.rates.get(
                 # The Memo calls the lambda at once (on a miss): `component` is this iteration's.
                 key,
-                lambda: self._filled([phases[i] for i in component]),  # noqa: B023
+                lambda: fill([phases[i] for i in component]),  # noqa: B023
             )
             # A transfer slower than its links alone allow (NCCL's LL bandwidth cap) keeps its cap.
             for i, f in zip(component, found.tolist()):
                 rates[i] = min(f, rates[i])
         return rates
 
-    def _filled(self, phases: list[Any]) -> np.ndarray:
-        """max_min_rates of phases, each phase's demand and standalone bound made once."""
-        demands = [self.comm.demands.get(ph.shape, lambda: self._demand(ph)) for ph in phases]  # noqa: B023
-        return max_min_rates(
-            self.capacity, [d[:2] for d in demands], np.array([d[2] for d in demands])
+    def _split_filled(self, phases: list[Any]) -> np.ndarray:
+        """Rates of a group of phases sharing links (sorted by shape), filled per sub-group linked
+        by links that can fill (`sharing.FillSplit`): the sub-groups' keys repeat far more."""
+        if self._split is None:
+            # Splitting by links that can fill needs finite capacities (fixed-point loads).
+            if not np.isfinite(self.capacity).all():
+                return self._filled(phases)
+            self._split = FillSplit(self.capacity, self.comm.fill_pairs)
+        active: dict[Any, tuple[int, Demand]] = {}
+        for st in self.active:
+            shape = st.transfer.phases[st.phase].shape
+            had = active.get(shape)
+            active[shape] = (had[0] + 1, had[1]) if had else (1, st.record)
+        self._split.sync(active)
+        shapes = [ph.shape for ph in phases]
+        records = [active[s][1] for s in shapes]
+        pairs = self.comm.sharing.sharing_pairs(phases)
+        out = np.empty(len(phases))
+        for group in self._split.split(records, pairs, shapes):
+            if len(group) == 1:
+                out[group[0]] = records[group[0]].bound
+                continue
+            out[group] = self.comm.fill_rates.get(
+                tuple(shapes[i] for i in group),
+                lambda: self._fill_group([records[i] for i in group]),  # noqa: B023
+            )
+        return out
+
+    def _fill_group(self, records: list[Demand]) -> np.ndarray:
+        """max_min_rates of one sub-group: its links that can fill, found by `excess`."""
+        assert self._split is not None
+        kept = [self._split.kept(r) for r in records]
+        union, local = self._split.index(np.concatenate([e for e, _ in kept]))
+        return _fill(
+            self.capacity[union],
+            local,
+            np.repeat(np.arange(len(kept)), [len(e) for e, _ in kept]),
+            np.concatenate([k for _, k in kept]),
+            np.array([r.bound for r in records]),
         )
 
-    def _demand(self, ph: Any) -> tuple[np.ndarray, np.ndarray, float]:
+    def _filled(self, phases: list[Any]) -> np.ndarray:
+        """max_min_rates of phases, each phase's demand and standalone bound made once."""
+        demands = [self._record(ph) for ph in phases]
+        return max_min_rates(
+            self.capacity, [(d.edges, d.k) for d in demands], np.array([d.bound for d in demands])
+        )
+
+    def _record(self, ph: Any) -> Demand:
+        """A phase shape's demand record (links, k_je, standalone bound), made once."""
+        return self.comm.demands.get(ph.shape, lambda: self._demand(ph))
+
+    def _demand(self, ph: Any) -> Demand:
         edges, k = _demand(ph)
-        return edges, k, float((self.capacity[edges] / k).min())
+        return Demand(edges, k, float((self.capacity[edges] / k).min()), self._scale)
 
     def _reschedule(self) -> None:
         self.rate_updates += 1

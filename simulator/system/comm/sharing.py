@@ -11,7 +11,12 @@ collectives and sends make dozens).
 from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
+
+from simulator.core.cache import Memo
 
 
 class ShapeGraph:
@@ -90,3 +95,137 @@ class ShapeGraph:
             self._partitions.clear()
         self._partitions[active] = found = (count, component_of)
         return found
+
+    def sharing_pairs(self, phases: Sequence[Any]) -> list[tuple[int, int]]:
+        """Index pairs (i < j) of `phases` (already grouped, so known) that share a link."""
+        ids = [self._ids[ph.shape] for ph in phases]
+        out: list[tuple[int, int]] = []
+        for i, a in enumerate(ids):
+            adjacent = self._adjacent[a]
+            out.extend((i, j) for j in range(i + 1, len(ids)) if adjacent >> ids[j] & 1)
+        return out
+
+
+def fixed_point_scale(capacity: np.ndarray) -> float:
+    """Units per byte/s of the integer link loads: the largest limit is 2**48 units, so sums of
+    thousands of loads stay exact in int64 and any one unit is < 1e-14 of a link."""
+    top = float(capacity.max()) if len(capacity) else 0.0
+    return 2.0**48 / top if top > 0 else 1.0
+
+
+@dataclass(eq=False)
+class Demand:
+    """A phase shape's demand: its links, k_je on them (bytes per byte its busiest rank sends),
+    its standalone bound min_e capacity_e / k_je, and (made when first asked) its loads at that
+    bound in fixed point (`scale` units per byte/s) on its distinct links."""
+
+    edges: np.ndarray
+    k: np.ndarray
+    bound: float
+    scale: float
+    _fixed: tuple[np.ndarray, np.ndarray] | None = None
+
+    def fixed(self) -> tuple[np.ndarray, np.ndarray]:
+        """(distinct links, int64 loads at bound on them); a link listed twice adds up."""
+        if self._fixed is None:
+            edges, loads = self.edges, np.round(self.k * self.bound * self.scale).astype(np.int64)
+            distinct = np.unique(edges)
+            if len(distinct) < len(edges):
+                summed = np.zeros(len(distinct), np.int64)
+                np.add.at(summed, np.searchsorted(distinct, edges), loads)
+                edges, loads = distinct, summed
+            self._fixed = edges, loads
+        return self._fixed
+
+
+class FillSplit:
+    """Per fluid network: which active phases are linked by links that can fill.
+
+    A phase never moves faster than its standalone bound b_j, so a link whose users' loads at
+    their bounds, sum_j k_je b_j, stay within its capacity (1e-9 slack, as `max_min_rates`)
+    never constrains anyone: max-min rates of a group of phases sharing links are those of its
+    sub-groups linked only by links that can fill, each solved alone (a phase linked by none
+    gets its bound). The loads at bounds are kept per link as int64 fixed point (exact, so
+    they do not depend on the order phases came and went) minus the link's limit: `excess`
+    > 0 marks a link that can fill. A pair of shapes whose own loads fill a shared link is
+    linked whatever else runs (loads only add), so only the other pairs need a look at
+    `excess` on their shared links; both facts are memoized per pair of shapes in `pairs`.
+    """
+
+    def __init__(self, capacity: np.ndarray, pairs: Memo):
+        self.scale = fixed_point_scale(capacity)
+        self.limit = np.floor(capacity * (1 + 1e-9) * self.scale).astype(np.int64)
+        self.excess = -self.limit
+        self._slot = np.full(len(capacity), -1, np.int64)  # scratch of `index`, kept all -1
+        self._counted: dict[Hashable, tuple[int, Demand]] = {}
+        self._pairs = pairs
+
+    def sync(self, active: dict[Hashable, tuple[int, Demand]]) -> None:
+        """Make `excess` count exactly the active phases: shape -> (how many, its demand)."""
+        excess, counted = self.excess, self._counted
+        for shape, (had, rec) in counted.items():
+            now = active.get(shape, (0,))[0]
+            if now != had:
+                edges, loads = rec.fixed()
+                excess[edges] += (now - had) * loads
+        for shape, (now, rec) in active.items():
+            if shape not in counted:
+                edges, loads = rec.fixed()
+                excess[edges] += now * loads
+        self._counted = dict(active)
+
+    def split(
+        self, records: list[Demand], pairs: list[tuple[int, int]], shapes: list[Hashable]
+    ) -> list[list[int]]:
+        """Indices of a group of phases (by their demand records) in sub-groups linked by links
+        that can fill; `pairs`: the index pairs that share a link; `excess` must be synced."""
+        parent = list(range(len(records)))
+
+        def root(i: int) -> int:
+            while parent[i] != i:
+                i = parent[i]
+            return i
+
+        maybe = []
+        for i, j in pairs:
+            found = self._pairs.get(
+                (shapes[i], shapes[j]),
+                lambda: self._pair(records[i], records[j]),  # noqa: B023 (called at once)
+            )
+            if found is True:
+                a, b = root(i), root(j)
+                if a != b:
+                    parent[a] = b
+            else:
+                maybe.append((i, j, found))
+        for i, j, shared in maybe:
+            a, b = root(i), root(j)
+            if a != b and bool((self.excess[shared] > 0).any()):
+                parent[a] = b
+        out: dict[int, list[int]] = {}
+        for i in range(len(records)):
+            out.setdefault(root(i), []).append(i)
+        return list(out.values())
+
+    def _pair(self, a: Demand, b: Demand) -> Any:
+        """True if two shapes' own loads at bounds fill a link they share, else the shared links."""
+        (ea, la), (eb, lb) = a.fixed(), b.fixed()
+        shared, ia, ib = np.intersect1d(ea, eb, assume_unique=True, return_indices=True)
+        if (la[ia] + lb[ib] > self.limit[shared]).any():
+            return True
+        return shared
+
+    def kept(self, record: Demand) -> tuple[np.ndarray, np.ndarray]:
+        """A phase's links that can fill, and its k_je on them (`excess` must be synced)."""
+        mask = self.excess[record.edges] > 0
+        return record.edges[mask], record.k[mask]
+
+    def index(self, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The distinct `edges` in ascending order, and each entry's position among them."""
+        slot = self._slot
+        slot[edges] = 0
+        union = np.flatnonzero(slot == 0)
+        slot[union] = np.arange(len(union))
+        local = slot[edges]
+        slot[union] = -1
+        return union, local
