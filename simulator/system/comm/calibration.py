@@ -24,12 +24,13 @@ from dataclasses import dataclass
 
 from simulator.system.comm import nccl_tables as nccl
 from simulator.system.comm.nccl_tables import GBPS, US
+from simulator.system.hardware.gpu import ARCHS as GPU_ARCHS
 
 OPS = ("all_reduce", "all_gather", "reduce_scatter", "broadcast", "reduce", "all_to_all")
 # Algorithm families with their own rows in NCCL's tables; other algorithms (direct all-to-all,
 # point-to-point sends, clustersim's hierarchical all-reduce) use the ring's.
 FAMILIES = ("ring", "tree", "nvls", "nvls_tree", "collnet", "pat")
-ARCHS = ("volta", "ampere", "hopper", "blackwell", "cdna3")
+ARCHS = GPU_ARCHS  # NCCL's per-architecture rows: one per GPU architecture of the catalog
 
 
 @dataclass(frozen=True, kw_only=True)
