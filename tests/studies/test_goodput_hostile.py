@@ -137,12 +137,14 @@ def test_no_spare_while_repairs_outlast_failures_does_not_complete():
 @pytest.mark.timeout(10)
 def test_a_run_stops_at_its_event_cap_and_says_so():
     model = run_model(scenario_from_dict(one_process()), 1.0, 1000 * HOUR)  # ~1,000 failures
-    seq = np.random.SeedSequence(0)
-    capped = simulate_run(model, seq, cap=50)
+    # The same run (a fresh SeedSequence each: spawning from one changes it) with and without
+    # the cap: the cap stops it at its 50th event, well before the ~1,000 the run takes.
+    capped = simulate_run(model, np.random.SeedSequence(0), cap=50)
     assert capped.capped and sum(capped.interruptions.values()) == 49  # the 50th ends the run
     assert capped.useful_s < model.work_s
-    whole = simulate_run(model, seq)
+    whole = simulate_run(model, np.random.SeedSequence(0))
     assert not whole.capped and whole.useful_s == model.work_s
+    assert sum(whole.interruptions.values()) > 49 and capped.wall_s < whole.wall_s
 
 
 # ---------------------------------------------------------------------------------- the report
