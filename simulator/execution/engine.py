@@ -171,13 +171,17 @@ class _Rendezvous:
             start = self.env.now
             transfer = self.start_transfer(self.env, coll, scope)
             ctas = self.ctas(coll, scope) if self.ctas is not None else 0
-            held = [sms for s in set(scope) for sms in self.stage_sms[s] if sms.sm_count]
-            for sms in held if ctas else ():
+            held = (
+                [sms for s in set(scope) for sms in self.stage_sms[s] if sms.sm_count]
+                if ctas
+                else []
+            )
+            for sms in held:
                 sms.hold(ctas)
 
             def finish(_event, key=key, start=start):
                 self.times[key] = (start, self.env.now)
-                for sms in held if ctas else ():
+                for sms in held:
                     sms.hold(-ctas)
                 self.done[key].succeed()
 

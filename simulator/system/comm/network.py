@@ -229,7 +229,7 @@ class FluidNetwork:
             # Splitting by links that can fill needs finite capacities (fixed-point loads).
             if not np.isfinite(self.capacity).all():
                 return self._filled(phases)
-            self._split = FillSplit(self.capacity, self.comm.fill_pairs)
+            self._split = FillSplit(self.capacity, self.comm.fill_pairs, self._scale)
         active: dict[Any, tuple[int, Demand]] = {}
         for st in self.active:
             shape = st.transfer.phases[st.phase].shape

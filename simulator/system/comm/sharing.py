@@ -152,9 +152,9 @@ class FillSplit:
     `excess` on their shared links; both facts are memoized per pair of shapes in `pairs`.
     """
 
-    def __init__(self, capacity: np.ndarray, pairs: Memo):
-        self.scale = fixed_point_scale(capacity)
-        self.limit = np.floor(capacity * (1 + 1e-9) * self.scale).astype(np.int64)
+    def __init__(self, capacity: np.ndarray, pairs: Memo, scale: float):
+        """`scale`: the fixed-point units per byte/s of the demands' loads (their `scale`)."""
+        self.limit = np.floor(capacity * (1 + 1e-9) * scale).astype(np.int64)
         self.excess = -self.limit
         self._slot = np.full(len(capacity), -1, np.int64)  # scratch of `index`, kept all -1
         self._counted: dict[Hashable, tuple[int, Demand]] = {}
