@@ -14,6 +14,7 @@ from simulator.core.errors import UserError
 from simulator.execution.schedule import STREAMS
 from simulator.report import plots
 from simulator.studies.simulate import simulate
+from simulator.studies.sweep.results import OUTPUT_COLUMNS
 from tests.helpers import make_scenario
 
 pytest.importorskip("matplotlib")
@@ -21,41 +22,8 @@ pytest.importorskip("matplotlib")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MIN_BYTES = 10_000
 
-# The sweep CSV columns (simulator/sweep.py): point, the swept dotted paths, then these.
-COLUMNS = [
-    "point",
-    "training.strategy",
-    "cluster.num_hosts",
-    "status",
-    "message",
-    "name",
-    "model",
-    "params",
-    "strategy",
-    "gpu",
-    "num_gpus",
-    "fits",
-    "mem_total_bytes",
-    "mem_params_bytes",
-    "mem_grads_bytes",
-    "mem_optimizer_bytes",
-    "mem_activations_bytes",
-    "mem_buffers_bytes",
-    "mem_overhead_bytes",
-    "capacity_bytes",
-    "step_time_s",
-    "step_time_lo_s",
-    "step_time_hi_s",
-    "compute_s",
-    "comm_s",
-    "exposed_comm_s",
-    "mfu",
-    "tokens_per_s",
-    "tokens_per_s_per_gpu",
-    "days",
-    "gpu_hours",
-    "cost_usd",
-]
+# A sweep CSV as the sweep writes it: the point, the swept dotted paths, then its columns.
+COLUMNS = ["point", "training.strategy", "cluster.num_hosts", *OUTPUT_COLUMNS]
 GB = 10**9
 
 
