@@ -15,6 +15,46 @@ GATED_FFNS = ("swiglu", "geglu")
 POSITIONS = ("learned", "rotary", "alibi", "relative")
 NORMS = ("layernorm", "layernorm-nobias", "rmsnorm")
 STACKS = ("encoder", "decoder")
+ATTENTION_KINDS = ("mha", "gqa", "mla")
+
+
+@dataclass(frozen=True, kw_only=True)
+class MoE:
+    """Mixture-of-experts MLPs (scenario key model.architecture.moe).
+
+    Layer i (0-based) of the stack is an MoE layer when i >= first_dense_layers and
+    (i - first_dense_layers) % layer_frequency == 0; the others keep the dense MLP of
+    `ffn_hidden_size`. Each MoE layer has a router (h x num_experts), num_experts routed experts
+    of expert_ffn_hidden_size (the architecture's `ffn` kind: gated or not) of which each token
+    uses experts_per_token, and `shared_experts` always-on experts of
+    shared_expert_ffn_hidden_size each (None: expert_ffn_hidden_size).
+    capacity_factor None: dropless (Megatron-Core --moe-expert-capacity-factor unset).
+    """
+
+    num_experts: int
+    experts_per_token: int
+    expert_ffn_hidden_size: int
+    shared_experts: int = 0
+    shared_expert_ffn_hidden_size: int | None = None
+    first_dense_layers: int = 0
+    layer_frequency: int = 1
+    capacity_factor: float | None = None
+    router_bias: bool = False  # a per-expert score bias (DeepSeek-V3 e_score_correction_bias)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Attention:
+    """The attention kind (scenario key model.architecture.attention). mha / gqa are the same
+    layer (num_kv_heads decides); mla is DeepSeek-V2/V3 multi-head latent attention:
+    Q through a low-rank q_lora_rank bottleneck (None: a full-rank Q projection), K and V
+    from a kv_lora_rank latent, each Q/K head of head_dim + rope_head_dim (the decoupled RoPE
+    part) and each V head of v_head_dim (None: head_dim)."""
+
+    kind: str = "mha"
+    q_lora_rank: int | None = None
+    kv_lora_rank: int = 0
+    rope_head_dim: int = 0
+    v_head_dim: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -42,6 +82,9 @@ class Architecture:
     token_type_vocab: int = 0  # BERT segment embeddings (2)
     pooler: bool = False  # BERT pooler dense h x h + bias
     relative_attention_num_buckets: int = 32  # T5 bias table, first block of each stack
+    moe: MoE | None = None  # mixture-of-experts MLPs; None: every MLP dense
+    attention: Attention | None = None  # None: mha / gqa as num_kv_heads says
+    mtp_layers: int = 0  # DeepSeek-V3 multi-token-prediction modules after the stack
 
     def __post_init__(self) -> None:
         for name in (

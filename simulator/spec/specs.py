@@ -136,13 +136,25 @@ class PipelineSpec:
     ] = ()  # explicit (possibly uneven) split over pp x virtual_stages chunks
 
 
+CP_COMMS = ("ring", "all-gather", "all-to-all")
+
+
 @dataclass(frozen=True, kw_only=True)
 class ParallelSpec:
-    """The model-parallel layout; the data-parallel degree is what remains of the GPUs."""
+    """The model-parallel layout; the data-parallel degree is what remains of the GPUs.
+
+    Attention and dense layers run on the mesh tp x cp x dp x pp; expert layers on the same
+    ranks folded as etp x ep x edp x pp (Megatron-Core MoE parallel folding), where
+    edp = tp x cp x dp / (etp x ep).
+    """
 
     tp: int = 1
     pp: int = 1
     dp: int = 1
+    cp: int = 1  # context parallelism: the sequence split over cp ranks
+    ep: int = 1  # expert parallelism: the experts of a layer split over ep ranks
+    etp: int = 1  # expert tensor parallelism: each expert's GEMMs split over etp ranks
+    cp_comm: str = "ring"  # ring | all-gather | all-to-all (DeepSpeed-Ulysses)
     sequence_parallel: bool = False
     pipeline: PipelineSpec = PipelineSpec()
     order: tuple[str, ...] = DEFAULT_ORDER
@@ -150,7 +162,25 @@ class ParallelSpec:
 
     @property
     def model_parallel(self) -> int:
-        return self.tp * self.pp
+        return self.tp * self.cp * self.pp
+
+    @property
+    def edp(self) -> int:
+        """Expert data parallelism: the ranks holding the same experts."""
+        return self.tp * self.cp * self.dp // (self.etp * self.ep)
+
+
+MOE_DISPATCHERS = ("alltoall", "allgather", "deepep")
+MOE_OVERLAPS = ("none", "shared-expert", "1f1b")
+
+
+@dataclass(frozen=True, kw_only=True)
+class MoETrainingSpec:
+    """How MoE layers are trained (scenario key training.moe)."""
+
+    dispatcher: str = "alltoall"  # Megatron-Core --moe-token-dispatcher-type (deepep: DeepEP)
+    load_imbalance: float = 1.0  # the busiest expert's tokens over the mean (1.0: balanced)
+    overlap: str = "none"  # none | shared-expert | 1f1b (dispatch/combine hidden behind compute)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -178,6 +208,7 @@ class TrainingSpec:
     seed: int
     parallel: ParallelSpec = ParallelSpec()
     framework: FrameworkSpec = FrameworkSpec()
+    moe: MoETrainingSpec = MoETrainingSpec()
 
 
 @dataclass(frozen=True, kw_only=True)
