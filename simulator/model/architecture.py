@@ -169,6 +169,14 @@ class Architecture:
         return self.num_layers + self.decoder_layers
 
 
+def is_moe_layer(arch: Architecture, index: int) -> bool:
+    """Whether block `index` (0-based, within its stack) has an MoE MLP (see MoE)."""
+    m = arch.moe
+    if m is None or index < m.first_dense_layers:
+        return False
+    return (index - m.first_dense_layers) % m.layer_frequency == 0
+
+
 def _check_int(name: str, value: object, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"{name}: expected an integer >= {minimum}, got {value!r}")
