@@ -45,6 +45,8 @@ def grad_buffer_bytes(t) -> int:
 class _Megatron(Strategy):
     framework = "megatron"
     offload_optimizer = False
+    context_parallel = True
+    expert_parallel = True
     offload_refusals: ClassVar[dict[str, tuple[str, str]]] = {
         "optimizer": (
             "optimizer offload is not modelled for the megatron profile",

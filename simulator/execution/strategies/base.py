@@ -54,6 +54,11 @@ class Strategy(ABC):
     zero_stage: ClassVar[int]
     offload_optimizer: ClassVar[bool] = True  # ZeRO-Offload supported
     offload_params: ClassVar[bool] = False  # ZeRO-Infinity / FSDP CPUOffload supported
+    # Context parallelism (training.parallelism.cp > 1) and experts split or folded over other
+    # ranks (ep > 1, or an MoE model with tp x cp > 1): gradients then reduce over dp x cp, and
+    # expert gradients over the expert-data-parallel group, which only these strategies model.
+    context_parallel: ClassVar[bool] = False
+    expert_parallel: ClassVar[bool] = False
     # A framework's own refusal of an offload it does not model: "params" / "optimizer" -> (why, instead).
     offload_refusals: ClassVar[dict[str, tuple[str, str]]] = {}
 
