@@ -23,16 +23,29 @@ from dataclasses import dataclass
 from typing import TypedDict
 
 from simulator.model import activations as act_math
-from simulator.model.architecture import Architecture, parameter_units, word_embedding_params
+from simulator.model.architecture import (
+    Architecture,
+    is_moe_layer,
+    parameter_units,
+    word_embedding_params,
+)
 from simulator.model.spec import ModelSpec
-from simulator.spec.specs import ParallelSpec
+from simulator.spec.specs import ParallelSpec, Scenario
 
 
 @dataclass(frozen=True, kw_only=True)
 class Block:
     name: str
     stack: str  # "encoder" | "decoder"
-    params: int  # on one tensor-parallel rank
+    params: int  # on one tensor-parallel rank (its local experts included)
+    index: int = 1  # its position in its stack (which layers are MoE: architecture.is_moe_layer)
+    moe: bool = False  # an MoE block
+    expert_params: int = 0  # the routed experts' part of params (reduced over edp, not dp)
+
+    @property
+    def kind(self) -> tuple[str, bool]:
+        """Blocks of one kind have the same kernels and activations (timed once)."""
+        return (self.stack, self.moe)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -57,6 +70,11 @@ class Layout:
     @property
     def blocks(self) -> tuple[Block, ...]:
         return tuple(b for c in self.chunks for b in c.blocks)
+
+    @property
+    def expert_params(self) -> int:
+        """Routed-expert parameters of the stage on this rank (reduced over edp)."""
+        return sum(b.expert_params for b in self.blocks)
 
     @property
     def root_params(self) -> int:
@@ -87,6 +105,8 @@ class Activations:
 
 
 def _all_blocks(m: ModelSpec, units, tp: int) -> list[Block]:
+    """The blocks; an MTP module (DeepSeek-V3) is a block of the decoder after the stack, as
+    its transformer block dominates its cost (its eh_proj GEMM is 2h x h)."""
     if m.arch is None:
         per_block = math.ceil(m.params / m.num_layers)
         sizes = [per_block] * (m.num_layers - 1) + [m.params - per_block * (m.num_layers - 1)]
@@ -94,11 +114,26 @@ def _all_blocks(m: ModelSpec, units, tp: int) -> list[Block]:
             Block(name=f"layers.{i}", stack="decoder", params=math.ceil(p / tp))
             for i, p in enumerate(sizes)
         ]
-    return [
-        Block(name=u.name, stack=_stack(m.arch, u.name), params=u.params)
-        for u in units
-        if u.kind == "block"
-    ]
+    arch = m.arch
+    out = []
+    for u in units:
+        if u.kind not in ("block", "mtp"):
+            continue
+        tail = u.name.rsplit(".", 1)[-1]
+        index = int(tail) if tail.isdigit() else 1
+        # An MTP module's block is of the stack's last layer's kind (DeepSeek-V3's: MoE).
+        at = arch.num_layers - 1 if u.kind == "mtp" else index
+        out.append(
+            Block(
+                name=u.name,
+                stack=_stack(arch, u.name),
+                params=u.params,
+                index=index,
+                moe=is_moe_layer(arch, at),
+                expert_params=getattr(u, "expert_params", 0),
+            )
+        )
+    return out
 
 
 def _chunk_sizes(layers: int, par: ParallelSpec) -> list[int]:
@@ -109,18 +144,23 @@ def _chunk_sizes(layers: int, par: ParallelSpec) -> list[int]:
 # A frozen dataclass: one shared default instance is safe.
 def model_layout(m: ModelSpec, par: ParallelSpec = ParallelSpec(), stage: int = 0) -> Layout:  # noqa: B008
     """What pipeline stage `stage` holds of the model, on one tensor-parallel rank."""
-    return _stage_layout(m, par, stage, *_units_and_blocks(m, par.tp))
+    return _stage_layout(m, par, stage, *_units_and_blocks(m, par))
 
 
 def model_layouts(m: ModelSpec, par: ParallelSpec = ParallelSpec()) -> list[Layout]:  # noqa: B008
     """Every pipeline stage's layout (the model's units counted once)."""
-    parts = _units_and_blocks(m, par.tp)
+    parts = _units_and_blocks(m, par)
     return [_stage_layout(m, par, stage, *parts) for stage in range(par.pp)]
 
 
-def _units_and_blocks(m: ModelSpec, tp: int) -> tuple[list, list[Block]]:
-    units = parameter_units(m.arch, tp) if m.arch is not None else []
-    return units, _all_blocks(m, units, tp)
+def _units_and_blocks(m: ModelSpec, par: ParallelSpec) -> tuple[list, list[Block]]:
+    if m.arch is None:
+        units = []
+    elif m.arch.moe is None:
+        units = parameter_units(m.arch, par.tp)
+    else:
+        units = parameter_units(m.arch, par.tp, ep=par.ep, etp=par.etp)
+    return units, _all_blocks(m, units, par.tp)
 
 
 def _stage_layout(
@@ -178,6 +218,14 @@ class _EdgeArgs(TypedDict):
     sp: bool
 
 
+class MoEArgs(TypedDict, total=False):
+    """The expert layout an MoE block's activations depend on (ops.py's keywords)."""
+
+    ep: int
+    etp: int
+    load_imbalance: float
+
+
 class _BlockArgs(_EdgeArgs):
     """The keyword arguments of the per-block activation formula, less the stack and mode."""
 
@@ -195,9 +243,13 @@ def activations(
     tp: int = 1,
     sp: bool = False,
     dropout: bool = True,
+    *,
+    cp: int = 1,
+    moe: MoEArgs | None = None,
 ) -> Activations:
     """Korthikanti et al. 2022 per-block activations on one rank, and the recompute working set
-    in backward. Blocks of one stack are alike, so each stack's figures are computed once."""
+    in backward. Blocks of one kind (stack, MoE or dense) are alike, so each kind's figures are
+    computed once. `cp` divides the sequence; `moe` gives the MoE blocks' expert layout."""
     arch = layout.arch
     kw: _BlockArgs = {
         "seq_len": seq_len,
@@ -208,12 +260,20 @@ def activations(
         "sp": sp,
         "dropout": dropout,
     }
-    per_stack: dict[str, tuple[int, int]] = {}
-    for stack in {b.stack for b in layout.blocks}:
+    extra: dict = {"cp": cp} if cp > 1 else {}
+    per_kind: dict[tuple[str, bool], tuple[int, int]] = {}
+    for block in layout.blocks:
+        if block.kind in per_kind:
+            continue
+        more = dict(extra)
+        if block.moe:
+            more |= {"index": block.index, **(moe or {})}
         stored = act_math.activation_bytes_per_layer(
-            arch, checkpointing=checkpointing, stack=stack, **kw
+            arch, checkpointing=checkpointing, stack=block.stack, **kw, **more
         )
-        full = act_math.activation_bytes_per_layer(arch, checkpointing="none", stack=stack, **kw)
+        full = act_math.activation_bytes_per_layer(
+            arch, checkpointing="none", stack=block.stack, **kw, **more
+        )
         if checkpointing == "full":
             working = (
                 full  # the block is recomputed in backward: its full activations are live again
@@ -222,7 +282,7 @@ def activations(
             working = full - stored  # only the attention core (the a*s^2 terms) is recomputed
         else:
             working = 0
-        per_stack[stack] = (stored, working)
+        per_kind[block.kind] = (stored, working)
     edge: _EdgeArgs = {
         "seq_len": seq_len,
         "micro_batch": micro_batch,
@@ -233,14 +293,36 @@ def activations(
     first = any(c.embedding for c in layout.chunks)
     last = any(c.head for c in layout.chunks)
     emb = (
-        act_math.embedding_activation_bytes(arch, **edge, dropout=dropout)
+        act_math.embedding_activation_bytes(arch, **edge, dropout=dropout, **extra)
         if layout.has_edges and first
         else 0
     )
-    out = act_math.output_activation_bytes(arch, **edge) if layout.has_edges and last else 0
+    out = (
+        act_math.output_activation_bytes(arch, **edge, **extra) if layout.has_edges and last else 0
+    )
     return Activations(
         embedding=emb,
-        blocks=tuple(per_stack[b.stack][0] for b in layout.blocks),
-        working=tuple(per_stack[b.stack][1] for b in layout.blocks),
+        blocks=tuple(per_kind[b.kind][0] for b in layout.blocks),
+        working=tuple(per_kind[b.kind][1] for b in layout.blocks),
         output=out,
+    )
+
+
+def stage_activations(scenario: Scenario, lay: Layout) -> Activations:
+    """`activations` with the scenario's training settings (the memory model's and the
+    schedule's, so that the two cannot differ)."""
+    t, par = scenario.training, scenario.training.parallel
+    moe: MoEArgs = {"ep": par.ep, "etp": par.etp, "load_imbalance": t.moe.load_imbalance}
+    return activations(
+        lay,
+        t.seq_len,
+        t.micro_batch_size,
+        t.activation_checkpointing,
+        t.flash_attention,
+        t.precision.activation_bytes,
+        par.tp,
+        par.sequence_parallel,
+        t.dropout,
+        cp=par.cp,
+        moe=moe,
     )

@@ -197,17 +197,7 @@ def peak_moment(scenario: Scenario, stage: int = 0, lay: layout.Layout | None = 
     strategy = strategy_for(t)
     pb, gb = t.precision.weight_bytes, t.precision.grad_bytes
     lay = lay or layout.model_layout(scenario.model, par, stage)
-    acts = layout.activations(
-        lay,
-        t.seq_len,
-        t.micro_batch_size,
-        t.activation_checkpointing,
-        t.flash_attention,
-        t.precision.activation_bytes,
-        par.tp,
-        par.sequence_parallel,
-        t.dropout,
-    )
+    acts = layout.stage_activations(scenario, lay)
     static = strategy.static_buffer_bytes(scenario, lay, pb, gb)
     within = _chunk_moments(scenario, strategy, lay, acts, static, pb, gb)
     order = passes(

@@ -174,19 +174,22 @@ def stage_context(
     scenario: Scenario, stage: int, static_bytes: int, cm: ComputeModel, comm: Comm
 ) -> Context:
     par, t = scenario.training.parallel, scenario.training
-    mesh = strategy_for(scenario.training).mesh(scenario)
+    strategy = strategy_for(scenario.training)
+    mesh = strategy.mesh(scenario)
     tp_bytes = (
-        t.micro_batch_size * t.seq_len * scenario.model.hidden_size * t.precision.activation_bytes
+        t.micro_batch_size
+        * (t.seq_len // par.cp)
+        * scenario.model.hidden_size
+        * t.precision.activation_bytes
     )
-    tp_time = {}
-    if par.tp > 1:
-        group = mesh.group("tp")
-        tp_time = {
-            op: comm.cost(
-                Collective(op=op, group=group, size_bytes=tp_bytes), (stage,), together=False
-            ).time_s
-            for op in ("all_reduce", "all_gather", "reduce_scatter")
-        }
+    groups = {d: mesh.group(d) for d, _ in mesh.dims if d in ("tp", "cp")}
+    if scenario.model.arch is not None and scenario.model.arch.moe is not None:
+        experts = strategy.expert_mesh(scenario)
+        groups |= {d: experts.group(d) for d in ("ep", "etp")}
+
+    def inline_s(coll: Collective) -> float:
+        return comm.cost(coll, (stage,), together=False).time_s
+
     return Context(
         scenario=scenario,
         static_bytes=static_bytes,
@@ -196,7 +199,8 @@ def stage_context(
         order=stage_order(scenario, stage),
         mesh=mesh,
         tp_bytes=tp_bytes,
-        tp_time_s=tp_time,
+        groups=groups,
+        inline_s=inline_s,
     )
 
 

@@ -271,7 +271,7 @@ class _Zero3Schedule:
             )
         seg = unit.segments[st.segment]
         inline = self._inline(unit, st.segment, forward)
-        comm_s = sum(self.ctx.tp_time_s[c.op] for c in inline)
+        comm_s = sum(self.ctx.inline_s(c) for c in inline)
         name = f"{tag} {st.kind} {unit.name}" + (f" {seg.name}" if len(unit.segments) > 1 else "")
         return self.b.add(
             name,
@@ -286,9 +286,14 @@ class _Zero3Schedule:
         )
 
     def _inline(self, unit, g: int, forward: bool) -> tuple:
-        """The sub-layer's share of the unit's tensor-parallel collectives (the same for each)."""
+        """The sub-layer's tensor-parallel collectives: a block's from its layer description
+        (model/ops.py Segment), the embedding's and the head's as passes.py issues them."""
         if self.s.training.parallel.tp == 1:
             return ()
-        colls = self.tp._tp_collectives(unit, forward)
-        per = len(colls) // len(unit.segments)
-        return colls[g * per : (g + 1) * per]
+        seg = unit.segments[g]
+        if unit.name in ("embedding", "head") or not (seg.before or seg.after):  # TEMPORARY
+            colls = self.tp._tp_collectives(unit, forward)
+            per = len(colls) // len(unit.segments)
+            return colls[g * per : (g + 1) * per]
+        comms = seg.before + seg.after if forward else seg.bwd_before + seg.bwd_after
+        return tuple(self.tp._collective(c) for c in comms)

@@ -92,15 +92,32 @@ class Strategy(ABC):
         return (("dp", s.training.parallel.dp),)
 
     def mesh(self, s: Scenario) -> Mesh:
-        """The device mesh: tensor, data-parallel (these dimensions) and pipeline, in the
-        layout's order (innermost first)."""
+        """The device mesh: tensor, context (cp > 1 only), data-parallel (these dimensions)
+        and pipeline, in the layout's order (innermost first); cp, unless placed, sits right
+        after tp (Megatron-Core's rank order tp-cp-ep-dp-pp)."""
         par = s.training.parallel
+        order = list(par.order)
+        if "cp" not in order:
+            order.insert(order.index("tp") + 1, "cp")
         dims: list[tuple[str, int]] = []
-        for name in par.order:
-            dims.extend(
-                {"tp": (("tp", par.tp),), "pp": (("pp", par.pp),)}.get(name) or self.dp_dims(s)
-            )
+        for name in order:
+            if name in ("tp", "pp") or (name == "cp" and par.cp > 1):
+                dims.append((name, getattr(par, name)))
+            elif name != "cp":
+                dims.extend(self.dp_dims(s))
         return Mesh(dims=tuple(dims))
+
+    def expert_mesh(self, s: Scenario) -> Mesh:
+        """The same ranks folded for the expert layers (Megatron-Core MoE parallel folding):
+        etp x ep x edp carved, innermost first, from the tensor, context and data-parallel
+        dimensions; pp stays."""
+        from simulator.spec.mesh import fold  # TEMPORARY local import: fold is being added
+
+        par = s.training.parallel
+        mesh = self.mesh(s)
+        over = tuple(d for d, _ in mesh.dims if d != "pp")
+        parts = (("etp", par.etp), ("ep", par.ep), ("edp", par.edp))
+        return fold(mesh, parts, over)
 
     def grad_group(self, s: Scenario) -> Group:
         """The group gradients are reduced (or reduce-scattered) over first."""

@@ -4,17 +4,18 @@ the context a strategy builds its schedule in, and the optimizer step."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 
 from simulator.execution import layout as layout_mod
 from simulator.execution.opclass import ClassTimes, class_times, total
 from simulator.execution.pipeline import Pass
-from simulator.execution.schedule import ScheduleBuilder
+from simulator.execution.schedule import Collective, ScheduleBuilder
 from simulator.model import ops as op_math
 from simulator.model.architecture import Architecture
 from simulator.model.precision import optimizer_state_bytes_per_param
-from simulator.spec.mesh import Mesh
+from simulator.spec.mesh import Group, Mesh
 from simulator.spec.specs import Scenario
 from simulator.system.compute import ComputeModel
 from simulator.system.hardware import GPU
@@ -33,6 +34,11 @@ class SegmentWork:
     # The same kernels' time by op class (the breakdown's; they sum to fwd_s / bwd_s).
     fwd_classes: ClassTimes
     bwd_classes: ClassTimes
+    # The collectives the parallel dimensions insert around it (model/ops.py Segment).
+    before: tuple = ()
+    after: tuple = ()
+    bwd_before: tuple = ()
+    bwd_after: tuple = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -95,8 +101,11 @@ class Context:
     chunks: dict[int, ChunkWork]
     order: tuple[Pass, ...]
     mesh: Mesh
-    tp_bytes: int  # b x s x h x activation bytes: the tensor-parallel buffer
-    tp_time_s: dict[str, float]  # standalone time of each tensor-parallel collective
+    tp_bytes: int  # b x s x h x activation bytes: the tensor-parallel buffer (s / cp)
+    # The groups a layer's collectives run on, by mesh dimension (tp, cp, ep, etp).
+    groups: dict[str, Group]
+    # A collective's standalone time, where it is folded into a compute task (Task.inline).
+    inline_s: Callable[[Collective], float]
 
     @property
     def pb(self) -> int:
@@ -128,17 +137,32 @@ def _segment_works(cm: ComputeModel, segments: list[op_math.Segment]) -> tuple[S
                 bwd_s=cm.ops_time_s(bwd),
                 fwd_classes=class_times(cm, fwd),
                 bwd_classes=class_times(cm, bwd),
+                before=getattr(g, "before", ()),  # TEMPORARY until ops.Segment has them
+                after=getattr(g, "after", ()),
+                bwd_before=getattr(g, "bwd_before", ()),
+                bwd_after=getattr(g, "bwd_after", ()),
             )
         )
     return tuple(works)
 
 
-def _stack_work(
-    scenario: Scenario, cm: ComputeModel, arch: Architecture, stack: str
+def _block_work(
+    scenario: Scenario, cm: ComputeModel, arch: Architecture, block: layout_mod.Block
 ) -> tuple[tuple[SegmentWork, ...], float, ClassTimes]:
-    """One block of a stack on one tensor-parallel rank: its sub-layers' times and the time
-    (in all and by op class) of the ops activation checkpointing re-runs in its backward."""
+    """One block of its kind on one rank: its sub-layers' times and the time (in all and by
+    op class) of the ops activation checkpointing re-runs in its backward."""
     t, par = scenario.training, scenario.training.parallel
+    stack = block.stack
+    more: dict = {}
+    if par.cp > 1:
+        more |= {"cp": par.cp, "cp_comm": par.cp_comm}
+    if block.moe:
+        more |= {
+            "index": block.index,
+            "ep": par.ep,
+            "etp": par.etp,
+            "load_imbalance": t.moe.load_imbalance,
+        }
     segments = op_math.layer_segments(
         arch,
         t.seq_len,
@@ -150,6 +174,7 @@ def _stack_work(
         causal=stack == "decoder",
         tp=par.tp,
         sp=par.sequence_parallel,
+        **more,
     )
     ops = [op for g in segments for op in g.ops]
     if t.activation_checkpointing == "full":
@@ -176,32 +201,24 @@ def _edge_unit(cm: ComputeModel, name: str, params: int, ops, act_bytes: int) ->
 
 def stage_work(scenario: Scenario, cm: ComputeModel, stage: int) -> dict[int, ChunkWork]:
     """The chunks of one stage with every unit's forward, backward and recompute time on one
-    tensor-parallel rank; blocks of one stack are alike, so their kernels are timed once."""
+    rank; blocks of one kind are alike, so their kernels are timed once."""
     t, par = scenario.training, scenario.training.parallel
     lay = layout_mod.model_layout(scenario.model, par, stage)
     act_b, tp, sp = t.precision.activation_bytes, par.tp, par.sequence_parallel
-    acts = layout_mod.activations(
-        lay,
-        t.seq_len,
-        t.micro_batch_size,
-        t.activation_checkpointing,
-        t.flash_attention,
-        act_b,
-        tp,
-        sp,
-        t.dropout,
-    )
+    cp_kw = {"cp": par.cp} if par.cp > 1 else {}
+    acts = layout_mod.stage_activations(scenario, lay)
     arch, s, b = lay.arch, t.seq_len, t.micro_batch_size
-    timed = {
-        stack: _stack_work(scenario, cm, arch, stack) for stack in {k.stack for k in lay.blocks}
-    }
+    timed: dict = {}
+    for blk in lay.blocks:
+        if blk.kind not in timed:
+            timed[blk.kind] = _block_work(scenario, cm, arch, blk)
     blocks = {
         blk.name: UnitWork(
             name=blk.name,
             params=blk.params,
-            segments=timed[blk.stack][0],
-            recompute_s=timed[blk.stack][1],
-            recompute_classes=timed[blk.stack][2],
+            segments=timed[blk.kind][0],
+            recompute_s=timed[blk.kind][1],
+            recompute_classes=timed[blk.kind][2],
             act_bytes=acts.blocks[i],
             working_bytes=acts.working[i],
         )
@@ -211,10 +228,10 @@ def stage_work(scenario: Scenario, cm: ComputeModel, stage: int) -> dict[int, Ch
     for chunk in lay.chunks:
         embedding = head = None
         if chunk.embedding and lay.has_edges:
-            ops = op_math.embedding_ops(arch, s, b, act_b, dropout=t.dropout, tp=tp, sp=sp)
+            ops = op_math.embedding_ops(arch, s, b, act_b, dropout=t.dropout, tp=tp, sp=sp, **cp_kw)
             embedding = _edge_unit(cm, "embedding", lay.embedding_params, ops, acts.embedding)
         if chunk.head and lay.has_edges:
-            ops = op_math.head_ops(arch, s, b, act_b, tp=tp, sp=sp)
+            ops = op_math.head_ops(arch, s, b, act_b, tp=tp, sp=sp, **cp_kw)
             head = _edge_unit(cm, "head", lay.head_params, ops, acts.output)
         chunks[chunk.index] = ChunkWork(
             index=chunk.index,

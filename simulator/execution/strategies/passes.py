@@ -47,6 +47,88 @@ class Session(Protocol):
     def finish(self, last: int | None) -> None: ...
 
 
+class _Run:
+    """A block's tasks being issued: kernels accumulate into one compute task (with the
+    collectives folded into it) until a collective of its own ends it."""
+
+    def __init__(self, owner: StageSchedule, name: str, phase: str, deps, alloc: int):
+        self.o, self.name, self.phase = owner, name, phase
+        self.deps, self.alloc = tuple(deps), alloc
+        self.duration, self.inline = 0.0, []
+        self.last: int | None = None
+        self.parts = 0
+        self.aside: list[int] = []  # overlapped collectives the next kernels wait for
+
+    def comm(self, coll: Collective) -> None:
+        if coll.group.size == 1:
+            return
+        if coll.group.dims in (("tp",), ("etp",)):
+            self.inline.append(coll)  # inside one NVLink domain, between kernels
+            return
+        self.flush()
+        self.last = self.o.b.add(
+            f"{self.name} {coll.op} {coll.group.name}",
+            "compute",
+            "comm",
+            deps=self._deps(),
+            collective=coll,
+        )
+
+    def beside(self, coll: Collective) -> None:
+        if coll.group.size > 1:
+            self.aside.append(
+                self.o.b.add(
+                    f"{self.name} {coll.op} {coll.group.name} (overlapped)",
+                    "p2p",
+                    "comm",
+                    deps=self._deps(keep=True),
+                    collective=coll,
+                )
+            )
+
+    def join(self) -> None:
+        """The overlapped collectives end before the next kernels start."""
+        if self.aside:
+            self.last = self.o.b.add(f"{self.name} wait", "compute", self.phase, deps=self._deps())
+
+    def _deps(self, keep: bool = False) -> tuple:
+        deps = (*self.deps, self.last, *self.aside)
+        if not keep:
+            self.deps, self.aside = (), []
+        return deps
+
+    def flush(self) -> None:
+        if self.duration == 0.0 and not self.inline:
+            return
+        self.parts += 1
+        self.last = self.o._compute(
+            self.name if self.parts == 1 else f"{self.name} ({self.parts})",
+            self.phase,
+            self._deps(),
+            self.duration,
+            self.inline,
+            alloc=self.alloc,
+        )
+        self.alloc, self.duration, self.inline = 0, 0.0, []
+
+    def close(self, free: int) -> int:
+        """The last task; it frees `free` when it ends."""
+        if self.duration or self.inline or self.last is None:
+            self.parts += 1
+            self.last = self.o._compute(
+                self.name if self.parts == 1 else f"{self.name} ({self.parts})",
+                self.phase,
+                self._deps(),
+                self.duration,
+                self.inline,
+                alloc=self.alloc,
+                free=free,
+            )
+        else:
+            self.o.b.adjust(self.last, alloc=self.alloc, free=free)
+        return self.last
+
+
 class StageSchedule:
     """Builds one stage's tasks from its pass order and a data-parallel session."""
 
@@ -121,25 +203,71 @@ class StageSchedule:
         free: int,
         recompute: bool = False,
     ) -> int:
-        """One task for the unit in one direction; with tensor parallelism its collectives are
-        folded in at their standalone time (see Task.inline)."""
+        """The unit's tasks in one direction; the last one's id. The embedding and the head are
+        one task with their tensor-parallel collectives folded in at their standalone time
+        (see Task.inline); a block's collectives come from its layer description (model/ops.py
+        Segment): tensor-parallel ones are folded in likewise, the others (expert dispatch and
+        combine, context-parallel exchanges) are tasks of their own on the compute stream, and
+        an overlapped one (ring attention's K/V exchange) runs on its own beside its
+        sub-layer's kernels, which the next kernels wait for."""
         phase = "recompute" if recompute else ("forward" if forward else "backward")
-        dur = (
-            unit.fwd_s if forward or recompute else unit.bwd_s
-        )  # full recompute re-runs the forward
-        inline = self._tp_collectives(unit, forward or recompute) if self.tp > 1 else ()
-        comm_s = sum(self.ctx.tp_time_s[c.op] for c in inline)
+        fwd = forward or recompute  # full recompute re-runs the forward
+        legacy = not any(g.before or g.after or g.bwd_before or g.bwd_after for g in unit.segments)
+        if unit.name in ("embedding", "head") or legacy:  # TEMPORARY legacy
+            inline = self._tp_collectives(unit, fwd) if self.tp > 1 else ()
+            return self._compute(
+                f"{tag} {phase} {unit.name}",
+                phase,
+                deps,
+                unit.fwd_s if fwd else unit.bwd_s,
+                inline,
+                alloc,
+                free,
+            )
+        run = _Run(self, f"{tag} {phase} {unit.name}", phase, deps, alloc)
+        for g in unit.segments if fwd else reversed(unit.segments):
+            before, after = (g.before, g.after) if fwd else (g.bwd_before, g.bwd_after)
+            ring = [c for c in before + after if c.overlapped]
+            for c in before:
+                if not c.overlapped:
+                    run.comm(self._collective(c))
+            if ring:
+                run.flush()
+                for c in ring:
+                    run.beside(self._collective(c))
+            run.duration += g.fwd_s if fwd else g.bwd_s
+            if ring:
+                run.flush()
+                run.join()
+            for c in after:
+                if not c.overlapped:
+                    run.comm(self._collective(c))
+        return run.close(free)
+
+    def _compute(self, name, phase, deps, duration, inline, alloc=0, free=0) -> int:
+        comm_s = sum(self.ctx.inline_s(c) for c in inline)
         return self.b.add(
-            f"{tag} {phase} {unit.name}",
+            name,
             "compute",
             phase,
             deps=deps,
-            duration_s=dur + comm_s,
+            duration_s=duration + comm_s,
             alloc_bytes=alloc,
             free_bytes=free,
-            inline=inline,
+            inline=tuple(inline),
             inline_comm_s=comm_s,
         )
+
+    def _collective(self, c) -> Collective:
+        """A layer's collective on its group; a ring exchange of `steps` blocks costs what a
+        ring all-gather of steps + 1 blocks does (each rank sends steps blocks to its next)."""
+        if c.op == "ring_exchange":
+            return Collective(
+                op="all_gather",
+                group=self.ctx.groups[c.dim],
+                size_bytes=c.size_bytes * (c.steps + 1),
+            )
+        return Collective(op=c.op, group=self.ctx.groups[c.dim], size_bytes=c.size_bytes)
 
     def _tp_collectives(self, unit: UnitWork, forward: bool) -> tuple[Collective, ...]:
         """A unit's tensor-parallel collectives in one direction: per sub-layer an all-reduce
