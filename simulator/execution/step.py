@@ -185,7 +185,7 @@ def stage_context(
     groups = {d: mesh.group(d) for d, _ in mesh.dims if d in ("tp", "cp")}
     if scenario.model.arch is not None and scenario.model.arch.moe is not None:
         experts = strategy.expert_mesh(scenario)
-        groups |= {d: experts.group(d) for d in ("ep", "etp")}
+        groups |= {d: experts.group(d) for d in ("ep", "etp", "edp")}
 
     def inline_s(coll: Collective) -> float:
         return comm.cost(coll, (stage,), together=False).time_s

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from simulator.execution.frameworks.units import own_tensors, padded, stage_modules
 from simulator.execution.pipeline import Pass, last_backward
@@ -110,31 +111,56 @@ class Buckets:
 
 class GradBucketSession:
     """DeepSpeed ZeRO-1/2 or Megatron on one stage: bucketed gradient reduction, the optimizer
-    step on the local shard, and the weight all-gather of a sharded optimizer."""
+    step on the local shard, and the weight all-gather of a sharded optimizer.
 
-    def __init__(self, ctx: Context, b: ScheduleBuilder, plan: BucketPlan):
+    Megatron-Core keeps the routed experts' parameters in buffers of their own, reduced and
+    gathered over the expert-data-parallel group (distributed_data_parallel.py
+    expert_parallel_buffers); the others over the data-parallel group with context parallelism
+    (get_data_parallel_group(with_context_parallel=True)). Each buffer is one `_Buffer`."""
+
+    def __init__(
+        self,
+        ctx: Context,
+        b: ScheduleBuilder,
+        plan: BucketPlan,
+        expert_plan: BucketPlan | None = None,
+    ):
         self.ctx, self.b, self.plan = ctx, b, plan
-        self.group = ctx.mesh.group(*[d for d, _ in ctx.mesh.dims if d.startswith("dp")])
+        dims = [d for d, _ in ctx.mesh.dims if d.startswith("dp") or d == "cp"]
         self.modules = stage_modules(ctx.scenario, ctx.stage)
+        expert = sum(sum(own_tensors(self.modules, n, expert=True)) for n in self.modules)
+        self.buffers = [_Buffer(ctx.mesh.group(*dims), plan, False, ctx.stage_params - expert)]
+        if expert:
+            self.buffers.append(_Buffer(ctx.groups["edp"], expert_plan or plan, True, expert))
         self.last = last_backward(list(ctx.order))
         self.index = -1
-        self.buckets: Buckets | None = None
+        self.buckets: list[Buckets] | None = None
         self.comm_ids: list[int] = []
         self.gathers: dict[
             str, list[int]
         ] = {}  # overlap_param_gather: unit -> its weight all-gathers
 
+    @property
+    def group(self):
+        """The data-parallel group of the non-expert parameters."""
+        return self.buffers[0].group
+
     def _reducing(self, p: Pass) -> bool:
         return self.plan.every_micro_batch or self.index == self.last[p.chunk]
+
+    def _new_buckets(self, tag: str) -> list[Buckets]:
+        return [Buckets(self.b, f.group, f.plan, self.comm_ids, tag) for f in self.buffers]
+
+    def _add(self, buckets: list[Buckets], name: str, task: int | None) -> None:
+        for bucket, f in zip(buckets, self.buffers):
+            bucket.add(own_tensors(self.modules, name, expert=f.expert), task)
 
     def start_pass(self, p: Pass, chunk: ChunkWork) -> tuple:
         self.index += 1
         if self.index == 0 and self.plan.gather_before_forward:
             self._gather_all(deps=())
         if not p.forward and self.plan.during_backward and self._reducing(p):
-            self.buckets = Buckets(
-                self.b, self.group, self.plan, self.comm_ids, f"mb{p.micro_batch}"
-            )
+            self.buckets = self._new_buckets(f"mb{p.micro_batch}")
         return ()
 
     def before_fwd(self, p: Pass, i: int, unit: UnitWork) -> tuple:
@@ -148,22 +174,24 @@ class GradBucketSession:
 
     def after_bwd(self, p: Pass, i: int, unit: UnitWork, tid: int) -> None:
         if self.buckets is not None and unit.name in self.modules:
-            self.buckets.add(own_tensors(self.modules, unit.name), tid)
+            self._add(self.buckets, unit.name, tid)
 
     def end_pass(self, p: Pass, chunk: ChunkWork, last: int | None) -> None:
         if self.buckets is not None:
             if chunk.embedding is not None and "embedding" in self.modules:
-                self.buckets.add(own_tensors(self.modules, "embedding"), last)
-            self.buckets.flush(last)
+                self._add(self.buckets, "embedding", last)
+            for bucket in self.buckets:
+                bucket.flush(last)
             self.buckets = None
 
     def _after_backward(self, last: int | None) -> None:
         """Every bucket after the last backward (Megatron finish_grad_sync, DeepSpeed stage 1
         at the accumulation boundary without overlap_comm)."""
-        buckets = Buckets(self.b, self.group, self.plan, self.comm_ids, "step")
+        buckets = self._new_buckets("step")
         for name in self._backward_order():
-            buckets.add(own_tensors(self.modules, name), last)
-        buckets.flush(last)
+            self._add(buckets, name, last)
+        for bucket in buckets:
+            bucket.flush(last)
 
     def _backward_order(self) -> list[str]:
         chunks = sorted(self.ctx.chunks.values(), key=lambda c: -c.index)
@@ -176,61 +204,72 @@ class GradBucketSession:
     def finish(self, last: int | None) -> None:
         if not self.plan.during_backward:
             self._after_backward(last)
-        n, params = self.group.size, self.ctx.stage_params
-        local = shard_of(params, n) if self.plan.sharded_optimizer else params
+        sharded = self.plan.sharded_optimizer
+        local = sum(shard_of(f.params, f.group.size) if sharded else f.params for f in self.buffers)
         opt = optimizer_step(self.b, self.ctx, local, deps=(last, *self.comm_ids))
         extra = self.plan.step_transient_bytes_per_param * local
         if (
             extra
-            and n > 1
-            and self.plan.sharded_optimizer
+            and self.group.size > 1
+            and sharded
             and not self.ctx.scenario.training.offload.optimizer
         ):
             self.b.adjust(opt, alloc=extra, free=extra)
-        if self.plan.sharded_optimizer and n > 1 and not self.plan.gather_before_forward:
+        if sharded and not self.plan.gather_before_forward:
             self._gather_all(deps=(opt,))
 
     def _gather_all(self, deps) -> None:
-        """The updated weights, all-gathered: one flat buffer, or bucket by bucket."""
-        pb, n = self.ctx.pb, self.group.size
-        if self.group.size == 1:
-            return
-        if not self.plan.gather_buckets:
-            size = padded(self.ctx.stage_params, self.plan.gather_pad_to) * pb
-            self.b.add(
-                "all_gather weights",
-                "comm",
-                "comm",
-                deps=deps,
-                collective=Collective(op="all_gather", group=self.group, size_bytes=size),
-            )
-            return
-        for k, (names, elements) in enumerate(self._weight_buckets()):
-            tid = self.b.add(
-                f"all_gather weights bucket {k}",
-                "comm",
-                "comm",
-                deps=deps,
-                collective=Collective(op="all_gather", group=self.group, size_bytes=elements * pb),
-            )
-            for name in names:
-                self.gathers.setdefault(name, []).append(tid)
-        assert n > 1
+        """The updated weights, all-gathered: one flat buffer, or bucket by bucket, per buffer."""
+        pb = self.ctx.pb
+        for f in self.buffers:
+            if f.group.size == 1:
+                continue
+            if not f.plan.gather_buckets:
+                size = padded(f.params, f.plan.gather_pad_to) * pb
+                self.b.add(
+                    "all_gather weights" + (" (experts)" if f.expert else ""),
+                    "comm",
+                    "comm",
+                    deps=deps,
+                    collective=Collective(op="all_gather", group=f.group, size_bytes=size),
+                )
+                continue
+            for k, (names, elements) in enumerate(self._weight_buckets(f)):
+                tid = self.b.add(
+                    f"all_gather weights{' (experts)' if f.expert else ''} bucket {k}",
+                    "comm",
+                    "comm",
+                    deps=deps,
+                    collective=Collective(op="all_gather", group=f.group, size_bytes=elements * pb),
+                )
+                for name in names:
+                    self.gathers.setdefault(name, []).append(tid)
 
-    def _weight_buckets(self) -> list[tuple[set[str], int]]:
+    def _weight_buckets(self, f: _Buffer) -> list[tuple[set[str], int]]:
         """Megatron's buckets (the weight buffer has the gradient buffer's layout), in the order
         the next forward needs them: the units with a tensor in each, and its padded size."""
-        cap, out, names, fill = self.plan.cap_elements, [], set(), 0
+        cap, out, names, fill = f.plan.cap_elements, [], set(), 0
         for name in self._backward_order():
-            for numel in own_tensors(self.modules, name):
+            for numel in own_tensors(self.modules, name, expert=f.expert):
                 names.add(name)
                 fill += numel
                 if cap and fill >= cap:
-                    out.append((names, padded(fill, self.plan.pad_to)))
+                    out.append((names, padded(fill, f.plan.pad_to)))
                     names, fill = set(), 0
         if fill:
-            out.append((names, padded(fill, self.plan.pad_to)))
+            out.append((names, padded(fill, f.plan.pad_to)))
         return list(reversed(out))
+
+
+@dataclass(frozen=True)
+class _Buffer:
+    """One gradient (and weight) buffer: its group, bucket plan, whether it holds the routed
+    experts, and its parameters on this rank."""
+
+    group: Any
+    plan: BucketPlan
+    expert: bool
+    params: int
 
 
 def megatron_pad(dp: int) -> int:

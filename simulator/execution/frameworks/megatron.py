@@ -21,6 +21,7 @@ defaults, beside its tensor and pipeline parallelism (training.parallelism).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import ClassVar
 
@@ -54,17 +55,26 @@ class _Megatron(Strategy):
         )
     }
 
+    def shard_degree(self, s) -> int:
+        """The distributed optimizer shards over the data-parallel ranks with context
+        parallelism (Megatron-Core get_data_parallel_group(with_context_parallel=True))."""
+        par = s.training.parallel
+        return par.dp * par.cp if self.zero_stage else 1
+
     def states(self, s, lay, k: float) -> StateBytes:
         t, params = s.training, lay.params
-        n = self.shard_degree(s)
         grad = grad_buffer_bytes(t)
         # A 16-bit buffer under mixed precision: the optimizer keeps fp32 main gradients too.
         main_grads = FP32 if grad < FP32 and t.precision.master_bytes else 0
-        opt = (
-            math.ceil(params / n) * (k + main_grads)
-            if self.zero_stage
-            else params * (k + main_grads)
-        )
+        if self.zero_stage:
+            # Routed experts are sharded over their own expert-data-parallel group.
+            expert = lay.expert_params
+            local = math.ceil((params - expert) / self.shard_degree(s)) + (
+                math.ceil(expert / t.parallel.edp) if expert else 0
+            )
+            opt = local * (k + main_grads)
+        else:
+            opt = params * (k + main_grads)
         return StateBytes(
             params=params * t.precision.weight_bytes, grads=params * grad, optimizer=math.ceil(opt)
         )
@@ -81,7 +91,8 @@ class _Megatron(Strategy):
 
     def session(self, ctx, b):
         s = ctx.scenario
-        m, dp = s.training.framework.megatron, s.training.parallel.dp
+        # The data-parallel group with context parallelism (see shard_degree).
+        m, dp = s.training.framework.megatron, s.training.parallel.dp * s.training.parallel.cp
         cap = m.bucket_params(dp)
         plan = BucketPlan(
             op=self.op,
@@ -94,7 +105,9 @@ class _Megatron(Strategy):
             gather_buckets=True,
             gather_before_forward=m.overlap_param_gather,
         )
-        return GradBucketSession(ctx, b, plan)
+        edp = s.training.parallel.edp
+        experts = dataclasses.replace(plan, pad_to=megatron_pad(edp) if self.zero_stage else 1)
+        return GradBucketSession(ctx, b, plan, experts)
 
 
 class MegatronDDP(_Megatron):

@@ -4,6 +4,7 @@ embedding's stage is the embedding's tensor and appears under "embedding" only f
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 from simulator.execution import layout as layout_mod
@@ -34,18 +35,21 @@ def stage_modules(
 def _named(unit: str, modules: tuple[Module, ...]) -> tuple[Module, ...]:
     """The block's modules and tensors under names unique in the model ("layers.3.mlp.up_proj")."""
     return tuple(
-        Module(
-            f"{unit}.{m.name}",
-            m.segment,
-            tuple(Tensor(f"{unit}.{t.name}", t.numel, t.rows) for t in m.tensors),
+        dataclasses.replace(
+            m,
+            name=f"{unit}.{m.name}",
+            tensors=tuple(Tensor(f"{unit}.{t.name}", t.numel, t.rows) for t in m.tensors),
         )
         for m in modules
     )
 
 
-def own_tensors(modules: dict[str, tuple[Module, ...]], unit: str) -> list[int]:
+def own_tensors(
+    modules: dict[str, tuple[Module, ...]], unit: str, expert: bool | None = None
+) -> list[int]:
     """The element counts of a unit's tensors in backward order (reverse of forward), without a
-    tensor the embedding owns (the tied output projection)."""
+    tensor the embedding owns (the tied output projection); with `expert`, only the routed
+    experts' tensors (True) or only the others (False)."""
     shared = (
         {t.name for m in modules.get("embedding", ()) for t in m.tensors}
         if unit != "embedding"
@@ -54,6 +58,7 @@ def own_tensors(modules: dict[str, tuple[Module, ...]], unit: str) -> list[int]:
     return [
         t.numel
         for m in reversed(modules[unit])
+        if expert is None or getattr(m, "expert", False) == expert
         for t in reversed(m.tensors)
         if t.name not in shared
     ]
