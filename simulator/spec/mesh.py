@@ -204,8 +204,8 @@ def fold(mesh: Mesh, parts: tuple[tuple[str, int], ...], over: tuple[str, ...]) 
             room[at] //= take
             at = _next(room, at)
     dims: list[tuple[str, int]] = []
-    for (name, size), pieces in zip(runs, carved, strict=True):
-        dims.extend(pieces if name is None else [(name, size)])
+    for (kept_name, size), pieces in zip(runs, carved, strict=True):
+        dims.extend(pieces if kept_name is None else [(kept_name, size)])
     folded = tuple(n for n in names if n in over_set and n not in dict(dims))
     return Mesh(dims=tuple(dims), folded=tuple(dict.fromkeys((*mesh.folded, *folded))))
 
