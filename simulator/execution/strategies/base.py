@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, ClassVar, NamedTuple
 from simulator.core.errors import Problem
 from simulator.execution.schedule import ScheduleBuilder
 from simulator.execution.strategies.passes import StageSchedule
-from simulator.spec.mesh import Group, Mesh
+from simulator.spec.mesh import Group, Mesh, fold
 from simulator.spec.specs import Scenario, TrainingSpec
 
 if TYPE_CHECKING:
@@ -111,8 +111,6 @@ class Strategy(ABC):
         """The same ranks folded for the expert layers (Megatron-Core MoE parallel folding):
         etp x ep x edp carved, innermost first, from the tensor, context and data-parallel
         dimensions; pp stays."""
-        from simulator.spec.mesh import fold  # TEMPORARY local import: fold is being added
-
         par = s.training.parallel
         mesh = self.mesh(s)
         over = tuple(d for d, _ in mesh.dims if d != "pp")
