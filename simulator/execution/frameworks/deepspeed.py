@@ -45,6 +45,7 @@ def fp32_grad_bytes(s) -> int:
 
 
 class _DeepSpeedZero12(_Zero12):
+    context_parallel = False  # DeepSpeed's sequence parallelism (Ulysses) is not modelled
     framework = "deepspeed"
 
     def validate(self, t, dp: int) -> list[Problem]:

@@ -75,6 +75,7 @@ def _shared(mods) -> set[str]:
 
 
 class DeepSpeedZero3(Zero3):
+    context_parallel = False  # DeepSpeed's sequence parallelism (Ulysses) is not modelled
     framework = "deepspeed"
     description = (
         "DeepSpeed ZeRO stage 3: per-module fetch with prefetch, live-parameter bound, persistence"

@@ -118,8 +118,11 @@ class Strategy(ABC):
         return fold(mesh, parts, over)
 
     def grad_group(self, s: Scenario) -> Group:
-        """The group gradients are reduced (or reduce-scattered) over first."""
-        return self.mesh(s).group("dp")
+        """The group gradients are reduced (or reduce-scattered) over first: the data-parallel
+        ranks, and with context parallelism the cp ranks too, which hold the same parameters
+        and other tokens (torchtitan dp_shard_cp; Megatron-Core's data-parallel group with
+        context parallelism)."""
+        return self.mesh(s).group("dp", *(("cp",) if s.training.parallel.cp > 1 else ()))
 
     def collectives(self, s: Scenario) -> list[tuple[str, Group]]:
         """The (operation, group) pairs this strategy's step issues (for validating a forced algorithm)."""
@@ -127,7 +130,8 @@ class Strategy(ABC):
 
     def shard_degree(self, s: Scenario) -> int:
         """How many ranks share one copy of the sharded states (1: nothing sharded)."""
-        return s.training.parallel.dp if self.zero_stage > 0 else 1
+        par = s.training.parallel
+        return par.dp * par.cp if self.zero_stage > 0 else 1
 
     # ---- memory (the ZeRO paper's accounting; see execution/memory.py)
 

@@ -23,6 +23,7 @@ class DDP(Strategy):
     description = "PyTorch DDP: replicated states, bucketed gradient all-reduce"
     zero_stage = 0
     offload_optimizer = False
+    context_parallel = True
 
     def static_buffer_bytes(self, s, lay, pb, gb) -> int:
         # PyTorch DDP docs: with gradient_as_bucket_view=False the buckets hold a copy of every

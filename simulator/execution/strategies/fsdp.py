@@ -40,6 +40,7 @@ class Zero3(Strategy):
         "ZeRO stage 3 / PyTorch FSDP FULL_SHARD: all states sharded, parameters gathered per block"
     )
     zero_stage = 3
+    context_parallel = True  # sharded over dp x cp (torchtitan's dp_shard_cp)
     offload_params = True
 
     # ---- memory
@@ -115,6 +116,7 @@ class Zero3(Strategy):
 
 
 class HSDP(Zero3):
+    context_parallel = False  # its shard group (shard_group_size) is not folded with cp here
     name = "hsdp"
     aliases = ("fsdp-hybrid-shard",)
     description = (

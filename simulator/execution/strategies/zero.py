@@ -20,6 +20,8 @@ DEEPSPEED_BUCKET_ELEMENTS = 500_000_000
 
 
 class _Zero12(Strategy):
+    context_parallel = True
+
     def static_buffer_bytes(self, s, lay, pb, gb) -> int:
         if self.shard_degree(s) == 1:
             return 0
