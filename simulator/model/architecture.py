@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from simulator.model import moe_params as mp
+
 KINDS = ("decoder", "encoder", "encoder-decoder")
 FFNS = ("gelu", "relu", "swiglu", "geglu")
 GATED_FFNS = ("swiglu", "geglu")
@@ -85,6 +87,7 @@ class Architecture:
     moe: MoE | None = None  # mixture-of-experts MLPs; None: every MLP dense
     attention: Attention | None = None  # None: mha / gqa as num_kv_heads says
     mtp_layers: int = 0  # DeepSeek-V3 multi-token-prediction modules after the stack
+    qk_norm: bool = False  # Qwen3: RMSNorm(head_dim) on each head's query and key
 
     def __post_init__(self) -> None:
         for name in (
@@ -134,6 +137,12 @@ class Architecture:
             )
         if self.num_decoder_layers is not None and self.kind != "encoder-decoder":
             raise ValueError("num_decoder_layers: only an encoder-decoder has a second stack")
+        mp.check(self)
+
+    @property
+    def mla(self) -> bool:
+        """Whether attention is DeepSeek's multi-head latent attention."""
+        return self.attention is not None and self.attention.kind == "mla"
 
     @property
     def kv_heads(self) -> int:
@@ -188,7 +197,8 @@ class Unit:
 
     name: str
     params: int
-    kind: str  # "embedding" | "block" | "norm" | "head"
+    kind: str  # "embedding" | "block" | "norm" | "mtp" | "head"
+    expert_params: int = 0  # the routed experts' part of params (reduced over edp, not dp)
 
 
 # ---------------------------------------------------------------- parameters
@@ -196,39 +206,70 @@ class Unit:
 
 def norm_params(arch: Architecture) -> int:
     """One norm's parameters: LayerNorm has weight and bias, RMSNorm only a weight."""
-    return 2 * arch.hidden_size if arch.norm == "layernorm" else arch.hidden_size
+    return mp.norm_width_params(arch, arch.hidden_size)
 
 
 def _attention_params(arch: Architecture, tp: int = 1) -> int:
     """One attention sub-layer on one of tp ranks: the QKV and output weights and the QKV bias
-    are split (Megatron ColumnParallelLinear / RowParallelLinear), the output bias is not."""
+    are split (Megatron ColumnParallelLinear / RowParallelLinear), the output bias and a QK-norm
+    are not. MLA: moe_params.mla_params."""
+    if arch.mla:
+        return mp.mla_params(arch, tp)
     h = arch.hidden_size
     # Q: h x q_dim, K and V: h x kv_dim, output: q_dim x h (HF LlamaAttention / GPT2 c_attn).
     weights = h * arch.q_dim + 2 * h * arch.kv_dim + arch.q_dim * h
     qkv_bias = arch.bias if arch.qkv_bias is None else arch.qkv_bias
     split_bias = arch.q_dim + 2 * arch.kv_dim if qkv_bias else 0
-    return (weights + split_bias) // tp + (h if arch.bias else 0)
+    return (weights + split_bias) // tp + (h if arch.bias else 0) + mp.qk_norm_params(arch)
 
 
 def _ffn_params(arch: Architecture, tp: int = 1) -> int:
-    """One MLP on one of tp ranks: the weights and the first layers' biases are split, the
-    down projection's bias is not."""
-    h, f = arch.hidden_size, arch.ffn_hidden_size
-    # Gated FFNs (Shazeer 2020, "GLU Variants"; HF LlamaMLP) have gate, up and down matrices.
-    mats = 3 if arch.gated else 2
-    return (mats * h * f + ((mats - 1) * f if arch.bias else 0)) // tp + (h if arch.bias else 0)
+    """One dense MLP of ffn_hidden_size on one of tp ranks (moe_params.ffn_params)."""
+    return mp.ffn_params(arch, arch.ffn_hidden_size, tp)
 
 
-def block_params(arch: Architecture, stack: str = "decoder", index: int = 1, tp: int = 1) -> int:
-    """Parameters of block `index` of `stack` on one of tp tensor-parallel ranks (norms are
-    replicated); cross-attention only in an enc-dec decoder."""
+def block_params(
+    arch: Architecture,
+    stack: str = "decoder",
+    index: int = 1,
+    tp: int = 1,
+    ep: int = 1,
+    etp: int = 1,
+) -> int:
+    """Parameters of block `index` of `stack` on one rank of tp tensor-parallel, ep
+    expert-parallel and etp expert-tensor-parallel ranks (norms and a router replicated);
+    cross-attention only in an enc-dec decoder; an MoE MLP where is_moe_layer(arch, index)."""
     cross = arch.kind == "encoder-decoder" and stack == "decoder"
-    total = _attention_params(arch, tp) * (2 if cross else 1) + _ffn_params(arch, tp)
+    total = _attention_params(arch, tp) * (2 if cross else 1)
+    if is_moe_layer(arch, index):
+        total += mp.moe_mlp_params(arch, tp, ep, etp)
+    else:
+        total += _ffn_params(arch, tp)
     total += norm_params(arch) * (3 if cross else 2)
     if arch.position_embedding == "relative" and index == 0:
         # HF T5Stack: relative_attention_bias Embedding(num_buckets, n_heads) in block 0 only.
         total += arch.relative_attention_num_buckets * arch.num_heads
     return total
+
+
+def expert_block_params(arch: Architecture, index: int = 1, ep: int = 1, etp: int = 1) -> int:
+    """The routed-expert part of block_params(arch, "decoder", index, ...) on one rank (0 for a
+    dense block): reduced over the expert-data-parallel group, the rest over data parallel."""
+    return mp.routed_expert_params(arch, ep, etp) if is_moe_layer(arch, index) else 0
+
+
+def mtp_block_index(arch: Architecture) -> int:
+    """The index whose MLP kind an MTP module's block takes: the stack's last layer's
+    (Megatron-Core num_floating_point_operations `last_layer_is_moe`; DeepSeek-V3's is MoE)."""
+    return arch.num_layers - 1
+
+
+def mtp_params(arch: Architecture, tp: int = 1, ep: int = 1, etp: int = 1) -> int:
+    """One multi-token-prediction module on one rank: enorm, hnorm, eh_proj, one transformer
+    block and a final norm; the embedding and output head are the main model's, not counted."""
+    return mp.mtp_extra_params(arch, tp) + block_params(
+        arch, "decoder", mtp_block_index(arch), tp, ep, etp
+    )
 
 
 def word_embedding_params(arch: Architecture, tp: int = 1) -> int:
@@ -243,15 +284,18 @@ def _stack_embedding_params(arch: Architecture) -> int:
     return pos + (norm_params(arch) if arch.embedding_norm else 0)
 
 
-def parameter_units(arch: Architecture, tp: int = 1) -> list[Unit]:
+def parameter_units(arch: Architecture, tp: int = 1, ep: int = 1, etp: int = 1) -> list[Unit]:
     """Units in forward order; sum(u.params) == param_count(arch).
 
     Single-stack blocks are `layers.i`; an encoder-decoder has `encoder.i`,
     `encoder.final_norm`, `decoder.embedding` (only if it has parameters), `decoder.i`.
+    Multi-token-prediction modules follow the stack as `mtp.i` (kind "mtp"), before the head.
     `head` holds the final norm, an untied output projection (+ bias) and a BERT pooler; it
     is omitted when it has no parameters. A tied output projection lives in `embedding`.
     With tp > 1, the parameters of one tensor-parallel rank: vocabulary-parallel tables and
     output projection and the blocks' GEMMs split, norms, position tables and a pooler whole.
+    With ep / etp, MoE blocks hold num_experts/ep routed experts each split over etp
+    (Unit.expert_params); dense and MoE blocks differ, so each block is counted on its own.
     """
     h = arch.hidden_size
     embedding = (
@@ -260,16 +304,21 @@ def parameter_units(arch: Architecture, tp: int = 1) -> list[Unit]:
     units = [Unit(name="embedding", params=embedding, kind="embedding")]
 
     def stack_units(prefix: str, stack: str, n: int) -> list[Unit]:
-        # Blocks after the first are alike (only block 0 may hold a relative-position table).
-        rest = block_params(arch, stack, 1, tp)
-        return [
-            Unit(
-                name=f"{prefix}.{i}",
-                params=block_params(arch, stack, 0, tp) if i == 0 else rest,
-                kind="block",
+        # Blocks differ by index only in block 0 (a relative-position table) and MoE vs dense.
+        sizes: dict[tuple[bool, bool], tuple[int, int]] = {}
+        out = []
+        for i in range(n):
+            key = (i == 0, is_moe_layer(arch, i))
+            if key not in sizes:
+                sizes[key] = (
+                    block_params(arch, stack, i, tp, ep, etp),
+                    expert_block_params(arch, i, ep, etp),
+                )
+            params, expert = sizes[key]
+            out.append(
+                Unit(name=f"{prefix}.{i}", params=params, kind="block", expert_params=expert)
             )
-            for i in range(n)
-        ]
+        return out
 
     if arch.kind == "encoder-decoder":
         units += stack_units("encoder", "encoder", arch.num_layers)
@@ -286,6 +335,16 @@ def parameter_units(arch: Architecture, tp: int = 1) -> list[Unit]:
         units += stack_units(
             "layers", "encoder" if arch.kind == "encoder" else "decoder", arch.num_layers
         )
+    mtp_expert = expert_block_params(arch, mtp_block_index(arch), ep, etp)
+    units += [
+        Unit(
+            name=f"mtp.{i}",
+            params=mtp_params(arch, tp, ep, etp),
+            kind="mtp",
+            expert_params=mtp_expert,
+        )
+        for i in range(arch.mtp_layers)
+    ]
     head = norm_params(arch) if arch.final_norm else 0
     if arch.lm_head:
         head += 0 if arch.tied_embeddings else word_embedding_params(arch, tp)
@@ -298,8 +357,35 @@ def parameter_units(arch: Architecture, tp: int = 1) -> list[Unit]:
 
 
 def param_count(arch: Architecture) -> int:
-    """Exact parameter count, each shared (tied) tensor counted once."""
+    """Exact parameter count, each shared (tied) tensor counted once: every routed expert and
+    the multi-token-prediction modules included (DeepSeek-V3: 671B main model + MTP)."""
     return sum(u.params for u in parameter_units(arch))
+
+
+def moe_layer_count(arch: Architecture) -> int:
+    """MoE blocks of the model, those of the MTP modules included."""
+    if arch.moe is None:
+        return 0
+    main = sum(is_moe_layer(arch, i) for i in range(arch.num_layers))
+    return main + arch.mtp_layers * is_moe_layer(arch, mtp_block_index(arch))
+
+
+def active_param_count(arch: Architecture, embedding: bool = True) -> int:
+    """Parameters one token uses: param_count less the routed experts it is not sent to
+    (num_experts - experts_per_token per MoE layer, MTP modules' included).
+
+    embedding=True counts the token table (the convention of Mistral's "12.9B active" for
+    Mixtral 8x7B and Qwen's "3.3B activated" for Qwen3-30B-A3B); embedding=False leaves out a
+    table used only as a lookup (untied), as DeepSeek-V3's "37B activated" (36.6B, of which
+    0.9B the output head, in the DeepSeek-V3 repo's README_WEIGHTS.md) does; a tied table is
+    the output GEMM and stays. A dense model's active count is its param_count (less an
+    untied token table when embedding=False).
+    """
+    active = param_count(arch)
+    if arch.moe is not None:
+        active -= moe_layer_count(arch) * mp.inactive_expert_params(arch)
+    used_as_head = arch.lm_head and arch.tied_embeddings
+    return active - (0 if embedding or used_as_head else arch.vocab_size * arch.hidden_size)
 
 
 def largest_unit_params(arch: Architecture) -> int:

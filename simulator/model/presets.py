@@ -8,7 +8,7 @@ learned position table (`max_position_embeddings`), which tracks the training se
 
 from __future__ import annotations
 
-from simulator.model.architecture import Architecture
+from simulator.model.architecture import Architecture, Attention, MoE
 
 # HF GPT2LMHeadModel (openai-community/gpt2* config.json): vocab 50257, n_positions 1024,
 # n_inner = 4*n_embd, GELU, LayerNorm with bias, biased Conv1D layers, tied lm_head.
@@ -84,6 +84,60 @@ _MPT = {
     "mpt-30b": (7168, 48, 64),
     "mpt-70b": (8192, 80, 64),
 }
+
+
+# Mixture-of-experts decoders (HF MixtralForCausalLM / Qwen3MoeForCausalLM config.json):
+# (num_hidden_layers, hidden_size, num_attention_heads, num_key_value_heads, head_dim,
+#  intermediate_size, vocab_size, max_position_embeddings, num_local_experts | num_experts,
+#  num_experts_per_tok, expert width, qk_norm). Every layer is an MoE layer (Mixtral;
+# Qwen3 decoder_sparse_step 1, mlp_only_layers []); RMSNorm, SwiGLU experts, RoPE, no biases
+# (attention_bias false), untied lm_head (tie_word_embeddings false), routers without bias.
+# mixtral-8x7b: mistralai/Mixtral-8x7B-v0.1 (expert width = intermediate_size 14336, head_dim
+#   = 4096 / 32). mixtral-8x22b: mistralai/Mixtral-8x22B-Instruct-v0.1 (vocab_size 32768; the
+#   base checkpoint's community conversion mistral-community/Mixtral-8x22B-v0.1 has 32000).
+# qwen3-*: Qwen/Qwen3-30B-A3B, Qwen/Qwen3-235B-A22B (expert width moe_intermediate_size,
+#   head_dim 128 explicit, q_norm / k_norm on every attention).
+_MOE = {
+    "mixtral-8x7b": (32, 4096, 32, 8, None, 14336, 32000, 32768, 8, 2, 14336, False),
+    "mixtral-8x22b": (56, 6144, 48, 8, None, 16384, 32768, 65536, 8, 2, 16384, False),
+    "qwen3-30b-a3b": (48, 2048, 32, 4, 128, 6144, 151936, 40960, 128, 8, 768, True),
+    "qwen3-235b-a22b": (94, 4096, 64, 4, 128, 12288, 151936, 40960, 128, 8, 1536, True),
+}
+
+# DeepSeek-V3 (HF deepseek-ai/DeepSeek-V3 config.json, DeepseekV3ForCausalLM): 61 layers,
+# hidden_size 7168, 128 heads, vocab 129280, max_position_embeddings 163840; MLA with
+# q_lora_rank 1536, kv_lora_rank 512, qk_nope_head_dim 128 (head_dim), qk_rope_head_dim 64,
+# v_head_dim 128; dense MLPs of intermediate_size 18432 in the first_k_dense_replace 3 layers,
+# then (moe_layer_freq 1) 256 routed experts (n_routed_experts) of moe_intermediate_size 2048,
+# num_experts_per_tok 8, n_shared_experts 1, topk_method noaux_tc (e_score_correction_bias);
+# num_nextn_predict_layers 1 MTP module; RMSNorm, SwiGLU, no biases, untied lm_head.
+_DEEPSEEK_V3 = Architecture(
+    kind="decoder",
+    num_layers=61,
+    hidden_size=7168,
+    num_heads=128,
+    ffn_hidden_size=18432,
+    vocab_size=129280,
+    head_dim=128,
+    max_position_embeddings=163840,
+    ffn="swiglu",
+    tied_embeddings=False,
+    position_embedding="rotary",
+    norm="rmsnorm",
+    bias=False,
+    moe=MoE(
+        num_experts=256,
+        experts_per_token=8,
+        expert_ffn_hidden_size=2048,
+        shared_experts=1,
+        first_dense_layers=3,
+        router_bias=True,
+    ),
+    attention=Attention(
+        kind="mla", q_lora_rank=1536, kv_lora_rank=512, rope_head_dim=64, v_head_dim=128
+    ),
+    mtp_layers=1,
+)
 
 
 def _build() -> dict[str, Architecture]:
@@ -180,6 +234,26 @@ def _build() -> dict[str, Architecture]:
             vocab_size=50368,
             max_position_embeddings=2048,
         )
+    for name, (layers, h, heads, kv, head_dim, f, vocab, ctx, n, k, fe, qk) in _MOE.items():
+        presets[name] = Architecture(
+            kind="decoder",
+            num_layers=layers,
+            hidden_size=h,
+            num_heads=heads,
+            ffn_hidden_size=f,
+            vocab_size=vocab,
+            num_kv_heads=kv,
+            head_dim=head_dim,
+            max_position_embeddings=ctx,
+            ffn="swiglu",
+            tied_embeddings=False,
+            position_embedding="rotary",
+            norm="rmsnorm",
+            bias=False,
+            qk_norm=qk,
+            moe=MoE(num_experts=n, experts_per_token=k, expert_ffn_hidden_size=fe),
+        )
+    presets["deepseek-v3"] = _DEEPSEEK_V3
     return presets
 
 
@@ -193,7 +267,9 @@ PRESETS: dict[str, Architecture] = _build()
 # Without: Llama 2 / 3 (HF LlamaConfig attention_dropout 0.0, no hidden dropout; Meta's
 # reference code has none), BLOOM (bigscience/bloom config.json hidden_dropout and
 # attention_dropout 0.0), MPT (llm-foundry MPTConfig resid_pdrop, emb_pdrop, attn_pdrop 0.0).
-_DROPOUT_FREE = (*_LLAMA, "bloom-176b", *_MPT)
+# Mixtral, Qwen3-MoE (config.json attention_dropout 0.0, no hidden dropout) and DeepSeek-V3
+# (attention_dropout 0.0) train without dropout too.
+_DROPOUT_FREE = (*_LLAMA, "bloom-176b", *_MPT, *_MOE, "deepseek-v3")
 
 
 def training_defaults(name: str) -> dict[str, bool]:

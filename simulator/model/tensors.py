@@ -13,13 +13,23 @@ Sizes are those of one tensor-parallel rank: column-parallel weights (q, k, v, u
 their biases split their first dimension, row-parallel ones (out, down) their second; norms
 and row-parallel biases are whole (simulator/model/architecture.py counts the same). Every
 unit's tensors sum to its count in architecture.py.
+
+MoE blocks (HF DeepseekV3MoE / Qwen3MoeSparseMoeBlock names): `mlp.gate` the router
+(replicated; DeepSeek-V3's e_score_correction_bias with it), `mlp.experts.{j}` with gate/up/down
+projections for this rank's num_experts/ep local experts only (j counts from 0 on every rank),
+each split over etp, marked Module.expert; `mlp.shared_experts` one MLP split over tp. MLA
+(HF DeepseekV3Attention): q_a_proj, q_a_layernorm, q_b_proj (or q_proj), kv_a_proj_with_mqa,
+kv_a_layernorm, kv_b_proj, o_proj, the down projections and their norms replicated. Qwen3:
+self_attn.q_norm / k_norm. An MTP module (`mtp.i`): enorm, hnorm, eh_proj, its block, and
+shared_head.norm (DeepSeek-V3's model.layers.61 names).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from simulator.model.architecture import Architecture, norm_params
+from simulator.model import moe_params as mp
+from simulator.model.architecture import Architecture, is_moe_layer, mtp_block_index, norm_params
 
 
 @dataclass(frozen=True)
@@ -38,61 +48,132 @@ class Module:
     """An nn.Module: its direct parameters and the compute segment it runs in."""
 
     name: str
-    segment: str  # attention | cross_attention | mlp | embedding | head
+    segment: str  # attention | cross_attention | mlp | mtp | embedding | head
     tensors: tuple[Tensor, ...] = ()
+    expert: bool = False  # a routed expert's module (its gradients reduce over edp)
 
     @property
     def numel(self) -> int:
         return sum(t.numel for t in self.tensors)
 
 
-def _norm(arch: Architecture, name: str, segment: str) -> Module:
-    h = arch.hidden_size
+def _norm(arch: Architecture, name: str, segment: str, width: int | None = None) -> Module:
+    h = arch.hidden_size if width is None else width
     ts = (Tensor(f"{name}.weight", h, h),) + (
         (Tensor(f"{name}.bias", h, h),) if arch.norm == "layernorm" else ()
     )
-    assert sum(t.numel for t in ts) == norm_params(arch)
+    assert width is not None or sum(t.numel for t in ts) == norm_params(arch)
     return Module(name, segment, ts)
 
 
 def _linear(
-    name: str, segment: str, rows: int, cols: int, bias: bool, bias_rows: int | None = None
+    name: str,
+    segment: str,
+    rows: int,
+    cols: int,
+    bias: bool,
+    bias_rows: int | None = None,
+    expert: bool = False,
 ) -> Module:
     ts = [Tensor(f"{name}.weight", rows * cols, rows)]
     if bias:
         b = rows if bias_rows is None else bias_rows
         ts.append(Tensor(f"{name}.bias", b, b))
-    return Module(name, segment, tuple(ts))
+    return Module(name, segment, tuple(ts), expert)
 
 
 def _attention(arch: Architecture, prefix: str, segment: str, tp: int) -> list[Module]:
+    if arch.mla:
+        return _mla(arch, prefix, segment, tp)
     h, q, kv = arch.hidden_size, arch.q_dim // tp, arch.kv_dim // tp
     qkv_bias = arch.bias if arch.qkv_bias is None else arch.qkv_bias
+    qk_norm = (
+        [_norm(arch, f"{prefix}.{n}", segment, arch.head_size) for n in ("q_norm", "k_norm")]
+        if arch.qk_norm
+        else []
+    )
     return [
         Module(prefix, segment),
         _linear(f"{prefix}.q_proj", segment, q, h, qkv_bias),
         _linear(f"{prefix}.k_proj", segment, kv, h, qkv_bias),
+        *qk_norm,
         _linear(f"{prefix}.v_proj", segment, kv, h, qkv_bias),
         # Row-parallel: its input width is split, its bias is whole.
         _linear(f"{prefix}.o_proj", segment, h, q, arch.bias, h),
     ]
 
 
-def _mlp(arch: Architecture, tp: int) -> list[Module]:
-    h, f = arch.hidden_size, arch.ffn_hidden_size // tp
+def _mla(arch: Architecture, prefix: str, segment: str, tp: int) -> list[Module]:
+    a = arch.attention
+    assert a is not None
+    h, n, kl = arch.hidden_size, arch.num_heads, a.kv_lora_rank
+    qk, v = n * (arch.head_size + a.rope_head_dim) // tp, n * mp.mla_v_head_dim(arch) // tp
+    kv_up = n * (arch.head_size + mp.mla_v_head_dim(arch)) // tp
+    qkv_bias = arch.bias if arch.qkv_bias is None else arch.qkv_bias
+    if a.q_lora_rank is None:
+        q = [_linear(f"{prefix}.q_proj", segment, qk, h, qkv_bias)]
+    else:
+        r = a.q_lora_rank
+        q = [
+            _linear(f"{prefix}.q_a_proj", segment, r, h, qkv_bias),  # replicated
+            _norm(arch, f"{prefix}.q_a_layernorm", segment, r),
+            _linear(f"{prefix}.q_b_proj", segment, qk, r, False),
+        ]
+    return [
+        Module(prefix, segment),
+        *q,
+        _linear(f"{prefix}.kv_a_proj_with_mqa", segment, kl + a.rope_head_dim, h, qkv_bias),
+        _norm(arch, f"{prefix}.kv_a_layernorm", segment, kl),
+        _linear(f"{prefix}.kv_b_proj", segment, kv_up, kl, False),
+        _linear(f"{prefix}.o_proj", segment, h, v, arch.bias, h),
+    ]
+
+
+def _ffn(arch: Architecture, prefix: str, width: int, expert: bool = False) -> list[Module]:
+    """An MLP of `width` (this rank's share): container, (gate,) up, down, activation."""
+    h = arch.hidden_size
     ups = ["gate_proj", "up_proj"] if arch.gated else ["up_proj"]
     return (
-        [Module("mlp", "mlp")]
-        + [_linear(f"mlp.{n}", "mlp", f, h, arch.bias) for n in ups]
-        + [_linear("mlp.down_proj", "mlp", h, f, arch.bias, h), Module("mlp.act_fn", "mlp")]
+        [Module(prefix, "mlp", (), expert)]
+        + [_linear(f"{prefix}.{n}", "mlp", width, h, arch.bias, None, expert) for n in ups]
+        + [
+            _linear(f"{prefix}.down_proj", "mlp", h, width, arch.bias, h, expert),
+            Module(f"{prefix}.act_fn", "mlp", (), expert),
+        ]
     )
 
 
+def _mlp(arch: Architecture, tp: int) -> list[Module]:
+    return _ffn(arch, "mlp", arch.ffn_hidden_size // tp)
+
+
+def _moe(arch: Architecture, tp: int, ep: int, etp: int) -> list[Module]:
+    m = arch.moe
+    assert m is not None
+    h, e = arch.hidden_size, m.num_experts
+    gate = [Tensor("mlp.gate.weight", e * h, e)]
+    if m.router_bias:
+        gate.append(Tensor("mlp.gate.e_score_correction_bias", e, e))
+    mods = [Module("mlp", "mlp"), Module("mlp.gate", "mlp", tuple(gate))]
+    mods.append(Module("mlp.experts", "mlp", (), True))
+    for j in range(mp.local_experts(arch, ep)):
+        mods += _ffn(arch, f"mlp.experts.{j}", m.expert_ffn_hidden_size // etp, expert=True)
+    if mp.shared_width(arch):
+        mods += _ffn(arch, "mlp.shared_experts", mp.shared_width(arch) // tp)
+    return mods
+
+
 def block_modules(
-    arch: Architecture, stack: str = "decoder", index: int = 1, tp: int = 1
+    arch: Architecture,
+    stack: str = "decoder",
+    index: int = 1,
+    tp: int = 1,
+    ep: int = 1,
+    etp: int = 1,
 ) -> tuple[Module, ...]:
     """One block's modules in forward order (the block container first), as written: not fitted
-    to architecture.py's count, so a test can hold the two independent counts equal."""
+    to architecture.py's count, so a test can hold the two independent counts equal. An MoE
+    block (is_moe_layer) holds this rank's routed experts (num_experts/ep, split over etp)."""
     mods = [Module("block", "attention"), _norm(arch, "input_layernorm", "attention")]
     attn = _attention(arch, "self_attn", "attention", tp)
     if arch.position_embedding == "relative" and index == 0:
@@ -115,17 +196,35 @@ def block_modules(
     if arch.kind == "encoder-decoder" and stack == "decoder":
         mods += [_norm(arch, "cross_attn_layernorm", "cross_attention")]
         mods += _attention(arch, "cross_attn", "cross_attention", tp)
-    mods += [_norm(arch, "post_attention_layernorm", "mlp")] + _mlp(arch, tp)
+    mlp = _moe(arch, tp, ep, etp) if is_moe_layer(arch, index) else _mlp(arch, tp)
+    mods += [_norm(arch, "post_attention_layernorm", "mlp")] + mlp
     return tuple(mods)
 
 
+def mtp_modules(arch: Architecture, tp: int = 1, ep: int = 1, etp: int = 1) -> tuple[Module, ...]:
+    """One multi-token-prediction module's modules in forward order: enorm and hnorm, eh_proj
+    (2h -> h, column-parallel), its block (the last layer's MLP kind), shared_head.norm. The
+    embedding and output head are the main model's."""
+    h = arch.hidden_size
+    head = (
+        _norm(arch, "enorm", "mtp"),
+        _norm(arch, "hnorm", "mtp"),
+        _linear("eh_proj", "mtp", h // tp, 2 * h, False),
+    )
+    block = block_modules(arch, "decoder", mtp_block_index(arch), tp, ep, etp)
+    return head + block + (_norm(arch, "shared_head.norm", "mtp"),)
+
+
 def unit_modules(
-    arch: Architecture, name: str, stack: str, params: int, tp: int = 1
+    arch: Architecture, name: str, stack: str, params: int, tp: int = 1, ep: int = 1, etp: int = 1
 ) -> tuple[Module, ...]:
-    """A layout block's modules, scaled to its parameter count when the architecture is a
-    stand-in for a bare parameter count (the matrices grow or shrink, the vectors stay)."""
+    """A layout block's (or `mtp.i` module's) modules, scaled to its parameter count when the
+    architecture is a stand-in for a bare parameter count (the matrices grow or shrink, the
+    vectors stay)."""
+    if name.startswith("mtp."):
+        return _fitted(mtp_modules(arch, tp, ep, etp), params)
     index = int(name.rsplit(".", 1)[-1]) if name.rsplit(".", 1)[-1].isdigit() else 1
-    return _fitted(block_modules(arch, stack, index, tp), params)
+    return _fitted(block_modules(arch, stack, index, tp, ep, etp), params)
 
 
 def _fitted(mods: tuple[Module, ...], total: int) -> tuple[Module, ...]:
@@ -148,7 +247,7 @@ def _fitted(mods: tuple[Module, ...], total: int) -> tuple[Module, ...]:
             else t
             for t in m.tensors
         )
-        out.append(Module(m.name, m.segment, ts))
+        out.append(Module(m.name, m.segment, ts, m.expert))
     assert sum(m.numel for m in out) == total, (total, sum(m.numel for m in out))
     return tuple(out)
 
