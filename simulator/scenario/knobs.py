@@ -43,7 +43,8 @@ def model_problems(m: ModelSection) -> list[Problem]:
 
 
 def training_problems(t: TrainingSection, strategy: str, framework: str) -> list[Problem]:
-    """Knobs of another strategy, and a sequence that sequence parallelism cannot split."""
+    """Knobs of another strategy, and a sequence that sequence or context parallelism cannot
+    split."""
     problems = []
     if framework == "pytorch-fsdp" and strategy not in _FSDP:
         problems += [
@@ -78,7 +79,9 @@ def training_problems(t: TrainingSection, strategy: str, framework: str) -> list
             )
         )
     par = t.parallelism
-    if par.sequence_parallel and par.tp > 1 and t.seq_len % par.tp:
+    if par.cp > 1:
+        problems += _context_split(t)
+    elif par.sequence_parallel and par.tp > 1 and t.seq_len % par.tp:
         low, high = t.seq_len - t.seq_len % par.tp, t.seq_len + par.tp - t.seq_len % par.tp
         problems.append(
             Problem(
@@ -89,6 +92,29 @@ def training_problems(t: TrainingSection, strategy: str, framework: str) -> list
             )
         )
     return problems
+
+
+def _context_split(t: TrainingSection) -> list[Problem]:
+    """Megatron-Core's load-balanced causal split cuts each sequence into 2 x cp chunks, each cp
+    rank taking chunk i and 2 x cp - 1 - i (megatron/core/utils.py get_batch_on_this_cp_rank;
+    megatron/training/arguments.py: "seq-length should be a multiple of 2 *
+    context-parallel-size"); sequence parallelism then splits a rank's tokens over tp
+    (megatron/core/models/multimodal/context_parallel.py pads to tp x cp x 2 with CP + SP)."""
+    par = t.parallelism
+    sp = par.sequence_parallel and par.tp > 1
+    unit = 2 * par.cp * (par.tp if sp else 1)
+    if t.seq_len % unit == 0:
+        return []
+    low, high = t.seq_len - t.seq_len % unit, t.seq_len + unit - t.seq_len % unit
+    what = f"2 x cp x tp = 2 x {par.cp} x {par.tp}" if sp else f"2 x cp = 2 x {par.cp}"
+    return [
+        Problem(
+            "training.seq_len",
+            f"context parallelism splits each sequence into {what} = {unit} pieces; "
+            f"{t.seq_len} tokens is not a multiple of {unit}",
+            f"use seq_len {low or unit} or {high}",
+        )
+    ]
 
 
 def bucket_problems(

@@ -37,11 +37,19 @@ from simulator.scenario.knobs import (
     model_problems,
     training_problems,
 )
+from simulator.scenario.moe import architecture_problems, training_moe_problems
 from simulator.scenario.parallel import microbatches, parallel_spec
 from simulator.scenario.problems import pydantic_problems, text_at
 from simulator.scenario.reliability import resolve_reliability
 from simulator.scenario.schema import ScenarioFile
-from simulator.spec.specs import ClusterSpec, OffloadSpec, Scenario, ShardingSpec, TrainingSpec
+from simulator.spec.specs import (
+    ClusterSpec,
+    MoETrainingSpec,
+    OffloadSpec,
+    Scenario,
+    ShardingSpec,
+    TrainingSpec,
+)
 from simulator.system import hardware
 from simulator.system.topology.loader import topology_names
 
@@ -115,6 +123,8 @@ def scenario_from_dict(
     model = _model(spec, problems)
     if model is not None and spec.model.preset is not None:
         model = _preset_defaults(model, spec)
+    if model is not None:
+        problems += training_moe_problems(spec.training.moe is not None, model)
     cluster: ClusterSpec | None
     if resolved is not None and resolved[0] == data.get("cluster"):
         cluster = resolved[1]
@@ -235,6 +245,7 @@ def _model(spec: ScenarioFile, problems: list[Problem]) -> ModelSpec | None:
             )
         return from_architecture(arch, name)
     if m.architecture is not None:
+        problems += architecture_problems(m.architecture)
         try:
             return from_architecture(resolve.architecture(m.architecture), "custom")
         except ValueError as exc:
@@ -331,6 +342,7 @@ def _training(
         compute_jitter=t.compute_jitter,
         seed=t.seed,
         framework=framework,
+        moe=MoETrainingSpec(**t.moe.model_dump()) if t.moe is not None else MoETrainingSpec(),
     )
     found += framework_problems(training) + training_problems(t, strategy.name, t.framework)
     if num_gpus is None:

@@ -1,11 +1,18 @@
 """Resolving and validating `training.parallelism`: the degrees divide what they split (GPUs,
-heads, KV heads, the FFN width, the vocabulary, the layers), the pipeline schedule's rules
-hold, and the tensor-parallel group stays inside an NVLink domain unless asked otherwise."""
+heads, KV heads, the FFN width, the vocabulary, the layers, the experts), the pipeline
+schedule's rules hold, and the tensor-parallel group stays inside an NVLink domain unless
+asked otherwise. Context and expert parallelism's own checks are in moe.py."""
 
 from __future__ import annotations
 
 from simulator.core.errors import Problem
 from simulator.model.spec import ModelSpec
+from simulator.scenario.moe import (
+    check_context,
+    check_experts,
+    check_parallel_support,
+    has_dense_layers,
+)
 from simulator.scenario.schema import ParallelismSection
 from simulator.spec.specs import (
     DEFAULT_ORDER,
@@ -27,28 +34,47 @@ def _near(n: int, cap: int | None = None) -> str:
     return "valid values: " + ", ".join(map(str, shown[:16])) + (", ..." if len(shown) > 16 else "")
 
 
-def parallel_spec(
-    p: ParallelismSection, num_gpus: int, problems: list[Problem]
-) -> ParallelSpec | None:
-    """The layout, with dp = GPUs / (tp x pp); None (and problems) if the degrees do not divide."""
-    order = tuple(p.order) if p.order else DEFAULT_ORDER
-    if sorted(order) != sorted(DEFAULT_ORDER):
+def _order(p: ParallelismSection, problems: list[Problem]) -> tuple[str, ...] | None:
+    """The mesh order, innermost first: tp, dp, pp each once, cp at most once (where not
+    placed, right after tp when cp > 1: Megatron-Core's tp-cp-ep-dp-pp)."""
+    order: tuple[str, ...] = tuple(p.order) if p.order else DEFAULT_ORDER
+    if sorted(d for d in order if d != "cp") != sorted(DEFAULT_ORDER) or order.count("cp") > 1:
         problems.append(
             Problem(
                 f"{P}.order",
-                f"expected each of tp, dp, pp once, got {list(order)}",
-                "e.g. [tp, dp, pp] (innermost first)",
+                f"expected each of tp, dp, pp once (and cp at most once), got {list(order)}",
+                "e.g. [tp, cp, dp, pp] (innermost first)",
             )
         )
         return None
-    if num_gpus % (p.tp * p.pp):
+    if p.cp > 1 and "cp" not in order:
+        at = order.index("tp") + 1
+        order = (*order[:at], "cp", *order[at:])
+    return order
+
+
+def parallel_spec(
+    p: ParallelismSection, num_gpus: int, problems: list[Problem]
+) -> ParallelSpec | None:
+    """The layout, with dp = GPUs / (tp x cp x pp); None (and problems) if the degrees do not
+    divide."""
+    order = _order(p, problems)
+    if order is None:
+        return None
+    model_parallel = p.tp * p.cp * p.pp
+    if num_gpus % model_parallel:
+        # Megatron-LM arguments.py validate_args: "world size is not divisible by total_model_size".
         problems.append(
             Problem(
                 P,
-                f"tp x pp = {p.tp} x {p.pp} = {p.tp * p.pp} does not divide {num_gpus} GPUs",
-                f"tp x pp must divide the GPU count; {_near(num_gpus, 512)}",
+                f"tp x cp x pp = {p.tp} x {p.cp} x {p.pp} = {model_parallel} does not divide "
+                f"{num_gpus} GPUs",
+                f"tp x cp x pp must divide the GPU count; {_near(num_gpus, 512)}",
             )
         )
+        return None
+    dp = num_gpus // model_parallel
+    if not _experts_fit(p, dp, problems):
         return None
     pipe = p.pipeline
     if p.sequence_parallel and p.tp == 1:
@@ -72,7 +98,11 @@ def parallel_spec(
     return ParallelSpec(
         tp=p.tp,
         pp=p.pp,
-        dp=num_gpus // (p.tp * p.pp),
+        dp=dp,
+        cp=p.cp,
+        ep=p.ep,
+        etp=p.etp,
+        cp_comm=p.cp_comm,
         sequence_parallel=p.sequence_parallel,
         pipeline=PipelineSpec(
             schedule=pipe.schedule,
@@ -82,6 +112,24 @@ def parallel_spec(
         order=order,
         tp_across_nvlink_domains=p.tp_across_nvlink_domains,
     )
+
+
+def _experts_fit(p: ParallelismSection, dp: int, problems: list[Problem]) -> bool:
+    """The expert layers' etp x ep x edp folds over the tp x cp x dp ranks of each stage
+    (Megatron-Core parallel_state.initialize_model_parallel: the world size must be divisible
+    by etp x ep x pp)."""
+    dense = p.tp * p.cp * dp
+    if dense % (p.ep * p.etp):
+        problems.append(
+            Problem(
+                f"{P}.ep",
+                f"ep x etp = {p.ep} x {p.etp} = {p.ep * p.etp} does not divide the tp x cp x dp "
+                f"= {dense} ranks of a pipeline stage the experts are folded over",
+                f"ep x etp must divide {dense}; {_near(dense, 512)}",
+            )
+        )
+        return False
+    return True
 
 
 def microbatches(
@@ -104,12 +152,14 @@ def check_model(model: ModelSpec, t: TrainingSpec, problems: list[Problem]) -> N
     """The degrees against the model's shape."""
     par, arch = t.parallel, model.shape
     tp = par.tp
+    check_parallel_support(model, t, problems)
+    check_context(model, t, problems)
+    check_experts(model, t, problems)
     if tp > 1:
-        for what, n in (
-            ("attention heads", arch.num_heads),
-            ("KV heads", arch.kv_heads),
-            ("FFN width", arch.ffn_hidden_size),
-        ):
+        widths = [("attention heads", arch.num_heads), ("KV heads", arch.kv_heads)]
+        if has_dense_layers(model):  # an MoE model's experts are checked against etp
+            widths.append(("FFN width", arch.ffn_hidden_size))
+        for what, n in widths:
             if n % tp:
                 problems.append(
                     Problem(
@@ -182,7 +232,7 @@ def check_placement(par: ParallelSpec, c: ClusterSpec, problems: list[Problem]) 
     for dim in par.order:
         if dim == "tp":
             break
-        inner *= {"dp": par.dp, "pp": par.pp}[dim]
+        inner *= {"dp": par.dp, "pp": par.pp, "cp": par.cp}[dim]
     span = inner * par.tp  # consecutive ranks one tensor-parallel group stretches over
     if span > c.gpus_per_host or c.gpus_per_host % span:
         problems.append(

@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 
 from simulator.core.errors import Problem, UserError, did_you_mean
-from simulator.model.architecture import Architecture
+from simulator.model.architecture import Architecture, Attention, MoE
 from simulator.model.spec import ModelSpec
 from simulator.scenario.algorithm_check import check_algorithm
 from simulator.scenario.parallel import check_model, check_placement
@@ -44,10 +44,15 @@ GPU_DEFAULTS = {
 
 
 def architecture(a: ArchitectureModel) -> Architecture:
-    fields = a.model_dump()
+    fields = a.model_dump(exclude={"moe", "attention"})
     if fields["ffn_hidden_size"] is None:
         fields["ffn_hidden_size"] = 4 * fields["hidden_size"]
-    return Architecture(**fields)
+    moe = MoE(**a.moe.model_dump()) if a.moe is not None else None
+    attention = None
+    if a.attention is not None:
+        given = a.attention.model_dump(exclude_none=True)
+        attention = Attention(**given)
+    return Architecture(**fields, moe=moe, attention=attention)
 
 
 def custom_gpu(

@@ -23,6 +23,7 @@ from pydantic import (
 
 from simulator.execution.frameworks import FRAMEWORKS
 from simulator.scenario.schema_framework import DeepSpeedSection, Fsdp2Section, MegatronSection
+from simulator.scenario.schema_moe import AttentionSection, MoEArchitecture, MoETraining
 from simulator.scenario.schema_reliability import ReliabilitySection
 from simulator.scenario.schema_types import (
     MAX_LAYERS,
@@ -37,6 +38,7 @@ from simulator.scenario.schema_types import (
     BucketBytes,
     Bytes,
     CheckpointingName,
+    CpCommName,
     DtypeName,
     Duration,
     FfnName,
@@ -98,6 +100,13 @@ class ArchitectureModel(Strict):
     token_type_vocab: Annotated[int, Field(ge=0, le=MAX_VOCAB, strict=True)] = 0
     pooler: bool = False
     relative_attention_num_buckets: AttentionBuckets = 32
+    moe: MoEArchitecture | None = Field(None, description="mixture-of-experts MLPs")
+    attention: AttentionSection | None = Field(
+        None, description="mha | gqa | mla; default: mha, or gqa as num_kv_heads says"
+    )
+    mtp_layers: Annotated[int, Field(ge=0, le=MAX_LAYERS, strict=True)] = Field(
+        0, description="DeepSeek-V3 multi-token-prediction modules after the stack"
+    )
 
 
 class ModelSection(Strict):
@@ -174,17 +183,34 @@ class PipelineSection(Strict):
 
 
 class ParallelismSection(Strict):
-    """Tensor, sequence and pipeline parallelism; data parallelism is what remains of the GPUs."""
+    """Tensor, sequence, context, expert and pipeline parallelism; data parallelism is what
+    remains of the GPUs: dp = GPUs / (tp x cp x pp)."""
 
     tp: Gpus = 1
     pp: Layers = 1
+    cp: Gpus = Field(
+        1, description="context parallelism: each sequence split over cp ranks (Megatron-Core)"
+    )
+    ep: Gpus = Field(
+        1, description="expert parallelism: each MoE layer's experts split over ep ranks"
+    )
+    etp: Gpus = Field(
+        1, description="expert tensor parallelism: each expert's GEMMs split over etp ranks"
+    )
+    cp_comm: CpCommName = Field(
+        "ring",
+        description="how context-parallel attention exchanges K and V: ring (Megatron's p2p), "
+        "all-gather, or all-to-all (DeepSpeed-Ulysses, Megatron's a2a)",
+    )
     sequence_parallel: bool = Field(
         False, description="Megatron sequence parallelism (needs tp > 1)"
     )
     pipeline: PipelineSection = PipelineSection()
     order: tuple[MeshDim, ...] | None = Field(
         None,
-        description="mesh dimensions from innermost (consecutive ranks) to outermost; default [tp, dp, pp]",
+        description="mesh dimensions from innermost (consecutive ranks) to outermost; default "
+        "[tp, dp, pp], with cp right after tp unless placed (Megatron-Core's tp-cp-ep-dp-pp); "
+        "experts are folded over the same ranks as etp x ep x edp",
     )
     tp_across_nvlink_domains: bool = Field(
         False, description="allow a tensor-parallel group to span hosts"
@@ -265,6 +291,9 @@ class TrainingSection(Strict):
         0, description="seed of compute_jitter"
     )
     parallelism: ParallelismSection = ParallelismSection()
+    moe: MoETraining | None = Field(
+        None, description="mixture-of-experts models: token dispatch, imbalance, overlap"
+    )
 
 
 class EfficiencySection(Strict):

@@ -112,7 +112,17 @@ def _choice(names: Iterable[str]) -> Any:
 
 # Fixed choices: a Literal that mypy checks too.
 OffloadTarget: TypeAlias = Annotated[Literal["none", "cpu"], BeforeValidator(_lower)]
-MeshDim: TypeAlias = Annotated[Literal["tp", "dp", "pp"], BeforeValidator(_lower)]
+MeshDim: TypeAlias = Annotated[Literal["tp", "cp", "dp", "pp"], BeforeValidator(_lower)]
+CpCommName: TypeAlias = Annotated[
+    Literal["ring", "all-gather", "all-to-all"], BeforeValidator(_lower)
+]  # specs.CP_COMMS
+AttentionKindName: TypeAlias = Annotated[Literal["mha", "gqa", "mla"], BeforeValidator(_lower)]
+DispatcherName: TypeAlias = Annotated[
+    Literal["alltoall", "allgather", "deepep"], BeforeValidator(_lower)
+]  # specs.MOE_DISPATCHERS
+MoeOverlapName: TypeAlias = Annotated[
+    Literal["none", "shared-expert", "1f1b"], BeforeValidator(_lower)
+]  # specs.MOE_OVERLAPS
 
 # Algorithms that implement an operation a training step issues.
 _STEP_ALGORITHMS = (
