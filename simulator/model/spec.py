@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from simulator.model.architecture import Architecture, param_count
+from simulator.model.architecture import Architecture, active_param_count, param_count
 
 # GPT-3 (Brown et al. 2020, Table 2.1) keeps d_model / n_layers near 128 (175B: 12288/96);
 # with P ~ 12 L h^2 (Kaplan et al. 2020, Sec 2.1) that gives h = (128 P / 12)^(1/3).
@@ -28,6 +28,9 @@ class ModelSpec:
     shape_estimated: bool = False
     # Training settings the scenario left out and took from its preset, e.g. (("dropout", False),).
     preset_defaults: tuple[tuple[str, bool], ...] = ()
+    # Parameters one token uses (architecture.active_param_count, token table included);
+    # None: all of `params` (a dense model or a bare count).
+    active_params: int | None = None
 
     @property
     def shape(self) -> Architecture:
@@ -46,6 +49,7 @@ def from_architecture(arch: Architecture, name: str) -> ModelSpec:
         num_layers=arch.total_layers,
         hidden_size=arch.hidden_size,
         arch=arch,
+        active_params=active_param_count(arch) if arch.moe is not None else None,
     )
 
 

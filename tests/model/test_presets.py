@@ -38,6 +38,9 @@ EXACT = {
     "t5-large": 737_668_096,
     "t5-3b": 2_851_598_336,
     "t5-11b": 11_307_321_344,
+    # HF MixtralForCausalLM num_parameters() for mistralai/Mixtral-8x7B-v0.1 (the other MoE
+    # presets are checked by hand formulas in test_moe_params.py).
+    "mixtral-8x7b": 46_702_792_704,
     # llm-foundry scripts/train/benchmarking/README.md, H100 80GB BF16 table, SeqLen 2048.
     "mpt-125m": 125_311_488,  # A100 80GB table, SeqLen 2048
     "mpt-350m": 355_985_408,  # A100 80GB table, SeqLen 2048
@@ -167,6 +170,10 @@ DROPOUT = {
     "gpt3-175b": True,
     "bert-base": True,
     "t5-11b": True,
+    # Mixtral / Qwen3-MoE / DeepSeek-V3 config.json attention_dropout 0.0, no hidden dropout.
+    "mixtral-8x7b": False,
+    "qwen3-235b-a22b": False,
+    "deepseek-v3": False,
 }
 
 

@@ -8,9 +8,20 @@ import pytest
 
 from simulator.execution.layout import model_layout
 from simulator.model import presets
-from simulator.model.architecture import Architecture, block_params
+from simulator.model.architecture import (
+    Architecture,
+    block_params,
+    expert_block_params,
+    mtp_params,
+)
 from simulator.model.spec import from_architecture, from_params
-from simulator.model.tensors import block_modules, root_modules, unique_numel, unit_modules
+from simulator.model.tensors import (
+    block_modules,
+    mtp_modules,
+    root_modules,
+    unique_numel,
+    unit_modules,
+)
 from simulator.spec.specs import ParallelSpec
 
 
@@ -98,3 +109,65 @@ def test_bare_parameter_count_blocks_are_fitted():
     b = lay.blocks[0]
     mods = unit_modules(lay.arch, b.name, b.stack, b.params)
     assert sum(x.numel for x in mods) == b.params
+
+
+MOE_PRESETS = ["mixtral-8x7b", "mixtral-8x22b", "qwen3-30b-a3b", "qwen3-235b-a22b", "deepseek-v3"]
+
+
+@pytest.mark.parametrize("name", MOE_PRESETS)
+@pytest.mark.parametrize("tp,ep,etp", [(1, 1, 1), (2, 4, 1), (4, 8, 2), (8, 2, 4), (1, 8, 8)])
+def test_moe_blocks_modules_sum_to_their_counts(name, tp, ep, etp):
+    # Dense and MoE blocks (first, a DeepSeek-V3 dense one, last) and the MTP module: all their
+    # tensors sum to block_params / mtp_params, the routed experts' to expert_block_params.
+    arch = presets.get_preset(name)
+    for index in sorted({0, 2, arch.num_layers - 1}):
+        mods = block_modules(arch, "decoder", index, tp, ep, etp)
+        assert sum(m.numel for m in mods) == block_params(arch, "decoder", index, tp, ep, etp)
+        experts = sum(m.numel for m in mods if m.expert)
+        assert experts == expert_block_params(arch, index, ep, etp)
+    if arch.mtp_layers:
+        mods = mtp_modules(arch, tp, ep, etp)
+        assert sum(m.numel for m in mods) == mtp_params(arch, tp, ep, etp)
+
+
+def test_moe_block_module_names_by_hand():
+    # Qwen3-30B-A3B, ep 64: q_norm / k_norm of head_dim 128, the router 128 x 2048, and this
+    # rank's 2 local experts (3 x 768 x 2048 each, marked expert), no shared experts.
+    arch = presets.get_preset("qwen3-30b-a3b")
+    mods = {m.name: m for m in block_modules(arch, "decoder", 0, 1, 64, 1)}
+    assert [t.numel for t in mods["self_attn.q_norm"].tensors] == [128]
+    assert [(t.numel, t.rows) for t in mods["mlp.gate"].tensors] == [(128 * 2048, 128)]
+    assert sorted(n for n in mods if n.startswith("mlp.experts.") and n.count(".") == 2) == [
+        "mlp.experts.0",
+        "mlp.experts.1",
+    ]
+    assert [(t.numel, t.rows) for t in mods["mlp.experts.1.down_proj"].tensors] == [
+        (2048 * 768, 2048)
+    ]
+    assert mods["mlp.experts.1.up_proj"].expert and not mods["mlp.gate"].expert
+    assert "mlp.shared_experts" not in mods
+
+
+def test_mla_and_mtp_module_names():
+    arch = presets.get_preset("deepseek-v3")
+    names = [m.name for m in block_modules(arch, "decoder", 0, 2)]
+    assert names[2:10] == [
+        "self_attn",
+        "self_attn.q_a_proj",
+        "self_attn.q_a_layernorm",
+        "self_attn.q_b_proj",
+        "self_attn.kv_a_proj_with_mqa",
+        "self_attn.kv_a_layernorm",
+        "self_attn.kv_b_proj",
+        "self_attn.o_proj",
+    ]
+    mods = {m.name: m for m in block_modules(arch, "decoder", 0, 2)}
+    # kv_b_proj: kv_lora_rank 512 -> 128 heads x (128 + 128), column-parallel over tp 2.
+    assert [(t.numel, t.rows) for t in mods["self_attn.kv_b_proj"].tensors] == [
+        (64 * 256 * 512, 64 * 256)
+    ]
+    mtp = [m.name for m in mtp_modules(arch, 1, 256, 1)]
+    assert mtp[:4] == ["enorm", "hnorm", "eh_proj", "block"] and mtp[-1] == "shared_head.norm"
+    assert "mlp.shared_experts.gate_proj" in mtp and "mlp.experts.1" not in mtp
+    fitted = unit_modules(arch, "mtp.0", "decoder", mtp_params(arch, 1, 256), 1, 256)
+    assert [m.name for m in fitted] == mtp
