@@ -1,10 +1,12 @@
 """Activation memory per block and at the model's edges (Korthikanti et al. 2022), pure functions,
-on one tensor-parallel rank."""
+on one rank of tensor, context and expert parallelism (activations_moe: MLA and MoE terms)."""
 
 from __future__ import annotations
 
-from simulator.model.architecture import Architecture
-from simulator.model.ops import _check_ops_args
+from simulator.model.activations_moe import mla_attention_terms, moe_mlp_terms
+from simulator.model.architecture import Architecture, is_moe_layer
+from simulator.model.ops_attention import CP_COMMS
+from simulator.model.ops_common import _check_ops_args, local_seq
 from simulator.model.precision import CHECKPOINTING
 
 
@@ -26,8 +28,15 @@ def activation_bytes_per_layer(
     encoder_seq_len: int | None = None,
     tp: int = 1,
     sp: bool = False,
+    *,
+    index: int | None = None,
+    cp: int = 1,
+    cp_comm: str = "ring",
+    ep: int = 1,
+    etp: int = 1,
+    load_imbalance: float = 1.0,
 ) -> int:
-    """Activations one block keeps for backward, per tensor-parallel rank.
+    """Activations one block keeps for backward, per rank.
 
     Korthikanti et al. 2022 (arXiv 2205.05198) Eq. (1): s*b*h*(34 + 5*a*s/h) bytes for
     16-bit activations, built term by term from Sec 4.1 so that it generalizes:
@@ -47,34 +56,62 @@ def activation_bytes_per_layer(
     Table 2); with sequence parallelism that input is the rank's s/t slice (Megatron-Core
     checkpoints the sequence-parallel hidden states), 2sbh/t.
     Enc-dec decoder blocks add a cross-attention set of terms (its K/V input, the encoder
-    output, is shared by all decoder blocks and not counted here).
+    output, is shared by all decoder blocks and not counted here). A QK-norm (Qwen3) keeps
+    its Q and K inputs, 2sb*(q_dim + kv_dim).
+
+    Context parallelism (cp) gives the rank s/cp tokens: every term counts s/cp, and the
+    score terms a*s^2*b become a*(s/cp)*s*b (the rank's queries against all keys). All three
+    cp_comm schemes keep 1/cp of Q, K and V per rank (ring and all-gather the local K/V,
+    Transformer Engine re-sending or re-gathering them in backward; all-to-all, Ulysses,
+    all s tokens of heads/cp), so cp_comm does not change the count. MLA attention and
+    MoE MLPs (block `index` with is_moe_layer; ep / etp / load_imbalance as in
+    ops.layer_segments) have their own terms: activations_moe.
     """
     _check_ops_args(seq_len, micro_batch, stack, dtype_bytes)
     if checkpointing not in CHECKPOINTING:
         raise ValueError(f"checkpointing: {checkpointing!r} is not one of {CHECKPOINTING}")
-    s, b, e, h, f = seq_len, micro_batch, dtype_bytes, arch.hidden_size, arch.ffn_hidden_size
+    if cp_comm not in CP_COMMS:
+        raise ValueError(f"cp_comm: {cp_comm!r} is not one of {CP_COMMS}")
+    if cp > 1 and arch.kind == "encoder-decoder":
+        raise ValueError("cp: context parallelism is not modelled for encoder-decoder models")
+    s, b, e, h, f = (
+        local_seq(seq_len, cp),
+        micro_batch,
+        dtype_bytes,
+        arch.hidden_size,
+        arch.ffn_hidden_size,
+    )
     sbh = s * b * h
     if checkpointing == "full":
         return _split(0, e * sbh, tp, sp)
     keep_scores = not flash_attention and checkpointing == "none"
     mask = 1 if dropout else 0
 
-    def attention(s_kv: int) -> tuple[int, int]:
+    def attention(s_kv: int, s_scores: int) -> tuple[int, int]:
         shared = (
             e * s * b * arch.q_dim + 2 * e * s_kv * b * arch.kv_dim + e * s * b * arch.q_dim
         )  # Q K V, proj in
-        scores = arch.num_heads * s * s_kv * b
+        scores = arch.num_heads * s * s_scores * b
         shared += (e + mask + (e if dropout else 0)) * scores if keep_scores else 0
         return shared, e * sbh + mask * sbh  # QKV input and dropout mask are replicated
 
-    a_shared, a_rep = attention(s)
-    m_shared = (2 if arch.gated else 1) * e * s * b * f + e * s * b * f
-    m_rep = e * sbh + mask * sbh
+    if arch.mla:
+        a_shared, a_rep = mla_attention_terms(arch, s, seq_len, b, e, mask, dropout, keep_scores)
+    else:
+        a_shared, a_rep = attention(s, seq_len)
+        a_shared += e * s * b * (arch.q_dim + arch.kv_dim) if arch.qk_norm else 0
+    rank = 0
+    if index is not None and is_moe_layer(arch, index):
+        m_shared, m_rep, rank = moe_mlp_terms(arch, s, b, e, mask, tp, sp, ep, etp, load_imbalance)
+    else:
+        m_shared = (2 if arch.gated else 1) * e * s * b * f + e * s * b * f
+        m_rep = e * sbh + mask * sbh
     shared, replicated = a_shared + m_shared, a_rep + m_rep + 2 * e * sbh  # + two norm inputs
     if arch.kind == "encoder-decoder" and stack == "decoder":
-        c_shared, c_rep = attention(seq_len if encoder_seq_len is None else encoder_seq_len)
+        s_enc = seq_len if encoder_seq_len is None else encoder_seq_len
+        c_shared, c_rep = attention(s_enc, s_enc)
         shared, replicated = shared + c_shared, replicated + c_rep + e * sbh  # plus its norm input
-    return _split(shared, replicated, tp, sp)
+    return _split(shared, replicated, tp, sp) + rank
 
 
 def recompute_working_bytes(
@@ -88,6 +125,13 @@ def recompute_working_bytes(
     encoder_seq_len: int | None = None,
     tp: int = 1,
     sp: bool = False,
+    *,
+    index: int | None = None,
+    cp: int = 1,
+    cp_comm: str = "ring",
+    ep: int = 1,
+    etp: int = 1,
+    load_imbalance: float = 1.0,
 ) -> int:
     """Live during backward of a checkpointed block: one block's un-checkpointed activations."""
     return activation_bytes_per_layer(
@@ -102,6 +146,12 @@ def recompute_working_bytes(
         encoder_seq_len,
         tp,
         sp,
+        index=index,
+        cp=cp,
+        cp_comm=cp_comm,
+        ep=ep,
+        etp=etp,
+        load_imbalance=load_imbalance,
     )
 
 
@@ -113,14 +163,17 @@ def embedding_activation_bytes(
     dropout: bool = True,
     tp: int = 1,
     sp: bool = False,
+    *,
+    cp: int = 1,
 ) -> int:
     """Embedding-layer activations not already counted as block 0's input.
 
     Korthikanti et al. 2022 Sec 4.3: the embedding dropout mask, sbh (1 byte; sbh/t with
     sequence parallelism). An embedding norm (BLOOM, BERT) also keeps its input, 2sbh.
+    With context parallelism s is the rank's seq_len / cp.
     """
     _check_ops_args(seq_len, micro_batch, "decoder", dtype_bytes)
-    sbh = seq_len * micro_batch * arch.hidden_size
+    sbh = local_seq(seq_len, cp) * micro_batch * arch.hidden_size
     return _split(
         0, (sbh if dropout else 0) + (dtype_bytes * sbh if arch.embedding_norm else 0), tp, sp
     )
@@ -133,8 +186,10 @@ def output_activation_bytes(
     dtype_bytes: int = 2,
     tp: int = 1,
     sp: bool = False,
+    *,
+    cp: int = 1,
 ) -> int:
-    """Final norm, output projection and loss activations.
+    """Final norm, output projection and loss activations (on the rank's seq_len / cp tokens).
 
     Korthikanti et al. 2022 Sec 4.3: final norm input 2sbh + projection input 2sbh + fp32
     cross-entropy logits 4sbv (vocabulary-parallel: 4sbv/t). We also hold the dtype_bytes
@@ -144,7 +199,7 @@ def output_activation_bytes(
     final norm input remains.
     """
     _check_ops_args(seq_len, micro_batch, "decoder", dtype_bytes)
-    sb, e = seq_len * micro_batch, dtype_bytes
+    sb, e = local_seq(seq_len, cp) * micro_batch, dtype_bytes
     replicated = e * sb * arch.hidden_size if arch.final_norm else 0
     shared = 0
     if arch.lm_head:

@@ -1,61 +1,61 @@
-"""Per-layer kernels (forward ops, and the backward derived from them), pure functions.
+"""Per-layer kernels (forward ops, and the backward derived from them) and the collectives the
+parallel dimensions insert, pure functions.
 
-* Forward ops only come from `layer_ops`/`embedding_ops`/`head_ops`; `backward_ops` derives
-  the backward pass (every GEMM becomes two GEMMs of equal FLOPs, dgrad and wgrad).
+* A block is described once, as segments (`layer_segments`): each holds its forward ops and the
+  collectives (`Comm`) issued before / after them, forward and backward. `layer_ops` flattens
+  the ops; `backward_ops` derives the backward kernels (every GEMM becomes two GEMMs of equal
+  FLOPs, dgrad and wgrad).
+* The attention builders live in `ops_attention`, the MLP / MoE ones in `ops_moe`, the
+  primitives in `ops_common` (re-exported here).
 * Bytes are ints; `dtype_bytes` is the element size of activations (2 for bf16/fp16).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from simulator.model.architecture import Architecture, is_moe_layer
+from simulator.model.ops_attention import (
+    CP_COMMS,
+    core_ops,
+    cross_attention_segment,
+    dense_widths,
+    self_attention_segments,
+)
+from simulator.model.ops_common import (
+    COMM_DIMS,
+    COMM_OPS,
+    Comm,
+    Op,
+    Segment,
+    _check_ops_args,
+    _matmul,
+    _mem,
+    _residual,
+    local_seq,
+)
+from simulator.model.ops_moe import mlp_segment, moe_segments
 
-from simulator.model.architecture import STACKS, Architecture, _check_int
+__all__ = [
+    "COMM_DIMS",
+    "COMM_OPS",
+    "CP_COMMS",
+    "FLASH_BACKWARD_FACTOR",
+    "Comm",
+    "Op",
+    "Segment",
+    "_check_ops_args",
+    "_matmul",
+    "_mem",
+    "_residual",
+    "backward_ops",
+    "embedding_ops",
+    "head_ops",
+    "layer_ops",
+    "layer_segments",
+]
 
 # FlashAttention-2 backward does 2.5x the forward FLOPs (it recomputes S = QK^T):
 # flash-attention benchmarks/benchmark_flash_attention.py, flops(..., mode="bwd") = 2.5 * fwd.
 FLASH_BACKWARD_FACTOR = 2.5
-# Rough FLOPs per element of the memory-bound ops; excluded from model FLOPs, as in the
-# llm-foundry benchmarking README ("All FLOP calculations exclude ... normalization,
-# activation, and residuals"). Only their bytes matter for timing.
-_EW_FLOPS = {"norm": 5.0, "softmax": 5.0, "dropout": 1.0, "residual": 1.0, "act": 8.0, "ce": 5.0}
-
-
-@dataclass(frozen=True)
-class Op:
-    """One forward (or backward) kernel of a layer.
-
-    kind "matmul": gemm = (m, n, k), flops = 2*m*n*k*batch (batch = b*heads for attention).
-    kind "attention": one fused flash-attention kernel. kind "memory": element-wise / norm /
-    softmax / reduction ops, whose time is bytes_moved (reads + writes) over bandwidth.
-    """
-
-    name: str
-    kind: str
-    flops: float
-    bytes_moved: int
-    gemm: tuple[int, int, int] | None = None
-    batch: int = 1
-
-
-def _matmul(name: str, m: int, n: int, k: int, e: int, batch: int = 1) -> Op:
-    # C[m,n] = A[m,k] @ B[k,n]: 2*m*n*k FLOPs; reads A and B, writes C.
-    return Op(
-        name,
-        "matmul",
-        2.0 * m * n * k * batch,
-        (m * k + k * n + m * n) * e * batch,
-        (m, n, k),
-        batch,
-    )
-
-
-def _mem(name: str, kind: str, elements: int, bytes_moved: int) -> Op:
-    return Op(name, "memory", _EW_FLOPS[kind] * elements, bytes_moved)
-
-
-def _residual(name: str, t: int, h: int, e: int, dropout: bool) -> Op:
-    # dropout(x) + residual: read two t x h tensors, write one, plus a 1-byte mask.
-    return _mem(name, "residual", t * h, 3 * t * h * e + (t * h if dropout else 0))
 
 
 def _attention_ops(
@@ -71,32 +71,7 @@ def _attention_ops(
     tp: int = 1,
 ) -> list[Op]:
     """The attention core on this rank's num_heads / tp heads (Megatron splits heads over tp)."""
-    heads, d = arch.num_heads // tp, arch.head_size
-    q_dim, kv_dim = arch.q_dim // tp, arch.kv_dim // tp
-    if flash:
-        # Dao et al. 2022 FlashAttention: QK^T and PV in one kernel, 4*b*s*s_kv*h_q*d forward;
-        # a causal kernel skips the masked half (flash-attention benchmark divides by 2).
-        flops = 4.0 * b * s * s_kv * heads * d / (2.0 if causal else 1.0)
-        io = (2 * b * s * q_dim + 2 * b * s_kv * kv_dim) * e  # Q, O; K, V
-        return [Op(f"{prefix}flash_attention", "attention", flops, io, None, b * heads)]
-    scores = b * heads * s * s_kv
-    ops = [
-        _matmul(f"{prefix}attn_scores", s, s_kv, d, e, b * heads),
-        _mem(f"{prefix}softmax", "softmax", scores, 2 * scores * e),
-    ]
-    if dropout:
-        ops.append(_mem(f"{prefix}attn_dropout", "dropout", scores, 2 * scores * e + scores))
-    ops.append(_matmul(f"{prefix}attn_over_values", s, d, s_kv, e, b * heads))
-    return ops
-
-
-@dataclass(frozen=True, kw_only=True)
-class Segment:
-    """Part of a block between two tensor-parallel communication points: the attention (or
-    cross-attention) sub-layer, or the MLP. Megatron's f/g operators sit at its two ends."""
-
-    name: str
-    ops: tuple[Op, ...]
+    return core_ops(prefix, b, s, s_kv, dense_widths(arch, tp), e, flash, dropout, causal)
 
 
 def layer_segments(
@@ -111,52 +86,85 @@ def layer_segments(
     encoder_seq_len: int | None = None,
     tp: int = 1,
     sp: bool = False,
+    *,
+    index: int | None = None,
+    cp: int = 1,
+    cp_comm: str = "ring",
+    ep: int = 1,
+    etp: int = 1,
+    load_imbalance: float = 1.0,
 ) -> list[Segment]:
-    """Forward ops of ONE block on one tensor-parallel rank, by sub-layer (pre-norm order).
+    """Forward ops of ONE block on one rank, by sub-layer (pre-norm order), with the collectives
+    of tensor, context and expert parallelism.
 
     Matmul FLOPs of a GPT block: 24*b*s*h^2 + 4*b*s^2*h (Narayanan et al. 2021, Sec 5.1), split
     over tp ranks: column-parallel QKV and MLP-up GEMMs and row-parallel output projections
     (Shoeybi et al. 2019, Sec 3). Norms, dropout and residuals run on the full sequence on
     every tensor-parallel rank, or on s / tp tokens with sequence parallelism (Korthikanti et
     al. 2022, Sec 4.2.2). Cross-attention (enc-dec decoder): Q from the decoder, K/V from the
-    encoder output (`encoder_seq_len`, default seq_len). GQA shrinks the K/V widths.
+    encoder output (`encoder_seq_len`, default seq_len). GQA shrinks the K/V widths; MLA
+    (arch.attention.kind "mla") has its own projections (ops_attention).
+
+    Segments of a dense block: "attention" (cp > 1: "attention_in", "attention_core",
+    "attention_out"; MLA with sequence parallelism first "attention_down"), "cross_attention"
+    in an enc-dec decoder, "mlp". Block `index` of its stack is an MoE block when
+    is_moe_layer(arch, index): its MLP is "moe_route", "experts", "moe_combine"
+    (+ "shared_experts"), see ops_moe.moe_segments (ep: expert parallelism, etp: expert tensor
+    parallelism, load_imbalance: the busiest rank's expert tokens over the mean). index None:
+    the dense block. Every tensor-parallel sub-layer carries Megatron's f / g collectives of
+    b x s/cp x h x dtype_bytes (ops_common.tp_segment). cp: context parallelism over the
+    sequence, cp_comm: ring | all-gather | all-to-all (ops_attention).
     """
     _check_ops_args(seq_len, micro_batch, stack, dtype_bytes)
-    b, s, e, h = micro_batch, seq_len, dtype_bytes, arch.hidden_size
-    f, q, kv = arch.ffn_hidden_size // tp, arch.q_dim // tp, arch.kv_dim // tp
-    t = b * s
-    tr = -(-t // tp) if sp else t  # tokens each rank's element-wise ops see
-    s_enc = seq_len if encoder_seq_len is None else encoder_seq_len
-    attn = [
-        _mem("attn_norm", "norm", tr * h, 2 * tr * h * e),
-        _matmul("qkv_proj", t, q + 2 * kv, h, e),
-    ]
-    attn += _attention_ops(arch, "", b, s, s, e, flash_attention, dropout, causal, tp)
-    attn += [_matmul("attn_out_proj", t, h, q, e), _residual("attn_residual", tr, h, e, dropout)]
-    segments = [Segment(name="attention", ops=tuple(attn))]
-    if arch.kind == "encoder-decoder" and stack == "decoder":
-        cross = [
-            _mem("cross_norm", "norm", tr * h, 2 * tr * h * e),
-            _matmul("cross_q_proj", t, q, h, e),
-            _matmul("cross_kv_proj", b * s_enc, 2 * kv, h, e),
-        ]
-        cross += _attention_ops(arch, "cross_", b, s, s_enc, e, flash_attention, dropout, False, tp)
-        cross += [
-            _matmul("cross_out_proj", t, h, q, e),
-            _residual("cross_residual", tr, h, e, dropout),
-        ]
-        segments.append(Segment(name="cross_attention", ops=tuple(cross)))
-    mlp = [_mem("mlp_norm", "norm", tr * h, 2 * tr * h * e)]
-    if arch.gated:
-        mlp += [
-            _matmul("mlp_gate", t, f, h, e),
-            _matmul("mlp_up", t, f, h, e),
-            _mem("mlp_act", "act", t * f, 3 * t * f * e),
-        ]  # read gate, up; write product
+    cross = arch.kind == "encoder-decoder" and stack == "decoder"
+    if cp > 1 and arch.kind == "encoder-decoder":
+        raise ValueError("cp: context parallelism is not modelled for encoder-decoder models")
+    b, e = micro_batch, dtype_bytes
+    segments = self_attention_segments(
+        arch,
+        b=b,
+        s=seq_len,
+        e=e,
+        flash=flash_attention,
+        dropout=dropout,
+        causal=causal,
+        tp=tp,
+        sp=sp,
+        cp=cp,
+        cp_comm=cp_comm,
+    )
+    if cross:
+        s_enc = seq_len if encoder_seq_len is None else encoder_seq_len
+        segments.append(
+            cross_attention_segment(
+                arch,
+                b=b,
+                s=seq_len,
+                s_enc=s_enc,
+                e=e,
+                flash=flash_attention,
+                dropout=dropout,
+                tp=tp,
+                sp=sp,
+            )
+        )
+    t = b * local_seq(seq_len, cp)
+    tr = -(-t // tp) if sp else t
+    if index is not None and is_moe_layer(arch, index):
+        segments += moe_segments(
+            arch,
+            t=t,
+            tr=tr,
+            e=e,
+            dropout=dropout,
+            tp=tp,
+            sp=sp,
+            ep=ep,
+            etp=etp,
+            load_imbalance=load_imbalance,
+        )
     else:
-        mlp += [_matmul("mlp_up", t, f, h, e), _mem("mlp_act", "act", t * f, 2 * t * f * e)]
-    mlp += [_matmul("mlp_down", t, h, f, e), _residual("mlp_residual", tr, h, e, dropout)]
-    segments.append(Segment(name="mlp", ops=tuple(mlp)))
+        segments.append(mlp_segment(arch, t=t, tr=tr, e=e, dropout=dropout, tp=tp, sp=sp))
     return segments
 
 
@@ -172,6 +180,13 @@ def layer_ops(
     encoder_seq_len: int | None = None,
     tp: int = 1,
     sp: bool = False,
+    *,
+    index: int | None = None,
+    cp: int = 1,
+    cp_comm: str = "ring",
+    ep: int = 1,
+    etp: int = 1,
+    load_imbalance: float = 1.0,
 ) -> list[Op]:
     """Forward ops of ONE block, in order (the segments of `layer_segments` concatenated)."""
     return [
@@ -188,6 +203,12 @@ def layer_ops(
             encoder_seq_len,
             tp,
             sp,
+            index=index,
+            cp=cp,
+            cp_comm=cp_comm,
+            ep=ep,
+            etp=etp,
+            load_imbalance=load_imbalance,
         )
         for op in seg.ops
     ]
@@ -201,11 +222,14 @@ def embedding_ops(
     dropout: bool = True,
     tp: int = 1,
     sp: bool = False,
+    *,
+    cp: int = 1,
 ) -> list[Op]:
     """Token (+ position, token-type) lookup and sum, dropout, optional embedding norm (the
-    vocabulary-parallel lookup of each rank is summed by a tensor-parallel collective)."""
+    vocabulary-parallel lookup of each rank is summed by a tensor-parallel collective), on the
+    rank's seq_len / cp tokens."""
     _check_ops_args(seq_len, micro_batch, "decoder", dtype_bytes)
-    t, h, e = micro_batch * seq_len, arch.hidden_size, dtype_bytes
+    t, h, e = micro_batch * local_seq(seq_len, cp), arch.hidden_size, dtype_bytes
     tr = -(-t // tp) if sp else t
     tables = 1 + (arch.position_embedding == "learned") + (arch.token_type_vocab > 0)
     io = (tables + 1) * tr * h * e + (tr * h if dropout else 0)  # read the rows, write the sum
@@ -222,9 +246,11 @@ def head_ops(
     dtype_bytes: int = 2,
     tp: int = 1,
     sp: bool = False,
+    *,
+    cp: int = 1,
 ) -> list[Op]:
-    """Final norm, logits GEMM (b*s x V/tp x h, vocabulary-parallel), and softmax cross-entropy
-    in fp32.
+    """Final norm, logits GEMM (b*s/cp x V/tp x h, vocabulary-parallel), and softmax
+    cross-entropy in fp32.
 
     The loss reads the logits at dtype_bytes and writes fp32 probabilities (Megatron
     vocab_parallel_cross_entropy upcasts to float). An encoder without an LM head runs only
@@ -232,7 +258,7 @@ def head_ops(
     """
     _check_ops_args(seq_len, micro_batch, "decoder", dtype_bytes)
     b, h, e, v = micro_batch, arch.hidden_size, dtype_bytes, arch.vocab_size // tp
-    t = b * seq_len
+    t = b * local_seq(seq_len, cp)
     tr = -(-t // tp) if sp else t
     ops = [_mem("final_norm", "norm", tr * h, 2 * tr * h * e)] if arch.final_norm else []
     if arch.lm_head:
@@ -273,11 +299,3 @@ def backward_ops(ops: list[Op], flash_backward_factor: float = FLASH_BACKWARD_FA
         else:
             out.append(Op(f"{op.name}.backward", op.kind, 2.0 * op.flops, 2 * op.bytes_moved))
     return out
-
-
-def _check_ops_args(seq_len: int, micro_batch: int, stack: str, dtype_bytes: int) -> None:
-    _check_int("seq_len", seq_len, minimum=1)
-    _check_int("micro_batch", micro_batch, minimum=1)
-    _check_int("dtype_bytes", dtype_bytes, minimum=1)
-    if stack not in STACKS:
-        raise ValueError(f"stack: {stack!r} is not one of {STACKS}")

@@ -1,0 +1,99 @@
+"""Activation terms of MLA attention and of MoE MLPs, per block, derived term by term the way
+Korthikanti et al. 2022 Sec 4.1 derives a GPT block's (activations.py), pure functions.
+
+Each function returns byte counts in the classes of activations._split: `shared` terms are
+split over the tp ranks, `replicated` ones kept whole by plain tensor parallelism and split
+too with sequence parallelism; MoE's routed terms are returned per rank (`rank`), already
+counted on the rank's own tokens and its busiest experts.
+"""
+
+from __future__ import annotations
+
+from simulator.model.architecture import Architecture
+from simulator.model.ops_moe import check_expert_parallel, expert_tokens
+
+
+def mla_attention_terms(
+    arch: Architecture,
+    s: int,
+    s_scores: int,
+    b: int,
+    e: int,
+    mask: int,
+    dropout: bool,
+    keep_scores: bool,
+) -> tuple[int, int]:
+    """(shared, replicated) bytes of one MLA attention sub-layer on s tokens (s_scores keys).
+
+    Megatron-Core MLASelfAttention (multi_latent_attention.py), each tensor kept for backward:
+      replicated (the replicated down path, s/tp tokens with sequence parallelism): the down
+        projections' input (the norm output) e*sbh; the q latent twice, as the q RMSNorm's
+        input and the q up projection's input, 2e*sb*q_lora_rank (none without q_lora_rank,
+        where the q projection reads the norm output already counted); the kv latent twice,
+        2e*sb*kv_lora_rank; the dropout mask sbh
+      shared (split with the heads): Q and K of heads x (head_dim + rope_head_dim) and V of
+        heads x v_head_dim, kept by the attention core, e*sb*a*(2(d + r) + d_v); the output
+        projection's input e*sb*a*d_v; the score terms (softmax output, dropout mask and
+        output: a*s*s_kv*b*(2e + 1)) without flash attention or selective recompute.
+    The RoPE part of K (k_pos_emb) needs no copy: the rotation's backward needs no input.
+    """
+    a = arch.attention
+    assert a is not None
+    heads, d, r = arch.num_heads, arch.head_size, a.rope_head_dim
+    d_v = d if a.v_head_dim is None else a.v_head_dim
+    sb = s * b
+    latents = 2 * (a.q_lora_rank or 0) + 2 * a.kv_lora_rank
+    replicated = e * sb * arch.hidden_size + mask * sb * arch.hidden_size + e * sb * latents
+    shared = e * sb * heads * (2 * (d + r) + d_v) + e * sb * heads * d_v
+    if keep_scores:
+        shared += (e + mask + (e if dropout else 0)) * heads * s * s_scores * b
+    return shared, replicated
+
+
+def moe_mlp_terms(
+    arch: Architecture,
+    s: int,
+    b: int,
+    e: int,
+    mask: int,
+    tp: int,
+    sp: bool,
+    ep: int,
+    etp: int,
+    load_imbalance: float,
+) -> tuple[int, int, int]:
+    """(shared, replicated, rank) bytes of one MoE MLP on s tokens of b sequences (the norm
+    input, counted with the block's two norm inputs, excluded).
+
+    Megatron-Core's MoE layer (ops_moe.moe_segments), each tensor kept for backward:
+      replicated: the MoE input (the pre-MLP norm output) e*sbh, read by the router GEMM, the
+        permutation and the shared experts; the dropout mask after the MLP sbh
+      rank, on the rank's T tokens (b*s, divided by tp with sequence parallelism) and its
+        busiest experts' M = local experts x tokens per local expert (ops_moe.expert_tokens;
+        T x top-k with ep = etp = 1 and balanced load):
+        the router's fp32 probabilities [T, num_experts] (softmax output) 4*T*E and its bool
+        routing map T*E; the permuted tokens, the experts' fc1 input, e*M*h; the experts'
+        fc1 output(s) (gated: gate and up) and activation output, (2 or 1)*e*M*f_e/etp +
+        e*M*f_e/etp; the unpermute input, the T x top-k expert outputs the weighted sum keeps
+        for the probabilities' gradient, e*T*k*h, and their fp32 probabilities 4*T*k
+      shared: the shared experts as a dense MLP of n_shared x their width f_s:
+        (2 or 1)*e*sb*f_s + e*sb*f_s, split over tp like the dense MLP.
+    """
+    moe = arch.moe
+    assert moe is not None
+    check_expert_parallel(moe, ep, etp, load_imbalance)
+    h, k, n_e = arch.hidden_size, moe.experts_per_token, moe.num_experts
+    sb = s * b
+    fc1 = 2 if arch.gated else 1
+    replicated = e * sb * h + mask * sb * h
+    t = -(-sb // tp) if sp else sb
+    local, m = expert_tokens(moe, t, ep, etp, load_imbalance)
+    tokens, f_e = local * m, moe.expert_ffn_hidden_size // etp
+    rank = (4 + 1) * t * n_e  # router probabilities and routing map
+    rank += e * tokens * h + (fc1 + 1) * e * tokens * f_e  # experts' inputs and activations
+    rank += e * t * k * h + 4 * t * k  # unpermute input and its probabilities
+    shared = 0
+    if moe.shared_experts:
+        f_s = moe.shared_experts * (moe.shared_expert_ffn_hidden_size or moe.expert_ffn_hidden_size)
+        shared = (fc1 + 1) * e * sb * f_s
+    return shared, replicated, rank

@@ -1,0 +1,175 @@
+"""The MLP sub-layer of a block as segments: the dense MLP, or a mixture-of-experts (MoE) layer
+with the collectives of expert and tensor parallelism, pure functions.
+
+The MoE layer is Megatron-Core's with the alltoall token dispatcher
+(megatron/core/transformer/moe/): moe_layer.py MoELayer.forward (router -> dispatch ->
+experts -> combine, then `output + shared_experts(hidden_states)`), router.py TopKRouter,
+token_dispatcher.py MoEAlltoAllTokenDispatcher ("token_permutation(): permute -> A2A(EP) ->
+AG(TP) -> sort_chunk(if num_local_experts>1); token_unpermutation(): sort_chunk -> RS(TP) ->
+A2A(EP) -> unpermute", where TP is the expert tensor-parallel group, etp) and experts.py
+GroupedMLP / TEGroupedMLP (one grouped GEMM per projection over the rank's local experts).
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+from simulator.model.architecture import Architecture, MoE
+from simulator.model.ops_common import (
+    Comm,
+    Op,
+    Segment,
+    _matmul,
+    _mem,
+    _norm,
+    _residual,
+    tp_segment,
+)
+
+
+def ffn_ops(prefix: str, m: int, f: int, h: int, e: int, gated: bool, batch: int = 1) -> list[Op]:
+    """Up (and gate) GEMMs, the activation and the down GEMM of an MLP of width f on m tokens;
+    `batch` experts of m tokens each as grouped GEMMs."""
+    if gated:
+        ops = [
+            _matmul(f"{prefix}_gate", m, f, h, e, batch),
+            _matmul(f"{prefix}_up", m, f, h, e, batch),
+            _mem(f"{prefix}_act", "act", batch * m * f, 3 * batch * m * f * e),
+        ]  # read gate, up; write product
+    else:
+        ops = [
+            _matmul(f"{prefix}_up", m, f, h, e, batch),
+            _mem(f"{prefix}_act", "act", batch * m * f, 2 * batch * m * f * e),
+        ]
+    return ops + [_matmul(f"{prefix}_down", m, h, f, e, batch)]
+
+
+def mlp_segment(
+    arch: Architecture, *, t: int, tr: int, e: int, dropout: bool, tp: int, sp: bool
+) -> Segment:
+    """The dense MLP (column-parallel up, row-parallel down; Shoeybi et al. 2019 Sec 3)."""
+    h, f = arch.hidden_size, arch.ffn_hidden_size // tp
+    ops = [_norm("mlp_norm", tr, h, e)]
+    ops += ffn_ops("mlp", t, f, h, e, arch.gated)
+    ops.append(_residual("mlp_residual", tr, h, e, dropout))
+    return tp_segment("mlp", ops, t * h * e, tp, sp)
+
+
+def check_expert_parallel(moe: MoE, ep: int, etp: int, load_imbalance: float) -> None:
+    """Megatron-Core BaseMoELayer asserts num_moe_experts % expert_model_parallel_size == 0."""
+    if ep < 1 or etp < 1:
+        raise ValueError(f"ep, etp: expected integers >= 1, got {ep}, {etp}")
+    if moe.num_experts % ep:
+        raise ValueError(f"ep: {ep} does not divide num_experts {moe.num_experts}")
+    if not load_imbalance >= 1.0:
+        raise ValueError(f"load_imbalance: expected >= 1.0, got {load_imbalance!r}")
+
+
+def expert_tokens(
+    moe: MoE, tokens_local: int, ep: int, etp: int, load_imbalance: float
+) -> tuple[int, int]:
+    """(local experts, tokens per local expert) of the busiest rank.
+
+    Each of the ep x etp ranks that feed a rank's experts routes tokens_local tokens to
+    experts_per_token experts each, so a local expert gets on average
+    tokens_local x top-k x ep x etp / num_experts tokens (after the dispatch all-to-all over
+    ep and the all-gather over etp). The busiest rank's experts get load_imbalance times the
+    mean, at most capacity_factor times it when a capacity is set (Megatron-Core moe_utils
+    get_capacity: capacity = num_tokens * topk * capacity_factor / num_experts; the tokens
+    over it are dropped before the dispatch).
+    """
+    local = moe.num_experts // ep
+    mean = Fraction(tokens_local * moe.experts_per_token * ep * etp, moe.num_experts)
+    factor = Fraction(load_imbalance)
+    if moe.capacity_factor is not None:
+        factor = min(factor, Fraction(moe.capacity_factor))
+    return local, max(1, math.ceil(mean * factor))
+
+
+def moe_segments(
+    arch: Architecture,
+    *,
+    t: int,
+    tr: int,
+    e: int,
+    dropout: bool,
+    tp: int,
+    sp: bool,
+    ep: int,
+    etp: int,
+    load_imbalance: float,
+) -> list[Segment]:
+    """The MoE MLP of one block on one rank: "moe_route", "experts", "moe_combine" and, with
+    shared experts, "shared_experts"; the block's final residual ends the last of them.
+
+    tokens_local (tr): the rank's tokens, b x s/cp, divided by tp with sequence parallelism
+    (Megatron-Core requires sequence parallelism for MoE with tp > 1: "When using MoE and tensor
+    parallelism, sequence parallelism must be used"; without it every tp rank routes all
+    b x s/cp tokens). The dispatch all-to-all sends each of them once per chosen expert:
+    tokens_local x top-k x h x e bytes per rank (nccl-tests' whole send buffer); the etp
+    all-gather's output is etp times that. Sizes are the mean: with load imbalance the busiest
+    rank receives more than it sends (the expert GEMMs count that, the collectives do not).
+    Backward mirrors each collective: the gradient of an all-to-all is an all-to-all of the
+    same size, of an all-gather a reduce-scatter, and the reverse.
+    """
+    moe = arch.moe
+    assert moe is not None
+    check_expert_parallel(moe, ep, etp, load_imbalance)
+    h, k, n_e = arch.hidden_size, moe.experts_per_token, moe.num_experts
+    tl = tr
+    route = [
+        _norm("mlp_norm", tr, h, e),
+        # Router GEMM tokens x h x num_experts (replicated weight, router.py gating).
+        _matmul("router", tl, n_e, h, e),
+        # Score function and top-k in fp32: read the logits, write the fp32 probabilities
+        # and the bool routing map, both [tokens, num_experts] (TopKRouter.routing).
+        _mem("router_topk", "softmax", tl * n_e, tl * n_e * (e + 4 + 1)),
+        # Permutation 1: copy each token once per chosen expert (moe_utils.permute).
+        _mem("moe_permute", "copy", tl * k * h, (tl * h + tl * k * h) * e),
+    ]
+    local, m = expert_tokens(moe, tl, ep, etp, load_imbalance)
+    f_e = moe.expert_ffn_hidden_size // etp
+    # Permutation 2 regroups the chunks received from the ep x etp ranks by local expert
+    # (sort_chunks_by_idxs, only with several local experts); undone before the combine.
+    sort = local > 1 and ep * etp > 1
+    sort_op = [_mem("moe_sort", "copy", local * m * h, 2 * local * m * h * e)] if sort else []
+    unsort = [_mem("moe_unsort", "copy", local * m * h, 2 * local * m * h * e)] if sort else []
+    experts = sort_op + ffn_ops("expert", m, f_e, h, e, arch.gated, batch=local) + unsort
+    # Unpermute: the weighted sum of each token's top-k expert outputs (fp32 probabilities).
+    combine = [
+        _mem("moe_unpermute", "residual", tl * k * h, (tl * k * h + tl * h) * e + tl * k * 4)
+    ]
+    residual = _residual("mlp_residual", tr, h, e, dropout)
+
+    disp = tl * k * h * e
+    a2a = [Comm("all_to_all", "ep", disp)] if ep > 1 else []
+    gather = [Comm("all_gather", "etp", etp * disp)] if etp > 1 else []
+    scatter = [Comm("reduce_scatter", "etp", etp * disp)] if etp > 1 else []
+    segments = [
+        Segment(
+            name="moe_route",
+            ops=tuple(route),
+            after=tuple(a2a + gather),
+            bwd_before=tuple(scatter + a2a),
+        ),
+        Segment(
+            name="experts",
+            ops=tuple(experts),
+            after=tuple(scatter + a2a),
+            bwd_before=tuple(a2a + gather),
+        ),
+    ]
+    if not moe.shared_experts:
+        return segments + [Segment(name="moe_combine", ops=tuple(combine + [residual]))]
+    # Shared experts: one dense MLP of shared_experts x their width, tensor-parallel like the
+    # attention (Megatron-Core MoE README: "The parallelism patterns of the shared experts
+    # follow the settings of the dense part ... replicated in EP ranks"; SharedExpertMLP),
+    # run on the MoE input after the combine and added to its output.
+    f_s = moe.shared_experts * (moe.shared_expert_ffn_hidden_size or moe.expert_ffn_hidden_size)
+    shared = ffn_ops("shared", t, f_s // tp, h, e, arch.gated)
+    shared += [_mem("shared_add", "residual", tr * h, 3 * tr * h * e), residual]
+    return segments + [
+        Segment(name="moe_combine", ops=tuple(combine)),
+        tp_segment("shared_experts", shared, t * h * e, tp, sp),
+    ]
