@@ -57,17 +57,16 @@ def check_parallel_support(model: ModelSpec, t: TrainingSpec, problems: list[Pro
             what = f"MoE layers folded over tp x cp = {par.tp * par.cp} ranks"
             needs.append((f"{P}.tp" if par.tp > 1 else f"{P}.cp", what, "expert_parallel"))
     for path, what, flag in needs:
-        offer = [
-            f"framework: {fw.name} with strategy {name}"
-            for fw in FRAMEWORKS.values()
-            for name, s in fw.strategies.items()
-            if getattr(s, flag)
-        ]
+        offer = []
+        for fw in FRAMEWORKS.values():
+            names = [name for name, s in fw.strategies.items() if getattr(s, flag)]
+            if names:
+                offer.append(f"framework: {fw.name} with strategy {' or '.join(names)}")
         problems.append(
             Problem(
                 path,
                 f"framework {t.framework.name} with strategy {t.strategy} does not model {what}",
-                "use " + " or ".join(offer) if offer else "no framework models it",
+                "use " + "; or ".join(offer) if offer else "no framework models it yet",
             )
         )
 

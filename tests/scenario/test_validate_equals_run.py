@@ -73,6 +73,11 @@ VARIANTS = [
     ({"strategy": "zero1", "bucket_size": "50 MiB"}, None),
     ({"precision": "fp8-mixed"}, None),
     ({"precision": "fp8-mixed"}, {"topology": "dgx-h100"}),
+    # Context and expert parallelism: the strategy must model them, the model have experts.
+    ({"parallelism": {"cp": 2}, "strategy": "zero1", "framework": "megatron"}, None),
+    ({"parallelism": {"cp": 2}, "strategy": "zero1", "framework": "deepspeed"}, None),
+    ({"parallelism": {"cp": 4}, "strategy": "ddp", "seq_len": 260}, None),
+    ({"parallelism": {"ep": 2}, "strategy": "zero1", "framework": "megatron"}, None),
 ]
 
 
