@@ -21,6 +21,7 @@ from simulator.model.flops import (
     arch_recompute_flops_per_token,
     flops_params,
     model_flops_per_token,
+    recompute_flops_per_token,
 )
 from simulator.model.presets import get_preset
 from simulator.model.spec import from_architecture
@@ -288,3 +289,13 @@ def test_model_spec_carries_active_params():
     m = from_architecture(get_preset("mixtral-8x7b"), "mixtral-8x7b")
     assert (m.params, m.active_params) == MIXTRAL_8X7B
     assert from_architecture(get_preset("gpt2"), "gpt2").active_params is None
+
+
+@pytest.mark.parametrize("name", ["gpt2", "t5-small", "bert-base", "llama2-7b"])
+@pytest.mark.parametrize("ckpt", ["full", "selective", "none"])
+def test_recompute_of_a_dense_architecture_is_the_generic_formula(name, ckpt):
+    arch, s = get_preset(name), 1024
+    blocks = sum(u.params for u in parameter_units(arch) if u.kind == "block")
+    attn_layers = arch.num_layers + 2 * arch.decoder_layers
+    expected = recompute_flops_per_token(blocks, attn_layers, arch.q_dim, s, ckpt)
+    assert arch_recompute_flops_per_token(arch, s, ckpt) == expected
