@@ -245,7 +245,10 @@ def _model(spec: ScenarioFile, problems: list[Problem]) -> ModelSpec | None:
             )
         return from_architecture(arch, name)
     if m.architecture is not None:
-        problems += architecture_problems(m.architecture)
+        shape = architecture_problems(m.architecture)
+        if shape:  # the Architecture would refuse the same, less precisely
+            problems += shape
+            return None
         try:
             return from_architecture(resolve.architecture(m.architecture), "custom")
         except ValueError as exc:

@@ -107,6 +107,7 @@ class ArchitectureModel(Strict):
     mtp_layers: Annotated[int, Field(ge=0, le=MAX_LAYERS, strict=True)] = Field(
         0, description="DeepSeek-V3 multi-token-prediction modules after the stack"
     )
+    qk_norm: bool = Field(False, description="Qwen3: RMSNorm on each head's query and key")
 
 
 class ModelSection(Strict):

@@ -89,6 +89,7 @@ def test_mla_and_defaults():
         model__architecture__attention={"kind": "mla", "kv_lora_rank": 128, "rope_head_dim": 32},
         model__architecture__num_kv_heads=None,
         model__architecture__moe__capacity_factor=1.25,
+        model__architecture__qk_norm=True,
         training__moe=None,
     )
     s = scenario_from_dict(d)
@@ -100,7 +101,7 @@ def test_mla_and_defaults():
         32,
     )
     assert a.attention.q_lora_rank is None and a.attention.v_head_dim is None
-    assert a.moe.capacity_factor == 1.25
+    assert a.moe.capacity_factor == 1.25 and a.qk_norm
     assert s.training.moe.dispatcher == "alltoall" and s.training.moe.load_imbalance == 1.0
 
 
