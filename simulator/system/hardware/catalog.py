@@ -7,6 +7,8 @@ torch.cuda.get_device_properties logs); AMD CDNA3: 304 compute units (ROCm docs,
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from simulator.system.hardware.efficiency import (
     A100_EFFICIENCY,
     B200_EFFICIENCY,
@@ -37,6 +39,18 @@ _A100_SRC = (
 _H100_SRC = (
     "NVIDIA H100 datasheet: SXM5 989.4 TFLOPS bf16/fp16 dense, 1978.9 fp8, 494.7 tf32, "
     "66.9 fp32, 33.5 fp64 (67 fp64 tensor); 3.35 TB/s HBM3; NVLink4 900 GB/s bidirectional"
+)
+# The H800 SXM5 is NVIDIA's 2023 export variant of the H100 SXM5 (same GH100 die, 132 SMs, 80 GB
+# HBM3): NVLink cut from 900 to 400 GB/s bidirectional (200 GB/s per direction) and FP64 cut to
+# about 1 TFLOPS. NVIDIA's own H800 data sheet could not be retrieved: the figures below come from
+# the third-party pages cited; the tensor peaks are the H100 SXM5's (same silicon and clocks).
+_H800_SRC = (
+    "NVIDIA H800 SXM5 (H100 SXM5 export variant, per aiwiki.ai/wiki/nvidia_h800 and "
+    "philisun.com 'NVIDIA H800 vs H100: A Technical Deep Dive'): 989.4 TFLOPS bf16/fp16 "
+    "dense, 1978.9 fp8, 494.7 tf32, 66.9 fp32 (= H100 SXM5); FP64 about 1 TFLOPS; 80 GB "
+    "HBM3 at 3.35 TB/s; 132 SMs; NVLink 400 GB/s bidirectional (H100: 900); TDP up to "
+    "700 W. DeepSeek-V3 technical report (arXiv 2412.19437) Sec 3.2.2: NVLink 160 GB/s "
+    "achieved per GPU. Memory total assumed the H100 80GB HBM3's nvidia-smi 81,559 MiB"
 )
 _H100_PCIE_SRC = (
     "NVIDIA H100 datasheet: PCIe 756 TFLOPS bf16/fp16 dense, 1513 fp8, 378 tf32, 51 fp32, "
@@ -146,6 +160,30 @@ GPU_CATALOG: dict[str, GPU] = {
             efficiency=HOPPER_EFFICIENCY,
             arch="hopper",
             scaleup_bw_bytes_per_s=450 * GBps,
+        ),
+        # H800: the H100 SXM5's compute-kernel fractions (GEMM ceiling and shape table, STREAM,
+        # FlashAttention) are shared as a stated assumption (same SMs, clocks and HBM3); nothing
+        # in them is about NVLink. Its NVLink rate is its own (200 GB/s per direction here and
+        # nvlink_bw in topologies/h800-ib-cluster.yaml); NCCL's NVLink efficiency is per
+        # architecture (Hopper's ring fraction 370/450 of 200 GB/s = 164 GB/s; the DeepSeek-V3
+        # report gives 160).
+        GPU(
+            name="h800-sxm-80gb",
+            memory_bytes=81559 * MiB,
+            peak_flops=_tf(fp64=1.0, fp32=66.9, tf32=494.7, fp16=989.4, bf16=989.4, fp8=1978.9),
+            hbm_bw_bytes_per_s=3350 * GBps,
+            source=_H800_SRC,
+            pcie_bw_bytes_per_s=64 * GBps,
+            description="H800 SXM5 80GB (export H100, NVLink 400 GB/s)",
+            sm_count=132,
+            efficiency=replace(
+                HOPPER_EFFICIENCY,
+                source="H100 SXM5's fractions: " + HOPPER_EFFICIENCY.source,
+                assumed="every fraction and the GEMM shape dependence (H100 SXM5's: same GH100 "
+                "SMs, clocks and HBM3; no H800 measurement held); " + HOPPER_EFFICIENCY.assumed,
+            ),
+            arch="hopper",
+            scaleup_bw_bytes_per_s=200 * GBps,
         ),
         GPU(
             name="h100-pcie-80gb",
@@ -262,6 +300,10 @@ GPU_ALIASES = {
     "h100-sxm": "h100-sxm-80gb",
     "h100-pcie": "h100-pcie-80gb",
     "h100-nvl": "h100-nvl-94gb",
+    "h800": "h800-sxm-80gb",
+    "h800-80gb": "h800-sxm-80gb",
+    "h800-sxm5-80gb": "h800-sxm-80gb",
+    "h800-sxm": "h800-sxm-80gb",
     "h200": "h200-141gb",
     "h200-sxm-141gb": "h200-141gb",
     "b200": "b200-180gb",
