@@ -15,7 +15,11 @@ from dataclasses import dataclass
 
 from simulator.execution.layout import model_layout
 from simulator.execution.step import StepResult
-from simulator.model.flops import recompute_flops_per_token, spec_flops_per_token
+from simulator.model.flops import (
+    arch_recompute_flops_per_token,
+    recompute_flops_per_token,
+    spec_flops_per_token,
+)
 from simulator.spec.specs import Scenario
 
 # 1 PF-day = 1e15 FLOP/s for a day (Brown et al. 2020, GPT-3 Table D.1 convention).
@@ -40,6 +44,10 @@ def model_flops_per_token(scenario: Scenario) -> float:
 
 def hardware_flops_per_token(scenario: Scenario) -> float:
     t, shape = scenario.training, scenario.model.shape
+    if scenario.model.arch is not None:
+        return model_flops_per_token(scenario) + arch_recompute_flops_per_token(
+            scenario.model.arch, t.seq_len, t.activation_checkpointing
+        )
     blocks = sum(b.params for b in model_layout(scenario.model).blocks)
     attn_layers = shape.num_layers + 2 * shape.decoder_layers
     return model_flops_per_token(scenario) + recompute_flops_per_token(

@@ -19,7 +19,9 @@ def stage_modules(
     par = scenario.training.parallel
     lay = lay or layout_mod.model_layout(scenario.model, par, stage)
     out = {
-        b.name: _named(b.name, unit_modules(lay.arch, b.name, b.stack, b.params, par.tp))
+        b.name: _named(
+            b.name, unit_modules(lay.arch, b.name, b.stack, b.params, par.tp, par.ep, par.etp)
+        )
         for b in lay.blocks
     }
     if lay.has_edges:
