@@ -245,6 +245,7 @@ def activations(
     dropout: bool = True,
     *,
     cp: int = 1,
+    cp_comm: str = "ring",
     moe: MoEArgs | None = None,
 ) -> Activations:
     """Korthikanti et al. 2022 per-block activations on one rank, and the recompute working set
@@ -261,11 +262,12 @@ def activations(
         "dropout": dropout,
     }
     extra: dict = {"cp": cp} if cp > 1 else {}
+    block_extra = {**extra, "cp_comm": cp_comm} if cp > 1 else {}
     per_kind: dict[tuple[str, bool], tuple[int, int]] = {}
     for block in layout.blocks:
         if block.kind in per_kind:
             continue
-        more = dict(extra)
+        more = dict(block_extra)
         if block.moe:
             more |= {"index": block.index, **(moe or {})}
         stored = act_math.activation_bytes_per_layer(
@@ -324,5 +326,6 @@ def stage_activations(scenario: Scenario, lay: Layout) -> Activations:
         par.sequence_parallel,
         t.dropout,
         cp=par.cp,
+        cp_comm=par.cp_comm,
         moe=moe,
     )

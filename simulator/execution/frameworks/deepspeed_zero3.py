@@ -291,10 +291,8 @@ class _Zero3Schedule:
         (model/ops.py Segment), the embedding's and the head's as passes.py issues them."""
         if self.s.training.parallel.tp == 1:
             return ()
+        if unit.name in ("embedding", "head"):
+            return self.tp._tp_collectives(unit, forward)
         seg = unit.segments[g]
-        if unit.name in ("embedding", "head") or not (seg.before or seg.after):  # TEMPORARY
-            colls = self.tp._tp_collectives(unit, forward)
-            per = len(colls) // len(unit.segments)
-            return colls[g * per : (g + 1) * per]
         comms = seg.before + seg.after if forward else seg.bwd_before + seg.bwd_after
         return tuple(self.tp._collective(c) for c in comms)

@@ -35,10 +35,10 @@ class SegmentWork:
     fwd_classes: ClassTimes
     bwd_classes: ClassTimes
     # The collectives the parallel dimensions insert around it (model/ops.py Segment).
-    before: tuple = ()
-    after: tuple = ()
-    bwd_before: tuple = ()
-    bwd_after: tuple = ()
+    before: tuple[op_math.Comm, ...] = ()
+    after: tuple[op_math.Comm, ...] = ()
+    bwd_before: tuple[op_math.Comm, ...] = ()
+    bwd_after: tuple[op_math.Comm, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -137,10 +137,10 @@ def _segment_works(cm: ComputeModel, segments: list[op_math.Segment]) -> tuple[S
                 bwd_s=cm.ops_time_s(bwd),
                 fwd_classes=class_times(cm, fwd),
                 bwd_classes=class_times(cm, bwd),
-                before=getattr(g, "before", ()),  # TEMPORARY until ops.Segment has them
-                after=getattr(g, "after", ()),
-                bwd_before=getattr(g, "bwd_before", ()),
-                bwd_after=getattr(g, "bwd_after", ()),
+                before=g.before,
+                after=g.after,
+                bwd_before=g.bwd_before,
+                bwd_after=g.bwd_after,
             )
         )
     return tuple(works)

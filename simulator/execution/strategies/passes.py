@@ -212,8 +212,7 @@ class StageSchedule:
         sub-layer's kernels, which the next kernels wait for."""
         phase = "recompute" if recompute else ("forward" if forward else "backward")
         fwd = forward or recompute  # full recompute re-runs the forward
-        legacy = not any(g.before or g.after or g.bwd_before or g.bwd_after for g in unit.segments)
-        if unit.name in ("embedding", "head") or legacy:  # TEMPORARY legacy
+        if unit.name in ("embedding", "head"):
             inline = self._tp_collectives(unit, fwd) if self.tp > 1 else ()
             return self._compute(
                 f"{tag} {phase} {unit.name}",
