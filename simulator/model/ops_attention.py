@@ -3,10 +3,12 @@ with the collectives of tensor and context parallelism, pure functions.
 
 Context parallelism (cp) follows Megatron-Core on Transformer Engine
 (transformer_engine/pytorch/attention/dot_product_attention/context_parallel.py): the
-sequence is split into 2 x cp chunks and rank r keeps chunks r and 2cp-1-r, so each rank's
-causal attention is 1/cp of the whole causal work (Megatron-Core docs, "context parallelism":
-"load balancing ... each GPU only needs to compute 1/cp of the attention"); every other op
-runs on the rank's seq_len / cp tokens.
+sequence is split into 2 x cp chunks and rank r keeps chunks r and 2cp-1-r, so that the ranks'
+causal workloads are balanced (megatron/training/utils.py get_batch_on_this_cp_rank: "we split
+sequence into 2*CP ranks. Assuming CP=2, ... chunk_0 and chunk_3 are assigned to GPU0"): each
+rank's causal attention is 1/cp of the whole causal work. Every other op runs on the rank's
+seq_len / cp tokens (Megatron-Core Context Parallel Overview: "all modules except attention
+... can work as usual without any changes").
 """
 
 from __future__ import annotations
@@ -185,10 +187,10 @@ def _cp_core(
         bwd = Comm("ring_exchange", "cp", 2 * kv_block, steps=cp - 1, overlapped=True)
         return Segment(name="attention_core", ops=tuple(ops), before=(fwd,), bwd_before=(bwd,))
     if cp_comm == "all-gather":
-        # Llama 3 (Dubey et al. 2024, Sec 3.3.2): "all-gather based ... we first all-gather
-        # the K and V tensors, and then compute attention output for the local Q tensor
-        # chunk"; TE AttnFuncWithCPAndKVAllGather keeps only the local K/V for backward, so
-        # its backward all-gathers them again and reduce-scatters dK, dV.
+        # Llama 3 (Dubey et al. 2024, Sec 3.3.2), all-gather based context parallelism: the
+        # K and V of the whole sequence are all-gathered, then the rank's local Q chunk
+        # attends to them. TE AttnFuncWithCPAndKVAllGather keeps only the local K/V for
+        # backward, so its backward all-gathers them again and reduce-scatters dK, dV.
         ops = core_ops("", b, s_loc, s, w, e, flash, dropout, causal)
         gather = (
             Comm("all_gather", "cp", b * s * w.k * e),

@@ -173,8 +173,9 @@ def _check_ops_args(seq_len: int, micro_batch: int, stack: str, dtype_bytes: int
 def local_seq(seq_len: int, cp: int) -> int:
     """The sequence one context-parallel rank holds: seq_len / cp. Megatron-Core splits the
     sequence into 2 x cp chunks (rank r keeps chunks r and 2cp-1-r, to balance causal work),
-    so seq_len must divide by 2 x cp (megatron/core/utils.py get_batch_on_this_cp_rank;
-    Transformer Engine context_parallel.py asserts the same); cp == 1 takes any length."""
+    so seq_len must divide by 2 x cp (get_batch_on_this_cp_rank views the sequence as 2 x cp
+    equal chunks; Transformer Engine context_parallel.py asserts "Sequence length per GPU needs
+    to be divisible by 2!"); cp == 1 takes any length."""
     _check_int("cp", cp, minimum=1)
     if cp > 1 and seq_len % (2 * cp):
         raise ValueError(f"seq_len: {seq_len} is not divisible by 2 x cp = {2 * cp}")
