@@ -167,7 +167,11 @@ def _stage_layout(
     m: ModelSpec, par: ParallelSpec, stage: int, units: list, blocks: list[Block]
 ) -> Layout:
     tp, pp, v = par.tp, par.pp, par.pipeline.virtual_stages
-    sizes = _chunk_sizes(len(blocks), par)
+    # MTP modules run after the main stack's last layer, beside the output head (DeepSeek-V3
+    # Sec 2.2): they go to the last chunk, which layers_per_stage does not count.
+    mtp = sum(1 for b in blocks if b.name.startswith("mtp."))
+    sizes = _chunk_sizes(len(blocks) - mtp, par)
+    sizes[-1] += mtp
     starts = [sum(sizes[:g]) for g in range(len(sizes))]
     last = len(sizes) - 1
     chunks = tuple(

@@ -51,7 +51,7 @@ def _header(report: dict[str, Any]) -> list[str]:
         )
         lines.insert(2, f"            defaults from preset {m['name']}: {taken}")
     par = t.get("parallelism")
-    if par and par["tp"] * par["pp"] > 1:
+    if par and par["tp"] * par["pp"] * par.get("cp", 1) * par.get("ep", 1) > 1:
         pipe = (
             (
                 f", {par['schedule']}"
@@ -66,10 +66,16 @@ def _header(report: dict[str, Any]) -> list[str]:
             else ""
         )
         sp = " with sequence parallelism" if par["sequence_parallel"] else ""
+        cp = f" x cp {par['cp']} ({par['cp_comm']})" if par.get("cp", 1) > 1 else ""
         lines.append(
-            f"  parallel  tp {par['tp']}{sp} x pp {par['pp']}{pipe} x dp {par['dp']} "
+            f"  parallel  tp {par['tp']}{sp}{cp} x pp {par['pp']}{pipe} x dp {par['dp']} "
             f"(mesh {' < '.join(par['order'])}, innermost first)"
         )
+        if m.get("active_params"):
+            lines.append(
+                f"  experts   ep {par['ep']} x etp {par['etp']} x edp {par['edp']} (folded over "
+                f"the tp x cp x dp ranks); {m['active_params']:,} parameters active per token"
+            )
     if c.get("gpu_assumed_defaults"):
         lines.append(
             f"            custom GPU: assumed defaults for {', '.join(c['gpu_assumed_defaults'])}"

@@ -168,6 +168,20 @@ def _check_moe_training(
     model: ModelSpec, moe: MoE, t: TrainingSpec, problems: list[Problem]
 ) -> None:
     m, par = t.moe, t.parallel
+    # The step models Megatron-Core's alltoall dispatcher with dispatch and combine exposed on
+    # the compute stream; the others would be simulated as it, so they are refused.
+    for field, value, modelled in (
+        ("dispatcher", m.dispatcher, "alltoall"),
+        ("overlap", m.overlap, "none"),
+    ):
+        if value != modelled:
+            problems.append(
+                Problem(
+                    f"training.moe.{field}",
+                    f"{value} is not modelled yet: the step simulates {field} {modelled}",
+                    f"use {field}: {modelled}",
+                )
+            )
     worst = moe.num_experts / moe.experts_per_token
     if m.load_imbalance > worst:
         problems.append(

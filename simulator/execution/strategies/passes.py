@@ -54,7 +54,8 @@ class _Run:
     def __init__(self, owner: StageSchedule, name: str, phase: str, deps, alloc: int):
         self.o, self.name, self.phase = owner, name, phase
         self.deps, self.alloc = tuple(deps), alloc
-        self.duration, self.inline = 0.0, []
+        self.duration = 0.0
+        self.inline: list[Collective] = []
         self.last: int | None = None
         self.parts = 0
         self.aside: list[int] = []  # overlapped collectives the next kernels wait for
