@@ -140,6 +140,17 @@ _DEEPSEEK_V3 = Architecture(
 )
 
 
+# What the Llama-style decoders share (HF LlamaForCausalLM, MixtralForCausalLM, Qwen3MoeForCausalLM):
+# SwiGLU, untied output head, rotary positions, RMSNorm, no biases.
+_LLAMA_STYLE: dict = {
+    "ffn": "swiglu",
+    "tied_embeddings": False,
+    "position_embedding": "rotary",
+    "norm": "rmsnorm",
+    "bias": False,
+}
+
+
 def _build() -> dict[str, Architecture]:
     presets: dict[str, Architecture] = {}
     for name, (layers, h, heads) in _GPT2.items():
@@ -173,11 +184,7 @@ def _build() -> dict[str, Architecture]:
             vocab_size=vocab,
             num_kv_heads=kv,
             max_position_embeddings=context,
-            ffn="swiglu",
-            tied_embeddings=False,
-            position_embedding="rotary",
-            norm="rmsnorm",
-            bias=False,
+            **_LLAMA_STYLE,
         )
     # HF BloomForCausalLM (bigscience/bloom config.json): n_layer 70, hidden 14336, n_head 112,
     # vocab 250880, ALiBi, word_embeddings_layernorm, biased layers, 4h GELU MLP, tied head;
@@ -245,11 +252,7 @@ def _build() -> dict[str, Architecture]:
             num_kv_heads=kv,
             head_dim=head_dim,
             max_position_embeddings=ctx,
-            ffn="swiglu",
-            tied_embeddings=False,
-            position_embedding="rotary",
-            norm="rmsnorm",
-            bias=False,
+            **_LLAMA_STYLE,
             qk_norm=qk,
             moe=MoE(num_experts=n, experts_per_token=k, expert_ffn_hidden_size=fe),
         )

@@ -98,9 +98,8 @@ class _Run:
             self.deps, self.aside = (), []
         return deps
 
-    def flush(self) -> None:
-        if self.duration == 0.0 and not self.inline:
-            return
+    def _emit(self, free: int = 0) -> None:
+        """The kernels gathered so far (and the folded collectives) as one compute task."""
         self.parts += 1
         self.last = self.o._compute(
             self.name if self.parts == 1 else f"{self.name} ({self.parts})",
@@ -109,24 +108,21 @@ class _Run:
             self.duration,
             self.inline,
             alloc=self.alloc,
+            free=free,
         )
         self.alloc, self.duration, self.inline = 0, 0.0, []
+
+    def flush(self) -> None:
+        if self.duration or self.inline:
+            self._emit()
 
     def close(self, free: int) -> int:
         """The last task; it frees `free` when it ends."""
         if self.duration or self.inline or self.last is None:
-            self.parts += 1
-            self.last = self.o._compute(
-                self.name if self.parts == 1 else f"{self.name} ({self.parts})",
-                self.phase,
-                self._deps(),
-                self.duration,
-                self.inline,
-                alloc=self.alloc,
-                free=free,
-            )
+            self._emit(free)
         else:
             self.o.b.adjust(self.last, alloc=self.alloc, free=free)
+        assert self.last is not None
         return self.last
 
 
