@@ -70,7 +70,7 @@ def test_the_fixture_resolves_every_new_key():
     assert (par.tp, par.cp, par.dp, par.pp, par.ep, par.etp) == (2, 2, 2, 1, 4, 1)
     assert par.edp == 2 and par.cp_comm == "ring" and par.order == ("tp", "cp", "dp", "pp")
     m = s.training.moe
-    assert (m.dispatcher, m.load_imbalance, m.overlap) == ("alltoall", 1.2, "shared-expert")
+    assert (m.dispatcher, m.load_imbalance, m.overlap) == ("alltoall", 1.2, "none")
     arch = s.model.arch
     assert arch is not None and arch.moe is not None and arch.attention is not None
     assert (arch.moe.num_experts, arch.moe.experts_per_token, arch.moe.shared_experts) == (8, 2, 1)
@@ -209,12 +209,12 @@ RULES = {
         ["num_experts / experts_per_token = 4"],
     ),
     "shared-expert overlap needs shared experts": (
-        {"model__architecture__moe__shared_experts": 0},
+        {"model__architecture__moe__shared_experts": 0, "training__moe__overlap": "shared-expert"},
         "training.moe.overlap",
         ["has none"],
     ),
     "overlap needs an all-to-all dispatcher": (
-        {"training__moe__dispatcher": "allgather"},
+        {"training__moe__dispatcher": "allgather", "training__moe__overlap": "shared-expert"},
         "training.moe.overlap",
         ["alltoall or deepep"],
     ),
@@ -226,6 +226,16 @@ RULES = {
         },
         "training.moe.overlap",
         ["expert parallelism (ep > 1)", "no full activation checkpointing"],
+    ),
+    "dispatchers other than alltoall are not modelled yet": (
+        {"training__moe__dispatcher": "deepep"},
+        "training.moe.dispatcher",
+        ["deepep is not modelled yet"],
+    ),
+    "overlaps are not modelled yet": (
+        {"training__moe__overlap": "shared-expert"},
+        "training.moe.overlap",
+        ["shared-expert is not modelled yet"],
     ),
     "load imbalance below 1": (
         {"training__moe__load_imbalance": 0.5},

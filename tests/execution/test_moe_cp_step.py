@@ -1,0 +1,90 @@
+"""Expert and context parallelism in the simulated step (issue 17): the collectives the step
+runs are the ones the closed forms give, counted per rank and per layer.
+
+Hand calculations: an MoE layer's dispatch (and combine) all-to-all moves every local token's
+top-k copies, tokens_local x top-k x hidden x 2 bytes; a ring-attention layer passes cp - 1
+K/V blocks of b x s/cp x 2 x kv_dim / tp x 2 bytes per rank."""
+
+from __future__ import annotations
+
+import copy
+
+from simulator.execution.step import simulate_step
+from simulator.scenario.load import scenario_from_dict
+
+MIXTRAL = {
+    "name": "mixtral-ep",
+    "model": {"preset": "mixtral-8x7b"},
+    "training": {
+        "framework": "megatron",
+        "strategy": "zero1",
+        "precision": "bf16-mixed",
+        "micro_batch_size": 1,
+        "seq_len": 4096,
+        "global_batch_size": 32,
+        "activation_checkpointing": "none",
+        "flash_attention": True,
+        "dropout": False,
+        "parallelism": {"pp": 4, "ep": 8},
+    },
+    "cluster": {"topology": "h100-ndr-cluster", "num_hosts": 4},
+}
+
+
+def _rows(scenario_dict) -> list[dict]:
+    return list(simulate_step(scenario_from_dict(copy.deepcopy(scenario_dict))).collectives)
+
+
+def test_dispatch_and_combine_all_to_all_per_moe_layer():
+    rows = _rows(MIXTRAL)
+    a2a = [r for r in rows if r["op"] == "all_to_all"]
+    assert len(a2a) == 1 and a2a[0]["group"] == "ep" and a2a[0]["group_size"] == 8
+    # 4,096 local tokens (no tp, no cp) x top-2 x hidden 4,096 x 2 bytes.
+    assert a2a[0]["bytes"] == 4096 * 2 * 4096 * 2
+    # Per stage (one rank each in the summary): 8 MoE layers x micro-batches x 4 all-to-alls
+    # (dispatch and combine, forward and backward); dp = 32 / 4 = 8, accumulation 32 / 8 = 4.
+    micro_batches = 32 // 8
+    assert a2a[0]["count"] == 4 * 8 * micro_batches * 4
+
+
+def test_expert_gradients_reduce_over_the_expert_data_parallel_group():
+    rows = _rows(MIXTRAL)
+    groups = {(r["op"], r["group"]) for r in rows}
+    # dp 8, ep 8: edp = 8 / 8 = 1, so the experts' gradients need no collective at all, and the
+    # other parameters reduce-scatter over dp.
+    assert ("reduce_scatter", "dp") in groups
+    assert not any(g == "edp" for _, g in groups)
+    wider = copy.deepcopy(MIXTRAL)
+    wider["cluster"]["num_hosts"] = 8  # dp 16 -> edp 2
+    rows = _rows(wider)
+    edp = [r for r in rows if r["group"] == "edp"]
+    assert edp and all(r["group_size"] == 2 for r in edp)
+
+
+def test_ring_attention_passes_cp_minus_one_kv_blocks():
+    d = {
+        "name": "llama-cp",
+        "model": {"preset": "llama3-8b"},
+        "training": {
+            "strategy": "zero1",
+            "precision": "bf16-mixed",
+            "micro_batch_size": 1,
+            "seq_len": 32768,
+            "global_batch_size": 2,
+            "activation_checkpointing": "none",
+            "flash_attention": True,
+            "dropout": False,
+            "parallelism": {"tp": 2, "cp": 4, "sequence_parallel": True},
+        },
+        "cluster": {"topology": "dgx-h100", "num_hosts": 2},
+    }
+    rows = _rows(d)
+    ring = [r for r in rows if r["group"] == "cp"]
+    # Llama 3 8B: kv_dim = 8 KV heads x 128 = 1,024; per tp rank 512; K and V; bf16.
+    block = 1 * (32768 // 4) * 2 * (1024 // 2) * 2
+    # The ring's steps cost what a ring all-gather of cp blocks does (passes.py), forward one
+    # K/V block per step and backward K/V and dK/dV.
+    sizes = sorted({r["bytes"] for r in ring})
+    assert sizes == [4 * block, 4 * 2 * block]
+    per_rank = {r["bytes"]: r["bytes_sent_per_rank"] for r in ring}
+    assert per_rank[4 * block] == (4 - 1) * block  # cp - 1 blocks leave each rank
