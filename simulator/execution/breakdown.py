@@ -4,7 +4,7 @@ exposed communication, and the rest (pipeline bubble, waits).
 
 The compute rows are analytic: the kernels one GPU of a pipeline stage runs in one step, summed
 from the op lists the schedule's tasks are timed from (strategies/common.py `stage_work`), over
-the stage's passes (step.py `stage_order`: grad_accum_steps micro-batches per step through each
+the stage's passes (pipeline.py `stage_order`: grad_accum_steps micro-batches per step through each
 of its chunks; a backward pass adds the recompute of activation checkpointing), plus the
 optimizer step once. Their total is the compute the engine schedules on that GPU's compute
 stream (StepResult.compute_s), with the interference row (what NCCL kernels holding SMs added
@@ -29,9 +29,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from simulator.execution.opclass import ClassTimes, op_split, total
-from simulator.execution.pipeline import Pass
+from simulator.execution.pipeline import Pass, stage_order
 from simulator.execution.schedule import Schedule
-from simulator.execution.step import StepResult, compute_model, stage_order
+from simulator.execution.step import StepResult, compute_model
 from simulator.execution.strategies.common import (
     ChunkWork,
     offload_times_s,

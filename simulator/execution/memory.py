@@ -36,7 +36,7 @@ from typing import TypeAlias, overload
 
 from simulator.execution import layout
 from simulator.execution.frameworks import strategy_for
-from simulator.execution.pipeline import passes
+from simulator.execution.pipeline import stage_order
 from simulator.model.precision import optimizer_state_bytes_per_param
 from simulator.spec.specs import Scenario
 
@@ -200,9 +200,7 @@ def peak_moment(scenario: Scenario, stage: int = 0, lay: layout.Layout | None = 
     acts = layout.stage_activations(scenario, lay)
     static = strategy.static_buffer_bytes(scenario, lay, pb, gb)
     within = _chunk_moments(scenario, strategy, lay, acts, static, pb, gb)
-    order = passes(
-        par.pipeline.schedule, stage, par.pp, t.grad_accum_steps, par.pipeline.virtual_stages
-    )
+    order = stage_order(scenario, stage)
     live: dict[tuple[int, int], int] = {}
     total, best_bytes = 0, -1  # total: the sum of live's values
     best: tuple[Moment, int] | None = None  # the largest moment, and the others' activations

@@ -9,7 +9,10 @@ with the point-to-point dependencies between stages.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    from simulator.spec.specs import Scenario
 
 
 class Pass(NamedTuple):
@@ -40,11 +43,13 @@ def gpipe(stage: int, pp: int, m: int) -> list[Pass]:
     ]
 
 
-def one_f_one_b(stage: int, pp: int, m: int) -> list[Pass]:
+def one_f_one_b(stage: int, pp: int, m: int, extra_warmup: int = 0) -> list[Pass]:
     """1F1B / PipeDream-Flush (Narayanan et al. 2021, Sec 2.2.1; Megatron
     forward_backward_pipelining_without_interleaving): pp - stage - 1 warm-up forwards, then one
-    forward and one backward alternately, then the remaining backwards."""
-    warmup = min(pp - stage - 1, m)
+    forward and one backward alternately, then the remaining backwards. `extra_warmup` more
+    forwards first (combined 1F1B: each steady forward then pairs with an earlier micro-batch's
+    backward, see COMBINED)."""
+    warmup = min(pp - stage - 1 + extra_warmup, m)
     order = [Pass(forward=True, micro_batch=j, chunk=stage) for j in range(warmup)]
     for j in range(m - warmup):
         order.append(Pass(forward=True, micro_batch=warmup + j, chunk=stage))
@@ -83,12 +88,24 @@ def interleaved(stage: int, pp: int, m: int, v: int) -> list[Pass]:
 SCHEDULES = ("gpipe", "1f1b", "interleaved-1f1b")
 
 
-def passes(schedule: str, stage: int, pp: int, m: int, v: int = 1) -> list[Pass]:
-    """One stage's passes in the order its compute stream runs them."""
+# Combined 1F1B (Megatron-Core --overlap-moe-expert-parallel-comm, training.moe.overlap 1f1b;
+# DeepSeek-V3's DualPipe pairs chunks the same way, arXiv 2412.19437 Sec 3.2.1): in the steady
+# state a forward pass and the next backward pass, of another micro-batch, run as one merged
+# pass whose expert all-to-alls hide behind the other's kernels. With plain 1F1B the last
+# stage's forward and backward would be of the same micro-batch, so one more warm-up forward
+# (one more micro-batch's activations in flight) makes the pairs.
+COMBINED_EXTRA_WARMUP = 1
+
+
+def passes(
+    schedule: str, stage: int, pp: int, m: int, v: int = 1, combined: bool = False
+) -> list[Pass]:
+    """One stage's passes in the order its compute stream runs them (`combined`: the combined
+    1F1B order, see COMBINED_EXTRA_WARMUP)."""
     if schedule == "gpipe":
         return gpipe(stage, pp, m)
     if schedule == "1f1b":
-        return one_f_one_b(stage, pp, m)
+        return one_f_one_b(stage, pp, m, COMBINED_EXTRA_WARMUP if combined else 0)
     if schedule == "interleaved-1f1b":
         return interleaved(stage, pp, m, v)
     raise ValueError(f"unknown pipeline schedule {schedule!r}")
@@ -102,3 +119,27 @@ def last_backward(order: list[Pass]) -> dict[int, int]:
         if not p.forward:
             out[p.chunk] = i
     return out
+
+
+def merged(p: Pass, q: Pass | None) -> bool:
+    """Whether a combined schedule runs forward `p` and the backward `q` after it as one pass:
+    of different micro-batches only (a backward needs its own forward done)."""
+    return q is not None and p.forward and not q.forward and p.micro_batch != q.micro_batch
+
+
+def stage_order(scenario: Scenario, stage: int) -> tuple[Pass, ...]:
+    """The stage's passes in order: grad_accum_steps micro-batches per step through each of its
+    chunks, forward and backward, in the pipeline schedule's order (combined 1F1B where MoE
+    training overlaps its all-to-alls that way). The schedule and the memory model share it."""
+    t = scenario.training
+    par = t.parallel
+    return tuple(
+        passes(
+            par.pipeline.schedule,
+            stage,
+            par.pp,
+            t.grad_accum_steps,
+            par.pipeline.virtual_stages,
+            combined=t.moe.overlap == "1f1b",
+        )
+    )

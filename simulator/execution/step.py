@@ -17,7 +17,7 @@ from simulator.execution.context import SimContext
 from simulator.execution.engine import EngineResult, RankClass, run
 from simulator.execution.frameworks import strategy_for
 from simulator.execution.memory import MemoryBreakdown, stage_memory
-from simulator.execution.pipeline import Pass, passes
+from simulator.execution.pipeline import stage_order
 from simulator.execution.schedule import Collective, Schedule
 from simulator.execution.strategies.common import Context, stage_work
 from simulator.spec.specs import Scenario
@@ -152,21 +152,6 @@ def compute_model(scenario: Scenario, slowdown: float = 1.0) -> ComputeModel:
         gemm_dtype=p.gemm_dtype,
         attention_dtype=p.attention_dtype,
         slowdown=slowdown,
-    )
-
-
-def stage_order(scenario: Scenario, stage: int) -> tuple[Pass, ...]:
-    """The stage's passes in order: grad_accum_steps micro-batches per step through each of its
-    chunks, forward and backward, in the pipeline schedule's order."""
-    par = scenario.training.parallel
-    return tuple(
-        passes(
-            par.pipeline.schedule,
-            stage,
-            par.pp,
-            scenario.training.grad_accum_steps,
-            par.pipeline.virtual_stages,
-        )
     )
 
 

@@ -12,7 +12,8 @@ from simulator.execution.breakdown import ROWS, framework_kernels_s, pass_classe
 from simulator.execution.memory import stage_memory
 from simulator.execution.metrics import step_metrics
 from simulator.execution.opclass import class_times, op_split
-from simulator.execution.step import compute_model, simulate_step, stage_order
+from simulator.execution.pipeline import stage_order
+from simulator.execution.step import compute_model, simulate_step
 from simulator.execution.strategies.common import stage_work
 from simulator.model.ops import Op
 from simulator.system.compute import ComputeModel
