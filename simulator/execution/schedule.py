@@ -46,6 +46,9 @@ class Task:
     # between its kernels, inside one NVLink domain, at their standalone time (part of duration_s).
     inline: tuple[Collective, ...] = ()
     inline_comm_s: float = 0.0
+    # A pipeline receive issued off the compute stream (its pass shares the stream with another
+    # under combined 1F1B): it is the send's other end, not a second transfer.
+    receive: bool = False
 
 
 @dataclass

@@ -286,16 +286,27 @@ def simulate_step(
 
 
 def union(intervals: list[tuple[float, float]]) -> list[tuple[float, float]]:
-    """Disjoint sorted spans covering the intervals."""
-    out: list[list[float]] = []
-    for a, b in sorted(intervals):
-        if b <= a:
-            continue
-        if out and a <= out[-1][1]:
-            out[-1][1] = max(out[-1][1], b)
-        else:
-            out.append([a, b])
-    return [(a, b) for a, b in out]
+    """Disjoint sorted spans covering the intervals (empty ones dropped): in start order, an
+    interval starting at or before the end of the span so far extends it. The same spans, bit
+    for bit, as that loop: a span's end is the running maximum of the ends, a new span starts
+    where a start passes it."""
+    if not intervals:
+        return []
+    both = np.array(intervals, dtype=float).reshape(-1, 2)
+    a, b = both[:, 0], both[:, 1]
+    keep = b > a
+    a, b = a[keep], b[keep]
+    if not len(a):
+        return []
+    order = np.lexsort((b, a))
+    a, b = a[order], b[order]
+    reach = np.maximum.accumulate(b)
+    new = np.empty(len(a), bool)
+    new[0] = True
+    np.greater(a[1:], reach[:-1], out=new[1:])
+    starts = np.flatnonzero(new)
+    ends = reach[np.append(starts[1:] - 1, len(a) - 1)]
+    return list(zip(a[starts].tolist(), ends.tolist()))
 
 
 def measure(spans) -> float:
@@ -369,7 +380,7 @@ def _collective_summary(classes: list[RankClass], comm: Comm) -> list[dict]:
             c
             for t in rc.schedule.tasks
             for c in (t.collective, *t.inline)
-            if c is not None and not (c.op == "send" and t.stream != "p2p")
+            if c is not None and not (c.op == "send" and (t.stream != "p2p" or t.receive))
         ):
             key = (c.op, c.group.name, c.size_bytes)
             if key not in rows:

@@ -88,3 +88,44 @@ def test_ring_attention_passes_cp_minus_one_kv_blocks():
     assert sizes == [4 * block, 4 * 2 * block]
     per_rank = {r["bytes"]: r["bytes_sent_per_rank"] for r in ring}
     assert per_rank[4 * block] == (4 - 1) * block  # cp - 1 blocks leave each rank
+
+
+def _mixtral(overlap: str, pp: int = 4) -> dict:
+    d = copy.deepcopy(MIXTRAL)
+    d["training"]["parallelism"]["pp"] = pp
+    if pp > 1:
+        d["training"]["parallelism"]["pipeline"] = {
+            "schedule": "interleaved-1f1b",
+            "virtual_stages": 2,
+        }
+    d["training"]["moe"] = {"overlap": overlap}
+    return d
+
+
+def test_combined_1f1b_hides_the_all_to_alls_behind_the_other_micro_batch():
+    plain = simulate_step(scenario_from_dict(_mixtral("none")))
+    combined = simulate_step(scenario_from_dict(_mixtral("1f1b")))
+    # The same collectives run (hidden ones off the compute stream), and none is lost.
+    assert plain.collectives == combined.collectives
+    hidden = [
+        t for rc in combined.classes for t in rc.schedule.tasks if t.name.endswith("(hidden)")
+    ]
+    assert hidden and all(t.stream == "p2p" and t.collective.op == "all_to_all" for t in hidden)
+    # Another micro-batch's kernels fill the time the all-to-alls took on the compute stream.
+    assert combined.exposed_comm_s < plain.exposed_comm_s
+    assert combined.time_s < plain.time_s
+
+
+def test_combined_1f1b_holds_one_more_micro_batch_of_activations():
+    # pp 1: plain 1F1B runs each micro-batch's forward and backward back to back; combined
+    # 1F1B runs one forward ahead, so two micro-batches' activations are live at its peak.
+    from simulator.execution.memory import stage_memory
+
+    d = copy.deepcopy(MIXTRAL)
+    d["cluster"]["num_hosts"] = 1
+    d["training"]["global_batch_size"] = 16
+    d["training"]["parallelism"] = {"ep": 8}
+    plain = stage_memory(scenario_from_dict(copy.deepcopy(d)))[0]
+    d["training"]["moe"] = {"overlap": "1f1b"}
+    combined = stage_memory(scenario_from_dict(d))[0]
+    assert combined.activations_bytes > plain.activations_bytes

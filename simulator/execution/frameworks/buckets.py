@@ -134,7 +134,9 @@ class GradBucketSession:
             self.buffers.append(_Buffer(ctx.groups["edp"], expert_plan or plan, True, expert))
         self.last = last_backward(list(ctx.order))
         self.index = -1
-        self.buckets: list[Buckets] | None = None
+        # The open buckets of each backward pass that reduces (two passes may be open at once
+        # under combined 1F1B, pipeline.merged).
+        self.buckets: dict[Pass, list[Buckets]] = {}
         self.comm_ids: list[int] = []
         self.gathers: dict[
             str, list[int]
@@ -160,7 +162,7 @@ class GradBucketSession:
         if self.index == 0 and self.plan.gather_before_forward:
             self._gather_all(deps=())
         if not p.forward and self.plan.during_backward and self._reducing(p):
-            self.buckets = self._new_buckets(f"mb{p.micro_batch}")
+            self.buckets[p] = self._new_buckets(f"mb{p.micro_batch}")
         return ()
 
     def before_fwd(self, p: Pass, i: int, unit: UnitWork) -> tuple:
@@ -173,16 +175,16 @@ class GradBucketSession:
         return ()
 
     def after_bwd(self, p: Pass, i: int, unit: UnitWork, tid: int) -> None:
-        if self.buckets is not None and unit.name in self.modules:
-            self._add(self.buckets, unit.name, tid)
+        if p in self.buckets and unit.name in self.modules:
+            self._add(self.buckets[p], unit.name, tid)
 
     def end_pass(self, p: Pass, chunk: ChunkWork, last: int | None) -> None:
-        if self.buckets is not None:
+        buckets = self.buckets.pop(p, None)
+        if buckets is not None:
             if chunk.embedding is not None and "embedding" in self.modules:
-                self._add(self.buckets, "embedding", last)
-            for bucket in self.buckets:
+                self._add(buckets, "embedding", last)
+            for bucket in buckets:
                 bucket.flush(last)
-            self.buckets = None
 
     def _after_backward(self, last: int | None) -> None:
         """Every bucket after the last backward (Megatron finish_grad_sync, DeepSpeed stage 1

@@ -27,10 +27,12 @@ strategy's reduced gradient datatype (Megatron's fp32 main-grad buffer under bf1
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from typing import Protocol
 
-from simulator.execution.pipeline import Pass, stage_of_chunk
+from simulator.execution.pipeline import Pass, merged, stage_of_chunk
 from simulator.execution.schedule import Collective, ScheduleBuilder
+from simulator.execution.strategies.block_run import Steps, alternate, block_steps, drain
 from simulator.execution.strategies.common import ChunkWork, Context, UnitWork
 from simulator.model.architecture import word_embedding_params
 
@@ -45,85 +47,6 @@ class Session(Protocol):
     def after_bwd(self, p: Pass, i: int, unit: UnitWork, tid: int) -> None: ...
     def end_pass(self, p: Pass, chunk: ChunkWork, last: int | None) -> None: ...
     def finish(self, last: int | None) -> None: ...
-
-
-class _Run:
-    """A block's tasks being issued: kernels accumulate into one compute task (with the
-    collectives folded into it) until a collective of its own ends it."""
-
-    def __init__(self, owner: StageSchedule, name: str, phase: str, deps, alloc: int):
-        self.o, self.name, self.phase = owner, name, phase
-        self.deps, self.alloc = tuple(deps), alloc
-        self.duration = 0.0
-        self.inline: list[Collective] = []
-        self.last: int | None = None
-        self.parts = 0
-        self.aside: list[int] = []  # overlapped collectives the next kernels wait for
-
-    def comm(self, coll: Collective) -> None:
-        if coll.group.size == 1:
-            return
-        if coll.group.dims in (("tp",), ("etp",)):
-            self.inline.append(coll)  # inside one NVLink domain, between kernels
-            return
-        self.flush()
-        self.last = self.o.b.add(
-            f"{self.name} {coll.op} {coll.group.name}",
-            "compute",
-            "comm",
-            deps=self._deps(),
-            collective=coll,
-        )
-
-    def beside(self, coll: Collective) -> None:
-        if coll.group.size > 1:
-            self.aside.append(
-                self.o.b.add(
-                    f"{self.name} {coll.op} {coll.group.name} (overlapped)",
-                    "p2p",
-                    "comm",
-                    deps=self._deps(keep=True),
-                    collective=coll,
-                )
-            )
-
-    def join(self) -> None:
-        """The overlapped collectives end before the next kernels start."""
-        if self.aside:
-            self.last = self.o.b.add(f"{self.name} wait", "compute", self.phase, deps=self._deps())
-
-    def _deps(self, keep: bool = False) -> tuple:
-        deps = (*self.deps, self.last, *self.aside)
-        if not keep:
-            self.deps, self.aside = (), []
-        return deps
-
-    def _emit(self, free: int = 0) -> None:
-        """The kernels gathered so far (and the folded collectives) as one compute task."""
-        self.parts += 1
-        self.last = self.o._compute(
-            self.name if self.parts == 1 else f"{self.name} ({self.parts})",
-            self.phase,
-            self._deps(),
-            self.duration,
-            self.inline,
-            alloc=self.alloc,
-            free=free,
-        )
-        self.alloc, self.duration, self.inline = 0, 0.0, []
-
-    def flush(self) -> None:
-        if self.duration or self.inline:
-            self._emit()
-
-    def close(self, free: int) -> int:
-        """The last task; it frees `free` when it ends."""
-        if self.duration or self.inline or self.last is None:
-            self._emit(free)
-        else:
-            self.o.b.adjust(self.last, alloc=self.alloc, free=free)
-        assert self.last is not None
-        return self.last
 
 
 class StageSchedule:
@@ -141,19 +64,33 @@ class StageSchedule:
         self.pp_group = ctx.mesh.group("pp")
 
     def run(self, session: Session) -> int | None:
-        """Issue every pass of this stage; the last task (None where the stage issued none)."""
+        """Issue every pass of this stage; the last task (None where the stage issued none).
+        Under combined 1F1B (training.moe.overlap 1f1b) a steady forward and the backward
+        after it are issued as one pass, in turns at their expert all-to-alls (block_run.py)."""
         last: int | None = None
-        for p in self.ctx.order:
-            chunk = self.ctx.chunks[p.chunk]
-            deps = session.start_pass(p, chunk)
-            last = (
-                self.forward(p, chunk, session, deps)
-                if p.forward
-                else self.backward(p, chunk, session, deps)
-            )
-            session.end_pass(p, chunk, last)
+        order = self.ctx.order
+        combined = self.ctx.scenario.training.moe.overlap == "1f1b"
+        i = 0
+        while i < len(order):
+            p = order[i]
+            q = order[i + 1] if i + 1 < len(order) else None
+            if combined and merged(p, q):
+                assert q is not None
+                _, last = alternate(self._pass(p, session, True), self._pass(q, session, True))
+                i += 2
+            else:
+                last = drain(self._pass(p, session, False))
+                i += 1
         last = self._tied_embedding_exchange(last)
         session.finish(last)
+        return last
+
+    def _pass(self, p: Pass, session: Session, hide: bool) -> Generator[None, None, int | None]:
+        chunk = self.ctx.chunks[p.chunk]
+        deps = session.start_pass(p, chunk)
+        steps = self.forward if p.forward else self.backward
+        last = yield from steps(p, chunk, session, deps, hide)
+        session.end_pass(p, chunk, last)
         return last
 
     def _tied_embedding_exchange(self, last: int | None) -> int | None:
@@ -199,46 +136,20 @@ class StageSchedule:
         alloc: int,
         free: int,
         recompute: bool = False,
-    ) -> int:
-        """The unit's tasks in one direction; the last one's id. The embedding and the head are
-        one task with their tensor-parallel collectives folded in at their standalone time
-        (see Task.inline); a block's collectives come from its layer description (model/ops.py
-        Segment): tensor-parallel ones are folded in likewise, the others (expert dispatch and
-        combine, context-parallel exchanges) are tasks of their own on the compute stream, and
-        an overlapped one (ring attention's K/V exchange) runs on its own beside its
-        sub-layer's kernels, which the next kernels wait for."""
+        hide: bool = False,
+    ) -> Steps:
+        """The unit's tasks in one direction (a generator: it yields where a combined pass may
+        switch halves and returns the last task). The embedding and the head are one task with
+        their tensor-parallel collectives folded in at their standalone time (Task.inline); a
+        block's tasks come from its layer description (block_run.py)."""
         phase = "recompute" if recompute else ("forward" if forward else "backward")
         fwd = forward or recompute  # full recompute re-runs the forward
+        name = f"{tag} {phase} {unit.name}"
         if unit.name in ("embedding", "head"):
             inline = self._tp_collectives(unit, fwd) if self.tp > 1 else ()
-            return self._compute(
-                f"{tag} {phase} {unit.name}",
-                phase,
-                deps,
-                unit.fwd_s if fwd else unit.bwd_s,
-                inline,
-                alloc,
-                free,
-            )
-        run = _Run(self, f"{tag} {phase} {unit.name}", phase, deps, alloc)
-        for g in unit.segments if fwd else reversed(unit.segments):
-            before, after = (g.before, g.after) if fwd else (g.bwd_before, g.bwd_after)
-            ring = [c for c in before + after if c.overlapped]
-            for c in before:
-                if not c.overlapped:
-                    run.comm(self._collective(c))
-            if ring:
-                run.flush()
-                for c in ring:
-                    run.beside(self._collective(c))
-            run.duration += g.fwd_s if fwd else g.bwd_s
-            if ring:
-                run.flush()
-                run.join()
-            for c in after:
-                if not c.overlapped:
-                    run.comm(self._collective(c))
-        return run.close(free)
+            dur = unit.fwd_s if fwd else unit.bwd_s
+            return self._compute(name, phase, deps, dur, inline, alloc, free)
+        return (yield from block_steps(self, name, phase, unit, fwd, deps, alloc, free, hide))
 
     def _compute(self, name, phase, deps, duration, inline, alloc=0, free=0) -> int:
         comm_s = sum(self.ctx.inline_s(c) for c in inline)
@@ -285,7 +196,9 @@ class StageSchedule:
 
     # ---- point-to-point transfers between stages
 
-    def _p2p(self, p: Pass, chunk: int, to_chunk: int, receive: bool, deps=()) -> int:
+    def _p2p(
+        self, p: Pass, chunk: int, to_chunk: int, receive: bool, deps=(), aside: bool = False
+    ) -> int:
         a, b = stage_of_chunk(chunk, self.pp), stage_of_chunk(to_chunk, self.pp)
         size = self.ctx.tp_bytes // self.tp if self.tp > 1 else self.ctx.tp_bytes  # scatter/gather
         coll = Collective(
@@ -298,51 +211,64 @@ class StageSchedule:
         name = (
             f"mb{p.micro_batch} {'recv' if receive else 'send'} {p.kind} chunk {chunk}->{to_chunk}"
         )
-        return self.b.add(name, "compute" if receive else "p2p", "p2p", deps=deps, collective=coll)
+        # A receive waits on the compute stream, unless its pass shares the stream with another
+        # (combined 1F1B), where it waits on its own and only its pass's kernels wait for it.
+        stream = "compute" if receive and not aside else "p2p"
+        return self.b.add(
+            name, stream, "p2p", deps=deps, collective=coll, receive=receive and aside
+        )
 
     # ---- passes
 
-    def forward(self, p: Pass, c: ChunkWork, s: Session, deps) -> int | None:
+    def forward(
+        self, p: Pass, c: ChunkWork, s: Session, deps, hide: bool = False
+    ) -> Generator[None, None, int | None]:
         """The pass's tasks; the last one, or None for a chunk without units (no layers)."""
         tag = f"mb{p.micro_batch}"
         if p.chunk > 0:
-            deps = (self._p2p(p, p.chunk - 1, p.chunk, receive=True, deps=deps),)
+            deps = (self._p2p(p, p.chunk - 1, p.chunk, receive=True, deps=deps, aside=hide),)
         last: int | None = None
         if c.embedding:
-            last = self._unit_task(tag, c.embedding, True, deps, c.embedding.act_bytes, 0)
+            last = yield from self._unit_task(
+                tag, c.embedding, True, deps, c.embedding.act_bytes, 0
+            )
             deps = ()
         for i, unit in enumerate(c.blocks):
-            last = self._unit_task(
-                tag, unit, True, (*deps, *s.before_fwd(p, i, unit)), unit.act_bytes, 0
-            )
+            before = (*deps, *s.before_fwd(p, i, unit), last if hide else None)
+            last = yield from self._unit_task(tag, unit, True, before, unit.act_bytes, 0, hide=hide)
             s.after_fwd(p, i, unit, last)
             deps = ()
         if c.head:
-            last = self._unit_task(tag, c.head, True, deps, c.head.act_bytes, 0)
+            deps = (*deps, last) if hide else deps
+            last = yield from self._unit_task(tag, c.head, True, deps, c.head.act_bytes, 0)
         if p.chunk < self.chunks_total - 1:
             self._p2p(p, p.chunk, p.chunk + 1, receive=False, deps=(last,))
         return last
 
-    def backward(self, p: Pass, c: ChunkWork, s: Session, deps) -> int | None:
+    def backward(
+        self, p: Pass, c: ChunkWork, s: Session, deps, hide: bool = False
+    ) -> Generator[None, None, int | None]:
         """The pass's tasks; the last one, or None for a chunk without units (no layers)."""
         tag = f"mb{p.micro_batch}"
         last: int | None = None
         if p.chunk < self.chunks_total - 1:
-            deps = (self._p2p(p, p.chunk + 1, p.chunk, receive=True, deps=deps),)
+            deps = (self._p2p(p, p.chunk + 1, p.chunk, receive=True, deps=deps, aside=hide),)
         if c.head:
             deps = (*deps, *s.before_bwd(p, len(c.blocks), c.head))
-            last = self._unit_task(tag, c.head, False, deps, 0, c.head.act_bytes)
+            last = yield from self._unit_task(tag, c.head, False, deps, 0, c.head.act_bytes)
             s.after_bwd(p, len(c.blocks), c.head, last)
             deps = ()
         for i in range(len(c.blocks) - 1, -1, -1):
             unit = c.blocks[i]
-            deps = (*deps, *s.before_bwd(p, i, unit))
+            deps = (*deps, *s.before_bwd(p, i, unit), last if hide else None)
             if unit.recompute_s:
-                # Full recomputation re-runs the forward with its tensor-parallel collectives.
+                # Full recomputation re-runs the forward with its collectives.
                 if self.ctx.scenario.training.activation_checkpointing == "full":
-                    self._unit_task(tag, unit, False, deps, unit.working_bytes, 0, recompute=True)
+                    last = yield from self._unit_task(
+                        tag, unit, False, deps, unit.working_bytes, 0, recompute=True, hide=hide
+                    )
                 else:
-                    self.b.add(
+                    last = self.b.add(
                         f"{tag} recompute {unit.name}",
                         "compute",
                         "recompute",
@@ -350,12 +276,16 @@ class StageSchedule:
                         duration_s=unit.recompute_s,
                         alloc_bytes=unit.working_bytes,
                     )
-                deps = ()
-            last = self._unit_task(tag, unit, False, deps, 0, unit.act_bytes + unit.working_bytes)
+                deps = (last,) if hide else ()
+            free = unit.act_bytes + unit.working_bytes
+            last = yield from self._unit_task(tag, unit, False, deps, 0, free, hide=hide)
             s.after_bwd(p, i, unit, last)
             deps = ()
         if c.embedding:
-            last = self._unit_task(tag, c.embedding, False, deps, 0, c.embedding.act_bytes)
+            deps = (*deps, last) if hide else deps
+            last = yield from self._unit_task(
+                tag, c.embedding, False, deps, 0, c.embedding.act_bytes
+            )
         if p.chunk > 0:
             self._p2p(p, p.chunk, p.chunk - 1, receive=False, deps=(last,))
         return last

@@ -1,0 +1,176 @@
+"""A block's tasks in one direction, from its layer description (model/ops.py Segment): its
+kernels gathered into compute tasks, the collectives each parallel dimension inserts between
+them, and the points where a combined pass may switch to its other half.
+
+- Tensor-parallel (and expert-tensor-parallel) collectives run inside one NVLink domain between
+  kernels: they are folded into the compute task at their standalone time (Task.inline).
+- The others (expert dispatch and combine, context-parallel exchanges) end the compute task and
+  run as tasks of their own on the compute stream, which waits for them.
+- An overlapped one (ring attention's K/V exchange) runs beside its sub-layer's kernels on its
+  own stream; the next kernels wait for it.
+- Hidden (`hide`, combined 1F1B: pipeline.COMBINED_EXTRA_WARMUP): an expert all-to-all runs on
+  its own stream and the block's generator yields, so that the other micro-batch's kernels are
+  issued on the compute stream before this one's next kernels, which wait for the all-to-all
+  (Megatron-Core's overlap_moe_expert_parallel_comm; DeepSeek-V3's DualPipe, Sec 3.2.1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import TYPE_CHECKING
+
+from simulator.execution.schedule import Collective
+
+if TYPE_CHECKING:
+    from simulator.execution.strategies.common import UnitWork
+    from simulator.execution.strategies.passes import StageSchedule
+
+# A generator of a unit's (or a pass's) tasks: it yields where a combined pass may switch to
+# its other half and returns its last task.
+Steps = Generator[None, None, int]
+# The groups whose collectives may hide behind the other half of a combined pass.
+HIDDEN_GROUPS = ("ep",)
+
+
+def drain(steps: Generator[None, None, int | None]) -> int | None:
+    """Run a generator of tasks to its end: its last task."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value
+
+
+def alternate(
+    first: Generator[None, None, int | None], second: Generator[None, None, int | None]
+) -> tuple[int | None, int | None]:
+    """Two generators of tasks issued in turns, each up to its next switch point."""
+    out: list[int | None] = [None, None]
+    live = {0: first, 1: second}
+    while live:
+        for k in list(live):
+            try:
+                next(live[k])
+            except StopIteration as done:
+                out[k] = done.value
+                del live[k]
+    return out[0], out[1]
+
+
+def block_steps(
+    o: StageSchedule,
+    name: str,
+    phase: str,
+    unit: UnitWork,
+    fwd: bool,
+    deps,
+    alloc: int,
+    free: int,
+    hide: bool = False,
+) -> Steps:
+    """The block's tasks in one direction (`fwd`: its forward kernels, also for recompute)."""
+    run = BlockRun(o, name, phase, deps, alloc, hide)
+    for g in unit.segments if fwd else reversed(unit.segments):
+        before, after = (g.before, g.after) if fwd else (g.bwd_before, g.bwd_after)
+        ring = [c for c in before + after if c.overlapped]
+        for c in before:
+            if not c.overlapped and run.comm(o._collective(c)):
+                yield
+        if ring:
+            run.flush()
+            for c in ring:
+                run.beside(o._collective(c))
+        run.duration += g.fwd_s if fwd else g.bwd_s
+        if ring:
+            run.flush()
+            run.join()
+        for c in after:
+            if not c.overlapped and run.comm(o._collective(c)):
+                yield
+    return run.close(free)
+
+
+class BlockRun:
+    """A block's tasks being issued: kernels accumulate into one compute task (with the
+    collectives folded into it) until a collective of its own ends it."""
+
+    def __init__(self, owner: StageSchedule, name: str, phase: str, deps, alloc: int, hide: bool):
+        self.o, self.name, self.phase, self.hide = owner, name, phase, hide
+        self.deps, self.alloc = tuple(deps), alloc
+        self.duration = 0.0
+        self.inline: list[Collective] = []
+        self.last: int | None = None
+        self.parts = 0
+        self.aside: list[int] = []  # collectives off the compute stream the next kernels wait for
+
+    def comm(self, coll: Collective) -> bool:
+        """Issue a collective; True where it is hidden (the caller may switch passes)."""
+        if coll.group.size == 1:
+            return False
+        if coll.group.dims in (("tp",), ("etp",)):
+            self.inline.append(coll)  # inside one NVLink domain, between kernels
+            return False
+        self.flush()
+        hidden = self.hide and coll.group.name in HIDDEN_GROUPS
+        tid = self.o.b.add(
+            f"{self.name} {coll.op} {coll.group.name}" + (" (hidden)" if hidden else ""),
+            "p2p" if hidden else "compute",
+            "comm",
+            deps=self._deps(),
+            collective=coll,
+        )
+        if hidden:
+            self.aside.append(tid)
+        else:
+            self.last = tid
+        return hidden
+
+    def beside(self, coll: Collective) -> None:
+        if coll.group.size > 1:
+            self.aside.append(
+                self.o.b.add(
+                    f"{self.name} {coll.op} {coll.group.name} (overlapped)",
+                    "p2p",
+                    "comm",
+                    deps=self._deps(keep=True),
+                    collective=coll,
+                )
+            )
+
+    def join(self) -> None:
+        """The overlapped collectives end before the next kernels start."""
+        if self.aside:
+            self.last = self.o.b.add(f"{self.name} wait", "compute", self.phase, deps=self._deps())
+
+    def _deps(self, keep: bool = False) -> tuple:
+        deps = (*self.deps, self.last, *self.aside)
+        if not keep:
+            self.deps, self.aside = (), []
+        return deps
+
+    def _emit(self, free: int = 0) -> None:
+        """The kernels gathered so far (and the folded collectives) as one compute task."""
+        self.parts += 1
+        self.last = self.o._compute(
+            self.name if self.parts == 1 else f"{self.name} ({self.parts})",
+            self.phase,
+            self._deps(),
+            self.duration,
+            self.inline,
+            alloc=self.alloc,
+            free=free,
+        )
+        self.alloc, self.duration, self.inline = 0, 0.0, []
+
+    def flush(self) -> None:
+        if self.duration or self.inline:
+            self._emit()
+
+    def close(self, free: int) -> int:
+        """The last task; it frees `free` when it ends."""
+        if self.duration or self.inline or self.last is None or self.aside:
+            self._emit(free)
+        else:
+            self.o.b.adjust(self.last, alloc=self.alloc, free=free)
+        assert self.last is not None
+        return self.last
