@@ -171,6 +171,9 @@ def stage_context(
     if scenario.model.arch is not None and scenario.model.arch.moe is not None:
         experts = strategy.expert_mesh(scenario)
         groups |= {d: experts.group(d) for d in ("ep", "etp", "edp")}
+        if t.moe.dispatcher == "deepep":
+            hops = strategy.dispatch_mesh(scenario)
+            groups |= {d: hops.group(d) for d in ("ep_local", "ep_node")}
 
     def inline_s(coll: Collective) -> float:
         return comm.cost(coll, (stage,), together=False).time_s
@@ -180,7 +183,12 @@ def stage_context(
         static_bytes=static_bytes,
         cm=cm,
         stage=stage,
-        chunks=stage_work(scenario, cm, stage),
+        chunks=stage_work(
+            scenario,
+            cm,
+            stage,
+            ep_local=strategy.ep_per_host(scenario) if t.moe.dispatcher == "deepep" else 1,
+        ),
         order=stage_order(scenario, stage),
         mesh=mesh,
         tp_bytes=tp_bytes,

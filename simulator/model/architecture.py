@@ -42,6 +42,12 @@ class MoE:
     layer_frequency: int = 1
     capacity_factor: float | None = None
     router_bias: bool = False  # a per-expert score bias (DeepSeek-V3 e_score_correction_bias)
+    # Group-limited routing (DeepSeek-V3 Sec 2.1.2 "node-limited routing"; HF config n_group /
+    # topk_group; Megatron-Core --moe-router-num-groups / --moe-router-group-topk): the experts
+    # split into router_groups groups and each token's experts come from router_group_topk of
+    # them. None: unrestricted.
+    router_groups: int | None = None
+    router_group_topk: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

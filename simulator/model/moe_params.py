@@ -189,6 +189,19 @@ def check(arch: Architecture) -> None:
             raise ValueError(f"moe.capacity_factor: expected a number > 0 or null, got {cf!r}")
         if not isinstance(m.router_bias, bool):
             raise ValueError(f"moe.router_bias: expected true or false, got {m.router_bias!r}")
+        if (m.router_groups is None) != (m.router_group_topk is None):
+            raise ValueError("moe.router_groups and moe.router_group_topk: give both or neither")
+        if m.router_groups is not None and m.router_group_topk is not None:
+            if m.num_experts % m.router_groups:
+                raise ValueError(
+                    f"moe.router_groups: {m.router_groups} does not divide moe.num_experts "
+                    f"{m.num_experts}"
+                )
+            if not 1 <= m.router_group_topk <= m.router_groups:
+                raise ValueError(
+                    f"moe.router_group_topk: expected 1 to moe.router_groups "
+                    f"({m.router_groups}), got {m.router_group_topk}"
+                )
     a = arch.attention
     if a is not None:
         if not isinstance(a, Attention):

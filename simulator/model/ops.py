@@ -32,7 +32,7 @@ from simulator.model.ops_common import (
     _residual,
     local_seq,
 )
-from simulator.model.ops_moe import mlp_segment, moe_segments
+from simulator.model.ops_moe import Dispatch, mlp_segment, moe_segments
 
 __all__ = [
     "COMM_DIMS",
@@ -40,6 +40,7 @@ __all__ = [
     "CP_COMMS",
     "FLASH_BACKWARD_FACTOR",
     "Comm",
+    "Dispatch",
     "Op",
     "Segment",
     "_check_ops_args",
@@ -93,6 +94,7 @@ def layer_segments(
     ep: int = 1,
     etp: int = 1,
     load_imbalance: float = 1.0,
+    dispatch: Dispatch | None = None,
 ) -> list[Segment]:
     """Forward ops of ONE block on one rank, by sub-layer (pre-norm order), with the collectives
     of tensor, context and expert parallelism.
@@ -162,6 +164,7 @@ def layer_segments(
             ep=ep,
             etp=etp,
             load_imbalance=load_imbalance,
+            dispatch=dispatch,
         )
     else:
         segments.append(mlp_segment(arch, t=t, tr=tr, e=e, dropout=dropout, tp=tp, sp=sp))
@@ -187,6 +190,7 @@ def layer_ops(
     ep: int = 1,
     etp: int = 1,
     load_imbalance: float = 1.0,
+    dispatch: Dispatch | None = None,
 ) -> list[Op]:
     """Forward ops of ONE block, in order (the segments of `layer_segments` concatenated)."""
     return [
@@ -209,6 +213,7 @@ def layer_ops(
             ep=ep,
             etp=etp,
             load_imbalance=load_imbalance,
+            dispatch=dispatch,
         )
         for op in seg.ops
     ]

@@ -27,7 +27,9 @@ _EW_FLOPS = {
 }
 
 COMM_OPS = ("all_reduce", "all_gather", "reduce_scatter", "all_to_all", "ring_exchange")
-COMM_DIMS = ("tp", "cp", "ep", "etp")
+# ep_node / ep_local: the expert-parallel group's ranks across hosts (one per host, same local
+# index) and within a host, for a dispatcher that forwards over NVLink (ops_moe.Dispatch).
+COMM_DIMS = ("tp", "cp", "ep", "etp", "ep_node", "ep_local")
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,8 @@ class Comm:
     ring_exchange: one step's block (each rank sends one block to its ring successor and
     receives one from its predecessor, `steps` times).
     overlapped: runs beside the segment's compute (ring attention) instead of between kernels.
+    with_previous: runs at the same time as the collective before it (the two hops of a
+    pipelined dispatch, ops_moe.Dispatch); the next kernels wait for both.
     """
 
     op: str
@@ -66,6 +70,7 @@ class Comm:
     size_bytes: int
     steps: int = 1
     overlapped: bool = False
+    with_previous: bool = False
 
     def __post_init__(self) -> None:
         if self.op not in COMM_OPS:

@@ -13,6 +13,7 @@ GroupedMLP / TEGroupedMLP (one grouped GEMM per projection over the rank's local
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, replace
 from fractions import Fraction
 
 from simulator.model.architecture import Architecture, MoE
@@ -87,6 +88,74 @@ def expert_tokens(
     return local, max(1, math.ceil(mean * factor))
 
 
+@dataclass(frozen=True, kw_only=True)
+class Dispatch:
+    """How tokens reach their experts (training.moe.dispatcher).
+
+    alltoall (Megatron-Core MoEAlltoAllTokenDispatcher): one all-to-all over the ep group, each
+    token sent once per chosen expert. deepep (DeepEP's normal kernels, DeepSeek-V3 Sec 3.2.2):
+    a token crosses the inter-host fabric once per distinct remote host among its experts, to
+    the GPU of the same local index there (`ep_node` group), which forwards it over NVLink to
+    its experts' GPUs (`ep_local` group); dispatched in FP8 when `fp8` (1 byte per element and
+    one fp32 scale per 128, DeepSeek-V3 Sec 3.3.2: "quantize the activation before MoE
+    up-projections into FP8 and then apply dispatch components"), combined in 16 bits. The two
+    hops run at the same time (DeepEP forwards tokens over NVLink while RDMA brings the next
+    ones: its README's "asymmetric-domain bandwidth forwarding").
+    """
+
+    kind: str = "alltoall"
+    ep_local: int = 1  # ranks of the ep group on one host (deepep)
+    fp8: bool = False
+
+
+# DeepEP's FP8 dispatch: a byte per element plus an fp32 scale per 128 (per-token, per-128-
+# channel quantization, DeepSeek-V3 Sec 3.3.2).
+FP8_DISPATCH_BYTES = 1 + 4 / 128
+
+
+def hosts_per_token(moe: MoE, hosts: int) -> float:
+    """Expected distinct hosts among a token's experts, its experts spread evenly over `hosts`:
+    with group-limited routing whose groups are the hosts (router_groups == hosts), at most
+    router_group_topk of them (taken as exactly that many: each chosen group holds one of the
+    token's top experts); else k independent uniform choices, hosts x (1 - (1 - 1/hosts)^k)."""
+    k = moe.experts_per_token
+    if moe.router_groups == hosts and moe.router_group_topk is not None:
+        return float(min(moe.router_group_topk, k, hosts))
+    return hosts * (1.0 - (1.0 - 1.0 / hosts) ** k)
+
+
+def dispatch_comms(
+    moe: MoE, tl: int, h: int, e: int, ep: int, dispatch: Dispatch | None
+) -> tuple[tuple[Comm, ...], tuple[Comm, ...]]:
+    """The dispatch's and the combine's collectives (forward; each one's gradient is the other
+    mirrored). alltoall: tokens_local x top-k x h x e each way over ep. deepep: over ep_node
+    the bytes of each token's distinct remote hosts (nccl-tests' buffer: the sent bytes x
+    n / (n - 1), a 1/n share staying home), over ep_local each token copy to its GPU."""
+    k = moe.experts_per_token
+    if ep == 1:
+        return (), ()
+    if dispatch is None or dispatch.kind == "alltoall":
+        a2a = (Comm("all_to_all", "ep", tl * k * h * e),)
+        return a2a, a2a
+    g = dispatch.ep_local
+    n = ep // g
+    remote = hosts_per_token(moe, n) * (n - 1) / n if n > 1 else 0.0
+
+    def hops(elem: float, reverse: bool = False) -> tuple[Comm, ...]:
+        sizes = []
+        if n > 1:
+            sizes.append(("ep_node", math.ceil(tl * remote * h * elem * n / (n - 1))))
+        if g > 1:
+            sizes.append(("ep_local", math.ceil(tl * k * h * elem)))
+        sizes = sizes[::-1] if reverse else sizes
+        return tuple(
+            Comm("all_to_all", dim, size, with_previous=i > 0)
+            for i, (dim, size) in enumerate(sizes)
+        )
+
+    return hops(FP8_DISPATCH_BYTES if dispatch.fp8 else e), hops(e, reverse=True)
+
+
 def moe_segments(
     arch: Architecture,
     *,
@@ -99,6 +168,7 @@ def moe_segments(
     ep: int,
     etp: int,
     load_imbalance: float,
+    dispatch: Dispatch | None = None,
 ) -> list[Segment]:
     """The MoE MLP of one block on one rank: "moe_route", "experts", "moe_combine" and, with
     shared experts, "shared_experts"; the block's final residual ends the last of them.
@@ -143,21 +213,24 @@ def moe_segments(
     residual = _residual("mlp_residual", tr, h, e, dropout)
 
     disp = tl * k * h * e
-    a2a = [Comm("all_to_all", "ep", disp)] if ep > 1 else []
-    gather = [Comm("all_gather", "etp", etp * disp)] if etp > 1 else []
-    scatter = [Comm("reduce_scatter", "etp", etp * disp)] if etp > 1 else []
+    there, back = dispatch_comms(moe, tl, h, e, ep, dispatch)
+    # Backward mirrors each direction in 16 bits: the combine's gradient takes the dispatch's
+    # hops (the reverse of the combine's), the dispatch's gradient the combine's.
+    back_grad = dispatch_comms(moe, tl, h, e, ep, dispatch and replace(dispatch, fp8=False))[0]
+    gather = (Comm("all_gather", "etp", etp * disp),) if etp > 1 else ()
+    scatter = (Comm("reduce_scatter", "etp", etp * disp),) if etp > 1 else ()
     segments = [
         Segment(
             name="moe_route",
             ops=tuple(route),
-            after=tuple(a2a + gather),
-            bwd_before=tuple(scatter + a2a),
+            after=there + gather,
+            bwd_before=scatter + back,
         ),
         Segment(
             name="experts",
             ops=tuple(experts),
-            after=tuple(scatter + a2a),
-            bwd_before=tuple(a2a + gather),
+            after=scatter + back,
+            bwd_before=back_grad + gather,
         ),
     ]
     if not moe.shared_experts:

@@ -132,6 +132,8 @@ _DEEPSEEK_V3 = Architecture(
         shared_experts=1,
         first_dense_layers=3,
         router_bias=True,
+        router_groups=8,  # config.json n_group
+        router_group_topk=4,  # config.json topk_group
     ),
     attention=Attention(
         kind="mla", q_lora_rank=1536, kv_lora_rank=512, rope_head_dim=64, v_head_dim=128

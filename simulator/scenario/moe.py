@@ -172,7 +172,7 @@ def _check_moe_training(
     # (overlap none) or hidden behind another micro-batch (1f1b, execution/strategies/block_run.py);
     # the others would be simulated as these, so they are refused.
     for field, value, modelled in (
-        ("dispatcher", m.dispatcher, ("alltoall",)),
+        ("dispatcher", m.dispatcher, ("alltoall", "deepep")),
         ("overlap", m.overlap, ("none", "1f1b")),
     ):
         if value not in modelled:

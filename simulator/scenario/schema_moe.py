@@ -58,6 +58,16 @@ class MoEArchitecture(_Strict):
     router_bias: bool = Field(
         False, description="a per-expert score bias (DeepSeek-V3 e_score_correction_bias)"
     )
+    router_groups: Experts | None = Field(
+        None,
+        description="group-limited routing: expert groups (DeepSeek-V3 n_group 8, "
+        "--moe-router-num-groups)",
+    )
+    router_group_topk: Experts | None = Field(
+        None,
+        description="groups each token's experts come from (DeepSeek-V3 topk_group 4, "
+        "--moe-router-group-topk)",
+    )
 
     @model_validator(mode="after")
     def _top_k(self):

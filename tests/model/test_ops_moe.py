@@ -4,6 +4,7 @@ calculations from the shapes."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 import pytest
@@ -161,3 +162,36 @@ def test_moe_validation():
         layer_segments(ARCH, S, B, True, index=0, ep=3)
     with pytest.raises(ValueError, match="load_imbalance"):
         layer_segments(ARCH, S, B, True, index=0, load_imbalance=0.5)
+
+
+def test_deepep_dispatch_crosses_hosts_once_per_distinct_remote_host():
+    """DeepSeek-V3 with node-limited routing (n_group 8, topk_group 4) on EP 64 over 8 hosts of
+    8: each token reaches exactly 4 hosts, its own among them with probability 4/8, so 3.5
+    remote hosts; dispatched in FP8 (1 + 4/128 bytes per element), combined in bf16."""
+    from simulator.model.ops import Dispatch, layer_segments
+    from simulator.model.presets import get_preset
+
+    arch = get_preset("deepseek-v3")
+    tokens, h, k = 4096, 7168, 8
+    segs = layer_segments(
+        arch,
+        4096,
+        1,
+        True,
+        dtype_bytes=2,
+        causal=True,
+        index=3,
+        ep=64,
+        dispatch=Dispatch(kind="deepep", ep_local=8, fp8=True),
+    )
+    route = next(s for s in segs if s.name == "moe_route")
+    ib, nvl = route.after
+    remote = 4 * 7 / 8
+    assert (ib.dim, nvl.dim) == ("ep_node", "ep_local") and nvl.with_previous
+    # nccl-tests' all-to-all buffer: the bytes that leave, x 8 / 7 (a share stays home).
+    assert ib.size_bytes == math.ceil(tokens * remote * h * (1 + 4 / 128) * 8 / 7)
+    assert nvl.size_bytes == math.ceil(tokens * k * h * (1 + 4 / 128))
+    experts = next(s for s in segs if s.name == "experts")
+    nvl_back, ib_back = experts.after  # the combine: NVLink first, then home over the fabric
+    assert ib_back.size_bytes == math.ceil(tokens * remote * h * 2 * 8 / 7)
+    assert nvl_back.size_bytes == tokens * k * h * 2

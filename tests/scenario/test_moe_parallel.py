@@ -227,10 +227,10 @@ RULES = {
         "training.moe.overlap",
         ["expert parallelism (ep > 1)", "no full activation checkpointing"],
     ),
-    "dispatchers other than alltoall are not modelled yet": (
-        {"training__moe__dispatcher": "deepep"},
+    "the allgather dispatcher is not modelled yet": (
+        {"training__moe__dispatcher": "allgather"},
         "training.moe.dispatcher",
-        ["deepep is not modelled yet"],
+        ["allgather is not modelled yet"],
     ),
     "overlaps are not modelled yet": (
         {"training__moe__overlap": "shared-expert"},

@@ -117,6 +117,38 @@ class Strategy(ABC):
         parts = (("etp", par.etp), ("ep", par.ep), ("edp", par.edp))
         return fold(mesh, parts, over)
 
+    def ep_per_host(self, s: Scenario) -> int:
+        """Ranks of an expert-parallel group on one host (ranks fill hosts in order: rank r on
+        host r // gpus_per_host); ValueError where the hosts hold unequal shares."""
+        par = s.training.parallel
+        ranks = self.expert_mesh(s).group("ep").ranks(0)
+        per_host: dict[int, int] = {}
+        for r in ranks:
+            per_host[r // s.cluster.gpus_per_host] = (
+                per_host.get(r // s.cluster.gpus_per_host, 0) + 1
+            )
+        counts = set(per_host.values())
+        if len(counts) != 1:
+            raise ValueError(
+                f"the ep group of {par.ep} ranks spreads unevenly over hosts ({sorted(counts)})"
+            )
+        return counts.pop()
+
+    def dispatch_mesh(self, s: Scenario) -> Mesh:
+        """The expert mesh with ep split into its ranks on one host (ep_local) and one rank per
+        host (ep_node): the two hops of a dispatcher that forwards over NVLink (DeepEP)."""
+        par = s.training.parallel
+        mesh = self.mesh(s)
+        over = tuple(d for d, _ in mesh.dims if d != "pp")
+        g = self.ep_per_host(s)
+        parts = (
+            ("etp", par.etp),
+            ("ep_local", g),
+            ("ep_node", par.ep // g),
+            ("edp", par.edp),
+        )
+        return fold(mesh, parts, over)
+
     def grad_group(self, s: Scenario) -> Group:
         """The group gradients are reduced (or reduce-scattered) over first: the data-parallel
         ranks, and with context parallelism the cp ranks too, which hold the same parameters

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 # its other half and returns its last task.
 Steps = Generator[None, None, int]
 # The groups whose collectives may hide behind the other half of a combined pass.
-HIDDEN_GROUPS = ("ep",)
+HIDDEN_GROUPS = ("ep", "ep_node", "ep_local")
 
 
 def drain(steps: Generator[None, None, int | None]) -> int | None:
@@ -73,8 +73,8 @@ def block_steps(
     for g in unit.segments if fwd else reversed(unit.segments):
         before, after = (g.before, g.after) if fwd else (g.bwd_before, g.bwd_after)
         ring = [c for c in before + after if c.overlapped]
-        for c in before:
-            if not c.overlapped and run.comm(o._collective(c)):
+        for together in _together(before):
+            if run.comm(*(o._collective(c) for c in together)):
                 yield
         if ring:
             run.flush()
@@ -84,10 +84,24 @@ def block_steps(
         if ring:
             run.flush()
             run.join()
-        for c in after:
-            if not c.overlapped and run.comm(o._collective(c)):
+        for together in _together(after):
+            if run.comm(*(o._collective(c) for c in together)):
                 yield
     return run.close(free)
+
+
+def _together(comms) -> list[list]:
+    """The segment's collectives between kernels, those that run at the same time grouped
+    (Comm.with_previous); overlapped ones (beside the kernels) left out."""
+    out: list[list] = []
+    for c in comms:
+        if c.overlapped:
+            continue
+        if c.with_previous and out:
+            out[-1].append(c)
+        else:
+            out.append([c])
+    return out
 
 
 class BlockRun:
@@ -103,26 +117,40 @@ class BlockRun:
         self.parts = 0
         self.aside: list[int] = []  # collectives off the compute stream the next kernels wait for
 
-    def comm(self, coll: Collective) -> bool:
-        """Issue a collective; True where it is hidden (the caller may switch passes)."""
-        if coll.group.size == 1:
-            return False
-        if coll.group.dims in (("tp",), ("etp",)):
-            self.inline.append(coll)  # inside one NVLink domain, between kernels
+    def comm(self, *colls: Collective) -> bool:
+        """Issue collectives that run at the same time; True where they are hidden (the caller
+        may switch passes). One alone runs on the compute stream; several run each on its own
+        and the compute stream waits for them all."""
+        rest = []
+        for coll in colls:
+            if coll.group.size == 1:
+                continue
+            if coll.group.dims in (("tp",), ("etp",)):
+                self.inline.append(coll)  # inside one NVLink domain, between kernels
+            else:
+                rest.append(coll)
+        if not rest:
             return False
         self.flush()
-        hidden = self.hide and coll.group.name in HIDDEN_GROUPS
-        tid = self.o.b.add(
-            f"{self.name} {coll.op} {coll.group.name}" + (" (hidden)" if hidden else ""),
-            "p2p" if hidden else "compute",
-            "comm",
-            deps=self._deps(),
-            collective=coll,
-        )
+        hidden = self.hide and all(c.group.name in HIDDEN_GROUPS for c in rest)
+        aside = hidden or len(rest) > 1
+        deps = self._deps()
+        tids = [
+            self.o.b.add(
+                f"{self.name} {c.op} {c.group.name}" + (" (hidden)" if hidden else ""),
+                "p2p" if aside else "compute",
+                "comm",
+                deps=deps,
+                collective=c,
+            )
+            for c in rest
+        ]
         if hidden:
-            self.aside.append(tid)
+            self.aside += tids
+        elif aside:
+            self.last = self.o.b.add(f"{self.name} wait", "compute", self.phase, deps=tids)
         else:
-            self.last = tid
+            self.last = tids[0]
         return hidden
 
     def beside(self, coll: Collective) -> None:

@@ -147,10 +147,15 @@ def _segment_works(cm: ComputeModel, segments: list[op_math.Segment]) -> tuple[S
 
 
 def _block_work(
-    scenario: Scenario, cm: ComputeModel, arch: Architecture, block: layout_mod.Block
+    scenario: Scenario,
+    cm: ComputeModel,
+    arch: Architecture,
+    block: layout_mod.Block,
+    ep_local: int = 1,
 ) -> tuple[tuple[SegmentWork, ...], float, ClassTimes]:
     """One block of its kind on one rank: its sub-layers' times and the time (in all and by
-    op class) of the ops activation checkpointing re-runs in its backward."""
+    op class) of the ops activation checkpointing re-runs in its backward. `ep_local`: the
+    expert-parallel ranks on one host (the deepep dispatcher's NVLink hop)."""
     t, par = scenario.training, scenario.training.parallel
     stack = block.stack
     more: dict = {}
@@ -162,6 +167,11 @@ def _block_work(
             "ep": par.ep,
             "etp": par.etp,
             "load_imbalance": t.moe.load_imbalance,
+            "dispatch": op_math.Dispatch(
+                kind=t.moe.dispatcher,
+                ep_local=ep_local,
+                fp8=t.precision.gemm_dtype == "fp8",
+            ),
         }
     segments = op_math.layer_segments(
         arch,
@@ -199,7 +209,9 @@ def _edge_unit(cm: ComputeModel, name: str, params: int, ops, act_bytes: int) ->
     )
 
 
-def stage_work(scenario: Scenario, cm: ComputeModel, stage: int) -> dict[int, ChunkWork]:
+def stage_work(
+    scenario: Scenario, cm: ComputeModel, stage: int, ep_local: int = 1
+) -> dict[int, ChunkWork]:
     """The chunks of one stage with every unit's forward, backward and recompute time on one
     rank; blocks of one kind are alike, so their kernels are timed once."""
     t, par = scenario.training, scenario.training.parallel
@@ -211,7 +223,7 @@ def stage_work(scenario: Scenario, cm: ComputeModel, stage: int) -> dict[int, Ch
     timed: dict = {}
     for blk in lay.blocks:
         if blk.kind not in timed:
-            timed[blk.kind] = _block_work(scenario, cm, arch, blk)
+            timed[blk.kind] = _block_work(scenario, cm, arch, blk, ep_local)
     blocks = {
         blk.name: UnitWork(
             name=blk.name,
