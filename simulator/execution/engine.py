@@ -22,6 +22,7 @@ Contention for HBM bandwidth is not modelled.
 
 from __future__ import annotations
 
+import heapq
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -118,23 +119,6 @@ class _SMs:
             self.computing.interrupt()
 
 
-def _compute(env: simpy.Environment, sms: _SMs, duration_s: float):
-    """A compute task of `duration_s` standalone seconds, at the SMs' rate as it changes."""
-    left = duration_s
-    while left > 1e-12 * duration_s:
-        rate, start = sms.rate, env.now
-        sms.computing = env.active_process
-        try:
-            yield env.timeout(left / rate)
-            elapsed, left = env.now - start, 0.0
-        except simpy.Interrupt:
-            elapsed = env.now - start
-            left -= elapsed * rate
-        finally:
-            sms.computing = None
-        sms.added_s += elapsed * (1.0 - rate)
-
-
 class _Rendezvous:
     """Collectives matched across rank classes by identity."""
 
@@ -154,6 +138,9 @@ class _Rendezvous:
         self.arrivals: dict[tuple, int] = {}
         self.done: dict[tuple, simpy.Event] = {}
         self.times: dict[tuple, tuple[float, float]] = {}
+        # per scope: how many classes take part, and the SMs of those with SMs (made once)
+        self._expected: dict[tuple, int] = {}
+        self._with_sms: dict[tuple, list[_SMs]] = {}
 
     def key(self, rc: RankClass, coll: Collective, seq: Counter) -> tuple:
         scope = coll.peers if coll.peers is not None else (rc.stage,)
@@ -164,18 +151,21 @@ class _Rendezvous:
         return (*base, seq[base])
 
     def arrive(self, key: tuple, scope: tuple, coll: Collective) -> simpy.Event:
-        if key not in self.done:
-            self.done[key] = self.env.event()
-        self.arrivals[key] = self.arrivals.get(key, 0) + 1
-        if self.arrivals[key] == sum(self.per_stage[s] for s in set(scope)):
+        done = self.done.get(key)
+        if done is None:
+            done = self.done[key] = self.env.event()
+        arrived = self.arrivals[key] = self.arrivals.get(key, 0) + 1
+        expected = self._expected.get(scope)
+        if expected is None:
+            expected = self._expected[scope] = sum(self.per_stage[s] for s in set(scope))
+            self._with_sms[scope] = [
+                sms for s in set(scope) for sms in self.stage_sms[s] if sms.sm_count
+            ]
+        if arrived == expected:
             start = self.env.now
             transfer = self.start_transfer(self.env, coll, scope)
             ctas = self.ctas(coll, scope) if self.ctas is not None else 0
-            held = (
-                [sms for s in set(scope) for sms in self.stage_sms[s] if sms.sm_count]
-                if ctas
-                else []
-            )
+            held = self._with_sms[scope] if ctas else []
             for sms in held:
                 sms.hold(ctas)
 
@@ -183,10 +173,10 @@ class _Rendezvous:
                 self.times[key] = (start, self.env.now)
                 for sms in held:
                     sms.hold(-ctas)
-                self.done[key].succeed()
+                done.succeed()
 
             transfer.callbacks.append(finish)
-        return self.done[key]
+        return done
 
 
 def run(
@@ -199,17 +189,20 @@ def run(
     records = []
     for rc in classes:
         tasks = rc.schedule.tasks
-        done = [env.event() for _ in tasks]
+        done = _Done(env, len(tasks))
         intervals: list[Interval] = []
         mem: list[MemoryEvent] = []
         records.append((rc, intervals, mem))
         keys = _keys(rdv, rc)
+        by_stream: dict[str, list[int]] = {stream: [] for stream in STREAMS}
+        for i, t in enumerate(tasks):
+            by_stream[t.stream].append(i)
         for stream in STREAMS:
-            order = [i for i, t in enumerate(tasks) if t.stream == stream]
+            order = by_stream[stream]
             groups = [[i] for i in order] if stream == "p2p" else ([order] if order else [])
             for group in groups:
                 env.process(_stream(env, rc, group, done, intervals, mem, rdv, keys))
-    env.run()
+    _run_until_idle(env)
     timelines = tuple(
         ClassTimeline(
             rc.name,
@@ -221,6 +214,56 @@ def run(
     )
     added = tuple(rdv.sms[rc.name].added_s for rc in classes)
     return EngineResult(env.now, timelines, rdv.times, added)
+
+
+class _Done:
+    """Which tasks of one rank class have ended, and an event for each task that another is
+    waiting for. A task's event is made when a waiter first needs it (most tasks are waited for
+    by none, or end before their dependents start), and succeeds when the task ends: the same
+    instant and order as an event per task, without scheduling the ones nobody waits for (an
+    event without callbacks does nothing when processed, and simpy orders events by time,
+    priority and the order they were scheduled in, which skipping others does not change)."""
+
+    __slots__ = ("_waited", "env", "finished")
+
+    def __init__(self, env: simpy.Environment, n: int):
+        self.env = env
+        self.finished = [False] * n
+        self._waited: dict[int, simpy.Event] = {}
+
+    def event(self, i: int) -> simpy.Event:
+        """The event of task i (not ended yet): it succeeds when the task ends."""
+        ev = self._waited.get(i)
+        if ev is None:
+            ev = self._waited[i] = self.env.event()
+        return ev
+
+    def succeed(self, i: int) -> None:
+        self.finished[i] = True
+        ev = self._waited.pop(i, None)
+        if ev is not None:
+            ev.succeed()
+
+
+def _run_until_idle(env: simpy.Environment) -> None:
+    """`env.run()` without a bound: the events in simpy's order (time, priority, then the order
+    they were scheduled), each one's callbacks called in turn, a failed event not defused
+    raised. The loop of `Environment.step`, inlined (a step has hundreds of thousands of
+    events); simpy's own `run` where its queue is not the one this loop knows."""
+    queue = getattr(env, "_queue", None)
+    if not isinstance(queue, list) or not hasattr(env, "_now"):
+        env.run()
+        return
+    pop = heapq.heappop
+    while queue:
+        env._now, _, _, event = pop(queue)
+        callbacks, event.callbacks = event.callbacks, None  # type: ignore[assignment]
+        for callback in callbacks:  # type: ignore[union-attr]
+            callback(event)
+        if not event._ok and not hasattr(event, "_defused"):
+            exc = type(event._value)(*event._value.args)
+            exc.__cause__ = event._value
+            raise exc
 
 
 def _keys(rdv: _Rendezvous, rc: RankClass) -> dict[int, tuple]:
@@ -235,11 +278,13 @@ def _keys(rdv: _Rendezvous, rc: RankClass) -> dict[int, tuple]:
 
 def _stream(env, rc: RankClass, order, done, intervals, mem, rdv: _Rendezvous, keys):
     tasks = rc.schedule.tasks
+    finished = done.finished
+    sms = rdv.sms[rc.name]
     for i in order:
         task = tasks[i]
         for d in task.deps:
-            if not done[d].triggered:
-                yield done[d]
+            if not finished[d]:
+                yield done.event(d)
         start = env.now
         if task.alloc_bytes:
             mem.append(MemoryEvent(start, task.alloc_bytes, i))
@@ -248,9 +293,21 @@ def _stream(env, rc: RankClass, order, done, intervals, mem, rdv: _Rendezvous, k
             scope = coll.peers if coll.peers is not None else (rc.stage,)
             yield rdv.arrive(keys[i], scope, coll)
         elif task.duration_s > 0:
-            sms = rdv.sms[rc.name]
             if task.stream == "compute" and sms.sm_count:
-                yield from _compute(env, sms, task.duration_s)
+                # a compute task at the SMs' rate as it changes (module doc): each change interrupts it
+                duration_s = left = task.duration_s
+                while left > 1e-12 * duration_s:
+                    rate, begin = sms.rate, env.now
+                    sms.computing = env.active_process
+                    try:
+                        yield env.timeout(left / rate)
+                        elapsed, left = env.now - begin, 0.0
+                    except simpy.Interrupt:
+                        elapsed = env.now - begin
+                        left -= elapsed * rate
+                    finally:
+                        sms.computing = None
+                    sms.added_s += elapsed * (1.0 - rate)
             else:
                 yield env.timeout(task.duration_s)
         if task.free_bytes:
@@ -260,4 +317,4 @@ def _stream(env, rc: RankClass, order, done, intervals, mem, rdv: _Rendezvous, k
                 rc.name, i, task.name, task.stream, task.phase, start, env.now, coll is not None
             )
         )
-        done[i].succeed()
+        done.succeed(i)

@@ -16,6 +16,7 @@ all of them.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -85,9 +86,10 @@ class Group:
     mesh: Mesh
     dims: tuple[str, ...]
 
-    @property
+    @functools.cached_property
     def name(self) -> str:
-        """The dimensions' names, a folded part's pieces once: "tp", "dp+pp", "ep"."""
+        """The dimensions' names, a folded part's pieces once: "tp", "dp+pp", "ep" (made once:
+        the engine keys every collective by it)."""
         parts = dict.fromkeys(d.split(PIECE)[0] for d in self.dims)
         return "+".join(parts) if parts else "self"
 

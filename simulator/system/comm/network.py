@@ -125,6 +125,7 @@ class _Active:
     record: Any = None  # the current stage's demand record (FluidNetwork._record)
     progress_rate: float = 0.0  # fraction per second
     unit_bytes: float = 1.0  # per-rank wire bytes of the current stage
+    ph: Any = None  # the current stage's phase while it is active
 
 
 def _demand(ph: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -147,6 +148,10 @@ class FluidNetwork:
         self._deferred = False  # a rate update is scheduled for this instant
         self._scale = fixed_point_scale(self.capacity)
         self._split: FillSplit | None = None  # made at the first group of phases sharing links
+        # The active stages' phases, in order -> their progress rates: what `_rates` and the
+        # standalone snap give for them (a function of the phases alone; steps repeat the same
+        # few combinations). Phases hash by identity; the keys keep them alive.
+        self._progress: dict[tuple, list[float]] = {}
 
     def start(self, transfer: Any) -> simpy.Event:
         """Begin a transfer now; the returned event fires when its last phase ends."""
@@ -172,7 +177,7 @@ class FluidNetwork:
             self._begin_phase(st)
             return
         self._advance()
-        st.remaining, st.unit_bytes = 1.0, ph.per_rank_wire_bytes
+        st.remaining, st.unit_bytes, st.ph = 1.0, ph.per_rank_wire_bytes, ph
         st.record = self._record(ph)
         self.active.append(st)
         self._reschedule_at_end_of_instant()
@@ -278,18 +283,32 @@ class FluidNetwork:
         edges, k = _demand(ph)
         return Demand(edges, k, float((self.capacity[edges] / k).min()), self._scale)
 
-    def _reschedule(self) -> None:
-        self.rate_updates += 1
+    def _progress_rates(self) -> list[float]:
+        """Each active stage's progress rate (fraction of its stage per second)."""
         rates = self._rates()
+        out = []
         for st, f in zip(self.active, rates):
             ph = st.transfer.phases[st.phase]
             alone = 1.0 / ph.bandwidth_s
             rate = f / st.unit_bytes
             # Snap to the standalone rate when unshared, so a lone transfer takes exactly time_s.
-            st.progress_rate = alone if abs(rate - alone) <= 1e-9 * alone else rate
-        if not self.active:
+            out.append(alone if abs(rate - alone) <= 1e-9 * alone else rate)
+        return out
+
+    def _reschedule(self) -> None:
+        self.rate_updates += 1
+        active = self.active
+        if not active:
             return
-        wait = min(max(st.remaining, 0.0) / st.progress_rate for st in self.active)
+        key = tuple([st.ph for st in active])
+        progress = self._progress.get(key)
+        if progress is None:
+            progress = self._progress[key] = self._progress_rates()
+        for st, rate in zip(active, progress):
+            st.progress_rate = rate
+        wait = min(
+            [st.remaining / st.progress_rate if st.remaining > 0.0 else 0.0 for st in active]
+        )
         self._timer_generation += 1
         generation = self._timer_generation
         self.env.timeout(wait).callbacks.append(lambda _ev: self._on_timer(generation))
