@@ -23,9 +23,10 @@ from simulator.core import layers
 from simulator.execution import frameworks
 from simulator.execution.frameworks import fsdp2, megatron
 from simulator.execution.step import stage_context
-from simulator.execution.strategies import STRATEGIES
+from simulator.execution.strategies import STRATEGIES, block_run
 from simulator.execution.strategies.fsdp import Zero3
 from simulator.execution.strategies.passes import StageSchedule
+from simulator.model import ops_common
 from simulator.scenario import parallel, resolve, schema, schema_framework
 from simulator.scenario.load import scenario_from_dict
 from simulator.spec import mesh, specs
@@ -183,6 +184,8 @@ MODULES = (
     framework_study,
     report_document,
     knobs,
+    ops_common,
+    block_run,
 )
 NAMESPACE: dict[str, typing.Any] = {
     **{k: v for m in MODULES for k, v in vars(m).items() if not k.startswith("__")},
