@@ -28,8 +28,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from simulator.system.comm.algorithms.base import PhasePlan, _edge_loads, merge_phases
-from simulator.system.comm.algorithms.direct import plan_direct
+from simulator.system.comm.algorithms.base import PhasePlan, _edge_loads, _loads, merge_phases
+from simulator.system.comm.algorithms.direct import MAX_ALL_TO_ALL_RANKS, plan_direct
 from simulator.system.comm.algorithms.switches import Members, switch_loads
 from simulator.system.topology.graph import Topology
 
@@ -47,9 +47,55 @@ def plan_all_to_all_together(
     if len({len(g) for g in groups}) > 1:  # equal sizes in one array; else group by group
         return (merge_phases([plan_all_to_all(topo, op, g)[0] for g in groups]),)
     gm = np.sort(np.asarray(groups, np.int64), axis=1)
-    if topo.fabric is None or (topo.hosts[gm] == topo.hosts[gm[:, :1]]).all():
+    if topo.fabric is None:
         return (merge_phases([plan_direct(topo, op, g)[0] for g in groups]),)
+    if (topo.hosts[gm] == topo.hosts[gm[:, :1]]).all():
+        return (merge_phases(_plan_direct_in_hosts(topo, op, groups)),)
     return (_plan_fabric(topo, op, gm),)
+
+
+def _plan_direct_in_hosts(
+    topo: Topology, op: str, groups: Sequence[tuple[int, ...]]
+) -> list[PhasePlan]:
+    """plan_direct's phase of each group, every group inside one host of a fat tree, with the
+    flows of all groups routed in one call (DeepEP's NVLink hop runs hundreds of such groups at
+    once). The same phases, bit for bit: FabricRouter routes host-local flows by a stable sort
+    on their local vertex pair, so one group's entries taken in order from the joint routes are
+    the entries, in the order, that routing the group alone gives; its loads, latencies and
+    per-rank bytes are then summed as plan_direct sums them (base._loads)."""
+    p = len(groups[0])
+    if len(groups) == 1 or p < 2 or p > MAX_ALL_TO_ALL_RANKS:
+        return [plan_direct(topo, op, g)[0] for g in groups]
+    a, b = np.meshgrid(np.arange(p), np.arange(p), indexing="ij")
+    keep = a != b
+    gm = np.asarray(groups, np.int64)
+    src_all, dst_all = gm[:, a[keep]], gm[:, b[keep]]  # each group's flows as plan_direct's
+    flows = src_all.shape[1]
+    flow_i, edge_i, share = topo.routes(src_all.ravel(), dst_all.ravel())
+    owner = flow_i // flows
+    order = np.argsort(owner, kind="stable")
+    cuts = np.searchsorted(owner[order], np.arange(1, len(groups)))
+    w = np.full(flows, 1.0 / p)
+    out = []
+    for k, entries in enumerate(np.split(order, cuts)):
+        g = gm[k]
+        rank_of = np.full(topo.num_gpus, -1, np.int64)
+        rank_of[g] = np.arange(p)
+        edge_ids, load, lat, inter, sent, recv = _loads(
+            topo,
+            rank_of,
+            src_all[k],
+            dst_all[k],
+            flow_i[entries] - k * flows,
+            edge_i[entries],
+            share[entries],
+            w,
+            p,
+        )
+        out.append(
+            PhasePlan(op, edge_ids, load, 1.0, float(inter.any()), float(lat.max()), sent, recv)
+        )
+    return out
 
 
 def _plan_fabric(topo: Topology, op: str, gm: np.ndarray) -> PhasePlan:
