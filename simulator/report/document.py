@@ -1,5 +1,5 @@
 """Results -> the JSON contract (`clustersim run --json`). Formatting only: every value comes
-from the memory model, the step and execution/metrics."""
+from the memory model, the step, execution/metrics and execution/energy."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from simulator.execution.frameworks.megatron import grad_buffer_bytes
 from simulator.execution.memory import MemoryBreakdown
 from simulator.execution.metrics import FLOPS_CONVENTION, StepMetrics, TrainingMetrics
 from simulator.execution.step import StepResult
+from simulator.report.energy import energy_section
 from simulator.report.goodput import goodput_section
 from simulator.spec.specs import Scenario
 
@@ -169,6 +170,12 @@ def build_report(
         report["warnings"] += _timeline_warnings(peak_bytes, mem)
     if goodput is not None:  # studies.goodput.GoodputResult
         report["training"]["goodput"] = goodput_section(goodput)
+    if step is not None and metrics is not None:
+        energy = energy_section(
+            scenario, step, metrics, training, report["training"].get("goodput"), breakdown
+        )
+        if energy is not None:
+            report["energy"] = energy
     return report
 
 

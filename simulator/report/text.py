@@ -6,6 +6,7 @@ from typing import Any
 
 from simulator.core.units import fmt_bytes
 from simulator.execution.breakdown import ROWS as BREAKDOWN_ROWS
+from simulator.report.energy import energy_lines
 from simulator.report.goodput import goodput_lines
 
 
@@ -20,6 +21,7 @@ def render_text(report: dict[str, Any]) -> str:
         + _step(report)
         + _training(report)
         + goodput_lines(report)
+        + energy_lines(report)
     )
     return "\n".join(lines)
 

@@ -4,6 +4,7 @@ a custom architecture, batch arithmetic, and the checks that need several sectio
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -18,10 +19,12 @@ from simulator.scenario.schema import (
     CustomGPU,
     TrainingSection,
 )
+from simulator.scenario.schema_power import GPUPowerSection
 from simulator.scenario.schema_types import MAX_ACCUM
-from simulator.spec.specs import ClusterSpec, DegradedLink, Straggler, TrainingSpec
+from simulator.spec.specs import ClusterSpec, DegradedLink, PowerSpec, Straggler, TrainingSpec
 from simulator.system import hardware
 from simulator.system.comm.calibration import NCCL_CALIBRATION, Calibration
+from simulator.system.hardware.power import DEFAULT_PUE, GPUPower, from_tdp
 from simulator.system.topology.loader import (
     load_topology,
     topology_info,
@@ -102,8 +105,35 @@ def custom_gpu(
         arch=g.arch or "ampere",
         efficiency=eff,
         description="user-defined",
+        power=gpu_power(g.power, None, "cluster.gpu.power", problems) if g.power else None,
     )
     return gpu, assumed
+
+
+def gpu_power(
+    p: GPUPowerSection, base: GPUPower | None, where: str, problems: list[Problem]
+) -> GPUPower | None:
+    """A GPU's draw by activity: the given figures over the TDP's shared fractions (a `tdp`
+    given) or over the catalog GPU's (`base`)."""
+    if p.tdp is not None:
+        base = from_tdp(p.tdp, p.source)
+    if base is None:
+        problems.append(Problem(where, "a GPU's power needs its tdp", "add tdp, e.g. tdp: '700 W'"))
+        return None
+    given: dict[str, float] = {
+        k: v
+        for k, v in (
+            ("compute_w", p.compute),
+            ("memory_w", p.memory),
+            ("comm_w", p.comm),
+            ("idle_w", p.idle),
+        )
+        if v is not None
+    }
+    if not given:
+        return base
+    source = f"{base.source}; given: {', '.join(sorted(given))} ({p.source})"
+    return dataclasses.replace(base, source=source, **given)  # type: ignore[arg-type]
 
 
 def _gpu(
@@ -155,6 +185,10 @@ def cluster(
         return None
     stragglers = _stragglers(c, num_gpus, problems)
     links = _degraded_links(c, str(path), info.num_hosts, problems)
+    if gpu is not None and c.power.gpu is not None:
+        gpu = dataclasses.replace(
+            gpu, power=gpu_power(c.power.gpu, gpu.power, "cluster.power.gpu", problems)
+        )
     if gpu is None:
         return None
     return ClusterSpec(
@@ -168,6 +202,12 @@ def cluster(
         price_per_gpu_hour=c.price_per_gpu_hour,
         stragglers=stragglers,
         degraded_links=links,
+        power=PowerSpec(
+            host_w=c.power.host,
+            pue=c.power.pue if c.power.pue is not None else DEFAULT_PUE,
+            electricity_usd_per_kwh=c.power.electricity_usd_per_kwh,
+            grid_kg_co2_per_kwh=c.power.grid_kg_co2_per_kwh,
+        ),
     )
 
 

@@ -24,6 +24,7 @@ from pydantic import (
 from simulator.execution.frameworks import FRAMEWORKS
 from simulator.scenario.schema_framework import DeepSpeedSection, Fsdp2Section, MegatronSection
 from simulator.scenario.schema_moe import AttentionSection, MoEArchitecture, MoETraining
+from simulator.scenario.schema_power import GPUPowerSection, PowerSection
 from simulator.scenario.schema_reliability import ReliabilitySection
 from simulator.scenario.schema_types import (
     MAX_LAYERS,
@@ -325,6 +326,7 @@ class CustomGPU(Strict):
     pcie_bandwidth: Bandwidth | None = None
     cuda_context: Bytes | None = None
     efficiency: EfficiencySection = EfficiencySection()
+    power: GPUPowerSection | None = Field(None, description="draw by activity (tdp at least)")
 
 
 class Straggler(Strict):
@@ -368,6 +370,9 @@ class ClusterSection(Strict):
     )
     stragglers: tuple[Straggler, ...] = Field((), max_length=MAX_STRAGGLERS)
     degraded_links: tuple[DegradedLink, ...] = ()
+    power: PowerSection = Field(
+        PowerSection(), description="hosts, PUE, electricity price, grid CO2, GPU draw"
+    )
 
 
 class ScenarioFile(Strict):

@@ -16,6 +16,7 @@ from simulator.model.spec import ModelSpec
 from simulator.spec.calibration import DEFAULT_CALIBRATION, CalibrationSpec
 from simulator.spec.reliability import ReliabilitySpec
 from simulator.system.hardware import GPU
+from simulator.system.hardware.power import DEFAULT_PUE
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -226,6 +227,16 @@ class DegradedLink:
 
 
 @dataclass(frozen=True, kw_only=True)
+class PowerSpec:
+    """The site's power figures (system/hardware/power.py for the defaults and sources)."""
+
+    host_w: float | None = None  # per host, constant; None: HOST_W_PER_GPU per GPU slot
+    pue: float = DEFAULT_PUE  # facility power / IT power
+    electricity_usd_per_kwh: float | None = None
+    grid_kg_co2_per_kwh: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class ClusterSpec:
     topology_name: str
     topology_ref: str  # what the topology loader reads: a shipped name or a path
@@ -237,6 +248,7 @@ class ClusterSpec:
     price_per_gpu_hour: float | None = None
     stragglers: tuple[Straggler, ...] = ()
     degraded_links: tuple[DegradedLink, ...] = ()
+    power: PowerSpec = PowerSpec()
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -61,6 +61,9 @@ REQUIRED_COLUMNS = [
     "effective_training_time_ratio",
     "interruptions",
     "checkpoint_interval_s",
+    "energy_per_token_j",
+    "cluster_power_avg_w",
+    "run_mwh",
 ]
 MEMORY = ("params", "grads", "optimizer", "activations", "buffers", "overhead")
 # GPT-2 small as published by Hugging Face (`gpt2`, tied embeddings): 124,439,808 parameters.

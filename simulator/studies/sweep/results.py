@@ -21,7 +21,7 @@ from simulator.core.errors import Problem, UserError
 from simulator.core.outputs import write_error
 
 # Bump when a row's meaning changes: results files of another version are then refused.
-RESULTS_VERSION = 2  # 2: the step time's 80% interval columns
+RESULTS_VERSION = 3  # 2: the step time's 80% interval columns; 3: the energy columns
 # Result columns after `point` and the swept dotted paths (the plot tool reads them by name).
 OUTPUT_COLUMNS = (
     "status",
@@ -58,6 +58,9 @@ OUTPUT_COLUMNS = (
     "effective_training_time_ratio",
     "interruptions",
     "checkpoint_interval_s",
+    "energy_per_token_j",  # the report's energy section (report/energy.py)
+    "cluster_power_avg_w",
+    "run_mwh",
 )
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".parquet": "parquet"}
 STATUSES = ("ok", "invalid", "error")

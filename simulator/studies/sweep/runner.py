@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from simulator.core.errors import Problem, UserError
+from simulator.report.energy import energy_columns
 from simulator.report.goodput import goodput_columns, goodput_note
 from simulator.studies.sweep.dask_session import dask_session
 from simulator.studies.sweep.provenance import sweep_provenance
@@ -135,6 +136,7 @@ def outputs(report: dict[str, Any]) -> dict[str, Any]:
         "gpu_hours": tr.get("gpu_hours"),
         "cost_usd": tr.get("cost_usd"),
         **goodput_columns(report),
+        **energy_columns(report),
     }
     return {key: _plain(value) for key, value in values.items()}
 

@@ -21,6 +21,19 @@ from simulator.system.hardware.efficiency import (
     V100_EFFICIENCY,
 )
 from simulator.system.hardware.gpu import GPU, TFLOPS, GBps, MiB
+from simulator.system.hardware.power import (
+    A100_POWER,
+    B200_POWER,
+    GB200_POWER,
+    H100_NVL_POWER,
+    H100_PCIE_POWER,
+    H100_SXM_POWER,
+    H200_POWER,
+    H800_POWER,
+    MI300X_POWER,
+    MI325X_POWER,
+    V100_POWER,
+)
 
 
 def _tf(**rates: float) -> dict[str, float]:
@@ -112,6 +125,7 @@ GPU_CATALOG: dict[str, GPU] = {
             efficiency=V100_EFFICIENCY,
             arch="volta",
             scaleup_bw_bytes_per_s=150 * GBps,
+            power=V100_POWER,
         ),
         GPU(
             name="v100-32gb",
@@ -125,6 +139,7 @@ GPU_CATALOG: dict[str, GPU] = {
             efficiency=V100_EFFICIENCY,
             arch="volta",
             scaleup_bw_bytes_per_s=150 * GBps,
+            power=V100_POWER,
         ),
         # nvidia-smi reports 40,960 MiB (A100-SXM4-40GB) and 81,920 MiB (A100-SXM4-80GB).
         GPU(
@@ -136,6 +151,7 @@ GPU_CATALOG: dict[str, GPU] = {
             description="A100 SXM4 40GB",
             efficiency=A100_EFFICIENCY,
             scaleup_bw_bytes_per_s=300 * GBps,
+            power=A100_POWER,
         ),
         GPU(
             name="a100-80gb",
@@ -146,6 +162,7 @@ GPU_CATALOG: dict[str, GPU] = {
             description="A100 SXM4 80GB",
             efficiency=A100_EFFICIENCY,
             scaleup_bw_bytes_per_s=300 * GBps,
+            power=A100_POWER,
         ),
         # nvidia-smi reports 81,559 MiB on H100 80GB HBM3 and 143,771 MiB on H200.
         GPU(
@@ -160,6 +177,7 @@ GPU_CATALOG: dict[str, GPU] = {
             efficiency=HOPPER_EFFICIENCY,
             arch="hopper",
             scaleup_bw_bytes_per_s=450 * GBps,
+            power=H100_SXM_POWER,
         ),
         # H800: the H100 SXM5's compute-kernel fractions (GEMM ceiling and shape table, STREAM,
         # FlashAttention) are shared as a stated assumption (same SMs, clocks and HBM3); nothing
@@ -184,6 +202,7 @@ GPU_CATALOG: dict[str, GPU] = {
             ),
             arch="hopper",
             scaleup_bw_bytes_per_s=200 * GBps,
+            power=H800_POWER,
         ),
         GPU(
             name="h100-pcie-80gb",
@@ -197,6 +216,7 @@ GPU_CATALOG: dict[str, GPU] = {
             efficiency=HOPPER_PCIE_EFFICIENCY,
             arch="hopper",
             scaleup_bw_bytes_per_s=300 * GBps,
+            power=H100_PCIE_POWER,
         ),
         GPU(
             name="h100-nvl-94gb",
@@ -210,6 +230,7 @@ GPU_CATALOG: dict[str, GPU] = {
             efficiency=HOPPER_PCIE_EFFICIENCY,
             arch="hopper",
             scaleup_bw_bytes_per_s=300 * GBps,
+            power=H100_NVL_POWER,
         ),
         GPU(
             name="h200-141gb",
@@ -223,6 +244,7 @@ GPU_CATALOG: dict[str, GPU] = {
             efficiency=H200_EFFICIENCY,
             arch="hopper",
             scaleup_bw_bytes_per_s=450 * GBps,
+            power=H200_POWER,
         ),
         GPU(
             name="b200-180gb",
@@ -238,6 +260,7 @@ GPU_CATALOG: dict[str, GPU] = {
             efficiency=B200_EFFICIENCY,
             arch="blackwell",
             scaleup_bw_bytes_per_s=900 * GBps,
+            power=B200_POWER,
         ),
         # Host link: NVLink-C2C to the Grace CPU, 450 GB/s per direction (Azure ND GB200 v6
         # nvbandwidth measures 201 GB/s host-to-device).
@@ -255,6 +278,7 @@ GPU_CATALOG: dict[str, GPU] = {
             efficiency=GB200_EFFICIENCY,
             arch="blackwell",
             scaleup_bw_bytes_per_s=900 * GBps,
+            power=GB200_POWER,
         ),
         GPU(
             name="mi300x-192gb",
@@ -268,6 +292,7 @@ GPU_CATALOG: dict[str, GPU] = {
             efficiency=MI300X_EFFICIENCY,
             arch="cdna3",
             scaleup_bw_bytes_per_s=448 * GBps,
+            power=MI300X_POWER,
         ),
         GPU(
             name="mi325x-256gb",
@@ -281,6 +306,7 @@ GPU_CATALOG: dict[str, GPU] = {
             efficiency=MI325X_EFFICIENCY,
             arch="cdna3",
             scaleup_bw_bytes_per_s=448 * GBps,
+            power=MI325X_POWER,
         ),
     ]
 }

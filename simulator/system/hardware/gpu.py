@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from simulator.model.precision import DTYPES
+from simulator.system.hardware.power import GPUPower
 
 MiB = 2**20
 GiB = 2**30
@@ -89,6 +90,8 @@ class GPU:
     # Scale-up bandwidth per GPU per direction (NVLink or xGMI), for the catalog listing; the
     # topology files carry the links the simulator routes over.
     scaleup_bw_bytes_per_s: float = 0.0
+    # Draw by activity (power.py); None: unknown (a custom GPU without `power`), no energy.
+    power: GPUPower | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "peak_flops", MappingProxyType(dict(self.peak_flops)))
