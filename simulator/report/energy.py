@@ -107,6 +107,10 @@ def _j(joules: float) -> str:
     return f"{joules:,.1f} J"
 
 
+def _s(seconds: float) -> str:
+    return f"{seconds * 1e3:.3g} ms" if seconds < 1 else f"{seconds:,.3g} s"
+
+
 def energy_lines(report: dict[str, Any]) -> list[str]:
     e = report.get("energy")
     if not e:
@@ -125,21 +129,21 @@ def energy_lines(report: dict[str, Any]) -> list[str]:
     lines = [
         "",
         (
-            f"Energy (each GPU's draw by activity on the step's timeline; {e['hosts']:,} hosts at "
+            f"Energy (each GPU's draw by activity on the step's timeline; {e['hosts']:,} host(s) at "
             f"{_w(e['host_power_w'])}; PUE {e['pue']:g}):"
         ),
         f"  per step    {_j(e['step_j'])} = {e['per_token_j']:.3g} J/token; one GPU's step: {split}",
         (
             f"  power       per GPU avg {_w(g['avg'])}, peak {_w(g['peak'])} (TDP {_w(fig['tdp_w'])}); "
             f"cluster avg {_w(c['avg'])}, peak {_w(c['peak'])}, swing {_w(e['swing_w'])} "
-            f"(lowest {e['min_time_s'] * 1e3:,.3g} ms into the step)"
+            f"(lowest {_s(e['min_time_s'])} into the step)"
         ),
     ]
     if e["run_mwh"] is not None:
         extra = [f"${e['cost_usd']:,.0f} ({e['cost_basis']})"] if e["cost_usd"] is not None else []
         extra += [f"{e['co2_t']:,.0f} t CO2"] if e["co2_t"] is not None else []
         lines.append(
-            f"  run         {e['run_mwh']:,.1f} MWh over {e['run_days']:,.1f} days ({e['run_basis']})"
+            f"  run         {e['run_mwh']:,.1f} MWh over {e['run_days']:,.1f} days, {e['run_basis']}"
             + "".join(f"; {x}" for x in extra)
         )
     return lines
