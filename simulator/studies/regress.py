@@ -53,6 +53,11 @@ RELATIVE_FIELDS = (
     "step.mfu",
     "step.tokens_per_s",
     "step.tokens_per_s_per_gpu",
+    # Energy of the step from its power timeline (issue 20; execution/energy.py).
+    "energy.step_j",
+    "energy.per_token_j",
+    "energy.cluster_power_w.avg",
+    "energy.swing_w",
 )
 FIELDS = EXACT_FIELDS + RELATIVE_FIELDS
 
