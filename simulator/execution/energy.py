@@ -36,7 +36,7 @@ from simulator.execution.breakdown import StepBreakdown
 from simulator.execution.engine import ClassTimeline, RankClass
 from simulator.execution.step import StepResult, union
 from simulator.spec.specs import ClusterSpec
-from simulator.system.hardware.power import HOST_W_PER_GPU, GPUPower
+from simulator.system.hardware.power import HOST_W_PER_GPU, GPUPower, capped
 
 # Activities, in the order of the shares each power level carries.
 ACTIVITIES = ("compute", "memory", "comm", "idle")
@@ -198,7 +198,9 @@ def hosts_and_draw(cluster: ClusterSpec) -> tuple[int, float]:
 def step_energy(
     cluster: ClusterSpec, step: StepResult, share: float, power: GPUPower
 ) -> StepEnergy:
-    """The step's power over time and energy (module doc); `share`: compute_bound_share."""
+    """The step's power over time and energy (module doc); `share`: compute_bound_share.
+    Under a power cap every activity draws at most the cap (system/hardware/power.py)."""
+    power = capped(power, cluster.power_cap_w)
     end = step.time_s
     timelines = []
     for rc, tl in zip(step.classes, step.engine.timelines):

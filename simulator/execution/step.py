@@ -28,6 +28,7 @@ from simulator.system.comm import nccl_tables
 from simulator.system.comm.cost import CollectiveCost, CommContext
 from simulator.system.comm.network import AnalyticNetwork, FluidNetwork, make_network
 from simulator.system.compute import ComputeModel
+from simulator.system.hardware.power import cap_clocks
 from simulator.system.topology.builders.built import VERTEX_CODE
 
 # Concurrent instances of one collective (e.g. the 8 rail groups of HSDP's replica all-reduce,
@@ -150,11 +151,15 @@ class Comm:
 
 def compute_model(scenario: Scenario, slowdown: float = 1.0) -> ComputeModel:
     p = scenario.training.precision
+    c = scenario.cluster
+    clocks = cap_clocks(c.gpu.power, c.power_cap_w)  # the power cap (hardware/power.py)
     return ComputeModel(
-        gpu=scenario.calibration.gpu(scenario.cluster.gpu),
+        gpu=scenario.calibration.gpu(c.gpu),
         gemm_dtype=p.gemm_dtype,
         attention_dtype=p.attention_dtype,
         slowdown=slowdown,
+        clock=clocks.compute_clock,
+        memory_slowdown=clocks.memory_slowdown,
     )
 
 

@@ -150,6 +150,8 @@ def build_report(
         "memory": memory_section(scenario, mem, suggestions, stages or [mem]),
         "warnings": list(scenario.warnings),
     }
+    if c.power_cap_w is not None:  # absent without a cap (reports stay as they were)
+        report["cluster"]["power_cap_w"] = c.power_cap_w
     if (
         not scenario.calibration.is_default
     ):  # absent with the built-in constants (reports stay as they were)

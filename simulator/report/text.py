@@ -44,7 +44,8 @@ def _header(report: dict[str, Any]) -> list[str]:
             f"seq {t['seq_len']}, accum {t['grad_accum_steps']} (global batch {t['global_batch_size']} seqs), "
             f"checkpointing {t['activation_checkpointing']}"
         ),
-        f"  cluster   {c['num_gpus']} x {c['gpu']} on {c['num_hosts']} host(s) of topology {c['topology']}",
+        f"  cluster   {c['num_gpus']} x {c['gpu']} on {c['num_hosts']} host(s) of topology {c['topology']}"
+        + (f", power cap {c['power_cap_w']:g} W per GPU" if c.get("power_cap_w") else ""),
     ]
     if m.get("preset_defaults"):
         taken = ", ".join(

@@ -191,6 +191,7 @@ def cluster(
         )
     if gpu is None:
         return None
+    cap = _power_cap(c.power_cap, gpu, problems)
     return ClusterSpec(
         topology_name=c.topology,
         topology_ref=str(path),
@@ -208,7 +209,36 @@ def cluster(
             electricity_usd_per_kwh=c.power.electricity_usd_per_kwh,
             grid_kg_co2_per_kwh=c.power.grid_kg_co2_per_kwh,
         ),
+        power_cap_w=cap,
     )
+
+
+def _power_cap(cap: float | None, gpu: hardware.GPU, problems: list[Problem]) -> float | None:
+    """The per-GPU power cap: above the GPU's waiting draw (the floor of the clock / power
+    curve, system/hardware/power.py) and at most its TDP (a board's limit cannot be raised)."""
+    if cap is None:
+        return None
+    if gpu.power is None:
+        problems.append(
+            Problem(
+                "cluster.power_cap",
+                f"GPU {gpu.name} has no power figures to cap",
+                "give the GPU's power (tdp at least) in cluster.power.gpu",
+            )
+        )
+        return None
+    lo, hi = gpu.power.idle_w, gpu.power.tdp_w
+    if not lo < cap <= hi:
+        problems.append(
+            Problem(
+                "cluster.power_cap",
+                f"a power cap of {cap:g} W is outside {gpu.name}'s range: above {lo:g} W (its "
+                f"waiting draw) and at most {hi:g} W (its TDP)",
+                f"give a cap between {lo:g} W and {hi:g} W, e.g. '{round(0.7 * hi):d} W'",
+            )
+        )
+        return None
+    return cap
 
 
 def _stragglers(c: ClusterSection, num_gpus: int, problems: list[Problem]) -> tuple[Straggler, ...]:

@@ -24,7 +24,7 @@ from pydantic import (
 from simulator.execution.frameworks import FRAMEWORKS
 from simulator.scenario.schema_framework import DeepSpeedSection, Fsdp2Section, MegatronSection
 from simulator.scenario.schema_moe import AttentionSection, MoEArchitecture, MoETraining
-from simulator.scenario.schema_power import GPUPowerSection, PowerSection
+from simulator.scenario.schema_power import GPUPowerSection, Power, PowerSection
 from simulator.scenario.schema_reliability import ReliabilitySection
 from simulator.scenario.schema_types import (
     MAX_LAYERS,
@@ -372,6 +372,11 @@ class ClusterSection(Strict):
     degraded_links: tuple[DegradedLink, ...] = ()
     power: PowerSection = Field(
         PowerSection(), description="hosts, PUE, electricity price, grid CO2, GPU draw"
+    )
+    power_cap: Power | None = Field(
+        None,
+        description="per-GPU power cap, e.g. '500 W': the clock falls until compute-bound "
+        "kernels draw at most the cap (above the GPU's waiting draw, at most its TDP)",
     )
 
 

@@ -249,6 +249,7 @@ class ClusterSpec:
     stragglers: tuple[Straggler, ...] = ()
     degraded_links: tuple[DegradedLink, ...] = ()
     power: PowerSpec = PowerSpec()
+    power_cap_w: float | None = None  # per-GPU power cap (system/hardware/power.py); None: none
 
 
 @dataclass(frozen=True, kw_only=True)

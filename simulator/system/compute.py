@@ -34,14 +34,21 @@ class ComputeModel:
     gemm_dtype: str
     attention_dtype: str
     slowdown: float = 1.0  # straggler factor: every kernel takes this many times longer
+    # Under a power cap (hardware/power.py `cap_clocks`): the SM clock of compute-bound work
+    # as a fraction of the uncapped one (its FLOP time goes as 1 / clock), and the memory-bound
+    # time's factor (HBM keeps its own clock: a small part of it follows the SM clock).
+    clock: float = 1.0
+    memory_slowdown: float = 1.0
 
     def op_time_s(self, op: Op) -> float:
         eff = self.gpu.efficiency
-        mem_s = op.bytes_moved / (self.gpu.hbm_bw_bytes_per_s * eff.memory)
+        mem_s = op.bytes_moved / (self.gpu.hbm_bw_bytes_per_s * eff.memory) * self.memory_slowdown
         if op.kind == "matmul":
             flop_s = op.flops / (self.gpu.peak(self.gemm_dtype) * self.gemm_efficiency(op))
+            flop_s /= self.clock
         elif op.kind == "attention":
             flop_s = op.flops / (self.gpu.peak(self.attention_dtype) * eff.attention)
+            flop_s /= self.clock
         else:
             flop_s = 0.0  # memory-bound kernels: their FLOPs are negligible beside their bytes
         return self.slowdown * (eff.kernel_launch_s + max(flop_s, mem_s)) / eff.end_to_end

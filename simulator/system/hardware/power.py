@@ -36,10 +36,35 @@ twelve-month PUE, 1.10 (Google data-centre efficiency page, 2021-2023), typical 
 hyperscale sites large training runs use; the Uptime Institute's 2021 survey average over all
 large data centres is 1.57 (as cited by CNBC, 2022-04-13). Electricity price and grid carbon
 intensity have no default (they vary by an order of magnitude between sites).
+
+A power cap (`cluster.power_cap`, `nvidia-smi -pl`): the board lowers its SM clock until what
+it draws is at most the cap. The clock / power curve: a board's draw is a floor (leakage, HBM
+and uncore at rest; taken as its waiting draw, idle_w) plus dynamic power, and CMOS dynamic
+power is C x V^2 x f with the voltage roughly linear in the clock over the DVFS range, so the
+dynamic part goes as f^3 (DVFS_EXPONENT):
+    P(phi) = idle_w + (P_1 - idle_w) x phi^3,   phi = f / f_uncapped.
+An activity that draws P_1 uncapped runs, under a cap C below P_1, at
+    phi = ((C - idle_w) / (P_1 - idle_w))^(1/3)
+(`capped_clock`); at or above P_1 the cap does not bind (phi = 1). Compute-bound kernels (GEMM,
+attention) take 1 / phi as long (their time is cycles x clock period); an H100 SXM at 500 W:
+phi = (430 / 630)^(1/3) = 0.880, GEMMs 13.6% slower. Memory-bound kernels draw less
+(memory_w), so a cap binds on them later, and their time hardly follows the SM clock (HBM has
+its own clock): MEMORY_CLOCK_SENSITIVITY of their time follows it (assumed; IT4Innovations'
+Karolina A100 nodes, SM clock limited to 1.29 of 1.41 GHz: "up to 10%" runtime increase for
+compute-intensive GPU workloads, "no slowdown" for memory-bound ones, docs.it4i.cz "Energy
+saving"). Communication (NVLink, NICs, copy engines) does not follow it.
+Published checks (tests/system/test_power_cap.py): McDonald et al. 2022 ("Great Power, Great
+Responsibility", NAACL Findings, arXiv 2205.09646): language-model training on V100s capped at
+150 W of their 250 W, energy -13.7% and training time +6.8% on average; the Karolina limit's
++10% for compute-bound work at a 0.915 clock (1 / 0.915 = +9.3%). torchtitan's H100
+benchmarks ran at the hosts' default 500 W limit ("tuning it up to 700W TDP can potentially
+provide further speedups", pytorch/torchtitan docs/performance.md), with no 700 W run to
+compare.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 COMPUTE_FRACTION = 1.0  # compute-bound kernels: at the TDP (Choukse et al. 2025)
@@ -48,6 +73,8 @@ COMM_FRACTION = 0.3  # communication only (assumed from Choukse et al. 2025's "t
 IDLE_FRACTION = 0.1  # waiting, context held (H200 80 W / 700 W measured; H100 60-90 W)
 HOST_W_PER_GPU = 350.0  # (8.4 kW node peak - 8 x 700 W) / 8, Latif et al. 2024
 DEFAULT_PUE = 1.1  # Google fleet-wide TTM PUE 1.10
+DVFS_EXPONENT = 3.0  # dynamic power ~ f x V^2, V ~ f over the DVFS range (module doc)
+MEMORY_CLOCK_SENSITIVITY = 0.1  # share of a memory-bound kernel's time that follows the SM clock
 
 ACTIVITY_SOURCE = (
     "compute-bound kernels at the TDP (Choukse et al. 2025, arXiv 2508.14318: GPUs near TDP in "
@@ -79,6 +106,51 @@ class GPUPower:
             value = getattr(self, name)
             if not (value >= 0 and value < float("inf")):
                 raise ValueError(f"GPU power {name} must be a finite number >= 0, not {value!r}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class CapClocks:
+    """What a power cap does to the kernels (module doc): the compute-bound kernels' clock as a
+    fraction of the uncapped one, and the memory-bound kernels' time factor."""
+
+    compute_clock: float = 1.0
+    memory_slowdown: float = 1.0
+
+    @property
+    def binds(self) -> bool:
+        return self.compute_clock != 1.0 or self.memory_slowdown != 1.0
+
+
+def capped_clock(draw_w: float, cap_w: float, floor_w: float) -> float:
+    """The clock fraction at which an activity drawing draw_w uncapped draws cap_w: the
+    dynamic part above floor_w goes as the clock cubed (module doc); 1 where the cap does
+    not bind."""
+    if cap_w >= draw_w or draw_w <= floor_w:
+        return 1.0
+    return ((cap_w - floor_w) / (draw_w - floor_w)) ** (1.0 / DVFS_EXPONENT)
+
+
+def cap_clocks(power: GPUPower | None, cap_w: float | None) -> CapClocks:
+    """The kernels' clocks under a per-GPU power cap; no cap (or no power figures): none."""
+    if cap_w is None or power is None:
+        return CapClocks()
+    compute = capped_clock(power.compute_w, cap_w, power.idle_w)
+    memory = capped_clock(power.memory_w, cap_w, power.idle_w)
+    slow = 1.0 if memory == 1.0 else 1.0 + MEMORY_CLOCK_SENSITIVITY * (1.0 / memory - 1.0)
+    return CapClocks(compute_clock=compute, memory_slowdown=slow)
+
+
+def capped(power: GPUPower, cap_w: float | None) -> GPUPower:
+    """The board's draw by activity under a power cap: each at most the cap (the clock falls
+    until it is, module doc); unchanged (the same object) where the cap binds on none."""
+    if cap_w is None:
+        return power
+    fields = ("compute_w", "memory_w", "comm_w", "idle_w")
+    lowered = {f: cap_w for f in fields if getattr(power, f) > cap_w}
+    if not lowered:
+        return power
+    source = f"{power.source}; capped at {cap_w:g} W"
+    return dataclasses.replace(power, source=source, **lowered)  # type: ignore[arg-type]
 
 
 def from_tdp(tdp_w: float, source: str) -> GPUPower:
