@@ -8,6 +8,7 @@ import importlib
 COMMANDS = (
     "run",
     "validate",
+    "import_configs",
     "plan",
     "sweep",
     "plot",

@@ -61,7 +61,7 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     from simulator.report.document import to_json
     from simulator.report.text import render_text
-    from simulator.studies.simulate import simulate
+    from simulator.studies.api import run
 
     path = scenario_path(args.scenario)
     check_output("--json-out", args.json_out, (path,))
@@ -79,15 +79,15 @@ def cmd_run(args: argparse.Namespace) -> int:
                 "give one or the other",
             )
         )
-    report = simulate(
+    report = run(
         load_scenario(path),
-        trace_path=args.trace,
-        backend=args.network,
+        args.goodput,
+        network=args.network,
         runs=args.runs,
         seed=args.seed,
         jobs=os.cpu_count() or 1,
-        goodput=args.goodput,
-    )
+        trace=args.trace,
+    ).to_dict()
     text = to_json(report)
     if args.json_out:
         write_text("--json-out", args.json_out, text + "\n")
