@@ -234,7 +234,9 @@ def sweep(
     elif isinstance(base, Mapping):
         base_data, base_dir = copy.deepcopy(dict(base)), Path.cwd()
     else:
-        base_data, base_dir = str(base), Path.cwd()
+        from simulator.scenario.load import scenario_path
+
+        base_data, base_dir = str(scenario_path(base).resolve()), Path.cwd()
     data: dict[str, Any] = {
         "base": base_data,
         "mode": mode,

@@ -126,7 +126,9 @@ def _gpt2(data: dict[str, Any], p: Partial, take) -> None:
     else:
         p.assignments.append((f"{ARCH}.ffn_hidden_size", width, "default"))
     take("vocab_size", "vocab_size")
-    take("n_positions", "max_position_embeddings", why="the learned position table")
+    positions = take("n_positions", "max_position_embeddings", why="the learned position table")
+    if positions:  # a sequence must fit the table: train at its length unless told otherwise
+        p.assignments.append(("training.seq_len", positions, "default: n_positions"))
     act = take("activation_function")
     if act is not None:
         if str(act).startswith("gelu"):
