@@ -75,3 +75,18 @@ def test_importing_simulator_stays_light():
     assert "run" in dir(simulator)
     with pytest.raises(AttributeError):
         simulator.no_such_name  # noqa: B018
+
+
+def test_the_readme_python_api_example_runs(capsys):
+    import re
+
+    readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+    blocks = [
+        b
+        for b in re.findall(r"```python\n(.*?)```", readme, re.DOTALL)
+        if "import simulator\n" in b
+    ]
+    assert len(blocks) == 1
+    exec(compile(blocks[0], "README.md", "exec"), {})
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("True") and len(lines) == 5
