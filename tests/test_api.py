@@ -77,8 +77,9 @@ def test_importing_simulator_stays_light():
         simulator.no_such_name  # noqa: B018
 
 
-def test_the_readme_python_api_example_runs(capsys):
+def test_the_readme_python_api_example_runs(capsys, tmp_path):
     import re
+    import runpy
 
     readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
     blocks = [
@@ -87,6 +88,8 @@ def test_the_readme_python_api_example_runs(capsys):
         if "import simulator\n" in b
     ]
     assert len(blocks) == 1
-    exec(compile(blocks[0], "README.md", "exec"), {})
+    example = tmp_path / "readme_example.py"
+    example.write_text(blocks[0])
+    runpy.run_path(str(example))
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("True") and len(lines) == 5
