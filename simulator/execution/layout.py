@@ -18,8 +18,10 @@ so the timeline's peak and the analytic peak are computed from the same numbers.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TypedDict
 
 from simulator.model import activations as act_math
@@ -30,7 +32,7 @@ from simulator.model.architecture import (
     word_embedding_params,
 )
 from simulator.model.spec import ModelSpec
-from simulator.spec.specs import ParallelSpec, Scenario
+from simulator.spec.specs import ParallelSpec, PipelineSpec, Scenario
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -67,11 +69,13 @@ class Layout:
     head_params: int  # final norm, output projection (+ a tied copy when pp > 1), pooler
     has_edges: bool  # embeddings and head are modelled (False for a bare parameter count)
 
-    @property
+    # Computed once per layout (a frozen dataclass: cached_property fills the instance's
+    # __dict__, not a field); layouts are shared by every scenario with the same split.
+    @cached_property
     def blocks(self) -> tuple[Block, ...]:
         return tuple(b for c in self.chunks for b in c.blocks)
 
-    @property
+    @cached_property
     def expert_params(self) -> int:
         """Routed-expert parameters of the stage on this rank (reduced over edp)."""
         return sum(b.expert_params for b in self.blocks)
@@ -80,7 +84,7 @@ class Layout:
     def root_params(self) -> int:
         return self.embedding_params + self.head_params
 
-    @property
+    @cached_property
     def params(self) -> int:
         return self.root_params + sum(b.params for b in self.blocks)
 
@@ -88,6 +92,18 @@ class Layout:
     def edge_params(self) -> int:
         """Root parameters whose gradients are ready at the end of backward (embeddings)."""
         return self.embedding_params
+
+    @cached_property
+    def kinds(self) -> tuple[tuple[Block, ...], tuple[int, ...]]:
+        """The first block of each kind (Block.kind) in order, and each block's kind by its
+        position there: blocks of one kind have the same activations and kernels."""
+        first: dict[tuple[str, bool], int] = {}
+        reps: list[Block] = []
+        for b in self.blocks:
+            if b.kind not in first:
+                first[b.kind] = len(reps)
+                reps.append(b)
+        return tuple(reps), tuple(first[b.kind] for b in self.blocks)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -144,13 +160,38 @@ def _chunk_sizes(layers: int, par: ParallelSpec) -> list[int]:
 # A frozen dataclass: one shared default instance is safe.
 def model_layout(m: ModelSpec, par: ParallelSpec = ParallelSpec(), stage: int = 0) -> Layout:  # noqa: B008
     """What pipeline stage `stage` holds of the model, on one tensor-parallel rank."""
-    return _stage_layout(m, par, stage, *_units_and_blocks(m, par))
+    return _layouts(m, *_layout_key(par))[stage]
 
 
 def model_layouts(m: ModelSpec, par: ParallelSpec = ParallelSpec()) -> list[Layout]:  # noqa: B008
     """Every pipeline stage's layout (the model's units counted once)."""
+    return list(_layouts(m, *_layout_key(par)))
+
+
+def _layout_key(par: ParallelSpec) -> tuple[int, int, int, tuple[int, ...], int, int]:
+    """The parallel degrees a layout depends on: tp, pp, virtual stages, layers per chunk, ep, etp
+    (not dp, cp, sequence parallelism or the schedule)."""
+    pipe = par.pipeline
+    return par.tp, par.pp, pipe.virtual_stages, tuple(pipe.layers_per_stage), par.ep, par.etp
+
+
+# Memo of the stages' layouts: a pure function of a frozen (hashable) ModelSpec and the degrees of
+# _layout_key, asked for by every memory check, estimate and schedule of a layout search with the
+# same model split (whatever its data-parallel strategy, recomputation or micro-batch). The
+# layouts are frozen and shared; bounded.
+@functools.lru_cache(maxsize=1024)
+def _layouts(
+    m: ModelSpec, tp: int, pp: int, v: int, layers_per_stage: tuple[int, ...], ep: int, etp: int
+) -> tuple[Layout, ...]:
+    par = ParallelSpec(
+        tp=tp,
+        pp=pp,
+        ep=ep,
+        etp=etp,
+        pipeline=PipelineSpec(virtual_stages=v, layers_per_stage=layers_per_stage),
+    )
     parts = _units_and_blocks(m, par)
-    return [_stage_layout(m, par, stage, *parts) for stage in range(par.pp)]
+    return tuple(_stage_layout(m, par, stage, *parts) for stage in range(pp))
 
 
 def _units_and_blocks(m: ModelSpec, par: ParallelSpec) -> tuple[list, list[Block]]:
@@ -267,10 +308,10 @@ def activations(
     }
     extra: dict = {"cp": cp} if cp > 1 else {}
     block_extra = {**extra, "cp_comm": cp_comm} if cp > 1 else {}
-    per_kind: dict[tuple[str, bool], tuple[int, int]] = {}
-    for block in layout.blocks:
-        if block.kind in per_kind:
-            continue
+    reps, kind_of = layout.kinds
+    stored_by_kind: list[int] = []
+    working_by_kind: list[int] = []
+    for block in reps:
         more = dict(block_extra)
         if block.moe:
             more |= {"index": block.index, **(moe or {})}
@@ -288,7 +329,8 @@ def activations(
             working = full - stored  # only the attention core (the a*s^2 terms) is recomputed
         else:
             working = 0
-        per_kind[block.kind] = (stored, working)
+        stored_by_kind.append(stored)
+        working_by_kind.append(working)
     edge: _EdgeArgs = {
         "seq_len": seq_len,
         "micro_batch": micro_batch,
@@ -308,8 +350,8 @@ def activations(
     )
     return Activations(
         embedding=emb,
-        blocks=tuple(per_kind[b.kind][0] for b in layout.blocks),
-        working=tuple(per_kind[b.kind][1] for b in layout.blocks),
+        blocks=tuple(map(stored_by_kind.__getitem__, kind_of)),
+        working=tuple(map(working_by_kind.__getitem__, kind_of)),
         output=out,
     )
 

@@ -30,13 +30,16 @@ event timeline of the step engine reproduces the same peak from alloc/free event
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import TypeAlias, overload
 
+import numpy as np
+
 from simulator.execution import layout
 from simulator.execution.frameworks import strategy_for
-from simulator.execution.pipeline import stage_order
+from simulator.execution.pipeline import passes
 from simulator.model.precision import optimizer_state_bytes_per_param
 from simulator.spec.specs import Scenario
 
@@ -200,34 +203,33 @@ def peak_moment(scenario: Scenario, stage: int = 0, lay: layout.Layout | None = 
     acts = layout.stage_activations(scenario, lay)
     static = strategy.static_buffer_bytes(scenario, lay, pb, gb)
     within = _chunk_moments(scenario, strategy, lay, acts, static, pb, gb)
-    order = stage_order(scenario, stage)
-    live: dict[tuple[int, int], int] = {}
-    total, best_bytes = 0, -1  # total: the sum of live's values
-    best: tuple[Moment, int] | None = None  # the largest moment, and the others' activations
-    carry = 0  # gradient bytes the previous pass, a backward, may leave in a reduce-scatter
-
-    def consider(moment: Moment | None, extra: int) -> None:
-        nonlocal best, best_bytes
-        if moment is not None and total + moment.bytes + extra > best_bytes:
-            best = (dataclasses.replace(moment, buffers_bytes=moment.buffers_bytes + extra), total)
-            best_bytes = total + moment.bytes + extra
-
-    for p in order:
-        key = (p.micro_batch, p.chunk)
-        full, moment, edges = within[p.chunk]
-        if p.forward:
-            consider(edges[0], carry)
-            live[key] = full
-            total += full
-            carry = 0
-            continue
-        total -= live.pop(key)
-        consider(moment, 0)
-        consider(edges[1], carry)
-        carry = edges[2]
-    assert best is not None, "every stage runs a backward pass, and each has a moment"
-    moment, others = best
-    moment = dataclasses.replace(moment, activations_bytes=moment.activations_bytes + others)
+    v = par.pipeline.virtual_stages
+    chunks = [within[k * par.pp + stage] for k in range(v)]
+    walk = walk_events(scenario, stage)
+    # Each event's bytes: the activations in flight (counts x each chunk's), its candidate's
+    # (none: never the largest) and the gradients the previous backward may leave in flight.
+    cand = [_NONE if e is None else e.bytes for _, _, (e, _, _) in chunks]
+    cand += [m.bytes for _, m, _ in chunks]
+    cand += [_NONE if e is None else e.bytes for _, _, (_, e, _) in chunks]
+    extras = [pending for _, _, (_, _, pending) in chunks] + [0]
+    fulls = np.array([full for full, _, _ in chunks], dtype=np.int64)
+    totals = walk.counts @ fulls
+    values = (
+        totals
+        + np.array(cand, dtype=np.int64)[walk.slot]
+        + np.array(extras, dtype=np.int64)[walk.carry]
+    )
+    i = int(np.argmax(values))  # the first of the largest, as a walk keeping the first would
+    assert values[i] >= 0, "every stage runs a backward pass, and each has a moment"
+    kind, k, _, carry = walk.events[i]
+    _, moment, edges = chunks[k]
+    candidate = moment if kind == _BACKWARD else edges[0] if kind == _FORWARD_EDGE else edges[1]
+    assert candidate is not None
+    moment = dataclasses.replace(
+        candidate,
+        activations_bytes=candidate.activations_bytes + int(totals[i]),  # the others in flight
+        buffers_bytes=candidate.buffers_bytes + extras[carry],
+    )
     step = strategy.step_transient_bytes(scenario, lay, pb, gb)
     if step and static + step > moment.bytes:
         # After every backward: no activations, the optimizer's own buffers.
@@ -238,6 +240,85 @@ def peak_moment(scenario: Scenario, stage: int = 0, lay: layout.Layout | None = 
             static_buffers_bytes=static,
         )
     return moment
+
+
+# The moments of the walk, by kind: where a forward pass begins (PassEdges' first), within a
+# backward pass (its peak), where a backward pass begins (PassEdges' second).
+_FORWARD_EDGE, _BACKWARD, _BACKWARD_EDGE = 0, 1, 2
+_NONE = -(1 << 62)  # the bytes of no candidate: below any moment's
+# (kind, virtual chunk k of the pass, micro-batches in flight per virtual chunk, the virtual chunk
+# whose backward ran just before (its gradients may be in flight) or -1)
+_Event: TypeAlias = "tuple[int, int, tuple[int, ...], int]"
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class _Walk:
+    """A stage's walk (walk_events) as arrays: each event's micro-batches in flight per virtual
+    chunk, its candidate's slot (kind x v + chunk) and the chunk whose backward ran before it
+    (v: none)."""
+
+    events: tuple[_Event, ...]
+    counts: np.ndarray  # events x v
+    slot: np.ndarray
+    carry: np.ndarray
+
+
+def walk_events(scenario: Scenario, stage: int) -> _Walk:
+    """The candidate moments of a stage's walk over its passes (pipeline.stage_order's order),
+    each once, in the order of their first occurrence: a moment's bytes are a function of its
+    event (the activations in flight are the counts times each chunk's), and a repeated event
+    never beats its first occurrence (peak_moment keeps the first of equal candidates), so the
+    largest is the same as the walk over every pass would find."""
+    t = scenario.training
+    par = t.parallel
+    return _walk_events(
+        par.pipeline.schedule,
+        stage,
+        par.pp,
+        t.grad_accum_steps,
+        par.pipeline.virtual_stages,
+        t.moe.overlap == "1f1b",
+    )
+
+
+# Memo of walk_events: a pure function of the schedule's six numbers (stage_order's arguments),
+# shared by every scenario of a layout search with the same pipeline shape; a few hundred small
+# tuples where a walk was thousands of passes.
+@functools.lru_cache(maxsize=4096)
+def _walk_events(schedule: str, stage: int, pp: int, m: int, v: int, combined: bool) -> _Walk:
+    counts = [0] * v
+    seen: set[_Event] = set()
+    out: list[_Event] = []
+    carry = -1
+
+    def add(event: _Event) -> None:
+        if event not in seen:
+            seen.add(event)
+            out.append(event)
+
+    for p in passes(schedule, stage, pp, m, v, combined=combined):
+        k = p.chunk // pp
+        if p.forward:
+            add((_FORWARD_EDGE, k, tuple(counts), carry))
+            counts[k] += 1
+            carry = -1
+            continue
+        counts[k] -= 1
+        now = tuple(counts)
+        add((_BACKWARD, k, now, -1))
+        add((_BACKWARD_EDGE, k, now, carry))
+        carry = k
+    return _Walk(
+        events=tuple(out),
+        counts=_frozen(np.array([e[2] for e in out], dtype=np.int64).reshape(len(out), v)),
+        slot=_frozen(np.array([e[0] * v + e[1] for e in out], dtype=np.intp)),
+        carry=_frozen(np.array([e[3] if e[3] >= 0 else v for e in out], dtype=np.intp)),
+    )
+
+
+def _frozen(a: np.ndarray) -> np.ndarray:
+    a.flags.writeable = False  # shared by every caller of the memo
+    return a
 
 
 # A pass's edges: the first moments of a forward and a backward pass, and the gradient bytes
@@ -289,17 +370,21 @@ def _chunk_moments(
             + (strategy.buffers_at_backward_start(scenario, blocks, pb, gb) if chunk.head else 0),
         )
         live = emb + sum(kept)
+        top, at = best.bytes, -1  # the largest so far, and its block (-1: the start)
+        top_act = top_buf = 0
         for i in range(n - 1, -1, -1):
-            moment = Moment(
-                label=f"backward {blocks[i].name}",
-                activations_bytes=live + working[i],
-                buffers_bytes=static
-                + strategy.buffers_at_block_backward(scenario, blocks, i, pb, gb),
+            act = live + working[i]
+            buf = static + strategy.buffers_at_block_backward(scenario, blocks, i, pb, gb)
+            if act + buf > top:
+                top, at, top_act, top_buf = act + buf, i, act, buf
+            live -= kept[i]
+        if at >= 0:
+            best = Moment(
+                label=f"backward {blocks[at].name}",
+                activations_bytes=top_act,
+                buffers_bytes=top_buf,
                 static_buffers_bytes=static,
             )
-            if moment.bytes > best.bytes:
-                best = moment
-            live -= kept[i]
         out[chunk.index] = (full, best, edges)
     return out
 

@@ -3,6 +3,8 @@ on one rank of tensor, context and expert parallelism (activations_moe: MLA and 
 
 from __future__ import annotations
 
+import functools
+
 from simulator.model.activations_moe import mla_attention_terms, moe_mlp_terms
 from simulator.model.architecture import Architecture, is_moe_layer
 from simulator.model.ops_attention import CP_COMMS
@@ -16,6 +18,10 @@ def _split(shared: int, replicated: int, tp: int, sp: bool) -> int:
     return shared // tp + (replicated // tp if sp else replicated)
 
 
+# Memoized (functools.lru_cache, bounded): pure functions of a frozen, hashable Architecture and
+# scalars, asked for the same block, embedding and head again and again (every pipeline stage,
+# memory check and estimate of a layout search, every step of a sweep).
+@functools.lru_cache(maxsize=4096)
 def activation_bytes_per_layer(
     arch: Architecture,
     seq_len: int,
@@ -155,6 +161,7 @@ def recompute_working_bytes(
     )
 
 
+@functools.lru_cache(maxsize=4096)
 def embedding_activation_bytes(
     arch: Architecture,
     seq_len: int,
@@ -179,6 +186,7 @@ def embedding_activation_bytes(
     )
 
 
+@functools.lru_cache(maxsize=4096)
 def output_activation_bytes(
     arch: Architecture,
     seq_len: int,

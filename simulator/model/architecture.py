@@ -7,6 +7,7 @@ Encoder-decoder: `num_layers` is the encoder, `num_decoder_layers` the decoder.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from simulator.model import moe_params as mp
@@ -291,7 +292,8 @@ def _stack_embedding_params(arch: Architecture) -> int:
 
 
 def parameter_units(arch: Architecture, tp: int = 1, ep: int = 1, etp: int = 1) -> list[Unit]:
-    """Units in forward order; sum(u.params) == param_count(arch).
+    """Units in forward order; sum(u.params) == param_count(arch) (a new list of shared, frozen
+    units: memoized by _parameter_units).
 
     Single-stack blocks are `layers.i`; an encoder-decoder has `encoder.i`,
     `encoder.final_norm`, `decoder.embedding` (only if it has parameters), `decoder.i`.
@@ -303,6 +305,15 @@ def parameter_units(arch: Architecture, tp: int = 1, ep: int = 1, etp: int = 1) 
     With ep / etp, MoE blocks hold num_experts/ep routed experts each split over etp
     (Unit.expert_params); dense and MoE blocks differ, so each block is counted on its own.
     """
+    return list(_parameter_units(arch, tp, ep, etp))
+
+
+# The memo of parameter_units: a pure function of a frozen (hashable) Architecture and three
+# ints, asked for again and again with the same arguments (every scenario derived from one model,
+# every pipeline stage and memory check of a layout search). Bounded; the units are frozen.
+@functools.lru_cache(maxsize=512)
+def _parameter_units(arch: Architecture, tp: int, ep: int, etp: int) -> tuple[Unit, ...]:
+    """parameter_units, as a tuple."""
     h = arch.hidden_size
     embedding = (
         word_embedding_params(arch, tp) + arch.token_type_vocab * h + _stack_embedding_params(arch)
@@ -359,7 +370,7 @@ def parameter_units(arch: Architecture, tp: int = 1, ep: int = 1, etp: int = 1) 
     head += (h * h + h) if arch.pooler else 0
     if head:
         units.append(Unit(name="head", params=head, kind="head"))
-    return units
+    return tuple(units)
 
 
 def param_count(arch: Architecture) -> int:

@@ -34,10 +34,12 @@ Every candidate is a scenario derived and validated like a scenario file.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from simulator.core.cache import Memo
 from simulator.core.errors import UserError
 from simulator.execution.context import SimContext
 from simulator.execution.frameworks import FRAMEWORKS, strategy_for
@@ -51,6 +53,7 @@ from simulator.model import ops as op_math
 from simulator.scenario.load import derive
 from simulator.scenario.moe import has_dense_layers, moe_of
 from simulator.spec.specs import Scenario
+from simulator.system.compute import ComputeModel
 
 CHECKPOINTING = ("none", "selective", "full")
 STRATEGIES = ("ddp", "zero1", "zero2", "zero3")
@@ -271,9 +274,14 @@ def _first_fit(
     s: Scenario, lay: Layout, m: int, counter: list[int]
 ) -> tuple[Scenario, MemoryBreakdown] | None:
     """The fastest variant of a layout that fits; the leanest is tried first, as most layouts of a
-    big model fail even that."""
+    big model fail even that (and where only it fits, its first check is reused: counted twice,
+    derived and checked once)."""
+    done: dict[tuple[str, str], tuple[Scenario, MemoryBreakdown]] = {}
 
     def check(ckpt: str, strategy: str) -> tuple[Scenario, MemoryBreakdown]:
+        if (ckpt, strategy) in done:
+            counter[0] += 1
+            return done[ckpt, strategy]
         cand = derive(
             s,
             {
@@ -284,7 +292,8 @@ def _first_fit(
             },
         )
         counter[0] += 1
-        return cand, memory_breakdown(cand)
+        done[ckpt, strategy] = cand, memory_breakdown(cand)
+        return done[ckpt, strategy]
 
     tries = variants(s, lay)
     if not tries:
@@ -315,7 +324,14 @@ def _layer_comm_s(s: Scenario, comm: Comm, chunks: dict[int, ChunkWork]) -> floa
         experts = strategy.expert_mesh(s)
         groups |= {d: experts.group(d) for d in ("ep", "etp")}
 
+    costs: dict[tuple[tuple[op_math.Comm, ...], float], float] = {}  # blocks of a kind repeat
+
     def cost(cs: tuple[op_math.Comm, ...], compute_s: float) -> float:
+        if (cs, compute_s) not in costs:
+            costs[cs, compute_s] = _comm_cost(cs, compute_s)
+        return costs[cs, compute_s]
+
+    def _comm_cost(cs: tuple[op_math.Comm, ...], compute_s: float) -> float:
         exposed = hidden = 0.0
         for c in cs:
             group = groups.get(c.dim)
@@ -342,13 +358,40 @@ def _layer_comm_s(s: Scenario, comm: Comm, chunks: dict[int, ChunkWork]) -> floa
     )
 
 
-def estimate_step_s(s: Scenario, comm: Comm) -> float:
+@dataclass(frozen=True, kw_only=True, eq=False)
+class MemoCompute(ComputeModel):
+    """A ComputeModel that remembers each kernel's time (a pure function of the op, a frozen
+    dataclass, and of this model's GPU and datatypes): the planner's candidates time the same
+    kernels again and again (every pipeline split, data-parallel strategy and expert layout of
+    one tp x cp x micro-batch runs the same blocks). The memo is this object's own."""
+
+    memo: Memo[float] = field(default_factory=lambda: Memo(max_entries=1 << 16), repr=False)
+
+    def op_time_s(self, op: op_math.Op) -> float:
+        return self.memo.get(op, lambda: ComputeModel.op_time_s(self, op))
+
+
+def _memo_compute(cm: ComputeModel, models: list[MemoCompute]) -> MemoCompute:
+    """The memoizing model with `cm`'s fields (a GPU spec holds mappings: compared, not
+    hashed); made and added if there is none."""
+    fields = {f.name: getattr(cm, f.name) for f in dataclasses.fields(ComputeModel)}
+    for memo in models:
+        if all(getattr(memo, name) == value for name, value in fields.items()):
+            return memo
+    models.append(MemoCompute(**fields))
+    return models[-1]
+
+
+def estimate_step_s(s: Scenario, comm: Comm, models: list[MemoCompute] | None = None) -> float:
     """A cheap step time for ranking: one stage's micro-batches on the roofline (tensor-,
     context- and expert-parallel collectives at their standalone time) and the pipeline bubble;
     data-parallel communication, mostly overlapped, is left to the simulation of the best
-    candidates."""
+    candidates. `models`: a planner's memoizing compute models (the same figures, each kernel
+    timed once); one equal to the scenario's is used, or added."""
     t, par = s.training, s.training.parallel
     cm = compute_model(s)
+    if models is not None:
+        cm = _memo_compute(cm, models)
     chunks = stage_work(s, cm, min(1, par.pp - 1))
     per_mb = sum(
         u.fwd_s + u.bwd_s + u.recompute_s
@@ -387,13 +430,14 @@ def parallel_plan(
         "fluid",
     )
     found: list[tuple[float, Layout, Scenario, MemoryBreakdown]] = []
+    models: list[MemoCompute] = []  # the estimates' kernel times, each once
     search = searched(s)
     candidates = layouts(s, search)
     for lay in candidates:
         m = s.global_batch_size // (lay.micro_batch * lay.dp(s.num_gpus))
         fit = _first_fit(s, lay, m, checks)
         if fit is not None:
-            found.append((estimate_step_s(fit[0], comm), lay, *fit))
+            found.append((estimate_step_s(fit[0], comm, models), lay, *fit))
     found.sort(key=lambda f: f[0])
     rows = []
     for est, lay, cand, mem in found[:simulate]:
