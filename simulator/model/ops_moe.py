@@ -82,10 +82,7 @@ def expert_tokens(
     """
     local = moe.num_experts // ep
     mean = Fraction(tokens_local * moe.experts_per_token * ep * etp, moe.num_experts)
-    factor = Fraction(load_imbalance)
-    if moe.capacity_factor is not None:
-        factor = min(factor, Fraction(moe.capacity_factor))
-    return local, max(1, math.ceil(mean * factor))
+    return local, max(1, math.ceil(mean * busiest_share(moe, load_imbalance)))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -124,18 +121,36 @@ def hosts_per_token(moe: MoE, hosts: int) -> float:
     return hosts * (1.0 - (1.0 - 1.0 / hosts) ** k)
 
 
+def busiest_share(moe: MoE, load_imbalance: float) -> Fraction:
+    """The busiest rank's expert tokens over the mean: load_imbalance, at most the capacity
+    factor where one is set (the tokens over capacity are dropped before the dispatch)."""
+    factor = Fraction(load_imbalance)
+    if moe.capacity_factor is not None:
+        factor = min(factor, Fraction(moe.capacity_factor))
+    return factor
+
+
 def dispatch_comms(
-    moe: MoE, tl: int, h: int, e: int, ep: int, dispatch: Dispatch | None
+    moe: MoE,
+    tl: int,
+    h: int,
+    e: int,
+    ep: int,
+    dispatch: Dispatch | None,
+    busiest: Fraction = Fraction(1),
 ) -> tuple[tuple[Comm, ...], tuple[Comm, ...]]:
     """The dispatch's and the combine's collectives (forward; each one's gradient is the other
     mirrored). alltoall: tokens_local x top-k x h x e each way over ep. deepep: over ep_node
     the bytes of each token's distinct remote hosts (nccl-tests' buffer: the sent bytes x
-    n / (n - 1), a 1/n share staying home), over ep_local each token copy to its GPU."""
+    n / (n - 1), a 1/n share staying home), over ep_local each token copy to its GPU. Each size
+    is the busiest rank's (`busiest` x the mean): the collective ends when the rank receiving
+    the most tokens has them, so every rank is costed as that one (an upper bound where the
+    imbalance is on the receive side only)."""
     k = moe.experts_per_token
     if ep == 1:
         return (), ()
     if dispatch is None or dispatch.kind == "alltoall":
-        a2a = (Comm("all_to_all", "ep", tl * k * h * e),)
+        a2a = (Comm("all_to_all", "ep", math.ceil(tl * k * h * e * busiest)),)
         return a2a, a2a
     g = dispatch.ep_local
     n = ep // g
@@ -144,9 +159,9 @@ def dispatch_comms(
     def hops(elem: float, reverse: bool = False) -> tuple[Comm, ...]:
         sizes = []
         if n > 1:
-            sizes.append(("ep_node", math.ceil(tl * remote * h * elem * n / (n - 1))))
+            sizes.append(("ep_node", math.ceil(tl * remote * h * elem * n / (n - 1) * busiest)))
         if g > 1:
-            sizes.append(("ep_local", math.ceil(tl * k * h * elem)))
+            sizes.append(("ep_local", math.ceil(tl * k * h * elem * busiest)))
         sizes = sizes[::-1] if reverse else sizes
         return tuple(
             Comm("all_to_all", dim, size, with_previous=i > 0)
@@ -178,8 +193,9 @@ def moe_segments(
     parallelism, sequence parallelism must be used"; without it every tp rank routes all
     b x s/cp tokens). The dispatch all-to-all sends each of them once per chosen expert:
     tokens_local x top-k x h x e bytes per rank (nccl-tests' whole send buffer); the etp
-    all-gather's output is etp times that. Sizes are the mean: with load imbalance the busiest
-    rank receives more than it sends (the expert GEMMs count that, the collectives do not).
+    all-gather's output is etp times that. With load imbalance both the busiest rank's expert
+    GEMMs and the collectives are its (busiest_share x the mean): a collective ends when the
+    rank receiving the most has it.
     Backward mirrors each collective: the gradient of an all-to-all is an all-to-all of the
     same size, of an all-gather a reduce-scatter, and the reverse.
     """
@@ -212,11 +228,14 @@ def moe_segments(
     ]
     residual = _residual("mlp_residual", tr, h, e, dropout)
 
-    disp = tl * k * h * e
-    there, back = dispatch_comms(moe, tl, h, e, ep, dispatch)
+    busiest = busiest_share(moe, load_imbalance)
+    disp = math.ceil(tl * k * h * e * busiest)
+    there, back = dispatch_comms(moe, tl, h, e, ep, dispatch, busiest)
     # Backward mirrors each direction in 16 bits: the combine's gradient takes the dispatch's
     # hops (the reverse of the combine's), the dispatch's gradient the combine's.
-    back_grad = dispatch_comms(moe, tl, h, e, ep, dispatch and replace(dispatch, fp8=False))[0]
+    back_grad = dispatch_comms(
+        moe, tl, h, e, ep, dispatch and replace(dispatch, fp8=False), busiest
+    )[0]
     gather = (Comm("all_gather", "etp", etp * disp),) if etp > 1 else ()
     scatter = (Comm("reduce_scatter", "etp", etp * disp),) if etp > 1 else ()
     segments = [

@@ -119,9 +119,13 @@ def test_load_imbalance_and_capacity():
     capped = replace(ARCH, moe=replace(ARCH.moe, capacity_factor=1.25))
     assert tokens_per_expert(capped, load_imbalance=1.5) == 1280  # 1.25 x 1024
     assert tokens_per_expert(capped, load_imbalance=1.1) == 1127  # ceil(1.1 x 1024)
-    # The collectives carry the mean: each rank sends all its tokens' copies.
+    # The collectives are costed as the busiest rank's: it receives load_imbalance x the
+    # mean (the issue: "load imbalance stretches both the busiest rank's compute and its
+    # all-to-all"), at most the capacity.
     segs = layer_segments(ARCH, S, B, True, index=0, ep=4, load_imbalance=2.0)
-    assert seg(segs, "moe_route").after[0].size_bytes == 4096 * K * H * E
+    assert seg(segs, "moe_route").after[0].size_bytes == 2 * 4096 * K * H * E
+    segs = layer_segments(capped, S, B, True, index=0, ep=4, load_imbalance=2.0)
+    assert seg(segs, "moe_route").after[0].size_bytes == 4096 * K * H * E * 5 // 4
 
 
 def test_shared_experts_are_a_tensor_parallel_mlp():
