@@ -11,7 +11,14 @@ from simulator.core.yamlio import read_yaml
 from simulator.report.text import render_text
 from simulator.studies import intervals
 from simulator.studies.cases import load_cases, shipped_files
-from simulator.studies.intervals import Point, coverage, fit, group_for, quantile, time_error
+from simulator.studies.intervals import (
+    Point,
+    conformal_bounds,
+    coverage,
+    fit,
+    group_for,
+    time_error,
+)
 from simulator.studies.simulate import simulate
 from tests.helpers import make_scenario
 
@@ -20,14 +27,20 @@ H100_FSDP_DP = ("h100", "pytorch-fsdp", "data-parallel")
 ALL = "* x * x *"
 
 
-def test_type_7_quantiles_by_hand():
-    # sorted: -0.2, 0, 0.1, 0.3, 0.5 (n = 5)
-    errors = [0.1, -0.2, 0.3, 0.0, 0.5]
-    # p = 0.1: h = 4 x 0.1 = 0.4, between x0 = -0.2 and x1 = 0: -0.2 + 0.4 x 0.2 = -0.12
-    assert quantile(errors, 0.1) == pytest.approx(-0.12)
-    # p = 0.9: h = 3.6, between x3 = 0.3 and x4 = 0.5: 0.3 + 0.6 x 0.2 = 0.42
-    assert quantile(errors, 0.9) == pytest.approx(0.42)
-    assert quantile([7.0], 0.9) == 7.0  # one value: itself
+def test_conformal_bounds_by_hand():
+    # n = 9: k = floor(10 x 0.1) = 1, m = ceil(10 x 0.9) = 9: the smallest and the largest, which
+    # hold a tenth exchangeable error with probability >= (9 - 1) / 10 = 80%.
+    nine = [0.4, -0.3, 0.1, 0.0, 0.2, -0.1, 0.3, 0.05, -0.2]
+    assert conformal_bounds(nine) == (-0.3, 0.4)
+    # n = 19: k = floor(2.0) = 2, m = ceil(18.0) = 18: the 2nd and the 18th smallest.
+    nineteen = [i / 100 for i in range(19)]  # 0.00 .. 0.18
+    assert conformal_bounds(nineteen) == (0.01, 0.17)
+    # n = 24: k = floor(2.5) = 2, m = ceil(22.5) = 23.
+    twenty_four = [float(i) for i in range(24)]
+    assert conformal_bounds(twenty_four) == (1.0, 22.0)
+    # Fewer than 9 (only the last-resort group may be): the smallest and the largest.
+    assert conformal_bounds([0.1, -0.2, 0.3]) == (-0.2, 0.3)
+    assert conformal_bounds([7.0]) == (7.0, 7.0)
 
 
 def test_time_error_of_rates_and_times():
@@ -38,21 +51,21 @@ def test_time_error_of_rates_and_times():
 
 
 def test_interval_from_the_group_quantiles(monkeypatch):
-    errors = [0.1, -0.2, 0.3, 0.0, 0.5]  # q10 = -0.12, q90 = 0.42 (above)
+    errors = [0.1, -0.2, 0.3, 0.0, 0.5]  # 5 < 9 cases: bounds -0.2 and 0.5 (the extremes)
     groups = fit([Point(id=f"c{i}", key=H100_FSDP_DP, error=e) for i, e in enumerate(errors)])
     monkeypatch.setattr(intervals, "shipped_groups", lambda: groups)
     scenario = make_scenario()  # 8 A100s, PyTorch FSDP: no group of its own -> every case
     iv = intervals.interval(scenario, 2.0, 1000.0)
     assert iv["group"] == ALL and iv["cases"] == 5 and iv["level"] == 0.8
     # T = P / (1 + e): e = q90 gives the shortest time, e = q10 the longest.
-    assert iv["time_s"] == pytest.approx([2.0 / 1.42, 2.0 / 0.88])
+    assert iv["time_s"] == pytest.approx([2.0 / 1.5, 2.0 / 0.8])
     # tokens/s/GPU is proportional to 1 / T: R (1 + e).
-    assert iv["tokens_per_s_per_gpu"] == pytest.approx([880.0, 1420.0])
+    assert iv["tokens_per_s_per_gpu"] == pytest.approx([800.0, 1500.0])
 
 
 def test_fallback_to_family_then_to_every_case():
     points = (
-        [Point(id=f"f{i}", key=A100_FSDP_DP, error=0.01 * i) for i in range(5)]
+        [Point(id=f"f{i}", key=A100_FSDP_DP, error=0.01 * i) for i in range(9)]
         + [
             Point(id=f"d{i}", key=("a100", "deepspeed", "data-parallel"), error=0.0)
             for i in range(3)
@@ -63,13 +76,13 @@ def test_fallback_to_family_then_to_every_case():
         ]
     )
     groups = fit(points)
-    # 5 a100 FSDP, 8 a100 data-parallel, 10 in all; the groups of 3 and 2 are too small.
+    # 9 a100 FSDP, 12 a100 data-parallel, 14 in all; the groups of 3 and 2 are too small.
     assert {n: len(g["cases"]) for n, g in groups.items()} == {
-        "a100 x pytorch-fsdp x data-parallel": 5,
-        "a100 x * x data-parallel": 8,
-        ALL: 10,
+        "a100 x pytorch-fsdp x data-parallel": 9,
+        "a100 x * x data-parallel": 12,
+        ALL: 14,
     }
-    assert set(groups["a100 x * x data-parallel"]["cases"]) == {f"f{i}" for i in range(5)} | {
+    assert set(groups["a100 x * x data-parallel"]["cases"]) == {f"f{i}" for i in range(9)} | {
         f"d{i}" for i in range(3)
     }
     assert group_for(groups, A100_FSDP_DP) == "a100 x pytorch-fsdp x data-parallel"
@@ -79,37 +92,27 @@ def test_fallback_to_family_then_to_every_case():
 
 
 def test_leave_one_out_coverage_by_hand():
-    a100 = [0.0, 0.1, 0.2, 0.25, 0.4]
-    h100 = [-0.5, -0.4]
+    # Nine a100 cases (a group of its own) and one h100 case (served by every case).
+    a100 = [0.0, 0.1, 0.2, 0.25, 0.4, -0.1, 0.3, 0.15, 0.05]
+    h100 = [-0.5]
     points = [Point(id=f"a{i}", key=A100_FSDP_DP, error=e) for i, e in enumerate(a100)] + [
         Point(id=f"h{i}", key=H100_FSDP_DP, error=e) for i, e in enumerate(h100)
     ]
     cov = coverage(points)
-    # In-sample. a100 FSDP (5): q10 = 0 + 0.4 x 0.1 = 0.04, q90 = 0.25 + 0.6 x 0.15 = 0.34 ->
-    # 0.1, 0.2, 0.25 in. h100 (1 case) -> every case (7): sorted -0.5 -0.4 0 0.1 0.2 0.25 0.4,
-    # q10 = -0.5 + 0.6 x 0.1 = -0.44, q90 = 0.25 + 0.4 x 0.15 = 0.31 -> -0.5 out, -0.4 in.
-    assert [c["in_sample"] for c in cov["per_case"]] == [
-        False,
-        True,
-        True,
-        True,
-        False,
-        False,
-        True,
-    ]
-    # Leave-one-out. An a100 case left out leaves 4 a100 cases: every case (6) serves it.
-    #   0.0 out: -0.5 -0.4 0.1 0.2 0.25 0.4 -> q10 = -0.45, q90 = 0.25 + 0.5 x 0.15 = 0.325: in
-    #   0.1 or 0.2 out: the same quantiles: in
-    #   0.25 out: ... 0.2 0.4 -> q90 = 0.2 + 0.5 x 0.2 = 0.3: in
-    #   0.4 out: ... 0.2 0.25 -> q90 = 0.2 + 0.5 x 0.05 = 0.225: out
-    # An h100 case left out: every case (6); -0.5 out -> q10 = -0.4 + 0.5 x 0.4 = -0.2: out;
-    #   -0.4 out -> q10 = -0.5 + 0.5 x 0.5 = -0.25: out.
-    assert [c["leave_one_out"] for c in cov["per_case"]] == [True] * 4 + [False] * 3
+    # In-sample. a100 FSDP (9): k = 1, m = 9: [-0.1, 0.4], every a100 case in. h100 -> every
+    # case (10): k = floor(1.1) = 1, m = ceil(9.9) = 10: [-0.5, 0.4], -0.5 in.
+    assert all(c["in_sample"] for c in cov["per_case"])
+    # Leave-one-out. An a100 case left out leaves 8 a100 cases (< 9): every case (9) serves it,
+    # k = 1, m = 9: the extremes of the other nine. -0.1 out: [-0.5, 0.4], in; 0.4 out:
+    # [-0.5, 0.3], out; the others lie strictly inside: in. The h100 case left out: every case
+    # is now the nine a100 cases, [-0.1, 0.4]: -0.5 out.
+    loo = [c["leave_one_out"] for c in cov["per_case"]]
+    assert loo == [True, True, True, True, False, True, True, True, True, False]
     assert {c["loo_group"] for c in cov["per_case"]} == {ALL}
-    assert cov["per_case"][4]["loo_q90"] == pytest.approx(0.225)
-    assert cov["per_case"][5]["loo_q10"] == pytest.approx(-0.2)
-    assert cov["in_sample"] == {"covered": 4, "share": pytest.approx(4 / 7)}
-    assert cov["leave_one_out"] == {"covered": 4, "share": pytest.approx(4 / 7)}
+    assert cov["per_case"][4]["loo_q90"] == pytest.approx(0.3)
+    assert cov["per_case"][9]["loo_q10"] == pytest.approx(-0.1)
+    assert cov["in_sample"] == {"covered": 10, "share": pytest.approx(1.0)}
+    assert cov["leave_one_out"] == {"covered": 8, "share": pytest.approx(0.8)}
 
 
 def test_the_goodput_median_carries_the_step_times_interval():
