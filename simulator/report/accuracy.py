@@ -86,7 +86,13 @@ def readme_block(doc: dict[str, Any]) -> str:
     )
     return (
         f"{summary_markdown(doc)}\n\nThe shipped validation set ({files}){slow}. Error = predicted / published "
-        "- 1; calibration rows are in-sample (a constant was fitted to them), validation rows are not. "
+        "- 1; calibration rows are in-sample (a constant was fitted to them), validation rows are not"
+        + (
+            "; comparison rows set clustersim against a published estimate (not a measurement)"
+            if any(r["role"] == "comparison" for r in doc["summary"])
+            else ""
+        )
+        + ". "
         "Regenerate with `clustersim accuracy --readme`." + _coverage_markdown(doc.get("intervals"))
     )
 
@@ -118,6 +124,10 @@ def accuracy_text(doc: dict[str, Any]) -> str:
     for role, title in (
         ("validation", "Validation cases (nothing was fitted to them)"),
         ("calibration", "Calibration cases (a constant was fitted to them: in-sample)"),
+        (
+            "comparison",
+            "Comparisons (a published estimate, not a measurement: neither fitted nor evidence)",
+        ),
     ):
         mine = [c for c in cases if c["role"] == role]
         if not mine:

@@ -1,5 +1,6 @@
 """`clustersim accuracy`: the validation set (or a user's cases) predicted, case by case, with the
-error per case and its median and max per category, calibration cases apart from validation ones.
+error per case and its median and max per category, calibration cases apart from validation ones
+and comparisons (a published estimate, not a measurement) apart from both.
 
 error = predicted / published - 1. A case is within tolerance when |error| <= its tolerance; a
 case with a known deviation is expected to miss (its reason is printed with it).
@@ -19,7 +20,7 @@ from simulator.spec.calibration import CalibrationSpec
 from simulator.studies import intervals
 from simulator.studies.cases import STEP_METRICS, Case, load_cases, predict, shipped_files
 
-CATEGORY_ORDER = ("memory", "collective", "throughput", "framework")
+CATEGORY_ORDER = ("memory", "collective", "throughput", "framework", "energy")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -114,7 +115,7 @@ def summary(outcomes: list[Outcome]) -> list[dict[str, Any]]:
     """Per category and role: cases, median and max |error|, how many within tolerance."""
     rows = []
     for category in categories(outcomes):
-        for role in ("validation", "calibration"):
+        for role in ("validation", "calibration", "comparison"):
             mine = [o for o in outcomes if o.case.category == category and o.case.role == role]
             if not mine:
                 continue

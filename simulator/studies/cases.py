@@ -14,7 +14,16 @@ topology for an unpublished network, an assumed micro-batch split). Metrics:
   count FLOPs their own way (Megatron's Eq. 3 includes recomputation);
 - busbw_GBps: nccl-tests bus bandwidth of the collective block (GB/s);
 - model_states_gb (parameters, gradients and optimizer states per GPU, 1e9 bytes);
-  max_memory_allocated_gib / max_memory_reserved_gib (PyTorch's peak figures, 2^30 bytes).
+  max_memory_allocated_gib / max_memory_reserved_gib (PyTorch's peak figures, 2^30 bytes);
+- from the report's `energy` section (execution/energy.py): energy_per_step_j (the facility's,
+  PUE included), gpu_power_avg_w / gpu_power_peak_w (one board), node_power_avg_w and
+  node_power_peak_w (one host with its GPUs, as a meter at its power supplies reads it: the
+  PUE taken out; the peak is the cluster's highest instant over its hosts),
+  energy_to_train_mwh (the run, facility: hosts and PUE included) and gpu_energy_to_train_mwh
+  (the boards alone over the same run).
+Roles: calibration (a constant was fitted to it), validation (nothing was), comparison (a
+published estimate, not a measurement, e.g. a model card's GPU-hours x TDP: shown with its
+error, neither fitted nor evidence of accuracy).
 """
 
 from __future__ import annotations
@@ -39,8 +48,23 @@ from simulator.system.topology.loader import load_topology
 
 STEP_METRICS = ("tokens_per_s_per_gpu", "tflops_per_gpu", "mfu", "time_s", "tokens_per_s")
 MEMORY_METRICS = ("model_states_gb", "max_memory_allocated_gib", "max_memory_reserved_gib")
-METRICS = (*STEP_METRICS, "tflops_per_gpu_from_flops", "busbw_GBps", *MEMORY_METRICS)
-ROLES = ("calibration", "validation")
+ENERGY_METRICS = (
+    "energy_per_step_j",
+    "gpu_power_avg_w",
+    "gpu_power_peak_w",
+    "node_power_avg_w",
+    "node_power_peak_w",
+    "energy_to_train_mwh",
+    "gpu_energy_to_train_mwh",
+)
+METRICS = (
+    *STEP_METRICS,
+    "tflops_per_gpu_from_flops",
+    "busbw_GBps",
+    *MEMORY_METRICS,
+    *ENERGY_METRICS,
+)
+ROLES = ("calibration", "validation", "comparison")
 REQUIRED = ("id", "category", "role", "source", "metric", "published", "tolerance")
 OPTIONAL = ("scenario", "collective", "flops_per_step", "slow", "known_deviation", "choices")
 COLLECTIVE_KEYS = ("topology", "num_hosts", "op", "group", "algorithm", "nvls", "size")
@@ -180,10 +204,40 @@ def predict(
             return mem.model_states_bytes / 1e9
         return predicted_memory(scenario, mem, case.metric.removesuffix("_gib")) / 2**30
     # No interval: the intervals are fitted to these very predictions (studies/intervals.py).
-    step = simulate(scenario, ctx=ctx, runs=1, interval=False)["step"]
+    if case.metric in ENERGY_METRICS:
+        report = simulate(scenario, ctx=ctx, runs=1, interval=False)
+        return energy_metric(case.metric, report.get("energy"), case.id)
+    step = simulate(scenario, ctx=ctx, runs=1, goodput=False, interval=False)["step"]
     if case.metric == "tflops_per_gpu_from_flops":
         return case.flops_per_step / (scenario.num_gpus * step["time_s"]) / 1e12
     return step[case.metric]
+
+
+def energy_metric(metric: str, e: dict[str, Any] | None, where: str = "") -> float:
+    """One ENERGY_METRICS figure from a report's `energy` section (module doc)."""
+    if not e:
+        raise UserError(
+            Problem(
+                where or metric,
+                f"{metric}: the report has no energy section",
+                "give the GPU's power figures (cluster.power.gpu, or a custom GPU's power)",
+            )
+        )
+    if metric == "energy_per_step_j":
+        return float(e["step_j"])
+    if metric in ("gpu_power_avg_w", "gpu_power_peak_w"):
+        return float(e["gpu_power_w"][metric.split("_")[2]])
+    step_s = e["step_j"] / e["cluster_power_w"]["avg"]  # the step's seconds
+    if metric == "node_power_avg_w":
+        return (e["gpu_energy_j"] + e["host_energy_j"]) / step_s / e["hosts"]
+    if metric == "node_power_peak_w":
+        return e["cluster_power_w"]["peak"] / e["pue"] / e["hosts"]
+    if e["run_mwh"] is None:
+        raise UserError(Problem(where or metric, f"{metric}: the report has no run (no tokens)"))
+    if metric == "energy_to_train_mwh":
+        return float(e["run_mwh"])
+    assert metric == "gpu_energy_to_train_mwh", metric
+    return e["gpu_energy_j"] / step_s * e["run_days"] * 86400 / 3.6e9
 
 
 def _busbw_GBps(c: dict[str, Any], base_dir: str, calibration: CalibrationSpec | None) -> float:
