@@ -37,7 +37,7 @@ from typing import TypeAlias, overload
 
 import numpy as np
 
-from simulator.execution import layout
+from simulator.execution import finetune, layout
 from simulator.execution.frameworks import strategy_for
 from simulator.execution.pipeline import passes
 from simulator.model.precision import optimizer_state_bytes_per_param
@@ -128,9 +128,14 @@ def _stage_breakdown(scenario: Scenario, lay: layout.Layout) -> MemoryBreakdown:
     k = optimizer_state_bytes_per_param(t.optimizer, t.precision, m.hidden_size)
     n = strategy.shard_degree(scenario)
     stage = lay.stage
-    states = strategy.states(scenario, lay, k)
-    params_b, grads_b, opt_b = states.params, states.grads, states.optimizer
     notes = []
+    if finetune.active(scenario):
+        # LoRA / QLoRA (execution/finetune.py): trainable adapters, a frozen (quantized) base.
+        states = finetune.states(scenario, lay, k, strategy)
+        notes += _finetune_notes(scenario)
+    else:
+        states = strategy.states(scenario, lay, k)
+    params_b, grads_b, opt_b = states.params, states.grads, states.optimizer
     cpu_per_gpu = 0
     if t.offload.optimizer:
         # ZeRO-Offload (Ren et al. 2021, Sec 4.1): fp32 master weights and optimizer states
@@ -174,6 +179,22 @@ def _stage_breakdown(scenario: Scenario, lay: layout.Layout) -> MemoryBreakdown:
     )
 
 
+def _finetune_notes(scenario: Scenario) -> list[str]:
+    f = scenario.training.finetune
+    base = f.base_weights + (" with double quantization" if f.double_quant else "")
+    notes = [
+        f"{f.method}: rank-{f.rank} adapters (alpha {f.alpha:g}) on "
+        + ("every Linear" if f.target_modules == "all-linear" else ", ".join(f.target_modules))
+        + f"; frozen base stored as {base}, without gradients or optimizer states"
+    ]
+    if f.paged_optimizer:
+        notes.append(
+            "paged optimizer: pages states to CPU only under memory pressure; the "
+            "steady-state peak is unchanged (QLoRA, Dettmers et al. 2023, Sec 3)"
+        )
+    return notes
+
+
 @dataclass(frozen=True, kw_only=True)
 class Moment:
     """A candidate for the step's memory peak: live activations and buffers at one point."""
@@ -200,8 +221,15 @@ def peak_moment(scenario: Scenario, stage: int = 0, lay: layout.Layout | None = 
     strategy = strategy_for(t)
     pb, gb = t.precision.weight_bytes, t.precision.grad_bytes
     lay = lay or layout.model_layout(scenario.model, par, stage)
-    acts = layout.stage_activations(scenario, lay)
-    static = strategy.static_buffer_bytes(scenario, lay, pb, gb)
+    if finetune.active(scenario):
+        # The adapters are the trainable parameters the strategy's buffers hold; the frozen
+        # base's gathered copies and the dequantization buffer are held beside them.
+        acts = finetune.activations(scenario, lay)
+        extra = finetune.extra_static_bytes(scenario, lay, strategy)
+        lay = finetune.trainable_layout(scenario, lay)
+    else:
+        acts, extra = layout.stage_activations(scenario, lay), 0
+    static = strategy.static_buffer_bytes(scenario, lay, pb, gb) + extra
     within = _chunk_moments(scenario, strategy, lay, acts, static, pb, gb)
     v = par.pipeline.virtual_stages
     chunks = [within[k * par.pp + stage] for k in range(v)]

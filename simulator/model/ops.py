@@ -273,7 +273,13 @@ def head_ops(
     return ops
 
 
-def backward_ops(ops: list[Op], flash_backward_factor: float = FLASH_BACKWARD_FACTOR) -> list[Op]:
+def backward_ops(
+    ops: list[Op],
+    flash_backward_factor: float = FLASH_BACKWARD_FACTOR,
+    *,
+    frozen: frozenset[str] = frozenset(),
+    rerun: frozenset[str] = frozenset(),
+) -> list[Op]:
     """Backward of forward `ops`, in reverse order.
 
     Each GEMM C = A @ B, shape (m, n, k), becomes dA = dC @ B^T, shape (m, k, n), named
@@ -283,10 +289,25 @@ def backward_ops(ops: list[Op], flash_backward_factor: float = FLASH_BACKWARD_FA
     `flash_backward_factor` x its forward FLOPs (2.5 in hardware; model FLOPs use 2) and reads
     Q, K, V, O, dO while writing dQ, dK, dV: 2x forward bytes. Memory ops: 2x bytes and FLOPs
     (read the saved input and the output gradient, write the input gradient).
+
+    Fine-tuning (model/lora.py): the GEMMs named in `frozen` multiply a frozen weight, so their
+    backward is the dgrad alone (no weight gradient is computed); a frozen memory op (the
+    embedding lookup of a frozen table) has no backward. The ops named in `rerun` run again,
+    as they are, in the backward (a quantized weight is dequantized again for its dgrad).
     """
     out: list[Op] = []
     for op in reversed(ops):
-        if op.kind == "matmul" and op.gemm is not None:
+        if op.name in rerun:
+            out.append(
+                Op(f"{op.name}.backward", op.kind, op.flops, op.bytes_moved, op.gemm, op.batch)
+            )
+        elif op.name in frozen and op.kind != "attention":
+            if op.kind == "matmul" and op.gemm is not None:
+                m, n, k = op.gemm
+                out.append(
+                    Op(op.name + ".dgrad", "matmul", op.flops, op.bytes_moved, (m, k, n), op.batch)
+                )
+        elif op.kind == "matmul" and op.gemm is not None:
             m, n, k = op.gemm
             for suffix, gemm in ((".dgrad", (m, k, n)), (".wgrad", (k, n, m))):
                 out.append(Op(op.name + suffix, "matmul", op.flops, op.bytes_moved, gemm, op.batch))

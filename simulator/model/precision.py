@@ -124,3 +124,38 @@ def optimizer_state_bytes_per_param(
         # that is 2 / h states per parameter.
         return master + state * 2 / hidden_size
     raise ValueError(f"unknown optimizer {optimizer!r}")
+
+
+# ---- frozen base weights of fine-tuning (training.finetune.base_weights), bytes per element.
+# bf16: 2 bytes. int8: bitsandbytes LLM.int8() (Dettmers et al. 2022, Sec 3.2 "vector-wise
+# quantization"): Linear8bitLt stores the weight as int8 (Int8Params.CB) and one fp32 absmax per
+# output row (Int8Params.SCB). nf4: QLoRA (Dettmers et al. 2023, Sec 3): 4-bit NormalFloat, two
+# values per byte, with one fp32 absmax per block of 64 weights (32/64 = 0.5 bits per parameter);
+# with Double Quantization the absmax are themselves quantized to 8 bits in blocks of 256 with
+# one fp32 constant per block (8/64 + 32/(64 x 256) = 0.127 bits per parameter).
+BASE_WEIGHTS = ("bf16", "int8", "nf4")
+NF4_BLOCK = 64  # bitsandbytes blocksize of 4-bit weights (QLoRA Sec 3)
+NF4_DQ_BLOCK = 256  # blocksize of the second quantization of the absmax (Double Quantization)
+
+
+def quantized_weight_bytes(base_weights: str, rows: int, cols: int, double_quant: bool) -> int:
+    """Bytes of one frozen (rows x cols) Linear weight stored as `base_weights`, its
+    quantization constants included."""
+    numel = rows * cols
+    if base_weights == "bf16":
+        return 2 * numel
+    if base_weights == "int8":
+        return numel + 4 * rows  # int8 weight + fp32 absmax per row (SCB)
+    if base_weights == "nf4":
+        blocks = -(-numel // NF4_BLOCK)
+        constants = blocks + 4 * -(-blocks // NF4_DQ_BLOCK) if double_quant else 4 * blocks
+        return -(-numel // 2) + constants
+    raise ValueError(f"unknown base_weights {base_weights!r}")
+
+
+def quantization_constant_bits(base_weights: str, double_quant: bool) -> float:
+    """Bits per parameter of the quantization constants (0.5 for nf4, 0.127 with double
+    quantization: QLoRA Sec 3), for a weight of whole blocks; int8's depend on the row width."""
+    if base_weights == "nf4":
+        return 8 / NF4_BLOCK + 32 / (NF4_BLOCK * NF4_DQ_BLOCK) if double_quant else 32 / NF4_BLOCK
+    return 0.0

@@ -42,6 +42,7 @@ from simulator.scenario.parallel import microbatches, parallel_spec
 from simulator.scenario.problems import pydantic_problems, text_at
 from simulator.scenario.reliability import resolve_reliability
 from simulator.scenario.schema import ScenarioFile
+from simulator.scenario.schema_finetune import finetune_spec
 from simulator.spec.specs import (
     ClusterSpec,
     MoETrainingSpec,
@@ -346,6 +347,7 @@ def _training(
         seed=t.seed,
         framework=framework,
         moe=MoETrainingSpec(**t.moe.model_dump()) if t.moe is not None else MoETrainingSpec(),
+        finetune=finetune_spec(t.finetune),
     )
     found += framework_problems(training) + training_problems(t, strategy.name, t.framework)
     if num_gpus is None:

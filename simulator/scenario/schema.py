@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from simulator.execution.frameworks import FRAMEWORKS
+from simulator.scenario.schema_finetune import FinetuneSection
 from simulator.scenario.schema_framework import DeepSpeedSection, Fsdp2Section, MegatronSection
 from simulator.scenario.schema_moe import AttentionSection, MoEArchitecture, MoETraining
 from simulator.scenario.schema_power import GPUPowerSection, Power, PowerSection
@@ -295,6 +296,9 @@ class TrainingSection(Strict):
     parallelism: ParallelismSection = ParallelismSection()
     moe: MoETraining | None = Field(
         None, description="mixture-of-experts models: token dispatch, imbalance, overlap"
+    )
+    finetune: FinetuneSection | None = Field(
+        None, description="full fine-tuning (default), LoRA or QLoRA adapters on a frozen base"
     )
 
 

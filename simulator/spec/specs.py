@@ -185,6 +185,25 @@ class MoETrainingSpec:
 
 
 @dataclass(frozen=True, kw_only=True)
+class FinetuneSpec:
+    """Fine-tuning (scenario key training.finetune): full (every parameter trained, the
+    default), or LoRA adapters on a frozen base (lora), quantized (qlora). See model/lora.py."""
+
+    method: str = "full"  # full | lora | qlora
+    rank: int = 16
+    alpha: float = 32.0  # LoRA's scale is alpha / rank: informative only
+    target_modules: tuple[str, ...] | str = "all-linear"  # PEFT names, or "all-linear"
+    base_weights: str = "bf16"  # bf16 | int8 | nf4: how the frozen base is stored
+    paged_optimizer: bool = False  # QLoRA's paged AdamW: no change to the steady-state peak
+    double_quant: bool = False  # QLoRA's Double Quantization of the nf4 constants
+
+    @property
+    def adapters(self) -> bool:
+        """LoRA adapters on a frozen base (lora or qlora)."""
+        return self.method != "full"
+
+
+@dataclass(frozen=True, kw_only=True)
 class TrainingSpec:
     precision: Precision
     optimizer: str
@@ -210,6 +229,7 @@ class TrainingSpec:
     parallel: ParallelSpec = ParallelSpec()
     framework: FrameworkSpec = FrameworkSpec()
     moe: MoETrainingSpec = MoETrainingSpec()
+    finetune: FinetuneSpec = FinetuneSpec()
 
 
 @dataclass(frozen=True, kw_only=True)

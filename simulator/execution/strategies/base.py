@@ -230,5 +230,11 @@ class Strategy(ABC):
         """One rank's tasks for one optimizer step: the stage's pipeline passes with this
         strategy's communication."""
         b = ScheduleBuilder()
-        StageSchedule(ctx, b, self.grad_elem_bytes(ctx.scenario)).run(self.session(ctx, b))
+        session = self.session(ctx, b)
+        if ctx.scenario.training.finetune.adapters:
+            # LoRA / QLoRA: FSDP also gathers the frozen base (strategies/finetune_fsdp.py).
+            from simulator.execution.strategies.finetune_fsdp import finetune_session
+
+            session = finetune_session(session, ctx, b)
+        StageSchedule(ctx, b, self.grad_elem_bytes(ctx.scenario)).run(session)
         return b

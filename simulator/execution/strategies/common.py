@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 
+from simulator.execution import finetune
 from simulator.execution import layout as layout_mod
 from simulator.execution.opclass import ClassTimes, class_times, total
 from simulator.execution.pipeline import Pass
@@ -124,12 +125,18 @@ def _units(c: ChunkWork) -> list[UnitWork]:
     return [u for u in (c.embedding, *c.blocks, c.head) if u is not None]
 
 
-def _segment_works(cm: ComputeModel, segments: list[op_math.Segment]) -> tuple[SegmentWork, ...]:
-    """Each sub-layer's forward and backward time, in all and by op class, from one op list."""
+def _segment_works(
+    cm: ComputeModel,
+    segments: list[op_math.Segment],
+    frozen: frozenset[str] = frozenset(),
+    rerun: frozenset[str] = frozenset(),
+) -> tuple[SegmentWork, ...]:
+    """Each sub-layer's forward and backward time, in all and by op class, from one op list
+    (fine-tuning: `frozen` ops compute no weight gradient, `rerun` ops run again in backward)."""
     works = []
     for g in segments:
         fwd = list(g.ops)
-        bwd = op_math.backward_ops(fwd)
+        bwd = op_math.backward_ops(fwd, frozen=frozen, rerun=rerun)
         works.append(
             SegmentWork(
                 name=g.name,
@@ -186,6 +193,11 @@ def _block_work(
         sp=par.sequence_parallel,
         **more,
     )
+    frozen = rerun = frozenset[str]()
+    if t.finetune.adapters:
+        # LoRA / QLoRA: adapter GEMMs and dequantization kernels (execution/finetune.py).
+        segments = finetune.segments(scenario, arch, segments)
+        frozen, rerun = finetune.FROZEN_OPS, finetune.rerun_ops(segments)
     ops = [op for g in segments for op in g.ops]
     if t.activation_checkpointing == "full":
         again = ops
@@ -193,15 +205,23 @@ def _block_work(
         again = [o for o in ops if o.name.removeprefix("cross_") in SELECTIVE_OPS]
     else:
         again = []
-    return _segment_works(cm, segments), cm.ops_time_s(again), class_times(cm, again)
+    works = _segment_works(cm, segments, frozen, rerun)
+    return works, cm.ops_time_s(again), class_times(cm, again)
 
 
-def _edge_unit(cm: ComputeModel, name: str, params: int, ops, act_bytes: int) -> UnitWork:
+def _edge_unit(
+    cm: ComputeModel,
+    name: str,
+    params: int,
+    ops,
+    act_bytes: int,
+    frozen: frozenset[str] = frozenset(),
+) -> UnitWork:
     """The embedding or the head: one segment, nothing recomputed."""
     return UnitWork(
         name=name,
         params=params,
-        segments=_segment_works(cm, [op_math.Segment(name=name, ops=tuple(ops))]),
+        segments=_segment_works(cm, [op_math.Segment(name=name, ops=tuple(ops))], frozen),
         recompute_s=0.0,
         recompute_classes=ClassTimes(),
         act_bytes=act_bytes,
@@ -219,6 +239,13 @@ def stage_work(
     act_b, tp, sp = t.precision.activation_bytes, par.tp, par.sequence_parallel
     cp_kw = {"cp": par.cp} if par.cp > 1 else {}
     acts = layout_mod.stage_activations(scenario, lay)
+    frozen = frozenset[str]()
+    if t.finetune.adapters:
+        # Units carry their trainable parameters (the adapters): what data parallelism
+        # reduces and the optimizer updates; the embedding and head are frozen.
+        acts = finetune.activations(scenario, lay)
+        lay = finetune.trainable_layout(scenario, lay)
+        frozen = finetune.FROZEN_OPS
     arch, s, b = lay.arch, t.seq_len, t.micro_batch_size
     timed: dict = {}
     for blk in lay.blocks:
@@ -241,10 +268,12 @@ def stage_work(
         embedding = head = None
         if chunk.embedding and lay.has_edges:
             ops = op_math.embedding_ops(arch, s, b, act_b, dropout=t.dropout, tp=tp, sp=sp, **cp_kw)
-            embedding = _edge_unit(cm, "embedding", lay.embedding_params, ops, acts.embedding)
+            embedding = _edge_unit(
+                cm, "embedding", lay.embedding_params, ops, acts.embedding, frozen
+            )
         if chunk.head and lay.has_edges:
             ops = op_math.head_ops(arch, s, b, act_b, tp=tp, sp=sp, **cp_kw)
-            head = _edge_unit(cm, "head", lay.head_params, ops, acts.output)
+            head = _edge_unit(cm, "head", lay.head_params, ops, acts.output, frozen)
         chunks[chunk.index] = ChunkWork(
             index=chunk.index,
             embedding=embedding,
