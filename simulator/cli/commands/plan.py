@@ -1,4 +1,4 @@
-"""`clustersim plan min-gpus|max-model|budget|train`: capacity-planning answers as small tables,
+"""`clustersim plan min-gpus|max-model|budget|train|site`: capacity-planning answers as small tables,
 each with the assumptions it rests on (the computation is in simulator/studies/planner.py)."""
 
 from __future__ import annotations
@@ -77,6 +77,7 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_budget)
 
     add_parallel(sub)
+    add_site(sub)
 
     p = sub.add_parser("train", help="time and cost to train the scenario's model on some tokens")
     p.add_argument("scenario")
@@ -361,4 +362,67 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"  cost = GPU-hours x ${s.cluster.price_per_gpu_hour:g} per GPU-hour")
     if not all(r.fits for r in plan.rows):
         print("  OOM rows would not run as configured: see `clustersim plan min-gpus`")
+    return 0
+
+
+def add_site(sub) -> None:
+    p = sub.add_parser(
+        "site",
+        help="how many GPUs a site's power budget holds (sized for peak draw), and days to train",
+    )
+    p.add_argument("scenario")
+    p.add_argument("--site-power", required=True, help="the site's facility power, e.g. 20MW")
+    p.add_argument("--pue", type=float, help="the site's PUE (default: cluster.power.pue, 1.1)")
+    p.add_argument("--tokens", type=float, help="default: training.tokens, else 20 per parameter")
+    p.add_argument("--runs", type=int, metavar="N", help="goodput Monte Carlo runs (default 100)")
+    p.add_argument("--seed", type=int, metavar="S", help="their seed")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_site)
+
+
+def cmd_site(args: argparse.Namespace) -> int:
+    from simulator.core.units import UnitError
+    from simulator.scenario.schema_power import parse_power
+
+    try:
+        site_w = parse_power(args.site_power.replace(" ", ""))
+    except UnitError as exc:
+        raise UserError(Problem("--site-power", str(exc), "e.g. 20MW or 500kW")) from None
+    _positive(site_w, "--site-power")
+    _positive(args.pue, "--pue")
+    if args.pue is not None and args.pue < 1:
+        raise UserError(Problem("--pue", f"a PUE is at least 1, got {args.pue:g}"))
+    _positive(args.tokens, "--tokens")
+    check_runs(args.runs, args.seed)
+    s = load_scenario(args.scenario)
+    plan = planner.site_plan(
+        s, site_w, args.pue, args.tokens, args.runs, args.seed, os.cpu_count() or 1
+    )
+    if args.json:
+        return dump_json(plan)
+    print(header(s))
+    per = plan.peak_w_per_gpu
+    print(
+        f"site: {site_w / 1e6:,.3g} MW at PUE {plan.pue:g}; sized for peak draw: "
+        f"{per:,.0f} W per GPU at its highest instant (board and its host's share, simulated "
+        f"on {plan.given_gpus:,} GPUs) x PUE = {per * plan.pue:,.0f} W"
+    )
+    raw = math.floor(site_w / (per * plan.pue))
+    print(
+        f"  GPUs = floor({site_w:,.0f} / {per * plan.pue:,.1f}) = {raw:,}; whole hosts of "
+        f"{plan.gpus_per_host}: {raw // plan.gpus_per_host * plan.gpus_per_host:,}"
+        + (f"; {plan.note}" if plan.note else "")
+    )
+    if not plan.train:
+        print("  the budget holds not one host")
+        return 0
+    r = plan.train
+    assert plan.site_peak_w is not None and plan.site_avg_w is not None  # set with train
+    print(
+        f"  -> {plan.gpus:,} GPUs on {plan.hosts:,} hosts: site peak {plan.site_peak_w / 1e6:,.2f} MW, "
+        f"average {plan.site_avg_w / 1e6:,.2f} MW (simulated at that size)"
+    )
+    train_table([r], by="num_gpus")
+    if plan.run_mwh is not None:
+        print(f"  energy of the run: {plan.run_mwh:,.0f} MWh (facility, PUE {plan.pue:g})")
     return 0
