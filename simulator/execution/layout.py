@@ -40,14 +40,17 @@ class Block:
     name: str
     stack: str  # "encoder" | "decoder"
     params: int  # on one tensor-parallel rank (its local experts included)
-    index: int = 1  # its position in its stack (which layers are MoE: architecture.is_moe_layer)
+    # Its position in its stack (which layers are MoE: architecture.is_moe_layer); an MTP
+    # module's block, the stack's last layer's.
+    index: int = 1
     moe: bool = False  # an MoE block
     expert_params: int = 0  # the routed experts' part of params (reduced over edp, not dp)
+    mtp: bool = False  # a multi-token-prediction module (its block and its own output head)
 
     @property
-    def kind(self) -> tuple[str, bool]:
+    def kind(self) -> tuple[str, bool, bool]:
         """Blocks of one kind have the same kernels and activations (timed once)."""
-        return (self.stack, self.moe)
+        return (self.stack, self.moe, self.mtp)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -97,7 +100,7 @@ class Layout:
     def kinds(self) -> tuple[tuple[Block, ...], tuple[int, ...]]:
         """The first block of each kind (Block.kind) in order, and each block's kind by its
         position there: blocks of one kind have the same activations and kernels."""
-        first: dict[tuple[str, bool], int] = {}
+        first: dict[tuple[str, bool, bool], int] = {}
         reps: list[Block] = []
         for b in self.blocks:
             if b.kind not in first:
@@ -136,17 +139,17 @@ def _all_blocks(m: ModelSpec, units, tp: int) -> list[Block]:
         if u.kind not in ("block", "mtp"):
             continue
         tail = u.name.rsplit(".", 1)[-1]
-        index = int(tail) if tail.isdigit() else 1
         # An MTP module's block is of the stack's last layer's kind (DeepSeek-V3's: MoE).
-        at = arch.num_layers - 1 if u.kind == "mtp" else index
+        index = arch.num_layers - 1 if u.kind == "mtp" else int(tail) if tail.isdigit() else 1
         out.append(
             Block(
                 name=u.name,
                 stack=_stack(arch, u.name),
                 params=u.params,
                 index=index,
-                moe=is_moe_layer(arch, at),
+                moe=is_moe_layer(arch, index),
                 expert_params=getattr(u, "expert_params", 0),
+                mtp=u.kind == "mtp",
             )
         )
     return out
@@ -329,6 +332,19 @@ def activations(
             working = full - stored  # only the attention core (the a*s^2 terms) is recomputed
         else:
             working = 0
+        if block.mtp:
+            # Its own output head (act_math.output_activation_bytes: final norm and projection
+            # inputs, the fp32 logits) and the inputs of its two norms and of its d x 2d
+            # projection: h + h + 2h per token (DeepSeek-V3 Sec 2.2), s / tp with sp.
+            tokens = micro_batch * (seq_len // cp) // (tp if sp else 1)
+            head = act_math.output_activation_bytes(
+                arch, seq_len, micro_batch, dtype_bytes, tp, sp, **extra
+            )
+            head += 4 * tokens * arch.hidden_size * dtype_bytes
+            if checkpointing == "full":
+                working += head
+            else:
+                stored += head
         stored_by_kind.append(stored)
         working_by_kind.append(working)
     edge: _EdgeArgs = {

@@ -12,6 +12,8 @@ parallel dimensions insert, pure functions.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from simulator.model.architecture import Architecture, is_moe_layer
 from simulator.model.ops_attention import (
     CP_COMMS,
@@ -31,6 +33,7 @@ from simulator.model.ops_common import (
     _mem,
     _residual,
     local_seq,
+    tp_segment,
 )
 from simulator.model.ops_moe import Dispatch, mlp_segment, moe_segments
 
@@ -271,6 +274,37 @@ def head_ops(
     if arch.pooler:
         ops.append(_matmul("pooler", b, h, h, e))
     return ops
+
+
+def mtp_segment(
+    arch: Architecture,
+    seq_len: int,
+    micro_batch: int,
+    dtype_bytes: int = 2,
+    tp: int = 1,
+    sp: bool = False,
+    *,
+    cp: int = 1,
+) -> Segment:
+    """What a multi-token-prediction module runs beside its transformer block (DeepSeek-V3,
+    arXiv 2412.19437 Sec 2.2, Eq. 21-22): RMSNorm of the hidden state and of the next token's
+    embedding, their concatenation projected by M (d x 2d), and the shared output head (final
+    norm, logits, cross-entropy) for its extra prediction. The projection is split over tp like
+    a sub-layer, with its f / g collectives (ops_common.tp_segment); the vocabulary-parallel
+    logits as the main head's."""
+    _check_ops_args(seq_len, micro_batch, "decoder", dtype_bytes)
+    h, e = arch.hidden_size, dtype_bytes
+    t = micro_batch * local_seq(seq_len, cp)
+    tr = -(-t // tp) if sp else t
+    ops = [
+        _mem("mtp_norms", "norm", 2 * tr * h, 4 * tr * h * e),
+        _matmul("mtp_eh_proj", t, h // tp, 2 * h, e),
+    ]
+    ops += [
+        replace(o, name=f"mtp_{o.name}")
+        for o in head_ops(arch, seq_len, micro_batch, dtype_bytes, tp, sp, cp=cp)
+    ]
+    return tp_segment("mtp_head", ops, t * h * e, tp, sp)
 
 
 def backward_ops(

@@ -129,3 +129,20 @@ def test_combined_1f1b_holds_one_more_micro_batch_of_activations():
     d["training"]["moe"] = {"overlap": "1f1b"}
     combined = stage_memory(scenario_from_dict(d))[0]
     assert combined.activations_bytes > plain.activations_bytes
+
+
+def test_the_mtp_module_is_an_moe_block_with_its_own_head():
+    """DeepSeek-V3's MTP module (Sec 2.2): its block is of the last layer's kind (MoE), and it
+    projects [norm(h); norm(emb)] (2 x 7,168 wide) to 7,168 and runs the shared output head
+    (129,280 logits) again."""
+    from simulator.execution.layout import model_layout
+    from simulator.model.ops import mtp_segment
+    from simulator.model.presets import get_preset
+    from simulator.model.spec import from_architecture
+
+    arch = get_preset("deepseek-v3")
+    last = model_layout(from_architecture(arch, "deepseek-v3")).blocks[-1]
+    assert (last.name, last.mtp, last.moe, last.index) == ("mtp.0", True, True, 60)
+    ops = {o.name: o for o in mtp_segment(arch, 4096, 1).ops}
+    assert ops["mtp_eh_proj"].gemm == (4096, 7168, 2 * 7168)
+    assert ops["mtp_logits"].gemm == (4096, 129280, 7168)

@@ -198,6 +198,18 @@ def _block_work(
         # LoRA / QLoRA: adapter GEMMs and dequantization kernels (execution/finetune.py).
         segments = finetune.segments(scenario, arch, segments)
         frozen, rerun = finetune.FROZEN_OPS, finetune.rerun_ops(segments)
+    if block.mtp:  # a multi-token-prediction module also projects and runs its own head
+        segments.append(
+            op_math.mtp_segment(
+                arch,
+                t.seq_len,
+                t.micro_batch_size,
+                t.precision.activation_bytes,
+                par.tp,
+                par.sequence_parallel,
+                cp=par.cp,
+            )
+        )
     ops = [op for g in segments for op in g.ops]
     if t.activation_checkpointing == "full":
         again = ops
