@@ -8,7 +8,7 @@ import pytest
 
 from simulator.cli.main import main
 from simulator.scenario.load import scenario_from_dict
-from simulator.studies import planner
+from simulator.studies import site_plan
 
 # Every activity draws 500 W and each host 1 kW besides its 8 GPUs: the peak per GPU is
 # 500 + 1000 / 8 = 625 W whatever the timeline does.
@@ -31,7 +31,7 @@ FLAT = {
 def test_gpus_in_a_budget_by_hand():
     s = scenario_from_dict(FLAT)
     # 0.999 MW / (625 W x 1.25) = 1,278.7 -> 1,278 GPUs -> 159 whole hosts = 1,272 GPUs.
-    plan = planner.site_plan(s, 0.999e6, pue=1.25, runs=3, seed=1)
+    plan = site_plan.site_plan(s, 0.999e6, pue=1.25, runs=3, seed=1)
     assert plan.peak_w_per_gpu == pytest.approx(625.0)
     assert plan.pue == 1.25
     assert (plan.gpus, plan.hosts) == (1272, 159)
@@ -42,7 +42,7 @@ def test_gpus_in_a_budget_by_hand():
     # The run's days follow the re-simulated step: tokens / tokens per second.
     assert plan.train.days == pytest.approx(1e9 / plan.train.tokens_per_s / 86400)
     # Exactly on the boundary: 1 MW / 781.25 W = 1,280 GPUs = 160 hosts.
-    assert planner.site_plan(s, 1e6, pue=1.25, runs=3, seed=1).gpus == 1280
+    assert site_plan.site_plan(s, 1e6, pue=1.25, runs=3, seed=1).gpus == 1280
 
 
 def test_rounded_down_to_a_valid_layout():
@@ -52,7 +52,7 @@ def test_rounded_down_to_a_valid_layout():
     data["cluster"]["num_hosts"] = 2
     s = scenario_from_dict(data)
     # 0.999 MW -> 159 hosts; tp x pp = 16 needs an even host count: 158 hosts, 1,264 GPUs.
-    plan = planner.site_plan(s, 0.999e6, pue=1.25, runs=3, seed=1)
+    plan = site_plan.site_plan(s, 0.999e6, pue=1.25, runs=3, seed=1)
     assert (plan.gpus, plan.hosts) == (1264, 158)
     assert "not a valid layout" in plan.note
 

@@ -17,7 +17,7 @@ from simulator.execution.metrics import PF_DAY_FLOPS, TOKENS_PER_PARAM
 from simulator.execution.strategies import get_strategy
 from simulator.scenario.load import derive, load_scenario
 from simulator.spec.specs import Scenario
-from simulator.studies import planner, scaling
+from simulator.studies import planner, scaling, site_plan
 from simulator.studies.suggest import fit_suggestions, most_sharded
 
 MEMORY_NOTE = (
@@ -395,7 +395,7 @@ def cmd_site(args: argparse.Namespace) -> int:
     _positive(args.tokens, "--tokens")
     check_runs(args.runs, args.seed)
     s = load_scenario(args.scenario)
-    plan = planner.site_plan(
+    plan = site_plan.site_plan(
         s, site_w, args.pue, args.tokens, args.runs, args.seed, os.cpu_count() or 1
     )
     if args.json:
