@@ -41,12 +41,13 @@ from typing import Any
 
 from simulator.core.cache import Memo
 from simulator.core.errors import UserError
+from simulator.execution.collectives import Comm
 from simulator.execution.context import SimContext
 from simulator.execution.frameworks import FRAMEWORKS, strategy_for
 from simulator.execution.memory import MemoryBreakdown, memory_breakdown
 from simulator.execution.metrics import step_metrics
 from simulator.execution.schedule import Collective
-from simulator.execution.step import Comm, compute_model, simulate_step
+from simulator.execution.step import compute_model, simulate_step
 from simulator.execution.strategies.base import Strategy
 from simulator.execution.strategies.common import ChunkWork, stage_work
 from simulator.model import ops as op_math
