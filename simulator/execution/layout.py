@@ -295,10 +295,12 @@ def activations(
     cp: int = 1,
     cp_comm: str = "ring",
     moe: MoEArgs | None = None,
+    recompute: tuple[str, ...] | None = None,
 ) -> Activations:
     """Korthikanti et al. 2022 per-block activations on one rank, and the recompute working set
     in backward. Blocks of one kind (stack, MoE or dense) are alike, so each kind's figures are
-    computed once. `cp` divides the sequence; `moe` gives the MoE blocks' expert layout."""
+    computed once. `cp` divides the sequence; `moe` gives the MoE blocks' expert layout;
+    `recompute` the modules selective checkpointing recomputes (None: the attention core)."""
     arch = layout.arch
     kw: _BlockArgs = {
         "seq_len": seq_len,
@@ -318,6 +320,8 @@ def activations(
         more = dict(block_extra)
         if block.moe:
             more |= {"index": block.index, **(moe or {})}
+        if checkpointing == "selective" and recompute is not None:
+            more["recompute"] = recompute
         stored = act_math.activation_bytes_per_layer(
             arch, checkpointing=checkpointing, stack=block.stack, **kw, **more
         )
@@ -329,7 +333,7 @@ def activations(
                 full  # the block is recomputed in backward: its full activations are live again
             )
         elif checkpointing == "selective":
-            working = full - stored  # only the attention core (the a*s^2 terms) is recomputed
+            working = full - stored  # the recomputed modules' terms are live again
         else:
             working = 0
         if block.mtp:
@@ -390,4 +394,5 @@ def stage_activations(scenario: Scenario, lay: Layout) -> Activations:
         cp=par.cp,
         cp_comm=par.cp_comm,
         moe=moe,
+        recompute=t.recompute_modules,
     )

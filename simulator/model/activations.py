@@ -11,6 +11,20 @@ from simulator.model.ops_attention import CP_COMMS
 from simulator.model.ops_common import _check_ops_args, local_seq
 from simulator.model.precision import CHECKPOINTING
 
+# Megatron-Core's --recompute-modules (transformer_config.py `recompute_modules`): the
+# submodules `selective` recomputes; its default, the attention core, is Korthikanti et al.
+# 2022's selective recompute (Sec 4.2).
+RECOMPUTE_MODULES = (
+    "core_attn",
+    "layernorm",
+    "moe_act",
+    "mla_up_proj",
+    "mlp",
+    "moe",
+    "shared_experts",
+)
+DEFAULT_RECOMPUTE = ("core_attn",)
+
 
 def _split(shared: int, replicated: int, tp: int, sp: bool) -> int:
     """Bytes on one rank: `shared` terms are split over tp ranks; `replicated` terms are kept
@@ -41,6 +55,7 @@ def activation_bytes_per_layer(
     ep: int = 1,
     etp: int = 1,
     load_imbalance: float = 1.0,
+    recompute: tuple[str, ...] = DEFAULT_RECOMPUTE,
 ) -> int:
     """Activations one block keeps for backward, per rank.
 
@@ -72,6 +87,18 @@ def activation_bytes_per_layer(
     all s tokens of heads/cp), so cp_comm does not change the count. MLA attention and
     MoE MLPs (block `index` with is_moe_layer; ep / etp / load_imbalance as in
     ops.layer_segments) have their own terms: activations_moe.
+
+    `recompute`: with selective checkpointing, the Megatron-Core submodules recomputed in
+    backward (--recompute-modules; the default, core_attn, is the paragraph above), each
+    dropping the terms it saved (Megatron-Core transformer_layer.py, mlp.py, experts.py,
+    moe_layer.py, multi_latent_attention.py):
+      core_attn: the as^2 score terms (Sec 4.2)
+      layernorm: the two norm outputs, kept as the QKV (MLA: down-projection) input and the
+        MLP (MoE: router / permutation) input, 2 x e*sbh replicated; output-discarding
+        checkpointing re-runs the norms from their inputs, which stay (the residual stream)
+      mlp: a dense MLP's internals, its fc1 output(s) and activation output (the MLP input,
+        the checkpoint's input, stays); moe_act, moe, shared_experts, mla_up_proj:
+        activations_moe.
     """
     _check_ops_args(seq_len, micro_batch, stack, dtype_bytes)
     if checkpointing not in CHECKPOINTING:
@@ -90,7 +117,13 @@ def activation_bytes_per_layer(
     sbh = s * b * h
     if checkpointing == "full":
         return _split(0, e * sbh, tp, sp)
-    keep_scores = not flash_attention and checkpointing == "none"
+    sel = set(recompute) if checkpointing == "selective" else set()
+    unknown = sel - set(RECOMPUTE_MODULES)
+    if unknown:
+        raise ValueError(f"recompute: {sorted(unknown)} not among {RECOMPUTE_MODULES}")
+    keep_scores = not flash_attention and (
+        checkpointing == "none" or (checkpointing == "selective" and "core_attn" not in sel)
+    )
     mask = 1 if dropout else 0
 
     def attention(s_kv: int, s_scores: int) -> tuple[int, int]:
@@ -102,17 +135,23 @@ def activation_bytes_per_layer(
         return shared, e * sbh + mask * sbh  # QKV input and dropout mask are replicated
 
     if arch.mla:
-        a_shared, a_rep = mla_attention_terms(arch, s, seq_len, b, e, mask, dropout, keep_scores)
+        a_shared, a_rep = mla_attention_terms(
+            arch, s, seq_len, b, e, mask, dropout, keep_scores, up_proj="mla_up_proj" not in sel
+        )
     else:
         a_shared, a_rep = attention(s, seq_len)
         a_shared += e * s * b * (arch.q_dim + arch.kv_dim) if arch.qk_norm else 0
     rank = 0
     if index is not None and is_moe_layer(arch, index):
-        m_shared, m_rep, rank = moe_mlp_terms(arch, s, b, e, mask, tp, sp, ep, etp, load_imbalance)
+        m_shared, m_rep, rank = moe_mlp_terms(
+            arch, s, b, e, mask, tp, sp, ep, etp, load_imbalance, recompute=frozenset(sel)
+        )
     else:
-        m_shared = (2 if arch.gated else 1) * e * s * b * f + e * s * b * f
+        m_shared = 0 if "mlp" in sel else (2 if arch.gated else 1) * e * s * b * f + e * s * b * f
         m_rep = e * sbh + mask * sbh
     shared, replicated = a_shared + m_shared, a_rep + m_rep + 2 * e * sbh  # + two norm inputs
+    if "layernorm" in sel:
+        replicated -= 2 * e * sbh  # the QKV / down-projection and MLP inputs: the norm outputs
     if arch.kind == "encoder-decoder" and stack == "decoder":
         s_enc = seq_len if encoder_seq_len is None else encoder_seq_len
         c_shared, c_rep = attention(s_enc, s_enc)

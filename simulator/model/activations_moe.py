@@ -22,6 +22,8 @@ def mla_attention_terms(
     mask: int,
     dropout: bool,
     keep_scores: bool,
+    *,
+    up_proj: bool = True,
 ) -> tuple[int, int]:
     """(shared, replicated) bytes of one MLA attention sub-layer on s tokens (s_scores keys).
 
@@ -36,6 +38,10 @@ def mla_attention_terms(
         projection's input e*sb*a*d_v; the score terms (softmax output, dropout mask and
         output: a*s*s_kv*b*(2e + 1)) without flash attention or selective recompute.
     The RoPE part of K (k_pos_emb) needs no copy: the rotation's backward needs no input.
+    up_proj=False (--recompute-modules mla_up_proj: Megatron-Core MLASelfAttention's
+    qkv_up_checkpoint, output-discarding checkpointing of the q / kv up projections and the
+    RoPE application) drops Q, K and V, e*sb*a*(2(d + r) + d_v): they are re-projected from
+    the latents, which stay, before the attention core's backward.
     """
     a = arch.attention
     assert a is not None
@@ -44,7 +50,7 @@ def mla_attention_terms(
     sb = s * b
     latents = 2 * (a.q_lora_rank or 0) + 2 * a.kv_lora_rank
     replicated = e * sb * arch.hidden_size + mask * sb * arch.hidden_size + e * sb * latents
-    shared = e * sb * heads * (2 * (d + r) + d_v) + e * sb * heads * d_v
+    shared = (e * sb * heads * (2 * (d + r) + d_v) if up_proj else 0) + e * sb * heads * d_v
     if keep_scores:
         shared += (e + mask + (e if dropout else 0)) * heads * s * s_scores * b
     return shared, replicated
@@ -61,6 +67,8 @@ def moe_mlp_terms(
     ep: int,
     etp: int,
     load_imbalance: float,
+    *,
+    recompute: frozenset[str] = frozenset(),
 ) -> tuple[int, int, int]:
     """(shared, replicated, rank) bytes of one MoE MLP on s tokens of b sequences (the norm
     input, counted with the block's two norm inputs, excluded).
@@ -78,6 +86,11 @@ def moe_mlp_terms(
         for the probabilities' gradient, e*T*k*h, and their fp32 probabilities 4*T*k
       shared: the shared experts as a dense MLP of n_shared x their width f_s:
         (2 or 1)*e*sb*f_s + e*sb*f_s, split over tp like the dense MLP.
+    `recompute` (--recompute-modules, Megatron-Core) drops: moe_act, the experts' activation
+    output e*M*f_e/etp (experts.py: output-discarding checkpointing of the activation, re-run
+    from the fc1 output before fc2's backward); shared_experts, the shared experts' terms
+    (shared_experts.py: the checkpointed MLP keeps only its input, the MoE input); moe, every
+    rank and shared term (moe_layer.py: the checkpointed layer keeps only its input).
     """
     moe = arch.moe
     assert moe is not None
@@ -90,10 +103,13 @@ def moe_mlp_terms(
     local, m = expert_tokens(moe, t, ep, etp, load_imbalance)
     tokens, f_e = local * m, moe.expert_ffn_hidden_size // etp
     rank = (4 + 1) * t * n_e  # router probabilities and routing map
-    rank += e * tokens * h + (fc1 + 1) * e * tokens * f_e  # experts' inputs and activations
+    act_out = 0 if "moe_act" in recompute else 1
+    rank += e * tokens * h + (fc1 + act_out) * e * tokens * f_e  # experts' inputs, activations
     rank += e * t * k * h + 4 * t * k  # unpermute input and its probabilities
     shared = 0
-    if moe.shared_experts:
+    if "moe" in recompute:
+        rank = 0
+    elif moe.shared_experts and "shared_experts" not in recompute:
         f_s = moe.shared_experts * (moe.shared_expert_ffn_hidden_size or moe.expert_ffn_hidden_size)
         shared = (fc1 + 1) * e * sb * f_s
     return shared, replicated, rank

@@ -326,6 +326,7 @@ def _training(
         seq_len=t.seq_len,
         grad_accum_steps=t.grad_accum_steps or 1,
         activation_checkpointing=t.activation_checkpointing,
+        recompute_modules=None if t.recompute_modules is None else tuple(t.recompute_modules),
         flash_attention=t.flash_attention,
         dropout=_dropout(spec),
         offload=OffloadSpec(

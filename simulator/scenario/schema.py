@@ -244,6 +244,13 @@ class TrainingSection(Strict):
     grad_accum_steps: Accum | None = None
     global_batch_size: GlobalBatch | None = Field(None, description="sequences per optimizer step")
     activation_checkpointing: CheckpointingName = "none"
+    recompute_modules: list[str] | None = Field(
+        None,
+        description="activation_checkpointing selective only: Megatron-Core's "
+        "--recompute-modules, the submodules recomputed in backward (core_attn, layernorm, "
+        "moe_act, mla_up_proj, mlp, moe, shared_experts); default [core_attn], the attention "
+        "core (Korthikanti et al. 2022)",
+    )
     flash_attention: bool = True
     dropout: bool | None = Field(
         None,

@@ -213,6 +213,8 @@ class TrainingSpec:
     seq_len: int
     grad_accum_steps: int  # micro-batches per step (= pipeline micro-batches), resolved
     activation_checkpointing: str
+    # selective: Megatron-Core's --recompute-modules; None: the attention core (core_attn)
+    recompute_modules: tuple[str, ...] | None = None
     flash_attention: bool
     dropout: bool  # dropout layers (masks kept for backward); Llama and MPT train without
     offload: OffloadSpec

@@ -24,6 +24,29 @@ from simulator.system.hardware import GPU
 # The attention-core ops that selective recompute re-runs (Korthikanti et al. 2022, Sec 4.2).
 SELECTIVE_OPS = ("attn_scores", "softmax", "attn_dropout", "attn_over_values")
 
+# The forward ops each Megatron-Core --recompute-modules submodule re-runs in backward
+# (model/ops.py names; core_attn also matches the cross-attention core's "cross_" ops):
+# layernorm, the input and pre-MLP norms (transformer_layer.py); moe_act, the experts'
+# activation (experts.py); mla_up_proj, the q / kv up projections (multi_latent_attention.py;
+# the RoPE application is not an op of its own); mlp, the dense MLP's GEMMs and activation
+# (its norm and residual add lie outside the module); shared_experts, the shared experts'
+# GEMMs and activation; moe, the whole MoE layer: router, permutation, sorts, experts,
+# unpermutation and shared experts (its token dispatch collectives are not re-timed, as with
+# full recompute).
+RECOMPUTE_OPS: dict[str, frozenset[str]] = {
+    "core_attn": frozenset(SELECTIVE_OPS),
+    "layernorm": frozenset({"attn_norm", "mlp_norm"}),
+    "moe_act": frozenset({"expert_act"}),
+    "mla_up_proj": frozenset({"q_up_proj", "kv_up_proj"}),
+    "mlp": frozenset({"mlp_gate", "mlp_up", "mlp_act", "mlp_down"}),
+    "shared_experts": frozenset({"shared_gate", "shared_up", "shared_act", "shared_down"}),
+    "moe": frozenset(
+        {"router", "router_topk", "moe_permute", "moe_sort", "expert_gate", "expert_up"}
+        | {"expert_act", "expert_down", "moe_unsort", "moe_unpermute", "shared_gate"}
+        | {"shared_up", "shared_act", "shared_down", "shared_add"}
+    ),
+}
+
 
 @dataclass(frozen=True, kw_only=True)
 class SegmentWork:
@@ -214,7 +237,10 @@ def _block_work(
     if t.activation_checkpointing == "full":
         again = ops
     elif t.activation_checkpointing == "selective":
-        again = [o for o in ops if o.name.removeprefix("cross_") in SELECTIVE_OPS]
+        mods = t.recompute_modules if t.recompute_modules is not None else ("core_attn",)
+        names = frozenset().union(*(RECOMPUTE_OPS[m] for m in mods if m != "core_attn"))
+        attn = frozenset(SELECTIVE_OPS) if "core_attn" in mods else frozenset()
+        again = [o for o in ops if o.name.removeprefix("cross_") in attn or o.name in names]
     else:
         again = []
     works = _segment_works(cm, segments, frozen, rerun)
