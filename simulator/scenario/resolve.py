@@ -9,24 +9,24 @@ import math
 from pathlib import Path
 
 from simulator.core.errors import Problem, UserError, did_you_mean
-from simulator.model import lora
-from simulator.model.activations import RECOMPUTE_MODULES
-from simulator.model.architecture import Architecture, Attention, MoE, is_moe_layer
+from simulator.model.architecture import Architecture, Attention, MoE
 from simulator.model.spec import ModelSpec
 from simulator.scenario.algorithm_check import check_algorithm
+from simulator.scenario.finetune import check_finetune
 from simulator.scenario.parallel import check_model, check_placement
+from simulator.scenario.power import gpu_power, power_cap
+from simulator.scenario.recompute import check_recompute_modules
 from simulator.scenario.schema import (
     ArchitectureModel,
     ClusterSection,
     CustomGPU,
     TrainingSection,
 )
-from simulator.scenario.schema_power import GPUPowerSection
 from simulator.scenario.schema_types import MAX_ACCUM
 from simulator.spec.specs import ClusterSpec, DegradedLink, PowerSpec, Straggler, TrainingSpec
 from simulator.system import hardware
 from simulator.system.comm.calibration import NCCL_CALIBRATION, Calibration
-from simulator.system.hardware.power import DEFAULT_PUE, GPUPower, from_tdp
+from simulator.system.hardware.power import DEFAULT_PUE
 from simulator.system.topology.loader import (
     load_topology,
     topology_info,
@@ -112,32 +112,6 @@ def custom_gpu(
     return gpu, assumed
 
 
-def gpu_power(
-    p: GPUPowerSection, base: GPUPower | None, where: str, problems: list[Problem]
-) -> GPUPower | None:
-    """A GPU's draw by activity: the given figures over the TDP's shared fractions (a `tdp`
-    given) or over the catalog GPU's (`base`)."""
-    if p.tdp is not None:
-        base = from_tdp(p.tdp, p.source)
-    if base is None:
-        problems.append(Problem(where, "a GPU's power needs its tdp", "add tdp, e.g. tdp: '700 W'"))
-        return None
-    given: dict[str, float] = {
-        k: v
-        for k, v in (
-            ("compute_w", p.compute),
-            ("memory_w", p.memory),
-            ("comm_w", p.comm),
-            ("idle_w", p.idle),
-        )
-        if v is not None
-    }
-    if not given:
-        return base
-    source = f"{base.source}; given: {', '.join(sorted(given))} ({p.source})"
-    return dataclasses.replace(base, source=source, **given)  # type: ignore[arg-type]
-
-
 def _gpu(
     value, default: str, problems: list[Problem]
 ) -> tuple[hardware.GPU | None, tuple[str, ...]]:
@@ -193,7 +167,7 @@ def cluster(
         )
     if gpu is None:
         return None
-    cap = _power_cap(c.power_cap, gpu, problems)
+    cap = power_cap(c.power_cap, gpu, problems)
     return ClusterSpec(
         topology_name=c.topology,
         topology_ref=str(path),
@@ -213,34 +187,6 @@ def cluster(
         ),
         power_cap_w=cap,
     )
-
-
-def _power_cap(cap: float | None, gpu: hardware.GPU, problems: list[Problem]) -> float | None:
-    """The per-GPU power cap: above the GPU's waiting draw (the floor of the clock / power
-    curve, system/hardware/power.py) and at most its TDP (a board's limit cannot be raised)."""
-    if cap is None:
-        return None
-    if gpu.power is None:
-        problems.append(
-            Problem(
-                "cluster.power_cap",
-                f"GPU {gpu.name} has no power figures to cap",
-                "give the GPU's power (tdp at least) in cluster.power.gpu",
-            )
-        )
-        return None
-    lo, hi = gpu.power.idle_w, gpu.power.tdp_w
-    if not lo < cap <= hi:
-        problems.append(
-            Problem(
-                "cluster.power_cap",
-                f"a power cap of {cap:g} W is outside {gpu.name}'s range: above {lo:g} W (its "
-                f"waiting draw) and at most {hi:g} W (its TDP)",
-                f"give a cap between {lo:g} W and {hi:g} W, e.g. '{round(0.7 * hi):d} W'",
-            )
-        )
-        return None
-    return cap
 
 
 def _stragglers(c: ClusterSection, num_gpus: int, problems: list[Problem]) -> tuple[Straggler, ...]:
@@ -410,187 +356,3 @@ def _check_positions(
             f"seq_len {t.seq_len} is beyond the {limit} tokens {model.name} was trained at "
             f"({arch.position_embedding} positions extrapolate, but quality is not modelled)"
         )
-
-
-_RC = "training.recompute_modules"
-
-
-def check_recompute_modules(model: ModelSpec, t: TrainingSpec, problems: list[Problem]) -> None:
-    """Megatron-Core's --recompute-modules: with selective checkpointing only, known names,
-    each once, and submodules the model has (moe_act, moe and shared_experts need MoE
-    layers, shared experts the latter; mla_up_proj MLA attention; mlp a dense MLP layer)."""
-    names = t.recompute_modules
-    if names is None:
-        return
-    if t.activation_checkpointing != "selective":
-        problems.append(
-            Problem(
-                _RC,
-                "applies to activation_checkpointing selective only "
-                f"(it is {t.activation_checkpointing})",
-                "set activation_checkpointing: selective, or remove the key",
-            )
-        )
-        return
-    if not names:
-        problems.append(
-            Problem(
-                _RC,
-                "no module is recomputed",
-                "e.g. [core_attn], or activation_checkpointing: none",
-            )
-        )
-    arch = model.arch
-    lacks: dict[str, str] = {}
-    if arch is not None and not model.shape_estimated:
-        moe = arch.moe
-        if moe is None:
-            for name in ("moe_act", "moe", "shared_experts"):
-                lacks[name] = "no MoE layers"
-        elif not moe.shared_experts:
-            lacks["shared_experts"] = "no shared experts"
-        if not arch.mla:
-            lacks["mla_up_proj"] = "no MLA attention"
-        if moe is not None and all(is_moe_layer(arch, i) for i in range(arch.num_layers)):
-            lacks["mlp"] = "no dense MLP layer (every layer is MoE: use moe or moe_act)"
-    seen: set[str] = set()
-    for i, name in enumerate(names):
-        if name not in RECOMPUTE_MODULES:
-            problems.append(
-                Problem(
-                    f"{_RC}.{i}",
-                    f"{name!r} is not a Megatron-Core recompute module",
-                    did_you_mean(name, RECOMPUTE_MODULES),
-                )
-            )
-        elif name in seen:
-            problems.append(Problem(f"{_RC}.{i}", f"{name!r} is listed twice"))
-        elif name in lacks:
-            problems.append(
-                Problem(
-                    f"{_RC}.{i}",
-                    f"{model.name} has {lacks[name]}: nothing for {name} to recompute",
-                    f"remove {name}",
-                )
-            )
-        seen.add(name)
-
-
-# ---- training.finetune: what LoRA / QLoRA is modelled with (simulator/model/lora.py)
-
-_FT = "training.finetune"
-
-
-def check_finetune(model: ModelSpec, t: TrainingSpec, problems: list[Problem]) -> None:
-    """The finetune section against the model and the layout: method and storage agree, the
-    targets are Linear modules of the model's blocks, the rank fits each, and the run is one
-    that the memory model and the schedule cover (dense decoder, one tensor-parallel and
-    pipeline rank, PyTorch DDP / ZeRO / FSDP, no offload)."""
-    f = t.finetune
-    if not f.adapters:
-        given = [
-            k
-            for k, v in (
-                ("base_weights", f.base_weights != "bf16"),
-                ("double_quant", f.double_quant),
-                ("paged_optimizer", f.paged_optimizer),
-            )
-            if v
-        ]
-        for k in given:
-            problems.append(
-                Problem(
-                    f"{_FT}.{k}",
-                    "applies to method lora / qlora only: full fine-tuning trains a 16-bit copy "
-                    "of every parameter",
-                    "set method: qlora (or lora), or remove the key",
-                )
-            )
-        return
-    if f.method == "qlora" and f.base_weights == "bf16":
-        problems.append(
-            Problem(
-                f"{_FT}.base_weights",
-                "qlora keeps the frozen base quantized: base_weights nf4 or int8",
-                "use base_weights: nf4 (QLoRA's), or method: lora for a bf16 base",
-            )
-        )
-    if f.method == "lora" and f.base_weights != "bf16":
-        problems.append(
-            Problem(
-                f"{_FT}.base_weights",
-                f"lora trains adapters on a 16-bit base; a {f.base_weights} base is qlora",
-                "use method: qlora",
-            )
-        )
-    if f.double_quant and f.base_weights != "nf4":
-        problems.append(
-            Problem(
-                f"{_FT}.double_quant",
-                "Double Quantization quantizes the constants of 4-bit (nf4) weights only "
-                "(bnb_4bit_use_double_quant)",
-                "use base_weights: nf4, or remove double_quant",
-            )
-        )
-    arch = model.arch
-    unsupported = []
-    if arch is None or model.shape_estimated:
-        unsupported.append("a bare parameter count (LoRA needs the modules' shapes)")
-    elif arch.kind != "decoder":
-        unsupported.append(f"a {arch.kind} model")
-    elif arch.moe is not None:
-        unsupported.append("an MoE model")
-    elif arch.mla:
-        unsupported.append("MLA attention")
-    par = t.parallel
-    for name in ("tp", "pp", "cp"):
-        if getattr(par, name) > 1:
-            unsupported.append(f"{name} > 1")
-    if t.framework.name != "pytorch-fsdp":
-        unsupported.append(f"framework {t.framework.name}")
-    if t.offload.optimizer or t.offload.params:
-        unsupported.append("CPU offload")
-    if unsupported:
-        problems.append(
-            Problem(
-                f"{_FT}.method",
-                f"{f.method} is modelled for dense decoder models with data parallelism only "
-                f"(ddp, zero1, zero2, zero3 / FSDP, hsdp; framework pytorch-fsdp), not with "
-                + ", ".join(unsupported),
-                "give the model as a preset or architecture, and drop the other parallelism",
-            )
-        )
-        return
-    assert arch is not None
-    linears = lora.block_linears(arch)
-    names = f.target_modules
-    if names != lora.ALL_LINEAR:
-        seen: set[str] = set()
-        for i, name in enumerate(names):
-            if name not in linears:
-                problems.append(
-                    Problem(
-                        f"{_FT}.target_modules.{i}",
-                        f"{model.name} has no Linear {name!r} in its blocks",
-                        did_you_mean(name, [*linears, lora.ALL_LINEAR]),
-                    )
-                )
-            elif name in seen:
-                problems.append(Problem(f"{_FT}.target_modules.{i}", f"{name!r} is listed twice"))
-            seen.add(name)
-        if not names:
-            problems.append(
-                Problem(f"{_FT}.target_modules", "no module is targeted", "e.g. [q_proj, v_proj]")
-            )
-    for name in lora.targets(arch, names):
-        out, inp = linears[name]
-        if f.rank > min(out, inp):
-            problems.append(
-                Problem(
-                    f"{_FT}.rank",
-                    f"rank {f.rank} exceeds {name}'s smaller dimension {min(out, inp)} "
-                    f"({out} x {inp}): the update B A would be no longer low-rank",
-                    f"use rank <= {min(out, inp)}",
-                )
-            )
-            break

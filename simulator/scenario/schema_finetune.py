@@ -60,7 +60,7 @@ class FinetuneSection(BaseModel):
 
 
 def finetune_spec(f: FinetuneSection | None) -> FinetuneSpec:
-    """The section as a spec (checked against the model in scenario/resolve.py)."""
+    """The section as a spec (checked against the model in scenario/finetune.py)."""
     if f is None:
         return FinetuneSpec()
     return FinetuneSpec(
