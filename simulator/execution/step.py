@@ -79,12 +79,14 @@ def stage_context(
         * t.precision.activation_bytes
     )
     groups = {d: mesh.group(d) for d, _ in mesh.dims if d in ("tp", "cp")}
+    ep_local = 1  # the expert-parallel ranks on one host (the deepep dispatcher's NVLink hop)
     if scenario.model.arch is not None and scenario.model.arch.moe is not None:
         experts = strategy.expert_mesh(scenario)
         groups |= {d: experts.group(d) for d in ("ep", "etp", "edp")}
         if t.moe.dispatcher == "deepep":
             hops = strategy.dispatch_mesh(scenario)
             groups |= {d: hops.group(d) for d in ("ep_local", "ep_node")}
+            ep_local = groups["ep_local"].size
 
     def inline_s(coll: Collective) -> float:
         return comm.cost(coll, (stage,), together=False).time_s
@@ -98,7 +100,7 @@ def stage_context(
             scenario,
             cm,
             stage,
-            ep_local=strategy.ep_per_host(scenario) if t.moe.dispatcher == "deepep" else 1,
+            ep_local=ep_local,
         ),
         order=stage_order(scenario, stage),
         mesh=mesh,
