@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 from simulator.execution.frameworks.units import own_tensors, padded, stage_modules
 from simulator.execution.pipeline import Pass, last_backward
@@ -27,6 +26,7 @@ from simulator.execution.strategies.common import (
     optimizer_step,
     shard_of,
 )
+from simulator.spec.mesh import Group
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -126,10 +126,9 @@ class GradBucketSession:
         expert_plan: BucketPlan | None = None,
     ):
         self.ctx, self.b, self.plan = ctx, b, plan
-        dims = [d for d, _ in ctx.mesh.dims if d.startswith("dp") or d == "cp"]
         self.modules = stage_modules(ctx.scenario, ctx.stage)
         expert = sum(sum(own_tensors(self.modules, n, expert=True)) for n in self.modules)
-        self.buffers = [_Buffer(ctx.mesh.group(*dims), plan, False, ctx.stage_params - expert)]
+        self.buffers = [_Buffer(ctx.data_group, plan, False, ctx.stage_params - expert)]
         if expert:
             self.buffers.append(_Buffer(ctx.groups["edp"], expert_plan or plan, True, expert))
         self.last = last_backward(list(ctx.order))
@@ -268,7 +267,7 @@ class _Buffer:
     """One gradient (and weight) buffer: its group, bucket plan, whether it holds the routed
     experts, and its parameters on this rank."""
 
-    group: Any
+    group: Group
     plan: BucketPlan
     expert: bool
     params: int

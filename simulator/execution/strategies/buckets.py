@@ -75,10 +75,7 @@ class BucketSession:
         allgather_bucket_bytes: int = 0,
     ):
         self.ctx, self.b, self.op, self.cap, self.first = ctx, b, op, cap, first
-        # The data-parallel ranks and the context-parallel ones (Strategy.grad_group).
-        self.group = ctx.mesh.group(
-            *[d for d, _ in ctx.mesh.dims if d.startswith("dp") or d == "cp"]
-        )
+        self.group = ctx.data_group
         self.every, self.sharded, self.ag_bytes = (
             every_micro_batch,
             sharded_optimizer,

@@ -140,6 +140,12 @@ class Context:
         return self.scenario.training.precision.grad_bytes
 
     @property
+    def data_group(self) -> Group:
+        """The ranks a stage's gradients reduce over: every data-parallel dimension of the mesh
+        and the context-parallel one, whose ranks hold the same parameters (Strategy.grad_group)."""
+        return self.mesh.group(*[d for d, _ in self.mesh.dims if d.startswith("dp") or d == "cp"])
+
+    @property
     def stage_params(self) -> int:
         return sum(u.params for c in self.chunks.values() for u in _units(c))
 
