@@ -22,13 +22,16 @@ powers: the board's power limit caps the sum, and a kernel beside NCCL's few SMs
 The cluster's power at each instant is the sum over rank classes of ranks x their GPU's draw,
 plus every host's constant draw, times the PUE: its integral over the step is the step's
 energy, and its maximum less its minimum is the step's swing (synchronised waits of all GPUs).
+The same sum split by activity (PowerSeries: the GPUs' watts drawing compute-bound kernels,
+memory-bound ones, communicating and waiting; a blended kernel level's draw split as share x
+compute-bound draw + (1 - share) x memory-bound draw) is the step's power over time by activity.
 """
 
 from __future__ import annotations
 
 import math
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -49,6 +52,8 @@ class PowerTimeline:
     edges: tuple[float, ...]
     watts: tuple[float, ...]
     seconds: dict[str, float]  # time in each activity (ACTIVITIES); they sum to the step
+    # watts[i] by activity (ACTIVITIES; each row sums to watts[i]); empty: not split
+    split: tuple[tuple[float, float, float, float], ...] = ()
 
     def energy_j(self) -> float:
         return float(np.dot(np.diff(self.edges), self.watts)) if self.watts else 0.0
@@ -65,6 +70,15 @@ class Level:
     watts: float
     shares: tuple[float, float, float, float]  # compute, memory, comm, idle
     spans: tuple[tuple[float, float], ...]
+    # the watts by activity (they sum to watts); None: shares x watts
+    draws: tuple[float, float, float, float] | None = None
+
+    @property
+    def split(self) -> tuple[float, float, float, float]:
+        if self.draws is not None:
+            return self.draws
+        c, m, n, i = (self.watts * s for s in self.shares)
+        return (c, m, n, i)
 
 
 def power_timeline(levels: list[Level], idle_w: float, end_s: float) -> PowerTimeline:
@@ -100,7 +114,11 @@ def power_timeline(levels: list[Level], idle_w: float, end_s: float) -> PowerTim
         t = float(dt[winner == k].sum())
         for name, share in zip(ACTIVITIES, level.shares):
             seconds[name] += share * t
-    return PowerTimeline(edges=tuple(edges.tolist()), watts=tuple(watts.tolist()), seconds=seconds)
+    splits = np.array([lv.split for lv in levels] + [(0.0, 0.0, 0.0, idle_w)])
+    split = tuple(tuple(row) for row in splits[winner].tolist())  # winner -1: the idle row
+    return PowerTimeline(
+        edges=tuple(edges.tolist()), watts=tuple(watts.tolist()), seconds=seconds, split=split
+    )
 
 
 def compute_bound_share(b: StepBreakdown) -> float:
@@ -153,12 +171,28 @@ def class_levels(
             (optimizer if task.phase == "optimizer" else blended).append(kernels)
         elif iv.stream == "pcie":
             comm.append((iv.start_s, iv.end_s))
-    mix = share * power.compute_w + (1 - share) * power.memory_w
+    draws = (share * power.compute_w, (1 - share) * power.memory_w, 0.0, 0.0)
     return [
-        Level(watts=mix, shares=(share, 1 - share, 0.0, 0.0), spans=tuple(blended)),
+        Level(
+            watts=sum(draws), shares=(share, 1 - share, 0.0, 0.0), spans=tuple(blended), draws=draws
+        ),
         Level(watts=power.memory_w, shares=(0.0, 1.0, 0.0, 0.0), spans=tuple(optimizer)),
         Level(watts=power.comm_w, shares=(0.0, 0.0, 1.0, 0.0), spans=tuple(comm)),
     ]
+
+
+@dataclass(frozen=True, kw_only=True)
+class PowerSeries:
+    """The cluster's power over the step, piecewise constant from edges[i] to edges[i + 1]:
+    every GPU's board watts by activity (gpu_w[activity][i], ACTIVITIES; None where a class's
+    timeline is not split), the hosts' constant watts, and the facility's total
+    cluster_w[i] = pue x (GPU watts + hosts_w)."""
+
+    edges: np.ndarray
+    gpu_w: dict[str, np.ndarray] | None
+    hosts_w: float
+    pue: float
+    cluster_w: np.ndarray
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -182,6 +216,7 @@ class StepEnergy:
     min_time_s: float
     activity_s: dict[str, float]  # one GPU's step by activity, averaged over the GPUs
     classes: tuple[tuple[str, int, PowerTimeline], ...]  # (name, ranks, one GPU's timeline)
+    series: PowerSeries | None = field(default=None, compare=False, repr=False)
 
     @property
     def swing_w(self) -> float:
@@ -222,11 +257,24 @@ def cluster_energy(
     edges = edges[(edges >= 0) & (edges <= end_s)]
     mids = (edges[:-1] + edges[1:]) / 2
     gpu_w = np.zeros(len(mids))
+    by_activity: np.ndarray | None = np.zeros((len(mids), len(ACTIVITIES)))
     for _, ranks, p in timelines:
         if p.watts:
             at = np.searchsorted(np.array(p.edges), mids, side="right") - 1
-            gpu_w += ranks * np.array(p.watts)[np.clip(at, 0, len(p.watts) - 1)]
+            at = np.clip(at, 0, len(p.watts) - 1)
+            gpu_w += ranks * np.array(p.watts)[at]
+            if by_activity is not None and len(p.split) == len(p.watts):
+                by_activity += ranks * np.array(p.split)[at]
+            else:
+                by_activity = None
     site_w = pue * (gpu_w + hosts * host_w)
+    series = PowerSeries(
+        edges=edges,
+        gpu_w=None if by_activity is None else dict(zip(ACTIVITIES, by_activity.T)),
+        hosts_w=hosts * host_w,
+        pue=pue,
+        cluster_w=site_w,
+    )
     gpu_j = sum(ranks * p.energy_j() for _, ranks, p in timelines)
     host_j = hosts * host_w * end_s
     activity = {
@@ -253,6 +301,7 @@ def cluster_energy(
         min_time_s=float(edges[lo]) if len(site_w) else 0.0,
         activity_s=activity,
         classes=tuple(timelines),
+        series=series,
     )
 
 

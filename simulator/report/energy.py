@@ -1,14 +1,23 @@
 """The energy section of the report (`energy`): the step's power and energy from its timeline
 (execution/energy.py) and the run's energy, cost and CO2, as JSON, text lines and sweep
-columns. The key names of the JSON are fixed (sweeps and scripts read them)."""
+columns. The key names of the JSON are fixed (sweeps and scripts read them).
+
+`energy.timeline` is the cluster's power over the step (execution/energy.py PowerSeries), kept
+small: the points where the draw changes, or, past TIMELINE_POINTS of them, as many equal bins,
+each the mean over the bin (so the series' integral is still the step's energy) with the lowest
+and highest instant in it (so the series' extremes are still the step's minimum and peak)."""
 
 from __future__ import annotations
 
 from dataclasses import asdict
 from typing import Any
 
+import numpy as np
+
 from simulator.execution.breakdown import StepBreakdown, step_breakdown
 from simulator.execution.energy import (
+    ACTIVITIES,
+    PowerSeries,
     compute_bound_share,
     run_energy,
     step_energy,
@@ -21,6 +30,70 @@ from simulator.system.hardware.power import HOST_SOURCE, PUE_SOURCE
 COLUMNS = ("energy_per_token_j", "cluster_power_avg_w", "run_mwh")
 WALL_BASIS = "goodput p50 wall clock (failures, restarts and checkpoints included)"
 FREE_BASIS = "failure-free: tokens / tokens per second (no goodput run)"
+TIMELINE_POINTS = 200  # most intervals in energy.timeline
+
+
+def _bins(edges: np.ndarray, values: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+    """Means over [bounds[j], bounds[j + 1]] of piecewise-constant columns (values[i] from
+    edges[i] to edges[i + 1]): differences of the exact cumulative integral."""
+    cum = np.vstack(
+        [np.zeros((1, values.shape[1])), np.cumsum(values * np.diff(edges)[:, None], 0)]
+    )
+    at = np.column_stack([np.interp(bounds, edges, cum[:, k]) for k in range(values.shape[1])])
+    return np.diff(at, axis=0) / np.diff(bounds)[:, None]
+
+
+def _extremes(edges: np.ndarray, v: np.ndarray, bounds: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(lowest, highest) of v over the intervals each bin overlaps."""
+    first = np.searchsorted(edges, bounds[:-1], side="right") - 1
+    last = np.searchsorted(edges, bounds[1:], side="left") - 1  # the interval ending the bin
+    first, last = np.clip(first, 0, len(v) - 1), np.clip(last, 0, len(v) - 1)
+    lo = np.minimum(np.minimum.reduceat(v, first), v[last])
+    hi = np.maximum(np.maximum.reduceat(v, first), v[last])
+    return lo, hi
+
+
+def timeline_section(series: PowerSeries, points: int = TIMELINE_POINTS) -> dict[str, Any]:
+    """`energy.timeline`: t_s (n + 1 edges), cluster_w (the facility's mean over each interval)
+    with cluster_min_w / cluster_max_w (its lowest and highest instant there), gpu_w by activity
+    (all GPUs' board watts), hosts_w; `resolution` says whether the intervals are the draw's
+    change points or bins (module doc). Watts to 0.1 W, times to the nanosecond."""
+    edges = np.asarray(series.edges, dtype=float)
+    columns = [series.cluster_w] + (
+        [series.gpu_w[a] for a in ACTIVITIES] if series.gpu_w is not None else []
+    )
+    values = np.column_stack(columns) if len(edges) > 1 else np.zeros((0, len(columns)))
+    if len(values):  # merge neighbours that draw the same
+        keep = np.concatenate([[True], np.any(values[1:] != values[:-1], axis=1)])
+        edges, values = np.append(edges[:-1][keep], edges[-1]), values[keep]
+    if len(values) > points:
+        bounds = np.linspace(edges[0], edges[-1], points + 1)
+        lo, hi = _extremes(edges, values[:, 0], bounds)
+        edges, values = bounds, _bins(edges, values, bounds)
+        resolution = (
+            f"{points} bins of {_s(float(edges[1] - edges[0]))}: each the mean, with the lowest "
+            "and highest instant in it"
+        )
+    else:
+        lo = hi = values[:, 0]
+        resolution = "change points"
+
+    def out(a: np.ndarray, digits: int = 1) -> list[float]:
+        return [round(x, digits) for x in a.tolist()]
+
+    return {
+        "t_s": out(edges, 9),
+        "cluster_w": out(values[:, 0]),
+        "cluster_min_w": out(lo),
+        "cluster_max_w": out(hi),
+        "gpu_w": (
+            {a: out(values[:, 1 + k]) for k, a in enumerate(ACTIVITIES)}
+            if series.gpu_w is not None
+            else None
+        ),
+        "hosts_w": series.hosts_w,
+        "resolution": resolution,
+    }
 
 
 def _run_time(training: TrainingMetrics | None, goodput: dict | None) -> tuple[float, str] | None:
@@ -80,6 +153,7 @@ def energy_section(
         "compute_bound_share": share,
         "gpu_figures_w": {k: v for k, v in asdict(power).items() if k.endswith("_w")},
         "sources": {"gpu": power.source, "host": HOST_SOURCE, "pue": PUE_SOURCE},
+        "timeline": timeline_section(e.series) if e.series is not None else None,
     }
 
 

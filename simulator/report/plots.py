@@ -2,20 +2,26 @@
 clustersim) is imported lazily, with the Agg backend (no display needed), by one helper
 (style.matplotlib_module): if it is missing all the same, a UserError says how to install it.
 
-    plot_results(csv_path, out_dir, fmt) -> [step_time, memory, mfu] figure paths
+    plot_results(csv_path, out_dir, fmt) -> [step_time, memory, mfu] figure paths, and
+        power_cap where the sweep varies cluster.power_cap
     plot_trace(trace_path, out_dir, fmt) -> memory-timeline figure path
+    plot_power(report_json_or_csv, out_dir, fmt) -> [power_step, power_run] figure paths of a
+        report (power_run where it has a completed goodput run), or [power_cap] of a sweep CSV
 
 The figures live in simulator/report/figures/ (results: the sweep figures; timeline: the
-trace's; style: colours, markers and line styles, one place for every figure); this module is
-the entry point the CLI imports.
+trace's; power: the power figures; style: colours, markers and line styles, one place for every
+figure); this module is the entry point the CLI imports.
 """
 
+from pathlib import Path
+
+from simulator.report.figures import results as _results
+from simulator.report.figures.power import maybe_plot_power_cap, plot_power
 from simulator.report.figures.results import (
     MEMORY_COMPONENTS,
     memory_figure,
     mfu_figure,
     panels,
-    plot_results,
     read_results,
     step_time_figure,
 )
@@ -28,6 +34,14 @@ from simulator.report.figures.style import (
 )
 from simulator.report.figures.timeline import plot_trace, read_trace, trace_figure
 
+
+def plot_results(csv_path: str | Path, out_dir: str | Path, fmt: str = "png") -> list[Path]:
+    """The sweep figures (step time split, memory by component, MFU vs scale) in out_dir, and the
+    power-cap figure where the sweep varies cluster.power_cap."""
+    written = _results.plot_results(csv_path, out_dir, fmt)
+    return written + maybe_plot_power_cap(csv_path, out_dir, fmt)
+
+
 __all__ = [
     "FORMATS",
     "MEMORY_COMPONENTS",
@@ -37,6 +51,7 @@ __all__ = [
     "memory_figure",
     "mfu_figure",
     "panels",
+    "plot_power",
     "plot_results",
     "plot_trace",
     "read_results",
