@@ -26,7 +26,12 @@ MAX_DEPTH = 64
 MAX_EXPANDED_NODES = 1_000_000
 
 
-class _StrictLoader(yaml.SafeLoader):
+# libyaml's parser (shipped in PyYAML's wheels) where present: the same events as the pure-Python
+# parser, about ten times faster; the constructor below stays Python either way.
+_SafeLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _StrictLoader(_SafeLoader):  # type: ignore[misc, valid-type]
     """SafeLoader that refuses duplicate keys (YAML 1.2 requires unique keys; PyYAML keeps the last)."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
@@ -112,7 +117,11 @@ def read_text(path: str | Path, what: str = "YAML file") -> str:
 def load_yaml(text: str, source: str = "") -> Any:
     """Parse YAML text strictly (duplicate keys and deep nesting refused)."""
     try:
-        node = yaml.compose(text, Loader=_StrictLoader)
+        loader = _StrictLoader(text)
+        try:
+            node = loader.get_single_node()
+        finally:
+            loader.dispose()
         shape = _shape(node) if node is not None else (0, 0)
         if shape is None:
             raise UserError(
@@ -135,8 +144,13 @@ def load_yaml(text: str, source: str = "") -> Any:
                 ),
                 source,
             )
-        return yaml.load(text, Loader=_StrictLoader)
+        # Construct from the node already composed: the text is parsed once.
+        return loader.construct_document(node) if node is not None else None
     except yaml.MarkedYAMLError as exc:
+        if "maximum nesting depth" in str(exc.problem):  # libyaml's own bound (1,000 levels)
+            raise UserError(
+                Problem("", f"nested more than {MAX_DEPTH} levels deep"), source
+            ) from None
         mark = exc.problem_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
         raise UserError(Problem("", f"invalid YAML at {where}: {exc.problem}"), source) from None

@@ -36,8 +36,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from simulator.execution.breakdown import StepBreakdown
-from simulator.execution.engine import ClassTimeline, RankClass
 from simulator.execution.step import StepResult, union
+from simulator.execution.timeline import ClassTimeline, RankClass
 from simulator.spec.specs import ClusterSpec
 from simulator.system.hardware.power import HOST_W_PER_GPU, GPUPower, capped
 

@@ -28,70 +28,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import simpy
+from simpy.events import NORMAL
 
-from simulator.execution.schedule import STREAMS, Collective, Schedule
-
-
-@dataclass(frozen=True)
-class RankClass:
-    name: str
-    schedule: Schedule
-    ranks: int  # how many ranks this class stands for
-    stage: int = 0  # the pipeline stage of its ranks
-    sm_count: int = 0  # its GPUs' SMs (0: compute is not slowed by collectives' CTAs)
-
-
-@dataclass(frozen=True)
-class Interval:
-    rank_class: str
-    task: int
-    name: str
-    stream: str
-    phase: str
-    start_s: float
-    end_s: float
-    collective: bool = False
-
-
-@dataclass(frozen=True)
-class MemoryEvent:
-    time_s: float
-    delta_bytes: int
-    task: int
-
-
-@dataclass(frozen=True)
-class ClassTimeline:
-    name: str
-    intervals: tuple[Interval, ...]
-    memory_events: tuple[MemoryEvent, ...]
-    static_bytes: int
-
-    def levels(self):
-        """(time, bytes allocated after the event, event) in time order. At equal times frees
-        are applied before allocations, as the allocator reuses freed blocks."""
-        level = self.static_bytes
-        for ev in sorted(self.memory_events, key=lambda e: (e.time_s, e.delta_bytes)):
-            level += ev.delta_bytes
-            yield ev.time_s, level, ev
-
-    def peak(self, tasks) -> tuple[int, float, str]:
-        """(peak bytes, time, name of the task whose allocation reached it)."""
-        best = (self.static_bytes, 0.0, "start of step")
-        for time_s, level, ev in self.levels():
-            if level > best[0]:
-                best = (level, time_s, tasks[ev.task].name)
-        return best
-
-
-@dataclass(frozen=True)
-class EngineResult:
-    step_time_s: float
-    timelines: tuple[ClassTimeline, ...]
-    collective_times: dict[tuple, tuple[float, float]]  # rendezvous key -> (start, end)
-    # each class's compute-stream time added by collectives' CTAs (see the module doc)
-    interference_s: tuple[float, ...] = ()
-
+from simulator.execution.schedule import STREAMS, Collective
+from simulator.execution.timeline import (
+    ClassTimeline,
+    EngineResult,
+    Interval,
+    MemoryEvent,
+    RankClass,
+)
 
 StartTransfer = Callable[[simpy.Environment, Collective, tuple], simpy.Event]
 CTAs = Callable[[Collective, tuple], int]  # a collective's NCCL CTAs per GPU
@@ -197,8 +143,12 @@ def run(
         by_stream: dict[str, list[int]] = {stream: [] for stream in STREAMS}
         for i, t in enumerate(tasks):
             by_stream[t.stream].append(i)
+        waited = {d for t in tasks for d in t.deps}
         for stream in STREAMS:
             order = by_stream[stream]
+            if stream == "compute" and order:
+                env.process(_compute(env, rc, order, done, intervals, mem, rdv, keys, waited))
+                continue
             groups = [[i] for i in order] if stream == "p2p" else ([order] if order else [])
             for group in groups:
                 env.process(_stream(env, rc, group, done, intervals, mem, rdv, keys))
@@ -318,3 +268,119 @@ def _stream(env, rc: RankClass, order, done, intervals, mem, rdv: _Rendezvous, k
             )
         )
         done.succeed(i)
+
+
+def _compute(env, rc: RankClass, order, done, intervals, mem, rdv: _Rendezvous, keys, waited):
+    """The compute stream: as `_stream`, but a run of compute tasks that nobody waits for
+    (only the run's last one may be a dependency) and whose own dependencies have ended when
+    the run starts is timed as one span: one simpy event for the run instead of one per task
+    (data parallelism's accumulation steps are thousands of them). Each task in the span
+    starts where the previous one ended and takes its duration at the SMs' rate, in the same
+    floating-point operations as a timeout per task (the same times to the bit); a change of
+    rate interrupts the span, as it would the task running then. Every task keeps its
+    interval and memory events."""
+    tasks = rc.schedule.tasks
+    finished = done.finished
+    sms = rdv.sms[rc.name]
+    slowed = bool(sms.sm_count)
+    at = _absolute_timer(env)
+    n, p = len(order), 0
+    while p < n:
+        task = tasks[order[p]]
+        if task.collective is not None:
+            yield from _stream(env, rc, (order[p],), done, intervals, mem, rdv, keys)
+            p += 1
+            continue
+        for d in task.deps:
+            if not finished[d]:
+                yield done.event(d)
+        q = p + 1
+        while q < n and order[q - 1] not in waited:
+            nxt = tasks[order[q]]
+            if nxt.collective is not None or not all(finished[d] for d in nxt.deps):
+                break
+            q += 1
+        yield from _span(env, rc, order[p:q], sms, slowed, at, intervals, mem, done)
+        p = q
+
+
+def _span(env, rc: RankClass, span, sms: _SMs, slowed: bool, at, intervals, mem, done):
+    """Runs the compute tasks `span` back to back (see `_compute`)."""
+    tasks = rc.schedule.tasks
+    k = 0  # the task in progress
+    start = begin = env.now  # its start, and the start of its stretch at the current rate
+    left = tasks[span[0]].duration_s  # its work left, in seconds at the full rate
+    _allocate(mem, tasks, span[0], start)
+    while k < len(span):
+        rate = sms.rate
+        ends, t = [], begin
+        for j in range(k, len(span)):
+            d = tasks[span[j]].duration_s
+            rest = left if j == k else d
+            if rest > 1e-12 * d:
+                t = t + rest / rate if slowed else t + rest
+            ends.append(t)
+        interrupted = False
+        if ends[-1] > env.now:
+            sms.computing = env.active_process if slowed else None
+            try:
+                yield at(ends[-1])
+            except simpy.Interrupt:
+                interrupted = True
+            finally:
+                sms.computing = None
+        now, k0 = env.now, k
+        while k < len(span):
+            end = ends[k - k0]
+            if interrupted and end > now:
+                break
+            if slowed:
+                sms.added_s += (end - begin) * (1.0 - rate)
+            _close(rc, span[k], tasks[span[k]], start, end, intervals, mem, done)
+            k += 1
+            if k < len(span):
+                start = begin = end
+                left = tasks[span[k]].duration_s
+                _allocate(mem, tasks, span[k], start)
+        if interrupted and k < len(span):
+            # within task k: its stretch at the old rate ends here; the rest goes at the new one
+            elapsed = now - begin
+            left -= elapsed * rate
+            sms.added_s += elapsed * (1.0 - rate)
+            begin = now
+            if not left > 1e-12 * tasks[span[k]].duration_s:
+                _close(rc, span[k], tasks[span[k]], start, now, intervals, mem, done)
+                k += 1
+                if k < len(span):
+                    start = now
+                    left = tasks[span[k]].duration_s
+                    _allocate(mem, tasks, span[k], start)
+
+
+def _allocate(mem, tasks, i: int, start: float) -> None:
+    if tasks[i].alloc_bytes:
+        mem.append(MemoryEvent(start, tasks[i].alloc_bytes, i))
+
+
+def _close(rc: RankClass, i: int, task, start: float, end: float, intervals, mem, done) -> None:
+    if task.free_bytes:
+        mem.append(MemoryEvent(end, -task.free_bytes, i))
+    intervals.append(Interval(rc.name, i, task.name, task.stream, task.phase, start, end, False))
+    done.succeed(i)
+
+
+def _absolute_timer(env: simpy.Environment) -> Callable[[float], simpy.Event]:
+    """An event at an absolute time, scheduled as a timeout is (normal priority, in issue
+    order) but at the time given rather than now + a delay, which could differ in the last
+    bit; `env.timeout` where simpy's queue is not the one this module knows."""
+    queue, eid = getattr(env, "_queue", None), getattr(env, "_eid", None)
+    if not isinstance(queue, list) or eid is None:
+        return lambda t: env.timeout(t - env.now)
+
+    def at(t: float) -> simpy.Event:
+        ev = simpy.Event(env)
+        ev._ok, ev._value = True, None
+        heapq.heappush(queue, (t, NORMAL, next(eid), ev))
+        return ev
+
+    return at

@@ -18,12 +18,13 @@ import numpy as np
 
 from simulator.execution.collectives import Comm
 from simulator.execution.context import SimContext
-from simulator.execution.engine import EngineResult, RankClass, run
+from simulator.execution.engine import run
 from simulator.execution.frameworks import strategy_for
 from simulator.execution.memory import MemoryBreakdown, stage_memory
 from simulator.execution.pipeline import stage_order
 from simulator.execution.schedule import Collective, Schedule
 from simulator.execution.strategies.common import Context, stage_work
+from simulator.execution.timeline import EngineResult, RankClass
 from simulator.spec.specs import Scenario
 from simulator.system.compute import ComputeModel
 from simulator.system.hardware.power import cap_clocks

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from simulator.execution.engine import RankClass, run
+from simulator.execution.engine import run
 from simulator.execution.schedule import Collective, ScheduleBuilder
+from simulator.execution.timeline import RankClass
 from simulator.spec.mesh import Mesh
 
 DP = Mesh(dims=(("dp", 8),)).group("dp")
@@ -135,3 +136,39 @@ def test_two_collectives_at_once_hold_the_sum_of_their_ctas():
     result = run([rc], fixed_network(0.25), lambda coll, scope: 10)
     iv = {i.name: (i.start_s, i.end_s) for i in result.timelines[0].intervals}
     assert iv["compute"][1] == pytest.approx(1.05, rel=1e-12)
+
+
+def test_a_run_of_compute_tasks_is_slowed_task_by_task_where_a_collective_lands():
+    # Four 0.25 s compute tasks nobody waits for (one span) with memory on each, beside a
+    # 0.25 s all-reduce from 0.375 s to 0.625 s holding 20 of 100 SMs (rate 0.8). By hand:
+    # c0 ends at 0.25; c1 does 0.125 s of work by 0.375, the other 0.125 at 0.8 takes
+    # 0.15625 s: it ends at 0.53125, inside the collective; c2 does 0.09375 x 0.8 = 0.075 s
+    # of work by 0.625, the other 0.175 at full rate: it ends at 0.8; c3 ends at 1.05.
+    b = ScheduleBuilder()
+    for k in range(4):
+        b.add(
+            f"c{k}",
+            "compute",
+            "forward",
+            duration_s=0.25,
+            alloc_bytes=10 * (k + 1),
+            free_bytes=10 * (k + 1),
+        )
+    wait = b.add("host work", "host", "forward", duration_s=0.375)
+    b.add(
+        "all_reduce",
+        "comm",
+        "comm",
+        deps=(wait,),
+        collective=Collective(op="all_reduce", group=DP, size_bytes=1),
+    )
+    rc = RankClass("r", b.build(0), 8, sm_count=100)
+    result = run([rc], fixed_network(0.25), lambda coll, scope: 20)
+    iv = {i.name: (i.start_s, i.end_s) for i in result.timelines[0].intervals}
+    expected = {"c0": (0.0, 0.25), "c1": (0.25, 0.53125), "c2": (0.53125, 0.8), "c3": (0.8, 1.05)}
+    for name, (start, end) in expected.items():
+        assert iv[name] == (pytest.approx(start, rel=1e-12), pytest.approx(end, rel=1e-12))
+    # 0.25 s of the collective at 20/100: 0.05 s added, as for one long task
+    assert result.interference_s == pytest.approx((0.05,), rel=1e-12)
+    # each task's memory is allocated at its start and freed at its end: the peak is c3's
+    assert result.timelines[0].peak(b.tasks)[:2] == (40, pytest.approx(0.8, rel=1e-12))
