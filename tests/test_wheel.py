@@ -1,5 +1,6 @@
-"""A wheel built from the repository works outside the checkout: shipped topologies and
-scenarios are package data. Slow (builds a wheel and a fresh virtual environment): CI runs it."""
+"""A wheel built from the repository works outside the checkout: shipped topologies,
+scenarios and real framework configs are package data. Slow (builds a wheel and a fresh
+virtual environment): CI runs it."""
 
 from __future__ import annotations
 
@@ -77,3 +78,10 @@ def test_wheel_installed_outside_the_checkout(tmp_path):
         ],
         cwd=elsewhere,
     )
+    # The real framework configs are package data: `clustersim import` finds them by name.
+    listed = _run([cli, "import", "--list"], cwd=elsewhere).stdout
+    assert "torchtitan-llama3_8b.toml" in listed and str(ROOT) not in listed
+    imported = elsewhere / "llama3-8b.yaml"
+    args = ["--topology", "dgx-a100", "--num-hosts", "8", "--out", imported]
+    _run([cli, "import", "torchtitan-llama3_8b.toml", *args], cwd=elsewhere)
+    assert "llama3-8b" in _run([cli, "run", imported], cwd=elsewhere).stdout

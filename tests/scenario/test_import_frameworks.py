@@ -143,7 +143,8 @@ def test_deepspeed_nvme_offload_is_refused():
 def test_torchtitan_llama3_8b_is_the_hand_written_scenario():
     imported = import_files([FIXTURES / "torchtitan-llama3_8b.toml"], "dgx-a100", num_hosts=8)
     # [model] llama3 8B; [training] batch_size 1 (per rank), seq_len 8192; [parallelism] shard -1
-    # (all 64 GPUs), replicate 1, tp = pp = cp = 1; [activation_checkpoint] mode selective
+    # (all 64 GPUs), replicate 1, tp = pp = cp = 1; [activation_checkpoint] mode selective;
+    # mixed_precision_reduce absent: torchtitan's float32 reduce_dtype for fully_shard
     hand = scenario_from_dict(
         {
             "name": imported.document["name"],
@@ -157,6 +158,7 @@ def test_torchtitan_llama3_8b_is_the_hand_written_scenario():
                 "seq_len": 8192,
                 "activation_checkpointing": "selective",
                 "parallelism": {"tp": 1, "pp": 1, "cp": 1},
+                "fsdp2": {"reduce_dtype": "fp32"},
             },
             "cluster": {"topology": "dgx-a100", "num_hosts": 8},
         }
@@ -179,6 +181,93 @@ def test_torchtitan_hsdp_shard_minus_one_takes_what_remains(tmp_path):
     # 16 GPUs / tp 2 = dp 8 = replicate 2 x shard 4; tp > 1: sequence parallel (torchtitan's TP)
     assert (t["strategy"], t["shard_group_size"]) == ("hsdp", 4)
     assert t["parallelism"] == {"tp": 2, "sequence_parallel": True}
+
+
+def _job(tmp_path, text: str):
+    path = tmp_path / "job.toml"
+    path.write_text('[model]\nname = "llama3"\nflavor = "8B"\n' + text)
+    return import_files([path], "dgx-a100", num_hosts=1)
+
+
+def test_torchtitan_reduces_gradients_in_fp32_under_fully_shard_only(tmp_path):
+    # apply_fsdp: MixedPrecisionPolicy(reduce_dtype=mixed_precision_reduce), float32 by default
+    t = _job(tmp_path, "").document["training"]
+    assert t["fsdp2"] == {"reduce_dtype": "fp32"} and t["strategy"] == "zero3"
+    # shard 1: DDP (no fully_shard), whose fp32 gradients are reduced as they are
+    ddp = _job(
+        tmp_path,
+        '[training]\nmixed_precision_reduce = "float32"\n'
+        "[parallelism]\ndata_parallel_replicate_degree = 8\ndata_parallel_shard_degree = 1\n",
+    )
+    assert ddp.document["training"]["strategy"] == "ddp"
+    assert "fsdp2" not in ddp.document["training"]
+    assert _status(ddp, "training.mixed_precision_reduce") == "ignored"
+    bf16 = _job(tmp_path, '[training]\nmixed_precision_reduce = "bfloat16"\n')
+    assert _status(bf16, "training.mixed_precision_reduce") == "refused"
+
+
+def test_torchtitan_defaults_are_its_own(tmp_path):
+    # config_manager.py: batch_size 8, seq_len 2048, AdamW
+    imported = _job(tmp_path, "")
+    t = imported.document["training"]
+    assert (t["micro_batch_size"], t["seq_len"], t["optimizer"]) == (8, 2048, "adamw")
+    # activation_checkpoint: mode "selective" with selective_ac_option "2" by default, i.e.
+    # every second block checkpointed whole: not modelled, so said (and clustersim's none kept)
+    assert _status(imported, "activation_checkpoint.mode") == "refused"
+    assert "activation_checkpointing" not in t
+
+
+def test_torchtitan_selective_ac_option(tmp_path):
+    def mode(option: str) -> tuple[str, str | None]:
+        text = f'[activation_checkpoint]\nmode = "selective"\nselective_ac_option = "{option}"\n'
+        imported = _job(tmp_path, text)
+        status = _status(imported, "activation_checkpoint.mode")
+        return status, imported.document["training"].get("activation_checkpointing")
+
+    assert mode("op") == ("mapped", "selective")  # op-level: some ops of every block
+    assert mode("1") == ("mapped", "full")  # every block checkpointed whole
+    assert mode("2") == ("refused", None)  # every second block whole
+
+
+def test_torchtitan_pipeline_micro_batches_and_resharding(tmp_path):
+    imported = _job(
+        tmp_path,
+        "[training]\nbatch_size = 8\n[parallelism]\npipeline_parallel_degree = 2\n"
+        "pipeline_parallel_microbatch_size = 2\n",
+    )
+    t = imported.document["training"]
+    # distributed/pipeline.py: 8 / 2 = 4 micro-batches of 2 per data-parallel rank per step;
+    # apply_fsdp's "default" policy does not reshard under pipeline parallelism
+    assert (t["micro_batch_size"], t["grad_accum_steps"]) == (2, 4)
+    assert t["fsdp2"] == {"reduce_dtype": "fp32", "reshard_after_forward": False}
+    assert imported.scenario is not None and imported.scenario.global_batch_size == 32  # 8 x dp 4
+    # with global_batch_size (newer torchtitan): accumulated over whole local batches
+    accum = _job(
+        tmp_path,
+        "[training]\nlocal_batch_size = 8\nglobal_batch_size = 64\n"
+        "[parallelism]\npipeline_parallel_degree = 2\n",
+    )
+    assert accum.scenario is not None
+    assert (accum.scenario.training.micro_batch_size, accum.scenario.global_batch_size) == (1, 64)
+    assert accum.scenario.training.grad_accum_steps == 16  # 64 / (1 x dp 4)
+    odd = _job(
+        tmp_path,
+        "[training]\nbatch_size = 3\n[parallelism]\npipeline_parallel_degree = 2\n"
+        "pipeline_parallel_microbatch_size = 2\n",
+    )
+    assert _status(odd, "training.batch_size") == "refused"
+
+
+def test_torchtitan_cpu_offload_and_gathered_loss(tmp_path):
+    imported = _job(
+        tmp_path,
+        "[training]\nenable_cpu_offload = true\n"
+        "[parallelism]\ntensor_parallel_degree = 2\ndisable_loss_parallel = true\n",
+    )
+    # CPUOffloadPolicy: parameters, gradients and the optimizer step on the CPU
+    assert imported.document["training"]["offload"] == {"params": "cpu", "optimizer": "cpu"}
+    # logits gathered whole on every tensor-parallel rank: not what clustersim models
+    assert _status(imported, "parallelism.disable_loss_parallel") == "refused"
 
 
 def test_torchtitan_unknown_flavour_is_refused_and_leaves_no_model(tmp_path):

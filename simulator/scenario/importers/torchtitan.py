@@ -6,11 +6,23 @@ the micro-batch size, and `global_batch_size` (newer; -1 or absent: no accumulat
 sequences over all ranks; `data_parallel_shard_degree = -1` takes the GPUs that remain after
 replicate x cp x tp x pp; shard > 1 with replicate 1 is FSDP2 (zero3), both > 1 HSDP (shard groups
 of data_parallel_shard_degree), shard 1 DDP. Tensor parallelism shards norms and the loss over
-the sequence (sequence parallelism on). `[model] converters = ["float8"]` trains in fp8.
+the sequence (sequence parallelism on; the loss on vocabulary-parallel logits unless
+`disable_loss_parallel`). `[model] converters = ["float8"]` trains in fp8.
+
+What fully_shard is given (models/llama3/parallelize_llama.py apply_fsdp): MixedPrecisionPolicy
+with reduce_dtype `mixed_precision_reduce` (float32, the only value torchtitan accepts, and its
+default: gradients are reduced in fp32), CPUOffloadPolicy under `enable_cpu_offload`, and
+`fsdp_reshard_after_forward = "default"` meaning no resharding under pipeline parallelism.
+With pipeline parallelism each rank's batch is split into batch_size /
+`pipeline_parallel_microbatch_size` (default 1) micro-batches (distributed/pipeline.py).
+Absent keys take torchtitan's defaults (config_manager.py of the TOML versions): batch_size 8,
+seq_len 2048, optimizer AdamW, activation_checkpoint mode selective with selective_ac_option "2"
+(every second block checkpointed whole: refused, as Megatron-LM's partial recomputation is).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from simulator.scenario.importers.base import Partial, flatten
@@ -47,16 +59,16 @@ _TRAINING_IGNORED = (
     "deterministic",
     "warmup_steps",
     "gc_freq",
-    "enable_cpu_offload",
-    "mixed_precision_reduce",
+    "gc_debug",
 )
+# fully_shard's strategies: the keys that set training.fsdp2 only apply to them.
+_SHARDED = ("zero3", "hsdp")
 
 
 def is_torchtitan(data: Any) -> bool:
+    """A job config: its [model] table names a flavour (every other table has defaults)."""
     return (
-        isinstance(data, dict)
-        and ("parallelism" in data or "training" in data)
-        and ("model" in data and isinstance(data["model"], dict) and "flavor" in data["model"])
+        isinstance(data, dict) and isinstance(data.get("model"), dict) and "flavor" in data["model"]
     )
 
 
@@ -66,16 +78,38 @@ def import_torchtitan(data: dict[str, Any], source: str) -> Partial:
     p.assignments.append(
         (f"{TR}.precision", "bf16-mixed", "default: mixed_precision_param bfloat16")
     )
+    p.assignments.append((f"{TR}.optimizer", "adamw", "default: optimizer AdamW"))
+    par = data.get("parallelism")
+    par = par if isinstance(par, dict) else {}
+    layout = _Layout(
+        _strategy(par),
+        _int(par.get("pipeline_parallel_degree", 1)),
+        _int(par.get("pipeline_parallel_microbatch_size", 1)),
+        _int(par.get("tensor_parallel_degree", 1)),
+    )
+    if "parallelism" not in data:  # torchtitan's defaults: FSDP over every GPU
+        _parallelism({}, p, layout)
+    training = data.get("training")
+    training = training if isinstance(training, dict) else {}
+    _batches(training, p, layout)
+    if "seq_len" not in training:
+        p.assignments.append((f"{TR}.seq_len", 2048, "default: seq_len 2048"))
+    if layout.sharded:
+        p.assignments.append(
+            (f"{TR}.fsdp2.reduce_dtype", "fp32", "default: mixed_precision_reduce float32")
+        )
+    checkpointing = data.get("activation_checkpoint")
+    _checkpointing(checkpointing if isinstance(checkpointing, dict) else {}, p)
     for section, value in data.items():
         table = value if isinstance(value, dict) else {}
         if section == "model":
             _model(table, p)
         elif section == "training":
-            _training(table, p)
+            _training(table, p, layout)
         elif section == "parallelism":
-            _parallelism(table, p)
+            _parallelism(table, p, layout)
         elif section == "activation_checkpoint":
-            _checkpointing(table, p)
+            pass  # below, also when absent
         elif section == "optimizer":
             for key, v in table.items():
                 if key == "name" and str(v).lower() in ("adamw", "adam"):
@@ -124,16 +158,94 @@ def _model(table: dict[str, Any], p: Partial) -> None:
             p.ignore(f"model.{key}", value, "tokenizer and file paths")
 
 
-def _training(table: dict[str, Any], p: Partial) -> None:
+@dataclass(frozen=True)
+class _Layout:
+    """What the [training] and [parallelism] keys are read with."""
+
+    strategy: str
+    pp: int
+    pp_microbatch: int
+    tp: int
+
+    @property
+    def sharded(self) -> bool:
+        return self.strategy in _SHARDED
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 1
+
+
+def _strategy(par: dict[str, Any]) -> str:
+    """torchtitan's data parallelism (parallel_dims.py): shard 1 is DDP (replicate) or none,
+    replicate 1 FSDP, both above 1 HSDP."""
+    replicate = par.get("data_parallel_replicate_degree", 1)
+    shard = par.get("data_parallel_shard_degree", -1)
+    if shard == 1 or replicate == 1:
+        return "ddp" if shard == 1 else "zero3"
+    return "hsdp"
+
+
+def _batches(table: dict[str, Any], p: Partial, layout: _Layout) -> None:
+    """batch_size (local_batch_size in newer versions): sequences per data-parallel rank per
+    step, before any accumulation to global_batch_size (-1: no accumulation). Under pipeline
+    parallelism they go through the pipeline as batch_size / pipeline_parallel_microbatch_size
+    micro-batches."""
+    key = next((k for k in ("local_batch_size", "batch_size") if k in table), None)
+    name = f"training.{key}" if key else "default: batch_size 8"
+    local = table[key] if key else 8
+    total = table.get("global_batch_size", -1)
+    if "global_batch_size" in table:
+        if total in (-1, None):
+            p.ignore("training.global_batch_size", total, "-1: no gradient accumulation")
+        else:
+            p.map(
+                "training.global_batch_size",
+                total,
+                f"{TR}.global_batch_size",
+                total,
+                "sequences over all ranks",
+            )
+    accumulates = total not in (-1, None)
+    if layout.pp == 1:
+        if key:
+            p.map(name, local, f"{TR}.micro_batch_size", local, "per data-parallel rank")
+        else:
+            p.assignments.append((f"{TR}.micro_batch_size", local, name))
+        return
+    if isinstance(local, bool) or not isinstance(local, int) or local % layout.pp_microbatch:
+        p.refuse(
+            name,
+            local,
+            "torchtitan needs it divisible by pipeline_parallel_microbatch_size "
+            f"{layout.pp_microbatch}",
+        )
+        return
+    chunks = local // layout.pp_microbatch
+    why = (
+        f"per data-parallel rank: {chunks} pipeline micro-batches of "
+        f"pipeline_parallel_microbatch_size {layout.pp_microbatch}"
+    )
+    p.assignments.append(
+        (
+            f"{TR}.micro_batch_size",
+            layout.pp_microbatch,
+            "parallelism.pipeline_parallel_microbatch_size",
+        )
+    )
+    if accumulates:  # global_batch_size / (pipeline_parallel_microbatch_size x dp) micro-batches
+        p.note(name, local, f"{TR}.global_batch_size", why + ", accumulated to global_batch_size")
+    elif key:
+        p.map(name, local, f"{TR}.grad_accum_steps", chunks, why)
+    else:
+        p.assignments.append((f"{TR}.grad_accum_steps", chunks, name))
+
+
+def _training(table: dict[str, Any], p: Partial, layout: _Layout) -> None:
     for key, value in table.items():
         name = f"training.{key}"
-        if key in ("batch_size", "local_batch_size"):
-            p.map(name, value, f"{TR}.micro_batch_size", value, "per data-parallel rank")
-        elif key == "global_batch_size":
-            if value == -1:
-                p.ignore(name, value, "-1: no gradient accumulation")
-            else:
-                p.map(name, value, f"{TR}.global_batch_size", value, "sequences over all ranks")
+        if key in ("batch_size", "local_batch_size", "global_batch_size"):
+            continue  # _batches
         elif key == "seq_len":
             p.map(name, value, f"{TR}.seq_len", value)
         elif key == "mixed_precision_param":
@@ -142,15 +254,44 @@ def _training(table: dict[str, Any], p: Partial) -> None:
                 p.map(name, value, f"{TR}.precision", names[value])
             else:
                 p.refuse(name, value, "bfloat16 or float32")
+        elif key == "mixed_precision_reduce":
+            if value != "float32":
+                p.refuse(name, value, "torchtitan accepts float32 only")
+            elif layout.sharded:
+                p.map(name, value, f"{TR}.fsdp2.reduce_dtype", "fp32", "MixedPrecisionPolicy")
+            else:
+                p.ignore(name, value, "fully_shard's: DDP reduces the fp32 gradients")
+        elif key == "enable_cpu_offload":
+            if value and layout.sharded:
+                why = "CPUOffloadPolicy: parameters and gradients on the CPU"
+                p.map(name, value, f"{TR}.offload.params", "cpu", why)
+                p.map(
+                    name, value, f"{TR}.offload.optimizer", "cpu", "the optimizer step on the CPU"
+                )
+            elif value:
+                p.refuse(name, value, "fully_shard's CPUOffloadPolicy: DDP does not offload")
+            else:
+                p.ignore(name, value, "off")
         elif key in _TRAINING_IGNORED:
             p.ignore(name, value, "run length, data and numerics")
         else:
             p.unknown(
-                name, value, ["batch_size", "seq_len", "global_batch_size", *_TRAINING_IGNORED]
+                name,
+                value,
+                [
+                    "batch_size",
+                    "local_batch_size",
+                    "seq_len",
+                    "global_batch_size",
+                    "mixed_precision_param",
+                    "mixed_precision_reduce",
+                    "enable_cpu_offload",
+                    *_TRAINING_IGNORED,
+                ],
             )
 
 
-def _parallelism(table: dict[str, Any], p: Partial) -> None:
+def _parallelism(table: dict[str, Any], p: Partial, layout: _Layout) -> None:
     degrees = {
         "tensor_parallel_degree": "tp",
         "pipeline_parallel_degree": "pp",
@@ -176,49 +317,105 @@ def _parallelism(table: dict[str, Any], p: Partial) -> None:
             else:
                 p.refuse(name, value, f"one of {', '.join(_SCHEDULES)}")
         elif key == "fsdp_reshard_after_forward":
-            flags = {"default": None, "always": True, "never": False}
-            if flags.get(value) is not None:
+            flags = {"always": True, "never": False}
+            if value not in (*flags, "default"):
+                p.refuse(name, value, "default, always or never")
+            elif not layout.sharded:
+                p.ignore(name, value, "fully_shard's: not used without sharding")
+            elif value in flags:
                 p.map(name, value, f"{TR}.fsdp2.reshard_after_forward", flags[value])
+            elif layout.pp > 1:
+                target = f"{TR}.fsdp2.reshard_after_forward"
+                p.map(name, value, target, False, "default under pipeline parallelism: never")
             else:
                 p.ignore(name, value, "default: reshard, except the root")
-        elif key in (
-            "enable_async_tensor_parallel",
-            "disable_loss_parallel",
-            "enable_compiled_autograd",
-        ):
-            p.ignore(name, value, "a kernel or loss-sharding switch")
+        elif key == "disable_loss_parallel":
+            if value and layout.tp > 1:
+                p.refuse(
+                    name,
+                    value,
+                    "the logits gathered whole on every tensor-parallel rank are not modelled "
+                    "(clustersim's output layer and loss are vocabulary-parallel)",
+                )
+            else:
+                p.ignore(name, value, "the loss stays vocabulary-parallel" if not value else "tp 1")
+        elif key == "pipeline_parallel_microbatch_size":
+            if layout.pp > 1:
+                p.note(name, value, f"{TR}.micro_batch_size", "one pipeline micro-batch")
+            else:
+                p.ignore(name, value, "no pipeline parallelism")
+        elif key in ("enable_async_tensor_parallel", "enable_compiled_autograd"):
+            p.ignore(name, value, "a kernel switch with the same collectives")
         else:
             p.unknown(
-                name, value, [*degrees, "data_parallel_shard_degree", "pipeline_parallel_schedule"]
+                name,
+                value,
+                [
+                    *degrees,
+                    "data_parallel_replicate_degree",
+                    "data_parallel_shard_degree",
+                    "fsdp_reshard_after_forward",
+                    "pipeline_parallel_schedule",
+                    "pipeline_parallel_microbatch_size",
+                    "disable_loss_parallel",
+                    "enable_async_tensor_parallel",
+                    "enable_compiled_autograd",
+                ],
             )
-    if shard == 1 and replicate in (1, -1):
-        p.assignments.append((f"{TR}.strategy", "ddp", "data_parallel_shard_degree"))
-    elif replicate == 1:
-        p.assignments.append((f"{TR}.strategy", "zero3", "data_parallel_shard_degree"))
-    elif shard == 1:
-        p.assignments.append((f"{TR}.strategy", "ddp", "data_parallel_replicate_degree"))
-    else:
-        p.assignments.append((f"{TR}.strategy", "hsdp", "data_parallel_replicate_degree"))
+    if layout.sharded and layout.pp > 1 and "fsdp_reshard_after_forward" not in table:
+        p.assignments.append(
+            (f"{TR}.fsdp2.reshard_after_forward", False, "default: not under pipeline parallelism")
+        )
+    degrees_key = "parallelism.data_parallel_replicate_degree x data_parallel_shard_degree"
+    p.assignments.append((f"{TR}.strategy", layout.strategy, degrees_key))
+    if layout.strategy == "hsdp":
         if shard != -1:
-            p.assignments.append((f"{TR}.shard_group_size", shard, "data_parallel_shard_degree"))
+            p.assignments.append(
+                (f"{TR}.shard_group_size", shard, "parallelism.data_parallel_shard_degree")
+            )
         else:
             p.pending["hsdp_replicate"] = replicate
-    p.pending["dp_check"] = (replicate, shard)
+    p.pending["dp_check"] = (replicate, shard, p.source)
 
 
 def _checkpointing(table: dict[str, Any], p: Partial) -> None:
+    """[activation_checkpoint]: mode (default selective) and, for selective, selective_ac_option
+    (default "2"): 'op' recomputes chosen ops in every block, a number N checkpoints every Nth
+    block whole (models/llama3/parallelize_llama.py apply_ac), so "1" is full."""
+    mode = str(table.get("mode", "selective"))
+    option = str(table.get("selective_ac_option", "2"))
+    target = f"{TR}.activation_checkpointing"
+    every = int(option) if mode == "selective" and option.isdigit() else None
+    kind = "full" if every == 1 else mode
+    why = ""
+    if mode not in ("none", "selective", "full"):
+        why = "none, selective or full"
+    elif every is not None and every > 1:
+        why = (
+            f"selective_ac_option {option!r}: every {option} blocks checkpointed whole (a "
+            "layer-wise recomputation, not modelled)"
+        )
+    if "mode" not in table:
+        if why:
+            p.refuse("activation_checkpoint.mode", None, "absent: torchtitan's default, " + why)
+        else:
+            p.assignments.append((target, kind, "default: activation_checkpoint mode selective"))
     for key, value in table.items():
         name = f"activation_checkpoint.{key}"
-        if key == "mode" and value in ("none", "selective", "full"):
-            p.map(name, value, f"{TR}.activation_checkpointing", value)
+        if key == "mode" and why:
+            p.refuse(name, value, why)
         elif key == "mode":
-            p.refuse(name, value, "none, selective or full")
+            p.map(name, value, target, kind, "selective_ac_option 1" if every == 1 else "")
+        elif key == "selective_ac_option" and mode != "selective":
+            p.ignore(name, value, f"mode {mode}")
+        elif key == "selective_ac_option" and every is not None:
+            p.note(name, value, target, "read with mode")
         elif key == "selective_ac_option":
             p.ignore(
                 name,
                 value,
-                "which ops or layers torchtitan recomputes; clustersim's selective "
-                "recomputation is Korthikanti et al.'s (attention's core)",
+                "which ops torchtitan saves; clustersim's selective recomputation is "
+                "Korthikanti et al.'s (attention's core)",
             )
         else:
             p.ignore(name, value, "a checkpointing detail")
