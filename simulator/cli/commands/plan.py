@@ -9,7 +9,17 @@ import math
 import os
 
 from simulator.cli.commands.plan_parallel import add_parallel
-from simulator.cli.commands.plan_tables import dump_json, gb, header, ms, pct, table, train_table
+from simulator.cli.commands.plan_site import add_site
+from simulator.cli.commands.plan_tables import (
+    dump_json,
+    gb,
+    header,
+    ms,
+    pct,
+    positive,
+    table,
+    train_table,
+)
 from simulator.cli.output import check_runs
 from simulator.core.errors import Problem, UserError
 from simulator.execution.frameworks import FRAMEWORKS
@@ -17,7 +27,7 @@ from simulator.execution.metrics import PF_DAY_FLOPS, TOKENS_PER_PARAM
 from simulator.execution.strategies import get_strategy
 from simulator.scenario.load import derive, load_scenario
 from simulator.spec.specs import Scenario
-from simulator.studies import planner, scaling, site_plan
+from simulator.studies import planner, scaling
 from simulator.studies.suggest import fit_suggestions, most_sharded
 
 MEMORY_NOTE = (
@@ -136,14 +146,9 @@ def _strategies(text: str | None, s: Scenario | None = None) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _positive(value: float | None, option: str) -> None:
-    if value is not None and not (value > 0 and math.isfinite(value)):
-        raise UserError(Problem(option, f"expected a positive finite number, got {value:g}"))
-
-
 def cmd_min_gpus(args: argparse.Namespace) -> int:
     s = load_scenario(args.scenario)
-    _positive(args.at, "--at")
+    positive(args.at, "--at")
     plan = planner.min_gpus_plan(s, _strategies(args.strategies, s), compare_at=args.at)
     if args.json:
         return dump_json(plan)
@@ -248,7 +253,7 @@ def cmd_max_model(args: argparse.Namespace) -> int:
 
 def cmd_budget(args: argparse.Namespace) -> int:
     for opt in ("gpu_days", "pf_days", "flops", "mfu"):
-        _positive(getattr(args, opt), "--" + opt.replace("_", "-"))
+        positive(getattr(args, opt), "--" + opt.replace("_", "-"))
     s = load_scenario(args.scenario) if args.scenario else None
     flops = args.flops or (args.pf_days * PF_DAY_FLOPS if args.pf_days else None)
     plan = planner.budget_plan(flops, args.gpu_days, s, args.mfu, _strategies(args.strategies, s))
@@ -331,7 +336,7 @@ def _gpu_counts(text: str | None) -> tuple[int, ...]:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    _positive(args.tokens, "--tokens")
+    positive(args.tokens, "--tokens")
     if args.price is not None and not (args.price >= 0 and math.isfinite(args.price)):
         raise UserError(Problem("--price", f"expected >= 0 USD per GPU-hour, got {args.price:g}"))
     check_runs(args.runs, args.seed)
@@ -362,67 +367,4 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"  cost = GPU-hours x ${s.cluster.price_per_gpu_hour:g} per GPU-hour")
     if not all(r.fits for r in plan.rows):
         print("  OOM rows would not run as configured: see `clustersim plan min-gpus`")
-    return 0
-
-
-def add_site(sub) -> None:
-    p = sub.add_parser(
-        "site",
-        help="how many GPUs a site's power budget holds (sized for peak draw), and days to train",
-    )
-    p.add_argument("scenario")
-    p.add_argument("--site-power", required=True, help="the site's facility power, e.g. 20MW")
-    p.add_argument("--pue", type=float, help="the site's PUE (default: cluster.power.pue, 1.1)")
-    p.add_argument("--tokens", type=float, help="default: training.tokens, else 20 per parameter")
-    p.add_argument("--runs", type=int, metavar="N", help="goodput Monte Carlo runs (default 100)")
-    p.add_argument("--seed", type=int, metavar="S", help="their seed")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_site)
-
-
-def cmd_site(args: argparse.Namespace) -> int:
-    from simulator.core.units import UnitError
-    from simulator.scenario.schema_power import parse_power
-
-    try:
-        site_w = parse_power(args.site_power.replace(" ", ""))
-    except UnitError as exc:
-        raise UserError(Problem("--site-power", str(exc), "e.g. 20MW or 500kW")) from None
-    _positive(site_w, "--site-power")
-    _positive(args.pue, "--pue")
-    if args.pue is not None and args.pue < 1:
-        raise UserError(Problem("--pue", f"a PUE is at least 1, got {args.pue:g}"))
-    _positive(args.tokens, "--tokens")
-    check_runs(args.runs, args.seed)
-    s = load_scenario(args.scenario)
-    plan = site_plan.site_plan(
-        s, site_w, args.pue, args.tokens, args.runs, args.seed, os.cpu_count() or 1
-    )
-    if args.json:
-        return dump_json(plan)
-    print(header(s))
-    per = plan.peak_w_per_gpu
-    print(
-        f"site: {site_w / 1e6:,.3g} MW at PUE {plan.pue:g}; sized for peak draw: "
-        f"{per:,.0f} W per GPU at its highest instant (board and its host's share, simulated "
-        f"on {plan.given_gpus:,} GPUs) x PUE = {per * plan.pue:,.0f} W"
-    )
-    raw = math.floor(site_w / (per * plan.pue))
-    print(
-        f"  GPUs = floor({site_w:,.0f} / {per * plan.pue:,.1f}) = {raw:,}; whole hosts of "
-        f"{plan.gpus_per_host}: {raw // plan.gpus_per_host * plan.gpus_per_host:,}"
-        + (f"; {plan.note}" if plan.note else "")
-    )
-    if not plan.train:
-        print("  the budget holds not one host")
-        return 0
-    r = plan.train
-    assert plan.site_peak_w is not None and plan.site_avg_w is not None  # set with train
-    print(
-        f"  -> {plan.gpus:,} GPUs on {plan.hosts:,} hosts: site peak {plan.site_peak_w / 1e6:,.2f} MW, "
-        f"average {plan.site_avg_w / 1e6:,.2f} MW (simulated at that size)"
-    )
-    train_table([r], by="num_gpus")
-    if plan.run_mwh is not None:
-        print(f"  energy of the run: {plan.run_mwh:,.0f} MWh (facility, PUE {plan.pue:g})")
     return 0

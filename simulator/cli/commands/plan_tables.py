@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from collections.abc import Sequence
 
+from simulator.core.errors import Problem, UserError
 from simulator.spec.specs import Scenario
 from simulator.studies import planner
 
@@ -110,3 +112,9 @@ def header(s: Scenario) -> str:
         f"({s.cluster.topology_name}, {s.cluster.gpus_per_host} per host); {t.precision.name}, {t.optimizer}, "
         f"micro-batch {t.micro_batch_size} x seq {t.seq_len}, checkpointing {t.activation_checkpointing}"
     )
+
+
+def positive(value: float | None, option: str) -> None:
+    """A command-line number that must be positive and finite, where given."""
+    if value is not None and not (value > 0 and math.isfinite(value)):
+        raise UserError(Problem(option, f"expected a positive finite number, got {value:g}"))
