@@ -1,5 +1,5 @@
 """The memory model's shortcuts give what the plain computation gives: the peak found from each
-stage's distinct walk events (memory.walk_events) equals a walk over every pass of the stage's
+stage's distinct walk events (memory_peak.walk_events) equals a walk over every pass of the stage's
 order; the memoized layouts, parameter units and activation formulas equal fresh ones."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import dataclasses
 
 import pytest
 
-from simulator.execution import layout, memory
+from simulator.execution import layout, memory, memory_peak
 from simulator.execution.frameworks import strategy_for
 from simulator.execution.pipeline import stage_order
 from simulator.model import activations as act_math
@@ -17,7 +17,7 @@ from simulator.scenario.load import derive
 from tests.helpers import make_scenario
 
 
-def _walked_peak(scenario, stage: int) -> memory.Moment:
+def _walked_peak(scenario, stage: int) -> memory_peak.Moment:
     """peak_moment as a walk over every pass of the stage's order (the reference)."""
     t, par = scenario.training, scenario.training.parallel
     strategy = strategy_for(t)
@@ -25,7 +25,7 @@ def _walked_peak(scenario, stage: int) -> memory.Moment:
     lay = layout.model_layout(scenario.model, par, stage)
     acts = layout.stage_activations(scenario, lay)
     static = strategy.static_buffer_bytes(scenario, lay, pb, gb)
-    within = memory._chunk_moments(scenario, strategy, lay, acts, static, pb, gb)
+    within = memory_peak._chunk_moments(scenario, strategy, lay, acts, static, pb, gb)
     live: dict[tuple[int, int], int] = {}
     total, best_bytes, best, carry = 0, -1, None, 0
 
@@ -52,7 +52,7 @@ def _walked_peak(scenario, stage: int) -> memory.Moment:
     moment = dataclasses.replace(moment, activations_bytes=moment.activations_bytes + others)
     step = strategy.step_transient_bytes(scenario, lay, pb, gb)
     if step and static + step > moment.bytes:
-        return memory.Moment(
+        return memory_peak.Moment(
             label="optimizer step",
             activations_bytes=0,
             buffers_bytes=static + step,
@@ -129,7 +129,7 @@ CASES = [
 def test_peak_from_distinct_events_equals_the_walk_over_every_pass(make, shape):
     s = _pipelined(make(), **shape)
     for stage in range(s.training.parallel.pp):
-        assert memory.peak_moment(s, stage) == _walked_peak(s, stage)
+        assert memory_peak.peak_moment(s, stage) == _walked_peak(s, stage)
 
 
 def test_combined_1f1b_peak_equals_the_walk():
@@ -138,7 +138,7 @@ def test_combined_1f1b_peak_equals_the_walk():
     s = _pipelined(_moe(), 1, 1, "1f1b", 8, more=more, ep=8)
     assert s.training.moe.overlap == "1f1b"
     for stage in range(1):
-        assert memory.peak_moment(s, stage) == _walked_peak(s, stage)
+        assert memory_peak.peak_moment(s, stage) == _walked_peak(s, stage)
 
 
 def test_memoized_layouts_units_and_activations_equal_fresh_ones():
