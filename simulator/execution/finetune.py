@@ -39,6 +39,15 @@ Time (the schedule):
 - Data-parallel gradient communication and the optimizer step cover the adapters only (the
   schedule's units carry their trainable parameters); FSDP still all-gathers the frozen base,
   at its storage bytes (strategies/finetune_fsdp.py).
+
+Tensor and context parallelism (a 16-bit base, method lora): the base's GEMMs, activations and
+tensor-parallel collectives are those of training; each adapter is split like its base Linear
+(model/lora.py adapter_shapes: NeMo's ParallelLinearAdapter), so a rank holds and computes 1/tp
+of it, on the b x s/cp tokens the base GEMM sees (sequence-parallel inputs are gathered before a
+column-parallel GEMM). The adapters' own collectives (the gather or all-reduce of the t x r
+intermediate, and under sequence parallelism the exchange of a row-parallel adapter's update)
+are not modelled: they move t x r and t x out / tp elements per Linear against the base's
+t x h.
 """
 
 from __future__ import annotations
@@ -83,8 +92,16 @@ def _arch(lay: layout.Layout) -> Architecture:
 
 
 def block_adapters(s: Scenario, lay: layout.Layout) -> int:
+    """One block's adapter parameters on one tensor-parallel rank."""
     f = s.training.finetune
-    return lora.adapter_params(_arch(lay), f.rank, f.target_modules)
+    return lora.adapter_params(_arch(lay), f.rank, f.target_modules, s.training.parallel.tp)
+
+
+def _tokens(s: Scenario) -> int:
+    """Tokens of one micro-batch a rank's GEMMs see: b x s / cp (sequence-parallel inputs are
+    gathered before the column-parallel GEMMs)."""
+    t = s.training
+    return t.micro_batch_size * (t.seq_len // t.parallel.cp)
 
 
 def trainable_layout(s: Scenario, lay: layout.Layout) -> layout.Layout:
@@ -160,14 +177,13 @@ def extra_static_bytes(s: Scenario, lay: layout.Layout, strategy: Strategy) -> i
 
 
 def activations(s: Scenario, lay: layout.Layout) -> layout.Activations:
-    """The stage's activations with each block's adapter intermediates (b x s x r per targeted
-    Linear): kept through forward, or recomputed in the block's backward under full
-    checkpointing."""
+    """The stage's activations with each block's adapter intermediates (b x s/cp x r per
+    targeted Linear, whole on every tensor-parallel rank: gathered or all-reduced): kept
+    through forward, or recomputed in the block's backward under full checkpointing."""
     acts = layout.stage_activations(s, lay)
     t, f = s.training, s.training.finetune
     extra = (
-        t.micro_batch_size
-        * t.seq_len
+        _tokens(s)
         * f.rank
         * t.precision.activation_bytes
         * lora.adapter_width(_arch(lay), f.target_modules)
@@ -187,13 +203,23 @@ def dequant_op(name: str, out: int, inp: int, f: FinetuneSpec) -> Op:
     return Op(f"{name}.dequant", "memory", float(out * inp), stored + 2 * out * inp)
 
 
-def adapter_ops(name: str, t: int, out: int, inp: int, r: int, e: int) -> list[Op]:
-    """PEFT's LoRA Linear update: x A (t x r x in), (x A) B (t x out x r), then scale and add to
-    the base output (two element-wise kernels: read t x out, write t x out; read 2, write 1)."""
+def adapter_ops(
+    name: str, t: int, out: int, inp: int, r: int, e: int, tp: int = 1, sp: bool = False
+) -> list[Op]:
+    """PEFT's LoRA Linear update on one of tp ranks, (out x inp) the full Linear: x A (t x r x
+    in), (x A) B (t x out x r), each split as lora.adapter_shapes splits A and B, then scale and
+    add to the rank's base output (two element-wise kernels: read and write it; read 2, write
+    1): t x out/tp, or a row-parallel Linear's reduced output (t/tp x out under sequence
+    parallelism, t x out without)."""
+    (a_rows, a_cols), (b_rows, b_cols) = lora.adapter_shapes(name, out, inp, r, tp)
+    if name in lora.ROW_PARALLEL:
+        added = (t // tp if sp else t) * out
+    else:
+        added = t * b_rows
     return [
-        _matmul(f"{name}.lora_A", t, r, inp, e),
-        _matmul(f"{name}.lora_B", t, out, r, e),
-        _mem(f"{name}.lora_add", "residual", 2 * t * out, 5 * t * out * e),
+        _matmul(f"{name}.lora_A", t, a_rows, a_cols, e),
+        _matmul(f"{name}.lora_B", t, b_rows, b_cols, e),
+        _mem(f"{name}.lora_add", "residual", 2 * added, 5 * added * e),
     ]
 
 
@@ -201,7 +227,8 @@ def segments(s: Scenario, arch: Architecture, segs: list[Segment]) -> list[Segme
     """A dense block's segments with LoRA: each quantized Linear's dequantization before its
     GEMM, each targeted Linear's adapter GEMMs after it."""
     t, f = s.training, s.training.finetune
-    tokens, e = t.micro_batch_size * t.seq_len, t.precision.activation_bytes
+    tokens, e = _tokens(s), t.precision.activation_bytes
+    par = t.parallel
     shapes = lora.block_linears(arch)
     targeted = set(lora.targets(arch, f.target_modules))
     by_op: dict[str, list[str]] = {}
@@ -217,7 +244,9 @@ def segments(s: Scenario, arch: Architecture, segs: list[Segment]) -> list[Segme
             ops.append(op)
             for n in names:
                 if n in targeted:
-                    ops += adapter_ops(n, tokens, *shapes[n], f.rank, e)
+                    ops += adapter_ops(
+                        n, tokens, *shapes[n], f.rank, e, par.tp, par.sequence_parallel
+                    )
         out.append(dataclasses.replace(g, ops=tuple(ops)))
     return out
 

@@ -11,6 +11,14 @@ QLoRA (Dettmers et al. 2023) stores the frozen base in 4-bit NormalFloat (or LLM
 Dettmers et al. 2022); bitsandbytes replaces every Linear of the blocks (transformers keeps only
 the output head, `llm_int8_skip_modules`, in 16 bits), whatever the adapters target. Norms,
 biases and embeddings stay 16-bit (model/precision.py quantized_weight_bytes for the bytes).
+
+Under tensor parallelism (a 16-bit base only) each adapter is split like its base Linear, as
+NeMo's ParallelLinearAdapter does for Megatron-Core (nemo/collections/nlp/modules/common/
+megatron/adapters/parallel_adapters.py): for a column-parallel base (q, k, v, gate, up: Megatron's
+linear_qkv and linear_fc1) A is a ColumnParallelLinear over r (r/tp x in, its output gathered)
+and B a ColumnParallelLinear (out/tp x r); for a row-parallel base (o, down: linear_proj,
+linear_fc2) A is a RowParallelLinear (r x in/tp, its output all-reduced) and B a
+ColumnParallelLinear (out/tp x r). Each rank holds r x (in + out) / tp of each adapter.
 """
 
 from __future__ import annotations
@@ -23,18 +31,34 @@ from simulator.model.tensors import block_modules
 
 ALL_LINEAR: Final = "all-linear"
 METHODS = ("full", "lora", "qlora")
+# Megatron's RowParallelLinear modules (linear_proj, linear_fc2): the input is split over the
+# tensor-parallel ranks; every other Linear of a block is column-parallel (the output split).
+ROW_PARALLEL: Final = frozenset(("o_proj", "down_proj"))
 
 
-def block_linears(arch: Architecture) -> dict[str, tuple[int, int]]:
-    """A dense decoder block's Linear modules by PEFT target name: (out_features, in_features),
-    in forward order (one tensor-parallel rank: tp = 1)."""
+def block_linears(arch: Architecture, tp: int = 1) -> dict[str, tuple[int, int]]:
+    """A dense decoder block's Linear modules by PEFT target name: (out_features, in_features)
+    on one of tp tensor-parallel ranks (row-parallel: in / tp, column-parallel: out / tp), in
+    forward order."""
     out: dict[str, tuple[int, int]] = {}
     for m in block_modules(arch):
         weight = next((t for t in m.tensors if t.name == f"{m.name}.weight"), None)
         if weight is None or weight.numel <= weight.rows or m.name.endswith("norm"):
             continue  # containers, norms, activations own no Linear weight
-        out[m.name.rsplit(".", 1)[-1]] = (weight.rows, weight.cols)
+        name = m.name.rsplit(".", 1)[-1]
+        rows, cols = weight.rows, weight.cols
+        out[name] = (rows, cols // tp) if name in ROW_PARALLEL else (rows // tp, cols)
     return out
+
+
+def adapter_shapes(
+    name: str, out: int, inp: int, rank: int, tp: int = 1
+) -> tuple[tuple[int, int], tuple[int, int]]:
+    """One rank's (A, B) weight shapes, (rows, cols), of the adapter on the (out x inp) Linear
+    `name` (full shapes): A r/tp x in or r x in/tp, B out/tp x r (module doc)."""
+    if name in ROW_PARALLEL:
+        return (rank, inp // tp), (out // tp, rank)
+    return (-(-rank // tp), inp), (out // tp, rank)
 
 
 def targets(arch: Architecture, target_modules: tuple[str, ...] | str) -> tuple[str, ...]:
@@ -45,10 +69,17 @@ def targets(arch: Architecture, target_modules: tuple[str, ...] | str) -> tuple[
     return tuple(n for n in names if n in target_modules)
 
 
-def adapter_params(arch: Architecture, rank: int, target_modules: tuple[str, ...] | str) -> int:
-    """One block's LoRA parameters: r x (in + out) per targeted Linear (A: r x in, B: out x r)."""
+def adapter_params(
+    arch: Architecture, rank: int, target_modules: tuple[str, ...] | str, tp: int = 1
+) -> int:
+    """One block's LoRA parameters on one of tp ranks: r x (in + out) per targeted Linear (A:
+    r x in, B: out x r), split over tp as the base Linear is (adapter_shapes)."""
     shapes = block_linears(arch)
-    return sum(rank * (shapes[n][0] + shapes[n][1]) for n in targets(arch, target_modules))
+    total = 0
+    for n in targets(arch, target_modules):
+        (ar, ac), (br, bc) = adapter_shapes(n, *shapes[n], rank, tp)
+        total += ar * ac + br * bc
+    return total
 
 
 def adapter_width(arch: Architecture, target_modules: tuple[str, ...] | str) -> int:

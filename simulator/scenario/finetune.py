@@ -14,8 +14,8 @@ _FT = "training.finetune"
 def check_finetune(model: ModelSpec, t: TrainingSpec, problems: list[Problem]) -> None:
     """The finetune section against the model and the layout: method and storage agree, the
     targets are Linear modules of the model's blocks, the rank fits each, and the run is one
-    that the memory model and the schedule cover (dense decoder, one tensor-parallel and
-    pipeline rank, PyTorch DDP / ZeRO / FSDP, no offload)."""
+    that the memory model and the schedule cover (dense decoder, one pipeline rank, tensor
+    parallelism with a 16-bit base only, PyTorch DDP / ZeRO / FSDP, no offload)."""
     f = t.finetune
     if not f.adapters:
         given = [
@@ -73,9 +73,8 @@ def check_finetune(model: ModelSpec, t: TrainingSpec, problems: list[Problem]) -
     elif arch.mla:
         unsupported.append("MLA attention")
     par = t.parallel
-    for name in ("tp", "pp", "cp"):
-        if getattr(par, name) > 1:
-            unsupported.append(f"{name} > 1")
+    if par.pp > 1:
+        unsupported.append("pp > 1")
     if t.framework.name != "pytorch-fsdp":
         unsupported.append(f"framework {t.framework.name}")
     if t.offload.optimizer or t.offload.params:
@@ -84,13 +83,22 @@ def check_finetune(model: ModelSpec, t: TrainingSpec, problems: list[Problem]) -
         problems.append(
             Problem(
                 f"{_FT}.method",
-                f"{f.method} is modelled for dense decoder models with data parallelism only "
-                f"(ddp, zero1, zero2, zero3 / FSDP, hsdp; framework pytorch-fsdp), not with "
-                + ", ".join(unsupported),
-                "give the model as a preset or architecture, and drop the other parallelism",
+                f"{f.method} is modelled for dense decoder models with data, tensor and context "
+                f"parallelism (ddp, zero1, zero2, zero3 / FSDP, hsdp; framework pytorch-fsdp), "
+                f"not with " + ", ".join(unsupported),
+                "give the model as a preset or architecture, and drop pipeline parallelism",
             )
         )
         return
+    if par.tp > 1 and f.base_weights != "bf16":
+        problems.append(
+            Problem(
+                f"{_FT}.base_weights",
+                f"a {f.base_weights} base is modelled on one tensor-parallel rank only: "
+                "bitsandbytes' quantized Linear layers have no tensor-parallel form",
+                "use tp: 1 (data parallelism or FSDP), or method: lora with a 16-bit base",
+            )
+        )
     assert arch is not None
     linears = lora.block_linears(arch)
     names = f.target_modules

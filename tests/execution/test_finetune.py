@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from simulator.core.errors import UserError
+from simulator.execution import finetune
 from simulator.execution.memory import stage_memory
 from simulator.execution.step import simulate_step
 from simulator.model import ops
@@ -206,10 +207,61 @@ def test_problems_at_their_fields(finetune, path, needle):
 
 def test_unmodelled_combinations_are_refused():
     with pytest.raises(UserError) as exc:
-        _scenario("zero3", 8, {"method": "lora"}, parallelism={"tp": 2})
+        _scenario("zero3", 8, {"method": "lora"}, parallelism={"pp": 2})
     assert any(
-        p.path == "training.finetune.method" and "tp > 1" in p.message for p in exc.value.problems
+        p.path == "training.finetune.method" and "pp > 1" in p.message for p in exc.value.problems
     )
+    # A quantized base on tensor-parallel ranks: bitsandbytes has no tensor-parallel Linear.
+    with pytest.raises(UserError) as exc:
+        _scenario("ddp", 2, {"method": "qlora"}, parallelism={"tp": 2})
+    assert any(p.path == "training.finetune.base_weights" for p in exc.value.problems)
     with pytest.raises(UserError) as exc:
         _scenario("zero1", 8, {"method": "lora"}, framework="megatron")
     assert any(p.path == "training.finetune.method" for p in exc.value.problems)
+
+
+def test_lora_under_tensor_parallelism_by_hand():
+    """tp 2, r 16 on q and v of Llama 2 7B: each rank holds half of every adapter (A 8 x 4096
+    and B 2048 x 16 per Linear, 131,072 per block), so the adapters' gradients (2 bytes) and
+    optimizer states (12 bytes) halve; the frozen base is the rank's 16-bit shard."""
+    ft = {"method": "lora", "rank": 16, "target_modules": ["q_proj", "v_proj"]}
+    one = stage_memory(_scenario("ddp", 1, ft))[0]
+    tp2 = stage_memory(_scenario("ddp", 2, ft, parallelism={"tp": 2}))[0]
+    per_rank = 32 * 2 * (8 * 4096 + 2048 * 16)
+    assert per_rank == 4_194_304
+    assert tp2.grads_bytes == 2 * per_rank and one.grads_bytes == 2 * 2 * per_rank
+    assert tp2.optimizer_bytes == 12 * per_rank
+    full = stage_memory(_scenario("ddp", 2, parallelism={"tp": 2}))[0]
+    assert tp2.params_bytes == full.params_bytes + 2 * per_rank  # frozen 16-bit base + adapters
+
+
+def test_adapter_kernels_split_like_their_base():
+    """One rank's adapter GEMMs under tp 4 (t tokens, r 16, a 4096 x 4096 Linear): a
+    column-parallel base (q) computes x A on r/4 and B on out/4; a row-parallel base (o) x A on
+    in/4 and B on out/4; the FLOPs are a quarter of tp 1's either way. The update is added to
+    the rank's output: t x out/4 (q), t/4 x out under sequence parallelism (o)."""
+    t, h, r, e = 8192, 4096, 16, 2
+    whole = sum(o.flops for o in finetune.adapter_ops("q_proj", t, h, h, r, e)[:2])
+    assert whole == 2 * t * r * h + 2 * t * h * r
+    for name in ("q_proj", "o_proj"):
+        a, b, add = finetune.adapter_ops(name, t, h, h, r, e, tp=4, sp=True)
+        assert a.flops + b.flops == whole / 4
+        assert add.bytes_moved == 5 * (t * h // 4) * e
+    a, b, _ = finetune.adapter_ops("q_proj", t, h, h, r, e, tp=4)
+    assert a.gemm == (t, 4, h) and b.gemm == (t, h // 4, r)
+    a, b, _ = finetune.adapter_ops("o_proj", t, h, h, r, e, tp=4)
+    assert a.gemm == (t, r, h // 4) and b.gemm == (t, h // 4, r)
+
+
+def test_lora_with_tensor_and_context_parallelism_runs():
+    """TP 2 with sequence parallelism and CP 2: the step runs and its timeline's peak is the
+    memory model's; LoRA's step (no weight-gradient GEMMs, the adapters' gradients alone
+    reduced) is shorter than full training's on the same layout."""
+    par = {"tp": 2, "cp": 2, "sequence_parallel": True}
+    ft = {"method": "lora", "rank": 16}
+    s = _scenario("ddp", 8, ft, parallelism=par, seq_len=4096)
+    mem = stage_memory(s)
+    step = simulate_step(s, mem)
+    assert step.engine.timelines[0].peak(step.classes[0].schedule.tasks)[0] == mem[0].total_bytes
+    full = _scenario("ddp", 8, parallelism=par, seq_len=4096)
+    assert step.time_s < simulate_step(full, stage_memory(full)).time_s

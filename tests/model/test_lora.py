@@ -45,3 +45,24 @@ def test_llama2_7b_frozen_block_at_nf4_double_quant():
     assert lora.frozen_block_bytes(arch, block, "nf4", True) == want + 2 * norms
     # ~0.516 bytes per quantized weight: 4 bits + 0.127 bits.
     assert abs(want / linears - (4 + 0.127) / 8) < 1e-3
+
+
+def test_tensor_parallel_shapes_and_adapter_split_by_hand():
+    """Under tp each Linear is split as Megatron splits it (q, k, v, gate, up: the output;
+    o, down: the input) and each adapter as NeMo's ParallelLinearAdapter splits it: A r/tp x
+    in (column-parallel base) or r x in/tp (row-parallel), B out/tp x r."""
+    arch = get_preset("llama2-7b")
+    h, f = 4096, 11008
+    two = lora.block_linears(arch, tp=2)
+    assert two["q_proj"] == (h // 2, h) and two["gate_proj"] == (f // 2, h)
+    assert two["o_proj"] == (h, h // 2) and two["down_proj"] == (h, f // 2)
+    assert lora.adapter_shapes("q_proj", h, h, 16, 2) == ((8, h), (h // 2, 16))
+    assert lora.adapter_shapes("o_proj", h, h, 16, 2) == ((16, h // 2), (h // 2, 16))
+    # Llama 2 70B (h 8192, 8 KV heads of 128: k and v are 1024 wide), r 16 on q, k, v, o, tp 4:
+    # q 4 x 8192 + 2048 x 16, k and v 4 x 8192 + 256 x 16 each, o 16 x 2048 + 2048 x 16.
+    big = get_preset("llama2-70b")
+    per_rank = (32_768 + 32_768) + 2 * (32_768 + 4_096) + (32_768 + 32_768)
+    targets = ("q_proj", "k_proj", "v_proj", "o_proj")
+    assert lora.adapter_params(big, 16, targets, tp=4) == per_rank == 204_800
+    # the whole adapter is r x (in + out) per Linear: 16 x (16,384 + 2 x 9,216 + 16,384)
+    assert lora.adapter_params(big, 16, targets) == 4 * per_rank == 819_200
