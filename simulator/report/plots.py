@@ -9,14 +9,16 @@ clustersim) is imported lazily, with the Agg backend (no display needed), by one
         report (power_run where it has a completed goodput run), or [power_cap] of a sweep CSV
 
 The figures live in simulator/report/figures/ (results: the sweep figures; timeline: the
-trace's; power: the power figures; style: colours, markers and line styles, one place for every
+trace's; power, power_run, power_cap: the power figures; style: colours, markers and line styles, one place for every
 figure); this module is the entry point the CLI imports.
 """
 
 from pathlib import Path
 
 from simulator.report.figures import results as _results
-from simulator.report.figures.power import maybe_plot_power_cap, plot_power
+from simulator.report.figures.power import read_report, step_figure, step_power
+from simulator.report.figures.power_cap import maybe_plot_power_cap, plot_power_cap
+from simulator.report.figures.power_run import run_figure, run_power
 from simulator.report.figures.results import (
     MEMORY_COMPONENTS,
     memory_figure,
@@ -28,8 +30,10 @@ from simulator.report.figures.results import (
 from simulator.report.figures.style import (
     FORMATS,
     STREAM_COLORS,
+    check_format,
     figure_class,
     matplotlib_module,
+    save,
     strategy_styles,
 )
 from simulator.report.figures.timeline import plot_trace, read_trace, trace_figure
@@ -40,6 +44,25 @@ def plot_results(csv_path: str | Path, out_dir: str | Path, fmt: str = "png") ->
     power-cap figure where the sweep varies cluster.power_cap."""
     written = _results.plot_results(csv_path, out_dir, fmt)
     return written + maybe_plot_power_cap(csv_path, out_dir, fmt)
+
+
+def plot_power_report(report_path: str | Path, out_dir: str | Path, fmt: str = "png") -> list[Path]:
+    """power_step (always) and power_run (where the report has a completed goodput run)."""
+    check_format(fmt)
+    report = read_report(report_path)
+    out = Path(out_dir)
+    written = [save(step_figure(step_power(report, report_path)), out / f"power_step.{fmt}")]
+    run = run_power(report, report_path)
+    if run is not None:
+        written.append(save(run_figure(run), out / f"power_run.{fmt}"))
+    return written
+
+
+def plot_power(path: str | Path, out_dir: str | Path, fmt: str = "png") -> list[Path]:
+    """From a report JSON or a power-cap sweep CSV, by the file's suffix."""
+    if str(path).lower().endswith(".csv"):
+        return plot_power_cap(path, out_dir, fmt)
+    return plot_power_report(path, out_dir, fmt)
 
 
 __all__ = [

@@ -17,6 +17,8 @@ from simulator.execution.energy import Level, cluster_energy, power_timeline
 from simulator.report import plots
 from simulator.report.energy import timeline_section
 from simulator.report.figures import power as fig_power
+from simulator.report.figures import power_cap as fig_cap
+from simulator.report.figures import power_run as fig_run
 from simulator.spec.specs import ClusterSpec, PowerSpec
 from simulator.studies.simulate import simulate
 from simulator.system.hardware import get_gpu
@@ -170,7 +172,7 @@ def test_run_power_and_cli_files(tmp_path, capsys):
     assert main(["run", "llama2-7b-zero3-8xa100", "--runs", "5", "--json-out", str(path)]) == 0
     report = json.loads(path.read_text())
     g, e = report["training"]["goodput"], report["energy"]
-    r = fig_power.run_power(report)
+    r = fig_run.run_power(report)
     assert r is not None
     # the phases tile the mean run's wall clock
     assert sum(r.days.values()) == pytest.approx(g["wall_days"]["mean"], rel=1e-6)
@@ -199,7 +201,7 @@ def test_run_power_and_cli_files(tmp_path, capsys):
 def test_no_goodput_run_draws_the_step_only(report, tmp_path):
     path = tmp_path / "r.json"
     path.write_text(json.dumps(report))
-    assert fig_power.run_power(report) is None
+    assert fig_run.run_power(report) is None
     written = plots.plot_power(path, tmp_path / "out")
     assert [p.name for p in written] == ["power_step.png"]
 
@@ -235,9 +237,9 @@ def _cap_csv(path, caps, others=None):
 
 def test_power_cap_figure_draws_the_csv(tmp_path):
     path = _cap_csv(tmp_path / "caps.csv", [700, 500, 600])
-    rows, others = fig_power.power_cap_rows(path)
+    rows, others = fig_cap.power_cap_rows(path)
     assert others == [] and sorted(r["cap_w"] for r in rows) == [500.0, 600.0, 700.0]
-    fig = fig_power.power_cap_figure(rows, others)
+    fig = fig_cap.power_cap_figure(rows, others)
     step, joules, mw = (ax.get_lines()[0] for ax in fig.axes[:3])
     assert list(step.get_xdata()) == [500.0, 600.0, 700.0]
     assert list(step.get_ydata()) == pytest.approx([12.0, 11.0, 10.0])
@@ -250,10 +252,10 @@ def test_power_cap_figure_draws_the_csv(tmp_path):
 
 
 def test_cap_values():
-    assert fig_power.cap_watts("500 W") == 500.0
-    assert fig_power.cap_watts("0.5 kW") == 500.0
-    assert fig_power.cap_watts("450") == 450.0
-    assert fig_power.cap_watts("") is None and fig_power.cap_watts("none") is None
+    assert fig_cap.cap_watts("500 W") == 500.0
+    assert fig_cap.cap_watts("0.5 kW") == 500.0
+    assert fig_cap.cap_watts("450") == 450.0
+    assert fig_cap.cap_watts("") is None and fig_cap.cap_watts("none") is None
 
 
 def test_results_csv_over_the_cap_gets_the_power_cap_figure(tmp_path):
