@@ -30,6 +30,7 @@ def _parallelism(s: Scenario) -> dict[str, Any]:
         "pp": par.pp,
         "dp": par.dp,
         "sequence_parallel": par.sequence_parallel,
+        "tp_comm_overlap": par.tp_comm_overlap,
         "cp": par.cp,
         "cp_comm": par.cp_comm,
         "ep": par.ep,

@@ -69,6 +69,8 @@ def _header(report: dict[str, Any]) -> list[str]:
             else ""
         )
         sp = " with sequence parallelism" if par["sequence_parallel"] else ""
+        if par.get("tp_comm_overlap"):
+            sp += " (its communication overlapped with the GEMMs)"
         cp = f" x cp {par['cp']} ({par['cp_comm']})" if par.get("cp", 1) > 1 else ""
         lines.append(
             f"  parallel  tp {par['tp']}{sp}{cp} x pp {par['pp']}{pipe} x dp {par['dp']} "

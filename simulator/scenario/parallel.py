@@ -85,6 +85,17 @@ def parallel_spec(
                 "set tp, or sequence_parallel: false",
             )
         )
+    if p.tp_comm_overlap and not (p.sequence_parallel and p.tp > 1):
+        # Megatron-LM arguments.py: "Tensor parallel communication/GEMM overlap can happen only
+        # when sequence parallelism is enabled"
+        problems.append(
+            Problem(
+                f"{P}.tp_comm_overlap",
+                "the overlap hides sequence parallelism's all-gathers and reduce-scatters, so it "
+                "needs tp > 1 and sequence_parallel: true",
+                "set tp and sequence_parallel: true, or tp_comm_overlap: false",
+            )
+        )
     if pipe.virtual_stages > 1 and pipe.schedule != "interleaved-1f1b":
         problems.append(
             Problem(
@@ -104,6 +115,7 @@ def parallel_spec(
         etp=p.etp,
         cp_comm=p.cp_comm,
         sequence_parallel=p.sequence_parallel,
+        tp_comm_overlap=p.tp_comm_overlap,
         pipeline=PipelineSpec(
             schedule=pipe.schedule,
             virtual_stages=pipe.virtual_stages,

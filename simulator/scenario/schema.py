@@ -208,6 +208,12 @@ class ParallelismSection(Strict):
     sequence_parallel: bool = Field(
         False, description="Megatron sequence parallelism (needs tp > 1)"
     )
+    tp_comm_overlap: bool = Field(
+        False,
+        description="overlap the tensor-parallel all-gathers and reduce-scatters with the GEMMs "
+        "beside them, as Transformer Engine's userbuffers do (Megatron --tp-comm-overlap; needs "
+        "sequence_parallel)",
+    )
     pipeline: PipelineSection = PipelineSection()
     order: tuple[MeshDim, ...] | None = Field(
         None,

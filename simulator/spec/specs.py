@@ -157,6 +157,9 @@ class ParallelSpec:
     etp: int = 1  # expert tensor parallelism: each expert's GEMMs split over etp ranks
     cp_comm: str = "ring"  # ring | all-gather | all-to-all (DeepSpeed-Ulysses)
     sequence_parallel: bool = False
+    # Transformer Engine's userbuffers overlap of the tensor-parallel all-gathers and
+    # reduce-scatters with the GEMMs beside them (Megatron --tp-comm-overlap; execution/tp_overlap.py)
+    tp_comm_overlap: bool = False
     pipeline: PipelineSpec = PipelineSpec()
     order: tuple[str, ...] = DEFAULT_ORDER
     tp_across_nvlink_domains: bool = False

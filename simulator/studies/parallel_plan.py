@@ -79,7 +79,9 @@ class Layout:
     def dp(self, num_gpus: int) -> int:
         return num_gpus // (self.tp * self.cp * self.pp)
 
-    def changes(self, m: int) -> dict[str, Any]:
+    def changes(self, m: int, tp_comm_overlap: bool = False) -> dict[str, Any]:
+        """The scenario keys of this layout with m micro-batches; the base's tensor-parallel
+        overlap is kept where the layout has tensor parallelism (it needs tp > 1)."""
         schedule = "interleaved-1f1b" if self.v > 1 else "1f1b"
         return {
             "training.micro_batch_size": self.micro_batch,
@@ -89,6 +91,7 @@ class Layout:
                 "tp": self.tp,
                 "pp": self.pp,
                 "sequence_parallel": self.tp > 1,
+                **({"tp_comm_overlap": True} if tp_comm_overlap and self.tp > 1 else {}),
                 **({"cp": self.cp, "cp_comm": self.cp_comm} if self.cp > 1 else {}),
                 **({"ep": self.ep} if self.ep > 1 else {}),
                 **({"etp": self.etp} if self.etp > 1 else {}),
@@ -281,7 +284,7 @@ def _first_fit(
         cand = derive(
             s,
             {
-                **lay.changes(m),
+                **lay.changes(m, s.training.parallel.tp_comm_overlap),
                 "training.activation_checkpointing": ckpt,
                 "training.strategy": strategy,
                 "training.offload": None,
@@ -346,7 +349,9 @@ def parallel_plan(
                 mfu=metrics.mfu,
                 exposed_comm_s=metrics.exposed_comm_s,
                 changes={
-                    **lay.changes(cand.training.grad_accum_steps),
+                    **lay.changes(
+                        cand.training.grad_accum_steps, s.training.parallel.tp_comm_overlap
+                    ),
                     "training.strategy": cand.strategy,
                     "training.activation_checkpointing": cand.training.activation_checkpointing,
                 },

@@ -63,7 +63,7 @@ def test_megatron_one_string_with_recomputation_and_virtual_stages():
         "--tensor-model-parallel-size 8 --pipeline-model-parallel-size 16 "
         "--num-layers-per-virtual-pipeline-stage 2 --recompute-granularity full "
         "--recompute-method uniform --micro-batch-size 1 --global-batch-size 1536 --bf16 "
-        "--sequence-parallel --use-flash-attn --lr 6e-5 --bogus-flag 3"
+        "--sequence-parallel --tp-comm-overlap --use-flash-attn --lr 6e-5 --bogus-flag 3"
     )
     p = import_text(text, "args")
     values = {path: value for path, value, _ in p.assignments}
@@ -71,6 +71,7 @@ def test_megatron_one_string_with_recomputation_and_virtual_stages():
     assert values["training.parallelism.pipeline.schedule"] == "interleaved-1f1b"
     assert values["training.activation_checkpointing"] == "full"
     assert values["training.parallelism.sequence_parallel"] is True
+    assert values["training.parallelism.tp_comm_overlap"] is True
     assert values["training.precision"] == "bf16-mixed"
     assert values["training.strategy"] == "ddp"  # no --use-distributed-optimizer
     # GPT-2's 50,257 tokens padded to a multiple of 128 x tp 8 = 1024: 50,176 + 1,024 = 51,200

@@ -3,7 +3,9 @@ kernels gathered into compute tasks, the collectives each parallel dimension ins
 them, and the points where a combined pass may switch to its other half.
 
 - Tensor-parallel (and expert-tensor-parallel) collectives run inside one NVLink domain between
-  kernels: they are folded into the compute task at their standalone time (Task.inline).
+  kernels: they are folded into the compute task at their standalone time (Task.inline); under
+  training.parallelism.tp_comm_overlap at what the overlap with the GEMMs beside them leaves
+  exposed (execution/tp_overlap.py).
 - The others (expert dispatch and combine, context-parallel exchanges) end the compute task and
   run as tasks of their own on the compute stream, which waits for them.
 - An overlapped one (ring attention's K/V exchange) runs beside its sub-layer's kernels on its
@@ -20,6 +22,7 @@ from collections.abc import Generator
 from typing import TYPE_CHECKING
 
 from simulator.execution.schedule import Collective
+from simulator.execution.tp_overlap import BULK, PIPELINE, RING, exposed_s
 
 if TYPE_CHECKING:
     from simulator.execution.strategies.common import UnitWork
@@ -73,7 +76,12 @@ def block_steps(
     for g in unit.segments if fwd else reversed(unit.segments):
         before, after = (g.before, g.after) if fwd else (g.bwd_before, g.bwd_after)
         ring = [c for c in before + after if c.overlapped]
+        near = g.overlap if o.tp_comm_overlap else None
         for together in _together(before):
+            if near is not None and all(c.dim == "tp" for c in together):
+                gemm_s = near.fwd_before_s if fwd else near.bwd_before_s
+                run.overlapped([o._collective(c) for c in together], RING, gemm_s)
+                continue
             if run.comm(*(o._collective(c) for c in together)):
                 yield
         if ring:
@@ -85,6 +93,10 @@ def block_steps(
             run.flush()
             run.join()
         for together in _together(after):
+            if near is not None and all(c.dim == "tp" for c in together):
+                method, gemm_s = (PIPELINE, near.fwd_after_s) if fwd else (BULK, near.bwd_after_s)
+                run.overlapped([o._collective(c) for c in together], method, gemm_s)
+                continue
             if run.comm(*(o._collective(c) for c in together)):
                 yield
     return run.close(free)
@@ -113,6 +125,7 @@ class BlockRun:
         self.deps, self.alloc = tuple(deps), alloc
         self.duration = 0.0
         self.inline: list[Collective] = []
+        self.shares: list[float] = []  # of each inline collective's standalone time, exposed
         self.last: int | None = None
         self.parts = 0
         self.aside: list[int] = []  # collectives off the compute stream the next kernels wait for
@@ -127,6 +140,7 @@ class BlockRun:
                 continue
             if coll.group.dims in (("tp",), ("etp",)):
                 self.inline.append(coll)  # inside one NVLink domain, between kernels
+                self.shares.append(1.0)
             else:
                 rest.append(coll)
         if not rest:
@@ -152,6 +166,18 @@ class BlockRun:
         else:
             self.last = tids[0]
         return hidden
+
+    def overlapped(self, colls: list[Collective], method: str, gemm_s: float) -> None:
+        """Tensor-parallel collectives of one point, overlapped with the GEMMs beside them
+        (gemm_s) by `method`: folded in at what the overlap leaves exposed, shared by their
+        standalone times (execution/tp_overlap.py)."""
+        colls = [c for c in colls if c.group.size > 1]
+        comm_s = sum(self.o.ctx.inline_s(c) for c in colls)
+        if not colls or comm_s <= 0:
+            return
+        exposed = exposed_s(method, comm_s, gemm_s, self.o.tp, self.o.ctx.cm.gpu.sm_count)
+        self.inline += colls
+        self.shares += [exposed / comm_s] * len(colls)
 
     def beside(self, coll: Collective) -> None:
         if coll.group.size > 1:
@@ -187,8 +213,9 @@ class BlockRun:
             self.inline,
             alloc=self.alloc,
             free=free,
+            shares=self.shares,
         )
-        self.alloc, self.duration, self.inline = 0, 0.0, []
+        self.alloc, self.duration, self.inline, self.shares = 0, 0.0, [], []
 
     def flush(self) -> None:
         if self.duration or self.inline:

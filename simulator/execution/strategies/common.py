@@ -13,6 +13,7 @@ from simulator.execution import layout as layout_mod
 from simulator.execution.opclass import ClassTimes, class_times, total
 from simulator.execution.pipeline import Pass
 from simulator.execution.schedule import Collective, ScheduleBuilder
+from simulator.execution.tp_overlap import OverlapGemms, overlap_gemms
 from simulator.model import ops as op_math
 from simulator.model.architecture import Architecture
 from simulator.model.precision import optimizer_state_bytes_per_param
@@ -63,6 +64,8 @@ class SegmentWork:
     after: tuple[op_math.Comm, ...] = ()
     bwd_before: tuple[op_math.Comm, ...] = ()
     bwd_after: tuple[op_math.Comm, ...] = ()
+    # The GEMMs beside its tensor-parallel points (execution/tp_overlap.py), for tp_comm_overlap.
+    overlap: OverlapGemms | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -177,6 +180,7 @@ def _segment_works(
                 after=g.after,
                 bwd_before=g.bwd_before,
                 bwd_after=g.bwd_after,
+                overlap=overlap_gemms(cm, fwd, bwd) if g.before or g.after else None,
             )
         )
     return tuple(works)

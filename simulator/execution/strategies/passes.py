@@ -59,6 +59,7 @@ class StageSchedule:
         )  # per gradient element reduced
         par = ctx.scenario.training.parallel
         self.tp, self.sp, self.pp = par.tp, par.sequence_parallel, par.pp
+        self.tp_comm_overlap = par.tp_comm_overlap  # execution/tp_overlap.py
         self.chunks_total = par.pp * par.pipeline.virtual_stages
         self.tp_group = ctx.mesh.group("tp")
         self.pp_group = ctx.mesh.group("pp")
@@ -151,8 +152,12 @@ class StageSchedule:
             return self._compute(name, phase, deps, dur, inline, alloc, free)
         return (yield from block_steps(self, name, phase, unit, fwd, deps, alloc, free, hide))
 
-    def _compute(self, name, phase, deps, duration, inline, alloc=0, free=0) -> int:
-        comm_s = sum(self.ctx.inline_s(c) for c in inline)
+    def _compute(self, name, phase, deps, duration, inline, alloc=0, free=0, shares=()) -> int:
+        """A compute task with the tensor-parallel collectives `inline` folded in, each at its
+        standalone time x its share (1 unless an overlap hides part of it: block_run.py)."""
+        comm_s = sum(
+            self.ctx.inline_s(c) * (shares[i] if shares else 1.0) for i, c in enumerate(inline)
+        )
         return self.b.add(
             name,
             "compute",

@@ -61,6 +61,7 @@ _SWITCHES: dict[str, tuple[str, Any]] = {
     "add-qkv-bias": (f"{ARCH}.qkv_bias", True),
     "qk-layernorm": (f"{ARCH}.qk_norm", True),
     "sequence-parallel": (f"{PAR}.sequence_parallel", True),
+    "tp-comm-overlap": (f"{PAR}.tp_comm_overlap", True),
     "overlap-grad-reduce": (f"{TR}.megatron.overlap_grad_reduce", True),
     "overlap-param-gather": (f"{TR}.megatron.overlap_param_gather", True),
     "accumulate-allreduce-grads-in-fp32": (f"{TR}.megatron.grad_reduce_in_fp32", True),
