@@ -130,6 +130,12 @@ def energy_section(
         "per_token_j": e.step_j / metrics.tokens_per_step,
         "run_mwh": r.run_mwh if r else None,
         "gpu_power_w": {"avg": e.gpu_avg_w, "peak": e.gpu_peak_w},
+        # per host at its power supplies (its GPUs and the rest of it, before the PUE): the
+        # average over the hosts, and their mean at the cluster's highest instant
+        "node_power_w": {
+            "avg": (e.gpu_energy_j + e.host_energy_j) / e.time_s / e.hosts,
+            "peak": e.cluster_peak_w / e.pue / e.hosts,
+        },
         "cluster_power_w": {
             "avg": e.cluster_avg_w,
             "peak": e.cluster_peak_w,
@@ -200,6 +206,7 @@ def energy_lines(report: dict[str, Any]) -> list[str]:
         )
     )
     g, c, fig = e["gpu_power_w"], e["cluster_power_w"], e["gpu_figures_w"]
+    n = e["node_power_w"]
     lines = [
         "",
         (
@@ -209,6 +216,7 @@ def energy_lines(report: dict[str, Any]) -> list[str]:
         f"  per step    {_j(e['step_j'])} = {e['per_token_j']:.3g} J/token; one GPU's step: {split}",
         (
             f"  power       per GPU avg {_w(g['avg'])}, peak {_w(g['peak'])} (TDP {_w(fig['tdp_w'])}); "
+            f"per host avg {_w(n['avg'])}, peak {_w(n['peak'])}; "
             f"cluster avg {_w(c['avg'])}, peak {_w(c['peak'])}, swing {_w(e['swing_w'])} "
             f"(lowest {_s(e['min_time_s'])} into the step)"
         ),

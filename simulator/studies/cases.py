@@ -227,11 +227,9 @@ def energy_metric(metric: str, e: dict[str, Any] | None, where: str = "") -> flo
         return float(e["step_j"])
     if metric in ("gpu_power_avg_w", "gpu_power_peak_w"):
         return float(e["gpu_power_w"][metric.split("_")[2]])
+    if metric in ("node_power_avg_w", "node_power_peak_w"):
+        return float(e["node_power_w"][metric.split("_")[2]])
     step_s = e["step_j"] / e["cluster_power_w"]["avg"]  # the step's seconds
-    if metric == "node_power_avg_w":
-        return (e["gpu_energy_j"] + e["host_energy_j"]) / step_s / e["hosts"]
-    if metric == "node_power_peak_w":
-        return e["cluster_power_w"]["peak"] / e["pue"] / e["hosts"]
     if e["run_mwh"] is None:
         raise UserError(Problem(where or metric, f"{metric}: the report has no run (no tokens)"))
     if metric == "energy_to_train_mwh":

@@ -38,6 +38,12 @@ def test_json_names_and_consistency(report):
     assert e["per_token_j"] == pytest.approx(e["step_j"] / step["tokens_per_step"])
     assert e["cluster_power_w"]["avg"] == pytest.approx(e["step_j"] / step["time_s"])
     assert e["swing_w"] == pytest.approx(e["cluster_power_w"]["peak"] - e["cluster_power_w"]["min"])
+    # per host, at its power supplies: the cluster's draw without the PUE, over the hosts; a
+    # host's average is its 8 GPUs' average draw and its own constant draw
+    hosts, pue, node = e["hosts"], e["pue"], e["node_power_w"]
+    assert node["avg"] * hosts * pue == pytest.approx(e["cluster_power_w"]["avg"])
+    assert node["peak"] * hosts * pue == pytest.approx(e["cluster_power_w"]["peak"])
+    assert node["avg"] == pytest.approx(8 * e["gpu_power_w"]["avg"] + e["host_power_w"])
     # no goodput run: the failure-free days at the step's average power
     assert e["run_days"] == pytest.approx(report["training"]["days"])
     assert e["run_mwh"] == pytest.approx(

@@ -19,6 +19,9 @@ SECTION = {
     "host_energy_j": 8_000.0,
     "cluster_power_w": {"avg": 1.5 * 28_000.0 / 2, "peak": 30_000.0, "min": 9_000.0},
     "gpu_power_w": {"avg": 625.0, "peak": 700.0},
+    # per host, the PUE taken out (report/energy.py): (20 kJ + 8 kJ) / 2 s / 2 hosts, and the
+    # cluster's peak / 1.5 / 2
+    "node_power_w": {"avg": 7_000.0, "peak": 10_000.0},
     "hosts": 2,
     "pue": 1.5,
     "run_mwh": 3.0,
@@ -31,9 +34,8 @@ def test_energy_metrics_by_hand():
     assert energy_metric("energy_per_step_j", SECTION) == 42_000.0
     assert energy_metric("gpu_power_avg_w", SECTION) == 625.0
     assert energy_metric("gpu_power_peak_w", SECTION) == 700.0
-    # per host, the PUE taken out: (20 kJ + 8 kJ) / 2 s / 2 hosts
-    assert energy_metric("node_power_avg_w", SECTION) == pytest.approx(7_000.0)
-    assert energy_metric("node_power_peak_w", SECTION) == pytest.approx(30_000.0 / 1.5 / 2)
+    assert energy_metric("node_power_avg_w", SECTION) == 7_000.0
+    assert energy_metric("node_power_peak_w", SECTION) == 10_000.0
     assert energy_metric("energy_to_train_mwh", SECTION) == 3.0
     # boards alone: 20 kJ / 2 s = 10 kW over 10 days = 2.4 MWh
     assert energy_metric("gpu_energy_to_train_mwh", SECTION) == pytest.approx(2.4)
