@@ -33,6 +33,8 @@ from simulator.model.ops_common import (
     _mem,
     _residual,
     local_seq,
+    tp_in,
+    tp_out,
     tp_segment,
 )
 from simulator.model.ops_moe import Dispatch, mlp_segment, moe_segments
@@ -52,7 +54,9 @@ __all__ = [
     "_residual",
     "backward_ops",
     "embedding_ops",
+    "embedding_segment",
     "head_ops",
+    "head_segment",
     "layer_ops",
     "layer_segments",
 ]
@@ -274,6 +278,47 @@ def head_ops(
     if arch.pooler:
         ops.append(_matmul("pooler", b, h, h, e))
     return ops
+
+
+def embedding_segment(
+    arch: Architecture,
+    seq_len: int,
+    micro_batch: int,
+    dtype_bytes: int = 2,
+    dropout: bool = True,
+    tp: int = 1,
+    sp: bool = False,
+    *,
+    cp: int = 1,
+) -> Segment:
+    """The embedding (embedding_ops) with the collective that sums the vocabulary-parallel
+    lookups of the tp ranks after it: Megatron's VocabParallelEmbedding output goes through
+    reduce_from_tensor_model_parallel_region (an all-reduce, identity in backward) or, with
+    sequence parallelism, reduce_scatter_to_sequence_parallel_region (a reduce-scatter whose
+    backward all-gathers the gradient): ops_common.tp_out."""
+    ops = embedding_ops(arch, seq_len, micro_batch, dtype_bytes, dropout, tp, sp, cp=cp)
+    size = micro_batch * local_seq(seq_len, cp) * arch.hidden_size * dtype_bytes
+    after, bwd_before = tp_out(size, tp, sp)
+    return Segment(name="embedding", ops=tuple(ops), after=after, bwd_before=bwd_before)
+
+
+def head_segment(
+    arch: Architecture,
+    seq_len: int,
+    micro_batch: int,
+    dtype_bytes: int = 2,
+    tp: int = 1,
+    sp: bool = False,
+    *,
+    cp: int = 1,
+) -> Segment:
+    """The head (head_ops) with the collective at the input of its column-parallel logits
+    GEMM (ops_common.tp_in: with sequence parallelism an all-gather, reduce-scattered in
+    backward; without, the input gradient all-reduced in backward)."""
+    ops = head_ops(arch, seq_len, micro_batch, dtype_bytes, tp, sp, cp=cp)
+    size = micro_batch * local_seq(seq_len, cp) * arch.hidden_size * dtype_bytes
+    before, bwd_after = tp_in(size, tp, sp)
+    return Segment(name="head", ops=tuple(ops), before=before, bwd_after=bwd_after)
 
 
 def mtp_segment(

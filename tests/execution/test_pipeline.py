@@ -138,11 +138,11 @@ def test_tensor_parallel_traffic_per_layer_and_micro_batch(sp):
     counts = _collective_counts(simulate_step(sc))
     sbh_bytes = s * b * h * 2  # bf16 activations
     # Per layer and micro-batch: 4 all-reduces (2 forward, 2 backward), or 4 all-gathers and 4
-    # reduce-scatters; plus the embedding's forward sum and the head's input gradient.
+    # reduce-scatters; plus the embedding's forward sum and the head's input gradient, and with
+    # sequence parallelism the head's gather and the embedding's gradient gather (the backward
+    # of Megatron's reduce_scatter_to_sequence_parallel_region).
     if sp:
-        assert counts[("all_gather", "tp", sbh_bytes)] == m * (
-            4 * layers + 1
-        )  # + the head's gather
+        assert counts[("all_gather", "tp", sbh_bytes)] == m * (4 * layers + 2)
         assert counts[("reduce_scatter", "tp", sbh_bytes)] == m * (4 * layers + 2)
     else:
         assert counts[("all_reduce", "tp", sbh_bytes)] == m * (4 * layers + 2)

@@ -1,5 +1,5 @@
-"""The collectives a block's segments carry: tensor parallelism exactly as the schedule issued
-them before the graph carried them (passes.py `_tp_collectives` for blocks), context
+"""The collectives a block's segments carry: tensor parallelism by Megatron's f / g rule (the
+rule the schedule applied before the graph carried the collectives), context
 parallelism (ring / all-gather / all-to-all) by hand, and dense results unchanged by the new
 keywords. Expected values are hand calculations."""
 
@@ -10,7 +10,14 @@ from dataclasses import replace
 import pytest
 
 from simulator.model.architecture import Architecture, MoE
-from simulator.model.ops import Comm, backward_ops, layer_ops, layer_segments
+from simulator.model.ops import (
+    Comm,
+    backward_ops,
+    embedding_segment,
+    head_segment,
+    layer_ops,
+    layer_segments,
+)
 from simulator.model.presets import get_preset
 
 H, A, KV, S, B = 1024, 16, 4, 4096, 2  # GQA: 16 query heads, 4 K/V heads of 64
@@ -36,8 +43,8 @@ def comms(seg, key):
 
 
 def tp_rule(tp: int, sp: bool, size: int) -> tuple[list, list]:
-    """What passes.py `_tp_collectives` issued per block sub-layer (forward, backward):
-    forward [all_gather if sp] + [reduce_scatter if sp else all_reduce]; backward the same."""
+    """Megatron's f / g collectives per block sub-layer (forward, backward): forward
+    [all_gather if sp] + [reduce_scatter if sp else all_reduce]; backward the same."""
     if tp == 1:
         return [], []
     ops = (["all_gather"] if sp else []) + ["reduce_scatter" if sp else "all_reduce"]
@@ -174,3 +181,31 @@ def test_cp_validation():
         Comm("broadcast", "tp", 1)
     with pytest.raises(ValueError, match="dim"):
         Comm("all_reduce", "dp", 1)
+
+
+@pytest.mark.parametrize("sp", [False, True])
+def test_the_embedding_and_the_head_carry_their_tensor_parallel_collectives(sp):
+    # Megatron: the vocabulary-parallel lookup is summed after the embedding (all-reduce, or a
+    # reduce-scatter into the sequence-parallel region whose backward all-gathers); the head's
+    # logits GEMM is column-parallel (f: an all-gather with SP, whose backward reduce-scatters;
+    # without SP identity forward, all-reduce backward). b x s x h x 2 bytes each.
+    arch = get_preset("llama2-7b")
+    size = 2 * 1024 * 4096 * 2
+    emb = embedding_segment(arch, 1024, 2, 2, dropout=False, tp=4, sp=sp)
+    head = head_segment(arch, 1024, 2, 2, tp=4, sp=sp)
+    names = lambda comms: [(c.op, c.dim, c.size_bytes) for c in comms]
+    if sp:
+        assert (names(emb.after), names(emb.bwd_before)) == (
+            [("reduce_scatter", "tp", size)],
+            [("all_gather", "tp", size)],
+        )
+        assert (names(head.before), names(head.bwd_after)) == (
+            [("all_gather", "tp", size)],
+            [("reduce_scatter", "tp", size)],
+        )
+    else:
+        assert (names(emb.after), names(emb.bwd_before)) == ([("all_reduce", "tp", size)], [])
+        assert (names(head.before), names(head.bwd_after)) == ([], [("all_reduce", "tp", size)])
+    assert not (emb.before or emb.bwd_after or head.after or head.bwd_before)
+    one = embedding_segment(arch, 1024, 2, 2, tp=1, sp=False)
+    assert not (one.before or one.after or one.bwd_before or one.bwd_after)

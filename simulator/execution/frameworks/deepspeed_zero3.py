@@ -287,12 +287,10 @@ class _Zero3Schedule:
         )
 
     def _inline(self, unit, g: int, forward: bool) -> tuple:
-        """The sub-layer's tensor-parallel collectives: a block's from its layer description
-        (model/ops.py Segment), the embedding's and the head's as passes.py issues them."""
+        """The sub-layer's tensor-parallel collectives, from its layer description (model/ops.py
+        Segment; the embedding's and the head's too)."""
         if self.s.training.parallel.tp == 1:
             return ()
-        if unit.name in ("embedding", "head"):
-            return self.tp._tp_collectives(unit, forward)
         seg = unit.segments[g]
         comms = seg.before + seg.after if forward else seg.bwd_before + seg.bwd_after
         return tuple(self.tp._collective(c) for c in comms)

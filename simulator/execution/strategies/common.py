@@ -162,9 +162,11 @@ def _segment_works(
     segments: list[op_math.Segment],
     frozen: frozenset[str] = frozenset(),
     rerun: frozenset[str] = frozenset(),
+    overlap: bool = True,
 ) -> tuple[SegmentWork, ...]:
     """Each sub-layer's forward and backward time, in all and by op class, from one op list
-    (fine-tuning: `frozen` ops compute no weight gradient, `rerun` ops run again in backward)."""
+    (fine-tuning: `frozen` ops compute no weight gradient, `rerun` ops run again in backward;
+    `overlap`: the GEMMs beside its tensor-parallel points, for tp_comm_overlap)."""
     works = []
     for g in segments:
         fwd = list(g.ops)
@@ -180,7 +182,7 @@ def _segment_works(
                 after=g.after,
                 bwd_before=g.bwd_before,
                 bwd_after=g.bwd_after,
-                overlap=overlap_gemms(cm, fwd, bwd) if g.before or g.after else None,
+                overlap=overlap_gemms(cm, fwd, bwd) if overlap and (g.before or g.after) else None,
             )
         )
     return tuple(works)
@@ -259,17 +261,18 @@ def _block_work(
 
 def _edge_unit(
     cm: ComputeModel,
-    name: str,
     params: int,
-    ops,
+    segment: op_math.Segment,
     act_bytes: int,
     frozen: frozenset[str] = frozenset(),
 ) -> UnitWork:
-    """The embedding or the head: one segment, nothing recomputed."""
+    """The embedding or the head: one segment (with its tensor-parallel collectives: model/ops.py
+    embedding_segment, head_segment), nothing recomputed; Transformer Engine's userbuffers do
+    not cover them (no tp_comm_overlap)."""
     return UnitWork(
-        name=name,
+        name=segment.name,
         params=params,
-        segments=_segment_works(cm, [op_math.Segment(name=name, ops=tuple(ops))], frozen),
+        segments=_segment_works(cm, [segment], frozen, overlap=False),
         recompute_s=0.0,
         recompute_classes=ClassTimes(),
         act_bytes=act_bytes,
@@ -315,13 +318,13 @@ def stage_work(
     for chunk in lay.chunks:
         embedding = head = None
         if chunk.embedding and lay.has_edges:
-            ops = op_math.embedding_ops(arch, s, b, act_b, dropout=t.dropout, tp=tp, sp=sp, **cp_kw)
-            embedding = _edge_unit(
-                cm, "embedding", lay.embedding_params, ops, acts.embedding, frozen
+            seg = op_math.embedding_segment(
+                arch, s, b, act_b, dropout=t.dropout, tp=tp, sp=sp, **cp_kw
             )
+            embedding = _edge_unit(cm, lay.embedding_params, seg, acts.embedding, frozen)
         if chunk.head and lay.has_edges:
-            ops = op_math.head_ops(arch, s, b, act_b, tp=tp, sp=sp, **cp_kw)
-            head = _edge_unit(cm, "head", lay.head_params, ops, acts.output, frozen)
+            seg = op_math.head_segment(arch, s, b, act_b, tp=tp, sp=sp, **cp_kw)
+            head = _edge_unit(cm, lay.head_params, seg, acts.output, frozen)
         chunks[chunk.index] = ChunkWork(
             index=chunk.index,
             embedding=embedding,

@@ -140,16 +140,11 @@ class StageSchedule:
         hide: bool = False,
     ) -> Steps:
         """The unit's tasks in one direction (a generator: it yields where a combined pass may
-        switch halves and returns the last task). The embedding and the head are one task with
-        their tensor-parallel collectives folded in at their standalone time (Task.inline); a
-        block's tasks come from its layer description (block_run.py)."""
+        switch halves and returns the last task). Every unit's tasks, the embedding's and the
+        head's as a block's, come from its layer description (block_run.py)."""
         phase = "recompute" if recompute else ("forward" if forward else "backward")
         fwd = forward or recompute  # full recompute re-runs the forward
         name = f"{tag} {phase} {unit.name}"
-        if unit.name in ("embedding", "head"):
-            inline = self._tp_collectives(unit, fwd) if self.tp > 1 else ()
-            dur = unit.fwd_s if fwd else unit.bwd_s
-            return self._compute(name, phase, deps, dur, inline, alloc, free)
         return (yield from block_steps(self, name, phase, unit, fwd, deps, alloc, free, hide))
 
     def _compute(self, name, phase, deps, duration, inline, alloc=0, free=0, shares=()) -> int:
@@ -180,24 +175,6 @@ class StageSchedule:
                 size_bytes=c.size_bytes * (c.steps + 1),
             )
         return Collective(op=c.op, group=self.ctx.groups[c.dim], size_bytes=c.size_bytes)
-
-    def _tp_collectives(self, unit: UnitWork, forward: bool) -> tuple[Collective, ...]:
-        """A unit's tensor-parallel collectives in one direction: per sub-layer an all-reduce
-        after it (no sequence parallelism), or an all-gather before and a reduce-scatter after;
-        at the edges: the embedding lookup is summed after it (forward only), the head gathers
-        its input before the logits and reduces the input gradient after its backward."""
-        if unit.name == "embedding" and not forward:
-            return ()
-        gather = self.sp and not (unit.name == "embedding" or unit.name == "head" and not forward)
-        reduce = not (unit.name == "head" and forward)
-        ops = (["all_gather"] if gather else []) + (
-            ["reduce_scatter" if self.sp else "all_reduce"] if reduce else []
-        )
-        return tuple(
-            Collective(op=op, group=self.tp_group, size_bytes=self.ctx.tp_bytes)
-            for _ in unit.segments
-            for op in ops
-        )
 
     # ---- point-to-point transfers between stages
 
