@@ -40,3 +40,16 @@ def cluster_of(num_gpus: int, gpu: str | None = None) -> dict[str, Any]:
     if gpu:
         c["gpu"] = gpu
     return c
+
+
+IMPORT_FIXTURES = PROJECT_ROOT / "tests" / "fixtures" / "import"
+
+
+def import_fixture(name: str) -> Path:
+    """A real framework config by file name: shipped with clustersim (simulator/data/configs,
+    sources and licenses in its README) or, where its license does not let it ship, kept for
+    the tests alone (tests/fixtures/import)."""
+    from simulator.scenario.importers import configs_dir
+
+    shipped = configs_dir() / name
+    return shipped if shipped.is_file() else IMPORT_FIXTURES / name

@@ -7,10 +7,9 @@ from __future__ import annotations
 from simulator.cli.main import main
 from simulator.scenario.importers import configs_dir, shipped_configs
 from simulator.scenario.load import load_scenario
-from tests.helpers import PROJECT_ROOT
+from tests.helpers import import_fixture
 
-FIXTURES = PROJECT_ROOT / "tests" / "fixtures" / "import"
-MIXTRAL = str(FIXTURES / "mixtral-8x7b-config.json")
+MIXTRAL = str(import_fixture("mixtral-8x7b-config.json"))
 
 
 def test_import_writes_a_scenario_that_validate_accepts(tmp_path, capsys):
@@ -36,7 +35,7 @@ def test_out_is_not_overwritten_without_force(tmp_path, capsys):
 
 def test_missing_model_and_unreadable_files_exit_2(tmp_path, capsys):
     out = tmp_path / "s.yaml"
-    ds = str(FIXTURES / "ds_zero_stage_3_config.json")
+    ds = str(import_fixture("ds_zero_stage_3_config.json"))
     assert main(["import", ds, "--out", str(out)]) == 2
     assert "none of the files describes the model" in capsys.readouterr().err
     junk = tmp_path / "notes.txt"
@@ -48,7 +47,7 @@ def test_missing_model_and_unreadable_files_exit_2(tmp_path, capsys):
 
 def test_strict_refuses_unknown_keys(tmp_path, capsys):
     out = tmp_path / "s.yaml"
-    ds = str(FIXTURES / "ds_zero_stage_3_config.json")
+    ds = str(import_fixture("ds_zero_stage_3_config.json"))
     args = ["import", MIXTRAL, ds, "--topology", "dgx-h100", "--num-hosts", "8", "--out", str(out)]
     assert main([*args, "--strict"]) == 2
     err = capsys.readouterr().err
@@ -59,7 +58,7 @@ def test_strict_refuses_unknown_keys(tmp_path, capsys):
 # ------------------------------------------------------------------ shipped configs, by name
 
 
-def test_shipped_configs_are_the_fixtures_byte_for_byte_with_their_sources():
+def test_shipped_configs_have_their_sources():
     shipped = shipped_configs()
     assert set(shipped) == {
         "mixtral-8x7b-config.json",
@@ -70,8 +69,7 @@ def test_shipped_configs_are_the_fixtures_byte_for_byte_with_their_sources():
         "accelerate-fsdp.yaml",
     }
     readme = (configs_dir() / "README.md").read_text()
-    for name, path in shipped.items():
-        assert path.read_bytes() == (FIXTURES / name).read_bytes(), name
+    for name in shipped:
         assert f"`{name}`" in readme, name  # its source and license
     assert (configs_dir() / "LICENSE-Apache-2.0.txt").is_file()
 
@@ -102,7 +100,7 @@ def test_a_shipped_config_by_name_is_the_file(tmp_path, monkeypatch, capsys):
     )
     printed = capsys.readouterr().out
     assert "mixtral-8x7b-config: num_local_experts = 8 -> model.architecture.moe" in printed
-    by_path = [MIXTRAL, str(FIXTURES / "ds_zero_stage_3_config.json")]
+    by_path = [MIXTRAL, str(import_fixture("ds_zero_stage_3_config.json"))]
     assert main(["import", *by_path, *options, "--name", "x", "--out", "by-path.yaml"]) == 0
     named = load_scenario(tmp_path / "by-name.yaml")
     pathed = load_scenario(tmp_path / "by-path.yaml")

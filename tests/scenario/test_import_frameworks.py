@@ -1,5 +1,5 @@
 """Megatron-LM, DeepSpeed, torchtitan and accelerate configs -> training, on real files
-(tests/fixtures/import, sources in its README); expected values read by hand from the fixtures."""
+(simulator/data/configs and tests/fixtures/import, sources in their READMEs); expected values read by hand from the fixtures."""
 
 from __future__ import annotations
 
@@ -9,10 +9,9 @@ from simulator.core.errors import UserError
 from simulator.scenario.importers import import_files, import_text
 from simulator.scenario.importers.megatron import parse
 from simulator.scenario.load import scenario_from_dict
-from tests.helpers import PROJECT_ROOT
+from tests.helpers import import_fixture
 
-FIXTURES = PROJECT_ROOT / "tests" / "fixtures" / "import"
-LLAMA = FIXTURES / "llama-3.1-8b-config.json"
+LLAMA = import_fixture("llama-3.1-8b-config.json")
 
 
 def _status(imported, key: str) -> str:
@@ -24,7 +23,7 @@ def _status(imported, key: str) -> str:
 
 def test_megatron_example_maps_model_moe_parallelism_and_batch():
     imported = import_files(
-        [FIXTURES / "megatron-train_mixtral_8x7b_distributed.sh"], "dgx-h100", num_gpus=2
+        [import_fixture("megatron-train_mixtral_8x7b_distributed.sh")], "dgx-h100", num_gpus=2
     )
     t, arch = imported.document["training"], imported.document["model"]["architecture"]
     # MODEL_ARGS: --num-layers 2 --hidden-size 256 --ffn-hidden-size 896 --num-attention-heads 2
@@ -100,7 +99,7 @@ def test_megatron_parses_inline_values_and_trailing_backslashes():
 
 
 def test_deepspeed_stage3_maps_sizes_and_reports_the_misspelt_key():
-    imported = import_files([LLAMA, FIXTURES / "ds_zero_stage_3_config.json"], "dgx-a100")
+    imported = import_files([LLAMA, import_fixture("ds_zero_stage_3_config.json")], "dgx-a100")
     t = imported.document["training"]
     # "stage": 3, "train_micro_batch_size_per_gpu": 8, "gradient_accumulation_steps": 1, fp16 on
     assert (t["framework"], t["strategy"], t["precision"]) == ("deepspeed", "zero3", "fp16-mixed")
@@ -119,7 +118,7 @@ def test_deepspeed_stage3_maps_sizes_and_reports_the_misspelt_key():
 
 
 def test_deepspeed_train_batch_size_gives_the_micro_batch_and_offload():
-    imported = import_files([LLAMA, FIXTURES / "ds_zero2_cpu_offload_config.json"], "dgx-a100")
+    imported = import_files([LLAMA, import_fixture("ds_zero2_cpu_offload_config.json")], "dgx-a100")
     t = imported.document["training"]
     # "train_batch_size": 16, "gradient_accumulation_steps": 1 on 8 GPUs: 2 per GPU
     assert (t["global_batch_size"], t["grad_accum_steps"], t["micro_batch_size"]) == (16, 1, 2)
@@ -142,7 +141,7 @@ def test_deepspeed_nvme_offload_is_refused():
 
 
 def test_torchtitan_llama3_8b_is_the_hand_written_scenario():
-    imported = import_files([FIXTURES / "torchtitan-llama3_8b.toml"], "dgx-a100", num_hosts=8)
+    imported = import_files([import_fixture("torchtitan-llama3_8b.toml")], "dgx-a100", num_hosts=8)
     # [model] llama3 8B; [training] batch_size 1 (per rank), seq_len 8192; [parallelism] shard -1
     # (all 64 GPUs), replicate 1, tp = pp = cp = 1; [activation_checkpoint] mode selective;
     # mixed_precision_reduce absent: torchtitan's float32 reduce_dtype for fully_shard
@@ -282,7 +281,7 @@ def test_torchtitan_unknown_flavour_is_refused_and_leaves_no_model(tmp_path):
 
 
 def test_accelerate_fsdp_template():
-    imported = import_files([LLAMA, FIXTURES / "accelerate-fsdp.yaml"], "dgx-h100")
+    imported = import_files([LLAMA, import_fixture("accelerate-fsdp.yaml")], "dgx-h100")
     t = imported.document["training"]
     # distributed_type FSDP, mixed_precision bf16, num_processes 2, FULL_SHARD, BACKWARD_PRE,
     # fsdp_offload_params false, fsdp_activation_checkpointing false
@@ -305,7 +304,7 @@ def test_contradictory_files_are_an_error_naming_both(tmp_path):
     other = tmp_path / "ds.json"
     other.write_text('{"train_micro_batch_size_per_gpu": 4, "zero_optimization": {"stage": 2}}')
     with pytest.raises(UserError) as caught:
-        import_files([LLAMA, FIXTURES / "ds_zero_stage_3_config.json", other], "dgx-a100")
+        import_files([LLAMA, import_fixture("ds_zero_stage_3_config.json"), other], "dgx-a100")
     text = str(caught.value)
     assert "ds.json" in text and "ds_zero_stage_3_config.json" in text
     assert "training.strategy" in text and "training.micro_batch_size" in text
@@ -313,7 +312,7 @@ def test_contradictory_files_are_an_error_naming_both(tmp_path):
 
 def test_a_training_file_alone_says_the_model_is_missing():
     with pytest.raises(UserError, match="none of the files describes the model"):
-        import_files([FIXTURES / "ds_zero_stage_3_config.json"])
+        import_files([import_fixture("ds_zero_stage_3_config.json")])
 
 
 def test_megatron_without_a_vocabulary_says_what_is_missing():

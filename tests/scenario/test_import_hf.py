@@ -1,5 +1,5 @@
-"""Hugging Face config.json -> model.architecture, on real configs (tests/fixtures/import, sources in
-its README). Expected values are read by hand from the fixture files."""
+"""Hugging Face config.json -> model.architecture, on real configs (simulator/data/configs and
+tests/fixtures/import, sources in their READMEs). Expected values are read by hand from the files."""
 
 from __future__ import annotations
 
@@ -9,13 +9,11 @@ import json
 from simulator.model import presets
 from simulator.model.architecture import param_count
 from simulator.scenario.importers import import_files, import_text
-from tests.helpers import PROJECT_ROOT
-
-FIXTURES = PROJECT_ROOT / "tests" / "fixtures" / "import"
+from tests.helpers import import_fixture
 
 
 def _arch(name: str) -> dict:
-    return import_files([FIXTURES / name]).document["model"]["architecture"]
+    return import_files([import_fixture(name)]).document["model"]["architecture"]
 
 
 def test_mixtral_maps_its_shape_and_experts():
@@ -41,7 +39,7 @@ def test_mixtral_maps_its_shape_and_experts():
 
 
 def test_imported_mixtral_has_the_presets_exact_parameter_count():
-    scenario = import_files([FIXTURES / "mixtral-8x7b-config.json"]).scenario
+    scenario = import_files([import_fixture("mixtral-8x7b-config.json")]).scenario
     assert scenario is not None
     preset = param_count(presets.get_preset("mixtral-8x7b"))
     assert preset == 46_702_792_704
@@ -49,7 +47,7 @@ def test_imported_mixtral_has_the_presets_exact_parameter_count():
 
 
 def test_llama31_8b_is_llama3_8b_with_its_longer_context():
-    scenario = import_files([FIXTURES / "llama-3.1-8b-config.json"]).scenario
+    scenario = import_files([import_fixture("llama-3.1-8b-config.json")]).scenario
     assert scenario is not None
     # max_position_embeddings 131072 (rope_scaling to 128K) is the one difference from Llama 3 8B's
     # 8192, and a rotary context has no parameters.
@@ -82,13 +80,13 @@ def test_deepseek_v3_maps_mla_moe_and_mtp_to_the_preset():
         "router_bias": True,
     }
     assert arch["mtp_layers"] == 1 and arch["num_layers"] == 61 and arch["vocab_size"] == 129280
-    scenario = import_files([FIXTURES / "deepseek-v3-config.json"]).scenario
+    scenario = import_files([import_fixture("deepseek-v3-config.json")]).scenario
     assert scenario is not None
     assert scenario.model.params == param_count(presets.get_preset("deepseek-v3"))
 
 
 def test_every_key_is_reported_once_at_least():
-    text = (FIXTURES / "deepseek-v3-config.json").read_text()
+    text = (import_fixture("deepseek-v3-config.json")).read_text()
     partial = import_text(text, "config.json")
     reported = {e.key for e in partial.entries}
     assert set(json.loads(text)) <= reported

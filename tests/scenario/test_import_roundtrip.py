@@ -1,4 +1,4 @@
-"""Round trips: each format's real config (tests/fixtures/import, sources in its README), imported,
+"""Round trips: each format's real config (simulator/data/configs and tests/fixtures/import, sources in their READMEs), imported,
 is the scenario written here by hand from reading the file with the framework's own semantics
 (comments cite the lines): the same resolved specs and exactly the same prediction (step time,
 memory, the whole report). Each format's unknown key (--strict) and contradictory key exit 2 with
@@ -15,16 +15,15 @@ import pytest
 import simulator
 from simulator.cli.main import main
 from simulator.scenario.importers import import_files
-from tests.helpers import PROJECT_ROOT
+from tests.helpers import import_fixture
 
-FIXTURES = PROJECT_ROOT / "tests" / "fixtures" / "import"
-LLAMA = FIXTURES / "llama-3.1-8b-config.json"
-MIXTRAL = FIXTURES / "mixtral-8x7b-config.json"
-MEGATRON = FIXTURES / "megatron-train_mixtral_8x7b_distributed.sh"
-DS_ZERO2 = FIXTURES / "ds_zero2_cpu_offload_config.json"
-DS_ZERO3 = FIXTURES / "ds_zero_stage_3_config.json"
-TORCHTITAN = FIXTURES / "torchtitan-llama3_8b.toml"
-ACCELERATE = FIXTURES / "accelerate-fsdp.yaml"
+LLAMA = import_fixture("llama-3.1-8b-config.json")
+MIXTRAL = import_fixture("mixtral-8x7b-config.json")
+MEGATRON = import_fixture("megatron-train_mixtral_8x7b_distributed.sh")
+DS_ZERO2 = import_fixture("ds_zero2_cpu_offload_config.json")
+DS_ZERO3 = import_fixture("ds_zero_stage_3_config.json")
+TORCHTITAN = import_fixture("torchtitan-llama3_8b.toml")
+ACCELERATE = import_fixture("accelerate-fsdp.yaml")
 
 # llama-3.1-8b-config.json read by hand (LlamaForCausalLM: a gated SiLU MLP, RMSNorm, RoPE):
 # "num_hidden_layers": 32, "hidden_size": 4096, "num_attention_heads": 32,
