@@ -14,7 +14,8 @@ from simulator.execution.collectives import Comm
 from simulator.execution.frameworks import strategy_for
 from simulator.execution.schedule import Collective
 from simulator.execution.step import compute_model
-from simulator.execution.strategies.common import ChunkWork, stage_work
+from simulator.execution.strategies.common import ChunkWork, SegmentWork, stage_work
+from simulator.execution.tp_overlap import BULK, PIPELINE, RING, exposed_s
 from simulator.model import ops as op_math
 from simulator.scenario.moe import moe_of
 from simulator.spec.specs import Scenario
@@ -122,9 +123,37 @@ def estimate_step_s(s: Scenario, comm: Comm, models: list[MemoCompute] | None = 
         per_op = comm.cost(
             Collective(op=op, group=group, size_bytes=size), (0,), together=False
         ).time_s
-        layers = sum(len(c.blocks) for c in chunks.values())
-        per_mb += per_op * layers * (8 if par.sequence_parallel else 4)
+        if par.tp_comm_overlap:  # what the overlap with the GEMMs leaves, point by point
+            sms = cm.gpu.sm_count
+            per_mb += sum(
+                _overlapped_tp_s(g, per_op, par.tp, sms)
+                for c in chunks.values()
+                for u in c.blocks
+                for g in u.segments
+            )
+        else:
+            layers = sum(len(c.blocks) for c in chunks.values())
+            per_mb += per_op * layers * (8 if par.sequence_parallel else 4)
     per_mb += _layer_comm_s(s, comm, chunks)
     m = t.grad_accum_steps
     # Narayanan et al. 2021, Sec 2.2: the bubble is (p - 1) / v micro-batches' worth of a stage.
     return (m + (par.pp - 1) / par.pipeline.virtual_stages) * per_mb
+
+
+def _overlapped_tp_s(g: SegmentWork, comm_s: float, tp: int, sm_count: int) -> float:
+    """A sub-layer's four sequence-parallel collectives (each comm_s alone) under
+    tp_comm_overlap: what each leaves exposed beside its GEMMs (execution/tp_overlap.py)."""
+    near = g.overlap
+    if near is None:
+        return 0.0
+    points = (
+        (g.before, RING, near.fwd_before_s),
+        (g.after, PIPELINE, near.fwd_after_s),
+        (g.bwd_before, RING, near.bwd_before_s),
+        (g.bwd_after, BULK, near.bwd_after_s),
+    )
+    return sum(
+        exposed_s(method, comm_s, gemm_s, tp, sm_count)
+        for comms, method, gemm_s in points
+        if comms and all(c.dim == "tp" for c in comms)
+    )

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import pytest
 
+from simulator.execution.collectives import Comm
+from simulator.execution.context import SimContext
 from simulator.execution.memory import memory_breakdown
 from simulator.execution.metrics import step_metrics
 from simulator.execution.step import simulate_step
 from simulator.scenario.load import derive
+from simulator.studies.parallel_estimate import estimate_step_s
 from simulator.studies.parallel_plan import chunk_split, layouts, parallel_plan
 from tests.helpers import cluster_of, make_scenario
 
@@ -101,3 +104,34 @@ def test_llama2_70b_on_64_a100():
     assert best.mem_bytes <= best.capacity_bytes
     # Model FLOPs utilisation stays physical (Megatron reports 40-55% for this class on A100).
     assert 0.3 < best.mfu < 0.7
+
+
+def test_the_estimate_takes_the_tensor_parallel_overlap_and_the_plan_keeps_it():
+    def scenario(overlap: bool):
+        return make_scenario(
+            model={"preset": "llama2-13b"},
+            training={
+                "strategy": "zero1",
+                "framework": "megatron",
+                "micro_batch_size": 1,
+                "seq_len": 4096,
+                "global_batch_size": 16,
+                "parallelism": {"tp": 8, "sequence_parallel": True, "tp_comm_overlap": overlap},
+            },
+            cluster={"topology": "dgx-h100", "num_hosts": 2},
+        )
+
+    off, on = scenario(False), scenario(True)
+    ctx = SimContext()
+    comm = Comm(
+        ctx.comm(off.cluster, off.calibration.comm, nvls=off.training.nvls),
+        off.training.collective_algorithm,
+        "fluid",
+    )
+    # the overlap hides part of the sequence-parallel collectives: a shorter estimate
+    assert estimate_step_s(on, comm) < estimate_step_s(off, comm)
+    plan = parallel_plan(on, top=3, simulate=2)
+    assert plan.rows
+    for r in plan.rows:  # the base's overlap kept where the layout has tensor parallelism
+        par = r.changes["training.parallelism"]
+        assert par.get("tp_comm_overlap", False) == (par["tp"] > 1)
