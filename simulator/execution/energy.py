@@ -22,6 +22,9 @@ powers: the board's power limit caps the sum, and a kernel beside NCCL's few SMs
 The cluster's power at each instant is the sum over rank classes of ranks x their GPU's draw,
 plus every host's constant draw, times the PUE: its integral over the step is the step's
 energy, and its maximum less its minimum is the step's swing (synchronised waits of all GPUs).
+The swing's period is the step's time over the number of separate low phases in it: stretches
+where the cluster draws within LOW_PHASE of the swing above its minimum (a definition, not a
+fitted figure), one running over the step's end into the next step's start counted once.
 The same sum split by activity (PowerSeries: the GPUs' watts drawing compute-bound kernels,
 memory-bound ones, communicating and waiting; a blended kernel level's draw split as share x
 compute-bound draw + (1 - share) x memory-bound draw) is the step's power over time by activity.
@@ -40,6 +43,9 @@ from simulator.execution.step import StepResult, union
 from simulator.execution.timeline import ClassTimeline, RankClass
 from simulator.spec.specs import ClusterSpec
 from simulator.system.hardware.power import HOST_W_PER_GPU, GPUPower, capped
+
+# A low phase of the step: the cluster's draw within this share of the swing above its minimum.
+LOW_PHASE = 0.1
 
 # Activities, in the order of the shares each power level carries.
 ACTIVITIES = ("compute", "memory", "comm", "idle")
@@ -221,6 +227,23 @@ class StepEnergy:
     @property
     def swing_w(self) -> float:
         return self.cluster_peak_w - self.cluster_min_w
+
+    @property
+    def swing_period_s(self) -> float:
+        """How often the cluster's draw falls to its low phase: the step over their count."""
+        if self.series is None or not len(self.series.cluster_w):
+            return self.time_s
+        return self.time_s / low_phases(self.series.cluster_w)
+
+
+def low_phases(cluster_w: np.ndarray) -> int:
+    """The separate low phases of a step's piecewise-constant draw (module doc): at least 1."""
+    lo, hi = float(cluster_w.min()), float(cluster_w.max())
+    low = cluster_w <= lo + LOW_PHASE * (hi - lo)
+    count = int(np.count_nonzero(low[1:] & ~low[:-1])) + int(low[0])
+    if low[0] and low[-1] and count > 1:
+        count -= 1  # the same wait, across the step's end and the next step's start
+    return max(count, 1)
 
 
 def hosts_and_draw(cluster: ClusterSpec) -> tuple[int, float]:

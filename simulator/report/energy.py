@@ -142,6 +142,7 @@ def energy_section(
             "min": e.cluster_min_w,
         },
         "swing_w": e.swing_w,
+        "swing_period_s": e.swing_period_s,
         "cost_usd": r.cost_usd if r else None,
         "co2_t": r.co2_t if r else None,
         "cost_basis": r.cost_basis if r else None,
@@ -218,7 +219,8 @@ def energy_lines(report: dict[str, Any]) -> list[str]:
             f"  power       per GPU avg {_w(g['avg'])}, peak {_w(g['peak'])} (TDP {_w(fig['tdp_w'])}); "
             f"per host avg {_w(n['avg'])}, peak {_w(n['peak'])}; "
             f"cluster avg {_w(c['avg'])}, peak {_w(c['peak'])}, swing {_w(e['swing_w'])} "
-            f"(lowest {_s(e['min_time_s'])} into the step)"
+            f"(lowest {_s(e['min_time_s'])} into the step; low phases every "
+            f"{_s(e['swing_period_s'])})"
         ),
     ]
     if e["run_mwh"] is not None:

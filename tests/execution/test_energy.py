@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from itertools import pairwise
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -16,6 +17,7 @@ from simulator.execution.energy import (
     PowerTimeline,
     cluster_energy,
     compute_bound_share,
+    low_phases,
     power_timeline,
     run_energy,
     step_energy,
@@ -180,3 +182,15 @@ def test_simulated_step_energy_is_its_classes_integral(small_step):
             + p.seconds["comm"] * power.comm_w
             + p.seconds["idle"] * power.idle_w
         )
+
+
+def test_low_phases_are_counted_once_each_and_across_the_step_boundary():
+    # two dips inside the step: the swing recurs every half step
+    assert low_phases(np.array([10.0, 1.0, 10.0, 1.0, 10.0])) == 2
+    # within 10% of the swing above the minimum counts as low: 1.5 <= 1 + 0.1 x 9
+    assert low_phases(np.array([10.0, 1.5, 1.0, 10.0, 1.0, 10.0])) == 2
+    # a dip at the step's end runs into the next step's start: one wait
+    assert low_phases(np.array([1.0, 10.0, 1.0])) == 1
+    assert low_phases(np.array([1.0, 10.0, 1.0, 10.0])) == 2
+    # a flat draw is all low phase: one per step
+    assert low_phases(np.array([5.0, 5.0])) == 1

@@ -38,6 +38,9 @@ def test_json_names_and_consistency(report):
     assert e["per_token_j"] == pytest.approx(e["step_j"] / step["tokens_per_step"])
     assert e["cluster_power_w"]["avg"] == pytest.approx(e["step_j"] / step["time_s"])
     assert e["swing_w"] == pytest.approx(e["cluster_power_w"]["peak"] - e["cluster_power_w"]["min"])
+    # the swing recurs a whole number of times per step
+    phases = step["time_s"] / e["swing_period_s"]
+    assert phases >= 1 and phases == pytest.approx(round(phases))
     # per host, at its power supplies: the cluster's draw without the PUE, over the hosts; a
     # host's average is its 8 GPUs' average draw and its own constant draw
     hosts, pue, node = e["hosts"], e["pue"], e["node_power_w"]
