@@ -52,13 +52,26 @@ BULK_SMS = 16
 
 @dataclass(frozen=True, kw_only=True)
 class OverlapGemms:
-    """The GEMM time beside each of a sub-layer's four tensor-parallel points, seconds, with the
-    method TE overlaps it by (module doc)."""
+    """The GEMM time beside each of a sub-layer's four tensor-parallel points, seconds (the
+    method TE overlaps each by: `points`)."""
 
     fwd_before_s: float  # the first GEMMs, after the all-gather (qkv / fc1 fprop): ring
     fwd_after_s: float  # the last GEMMs, before the reduce-scatter (proj / fc2 fprop): pipeline
     bwd_before_s: float  # the first input-gradient GEMMs (proj / fc2 dgrad): ring
     bwd_after_s: float  # the last weight-gradient GEMMs (qkv / fc1 wgrad; 0 if frozen): bulk
+
+
+def points(near: OverlapGemms, forward: bool) -> tuple[tuple[str, float], tuple[str, float]]:
+    """A sub-layer's (before, after) tensor-parallel points in one direction, each as (method,
+    the GEMM seconds beside it) (module doc)."""
+    if forward:
+        return (RING, near.fwd_before_s), (PIPELINE, near.fwd_after_s)
+    return (RING, near.bwd_before_s), (BULK, near.bwd_after_s)
+
+
+def tensor_parallel(comms) -> bool:
+    """True where every collective of a point is tensor-parallel: the ones TE overlaps."""
+    return bool(comms) and all(c.dim == "tp" for c in comms)
 
 
 def _gemm(op: Op) -> bool:

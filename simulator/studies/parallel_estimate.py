@@ -15,7 +15,7 @@ from simulator.execution.frameworks import strategy_for
 from simulator.execution.schedule import Collective
 from simulator.execution.step import compute_model
 from simulator.execution.strategies.common import ChunkWork, SegmentWork, stage_work
-from simulator.execution.tp_overlap import BULK, PIPELINE, RING, exposed_s
+from simulator.execution.tp_overlap import exposed_s, points, tensor_parallel
 from simulator.model import ops as op_math
 from simulator.scenario.moe import moe_of
 from simulator.spec.specs import Scenario
@@ -143,17 +143,11 @@ def estimate_step_s(s: Scenario, comm: Comm, models: list[MemoCompute] | None = 
 def _overlapped_tp_s(g: SegmentWork, comm_s: float, tp: int, sm_count: int) -> float:
     """A sub-layer's four sequence-parallel collectives (each comm_s alone) under
     tp_comm_overlap: what each leaves exposed beside its GEMMs (execution/tp_overlap.py)."""
-    near = g.overlap
-    if near is None:
+    if g.overlap is None:
         return 0.0
-    points = (
-        (g.before, RING, near.fwd_before_s),
-        (g.after, PIPELINE, near.fwd_after_s),
-        (g.bwd_before, RING, near.bwd_before_s),
-        (g.bwd_after, BULK, near.bwd_after_s),
-    )
-    return sum(
-        exposed_s(method, comm_s, gemm_s, tp, sm_count)
-        for comms, method, gemm_s in points
-        if comms and all(c.dim == "tp" for c in comms)
-    )
+    total = 0.0
+    for forward, ends in ((True, (g.before, g.after)), (False, (g.bwd_before, g.bwd_after))):
+        for comms, (method, gemm_s) in zip(ends, points(g.overlap, forward)):
+            if tensor_parallel(comms):
+                total += exposed_s(method, comm_s, gemm_s, tp, sm_count)
+    return total

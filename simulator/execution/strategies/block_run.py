@@ -22,7 +22,7 @@ from collections.abc import Generator
 from typing import TYPE_CHECKING
 
 from simulator.execution.schedule import Collective
-from simulator.execution.tp_overlap import BULK, PIPELINE, RING, exposed_s
+from simulator.execution.tp_overlap import exposed_s, points, tensor_parallel
 
 if TYPE_CHECKING:
     from simulator.execution.strategies.common import UnitWork
@@ -76,11 +76,10 @@ def block_steps(
     for g in unit.segments if fwd else reversed(unit.segments):
         before, after = (g.before, g.after) if fwd else (g.bwd_before, g.bwd_after)
         ring = [c for c in before + after if c.overlapped]
-        near = g.overlap if o.tp_comm_overlap else None
+        near = points(g.overlap, fwd) if o.tp_comm_overlap and g.overlap else None
         for together in _together(before):
-            if near is not None and all(c.dim == "tp" for c in together):
-                gemm_s = near.fwd_before_s if fwd else near.bwd_before_s
-                run.overlapped([o._collective(c) for c in together], RING, gemm_s)
+            if near is not None and tensor_parallel(together):
+                run.overlapped([o._collective(c) for c in together], *near[0])
                 continue
             if run.comm(*(o._collective(c) for c in together)):
                 yield
@@ -93,9 +92,8 @@ def block_steps(
             run.flush()
             run.join()
         for together in _together(after):
-            if near is not None and all(c.dim == "tp" for c in together):
-                method, gemm_s = (PIPELINE, near.fwd_after_s) if fwd else (BULK, near.bwd_after_s)
-                run.overlapped([o._collective(c) for c in together], method, gemm_s)
+            if near is not None and tensor_parallel(together):
+                run.overlapped([o._collective(c) for c in together], *near[1])
                 continue
             if run.comm(*(o._collective(c) for c in together)):
                 yield
