@@ -10,20 +10,29 @@ from simulator.core.errors import Problem, did_you_mean
 from simulator.scenario.schema import ScenarioFile
 from simulator.scenario.schema_framework import knob_home
 
-# Labels pydantic puts into an error's location that are not field names: union branches
-# and the tags of the GPU field's discriminated union.
-_NOT_FIELDS = {"str", "int", "float", "name", "custom", "CustomGPU"}
+# Labels pydantic puts into an error's location that are not field names: union branches,
+# and the tags of the GPU field's discriminated union, which follow the `gpu` key only (a
+# field called `name` elsewhere, as model.name, is a key).
+_NOT_FIELDS = {"str", "int", "float", "CustomGPU"}
+_GPU_TAGS = {"name", "custom"}
+
+
+def _location(raw: tuple) -> list[str]:
+    """An error's location as the keys the user wrote."""
+    loc: list[str] = []
+    for part in map(str, raw):
+        if part.startswith(("function-", "literal[", "tagged-union")) or part in _NOT_FIELDS:
+            continue
+        if part in _GPU_TAGS and loc[-1:] == ["gpu"]:
+            continue
+        loc.append(part)
+    return loc
 
 
 def pydantic_problems(exc: ValidationError, root: Any = ScenarioFile) -> list[Problem]:
     problems = []
     for err in exc.errors():
-        loc = [
-            str(part)
-            for part in err["loc"]
-            if not str(part).startswith(("function-", "literal[", "tagged-union"))
-            and str(part) not in _NOT_FIELDS
-        ]
+        loc = _location(err["loc"])
         path, etype, hint = ".".join(loc), err["type"], ""
         if etype == "extra_forbidden":
             parent = model_at(loc[:-1], root)

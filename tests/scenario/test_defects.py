@@ -91,6 +91,14 @@ def both(capsys, path: Path) -> str:
             "cluster.gpu.name",
             "catalog GPU",
         ),
+        # A key called `name` outside cluster.gpu is a key, not the GPU union's tag: it was
+        # reported as "model: unknown key (did you mean 'model'?)".
+        (with_("model", name="mine"), "model.name", "valid names: architecture"),
+        (
+            with_("cluster", gpu={"name": "x", "memory": "8 GiB", "bogus": 1}),
+            "cluster.gpu.bogus",
+            "unknown key",
+        ),
         (
             with_("cluster", stragglers=[{"rank": 3, "slowdown": 2}, {"rank": 3, "slowdown": 1.5}]),
             "cluster.stragglers.1.rank",
