@@ -51,6 +51,7 @@ def peak_moment(scenario: Scenario, stage: int = 0, lay: layout.Layout | None = 
     else:
         acts, extra = layout.stage_activations(scenario, lay), 0
     static = strategy.static_buffer_bytes(scenario, lay, pb, gb) + extra
+    static += dispatch_buffer_bytes(scenario, lay)
     within = _chunk_moments(scenario, strategy, lay, acts, static, pb, gb)
     v = par.pipeline.virtual_stages
     chunks = [within[k * par.pp + stage] for k in range(v)]
@@ -110,6 +111,21 @@ class _Walk:
     counts: np.ndarray  # events x v
     slot: np.ndarray
     carry: np.ndarray
+
+
+def dispatch_buffer_bytes(scenario: Scenario, lay: layout.Layout) -> int:
+    """The allgather dispatcher's gathered tokens, [ep x etp x T, h] in the activations' dtype
+    (T: the rank's tokens of a micro-batch, b x s/cp, / tp with sequence parallelism): gathered
+    into Megatron-Core's global memory buffer (token_dispatch: use_global_buffer=True), one
+    per rank that every MoE layer reuses, held for the step. 0 for the other dispatchers or a
+    stage without MoE blocks."""
+    t, par = scenario.training, scenario.training.parallel
+    if t.moe.dispatcher != "allgather" or not any(b.moe for b in lay.blocks):
+        return 0
+    tokens = t.micro_batch_size * (t.seq_len // par.cp)
+    tokens = -(-tokens // par.tp) if par.sequence_parallel else tokens
+    h = lay.arch.hidden_size
+    return par.ep * par.etp * tokens * h * t.precision.activation_bytes
 
 
 def walk_events(scenario: Scenario, stage: int) -> _Walk:

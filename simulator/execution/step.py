@@ -82,11 +82,8 @@ def stage_context(
     groups = {d: mesh.group(d) for d, _ in mesh.dims if d in ("tp", "cp")}
     ep_local = 1  # the expert-parallel ranks on one host (the deepep dispatcher's NVLink hop)
     if scenario.model.arch is not None and scenario.model.arch.moe is not None:
-        experts = strategy.expert_mesh(scenario)
-        groups |= {d: experts.group(d) for d in ("ep", "etp", "edp")}
-        if t.moe.dispatcher == "deepep":
-            hops = strategy.dispatch_mesh(scenario)
-            groups |= {d: hops.group(d) for d in ("ep_local", "ep_node")}
+        groups |= strategy.moe_groups(scenario)
+        if "ep_local" in groups:
             ep_local = groups["ep_local"].size
 
     def inline_s(coll: Collective) -> float:

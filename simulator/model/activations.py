@@ -55,6 +55,7 @@ def activation_bytes_per_layer(
     ep: int = 1,
     etp: int = 1,
     load_imbalance: float = 1.0,
+    dispatcher: str = "alltoall",
     recompute: tuple[str, ...] = DEFAULT_RECOMPUTE,
 ) -> int:
     """Activations one block keeps for backward, per rank.
@@ -86,7 +87,8 @@ def activation_bytes_per_layer(
     Transformer Engine re-sending or re-gathering them in backward; all-to-all, Ulysses,
     all s tokens of heads/cp), so cp_comm does not change the count. MLA attention and
     MoE MLPs (block `index` with is_moe_layer; ep / etp / load_imbalance as in
-    ops.layer_segments) have their own terms: activations_moe.
+    ops.layer_segments, dispatcher training.moe.dispatcher's) have their own terms:
+    activations_moe.
 
     `recompute`: with selective checkpointing, the Megatron-Core submodules recomputed in
     backward (--recompute-modules; the default, core_attn, is the paragraph above), each
@@ -144,7 +146,18 @@ def activation_bytes_per_layer(
     rank = 0
     if index is not None and is_moe_layer(arch, index):
         m_shared, m_rep, rank = moe_mlp_terms(
-            arch, s, b, e, mask, tp, sp, ep, etp, load_imbalance, recompute=frozenset(sel)
+            arch,
+            s,
+            b,
+            e,
+            mask,
+            tp,
+            sp,
+            ep,
+            etp,
+            load_imbalance,
+            recompute=frozenset(sel),
+            dispatcher=dispatcher,
         )
     else:
         m_shared = 0 if "mlp" in sel else (2 if arch.gated else 1) * e * s * b * f + e * s * b * f
@@ -177,6 +190,7 @@ def recompute_working_bytes(
     ep: int = 1,
     etp: int = 1,
     load_imbalance: float = 1.0,
+    dispatcher: str = "alltoall",
 ) -> int:
     """Live during backward of a checkpointed block: one block's un-checkpointed activations."""
     return activation_bytes_per_layer(
@@ -197,6 +211,7 @@ def recompute_working_bytes(
         ep=ep,
         etp=etp,
         load_imbalance=load_imbalance,
+        dispatcher=dispatcher,
     )
 
 

@@ -69,6 +69,7 @@ def moe_mlp_terms(
     load_imbalance: float,
     *,
     recompute: frozenset[str] = frozenset(),
+    dispatcher: str = "alltoall",
 ) -> tuple[int, int, int]:
     """(shared, replicated, rank) bytes of one MoE MLP on s tokens of b sequences (the norm
     input, counted with the block's two norm inputs, excluded).
@@ -83,7 +84,11 @@ def moe_mlp_terms(
         routing map T*E; the permuted tokens, the experts' fc1 input, e*M*h; the experts'
         fc1 output(s) (gated: gate and up) and activation output, (2 or 1)*e*M*f_e/etp +
         e*M*f_e/etp; the unpermute input, the T x top-k expert outputs the weighted sum keeps
-        for the probabilities' gradient, e*T*k*h, and their fp32 probabilities 4*T*k
+        for the probabilities' gradient, e*T*k*h, and their fp32 probabilities 4*T*k; with
+        the allgather dispatcher instead the M probabilities of the local experts' tokens,
+        e*M, which the experts apply (dispatch_postprocess hands them to the experts; the
+        unpermute scatters by index and keeps nothing, token_dispatcher.py
+        MoEAllGatherTokenDispatcher)
       shared: the shared experts as a dense MLP of n_shared x their width f_s:
         (2 or 1)*e*sb*f_s + e*sb*f_s, split over tp like the dense MLP.
     `recompute` (--recompute-modules, Megatron-Core) drops: moe_act, the experts' activation
@@ -105,7 +110,10 @@ def moe_mlp_terms(
     rank = (4 + 1) * t * n_e  # router probabilities and routing map
     act_out = 0 if "moe_act" in recompute else 1
     rank += e * tokens * h + (fc1 + act_out) * e * tokens * f_e  # experts' inputs, activations
-    rank += e * t * k * h + 4 * t * k  # unpermute input and its probabilities
+    if dispatcher == "allgather":
+        rank += e * tokens  # the local tokens' probabilities
+    else:
+        rank += e * t * k * h + 4 * t * k  # unpermute input and its probabilities
     shared = 0
     if "moe" in recompute:
         rank = 0

@@ -28,8 +28,10 @@ _EW_FLOPS = {
 
 COMM_OPS = ("all_reduce", "all_gather", "reduce_scatter", "all_to_all", "ring_exchange")
 # ep_node / ep_local: the expert-parallel group's ranks across hosts (one per host, same local
-# index) and within a host, for a dispatcher that forwards over NVLink (ops_moe.Dispatch).
-COMM_DIMS = ("tp", "cp", "ep", "etp", "ep_node", "ep_local")
+# index) and within a host, for a dispatcher that forwards over NVLink (ops_moe.Dispatch);
+# ep_etp: the expert tensor- and expert-parallel ranks together (Megatron-Core's tp_ep group,
+# the allgather dispatcher's).
+COMM_DIMS = ("tp", "cp", "ep", "etp", "ep_node", "ep_local", "ep_etp")
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,9 @@ class Segment:
     bwd_after: the backward's, issued before / after the segment's backward ops; the backward
     visits segments in reverse order. A collective with `overlapped` runs beside the segment's
     compute instead (ring attention's K/V exchange).
+    userbuffers: whether Transformer Engine's userbuffers may overlap its tensor-parallel
+    collectives (training.parallelism.tp_comm_overlap); Megatron-Core turns them off in the
+    shared experts it runs beside the expert dispatch (shared_experts.py: ub_overlap_* False).
     """
 
     name: str
@@ -102,6 +107,7 @@ class Segment:
     after: Comms = ()
     bwd_before: Comms = ()
     bwd_after: Comms = ()
+    userbuffers: bool = True
 
 
 def _matmul(name: str, m: int, n: int, k: int, e: int, batch: int = 1) -> Op:

@@ -168,22 +168,8 @@ def _check_moe_training(
     model: ModelSpec, moe: MoE, t: TrainingSpec, problems: list[Problem]
 ) -> None:
     m, par = t.moe, t.parallel
-    # The step models Megatron-Core's alltoall dispatcher, its dispatch and combine exposed
-    # (overlap none) or hidden behind another micro-batch (1f1b, execution/strategies/block_run.py);
-    # the others would be simulated as these, so they are refused.
-    for field, value, modelled in (
-        ("dispatcher", m.dispatcher, ("alltoall", "deepep")),
-        ("overlap", m.overlap, ("none", "1f1b")),
-    ):
-        if value not in modelled:
-            problems.append(
-                Problem(
-                    f"training.moe.{field}",
-                    f"{value} is not modelled yet: the step simulates {field} "
-                    + " or ".join(modelled),
-                    f"use {field}: {modelled[0]}",
-                )
-            )
+    # Every dispatcher (model/moe_dispatch.py) and overlap (execution/strategies/block_run.py)
+    # of the schema is simulated; what Megatron-Core refuses to combine is refused below.
     worst = moe.num_experts / moe.experts_per_token
     if m.load_imbalance > worst:
         problems.append(

@@ -33,8 +33,7 @@ def _layer_comm_s(s: Scenario, comm: Comm, chunks: dict[int, ChunkWork]) -> floa
     mesh = strategy.mesh(s)
     groups = {d: mesh.group(d) for d, _ in mesh.dims if d == "cp"}
     if moe_of(s.model) is not None:
-        experts = strategy.expert_mesh(s)
-        groups |= {d: experts.group(d) for d in ("ep", "etp")}
+        groups |= strategy.moe_groups(s)
 
     costs: dict[tuple[tuple[op_math.Comm, ...], float], float] = {}  # blocks of a kind repeat
 

@@ -146,3 +146,69 @@ def test_the_mtp_module_is_an_moe_block_with_its_own_head():
     ops = {o.name: o for o in mtp_segment(arch, 4096, 1).ops}
     assert ops["mtp_eh_proj"].gemm == (4096, 7168, 2 * 7168)
     assert ops["mtp_logits"].gemm == (4096, 129280, 7168)
+
+
+def _beside(result) -> list[tuple[float, float]]:
+    """(start of each collective run beside the kernels, start of the kernels after it on the
+    compute stream) on the first rank class."""
+    spans = sorted(
+        result.engine.timelines[0].intervals, key=lambda i: (i.start_s, i.stream != "p2p")
+    )
+    out = []
+    for k, i in enumerate(spans):
+        if i.name.endswith("(overlapped)"):
+            nxt = next(
+                j for j in spans[k + 1 :] if j.stream == "compute" and j.start_s >= i.start_s
+            )
+            out.append((i.start_s, nxt.start_s))
+    return out
+
+
+def test_ring_attention_exchange_runs_beside_the_attention_kernels():
+    # The K/V blocks pass around the ring while the attention core computes (Megatron-Core /
+    # Transformer Engine ring attention): the kernels start with the exchange, not after it.
+    d = copy.deepcopy(MIXTRAL)
+    d["model"] = {"preset": "llama3-8b"}
+    d["training"]["parallelism"] = {"cp": 4}
+    d["training"]["seq_len"] = 32768
+    d["training"]["global_batch_size"] = 8
+    d["cluster"]["num_hosts"] = 1
+    pairs = _beside(simulate_step(scenario_from_dict(d)))
+    assert pairs and all(kernels == start for start, kernels in pairs)
+
+
+def test_shared_expert_overlap_runs_the_all_to_alls_beside_the_shared_experts():
+    d = copy.deepcopy(MIXTRAL)
+    arch = {"num_layers": 8, "hidden_size": 4096, "num_heads": 32, "num_kv_heads": 8}
+    moe = {"num_experts": 8, "experts_per_token": 2, "expert_ffn_hidden_size": 14336}
+    d["model"] = {
+        "architecture": arch
+        | {"vocab_size": 32000, "ffn": "swiglu", "moe": moe | {"shared_experts": 1}}
+    }
+    plain = simulate_step(scenario_from_dict(copy.deepcopy(d)))
+    d["training"]["moe"] = {"overlap": "shared-expert"}
+    over = simulate_step(scenario_from_dict(d))
+    pairs = _beside(over)
+    assert pairs and all(kernels == start for start, kernels in pairs)
+    # The same collectives run, now mostly hidden behind the shared experts' GEMMs.
+    assert plain.collectives == over.collectives
+    assert over.exposed_comm_s < plain.exposed_comm_s and over.time_s < plain.time_s
+
+
+def test_allgather_dispatcher_step_and_its_gathered_buffer():
+    from simulator.execution.memory import stage_memory
+
+    d = copy.deepcopy(MIXTRAL)
+    d["training"]["moe"] = {"dispatcher": "allgather"}
+    rows = _rows(d)
+    ag = [
+        r for r in rows if r["op"] == "all_gather" and r["group_size"] == 8 and "ep" in r["group"]
+    ]
+    # Tokens, probabilities and routing map: 8 ranks x 4,096 tokens x (h x 2, 8 x 2, 8) bytes.
+    assert sorted(r["bytes"] for r in ag) == sorted(
+        [8 * 4096 * 4096 * 2, 8 * 4096 * 8 * 2, 8 * 4096 * 8]
+    )
+    # Megatron-Core's global buffer holds the gathered tokens for the step: 256 MiB here.
+    plain = stage_memory(scenario_from_dict(copy.deepcopy(MIXTRAL)))[0]
+    gathered = stage_memory(scenario_from_dict(d))[0]
+    assert gathered.static_buffers_bytes - plain.static_buffers_bytes == 8 * 4096 * 4096 * 2

@@ -227,16 +227,6 @@ RULES = {
         "training.moe.overlap",
         ["expert parallelism (ep > 1)", "no full activation checkpointing"],
     ),
-    "the allgather dispatcher is not modelled yet": (
-        {"training__moe__dispatcher": "allgather"},
-        "training.moe.dispatcher",
-        ["allgather is not modelled yet"],
-    ),
-    "overlaps are not modelled yet": (
-        {"training__moe__overlap": "shared-expert"},
-        "training.moe.overlap",
-        ["shared-expert is not modelled yet"],
-    ),
     "load imbalance below 1": (
         {"training__moe__load_imbalance": 0.5},
         "training.moe.load_imbalance",

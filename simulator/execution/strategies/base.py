@@ -149,6 +149,18 @@ class Strategy(ABC):
         )
         return fold(mesh, parts, over)
 
+    def moe_groups(self, s: Scenario) -> dict[str, Group]:
+        """The expert layers' groups by the mesh dimension a layer's collective names
+        (model/ops_common.py COMM_DIMS): ep, etp, edp, their product ep_etp (the allgather
+        dispatcher's), and with the deepep dispatcher its two hops ep_local and ep_node."""
+        experts = self.expert_mesh(s)
+        groups = {d: experts.group(d) for d in ("ep", "etp", "edp")}
+        groups["ep_etp"] = experts.group("etp", "ep")
+        if s.training.moe.dispatcher == "deepep":
+            hops = self.dispatch_mesh(s)
+            groups |= {d: hops.group(d) for d in ("ep_local", "ep_node")}
+        return groups
+
     def grad_group(self, s: Scenario) -> Group:
         """The group gradients are reduced (or reduce-scattered) over first: the data-parallel
         ranks, and with context parallelism the cp ranks too, which hold the same parameters

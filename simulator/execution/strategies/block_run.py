@@ -89,7 +89,7 @@ def block_steps(
                 run.beside(o._collective(c))
         run.duration += g.fwd_s if fwd else g.bwd_s
         if ring:
-            run.flush()
+            run.flush(wait_aside=False)  # the kernels run beside the collectives
             run.join()
         for together in _together(after):
             if near is not None and tensor_parallel(together):
@@ -194,19 +194,23 @@ class BlockRun:
         if self.aside:
             self.last = self.o.b.add(f"{self.name} wait", "compute", self.phase, deps=self._deps())
 
-    def _deps(self, keep: bool = False) -> tuple:
-        deps = (*self.deps, self.last, *self.aside)
+    def _deps(self, keep: bool = False, wait_aside: bool = True) -> tuple:
+        """What the next task waits for: the block's inputs, its last task and (`wait_aside`)
+        the collectives off the compute stream; those it waits for are taken (`keep`: not)."""
+        deps = (*self.deps, self.last, *(self.aside if wait_aside else ()))
         if not keep:
-            self.deps, self.aside = (), []
+            self.deps = ()
+            if wait_aside:
+                self.aside = []
         return deps
 
-    def _emit(self, free: int = 0) -> None:
+    def _emit(self, free: int = 0, wait_aside: bool = True) -> None:
         """The kernels gathered so far (and the folded collectives) as one compute task."""
         self.parts += 1
         self.last = self.o._compute(
             self.name if self.parts == 1 else f"{self.name} ({self.parts})",
             self.phase,
-            self._deps(),
+            self._deps(wait_aside=wait_aside),
             self.duration,
             self.inline,
             alloc=self.alloc,
@@ -215,9 +219,9 @@ class BlockRun:
         )
         self.alloc, self.duration, self.inline, self.shares = 0, 0.0, [], []
 
-    def flush(self) -> None:
+    def flush(self, wait_aside: bool = True) -> None:
         if self.duration or self.inline:
-            self._emit()
+            self._emit(wait_aside=wait_aside)
 
     def close(self, free: int) -> int:
         """The last task; it frees `free` when it ends."""

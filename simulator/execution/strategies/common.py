@@ -182,7 +182,9 @@ def _segment_works(
                 after=g.after,
                 bwd_before=g.bwd_before,
                 bwd_after=g.bwd_after,
-                overlap=overlap_gemms(cm, fwd, bwd) if overlap and (g.before or g.after) else None,
+                overlap=overlap_gemms(cm, fwd, bwd)
+                if overlap and g.userbuffers and (g.before or g.after)
+                else None,
             )
         )
     return tuple(works)
@@ -213,6 +215,7 @@ def _block_work(
                 kind=t.moe.dispatcher,
                 ep_local=ep_local,
                 fp8=t.precision.gemm_dtype == "fp8",
+                shared_overlap=t.moe.overlap == "shared-expert",
             ),
         }
     segments = op_math.layer_segments(
