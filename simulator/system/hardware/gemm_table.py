@@ -25,6 +25,7 @@ from functools import cache
 
 import numpy as np
 
+from simulator.core.cache import Memo
 from simulator.core.resources import data_dir
 
 # The shipped tables (simulator/data/kernels/gemm-<name>.csv), by the GPU they were measured on.
@@ -41,6 +42,11 @@ class GemmTable:
     # dtype -> (points x 4) array of log2(b, m, n, k), and the matching log2 TFLOP/s
     coords: dict[str, np.ndarray] = field(compare=False, repr=False)
     log_tflops: dict[str, np.ndarray] = field(compare=False, repr=False)
+    # `relative` by its arguments: the table is immutable, so a shape is interpolated once
+    # (every evaluation of a scenario times the same few GEMM shapes again).
+    memo: Memo[float | None] = field(
+        default_factory=lambda: Memo(max_entries=1 << 16), compare=False, repr=False
+    )
 
     @property
     def dtypes(self) -> tuple[str, ...]:
@@ -48,6 +54,11 @@ class GemmTable:
 
     def relative(self, dtype: str, m: int, n: int, k: int, batch: int = 1) -> float | None:
         """The shape's throughput over the table's best for `dtype` (None: not measured)."""
+        return self.memo.get(
+            (dtype, m, n, k, batch), lambda: self._interpolate(dtype, m, n, k, batch)
+        )
+
+    def _interpolate(self, dtype: str, m: int, n: int, k: int, batch: int) -> float | None:
         pts = self.coords.get(dtype)
         if pts is None:
             return None
