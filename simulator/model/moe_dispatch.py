@@ -30,15 +30,16 @@ class Dispatch:
     """How tokens reach their experts (training.moe.dispatcher).
 
     alltoall (Megatron-Core MoEAlltoAllTokenDispatcher): one all-to-all over the ep group, each
-    token sent once per chosen expert. allgather (MoEAllGatherTokenDispatcher): all-gathers
-    over ep x etp, the volume independent of the routing (`allgather_segments`). deepep
-    (DeepEP's normal kernels, DeepSeek-V3 Sec 3.2.2): a token crosses the inter-host fabric once per distinct remote host among its experts, to
-    the GPU of the same local index there (`ep_node` group), which forwards it over NVLink to
-    its experts' GPUs (`ep_local` group); dispatched in FP8 when `fp8` (1 byte per element and
-    one fp32 scale per 128, DeepSeek-V3 Sec 3.3.2: "quantize the activation before MoE
-    up-projections into FP8 and then apply dispatch components"), combined in 16 bits. The two
-    hops run at the same time (DeepEP forwards tokens over NVLink while RDMA brings the next
-    ones: its README's "asymmetric-domain bandwidth forwarding").
+    token sent once per chosen expert. allgather (MoEAllGatherTokenDispatcher): all-gathers over
+    ep x etp, the volume independent of the routing (`allgather_segments`). deepep (DeepEP's
+    normal kernels, DeepSeek-V3 Sec 3.2.2): a token crosses the inter-host fabric once per
+    distinct remote host among its experts, to the GPU of the same local index there (`ep_node`
+    group), which forwards it over NVLink to its experts' GPUs (`ep_local` group); dispatched in
+    FP8 when `fp8` (1 byte per element and one fp32 scale per 128, DeepSeek-V3 Sec 3.3.2:
+    "quantize the activation before MoE up-projections into FP8 and then apply dispatch
+    components"), combined in 16 bits. The two hops run at the same time (DeepEP forwards tokens
+    over NVLink while RDMA brings the next ones: its README's "asymmetric-domain bandwidth
+    forwarding").
     """
 
     kind: str = "alltoall"
@@ -128,9 +129,9 @@ def alltoall_segments(
     dispatch: Dispatch | None,
     load: float,
 ) -> list[Segment]:
-    """The routing and the experts with the alltoall or
-    deepep dispatcher's collectives: the dispatch after the routing, the combine after the
-    experts, an etp all-gather / reduce-scatter inside them; backward mirrors each."""
+    """The routing and the experts with the alltoall or deepep dispatcher's collectives: the
+    dispatch after the routing, the combine after the experts, an etp all-gather /
+    reduce-scatter inside them; backward mirrors each."""
     busiest = busiest_share(moe, load)
     disp = math.ceil(tl * moe.experts_per_token * h * e * busiest)
     there, back = dispatch_comms(moe, tl, h, e, ep, dispatch, busiest)
@@ -163,15 +164,16 @@ def allgather_segments(
     local: int,
     m: int,
 ) -> list[Segment]:
-    """The routing and the experts with the allgather dispatcher's collectives over the n = ep x etp ranks (Megatron-Core
-    MoEAllGatherTokenDispatcher): after the routing, all-gathers of the routing map (bool), the
-    probabilities and the tokens, n x tl rows each (token_dispatch); the local experts' tokens
-    are picked out of them (dispatch_postprocess), their outputs scattered back into a zeroed
-    [n x tl, h] buffer (combine_preprocess) and reduce-scattered (token_combine, in the
-    probabilities' dtype, the logits': router.py `probs.type_as(logits)`). The volume does not
-    depend on the routing: no imbalance reaches it. Backward: the tokens' all-gather becomes a
-    reduce-scatter of their gradients, with the probabilities' gradients; the combine's
-    reduce-scatter an all-gather. n == 1: no collectives (token_dispatch skips them)."""
+    """The routing and the experts with the allgather dispatcher's collectives over the n = ep x etp
+    ranks (Megatron-Core MoEAllGatherTokenDispatcher): after the routing, all-gathers of the
+    routing map (bool), the probabilities and the tokens, n x tl rows each (token_dispatch); the
+    local experts' tokens are picked out of them (dispatch_postprocess), their outputs scattered
+    back into a zeroed [n x tl, h] buffer (combine_preprocess) and reduce-scattered
+    (token_combine, in the probabilities' dtype, the logits': router.py
+    `probs.type_as(logits)`). The volume does not depend on the routing: no imbalance reaches
+    it. Backward: the tokens' all-gather becomes a reduce-scatter of their gradients, with the
+    probabilities' gradients; the combine's reduce-scatter an all-gather. n == 1: no collectives
+    (token_dispatch skips them)."""
     n_e, tokens, rows = moe.num_experts, local * m, n * tl
     pick = _mem("moe_permute", "copy", tokens * h, 2 * tokens * h * e)
     scatter = _mem(
