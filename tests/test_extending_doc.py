@@ -222,6 +222,7 @@ MEMBERS = {
 # Words in backticks that are not Python names: keys of topology files, cases and the
 # `routing:` section, values, and names of other projects.
 WORDS = {
+    *ops_common.COMM_DIMS,  # the mesh dimensions a layer's collectives name
     *REQUIRED,
     *OPTIONAL,
     *COLLECTIVE_KEYS,
