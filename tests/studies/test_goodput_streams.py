@@ -46,3 +46,23 @@ def test_the_run_seeds_earlier_children_are_counted_and_the_cache_is_bounded():
     for child in (1, 2, 3):
         cache.stream(run, child, 1.0)
     assert len(cache._streams) == 2
+
+
+def test_arrival_times_accumulate_gap_by_gap_per_rate():
+    """What simpy's clock gives: t_i = t_(i-1) + gap_i / rate, one addition at a time, batch
+    after batch; a stream keeps each rate's own times (asking for another rate in between
+    changes nothing)."""
+    from simulator.studies.goodput.streams import RATES_KEPT
+
+    stream = DrawCache().stream(np.random.SeedSequence(7), 0, 0.8)
+    rate = 1.0 / 3600.0
+    first = stream.arrivals(rate, 0)
+    for other in range(RATES_KEPT + 2):  # more rates than are kept: the first is made again
+        stream.arrivals(rate * (2 + other), 1)
+    second = stream.arrivals(rate, 1)
+    t, want = 0.0, []
+    for gap in np.concatenate([stream.batch(0), stream.batch(1)]):
+        t = t + float(gap) / rate
+        want.append(t)
+    assert np.array_equal(np.concatenate([first, second]), np.array(want))
+    assert len(stream.times) <= RATES_KEPT

@@ -21,12 +21,17 @@ from simulator.studies.goodput.process import Draws
 StreamKey = tuple  # (entropy, spawn key of the child, pool size, Weibull shape)
 
 
+# Rates whose arrival times a stream keeps (a sweep varies the rate, a Session re-runs one).
+RATES_KEPT = 4
+
+
 class _Stream:
-    __slots__ = ("batches", "draws")
+    __slots__ = ("batches", "draws", "times")
 
     def __init__(self, seq: np.random.SeedSequence, shape: float):
         self.draws = Draws(np.random.default_rng(seq), shape)
         self.batches: list[np.ndarray] = []
+        self.times: OrderedDict[float, list[np.ndarray]] = OrderedDict()
 
     def batch(self, j: int) -> np.ndarray:
         while len(self.batches) <= j:
@@ -34,6 +39,25 @@ class _Stream:
             b.flags.writeable = False
             self.batches.append(b)
         return self.batches[j]
+
+    def arrivals(self, rate_s: float, j: int) -> np.ndarray:
+        """The arrival times of batch j at `rate_s` arrivals per second: the gaps (unit draws
+        over the rate) accumulated one at a time from 0, as simpy's clock does, batch after
+        batch; kept for the RATES_KEPT latest rates."""
+        per = self.times.get(rate_s)
+        if per is None:
+            per = self.times[rate_s] = []
+            if len(self.times) > RATES_KEPT:
+                self.times.popitem(last=False)
+        else:
+            self.times.move_to_end(rate_s)
+        while len(per) <= j:
+            last = float(per[-1][-1]) if per else 0.0
+            gaps = self.batch(len(per)) / rate_s
+            t = np.cumsum(np.concatenate(([last], gaps)))[1:]
+            t.flags.writeable = False
+            per.append(t)
+        return per[j]
 
 
 class DrawCache:
@@ -82,13 +106,12 @@ class RunArrivals:
         self.pending = [np.empty(0)] * len(self.classes)  # drawn, at or after the last horizon
 
     def _extend(self, k: int, horizon: float, limit: float) -> None:
-        """Draw class k's batches until past the horizon (or `limit` arrivals: the run ends by
-        then). Times accumulate one gap at a time from the last, as simpy's clock does."""
+        """Take class k's batches of arrival times (_Stream.arrivals) until past the horizon (or
+        `limit` arrivals: the run ends by then)."""
         parts = [self.pending[k]]
         while self.last[k] < horizon and self.drawn[k] < limit:
-            gaps = self.streams[k].batch(self.used[k]) / self.rates[k]
+            times = self.streams[k].arrivals(self.rates[k], self.used[k])
             self.used[k] += 1
-            times = np.cumsum(np.concatenate(([self.last[k]], gaps)))[1:]
             parts.append(times)
             self.last[k] = float(times[-1])
             self.drawn[k] += len(times)
