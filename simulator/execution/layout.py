@@ -280,6 +280,7 @@ class _BlockArgs(_EdgeArgs):
 
     flash_attention: bool
     dropout: bool
+    gemm_input_bytes: int | None
 
 
 def activations(
@@ -297,11 +298,13 @@ def activations(
     cp_comm: str = "ring",
     moe: MoEArgs | None = None,
     recompute: tuple[str, ...] | None = None,
+    gemm_input_bytes: int | None = None,
 ) -> Activations:
     """Korthikanti et al. 2022 per-block activations on one rank, and the recompute working set
     in backward. Blocks of one kind (stack, MoE or dense) are alike, so each kind's figures are
     computed once. `cp` divides the sequence; `moe` gives the MoE blocks' expert layout;
-    `recompute` the modules selective checkpointing recomputes (None: the attention core)."""
+    `recompute` the modules selective checkpointing recomputes (None: the attention core);
+    `gemm_input_bytes` the element size GEMMs keep their inputs in (None: dtype_bytes)."""
     arch = layout.arch
     kw: _BlockArgs = {
         "seq_len": seq_len,
@@ -311,6 +314,7 @@ def activations(
         "tp": tp,
         "sp": sp,
         "dropout": dropout,
+        "gemm_input_bytes": gemm_input_bytes,
     }
     extra: dict = {"cp": cp} if cp > 1 else {}
     block_extra = {**extra, "cp_comm": cp_comm} if cp > 1 else {}
@@ -401,4 +405,8 @@ def stage_activations(scenario: Scenario, lay: Layout) -> Activations:
         cp_comm=par.cp_comm,
         moe=moe,
         recompute=t.recompute_modules,
+        # A frozen base (LoRA) keeps no GEMM input for a weight gradient (Transformer Engine
+        # saves one only for a weight that requires it); the adapters keep theirs in 16 bits,
+        # which the 16-bit count stands for (execution/finetune.py).
+        gemm_input_bytes=None if t.finetune.adapters else t.precision.gemm_input_bytes,
     )

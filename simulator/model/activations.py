@@ -57,6 +57,7 @@ def activation_bytes_per_layer(
     load_imbalance: float = 1.0,
     dispatcher: str = "alltoall",
     recompute: tuple[str, ...] = DEFAULT_RECOMPUTE,
+    gemm_input_bytes: int | None = None,
 ) -> int:
     """Activations one block keeps for backward, per rank.
 
@@ -89,6 +90,14 @@ def activation_bytes_per_layer(
     MoE MLPs (block `index` with is_moe_layer; ep / etp / load_imbalance as in
     ops.layer_segments, dispatcher training.moe.dispatcher's) have their own terms:
     activations_moe.
+
+    `gemm_input_bytes` (None: dtype_bytes): the element size a GEMM keeps its input in for the
+    weight gradient; fp8-mixed keeps the fp8 cast, 1 byte (Transformer Engine's Linear, and
+    LayerNormLinear's normalized output, saved quantized). The terms that are a GEMM's input
+    only take it: the QKV and MLP inputs (the norm outputs) and the MLP's activation output.
+    The output projection's input is also flash attention's output, which the attention keeps
+    in 16 bits for its own backward: under fp8 the projection's fp8 copy adds to it. A
+    checkpointed MLP (recompute mlp) keeps its 16-bit input as the checkpoint's.
 
     `recompute`: with selective checkpointing, the Megatron-Core submodules recomputed in
     backward (--recompute-modules; the default, core_attn, is the paragraph above), each
@@ -127,18 +136,32 @@ def activation_bytes_per_layer(
         checkpointing == "none" or (checkpointing == "selective" and "core_attn" not in sel)
     )
     mask = 1 if dropout else 0
+    g = e if gemm_input_bytes is None else gemm_input_bytes
+    # The output projection's input: the attention output, kept once at 16 bits; under fp8 the
+    # projection's own fp8 copy, beside flash attention's 16-bit output.
+    proj_in = e if g == e else g + (e if flash_attention else 0)
 
     def attention(s_kv: int, s_scores: int) -> tuple[int, int]:
         shared = (
-            e * s * b * arch.q_dim + 2 * e * s_kv * b * arch.kv_dim + e * s * b * arch.q_dim
+            e * s * b * arch.q_dim + 2 * e * s_kv * b * arch.kv_dim + proj_in * s * b * arch.q_dim
         )  # Q K V, proj in
         scores = arch.num_heads * s * s_scores * b
         shared += (e + mask + (e if dropout else 0)) * scores if keep_scores else 0
-        return shared, e * sbh + mask * sbh  # QKV input and dropout mask are replicated
+        return shared, g * sbh + mask * sbh  # QKV input and dropout mask are replicated
 
     if arch.mla:
         a_shared, a_rep = mla_attention_terms(
-            arch, s, seq_len, b, e, mask, dropout, keep_scores, up_proj="mla_up_proj" not in sel
+            arch,
+            s,
+            seq_len,
+            b,
+            e,
+            mask,
+            dropout,
+            keep_scores,
+            up_proj="mla_up_proj" not in sel,
+            gemm_input_bytes=g,
+            proj_in_bytes=proj_in,
         )
     else:
         a_shared, a_rep = attention(s, seq_len)
@@ -158,13 +181,17 @@ def activation_bytes_per_layer(
             load_imbalance,
             recompute=frozenset(sel),
             dispatcher=dispatcher,
+            gemm_input_bytes=g,
         )
+        mlp_in = e * sbh  # the router's (16-bit) input
     else:
-        m_shared = 0 if "mlp" in sel else (2 if arch.gated else 1) * e * s * b * f + e * s * b * f
-        m_rep = e * sbh + mask * sbh
+        m_shared = 0 if "mlp" in sel else (2 if arch.gated else 1) * e * s * b * f + g * s * b * f
+        mlp_in = (e if "mlp" in sel else g) * sbh
+        m_rep = mlp_in + mask * sbh
     shared, replicated = a_shared + m_shared, a_rep + m_rep + 2 * e * sbh  # + two norm inputs
     if "layernorm" in sel:
-        replicated -= 2 * e * sbh  # the QKV / down-projection and MLP inputs: the norm outputs
+        # the QKV / down-projection and MLP inputs: the norm outputs
+        replicated -= g * sbh + mlp_in
     if arch.kind == "encoder-decoder" and stack == "decoder":
         s_enc = seq_len if encoder_seq_len is None else encoder_seq_len
         c_shared, c_rep = attention(s_enc, s_enc)
@@ -191,6 +218,7 @@ def recompute_working_bytes(
     etp: int = 1,
     load_imbalance: float = 1.0,
     dispatcher: str = "alltoall",
+    gemm_input_bytes: int | None = None,
 ) -> int:
     """Live during backward of a checkpointed block: one block's un-checkpointed activations."""
     return activation_bytes_per_layer(
@@ -212,6 +240,7 @@ def recompute_working_bytes(
         etp=etp,
         load_imbalance=load_imbalance,
         dispatcher=dispatcher,
+        gemm_input_bytes=gemm_input_bytes,
     )
 
 

@@ -24,6 +24,8 @@ def mla_attention_terms(
     keep_scores: bool,
     *,
     up_proj: bool = True,
+    gemm_input_bytes: int | None = None,
+    proj_in_bytes: int | None = None,
 ) -> tuple[int, int]:
     """(shared, replicated) bytes of one MLA attention sub-layer on s tokens (s_scores keys).
 
@@ -42,15 +44,21 @@ def mla_attention_terms(
     qkv_up_checkpoint, output-discarding checkpointing of the q / kv up projections and the
     RoPE application) drops Q, K and V, e*sb*a*(2(d + r) + d_v): they are re-projected from
     the latents, which stay, before the attention core's backward.
+    gemm_input_bytes (None: e) is the element size of a GEMM input kept only for its weight
+    gradient (fp8-mixed: 1, activations.activation_bytes_per_layer): the down projections'
+    input and the up projections' (one of each latent's two copies); proj_in_bytes (None: e)
+    the output projection input's, flash attention's output and, under fp8, its fp8 copy.
     """
     a = arch.attention
     assert a is not None
     heads, d, r = arch.num_heads, arch.head_size, a.rope_head_dim
     d_v = d if a.v_head_dim is None else a.v_head_dim
+    g = e if gemm_input_bytes is None else gemm_input_bytes
+    proj_in = e if proj_in_bytes is None else proj_in_bytes
     sb = s * b
-    latents = 2 * (a.q_lora_rank or 0) + 2 * a.kv_lora_rank
-    replicated = e * sb * arch.hidden_size + mask * sb * arch.hidden_size + e * sb * latents
-    shared = (e * sb * heads * (2 * (d + r) + d_v) if up_proj else 0) + e * sb * heads * d_v
+    latents = (e + g) * ((a.q_lora_rank or 0) + a.kv_lora_rank)  # a norm's input, a GEMM's
+    replicated = g * sb * arch.hidden_size + mask * sb * arch.hidden_size + sb * latents
+    shared = (e * sb * heads * (2 * (d + r) + d_v) if up_proj else 0) + proj_in * sb * heads * d_v
     if keep_scores:
         shared += (e + mask + (e if dropout else 0)) * heads * s * s_scores * b
     return shared, replicated
@@ -70,6 +78,7 @@ def moe_mlp_terms(
     *,
     recompute: frozenset[str] = frozenset(),
     dispatcher: str = "alltoall",
+    gemm_input_bytes: int | None = None,
 ) -> tuple[int, int, int]:
     """(shared, replicated, rank) bytes of one MoE MLP on s tokens of b sequences (the norm
     input, counted with the block's two norm inputs, excluded).
@@ -90,7 +99,11 @@ def moe_mlp_terms(
         unpermute scatters by index and keeps nothing, token_dispatcher.py
         MoEAllGatherTokenDispatcher)
       shared: the shared experts as a dense MLP of n_shared x their width f_s:
-        (2 or 1)*e*sb*f_s + e*sb*f_s, split over tp like the dense MLP.
+        (2 or 1)*e*sb*f_s + g*sb*f_s, split over tp like the dense MLP.
+    `gemm_input_bytes` (None: e; fp8-mixed: 1, Transformer Engine's GroupedLinear and Linear
+    keeping their inputs quantized) is the element size of the experts' and the shared
+    experts' fc1 and fc2 inputs; under fp8 the shared experts' fc1 keeps its own fp8 copy of
+    the MoE input, whose 16-bit original the router keeps (replicated, g*sbh more).
     `recompute` (--recompute-modules, Megatron-Core) drops: moe_act, the experts' activation
     output e*M*f_e/etp (experts.py: output-discarding checkpointing of the activation, re-run
     from the fc1 output before fc2's backward); shared_experts, the shared experts' terms
@@ -101,6 +114,7 @@ def moe_mlp_terms(
     assert moe is not None
     check_expert_parallel(moe, ep, etp, load_imbalance)
     h, k, n_e = arch.hidden_size, moe.experts_per_token, moe.num_experts
+    g = e if gemm_input_bytes is None else gemm_input_bytes
     sb = s * b
     fc1 = 2 if arch.gated else 1
     replicated = e * sb * h + mask * sb * h
@@ -109,7 +123,7 @@ def moe_mlp_terms(
     tokens, f_e = local * m, moe.expert_ffn_hidden_size // etp
     rank = (4 + 1) * t * n_e  # router probabilities and routing map
     act_out = 0 if "moe_act" in recompute else 1
-    rank += e * tokens * h + (fc1 + act_out) * e * tokens * f_e  # experts' inputs, activations
+    rank += g * tokens * h + fc1 * e * tokens * f_e + act_out * g * tokens * f_e  # fc1, fc2 in
     if dispatcher == "allgather":
         rank += e * tokens  # the local tokens' probabilities
     else:
@@ -119,5 +133,7 @@ def moe_mlp_terms(
         rank = 0
     elif moe.shared_experts and "shared_experts" not in recompute:
         f_s = moe.shared_experts * (moe.shared_expert_ffn_hidden_size or moe.expert_ffn_hidden_size)
-        shared = (fc1 + 1) * e * sb * f_s
+        shared = fc1 * e * sb * f_s + g * sb * f_s
+        if g != e:
+            replicated += g * sb * h  # the shared fc1's fp8 copy of the MoE input
     return shared, replicated, rank

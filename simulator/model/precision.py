@@ -26,6 +26,10 @@ class Precision:
     master_bytes: int  # an fp32 master copy kept by the optimizer (0: none)
     activation_bytes: int  # activations kept for backward
     state_bytes: int  # each optimizer state element (momentum, variance)
+    # A GEMM's input kept for its weight gradient; fp8-mixed keeps the fp8 cast (Transformer
+    # Engine's Linear / GroupedLinear save `inputmat`, the quantized input, when fp8 is on and
+    # the weight gradient is not overridden to higher precision: module/linear.py).
+    gemm_input_bytes: int
     gemm_dtype: str
     attention_dtype: str
     description: str
@@ -34,7 +38,9 @@ class Precision:
 # Mixed precision keeps an fp32 master copy (Micikevicius et al. 2018, "Mixed Precision
 # Training", Sec 3.1); pure bf16 keeps none and 16-bit optimizer states. fp8-mixed
 # (Transformer Engine) keeps 16-bit weights + fp32 master and casts to fp8 per GEMM, so its
-# memory is that of bf16-mixed; attention stays bf16. fp32 runs true fp32 GEMMs: PyTorch
+# model states are those of bf16-mixed; its GEMMs keep their inputs for backward in fp8 (one
+# byte; the per-tensor scale is negligible), the rest of the activations in bf16, and
+# attention stays bf16. fp32 runs true fp32 GEMMs: PyTorch
 # disables TF32 for matmuls by default since 1.12 (torch.backends.cuda.matmul.allow_tf32).
 PRECISIONS: dict[str, Precision] = {
     p.name: p
@@ -46,6 +52,7 @@ PRECISIONS: dict[str, Precision] = {
             master_bytes=0,
             activation_bytes=4,
             state_bytes=4,
+            gemm_input_bytes=4,
             gemm_dtype="fp32",
             attention_dtype="fp32",
             description="fp32 weights, gradients, activations and states",
@@ -57,6 +64,7 @@ PRECISIONS: dict[str, Precision] = {
             master_bytes=4,
             activation_bytes=2,
             state_bytes=4,
+            gemm_input_bytes=2,
             gemm_dtype="fp16",
             attention_dtype="fp16",
             description="fp16 compute, fp32 master weights and states (AMP / DeepSpeed fp16)",
@@ -68,6 +76,7 @@ PRECISIONS: dict[str, Precision] = {
             master_bytes=4,
             activation_bytes=2,
             state_bytes=4,
+            gemm_input_bytes=2,
             gemm_dtype="bf16",
             attention_dtype="bf16",
             description="bf16 compute, fp32 master weights and states",
@@ -79,6 +88,7 @@ PRECISIONS: dict[str, Precision] = {
             master_bytes=0,
             activation_bytes=2,
             state_bytes=2,
+            gemm_input_bytes=2,
             gemm_dtype="bf16",
             attention_dtype="bf16",
             description="pure bf16: no master copy, bf16 optimizer states",
@@ -90,6 +100,7 @@ PRECISIONS: dict[str, Precision] = {
             master_bytes=4,
             activation_bytes=2,
             state_bytes=4,
+            gemm_input_bytes=1,
             gemm_dtype="fp8",
             attention_dtype="bf16",
             description="fp8 GEMMs (Transformer Engine), bf16 attention, fp32 master and states",

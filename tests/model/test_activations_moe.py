@@ -53,6 +53,24 @@ def test_moe_block_by_hand():
     assert act(index=0) == act(replace(ARCH, moe=None))
 
 
+def test_moe_block_under_fp8_keeps_the_expert_gemm_inputs_in_one_byte():
+    # As test_moe_block_by_hand, with fp8 GEMM inputs (Transformer Engine): the QKV input 1sbh,
+    # the out-projection input 2sbh (flash attention's output) + 1sbh (its fp8 copy); the MoE
+    # input stays 2sbh (the router's 16-bit GEMM keeps it).
+    sbh = S * B * H
+    common = (1 + 6 + 3 + 1 + 4 + 2 + 1) * sbh
+    t, m = S * B, S * B * K
+    router = 4 * t * NE + t * NE
+    experts = 1 * m * H + 2 * 2 * m * FE + 1 * m * FE  # fc1 input fp8; gate, up; act out fp8
+    unpermute = 2 * t * K * H + 4 * t * K
+    assert act(index=1, gemm_input_bytes=1) == common + router + experts + unpermute
+    # Shared experts: their fc1 keeps its own fp8 copy of the MoE input (1sbh), their gate and
+    # up outputs 2 x 2sb f_s and their activation output, fc2's input, 1sb f_s.
+    arch = replace(ARCH, moe=replace(ARCH.moe, shared_experts=1, shared_expert_ffn_hidden_size=512))
+    shared = sbh + (2 * 2 + 1) * S * B * 512
+    assert act(arch, index=1, gemm_input_bytes=1) - act(index=1, gemm_input_bytes=1) == shared
+
+
 def test_moe_block_with_ep_tp_sp_cp_and_imbalance():
     tp, cp, ep = 2, 2, 4
     s_loc = S // cp
@@ -132,6 +150,11 @@ def test_mla_dense_block_by_hand():
     assert act(arch, index=0, tp=8) == replicated + shared // 8
     # Without flash attention the n x s x s scores: softmax output, dropout mask and output.
     assert act(arch, flash=False, index=0) - act(arch, index=0) == (2 + 1 + 2) * n * S * S * B
+    # fp8 GEMM inputs: the down projections' and MLP inputs 1sbh each (not 2), each latent's
+    # up-projection copy 1 byte (its norm input stays 2), the output projection's fp8 copy
+    # beside flash attention's output (+1 x n x 128), the MLP's activation output 1sbf.
+    fp8 = replicated - sb * h - sb * (1536 + 512) - sb * h + shared + sb * n * 128 - sb * f
+    assert act(arch, index=0, gemm_input_bytes=1) == fp8
 
 
 def test_qk_norm_keeps_q_and_k():

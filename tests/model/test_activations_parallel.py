@@ -47,3 +47,41 @@ def test_table_2_rows(t):
 
 def test_no_parallelism_is_equation_1():
     assert per_layer("none", 1, False) == pytest.approx(SBH * (34 + 5 * A * S / H), rel=1e-12)
+
+
+def test_fp8_keeps_gemm_inputs_in_one_byte():
+    """fp8-mixed (Transformer Engine keeps a Linear's fp8-cast input for its weight gradient),
+    flash attention, no dropout, tp 1. Per layer, in sbh:
+      16 bits: Q 2 + K, V 4 + out-projection input 2 + QKV input 2 + MLP fc1 output 8 +
+               activation output 8 + MLP input 2 + two norm inputs 4 = 32
+      fp8:     Q 2 + K, V 4 + out-projection input 2 (flash attention's output) + 1 (its fp8
+               copy) + QKV input 1 + fc1 output 8 + activation output 4 + MLP input 1 +
+               norm inputs 4 = 27"""
+
+    def layer(**kw) -> int:
+        return activation_bytes_per_layer(GPT, S, B, "none", True, dropout=False, **kw)
+
+    assert layer() == 32 * SBH
+    assert layer(gemm_input_bytes=2) == 32 * SBH
+    assert layer(gemm_input_bytes=1) == 27 * SBH
+    # With sequence parallelism over 8 ranks every term is split.
+    assert (
+        activation_bytes_per_layer(
+            GPT, S, B, "none", True, dropout=False, tp=8, sp=True, gemm_input_bytes=1
+        )
+        == 27 * SBH // 8
+    )
+    # Selective recompute of the norms drops their two outputs: the fp8 QKV and MLP inputs.
+    assert (
+        activation_bytes_per_layer(
+            GPT,
+            S,
+            B,
+            "selective",
+            True,
+            dropout=False,
+            gemm_input_bytes=1,
+            recompute=("core_attn", "layernorm"),
+        )
+        == 25 * SBH
+    )
