@@ -272,7 +272,6 @@ class MoEArgs(TypedDict, total=False):
     ep: int
     etp: int
     load_imbalance: float
-    dispatcher: str
 
 
 class _BlockArgs(_EdgeArgs):
@@ -385,12 +384,7 @@ def stage_activations(scenario: Scenario, lay: Layout) -> Activations:
     """`activations` with the scenario's training settings (the memory model's and the
     schedule's, so that the two cannot differ)."""
     t, par = scenario.training, scenario.training.parallel
-    moe: MoEArgs = {
-        "ep": par.ep,
-        "etp": par.etp,
-        "load_imbalance": t.moe.load_imbalance,
-        "dispatcher": t.moe.dispatcher,
-    }
+    moe: MoEArgs = {"ep": par.ep, "etp": par.etp, "load_imbalance": t.moe.load_imbalance}
     return activations(
         lay,
         t.seq_len,

@@ -55,7 +55,6 @@ def activation_bytes_per_layer(
     ep: int = 1,
     etp: int = 1,
     load_imbalance: float = 1.0,
-    dispatcher: str = "alltoall",
     recompute: tuple[str, ...] = DEFAULT_RECOMPUTE,
     gemm_input_bytes: int | None = None,
 ) -> int:
@@ -88,8 +87,7 @@ def activation_bytes_per_layer(
     Transformer Engine re-sending or re-gathering them in backward; all-to-all, Ulysses,
     all s tokens of heads/cp), so cp_comm does not change the count. MLA attention and
     MoE MLPs (block `index` with is_moe_layer; ep / etp / load_imbalance as in
-    ops.layer_segments, dispatcher training.moe.dispatcher's) have their own terms:
-    activations_moe.
+    ops.layer_segments) have their own terms: activations_moe.
 
     `gemm_input_bytes` (None: dtype_bytes): the element size a GEMM keeps its input in for the
     weight gradient; fp8-mixed keeps the fp8 cast, 1 byte (Transformer Engine's Linear, and
@@ -180,7 +178,6 @@ def activation_bytes_per_layer(
             etp,
             load_imbalance,
             recompute=frozenset(sel),
-            dispatcher=dispatcher,
             gemm_input_bytes=g,
         )
         mlp_in = e * sbh  # the router's (16-bit) input
@@ -217,7 +214,6 @@ def recompute_working_bytes(
     ep: int = 1,
     etp: int = 1,
     load_imbalance: float = 1.0,
-    dispatcher: str = "alltoall",
     gemm_input_bytes: int | None = None,
 ) -> int:
     """Live during backward of a checkpointed block: one block's un-checkpointed activations."""
@@ -239,7 +235,6 @@ def recompute_working_bytes(
         ep=ep,
         etp=etp,
         load_imbalance=load_imbalance,
-        dispatcher=dispatcher,
         gemm_input_bytes=gemm_input_bytes,
     )
 

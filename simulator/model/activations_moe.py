@@ -77,7 +77,6 @@ def moe_mlp_terms(
     load_imbalance: float,
     *,
     recompute: frozenset[str] = frozenset(),
-    dispatcher: str = "alltoall",
     gemm_input_bytes: int | None = None,
 ) -> tuple[int, int, int]:
     """(shared, replicated, rank) bytes of one MoE MLP on s tokens of b sequences (the norm
@@ -92,12 +91,12 @@ def moe_mlp_terms(
         the router's fp32 probabilities [T, num_experts] (softmax output) 4*T*E and its bool
         routing map T*E; the permuted tokens, the experts' fc1 input, e*M*h; the experts'
         fc1 output(s) (gated: gate and up) and activation output, (2 or 1)*e*M*f_e/etp +
-        e*M*f_e/etp; the unpermute input, the T x top-k expert outputs the weighted sum keeps
-        for the probabilities' gradient, e*T*k*h, and their fp32 probabilities 4*T*k; with
-        the allgather dispatcher instead the M probabilities of the local experts' tokens,
-        e*M, which the experts apply (dispatch_postprocess hands them to the experts; the
-        unpermute scatters by index and keeps nothing, token_dispatcher.py
-        MoEAllGatherTokenDispatcher)
+        e*M*f_e/etp; the M tokens' routing probabilities, e*M (the logits' dtype), which the
+        experts' weighted activation applies and keeps for their gradient: Megatron-Core
+        0.13 moved "the probs multiplication from unpermutation to activation function of
+        GroupedMLP" (MoE README; experts.py bias_act_func, weighted_bias_swiglu_impl), so the
+        unpermute of every dispatcher sums already weighted outputs and keeps nothing (before
+        0.13 it kept its T x top-k inputs, e*T*k*h)
       shared: the shared experts as a dense MLP of n_shared x their width f_s:
         (2 or 1)*e*sb*f_s + g*sb*f_s, split over tp like the dense MLP.
     `gemm_input_bytes` (None: e; fp8-mixed: 1, Transformer Engine's GroupedLinear and Linear
@@ -113,7 +112,7 @@ def moe_mlp_terms(
     moe = arch.moe
     assert moe is not None
     check_expert_parallel(moe, ep, etp, load_imbalance)
-    h, k, n_e = arch.hidden_size, moe.experts_per_token, moe.num_experts
+    h, n_e = arch.hidden_size, moe.num_experts
     g = e if gemm_input_bytes is None else gemm_input_bytes
     sb = s * b
     fc1 = 2 if arch.gated else 1
@@ -124,10 +123,7 @@ def moe_mlp_terms(
     rank = (4 + 1) * t * n_e  # router probabilities and routing map
     act_out = 0 if "moe_act" in recompute else 1
     rank += g * tokens * h + fc1 * e * tokens * f_e + act_out * g * tokens * f_e  # fc1, fc2 in
-    if dispatcher == "allgather":
-        rank += e * tokens  # the local tokens' probabilities
-    else:
-        rank += e * t * k * h + 4 * t * k  # unpermute input and its probabilities
+    rank += e * tokens  # the probabilities the weighted activation applies
     shared = 0
     if "moe" in recompute:
         rank = 0

@@ -167,8 +167,9 @@ def allgather_segments(
     """The routing and the experts with the allgather dispatcher's collectives over the n = ep x etp
     ranks (Megatron-Core MoEAllGatherTokenDispatcher): after the routing, all-gathers of the
     routing map (bool), the probabilities and the tokens, n x tl rows each (token_dispatch); the
-    local experts' tokens are picked out of them (dispatch_postprocess), their outputs scattered
-    back into a zeroed [n x tl, h] buffer (combine_preprocess) and reduce-scattered
+    local experts' tokens are picked out of them (dispatch_postprocess), their outputs (weighted
+    in the experts' activation) scattered back into a zeroed [n x tl, h] buffer
+    (combine_preprocess) and reduce-scattered
     (token_combine, in the probabilities' dtype, the logits': router.py
     `probs.type_as(logits)`). The volume does not depend on the routing: no imbalance reaches
     it. Backward: the tokens' all-gather becomes a reduce-scatter of their gradients, with the
@@ -176,9 +177,7 @@ def allgather_segments(
     (token_dispatch skips them)."""
     n_e, tokens, rows = moe.num_experts, local * m, n * tl
     pick = _mem("moe_permute", "copy", tokens * h, 2 * tokens * h * e)
-    scatter = _mem(
-        "moe_unpermute", "residual", tokens * h, (rows * h + 2 * tokens * h + tokens) * e
-    )
+    scatter = _mem("moe_unpermute", "residual", tokens * h, (rows * h + 2 * tokens * h) * e)
     work = (pick, *experts, scatter)
     if n == 1:
         return [Segment(name="moe_route", ops=tuple(route)), Segment(name="experts", ops=work)]

@@ -24,19 +24,23 @@ from simulator.model.moe_dispatch import (
 from simulator.model.ops_common import Op, Segment, _matmul, _mem, _norm, _residual, tp_segment
 
 
-def ffn_ops(prefix: str, m: int, f: int, h: int, e: int, gated: bool, batch: int = 1) -> list[Op]:
+def ffn_ops(
+    prefix: str, m: int, f: int, h: int, e: int, gated: bool, batch: int = 1, probs: bool = False
+) -> list[Op]:
     """Up (and gate) GEMMs, the activation and the down GEMM of an MLP of width f on m tokens;
-    `batch` experts of m tokens each as grouped GEMMs."""
+    `batch` experts of m tokens each as grouped GEMMs. `probs`: the activation also scales each
+    token by its routing probability (read, one per token, in the activations' dtype)."""
+    weights = batch * m * e if probs else 0
     if gated:
         ops = [
             _matmul(f"{prefix}_gate", m, f, h, e, batch),
             _matmul(f"{prefix}_up", m, f, h, e, batch),
-            _mem(f"{prefix}_act", "act", batch * m * f, 3 * batch * m * f * e),
+            _mem(f"{prefix}_act", "act", batch * m * f, 3 * batch * m * f * e + weights),
         ]  # read gate, up; write product
     else:
         ops = [
             _matmul(f"{prefix}_up", m, f, h, e, batch),
-            _mem(f"{prefix}_act", "act", batch * m * f, 2 * batch * m * f * e),
+            _mem(f"{prefix}_act", "act", batch * m * f, 2 * batch * m * f * e + weights),
         ]
     return ops + [_matmul(f"{prefix}_down", m, h, f, e, batch)]
 
@@ -134,7 +138,11 @@ def moe_segments(
         # SharedExpertMLP), run on the MoE input and added to the routed experts' output.
         f_s = moe.shared_experts * (moe.shared_expert_ffn_hidden_size or moe.expert_ffn_hidden_size)
         shared = ffn_ops("shared", t, f_s // tp, h, e, arch.gated)
-    experts = ffn_ops("expert", m, f_e, h, e, arch.gated, batch=local)
+    # The routing probabilities scale the experts' activation output (Megatron-Core >= 0.13,
+    # experts.py bias_act_func / weighted_bias_swiglu_impl: "Memory efficient token permutation
+    # by moving the probs multiplication from unpermutation to activation function of
+    # GroupedMLP", MoE README), so the unpermute only adds each token's expert outputs up.
+    experts = ffn_ops("expert", m, f_e, h, e, arch.gated, batch=local, probs=True)
     combine: list[Op] = []
     if dispatch is not None and dispatch.kind == "allgather":
         segments = allgather_segments(
@@ -160,10 +168,8 @@ def moe_segments(
             dispatch=dispatch,
             load=load_imbalance,
         )
-        # Unpermute: the weighted sum of each token's top-k expert outputs (fp32 probabilities).
-        combine = [
-            _mem("moe_unpermute", "residual", tl * k * h, (tl * k * h + tl * h) * e + tl * k * 4)
-        ]
+        # Unpermute: the sum of each token's top-k expert outputs (already weighted).
+        combine = [_mem("moe_unpermute", "residual", tl * k * h, (tl * k * h + tl * h) * e)]
     if not shared:
         return segments + [Segment(name="moe_combine", ops=tuple(combine + [residual]))]
     add = _mem("shared_add", "residual", tr * h, 3 * tr * h * e)

@@ -45,8 +45,10 @@ def test_moe_block_by_hand():
     t, m = S * B, S * B * K  # the rank's tokens; the permuted tokens (all 8 experts local)
     router = 4 * t * NE + t * NE  # fp32 probabilities, bool routing map
     experts = 2 * m * H + (2 + 1) * 2 * m * FE  # fc1 input; gate, up, activation output
-    unpermute = 2 * t * K * H + 4 * t * K  # expert outputs and their fp32 probabilities
-    assert act(index=1) == common + router + experts + unpermute
+    # The routing probabilities, scaled into the activation output (Megatron-Core >= 0.13),
+    # one per permuted token at 2 bytes; the unpermute keeps nothing.
+    weights = 2 * m
+    assert act(index=1) == common + router + experts + weights
     # Block 0 is dense: Korthikanti's terms with the gated MLP (gate, up 4sbf, act out 2sbf).
     dense = (2 + 6 + 2 + 1 + 4 + 2 + 1) * sbh + 6 * S * B * 4096
     assert act(index=0) == dense == act(index=None)
@@ -62,8 +64,7 @@ def test_moe_block_under_fp8_keeps_the_expert_gemm_inputs_in_one_byte():
     t, m = S * B, S * B * K
     router = 4 * t * NE + t * NE
     experts = 1 * m * H + 2 * 2 * m * FE + 1 * m * FE  # fc1 input fp8; gate, up; act out fp8
-    unpermute = 2 * t * K * H + 4 * t * K
-    assert act(index=1, gemm_input_bytes=1) == common + router + experts + unpermute
+    assert act(index=1, gemm_input_bytes=1) == common + router + experts + 2 * m
     # Shared experts: their fc1 keeps its own fp8 copy of the MoE input (1sbh), their gate and
     # up outputs 2 x 2sb f_s and their activation output, fc2's input, 1sb f_s.
     arch = replace(ARCH, moe=replace(ARCH.moe, shared_experts=1, shared_expert_ffn_hidden_size=512))
@@ -81,7 +82,7 @@ def test_moe_block_with_ep_tp_sp_cp_and_imbalance():
     t = s_loc * B // tp  # 1024 tokens routed by this rank
     # Per local expert: 1024 x 2 x 4 / 8 = 1024 on average, 1.5x on the busiest rank; 2 local.
     m = 2 * 1536
-    rank = 5 * t * NE + 2 * m * H + 6 * m * FE + 2 * t * K * H + 4 * t * K
+    rank = 5 * t * NE + 2 * m * H + 6 * m * FE + 2 * m
     got = act(index=1, tp=tp, sp=True, cp=cp, ep=ep, load_imbalance=1.5)
     assert got == split + rank
     # ep 2 x etp 2: 4 local experts of 1024 x 2 x 2 x 2 / 8 x 1.5 = 1536 tokens (the etp
@@ -89,8 +90,8 @@ def test_moe_block_with_ep_tp_sp_cp_and_imbalance():
     # activations are the same bytes, the fc1 input (6144 tokens, not 3072) twice.
     folded = act(index=1, tp=tp, sp=True, cp=cp, ep=2, etp=2, load_imbalance=1.5)
     m2 = 4 * 1536
-    assert folded == split + 5 * t * NE + 2 * m2 * H + 6 * m2 * FE // 2 + 2 * t * K * H + 4 * t * K
-    assert folded - got == 2 * (6144 - 3072) * H
+    assert folded == split + 5 * t * NE + 2 * m2 * H + 6 * m2 * FE // 2 + 2 * m2
+    assert folded - got == 2 * (6144 - 3072) * (H + 1)
 
 
 def test_shared_experts_are_a_dense_mlp_split_over_tp():

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from simulator.model.activations_moe import moe_mlp_terms
 from simulator.model.ops import Comm, Dispatch, layer_segments
 from tests.model.test_ops_moe import ARCH, FE, NE, B, E, H, K, S, op, seg
 
@@ -45,9 +44,13 @@ def test_allgather_dispatch_moves_every_token_once_over_ep_x_etp():
     names = [o.name for o in experts.ops]
     assert names[0] == "moe_permute" and names[-1] == "moe_unpermute"
     # The unpermute writes the zeroed [8192, h] output and adds the 4 x 2048 local outputs
-    # (read and written) with their probabilities.
+    # (read and written; the activation already weighted them).
     tokens = 4 * 2048
-    assert op(experts.ops, "moe_unpermute").bytes_moved == (rows * H + 2 * tokens * H + tokens) * E
+    assert op(experts.ops, "moe_unpermute").bytes_moved == (rows * H + 2 * tokens * H) * E
+    # The SwiGLU reads gate and up and writes their product, each token scaled by its
+    # routing probability (one read per token): Megatron-Core's weighted activation.
+    act = op(experts.ops, "expert_act")
+    assert act.bytes_moved == 3 * tokens * (FE // etp) * E + tokens * E
 
 
 def test_allgather_volume_does_not_depend_on_the_routing():
@@ -65,17 +68,6 @@ def test_allgather_volume_does_not_depend_on_the_routing():
 def test_allgather_without_expert_parallelism_has_no_collective():
     segs = layer_segments(ARCH, S, B, True, index=0, dispatch=AG)
     assert all(not (g.before or g.after or g.bwd_before or g.bwd_after) for g in segs)
-
-
-def test_allgather_keeps_the_local_probabilities_not_the_topk_outputs():
-    t, ep = B * S, 4
-    alltoall = moe_mlp_terms(ARCH, S, B, E, 0, 1, False, ep, 1, 1.0)
-    allgather = moe_mlp_terms(ARCH, S, B, E, 0, 1, False, ep, 1, 1.0, dispatcher="allgather")
-    # alltoall keeps the unpermute input, T x top-k x h, and its fp32 probabilities; the
-    # allgather dispatcher the M = 2 local experts x 4,096 tokens' probabilities (2 bytes).
-    m_tokens = (NE // ep) * (t * K * ep // NE)
-    assert alltoall[2] - allgather[2] == (E * t * K * H + 4 * t * K) - E * m_tokens
-    assert alltoall[:2] == allgather[:2]
 
 
 SHARED = replace(ARCH, moe=replace(ARCH.moe, shared_experts=1, shared_expert_ffn_hidden_size=2048))

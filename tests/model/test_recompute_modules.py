@@ -80,7 +80,9 @@ def test_moe_modules_by_hand():
     t = S * B  # ep = etp = 1, balanced: the experts see t x k tokens
     base = act(MOE, index=1)
     assert base - act(MOE, recompute=("moe_act",), index=1) == 2 * t * K * FE
-    routed = 5 * t * NE + 2 * t * K * H + 3 * 2 * t * K * FE + 2 * t * K * H + 4 * t * K
+    # router probabilities and map; fc1 input; gate, up, activation output; the routing
+    # probabilities the weighted activation keeps (t x k, 2 bytes).
+    routed = 5 * t * NE + 2 * t * K * H + 3 * 2 * t * K * FE + 2 * t * K
     assert base - act(MOE, recompute=("moe",), index=1) == routed
     assert act(MOE, recompute=("moe", "moe_act"), index=1) == act(MOE, recompute=("moe",), index=1)
 
