@@ -29,6 +29,33 @@ def make_scenario(
     return scenario_from_dict(data)
 
 
+def case_param(case: Any) -> Any:
+    """A shipped validation case as a pytest parameter: slow ones marked slow, one with a
+    stated known deviation a strict xfail (if it starts to pass, the note is stale)."""
+    import pytest
+
+    marks = [pytest.mark.slow] if case.slow else []
+    if case.known_deviation:
+        marks.append(pytest.mark.xfail(reason=case.known_deviation, strict=True))
+    return pytest.param(case, id=case.id, marks=marks)
+
+
+def power_cluster(num_gpus: int, gpus_per_host: int, power: Any) -> Any:
+    """A bare H100 ClusterSpec of num_gpus GPUs with the given PowerSpec (no topology built)."""
+    from simulator.spec.specs import ClusterSpec
+    from simulator.system.hardware import get_gpu
+
+    return ClusterSpec(
+        topology_name="t",
+        topology_ref="t",
+        gpu=get_gpu("h100"),
+        num_hosts=-(-num_gpus // gpus_per_host),
+        gpus_per_host=gpus_per_host,
+        num_gpus=num_gpus,
+        power=power,
+    )
+
+
 def cluster_of(num_gpus: int, gpu: str | None = None) -> dict[str, Any]:
     """A cluster section with exactly num_gpus GPUs (hosts of 8 A100s)."""
     hosts = max(1, -(-num_gpus // 8))

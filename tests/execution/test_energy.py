@@ -24,9 +24,8 @@ from simulator.execution.energy import (
     transfer_starts,
 )
 from simulator.execution.step import simulate_step
-from simulator.spec.specs import ClusterSpec, PowerSpec
-from simulator.system.hardware import get_gpu
-from tests.helpers import cluster_of, make_scenario
+from simulator.spec.specs import PowerSpec
+from tests.helpers import cluster_of, make_scenario, power_cluster
 
 COMPUTE = (1.0, 0.0, 0.0, 0.0)
 COMM = (0.0, 0.0, 1.0, 0.0)
@@ -82,18 +81,6 @@ def test_energy_is_the_integral_of_the_power_timeline(levels, idle, end):
     assert p.edges[0] == 0.0 and p.edges[-1] == pytest.approx(end)
 
 
-def _cluster(num_gpus: int, gpus_per_host: int, power: PowerSpec) -> ClusterSpec:
-    return ClusterSpec(
-        topology_name="t",
-        topology_ref="t",
-        gpu=get_gpu("h100"),
-        num_hosts=-(-num_gpus // gpus_per_host),
-        gpus_per_host=gpus_per_host,
-        num_gpus=num_gpus,
-        power=power,
-    )
-
-
 def test_cluster_sums_rank_classes_by_count_with_hosts_and_pue():
     # 8 GPUs on one host of 8 drawing 1,000 W besides them, PUE 1.5.
     # Class A, 3 GPUs: 600 W for 0-1 s, 100 W for 1-2 s. Class B, 5 GPUs: 200 W for 0-2 s.
@@ -102,7 +89,7 @@ def test_cluster_sums_rank_classes_by_count_with_hosts_and_pue():
     # Step: 5,700 + 3,450 = 9,150 J; swing 2,250 W; per GPU (2,800 + 1,300) / 8 / 2 = 256.25 W.
     a = PowerTimeline(edges=(0.0, 1.0, 2.0), watts=(600.0, 100.0), seconds={"compute": 1.0})
     b = PowerTimeline(edges=(0.0, 2.0), watts=(200.0,), seconds={"comm": 2.0})
-    cluster = _cluster(8, 8, PowerSpec(host_w=1000.0, pue=1.5))
+    cluster = power_cluster(8, 8, PowerSpec(host_w=1000.0, pue=1.5))
     e = cluster_energy(cluster, [("a", 3, a), ("b", 5, b)], 2.0)
     assert e.gpus == 8 and e.hosts == 1
     assert e.gpu_energy_j == pytest.approx(3 * 700 + 5 * 400)  # 4,100 J
@@ -122,7 +109,7 @@ def test_cluster_sums_rank_classes_by_count_with_hosts_and_pue():
 
 def test_default_host_draw_is_per_gpu_slot_and_run_figures():
     # 16 GPUs on hosts of 8: 2 hosts at 350 W x 8 = 2,800 W each (power.py, Latif et al.).
-    cluster = _cluster(
+    cluster = power_cluster(
         16, 8, PowerSpec(pue=1.0, electricity_usd_per_kwh=0.1, grid_kg_co2_per_kwh=0.4)
     )
     flat = PowerTimeline(edges=(0.0, 1.0), watts=(700.0,), seconds={"compute": 1.0})
@@ -141,7 +128,7 @@ def test_gpu_hour_price_is_the_cost_where_given():
     import dataclasses
 
     cluster = dataclasses.replace(
-        _cluster(16, 8, PowerSpec(electricity_usd_per_kwh=0.1)), price_per_gpu_hour=2.0
+        power_cluster(16, 8, PowerSpec(electricity_usd_per_kwh=0.1)), price_per_gpu_hour=2.0
     )
     flat = PowerTimeline(edges=(0.0, 1.0), watts=(700.0,), seconds={})
     r = run_energy(cluster, cluster_energy(cluster, [("all", 16, flat)], 1.0), 36000.0, "t")

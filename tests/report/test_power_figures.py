@@ -19,26 +19,13 @@ from simulator.report.energy import timeline_section
 from simulator.report.figures import power as fig_power
 from simulator.report.figures import power_cap as fig_cap
 from simulator.report.figures import power_run as fig_run
-from simulator.spec.specs import ClusterSpec, PowerSpec
+from simulator.spec.specs import PowerSpec
 from simulator.studies.simulate import simulate
-from simulator.system.hardware import get_gpu
-from tests.helpers import make_scenario
+from tests.helpers import make_scenario, power_cluster
 
 pytest.importorskip("matplotlib")
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-def _cluster(num_gpus: int, gpus_per_host: int, power: PowerSpec) -> ClusterSpec:
-    return ClusterSpec(
-        topology_name="t",
-        topology_ref="t",
-        gpu=get_gpu("h100"),
-        num_hosts=-(-num_gpus // gpus_per_host),
-        gpus_per_host=gpus_per_host,
-        num_gpus=num_gpus,
-        power=power,
-    )
 
 
 def _integral(t_s, watts) -> float:
@@ -63,7 +50,7 @@ def test_timeline_by_activity_hand_worked():
     a = power_timeline([blend], 100.0, 2.0)
     b = power_timeline([Level(watts=200.0, shares=(0, 0, 1, 0), spans=((0.0, 2.0),))], 100.0, 2.0)
     e = cluster_energy(
-        _cluster(8, 8, PowerSpec(host_w=1000.0, pue=1.5)), [("a", 3, a), ("b", 5, b)], 2.0
+        power_cluster(8, 8, PowerSpec(host_w=1000.0, pue=1.5)), [("a", 3, a), ("b", 5, b)], 2.0
     )
     t = timeline_section(e.series)
     assert t["t_s"] == [0.0, 1.0, 2.0]
@@ -88,7 +75,7 @@ def test_binned_timeline_keeps_the_energy_and_the_extremes():
     compute = Level(watts=600.0, shares=(1, 0, 0, 0), spans=((0.0, 0.5), (2.0, 3.0)))
     comm = Level(watts=300.0, shares=(0, 0, 1, 0), spans=((1.0, 1.25),))
     p = power_timeline([compute, comm], 100.0, 3.0)
-    e = cluster_energy(_cluster(1, 1, PowerSpec(host_w=0.0, pue=1.0)), [("all", 1, p)], 3.0)
+    e = cluster_energy(power_cluster(1, 1, PowerSpec(host_w=0.0, pue=1.0)), [("all", 1, p)], 3.0)
     t = timeline_section(e.series, points=2)
     assert t["t_s"] == [0.0, 1.5, 3.0]
     assert t["cluster_w"] == pytest.approx([300.0, 433.3], abs=0.05)

@@ -9,6 +9,7 @@ import pytest
 from simulator.core.errors import UserError
 from simulator.studies.accuracy import Outcome, summary
 from simulator.studies.cases import ENERGY_METRICS, METRICS, energy_metric, predict, shipped_cases
+from tests.helpers import case_param
 
 CASES = shipped_cases("energy")
 
@@ -62,14 +63,7 @@ def test_comparisons_are_summarised_apart():
     assert roles == [("energy", "validation"), ("energy", "calibration"), ("energy", "comparison")]
 
 
-def _param(case):
-    marks = [pytest.mark.slow] if case.slow else []
-    if case.known_deviation:
-        marks.append(pytest.mark.xfail(reason=case.known_deviation, strict=True))
-    return pytest.param(case, id=case.id, marks=marks)
-
-
-@pytest.mark.parametrize("case", [_param(c) for c in CASES])
+@pytest.mark.parametrize("case", [case_param(c) for c in CASES])
 def test_shipped_energy_cases(case):
     error = predict(case) / case.published - 1
     assert abs(error) <= case.tolerance, f"{case.id}: {100 * error:+.1f}%"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from simulator.studies.cases import MEMORY_METRICS, STEP_METRICS, predict, shipped_cases
+from tests.helpers import case_param
 
 CASES = shipped_cases("finetune")
 
@@ -22,14 +23,7 @@ def test_the_finetune_set_poses_lora_runs_with_their_choices():
     assert any(c.id.startswith("qlora-guanaco-65b") for c in CASES)
 
 
-def _param(case):
-    marks = [pytest.mark.slow] if case.slow else []
-    if case.known_deviation:
-        marks.append(pytest.mark.xfail(reason=case.known_deviation, strict=True))
-    return pytest.param(case, id=case.id, marks=marks)
-
-
-@pytest.mark.parametrize("case", [_param(c) for c in CASES])
+@pytest.mark.parametrize("case", [case_param(c) for c in CASES])
 def test_shipped_finetune_cases(case):
     error = predict(case) / case.published - 1
     assert abs(error) <= case.tolerance, f"{case.id}: {100 * error:+.1f}%"

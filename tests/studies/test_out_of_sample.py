@@ -9,17 +9,11 @@ from __future__ import annotations
 import pytest
 
 from simulator.studies.cases import Case, predict, shipped_cases
+from tests.helpers import case_param
 
 FILES = ("throughput", "model_parallel", "frameworks", "memory")
 CASES = [c for name in FILES for c in shipped_cases(name) if c.role == "validation"]
 CALIBRATION = [c for name in FILES for c in shipped_cases(name) if c.role == "calibration"]
-
-
-def _param(case: Case):
-    marks = [pytest.mark.slow] if case.slow else []
-    if case.known_deviation:
-        marks.append(pytest.mark.xfail(reason=case.known_deviation, strict=True))
-    return pytest.param(case, id=case.id, marks=marks)
 
 
 def _check(case: Case, label: str, capsys) -> None:
@@ -33,12 +27,12 @@ def _check(case: Case, label: str, capsys) -> None:
     assert abs(error) <= case.tolerance, case.source
 
 
-@pytest.mark.parametrize("case", [_param(c) for c in CASES])
+@pytest.mark.parametrize("case", [case_param(c) for c in CASES])
 def test_published_throughput_out_of_sample(case, capsys):
     _check(case, "OUT-OF-SAMPLE", capsys)
 
 
-@pytest.mark.parametrize("case", [_param(c) for c in CALIBRATION])
+@pytest.mark.parametrize("case", [case_param(c) for c in CALIBRATION])
 def test_in_sample_throughput_calibration(case, capsys):
     # IN-SAMPLE: the end-to-end factor was fitted to these rows; this only bounds the residuals.
     _check(case, "IN-SAMPLE", capsys)
