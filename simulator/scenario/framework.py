@@ -27,6 +27,7 @@ _FSDP2_INSTEAD = {
     "reshard_after_forward": "FSDP2's is training.fsdp2.reshard_after_forward",
     "backward_prefetch": "FSDP2 removed backward_prefetch: it always prefetches the previous block (BACKWARD_PRE)",
     "limit_all_gathers": "FSDP2 removed limit_all_gathers: its all-gathers wait for the previous copy-out instead",
+    "reduce_dtype": "FSDP2's is training.fsdp2.reduce_dtype (MixedPrecisionPolicy)",
 }
 _SPECS = {"deepspeed": DeepSpeedSpec, "pytorch-fsdp2": Fsdp2Spec, "megatron": MegatronSpec}
 _FIELDS = {field for field, _ in FRAMEWORK_SECTIONS.values()}

@@ -336,6 +336,7 @@ def _training(
             backward_prefetch=z.backward_prefetch,
             limit_all_gathers=z.limit_all_gathers,
             reshard_after_forward=reshard,
+            reduce_dtype=z.reduce_dtype,
         ),
         bucket_size_bytes=t.bucket_size,
         gradient_as_bucket_view=t.gradient_as_bucket_view,

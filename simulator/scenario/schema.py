@@ -10,7 +10,7 @@ Quantities are strings with units ("80 GiB", "400 Gb/s"): a bare number is refus
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -166,6 +166,11 @@ class Zero3Section(Strict):
     backward_prefetch: bool = True
     limit_all_gathers: bool = True
     reshard_after_forward: bool = True
+    reduce_dtype: Literal["fp32", "bf16", "fp16"] | None = Field(
+        None,
+        description="MixedPrecision reduce_dtype: the gradient reduce-scatter's datatype (default: "
+        "the parameters', bf16 under bf16-mixed; Composer's mixed_precision DEFAULT is fp32)",
+    )
 
 
 class PipelineSection(Strict):

@@ -34,6 +34,9 @@ class ShardingSpec:
     backward_prefetch: bool = True
     limit_all_gathers: bool = True
     reshard_after_forward: bool = True
+    # FSDP1 MixedPrecision(reduce_dtype=None) takes param_dtype's value: None reduces in the
+    # gradients' dtype (bf16 under bf16-mixed).
+    reduce_dtype: str | None = None
 
 
 # ---- framework profiles: how a framework schedules memory and communication (execution/frameworks).

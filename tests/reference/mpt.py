@@ -6,7 +6,10 @@ Source: mosaicml/llm-foundry, scripts/train/benchmarking/README.md (commit 061f2
 scripts/train/yamls/pretrain/mpt-*.yaml. Copied from shared/validation/published.yaml
 (cases mpt-*-s2048-8xa100_80gb, confidence high, suggested tolerance 20%).
 Setup for every row: seq_len 2048, 8 GPUs, FSDP FULL_SHARD (zero3) with limit_all_gathers,
-no activation checkpointing, amp_bf16, triton/flash fused attention, decoupled AdamW.
+no activation checkpointing, amp_bf16, triton/flash fused attention, decoupled AdamW; the
+table's MP Mode DEFAULT is Composer's bf16 parameters with fp32 gradient reduction
+(composer get_mixed_precision: DEFAULT -> reduce_dtype torch.float32), posed as
+training.zero3.reduce_dtype fp32.
 """
 
 # (preset, micro_batch_per_gpu, grad_accum, published tokens/s/GPU, published MFU %)
@@ -27,6 +30,7 @@ def mpt_scenario(preset: str, micro_batch: int, grad_accum: int) -> dict:
         "model": {"preset": preset},
         "training": {
             "strategy": "zero3",
+            "zero3": {"reduce_dtype": "fp32"},
             "precision": "bf16-mixed",
             "optimizer": "adamw",
             "micro_batch_size": micro_batch,

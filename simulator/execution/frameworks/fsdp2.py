@@ -30,8 +30,14 @@ from typing import TYPE_CHECKING
 
 from simulator.execution.frameworks.units import stage_modules
 from simulator.execution.strategies.base import PassEdges, StateBytes
-from simulator.execution.strategies.fsdp import HSDP, FsdpSession, Zero3, _PassState
-from simulator.model.ops import Op
+from simulator.execution.strategies.fsdp import (
+    HSDP,
+    FsdpSession,
+    Zero3,
+    _PassState,
+    copy_s,
+    wire_grad_bytes,
+)
 from simulator.spec.specs import ShardingSpec
 
 
@@ -42,11 +48,6 @@ def padded_numel(modules, n: int) -> int:
         for t in m.tensors:
             seen[t.name] = math.ceil(t.rows / n) * n * t.cols + max(0, t.numel - t.rows * t.cols)
     return sum(seen.values())
-
-
-def _copy_s(ctx, nbytes: int) -> float:
-    """A memory-bound copy kernel that reads and writes `nbytes` in all."""
-    return ctx.cm.op_time_s(Op("copy", "memory", 0.0, int(nbytes)))
 
 
 class _Fsdp2:
@@ -164,6 +165,8 @@ class Fsdp2HSDP(_Fsdp2, HSDP):
 
 
 class Fsdp2Session(FsdpSession):
+    casts_gradient = False
+
     def __init__(self, ctx, b, shard, replica) -> None:
         super().__init__(ctx, b, shard, replica)
         s = ctx.scenario
@@ -178,8 +181,7 @@ class Fsdp2Session(FsdpSession):
         self.padded = {name: padded_numel(m, self.n) for name, m in mods.items()}
         self.padded["root"] = padded_numel(root, self.n)
         self.reduces: list[int] = []
-        dtype = s.training.framework.fsdp2.reduce_dtype
-        self.reduce_bytes = {"fp32": 4, "bf16": 2, "fp16": 2}.get(dtype, ctx.gb)
+        self.reduce_bytes = wire_grad_bytes(s.training.framework.fsdp2.reduce_dtype, ctx.gb)
 
     def gathered(self, unit: str, params: int) -> int:
         return self.padded[unit]
@@ -194,7 +196,7 @@ class Fsdp2Session(FsdpSession):
             "comm",
             "copy",
             deps=deps,
-            duration_s=_copy_s(self.ctx, 2 * shard_bytes),
+            duration_s=copy_s(self.ctx, 2 * shard_bytes),
         )
         return super().gather(name, params, (copy_in,), alloc, unit)
 
@@ -204,7 +206,7 @@ class Fsdp2Session(FsdpSession):
             "comm_rs",
             "copy",
             deps=deps,
-            duration_s=_copy_s(self.ctx, self.padded[unit] * (self.ctx.gb + self.reduce_bytes)),
+            duration_s=copy_s(self.ctx, self.padded[unit] * (self.ctx.gb + self.reduce_bytes)),
         )
         done = super().reduce(name, params, (copy_in,), free, unit)
         self.reduces.append(self.last_reduce_scatter)
@@ -218,7 +220,7 @@ class Fsdp2Session(FsdpSession):
             "compute",
             "copy",
             deps=deps,
-            duration_s=_copy_s(self.ctx, (pad + unit.params) * pb),
+            duration_s=copy_s(self.ctx, (pad + unit.params) * pb),
             alloc_bytes=unit.params * pb,
             free_bytes=pad * pb,
         )

@@ -13,6 +13,13 @@ Follows PyTorch FSDP (Zhao et al. 2023, Sec 3-4) with the transformer block as t
 - HSDP: all-gathers and reduce-scatters run within a shard group; each reduce-scattered
   gradient shard is then all-reduced across the replica groups.
 - gradient accumulation without no_sync: every micro-batch communicates (FSDP default).
+- MixedPrecision reduce_dtype other than the gradients' (Composer's mixed_precision DEFAULT:
+  bf16 parameters, fp32 reduce): the post-backward hook casts the unsharded gradient to it on
+  the post-backward stream before the reduce-scatter, which then moves reduce_dtype bytes; the
+  gradient autograd computed stays allocated beside the cast copy until the reduce-scatter ends
+  (record_stream on the post-backward stream). torch/distributed/fsdp/_runtime_utils.py
+  `_post_backward_hook` (torch 2.0-2.4): `flat_param.grad.data = flat_param.grad.to(
+  handle._reduce_dtype)`, then `_reduce_grad`, then `_no_dispatch_record_stream`.
 """
 
 from __future__ import annotations
@@ -26,9 +33,21 @@ from simulator.execution.strategies.base import Strategy
 from simulator.execution.strategies.buckets import BucketSession
 from simulator.execution.strategies.common import ChunkWork, Context, optimizer_step, shard_of
 from simulator.execution.strategies.ddp import DDP_FIRST_BUCKET_BYTES
+from simulator.model.ops import Op
 from simulator.spec.mesh import Group
 
 SHARD_GRAD_OP = "fsdp-shard-grad-op"
+DTYPE_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
+
+
+def wire_grad_bytes(reduce_dtype: str | None, gb: int) -> int:
+    """Bytes per gradient element reduced: reduce_dtype's, or the gradients' own (None)."""
+    return DTYPE_BYTES[reduce_dtype] if reduce_dtype else gb
+
+
+def copy_s(ctx: Context, nbytes: int) -> float:
+    """A memory-bound copy kernel that reads and writes `nbytes` in all."""
+    return ctx.cm.op_time_s(Op("copy", "memory", 0.0, int(nbytes)))
 
 
 class Zero3(Strategy):
@@ -74,9 +93,16 @@ class Zero3(Strategy):
             gathered = blocks[i].params + (blocks[i - 1].params if i and z.backward_prefetch else 0)
         # This block's full gradient, and the next block's, whose reduce-scatter is in flight
         # (with backward prefetch it surely is; without, it may have finished while this
-        # block's all-gather ran, so the analytic peak is then an upper bound).
+        # block's all-gather ran, so the analytic peak is then an upper bound). Reduced in
+        # another dtype, the one in flight is held twice: as computed and cast.
         pending = blocks[i + 1].params if i + 1 < len(blocks) else 0
-        return gathered * pb + (blocks[i].params + pending) * gb
+        return gathered * pb + blocks[i].params * gb + pending * self._pending_grad_bytes(s, gb)
+
+    @staticmethod
+    def _pending_grad_bytes(s, gb: int) -> int:
+        """Bytes per element of a gradient whose reduce-scatter is in flight (module doc)."""
+        rb = wire_grad_bytes(s.training.sharding.reduce_dtype, gb)
+        return gb + rb if rb != gb else gb
 
     # ---- groups and schedule
 
@@ -164,11 +190,16 @@ class FsdpSession:
     """One stage's FSDP step: per-block all-gathers with prefetch and rate limiting, per-block
     reduce-scatters (and HSDP's replica all-reduces), for every pass of the pipeline."""
 
+    # FSDP1's post-backward cast to reduce_dtype, a kernel of its own (module doc); FSDP2
+    # casts while copying into its reduce-scatter input.
+    casts_gradient: ClassVar[bool] = True
+
     def __init__(self, ctx: Context, b: ScheduleBuilder, shard: Group, replica: Group | None):
         self.ctx, self.b, self.shard, self.replica = ctx, b, shard, replica
         s = ctx.scenario
         self.z, self.offload, self.n = s.training.sharding, s.training.offload.params, shard.size
-        self.reduce_bytes = ctx.gb  # bytes per gradient element on the wire
+        # bytes per gradient element on the wire
+        self.reduce_bytes = wire_grad_bytes(s.training.sharding.reduce_dtype, ctx.gb)
         self.grad_comm: list[int] = []
         self.previous_pass_end: int | None = None
         self.previous_pass: tuple[bool, int, int] | None = None
@@ -209,16 +240,27 @@ class FsdpSession:
         )
 
     def reduce(self, name: str, params: int, deps, free: int, unit: str = "") -> int:
-        gb = self.reduce_bytes
+        gb, numel = self.reduce_bytes, self.gathered(unit, params)
+        cast = 0
+        if gb != self.ctx.gb and self.casts_gradient:
+            cast = numel * gb
+            deps = (
+                self.b.add(
+                    name.replace("reduce_scatter", "cast gradient for reduce_scatter"),
+                    "comm_rs",
+                    "copy",
+                    deps=deps,
+                    duration_s=copy_s(self.ctx, numel * (self.ctx.gb + gb)),
+                    alloc_bytes=cast,
+                ),
+            )
         rs = self.b.add(
             name,
             "comm_rs",
             "comm",
             deps=deps,
-            free_bytes=free,
-            collective=Collective(
-                op="reduce_scatter", group=self.shard, size_bytes=self.gathered(unit, params) * gb
-            ),
+            free_bytes=free + cast,
+            collective=Collective(op="reduce_scatter", group=self.shard, size_bytes=numel * gb),
         )
         self.last_reduce_scatter = rs
         if self.replica is not None:
