@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 
 from simulator.core.errors import UserError
+from simulator.system.comm.algorithms.base import merge_phases
+from simulator.system.comm.algorithms.pat import plan_pat, plan_pat_together
 from simulator.system.comm.algorithms.ring import MESH_RINGS_8
 from simulator.system.comm.calibration import IDEAL_CALIBRATION
 from simulator.system.comm.cost import CommContext, collective_cost
@@ -247,3 +249,27 @@ def test_concurrent_pat_rails_share_the_fabric():
     assert sum(len(ph.edge_ids) for ph in all8.phases) > 7 * sum(
         len(ph.edge_ids) for ph in one.phases
     )
+
+
+@pytest.mark.parametrize("op", ["all_gather", "reduce_scatter"])
+def test_pat_groups_routed_together_are_their_merged_plans_to_the_bit(op):
+    # Routing disjoint groups in one call (plan_pat_together) must give what planning each group
+    # and merging them gives (merge_phases): each group's loads summed over its own flows, then
+    # over the groups in order; the slowest group's path; the first group's per-rank bytes.
+    topo = load_topology("h100-ndr-cluster", num_hosts=64)
+    rails = tuple(tuple(range(r, topo.num_gpus, 8)) for r in range(8))
+    shifted = tuple(tuple(h * 8 + (h + r) % 8 for h in range(64)) for r in range(8))
+    for groups in (rails, shifted, rails[:1]):
+        together = plan_pat_together(topo, op, groups)
+        merged = [merge_phases(same) for same in zip(*(plan_pat(topo, op, g) for g in groups))]
+        assert len(together) == len(merged) == 6  # log2(64) steps
+        for a, b in zip(together, merged):
+            assert np.array_equal(a.edge_ids, b.edge_ids)
+            assert np.array_equal(a.unit_load, b.unit_load)
+            assert np.array_equal(a.sent_per_rank, b.sent_per_rank)
+            assert np.array_equal(a.recv_per_rank, b.recv_per_rank)
+            assert (a.n_steps, a.net_steps, a.path_latency_s) == (
+                b.n_steps,
+                b.net_steps,
+                b.path_latency_s,
+            )

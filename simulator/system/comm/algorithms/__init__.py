@@ -29,7 +29,7 @@ from simulator.system.comm.algorithms.collnet import plan_collnet
 from simulator.system.comm.algorithms.hierarchical import plan_hierarchical
 from simulator.system.comm.algorithms.nvls import plan_nvls, plan_nvls_tree
 from simulator.system.comm.algorithms.p2p import plan_p2p, plan_p2p_together
-from simulator.system.comm.algorithms.pat import plan_pat
+from simulator.system.comm.algorithms.pat import plan_pat, plan_pat_together
 from simulator.system.comm.algorithms.ring import plan_ring
 from simulator.system.comm.algorithms.tree import plan_tree
 
@@ -156,6 +156,7 @@ ALGORITHMS: dict[str, Algorithm] = {
         Algorithm(
             name="pat",
             plan=plan_pat,
+            plan_together=plan_pat_together,
             ops=("all_gather", "reduce_scatter"),
             family="pat",
             protocols=("Simple",),

@@ -164,47 +164,45 @@ def phase_plan_blocks(
     return PhasePlan(name, edge_ids, load, float(steps), net, path, sent, recv)
 
 
-def phase_plans_routed_once(topo, group, name, phases) -> tuple[PhasePlan, ...]:
-    """Several phases of one group's flows, [(src, dst, w, steps, critical), ...], routed in one
-    call and their link loads summed in one pass, keyed by (phase, edge) (log-step algorithms
-    have log2(n) small phases: routing and summing are their cost)."""
-    members = np.asarray(group, np.int64)
-    rank_of = np.full(topo.num_gpus, -1, np.int64)
-    rank_of[members] = np.arange(len(members))
-    sizes = [len(ph[0]) for ph in phases]
+def phase_plans_routed_together(topo, name, groups, phases_of) -> tuple[PhasePlan, ...]:
+    """Several phases of flows, `phases_of(group)` = [(src, dst, w, steps, critical), ...], for
+    disjoint groups of one shape running together: routed in one call, their link loads summed
+    in one pass keyed by (group, phase, edge) (log-step algorithms have log2(n) small phases:
+    routing and summing are their cost), then merged phase by phase as `merge_phases` merges
+    separate plans (each group's loads summed in the order of its own flows, the groups' in
+    group order, so the result is the per-group plans' merge to the bit)."""
+    per_group = [phases_of(g) for g in groups]
+    flat = [ph for phases in per_group for ph in phases]
+    sizes = [len(ph[0]) for ph in flat]
     starts = np.cumsum([0, *sizes])
-    src = np.concatenate([np.asarray(ph[0], np.int64) for ph in phases])
-    dst = np.concatenate([np.asarray(ph[1], np.int64) for ph in phases])
+    src = np.concatenate([np.asarray(ph[0], np.int64) for ph in flat])
+    dst = np.concatenate([np.asarray(ph[1], np.int64) for ph in flat])
     flow_i, edge_i, share = topo.routes(src, dst)
-    w = np.repeat([float(ph[2]) for ph in phases], sizes)
+    w = np.repeat([float(ph[2]) for ph in flat], sizes)
     n_edges = len(topo.latency_s)
-    phase_of = np.repeat(np.arange(len(phases)), sizes)
+    segment_of = np.repeat(np.arange(len(flat)), sizes)
     keys, load = _edge_loads(
-        len(phases) * n_edges, phase_of[flow_i] * n_edges + edge_i, w[flow_i] * share
+        len(flat) * n_edges, segment_of[flow_i] * n_edges + edge_i, w[flow_i] * share
     )
-    key_phase, key_edge = np.divmod(keys, n_edges)
-    cut = np.searchsorted(key_phase, np.arange(len(phases) + 1))
+    key_segment, key_edge = np.divmod(keys, n_edges)
+    cut = np.searchsorted(key_segment, np.arange(len(flat) + 1))
     lat = np.bincount(flow_i, weights=topo.latency_s[edge_i] * share, minlength=len(src))
     inter = topo.hosts[src] != topo.hosts[dst]
-    out = []
-    for k, (_, _, _, steps, critical) in enumerate(phases):
-        a, b = starts[k], starts[k + 1]
-        sent = np.bincount(rank_of[src[a:b]], weights=w[a:b], minlength=len(members))
-        recv = np.bincount(rank_of[dst[a:b]], weights=w[a:b], minlength=len(members))
+    # Per-rank bytes are the first group's (merge_phases keeps one instance's: they are alike).
+    members = np.asarray(groups[0], np.int64)
+    rank_of = np.full(topo.num_gpus, -1, np.int64)
+    rank_of[members] = np.arange(len(members))
+    plans = []
+    for j, (_, _, _, steps, critical) in enumerate(flat):
+        a, b = starts[j], starts[j + 1]
+        if j < len(per_group[0]):
+            sent = np.bincount(rank_of[src[a:b]], weights=w[a:b], minlength=len(members))
+            recv = np.bincount(rank_of[dst[a:b]], weights=w[a:b], minlength=len(members))
         path, net = critical(lat[a:b], inter[a:b])
-        out.append(
-            PhasePlan(
-                name,
-                key_edge[cut[k] : cut[k + 1]],
-                load[cut[k] : cut[k + 1]],
-                float(steps),
-                net,
-                path,
-                sent,
-                recv,
-            )
-        )
-    return tuple(out)
+        edges, loads = key_edge[cut[j] : cut[j + 1]], load[cut[j] : cut[j + 1]]
+        plans.append(PhasePlan(name, edges, loads, float(steps), net, path, sent, recv))
+    n = len(per_group[0])
+    return tuple(merge_phases(plans[k::n]) for k in range(n))
 
 
 def switch_links(topo: Topology, ranks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

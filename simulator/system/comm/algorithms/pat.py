@@ -9,12 +9,22 @@ from __future__ import annotations
 
 import numpy as np
 
-from simulator.system.comm.algorithms.base import PhasePlan
-from simulator.system.comm.algorithms.base import phase_plans_routed_once as phases_routed
+from simulator.system.comm.algorithms.base import PhasePlan, phase_plans_routed_together
 from simulator.system.topology.graph import Topology
 
 
 def plan_pat(topo: Topology, op: str, group: tuple[int, ...]) -> tuple[PhasePlan, ...]:
+    return plan_pat_together(topo, op, (group,))
+
+
+def plan_pat_together(
+    topo: Topology, op: str, groups: tuple[tuple[int, ...], ...]
+) -> tuple[PhasePlan, ...]:
+    """PAT on disjoint groups of one shape at once (routed in one call)."""
+    return phase_plans_routed_together(topo, op, groups, lambda group: _phases(op, group))
+
+
+def _phases(op: str, group: tuple[int, ...]) -> list:
     g = np.asarray(group, np.int64)
     n = len(g)
     ranks = np.arange(n)
@@ -27,4 +37,4 @@ def plan_pat(topo: Topology, op: str, group: tuple[int, ...]) -> tuple[PhasePlan
         peer = (ranks - span) % n if op == "all_gather" else (ranks + span) % n
         phases.append((g, g[peer], min(span, n - span) / n, 1, critical))
         span *= 2
-    return phases_routed(topo, group, op, phases)
+    return phases
