@@ -9,7 +9,7 @@ import pytest
 from simulator.core.errors import UserError
 from simulator.system.comm.algorithms.base import merge_phases
 from simulator.system.comm.algorithms.pat import plan_pat, plan_pat_together
-from simulator.system.comm.algorithms.ring import MESH_RINGS_8
+from simulator.system.comm.algorithms.ring import MESH_RINGS_8, plan_ring, plan_ring_together
 from simulator.system.comm.calibration import IDEAL_CALIBRATION
 from simulator.system.comm.cost import CommContext, collective_cost
 from simulator.system.topology.builders import LINK_KINDS
@@ -273,3 +273,31 @@ def test_pat_groups_routed_together_are_their_merged_plans_to_the_bit(op):
                 b.net_steps,
                 b.path_latency_s,
             )
+
+
+@pytest.mark.parametrize("op", ["all_reduce", "all_gather", "broadcast"])
+@pytest.mark.parametrize(
+    ("topology", "hosts", "shape"),
+    [("h100-ndr-cluster", 64, "rails"), ("h100-ndr-cluster", 16, "hosts"), ("dgx-h100", 1, "tp")],
+)
+def test_ring_groups_routed_together_are_their_merged_plans_to_the_bit(op, topology, hosts, shape):
+    topo = load_topology(topology, num_hosts=hosts)
+    n = topo.num_gpus
+    groups = {
+        "rails": tuple(tuple(range(r, n, 8)) for r in range(8)),  # one GPU per host
+        "hosts": tuple(tuple(range(h * 32, h * 32 + 32)) for h in range(n // 32)),  # 4 hosts each
+        "tp": ((0, 1, 2, 3), (4, 5, 6, 7)),  # inside one NVSwitch box
+    }[shape]
+    together = plan_ring_together(topo, op, groups)
+    merged = [merge_phases(same) for same in zip(*(plan_ring(topo, op, g) for g in groups))]
+    assert len(together) == len(merged) == 1
+    for a, b in zip(together, merged):
+        assert np.array_equal(a.edge_ids, b.edge_ids)
+        assert np.array_equal(a.unit_load, b.unit_load)
+        assert np.array_equal(a.sent_per_rank, b.sent_per_rank)
+        assert np.array_equal(a.recv_per_rank, b.recv_per_rank)
+        assert (a.n_steps, a.net_steps, a.path_latency_s) == (
+            b.n_steps,
+            b.net_steps,
+            b.path_latency_s,
+        )

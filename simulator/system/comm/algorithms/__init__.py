@@ -30,7 +30,7 @@ from simulator.system.comm.algorithms.hierarchical import plan_hierarchical
 from simulator.system.comm.algorithms.nvls import plan_nvls, plan_nvls_tree
 from simulator.system.comm.algorithms.p2p import plan_p2p, plan_p2p_together
 from simulator.system.comm.algorithms.pat import plan_pat, plan_pat_together
-from simulator.system.comm.algorithms.ring import plan_ring
+from simulator.system.comm.algorithms.ring import plan_ring, plan_ring_together
 from simulator.system.comm.algorithms.tree import plan_tree
 
 
@@ -117,6 +117,7 @@ ALGORITHMS: dict[str, Algorithm] = {
         Algorithm(
             name="ring",
             plan=plan_ring,
+            plan_together=plan_ring_together,
             ops=("all_reduce", "all_gather", "reduce_scatter", "broadcast", "reduce"),
             same_flows=(("reduce_scatter", "all_gather"),),
         ),

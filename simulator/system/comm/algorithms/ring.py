@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from simulator.system.comm.algorithms.base import PhasePlan, host_matrix, phase_plan
+from simulator.system.comm.algorithms.base import (
+    PhasePlan,
+    host_matrix,
+    merge_phases,
+    phase_plan,
+    phase_plans_routed_together,
+)
 from simulator.system.topology.graph import Topology
 
 # Seven rings on eight GPUs joined pairwise (an AMD MI300X platform: 7 xGMI links per GPU)
@@ -48,15 +54,45 @@ def _ring_channels(topo: Topology, group: tuple[int, ...]) -> list[np.ndarray]:
 
 
 def plan_ring(topo: Topology, op: str, group: tuple[int, ...]) -> tuple[PhasePlan, ...]:
-    p, chans = len(group), _ring_channels(topo, group)
-    c = len(chans)
     if op in ("broadcast", "reduce"):
-        return (_chain_phase(topo, group, op, chans),)
+        return (_chain_phase(topo, group, op, _ring_channels(topo, group)),)
+    src, dst, w, steps = _ring_flows(topo, op, group)
+    return (phase_plan(topo, group, op, src, dst, w, steps),)
+
+
+def plan_ring_together(
+    topo: Topology, op: str, groups: tuple[tuple[int, ...], ...]
+) -> tuple[PhasePlan, ...]:
+    """Rings on disjoint groups of one shape at once: routed in one call, the same merged plan
+    as `plan_ring` per group and `merge_phases` (broadcast / reduce chains are planned per
+    group)."""
+    if op in ("broadcast", "reduce"):
+        return tuple(merge_phases(same) for same in zip(*(plan_ring(topo, op, g) for g in groups)))
+
+    def phases(group):
+        src, dst, w, steps = _ring_flows(topo, op, group)
+        # phase_plan's path and NIC crossings: `steps` times the mean flow's.
+        return [
+            (
+                src,
+                dst,
+                w,
+                steps,
+                lambda lat, inter: (steps * float(lat.mean()), steps * float(inter.mean())),
+            )
+        ]
+
+    return phase_plans_routed_together(topo, op, groups, phases)
+
+
+def _ring_flows(topo: Topology, op: str, group: tuple[int, ...]):
+    """Every channel's ring: each of the `steps` steps, every rank passes S/p (split over the c
+    channels) to its successor."""
+    p, chans = len(group), _ring_channels(topo, group)
     steps = 2 * (p - 1) if op == "all_reduce" else p - 1
     src = np.concatenate(chans)
     dst = np.concatenate([np.roll(o, -1) for o in chans])
-    # Each step every rank passes S/p (split over c channels) to its successor.
-    return (phase_plan(topo, group, op, src, dst, steps / (p * c), steps),)
+    return src, dst, steps / (p * len(chans)), steps
 
 
 def _chain_phase(topo, group, op, chans) -> PhasePlan:
