@@ -45,6 +45,30 @@ def test_a_session_reuses_its_caches_and_gives_identical_results(monkeypatch):
     assert len(built) == 2  # a run outside the session builds its own
 
 
+def test_a_session_reads_a_topology_file_once_until_it_changes(monkeypatch, tmp_path):
+    from simulator.system.topology import loader
+
+    read = []
+    real = loader.topology_info
+    monkeypatch.setattr(loader, "topology_info", lambda *a, **k: read.append(a) or real(*a, **k))
+    topo = tmp_path / "box.yaml"
+    topo.write_text((loader.topology_path("dgx-a100")).read_text())
+    data = simulator.load(SCENARIO).data()
+    data["cluster"] = {"topology": str(topo), "num_hosts": 1}
+    session = simulator.Session()
+    first = session.run(data, goodput=False)
+    assert session.run(data, goodput=False).to_dict() == first.to_dict()
+    assert len(read) == 1
+    # An edited file is read again (its size changed), and a bad edit is refused as without
+    # the session.
+    topo.write_text(topo.read_text().replace("gpu: a100-80gb", "gpu: a100-40gb") + "# edited\n")
+    assert session.run(data, goodput=False).memory.capacity_bytes < first.memory.capacity_bytes
+    assert len(read) == 2
+    topo.write_text("builder: no-such-builder\n")
+    with pytest.raises(simulator.UserError):
+        session.run(data, goodput=False)
+
+
 def test_bad_input_raises_user_error_with_the_field_path():
     data = simulator.load(SCENARIO).data()
     data["training"]["strategy"] = "zero4"

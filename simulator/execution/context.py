@@ -17,13 +17,15 @@ from simulator.spec.specs import ClusterSpec, DegradedLink
 from simulator.system.comm.calibration import NCCL_CALIBRATION, Calibration
 from simulator.system.comm.cost import CommContext
 from simulator.system.topology.graph import Topology
-from simulator.system.topology.loader import load_topology
+from simulator.system.topology.loader import TopologyInfos, load_topology
 
 
 class SimContext:
     def __init__(self, max_topologies: int = 8):
         self._topologies: Memo[Topology] = Memo(max_topologies)
         self._comms: Memo[CommContext] = Memo(2 * max_topologies)
+        # The topology files' validation and size, for resolving scenarios (scenario/resolve.py).
+        self.topology_infos = TopologyInfos()
 
     @staticmethod
     def _key(cluster: ClusterSpec) -> tuple:

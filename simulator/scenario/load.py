@@ -52,7 +52,7 @@ from simulator.spec.specs import (
     TrainingSpec,
 )
 from simulator.system import hardware
-from simulator.system.topology.loader import topology_names
+from simulator.system.topology.loader import TopologyInfos, topology_names
 
 DEFAULT_SCENARIO = "llama2-7b-zero3-8xa100"
 
@@ -110,9 +110,11 @@ def scenario_from_dict(
     source: str = "",
     *,
     resolved: tuple[Any, ClusterSpec] | None = None,
+    topology_infos: TopologyInfos | None = None,
 ) -> Scenario:
     """`resolved` is (a cluster section, its ClusterSpec): reused when data's section is the same,
-    as when derive changes only the training (the topology file is not read again)."""
+    as when derive changes only the training (the topology file is not read again).
+    `topology_infos`: a session's topology files already read (re-read when they change)."""
     try:
         spec = ScenarioFile.model_validate(data)
     except ValidationError as exc:
@@ -130,7 +132,7 @@ def scenario_from_dict(
     if resolved is not None and resolved[0] == data.get("cluster"):
         cluster = resolved[1]
     else:
-        cluster = resolve.cluster(spec.cluster, problems, base_dir)
+        cluster = resolve.cluster(spec.cluster, problems, base_dir, topology_infos)
     warnings: list[str] = []
     training = _training(spec, cluster.num_gpus if cluster else None, problems, warnings)
     calibration = resolve_calibration(

@@ -28,6 +28,7 @@ from simulator.system import hardware
 from simulator.system.comm.calibration import NCCL_CALIBRATION, Calibration
 from simulator.system.hardware.power import DEFAULT_PUE
 from simulator.system.topology.loader import (
+    TopologyInfos,
     load_topology,
     topology_info,
     topology_path,
@@ -132,11 +133,15 @@ def _gpu(
 
 
 def cluster(
-    c: ClusterSection, problems: list[Problem], base_dir: str | Path | None
+    c: ClusterSection,
+    problems: list[Problem],
+    base_dir: str | Path | None,
+    infos: TopologyInfos | None = None,
 ) -> ClusterSpec | None:
+    """The cluster section's spec (`infos`: a session's topology files already read)."""
     try:
         path = topology_path(c.topology, base_dir)
-        info = topology_info(path, c.num_hosts)
+        info = infos.get(path, c.num_hosts) if infos else topology_info(path, c.num_hosts)
     except UserError as exc:
         # A problem inside the topology file names that file; a bad name is this field's, and
         # so is a host count the scenario gave (even when the loader names the file).

@@ -26,17 +26,22 @@ from simulator.spec.specs import Scenario
 ScenarioLike = Scenario | Mapping[str, Any] | str | Path
 
 
-def load(source: ScenarioLike, base_dir: str | Path | None = None) -> Scenario:
+def load(
+    source: ScenarioLike, base_dir: str | Path | None = None, ctx: SimContext | None = None
+) -> Scenario:
     """A validated scenario from a file path, a shipped scenario's name or a mapping (relative
     topology or calibration paths in a mapping resolve against `base_dir`, default the current
-    folder). A Scenario is returned as it is."""
+    folder). A Scenario is returned as it is. `ctx`: a session's context, whose topology files
+    already read are not read again (unless they changed)."""
     from simulator.scenario.load import load_scenario, scenario_from_dict
 
     if isinstance(source, Scenario):
         return source
     if isinstance(source, Mapping):
         return scenario_from_dict(
-            copy.deepcopy(dict(source)), base_dir=base_dir if base_dir is not None else Path.cwd()
+            copy.deepcopy(dict(source)),
+            base_dir=base_dir if base_dir is not None else Path.cwd(),
+            topology_infos=ctx.topology_infos if ctx is not None else None,
         )
     if isinstance(source, (str, Path)):
         return load_scenario(source)
@@ -181,7 +186,7 @@ def run(
 
     if network not in ("fluid", "analytic"):
         raise UserError(Problem("network", f"expected fluid or analytic, got {network!r}"))
-    s = load(scenario)
+    s = load(scenario, ctx=ctx)
     report = simulate(
         s,
         trace_path=str(trace) if trace is not None else None,
@@ -204,7 +209,7 @@ class Session:
         self.context = SimContext(max_topologies)
 
     def load(self, source: ScenarioLike, base_dir: str | Path | None = None) -> Scenario:
-        return load(source, base_dir)
+        return load(source, base_dir, self.context)
 
     def run(self, scenario: ScenarioLike, goodput: bool = True, **options: Any) -> Result:
         options.setdefault("network", self.network)

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from simulator.core.cache import Memo
 from simulator.core.errors import Problem, UserError, did_you_mean
 from simulator.core.resources import topology_dir
 from simulator.core.yamlio import read_yaml
@@ -78,6 +79,23 @@ def topology_info(path: str | Path, num_hosts: int | None = None) -> TopologyInf
     """Validate a topology file (its parameters, and the host count it is scaled to) and size
     it, building at most one host of a multi-host cluster."""
     return _sized(read_yaml(path), path, num_hosts)[0]
+
+
+class TopologyInfos:
+    """`topology_info` by file and host count, read again when the file changes (its size or
+    modification time): a session resolving many scenarios on one cluster reads its file once.
+    A file that does not validate is not kept (its error is raised each time)."""
+
+    def __init__(self, max_entries: int = 64):
+        self._memo: Memo[TopologyInfo] = Memo(max_entries)
+
+    def get(self, path: str | Path, num_hosts: int | None = None) -> TopologyInfo:
+        try:
+            stat = Path(path).stat()
+            stamp = (stat.st_mtime_ns, stat.st_size)
+        except OSError:  # not readable: topology_info says why
+            return topology_info(path, num_hosts)
+        return self._memo.get((str(path), stamp, num_hosts), lambda: topology_info(path, num_hosts))
 
 
 def _sized(
