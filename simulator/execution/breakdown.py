@@ -35,7 +35,7 @@ from simulator.execution.step import StepResult, compute_model
 from simulator.execution.strategies.common import (
     ChunkWork,
     offload_times_s,
-    optimizer_update,
+    optimizer_ops,
     stage_work,
 )
 from simulator.spec.specs import Scenario
@@ -109,7 +109,8 @@ def optimizer_split(
         return 0.0, 0.0
     if scenario.training.offload.optimizer:
         return sum(offload_times_s(scenario, cm.gpu, params)), 0.0
-    return op_split(cm, optimizer_update(scenario, params))
+    parts = [op_split(cm, op) for op in optimizer_ops(scenario, params)]
+    return sum(k for k, _ in parts), sum(o for _, o in parts)
 
 
 def framework_kernels_s(schedule: Schedule) -> float:

@@ -137,6 +137,7 @@ def build_report(
             "activation_checkpointing": t.activation_checkpointing,
             "parallelism": _parallelism(scenario),
             "flash_attention": t.flash_attention,
+            "gradient_clipping": t.gradient_clipping,
         },
         "cluster": {
             "topology": c.topology_name,

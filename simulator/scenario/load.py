@@ -330,6 +330,11 @@ def _training(
         activation_checkpointing=t.activation_checkpointing,
         recompute_modules=None if t.recompute_modules is None else tuple(t.recompute_modules),
         flash_attention=t.flash_attention,
+        gradient_clipping=(
+            t.gradient_clipping
+            if t.gradient_clipping is not None
+            else framework.name != "deepspeed"
+        ),
         dropout=_dropout(spec),
         offload=OffloadSpec(
             optimizer=t.offload.optimizer == "cpu", params=t.offload.params == "cpu"

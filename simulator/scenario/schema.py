@@ -263,6 +263,13 @@ class TrainingSection(Strict):
         "core (Korthikanti et al. 2022)",
     )
     flash_attention: bool = True
+    gradient_clipping: bool | None = Field(
+        None,
+        description="clip the gradients' global norm before the optimizer step: its norm pass "
+        "(and the scaling pass where the framework always scales). Default: on (Megatron-LM's "
+        "--clip-grad 1.0, torchtitan's max_norm 1.0, the Hugging Face Trainer's max_grad_norm "
+        "1.0), off under framework deepspeed (its gradient_clipping defaults to 0)",
+    )
     dropout: bool | None = Field(
         None,
         description="dropout after attention and MLP (Korthikanti et al. 2022 count "

@@ -223,6 +223,7 @@ class TrainingSpec:
     recompute_modules: tuple[str, ...] | None = None
     flash_attention: bool
     dropout: bool  # dropout layers (masks kept for backward); Llama and MPT train without
+    gradient_clipping: bool = True  # clip the global gradient norm (strategies/common.py)
     offload: OffloadSpec
     sharding: ShardingSpec
     bucket_size_bytes: int  # DDP bucket cap

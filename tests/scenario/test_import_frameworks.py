@@ -328,3 +328,34 @@ def import_files_from_text(text: str):
         path = Path(folder) / "args.txt"
         path.write_text(text + "\n")
         return import_files([path])
+
+
+# ---------------------------------------------------------------------- gradient clipping
+
+
+def test_each_importer_reads_its_clipping_norm(tmp_path):
+    # The max norm each framework clips at: > 0 clips (training.gradient_clipping true), 0 (or
+    # less) does not; DeepSpeed's gradient_clipping, Megatron-LM's --clip-grad and torchtitan's
+    # training.max_norm.
+    def deepspeed(norm):
+        p = import_text(
+            f'{{"train_micro_batch_size_per_gpu": 1, "gradient_clipping": {norm}}}', "ds"
+        )
+        return {path: value for path, value, _ in p.assignments}.get("training.gradient_clipping")
+
+    assert (deepspeed(1.0), deepspeed(0)) == (True, False)
+    megatron = import_text(
+        "--num-layers 2 --hidden-size 64 --num-attention-heads 2 --clip-grad 0.0", "a"
+    )
+    assert {path: value for path, value, _ in megatron.assignments}[
+        "training.gradient_clipping"
+    ] is False
+    assert (
+        _status(
+            import_text('{"gradient_clipping": "x", "train_batch_size": 8}', "ds"),
+            "gradient_clipping",
+        )
+        == "refused"
+    )
+    off = _job(tmp_path, "[training]\nmax_norm = 0.0\n")
+    assert off.document["training"]["gradient_clipping"] is False

@@ -176,6 +176,7 @@ def test_deepspeed_zero2_offload_with_an_hf_model():
             "grad_accum_steps": 1,
             "micro_batch_size": 2,
             "dropout": False,  # the HF config's "attention_dropout": 0.0
+            "gradient_clipping": True,  # "gradient_clipping": 1.0
         },
         "cluster": {"topology": "dgx-a100"},
     }
@@ -193,6 +194,7 @@ def test_deepspeed_zero3_knobs_with_an_hf_model():
             "micro_batch_size": 8,  # "train_micro_batch_size_per_gpu": 8
             "grad_accum_steps": 1,  # "gradient_accumulation_steps": 1
             "dropout": False,
+            "gradient_clipping": True,  # "gradient_clipping": 1.0
             # "stage3_max_live_parameters": 1.000000e+09, "stage3_max_reuse_distance":
             # 1.000000e+09, "stage3_prefetch_bucket_size": 6.039798e+07, "reduce_bucket_size":
             # 6.710886e+07, "contiguous_gradients": true; the misspelt

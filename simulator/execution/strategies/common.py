@@ -348,14 +348,45 @@ def optimizer_update(scenario: Scenario, local_params: int) -> op_math.Op:
     return op_math.Op("optimizer step", "memory", 0.0, int(local_params * per_param))
 
 
+# Gradient clipping by the global norm (training.gradient_clipping) runs before the update over
+# every local gradient: the norm reads each once (Megatron-Core clip_grads.py get_grad_norm_fp32:
+# multi_tensor_l2norm; torch.nn.utils.clip_grad_norm_: foreach norm); torch's clip_grad_norm_
+# (FSDP's and FSDP2's too) then always multiplies every gradient by min(1, max_norm / norm)
+# (foreach_mul_: a read and a write), and DeepSpeed's ZeRO optimizers fold the clip into the
+# gradients' unscaling pass (unscale_and_clip_grads: mul_); Megatron-Core scales only when the
+# norm exceeds max_norm (clip_grad_by_total_norm_fp32, `if clip_coeff < 1.0`), which a steady
+# training step is costed without. The norm's all-reduce of one fp32 scalar is not modelled.
+GRADIENT_SCALE_PASS = {"megatron": False}
+
+
+def gradient_clipping_ops(scenario: Scenario, local_params: int) -> list[op_math.Op]:
+    """The clipping kernels over `local_params` gradients (none when clipping is off)."""
+    t = scenario.training
+    if not t.gradient_clipping:
+        return []
+    grads = local_params * t.precision.grad_bytes
+    ops = [op_math.Op("gradient norm", "memory", 0.0, grads)]
+    if GRADIENT_SCALE_PASS.get(t.framework.name, True):
+        ops.append(op_math.Op("gradient clip scale", "memory", 0.0, 2 * grads))
+    return ops
+
+
+def optimizer_ops(scenario: Scenario, local_params: int) -> list[op_math.Op]:
+    """The GPU optimizer step's kernels: gradient clipping, then the update."""
+    return [
+        *gradient_clipping_ops(scenario, local_params),
+        optimizer_update(scenario, local_params),
+    ]
+
+
 def optimizer_step(b: ScheduleBuilder, ctx: Context, local_params: int, deps) -> int:
-    """The optimizer update of `local_params` parameters, on the GPU or (offload) the CPU."""
+    """The optimizer step of `local_params` parameters, on the GPU or (offload) the CPU."""
     b.optimizer_params = local_params
     if ctx.scenario.training.offload.optimizer:
         return offloaded_optimizer(b, ctx, local_params, deps)
-    update = optimizer_update(ctx.scenario, local_params)
+    ops = optimizer_ops(ctx.scenario, local_params)
     return b.add(
-        "optimizer step", "compute", "optimizer", deps=deps, duration_s=ctx.cm.op_time_s(update)
+        "optimizer step", "compute", "optimizer", deps=deps, duration_s=ctx.cm.ops_time_s(ops)
     )
 
 
@@ -371,9 +402,11 @@ def offload_times_s(scenario: Scenario, gpu: GPU, local_params: int) -> tuple[fl
     k = optimizer_state_bytes_per_param(t.optimizer, t.precision, scenario.model.hidden_size)
     gb, pb = t.precision.grad_bytes, t.precision.weight_bytes
     share = HOST_MEMORY_BW_BYTES_PER_S / min(c.gpus_per_host, c.num_gpus)
+    # DeepSpeed's CPU optimizer clips in its unscaling pass over the fp32 gradients on the host.
+    clip = 3 * gb if t.gradient_clipping else 0
     return (
         local_params * gb / gpu.pcie_bw_bytes_per_s,
-        local_params * (gb + pb + 2 * k) / share,
+        local_params * (gb + pb + 2 * k + clip) / share,
         local_params * pb / gpu.pcie_bw_bytes_per_s,
     )
 

@@ -43,7 +43,6 @@ _ZERO_IGNORED = {
 _TOP_IGNORED = (
     "steps_per_print",
     "wall_clock_breakdown",
-    "gradient_clipping",
     "zero_allow_untested_optimizer",
     "scheduler",
     "tensorboard",
@@ -68,6 +67,7 @@ _KNOWN = (
     "fp16",
     "bf16",
     "optimizer",
+    "gradient_clipping",
     *_TOP_IGNORED,
 )
 _OPTIMIZERS = {"adam": "adamw", "adamw": "adamw", "fusedadam": "adamw", "sgd": "sgd-momentum"}
@@ -89,6 +89,8 @@ def import_deepspeed(data: dict[str, Any], source: str) -> Partial:
             _precision(key, value, p)
         elif key == "optimizer":
             _optimizer(value, p)
+        elif key == "gradient_clipping":
+            _clipping(value, p)
         elif key in (
             "train_batch_size",
             "train_micro_batch_size_per_gpu",
@@ -107,14 +109,20 @@ def import_deepspeed(data: dict[str, Any], source: str) -> Partial:
     return p
 
 
+def _clipping(value: Any, p: Partial) -> None:
+    """gradient_clipping: the max norm; 0 (DeepSpeed's default) does not clip."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        p.refuse("gradient_clipping", value, "expected a max norm >= 0 (0: no clipping)")
+        return
+    p.map("gradient_clipping", value, f"{TR}.gradient_clipping", value > 0, "clip at a norm > 0")
+
+
 def _ignored_why(key: str) -> str:
     if key == "activation_checkpointing":
         return (
             "how DeepSpeed's checkpointing API stores checkpoints; whether layers are "
             "checkpointed is the model code's choice (training.activation_checkpointing)"
         )
-    if key == "gradient_clipping":
-        return "an optimisation hyper-parameter"
     return "logging, scheduling or numerics"
 
 

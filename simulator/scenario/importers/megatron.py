@@ -90,10 +90,11 @@ _READ = (
     "fp8-format",
     "hidden-dropout",
     "attention-dropout",
+    "clip-grad",
     "optimizer",
 )
 _IGNORED_PREFIXES = {
-    ("lr", "min-lr", "lr-", "weight-decay", "clip-grad", "adam-", "init-method", "seed"): (
+    ("lr", "min-lr", "lr-", "weight-decay", "adam-", "init-method", "seed"): (
         "optimisation hyper-parameters"
     ),
     ("train-iters", "train-samples", "eval-", "log-", "save", "load", "no-load", "wandb"): (
@@ -266,6 +267,13 @@ def _vocab(args: dict[str, str | None], p: Partial) -> None:
 
 
 def _training(args: dict[str, str | None], p: Partial) -> None:
+    if "clip-grad" in args:  # the max norm (default 1.0); 0 does not clip
+        try:
+            clip = float(args["clip-grad"] or "")
+        except ValueError:
+            p.refuse("--clip-grad", args["clip-grad"], "expected a number (the max norm)")
+        else:
+            p.map("--clip-grad", args["clip-grad"], f"{TR}.gradient_clipping", clip > 0)
     distributed = "use-distributed-optimizer" in args
     p.assignments.append((f"{TR}.strategy", "zero1" if distributed else "ddp", ""))
     if distributed:

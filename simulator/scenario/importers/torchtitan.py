@@ -50,7 +50,6 @@ _IGNORED_SECTIONS = {
     "fault_tolerance": "torchft",
 }
 _TRAINING_IGNORED = (
-    "max_norm",
     "steps",
     "compile",
     "dataset",
@@ -272,6 +271,11 @@ def _training(table: dict[str, Any], p: Partial, layout: _Layout) -> None:
                 p.refuse(name, value, "fully_shard's CPUOffloadPolicy: DDP does not offload")
             else:
                 p.ignore(name, value, "off")
+        elif key == "max_norm":  # clip_grad_norm_'s max norm (default 1.0); <= 0 does not clip
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                p.refuse(name, value, "expected a number (the max norm)")
+            else:
+                p.map(name, value, f"{TR}.gradient_clipping", value > 0)
         elif key in _TRAINING_IGNORED:
             p.ignore(name, value, "run length, data and numerics")
         else:
@@ -282,6 +286,7 @@ def _training(table: dict[str, Any], p: Partial, layout: _Layout) -> None:
                     "batch_size",
                     "local_batch_size",
                     "seq_len",
+                    "max_norm",
                     "global_batch_size",
                     "mixed_precision_param",
                     "mixed_precision_reduce",
