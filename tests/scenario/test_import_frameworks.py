@@ -343,7 +343,7 @@ def test_each_importer_reads_its_clipping_norm(tmp_path):
         )
         return {path: value for path, value, _ in p.assignments}.get("training.gradient_clipping")
 
-    assert (deepspeed(1.0), deepspeed(0)) == (True, False)
+    assert (deepspeed(1.0), deepspeed(0), deepspeed('"auto"')) == (True, False, True)
     megatron = import_text(
         "--num-layers 2 --hidden-size 64 --num-attention-heads 2 --clip-grad 0.0", "a"
     )

@@ -111,6 +111,10 @@ def import_deepspeed(data: dict[str, Any], source: str) -> Partial:
 
 def _clipping(value: Any, p: Partial) -> None:
     """gradient_clipping: the max norm; 0 (DeepSpeed's default) does not clip."""
+    if value == "auto":
+        why = "auto: the HF Trainer fills in its max_grad_norm (default 1.0)"
+        p.map("gradient_clipping", value, f"{TR}.gradient_clipping", True, why)
+        return
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
         p.refuse("gradient_clipping", value, "expected a max norm >= 0 (0: no clipping)")
         return
