@@ -251,6 +251,20 @@ def test_concurrent_pat_rails_share_the_fabric():
     )
 
 
+def _assert_identical(together, merged) -> None:
+    """The same phases to the bit: links and loads, per-rank bytes, steps and path."""
+    for a, b in zip(together, merged, strict=True):
+        assert np.array_equal(a.edge_ids, b.edge_ids)
+        assert np.array_equal(a.unit_load, b.unit_load)
+        assert np.array_equal(a.sent_per_rank, b.sent_per_rank)
+        assert np.array_equal(a.recv_per_rank, b.recv_per_rank)
+        assert (a.n_steps, a.net_steps, a.path_latency_s) == (
+            b.n_steps,
+            b.net_steps,
+            b.path_latency_s,
+        )
+
+
 @pytest.mark.parametrize("op", ["all_gather", "reduce_scatter"])
 def test_pat_groups_routed_together_are_their_merged_plans_to_the_bit(op):
     # Routing disjoint groups in one call (plan_pat_together) must give what planning each group
@@ -263,16 +277,7 @@ def test_pat_groups_routed_together_are_their_merged_plans_to_the_bit(op):
         together = plan_pat_together(topo, op, groups)
         merged = [merge_phases(same) for same in zip(*(plan_pat(topo, op, g) for g in groups))]
         assert len(together) == len(merged) == 6  # log2(64) steps
-        for a, b in zip(together, merged):
-            assert np.array_equal(a.edge_ids, b.edge_ids)
-            assert np.array_equal(a.unit_load, b.unit_load)
-            assert np.array_equal(a.sent_per_rank, b.sent_per_rank)
-            assert np.array_equal(a.recv_per_rank, b.recv_per_rank)
-            assert (a.n_steps, a.net_steps, a.path_latency_s) == (
-                b.n_steps,
-                b.net_steps,
-                b.path_latency_s,
-            )
+        _assert_identical(together, merged)
 
 
 @pytest.mark.parametrize("op", ["all_reduce", "all_gather", "broadcast"])
@@ -291,13 +296,4 @@ def test_ring_groups_routed_together_are_their_merged_plans_to_the_bit(op, topol
     together = plan_ring_together(topo, op, groups)
     merged = [merge_phases(same) for same in zip(*(plan_ring(topo, op, g) for g in groups))]
     assert len(together) == len(merged) == 1
-    for a, b in zip(together, merged):
-        assert np.array_equal(a.edge_ids, b.edge_ids)
-        assert np.array_equal(a.unit_load, b.unit_load)
-        assert np.array_equal(a.sent_per_rank, b.sent_per_rank)
-        assert np.array_equal(a.recv_per_rank, b.recv_per_rank)
-        assert (a.n_steps, a.net_steps, a.path_latency_s) == (
-            b.n_steps,
-            b.net_steps,
-            b.path_latency_s,
-        )
+    _assert_identical(together, merged)
