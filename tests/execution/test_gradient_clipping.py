@@ -36,7 +36,9 @@ def test_pytorch_reads_for_the_norm_then_scales_every_gradient():
 
 
 def test_megatron_only_reads_for_the_norm():
-    s = scenario(framework="megatron")  # fp32 main gradients (grad_reduce_in_fp32)
+    # (gradients at the precision's bytes, as the update reads them; Megatron's fp32 main
+    # gradients are not distinguished there)
+    s = scenario(framework="megatron")
     assert s.training.gradient_clipping
     assert clip_bytes(s) == [s.training.precision.grad_bytes * N]
 
