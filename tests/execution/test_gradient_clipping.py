@@ -24,9 +24,11 @@ def clip_bytes(s) -> list[int]:
 
 
 def test_pytorch_reads_for_the_norm_then_scales_every_gradient():
-    s = scenario()  # pytorch-fsdp, bf16-mixed: 2-byte gradients
+    s = scenario()  # pytorch-fsdp, bf16-mixed: the optimizer's gradients are fp32 (4 bytes)
     assert s.training.gradient_clipping
-    assert clip_bytes(s) == [2 * N, 2 * 2 * N]
+    assert clip_bytes(s) == [4 * N, 2 * 4 * N]
+    # pure bf16 training (no fp32 master): 2-byte gradients
+    assert clip_bytes(scenario(precision="bf16")) == [2 * N, 2 * 2 * N]
     # the update comes after the clipping kernels
     assert [op.name for op in optimizer_ops(s, N)] == [
         "gradient norm",
@@ -36,11 +38,9 @@ def test_pytorch_reads_for_the_norm_then_scales_every_gradient():
 
 
 def test_megatron_only_reads_for_the_norm():
-    # (gradients at the precision's bytes, as the update reads them; Megatron's fp32 main
-    # gradients are not distinguished there)
-    s = scenario(framework="megatron")
+    s = scenario(framework="megatron")  # bf16-mixed: fp32 main_grad
     assert s.training.gradient_clipping
-    assert clip_bytes(s) == [s.training.precision.grad_bytes * N]
+    assert clip_bytes(s) == [4 * N]
 
 
 @pytest.mark.parametrize(

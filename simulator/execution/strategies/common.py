@@ -357,6 +357,7 @@ def optimizer_update(scenario: Scenario, local_params: int) -> op_math.Op:
 # norm exceeds max_norm (clip_grad_by_total_norm_fp32, `if clip_coeff < 1.0`), which a steady
 # training step is costed without. The norm's all-reduce of one fp32 scalar is not modelled.
 GRADIENT_SCALE_PASS = {"megatron": False}
+FP32_BYTES = 4
 
 
 def gradient_clipping_ops(scenario: Scenario, local_params: int) -> list[op_math.Op]:
@@ -364,7 +365,11 @@ def gradient_clipping_ops(scenario: Scenario, local_params: int) -> list[op_math
     t = scenario.training
     if not t.gradient_clipping:
         return []
-    grads = local_params * t.precision.grad_bytes
+    # The gradients the optimizer sees: fp32 under mixed precision (torch AMP's fp32 .grad,
+    # FSDP's fp32 sharded gradients, Megatron's fp32 main_grad, DeepSpeed's fp32 partitions),
+    # the training dtype's otherwise (pure bf16, fp32).
+    grad_bytes = FP32_BYTES if t.precision.master_bytes else t.precision.grad_bytes
+    grads = local_params * grad_bytes
     ops = [op_math.Op("gradient norm", "memory", 0.0, grads)]
     if GRADIENT_SCALE_PASS.get(t.framework.name, True):
         ops.append(op_math.Op("gradient clip scale", "memory", 0.0, 2 * grads))
@@ -403,7 +408,7 @@ def offload_times_s(scenario: Scenario, gpu: GPU, local_params: int) -> tuple[fl
     gb, pb = t.precision.grad_bytes, t.precision.weight_bytes
     share = HOST_MEMORY_BW_BYTES_PER_S / min(c.gpus_per_host, c.num_gpus)
     # DeepSpeed's CPU optimizer clips in its unscaling pass over the fp32 gradients on the host.
-    clip = 3 * gb if t.gradient_clipping else 0
+    clip = 3 * FP32_BYTES if t.gradient_clipping else 0
     return (
         local_params * gb / gpu.pcie_bw_bytes_per_s,
         local_params * (gb + pb + 2 * k + clip) / share,
