@@ -27,8 +27,8 @@ from typing import ClassVar
 
 from simulator.execution.frameworks.buckets import BucketPlan, GradBucketSession, megatron_pad
 from simulator.execution.strategies.base import StateBytes, Strategy
+from simulator.execution.strategies.common import FP32_BYTES
 
-FP32 = 4
 BF16_PRECISIONS = ("bf16-mixed", "bf16", "fp8-mixed")
 
 
@@ -40,7 +40,7 @@ def grad_buffer_bytes(t) -> int:
         if m.grad_reduce_in_fp32 is not None
         else t.precision.name in BF16_PRECISIONS
     )
-    return FP32 if fp32 else t.precision.grad_bytes
+    return FP32_BYTES if fp32 else t.precision.grad_bytes
 
 
 class _Megatron(Strategy):
@@ -65,7 +65,7 @@ class _Megatron(Strategy):
         t, params = s.training, lay.params
         grad = grad_buffer_bytes(t)
         # A 16-bit buffer under mixed precision: the optimizer keeps fp32 main gradients too.
-        main_grads = FP32 if grad < FP32 and t.precision.master_bytes else 0
+        main_grads = FP32_BYTES if grad < FP32_BYTES and t.precision.master_bytes else 0
         if self.zero_stage:
             # Routed experts are sharded over their own expert-data-parallel group.
             expert = lay.expert_params

@@ -356,7 +356,7 @@ def optimizer_update(scenario: Scenario, local_params: int) -> op_math.Op:
 # gradients' unscaling pass (unscale_and_clip_grads: mul_); Megatron-Core scales only when the
 # norm exceeds max_norm (clip_grad_by_total_norm_fp32, `if clip_coeff < 1.0`), which a steady
 # training step is costed without. The norm's all-reduce of one fp32 scalar is not modelled.
-GRADIENT_SCALE_PASS = {"megatron": False}
+SCALES_ONLY_ABOVE_MAX_NORM = ("megatron",)
 FP32_BYTES = 4
 
 
@@ -371,7 +371,7 @@ def gradient_clipping_ops(scenario: Scenario, local_params: int) -> list[op_math
     grad_bytes = FP32_BYTES if t.precision.master_bytes else t.precision.grad_bytes
     grads = local_params * grad_bytes
     ops = [op_math.Op("gradient norm", "memory", 0.0, grads)]
-    if GRADIENT_SCALE_PASS.get(t.framework.name, True):
+    if t.framework.name not in SCALES_ONLY_ABOVE_MAX_NORM:
         ops.append(op_math.Op("gradient clip scale", "memory", 0.0, 2 * grads))
     return ops
 

@@ -240,17 +240,17 @@ class FsdpSession:
         )
 
     def reduce(self, name: str, params: int, deps, free: int, unit: str = "") -> int:
-        gb, numel = self.reduce_bytes, self.gathered(unit, params)
+        rb, numel = self.reduce_bytes, self.gathered(unit, params)
         cast = 0
-        if gb != self.ctx.gb and self.casts_gradient:
-            cast = numel * gb
+        if rb != self.ctx.gb and self.casts_gradient:
+            cast = numel * rb
             deps = (
                 self.b.add(
                     name.replace("reduce_scatter", "cast gradient for reduce_scatter"),
                     "comm_rs",
                     "copy",
                     deps=deps,
-                    duration_s=copy_s(self.ctx, numel * (self.ctx.gb + gb)),
+                    duration_s=copy_s(self.ctx, numel * (self.ctx.gb + rb)),
                     alloc_bytes=cast,
                 ),
             )
@@ -260,7 +260,7 @@ class FsdpSession:
             "comm",
             deps=deps,
             free_bytes=free + cast,
-            collective=Collective(op="reduce_scatter", group=self.shard, size_bytes=numel * gb),
+            collective=Collective(op="reduce_scatter", group=self.shard, size_bytes=numel * rb),
         )
         self.last_reduce_scatter = rs
         if self.replica is not None:
@@ -272,7 +272,7 @@ class FsdpSession:
                 collective=Collective(
                     op="all_reduce",
                     group=self.replica,
-                    size_bytes=self.gathered(unit, params) // self.n * gb,
+                    size_bytes=numel // self.n * rb,
                 ),
             )
         return rs

@@ -188,20 +188,29 @@ def phase_plans_routed_together(topo, name, groups, phases_of) -> tuple[PhasePla
     cut = np.searchsorted(key_segment, np.arange(len(flat) + 1))
     lat = np.bincount(flow_i, weights=topo.latency_s[edge_i] * share, minlength=len(src))
     inter = topo.hosts[src] != topo.hosts[dst]
-    # Per-rank bytes are the first group's (merge_phases keeps one instance's: they are alike).
+    # Per-rank bytes of each phase are the first group's (merge_phases keeps one instance's:
+    # they are alike), counted once and given to every group's plan of that phase.
+    n = len(per_group[0])
     members = np.asarray(groups[0], np.int64)
     rank_of = np.full(topo.num_gpus, -1, np.int64)
     rank_of[members] = np.arange(len(members))
+    per_rank = [
+        tuple(
+            np.bincount(
+                rank_of[ends[starts[k] : starts[k + 1]]],
+                weights=w[starts[k] : starts[k + 1]],
+                minlength=len(members),
+            )
+            for ends in (src, dst)
+        )
+        for k in range(n)
+    ]
     plans = []
     for j, (_, _, _, steps, critical) in enumerate(flat):
         a, b = starts[j], starts[j + 1]
-        if j < len(per_group[0]):
-            sent = np.bincount(rank_of[src[a:b]], weights=w[a:b], minlength=len(members))
-            recv = np.bincount(rank_of[dst[a:b]], weights=w[a:b], minlength=len(members))
         path, net = critical(lat[a:b], inter[a:b])
         edges, loads = key_edge[cut[j] : cut[j + 1]], load[cut[j] : cut[j + 1]]
-        plans.append(PhasePlan(name, edges, loads, float(steps), net, path, sent, recv))
-    n = len(per_group[0])
+        plans.append(PhasePlan(name, edges, loads, float(steps), net, path, *per_rank[j % n]))
     return tuple(merge_phases(plans[k::n]) for k in range(n))
 
 
