@@ -344,6 +344,7 @@ def _training(
             limit_all_gathers=z.limit_all_gathers,
             reshard_after_forward=reshard,
             reduce_dtype=z.reduce_dtype,
+            gradient_sync=z.gradient_sync,
         ),
         bucket_size_bytes=t.bucket_size,
         gradient_as_bucket_view=t.gradient_as_bucket_view,

@@ -171,6 +171,12 @@ class Zero3Section(Strict):
         description="MixedPrecision reduce_dtype: the gradient reduce-scatter's datatype (default: "
         "the parameters', bf16 under bf16-mixed; Composer's mixed_precision DEFAULT is fp32)",
     )
+    gradient_sync: Literal["every_micro_batch", "last_micro_batch"] = Field(
+        "every_micro_batch",
+        description="every_micro_batch: each micro-batch reduce-scatters its gradients (FSDP's "
+        "default); last_micro_batch: the micro-batches before each chunk's last run under no_sync() "
+        "and accumulate unsharded gradients, reduced once per step",
+    )
 
 
 class PipelineSection(Strict):

@@ -37,6 +37,9 @@ class ShardingSpec:
     # FSDP1 MixedPrecision(reduce_dtype=None) takes param_dtype's value: None reduces in the
     # gradients' dtype (bf16 under bf16-mixed).
     reduce_dtype: str | None = None
+    # "last_micro_batch": micro-batches before each chunk's last run under FSDP1's no_sync()
+    # (torch.distributed.pipelining does the same for FSDP under a pipeline schedule).
+    gradient_sync: str = "every_micro_batch"
 
 
 # ---- framework profiles: how a framework schedules memory and communication (execution/frameworks).

@@ -13,6 +13,16 @@ Follows PyTorch FSDP (Zhao et al. 2023, Sec 3-4) with the transformer block as t
 - HSDP: all-gathers and reduce-scatters run within a shard group; each reduce-scattered
   gradient shard is then all-reduced across the replica groups.
 - gradient accumulation without no_sync: every micro-batch communicates (FSDP default).
+  With gradient_sync last_micro_batch the micro-batches before each chunk's last run under
+  no_sync(): torch/distributed/fsdp/_runtime_utils.py `_post_backward_hook` returns before
+  reducing when `not state._sync_gradients`, so autograd accumulates the unsharded gradient
+  (the parameters' dtype) until the last micro-batch reduce-scatters it; `_should_free_in_backward`
+  keeps SHARD_GRAD_OP's parameters unsharded while not syncing (FULL_SHARD still frees them), so
+  SHARD_GRAD_OP gathers a chunk once per step. torch.distributed.pipelining's stage does the same
+  under a pipeline schedule (gradients synchronized on each stage's last backward). The held
+  gradients (and SHARD_GRAD_OP's gathered parameters, which an interleaved schedule holds for
+  every chunk at once) are counted as static buffers: from the first backward (forward) to the
+  last reduce-scatter.
 - MixedPrecision reduce_dtype other than the gradients' (Composer's mixed_precision DEFAULT:
   bf16 parameters, fp32 reduce): the post-backward hook casts the unsharded gradient to it on
   the post-backward stream before the reduce-scatter, which then moves reduce_dtype bytes; the
@@ -27,7 +37,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from simulator.core.errors import Problem
-from simulator.execution.pipeline import Pass
+from simulator.execution.pipeline import Pass, last_backward
 from simulator.execution.schedule import Collective, ScheduleBuilder
 from simulator.execution.strategies.base import Strategy
 from simulator.execution.strategies.buckets import BucketSession
@@ -43,6 +53,11 @@ DTYPE_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
 def wire_grad_bytes(reduce_dtype: str | None, gb: int) -> int:
     """Bytes per gradient element reduced: reduce_dtype's, or the gradients' own (None)."""
     return DTYPE_BYTES[reduce_dtype] if reduce_dtype else gb
+
+
+def accumulates_unsharded(s) -> bool:
+    """FSDP under no_sync: several micro-batches accumulate unsharded gradients (module doc)."""
+    return s.training.sharding.gradient_sync == "last_micro_batch" and s.training.grad_accum_steps > 1
 
 
 def copy_s(ctx: Context, nbytes: int) -> float:
@@ -71,15 +86,19 @@ class Zero3(Strategy):
         if not self._sharded(s):
             return 0
         # The root unit stays unsharded through forward and backward, with its full gradient
-        # until the final reduce-scatter.
-        return lay.root_params * (pb + gb)
+        # until the final reduce-scatter; under no_sync every block's gradient is held too.
+        held = 0
+        if accumulates_unsharded(s):
+            kept = not s.training.sharding.reshard_after_forward  # SHARD_GRAD_OP's parameters
+            held = sum(b.params for b in lay.blocks) * (gb + (pb if kept else 0))
+        return lay.root_params * (pb + gb) + held
 
     def buffers_at_backward_start(self, s, blocks, pb, gb) -> int:
         if not self._sharded(s) or not blocks:
             return 0
         z = s.training.sharding
         if not z.reshard_after_forward:  # every block is still unsharded from forward
-            return sum(b.params for b in blocks) * pb
+            return 0 if accumulates_unsharded(s) else sum(b.params for b in blocks) * pb
         # FSDP prefetches the last block while the loss and head run backward.
         return (blocks[-1].params * pb) if z.backward_prefetch else 0
 
@@ -88,7 +107,7 @@ class Zero3(Strategy):
             return 0
         z = s.training.sharding
         if not z.reshard_after_forward:  # blocks 0..i are still unsharded from forward
-            gathered = sum(b.params for b in blocks[: i + 1])
+            gathered = 0 if accumulates_unsharded(s) else sum(b.params for b in blocks[: i + 1])
         else:  # this block, and the previous one prefetched
             gathered = blocks[i].params + (blocks[i - 1].params if i and z.backward_prefetch else 0)
         # This block's full gradient, and the next block's, whose reduce-scatter is in flight
@@ -100,9 +119,11 @@ class Zero3(Strategy):
 
     @staticmethod
     def _pending_grad_bytes(s, gb: int) -> int:
-        """Bytes per element of a gradient whose reduce-scatter is in flight (module doc)."""
+        """Bytes per element of a gradient whose reduce-scatter is in flight (module doc); under
+        no_sync the accumulated gradient is a static buffer and only its cast copy is extra."""
         rb = wire_grad_bytes(s.training.sharding.reduce_dtype, gb)
-        return gb + rb if rb != gb else gb
+        held = 0 if accumulates_unsharded(s) else gb
+        return held + rb if rb != gb else held
 
     # ---- groups and schedule
 
@@ -206,6 +227,14 @@ class FsdpSession:
         self.previous_pass_is_own_forward = False
         self.passes: dict[tuple[int, int], _PassState] = {}
         self.current: _PassState | None = None
+        # no_sync (module doc): only each chunk's last backward reduces; SHARD_GRAD_OP's
+        # parameters then stay gathered from a chunk's first forward to that backward.
+        self.accumulate = accumulates_unsharded(s)
+        self.keeps_params = self.accumulate and not self.z.reshard_after_forward
+        self.last = last_backward(list(ctx.order))
+        self.index = -1
+        self.sync = True  # whether the current backward pass reduces its gradients
+        self.resident: set[int] = set()  # chunks whose parameters stay gathered
 
     def gathered(self, unit: str, params: int) -> int:
         """Elements of a unit's all-gather output: one FlatParameter padded to n equal shards."""
@@ -284,9 +313,14 @@ class FsdpSession:
     def start_pass(self, p: Pass, chunk: ChunkWork) -> tuple:
         key = (p.micro_batch, p.chunk)
         self.previous_pass_is_own_forward = self.previous_pass == (True, *key)
+        self.index += 1
+        self.sync = p.forward or not self.accumulate or self.index == self.last[p.chunk]
         if p.forward:
             self.passes[key] = self.current = self.pass_state(p, chunk)
-            if self._root(chunk):  # the root is held in static memory
+            if self.keeps_params:
+                self.current.gathered = p.chunk in self.resident
+                self.resident.add(p.chunk)
+            if self._root(chunk) and not self.current.gathered:  # held in static memory
                 self.current.root_gather = self.gather(
                     f"mb{p.micro_batch} all_gather root",
                     self._root(chunk),
@@ -311,7 +345,9 @@ class FsdpSession:
 
     def end_pass(self, p: Pass, chunk: ChunkWork, last: int | None) -> None:
         self.previous_pass_end, self.previous_pass = last, (p.forward, p.micro_batch, p.chunk)
-        if not p.forward and self._root(chunk):
+        if not p.forward and self.sync:
+            self.resident.discard(p.chunk)
+        if not p.forward and self._root(chunk) and self.sync:
             self.grad_comm.append(
                 self.reduce(
                     f"mb{p.micro_batch} reduce_scatter root",
@@ -341,6 +377,7 @@ class _PassState:
         self.bwd_gather: dict[int, int] = {}
         self.bwd_done: dict[int, int] = {}
         self.root_gather: int | None = None  # the pass's root all-gather, if it has a root
+        self.gathered = False  # the chunk's parameters are still gathered from an earlier pass
 
     def issue_forward(self, i: int) -> None:
         # limit_all_gathers: unit i's all-gather waits until unit i-2's forward freed its
@@ -352,10 +389,13 @@ class _PassState:
             f"{self.tag} all_gather {self.blocks[i].name} (forward)",
             self.blocks[i].params,
             deps=(limit,),
+            alloc=not self.f.keeps_params,  # then a static buffer (module doc)
             unit=self.blocks[i].name,
         )
 
     def before_fwd(self, i):
+        if self.gathered:
+            return ()
         if i == 0:
             self.issue_forward(0)
         if i + 1 < len(self.blocks):
@@ -403,15 +443,20 @@ class _PassState:
         if i == len(self.blocks):
             return
         # The block's full gradient exists from its backward until its reduce-scatter ends;
-        # its parameters are freed when its backward ends.
-        gb, pb = self.f.ctx.gb, self.f.ctx.pb
-        self.f.b.adjust(tid, alloc=unit.params * gb, free=unit.params * pb)
+        # its parameters are freed when its backward ends (SHARD_GRAD_OP's under no_sync only
+        # when it reduces). Under no_sync the gradient computed is added to the held one.
+        f, gb, pb = self.f, self.f.ctx.gb, self.f.ctx.pb
+        params_freed = 0 if f.keeps_params else unit.params * pb
+        computed = unit.params * gb
+        f.b.adjust(tid, alloc=computed, free=params_freed + (computed if f.accumulate else 0))
+        if not f.sync:
+            return
         self.f.grad_comm.append(
             self.f.reduce(
                 f"{self.tag} reduce_scatter {unit.name}",
                 unit.params,
                 (tid,),
-                unit.params * gb,
+                0 if f.accumulate else computed,
                 unit=unit.name,
             )
         )
