@@ -152,5 +152,13 @@ def step_breakdown(scenario: Scenario, step: StepResult) -> StepBreakdown:
         other_s=max(rest, 0.0),
         other_clamped_s=clamped,
         optimizer_on_gpu=not scenario.training.offload.optimizer,
-        sources=dict(cm.kernel_sources()),
+        sources=_sources(cm, scenario.training.kernels),
     )
+
+
+def _sources(cm: ComputeModel, kernels: str) -> dict[str, str]:
+    """The kernel sources, the memory-bound class's with the implementation's kernels."""
+    sources = dict(cm.kernel_sources())
+    if "memory" in sources:
+        sources["memory"] += f"; norms, RoPE, activations and loss as {kernels} kernels run them"
+    return sources

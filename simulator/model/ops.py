@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from simulator.model.architecture import Architecture, is_moe_layer
+from simulator.model.kernels import DEFAULT_KERNELS, apply_kernels, cross_entropy_bytes
 from simulator.model.ops_attention import (
     CP_COMMS,
     core_ops,
@@ -102,6 +103,7 @@ def layer_segments(
     etp: int = 1,
     load_imbalance: float = 1.0,
     dispatch: Dispatch | None = None,
+    kernels: str = DEFAULT_KERNELS,
 ) -> list[Segment]:
     """Forward ops of ONE block on one rank, by sub-layer (pre-norm order), with the collectives
     of tensor, context and expert parallelism.
@@ -122,7 +124,8 @@ def layer_segments(
     parallelism, load_imbalance: the busiest rank's expert tokens over the mean). index None:
     the dense block. Every tensor-parallel sub-layer carries Megatron's f / g collectives of
     b x s/cp x h x dtype_bytes (ops_common.tp_segment). cp: context parallelism over the
-    sequence, cp_comm: ring | all-gather | all-to-all (ops_attention).
+    sequence, cp_comm: ring | all-gather | all-to-all (ops_attention). kernels: how the
+    implementation runs the memory-bound kernels (model/kernels.py).
     """
     _check_ops_args(seq_len, micro_batch, stack, dtype_bytes)
     cross = arch.kind == "encoder-decoder" and stack == "decoder"
@@ -175,7 +178,7 @@ def layer_segments(
         )
     else:
         segments.append(mlp_segment(arch, t=t, tr=tr, e=e, dropout=dropout, tp=tp, sp=sp))
-    return segments
+    return [replace(seg, ops=apply_kernels(seg.ops, arch, kernels, e)) for seg in segments]
 
 
 def layer_ops(
@@ -198,6 +201,7 @@ def layer_ops(
     etp: int = 1,
     load_imbalance: float = 1.0,
     dispatch: Dispatch | None = None,
+    kernels: str = DEFAULT_KERNELS,
 ) -> list[Op]:
     """Forward ops of ONE block, in order (the segments of `layer_segments` concatenated)."""
     return [
@@ -221,6 +225,7 @@ def layer_ops(
             etp=etp,
             load_imbalance=load_imbalance,
             dispatch=dispatch,
+            kernels=kernels,
         )
         for op in seg.ops
     ]
@@ -236,6 +241,7 @@ def embedding_ops(
     sp: bool = False,
     *,
     cp: int = 1,
+    kernels: str = DEFAULT_KERNELS,
 ) -> list[Op]:
     """Token (+ position, token-type) lookup and sum, dropout, optional embedding norm (the
     vocabulary-parallel lookup of each rank is summed by a tensor-parallel collective), on the
@@ -248,7 +254,7 @@ def embedding_ops(
     ops = [_mem("embedding", "residual", tr * h, io)]
     if arch.embedding_norm:
         ops.append(_mem("embedding_norm", "norm", tr * h, 2 * tr * h * e))
-    return ops
+    return list(apply_kernels(tuple(ops), arch, kernels, e))
 
 
 def head_ops(
@@ -260,13 +266,15 @@ def head_ops(
     sp: bool = False,
     *,
     cp: int = 1,
+    kernels: str = DEFAULT_KERNELS,
 ) -> list[Op]:
     """Final norm, logits GEMM (b*s/cp x V/tp x h, vocabulary-parallel), and softmax
     cross-entropy in fp32.
 
-    The loss reads the logits at dtype_bytes and writes fp32 probabilities (Megatron
-    vocab_parallel_cross_entropy upcasts to float). An encoder without an LM head runs only
-    the BERT pooler (GEMM on the b [CLS] tokens).
+    The loss reads the logits at dtype_bytes and passes over them in fp32 as the
+    implementation's kernels do (model/kernels.py cross_entropy_bytes: Megatron's
+    vocab_parallel_cross_entropy, PyTorch's F.cross_entropy, or one compiled pass each way).
+    An encoder without an LM head runs only the BERT pooler (GEMM on the b [CLS] tokens).
     """
     _check_ops_args(seq_len, micro_batch, "decoder", dtype_bytes)
     b, h, e, v = micro_batch, arch.hidden_size, dtype_bytes, arch.vocab_size // tp
@@ -274,10 +282,12 @@ def head_ops(
     tr = -(-t // tp) if sp else t
     ops = [_mem("final_norm", "norm", tr * h, 2 * tr * h * e)] if arch.final_norm else []
     if arch.lm_head:
-        ops += [_matmul("logits", t, v, h, e), _mem("cross_entropy", "ce", t * v, t * v * (e + 4))]
+        fwd, bwd = cross_entropy_bytes(kernels, e)
+        loss = replace(_mem("cross_entropy", "ce", t * v, t * v * fwd), backward_bytes=t * v * bwd)
+        ops += [_matmul("logits", t, v, h, e), loss]
     if arch.pooler:
         ops.append(_matmul("pooler", b, h, h, e))
-    return ops
+    return list(apply_kernels(tuple(ops), arch, kernels, e))
 
 
 def embedding_segment(
@@ -290,13 +300,16 @@ def embedding_segment(
     sp: bool = False,
     *,
     cp: int = 1,
+    kernels: str = DEFAULT_KERNELS,
 ) -> Segment:
     """The embedding (embedding_ops) with the collective that sums the vocabulary-parallel
     lookups of the tp ranks after it: Megatron's VocabParallelEmbedding output goes through
     reduce_from_tensor_model_parallel_region (an all-reduce, identity in backward) or, with
     sequence parallelism, reduce_scatter_to_sequence_parallel_region (a reduce-scatter whose
     backward all-gathers the gradient): ops_common.tp_out."""
-    ops = embedding_ops(arch, seq_len, micro_batch, dtype_bytes, dropout, tp, sp, cp=cp)
+    ops = embedding_ops(
+        arch, seq_len, micro_batch, dtype_bytes, dropout, tp, sp, cp=cp, kernels=kernels
+    )
     size = micro_batch * local_seq(seq_len, cp) * arch.hidden_size * dtype_bytes
     after, bwd_before = tp_out(size, tp, sp)
     return Segment(name="embedding", ops=tuple(ops), after=after, bwd_before=bwd_before)
@@ -311,11 +324,12 @@ def head_segment(
     sp: bool = False,
     *,
     cp: int = 1,
+    kernels: str = DEFAULT_KERNELS,
 ) -> Segment:
     """The head (head_ops) with the collective at the input of its column-parallel logits
     GEMM (ops_common.tp_in: with sequence parallelism an all-gather, reduce-scattered in
     backward; without, the input gradient all-reduced in backward)."""
-    ops = head_ops(arch, seq_len, micro_batch, dtype_bytes, tp, sp, cp=cp)
+    ops = head_ops(arch, seq_len, micro_batch, dtype_bytes, tp, sp, cp=cp, kernels=kernels)
     size = micro_batch * local_seq(seq_len, cp) * arch.hidden_size * dtype_bytes
     before, bwd_after = tp_in(size, tp, sp)
     return Segment(name="head", ops=tuple(ops), before=before, bwd_after=bwd_after)
@@ -330,6 +344,7 @@ def mtp_segment(
     sp: bool = False,
     *,
     cp: int = 1,
+    kernels: str = DEFAULT_KERNELS,
 ) -> Segment:
     """What a multi-token-prediction module runs beside its transformer block (DeepSeek-V3,
     arXiv 2412.19437 Sec 2.2, Eq. 21-22): RMSNorm of the hidden state and of the next token's
@@ -341,13 +356,20 @@ def mtp_segment(
     h, e = arch.hidden_size, dtype_bytes
     t = micro_batch * local_seq(seq_len, cp)
     tr = -(-t // tp) if sp else t
-    ops = [
-        _mem("mtp_norms", "norm", 2 * tr * h, 4 * tr * h * e),
-        _matmul("mtp_eh_proj", t, h // tp, 2 * h, e),
-    ]
+    ops = list(
+        apply_kernels(
+            (
+                _mem("mtp_norms", "norm", 2 * tr * h, 4 * tr * h * e),
+                _matmul("mtp_eh_proj", t, h // tp, 2 * h, e),
+            ),
+            arch,
+            kernels,
+            e,
+        )
+    )
     ops += [
         replace(o, name=f"mtp_{o.name}")
-        for o in head_ops(arch, seq_len, micro_batch, dtype_bytes, tp, sp, cp=cp)
+        for o in head_ops(arch, seq_len, micro_batch, dtype_bytes, tp, sp, cp=cp, kernels=kernels)
     ]
     return tp_segment("mtp_head", ops, t * h * e, tp, sp)
 
@@ -402,5 +424,6 @@ def backward_ops(
                 )
             )
         else:
-            out.append(Op(f"{op.name}.backward", op.kind, 2.0 * op.flops, 2 * op.bytes_moved))
+            nbytes = 2 * op.bytes_moved if op.backward_bytes is None else op.backward_bytes
+            out.append(Op(f"{op.name}.backward", op.kind, 2.0 * op.flops, nbytes))
     return out

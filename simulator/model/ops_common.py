@@ -23,6 +23,7 @@ _EW_FLOPS = {
     "residual": 1.0,
     "act": 8.0,
     "ce": 5.0,
+    "rope": 3.0,  # two products and a sum per element (model/kernels.py)
     "copy": 0.0,
 }
 
@@ -41,7 +42,8 @@ class Op:
     kind "matmul": gemm = (m, n, k), flops = 2*m*n*k*batch (batch = b*heads for attention, the
     local experts for a grouped expert GEMM). kind "attention": one fused flash-attention
     kernel. kind "memory": element-wise / norm / softmax / reduction / permutation ops, whose
-    time is bytes_moved (reads + writes) over bandwidth.
+    time is bytes_moved (reads + writes) over bandwidth. backward_bytes: a memory op's
+    backward bytes where they are not twice its forward's (the loss, model/kernels.py).
     """
 
     name: str
@@ -50,6 +52,7 @@ class Op:
     bytes_moved: int
     gemm: tuple[int, int, int] | None = None
     batch: int = 1
+    backward_bytes: int | None = None
 
 
 @dataclass(frozen=True)

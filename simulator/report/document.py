@@ -138,6 +138,7 @@ def build_report(
             "parallelism": _parallelism(scenario),
             "flash_attention": t.flash_attention,
             "gradient_clipping": t.gradient_clipping,
+            "kernels": t.kernels,
         },
         "cluster": {
             "topology": c.topology_name,

@@ -26,6 +26,7 @@ from simulator.execution.frameworks import framework_problems, strategy_for
 from simulator.execution.strategies import get_strategy
 from simulator.execution.strategies.fsdp import SHARD_GRAD_OP
 from simulator.model import presets
+from simulator.model.kernels import default_kernels
 from simulator.model.precision import PRECISIONS
 from simulator.model.spec import ModelSpec, from_architecture, from_params
 from simulator.scenario import resolve
@@ -330,6 +331,7 @@ def _training(
         activation_checkpointing=t.activation_checkpointing,
         recompute_modules=None if t.recompute_modules is None else tuple(t.recompute_modules),
         flash_attention=t.flash_attention,
+        kernels=t.kernels or default_kernels(framework.name),
         gradient_clipping=(
             t.gradient_clipping
             if t.gradient_clipping is not None

@@ -276,6 +276,14 @@ class TrainingSection(Strict):
         "--clip-grad 1.0, torchtitan's max_norm 1.0, the Hugging Face Trainer's max_grad_norm "
         "1.0), off under framework deepspeed (its gradient_clipping defaults to 0)",
     )
+    kernels: Literal["eager", "megatron", "compiled"] | None = Field(
+        None,
+        description="how the norms, RoPE, gated activation and loss run: eager (PyTorch modules "
+        "op by op: RMSNorm 4e + 28 bytes per element, RoPE 10e, SwiGLU 5e, F.cross_entropy on "
+        "fp32 logits), megatron (Transformer Engine / Apex fused kernels, Megatron's "
+        "vocab_parallel_cross_entropy) or compiled (torch.compile: one pass each). Default: "
+        "megatron under framework megatron, eager otherwise",
+    )
     dropout: bool | None = Field(
         None,
         description="dropout after attention and MLP (Korthikanti et al. 2022 count "

@@ -190,6 +190,7 @@ def test_op_order_and_gqa_gemm_shapes():
     assert names == [
         "attn_norm",
         "qkv_proj",
+        "rope",
         "flash_attention",
         "attn_out_proj",
         "attn_residual",
@@ -202,8 +203,10 @@ def test_op_order_and_gqa_gemm_shapes():
     ]
     # Q 64 heads + K, V 8 heads each, head_dim 128.
     assert ops[1].gemm == (4096, (64 + 2 * 8) * 128, 8192)
+    # RoPE (one fused pass, the builders' default) reads and writes Q (64 heads) and K (8).
+    assert ops[2].bytes_moved == 2 * 2 * 4096 * (64 + 8) * 128
     # Attention reads Q and writes O (64 heads), reads K and V (8 heads) at 2 bytes.
-    assert ops[2].bytes_moved == 2 * 4096 * (2 * 64 + 2 * 8) * 128
+    assert ops[3].bytes_moved == 2 * 4096 * (2 * 64 + 2 * 8) * 128
 
 
 def test_unfused_attention_ops():

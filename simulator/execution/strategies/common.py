@@ -229,6 +229,7 @@ def _block_work(
         causal=stack == "decoder",
         tp=par.tp,
         sp=par.sequence_parallel,
+        kernels=t.kernels,
         **more,
     )
     frozen = rerun = frozenset[str]()
@@ -246,6 +247,7 @@ def _block_work(
                 par.tp,
                 par.sequence_parallel,
                 cp=par.cp,
+                kernels=t.kernels,
             )
         )
     ops = [op for g in segments for op in g.ops]
@@ -291,7 +293,7 @@ def stage_work(
     t, par = scenario.training, scenario.training.parallel
     lay = layout_mod.model_layout(scenario.model, par, stage)
     act_b, tp, sp = t.precision.activation_bytes, par.tp, par.sequence_parallel
-    cp_kw = {"cp": par.cp} if par.cp > 1 else {}
+    cp_kw = {"cp": par.cp, "kernels": t.kernels} if par.cp > 1 else {"kernels": t.kernels}
     acts = layout_mod.stage_activations(scenario, lay)
     frozen = frozenset[str]()
     if t.finetune.adapters:

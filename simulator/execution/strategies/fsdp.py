@@ -57,7 +57,9 @@ def wire_grad_bytes(reduce_dtype: str | None, gb: int) -> int:
 
 def accumulates_unsharded(s) -> bool:
     """FSDP under no_sync: several micro-batches accumulate unsharded gradients (module doc)."""
-    return s.training.sharding.gradient_sync == "last_micro_batch" and s.training.grad_accum_steps > 1
+    return (
+        s.training.sharding.gradient_sync == "last_micro_batch" and s.training.grad_accum_steps > 1
+    )
 
 
 def copy_s(ctx: Context, nbytes: int) -> float:
