@@ -34,10 +34,10 @@ from simulator.execution.strategies.fsdp import (
     HSDP,
     FsdpSession,
     Zero3,
-    _PassState,
     copy_s,
     wire_grad_bytes,
 )
+from simulator.execution.strategies.fsdp_pass import PassState
 from simulator.spec.specs import ShardingSpec
 
 
@@ -229,7 +229,7 @@ class Fsdp2Session(FsdpSession):
         return _Fsdp2Pass(self, p, chunk)
 
 
-class _Fsdp2Pass(_PassState):
+class _Fsdp2Pass(PassState):
     def __init__(self, f, p, chunk) -> None:
         super().__init__(f, p, chunk)
         self.reduced: dict[int, int] = {}  # block index -> its reduce-scatter

@@ -43,6 +43,7 @@ from simulator.execution.strategies.base import Strategy
 from simulator.execution.strategies.buckets import BucketSession
 from simulator.execution.strategies.common import ChunkWork, Context, optimizer_step, shard_of
 from simulator.execution.strategies.ddp import DDP_FIRST_BUCKET_BYTES
+from simulator.execution.strategies.fsdp_pass import PassState
 from simulator.model.ops import Op
 from simulator.spec.mesh import Group
 
@@ -227,8 +228,8 @@ class FsdpSession:
         self.previous_pass_end: int | None = None
         self.previous_pass: tuple[bool, int, int] | None = None
         self.previous_pass_is_own_forward = False
-        self.passes: dict[tuple[int, int], _PassState] = {}
-        self.current: _PassState | None = None
+        self.passes: dict[tuple[int, int], PassState] = {}
+        self.current: PassState | None = None
         # no_sync (module doc): only each chunk's last backward reduces; SHARD_GRAD_OP's
         # parameters then stay gathered from a chunk's first forward to that backward.
         self.accumulate = accumulates_unsharded(s)
@@ -360,105 +361,10 @@ class FsdpSession:
                 )
             )
 
-    def pass_state(self, p: Pass, chunk: ChunkWork) -> _PassState:
-        return _PassState(self, p, chunk)
+    def pass_state(self, p: Pass, chunk: ChunkWork) -> PassState:
+        return PassState(self, p, chunk)
 
     def finish(self, last: int | None) -> None:
         optimizer_step(
             self.b, self.ctx, shard_of(self.ctx.stage_params, self.n), deps=(last, *self.grad_comm)
-        )
-
-
-class _PassState:
-    """One (micro-batch, chunk): the gathers and reduce-scatters around its blocks' passes."""
-
-    def __init__(self, f: FsdpSession, p: Pass, chunk: ChunkWork):
-        self.f, self.z, self.tag, self.blocks = f, f.z, f"mb{p.micro_batch}", chunk.blocks
-        self.fwd_gather: dict[int, int] = {}
-        self.fwd_done: dict[int, int] = {}
-        self.bwd_gather: dict[int, int] = {}
-        self.bwd_done: dict[int, int] = {}
-        self.root_gather: int | None = None  # the pass's root all-gather, if it has a root
-        self.gathered = False  # the chunk's parameters are still gathered from an earlier pass
-
-    def issue_forward(self, i: int) -> None:
-        # limit_all_gathers: unit i's all-gather waits until unit i-2's forward freed its
-        # memory; the first two of a pass wait for the previous pass (whose last units they follow).
-        limit = None
-        if self.z.limit_all_gathers:
-            limit = self.fwd_done.get(i - 2) if i >= 2 else self.f.previous_pass_end
-        self.fwd_gather[i] = self.f.gather(
-            f"{self.tag} all_gather {self.blocks[i].name} (forward)",
-            self.blocks[i].params,
-            deps=(limit,),
-            alloc=not self.f.keeps_params,  # then a static buffer (module doc)
-            unit=self.blocks[i].name,
-        )
-
-    def before_fwd(self, i):
-        if self.gathered:
-            return ()
-        if i == 0:
-            self.issue_forward(0)
-        if i + 1 < len(self.blocks):
-            self.issue_forward(i + 1)
-        return (self.fwd_gather[i], self.root_gather)
-
-    def after_fwd(self, i, unit, tid):
-        self.fwd_done[i] = tid
-        if self.z.reshard_after_forward:
-            self.f.b.adjust(tid, free=unit.params * self.f.ctx.pb)
-
-    def issue_backward(self, i: int, deps) -> None:
-        if 0 <= i and i not in self.bwd_gather and self.z.reshard_after_forward:
-            self.bwd_gather[i] = self.f.gather(
-                f"{self.tag} all_gather {self.blocks[i].name} (backward)",
-                self.blocks[i].params,
-                deps=deps,
-                unit=self.blocks[i].name,
-            )
-
-    def before_bwd(self, i):
-        z, last_block = self.z, len(self.blocks) - 1
-        if i == len(self.blocks):  # the head: prefetch the last block once its forward freed it
-            if z.backward_prefetch and self.blocks:
-                # ... and once this backward pass has begun, when other passes ran in between.
-                started = () if self.f.previous_pass_is_own_forward else (self.f.previous_pass_end,)
-                self.issue_backward(
-                    last_block,
-                    (self.fwd_done[last_block], *started) if z.limit_all_gathers else started,
-                )
-            return ()
-        # Without prefetch the all-gather is issued when this block's backward is reached,
-        # i.e. after the previous backward op (the head's, block i+1's, or the end of the
-        # previous pass when the pass starts here).
-        reached = self.bwd_done.get(i + 1, self.f.previous_pass_end)
-        self.issue_backward(i, (reached,))
-        if z.backward_prefetch:
-            # BACKWARD_PRE: the previous block is gathered before this one computes; the rate
-            # limiter holds it until block i+1's parameters are freed.
-            self.issue_backward(i - 1, (reached,) if z.limit_all_gathers else ())
-        return (self.bwd_gather.get(i), self.fwd_done.get(i))
-
-    def after_bwd(self, i, unit, tid):
-        self.bwd_done[i] = tid
-        if i == len(self.blocks):
-            return
-        # The block's full gradient exists from its backward until its reduce-scatter ends;
-        # its parameters are freed when its backward ends (SHARD_GRAD_OP's under no_sync only
-        # when it reduces). Under no_sync the gradient computed is added to the held one.
-        f, gb, pb = self.f, self.f.ctx.gb, self.f.ctx.pb
-        params_freed = 0 if f.keeps_params else unit.params * pb
-        computed = unit.params * gb
-        f.b.adjust(tid, alloc=computed, free=params_freed + (computed if f.accumulate else 0))
-        if not f.sync:
-            return
-        self.f.grad_comm.append(
-            self.f.reduce(
-                f"{self.tag} reduce_scatter {unit.name}",
-                unit.params,
-                (tid,),
-                0 if f.accumulate else computed,
-                unit=unit.name,
-            )
         )
