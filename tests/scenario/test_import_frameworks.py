@@ -359,3 +359,14 @@ def test_each_importer_reads_its_clipping_norm(tmp_path):
     )
     off = _job(tmp_path, "[training]\nmax_norm = 0.0\n")
     assert off.document["training"]["gradient_clipping"] is False
+
+
+# ------------------------------------------------------------------------------- kernels
+
+
+def test_torchtitan_compile_sets_the_kernels(tmp_path):
+    # training.compile: torch.compile's fused kernels; off: PyTorch's eager modules.
+    on = _job(tmp_path, "[training]\ncompile = true\n")
+    assert on.document["training"]["kernels"] == "compiled"
+    off = _job(tmp_path, "[training]\ncompile = false\n")
+    assert off.document["training"]["kernels"] == "eager"

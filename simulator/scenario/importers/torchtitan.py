@@ -51,7 +51,6 @@ _IGNORED_SECTIONS = {
 }
 _TRAINING_IGNORED = (
     "steps",
-    "compile",
     "dataset",
     "dataset_path",
     "seed",
@@ -271,6 +270,11 @@ def _training(table: dict[str, Any], p: Partial, layout: _Layout) -> None:
                 p.refuse(name, value, "fully_shard's CPUOffloadPolicy: DDP does not offload")
             else:
                 p.ignore(name, value, "off")
+        elif key == "compile":  # torch.compile of each block (and the loss): Inductor's kernels
+            if not isinstance(value, bool):
+                p.refuse(name, value, "expected true or false")
+            else:
+                p.map(name, value, f"{TR}.kernels", "compiled" if value else "eager")
         elif key == "max_norm":  # clip_grad_norm_'s max norm (default 1.0); <= 0 does not clip
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 p.refuse(name, value, "expected a number (the max norm)")
@@ -287,6 +291,7 @@ def _training(table: dict[str, Any], p: Partial, layout: _Layout) -> None:
                     "local_batch_size",
                     "seq_len",
                     "max_norm",
+                    "compile",
                     "global_batch_size",
                     "mixed_precision_param",
                     "mixed_precision_reduce",
