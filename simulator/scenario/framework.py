@@ -28,8 +28,7 @@ _FSDP2_INSTEAD = {
     "backward_prefetch": "FSDP2 removed backward_prefetch: it always prefetches the previous block (BACKWARD_PRE)",
     "limit_all_gathers": "FSDP2 removed limit_all_gathers: its all-gathers wait for the previous copy-out instead",
     "reduce_dtype": "FSDP2's is training.fsdp2.reduce_dtype (MixedPrecisionPolicy)",
-    "gradient_sync": "FSDP2's set_requires_gradient_sync is not modelled: every micro-batch "
-    "reduce-scatters under pytorch-fsdp2",
+    "gradient_sync": "FSDP2's is training.fsdp2.gradient_sync (set_requires_gradient_sync)",
 }
 _SPECS = {"deepspeed": DeepSpeedSpec, "pytorch-fsdp2": Fsdp2Spec, "megatron": MegatronSpec}
 _FIELDS = {field for field, _ in FRAMEWORK_SECTIONS.values()}

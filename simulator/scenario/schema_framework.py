@@ -146,6 +146,12 @@ class Fsdp2Section(_Section):
         description="MixedPrecisionPolicy reduce_dtype: the gradient reduction's datatype (default: the "
         "gradients', bf16 under bf16-mixed)",
     )
+    gradient_sync: Literal["every_micro_batch", "last_micro_batch"] | None = Field(
+        None,
+        description="last_micro_batch: set_requires_gradient_sync(False) on every micro-batch but "
+        "each chunk's last, which accumulate unsharded gradients (in reduce_dtype) reduced once per "
+        "step; default every_micro_batch",
+    )
 
 
 _MG = MegatronSpec()

@@ -85,6 +85,8 @@ class Fsdp2Spec:
     # _fsdp_api.py MixedPrecisionPolicy(reduce_dtype=None): None reduces in the gradients' dtype
     # (bf16 under bf16-mixed); torchtitan and others set float32.
     reduce_dtype: str | None = None
+    # "last_micro_batch": set_requires_gradient_sync(False) on every micro-batch but the last.
+    gradient_sync: str = "every_micro_batch"
 
 
 # Megatron-LM: the DDP bucket default, max(40M, 1M x dp) parameters, when overlapping the

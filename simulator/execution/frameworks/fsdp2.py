@@ -34,6 +34,7 @@ from simulator.execution.strategies.fsdp import (
     HSDP,
     FsdpSession,
     Zero3,
+    accumulates_unsharded,
     copy_s,
     wire_grad_bytes,
 )
@@ -62,6 +63,19 @@ class _Fsdp2:
     @staticmethod
     def _reshard(s) -> bool:
         return s.training.framework.fsdp2.reshard_after_forward
+
+    @staticmethod
+    def accumulated_grad_bytes(s, gb: int) -> int:
+        """set_requires_gradient_sync(False) accumulates in reduce_dtype where it differs from the
+        gradients' (_fsdp_param.py to_accumulated_grad_if_needed: unsharded_accumulated_grad =
+        grad.to(reduce_dtype); accumulate_unsharded_grad_if_needed adds the next into it)."""
+        return wire_grad_bytes(s.training.framework.fsdp2.reduce_dtype, gb)
+
+    @staticmethod
+    def keeps_parameters(s) -> bool:
+        """reshard_after_backward stays True under set_requires_gradient_sync(False): every pass
+        gathers (_fsdp_param_group.py post_backward reshards before returning)."""
+        return False
 
     def states(self, s, lay, k: float) -> StateBytes:
         """Each rank stores ceil(dim0 / n) rows of every parameter, and their gradients and
@@ -95,8 +109,11 @@ class _Fsdp2:
                 first,
             )
         ]
+        # Under set_requires_gradient_sync(False) the gradients in flight are the held ones
+        # (static_buffer_bytes).
+        held = accumulates_unsharded(s)
         for i in range(len(blocks) - 1, -1, -1):
-            pending = unp[i + 1] * gb if i + 1 < len(blocks) else 0
+            pending = unp[i + 1] * gb if i + 1 < len(blocks) and not held else 0
             if reshard:
                 out.append(
                     (
@@ -148,7 +165,8 @@ class _Fsdp2:
             ),
             key=lambda m: m[1] + m[2],
         )
-        return PassEdges(forward, backward, sum(b.params for b in blocks[:2]) * gb)
+        in_flight = 0 if accumulates_unsharded(s) else sum(b.params for b in blocks[:2]) * gb
+        return PassEdges(forward, backward, in_flight)
 
     def sharded_session(self, ctx, b, shard, replica):
         return Fsdp2Session(ctx, b, shard, replica)
@@ -182,6 +200,9 @@ class Fsdp2Session(FsdpSession):
         self.padded["root"] = padded_numel(root, self.n)
         self.reduces: list[int] = []
         self.reduce_bytes = wire_grad_bytes(s.training.framework.fsdp2.reduce_dtype, ctx.gb)
+        self.keeps_params = False  # reshard_after_backward: every pass gathers
+        # The reduce-scatter's copy-in reads the gradient as accumulated (in reduce_dtype).
+        self.grad_read_bytes = self.reduce_bytes if self.accumulate else ctx.gb
 
     def gathered(self, unit: str, params: int) -> int:
         return self.padded[unit]
@@ -206,7 +227,9 @@ class Fsdp2Session(FsdpSession):
             "comm_rs",
             "copy",
             deps=deps,
-            duration_s=copy_s(self.ctx, self.padded[unit] * (self.ctx.gb + self.reduce_bytes)),
+            duration_s=copy_s(
+                self.ctx, self.padded[unit] * (self.grad_read_bytes + self.reduce_bytes)
+            ),
         )
         done = super().reduce(name, params, (copy_in,), free, unit)
         self.reduces.append(self.last_reduce_scatter)
@@ -236,7 +259,7 @@ class _Fsdp2Pass(PassState):
 
     def after_bwd(self, i, unit, tid):
         super().after_bwd(i, unit, tid)
-        if i < len(self.blocks):
+        if i < len(self.blocks) and self.f.sync:
             self.reduced[i] = self.f.reduces[-1]
 
     def issue_at(self, i: int, deps) -> None:

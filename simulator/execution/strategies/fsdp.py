@@ -57,10 +57,13 @@ def wire_grad_bytes(reduce_dtype: str | None, gb: int) -> int:
 
 
 def accumulates_unsharded(s) -> bool:
-    """FSDP under no_sync: several micro-batches accumulate unsharded gradients (module doc)."""
-    return (
-        s.training.sharding.gradient_sync == "last_micro_batch" and s.training.grad_accum_steps > 1
+    """FSDP under no_sync (FSDP2: set_requires_gradient_sync(False)): several micro-batches
+    accumulate unsharded gradients (module doc)."""
+    fw = s.training.framework
+    sync = (
+        fw.fsdp2.gradient_sync if fw.name == "pytorch-fsdp2" else s.training.sharding.gradient_sync
     )
+    return sync == "last_micro_batch" and s.training.grad_accum_steps > 1
 
 
 def copy_s(ctx: Context, nbytes: int) -> float:
@@ -92,9 +95,23 @@ class Zero3(Strategy):
         # until the final reduce-scatter; under no_sync every block's gradient is held too.
         held = 0
         if accumulates_unsharded(s):
-            kept = not s.training.sharding.reshard_after_forward  # SHARD_GRAD_OP's parameters
-            held = sum(b.params for b in lay.blocks) * (gb + (pb if kept else 0))
+            acc = self.accumulated_grad_bytes(s, gb)
+            kept = self.keeps_parameters(s)  # SHARD_GRAD_OP's parameters
+            held = sum(b.params for b in lay.blocks) * (acc + (pb if kept else 0))
+            held += lay.root_params * (acc - gb)  # the root's, counted above at gb
         return lay.root_params * (pb + gb) + held
+
+    @staticmethod
+    def accumulated_grad_bytes(s, gb: int) -> int:
+        """Bytes per element of a gradient accumulated under no_sync: autograd's, in the
+        parameters' dtype (FSDP1)."""
+        return gb
+
+    @staticmethod
+    def keeps_parameters(s) -> bool:
+        """Whether no_sync keeps a chunk's gathered parameters between its passes (FSDP1's
+        SHARD_GRAD_OP: `_should_free_in_backward` is False while not syncing)."""
+        return accumulates_unsharded(s) and not s.training.sharding.reshard_after_forward
 
     def buffers_at_backward_start(self, s, blocks, pb, gb) -> int:
         if not self._sharded(s) or not blocks:
@@ -233,7 +250,7 @@ class FsdpSession:
         # no_sync (module doc): only each chunk's last backward reduces; SHARD_GRAD_OP's
         # parameters then stay gathered from a chunk's first forward to that backward.
         self.accumulate = accumulates_unsharded(s)
-        self.keeps_params = self.accumulate and not self.z.reshard_after_forward
+        self.keeps_params = Zero3.keeps_parameters(s)
         self.last = last_backward(list(ctx.order))
         self.index = -1
         self.sync = True  # whether the current backward pass reduces its gradients
