@@ -82,3 +82,22 @@ def _closest(name: str, valid: list[str]) -> str:
     """ "; closest: 'nvls_tree'" when a valid name is close to the refused one."""
     hits = closest(name, valid)
     return f"; closest: {' or '.join(map(repr, hits))}" if hits else ""
+
+
+def check_dispatch_placement(t: TrainingSpec, c: ClusterSpec, problems: list[Problem]) -> None:
+    """The deepep dispatcher forwards each token over NVLink to the expert-parallel ranks of one
+    host (strategies/base.py dispatch_mesh): every ep group must hold the same number of ranks
+    on each of its hosts."""
+    if t.moe.dispatcher != "deepep" or t.parallel.ep == 1:
+        return
+    stub = Scenario(name="", model=None, training=t, cluster=c)  # type: ignore[arg-type]
+    try:
+        strategy_for(t).ep_per_host(stub)
+    except ValueError as exc:
+        problems.append(
+            Problem(
+                "training.moe.dispatcher",
+                f"deepep: {exc}",
+                "choose ep dividing (or a multiple of) the GPUs per host, or dispatcher alltoall",
+            )
+        )

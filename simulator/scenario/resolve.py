@@ -11,7 +11,7 @@ from pathlib import Path
 from simulator.core.errors import Problem, UserError, did_you_mean
 from simulator.model.architecture import Architecture, Attention, MoE
 from simulator.model.spec import ModelSpec
-from simulator.scenario.algorithm_check import check_algorithm
+from simulator.scenario.algorithm_check import check_algorithm, check_dispatch_placement
 from simulator.scenario.finetune import check_finetune
 from simulator.scenario.parallel import check_model, check_placement
 from simulator.scenario.power import gpu_power, power_cap
@@ -332,6 +332,7 @@ def check_compat(
     check_placement(t.parallel, c, problems)
     if not problems:  # the groups below assume degrees that divide
         check_algorithm(t, c, comm, problems)
+        check_dispatch_placement(t, c, problems)
     _check_positions(model, t, problems, warnings)
 
 

@@ -18,6 +18,7 @@ from simulator.scenario import schema_types
 from simulator.scenario.load import load_scenario, scenario_from_dict
 from simulator.spec.mesh import Mesh, fold
 from simulator.spec.specs import CP_COMMS, MOE_DISPATCHERS, MOE_OVERLAPS
+from tests.helpers import cluster_of, make_scenario
 
 FIXTURE = Path(__file__).parent / "fixtures" / "moe-tp2-cp2-ep4.yaml"
 P = "training.parallelism"
@@ -319,3 +320,32 @@ def test_validate_exits_2_at_the_field(tmp_path, capsys):
     assert code == 2 and "Traceback" not in err
     assert f"bad.yaml: {P}.ep: ep 2 splits experts" in err
     assert main(["validate", str(FIXTURE)]) == 0
+
+
+def test_deepep_needs_every_ep_group_evenly_on_its_hosts():
+    # ep 3 on hosts of 8: the first group (ranks 0-2) sits on one host, the third (6-8) on two
+    # (2 + 1 ranks); DeepEP's NVLink forwarding needs the same share on every host.
+    arch = {
+        "num_layers": 2,
+        "hidden_size": 1024,
+        "num_heads": 8,
+        "vocab_size": 32000,
+        "ffn": "swiglu",
+        "ffn_hidden_size": 2048,
+        "moe": {"num_experts": 6, "experts_per_token": 2, "expert_ffn_hidden_size": 1024},
+    }
+    training = {
+        "framework": "megatron",
+        "strategy": "zero1",
+        "seq_len": 1024,
+        "parallelism": {"ep": 3},
+        "moe": {"dispatcher": "deepep"},
+    }
+    with pytest.raises(UserError) as caught:
+        make_scenario(model={"architecture": arch}, training=training, cluster=cluster_of(24))
+    (problem,) = caught.value.problems
+    assert problem.path == "training.moe.dispatcher"
+    assert "ranks per host: [1, 2, 3]" in problem.message
+    # ep 2 divides the host: every group on one host.
+    training["parallelism"] = {"ep": 2}
+    make_scenario(model={"architecture": arch}, training=training, cluster=cluster_of(24))

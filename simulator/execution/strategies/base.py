@@ -13,6 +13,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, NamedTuple
 
+import numpy as np
+
 from simulator.core.errors import Problem
 from simulator.execution.schedule import ScheduleBuilder
 from simulator.execution.strategies.passes import StageSchedule
@@ -119,18 +121,18 @@ class Strategy(ABC):
 
     def ep_per_host(self, s: Scenario) -> int:
         """Ranks of an expert-parallel group on one host (ranks fill hosts in order: rank r on
-        host r // gpus_per_host); ValueError where the hosts hold unequal shares."""
+        host r // gpus_per_host), the same for every instance of the group; ValueError where the
+        hosts hold unequal shares, in one instance or between instances."""
         par = s.training.parallel
-        ranks = self.expert_mesh(s).group("ep").ranks(0)
-        per_host: dict[int, int] = {}
-        for r in ranks:
-            per_host[r // s.cluster.gpus_per_host] = (
-                per_host.get(r // s.cluster.gpus_per_host, 0) + 1
-            )
-        counts = set(per_host.values())
+        group = self.expert_mesh(s).group("ep")
+        hosts = group.ranks_of(list(range(group.count))) // s.cluster.gpus_per_host
+        counts: set[int] = set()
+        for row in hosts:
+            counts.update(np.unique(row, return_counts=True)[1].tolist())
         if len(counts) != 1:
             raise ValueError(
-                f"the ep group of {par.ep} ranks spreads unevenly over hosts ({sorted(counts)})"
+                f"the ep group of {par.ep} ranks spreads unevenly over hosts of "
+                f"{s.cluster.gpus_per_host} GPUs (ranks per host: {sorted(counts)})"
             )
         return counts.pop()
 
