@@ -33,7 +33,7 @@ def test_eager_rmsnorm_moves_4e_plus_28_bytes_per_element():
 
 
 def test_layernorm_is_one_kernel_either_way():
-    mpt = get_preset("mpt-7b")  # LayerNorm, GELU, ALiBi: no RoPE
+    mpt = get_preset("mpt-7b")  # LayerNorm, GELU, learned positions (the benchmark yamls): no RoPE
     eager = layer_ops(mpt, 2048, 1, True, kernels="eager")
     fused = layer_ops(mpt, 2048, 1, True, kernels="megatron")
     assert eager == fused
