@@ -370,3 +370,13 @@ def test_torchtitan_compile_sets_the_kernels(tmp_path):
     assert on.document["training"]["kernels"] == "compiled"
     off = _job(tmp_path, "[training]\ncompile = false\n")
     assert off.document["training"]["kernels"] == "eager"
+
+
+def test_accelerate_dynamo_inductor_sets_compiled_kernels(tmp_path):
+    # accelerate's dynamo_config compiles the model; only Inductor fuses kernels.
+    base = import_fixture("accelerate-fsdp.yaml").read_text()
+    for backend, expected in (("INDUCTOR", "compiled"), ("NO", None)):
+        path = tmp_path / f"accelerate-{backend}.yaml"
+        path.write_text(base + f"dynamo_config:\n  dynamo_backend: {backend}\n")
+        t = import_files([LLAMA, path], "dgx-h100").document["training"]
+        assert t.get("kernels") == expected

@@ -41,7 +41,6 @@ _TOP_IGNORED = {
     "debug": "debugging",
     "gpu_ids": "which GPUs",
     "enable_cpu_affinity": "CPU pinning",
-    "dynamo_config": "torch.compile",
     "num_machines": "read with num_processes",
 }
 _FSDP_IGNORED = {
@@ -82,11 +81,27 @@ def import_accelerate(data: dict[str, Any], source: str) -> Partial:
         elif key in ("fsdp_config", "deepspeed_config", "megatron_lm_config"):
             for sub, v in flatten({key: value}):
                 p.ignore(sub, v, f"distributed_type is {kind}")
+        elif key == "dynamo_config":
+            _dynamo(value or {}, p)
         elif key in _TOP_IGNORED:
             p.ignore(key, value, _TOP_IGNORED[key])
         else:
-            p.unknown(key, value, [*_TOP_IGNORED, "distributed_type", "mixed_precision"])
+            p.unknown(
+                key, value, [*_TOP_IGNORED, "distributed_type", "mixed_precision", "dynamo_config"]
+            )
     return p
+
+
+def _dynamo(config: dict[str, Any], p: Partial) -> None:
+    """torch.compile through accelerate: only Inductor generates fused kernels (training.kernels
+    compiled); another backend, or NO, leaves the modules running eagerly."""
+    for name, value in flatten({"dynamo_config": config}):
+        if name != "dynamo_config.dynamo_backend":
+            p.ignore(name, value, "torch.compile's options")
+        elif str(value).upper() == "INDUCTOR":
+            p.map(name, value, f"{TR}.kernels", "compiled", "Inductor fuses pointwise chains")
+        else:
+            p.ignore(name, value, "no Inductor: the modules run eagerly (training.kernels eager)")
 
 
 def _distributed(kind: str, fsdp2: bool, value: Any, p: Partial) -> None:
