@@ -17,12 +17,17 @@ from simulator.system.comm.calibration import Calibration
 from simulator.system.topology.loader import load_topology, topology_from_dict
 
 
+def _stub(t: TrainingSpec, c: ClusterSpec) -> Scenario:
+    """A scenario without its model: the collectives and the mesh read only the training and
+    the cluster."""
+    return Scenario(name="", model=None, training=t, cluster=c)  # type: ignore[arg-type]
+
+
 def step_collectives(t: TrainingSpec, c: ClusterSpec) -> list[tuple[str, Group]]:
     """The (operation, group) pairs a step issues with the forced algorithm: the strategy's
     data-parallel ones and, with tp > 1, the tensor-parallel all-reduce, all-gather and
     reduce-scatter the step costs on every stage (execution/step.py stage_context)."""
-    # The collectives and the mesh read only the training and the cluster: no model needed.
-    stub = Scenario(name="", model=None, training=t, cluster=c)  # type: ignore[arg-type]
+    stub = _stub(t, c)
     strategy = strategy_for(t)
     found = list(strategy.collectives(stub))
     if t.parallel.tp > 1:
@@ -90,9 +95,8 @@ def check_dispatch_placement(t: TrainingSpec, c: ClusterSpec, problems: list[Pro
     on each of its hosts."""
     if t.moe.dispatcher != "deepep" or t.parallel.ep == 1:
         return
-    stub = Scenario(name="", model=None, training=t, cluster=c)  # type: ignore[arg-type]
     try:
-        strategy_for(t).ep_per_host(stub)
+        strategy_for(t).ep_per_host(_stub(t, c))
     except ValueError as exc:
         problems.append(
             Problem(

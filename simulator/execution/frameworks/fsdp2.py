@@ -200,9 +200,11 @@ class Fsdp2Session(FsdpSession):
         self.padded["root"] = padded_numel(root, self.n)
         self.reduces: list[int] = []
         self.reduce_bytes = wire_grad_bytes(s.training.framework.fsdp2.reduce_dtype, ctx.gb)
-        self.keeps_params = False  # reshard_after_backward: every pass gathers
-        # The reduce-scatter's copy-in reads the gradient as accumulated (in reduce_dtype).
-        self.grad_read_bytes = self.reduce_bytes if self.accumulate else ctx.gb
+        self.keeps_params = _Fsdp2.keeps_parameters(s)
+        # The reduce-scatter's copy-in reads the gradient as accumulated.
+        self.grad_read_bytes = (
+            _Fsdp2.accumulated_grad_bytes(s, ctx.gb) if self.accumulate else ctx.gb
+        )
 
     def gathered(self, unit: str, params: int) -> int:
         return self.padded[unit]
