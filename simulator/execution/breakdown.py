@@ -34,10 +34,9 @@ from simulator.execution.schedule import Schedule
 from simulator.execution.step import StepResult, compute_model
 from simulator.execution.strategies.common import (
     ChunkWork,
-    offload_times_s,
-    optimizer_ops,
     stage_work,
 )
+from simulator.execution.strategies.optimizer import offload_times_s, optimizer_ops
 from simulator.spec.specs import Scenario
 from simulator.system.compute import ComputeModel
 

@@ -13,6 +13,8 @@ import numpy as np
 from simulator.execution import finetune, layout
 from simulator.execution.frameworks import strategy_for
 from simulator.execution.pipeline import passes
+from simulator.model.optimizer_kernels import update_temporary_bytes_per_param
+from simulator.model.precision import optimizer_state_bytes_per_param
 from simulator.spec.specs import Scenario
 
 
@@ -80,7 +82,9 @@ def peak_moment(scenario: Scenario, stage: int = 0, lay: layout.Layout | None = 
         activations_bytes=candidate.activations_bytes + int(totals[i]),  # the others in flight
         buffers_bytes=candidate.buffers_bytes + extras[carry],
     )
-    step = strategy.step_transient_bytes(scenario, lay, pb, gb)
+    step = strategy.step_transient_bytes(scenario, lay, pb, gb) + _update_temporary(
+        scenario, strategy, lay
+    )
     if step and static + step > moment.bytes:
         # After every backward: no activations, the optimizer's own buffers.
         return Moment(
@@ -90,6 +94,17 @@ def peak_moment(scenario: Scenario, stage: int = 0, lay: layout.Layout | None = 
             static_buffers_bytes=static,
         )
     return moment
+
+
+def _update_temporary(scenario: Scenario, strategy, lay: layout.Layout) -> int:
+    """What the optimizer update allocates beside the model states (foreach's denominators,
+    model/optimizer_kernels.py): per parameter this rank's optimizer updates."""
+    t = scenario.training
+    per_param = update_temporary_bytes_per_param(t.optimizer_implementation, t.precision)
+    if not per_param or t.offload.optimizer:
+        return 0
+    k = optimizer_state_bytes_per_param(t.optimizer, t.precision, scenario.model.hidden_size)
+    return round(strategy.states(scenario, lay, k).optimizer / k) * per_param
 
 
 # The moments of the walk, by kind: where a forward pass begins (PassEdges' first), within a

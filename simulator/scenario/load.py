@@ -27,6 +27,7 @@ from simulator.execution.strategies import get_strategy
 from simulator.execution.strategies.fsdp import SHARD_GRAD_OP
 from simulator.model import presets
 from simulator.model.kernels import default_kernels
+from simulator.model.optimizer_kernels import UNFUSED_OPTIMIZERS, default_optimizer_implementation
 from simulator.model.precision import PRECISIONS
 from simulator.model.spec import ModelSpec, from_architecture, from_params
 from simulator.scenario import resolve
@@ -42,7 +43,7 @@ from simulator.scenario.moe import architecture_problems, training_moe_problems
 from simulator.scenario.parallel import microbatches, parallel_spec
 from simulator.scenario.problems import pydantic_problems, text_at
 from simulator.scenario.reliability import resolve_reliability
-from simulator.scenario.schema import ScenarioFile
+from simulator.scenario.schema import ScenarioFile, TrainingSection
 from simulator.scenario.schema_finetune import finetune_spec
 from simulator.spec.specs import (
     ClusterSpec,
@@ -311,6 +312,33 @@ def _shard_grad_op(t, problems: list[Problem]) -> bool:
     return False
 
 
+def _optimizer_implementation(t: TrainingSection, framework: str, problems: list[Problem]) -> str:
+    """training.optimizer_implementation, or the framework's default for the optimizer; an
+    unfused implementation of an optimizer without a per-operation table, or of ZeRO-Offload's
+    CPU optimizer, is refused."""
+    chosen = t.optimizer_implementation
+    if chosen is None:
+        return default_optimizer_implementation(framework, t.optimizer)
+    if chosen != "fused" and t.optimizer not in UNFUSED_OPTIMIZERS:
+        problems.append(
+            Problem(
+                "training.optimizer_implementation",
+                f"{chosen} is costed for {' and '.join(UNFUSED_OPTIMIZERS)} only, not "
+                f"{t.optimizer}",
+                "remove it (one fused pass), or use optimizer adamw",
+            )
+        )
+    elif chosen != "fused" and t.offload.optimizer == "cpu":
+        problems.append(
+            Problem(
+                "training.optimizer_implementation",
+                f"{chosen}: with offload.optimizer cpu the update is DeepSpeed's CPU Adam",
+                "remove it",
+            )
+        )
+    return chosen
+
+
 def _training(
     spec: ScenarioFile, num_gpus: int | None, problems: list[Problem], warnings: list[str]
 ) -> TrainingSpec | None:
@@ -332,6 +360,7 @@ def _training(
         recompute_modules=None if t.recompute_modules is None else tuple(t.recompute_modules),
         flash_attention=t.flash_attention,
         kernels=t.kernels or default_kernels(framework.name),
+        optimizer_implementation=_optimizer_implementation(t, framework.name, found),
         gradient_clipping=(
             t.gradient_clipping
             if t.gradient_clipping is not None

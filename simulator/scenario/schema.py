@@ -284,6 +284,14 @@ class TrainingSection(Strict):
         "vocab_parallel_cross_entropy) or compiled (torch.compile: one pass each). Default: "
         "megatron under framework megatron, eager otherwise",
     )
+    optimizer_implementation: Literal["fused", "foreach", "for-loop"] | None = Field(
+        None,
+        description="how the optimizer update runs (torch.optim's fused / foreach flags, "
+        "torchtitan's optimizer.implementation): fused (one pass), foreach (torch.optim.AdamW's "
+        "default on CUDA: eight multi-tensor passes, 4p + 2g + 14s bytes per parameter) or "
+        "for-loop (the same passes tensor by tensor). Adam and AdamW only. Default: fused "
+        "under megatron and deepspeed (their FusedAdam), foreach otherwise",
+    )
     dropout: bool | None = Field(
         None,
         description="dropout after attention and MLP (Korthikanti et al. 2022 count "

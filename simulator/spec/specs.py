@@ -230,6 +230,7 @@ class TrainingSpec:
     dropout: bool  # dropout layers (masks kept for backward); Llama and MPT train without
     gradient_clipping: bool = True  # clip the global gradient norm (strategies/common.py)
     kernels: str = "eager"  # how the memory-bound kernels run (model/kernels.py)
+    optimizer_implementation: str = "fused"  # model/optimizer_kernels.py
     offload: OffloadSpec
     sharding: ShardingSpec
     bucket_size_bytes: int  # DDP bucket cap

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from simulator.execution.strategies.common import gradient_clipping_ops, optimizer_ops
+from simulator.execution.strategies.optimizer import gradient_clipping_ops, optimizer_ops
 from tests.helpers import cluster_of, make_scenario
 
 N = 1_000_000  # local parameters

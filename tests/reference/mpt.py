@@ -33,6 +33,8 @@ def mpt_scenario(preset: str, micro_batch: int, grad_accum: int) -> dict:
             "zero3": {"reduce_dtype": "fp32"},
             "precision": "bf16-mixed",
             "optimizer": "adamw",
+            # Composer's DecoupledAdamW: a loop over the parameters (model/optimizer_kernels.py)
+            "optimizer_implementation": "for-loop",
             "micro_batch_size": micro_batch,
             "grad_accum_steps": grad_accum,
             "seq_len": 2048,

@@ -144,7 +144,8 @@ def test_torchtitan_llama3_8b_is_the_hand_written_scenario():
     imported = import_files([import_fixture("torchtitan-llama3_8b.toml")], "dgx-a100", num_hosts=8)
     # [model] llama3 8B; [training] batch_size 1 (per rank), seq_len 8192; [parallelism] shard -1
     # (all 64 GPUs), replicate 1, tp = pp = cp = 1; [activation_checkpoint] mode selective;
-    # mixed_precision_reduce absent: torchtitan's float32 reduce_dtype for fully_shard
+    # mixed_precision_reduce absent: torchtitan's float32 reduce_dtype for fully_shard;
+    # [optimizer] without implementation or fused: fused, torchtitan's default since #881
     hand = scenario_from_dict(
         {
             "name": imported.document["name"],
@@ -159,6 +160,7 @@ def test_torchtitan_llama3_8b_is_the_hand_written_scenario():
                 "activation_checkpointing": "selective",
                 "parallelism": {"tp": 1, "pp": 1, "cp": 1},
                 "fsdp2": {"reduce_dtype": "fp32"},
+                "optimizer_implementation": "fused",
             },
             "cluster": {"topology": "dgx-a100", "num_hosts": 8},
         }
@@ -167,6 +169,24 @@ def test_torchtitan_llama3_8b_is_the_hand_written_scenario():
     assert got is not None
     assert (got.model, got.training, got.cluster) == (hand.model, hand.training, hand.cluster)
     assert _status(imported, "activation_checkpoint.selective_ac_option") == "ignored"
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "expected"),
+    [
+        ('implementation = "foreach"', "foreach"),
+        ('implementation = "for-loop"', "for-loop"),
+        ("fused = false", "foreach"),  # before #881: build_optimizers passed foreach=not fused
+        ("fused = true", "fused"),
+    ],
+)
+def test_torchtitan_optimizer_implementation(optimizer, expected, tmp_path):
+    text = import_fixture("torchtitan-llama3_8b.toml").read_text()
+    path = tmp_path / "torchtitan.toml"
+    path.write_text(text.replace("[optimizer]\n", f"[optimizer]\n{optimizer}\n"))
+    got = import_files([path], "dgx-a100", num_hosts=8).scenario
+    assert got is not None
+    assert got.training.optimizer_implementation == expected
 
 
 def test_torchtitan_hsdp_shard_minus_one_takes_what_remains(tmp_path):

@@ -224,6 +224,9 @@ TORCHTITAN_FSDP2 = {
     "fsdp2": {"reduce_dtype": "fp32"},
     # [optimizer] name = "AdamW"
     "optimizer": "adamw",
+    # [optimizer] without implementation (or the older fused): fused, torchtitan's default since
+    # "use Fused AdamW as default" (#881, February 2025)
+    "optimizer_implementation": "fused",
     # [activation_checkpoint] mode = 'selective' (selective_ac_option 'op' is torchtitan's own
     # choice of saved ops; clustersim's selective recomputation is Korthikanti et al.'s)
     "activation_checkpointing": "selective",

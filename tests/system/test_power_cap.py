@@ -180,8 +180,10 @@ def test_against_a_published_power_capped_training_run():
     13.7% less GPU energy and took 6.8% longer, on average. Posed here: BERT-large (seq 512,
     micro-batch 8, fp16) on 8 V100-32GB with DDP, TDP given as 250 W, uncapped against 150 W.
 
-    The model: +16% time, -23% GPU energy; the same direction and roughly the same energy
-    saved per unit of time lost (1.4x against McDonald's 2.0x), but 2.4x the slowdown. A known
+    The model: +13% time, -20% GPU energy; the same direction and roughly the same energy
+    saved per unit of time lost (1.5x against McDonald's 2.0x), but 1.9x the slowdown (2.4x
+    before the optimizer update was costed as torch's foreach AdamW, memory-bound work that
+    a cap on the SM clock slows less). A known
     deviation, not fitted: the model has compute-bound kernels draw the full TDP uncapped (a
     V100 in this training likely drew less, so a 150 W cap bound less), and the f^3 curve
     above the waiting draw is the physics' first-order form, not a measured V100 curve."""
@@ -206,8 +208,8 @@ def test_against_a_published_power_capped_training_run():
     b, eb = energy_of(v100("150 W"))
     time_up = b.time_s / a.time_s - 1
     energy_down = 1 - eb.gpu_energy_j / ea.gpu_energy_j
-    assert time_up == pytest.approx(0.158, abs=0.02)
-    assert energy_down == pytest.approx(0.226, abs=0.02)
+    assert time_up == pytest.approx(0.128, abs=0.02)
+    assert energy_down == pytest.approx(0.196, abs=0.02)
     # Against the published +6.8% / -13.7%: the direction holds; the size is 1.5-3x.
     assert 1.5 < time_up / 0.068 < 3.0 and 1.2 < energy_down / 0.137 < 2.0
 

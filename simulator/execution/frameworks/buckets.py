@@ -23,9 +23,9 @@ from simulator.execution.strategies.common import (
     ChunkWork,
     Context,
     UnitWork,
-    optimizer_step,
     shard_of,
 )
+from simulator.execution.strategies.optimizer import optimizer_step
 from simulator.spec.mesh import Group
 
 

@@ -40,8 +40,8 @@ from simulator.execution.frameworks.deepspeed_steps import (
 from simulator.execution.frameworks.units import padded, stage_modules
 from simulator.execution.schedule import Collective, ScheduleBuilder
 from simulator.execution.strategies.base import StateBytes
-from simulator.execution.strategies.common import optimizer_step
 from simulator.execution.strategies.fsdp import Zero3
+from simulator.execution.strategies.optimizer import optimizer_step
 from simulator.execution.strategies.passes import StageSchedule
 
 

@@ -41,9 +41,10 @@ from simulator.execution.pipeline import Pass, last_backward
 from simulator.execution.schedule import Collective, ScheduleBuilder
 from simulator.execution.strategies.base import Strategy
 from simulator.execution.strategies.buckets import BucketSession
-from simulator.execution.strategies.common import ChunkWork, Context, optimizer_step, shard_of
+from simulator.execution.strategies.common import ChunkWork, Context, shard_of
 from simulator.execution.strategies.ddp import DDP_FIRST_BUCKET_BYTES
 from simulator.execution.strategies.fsdp_pass import PassState
+from simulator.execution.strategies.optimizer import optimizer_step
 from simulator.model.ops import Op
 from simulator.spec.mesh import Group
 

@@ -98,6 +98,8 @@ def import_torchtitan(data: dict[str, Any], source: str) -> Partial:
         )
     checkpointing = data.get("activation_checkpoint")
     _checkpointing(checkpointing if isinstance(checkpointing, dict) else {}, p)
+    optimizer = data.get("optimizer")
+    _optimizer(optimizer if isinstance(optimizer, dict) else {}, p)
     for section, value in data.items():
         table = value if isinstance(value, dict) else {}
         if section == "model":
@@ -106,16 +108,8 @@ def import_torchtitan(data: dict[str, Any], source: str) -> Partial:
             _training(table, p, layout)
         elif section == "parallelism":
             _parallelism(table, p, layout)
-        elif section == "activation_checkpoint":
-            pass  # below, also when absent
-        elif section == "optimizer":
-            for key, v in table.items():
-                if key == "name" and str(v).lower() in ("adamw", "adam"):
-                    p.map("optimizer.name", v, f"{TR}.optimizer", str(v).lower())
-                elif key == "name":
-                    p.refuse("optimizer.name", v, "an optimizer whose states are not modelled")
-                else:
-                    p.ignore(f"optimizer.{key}", v, "an optimisation hyper-parameter")
+        elif section in ("activation_checkpoint", "optimizer"):
+            pass  # above, also when absent
         elif section == "float8":
             for key, v in flatten(table, "float8."):
                 p.ignore(key, v, "float8 details: fp8 training is [model] converters")
@@ -125,6 +119,32 @@ def import_torchtitan(data: dict[str, Any], source: str) -> Partial:
         else:
             p.unknown(section, value, [*_IGNORED_SECTIONS, "model", "training", "parallelism"])
     return p
+
+
+def _optimizer(table: dict[str, Any], p: Partial) -> None:
+    """[optimizer]: the name, and how the update runs: `implementation` (for-loop, foreach,
+    fused), or the older boolean `fused` (torchtitan's build_optimizers then passed
+    foreach=not fused); neither given: fused, torchtitan's default since "use Fused AdamW as
+    default" (#881, February 2025)."""
+    chose = False
+    for key, v in table.items():
+        if key == "name" and str(v).lower() in ("adamw", "adam"):
+            p.map("optimizer.name", v, f"{TR}.optimizer", str(v).lower())
+        elif key == "name":
+            p.refuse("optimizer.name", v, "an optimizer whose states are not modelled")
+        elif key == "implementation" and v in ("for-loop", "foreach", "fused"):
+            p.map("optimizer.implementation", v, f"{TR}.optimizer_implementation", v)
+            chose = True
+        elif key == "fused" and isinstance(v, bool):
+            impl = "fused" if v else "foreach"
+            p.map("optimizer.fused", v, f"{TR}.optimizer_implementation", impl)
+            chose = True
+        else:
+            p.ignore(f"optimizer.{key}", v, "an optimisation hyper-parameter")
+    if not chose:
+        p.assignments.append(
+            (f"{TR}.optimizer_implementation", "fused", "default: optimizer.implementation fused")
+        )
 
 
 def _model(table: dict[str, Any], p: Partial) -> None:

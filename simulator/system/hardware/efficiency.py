@@ -23,9 +23,10 @@ from simulator.system.hardware.gpu import KERNEL_LAUNCH_S, Efficiency
 # isolated-kernel roofline (GEMMs by shape from the A100 table, compute slowed while NCCL
 # kernels hold SMs: execution/engine.py; the rows posed with their table's fp32 gradient
 # reduction and gradient clipping, and llm-foundry's eager kernels: model/kernels.py, whose
-# fp32 loss is most of the 125M row's step) overestimates their throughput by x1.215
-# (geometric mean), and the residual after this one factor is -4.7% .. +5.8% across 125M..13B.
-END_TO_END_FITTED_A100 = 0.823
+# fp32 loss is most of the 125M row's step; Composer's DecoupledAdamW as a for-loop update:
+# model/optimizer_kernels.py) overestimates their throughput by x1.211 (geometric mean), and
+# the residual after this one factor is -4.9% .. +6.2% across 125M..13B.
+END_TO_END_FITTED_A100 = 0.826
 
 # FlashAttention-2 on H100 SXM5 (Dao-AILab/flash-attention README, "Speedup" figures), head
 # dim 128, sequence 2k, non-causal: forward+backward 320 TFLOP/s; forward alone 362 TFLOP/s
