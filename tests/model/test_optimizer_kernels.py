@@ -120,3 +120,28 @@ def test_foreach_denominators_are_held_during_the_update(strategy, shards):
     assert simulate_step(s).timeline_peak[0] == mem.total_bytes
     fused = stage_memory(scenario(**t, optimizer_implementation="fused"))[0]
     assert fused.peak_op != "optimizer step"
+
+
+@pytest.mark.parametrize(
+    ("framework", "strategy", "pp"),
+    [
+        ("pytorch-fsdp", "zero1", 2),
+        ("pytorch-fsdp", "zero3", 2),
+        ("pytorch-fsdp2", "hsdp", 1),  # per-parameter padded shards
+        ("pytorch-fsdp2", "zero3", 2),
+        ("deepspeed", "zero2", 1),
+        ("megatron", "zero1", 2),
+    ],
+)
+def test_timeline_and_analytic_peaks_agree_with_the_denominators(framework, strategy, pp):
+    from simulator.execution.memory import stage_memory
+    from simulator.execution.step import simulate_step
+
+    t = {"strategy": strategy, "framework": framework, "seq_len": 128, "micro_batch_size": 1}
+    t |= {"optimizer_implementation": "foreach", "parallelism": {"pp": pp}}
+    if strategy == "hsdp":
+        t["shard_group_size"] = 4
+    s = scenario(**t)
+    mems = stage_memory(s)
+    assert any(m.peak_op == "optimizer step" for m in mems)
+    assert simulate_step(s).timeline_peak[0] == max(m.total_bytes for m in mems)

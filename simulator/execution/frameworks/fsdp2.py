@@ -206,6 +206,12 @@ class Fsdp2Session(FsdpSession):
             _Fsdp2.accumulated_grad_bytes(s, ctx.gb) if self.accumulate else ctx.gb
         )
 
+    def optimizer_params(self) -> int:
+        """ceil(dim0 / n) rows of every parameter, as _Fsdp2.states counts them."""
+        s = self.ctx.scenario
+        every = [m for mods in stage_modules(s, self.ctx.stage).values() for m in mods]
+        return padded_numel(every, self.n) // self.n
+
     def gathered(self, unit: str, params: int) -> int:
         return self.padded[unit]
 

@@ -382,7 +382,9 @@ class FsdpSession:
     def pass_state(self, p: Pass, chunk: ChunkWork) -> PassState:
         return PassState(self, p, chunk)
 
+    def optimizer_params(self) -> int:
+        """The parameters this rank's optimizer updates: its shard of the flat parameters."""
+        return shard_of(self.ctx.stage_params, self.n)
+
     def finish(self, last: int | None) -> None:
-        optimizer_step(
-            self.b, self.ctx, shard_of(self.ctx.stage_params, self.n), deps=(last, *self.grad_comm)
-        )
+        optimizer_step(self.b, self.ctx, self.optimizer_params(), deps=(last, *self.grad_comm))
