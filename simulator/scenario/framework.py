@@ -125,7 +125,9 @@ def section_problems(
             "deepspeed": "training.deepspeed.reduce_bucket_size",
             "megatron": "training.megatron.bucket_size",
         }
-        for key in sorted(training_keys & {"bucket_size", "gradient_as_bucket_view"}):
+        for key in sorted(
+            training_keys & {"bucket_size", "gradient_as_bucket_view", "ddp_comm_hook"}
+        ):
             problems.append(
                 Problem(
                     f"training.{key}",

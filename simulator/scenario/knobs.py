@@ -66,18 +66,16 @@ def training_problems(t: TrainingSection, strategy: str, framework: str) -> list
                 "remove it, or use strategy: hsdp",
             )
         )
-    if (
-        framework in _TORCH
-        and strategy != "ddp"
-        and "gradient_as_bucket_view" in t.model_fields_set
-    ):
-        problems.append(
+    if framework in _TORCH and strategy != "ddp":
+        problems += [
             Problem(
-                "training.gradient_as_bucket_view",
-                f"a PyTorch DDP option; strategy {strategy} has no DDP gradient buckets to view",
+                f"training.{key}",
+                f"a PyTorch DDP option; strategy {strategy} has no DDP gradient buckets",
                 "remove it, or use strategy: ddp",
             )
-        )
+            for key in ("gradient_as_bucket_view", "ddp_comm_hook")
+            if key in t.model_fields_set
+        ]
     par = t.parallelism
     if par.cp > 1:
         problems += _context_split(t)
@@ -151,5 +149,5 @@ def foreign_knobs(strategy: str) -> tuple[str, ...]:
     if name != "hsdp":
         keys.append("shard_group_size")
     if name != "ddp":
-        keys += ["bucket_size", "gradient_as_bucket_view"]
+        keys += ["bucket_size", "gradient_as_bucket_view", "ddp_comm_hook"]
     return tuple(f"training.{k}" for k in keys)

@@ -379,6 +379,7 @@ def _training(
         ),
         bucket_size_bytes=t.bucket_size,
         gradient_as_bucket_view=t.gradient_as_bucket_view,
+        ddp_comm_hook=t.ddp_comm_hook,
         framework_overhead_bytes=t.framework_overhead,
         allocator_reserve=t.allocator_reserve,
         tokens=t.tokens,

@@ -311,6 +311,13 @@ class TrainingSection(Strict):
         False,
         description="PyTorch DDP option; False (default) keeps a second copy of gradients in buckets",
     )
+    ddp_comm_hook: Literal["none", "fp16_compress", "bf16_compress"] = Field(
+        "none",
+        description="PyTorch DDP communication hook (torch.distributed.algorithms.ddp_comm_hooks): "
+        "none all-reduces the gradient buckets in the parameters' dtype (fp32 under mixed "
+        "precision, whose parameters stay fp32); fp16_compress / bf16_compress cast each "
+        "bucket to 16 bits for the all-reduce",
+    )
     framework_overhead: Bytes | None = Field(
         None, description="CUDA context etc. per GPU (default per GPU)"
     )

@@ -235,6 +235,7 @@ class TrainingSpec:
     sharding: ShardingSpec
     bucket_size_bytes: int  # DDP bucket cap
     gradient_as_bucket_view: bool
+    ddp_comm_hook: str = "none"  # PyTorch DDP's communication hook (strategies/ddp.py)
     framework_overhead_bytes: int | None
     allocator_reserve: float
     tokens: float | None

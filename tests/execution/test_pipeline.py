@@ -161,9 +161,10 @@ def test_pipeline_traffic_per_boundary_and_micro_batch(tmp_path):
 @pytest.mark.parametrize(
     "tied, pp, framework, grad_bytes",
     [
-        (True, 4, "pytorch-fsdp", 2),
-        (False, 4, "pytorch-fsdp", 2),
-        (True, 1, "pytorch-fsdp", 2),
+        # PyTorch DDP under autocast: fp32 parameters, so fp32 gradients (strategies/ddp.py)
+        (True, 4, "pytorch-fsdp", 4),
+        (False, 4, "pytorch-fsdp", 4),
+        (True, 1, "pytorch-fsdp", 4),
         (
             True,
             4,

@@ -43,9 +43,9 @@ def test_ddp_bucket_all_reduces_overlap_backward_and_optimizer_waits():
     ars = intervals(step, op="all_reduce")
     opt = intervals(step, phase="optimizer")[0]
     end_of_backward = max(iv.end_s for iv in backward)
-    # 1.2e9 params x 2 bytes in PyTorch's 25 MiB buckets (the first 1 MiB):
-    # 1 + ceil((2.4e9 - 2^20) / (25 x 2^20)).
-    assert len(ars) == 1 + -(-(2_400_000_000 - 2**20) // (25 * 2**20))
+    # 1.2e9 params x 4 bytes (autocast keeps the parameters, so the gradients and buckets, in
+    # fp32) in PyTorch's 25 MiB buckets (the first 1 MiB): 1 + ceil((4.8e9 - 2^20) / (25 x 2^20)).
+    assert len(ars) == 1 + -(-(4_800_000_000 - 2**20) // (25 * 2**20))
     assert sum(1 for iv in ars if iv.start_s < end_of_backward) > len(ars) // 2
     assert opt.start_s >= max(iv.end_s for iv in ars)
 
@@ -102,12 +102,13 @@ def test_zero3_prefetch_off_is_not_faster():
 def test_communication_volume_matches_the_zero_paper(strategy, volume_in_params):
     # ZeRO paper Sec 7: per step each GPU sends 2 Psi elements under DDP, ZeRO-1 and ZeRO-2 and
     # 3 Psi under ZeRO-3, with bandwidth-optimal collectives (each reduce-scatter or all-gather
-    # moves Psi (n-1)/n). With 16-bit weights and gradients, an element is 2 bytes.
+    # moves Psi (n-1)/n). With 16-bit weights and gradients, an element is 2 bytes: PyTorch DDP
+    # under autocast all-reduces fp32 gradients, so it is posed with the bf16 compress hook.
     n = 8
-    s, step = step_of(
-        {"strategy": strategy, "precision": "bf16-mixed", "collective_algorithm": "ring"},
-        cluster_of(n),
-    )
+    training = {"strategy": strategy, "precision": "bf16-mixed", "collective_algorithm": "ring"}
+    if strategy == "ddp":
+        training["ddp_comm_hook"] = "bf16_compress"
+    s, step = step_of(training, cluster_of(n))
     sent = sum(c["bytes_sent_per_rank"] * c["count"] for c in step.collectives)
     elements = sent / 2
     assert elements / (s.model.params * (n - 1) / n) == pytest.approx(volume_in_params, rel=2e-3)

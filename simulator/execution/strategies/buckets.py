@@ -73,8 +73,11 @@ class BucketSession:
         every_micro_batch: bool,
         sharded_optimizer: bool,
         allgather_bucket_bytes: int = 0,
+        grad_bytes: int | None = None,
     ):
         self.ctx, self.b, self.op, self.cap, self.first = ctx, b, op, cap, first
+        # bytes per gradient element on the wire (None: the precision's)
+        self.gb = ctx.gb if grad_bytes is None else grad_bytes
         self.group = ctx.data_group
         self.every, self.sharded, self.ag_bytes = (
             every_micro_batch,
@@ -109,11 +112,11 @@ class BucketSession:
 
     def after_bwd(self, p: Pass, i: int, unit: UnitWork, tid: int) -> None:
         if self.bucketer is not None and unit.params:
-            self.bucketer.add(unit.params * self.ctx.gb, tid)
+            self.bucketer.add(unit.params * self.gb, tid)
 
     def end_pass(self, p: Pass, chunk: ChunkWork, last: int | None) -> None:
         if self.bucketer is not None:
-            self.bucketer.add(chunk.edge_params * self.ctx.gb, last)
+            self.bucketer.add(chunk.edge_params * self.gb, last)
             self.bucketer.flush()
             self.comm_ids += self.bucketer.ids
             self.bucketer = None
