@@ -7,9 +7,9 @@ on the implementation (torch.optim's `fused` / `foreach` flags; torchtitan's
 
 * "fused": one kernel per parameter chunk reads the gradient, the parameter and the states
   and writes the parameter and the states once (torch's `fused=True`, Apex / Transformer
-  Engine FusedAdam under Megatron, DeepSpeed's FusedAdam). Counted as before: the gradient,
-  the 16-bit weight and K bytes of states and master read and written
-  (strategies/optimizer.py `optimizer_update`).
+  Engine FusedAdam under Megatron, DeepSpeed's FusedAdam): g + 2p + 2 x the states' bytes,
+  28 bytes per parameter for Adam under bf16 mixed precision, 14 under pure bf16; every
+  optimizer of the catalog is costed this way (its states from model/precision.py).
 * "foreach": torch.optim.AdamW's default on CUDA since PyTorch 2.0 ("we will try to use foreach
   over the for-loop implementation on CUDA"; `foreach` and `fused` both unset), one
   multi-tensor kernel per operation over all the parameters (torch/optim/adamw.py
@@ -66,19 +66,38 @@ def default_optimizer_implementation(framework: str, optimizer: str) -> str:
     return "foreach"
 
 
+def _mixed(precision: Precision) -> tuple[int, int]:
+    """(p, g): the parameter the optimizer updates and the gradient it reads (module doc)."""
+    if precision.master_bytes:
+        return precision.master_bytes, FP32
+    return precision.weight_bytes, precision.grad_bytes
+
+
+def _copy_to_model_weights(precision: Precision, framework: str) -> int:
+    """The pass copying the fp32 master into separate 16-bit model weights (module doc)."""
+    if precision.master_bytes and framework in SEPARATE_MODEL_WEIGHTS:
+        return precision.master_bytes + precision.weight_bytes
+    return 0
+
+
+def fused_update_bytes_per_param(state_bytes: float, precision: Precision, framework: str) -> float:
+    """Bytes one parameter's fused update moves: the gradient read, the parameter and its
+    `state_bytes` of optimizer states (the master copy not included) read and written, and the
+    copy into separate 16-bit weights where the framework keeps them (in the same kernel:
+    FusedAdam's multi_tensor_adam writes the 16-bit copy beside the master)."""
+    p, g = _mixed(precision)
+    copy = precision.weight_bytes if _copy_to_model_weights(precision, framework) else 0
+    return g + 2 * p + 2 * state_bytes + copy
+
+
 def unfused_update_bytes_per_param(optimizer: str, precision: Precision, framework: str) -> int:
     """Bytes one parameter's foreach / for-loop update moves (module doc)."""
     if optimizer not in UNFUSED_OPTIMIZERS:
         raise ValueError(f"no per-operation table for optimizer {optimizer!r}")
-    mixed = bool(precision.master_bytes)
-    p = precision.master_bytes if mixed else precision.weight_bytes
-    g = FP32 if mixed else precision.grad_bytes
+    p, g = _mixed(precision)
     s = precision.state_bytes
     decay = 2 * p if optimizer == "adamw" else 0
-    total = decay + 2 * g + 14 * s + 2 * p
-    if mixed and framework in SEPARATE_MODEL_WEIGHTS:
-        total += p + precision.weight_bytes  # the master copied into the 16-bit weights
-    return total
+    return decay + 2 * g + 14 * s + 2 * p + _copy_to_model_weights(precision, framework)
 
 
 def update_temporary_bytes_per_param(implementation: str, precision: Precision) -> int:

@@ -32,8 +32,9 @@ def test_foreach_adamw_under_mixed_precision_moves_80_bytes():
     s = scenario()
     assert s.training.optimizer_implementation == "foreach"  # torch.optim.AdamW's default
     assert per_param(s) == 8 + 12 + 8 + 12 + 8 + 8 + 8 + 16
-    # the fused kernel: the 2-byte gradient and weight, K = 12 bytes read and written
-    assert per_param(scenario(optimizer_implementation="fused")) == 2 + 2 + 2 * 12
+    # the fused kernel: the fp32 gradient read, the fp32 parameter and both states read and
+    # written once
+    assert per_param(scenario(optimizer_implementation="fused")) == 4 + 2 * 4 + 2 * 8
     # the for-loop runs the same passes tensor by tensor: the same bytes
     assert per_param(scenario(optimizer_implementation="for-loop")) == 80
 
@@ -145,3 +146,20 @@ def test_timeline_and_analytic_peaks_agree_with_the_denominators(framework, stra
     mems = stage_memory(s)
     assert any(m.peak_op == "optimizer step" for m in mems)
     assert simulate_step(s).timeline_peak[0] == max(m.total_bytes for m in mems)
+
+
+@pytest.mark.parametrize(
+    ("training", "expected"),
+    [
+        # Megatron's FusedAdam also writes the 16-bit model weights beside the fp32 master
+        ({"framework": "megatron", "strategy": "zero1"}, 4 + 2 * 4 + 2 * 8 + 2),
+        ({"framework": "deepspeed", "strategy": "zero1"}, 4 + 2 * 4 + 2 * 8 + 2),
+        # pure bf16: the 2-byte gradient, parameter and states
+        ({"precision": "bf16", "optimizer_implementation": "fused"}, 2 + 2 * 2 + 2 * 4),
+        # SGD without momentum: the gradient read, the parameter read and written
+        ({"precision": "fp32", "optimizer": "sgd"}, 4 + 2 * 4),
+        ({"precision": "fp32", "optimizer": "sgd-momentum"}, 4 + 2 * 4 + 2 * 4),
+    ],
+)
+def test_fused_update_bytes(training, expected):
+    assert per_param(scenario(**training)) == expected

@@ -9,6 +9,7 @@ from simulator.execution.schedule import ScheduleBuilder
 from simulator.execution.strategies.common import FP32_BYTES
 from simulator.model import ops as op_math
 from simulator.model.optimizer_kernels import (
+    fused_update_bytes_per_param,
     unfused_update_bytes_per_param,
     update_temporary_bytes_per_param,
 )
@@ -22,12 +23,13 @@ if TYPE_CHECKING:
 
 def optimizer_update(scenario: Scenario, local_params: int) -> op_math.Op:
     """The GPU optimizer update of `local_params` parameters, as one memory-bound kernel: fused
-    (one pass: the gradient read, K bytes of states and master read and written, the 16-bit
-    weight written) or an unfused implementation's passes (model/optimizer_kernels.py)."""
+    (one pass) or an unfused implementation's passes (model/optimizer_kernels.py)."""
     t = scenario.training
+    per_param: float
     if t.optimizer_implementation == "fused":
         k = optimizer_state_bytes_per_param(t.optimizer, t.precision, scenario.model.hidden_size)
-        per_param = t.precision.grad_bytes + t.precision.weight_bytes + 2 * k
+        states = k - t.precision.master_bytes
+        per_param = fused_update_bytes_per_param(states, t.precision, t.framework.name)
     else:
         per_param = unfused_update_bytes_per_param(t.optimizer, t.precision, t.framework.name)
     return op_math.Op("optimizer step", "memory", 0.0, int(local_params * per_param))
