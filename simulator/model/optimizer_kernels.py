@@ -8,8 +8,9 @@ on the implementation (torch.optim's `fused` / `foreach` flags; torchtitan's
 * "fused": one kernel per parameter chunk reads the gradient, the parameter and the states
   and writes the parameter and the states once (torch's `fused=True`, Apex / Transformer
   Engine FusedAdam under Megatron, DeepSpeed's FusedAdam): g + 2p + 2 x the states' bytes,
-  28 bytes per parameter for Adam under bf16 mixed precision, 14 under pure bf16; every
-  optimizer of the catalog is costed this way (its states from model/precision.py).
+  28 bytes per parameter for Adam under bf16 mixed precision, 14 under pure bf16, and the
+  16-bit model weights written beside an fp32 master where the framework keeps them (below);
+  every optimizer of the catalog is costed this way (its states from model/precision.py).
 * "foreach": torch.optim.AdamW's default on CUDA since PyTorch 2.0 ("we will try to use foreach
   over the for-loop implementation on CUDA"; `foreach` and `fused` both unset), one
   multi-tensor kernel per operation over all the parameters (torch/optim/adamw.py
@@ -48,7 +49,6 @@ from __future__ import annotations
 
 from simulator.model.precision import Precision
 
-OPTIMIZER_IMPLEMENTATIONS = ("fused", "foreach", "for-loop")
 UNFUSED_OPTIMIZERS = ("adam", "adamw")  # the optimizers with a per-operation table above
 # Frameworks whose fused Adam is their default optimizer: Megatron (Apex / Transformer Engine
 # FusedAdam, megatron/core/optimizer/__init__.py) and DeepSpeed (FusedAdam for type Adam/AdamW

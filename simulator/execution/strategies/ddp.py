@@ -8,9 +8,9 @@ backward. With gradient accumulation, micro-batches before the last run under no
 and communicate nothing.
 
 Gradient dtype: a bucket holds gradients in their parameters' dtype. Under PyTorch's mixed
-precision (torch.autocast) the parameters stay fp32 ("autocast ... ops run in lower precision;
-the model's parameters are not cast"), so the buckets, and the all-reduce, are fp32: 4 bytes
-per gradient where the precision's 16-bit gradient is 2. A communication hook
+precision torch.autocast casts each op's inputs and leaves the parameters fp32 (torch.amp), so
+their gradients, the buckets and the all-reduce are fp32: 4 bytes per gradient where the
+precision's 16-bit gradient is 2. A communication hook
 (`training.ddp_comm_hook`: torch's fp16_compress_hook / bf16_compress_hook) casts each bucket
 to 16 bits for the all-reduce and back (the casts' two passes over the bucket are not timed).
 Pure 16-bit or fp32 training all-reduces the precision's gradients. Under the megatron and
