@@ -27,7 +27,6 @@ from simulator.execution.strategies import get_strategy
 from simulator.execution.strategies.fsdp import SHARD_GRAD_OP
 from simulator.model import presets
 from simulator.model.kernels import default_kernels
-from simulator.model.optimizer_kernels import UNFUSED_OPTIMIZERS, default_optimizer_implementation
 from simulator.model.precision import PRECISIONS
 from simulator.model.spec import ModelSpec, from_architecture, from_params
 from simulator.scenario import resolve
@@ -43,8 +42,9 @@ from simulator.scenario.moe import architecture_problems, training_moe_problems
 from simulator.scenario.parallel import microbatches, parallel_spec
 from simulator.scenario.problems import pydantic_problems, text_at
 from simulator.scenario.reliability import resolve_reliability
-from simulator.scenario.schema import ScenarioFile, TrainingSection
+from simulator.scenario.schema import ScenarioFile
 from simulator.scenario.schema_finetune import finetune_spec
+from simulator.scenario.training_modes import optimizer_implementation, shard_grad_op
 from simulator.spec.specs import (
     ClusterSpec,
     MoETrainingSpec,
@@ -284,61 +284,6 @@ def _dropout(spec: ScenarioFile) -> bool:
     return _preset_training(spec).get("dropout", True)
 
 
-def _shard_grad_op(t, problems: list[Problem]) -> bool:
-    """PyTorch FSDP's SHARD_GRAD_OP: ZeRO-3's per-block gathers with the parameters kept
-    unsharded from a block's forward to its backward (FSDP1 ShardingStrategy.SHARD_GRAD_OP),
-    so reshard_after_forward is false; other frameworks name it otherwise or lack it."""
-    instead = {
-        "pytorch-fsdp2": "use zero3 with training.fsdp2.reshard_after_forward: false (FSDP2's form of it)",
-        "deepspeed": "use zero2 (DeepSpeed's gradient and optimizer sharding)",
-    }
-    if t.framework in instead:
-        problems.append(
-            Problem(
-                "training.strategy",
-                f"{SHARD_GRAD_OP} is PyTorch FSDP1's sharding strategy, "
-                f"not framework {t.framework}'s",
-                instead[t.framework],
-            )
-        )
-    if t.zero3.model_fields_set & {"reshard_after_forward"} and t.zero3.reshard_after_forward:
-        problems.append(
-            Problem(
-                "training.zero3.reshard_after_forward",
-                f"{SHARD_GRAD_OP} keeps parameters unsharded between forward and backward",
-                "remove it, or use strategy zero3",
-            )
-        )
-    return False
-
-
-def _optimizer_implementation(t: TrainingSection, framework: str, problems: list[Problem]) -> str:
-    """training.optimizer_implementation, or the framework's default for the optimizer; an
-    unfused implementation of an optimizer without a per-operation table, or of ZeRO-Offload's
-    CPU optimizer, is refused."""
-    chosen = t.optimizer_implementation
-    if chosen is None:
-        return default_optimizer_implementation(framework, t.optimizer)
-    if chosen != "fused" and t.optimizer not in UNFUSED_OPTIMIZERS:
-        problems.append(
-            Problem(
-                "training.optimizer_implementation",
-                f"{chosen} is costed for {' and '.join(UNFUSED_OPTIMIZERS)} only, not "
-                f"{t.optimizer}",
-                "remove it (one fused pass), or use optimizer adamw",
-            )
-        )
-    elif chosen != "fused" and t.offload.optimizer == "cpu":
-        problems.append(
-            Problem(
-                "training.optimizer_implementation",
-                f"{chosen}: with offload.optimizer cpu the update is DeepSpeed's CPU Adam",
-                "remove it",
-            )
-        )
-    return chosen
-
-
 def _training(
     spec: ScenarioFile, num_gpus: int | None, problems: list[Problem], warnings: list[str]
 ) -> TrainingSpec | None:
@@ -347,7 +292,7 @@ def _training(
     found: list[Problem] = []
     framework = framework_spec(t, strategy.name, found, warnings)
     z = t.zero3
-    reshard = _shard_grad_op(t, found) if t.strategy == SHARD_GRAD_OP else z.reshard_after_forward
+    reshard = shard_grad_op(t, found) if t.strategy == SHARD_GRAD_OP else z.reshard_after_forward
     training = TrainingSpec(
         precision=PRECISIONS[t.precision],
         optimizer=t.optimizer,
@@ -360,7 +305,7 @@ def _training(
         recompute_modules=None if t.recompute_modules is None else tuple(t.recompute_modules),
         flash_attention=t.flash_attention,
         kernels=t.kernels or default_kernels(framework.name),
-        optimizer_implementation=_optimizer_implementation(t, framework.name, found),
+        optimizer_implementation=optimizer_implementation(t, framework.name, found),
         gradient_clipping=(
             t.gradient_clipping
             if t.gradient_clipping is not None
