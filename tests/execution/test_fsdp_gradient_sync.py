@@ -153,3 +153,51 @@ def test_timeline_peak_equals_the_analytic_peak(
         # micro-batch's backward (with fewer micro-batches' activations live under a pipeline
         # schedule) casts: an upper bound by at most that copy.
         assert mem.total_bytes - BLOCK_PADDED * 4 <= step.timeline_peak[0] <= mem.total_bytes
+
+
+@pytest.mark.parametrize(
+    ("framework", "training", "first", "later"),
+    [
+        # FSDP1: autograd keeps the first micro-batch's bf16 gradient and adds each later one
+        # into it in place (read both, write one: 3 x 2 bytes)
+        ("pytorch-fsdp", {"zero3": sync()}, 0, 3 * 2),
+        # FSDP2 with reduce_dtype fp32: the first is cast into the fp32 accumulator (2 + 4),
+        # the later ones added to it (read 2 and 4, write 4)
+        (
+            "pytorch-fsdp2",
+            {"fsdp2": {"gradient_sync": "last_micro_batch", "reduce_dtype": "fp32"}},
+            2 + 4,
+            2 + 4 + 4,
+        ),
+        # FSDP2 reducing in the gradients' own dtype: autograd's add, as FSDP1's
+        ("pytorch-fsdp2", {"fsdp2": {"gradient_sync": "last_micro_batch"}}, 0, 3 * 2),
+    ],
+)
+def test_no_sync_adds_each_micro_batch_gradient_to_the_held_one(framework, training, first, later):
+    from simulator.model.ops_common import Op
+    from simulator.system.compute import ComputeModel
+
+    s = scenario(framework, grad_accum_steps=ACCUM, **training)
+    tasks = simulate_step(s).classes[0].schedule.tasks
+    cm = ComputeModel(gpu=s.cluster.gpu, gemm_dtype="bf16", attention_dtype="bf16")
+    for mb in range(ACCUM):
+        adds = {
+            t.name.split("accumulate gradients ")[1]: t.duration_s
+            for t in tasks
+            if t.name.startswith(f"mb{mb} accumulate gradients ")
+        }
+        per_elem = first if mb == 0 else later
+        if not per_elem:
+            assert adds == {}
+            continue
+        assert len(adds) == 3  # two blocks and the root
+        assert adds["root"] == pytest.approx(
+            cm.op_time_s(Op("copy", "memory", 0.0, ROOT * per_elem))
+        )
+        blocks = [v for k, v in adds.items() if k != "root"]
+        assert blocks == pytest.approx(
+            [cm.op_time_s(Op("copy", "memory", 0.0, BLOCK * per_elem))] * 2
+        )
+    # every micro-batch reduces: nothing to add
+    every = simulate_step(scenario(framework, grad_accum_steps=ACCUM)).classes[0].schedule.tasks
+    assert not [t for t in every if "accumulate gradients" in t.name]

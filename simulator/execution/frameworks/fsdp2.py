@@ -201,6 +201,7 @@ class Fsdp2Session(FsdpSession):
         self.reduces: list[int] = []
         self.reduce_bytes = wire_grad_bytes(s.training.framework.fsdp2.reduce_dtype, ctx.gb)
         self.keeps_params = _Fsdp2.keeps_parameters(s)
+        self.acc_bytes = _Fsdp2.accumulated_grad_bytes(s, ctx.gb)
         # The reduce-scatter's copy-in reads the gradient as accumulated.
         self.grad_read_bytes = (
             _Fsdp2.accumulated_grad_bytes(s, ctx.gb) if self.accumulate else ctx.gb

@@ -252,9 +252,13 @@ class FsdpSession:
         # parameters then stay gathered from a chunk's first forward to that backward.
         self.accumulate = accumulates_unsharded(s)
         self.keeps_params = Zero3.keeps_parameters(s)
+        # bytes per element of the gradient accumulated under no_sync
+        self.acc_bytes = Zero3.accumulated_grad_bytes(s, ctx.gb)
         self.last = last_backward(list(ctx.order))
         self.index = -1
         self.sync = True  # whether the current backward pass reduces its gradients
+        self.backwards: set[int] = set()  # chunks whose backward has run
+        self.first_backward = True  # the current backward pass is its chunk's first
         self.resident: set[int] = set()  # chunks whose parameters stay gathered
 
     def gathered(self, unit: str, params: int) -> int:
@@ -350,7 +354,29 @@ class FsdpSession:
                 )
         else:
             self.current = self.passes.pop(key)
+            self.first_backward = p.chunk not in self.backwards
+            self.backwards.add(p.chunk)
         return ()
+
+    def accumulate_gradient(self, name: str, params: int, after: int | None) -> int | None:
+        """Under no_sync, the gradient a backward computed added into the held one: autograd's
+        in-place add (read both, write one) on every backward of a chunk but its first, whose
+        gradient is kept as computed; where the held gradient is wider (FSDP2's reduce_dtype) the
+        first is cast into it. A compute-stream kernel after the block's backward; returns the
+        task the gradient is ready after."""
+        if not self.accumulate:
+            return after
+        gb, acc = self.ctx.gb, self.acc_bytes
+        per_elem = (gb + acc if acc != gb else 0) if self.first_backward else gb + 2 * acc
+        if not (per_elem and params):
+            return after
+        return self.b.add(
+            name,
+            "compute",
+            "accumulate",
+            deps=(after,),
+            duration_s=copy_s(self.ctx, params * per_elem),
+        )
 
     def before_fwd(self, p, i, unit):
         return self.current.before_fwd(i)
@@ -368,6 +394,10 @@ class FsdpSession:
         self.previous_pass_end, self.previous_pass = last, (p.forward, p.micro_batch, p.chunk)
         if not p.forward and self.sync:
             self.resident.discard(p.chunk)
+        if not p.forward and self._root(chunk):
+            last = self.accumulate_gradient(
+                f"mb{p.micro_batch} accumulate gradients root", self._root(chunk), last
+            )
         if not p.forward and self._root(chunk) and self.sync:
             self.grad_comm.append(
                 self.reduce(

@@ -94,13 +94,16 @@ class PassState:
         params_freed = 0 if f.keeps_params else unit.params * pb
         computed = unit.params * gb
         f.b.adjust(tid, alloc=computed, free=params_freed + (computed if f.accumulate else 0))
+        ready = f.accumulate_gradient(
+            f"{self.tag} accumulate gradients {unit.name}", unit.params, tid
+        )
         if not f.sync:
             return
         self.f.grad_comm.append(
             self.f.reduce(
                 f"{self.tag} reduce_scatter {unit.name}",
                 unit.params,
-                (tid,),
+                (ready,),
                 0 if f.accumulate else computed,
                 unit=unit.name,
             )
