@@ -35,10 +35,9 @@ from simulator.execution.strategies.fsdp import (
     FsdpSession,
     Zero3,
     accumulates_unsharded,
-    copy_s,
     wire_grad_bytes,
 )
-from simulator.execution.strategies.fsdp_pass import PassState
+from simulator.execution.strategies.fsdp_pass import PassState, copy_s
 from simulator.spec.specs import ShardingSpec
 
 

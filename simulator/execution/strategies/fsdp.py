@@ -43,9 +43,8 @@ from simulator.execution.strategies.base import Strategy
 from simulator.execution.strategies.buckets import BucketSession
 from simulator.execution.strategies.common import ChunkWork, Context, shard_of
 from simulator.execution.strategies.ddp import DDP_FIRST_BUCKET_BYTES
-from simulator.execution.strategies.fsdp_pass import PassState
+from simulator.execution.strategies.fsdp_pass import PassState, accumulate_gradient, copy_s
 from simulator.execution.strategies.optimizer import optimizer_step
-from simulator.model.ops import Op
 from simulator.spec.mesh import Group
 
 SHARD_GRAD_OP = "fsdp-shard-grad-op"
@@ -65,11 +64,6 @@ def accumulates_unsharded(s) -> bool:
         fw.fsdp2.gradient_sync if fw.name == "pytorch-fsdp2" else s.training.sharding.gradient_sync
     )
     return sync == "last_micro_batch" and s.training.grad_accum_steps > 1
-
-
-def copy_s(ctx: Context, nbytes: int) -> float:
-    """A memory-bound copy kernel that reads and writes `nbytes` in all."""
-    return ctx.cm.op_time_s(Op("copy", "memory", 0.0, int(nbytes)))
 
 
 class Zero3(Strategy):
@@ -358,26 +352,6 @@ class FsdpSession:
             self.backwards.add(p.chunk)
         return ()
 
-    def accumulate_gradient(self, name: str, params: int, after: int | None) -> int | None:
-        """Under no_sync, the gradient a backward computed added into the held one: autograd's
-        in-place add (read both, write one) on every backward of a chunk but its first, whose
-        gradient is kept as computed; where the held gradient is wider (FSDP2's reduce_dtype) the
-        first is cast into it. A compute-stream kernel after the block's backward; returns the
-        task the gradient is ready after."""
-        if not self.accumulate:
-            return after
-        gb, acc = self.ctx.gb, self.acc_bytes
-        per_elem = (gb + acc if acc != gb else 0) if self.first_backward else gb + 2 * acc
-        if not (per_elem and params):
-            return after
-        return self.b.add(
-            name,
-            "compute",
-            "accumulate",
-            deps=(after,),
-            duration_s=copy_s(self.ctx, params * per_elem),
-        )
-
     def before_fwd(self, p, i, unit):
         return self.current.before_fwd(i)
 
@@ -395,8 +369,8 @@ class FsdpSession:
         if not p.forward and self.sync:
             self.resident.discard(p.chunk)
         if not p.forward and self._root(chunk):
-            last = self.accumulate_gradient(
-                f"mb{p.micro_batch} accumulate gradients root", self._root(chunk), last
+            last = accumulate_gradient(
+                self, f"mb{p.micro_batch} accumulate gradients root", self._root(chunk), last
             )
         if not p.forward and self._root(chunk) and self.sync:
             self.grad_comm.append(

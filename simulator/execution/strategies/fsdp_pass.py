@@ -6,10 +6,34 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from simulator.model.ops import Op
+
 if TYPE_CHECKING:
     from simulator.execution.pipeline import Pass
-    from simulator.execution.strategies.common import ChunkWork
+    from simulator.execution.strategies.common import ChunkWork, Context
     from simulator.execution.strategies.fsdp import FsdpSession
+
+
+def copy_s(ctx: Context, nbytes: int) -> float:
+    """A memory-bound copy kernel that reads and writes `nbytes` in all."""
+    return ctx.cm.op_time_s(Op("copy", "memory", 0.0, int(nbytes)))
+
+
+def accumulate_gradient(f: FsdpSession, name: str, params: int, after: int | None) -> int | None:
+    """Under no_sync, the gradient a backward computed added into the held one: autograd's
+    in-place add (read both, write one) on every backward of a chunk but its first, whose
+    gradient is kept as computed; where the held gradient is wider (FSDP2's reduce_dtype) the
+    first is cast into it. A compute-stream kernel after the block's backward; returns the task
+    the gradient is ready after."""
+    if not f.accumulate:
+        return after
+    gb, acc = f.ctx.gb, f.acc_bytes
+    per_elem = (gb + acc if acc != gb else 0) if f.first_backward else gb + 2 * acc
+    if not (per_elem and params):
+        return after
+    return f.b.add(
+        name, "compute", "accumulate", deps=(after,), duration_s=copy_s(f.ctx, params * per_elem)
+    )
 
 
 class PassState:
@@ -94,8 +118,8 @@ class PassState:
         params_freed = 0 if f.keeps_params else unit.params * pb
         computed = unit.params * gb
         f.b.adjust(tid, alloc=computed, free=params_freed + (computed if f.accumulate else 0))
-        ready = f.accumulate_gradient(
-            f"{self.tag} accumulate gradients {unit.name}", unit.params, tid
+        ready = accumulate_gradient(
+            f, f"{self.tag} accumulate gradients {unit.name}", unit.params, tid
         )
         if not f.sync:
             return
