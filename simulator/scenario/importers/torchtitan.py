@@ -22,12 +22,17 @@ seq_len 2048, optimizer AdamW, activation_checkpoint mode selective with selecti
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from simulator.scenario.importers.base import Partial, flatten
+from simulator.scenario.importers.torchtitan_layout import (
+    TR,
+    Layout,
+    batches,
+    layout_of,
+    parallelism,
+)
 
-TR, PAR = "training", "training.parallelism"
 # torchtitan/models/llama3/__init__.py llama3_configs: 8B, 70B, 405B have the shapes of Meta's
 # Llama 3 (dim 4096 / 8192 / 16384, ffn_dim_multiplier and multiple_of giving 14336 / 28672 /
 # 53248, vocab 128256 from the tokenizer): the presets.
@@ -36,7 +41,6 @@ FLAVOURS = {
     ("llama3", "70B"): "llama3-70b",
     ("llama3", "405B"): "llama3-405b",
 }
-_SCHEDULES = {"1F1B": "1f1b", "Interleaved1F1B": "interleaved-1f1b", "GPipe": "gpipe"}
 _IGNORED_SECTIONS = {
     "job": "job bookkeeping",
     "profiling": "profiling",
@@ -59,8 +63,6 @@ _TRAINING_IGNORED = (
     "gc_freq",
     "gc_debug",
 )
-# fully_shard's strategies: the keys that set training.fsdp2 only apply to them.
-_SHARDED = ("zero3", "hsdp")
 
 
 def is_torchtitan(data: Any) -> bool:
@@ -79,17 +81,12 @@ def import_torchtitan(data: dict[str, Any], source: str) -> Partial:
     p.assignments.append((f"{TR}.optimizer", "adamw", "default: optimizer AdamW"))
     par = data.get("parallelism")
     par = par if isinstance(par, dict) else {}
-    layout = _Layout(
-        _strategy(par),
-        _int(par.get("pipeline_parallel_degree", 1)),
-        _int(par.get("pipeline_parallel_microbatch_size", 1)),
-        _int(par.get("tensor_parallel_degree", 1)),
-    )
+    layout = layout_of(par)
     if "parallelism" not in data:  # torchtitan's defaults: FSDP over every GPU
-        _parallelism({}, p, layout)
+        parallelism({}, p, layout)
     training = data.get("training")
     training = training if isinstance(training, dict) else {}
-    _batches(training, p, layout)
+    batches(training, p, layout)
     if "seq_len" not in training:
         p.assignments.append((f"{TR}.seq_len", 2048, "default: seq_len 2048"))
     if layout.sharded:
@@ -107,7 +104,7 @@ def import_torchtitan(data: dict[str, Any], source: str) -> Partial:
         elif section == "training":
             _training(table, p, layout)
         elif section == "parallelism":
-            _parallelism(table, p, layout)
+            parallelism(table, p, layout)
         elif section in ("activation_checkpoint", "optimizer"):
             pass  # above, also when absent
         elif section == "float8":
@@ -176,90 +173,7 @@ def _model(table: dict[str, Any], p: Partial) -> None:
             p.ignore(f"model.{key}", value, "tokenizer and file paths")
 
 
-@dataclass(frozen=True)
-class _Layout:
-    """What the [training] and [parallelism] keys are read with."""
-
-    strategy: str
-    pp: int
-    pp_microbatch: int
-    tp: int
-
-    @property
-    def sharded(self) -> bool:
-        return self.strategy in _SHARDED
-
-
-def _int(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 1
-
-
-def _strategy(par: dict[str, Any]) -> str:
-    """torchtitan's data parallelism (parallel_dims.py): shard 1 is DDP (replicate) or none,
-    replicate 1 FSDP, both above 1 HSDP."""
-    replicate = par.get("data_parallel_replicate_degree", 1)
-    shard = par.get("data_parallel_shard_degree", -1)
-    if shard == 1 or replicate == 1:
-        return "ddp" if shard == 1 else "zero3"
-    return "hsdp"
-
-
-def _batches(table: dict[str, Any], p: Partial, layout: _Layout) -> None:
-    """batch_size (local_batch_size in newer versions): sequences per data-parallel rank per
-    step, before any accumulation to global_batch_size (-1: no accumulation). Under pipeline
-    parallelism they go through the pipeline as batch_size / pipeline_parallel_microbatch_size
-    micro-batches."""
-    key = next((k for k in ("local_batch_size", "batch_size") if k in table), None)
-    name = f"training.{key}" if key else "default: batch_size 8"
-    local = table[key] if key else 8
-    total = table.get("global_batch_size", -1)
-    if "global_batch_size" in table:
-        if total in (-1, None):
-            p.ignore("training.global_batch_size", total, "-1: no gradient accumulation")
-        else:
-            p.map(
-                "training.global_batch_size",
-                total,
-                f"{TR}.global_batch_size",
-                total,
-                "sequences over all ranks",
-            )
-    accumulates = total not in (-1, None)
-    if layout.pp == 1:
-        if key:
-            p.map(name, local, f"{TR}.micro_batch_size", local, "per data-parallel rank")
-        else:
-            p.assignments.append((f"{TR}.micro_batch_size", local, name))
-        return
-    if isinstance(local, bool) or not isinstance(local, int) or local % layout.pp_microbatch:
-        p.refuse(
-            name,
-            local,
-            "torchtitan needs it divisible by pipeline_parallel_microbatch_size "
-            f"{layout.pp_microbatch}",
-        )
-        return
-    chunks = local // layout.pp_microbatch
-    why = (
-        f"per data-parallel rank: {chunks} pipeline micro-batches of "
-        f"pipeline_parallel_microbatch_size {layout.pp_microbatch}"
-    )
-    p.assignments.append(
-        (
-            f"{TR}.micro_batch_size",
-            layout.pp_microbatch,
-            "parallelism.pipeline_parallel_microbatch_size",
-        )
-    )
-    if accumulates:  # global_batch_size / (pipeline_parallel_microbatch_size x dp) micro-batches
-        p.note(name, local, f"{TR}.global_batch_size", why + ", accumulated to global_batch_size")
-    elif key:
-        p.map(name, local, f"{TR}.grad_accum_steps", chunks, why)
-    else:
-        p.assignments.append((f"{TR}.grad_accum_steps", chunks, name))
-
-
-def _training(table: dict[str, Any], p: Partial, layout: _Layout) -> None:
+def _training(table: dict[str, Any], p: Partial, layout: Layout) -> None:
     for key, value in table.items():
         name = f"training.{key}"
         if key in ("batch_size", "local_batch_size", "global_batch_size"):
@@ -319,93 +233,6 @@ def _training(table: dict[str, Any], p: Partial, layout: _Layout) -> None:
                     *_TRAINING_IGNORED,
                 ],
             )
-
-
-def _parallelism(table: dict[str, Any], p: Partial, layout: _Layout) -> None:
-    degrees = {
-        "tensor_parallel_degree": "tp",
-        "pipeline_parallel_degree": "pp",
-        "context_parallel_degree": "cp",
-        "expert_parallel_degree": "ep",
-        "expert_tensor_parallel_degree": "etp",
-    }
-    replicate = table.get("data_parallel_replicate_degree", 1)
-    shard = table.get("data_parallel_shard_degree", -1)
-    for key, value in table.items():
-        name = f"parallelism.{key}"
-        if key in degrees:
-            p.map(name, value, f"{PAR}.{degrees[key]}", value)
-            if key == "tensor_parallel_degree" and value > 1:
-                p.assignments.append((f"{PAR}.sequence_parallel", True, name))
-        elif key == "data_parallel_replicate_degree":
-            p.note(name, value, f"{TR}.strategy")
-        elif key == "data_parallel_shard_degree":
-            p.note(name, value, f"{TR}.strategy", "-1: what remains" if value == -1 else "")
-        elif key == "pipeline_parallel_schedule":
-            if value in _SCHEDULES:
-                p.map(name, value, f"{PAR}.pipeline.schedule", _SCHEDULES[value])
-            else:
-                p.refuse(name, value, f"one of {', '.join(_SCHEDULES)}")
-        elif key == "fsdp_reshard_after_forward":
-            flags = {"always": True, "never": False}
-            if value not in (*flags, "default"):
-                p.refuse(name, value, "default, always or never")
-            elif not layout.sharded:
-                p.ignore(name, value, "fully_shard's: not used without sharding")
-            elif value in flags:
-                p.map(name, value, f"{TR}.fsdp2.reshard_after_forward", flags[value])
-            elif layout.pp > 1:
-                target = f"{TR}.fsdp2.reshard_after_forward"
-                p.map(name, value, target, False, "default under pipeline parallelism: never")
-            else:
-                p.ignore(name, value, "default: reshard, except the root")
-        elif key == "disable_loss_parallel":
-            if value and layout.tp > 1:
-                p.refuse(
-                    name,
-                    value,
-                    "the logits gathered whole on every tensor-parallel rank are not modelled "
-                    "(clustersim's output layer and loss are vocabulary-parallel)",
-                )
-            else:
-                p.ignore(name, value, "the loss stays vocabulary-parallel" if not value else "tp 1")
-        elif key == "pipeline_parallel_microbatch_size":
-            if layout.pp > 1:
-                p.note(name, value, f"{TR}.micro_batch_size", "one pipeline micro-batch")
-            else:
-                p.ignore(name, value, "no pipeline parallelism")
-        elif key in ("enable_async_tensor_parallel", "enable_compiled_autograd"):
-            p.ignore(name, value, "a kernel switch with the same collectives")
-        else:
-            p.unknown(
-                name,
-                value,
-                [
-                    *degrees,
-                    "data_parallel_replicate_degree",
-                    "data_parallel_shard_degree",
-                    "fsdp_reshard_after_forward",
-                    "pipeline_parallel_schedule",
-                    "pipeline_parallel_microbatch_size",
-                    "disable_loss_parallel",
-                    "enable_async_tensor_parallel",
-                    "enable_compiled_autograd",
-                ],
-            )
-    if layout.sharded and layout.pp > 1 and "fsdp_reshard_after_forward" not in table:
-        p.assignments.append(
-            (f"{TR}.fsdp2.reshard_after_forward", False, "default: not under pipeline parallelism")
-        )
-    degrees_key = "parallelism.data_parallel_replicate_degree x data_parallel_shard_degree"
-    p.assignments.append((f"{TR}.strategy", layout.strategy, degrees_key))
-    if layout.strategy == "hsdp":
-        if shard != -1:
-            p.assignments.append(
-                (f"{TR}.shard_group_size", shard, "parallelism.data_parallel_shard_degree")
-            )
-        else:
-            p.pending["hsdp_replicate"] = replicate
-    p.pending["dp_check"] = (replicate, shard, p.source)
 
 
 def _checkpointing(table: dict[str, Any], p: Partial) -> None:
