@@ -27,7 +27,7 @@ from simulator.execution.strategies import STRATEGIES, block_run
 from simulator.execution.strategies.fsdp import Zero3
 from simulator.execution.strategies.passes import StageSchedule
 from simulator.model import ops_common
-from simulator.scenario import parallel, resolve, schema, schema_framework
+from simulator.scenario import parallel, resolve, schema, schema_cluster, schema_framework
 from simulator.scenario.load import scenario_from_dict
 from simulator.spec import mesh, specs
 from simulator.studies import frameworks as framework_study
@@ -179,6 +179,7 @@ MODULES = (
     parallel,
     resolve,
     schema,
+    schema_cluster,
     schema_framework,
     scenario_framework,
     framework_study,
@@ -199,9 +200,9 @@ NAMESPACE: dict[str, typing.Any] = {
 # Scenario fields by their first part.
 SECTIONS: dict[str, type[BaseModel]] = {
     "training": schema.TrainingSection,
-    "cluster": schema.ClusterSection,
+    "cluster": schema_cluster.ClusterSection,
     "model": schema.ModelSection,
-    "efficiency": schema.EfficiencySection,
+    "efficiency": schema_cluster.EfficiencySection,
 }
 # Fields and methods of the classes whose entries the guide describes, named bare.
 MEMBERS = {

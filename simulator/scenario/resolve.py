@@ -16,12 +16,8 @@ from simulator.scenario.finetune import check_finetune
 from simulator.scenario.parallel import check_model, check_placement
 from simulator.scenario.power import gpu_power, power_cap
 from simulator.scenario.recompute import check_recompute_modules
-from simulator.scenario.schema import (
-    ArchitectureModel,
-    ClusterSection,
-    CustomGPU,
-    TrainingSection,
-)
+from simulator.scenario.schema import ArchitectureModel, TrainingSection
+from simulator.scenario.schema_cluster import ClusterSection, CustomGPU
 from simulator.scenario.schema_types import MAX_ACCUM
 from simulator.spec.specs import ClusterSpec, DegradedLink, PowerSpec, Straggler, TrainingSpec
 from simulator.system import hardware

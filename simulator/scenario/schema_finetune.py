@@ -8,20 +8,18 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BeforeValidator, Field
 
 from simulator.model.lora import ALL_LINEAR
-from simulator.scenario.schema_types import MAX_WIDTH, _lower
+from simulator.scenario.schema_types import MAX_WIDTH, Strict, _lower
 from simulator.spec.specs import FinetuneSpec
 
 MethodName = Annotated[Literal["full", "lora", "qlora"], BeforeValidator(_lower)]
 BaseWeightsName = Annotated[Literal["bf16", "int8", "nf4"], BeforeValidator(_lower)]
 
 
-class FinetuneSection(BaseModel):
+class FinetuneSection(Strict):
     """What is trained: every parameter (full), or low-rank adapters on a frozen base."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     method: MethodName = Field(
         "full",

@@ -13,8 +13,9 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BeforeValidator, Field
 
+from simulator.scenario.schema_types import Strict
 from simulator.spec.specs import DeepSpeedSpec, MegatronSpec
 
 MAX_ELEMENTS = 10**15
@@ -63,14 +64,10 @@ def _count(default: int, what: str, minimum: int = 0) -> tuple[BeforeValidator, 
     )
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
 _DS = DeepSpeedSpec()
 
 
-class DeepSpeedSection(_Section):
+class DeepSpeedSection(Strict):
     """DeepSpeed ZeRO (`zero_optimization` keys): sizes in elements, as DeepSpeed counts them.
     The stage is training.strategy (zero1, zero2, zero3)."""
 
@@ -133,7 +130,7 @@ class DeepSpeedSection(_Section):
     ] = None
 
 
-class Fsdp2Section(_Section):
+class Fsdp2Section(Strict):
     """PyTorch FSDP2 (`fully_shard`) options."""
 
     reshard_after_forward: bool | None = Field(
@@ -157,7 +154,7 @@ class Fsdp2Section(_Section):
 _MG = MegatronSpec()
 
 
-class MegatronSection(_Section):
+class MegatronSection(Strict):
     """Megatron-Core DDP / distributed optimizer options (DistributedDataParallelConfig names).
     training.strategy zero1 is the distributed optimizer, ddp is without it."""
 
@@ -185,7 +182,7 @@ class MegatronSection(_Section):
     )
 
 
-FRAMEWORK_SECTIONS: dict[str, tuple[str, type[_Section]]] = {
+FRAMEWORK_SECTIONS: dict[str, tuple[str, type[Strict]]] = {
     "deepspeed": ("deepspeed", DeepSpeedSection),
     "pytorch-fsdp2": ("fsdp2", Fsdp2Section),
     "megatron": ("megatron", MegatronSection),

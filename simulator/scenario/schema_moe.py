@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from simulator.scenario.schema_types import (
     MAX_LAYERS,
@@ -16,6 +16,7 @@ from simulator.scenario.schema_types import (
     DispatcherName,
     Layers,
     MoeOverlapName,
+    Strict,
     Width,
 )
 
@@ -23,11 +24,7 @@ MAX_EXPERTS = 2**16
 Experts = Annotated[int, Field(ge=1, le=MAX_EXPERTS, strict=True)]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class MoEArchitecture(_Strict):
+class MoEArchitecture(Strict):
     """Mixture-of-experts MLPs: which layers have them, how many experts, how wide."""
 
     num_experts: Experts = Field(description="routed experts per MoE layer (--num-experts)")
@@ -80,7 +77,7 @@ class MoEArchitecture(_Strict):
         return self
 
 
-class AttentionSection(_Strict):
+class AttentionSection(Strict):
     """The attention kind: mha / gqa are one layer (num_kv_heads decides); mla is DeepSeek's
     multi-head latent attention (Q through a q_lora_rank bottleneck, K and V from a
     kv_lora_rank latent, Q/K heads of head_dim + rope_head_dim)."""
@@ -113,7 +110,7 @@ class AttentionSection(_Strict):
         return self
 
 
-class MoETraining(_Strict):
+class MoETraining(Strict):
     """How MoE layers are trained: token dispatch, routing imbalance, communication overlap."""
 
     dispatcher: DispatcherName = Field(

@@ -8,10 +8,10 @@ import math
 import re
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from simulator.core.units import UnitError
-from simulator.scenario.schema_types import _unit, _unit_schema
+from simulator.scenario.schema_types import Strict, _unit, _unit_schema
 
 # The largest power one GPU or host can be given: 1 MW (a typo beyond it, not a board).
 MAX_POWER_W = 1e6
@@ -37,10 +37,6 @@ Power = Annotated[
     _unit(parse_power, "700 W", 0.0, MAX_POWER_W),
     _unit_schema("700 W", r"^[0-9.]+(e[-+]?[0-9]+)?\s*[kM]?W$"),
 ]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class GPUPowerSection(Strict):

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 
 from simulator.core.units import UnitError, fmt_bytes, parse_bandwidth, parse_bytes, parse_duration
+from simulator.scenario.schema_types import Strict
 from simulator.spec.reliability import DEFAULT_RUNS, UNITS
 
 MAX_RUNS = 100_000
@@ -173,10 +174,6 @@ def _interval(value: Any) -> Any:
 
 
 Interval = Annotated[int | str, BeforeValidator(_interval)]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class _Rate(Strict):

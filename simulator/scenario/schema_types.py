@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias
 
-from pydantic import BeforeValidator, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from simulator.core.units import (
     UnitError,
@@ -20,6 +20,14 @@ from simulator.execution.strategies import ALIASES, STRATEGIES
 from simulator.model.architecture import FFNS, KINDS, NORMS, POSITIONS
 from simulator.model.precision import CHECKPOINTING, DTYPES, OPTIMIZERS, PRECISIONS
 from simulator.spec.specs import PIPELINE_SCHEDULES
+
+
+class Strict(BaseModel):
+    """A scenario section: unknown keys are errors, and the parsed section is frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
 from simulator.system.comm.algorithms import ALGORITHMS
 from simulator.system.hardware import ARCHS
 from simulator.system.hardware.gemm_table import GEMM_TABLES

@@ -112,7 +112,7 @@ def _covers(path: str, target: str) -> bool:
 def _cluster(doc: dict[str, Any]) -> Any:
     """The cluster as the scenario would resolve it (a ClusterSpec), or None if it does not."""
     from simulator.scenario import resolve
-    from simulator.scenario.schema import ClusterSection
+    from simulator.scenario.schema_cluster import ClusterSection
 
     try:
         section = ClusterSection.model_validate(doc.get("cluster", {}))
