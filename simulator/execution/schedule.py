@@ -58,7 +58,7 @@ class ScheduleBuilder:
 
     def add(self, name: str, stream: str, phase: str, deps=(), **kw) -> int:
         assert stream in STREAMS, stream
-        deps = tuple(sorted({d for d in deps if d is not None}))
+        deps = tuple(sorted({d for d in deps if d is not None})) if deps else ()
         self.tasks.append(Task(name=name, stream=stream, phase=phase, deps=deps, **kw))
         return len(self.tasks) - 1
 

@@ -93,8 +93,9 @@ class Group:
         parts = dict.fromkeys(d.split(PIECE)[0] for d in self.dims)
         return "+".join(parts) if parts else "self"
 
-    @property
+    @functools.cached_property
     def size(self) -> int:
+        """The ranks in one instance (made once: the schedule builder asks for every collective)."""
         sizes = dict(self.mesh.dims)
         return math.prod(sizes[d] for d in self.dims)
 

@@ -63,6 +63,8 @@ class StageSchedule:
         self.chunks_total = par.pp * par.pipeline.virtual_stages
         self.tp_group = ctx.mesh.group("tp")
         self.pp_group = ctx.mesh.group("pp")
+        # each layer collective's Collective, made once (every micro-batch issues the same ones)
+        self._collectives: dict = {}
 
     def run(self, session: Session) -> int | None:
         """Issue every pass of this stage; the last task (None where the stage issued none).
@@ -168,13 +170,18 @@ class StageSchedule:
     def _collective(self, c) -> Collective:
         """A layer's collective on its group; a ring exchange of `steps` blocks costs what a
         ring all-gather of steps + 1 blocks does (each rank sends steps blocks to its next)."""
-        if c.op == "ring_exchange":
-            return Collective(
-                op="all_gather",
-                group=self.ctx.groups[c.dim],
-                size_bytes=c.size_bytes * (c.steps + 1),
-            )
-        return Collective(op=c.op, group=self.ctx.groups[c.dim], size_bytes=c.size_bytes)
+        made = self._collectives.get(c)
+        if made is None:
+            if c.op == "ring_exchange":
+                made = Collective(
+                    op="all_gather",
+                    group=self.ctx.groups[c.dim],
+                    size_bytes=c.size_bytes * (c.steps + 1),
+                )
+            else:
+                made = Collective(op=c.op, group=self.ctx.groups[c.dim], size_bytes=c.size_bytes)
+            self._collectives[c] = made
+        return made
 
     # ---- point-to-point transfers between stages
 
