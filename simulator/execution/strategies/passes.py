@@ -34,6 +34,7 @@ from simulator.execution.pipeline import Pass, merged, stage_of_chunk
 from simulator.execution.schedule import Collective, ScheduleBuilder
 from simulator.execution.strategies.block_run import Steps, alternate, block_steps, drain
 from simulator.execution.strategies.common import ChunkWork, Context, UnitWork
+from simulator.execution.strategies.unit_template import UnitTemplate, pattern, record, replay
 from simulator.model.architecture import word_embedding_params
 
 
@@ -65,6 +66,7 @@ class StageSchedule:
         self.pp_group = ctx.mesh.group("pp")
         # each layer collective's Collective, made once (every micro-batch issues the same ones)
         self._collectives: dict = {}
+        self._templates: dict[tuple, UnitTemplate] = {}  # a unit's tasks (unit_template.py)
 
     def run(self, session: Session) -> int | None:
         """Issue every pass of this stage; the last task (None where the stage issued none).
@@ -147,7 +149,19 @@ class StageSchedule:
         phase = "recompute" if recompute else ("forward" if forward else "backward")
         fwd = forward or recompute  # full recompute re-runs the forward
         name = f"{tag} {phase} {unit.name}"
-        return (yield from block_steps(self, name, phase, unit, fwd, deps, alloc, free, hide))
+        if hide:  # a combined pass switches halves inside the unit: issued afresh each time
+            return (yield from block_steps(self, name, phase, unit, fwd, deps, alloc, free, hide))
+        # the same tasks for every micro-batch: issued once, then replayed (unit_template.py)
+        deps = tuple(deps)
+        key = (id(unit), fwd, phase, alloc, free, pattern(deps))
+        tpl = self._templates.get(key)
+        if tpl is not None:
+            return replay(self.b, tpl, name, deps)
+        start = len(self.b.tasks)
+        last = drain(block_steps(self, name, phase, unit, fwd, deps, alloc, free))
+        assert last is not None
+        self._templates[key] = record(self.b, start, name, deps, last)
+        return last
 
     def _compute(self, name, phase, deps, duration, inline, alloc=0, free=0, shares=()) -> int:
         """A compute task with the tensor-parallel collectives `inline` folded in, each at its
