@@ -28,8 +28,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import simpy
-from simpy.events import NORMAL
 
+from simulator.execution.engine_streams import Aside, Done, run_compute, run_stream
 from simulator.execution.schedule import STREAMS, Collective
 from simulator.execution.timeline import (
     ClassTimeline,
@@ -44,7 +44,7 @@ CTAs = Callable[[Collective, tuple], int]  # a collective's NCCL CTAs per GPU
 
 
 @dataclass(eq=False)
-class _SMs:
+class SMs:
     """One rank class's SMs and the CTAs its collectives in flight hold; interrupts the compute
     stream when they change, so it goes on at the new rate."""
 
@@ -65,7 +65,7 @@ class _SMs:
             self.computing.interrupt()
 
 
-class _Rendezvous:
+class Rendezvous:
     """Collectives matched across rank classes by identity."""
 
     def __init__(
@@ -77,8 +77,8 @@ class _Rendezvous:
     ):
         self.env, self.start_transfer, self.ctas = env, start_transfer, ctas
         self.per_stage = Counter(c.stage for c in classes)
-        self.sms = {c.name: _SMs(c.sm_count) for c in classes}
-        self.stage_sms: dict[int, list[_SMs]] = {}
+        self.sms = {c.name: SMs(c.sm_count) for c in classes}
+        self.stage_sms: dict[int, list[SMs]] = {}
         for c in classes:
             self.stage_sms.setdefault(c.stage, []).append(self.sms[c.name])
         self.arrivals: dict[tuple, int] = {}
@@ -86,7 +86,7 @@ class _Rendezvous:
         self.times: dict[tuple, tuple[float, float]] = {}
         # per scope: how many classes take part, and the SMs of those with SMs (made once)
         self._expected: dict[tuple, int] = {}
-        self._with_sms: dict[tuple, list[_SMs]] = {}
+        self._with_sms: dict[tuple, list[SMs]] = {}
 
     def key(self, rc: RankClass, coll: Collective, seq: Counter) -> tuple:
         scope = coll.peers if coll.peers is not None else (rc.stage,)
@@ -131,11 +131,11 @@ def run(
     """Simulate one step of every rank class; the step ends when every stream is idle.
     `ctas`: each collective's NCCL CTAs per GPU (None: collectives do not slow compute)."""
     env = simpy.Environment()
-    rdv = _Rendezvous(env, classes, start_transfer, ctas)
+    rdv = Rendezvous(env, classes, start_transfer, ctas)
     records = []
     for rc in classes:
         tasks = rc.schedule.tasks
-        done = _Done(env, len(tasks))
+        done = Done(env, len(tasks))
         intervals: list[Interval] = []
         mem: list[MemoryEvent] = []
         records.append((rc, intervals, mem))
@@ -147,11 +147,13 @@ def run(
         for stream in STREAMS:
             order = by_stream[stream]
             if stream == "compute" and order:
-                env.process(_compute(env, rc, order, done, intervals, mem, rdv, keys, waited))
+                env.process(run_compute(env, rc, order, done, intervals, mem, rdv, keys, waited))
                 continue
-            groups = [[i] for i in order] if stream == "p2p" else ([order] if order else [])
-            for group in groups:
-                env.process(_stream(env, rc, group, done, intervals, mem, rdv, keys))
+            if stream == "p2p":
+                for i in order:
+                    Aside(env, rc, i, done, intervals, mem, rdv, keys)
+            elif order:
+                env.process(run_stream(env, rc, order, done, intervals, mem, rdv, keys))
     _run_until_idle(env)
     timelines = tuple(
         ClassTimeline(
@@ -164,35 +166,6 @@ def run(
     )
     added = tuple(rdv.sms[rc.name].added_s for rc in classes)
     return EngineResult(env.now, timelines, rdv.times, added)
-
-
-class _Done:
-    """Which tasks of one rank class have ended, and an event for each task that another is
-    waiting for. A task's event is made when a waiter first needs it (most tasks are waited for
-    by none, or end before their dependents start), and succeeds when the task ends: the same
-    instant and order as an event per task, without scheduling the ones nobody waits for (an
-    event without callbacks does nothing when processed, and simpy orders events by time,
-    priority and the order they were scheduled in, which skipping others does not change)."""
-
-    __slots__ = ("_waited", "env", "finished")
-
-    def __init__(self, env: simpy.Environment, n: int):
-        self.env = env
-        self.finished = [False] * n
-        self._waited: dict[int, simpy.Event] = {}
-
-    def event(self, i: int) -> simpy.Event:
-        """The event of task i (not ended yet): it succeeds when the task ends."""
-        ev = self._waited.get(i)
-        if ev is None:
-            ev = self._waited[i] = self.env.event()
-        return ev
-
-    def succeed(self, i: int) -> None:
-        self.finished[i] = True
-        ev = self._waited.pop(i, None)
-        if ev is not None:
-            ev.succeed()
 
 
 def _run_until_idle(env: simpy.Environment) -> None:
@@ -216,7 +189,7 @@ def _run_until_idle(env: simpy.Environment) -> None:
             raise exc
 
 
-def _keys(rdv: _Rendezvous, rc: RankClass) -> dict[int, tuple]:
+def _keys(rdv: Rendezvous, rc: RankClass) -> dict[int, tuple]:
     """Each collective task's rendezvous key, numbered in issue order (as the host issues them)."""
     seq: Counter = Counter()
     return {
@@ -224,163 +197,3 @@ def _keys(rdv: _Rendezvous, rc: RankClass) -> dict[int, tuple]:
         for i, t in enumerate(rc.schedule.tasks)
         if t.collective is not None
     }
-
-
-def _stream(env, rc: RankClass, order, done, intervals, mem, rdv: _Rendezvous, keys):
-    tasks = rc.schedule.tasks
-    finished = done.finished
-    sms = rdv.sms[rc.name]
-    for i in order:
-        task = tasks[i]
-        for d in task.deps:
-            if not finished[d]:
-                yield done.event(d)
-        start = env.now
-        if task.alloc_bytes:
-            mem.append(MemoryEvent(start, task.alloc_bytes, i))
-        coll = task.collective
-        if coll is not None:
-            scope = coll.peers if coll.peers is not None else (rc.stage,)
-            yield rdv.arrive(keys[i], scope, coll)
-        elif task.duration_s > 0:
-            if task.stream == "compute" and sms.sm_count:
-                # a compute task at the SMs' rate as it changes (module doc): each change interrupts it
-                duration_s = left = task.duration_s
-                while left > 1e-12 * duration_s:
-                    rate, begin = sms.rate, env.now
-                    sms.computing = env.active_process
-                    try:
-                        yield env.timeout(left / rate)
-                        elapsed, left = env.now - begin, 0.0
-                    except simpy.Interrupt:
-                        elapsed = env.now - begin
-                        left -= elapsed * rate
-                    finally:
-                        sms.computing = None
-                    sms.added_s += elapsed * (1.0 - rate)
-            else:
-                yield env.timeout(task.duration_s)
-        if task.free_bytes:
-            mem.append(MemoryEvent(env.now, -task.free_bytes, i))
-        intervals.append(
-            Interval(
-                rc.name, i, task.name, task.stream, task.phase, start, env.now, coll is not None
-            )
-        )
-        done.succeed(i)
-
-
-def _compute(env, rc: RankClass, order, done, intervals, mem, rdv: _Rendezvous, keys, waited):
-    """The compute stream: as `_stream`, but a run of compute tasks that nobody waits for
-    (only the run's last one may be a dependency) and whose own dependencies have ended when
-    the run starts is timed as one span: one simpy event for the run instead of one per task
-    (data parallelism's accumulation steps are thousands of them). Each task in the span
-    starts where the previous one ended and takes its duration at the SMs' rate, in the same
-    floating-point operations as a timeout per task (the same times to the bit); a change of
-    rate interrupts the span, as it would the task running then. Every task keeps its
-    interval and memory events."""
-    tasks = rc.schedule.tasks
-    finished = done.finished
-    sms = rdv.sms[rc.name]
-    slowed = bool(sms.sm_count)
-    at = _absolute_timer(env)
-    n, p = len(order), 0
-    while p < n:
-        task = tasks[order[p]]
-        if task.collective is not None:
-            yield from _stream(env, rc, (order[p],), done, intervals, mem, rdv, keys)
-            p += 1
-            continue
-        for d in task.deps:
-            if not finished[d]:
-                yield done.event(d)
-        q = p + 1
-        while q < n and order[q - 1] not in waited:
-            nxt = tasks[order[q]]
-            if nxt.collective is not None or not all(finished[d] for d in nxt.deps):
-                break
-            q += 1
-        yield from _span(env, rc, order[p:q], sms, slowed, at, intervals, mem, done)
-        p = q
-
-
-def _span(env, rc: RankClass, span, sms: _SMs, slowed: bool, at, intervals, mem, done):
-    """Runs the compute tasks `span` back to back (see `_compute`)."""
-    tasks = rc.schedule.tasks
-    k = 0  # the task in progress
-    start = begin = env.now  # its start, and the start of its stretch at the current rate
-    left = tasks[span[0]].duration_s  # its work left, in seconds at the full rate
-    _allocate(mem, tasks, span[0], start)
-    while k < len(span):
-        rate = sms.rate
-        ends, t = [], begin
-        for j in range(k, len(span)):
-            d = tasks[span[j]].duration_s
-            rest = left if j == k else d
-            if rest > 1e-12 * d:
-                t = t + rest / rate if slowed else t + rest
-            ends.append(t)
-        interrupted = False
-        if ends[-1] > env.now:
-            sms.computing = env.active_process if slowed else None
-            try:
-                yield at(ends[-1])
-            except simpy.Interrupt:
-                interrupted = True
-            finally:
-                sms.computing = None
-        now, k0 = env.now, k
-        while k < len(span):
-            end = ends[k - k0]
-            if interrupted and end > now:
-                break
-            if slowed:
-                sms.added_s += (end - begin) * (1.0 - rate)
-            _close(rc, span[k], tasks[span[k]], start, end, intervals, mem, done)
-            k += 1
-            if k < len(span):
-                start = begin = end
-                left = tasks[span[k]].duration_s
-                _allocate(mem, tasks, span[k], start)
-        if interrupted and k < len(span):
-            # within task k: its stretch at the old rate ends here; the rest goes at the new one
-            elapsed = now - begin
-            left -= elapsed * rate
-            sms.added_s += elapsed * (1.0 - rate)
-            begin = now
-            if not left > 1e-12 * tasks[span[k]].duration_s:
-                _close(rc, span[k], tasks[span[k]], start, now, intervals, mem, done)
-                k += 1
-                if k < len(span):
-                    start = now
-                    left = tasks[span[k]].duration_s
-                    _allocate(mem, tasks, span[k], start)
-
-
-def _allocate(mem, tasks, i: int, start: float) -> None:
-    if tasks[i].alloc_bytes:
-        mem.append(MemoryEvent(start, tasks[i].alloc_bytes, i))
-
-
-def _close(rc: RankClass, i: int, task, start: float, end: float, intervals, mem, done) -> None:
-    if task.free_bytes:
-        mem.append(MemoryEvent(end, -task.free_bytes, i))
-    intervals.append(Interval(rc.name, i, task.name, task.stream, task.phase, start, end, False))
-    done.succeed(i)
-
-
-def _absolute_timer(env: simpy.Environment) -> Callable[[float], simpy.Event]:
-    """An event at an absolute time, scheduled as a timeout is (normal priority, in issue
-    order) but at the time given rather than now + a delay, which could differ in the last
-    bit; `env.timeout` where simpy's queue is not the one this module knows."""
-    queue, eid = getattr(env, "_queue", None), getattr(env, "_eid", None)
-    if not isinstance(queue, list) or eid is None:
-        return lambda t: env.timeout(t - env.now)
-
-    def at(t: float) -> simpy.Event:
-        ev = simpy.Event(env)
-        ev._ok, ev._value = True, None
-        heapq.heappush(queue, (t, NORMAL, next(eid), ev))
-        return ev
-
-    return at
