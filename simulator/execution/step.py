@@ -196,13 +196,19 @@ def _collector_paused() -> Iterator[None]:
     """Python's cyclic garbage collector off while a step is built and run: a large step holds
     hundreds of thousands of tasks, intervals and events, all alive until it ends, and the
     collector's passes over them (each a walk over every tracked object) took a quarter of the
-    step's time. Reference counting still frees what goes out of use; cycles wait until after."""
+    step's time. Reference counting still frees what goes out of use; cycles wait until after.
+    At the end the objects made meanwhile go to the oldest generation (freeze, then unfreeze)
+    rather than through the young generation's pass that the first allocation after enabling
+    would start over all of them (0.4 s of a 2,048-GPU DeepSeek-V3 step under the profiler);
+    their cycles are collected by the next full collection."""
     was = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
         if was:
+            gc.freeze()
+            gc.unfreeze()
             gc.enable()
 
 
