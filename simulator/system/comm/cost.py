@@ -49,6 +49,7 @@ from simulator.system.comm.calibration import (
     Protocol,
     Step,
     busbw_factor,
+    p2p_protocol,
 )
 from simulator.system.comm.selection import candidates, group_shape
 from simulator.system.comm.sharing import ShapeGraph
@@ -230,12 +231,19 @@ class CommContext:
             )
         shape, names = self._shapes[key]
         best = None
+        # NCCL picks a p2p transfer's protocol by its size (calibration.p2p_protocol), where the
+        # calibration has it; the others' by the fastest predicted time, as its tuner does.
+        p2p = p2p_protocol(op, size, p)
+        if p2p not in {q.name for q in self.calibration.protocols}:
+            p2p = ""
         for name in names:
             algo = ALGORITHMS[name]
             pl, unit, serial = self.plan(op, name, groups)
             for proto in self.calibration.protocols:
                 step = self.calibration.step(algo.family, proto.name)
                 if step is None or proto.name not in algo.protocols:
+                    continue
+                if algo.family == "p2p" and p2p and proto.name != p2p:
                     continue
                 factor = self._bw_factor(algo, step)
                 parts = [
@@ -303,10 +311,14 @@ class CommContext:
         shape: tuple[int, bool, int],
     ) -> float:
         """Pipeline fill and drain: `fill_steps` units at the phase's per-rank rate. A ring's unit
-        is what a rank sends per step, up to `fill_unit_bytes`; NVLS's is one round of NCCL's
-        chunks over all channels and heads (src/enqueue.cc), which also pays `round_s` per round."""
+        is what a rank sends per step, up to `fill_unit_bytes`; a p2p transfer's is NCCL's p2p
+        chunk (calibration.P2P_*); NVLS's is one round of NCCL's chunks over all channels and
+        heads (src/enqueue.cc), which also pays `round_s` per round."""
         if step.fill_unit_bytes > 0:
-            return step.fill_steps * min(step.fill_unit_bytes, sent / max(ph.n_steps, 1.0)) / rate
+            unit = step.fill_unit_bytes
+            if ph.net_steps and step.net_fill_unit_bytes:  # p2p over the network: its chunk
+                unit = step.net_fill_unit_bytes
+            return step.fill_steps * min(unit, sent / max(ph.n_steps, 1.0)) / rate
         if not (step.fill_steps or step.round_s):
             return 0.0
         hosts, _, per_host = shape

@@ -42,6 +42,10 @@ class Features:
     sharp: bool = False
 
 
+# NCCL's p2p runs LL or Simple, never LL128 (calibration.P2P_*).
+P2P_PROTOCOLS = ("LL", "Simple")
+
+
 @dataclass(frozen=True, kw_only=True)
 class Algorithm:
     name: str
@@ -173,14 +177,23 @@ ALGORITHMS: dict[str, Algorithm] = {
             auto=False,
         ),
         # All-to-all as grouped sends (NCCL: ncclGroupStart + send/recv to every peer), hence
-        # the ring's calibration row. Planned from per-host counts on fat trees
-        # (all_to_all.py), from every pair's routed flow elsewhere (direct.py).
+        # the p2p calibration row (calibration.P2P_*). Planned from per-host counts on fat
+        # trees (all_to_all.py), from every pair's routed flow elsewhere (direct.py).
         Algorithm(
             name="direct",
             plan=plan_all_to_all,
             ops=("all_to_all",),
             plan_together=plan_all_to_all_together,
+            family="p2p",
+            protocols=P2P_PROTOCOLS,
         ),
-        Algorithm(name="p2p", plan=plan_p2p, ops=("send",), plan_together=plan_p2p_together),
+        Algorithm(
+            name="p2p",
+            plan=plan_p2p,
+            ops=("send",),
+            plan_together=plan_p2p_together,
+            family="p2p",
+            protocols=P2P_PROTOCOLS,
+        ),
     )
 }
