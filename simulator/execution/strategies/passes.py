@@ -67,6 +67,7 @@ class StageSchedule:
         # each layer collective's Collective, made once (every micro-batch issues the same ones)
         self._collectives: dict = {}
         self._templates: dict[tuple, UnitTemplate] = {}  # a unit's tasks (unit_template.py)
+        self._replays = len(ctx.order) > 2  # more than one micro-batch's forward and backward
 
     def run(self, session: Session) -> int | None:
         """Issue every pass of this stage; the last task (None where the stage issued none).
@@ -149,7 +150,8 @@ class StageSchedule:
         phase = "recompute" if recompute else ("forward" if forward else "backward")
         fwd = forward or recompute  # full recompute re-runs the forward
         name = f"{tag} {phase} {unit.name}"
-        if hide:  # a combined pass switches halves inside the unit: issued afresh each time
+        if hide or not self._replays:
+            # a combined pass switches halves inside the unit; one micro-batch issues each once
             return (yield from block_steps(self, name, phase, unit, fwd, deps, alloc, free, hide))
         # the same tasks for every micro-batch: issued once, then replayed (unit_template.py)
         deps = tuple(deps)
