@@ -190,34 +190,30 @@ def test_nic_loads_of_a_group_that_is_not_whole_hosts_by_hand():
     )
 
 
-def test_direct_keeps_its_name_and_takes_the_p2p_calibration_row():
-    """NCCL runs all-to-all as grouped sends: the p2p row (LL or Simple, never LL128)."""
+def test_direct_keeps_its_name_and_the_rings_calibration_row():
+    """All-to-all keeps the ring's row and fill (algorithms/__init__.py); a lone send has the p2p
+    row (LL or Simple, never LL128)."""
     algo = ALGORITHMS["direct"]
-    assert (algo.family, algo.ops, algo.auto) == ("p2p", ("all_to_all",), True)
-    assert algo.protocols == ("LL", "Simple") == ALGORITHMS["p2p"].protocols
-    assert ALGORITHMS["p2p"].family == "p2p"
+    assert (algo.family, algo.ops, algo.auto) == ("ring", ("all_to_all",), True)
     assert algo.plan_together is plan_all_to_all_together
+    assert (ALGORITHMS["p2p"].family, ALGORITHMS["p2p"].protocols) == ("p2p", ("LL", "Simple"))
 
 
 @pytest.mark.parametrize(
-    ("op", "group", "chunk"),
+    ("group", "chunk"),
     [
-        ("send", (0, 4), 128 * 2**10),  # host 0 -> host 1: NCCL_P2P_NET_CHUNKSIZE
-        ("send", (0, 1), 512 * 2**10),  # inside host 0: NCCL_P2P_NVL_CHUNKSIZE
-        ("all_to_all", (0, 1, 2, 3), 512 * 2**10),  # one host's GPUs
-        ("all_to_all", (0, 4, 8, 12), 128 * 2**10),  # one GPU on each of four hosts
+        ((0, 4), 128 * 2**10),  # host 0 -> host 1: NCCL_P2P_NET_CHUNKSIZE
+        ((0, 1), 512 * 2**10),  # inside host 0: NCCL_P2P_NVL_CHUNKSIZE
     ],
 )
-def test_a_p2p_transfer_fills_one_nccl_chunk(op, group, chunk):
-    """By hand: a p2p transfer (a send, an all-to-all's grouped sends) pays its latency and one
-    p2p chunk at its rate R (bytes a rank sends / bandwidth seconds) beyond its bytes, at every
-    size of a chunk or more; below a chunk, the whole transfer is the fill. The ring's fitted
-    fill (7 units of up to 4 MiB) would add 28 MiB / R at 64 MiB and 7 x 1 MiB / R at 1 MiB."""
+def test_a_send_fills_one_nccl_chunk(group, chunk):
+    """By hand: a send pays its latency and one p2p chunk at its rate R (bytes sent / bandwidth
+    seconds) beyond its bytes, at every size of a chunk or more. The ring's fitted fill (7 units
+    of up to 4 MiB) would add 28 MiB / R at 64 MiB and 7 x 1 MiB / R at 1 MiB."""
     ctx = CommContext(_cluster(hosts=4))
-    algorithm = "p2p" if op == "send" else "direct"
     phases = {}
     for size in (1 << 20, 1 << 26):
-        cost = ctx.cost_together(op, (group,), size, algorithm)
+        cost = ctx.cost_together("send", (group,), size, "p2p")
         assert cost.protocol == "Simple"
         (ph,) = cost.phases
         phases[size] = ph
@@ -226,7 +222,7 @@ def test_a_p2p_transfer_fills_one_nccl_chunk(op, group, chunk):
     assert small.per_rank_wire_bytes / small.bandwidth_s == pytest.approx(rate, rel=1e-12)
     # the same fill at 1 MiB and 64 MiB (one chunk <= 1 MiB): equal latencies
     assert big.latency_s == pytest.approx(small.latency_s, rel=1e-12)
-    # and it is one chunk at R: the same transfer without the fill is chunk / R shorter
+    # and it is one chunk at R: the same send without the fill is chunk / R shorter
     row = NCCL_CALIBRATION.step("p2p", "Simple")
     no_fill = dataclasses.replace(
         NCCL_CALIBRATION,
@@ -235,29 +231,18 @@ def test_a_p2p_transfer_fills_one_nccl_chunk(op, group, chunk):
             for k, v in NCCL_CALIBRATION.steps
         ),
     )
-    bare = CommContext(_cluster(hosts=4), no_fill).cost_together(op, (group,), 1 << 26, algorithm)
+    bare = CommContext(_cluster(hosts=4), no_fill).cost_together("send", (group,), 1 << 26, "p2p")
     assert big.latency_s - bare.phases[0].latency_s == pytest.approx(chunk / rate, rel=1e-9)
 
 
 def test_nccl_sends_small_p2p_transfers_in_ll_and_larger_in_simple():
-    """NCCL_P2P_LL_THRESHOLD (16 KiB per peer): a 16 KiB send is LL, a 32 KiB one Simple; an
-    all-to-all of four ranks sends a quarter of its buffer to each."""
+    """NCCL_P2P_LL_THRESHOLD: a send of 16 KiB is LL, of 32 KiB and more Simple."""
     ctx = CommContext(_cluster(hosts=4))
     protocol = {
-        (op, size): ctx.cost_together(op, (g,), size, a).protocol
-        for op, g, a in (("send", (0, 4), "p2p"), ("all_to_all", (0, 4, 8, 12), "direct"))
-        for size in (16 << 10, 32 << 10, 64 << 10, 128 << 10)
+        size: ctx.cost_together("send", ((0, 4),), size, "p2p").protocol
+        for size in (16 << 10, 32 << 10, 128 << 10)
     }
-    assert protocol == {
-        ("send", 16 << 10): "LL",
-        ("send", 32 << 10): "Simple",
-        ("send", 64 << 10): "Simple",
-        ("send", 128 << 10): "Simple",
-        ("all_to_all", 16 << 10): "LL",
-        ("all_to_all", 32 << 10): "LL",
-        ("all_to_all", 64 << 10): "LL",
-        ("all_to_all", 128 << 10): "Simple",
-    }
+    assert protocol == {16 << 10: "LL", 32 << 10: "Simple", 128 << 10: "Simple"}
 
 
 def test_many_groups_cost_together_as_their_merged_plans():

@@ -27,9 +27,8 @@ from simulator.system.comm.nccl_tables import GBPS, US
 from simulator.system.hardware.gpu import ARCHS as GPU_ARCHS
 
 OPS = ("all_reduce", "all_gather", "reduce_scatter", "broadcast", "reduce", "all_to_all")
-# Algorithm families with their own rows in NCCL's tables, and "p2p" (pipeline sends, and
-# all-to-all, which NCCL runs as grouped sends: P2P_* below); clustersim's hierarchical
-# all-reduce uses the ring's.
+# Algorithm families with their own rows in NCCL's tables, and "p2p" (pipeline sends: P2P_*
+# below); the all-to-all and clustersim's hierarchical all-reduce use the ring's.
 FAMILIES = ("ring", "tree", "nvls", "nvls_tree", "collnet", "pat", "p2p")
 ARCHS = GPU_ARCHS  # NCCL's per-architecture rows: one per GPU architecture of the catalog
 
@@ -140,25 +139,24 @@ RING_FILL_UNIT = 4 * 2**20
 NVLS_FILL_STEPS = 1.0
 NVLS_ROUND_S = 3.75 * US
 NVLS_EXTRA_S = 2.0 * US
-# Point-to-point (family "p2p"): NCCL sends a p2p transfer in chunks of NCCL_P2P_NVL_CHUNKSIZE
-# (512 KiB) between GPUs of a node and NCCL_P2P_NET_CHUNKSIZE (128 KiB) over the network (their
-# defaults, NCCL src/init.cc), pipelined through its buffer, so the transfer's fill and drain
-# is one chunk at its rate (the least a chunked pipeline pays; an all-to-all's peers' first
-# chunks go together, taken as one). The ring's fitted fill (RING_FILL_*: a ring all-reduce's
-# bandwidth ramp on Azure's table) is not a p2p figure. NCCL's tuning tables have no p2p row:
-# the ring's baseLat and hwLat stand in. NCCL runs p2p in LL up to NCCL_P2P_LL_THRESHOLD
-# (16 KiB) and Simple above (src/enqueue.cc): no LL128.
+# Point-to-point (family "p2p": a pipeline send): NCCL sends a p2p transfer in chunks of
+# NCCL_P2P_NVL_CHUNKSIZE (512 KiB) between GPUs of a node and NCCL_P2P_NET_CHUNKSIZE (128 KiB)
+# over the network (their defaults, NCCL src/init.cc), pipelined through its buffer, so the
+# transfer's fill and drain is one chunk at its rate (the least a chunked pipeline pays). The
+# ring's fitted fill (RING_FILL_*: a ring all-reduce's bandwidth ramp on Azure's table) is not
+# taken for a lone send. The all-to-all's grouped sends keep the ring's row, as XLA's measured
+# H100 all-to-all shows (algorithms/__init__.py). NCCL's tuning tables have no p2p row: the
+# ring's baseLat and hwLat stand in. NCCL runs p2p in LL up to NCCL_P2P_LL_THRESHOLD (16 KiB)
+# and Simple above (src/enqueue.cc): no LL128.
 P2P_FILL_STEPS = 1.0
 P2P_NVL_CHUNK = 512 * 2**10
 P2P_NET_CHUNK = 128 * 2**10
 P2P_LL_THRESHOLD = 16 * 2**10
 
 
-def p2p_protocol(op: str, size: int, ranks: int) -> str:
-    """NCCL's protocol for a p2p transfer: LL for a send of at most P2P_LL_THRESHOLD bytes to a
-    peer (an all-to-all sends size / ranks to each), Simple above."""
-    per_peer = size if op == "send" else size // max(ranks, 1)
-    return "LL" if per_peer <= P2P_LL_THRESHOLD else "Simple"
+def p2p_protocol(size: int) -> str:
+    """NCCL's protocol for a send: LL up to P2P_LL_THRESHOLD bytes, Simple above."""
+    return "LL" if size <= P2P_LL_THRESHOLD else "Simple"
 
 
 _NCCL_STEPS = (

@@ -231,9 +231,9 @@ class CommContext:
             )
         shape, names = self._shapes[key]
         best = None
-        # NCCL picks a p2p transfer's protocol by its size (calibration.p2p_protocol), where the
+        # NCCL picks a send's protocol by its size (calibration.p2p_protocol), where the
         # calibration has it; the others' by the fastest predicted time, as its tuner does.
-        p2p = p2p_protocol(op, size, p)
+        p2p = p2p_protocol(size)
         if p2p not in {q.name for q in self.calibration.protocols}:
             p2p = ""
         for name in names:
@@ -311,12 +311,12 @@ class CommContext:
         shape: tuple[int, bool, int],
     ) -> float:
         """Pipeline fill and drain: `fill_steps` units at the phase's per-rank rate. A ring's unit
-        is what a rank sends per step, up to `fill_unit_bytes`; a p2p transfer's is NCCL's p2p
-        chunk (calibration.P2P_*); NVLS's is one round of NCCL's chunks over all channels and
+        is what a rank sends per step, up to `fill_unit_bytes`; a send's is NCCL's p2p chunk
+        (calibration.P2P_*); NVLS's is one round of NCCL's chunks over all channels and
         heads (src/enqueue.cc), which also pays `round_s` per round."""
         if step.fill_unit_bytes > 0:
             unit = step.fill_unit_bytes
-            if ph.net_steps and step.net_fill_unit_bytes:  # p2p over the network: its chunk
+            if ph.net_steps and step.net_fill_unit_bytes:  # a send over the network: its chunk
                 unit = step.net_fill_unit_bytes
             return step.fill_steps * min(unit, sent / max(ph.n_steps, 1.0)) / rate
         if not (step.fill_steps or step.round_s):

@@ -176,16 +176,17 @@ ALGORITHMS: dict[str, Algorithm] = {
             needs_uniform_hosts=True,
             auto=False,
         ),
-        # All-to-all as grouped sends (NCCL: ncclGroupStart + send/recv to every peer), hence
-        # the p2p calibration row (calibration.P2P_*). Planned from per-host counts on fat
-        # trees (all_to_all.py), from every pair's routed flow elsewhere (direct.py).
+        # All-to-all as grouped sends (NCCL: ncclGroupStart + send/recv to every peer), with the
+        # ring's calibration row and its fitted fill, not a lone send's (p2p below): XLA's
+        # measured H100 all-to-all table (collectives.yaml, xla-h100-alltoall-*) has a 47-75 us
+        # intercept from 64 MiB to 2 GiB, the ring fill's size on H100's NVLink, where a
+        # one-chunk fill gives ~13 us. Planned from per-host counts on fat trees
+        # (all_to_all.py), from every pair's routed flow elsewhere (direct.py).
         Algorithm(
             name="direct",
             plan=plan_all_to_all,
             ops=("all_to_all",),
             plan_together=plan_all_to_all_together,
-            family="p2p",
-            protocols=P2P_PROTOCOLS,
         ),
         Algorithm(
             name="p2p",
