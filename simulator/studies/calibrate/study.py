@@ -213,7 +213,7 @@ def comm_candidates(data: CollectiveData) -> list[str]:
             for a, p in (u.split("/") for u in data.describe(NCCL_CALIBRATION).values())
             if a in ALGORITHMS
         }
-    )  # direct all-to-all and p2p sends use the ring's row
+    )  # direct all-to-all uses the ring's row, a send the p2p row
     names += [f"nccl.{family}.{p}.base_latency" for family, p in used if family in FAMILIES]
     return list(dict.fromkeys(names))
 
