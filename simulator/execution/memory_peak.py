@@ -14,7 +14,6 @@ from simulator.execution import finetune, layout
 from simulator.execution.frameworks import strategy_for
 from simulator.execution.pipeline import passes
 from simulator.model.optimizer_kernels import update_temporary_bytes_per_param
-from simulator.model.precision import optimizer_state_bytes_per_param
 from simulator.spec.specs import Scenario
 
 
@@ -98,13 +97,18 @@ def peak_moment(scenario: Scenario, stage: int = 0, lay: layout.Layout | None = 
 
 def _update_temporary(scenario: Scenario, strategy, lay: layout.Layout) -> int:
     """What the optimizer update allocates beside the model states (foreach's denominators,
-    model/optimizer_kernels.py): per parameter this rank's optimizer updates."""
+    model/optimizer_kernels.py): per parameter this rank's optimizer updates. That count is the
+    optimizer states' bytes per byte of state per parameter (a strategy's states are linear in
+    k; Megatron's adds its fp32 main gradients beside them, hence the difference)."""
     t = scenario.training
     per_param = update_temporary_bytes_per_param(t.optimizer_implementation, t.precision)
     if not per_param or t.offload.optimizer:
         return 0
-    k = optimizer_state_bytes_per_param(t.optimizer, t.precision, scenario.model.hidden_size)
-    return round(strategy.states(scenario, lay, k).optimizer / k) * per_param
+    updated = (
+        strategy.states(scenario, lay, 1.0).optimizer
+        - strategy.states(scenario, lay, 0.0).optimizer
+    )
+    return updated * per_param
 
 
 # The moments of the walk, by kind: where a forward pass begins (PassEdges' first), within a

@@ -132,6 +132,7 @@ def test_foreach_denominators_are_held_during_the_update(strategy, shards):
         ("pytorch-fsdp2", "zero3", 2),
         ("deepspeed", "zero2", 1),
         ("megatron", "zero1", 2),
+        ("megatron-16bit-grads", "zero1", 2),  # fp32 main gradients beside the states
     ],
 )
 def test_timeline_and_analytic_peaks_agree_with_the_denominators(framework, strategy, pp):
@@ -140,6 +141,8 @@ def test_timeline_and_analytic_peaks_agree_with_the_denominators(framework, stra
 
     t = {"strategy": strategy, "framework": framework, "seq_len": 128, "micro_batch_size": 1}
     t |= {"optimizer_implementation": "foreach", "parallelism": {"pp": pp}}
+    if framework == "megatron-16bit-grads":
+        t |= {"framework": "megatron", "megatron": {"grad_reduce_in_fp32": False}}
     if strategy == "hsdp":
         t["shard_group_size"] = 4
     s = scenario(**t)
