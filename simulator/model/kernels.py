@@ -40,6 +40,7 @@ from dataclasses import replace
 
 from simulator.model.architecture import Architecture
 from simulator.model.ops_common import _EW_FLOPS, Op
+from simulator.model.precision import FP32_BYTES
 
 KERNELS = ("eager", "megatron", "compiled")
 DEFAULT_KERNELS = "compiled"  # the builders' one-pass kernels, for direct callers of ops
@@ -58,7 +59,6 @@ NORM_OPS = frozenset(
         "mtp_norms",
     )
 )
-FP32 = 4
 
 
 def default_kernels(framework: str) -> str:
@@ -71,12 +71,12 @@ def cross_entropy_bytes(kernels: str, e: int) -> tuple[int, int]:
     if kernels == "megatron":
         # cast (write 4), max (read 4), subtract, exp (8 each), sum (4), divide (8); the
         # backward's in-place multiply (8) and the cast back (read 4).
-        return e + 9 * FP32, 3 * FP32 + e
+        return e + 9 * FP32_BYTES, 3 * FP32_BYTES + e
     if kernels == "eager":
         # cast (write 4), log_softmax (8); nll_loss's gradient (4), log_softmax's (12), the
         # cast back (read 4).
-        return e + 3 * FP32, 5 * FP32 + e
-    return e + FP32, 2 * (e + FP32)
+        return e + 3 * FP32_BYTES, 5 * FP32_BYTES + e
+    return e + FP32_BYTES, 2 * (e + FP32_BYTES)
 
 
 def apply_kernels(ops: tuple[Op, ...], arch: Architecture, kernels: str, e: int) -> tuple[Op, ...]:
@@ -89,7 +89,7 @@ def apply_kernels(ops: tuple[Op, ...], arch: Architecture, kernels: str, e: int)
     for op in ops:
         if eager and op.name in NORM_OPS and arch.norm == "rmsnorm":
             elements = round(op.flops / _EW_FLOPS["norm"])
-            op = replace(op, bytes_moved=op.bytes_moved + elements * (2 * e + 7 * FP32))
+            op = replace(op, bytes_moved=op.bytes_moved + elements * (2 * e + 7 * FP32_BYTES))
         elif eager and op.name.endswith("_act") and arch.gated:
             elements = round(op.flops / _EW_FLOPS["act"])
             op = replace(op, bytes_moved=op.bytes_moved + 2 * e * elements)

@@ -47,7 +47,7 @@ Per-operation tables exist for Adam and AdamW; other optimizers are costed as on
 
 from __future__ import annotations
 
-from simulator.model.precision import Precision
+from simulator.model.precision import FP32_BYTES, Precision
 
 UNFUSED_OPTIMIZERS = ("adam", "adamw")  # the optimizers with a per-operation table above
 # Frameworks whose fused Adam is their default optimizer: Megatron (Apex / Transformer Engine
@@ -56,7 +56,6 @@ UNFUSED_OPTIMIZERS = ("adam", "adamw")  # the optimizers with a per-operation ta
 FUSED_BY_DEFAULT = ("megatron", "deepspeed")
 # Frameworks that keep separate 16-bit model weights beside the fp32 master (module doc).
 SEPARATE_MODEL_WEIGHTS = ("megatron", "deepspeed")
-FP32 = 4
 
 
 def default_optimizer_implementation(framework: str, optimizer: str) -> str:
@@ -69,7 +68,7 @@ def default_optimizer_implementation(framework: str, optimizer: str) -> str:
 def _mixed(precision: Precision) -> tuple[int, int]:
     """(p, g): the parameter the optimizer updates and the gradient it reads (module doc)."""
     if precision.master_bytes:
-        return precision.master_bytes, FP32
+        return precision.master_bytes, FP32_BYTES
     return precision.weight_bytes, precision.grad_bytes
 
 

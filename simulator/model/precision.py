@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 # Datatypes a GPU's peak FLOP/s are catalogued for (dense tensor-core rates, fp32/fp64 CUDA cores).
 DTYPES = ("fp64", "fp32", "tf32", "fp16", "bf16", "fp8", "fp4")
+FP32_BYTES = 4  # an fp32 element (fp32 gradients, master weights, kernels' fp32 intermediates)
 
 # Korthikanti et al. 2022 Sec 4.2: no recompute, selective (attention core only), full (per block).
 CHECKPOINTING = ("none", "selective", "full")

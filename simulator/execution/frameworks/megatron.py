@@ -27,7 +27,7 @@ from typing import ClassVar
 
 from simulator.execution.frameworks.buckets import BucketPlan, GradBucketSession, megatron_pad
 from simulator.execution.strategies.base import StateBytes, Strategy
-from simulator.execution.strategies.common import FP32_BYTES
+from simulator.model.precision import FP32_BYTES
 
 BF16_PRECISIONS = ("bf16-mixed", "bf16", "fp8-mixed")
 

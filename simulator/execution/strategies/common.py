@@ -20,8 +20,6 @@ from simulator.spec.mesh import Group, Mesh
 from simulator.spec.specs import Scenario
 from simulator.system.compute import ComputeModel
 
-FP32_BYTES = 4
-
 # The attention-core ops that selective recompute re-runs (Korthikanti et al. 2022, Sec 4.2).
 SELECTIVE_OPS = ("attn_scores", "softmax", "attn_dropout", "attn_over_values")
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from simulator.execution.strategies.base import Strategy
 from simulator.execution.strategies.buckets import BucketSession
-from simulator.execution.strategies.common import FP32_BYTES
+from simulator.model.precision import FP32_BYTES
 
 # torch/distributed/distributed_c10d.py: _DEFAULT_FIRST_BUCKET_BYTES = 1024 * 1024
 DDP_FIRST_BUCKET_BYTES = 1024 * 1024

@@ -6,14 +6,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from simulator.execution.schedule import ScheduleBuilder
-from simulator.execution.strategies.common import FP32_BYTES
 from simulator.model import ops as op_math
 from simulator.model.optimizer_kernels import (
     fused_update_bytes_per_param,
     unfused_update_bytes_per_param,
     update_temporary_bytes_per_param,
 )
-from simulator.model.precision import optimizer_state_bytes_per_param
+from simulator.model.precision import FP32_BYTES, optimizer_state_bytes_per_param
 from simulator.spec.specs import Scenario
 from simulator.system.hardware import GPU
 
