@@ -50,6 +50,12 @@ def padded_numel(modules, n: int) -> int:
     return sum(seen.values())
 
 
+def local_numel(mods: dict, n: int) -> int:
+    """This rank's elements of a stage's units: ceil(dim0 / n) rows of every parameter (a tied
+    table once)."""
+    return padded_numel([m for unit in mods.values() for m in unit], n) // n
+
+
 class _Fsdp2:
     """Mixed into a ZeRO-3 strategy (Zero3 or HSDP), which provides shard_degree."""
 
@@ -80,8 +86,7 @@ class _Fsdp2:
         """Each rank stores ceil(dim0 / n) rows of every parameter, and their gradients and
         optimizer states."""
         n = self.shard_degree(s)
-        every = [m for mods in stage_modules(s, lay.stage, lay).values() for m in mods]
-        local = padded_numel(every, n) // n  # a tied table once
+        local = local_numel(stage_modules(s, lay.stage, lay), n)
         p = s.training.precision
         return StateBytes(
             params=local * p.weight_bytes,
@@ -202,15 +207,12 @@ class Fsdp2Session(FsdpSession):
         self.keeps_params = _Fsdp2.keeps_parameters(s)
         self.acc_bytes = _Fsdp2.accumulated_grad_bytes(s, ctx.gb)
         # The reduce-scatter's copy-in reads the gradient as accumulated.
-        self.grad_read_bytes = (
-            _Fsdp2.accumulated_grad_bytes(s, ctx.gb) if self.accumulate else ctx.gb
-        )
+        self.grad_read_bytes = self.acc_bytes if self.accumulate else ctx.gb
+        self.local = local_numel(mods, self.n)
 
     def optimizer_params(self) -> int:
-        """ceil(dim0 / n) rows of every parameter, as _Fsdp2.states counts them."""
-        s = self.ctx.scenario
-        every = [m for mods in stage_modules(s, self.ctx.stage).values() for m in mods]
-        return padded_numel(every, self.n) // self.n
+        """This rank's elements, as _Fsdp2.states counts them."""
+        return self.local
 
     def gathered(self, unit: str, params: int) -> int:
         return self.padded[unit]
