@@ -35,7 +35,7 @@ from simulator.studies.cases import COLLECTIVE_KEYS, OPTIONAL, REQUIRED, load_ca
 from simulator.system import hardware, knobs
 from simulator.system.comm import algorithms, calibration, cost, selection
 from simulator.system.comm.algorithms import all_to_all, direct, ring
-from simulator.system.hardware import gemm_table
+from simulator.system.hardware import attention_table, gemm_table
 from simulator.system.topology import builders, loader, routing
 from simulator.system.topology.builders.built import Sketch
 from simulator.system.topology.builders.params import Params
@@ -158,6 +158,7 @@ REGISTRIES = {
 MODULES = (
     hardware,
     gemm_table,
+    attention_table,
     algorithms,
     plan_base,
     calibration,

@@ -27,6 +27,7 @@ from simulator.execution.strategies.common import Context, stage_work
 from simulator.execution.timeline import EngineResult, RankClass
 from simulator.spec.specs import Scenario
 from simulator.system.compute import ComputeModel
+from simulator.system.hardware.attention_table import kernels_of
 from simulator.system.hardware.power import cap_clocks
 
 # With compute jitter, this many jittered rank classes stand for the cluster. Each collective
@@ -53,6 +54,22 @@ class StepResult:
     interference_s: tuple[float, ...] = ()
 
 
+def attention_kernel(scenario: Scenario) -> str:
+    """training.attention_kernel, else the framework's on this GPU: Megatron-Core's Transformer
+    Engine gives cuDNN's FusedAttention preference over FlashAttention on Hopper and newer
+    (transformer_engine/pytorch/attention/dot_product_attention/utils.py get_attention_backend:
+    "Disabling FlashAttention to give FusedAttention preference on Hopper+ for performance
+    reasons"), taken where the GPU's attention table has cuDNN figures; PyTorch's
+    scaled_dot_product_attention (FSDP, FSDP2, DDP) and DeepSpeed run FlashAttention-2."""
+    t = scenario.training
+    if t.attention_kernel is not None:
+        return t.attention_kernel
+    table = scenario.cluster.gpu.efficiency.attention_table
+    if t.framework.name == "megatron" and "cudnn" in kernels_of(table):
+        return "cudnn"
+    return "flash-attention-2"
+
+
 def compute_model(scenario: Scenario, slowdown: float = 1.0) -> ComputeModel:
     p = scenario.training.precision
     c = scenario.cluster
@@ -64,6 +81,7 @@ def compute_model(scenario: Scenario, slowdown: float = 1.0) -> ComputeModel:
         slowdown=slowdown,
         clock=clocks.compute_clock,
         memory_slowdown=clocks.memory_slowdown,
+        attention_kernel=attention_kernel(scenario),
     )
 
 

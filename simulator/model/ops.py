@@ -421,6 +421,7 @@ def backward_ops(
                     2 * op.bytes_moved,
                     None,
                     op.batch,
+                    attn=None if op.attn is None else op.attn._replace(backward=True),
                 )
             )
         else:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from simulator.model.architecture import Architecture
 from simulator.model.ops_common import (
+    AttnShape,
     Comm,
     Comms,
     Op,
@@ -89,7 +90,10 @@ def core_ops(
         # masked half (flash-attention benchmark divides by 2).
         flops = 2.0 * b * s * s_kv * w.heads * (w.d_qk + w.d_v) / (2.0 if causal else 1.0)
         io = (b * s * (w.q + w.o) + b * s_kv * (w.k + w.v)) * e  # Q, O; K, V
-        return [Op(f"{prefix}flash_attention", "attention", flops, io, None, b * w.heads)]
+        shape = AttnShape(s, s_kv, causal)
+        return [
+            Op(f"{prefix}flash_attention", "attention", flops, io, None, b * w.heads, attn=shape)
+        ]
     scores = b * w.heads * s * s_kv
     ops = [
         _matmul(f"{prefix}attn_scores", s, s_kv, w.d_qk, e, b * w.heads),

@@ -9,6 +9,7 @@ dimension inserts (`Comm`) and the sub-layers that carry both (`Segment`), pure 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from simulator.model.architecture import STACKS, _check_int
 
@@ -35,14 +36,24 @@ COMM_OPS = ("all_reduce", "all_gather", "reduce_scatter", "all_to_all", "ring_ex
 COMM_DIMS = ("tp", "cp", "ep", "etp", "ep_node", "ep_local", "ep_etp")
 
 
+class AttnShape(NamedTuple):
+    """A fused attention kernel call's shape, as attention benchmarks vary it: queries and keys
+    per head, causal masking, and whether it is the backward kernel."""
+
+    s_q: int
+    s_kv: int
+    causal: bool
+    backward: bool = False
+
+
 @dataclass(frozen=True)
 class Op:
     """One forward (or backward) kernel of a layer.
 
     kind "matmul": gemm = (m, n, k), flops = 2*m*n*k*batch (batch = b*heads for attention, the
     local experts for a grouped expert GEMM). kind "attention": one fused flash-attention
-    kernel. kind "memory": element-wise / norm / softmax / reduction / permutation ops, whose
-    time is bytes_moved (reads + writes) over bandwidth. backward_bytes: a memory op's
+    kernel, `attn` its shape. kind "memory": element-wise / norm / softmax / reduction /
+    permutation ops, whose time is bytes_moved (reads + writes) over bandwidth. backward_bytes: a memory op's
     backward bytes where they are not twice its forward's (the loss, model/kernels.py).
     """
 
@@ -53,6 +64,7 @@ class Op:
     gemm: tuple[int, int, int] | None = None
     batch: int = 1
     backward_bytes: int | None = None
+    attn: AttnShape | None = None
 
 
 @dataclass(frozen=True)

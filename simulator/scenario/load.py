@@ -305,6 +305,7 @@ def _training(
         recompute_modules=None if t.recompute_modules is None else tuple(t.recompute_modules),
         flash_attention=t.flash_attention,
         kernels=t.kernels or default_kernels(framework.name),
+        attention_kernel=t.attention_kernel,
         optimizer_implementation=optimizer_implementation(t, framework.name, found),
         gradient_clipping=(
             t.gradient_clipping

@@ -22,6 +22,7 @@ from simulator.scenario.schema_types import MAX_ACCUM
 from simulator.spec.specs import ClusterSpec, DegradedLink, PowerSpec, Straggler, TrainingSpec
 from simulator.system import hardware
 from simulator.system.comm.calibration import NCCL_CALIBRATION, Calibration
+from simulator.system.hardware.attention_table import kernels_of
 from simulator.system.hardware.power import DEFAULT_PUE
 from simulator.system.topology.loader import (
     TopologyInfos,
@@ -42,6 +43,7 @@ GPU_DEFAULTS = {
     "efficiency.end_to_end": "A100's fitted end-to-end factor",
     "efficiency.kernel_launch": "4 us per kernel",
     "efficiency.gemm_table": "no per-shape table: tile and wave quantization",
+    "efficiency.attention_table": "no attention table: efficiency.attention for every call",
 }
 
 
@@ -79,6 +81,7 @@ def custom_gpu(
         kernel_launch_s=e.kernel_launch if e.kernel_launch is not None else base.kernel_launch_s,
         end_to_end=e.end_to_end or base.end_to_end,
         gemm_table=e.gemm_table or "",
+        attention_table=e.attention_table or "",
         source=f"user-defined ({g.source})"
         + ("; A100 figures where not given" if None in e.model_dump().values() else ""),
     )
@@ -322,6 +325,7 @@ def check_compat(
                     "pick a precision the GPU supports, e.g. fp16-mixed on V100",
                 )
             )
+    _check_attention_kernel(t, c, problems)
     check_model(model, t, problems)
     check_finetune(model, t, problems)
     check_recompute_modules(model, t, problems)
@@ -330,6 +334,23 @@ def check_compat(
         check_algorithm(t, c, comm, problems)
         check_dispatch_placement(t, c, problems)
     _check_positions(model, t, problems, warnings)
+
+
+def _check_attention_kernel(t: TrainingSpec, c: ClusterSpec, problems: list[Problem]) -> None:
+    """A kernel other than FlashAttention-2 needs the GPU's published figures for it."""
+    kernel = t.attention_kernel
+    if kernel is None or kernel == "flash-attention-2":
+        return
+    have = kernels_of(c.gpu.efficiency.attention_table)
+    if kernel not in have:
+        problems.append(
+            Problem(
+                "training.attention_kernel",
+                f"no published {kernel} figures for {c.gpu.name}"
+                + (f" (its table has {', '.join(have)})" if have else ""),
+                "use flash-attention-2, or a GPU with an attention table (H100, H800, H200)",
+            )
+        )
 
 
 def _check_positions(

@@ -268,6 +268,15 @@ class TrainingSection(Strict):
         "vocab_parallel_cross_entropy) or compiled (torch.compile: one pass each). Default: "
         "megatron under framework megatron, eager otherwise",
     )
+    attention_kernel: Literal["flash-attention-2", "flash-attention-3", "cudnn"] | None = Field(
+        None,
+        description="the fused attention kernel (with flash_attention true): flash-attention-2, "
+        "flash-attention-3 (Hopper only) or cudnn (cuDNN's fused attention, Transformer "
+        "Engine's FusedAttention). Timed by kernel and sequence length where the GPU has "
+        "published figures (H100-class GPUs). Default: cudnn under framework megatron on those "
+        "GPUs (Transformer Engine prefers FusedAttention on Hopper), flash-attention-2 "
+        "otherwise",
+    )  # specs.ATTENTION_KERNELS
     optimizer_implementation: Literal["fused", "foreach", "for-loop"] | None = Field(
         None,
         description="how the optimizer update runs (torch.optim's fused / foreach flags, "

@@ -11,6 +11,7 @@ from simulator.scenario.schema_power import GPUPowerSection, Power, PowerSection
 from simulator.scenario.schema_types import (
     MAX_STRAGGLERS,
     ArchName,
+    AttentionTableName,
     Bandwidth,
     Bytes,
     DtypeName,
@@ -34,6 +35,7 @@ class EfficiencySection(Strict):
     end_to_end: Fraction | None = None
     kernel_launch: Duration | None = None
     gemm_table: GemmTableName | None = None
+    attention_table: AttentionTableName | None = None
 
 
 class CustomGPU(Strict):

@@ -30,6 +30,7 @@ class Strict(BaseModel):
 
 from simulator.system.comm.algorithms import ALGORITHMS
 from simulator.system.hardware import ARCHS
+from simulator.system.hardware.attention_table import ATTENTION_TABLES
 from simulator.system.hardware.gemm_table import GEMM_TABLES
 from simulator.system.topology.loader import MAX_GPUS
 
@@ -158,6 +159,7 @@ if TYPE_CHECKING:
     StepAlgorithmName: TypeAlias = str
     DtypeName: TypeAlias = str
     GemmTableName: TypeAlias = str
+    AttentionTableName: TypeAlias = str
     ArchName: TypeAlias = str
 else:
     KindName = _choice(KINDS)
@@ -173,6 +175,7 @@ else:
     StepAlgorithmName = _choice(_STEP_ALGORITHMS)
     DtypeName = _choice(DTYPES)
     GemmTableName = _choice(GEMM_TABLES)
+    AttentionTableName = _choice(tuple(ATTENTION_TABLES))
     ArchName = _choice(ARCHS)
 
 Fraction = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]

@@ -183,6 +183,8 @@ class ParallelSpec:
 
 
 MOE_DISPATCHERS = ("alltoall", "allgather", "deepep")
+# Fused attention kernels (training.attention_kernel; system/hardware/attention_table.py).
+ATTENTION_KERNELS = ("flash-attention-2", "flash-attention-3", "cudnn")
 MOE_OVERLAPS = ("none", "shared-expert", "1f1b")
 
 
@@ -230,6 +232,8 @@ class TrainingSpec:
     dropout: bool  # dropout layers (masks kept for backward); Llama and MPT train without
     gradient_clipping: bool = True  # clip the global gradient norm (strategies/common.py)
     kernels: str = "eager"  # how the memory-bound kernels run (model/kernels.py)
+    # the fused attention kernel; None: the framework's on the GPU (execution/step.py)
+    attention_kernel: str | None = None
     optimizer_implementation: str = "fused"  # model/optimizer_kernels.py
     offload: OffloadSpec
     sharding: ShardingSpec

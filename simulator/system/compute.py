@@ -3,6 +3,9 @@
 time(op) = [launch + max(flops / (peak(dtype) x efficiency), bytes / (HBM bw x memory efficiency))]
            / end_to_end
 
+An attention kernel's efficiency comes from the GPU's attention table by kernel, sequence length,
+masking and pass where it has one (hardware/attention_table.py), else its single fraction.
+
 A GEMM's efficiency is the GPU's best-shape ceiling times its shape's throughput relative to
 the best, read from a per-shape table measured on that GPU family (hardware/gemm_table.py).
 Without a table, the shape dependence is tile and wave quantization: cuBLAS splits C[m, n]
@@ -18,6 +21,7 @@ from dataclasses import dataclass
 
 from simulator.model.ops import Op
 from simulator.system.hardware import GPU
+from simulator.system.hardware.attention_table import attention_table
 from simulator.system.hardware.gemm_table import gemm_table
 
 # cuBLAS / CUTLASS's common large-GEMM output tile (NVIDIA "Matrix Multiplication
@@ -39,6 +43,9 @@ class ComputeModel:
     # time's factor (HBM keeps its own clock: a small part of it follows the SM clock).
     clock: float = 1.0
     memory_slowdown: float = 1.0
+    # The fused attention kernel (hardware/attention_table.py ATTENTION_KERNELS); timed from the
+    # GPU's attention table where it has one, else at the GPU's single attention fraction.
+    attention_kernel: str = "flash-attention-2"
 
     def op_time_s(self, op: Op) -> float:
         eff = self.gpu.efficiency
@@ -47,7 +54,9 @@ class ComputeModel:
             flop_s = op.flops / (self.gpu.peak(self.gemm_dtype) * self.gemm_efficiency(op))
             flop_s /= self.clock
         elif op.kind == "attention":
-            flop_s = op.flops / (self.gpu.peak(self.attention_dtype) * eff.attention)
+            flop_s = op.flops / (
+                self.gpu.peak(self.attention_dtype) * self.attention_efficiency(op)
+            )
             flop_s /= self.clock
         else:
             flop_s = 0.0  # memory-bound kernels: their FLOPs are negligible beside their bytes
@@ -70,6 +79,14 @@ class ComputeModel:
                 return ceiling * rel
         return ceiling * gemm_quantization(op, self.gpu)
 
+    def attention_efficiency(self, op: Op) -> float:
+        """Achieved / peak FLOP/s of one fused attention kernel call: from the GPU's attention
+        table by kernel, sequence length, masking and pass where it has one."""
+        eff = self.gpu.efficiency
+        if eff.attention_table and op.attn is not None:
+            return attention_table(eff.attention_table).efficiency(self.attention_kernel, op.attn)
+        return eff.attention
+
     def ops_time_s(self, ops: list[Op]) -> float:
         return sum(self.op_time_s(op) for op in ops)
 
@@ -85,7 +102,10 @@ class ComputeModel:
         gemm += "; shapes: tile and wave quantization"
         if eff.gemm_table and self.gemm_dtype in gemm_table(eff.gemm_table).dtypes:
             gemm = f"{cited('ceiling')}; shapes: {gemm_table(eff.gemm_table).source}"
-        return {"gemm": gemm, "attention": cited("attention"), "memory": cited("STREAM")}
+        attention = cited("attention")
+        if eff.attention_table:
+            attention = f"{self.attention_kernel}: {attention_table(eff.attention_table).source}"
+        return {"gemm": gemm, "attention": attention, "memory": cited("STREAM")}
 
 
 def gemm_quantization(op: Op, gpu: GPU) -> float:

@@ -232,7 +232,8 @@ def gpu_value(gpu: GPU, name: str) -> float:
 
 
 def with_gpu(gpu: GPU, values: Mapping[str, float]) -> GPU:
-    """The GPU with the compute knobs named for it (compute.<gpu.name>.*) set."""
+    """The GPU with the compute knobs named for it (compute.<gpu.name>.*) set; a fitted attention
+    fraction times every attention kernel call (the GPU's attention table is set aside)."""
     changes: dict[str, Any] = {}  # Efficiency's float fields, by name
     for name, value in values.items():
         if is_compute(name):
@@ -241,4 +242,6 @@ def with_gpu(gpu: GPU, values: Mapping[str, float]) -> GPU:
                 changes["kernel_launch_s" if field == "kernel_launch" else field] = float(value)
     if not changes:
         return gpu
+    if "attention" in changes:  # a fitted attention fraction replaces the published table
+        changes["attention_table"] = ""
     return dataclasses.replace(gpu, efficiency=dataclasses.replace(gpu.efficiency, **changes))

@@ -78,6 +78,9 @@ VARIANTS = [
     ({"parallelism": {"cp": 2}, "strategy": "zero1", "framework": "deepspeed"}, None),
     ({"parallelism": {"cp": 4}, "strategy": "ddp", "seq_len": 260}, None),
     ({"parallelism": {"ep": 2}, "strategy": "zero1", "framework": "megatron"}, None),
+    # An attention kernel the GPU has no published figures for (A100) is refused.
+    ({"attention_kernel": "cudnn"}, None),
+    ({"attention_kernel": "flash-attention-3"}, {"topology": "dgx-h100"}),
 ]
 
 

@@ -68,9 +68,10 @@ HOPPER_EFFICIENCY = Efficiency(
     kernel_launch_s=KERNEL_LAUNCH_S,
     end_to_end=END_TO_END_FITTED_A100,
     gemm_table="h100-sxm-xla",
+    attention_table="h100-sxm-fa3-paper",
     source="MAMF table, stas00/ml-engineering (GEMM bf16/fp8 ceiling); OpenXLA sm_90 table (GEMM by "
-    "shape); Azure AI-benchmarking-guide ND H100 v5 (STREAM); FlashAttention-2 H100 benchmark "
-    "(attention)",
+    "shape); Azure AI-benchmarking-guide ND H100 v5 (STREAM); FlashAttention-3 paper's H100 "
+    "figures by kernel and sequence length (attention)",
     assumed="end_to_end (A100's fitted factor); fp8 GEMM shape dependence (tile and wave quantization: "
     "the table's fp8 rows are unusable)",
 )
@@ -85,8 +86,10 @@ HOPPER_PCIE_EFFICIENCY = Efficiency(
     kernel_launch_s=KERNEL_LAUNCH_S,
     end_to_end=END_TO_END_FITTED_A100,
     gemm_table=HOPPER_EFFICIENCY.gemm_table,
+    attention_table=HOPPER_EFFICIENCY.attention_table,
     source="H100 SXM fractions (no PCIe/NVL measurement found)",
-    assumed="every fraction and the GEMM shape dependence (H100 SXM's); end_to_end (A100's)",
+    assumed="every fraction, the GEMM shape dependence and the attention kernels (H100 SXM's); "
+    "end_to_end (A100's)",
 )
 
 H200_EFFICIENCY = Efficiency(
@@ -101,9 +104,12 @@ H200_EFFICIENCY = Efficiency(
     kernel_launch_s=KERNEL_LAUNCH_S,
     end_to_end=END_TO_END_FITTED_A100,
     gemm_table=HOPPER_EFFICIENCY.gemm_table,  # the same GH100 SMs and clocks
+    attention_table=HOPPER_EFFICIENCY.attention_table,  # the same kernel speed (Azure, above)
     source="MAMF table (GEMM); OpenXLA sm_90 table (GEMM by shape, H100's); Azure "
-    "AI-benchmarking-guide ND H200 v5 (STREAM, FA2 = H100's)",
-    assumed="GEMM shape dependence (H100's); end_to_end (A100's)",
+    "AI-benchmarking-guide ND H200 v5 (STREAM, FA2 = H100's); FlashAttention-3 paper's H100 "
+    "figures (attention)",
+    assumed="GEMM shape dependence and attention kernels by sequence length (H100's); end_to_end "
+    "(A100's)",
 )
 
 # Blackwell attention: FlashAttention-4 (arXiv 2603.05451) reaches "up to 1613 TFLOPs/s (71%

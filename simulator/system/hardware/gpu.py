@@ -60,6 +60,9 @@ class Efficiency:
     # A shipped per-shape GEMM table of this GPU family (simulator/data/kernels/gemm-<name>.csv)
     # giving each shape's throughput relative to the best; "" means tile and wave quantization.
     gemm_table: str = ""
+    # A shipped table of fused attention kernels' throughput by kernel and sequence length
+    # (hardware/attention_table.py); "" means `attention` for every attention kernel call.
+    attention_table: str = ""
     # GEMM fractions measured for other datatypes (e.g. fp8), as (dtype, fraction) pairs;
     # a datatype not listed uses `gemm`.
     gemm_by_dtype: tuple[tuple[str, float], ...] = ()
