@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from simulator.core.errors import UserError
+from simulator.system.comm.algorithms.base import unique_ids
 from simulator.system.comm.algorithms.tree import double_binary_tree
 from simulator.system.comm.calibration import IDEAL_CALIBRATION, NCCL_CALIBRATION, OPS
 from simulator.system.comm.cost import CommContext, collective_cost
@@ -403,3 +404,18 @@ def test_edge_loads_same_whether_counted_sparse_or_dense(num_edges, edges, seed)
     assert sparse_ids.tolist() == sorted(e for e, v in expected.items() if v > 0)
     assert np.array_equal(sparse_ids, dense_ids) and np.array_equal(sparse, dense)
     assert np.allclose(sparse, [expected[e] for e in sparse_ids.tolist()])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.integers(min_value=0, max_value=5000), min_size=1, max_size=300),
+    st.sampled_from([None, 5001, 100_000]),
+)
+def test_unique_ids_equals_numpy_unique(ids, bound):
+    # The plans' link sums rely on it: the same ids in the same order, the same inverse, both
+    # where it marks ids (a range within a few times the count) and where it sorts.
+    arr = np.asarray(ids, np.int64)
+    uniq, inverse = unique_ids(arr, bound)
+    want_uniq, want_inverse = np.unique(arr, return_inverse=True)
+    assert uniq.dtype == want_uniq.dtype and np.array_equal(uniq, want_uniq)
+    assert np.array_equal(inverse, want_inverse)

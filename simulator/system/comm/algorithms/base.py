@@ -38,6 +38,22 @@ class Plan:
     phases: tuple[PhasePlan, ...]
 
 
+def unique_ids(ids: np.ndarray, bound: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """`np.unique(ids, return_inverse=True)` of non-negative integer ids (below `bound`): the
+    same arrays, by a mark per possible id instead of a sort where the ids' range is at most a
+    few times their count (a step's plans sum loads over hundreds of thousands of link ids)."""
+    ids = np.asarray(ids)
+    top = (int(ids.max()) + 1 if len(ids) else 0) if bound is None else bound
+    if not len(ids) or top > 8 * len(ids) + 4096:
+        return np.unique(ids, return_inverse=True)
+    mark = np.zeros(top, bool)
+    mark[ids] = True
+    uniq = np.flatnonzero(mark).astype(ids.dtype, copy=False)
+    index = np.empty(top, np.intp)
+    index[uniq] = np.arange(len(uniq))
+    return uniq, index[ids]
+
+
 def merge_phases(phases: Sequence[PhasePlan]) -> PhasePlan:
     """One phase standing for the same phase of several concurrent instances of a collective
     (disjoint groups running it together): their loads add up on the links they share, so the
@@ -46,7 +62,7 @@ def merge_phases(phases: Sequence[PhasePlan]) -> PhasePlan:
     if len(phases) == 1:
         return phases[0]
     edges = np.concatenate([ph.edge_ids for ph in phases])
-    union, inverse = np.unique(edges, return_inverse=True)
+    union, inverse = unique_ids(edges)
     load = np.bincount(
         inverse, weights=np.concatenate([ph.unit_load for ph in phases]), minlength=len(union)
     )
@@ -120,7 +136,7 @@ def _edge_loads(
     edges they use (not an array over every edge of a 100k-edge fabric); many flows: one count
     over every edge (sorting millions of edge entries costs more). Same sums either way."""
     if 4 * len(edge_i) < num_edges:
-        edge_ids, inverse = np.unique(edge_i, return_inverse=True)
+        edge_ids, inverse = unique_ids(edge_i, num_edges)
         load = np.bincount(inverse, weights=weights, minlength=len(edge_ids))
         used = load > 0
         return edge_ids[used], load[used]
@@ -179,12 +195,15 @@ def phase_plans_routed_together(topo, name, groups, phases_of) -> tuple[PhasePla
     dst = np.concatenate([np.asarray(ph[1], np.int64) for ph in flat])
     flow_i, edge_i, share = topo.routes(src, dst)
     w = np.repeat([float(ph[2]) for ph in flat], sizes)
-    n_edges = len(topo.latency_s)
+    # Keyed by (segment, link) over the links used (numbered in ascending order), so the keys
+    # span segments x used links rather than segments x every link of the fabric.
+    used, used_i = unique_ids(edge_i, len(topo.latency_s))
     segment_of = np.repeat(np.arange(len(flat)), sizes)
     keys, load = _edge_loads(
-        len(flat) * n_edges, segment_of[flow_i] * n_edges + edge_i, w[flow_i] * share
+        len(flat) * len(used), segment_of[flow_i] * len(used) + used_i, w[flow_i] * share
     )
-    key_segment, key_edge = np.divmod(keys, n_edges)
+    key_segment, key_used = np.divmod(keys, len(used))
+    key_edge = used[key_used].astype(np.int64, copy=False)
     cut = np.searchsorted(key_segment, np.arange(len(flat) + 1))
     lat = np.bincount(flow_i, weights=topo.latency_s[edge_i] * share, minlength=len(src))
     inter = topo.hosts[src] != topo.hosts[dst]
@@ -245,7 +264,7 @@ def loads_plan(
     w = np.concatenate(
         [np.broadcast_to(np.asarray(x, float), (len(y),)) for x, y in zip(loads, edges)]
     )
-    ids, inv = np.unique(e, return_inverse=True)
+    ids, inv = unique_ids(e)
     load = np.bincount(inv, weights=w, minlength=len(ids))
     used = load > 0
     return PhasePlan(
