@@ -149,13 +149,26 @@ def moe_segments(
             moe, route, experts, tl=tl, h=h, e=e, n=ep * etp, local=local, m=m
         )
     else:
-        # Permutation 1: copy each token once per chosen expert (moe_utils.permute).
-        route.append(_mem("moe_permute", "copy", tl * k * h, (tl * h + tl * k * h) * e))
-        # Permutation 2 regroups the chunks received from the ep x etp ranks by local expert
-        # (sort_chunks_by_idxs, only with several local experts); undone before the combine.
-        if local > 1 and ep * etp > 1:
-            sort = _mem("moe_sort", "copy", local * m * h, 2 * local * m * h * e)
-            experts = [sort, *experts, replace(sort, name="moe_unsort")]
+        if dispatch is not None and dispatch.kind == "deepep" and ep * etp > 1:
+            # Megatron-Core's DeepEP manager (token_dispatcher.py _DeepepManager: "Use fused
+            # kernel to permute tokens and perform all-to-all communication in single step"):
+            # no permute kernel before the dispatch nor unpermute after the combine (DeepEP's
+            # kernels copy and reduce the tokens); the received tokens are permuted to the
+            # local experts (get_permuted_hidden_states_by_experts) and restored before the
+            # combine (get_restored_hidden_states_by_experts), each a gather of their rows.
+            pick = _mem("moe_permute", "copy", local * m * h, 2 * local * m * h * e)
+            experts = [pick, *experts, replace(pick, name="moe_unpermute")]
+        else:
+            # Permutation 1: copy each token once per chosen expert (moe_utils.permute).
+            route.append(_mem("moe_permute", "copy", tl * k * h, (tl * h + tl * k * h) * e))
+            # Permutation 2 regroups the chunks received from the ep x etp ranks by local
+            # expert (sort_chunks_by_idxs, only with several local experts); undone before
+            # the combine.
+            if local > 1 and ep * etp > 1:
+                sort = _mem("moe_sort", "copy", local * m * h, 2 * local * m * h * e)
+                experts = [sort, *experts, replace(sort, name="moe_unsort")]
+            # Unpermute: the sum of each token's top-k expert outputs (already weighted).
+            combine = [_mem("moe_unpermute", "residual", tl * k * h, (tl * k * h + tl * h) * e)]
         segments = alltoall_segments(
             moe,
             route,
@@ -168,8 +181,6 @@ def moe_segments(
             dispatch=dispatch,
             load=load_imbalance,
         )
-        # Unpermute: the sum of each token's top-k expert outputs (already weighted).
-        combine = [_mem("moe_unpermute", "residual", tl * k * h, (tl * k * h + tl * h) * e)]
     if not shared:
         return segments + [Segment(name="moe_combine", ops=tuple(combine + [residual]))]
     add = _mem("shared_add", "residual", tr * h, 3 * tr * h * e)

@@ -199,3 +199,21 @@ def test_deepep_dispatch_crosses_hosts_once_per_distinct_remote_host():
     nvl_back, ib_back = experts.after  # the combine: NVLink first, then home over the fabric
     assert ib_back.size_bytes == math.ceil(tokens * remote * h * 2 * 8 / 7)
     assert nvl_back.size_bytes == tokens * k * h * 2
+
+
+def test_deepep_permutes_on_the_receiving_side_only():
+    # Megatron-Core's DeepEP manager permutes inside the dispatch kernel: no moe_permute before
+    # it and no unpermute after the combine; the received tokens are gathered to the local
+    # experts and back. ep 4: 2 local experts, each 4096 x 2 x 4 / 8 = 4096 tokens (from all
+    # four ranks).
+    from simulator.model.ops import Dispatch
+
+    segs = layer_segments(ARCH, S, B, True, index=0, ep=4, dispatch=Dispatch(kind="deepep"))
+    assert [o.name for o in seg(segs, "moe_route").ops] == ["mlp_norm", "router", "router_topk"]
+    experts = seg(segs, "experts").ops
+    assert experts[0].name == "moe_permute" and experts[-1].name == "moe_unpermute"
+    assert experts[0].bytes_moved == experts[-1].bytes_moved == 2 * 2 * 4096 * H * E
+    assert [o.name for o in seg(segs, "moe_combine").ops] == ["mlp_residual"]
+    # The alltoall dispatcher keeps its four permutations.
+    names = [o.name for g in layer_segments(ARCH, S, B, True, index=0, ep=4) for o in g.ops]
+    assert {"moe_permute", "moe_sort", "moe_unsort", "moe_unpermute"} <= set(names)
