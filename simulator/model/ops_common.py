@@ -53,8 +53,9 @@ class Op:
     kind "matmul": gemm = (m, n, k), flops = 2*m*n*k*batch (batch = b*heads for attention, the
     local experts for a grouped expert GEMM). kind "attention": one fused flash-attention
     kernel, `attn` its shape. kind "memory": element-wise / norm / softmax / reduction /
-    permutation ops, whose time is bytes_moved (reads + writes) over bandwidth. backward_bytes: a memory op's
-    backward bytes where they are not twice its forward's (the loss, model/kernels.py).
+    permutation ops, whose time is bytes_moved (reads + writes) over bandwidth.
+    backward_bytes: a memory op's backward bytes where they are not twice its forward's (the
+    loss, model/kernels.py).
     """
 
     name: str

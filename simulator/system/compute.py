@@ -43,7 +43,7 @@ class ComputeModel:
     # time's factor (HBM keeps its own clock: a small part of it follows the SM clock).
     clock: float = 1.0
     memory_slowdown: float = 1.0
-    # The fused attention kernel (hardware/attention_table.py ATTENTION_KERNELS); timed from the
+    # The fused attention kernel (spec/specs.py ATTENTION_KERNELS); timed from the
     # GPU's attention table where it has one, else at the GPU's single attention fraction.
     attention_kernel: str = "flash-attention-2"
 

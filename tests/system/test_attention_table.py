@@ -4,6 +4,8 @@ kernel per framework and GPU; kernels a GPU has no figures for are refused."""
 
 from __future__ import annotations
 
+import typing
+
 import pytest
 
 from simulator.core.errors import UserError
@@ -12,6 +14,8 @@ from simulator.model.ops import backward_ops
 from simulator.model.ops_attention import Widths, core_ops
 from simulator.model.ops_common import AttnShape, Op
 from simulator.scenario.load import scenario_from_dict
+from simulator.scenario.schema import TrainingSection
+from simulator.spec.specs import ATTENTION_KERNELS
 from simulator.system.compute import ComputeModel
 from simulator.system.hardware import get_gpu
 from simulator.system.hardware.attention_table import H100_SXM_FA3_PAPER as TABLE
@@ -19,6 +23,13 @@ from simulator.system.knobs import with_gpu
 
 H100 = get_gpu("h100-sxm-80gb")
 PEAK = 989.4  # H100 SXM5 dense bf16 TFLOP/s
+
+
+def test_the_kernels_are_the_schemas():
+    # One list of kernel names: the scenario key's choices, the table's kernels.
+    field = TrainingSection.model_fields["attention_kernel"].annotation
+    assert set(typing.get_args(typing.get_args(field)[0])) == set(ATTENTION_KERNELS)
+    assert set(TABLE.kernels) == set(ATTENTION_KERNELS)
 
 
 def test_published_points_by_hand():
