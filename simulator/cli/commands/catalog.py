@@ -56,6 +56,11 @@ def cmd_gpus(args: argparse.Namespace) -> int:
             + "".join(f", {d} {f:.3f}" for d, f in eff.gemm_by_dtype)
             + f", memory {eff.memory:.3f}, attention {eff.attention:.3f}, end-to-end {eff.end_to_end:.3f}"
             + (f", GEMM by shape: {eff.gemm_table}" if eff.gemm_table else "")
+            + (
+                f", attention by kernel and length: {eff.attention_table}"
+                if eff.attention_table
+                else ""
+            )
             + f": {eff.source}"
         )
         if eff.assumed:
