@@ -49,13 +49,14 @@ class Comm:
             coll.peers,
             scope,
             together,
+            coll.algorithm,
         )  # a send's tag does not matter
         if key not in self._costs:  # a dict hit avoids re-hashing big group tuples
             chosen = self.instances(coll, scope) if together else self.instances(coll, scope)[:1]
             ranks = coll.group.ranks_of(chosen)
             if coll.peers is not None:  # two stages of one pipeline: their ranks in each instance
                 ranks = ranks[:, list(coll.peers)]
-            algorithm = "p2p" if coll.op == "send" else self.algorithm
+            algorithm = "p2p" if coll.op == "send" else coll.algorithm or self.algorithm
             groups = tuple(map(tuple, ranks.tolist()))
             self._costs[key] = self.ctx.cost_together(coll.op, groups, coll.size_bytes, algorithm)
         return self._costs[key]
@@ -75,7 +76,7 @@ class Comm:
     def ctas(self, coll: Collective, scope: tuple = (0,)) -> int:
         """The CTAs the collective's NCCL kernel holds on each GPU while it runs (nccl_tables);
         memoized by names, which hash faster than the group."""
-        key = (coll.op, coll.group.name, coll.size_bytes, coll.peers, scope)
+        key = (coll.op, coll.group.name, coll.size_bytes, coll.peers, scope, coll.algorithm)
         if key not in self._ctas:
             self._ctas[key] = self._count_ctas(coll, scope)
         return self._ctas[key]

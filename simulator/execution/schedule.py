@@ -30,6 +30,7 @@ class Collective:
     # group) of a send (from, to) or of the tied-embedding all-reduce (first, last).
     peers: tuple[int, int] | None = None
     tag: tuple | None = None  # what a send is (its two ends rendezvous on it)
+    algorithm: str = ""  # the algorithm that runs it ("": the step's; model/ops_common.Comm)
 
 
 @dataclass(frozen=True, kw_only=True)

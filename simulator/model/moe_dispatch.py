@@ -109,7 +109,7 @@ def dispatch_comms(
             sizes.append(("ep_local", math.ceil(tl * k * h * elem * busiest)))
         sizes = sizes[::-1] if reverse else sizes
         return tuple(
-            Comm("all_to_all", dim, size, with_previous=i > 0)
+            Comm("all_to_all", dim, size, with_previous=i > 0, algorithm="deepep")
             for i, (dim, size) in enumerate(sizes)
         )
 

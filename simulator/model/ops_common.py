@@ -81,6 +81,8 @@ class Comm:
     overlapped: runs beside the segment's compute (ring attention) instead of between kernels.
     with_previous: runs at the same time as the collective before it (the two hops of a
     pipelined dispatch, ops_moe.Dispatch); the next kernels wait for both.
+    algorithm: the collective algorithm that runs it ("" the step's: NCCL's choice or
+    training.collective_algorithm); "deepep" for the deepep dispatcher's hops.
     """
 
     op: str
@@ -89,6 +91,7 @@ class Comm:
     steps: int = 1
     overlapped: bool = False
     with_previous: bool = False
+    algorithm: str = ""
 
     def __post_init__(self) -> None:
         if self.op not in COMM_OPS:

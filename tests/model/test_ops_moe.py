@@ -217,3 +217,14 @@ def test_deepep_permutes_on_the_receiving_side_only():
     # The alltoall dispatcher keeps its four permutations.
     names = [o.name for g in layer_segments(ARCH, S, B, True, index=0, ep=4) for o in g.ops]
     assert {"moe_permute", "moe_sort", "moe_unsort", "moe_unpermute"} <= set(names)
+
+
+def test_deepep_hops_run_deepeps_kernels():
+    # The deepep dispatcher's two hops name their algorithm (DeepEP's chunked kernels, a send's
+    # calibration row); the alltoall dispatcher's all-to-all leaves it to the step.
+    from simulator.model.ops import Dispatch
+
+    segs = layer_segments(ARCH, S, B, True, index=0, ep=4, dispatch=Dispatch(kind="deepep"))
+    assert all(c.algorithm == "deepep" for c in seg(segs, "moe_route").after)
+    plain = layer_segments(ARCH, S, B, True, index=0, ep=4)
+    assert all(c.algorithm == "" for c in seg(plain, "moe_route").after)

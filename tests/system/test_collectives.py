@@ -419,3 +419,17 @@ def test_unique_ids_equals_numpy_unique(ids, bound):
     want_uniq, want_inverse = np.unique(arr, return_inverse=True)
     assert uniq.dtype == want_uniq.dtype and np.array_equal(uniq, want_uniq)
     assert np.array_equal(inverse, want_inverse)
+
+
+def test_deepep_all_to_all_takes_a_sends_fill():
+    # The same flows as the all-to-all ("direct"), with the p2p row: its fill is one network
+    # chunk (128 KiB) where the ring row's is up to 7 x 4 MiB, so a 128 MiB all-to-all between
+    # 4 hosts is faster by about the difference at the NIC's rate, and never slower.
+    topo = load_topology("h800-ib-cluster", num_hosts=4)
+    group = tuple(range(0, 32, 8))  # one GPU per host
+    size = 128 * 2**20
+    direct = collective_cost(topo, "all_to_all", group, size, algorithm="direct")
+    deepep = collective_cost(topo, "all_to_all", group, size, algorithm="deepep")
+    assert deepep.algorithm == "deepep" and deepep.protocol == "Simple"
+    assert deepep.bytes_per_rank_sent == direct.bytes_per_rank_sent
+    assert deepep.time_s < direct.time_s

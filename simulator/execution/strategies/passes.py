@@ -195,7 +195,12 @@ class StageSchedule:
                     size_bytes=c.size_bytes * (c.steps + 1),
                 )
             else:
-                made = Collective(op=c.op, group=self.ctx.groups[c.dim], size_bytes=c.size_bytes)
+                made = Collective(
+                    op=c.op,
+                    group=self.ctx.groups[c.dim],
+                    size_bytes=c.size_bytes,
+                    algorithm=c.algorithm,
+                )
             self._collectives[c] = made
         return made
 

@@ -188,6 +188,21 @@ ALGORITHMS: dict[str, Algorithm] = {
             ops=("all_to_all",),
             plan_together=plan_all_to_all_together,
         ),
+        # DeepEP's normal kernels (the deepep dispatcher's two hops): the all-to-all's flows,
+        # pipelined in chunks of a few tokens rather than NCCL's ring-sized units, so with a
+        # send's calibration row and its one-chunk fill. DeepEP V1's tests tune RDMA chunks of
+        # 4-32 tokens and NVLink chunks of 4-44 (tests/legacy/test_internode.py; 16 tokens of
+        # 7,168 FP8 bytes = 115 KB, about NCCL_P2P_NET_CHUNKSIZE's 128 KiB). Chosen on DeepEP's
+        # published RDMA bandwidths (collectives.yaml, deepep-v1-h800-*: calibration).
+        Algorithm(
+            name="deepep",
+            plan=plan_all_to_all,
+            ops=("all_to_all",),
+            plan_together=plan_all_to_all_together,
+            family="p2p",
+            protocols=P2P_PROTOCOLS,
+            auto=False,
+        ),
         Algorithm(
             name="p2p",
             plan=plan_p2p,
