@@ -21,9 +21,11 @@ table (`Efficiency.attention_table`) times its attention kernels from it:
 Source: Shah et al. 2024, "FlashAttention-3: Fast and Accurate Attention with Asynchrony and
 Low-precision" (arXiv 2407.08608), Fig. 5 (forward, head dim 128, causal False and True) and
 Fig. 6 (backward, head dim 128, causal False), on an H100 80GB SXM5, 16-bit inputs, batch x
-sequence = 16k tokens, hidden 2048. The values are the figures' bar labels (TFLOP/s). Head dim
-128 stands for every head dim (the paper's 64 and 256 figures are forward only). GPUs without a
-table keep their single FlashAttention-2 figure (`Efficiency.attention`).
+sequence = 16k tokens, hidden 2048. The values are the figures' bar labels (TFLOP/s), as a
+third-party transcription of the figures reads them (two transcriptions of the non-causal forward
+figure differ in two cells: cuDNN / FlashAttention-3 at 512, 497 / 467 or the reverse, and
+FlashAttention-2 at 16k, 370 or 395; the first readings are taken). Head dim 128 stands for every
+head dim. GPUs without a table keep their single FlashAttention-2 figure (`Efficiency.attention`).
 """
 
 from __future__ import annotations
