@@ -12,7 +12,7 @@ from simulator.execution.breakdown import StepBreakdown
 from simulator.execution.frameworks.megatron import grad_buffer_bytes
 from simulator.execution.memory import MemoryBreakdown
 from simulator.execution.metrics import FLOPS_CONVENTION, StepMetrics, TrainingMetrics
-from simulator.execution.step import StepResult
+from simulator.execution.step import StepResult, attention_kernel
 from simulator.report.energy import energy_section
 from simulator.report.goodput import goodput_section
 from simulator.spec.specs import Scenario
@@ -139,6 +139,7 @@ def build_report(
             "flash_attention": t.flash_attention,
             "gradient_clipping": t.gradient_clipping,
             "kernels": t.kernels,
+            "attention_kernel": attention_kernel(scenario) if t.flash_attention else None,
         },
         "cluster": {
             "topology": c.topology_name,

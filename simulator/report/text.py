@@ -44,6 +44,7 @@ def _header(report: dict[str, Any]) -> list[str]:
             f"seq {t['seq_len']}, accum {t['grad_accum_steps']} (global batch {t['global_batch_size']} seqs), "
             f"checkpointing {t['activation_checkpointing']}"
             + (f", {t['kernels']} kernels" if t.get("kernels") else "")
+            + (f", {t['attention_kernel']} attention" if t.get("attention_kernel") else "")
         ),
         f"  cluster   {c['num_gpus']} x {c['gpu']} on {c['num_hosts']} host(s) of topology {c['topology']}"
         + (f", power cap {c['power_cap_w']:g} W per GPU" if c.get("power_cap_w") else ""),

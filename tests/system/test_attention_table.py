@@ -152,3 +152,12 @@ def test_cudnn_attention_shortens_a_megatron_h100_step():
     (op,) = _core(4096, causal=True)
     # cuDNN's causal 4k forward (518) over FlashAttention-2's (319).
     assert fa2.op_time_s(op) / cudnn.op_time_s(op) == pytest.approx(518 / 319, rel=0.01)
+
+
+def test_the_report_names_the_kernel():
+    from simulator.studies.simulate import simulate
+
+    report = simulate(scenario_from_dict(_scenario("megatron", "dgx-h100")), goodput=False)
+    assert report["training"]["attention_kernel"] == "cudnn"
+    unfused = scenario_from_dict(_scenario("pytorch-fsdp", "dgx-a100", flash_attention=False))
+    assert simulate(unfused, goodput=False)["training"]["attention_kernel"] is None
