@@ -337,9 +337,22 @@ def check_compat(
 
 
 def _check_attention_kernel(t: TrainingSpec, c: ClusterSpec, problems: list[Problem]) -> None:
-    """A kernel other than FlashAttention-2 needs the GPU's published figures for it."""
+    """A fused attention kernel needs flash attention on; one other than FlashAttention-2 needs
+    the GPU's published figures for it."""
     kernel = t.attention_kernel
-    if kernel is None or kernel == "flash-attention-2":
+    if kernel is None:
+        return
+    if not t.flash_attention:
+        problems.append(
+            Problem(
+                "training.attention_kernel",
+                f"{kernel} is a fused attention kernel, but training.flash_attention is false "
+                "(the attention runs unfused: its GEMMs and softmax)",
+                "set flash_attention: true, or leave attention_kernel out",
+            )
+        )
+        return
+    if kernel == "flash-attention-2":
         return
     have = kernels_of(c.gpu.efficiency.attention_table)
     if kernel not in have:

@@ -81,6 +81,7 @@ VARIANTS = [
     # An attention kernel the GPU has no published figures for (A100) is refused.
     ({"attention_kernel": "cudnn"}, None),
     ({"attention_kernel": "flash-attention-3"}, {"topology": "dgx-h100"}),
+    ({"attention_kernel": "flash-attention-2", "flash_attention": False}, None),
 ]
 
 

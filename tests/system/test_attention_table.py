@@ -161,3 +161,12 @@ def test_the_report_names_the_kernel():
     assert report["training"]["attention_kernel"] == "cudnn"
     unfused = scenario_from_dict(_scenario("pytorch-fsdp", "dgx-a100", flash_attention=False))
     assert simulate(unfused, goodput=False)["training"]["attention_kernel"] is None
+
+
+def test_a_kernel_without_flash_attention_is_refused():
+    with pytest.raises(UserError) as err:
+        scenario_from_dict(
+            _scenario("megatron", "dgx-h100", attention_kernel="cudnn", flash_attention=False)
+        )
+    (problem,) = err.value.problems
+    assert problem.path == "training.attention_kernel" and "flash_attention" in problem.message
