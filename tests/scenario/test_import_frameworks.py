@@ -400,3 +400,29 @@ def test_accelerate_dynamo_inductor_sets_compiled_kernels(tmp_path):
         path.write_text(base + f"dynamo_config:\n  dynamo_backend: {backend}\n")
         t = import_files([LLAMA, path], "dgx-h100").document["training"]
         assert t.get("kernels") == expected
+
+
+@pytest.mark.parametrize(
+    "backend, key, value",
+    [
+        ("fused", "training.attention_kernel", "cudnn"),
+        ("flash", "training.attention_kernel", "flash-attention-2"),
+        ("unfused", "training.flash_attention", False),
+        ("local", "training.flash_attention", False),
+    ],
+)
+def test_megatron_attention_backend(backend, key, value):
+    # Megatron-Core's --attention-backend (AttnBackend): fused is TE's cuDNN FusedAttention.
+    text = "--num-layers 2 --hidden-size 256 --num-attention-heads 4 --seq-length 512 "
+    p = import_text(text + f"--attention-backend {backend}", "args")
+    values = {path: v for path, v, _ in p.assignments}
+    assert values[key] == value
+    assert not [e.key for e in p.entries if e.unknown]
+
+
+def test_megatron_attention_backend_auto_and_unknown():
+    text = "--num-layers 2 --hidden-size 256 --num-attention-heads 4 --seq-length 512 "
+    auto = import_text(text + "--attention-backend auto", "args")
+    assert "training.attention_kernel" not in {path for path, _, _ in auto.assignments}
+    bogus = import_text(text + "--attention-backend magic", "args")
+    assert any(e.key == "--attention-backend" and e.status == "refused" for e in bogus.entries)

@@ -92,6 +92,7 @@ _READ = (
     "attention-dropout",
     "clip-grad",
     "optimizer",
+    "attention-backend",
 )
 _IGNORED_PREFIXES = {
     ("lr", "min-lr", "lr-", "weight-decay", "adam-", "init-method", "seed"): (
@@ -296,6 +297,7 @@ def _training(args: dict[str, str | None], p: Partial) -> None:
             p.refuse("--optimizer", optimizer, "adam or sgd")
     else:
         p.assignments.append((f"{TR}.optimizer", "adamw", "default: Megatron's adam is AdamW"))
+    _attention_backend(args, p)
     _recompute(args, p)
     per_chunk = args.get("num-layers-per-virtual-pipeline-stage")
     if per_chunk is not None:
@@ -313,6 +315,25 @@ def _training(args: dict[str, str | None], p: Partial) -> None:
         )
     if per_chunk is not None or "virtual-pipeline-model-parallel-size" in args:
         p.assignments.append((f"{PAR}.pipeline.schedule", "interleaved-1f1b", "virtual stages"))
+
+
+def _attention_backend(args: dict[str, str | None], p: Partial) -> None:
+    """--attention-backend (Megatron-Core's AttnBackend): fused is Transformer Engine's cuDNN
+    FusedAttention, flash its FlashAttention backend, unfused and local the unfused attention;
+    auto leaves Transformer Engine's choice (cuDNN on Hopper), the scenario's default."""
+    if "attention-backend" not in args:
+        return
+    backend = args["attention-backend"]
+    kernels = {"fused": "cudnn", "flash": "flash-attention-2"}
+    if backend in kernels:
+        why = "FlashAttention-3 only where flash-attn 3 is installed" if backend == "flash" else ""
+        p.map("--attention-backend", backend, f"{TR}.attention_kernel", kernels[str(backend)], why)
+    elif backend in ("unfused", "local"):
+        p.map("--attention-backend", backend, f"{TR}.flash_attention", False, "unfused attention")
+    elif backend == "auto":
+        p.ignore("--attention-backend", backend, "Transformer Engine's choice, the default")
+    else:
+        p.refuse("--attention-backend", backend, "flash, fused, unfused, local or auto")
 
 
 def _recompute(args: dict[str, str | None], p: Partial) -> None:
