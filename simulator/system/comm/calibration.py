@@ -27,8 +27,9 @@ from simulator.system.comm.nccl_tables import GBPS, US
 from simulator.system.hardware.gpu import ARCHS as GPU_ARCHS
 
 OPS = ("all_reduce", "all_gather", "reduce_scatter", "broadcast", "reduce", "all_to_all")
-# Algorithm families with their own rows in NCCL's tables, and "p2p" (pipeline sends: P2P_*
-# below); the all-to-all and clustersim's hierarchical all-reduce use the ring's.
+# Algorithm families with their own rows in NCCL's tables, and "p2p" (pipeline sends and
+# DeepEP's chunked all-to-all: P2P_* below); NCCL's all-to-all and clustersim's hierarchical
+# all-reduce use the ring's.
 FAMILIES = ("ring", "tree", "nvls", "nvls_tree", "collnet", "pat", "p2p")
 ARCHS = GPU_ARCHS  # NCCL's per-architecture rows: one per GPU architecture of the catalog
 
@@ -139,8 +140,9 @@ RING_FILL_UNIT = 4 * 2**20
 NVLS_FILL_STEPS = 1.0
 NVLS_ROUND_S = 3.75 * US
 NVLS_EXTRA_S = 2.0 * US
-# Point-to-point (family "p2p": a pipeline send): NCCL sends a p2p transfer in chunks of
-# NCCL_P2P_NVL_CHUNKSIZE (512 KiB) between GPUs of a node and NCCL_P2P_NET_CHUNKSIZE (128 KiB)
+# Point-to-point (family "p2p": a pipeline send, and the deepep algorithm's all-to-all, whose
+# kernels pipeline chunks of a few tokens: algorithms/__init__.py): NCCL sends a p2p transfer
+# in chunks of NCCL_P2P_NVL_CHUNKSIZE (512 KiB) between GPUs of a node and NCCL_P2P_NET_CHUNKSIZE (128 KiB)
 # over the network (their defaults, NCCL src/init.cc), pipelined through its buffer, so the
 # transfer's fill and drain is one chunk at its rate (the least a chunked pipeline pays). The
 # ring's fitted fill (RING_FILL_*: a ring all-reduce's bandwidth ramp on Azure's table) is not

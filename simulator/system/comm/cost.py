@@ -316,7 +316,7 @@ class CommContext:
         heads (src/enqueue.cc), which also pays `round_s` per round."""
         if step.fill_unit_bytes > 0:
             unit = step.fill_unit_bytes
-            if ph.net_steps and step.net_fill_unit_bytes:  # a send over the network: its chunk
+            if ph.net_steps and step.net_fill_unit_bytes:  # p2p over the network: its chunk
                 unit = step.net_fill_unit_bytes
             return step.fill_steps * min(unit, sent / max(ph.n_steps, 1.0)) / rate
         if not (step.fill_steps or step.round_s):

@@ -32,12 +32,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from functools import cache
+
+import numpy as np
 
 from simulator.core.cache import Memo
 from simulator.model.ops_common import AttnShape
 
 SEQ_LENGTHS = (512, 1024, 2048, 4096, 8192, 16384)
+_LOG2_LENGTHS = np.log2(SEQ_LENGTHS)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -73,15 +75,8 @@ class AttentionTable:
 
 
 def _interpolate(values: tuple[float, ...], x: float) -> float:
-    """Linear in log2(L) between SEQ_LENGTHS, held at the ends."""
-    xs = [math.log2(s) for s in SEQ_LENGTHS]
-    if x <= xs[0]:
-        return values[0]
-    if x >= xs[-1]:
-        return values[-1]
-    i = next(j for j in range(1, len(xs)) if x <= xs[j])
-    t = (x - xs[i - 1]) / (xs[i] - xs[i - 1])
-    return values[i - 1] + t * (values[i] - values[i - 1])
+    """Linear in log2(L) between SEQ_LENGTHS, held at the ends (np.interp)."""
+    return float(np.interp(x, _LOG2_LENGTHS, values))
 
 
 _FA3_PAPER = (
@@ -114,7 +109,6 @@ H100_SXM_FA3_PAPER = AttentionTable(
 ATTENTION_TABLES = {t.name: t for t in (H100_SXM_FA3_PAPER,)}
 
 
-@cache
 def attention_table(name: str) -> AttentionTable:
     return ATTENTION_TABLES[name]
 

@@ -43,15 +43,16 @@ def unique_ids(ids: np.ndarray, bound: int | None = None) -> tuple[np.ndarray, n
     same arrays, by a mark per possible id instead of a sort where the ids' range is at most a
     few times their count (a step's plans sum loads over hundreds of thousands of link ids)."""
     ids = np.asarray(ids)
-    top = (int(ids.max()) + 1 if len(ids) else 0) if bound is None else bound
-    if not len(ids) or top > 8 * len(ids) + 4096:
-        return np.unique(ids, return_inverse=True)
-    mark = np.zeros(top, bool)
-    mark[ids] = True
-    uniq = np.flatnonzero(mark).astype(ids.dtype, copy=False)
-    index = np.empty(top, np.intp)
-    index[uniq] = np.arange(len(uniq))
-    return uniq, index[ids]
+    if len(ids):
+        top = int(ids.max()) + 1 if bound is None else bound
+        if top <= 8 * len(ids) + 4096:
+            mark = np.zeros(top, bool)
+            mark[ids] = True
+            uniq = np.flatnonzero(mark).astype(ids.dtype, copy=False)
+            index = np.empty(top, np.intp)
+            index[uniq] = np.arange(len(uniq))
+            return uniq, index[ids]
+    return np.unique(ids, return_inverse=True)
 
 
 def merge_phases(phases: Sequence[PhasePlan]) -> PhasePlan:
